@@ -1,0 +1,77 @@
+"""What an engine must offer the console. The pages never know which one they talk to.
+
+Two implementations: :class:`console.engine.EmbeddedEngine` (default, in-process, SQLite) and
+:class:`console.kestra_backend.KestraBackend` (when ``KESTRA_URL`` is set). Approvals, roles and
+the audit trail are not part of an engine: :mod:`console.approvals` owns them and calls
+:meth:`Backend.resume` once a decision is final.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from console.executions import Execution, LogEntry, State
+
+LOOP_FLOW_ID = "devops-loop"
+
+
+class BackendError(RuntimeError):
+    """An engine could not do what was asked; the message is fit to show an operator."""
+
+
+class BackendUnavailable(BackendError):
+    """The engine cannot be reached (down, slow, refusing credentials)."""
+
+
+@dataclass
+class Page:
+    items: list[Execution]
+    total: int
+    page: int = 1
+    size: int = 50
+
+
+@dataclass
+class Health:
+    ok: bool
+    backend: str
+    message: str = ""
+    version: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class Backend(Protocol):
+    name: str
+
+    def health(self) -> Health: ...
+
+    def launch(self, snapshot_doc: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None) -> str:
+        """Start the loop on a snapshot document; return the execution id at once.
+
+        The run continues in the background; poll :meth:`get_execution` for progress.
+        """
+        ...
+
+    def search_executions(
+        self,
+        *,
+        states: list[State] | None = None,
+        flow_id: str | None = None,
+        page: int = 1,
+        size: int = 50,
+    ) -> Page: ...
+
+    def get_execution(self, execution_id: str) -> Execution: ...
+
+    def execution_logs(self, execution_id: str) -> list[LogEntry]: ...
+
+    def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
+        """Resume a PAUSED execution with the approval decision (Kestra's Pause onResume inputs)."""
+        ...
+
+    def kill(self, execution_id: str) -> None: ...
+
+    def ui_link(self, execution_id: str) -> str | None:
+        """Link to the execution in the engine's own UI, if it has one."""
+        ...
