@@ -46,7 +46,9 @@ class Backend(Protocol):
 
     def health(self) -> Health: ...
 
-    def launch(self, snapshot_doc: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None) -> str:
+    def launch(
+        self, snapshot_doc: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
+    ) -> str:
         """Start the loop on a snapshot document; return the execution id at once.
 
         The run continues in the background; poll :meth:`get_execution` for progress.

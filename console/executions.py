@@ -10,13 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from console.models import format_time, parse_time
 
 
-class State(str, Enum):
+class State(StrEnum):
     CREATED = "CREATED"
     SUBMITTED = "SUBMITTED"
     QUEUED = "QUEUED"
@@ -256,7 +256,9 @@ def _task_run(doc: Any) -> TaskRun:
         state=_state(state_doc.get("current"), "taskRunList[].state.current"),
         histories=_histories(state_doc.get("histories"), "taskRunList[].state.histories"),
         outputs=_mapping(doc.get("outputs") or {}, "taskRunList[].outputs"),
-        parent_task_run_id=doc.get("parentTaskRunId") if isinstance(doc.get("parentTaskRunId"), str) else None,
+        parent_task_run_id=doc.get("parentTaskRunId")
+        if isinstance(doc.get("parentTaskRunId"), str)
+        else None,
         value=doc.get("value") if isinstance(doc.get("value"), str) else None,
     )
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
@@ -31,7 +31,7 @@ def format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class Verdict(str, Enum):
+class Verdict(StrEnum):
     CONTINUE = "CONTINUE"
     ROLLBACK = "ROLLBACK"
     ESCALATE = "ESCALATE"
@@ -44,7 +44,7 @@ def stricter_verdict(a: Verdict, b: Verdict) -> Verdict:
     return a if VERDICT_STRICTNESS[a] >= VERDICT_STRICTNESS[b] else b
 
 
-class Severity(str, Enum):
+class Severity(StrEnum):
     LOW = "LOW"
     MEDIUM = "MEDIUM"
     HIGH = "HIGH"
@@ -54,23 +54,23 @@ class Severity(str, Enum):
 SEVERITY_ORDER = [Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL]
 
 
-class Risk(str, Enum):
+class Risk(StrEnum):
     LOW = "LOW"
     MEDIUM = "MEDIUM"
     HIGH = "HIGH"
     CRITICAL = "CRITICAL"
 
 
-class Classification(str, Enum):
+class Classification(StrEnum):
     """Kayenta's per-metric result."""
 
-    PASS = "Pass"
+    PASS = "Pass"  # noqa: S105 - a verdict, not a password
     HIGH = "High"
     LOW = "Low"
     NODATA = "NoData"
 
 
-class Direction(str, Enum):
+class Direction(StrEnum):
     """Which change of a metric is bad."""
 
     INCREASE = "increase"  # higher is worse (errors, latency)
@@ -116,7 +116,7 @@ class Snapshot:
             "metrics": {
                 name: [
                     [format_time(datetime.fromtimestamp(t, UTC)), v]
-                    for t, v in zip(times, values)
+                    for t, v in zip(times, values, strict=False)
                 ]
                 for name, (times, values) in self.metrics.items()
             },

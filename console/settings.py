@@ -143,9 +143,7 @@ def _read_secrets(path: Path) -> dict[str, Any]:
         raise SettingsError(f"{path.name} could not be read: {exc}") from None
 
 
-def load_settings(
-    env: dict[str, str] | None = None, secrets_path: Path | None = None
-) -> Settings:
+def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None = None) -> Settings:
     """Build settings: defaults, then top-level keys of secrets.toml, then the environment.
 
     secrets.toml uses the same names as the environment (e.g. ``TOGETHER_API_KEY = "..."``) plus
