@@ -73,8 +73,10 @@ class Settings:
     llm_timeout_s: float = 20.0
     llm_max_retries: int = 1
 
-    # identity: the raw [auth] table of secrets.toml (users, cookie settings, OIDC)
+    # identity: the [console_auth] table of secrets.toml (mode, users with password hashes, OIDC roles)
     auth: dict[str, Any] = field(default_factory=dict)
+    oidc_configured: bool = False
+    """Streamlit's own [auth] table (st.login) has a client id."""
 
     @property
     def db_path(self) -> Path:
@@ -98,6 +100,7 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "auth":
+                out["users_configured"] = len(value.get("users") or {})
                 continue
             if isinstance(value, Secret):
                 out[f.name] = "set" if value else "not set"
@@ -146,8 +149,9 @@ def _read_secrets(path: Path) -> dict[str, Any]:
 def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None = None) -> Settings:
     """Build settings: defaults, then top-level keys of secrets.toml, then the environment.
 
-    secrets.toml uses the same names as the environment (e.g. ``TOGETHER_API_KEY = "..."``) plus
-    an ``[auth]`` table for identities.
+    secrets.toml uses the same names as the environment (e.g. ``TOGETHER_API_KEY = "..."``), a
+    ``[console_auth]`` table for the console's users and roles, and Streamlit's own ``[auth]`` table
+    when OIDC login (``st.login``) is configured.
     """
     env = dict(os.environ if env is None else env)
     secrets = _read_secrets(secrets_path or Path(env.get("CONSOLE_SECRETS", DEFAULT_SECRETS_PATH)))
@@ -162,9 +166,15 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
             values[attr] = convert(str(raw)) if convert is not str else str(raw).strip()
         except ValueError:
             raise SettingsError(f"{name} must be a {convert.__name__}, got {raw!r}") from None
-    auth = secrets.get("auth")
+    auth = secrets.get("console_auth")
     if isinstance(auth, dict):
         values["auth"] = auth
+    streamlit_auth = secrets.get("auth")
+    if isinstance(streamlit_auth, dict):
+        providers = [v for v in streamlit_auth.values() if isinstance(v, dict)]
+        values["oidc_configured"] = bool(
+            streamlit_auth.get("client_id") or any(p.get("client_id") for p in providers)
+        )
     settings = Settings(**values)
     if not 0.0 <= settings.auto_approve_confidence <= 1.0:
         raise SettingsError("AUTO_APPROVE_CONFIDENCE must be between 0 and 1")
