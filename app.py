@@ -1,0 +1,45 @@
+"""Operator console entry point: page config, identity, backend status, navigation.
+
+Run with ``streamlit run app.py``. The pages live in ``app_pages/`` (not ``pages/``: a ``pages/``
+folder beside an entry script that calls ``st.navigation`` makes Streamlit's first deep-linked
+session report a false "Page not found").
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_support as ui
+
+st.set_page_config(page_title="DevOps Loop Console", page_icon=":material/autorenew:", layout="wide")
+
+services = ui.get_services()
+settings = services.settings
+
+with st.sidebar:
+    st.markdown("### :material/autorenew: DevOps Loop")
+identity = ui.identity_sidebar(settings)
+ui.sidebar_status(services)
+
+pages = {
+    "Operate": [
+        st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("app_pages/deployments.py", title="Deployments", icon=":material/rocket:"),
+        st.Page("app_pages/approvals.py", title="Approvals", icon=":material/gavel:"),
+        st.Page("app_pages/executions.py", title="Executions", icon=":material/account_tree:"),
+        st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+    ],
+    "Improve": [
+        st.Page("app_pages/scenarios.py", title="Scenarios", icon=":material/science:"),
+        st.Page("app_pages/learning.py", title="Learning", icon=":material/school:"),
+    ],
+}
+if identity is not None and identity.is_admin:
+    pages["Admin"] = [st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:")]
+
+if ui.demo_mode(settings):
+    st.caption(":orange-badge[:material/info: Demo mode] anyone can pick any name and role in the sidebar.")
+if services.error:
+    st.warning(services.error, icon="⚠️")
+
+st.navigation(pages).run()

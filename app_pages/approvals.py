@@ -1,0 +1,180 @@
+"""Approvals: risky actions waiting for a human, with evidence, risk, confidence and a countdown.
+
+Approve / Reject go through a confirm dialog driven by session_state (see NOTES: the dialog opens
+whenever ``approval_request`` is set; confirming or dismissing clears it), so a double click cannot
+decide twice and the write happens only in the confirm branch. Roles, self-approval and double
+decisions are enforced by ``ApprovalService``; this page only shows its one-line answers.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import streamlit as st
+
+import app_support as ui
+from console import views
+from console.auth import PermissionDenied
+from console.models import Decision
+
+services = ui.get_services()
+approvals = services.approvals
+identity = ui.current_identity()
+
+st.title(":material/gavel: Approvals")
+if approvals is None:
+    st.error(services.error or "The approval service is not available.", icon="🚫")
+    st.stop()
+
+try:
+    from console.approvals import AlreadyDecided
+except ImportError:  # older service without the exception: nothing to catch separately
+    AlreadyDecided = LookupError  # type: ignore[misc,assignment]
+
+
+def request_decision(approval_id: str, approved: bool) -> None:
+    """Button callback: remember what the operator asked for; the dialog confirms it."""
+    st.session_state["approval_request"] = {"id": approval_id, "approved": approved}
+    st.session_state.pop("approval_result", None)
+
+
+def clear_request() -> None:
+    st.session_state.pop("approval_request", None)
+
+
+def decide(approval_id: str, approved: bool, comment: str) -> None:
+    """Call the service and keep its one-line answer for the next run."""
+    who = ui.current_identity()
+    verb = "approved" if approved else "rejected"
+    try:
+        if who is None:
+            raise PermissionDenied("sign in first")
+        result = approvals.decide(approval_id, who, approved, comment)
+    except PermissionDenied as exc:
+        st.session_state["approval_result"] = ("error", f"Not allowed: {exc}")
+    except AlreadyDecided as exc:
+        st.session_state["approval_result"] = ("warning", f"Already decided: {exc}")
+    except ValueError as exc:
+        st.session_state["approval_result"] = ("error", str(exc))
+    except Exception as exc:  # the engine failing to resume, the store busy...
+        ui.log.exception("approval decision failed")
+        st.session_state["approval_result"] = ("error", f"The decision could not be saved: {exc}")
+    else:
+        message = views.field(result, "message", "") or f"{verb.capitalize()} {approval_id}."
+        st.session_state["approval_result"] = ("success", str(message))
+    ui.clear_caches()
+
+
+@st.dialog("Confirm decision", on_dismiss=clear_request)
+def confirm_dialog(request: dict) -> None:
+    approved = request["approved"]
+    st.markdown(f"You are about to **{'approve' if approved else 'reject'}** approval `{request['id']}`.")
+    if approved:
+        st.caption("The recommended actions will run as soon as you confirm.")
+    else:
+        st.caption("Nothing risky will run. A comment is required when rejecting.")
+    comment = st.text_area("Comment", key="approval_comment", max_chars=1000)
+    left, right = st.columns(2)
+    if left.button("Confirm", type="primary", key="approval_confirm"):
+        if not approved and not comment.strip():
+            st.error("A rejection needs a comment saying why.")
+            return
+        decide(request["id"], approved, comment.strip())
+        clear_request()
+        st.session_state.pop("approval_comment", None)
+        st.rerun()
+    if right.button("Cancel", key="approval_cancel"):
+        clear_request()
+        st.rerun()
+
+
+result = st.session_state.get("approval_result")
+if result:
+    kind, message = result
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](message)
+
+request = st.session_state.get("approval_request")
+if request:
+    confirm_dialog(request)
+
+can_decide = identity is not None and identity.can_approve
+if identity is not None and not can_decide:
+    st.info(f"You are signed in as a {identity.role.value}: you can see approvals but not decide them.")
+
+pending_tab, history_tab = st.tabs(["Pending", "History"])
+
+with pending_tab:
+    pending = ui.safe(approvals.pending, default=[], what="pending approvals")
+    if not pending:
+        st.success("Nothing is waiting for a decision.", icon="✅")
+    now = datetime.now(UTC)
+    for item in pending:
+        approval_id = str(views.field(item, "id"))
+        decision_doc = views.field(item, "decision", {})
+        try:
+            decision = Decision.from_dict(decision_doc) if decision_doc else None
+        except (KeyError, ValueError, TypeError):
+            decision = None
+        actions = views.field(item, "actions", [])
+        risk = str(views.field(item, "risk", ""))
+        with st.container(border=True, key=f"approval_{approval_id}"):
+            head = st.columns([3, 1, 1, 2])
+            with head[0]:
+                st.markdown(
+                    f"**{views.field(item, 'service', '?')}** · " + ", ".join(views.action_names(actions))
+                )
+                st.caption(
+                    f"Requested by {views.field(item, 'requested_by', '?')} for execution "
+                    f"{views.field(item, 'execution_id', '?')}"
+                )
+            with head[1]:
+                st.caption("Risk")
+                ui.badge(views.Badge(risk or "—", views.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
+            head[2].metric("Confidence", views.format_percent(views.field(item, "confidence")))
+            with head[3]:
+                expires = views.field(item, "expires_at")
+                left = views.seconds_left(expires, now)
+                text = views.countdown_text(expires, now)
+                (st.warning if left is not None and left < 300 else st.info)(
+                    f"{text} — rejected automatically on expiry", icon="⏳"
+                )
+            needed = int(views.field(item, "required_approvals", 1) or 1)
+            if needed > 1:
+                st.caption(f"Needs {needed} different approvers.")
+            if decision is not None:
+                with st.expander("Evidence", expanded=False):
+                    ui.render_decision(decision, key=f"ap_{approval_id}")
+            b1, b2, _ = st.columns([1, 1, 4])
+            b1.button(
+                "Approve",
+                key=f"approve_{approval_id}",
+                type="primary",
+                disabled=not can_decide,
+                on_click=request_decision,
+                args=(approval_id, True),
+                icon=":material/check:",
+            )
+            b2.button(
+                "Reject",
+                key=f"reject_{approval_id}",
+                disabled=not can_decide,
+                on_click=request_decision,
+                args=(approval_id, False),
+                icon=":material/close:",
+            )
+
+with history_tab:
+    history = ui.safe(approvals.history, default=[], what="approval history")
+    frame = views.approvals_history_frame(views.flatten_approvals(history))
+    if frame.empty:
+        st.caption("No decided approvals yet.")
+    else:
+        st.dataframe(frame, hide_index=True, width="stretch", key="approvals_history")
+        st.download_button(
+            "Download CSV",
+            frame.to_csv(index=False).encode(),
+            file_name="approvals_audit.csv",
+            mime="text/csv",
+            icon=":material/download:",
+            key="approvals_csv",
+        )

@@ -1,0 +1,129 @@
+"""Executions, the way Kestra shows them: state filter, duration, flow; a Gantt of task runs,
+each task's outputs and logs. Deep link: ``/executions?execution=ID``."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_support as ui
+from console import charts, views
+from console.executions import State
+
+services = ui.get_services()
+backend = services.backend
+st.title(":material/account_tree: Executions")
+
+if backend is None:
+    st.error(services.error or "No engine is available.", icon="🚫")
+    st.stop()
+
+
+@st.cache_data(ttl=ui.READ_TTL_S, show_spinner=False)
+def search(_backend, db: str, states: tuple[str, ...], page: int, size: int):
+    result = _backend.search_executions(states=[State(s) for s in states] or None, page=page, size=size)
+    return result.items, result.total
+
+
+def show_detail(execution_id: str) -> None:
+    execution = ui.safe(
+        ui.read_execution,
+        backend,
+        ui.db_key(services),
+        execution_id,
+        default=None,
+        what=f"execution {execution_id}",
+    )
+    if execution is None:
+        return
+    head, side = st.columns([3, 1])
+    with head:
+        st.subheader(f"{execution.namespace}.{execution.flow_id}")
+        st.code(execution.id, language=None)
+    with side:
+        ui.state(execution.state.value)
+        st.caption(f"Duration {views.format_duration(execution.duration_s)}")
+        link = ui.safe(backend.ui_link, execution.id, default=None, what="Kestra link")
+        if link:
+            st.link_button("Open in Kestra", link, icon=":material/open_in_new:")
+    if execution.labels:
+        st.caption("Labels")
+        st.dataframe(views.key_value_frame(execution.labels), hide_index=True, key="ex_labels")
+    runs = views.task_runs_frame(execution)
+    st.plotly_chart(charts.gantt_figure(runs), key="ex_gantt", width="stretch")
+    logs = ui.safe(backend.execution_logs, execution.id, default=[], what="logs")
+    task_ids = [run.task_id for run in execution.task_runs]
+    tabs = st.tabs(["All logs", *task_ids])
+    with tabs[0]:
+        frame = views.logs_frame(logs)
+        if frame.empty:
+            st.caption("No logs.")
+        else:
+            st.dataframe(frame, hide_index=True, width="stretch", key="ex_logs_all")
+    for tab, run in zip(tabs[1:], execution.task_runs, strict=True):
+        with tab:
+            cols = st.columns([1, 1, 2])
+            with cols[0]:
+                ui.state(run.state.value)
+            cols[1].caption(f"started {run.start:%H:%M:%S}" if run.start else "not started")
+            st.caption("Outputs")
+            st.json(run.outputs or {}, expanded=1)
+            frame = views.logs_frame(logs, task_id=run.task_id)
+            if not frame.empty:
+                st.dataframe(frame, hide_index=True, width="stretch", key=f"ex_logs_{run.id}")
+
+
+deep_link = st.query_params.get("execution")
+if deep_link:
+    if st.button("Back to the list", icon=":material/arrow_back:", key="ex_back"):
+        del st.query_params["execution"]
+        st.rerun()
+    show_detail(deep_link)
+    st.stop()
+
+filters = st.columns([3, 1, 1])
+states = filters[0].multiselect(
+    "State",
+    [
+        s.value
+        for s in (State.RUNNING, State.PAUSED, State.SUCCESS, State.FAILED, State.KILLED, State.WARNING)
+    ],
+    key="ex_states",
+)
+size = filters[1].selectbox("Per page", [25, 50, 100], index=1, key="ex_size")
+page = filters[2].number_input("Page", min_value=1, value=1, step=1, key="ex_page")
+items, total = ui.safe(
+    search,
+    backend,
+    ui.db_key(services),
+    tuple(states),
+    int(page),
+    int(size),
+    default=([], 0),
+    what="search",
+)
+if total == 0:
+    ui.empty_state("No executions match." if states else "No executions yet.", link_scenarios=not states)
+    st.stop()
+st.caption(f"{total} executions · page {page} of {max(1, -(-total // size))}")
+frame = views.executions_frame(items)
+shown = frame.assign(state=frame["state"].map(views.state_label))
+event = st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    on_select="rerun",
+    selection_mode="single-row",
+    key="executions_table",
+    column_config={
+        "id": st.column_config.TextColumn("Id"),
+        "state": st.column_config.TextColumn("State"),
+        "start": st.column_config.DatetimeColumn("Start", format="YYYY-MM-DD HH:mm:ss"),
+        "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+    },
+)
+rows = event.selection.rows if event is not None else []
+if rows and rows[0] < len(frame):
+    st.divider()
+    show_detail(frame.iloc[rows[0]]["id"])
+else:
+    st.caption("Select a row to open the execution.")

@@ -1,0 +1,71 @@
+"""Overview: today's KPIs, latest decisions, service health, engine and analyzer in use."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+import app_support as ui
+from console import views
+
+services = ui.get_services()
+settings = services.settings
+
+st.title(":material/dashboard: Overview")
+
+if ui.require_store(services):
+    kpis = ui.safe(ui.read_kpis, services.store, ui.db_key(services), default=None, what="KPIs")
+    if kpis is not None:
+        for col, tile in zip(st.columns(5), views.kpi_tiles(kpis), strict=True):
+            col.metric(tile.label, tile.value, help=tile.help, border=True)
+
+    latest = ui.safe(
+        ui.read_latest_decisions, services.store, ui.db_key(services), 10, default=[], what="decisions"
+    )
+    if not latest:
+        ui.empty_state(
+            "No deployment has been analysed on this machine yet. Launch a demo scenario to watch the "
+            "loop collect, analyse, decide and act."
+        )
+    else:
+        left, right = st.columns([3, 2], gap="large")
+        with left:
+            st.subheader("Latest decisions")
+            frame = views.deployments_frame(latest)
+            st.dataframe(
+                views.decorate_deployments(frame),
+                hide_index=True,
+                column_order=["service", "version", "verdict", "confidence", "status", "deployed_at"],
+                column_config=ui.deployment_columns(),
+                width="stretch",
+            )
+            st.page_link("app_pages/deployments.py", label="All deployments", icon=":material/rocket:")
+        with right:
+            st.subheader("Services")
+            health = ui.safe(
+                ui.read_service_health, services.store, ui.db_key(services), default=[], what="service health"
+            )
+            for row in health:
+                with st.container(border=True):
+                    name_col, badge_col = st.columns([3, 2])
+                    name_col.markdown(f"**{views.field(row, 'service', '?')}**")
+                    name_col.caption(f"version {views.field(row, 'version', '?')}")
+                    with badge_col:
+                        ui.verdict(views.field(row, "verdict", ""))
+                        ui.status(views.field(row, "status", ""))
+
+st.subheader("Engine and analyzer")
+engine_col, analyzer_col = st.columns(2)
+ok, name, message = ui.backend_health(services.backend, settings.backend_name)
+with engine_col, st.container(border=True):
+    st.markdown(f"**Engine:** {'Kestra' if name == 'kestra' else 'Embedded'} ({name})")
+    ui.badge(views.Badge("healthy" if ok else "unreachable", "green" if ok else "red", ":material/dns:"))
+    if message:
+        st.caption(message)
+with analyzer_col, st.container(border=True):
+    if settings.llm_enabled:
+        st.markdown(f"**Analyzer:** statistics + LLM narrative ({settings.llm_model})")
+    else:
+        st.markdown("**Analyzer:** deterministic rules (no LLM key configured)")
+    st.caption(
+        f"Auto-approve threshold: {settings.auto_approve_confidence:.0%} confidence, LOW-risk actions only"
+    )

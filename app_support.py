@@ -1,0 +1,414 @@
+"""Streamlit-side glue shared by the pages: services, identity, safe calls, badges.
+
+Everything that touches ``st`` and is used by more than one page lives here; everything that can
+be computed without Streamlit lives in ``console/`` (views, charts). Pages stay thin: read through
+these helpers, render, call an action.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import streamlit as st
+
+from console import auth
+from console.backend import BackendError, BackendUnavailable
+from console.settings import Settings, SettingsError, load_settings
+from console.views import Badge, state_badge, status_badge, verdict_badge
+
+log = logging.getLogger("console.ui")
+T = TypeVar("T")
+
+ROLE_OPTIONS = [r.value for r in auth.Role]
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+@dataclass
+class Services:
+    settings: Settings
+    backend: Any
+    store: Any
+    approvals: Any
+    error: str = ""
+
+
+@st.cache_resource(show_spinner=False)
+def get_services() -> Services:
+    """Settings, the engine (embedded or Kestra), the store and the approval service, once per process."""
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        return Services(Settings(), None, None, None, error=f"Settings: {exc}")
+    backend = store = approvals = None
+    errors: list[str] = []
+    try:
+        from console.store import Store
+
+        store = Store(settings.db_path)
+    except Exception as exc:  # a missing/corrupt database must not take the console down
+        log.exception("store unavailable")
+        errors.append(f"Store unavailable: {_one_line(exc)}")
+    try:
+        from console.backend import make_backend
+
+        backend = make_backend(settings, store=store) if store is not None else make_backend(settings)
+    except TypeError:
+        from console.backend import make_backend
+
+        backend = make_backend(settings)
+    except Exception as exc:
+        log.exception("backend unavailable")
+        errors.append(f"Engine unavailable: {_one_line(exc)}")
+    if store is None and backend is not None:
+        store = getattr(backend, "store", None)
+    try:
+        from console.approvals import ApprovalService
+
+        if store is not None and backend is not None:
+            approvals = ApprovalService(store, backend, settings)
+    except Exception as exc:
+        log.exception("approval service unavailable")
+        errors.append(f"Approvals unavailable: {_one_line(exc)}")
+    return Services(settings, backend, store, approvals, error="; ".join(errors))
+
+
+def clear_caches() -> None:
+    """After a write: drop cached reads so the next render shows it."""
+    st.cache_data.clear()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:300]
+
+
+def safe(fn: Callable[..., T], *args: Any, default: T, what: str = "", **kwargs: Any) -> T:
+    """Call a backend/store function; on failure show one line and return ``default``.
+
+    BackendUnavailable becomes a warning banner (the page keeps rendering what it has); any other
+    error an st.error with the message. Tracebacks go to the server log, never to the screen.
+    """
+    try:
+        return fn(*args, **kwargs)
+    except BackendUnavailable as exc:
+        st.warning(f"Engine unreachable{f' ({what})' if what else ''}: {_one_line(exc)}", icon="⚠️")
+    except (BackendError, ValueError, LookupError, PermissionError) as exc:
+        st.error(f"{what + ': ' if what else ''}{_one_line(exc)}", icon="🚫")
+    except Exception as exc:
+        log.exception("unexpected error in %s", what or getattr(fn, "__name__", "call"))
+        st.error(f"{what + ': ' if what else ''}unexpected error ({type(exc).__name__}): {_one_line(exc)}")
+    return default
+
+
+# --- identity --------------------------------------------------------------------------------
+
+
+def current_identity() -> auth.Identity | None:
+    ident = st.session_state.get("identity")
+    return ident if isinstance(ident, auth.Identity) else None
+
+
+def identity_sidebar(settings: Settings) -> auth.Identity | None:
+    """Sign-in widgets for the configured mode; stores the identity in session_state."""
+    try:
+        mode = auth.auth_mode(settings)
+    except Exception:
+        mode = "demo"
+    with st.sidebar:
+        st.caption("Signed in as")
+        if mode == "oidc":
+            return _oidc_sidebar(settings)
+        if mode == "password":
+            return _password_sidebar(settings)
+        return _demo_sidebar()
+
+
+def _demo_sidebar() -> auth.Identity | None:
+    st.session_state.setdefault("demo_name", "operator")
+    st.session_state.setdefault("demo_role", "approver")
+    st.text_input("Name", key="demo_name", max_chars=64)
+    st.selectbox("Role", ROLE_OPTIONS, key="demo_role")
+    try:
+        ident = auth.demo_identity(st.session_state["demo_name"], st.session_state["demo_role"])
+    except auth.InvalidIdentity as exc:
+        st.error(str(exc))
+        st.session_state.pop("identity", None)
+        return None
+    st.session_state["identity"] = ident
+    return ident
+
+
+def _password_sidebar(settings: Settings) -> auth.Identity | None:
+    ident = current_identity()
+    if ident is not None and ident.source == "password":
+        st.markdown(f"**{ident.name}** · {ident.role.value}")
+        if st.button("Sign out", key="sign_out"):
+            st.session_state.pop("identity", None)
+            st.rerun()
+        return ident
+    with st.form("login", border=False):
+        name = st.text_input("User")
+        password = st.text_input("Password", type="password")
+        submitted = st.form_submit_button("Sign in")
+    if submitted:
+        found = auth.verify_password(settings, name.strip(), password)
+        if found is None:
+            st.error("Unknown user or wrong password")
+        else:
+            st.session_state["identity"] = found
+            st.rerun()
+    return None
+
+
+def _oidc_sidebar(settings: Settings) -> auth.Identity | None:
+    user = st.user
+    if not getattr(user, "is_logged_in", False):
+        st.button("Log in", on_click=st.login, key="oidc_login")
+        return None
+    ident = auth.identity_from_oidc(user.to_dict(), settings)
+    if ident is None:
+        st.error("Your account has no e-mail address the console can use")
+        return None
+    st.session_state["identity"] = ident
+    st.markdown(f"**{ident.name}** · {ident.role.value}")
+    st.button("Log out", on_click=st.logout, key="oidc_logout")
+    return ident
+
+
+# --- rendering helpers -----------------------------------------------------------------------
+
+
+def badge(b: Badge) -> None:
+    st.badge(b.label, color=b.color, icon=b.icon)
+
+
+def verdict(v: Any) -> None:
+    badge(verdict_badge(v))
+
+
+def state(s: Any) -> None:
+    badge(state_badge(s))
+
+
+def status(s: str | None) -> None:
+    badge(status_badge(s))
+
+
+def badge_md(b: Badge) -> str:
+    """Badge as markdown (labels come from fixed enums, never from user text)."""
+    return f":{b.color}-badge[{b.icon} {b.label}]"
+
+
+def empty_state(message: str, *, link_scenarios: bool = True) -> None:
+    st.info(message, icon="ℹ️")
+    if link_scenarios:
+        st.page_link("app_pages/scenarios.py", label="Launch a scenario", icon=":material/rocket_launch:")
+
+
+def demo_mode(settings: Settings) -> bool:
+    try:
+        return auth.auth_mode(settings) == "demo"
+    except Exception:
+        return True
+
+
+@st.cache_data(ttl=10, show_spinner=False)
+def backend_health(_backend: Any, backend_name: str) -> tuple[bool, str, str]:
+    """(ok, name, message) for the sidebar; cached briefly so every rerun does not ping Kestra."""
+    if _backend is None:
+        return False, backend_name, "not started"
+    try:
+        health = _backend.health()
+        return bool(health.ok), health.backend or backend_name, health.message or ""
+    except BackendError as exc:
+        return False, backend_name, _one_line(exc)
+    except Exception as exc:
+        log.exception("health check failed")
+        return False, backend_name, f"{type(exc).__name__}: {_one_line(exc)}"
+
+
+def sidebar_status(services: Services) -> None:
+    settings = services.settings
+    ok, name, message = backend_health(services.backend, settings.backend_name)
+    with st.sidebar:
+        st.divider()
+        colour = "green" if ok else "red"
+        icon = ":material/check_circle:" if ok else ":material/error:"
+        st.markdown(f"Engine :{colour}-badge[{icon} {name}]")
+        if message:
+            st.caption(message)
+        analyzer = settings.analyzer_name
+        label = "rules" if analyzer == "rules" else "LLM"
+        st.markdown(f"Analyzer :blue-badge[:material/psychology: {label}]")
+        if analyzer != "rules":
+            st.caption(settings.llm_model)
+
+
+# --- cached reads (cleared by clear_caches() after every write) -------------------------------
+# The store/backend arguments start with "_" so Streamlit does not hash them; the database path is
+# part of the key so two data directories in one process never share entries.
+
+READ_TTL_S = 5
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_kpis(_store: Any, db: str) -> Any:
+    return _store.dashboard_kpis()
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_deployments(
+    _store: Any, db: str, service: str | None = None, status: str | None = None, limit: int = 500
+) -> list[dict[str, Any]]:
+    return _store.list_deployments(service=service or None, status=status or None, limit=limit)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_latest_decisions(_store: Any, db: str, limit: int = 10) -> list[dict[str, Any]]:
+    return _store.latest_decisions(limit)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_service_health(_store: Any, db: str) -> list[dict[str, Any]]:
+    return _store.service_health()
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_outcomes(_store: Any, db: str) -> list[dict[str, Any]]:
+    return _store.outcome_records()
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_approvals(_store: Any, db: str, statuses: tuple[str, ...] = (), limit: int = 1000) -> list[dict]:
+    return _store.approvals(statuses=list(statuses) or None, limit=limit)
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def read_metric_index(_store: Any, db: str) -> dict[str, list[str]]:
+    return {service: _store.metric_names(service) for service in _store.metric_services()}
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_metric_series(
+    _store: Any, db: str, service: str, metric: str, start: Any, end: Any, max_points: int
+) -> tuple[list[float], list[float]]:
+    points = _store.metric_series(service, metric, start, end, max_points)
+    return [p[0].timestamp() for p in points], [p[1] for p in points]
+
+
+def db_key(services: Services) -> str:
+    return str(services.settings.db_path)
+
+
+def require_store(services: Services) -> bool:
+    """Show why the page cannot render when the store is missing; True when it is there."""
+    if services.store is None:
+        st.error(services.error or "The console's database is not available.", icon="🚫")
+        return False
+    return True
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def read_execution(_backend: Any, db: str, execution_id: str) -> Any:
+    return _backend.get_execution(execution_id)
+
+
+def link_to_execution(execution_id: str, label: str = "Open execution") -> None:
+    st.page_link(
+        "app_pages/executions.py",
+        label=label,
+        icon=":material/account_tree:",
+        query_params={"execution": execution_id},
+    )
+
+
+def deployment_columns() -> dict[str, Any]:
+    return {
+        "deployment_id": st.column_config.TextColumn("Deployment"),
+        "service": st.column_config.TextColumn("Service"),
+        "version": st.column_config.TextColumn("Version"),
+        "previous_version": st.column_config.TextColumn("Previous"),
+        "environment": st.column_config.TextColumn("Env"),
+        "verdict": st.column_config.TextColumn("Verdict"),
+        "confidence": st.column_config.ProgressColumn(
+            "Confidence", min_value=0.0, max_value=1.0, format="percent"
+        ),
+        "status": st.column_config.TextColumn("Status"),
+        "deployed_at": st.column_config.DatetimeColumn("Deployed", format="YYYY-MM-DD HH:mm:ss"),
+        "execution_id": st.column_config.TextColumn("Execution"),
+    }
+
+
+def render_decision(decision: Any, *, key: str) -> None:
+    """The decision card: verdict, severity, confidence, summary, root cause, evidence, log patterns.
+
+    All analyzer/LLM text goes through st.text / dataframes (never HTML or markdown), so text taken
+    from logs cannot format or script the page.
+    """
+    from console import views as v
+
+    top = st.columns([1, 1, 1, 2])
+    with top[0]:
+        st.caption("Verdict")
+        verdict(decision.verdict.value)
+    with top[1]:
+        st.caption("Severity")
+        sev = decision.severity.value
+        badge(Badge(sev, v.SEVERITY_COLORS.get(sev, "gray"), ":material/warning:"))
+    top[2].metric("Confidence", v.format_percent(decision.confidence), border=False)
+    with top[3]:
+        st.caption("Analyzer")
+        st.text(decision.analyzer)
+    if decision.disagreement:
+        st.warning(
+            f"The LLM ({decision.llm_verdict.value}) and the rules ({decision.rules_verdict.value}) "
+            "disagree; the stricter verdict was kept.",
+            icon="⚖️",
+        )
+    for note in decision.notes:
+        st.caption("Analyzer note:")
+        st.text(note)
+    st.caption("Summary")
+    st.text(decision.summary or "—")
+    st.caption("Root cause")
+    st.text(decision.root_cause or "—")
+    if decision.impact:
+        st.caption("Impact")
+        st.text(decision.impact)
+    if decision.guards:
+        st.caption("Hard guards fired")
+        st.text("; ".join(decision.guards))
+    tabs = st.tabs(["Evidence per metric", "New log patterns", "Recommended actions"])
+    with tabs[0]:
+        frame = v.evidence_frame(decision)
+        if frame.empty:
+            st.caption("No metric evidence.")
+        else:
+            st.dataframe(
+                frame,
+                hide_index=True,
+                width="stretch",
+                key=f"{key}_evidence",
+                column_config={
+                    "change": st.column_config.NumberColumn("Change", format="percent"),
+                    "p_value": st.column_config.NumberColumn("p", format="%.4f"),
+                    "effect": st.column_config.NumberColumn("Cliff's δ", format="%.2f"),
+                },
+            )
+    with tabs[1]:
+        frame = v.log_patterns_frame(decision)
+        if frame.empty:
+            st.caption("No new or surging log patterns.")
+        else:
+            st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_patterns")
+    with tabs[2]:
+        frame = v.actions_frame(decision)
+        if frame.empty:
+            st.caption("No action recommended.")
+        else:
+            st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_actions")

@@ -1,0 +1,664 @@
+"""View models for the console pages: plain data in, DataFrames and small records out.
+
+Pure functions (no Streamlit, no I/O) so every table and label the pages show is testable on its
+own. Inputs are the objects the rest of ``console/`` hands out (executions, decisions, approvals);
+records that may arrive either as dataclasses or as dicts (SQLite rows, Kestra outputs) are read
+through :func:`field`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import pandas as pd
+
+from console.executions import Execution, LogEntry, State
+from console.models import Decision, parse_time
+
+# ---------------------------------------------------------------------------------------------
+# Generic access and formatting
+# ---------------------------------------------------------------------------------------------
+
+
+def field(record: Any, name: str, default: Any = None) -> Any:
+    """``record[name]`` for mappings, ``record.name`` otherwise; ``default`` when absent."""
+    if record is None:
+        return default
+    value = record.get(name, default) if isinstance(record, Mapping) else getattr(record, name, default)
+    if isinstance(value, Enum):
+        value = value.value  # enums (Role, Verdict, State) to their text
+    return default if value is None else value
+
+
+def as_time(value: Any) -> datetime | None:
+    """A timestamp from a datetime, ISO text or epoch seconds; None when it is none of those."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if isinstance(value, int | float) and math.isfinite(value):
+        return datetime.fromtimestamp(float(value), UTC)
+    if isinstance(value, str):
+        try:
+            return parse_time(value)
+        except ValueError:
+            return None
+    return None
+
+
+def format_duration(seconds: float | None) -> str:
+    """Human duration like Kestra shows it: ``850 ms``, ``12.3 s``, ``4m 05s``, ``2h 03m``."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 0:
+        seconds = 0.0
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m {secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h {minutes:02d}m"
+
+
+def format_percent(value: float | None, digits: int = 0) -> str:
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{value * 100:.{digits}f}%"
+
+
+def countdown_text(expires_at: Any, now: datetime | None = None) -> str:
+    """Text for an approval's deadline: ``expires in 12m 30s`` or ``expired 3m ago``."""
+    deadline = as_time(expires_at)
+    if deadline is None:
+        return "no deadline"
+    now = now or datetime.now(UTC)
+    left = (deadline - now).total_seconds()
+    if left <= 0:
+        return f"expired {_clock(-left)} ago"
+    return f"expires in {_clock(left)}"
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def seconds_left(expires_at: Any, now: datetime | None = None) -> float | None:
+    deadline = as_time(expires_at)
+    if deadline is None:
+        return None
+    return (deadline - (now or datetime.now(UTC))).total_seconds()
+
+
+# ---------------------------------------------------------------------------------------------
+# Status colours and labels
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    color: str
+    """One of Streamlit's badge colours: red, orange, green, blue, violet, gray."""
+    icon: str
+
+
+_VERDICT_BADGES = {
+    "ROLLBACK": Badge("ROLLBACK", "red", ":material/undo:"),
+    "ESCALATE": Badge("ESCALATE", "orange", ":material/priority_high:"),
+    "CONTINUE": Badge("CONTINUE", "green", ":material/check_circle:"),
+}
+
+_STATE_COLORS = {
+    State.SUCCESS: "green",
+    State.WARNING: "orange",
+    State.PAUSED: "orange",
+    State.FAILED: "red",
+    State.KILLED: "red",
+    State.KILLING: "red",
+    State.CANCELLED: "gray",
+    State.RUNNING: "blue",
+    State.CREATED: "gray",
+    State.QUEUED: "gray",
+    State.SUBMITTED: "gray",
+    State.RETRYING: "violet",
+    State.RESTARTED: "violet",
+}
+
+_STATE_ICONS = {
+    "green": ":material/check_circle:",
+    "orange": ":material/pause_circle:",
+    "red": ":material/error:",
+    "blue": ":material/play_circle:",
+    "violet": ":material/replay:",
+    "gray": ":material/schedule:",
+}
+
+_STATUS_COLORS = {
+    "rolled back": "red",
+    "awaiting approval": "orange",
+    "escalated": "orange",
+    "healthy": "green",
+    "running": "blue",
+    "failed": "red",
+    "rejected": "gray",
+}
+
+
+def verdict_badge(verdict: Any) -> Badge:
+    text = str(field({"v": verdict}, "v", "") or "").upper()
+    return _VERDICT_BADGES.get(text, Badge(text or "—", "gray", ":material/help:"))
+
+
+def state_badge(state: Any) -> Badge:
+    text = str(field({"s": state}, "s", "") or "").upper()
+    try:
+        color = _STATE_COLORS.get(State(text), "gray")
+    except ValueError:
+        color = "gray"
+    return Badge(text or "—", color, _STATE_ICONS[color])
+
+
+def status_badge(status: str | None) -> Badge:
+    text = (status or "").strip().lower()
+    color = _STATUS_COLORS.get(text, "gray")
+    return Badge(text or "—", color, _STATE_ICONS[color])
+
+
+SEVERITY_COLORS = {"LOW": "green", "MEDIUM": "orange", "HIGH": "red", "CRITICAL": "red"}
+RISK_COLORS = SEVERITY_COLORS
+
+CLASSIFICATION_LABELS = {"Pass": "✅ Pass", "High": "🔺 High", "Low": "🔻 Low", "NoData": "· No data"}
+
+
+# ---------------------------------------------------------------------------------------------
+# Executions
+# ---------------------------------------------------------------------------------------------
+
+EXECUTION_COLUMNS = ["id", "state", "flow", "service", "scenario", "triggered_by", "start", "duration_s"]
+
+
+def executions_frame(executions: Iterable[Execution], now: datetime | None = None) -> pd.DataFrame:
+    """One row per execution, newest first; running ones get their duration so far."""
+    now = now or datetime.now(UTC)
+    rows = []
+    for ex in executions:
+        duration = ex.duration_s
+        if duration is None and ex.start is not None:
+            duration = (now - ex.start).total_seconds()
+        rows.append(
+            {
+                "id": ex.id,
+                "state": ex.state.value,
+                "flow": f"{ex.namespace}.{ex.flow_id}",
+                "service": ex.labels.get("service", ""),
+                "scenario": ex.labels.get("scenario", ""),
+                "triggered_by": ex.labels.get("triggered_by", ""),
+                "start": pd.Timestamp(ex.start) if ex.start else pd.NaT,
+                "duration_s": duration,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=EXECUTION_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values("start", ascending=False, na_position="last", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame
+
+
+def task_runs_frame(execution: Execution, now: datetime | None = None) -> pd.DataFrame:
+    """Task runs with start/end for a Gantt timeline; a running task ends at ``now``."""
+    now = now or datetime.now(UTC)
+    rows = []
+    for run in execution.task_runs:
+        if run.start is None:
+            continue
+        end = run.end
+        if end is None:
+            end = run.histories[-1].date if run.state == State.PAUSED and run.histories else now
+        end = max(end, run.start)
+        rows.append(
+            {
+                "task": run.task_id,
+                "state": run.state.value,
+                "start": pd.Timestamp(run.start),
+                "end": pd.Timestamp(end),
+                "duration_s": (end - run.start).total_seconds(),
+            }
+        )
+    return pd.DataFrame(rows, columns=["task", "state", "start", "end", "duration_s"])
+
+
+def logs_frame(logs: Sequence[LogEntry], task_id: str | None = None) -> pd.DataFrame:
+    """Log lines as a table (text stays text: the page renders it with st.dataframe, never HTML)."""
+    rows = [
+        {
+            "time": pd.Timestamp(entry.timestamp),
+            "level": entry.level,
+            "task": entry.task_id or "",
+            "message": entry.message,
+        }
+        for entry in logs
+        if task_id is None or entry.task_id == task_id
+    ]
+    return pd.DataFrame(rows, columns=["time", "level", "task", "message"])
+
+
+LOOP_STEPS = ["collect", "analyze", "summarize", "decide", "approval", "execute", "record"]
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    task: str
+    state: str
+    """"pending", or a task-run state such as RUNNING / SUCCESS / PAUSED / FAILED."""
+
+
+def loop_progress(execution: Execution) -> list[StepProgress]:
+    """Where an execution is in the loop, step by step (pending for steps not reached yet)."""
+    seen = {run.task_id: run.state.value for run in execution.task_runs}
+    steps = list(LOOP_STEPS)
+    steps += [t for t in seen if t not in steps]
+    return [StepProgress(step, seen.get(step, "pending")) for step in steps]
+
+
+def progress_fraction(execution: Execution) -> float:
+    steps = loop_progress(execution)
+    if execution.state.terminal:
+        return 1.0
+    done = sum(1 for s in steps if s.state in {"SUCCESS", "WARNING", "SKIPPED"})
+    return done / len(steps) if steps else 0.0
+
+
+def task_output(execution: Execution, task_id: str, key: str, default: Any = None) -> Any:
+    """An output of a task run, whether stored flat or under Kestra's ``vars``."""
+    run = execution.task_run(task_id)
+    if run is None:
+        return default
+    outputs = run.outputs or {}
+    if key in outputs:
+        return outputs[key]
+    inner = outputs.get("vars")
+    if isinstance(inner, Mapping) and key in inner:
+        return inner[key]
+    return default
+
+
+def execution_decision(execution: Execution) -> Decision | None:
+    """The decision an execution reached (summarize's, else analyze's), if any."""
+    for task in ("summarize", "analyze"):
+        doc = task_output(execution, task, "decision")
+        if isinstance(doc, Mapping):
+            try:
+                return Decision.from_dict(dict(doc))
+            except (KeyError, ValueError, TypeError):
+                return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions
+# ---------------------------------------------------------------------------------------------
+
+
+def evidence_frame(decision: Decision) -> pd.DataFrame:
+    """Per-metric evidence: baseline vs after, classification Pass/High/Low and why."""
+    rows = []
+    for m in decision.metrics:
+        change = None
+        if m.baseline_median not in (None, 0) and m.after_median is not None:
+            change = (m.after_median - m.baseline_median) / abs(m.baseline_median)
+        rows.append(
+            {
+                "metric": m.name,
+                "result": CLASSIFICATION_LABELS.get(m.classification.value, m.classification.value),
+                "baseline": m.baseline_median,
+                "after": m.after_median,
+                "change": change,
+                "p_value": m.p_value,
+                "effect": m.effect_size,
+                "guard": m.guard or "",
+                "reason": m.reason,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["metric", "result", "baseline", "after", "change", "p_value", "effect", "guard", "reason"],
+    )
+
+
+def log_patterns_frame(decision: Decision, only_changed: bool = True) -> pd.DataFrame:
+    rows = [
+        {
+            "status": p.status,
+            "level": p.level,
+            "template": p.template,
+            "before": p.count_before,
+            "after": p.count_after,
+            "category": p.category or "",
+        }
+        for p in decision.log_patterns
+        if not only_changed or p.status in {"new", "surging"}
+    ]
+    return pd.DataFrame(rows, columns=["status", "level", "template", "before", "after", "category"])
+
+
+def actions_frame(decision: Decision) -> pd.DataFrame:
+    rows = [{"action": a.name, "risk": a.risk.value, "reason": a.reason} for a in decision.actions]
+    return pd.DataFrame(rows, columns=["action", "risk", "reason"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployments
+# ---------------------------------------------------------------------------------------------
+
+DEPLOYMENT_COLUMNS = [
+    "deployment_id",
+    "service",
+    "version",
+    "previous_version",
+    "environment",
+    "verdict",
+    "confidence",
+    "status",
+    "deployed_at",
+    "execution_id",
+]
+
+
+def deployment_status(execution_state: str, executed_status: str | None, pending_approval: bool) -> str:
+    """One word an on-call engineer reads at a glance."""
+    if executed_status:
+        return executed_status
+    if pending_approval or execution_state == State.PAUSED.value:
+        return "awaiting approval"
+    if execution_state in {State.FAILED.value, State.KILLED.value}:
+        return "failed"
+    if execution_state in {State.RUNNING.value, State.CREATED.value, State.QUEUED.value}:
+        return "running"
+    return "—"
+
+
+def deployment_row_from_execution(execution: Execution) -> dict[str, Any] | None:
+    """A deployment row read from an execution's task outputs (works for both engines)."""
+    snapshot = task_output(execution, "collect", "snapshot")
+    dep = snapshot.get("deployment") if isinstance(snapshot, Mapping) else None
+    if not isinstance(dep, Mapping):
+        return None
+    decision = execution_decision(execution)
+    executed = task_output(execution, "execute", "deployment_status")
+    return {
+        "deployment_id": dep.get("id", ""),
+        "service": dep.get("service", ""),
+        "version": dep.get("version", ""),
+        "previous_version": dep.get("previous_version") or "",
+        "environment": dep.get("environment") or "production",
+        "verdict": decision.verdict.value if decision else "",
+        "confidence": decision.confidence if decision else None,
+        "status": deployment_status(execution.state.value, executed, False),
+        "deployed_at": pd.Timestamp(as_time(dep.get("deployed_at"))) if dep.get("deployed_at") else pd.NaT,
+        "execution_id": execution.id,
+    }
+
+
+def deployments_frame(rows: Iterable[Mapping[str, Any] | Any]) -> pd.DataFrame:
+    """Deployments newest first, in the columns the Deployments page shows."""
+    records = []
+    for row in rows:
+        deployed_at = as_time(field(row, "deployed_at"))
+        confidence = field(row, "confidence")
+        records.append(
+            {
+                "deployment_id": str(field(row, "deployment_id", field(row, "id", ""))),
+                "service": str(field(row, "service", "")),
+                "version": str(field(row, "version", "")),
+                "previous_version": str(field(row, "previous_version", "")),
+                "environment": str(field(row, "environment", "production")),
+                "verdict": str(field(row, "verdict", "")),
+                "confidence": float(confidence) if confidence is not None else None,
+                "status": str(field(row, "status", "—")),
+                "deployed_at": pd.Timestamp(deployed_at) if deployed_at else pd.NaT,
+                "execution_id": str(field(row, "execution_id", "")),
+            }
+        )
+    frame = pd.DataFrame(records, columns=DEPLOYMENT_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values("deployed_at", ascending=False, na_position="last", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Overview KPIs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: str
+    help: str = ""
+
+
+def kpi_tiles(kpis: Any) -> list[Tile]:
+    """The five Overview tiles from the store's dashboard KPIs (``Store.dashboard_kpis``)."""
+    share = field(kpis, "auto_approved_share")
+    mttd = field(kpis, "mean_time_to_decision_s")
+    rollbacks = int(field(kpis, "rollbacks_today", 0))
+    escalations = int(field(kpis, "escalations_today", 0))
+    deployments = str(field(kpis, "deployments_today", 0))
+    pending = str(field(kpis, "pending_approvals", 0))
+    return [
+        Tile("Deployments today", deployments, "Deployments analysed since 00:00 UTC"),
+        Tile("Rollbacks", str(rollbacks), f"Rolled back today ({escalations} escalated)"),
+        Tile("Pending approvals", pending, "Risky actions waiting for a human"),
+        Tile("Auto-approved", format_percent(share), "Today's decided deployments that needed no human"),
+        Tile("Mean time to decision", format_duration(mttd), "Request to final decision, today"),
+    ]
+
+
+def service_health(deployments: pd.DataFrame) -> pd.DataFrame:
+    """Latest deployment per service: its verdict and status, worst first."""
+    columns = ["service", "version", "verdict", "status", "deployed_at"]
+    if deployments.empty:
+        return pd.DataFrame(columns=columns)
+    latest = deployments.sort_values("deployed_at", ascending=False, kind="stable").drop_duplicates("service")
+    order = {"ROLLBACK": 0, "ESCALATE": 1, "CONTINUE": 2}
+    latest = latest.assign(_o=latest["verdict"].map(order).fillna(3)).sort_values(["_o", "service"])
+    return latest[columns].reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Approvals
+# ---------------------------------------------------------------------------------------------
+
+APPROVAL_HISTORY_COLUMNS = [
+    "id",
+    "execution_id",
+    "service",
+    "action",
+    "risk",
+    "requested_by",
+    "requested_at",
+    "status",
+    "decided_by",
+    "decided_at",
+    "comment",
+]
+
+
+def approvals_history_frame(items: Iterable[Any]) -> pd.DataFrame:
+    """Audit trail rows (approvals or votes) as a table, newest first."""
+    rows = []
+    for item in items:
+        row = {}
+        for col in APPROVAL_HISTORY_COLUMNS:
+            value = field(item, col, "")
+            if col.endswith("_at"):
+                stamp = as_time(value)
+                value = pd.Timestamp(stamp) if stamp else pd.NaT
+            elif isinstance(value, list | tuple):
+                value = ", ".join(str(v) for v in value)
+            elif not isinstance(value, str):
+                value = str(value)
+            row[col] = value
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=APPROVAL_HISTORY_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values("requested_at", ascending=False, na_position="last", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Learning
+# ---------------------------------------------------------------------------------------------
+
+
+def agreement_by_action(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """How often humans agreed with the loop, per action type.
+
+    A record is one decided approval: ``action`` and ``approved`` (True when the human accepted
+    what the loop proposed).
+    """
+    counts: dict[str, list[int]] = {}
+    for rec in records:
+        action = str(field(rec, "action", "") or "unknown")
+        approved = field(rec, "approved")
+        if approved is None:
+            continue
+        agreed, total = counts.setdefault(action, [0, 0])
+        counts[action] = [agreed + (1 if approved else 0), total + 1]
+    rows = [
+        {"action": a, "decisions": t, "agreed": g, "agreement": g / t if t else None}
+        for a, (g, t) in sorted(counts.items())
+    ]
+    return pd.DataFrame(rows, columns=["action", "decisions", "agreed", "agreement"])
+
+
+def calibration_frame(records: Iterable[Mapping[str, Any]], bins: int = 5) -> pd.DataFrame:
+    """Stated confidence vs how often the decision held, in equal-width confidence bins.
+
+    A record has ``confidence`` in [0, 1] and ``held`` (bool: the outcome confirmed the verdict).
+    """
+    edges = [i / bins for i in range(bins + 1)]
+    sums = [[0.0, 0, 0] for _ in range(bins)]  # confidence sum, held, n
+    for rec in records:
+        conf, held = field(rec, "confidence"), field(rec, "held")
+        if conf is None or held is None:
+            continue
+        conf = min(max(float(conf), 0.0), 1.0)
+        idx = min(int(conf * bins), bins - 1)
+        sums[idx][0] += conf
+        sums[idx][1] += 1 if held else 0
+        sums[idx][2] += 1
+    rows = []
+    for i, (total_conf, held, n) in enumerate(sums):
+        if n == 0:
+            continue
+        rows.append(
+            {
+                "bin": f"{edges[i]:.1f}–{edges[i + 1]:.1f}",
+                "stated": total_conf / n,
+                "held": held / n,
+                "n": n,
+            }
+        )
+    return pd.DataFrame(rows, columns=["bin", "stated", "held", "n"])
+
+
+VERDICT_MARKS = {"ROLLBACK": "🔴", "ESCALATE": "🟠", "CONTINUE": "🟢"}
+STATUS_MARKS = {"red": "🔴", "orange": "🟠", "green": "🟢", "blue": "🔵", "violet": "🟣", "gray": "⚪"}
+
+
+def verdict_label(verdict: Any) -> str:
+    text = str(verdict or "").upper()
+    return f"{VERDICT_MARKS.get(text, '⚪')} {text}" if text else "—"
+
+
+def status_label(status: Any) -> str:
+    badge = status_badge(str(status or ""))
+    return f"{STATUS_MARKS[badge.color]} {badge.label}"
+
+
+def state_label(state: Any) -> str:
+    badge = state_badge(state)
+    return f"{STATUS_MARKS[badge.color]} {badge.label}"
+
+
+def decorate_deployments(frame: pd.DataFrame) -> pd.DataFrame:
+    """Colour marks on verdict and status so a table reads at a glance (text stays text)."""
+    out = frame.copy()
+    if "verdict" in out:
+        out["verdict"] = out["verdict"].map(verdict_label)
+    if "status" in out:
+        out["status"] = out["status"].map(status_label)
+    return out
+
+
+def action_names(items: Iterable[Any]) -> list[str]:
+    """Names of executed/skipped actions, whether stored as names or as action dicts."""
+    out = []
+    for item in items or []:
+        out.append(
+            str(item) if isinstance(item, str) else str(field(item, "name", field(item, "action", "?")))
+        )
+    return out
+
+
+def executed_frame(items: Iterable[Any], approver: str | None = None) -> pd.DataFrame:
+    """Executed actions (the execute step's ``executed``): what ran, how, and on whose say-so."""
+    rows = []
+    for item in items or []:
+        if isinstance(item, str):
+            item = {"name": item}
+        mode = str(field(item, "mode", ""))
+        by = "loop (auto)" if mode == "auto" else (approver or "approver") if mode == "approved" else ""
+        rows.append(
+            {
+                "action": str(field(item, "title", field(item, "name", "?"))),
+                "risk": str(field(item, "risk", "")),
+                "mode": mode,
+                "status": str(field(item, "status", "")),
+                "effect": str(field(item, "effect", "")),
+                "by": by,
+            }
+        )
+    return pd.DataFrame(rows, columns=["action", "risk", "mode", "status", "effect", "by"])
+
+
+def key_value_frame(doc: Mapping[str, Any]) -> pd.DataFrame:
+    """A flat mapping as a two-column table; nested values shown as compact text."""
+    rows = []
+    for key, value in doc.items():
+        if isinstance(value, Mapping | list):
+            text = json.dumps(value, default=str)[:500]
+        else:
+            text = "" if value is None else str(value)
+        rows.append({"field": str(key), "value": text})
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def flatten_approvals(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Approval records with their action list reduced to names (for the audit table)."""
+    out = []
+    for item in items:
+        row = {col: field(item, col) for col in APPROVAL_HISTORY_COLUMNS}
+        if row.get("action") is None:
+            row["action"] = ", ".join(action_names(field(item, "actions", [])))
+        out.append(row)
+    return out
