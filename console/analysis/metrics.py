@@ -1,0 +1,376 @@
+"""Per-metric canary judge: baseline (before the deploy) against the verification window (after).
+
+Kayenta is the reference: a two-sided Mann-Whitney U test per metric, an effect size (Cliff's delta,
+derived from U), a direction per metric, and a tolerance so that a tiny but "significant" shift on a
+long window still passes (Kayenta's allowed-increase/critical thresholds). On top of Kayenta, the
+judge attributes a shift to the deploy or not:
+
+* persistence: the verdict is taken on the *tail* of the verification window (its last half); a blip
+  right after the deploy that has recovered by then is "transient", not a regression;
+* onset: a single change point (least squares split) is searched on the whole series; when the shift
+  started before ``deployed_at`` the metric is "preexisting" unless the tail is significantly worse
+  than the already-degraded level before the deploy;
+* direction: an improvement is never a regression.
+
+Every threshold is a named constant below, in one place.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import mannwhitneyu
+
+from console.models import Classification, Direction, MetricResult
+
+# --- thresholds (one place) -------------------------------------------------------------------------
+
+ALPHA = 0.01
+"""Mann-Whitney two-sided p-value under which a shift is significant."""
+MIN_EFFECT = 0.33
+"""|Cliff's delta| a shift needs to count (0.33 is a "medium" effect, Romano et al. 2006)."""
+MIN_BASELINE_POINTS = 5
+MIN_AFTER_POINTS = 5
+TAIL_FRACTION = 0.5
+"""The verdict is taken on the last half of the verification window ..."""
+MIN_TAIL_POINTS = 5
+"""... and on at least this many points."""
+MAX_TEST_POINTS = 2000
+"""Longer samples are thinned by an even stride before the U test: U is O(n log n) but p-values on
+10k points flag every negligible shift anyway; the tolerance below does the rest."""
+ONSET_MIN_POINTS = 3
+"""A change point counts as "before the deploy" only with at least this many degraded points before it."""
+
+# Hard guards: any guard that fires forces ROLLBACK (see verdict.py).
+ERROR_RATE_GUARD = 0.20
+"""Error rate (fraction) in the tail of the verification window at or above this ..."""
+ERROR_RATE_GUARD_FACTOR = 3.0
+"""... and at least this many times the baseline ..."""
+ERROR_RATE_GUARD_MIN_RISE = 0.10
+"""... and at least this far above it (absolute)."""
+MEMORY_GUARD = 0.90
+"""Memory utilization (fraction of the limit) in the tail at or above this ..."""
+MEMORY_GUARD_MIN_RISE = 0.03
+"""... and at least this far above the baseline median."""
+CRASH_LOOP_RESTARTS = 3
+"""Restarts in the verification window at or above this, still restarting in the tail, far above the
+baseline rate: a crash loop."""
+
+LOW_TRAFFIC_RPS = 1.0
+"""Median requests/s after the deploy under this: ratios (error_rate) are weak evidence."""
+
+KNOWN_DIRECTIONS: dict[str, Direction] = {
+    "error_rate": Direction.INCREASE,
+    "latency_p95_ms": Direction.INCREASE,
+    "cpu_utilization": Direction.INCREASE,
+    "memory_utilization": Direction.INCREASE,
+    "pod_restarts": Direction.INCREASE,
+    "requests_per_second": Direction.DECREASE,
+}
+
+# (relative tolerance, absolute tolerance): a shift must exceed both to count.
+TOLERANCES: dict[str, tuple[float, float]] = {
+    "error_rate": (0.50, 0.005),
+    "latency_p95_ms": (0.20, 20.0),
+    "cpu_utilization": (0.25, 0.05),
+    "memory_utilization": (0.10, 0.05),
+    "pod_restarts": (0.0, 0.1),
+    "requests_per_second": (0.30, 0.5),
+}
+DEFAULT_TOLERANCE = (0.25, 0.0)
+
+MEAN_METRICS = frozenset({"pod_restarts"})
+"""Sparse counts: compared by their mean (the median of mostly zeros says nothing)."""
+
+UNITS: dict[str, str] = {
+    "error_rate": "percent",
+    "cpu_utilization": "percent",
+    "memory_utilization": "percent",
+    "latency_p95_ms": "ms",
+    "pod_restarts": "count",
+    "requests_per_second": "rps",
+}
+
+
+def direction_of(name: str) -> Direction:
+    return KNOWN_DIRECTIONS.get(name, Direction.EITHER)
+
+
+def format_value(name: str, value: float | None) -> str:
+    """A metric value as an operator reads it (35.2%, 480 ms, 1.5 restarts/min)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    unit = UNITS.get(name)
+    if unit == "percent":
+        return f"{value * 100:.1f}%"
+    if unit == "ms":
+        return f"{value:.0f} ms"
+    if unit == "count":
+        return f"{value:.2f}/interval"
+    if unit == "rps":
+        return f"{value:.1f} req/s"
+    return f"{value:.4g}"
+
+
+# --- statistics -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One sample (``test``) against a reference (``ref``)."""
+
+    p_value: float
+    delta: float
+    """Cliff's delta of test vs ref in [-1, 1]: P(test > ref) - P(test < ref)."""
+    ref_level: float
+    test_level: float
+    sign: int
+    """+1 / -1 when the shift is significant, large enough and beyond tolerance; else 0."""
+    excess: float
+    """|test_level - ref_level| divided by the tolerance (>= 1 when beyond tolerance)."""
+
+
+def _thin(values: np.ndarray) -> np.ndarray:
+    if values.size <= MAX_TEST_POINTS:
+        return values
+    stride = math.ceil(values.size / MAX_TEST_POINTS)
+    return values[::stride]
+
+
+def _level(name: str, values: np.ndarray) -> float:
+    return float(values.mean() if name in MEAN_METRICS else np.median(values))
+
+
+def tolerance(name: str, ref_level: float) -> float:
+    rel, absolute = TOLERANCES.get(name, DEFAULT_TOLERANCE)
+    tol = max(rel * abs(ref_level), absolute)
+    return tol if tol > 0 else 1e-12
+
+
+def compare(name: str, ref: np.ndarray, test: np.ndarray) -> Comparison:
+    ref_level, test_level = _level(name, ref), _level(name, test)
+    a, b = _thin(test), _thin(ref)
+    if np.ptp(np.concatenate([a, b])) == 0:
+        p_value, delta = 1.0, 0.0
+    else:
+        u, p_value = mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")
+        delta = 2.0 * float(u) / (a.size * b.size) - 1.0  # U counts ties as 1/2: this is Cliff's delta
+        p_value = float(p_value)
+    diff = test_level - ref_level
+    excess = abs(diff) / tolerance(name, ref_level)
+    sign = 0
+    if p_value < ALPHA and abs(delta) >= MIN_EFFECT and excess >= 1.0 and diff * delta > 0:
+        sign = 1 if diff > 0 else -1
+    return Comparison(p_value, delta, ref_level, test_level, sign, excess)
+
+
+def is_bad(direction: Direction, sign: int) -> bool:
+    if direction is Direction.INCREASE:
+        return sign > 0
+    if direction is Direction.DECREASE:
+        return sign < 0
+    return sign != 0
+
+
+def change_point(values: np.ndarray, min_size: int = ONSET_MIN_POINTS) -> int | None:
+    """Index of the best single mean-shift split (least squares), or None for too short a series."""
+    n = values.size
+    if n < 2 * min_size:
+        return None
+    x = values - values.mean()
+    csum = np.cumsum(x)
+    k = np.arange(1, n)
+    # between-segment sum of squares for a split after k points: S_k^2 * n / (k (n - k))
+    gain = csum[:-1] ** 2 * n / (k * (n - k))
+    gain[: min_size - 1] = -1.0
+    gain[n - min_size :] = -1.0
+    return int(np.argmax(gain)) + 1
+
+
+# --- the judge --------------------------------------------------------------------------------------
+
+
+@dataclass
+class MetricJudgement:
+    """The judge's result for one metric: the public :class:`MetricResult` plus what the verdict needs."""
+
+    result: MetricResult
+    status: str
+    """"regression" (attributable, persistent), "preexisting" (degraded before the deploy, still
+    degraded, not worse), "transient" (recovered), "improved", "pass", "nodata"."""
+    baseline_level: float | None = None
+    tail_level: float | None = None
+    strength: float = 0.0
+    """Evidence strength in [0, 1): |delta| x (1 - exp(-excess)) of the deciding comparison."""
+    onset_offset_s: float | None = None
+    """Seconds from the deploy to the change point (negative: before the deploy)."""
+    pre_level: float | None = None
+    """Level between a pre-deploy onset and the deploy."""
+    after_sum: float = 0.0
+    tail_sum: float = 0.0
+    baseline_mean: float = 0.0
+    after_points: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.result.name
+
+
+def _strength(c: Comparison) -> float:
+    return abs(c.delta) * (1.0 - math.exp(-c.excess))
+
+
+def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: float) -> MetricJudgement:
+    """Judge one metric series (epoch seconds, values) around the deploy time (epoch seconds)."""
+    direction = direction_of(name)
+    split = int(np.searchsorted(times, deployed_at, side="left"))
+    base, after = values[:split], values[split:]
+    if base.size < MIN_BASELINE_POINTS or after.size < MIN_AFTER_POINTS:
+        reason = (
+            f"not enough data: {base.size} baseline and {after.size} verification points "
+            f"(need {MIN_BASELINE_POINTS} and {MIN_AFTER_POINTS})"
+        )
+        result = MetricResult(
+            name, Classification.NODATA, direction, None, None, None, None, reason,
+            baseline_points=int(base.size), after_points=int(after.size),
+        )  # fmt: skip
+        return MetricJudgement(result, "nodata", after_points=int(after.size))
+
+    tail_n = min(after.size, max(MIN_TAIL_POINTS, math.ceil(after.size * TAIL_FRACTION)))
+    tail = after[-tail_n:]
+    whole = compare(name, base, after)
+    tail_c = compare(name, base, tail)
+    base_level, tail_level = whole.ref_level, tail_c.test_level
+
+    # onset: a bad shift that started before the deploy?
+    onset_offset = None
+    pre_level = None
+    status = "pass"
+    deciding = tail_c
+    cp = change_point(values)
+    onset_before = False
+    if cp is not None:
+        onset_offset = float(times[cp] - deployed_at)
+        if split - cp >= ONSET_MIN_POINTS and cp >= MIN_BASELINE_POINTS:
+            early, pre = values[:cp], values[cp:split]
+            shift = compare(name, early, pre)
+            onset_before = is_bad(direction, shift.sign)
+            if onset_before:
+                pre_level = shift.test_level
+                ongoing = compare(name, early, tail)
+                worse = compare(name, pre, tail)
+                if is_bad(direction, worse.sign):
+                    status, deciding = "regression", worse
+                    reason = (
+                        f"already degraded {abs(onset_offset) / 60:.0f} min before the deploy "
+                        f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)}) and "
+                        f"worse after it ({format_value(name, tail_level)}, "
+                        f"p={worse.p_value:.2g}, δ={worse.delta:+.2f})"
+                    )
+                elif is_bad(direction, ongoing.sign):
+                    status, deciding = "preexisting", ongoing
+                    reason = (
+                        f"degraded since {abs(onset_offset) / 60:.0f} min before the deploy "
+                        f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)}), "
+                        f"not worse after it ({format_value(name, tail_level)}): not caused by the deploy"
+                    )
+                else:
+                    status, deciding = "pass", ongoing
+                    reason = (
+                        f"anomaly began {abs(onset_offset) / 60:.0f} min before the deploy and has ended "
+                        f"(now {format_value(name, tail_level)} vs {format_value(name, shift.ref_level)})"
+                    )
+    if not onset_before:
+        if is_bad(direction, tail_c.sign):
+            status = "regression"
+            reason = (
+                f"{format_value(name, base_level)} → {format_value(name, tail_level)} after the deploy "
+                f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f}, persists to the end of the window)"
+            )
+        elif is_bad(direction, whole.sign):
+            status, deciding = "transient", whole
+            reason = (
+                f"moved after the deploy ({format_value(name, base_level)} → "
+                f"{format_value(name, whole.test_level)} over the window) but recovered: "
+                f"{format_value(name, tail_level)} at the end"
+            )
+        elif tail_c.sign != 0 or whole.sign != 0:
+            status = "improved"
+            deciding = tail_c if tail_c.sign != 0 else whole
+            reason = (
+                f"improved: {format_value(name, base_level)} → {format_value(name, deciding.test_level)} "
+                f"(p={deciding.p_value:.2g}, δ={deciding.delta:+.2f})"
+            )
+        else:
+            reason = (
+                f"no meaningful change: {format_value(name, base_level)} → {format_value(name, tail_level)} "
+                f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f})"
+            )
+
+    if status in ("regression", "preexisting"):
+        higher = deciding.test_level > deciding.ref_level
+        classification = Classification.HIGH if higher else Classification.LOW
+    else:
+        classification = Classification.PASS
+    result = MetricResult(
+        name=name,
+        classification=classification,
+        direction=direction,
+        baseline_median=float(np.median(base)),
+        after_median=float(np.median(after)),
+        p_value=round(deciding.p_value, 6),
+        effect_size=round(deciding.delta, 4),
+        reason=reason,
+        baseline_points=int(base.size),
+        after_points=int(after.size),
+    )
+    return MetricJudgement(
+        result=result,
+        status=status,
+        baseline_level=base_level,
+        tail_level=tail_level,
+        strength=_strength(deciding) if status in ("regression", "preexisting", "transient") else 0.0,
+        onset_offset_s=onset_offset,
+        pre_level=pre_level,
+        after_sum=float(after.sum()),
+        tail_sum=float(tail.sum()),
+        baseline_mean=float(base.mean()),
+        after_points=int(after.size),
+    )
+
+
+# --- hard guards ------------------------------------------------------------------------------------
+
+
+def check_guard(j: MetricJudgement, low_traffic: bool = False) -> str | None:
+    """The readable guard this metric trips, or None. Guards respect attribution: a metric already
+    degraded before the deploy (or recovered) never trips one."""
+    if j.status != "regression" or j.tail_level is None or j.baseline_level is None:
+        return None
+    name = j.name
+    if name == "error_rate" and not low_traffic:
+        if (
+            j.tail_level >= ERROR_RATE_GUARD
+            and j.tail_level >= ERROR_RATE_GUARD_FACTOR * j.baseline_level
+            and j.tail_level - j.baseline_level >= ERROR_RATE_GUARD_MIN_RISE
+        ):
+            return (
+                f"error_rate {j.tail_level * 100:.1f}% ≥ {ERROR_RATE_GUARD * 100:.0f}% "
+                f"(baseline {j.baseline_level * 100:.1f}%)"
+            )
+    elif name == "memory_utilization":
+        if j.tail_level >= MEMORY_GUARD and j.tail_level - j.baseline_level >= MEMORY_GUARD_MIN_RISE:
+            return (
+                f"memory_utilization {j.tail_level * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% "
+                f"and rising (baseline {j.baseline_level * 100:.1f}%)"
+            )
+    elif name == "pod_restarts":
+        expected = j.baseline_mean * j.after_points
+        if j.after_sum >= CRASH_LOOP_RESTARTS and j.tail_sum >= 1 and j.after_sum >= 3 * max(expected, 1.0):
+            return (
+                f"pod_restarts {j.after_sum:.0f} since the deploy ≥ {CRASH_LOOP_RESTARTS} "
+                f"(crash loop; {expected:.1f} expected from baseline)"
+            )
+    return None
