@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import together.resources.chat.completions  # noqa: F401 - warm the SDK's lazy imports (~0.6 s once)
 
 from console.models import (
     Classification,
