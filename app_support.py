@@ -54,18 +54,10 @@ def get_services() -> Services:
         log.exception("store unavailable")
         errors.append(f"Store unavailable: {_one_line(exc)}")
     try:
-        from console.backend import make_backend
-
-        backend = make_backend(settings, store=store) if store is not None else make_backend(settings)
-    except TypeError:
-        from console.backend import make_backend
-
-        backend = make_backend(settings)
+        backend = _make_backend(settings, store)
     except Exception as exc:
         log.exception("backend unavailable")
         errors.append(f"Engine unavailable: {_one_line(exc)}")
-    if store is None and backend is not None:
-        store = getattr(backend, "store", None)
     try:
         from console.approvals import ApprovalService
 
@@ -75,6 +67,17 @@ def get_services() -> Services:
         log.exception("approval service unavailable")
         errors.append(f"Approvals unavailable: {_one_line(exc)}")
     return Services(settings, backend, store, approvals, error="; ".join(errors))
+
+
+def _make_backend(settings: Settings, store: Any) -> Any:
+    """The embedded engine shares the console's store; Kestra comes from ``make_backend``."""
+    if settings.backend_name == "embedded" and store is not None:
+        from console.engine import EmbeddedEngine
+
+        return EmbeddedEngine(settings, store)
+    from console import backend as backend_module
+
+    return backend_module.make_backend(settings)
 
 
 def clear_caches() -> None:
@@ -412,3 +415,47 @@ def render_decision(decision: Any, *, key: str) -> None:
             st.caption("No action recommended.")
         else:
             st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_actions")
+
+
+# --- scenarios -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ScenarioCard:
+    id: str
+    title: str
+    description: str
+    expected_verdict: str
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
+    """The demo scenarios (``console.scenarios.list_scenarios``), as plain cards."""
+    from console import scenarios
+
+    return [
+        ScenarioCard(
+            id=str(_attr(s, "id")),
+            title=str(_attr(s, "title") or _attr(s, "id")),
+            description=str(_attr(s, "description") or ""),
+            expected_verdict=str(_attr(s, "expected_verdict") or ""),
+        )
+        for s in scenarios.list_scenarios(mock_dir)
+    ]
+
+
+def _attr(obj: Any, name: str) -> Any:
+    from console.views import field
+
+    return field(obj, name)
+
+
+def launch_scenario(services: Services, scenario_id: str, triggered_by: str) -> str:
+    """Start the loop on a scenario; returns the execution id."""
+    backend = services.backend
+    if hasattr(backend, "launch_scenario"):
+        return backend.launch_scenario(scenario_id, triggered_by)
+    from console.steps import collect
+
+    doc = collect({"scenario": scenario_id}, services.settings)["snapshot"]
+    return backend.launch(doc, triggered_by=triggered_by, labels={"scenario": scenario_id})

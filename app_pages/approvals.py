@@ -164,16 +164,23 @@ with pending_tab:
             )
 
 with history_tab:
-    history = ui.safe(approvals.history, default=[], what="approval history")
-    frame = views.approvals_history_frame(views.flatten_approvals(history))
+    decided = ui.safe(approvals.decided, default=[], what="decided approvals")
+    st.subheader("Decided approvals")
+    frame = views.approvals_history_frame(views.flatten_approvals(decided))
     if frame.empty:
         st.caption("No decided approvals yet.")
     else:
-        st.dataframe(frame, hide_index=True, width="stretch", key="approvals_history")
+        st.dataframe(frame, hide_index=True, width="stretch", key="approvals_decided")
+    st.subheader("Audit trail")
+    trail = views.audit_frame(ui.safe(approvals.history, 1000, default=[], what="audit trail"))
+    if trail.empty:
+        st.caption("The audit trail is empty.")
+    else:
+        st.dataframe(trail, hide_index=True, width="stretch", key="approvals_audit")
         st.download_button(
-            "Download CSV",
-            frame.to_csv(index=False).encode(),
-            file_name="approvals_audit.csv",
+            "Download audit trail (CSV)",
+            trail.to_csv(index=False).encode(),
+            file_name="audit_trail.csv",
             mime="text/csv",
             icon=":material/download:",
             key="approvals_csv",

@@ -41,6 +41,11 @@ METRIC_TITLES = {
     "memory_mb": "Memory (MB)",
     "rps": "Requests / s",
     "restarts": "Restarts",
+    "cpu_utilization": "CPU utilisation",
+    "memory_utilization": "Memory utilisation",
+    "pod_restarts": "Pod restarts",
+    "requests_per_second": "Requests / s",
+    "db_query_p95_ms": "DB query p95 (ms)",
 }
 
 

@@ -662,3 +662,54 @@ def flatten_approvals(items: Iterable[Any]) -> list[dict[str, Any]]:
             row["action"] = ", ".join(action_names(field(item, "actions", [])))
         out.append(row)
     return out
+
+
+def step_badge(step: StepProgress) -> Badge:
+    """A loop step as a badge: grey while pending, then its task-run state colour."""
+    if step.state == "pending":
+        return Badge(step.task, "gray", ":material/radio_button_unchecked:")
+    base = state_badge(step.state)
+    return Badge(step.task, base.color, base.icon)
+
+
+def human_votes(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One row per action a human approved or rejected, from outcome records."""
+    out = []
+    for rec in records:
+        approval = rec.get("approval") or {}
+        status = approval.get("status")
+        if status not in ("approved", "rejected"):
+            continue
+        for action in (rec.get("plan") or {}).get("approval", []) or []:
+            out.append({"action": field(action, "name", "unknown"), "approved": status == "approved"})
+    return out
+
+
+def confidence_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """(stated confidence, held) pairs from outcome records with a known outcome."""
+    out = []
+    for rec in records:
+        held = (rec.get("outcome") or {}).get("held")
+        conf = (rec.get("decision") or {}).get("confidence")
+        if held is None or conf is None:
+            continue
+        out.append({"confidence": float(conf), "held": bool(held)})
+    return out
+
+
+def audit_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The append-only audit trail (``Store.audit_trail``) as a table; details as compact JSON."""
+    out = []
+    for row in rows:
+        detail = row.get("detail")
+        out.append(
+            {
+                "seq": row.get("seq"),
+                "at": pd.Timestamp(as_time(row.get("at"))) if as_time(row.get("at")) else pd.NaT,
+                "actor": str(row.get("actor", "")),
+                "event": str(row.get("event", "")),
+                "subject": str(row.get("subject") or ""),
+                "detail": json.dumps(detail, default=str, sort_keys=True) if detail else "",
+            }
+        )
+    return pd.DataFrame(out, columns=["seq", "at", "actor", "event", "subject", "detail"])
