@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
@@ -39,20 +39,28 @@ from console.models import LogPattern, LogRecord
 # --------------------------------------------------------------------------------------------------
 # drain3 configuration
 
-# Order matters: the more specific shapes are masked before the generic number mask eats their digits.
-DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
-    # ISO-8601 / syslog-like timestamps embedded in a message
+# Masks are applied in order (drain3's LogMasker runs them one after the other), so the more specific
+# shapes come before the generic number mask that would otherwise eat their digits.
+#
+# PRE_MASKS remove the high-entropy tokens (timestamps, UUIDs, hex ids) that make otherwise identical
+# lines unique; they run on every distinct message. MASKS run once per *digit shape* (see
+# ``LogMiner.mask_all``), which is where most of the speed comes from.
+DEFAULT_PRE_MASKS: tuple[tuple[str, str], ...] = (
+    # ISO-8601 timestamps embedded in a message
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "TS"),
-    (r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "TIME"),
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
-    (r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"'<>]+", "URL"),
-    (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", "IP"),
-    # absolute file / URL paths with at least two segments (/var/lib/x, /api/v1/orders/42)
-    (r"(?<![\w/.:])(?:/[\w.@%+~-]+){2,}/?", "PATH"),
-    (r"\bblk_-?\d+\b", "BLK"),
     (r"\b0[xX][0-9a-fA-F]+\b", "HEX"),
     # long hex identifiers (trace ids, commit shas, container ids) that contain at least one digit
-    (r"\b(?=[0-9a-fA-F]*\d)[0-9a-fA-F]{12,}\b", "ID"),
+    (r"\b(?=[0-9a-fA-F]{12})[a-fA-F]*\d[0-9a-fA-F]*\b", "ID"),
+)
+DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
+    # URLs and paths may contain ids masked above (<ID>), hence '<' and '>' in their character sets.
+    (r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s\"']+", "URL"),
+    (r"\b\d{2}:\d{2}:\d{2}(?:[.,]\d+)?\b", "TIME"),
+    (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", "IP"),
+    # absolute file / URL paths with at least two segments (/var/lib/x, /api/v1/orders/42)
+    (r"(?<![\w/.:<>])(?:/[\w.@%+~<>-]+){2,}/?", "PATH"),
+    (r"\bblk_-?\d+\b", "BLK"),
     (
         r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds|m|min|mins|minutes|h|hr|hours)\b",
         "DURATION",
@@ -64,12 +72,16 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
 
 @dataclass(frozen=True)
 class MinerParams:
-    """Drain parameters. The defaults suit service logs (short, structured messages)."""
+    """Drain parameters. The defaults suit service logs (short, structured messages).
+
+    drain3 masks with ``pre_masks`` then ``masks``, in that order.
+    """
 
     depth: int = 4
     sim_th: float = 0.4
     max_children: int = 100
     parametrize_numeric_tokens: bool = True
+    pre_masks: tuple[tuple[str, str], ...] = DEFAULT_PRE_MASKS
     masks: tuple[tuple[str, str], ...] = DEFAULT_MASKS
     extra_delimiters: tuple[str, ...] = ()
     max_clusters: int | None = None
@@ -85,16 +97,47 @@ def make_template_miner(params: MinerParams | None = None) -> TemplateMiner:
     config.drain_max_clusters = p.max_clusters
     config.drain_extra_delimiters = list(p.extra_delimiters)
     config.parametrize_numeric_tokens = p.parametrize_numeric_tokens
-    config.masking_instructions = [MaskingInstruction(pattern, name) for pattern, name in p.masks]
+    config.masking_instructions = [
+        MaskingInstruction(pattern, name) for pattern, name in (*p.pre_masks, *p.masks)
+    ]
     config.mask_prefix = "<"
     config.mask_suffix = ">"
     config.profiling_enabled = False
     return TemplateMiner(persistence_handler=None, config=config)
 
 
+# Digits 1-9 all map to "1"; "0" is kept so a literal 0 in a pattern (0x...) still sees the same text.
+# (bytes.translate is ~10x faster than str.translate; the shape is only used as a dict key.)
+_SHAPE = bytes.maketrans(b"23456789", b"11111111")
+
+# A substring one of which must be in the text for a default pattern to match at all: a cheap
+# `in` test skips a regex scan that could not change the text, so the output is unchanged.
+_GATES: dict[str, tuple[str, ...]] = {
+    DEFAULT_PRE_MASKS[0][0]: ("-",),
+    DEFAULT_PRE_MASKS[1][0]: ("-",),
+    DEFAULT_PRE_MASKS[2][0]: ("0x", "0X"),
+    DEFAULT_MASKS[0][0]: ("://",),
+    DEFAULT_MASKS[1][0]: (":",),
+    DEFAULT_MASKS[2][0]: (".",),
+    DEFAULT_MASKS[3][0]: ("/",),
+    DEFAULT_MASKS[4][0]: ("blk_",),
+}
+_NONZERO_DIGIT = re.compile(r"[1-9]")
+
+
+def digit_agnostic(pattern: str) -> bool:
+    """True if the regex cannot tell the digits 1-9 apart (no literal 1-9, no back-reference).
+
+    Only then do two messages that differ in those digits alone get masked at the same places.
+    """
+    stripped = re.sub(r"\{\d*,?\d*\}", "", pattern)
+    stripped = stripped.replace(r"\d", "").replace("0-9", "").replace("1-9", "")
+    return _NONZERO_DIGIT.search(stripped) is None
+
+
 @dataclass
 class Cluster:
-    """One mined template with the distinct masked messages (and their line counts) that fell into it."""
+    """One mined template and how many lines fell into it."""
 
     cluster_id: int
     template: str = ""
@@ -111,26 +154,73 @@ class MiningResult:
         return self.cluster_of_masked[self.masked_of_raw[raw]]
 
 
+def _apply(masks: Sequence[tuple[re.Pattern[str], str, tuple[str, ...]]], text: str) -> str:
+    for regex, repl, gate in masks:
+        if gate and not any(g in text for g in gate):
+            continue
+        text = regex.sub(repl, text)
+    return text
+
+
 class LogMiner:
     """Mine templates over a batch of messages with drain3, deduplicating before drain3 sees them."""
 
     def __init__(self, params: MinerParams | None = None) -> None:
         self.params = params or MinerParams()
         self.miner = make_template_miner(self.params)
+        prefix, suffix = self.miner.config.mask_prefix, self.miner.config.mask_suffix
+        self._pre = [
+            (re.compile(p), f"{prefix}{name}{suffix}", _GATES.get(p, ())) for p, name in self.params.pre_masks
+        ]
+        self._post = [
+            (re.compile(p), f"{prefix}{name}{suffix}", _GATES.get(p, ())) for p, name in self.params.masks
+        ]
+        self._shape_ok = all(digit_agnostic(p) for p, _ in self.params.masks) and not any(
+            _NONZERO_DIGIT.search(f"{prefix}{name}{suffix}") for _, name in self.params.masks
+        )
 
     def mask(self, message: str) -> str:
+        """drain3's own masking of one message (the reference ``mask_all`` must agree with)."""
         return self.miner.masker.mask(message)
+
+    def mask_all(self, messages: Iterable[str]) -> dict[str, str]:
+        """Masked text of every distinct message, equal to ``mask`` but much faster on real logs.
+
+        Pre-masks run once per distinct message. The result is then keyed by its *digit shape*
+        (digits 1-9 replaced by 1): if masking the first message of a shape consumed every digit
+        1-9, every other message of that shape masks to the same text, because the remaining
+        patterns are digit-agnostic (checked by :func:`digit_agnostic`); otherwise each message of
+        the shape is masked on its own.
+        """
+        out: dict[str, str] = {}
+        pre = self._pre
+        post = self._post
+        by_shape: dict[bytes, str | None] = {}
+        shape_ok = self._shape_ok
+        for raw in messages:
+            if raw in out:
+                continue
+            text = _apply(pre, raw)
+            if not shape_ok:
+                out[raw] = _apply(post, text)
+                continue
+            shape = text.encode("utf-8", "surrogatepass").translate(_SHAPE)
+            masked = by_shape.get(shape)
+            if masked is None:
+                masked = _apply(post, text)
+                # reusable for the whole shape only if no digit 1-9 survived masking
+                by_shape[shape] = None if _NONZERO_DIGIT.search(masked) else masked
+            out[raw] = masked
+        return out
 
     def mine(self, messages: Iterable[str]) -> MiningResult:
         result = MiningResult()
+        materialized = messages if isinstance(messages, list) else list(messages)
+        masked_of_raw = self.mask_all(materialized)
+        result.masked_of_raw = masked_of_raw
         masked_counts: dict[str, int] = {}
-        raw_seen = result.masked_of_raw
-        mask = self.miner.masker.mask
-        for raw in messages:
-            masked = raw_seen.get(raw)
-            if masked is None:
-                masked = mask(raw)
-                raw_seen[raw] = masked
+        for raw in materialized:
+            masked = masked_of_raw[raw]
             masked_counts[masked] = masked_counts.get(masked, 0) + 1
         drain = self.miner.drain
         for masked, count in masked_counts.items():  # dicts keep first-appearance order
@@ -230,6 +320,21 @@ EXAMPLE_CHARS = 300
 MIN_WINDOW_MINUTES = 1.0
 
 
+_LEVEL_ALIASES = {
+    "WARNING": "WARN",
+    "ERR": "ERROR",
+    "SEVERE": "ERROR",
+    "CRIT": "CRITICAL",
+    "EMERGENCY": "EMERG",
+}
+
+
+def canonical_level(level: str) -> str:
+    """Upper-case level name with common aliases folded (WARNING -> WARN, ERR -> ERROR)."""
+    name = level.strip().upper() or "INFO"
+    return _LEVEL_ALIASES.get(name, name)
+
+
 def level_rank(level: str) -> int:
     """Severity rank of a level name; unknown names count as INFO."""
     return _LEVEL_RANK.get(level.strip().upper(), 1)
@@ -305,21 +410,25 @@ def mine_log_patterns(
     """
     if not logs:
         return []
+    if deployed_at.tzinfo is None:  # same convention as models.parse_time: naive means UTC
+        deployed_at = deployed_at.replace(tzinfo=UTC)
     miner = LogMiner(params)
-    result = miner.mine(r.message for r in logs)
+    result = miner.mine([r.message for r in logs])
     accs: dict[int, _Acc] = {}
     masked_of_raw = result.masked_of_raw
     cluster_of_masked = result.cluster_of_masked
+    levels: dict[str, tuple[int, str]] = {}
     for rec in logs:
         masked = masked_of_raw[rec.message]
         cid = cluster_of_masked[masked]
         acc = accs.get(cid)
         if acc is None:
             acc = accs[cid] = _Acc()
-        rank = level_rank(rec.level)
-        if rank > acc.rank:
-            acc.rank = rank
-            acc.level = rec.level.strip().upper() or "INFO"
+        level = levels.get(rec.level)
+        if level is None:
+            level = levels[rec.level] = (level_rank(rec.level), canonical_level(rec.level))
+        if level[0] > acc.rank:
+            acc.rank, acc.level = level
             acc.example = rec.message[:EXAMPLE_CHARS]
         if rec.ts < deployed_at:
             acc.before += 1
