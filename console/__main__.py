@@ -1,0 +1,253 @@
+"""Command line: ``python -m console {analyze,run,approve,step,export-training,recover,bench}``.
+
+Exit codes: 0 ok, 1 the operation failed (execution FAILED, resume failed), 2 bad input.
+Errors are one line on stderr; no traceback reaches the user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import runpy
+import sys
+from pathlib import Path
+from typing import Any
+
+from console.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+
+
+class CliError(Exception):
+    """Bad input: one line on stderr, exit 2."""
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+def _read_json(source: str) -> Any:
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"{source}: cannot read file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{source}: not UTF-8 text") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(
+            f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except RecursionError:
+        raise CliError(f"{source}: not valid JSON: nested too deeply") from None
+
+
+# -- commands -------------------------------------------------------------------------------------------
+
+
+def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
+    from console import steps
+    from console.snapshot import SnapshotError, load_snapshot
+
+    try:
+        snapshot = load_snapshot(args.file)
+    except SnapshotError as exc:
+        raise CliError(str(exc)) from None
+    from console.analysis import analyze
+
+    decision = analyze(snapshot, settings)
+    doc = decision.to_dict()
+    if not args.rules_only:
+        doc = steps.summarize({"snapshot": snapshot.to_dict(), "decision": doc}, settings)["decision"]
+    _print_json(doc)
+    return 0
+
+
+def _engine(settings: Settings):
+    from console.engine import EmbeddedEngine
+
+    return EmbeddedEngine(settings, synchronous=True)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
+    from console.auth import Identity, PermissionDenied, Role
+    from console.backend import BackendError
+    from console.executions import State
+
+    if args.reject and not (args.comment or "").strip():
+        raise CliError("--reject needs --comment saying why")
+    engine = _engine(settings)
+    try:
+        execution = engine.run_sync(scenario=args.scenario, triggered_by=args.as_name)
+    except BackendError as exc:
+        raise CliError(str(exc)) from None
+    if execution.state == State.PAUSED and (args.approve or args.reject):
+        service = ApprovalService(engine.store, engine, settings)
+        approval = service.for_execution(execution.id)
+        if approval is None:
+            raise CliError(f"execution {execution.id} is paused but has no approval")
+        identity = Identity(args.as_name, Role.APPROVER, source="cli")
+        try:
+            result = service.decide(approval["id"], identity, bool(args.approve), args.comment or "")
+        except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
+            _print_json(execution.to_kestra())
+            sys.stderr.write(f"error: {exc}\n")
+            return 2
+        sys.stderr.write(f"{result.message}\n")
+        execution = engine.wait(execution.id)
+    _print_json(execution.to_kestra())
+    if execution.state == State.PAUSED:
+        approval = engine.store.approval_for_execution(execution.id)
+        approval_id = approval["id"] if approval else "?"
+        sys.stderr.write(
+            f"paused: waiting for approval {approval_id}; decide with "
+            f"`python -m console approve {approval_id} --as NAME` "
+            f"(or --reject --comment WHY)\n"
+        )
+    return 1 if execution.state == State.FAILED else 0
+
+
+def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
+    from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
+    from console.auth import Identity, PermissionDenied, Role
+
+    engine = _engine(settings)
+    service = ApprovalService(engine.store, engine, settings)
+    identity = Identity(args.as_name, Role.APPROVER, source="cli")
+    try:
+        result = service.decide(args.approval_id, identity, not args.reject, args.comment or "")
+    except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
+        raise CliError(str(exc)) from None
+    approval = service.get(args.approval_id)
+    execution = engine.wait(approval["execution_id"])
+    _print_json(execution.to_kestra())
+    sys.stderr.write(f"{result.message}\n")
+    return 0 if result.resumed or result.status == "recorded" else 1
+
+
+def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
+    from console.steps import StepError, run_step
+
+    data = _read_json(args.input)
+    if not isinstance(data, dict):
+        raise CliError("step input must be a JSON object")
+    try:
+        outputs = run_step(args.name, data, settings)
+    except StepError as exc:
+        raise CliError(str(exc)) from None
+    if args.kestra:
+        from kestra import Kestra
+
+        Kestra.outputs(outputs)
+    else:
+        _print_json(outputs)
+    return 0
+
+
+def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
+    from console.store import Store
+    from console.training import export_rows, to_jsonl
+
+    records = Store(settings.db_path).outcome_records()
+    text = to_jsonl(export_rows(records, args.format))
+    if args.out:
+        try:
+            Path(args.out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+        sys.stderr.write(
+            f"{text.count(chr(10))} {args.format} row(s) from {len(records)} record(s) -> {args.out}\n"
+        )
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
+    from console.engine import EmbeddedEngine
+
+    engine = EmbeddedEngine(settings, synchronous=True, recover=False)
+    report = engine.recover()
+    _print_json({"recovered": report})
+    if not report:
+        sys.stderr.write("nothing to recover\n")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
+    path = PROJECT_ROOT / "benchmarks" / "bench_analysis.py"
+    if not path.is_file():
+        raise CliError(f"{path.relative_to(PROJECT_ROOT)} does not exist yet")
+    module = runpy.run_path(str(path), run_name="console_bench")
+    main = module.get("main")
+    if not callable(main):
+        raise CliError("benchmarks/bench_analysis.py has no main()")
+    result = main(args.rest) if args.rest else main()
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m console", description="DevOps loop console CLI")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("analyze", help="analyze a snapshot file, print the decision JSON")
+    p.add_argument("file")
+    p.add_argument("--rules-only", action="store_true", help="skip the LLM narrative")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("run", help="run the whole loop on a scenario with the embedded engine")
+    p.add_argument("scenario")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--approve", action="store_true")
+    group.add_argument("--reject", action="store_true")
+    p.add_argument("--comment", default="")
+    p.add_argument("--as", dest="as_name", default="cli-operator", help="who launches and decides")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("approve", help="approve (or --reject) a pending approval")
+    p.add_argument("approval_id")
+    p.add_argument("--reject", action="store_true")
+    p.add_argument("--comment", default="")
+    p.add_argument("--as", dest="as_name", required=True)
+    p.set_defaults(func=cmd_approve)
+
+    p = sub.add_parser("step", help="run one step of the loop on a JSON input")
+    p.add_argument("name")
+    p.add_argument("input", nargs="?", default="-", help="a JSON file, or - for stdin")
+    p.add_argument("--kestra", action="store_true", help="emit outputs through Kestra.outputs")
+    p.set_defaults(func=cmd_step)
+
+    p = sub.add_parser("export-training", help="export outcome records as JSONL")
+    p.add_argument("--format", choices=["sft", "kto", "dpo"], default="sft")
+    p.add_argument("--out")
+    p.set_defaults(func=cmd_export_training)
+
+    p = sub.add_parser("recover", help="take over executions a dead console left running")
+    p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("bench", help="run benchmarks/bench_analysis.py")
+    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+        return args.func(args, settings)
+    except (CliError, SettingsError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        sys.stderr.write(f"error: {type(exc).__name__}: {text}\n")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

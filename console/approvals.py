@@ -1,0 +1,344 @@
+"""Approvals: who may decide, how many must agree, what happens when nobody does.
+
+Every check runs here, on the server side, whatever the UI shows: viewers cannot decide, nobody
+approves their own request, a rejection needs a reason, CRITICAL plans need two different
+approvers, any rejection rejects, and an approval nobody decides in time is rejected (never
+approved). Decisions are idempotent and safe under concurrency: the vote and the status change
+happen in one ``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WHERE status =
+'pending'``, so of two operators clicking at once exactly one decides and the other is told who did.
+
+Every attempt, granted or refused, is appended to the audit trail. Once a decision is final the
+engine is resumed; if that fails (Kestra down), the decision stays and the approval is marked
+``resume_state = 'failed'`` until :meth:`ApprovalService.retry_resume` succeeds.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from console.auth import Identity, PermissionDenied, require_approver
+from console.backend import Backend, BackendError
+from console.models import parse_time
+from console.settings import Settings
+from console.steps import TIMEOUT_ACTOR
+from console.store import Store, now_text
+
+log = logging.getLogger(__name__)
+
+FINAL = ("approved", "rejected", "expired", "cancelled")
+
+
+class ApprovalError(Exception):
+    """Base of the approval errors; messages are fit to show the operator."""
+
+
+class ApprovalNotFound(ApprovalError, LookupError):
+    pass
+
+
+class AlreadyDecided(ApprovalError):
+    """The approval was decided already (or this person already voted)."""
+
+
+@dataclass
+class DecisionResult:
+    status: Literal["approved", "rejected", "recorded"]
+    message: str
+    resumed: bool = False
+
+
+def _hhmm(text: str | None) -> str:
+    if not text:
+        return "?"
+    return parse_time(text).strftime("%H:%M UTC")
+
+
+def _who(approval: dict[str, Any]) -> str:
+    return approval.get("decided_by") or "unknown"
+
+
+def already_message(approval: dict[str, Any]) -> str:
+    status = approval["status"]
+    if status == "expired":
+        return (
+            f"this approval expired at {_hhmm(approval.get('expires_at'))} and was rejected "
+            "(nobody decided in time)"
+        )
+    if status == "cancelled":
+        return f"this approval was cancelled at {_hhmm(approval.get('decided_at'))} (the execution stopped)"
+    return f"already {status} by {_who(approval)} at {_hhmm(approval.get('decided_at'))}"
+
+
+class ApprovalService:
+    """Backend-agnostic approvals on top of the store."""
+
+    def __init__(self, store: Store, backend: Backend, settings: Settings) -> None:
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Pending approvals, newest first, each with its votes so far (overdue ones are expired first)."""
+        self.expire_overdue()
+        items = self.store.approvals(statuses=["pending"])
+        for item in items:
+            item["votes"] = self.store.approval_votes(item["id"])
+        return items
+
+    def get(self, approval_id: str) -> dict[str, Any]:
+        approval = self.store.approval_row(approval_id)
+        if approval is None:
+            raise ApprovalNotFound(f"approval {approval_id} not found")
+        approval["votes"] = self.store.approval_votes(approval_id)
+        return approval
+
+    def for_execution(self, execution_id: str) -> dict[str, Any] | None:
+        approval = self.store.approval_for_execution(execution_id)
+        if approval is not None:
+            approval["votes"] = self.store.approval_votes(approval["id"])
+        return approval
+
+    def decided(self, limit: int = 200) -> list[dict[str, Any]]:
+        return self.store.approvals(statuses=list(FINAL), limit=limit)
+
+    def history(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        """The audit trail, newest first."""
+        return self.store.audit_trail(limit=limit, offset=offset)
+
+    # -- deciding -----------------------------------------------------------------------------------
+
+    def decide(
+        self, approval_id: str, identity: Identity, approved: bool, comment: str = ""
+    ) -> DecisionResult:
+        comment = (comment or "").strip()
+        verb = "approve" if approved else "reject"
+        try:
+            require_approver(identity)
+            outcome = self._vote(approval_id, identity, approved, comment)
+        except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError) as exc:
+            self.store.audit(
+                identity.name,
+                "approval.refused",
+                approval_id,
+                {"attempt": verb, "role": identity.role.value, "reason": str(exc)},
+            )
+            raise
+        status, approval, expired_now = outcome
+        if expired_now:
+            self._resume(approval, approved=False, comment=self._timeout_comment(), approver=TIMEOUT_ACTOR)
+            message = already_message(approval)
+            self.store.audit(
+                identity.name, "approval.refused", approval_id, {"attempt": verb, "reason": message}
+            )
+            raise AlreadyDecided(message)
+        if status == "recorded":
+            votes = self.store.approval_votes(approval_id)
+            missing = approval["required_approvals"] - sum(1 for v in votes if v["approved"])
+            return DecisionResult(
+                "recorded", f"approval recorded; {missing} more approver(s) needed from someone else"
+            )
+        approvers = ", ".join(v["actor"] for v in self.store.approval_votes(approval_id) if v["approved"])
+        resumed, error = self._resume(
+            approval, approved=status == "approved", comment=comment, approver=approvers or identity.name
+        )
+        message = f"{status} by {identity.name}"
+        if not resumed:
+            message += (
+                f"; the decision is saved but the engine could not be resumed ({error}); retry it later"
+            )
+        return DecisionResult(status, message, resumed=resumed)  # type: ignore[arg-type]
+
+    def _vote(
+        self, approval_id: str, identity: Identity, approved: bool, comment: str
+    ) -> tuple[str, dict[str, Any], bool]:
+        """Record one vote in one transaction. Returns (status, approval row, expired_now)."""
+        now = now_text()
+        with self.store.write() as conn:
+            approval = self.store.approval_row(approval_id, conn)
+            if approval is None:
+                raise ApprovalNotFound(f"approval {approval_id} not found")
+            if approval["status"] != "pending":
+                raise AlreadyDecided(already_message(approval))
+            if parse_time(approval["expires_at"]) <= datetime.now(UTC):
+                self._expire_in(conn, approval, now)
+                return "expired", self.store.approval_row(approval_id, conn) or approval, True
+            if identity.name == approval["requested_by"]:
+                raise PermissionDenied("you cannot approve your own request")
+            if not approved and not comment:
+                raise ValueError("a rejection needs a comment saying why")
+            voted = conn.execute(
+                "SELECT approved, at FROM approval_votes WHERE approval_id = ? AND actor = ?",
+                (approval_id, identity.name),
+            ).fetchone()
+            if voted is not None:
+                raise AlreadyDecided(
+                    f"{identity.name} already voted on this at {_hhmm(voted['at'])}; "
+                    "a second approval must come from someone else"
+                )
+            try:
+                conn.execute(
+                    "INSERT INTO approval_votes (approval_id, actor, approved, comment, at) VALUES "
+                    "(?, ?, ?, ?, ?)",
+                    (approval_id, identity.name, int(approved), comment, now),
+                )
+            except sqlite3.IntegrityError:
+                raise AlreadyDecided(f"{identity.name} already voted on this") from None
+            if approved:
+                count = conn.execute(
+                    "SELECT COUNT(*) FROM approval_votes WHERE approval_id = ? AND approved = 1",
+                    (approval_id,),
+                ).fetchone()[0]
+                status = "approved" if count >= approval["required_approvals"] else "recorded"
+            else:
+                status = "rejected"
+            if status != "recorded":
+                approvers = [
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT actor FROM approval_votes WHERE approval_id = ? AND approved = ? "
+                        "ORDER BY at, rowid",
+                        (approval_id, int(approved)),
+                    )
+                ]
+                changed = conn.execute(
+                    "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, comment = ?, "
+                    "resume_state = 'pending' WHERE id = ? AND status = 'pending'",
+                    (status, now, ", ".join(approvers) if approved else identity.name, comment, approval_id),
+                ).rowcount
+                if changed != 1:  # cannot happen under BEGIN IMMEDIATE; kept as the last line of defence
+                    raise AlreadyDecided(
+                        already_message(self.store.approval_row(approval_id, conn) or approval)
+                    )
+            self.store.audit_in(
+                conn,
+                identity.name,
+                f"approval.{status if status != 'recorded' else 'vote'}",
+                approval_id,
+                {
+                    "approved": approved,
+                    "comment": comment,
+                    "role": identity.role.value,
+                    "execution_id": approval["execution_id"],
+                    "required_approvals": approval["required_approvals"],
+                },
+            )
+            final = self.store.approval_row(approval_id, conn) or approval
+        return status, final, False
+
+    def _timeout_comment(self) -> str:
+        minutes = self.settings.approval_timeout_minutes
+        return f"expired: nobody decided within {minutes:g} minutes"
+
+    def _expire_in(self, conn: sqlite3.Connection, approval: dict[str, Any], now: str) -> bool:
+        changed = conn.execute(
+            "UPDATE approvals SET status = 'expired', decided_at = ?, decided_by = ?, comment = ?, "
+            "resume_state = 'pending' WHERE id = ? AND status = 'pending'",
+            (now, TIMEOUT_ACTOR, self._timeout_comment(), approval["id"]),
+        ).rowcount
+        if changed:
+            self.store.audit_in(
+                conn,
+                TIMEOUT_ACTOR,
+                "approval.expired",
+                approval["id"],
+                {"execution_id": approval["execution_id"], "expires_at": approval["expires_at"]},
+            )
+        return bool(changed)
+
+    def expire_overdue(self, now: datetime | None = None) -> list[str]:
+        """Reject every pending approval past its deadline and resume its execution with approved=False."""
+        expired: list[dict[str, Any]] = []
+        ids = self.store.overdue_approval_ids(now)
+        if not ids:
+            return []
+        stamp = now_text()
+        with self.store.write() as conn:
+            for approval_id in ids:
+                approval = self.store.approval_row(approval_id, conn)
+                if approval is not None and self._expire_in(conn, approval, stamp):
+                    expired.append(approval)
+        for approval in expired:
+            self._resume(approval, approved=False, comment=self._timeout_comment(), approver=TIMEOUT_ACTOR)
+        return [a["id"] for a in expired]
+
+    # -- resuming the engine --------------------------------------------------------------------------
+
+    def _resume(
+        self, approval: dict[str, Any], *, approved: bool, comment: str, approver: str
+    ) -> tuple[bool, str]:
+        try:
+            self.backend.resume(
+                approval["execution_id"], approved=approved, comment=comment, approver=approver
+            )
+        except Exception as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, BackendError) and "not PAUSED" in message:
+                # the engine already moved on (resumed elsewhere, killed): nothing left to do
+                self._set_resume_state(approval["id"], "done", message)
+                return True, ""
+            log.warning("resume of %s failed: %s", approval["execution_id"], message)
+            self._set_resume_state(approval["id"], "failed", message)
+            self.store.audit(
+                "system", "approval.resume_failed", approval["id"], {"error": message, "approver": approver}
+            )
+            return False, message
+        self._set_resume_state(approval["id"], "done", None)
+        return True, ""
+
+    def _set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
+        with self.store.write() as conn:
+            conn.execute(
+                "UPDATE approvals SET resume_state = ?, resume_error = ? WHERE id = ?",
+                (state, error, approval_id),
+            )
+
+    def resume_failed(self) -> list[dict[str, Any]]:
+        rows = self.store.conn.execute(
+            "SELECT id FROM approvals WHERE resume_state = 'failed' ORDER BY decided_at"
+        )
+        return [self.get(r[0]) for r in rows]
+
+    def retry_resume(self, approval_id: str) -> DecisionResult:
+        """Resume the engine again for a decision whose resume failed."""
+        approval = self.get(approval_id)
+        if approval["status"] not in ("approved", "rejected", "expired"):
+            raise ApprovalError(f"approval {approval_id} is {approval['status']}; nothing to resume")
+        if approval.get("resume_state") == "done":
+            return DecisionResult(_result_status(approval), "already resumed", resumed=True)
+        if approval["status"] == "expired":
+            approved, comment, approver = (
+                False,
+                approval.get("comment") or self._timeout_comment(),
+                TIMEOUT_ACTOR,
+            )
+        else:
+            approved = approval["status"] == "approved"
+            comment = approval.get("comment") or ""
+            approver = approval.get("decided_by") or "unknown"
+        resumed, error = self._resume(approval, approved=approved, comment=comment, approver=approver)
+        self.store.audit(
+            "system", "approval.resume_retried", approval_id, {"ok": resumed, "error": error or None}
+        )
+        if not resumed:
+            return DecisionResult(_result_status(approval), f"the engine still cannot be resumed ({error})")
+        return DecisionResult(_result_status(approval), "engine resumed", resumed=True)
+
+
+def _result_status(approval: dict[str, Any]) -> Literal["approved", "rejected", "recorded"]:
+    return "approved" if approval["status"] == "approved" else "rejected"
+
+
+__all__ = [
+    "AlreadyDecided",
+    "ApprovalError",
+    "ApprovalNotFound",
+    "ApprovalService",
+    "DecisionResult",
+    "already_message",
+]

@@ -1,0 +1,340 @@
+"""The loop's steps as plain functions, shared by the embedded engine and the Kestra flows.
+
+Each step takes one JSON object and returns one JSON object (see docs/ARCHITECTURE.md, "Steps").
+Nothing here keeps state between calls: the engines store every output, so re-running a step on the
+same input gives the same output (the embedded engine's crash recovery relies on that).
+
+The executor is a simulator: it records what each action would do (``ActionSpec.effect``) and never
+touches a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from console.actions import UnknownActionError, get_action
+from console.models import Decision, Risk, Verdict, format_time, parse_time
+from console.settings import Settings
+from console.snapshot import SnapshotError, parse_snapshot, validate_document
+
+STEP_NAMES = ("collect", "analyze", "summarize", "decide", "execute", "record")
+
+# deployment statuses shown in the console
+STATUS_RUNNING = "analyzing"
+STATUS_AWAITING = "awaiting approval"
+STATUS_ROLLED_BACK = "rolled back"
+STATUS_HEALTHY = "healthy"
+STATUS_ESCALATED = "escalated"
+STATUS_REMEDIATED = "remediated"
+STATUS_FAILED = "failed"
+STATUS_CANCELLED = "cancelled"
+
+TIMEOUT_ACTOR = "system:timeout"
+"""Who "decides" an approval nobody answered in time (always a rejection)."""
+
+RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
+
+
+class StepError(ValueError):
+    """A step's input is not usable; the message is one line naming what is wrong."""
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+
+
+def _require(data: Any, key: str, step: str) -> Any:
+    if not isinstance(data, dict):
+        raise StepError(f"{step}: input must be a JSON object")
+    if data.get(key) is None:
+        raise StepError(f"{step}: input needs {key!r}")
+    return data[key]
+
+
+def max_risk(actions: list[dict[str, Any]]) -> str:
+    risks = [Risk(a.get("risk", "LOW")) for a in actions] or [Risk.LOW]
+    return max(risks, key=RISK_ORDER.index).value
+
+
+def shift_document(doc: dict[str, Any], delta: timedelta) -> dict[str, Any]:
+    """A copy of a snapshot document with every timestamp moved by ``delta``."""
+    cache: dict[str, str] = {}
+
+    def move(text: str) -> str:
+        out = cache.get(text)
+        if out is None:
+            out = cache[text] = format_time(parse_time(text) + delta)
+        return out
+
+    shifted = dict(doc)
+    shifted["deployment"] = {**doc["deployment"], "deployed_at": move(doc["deployment"]["deployed_at"])}
+    shifted["metrics"] = {
+        name: [[move(ts), v] for ts, v in points] for name, points in doc["metrics"].items()
+    }
+    shifted["logs"] = [{**rec, "ts": move(rec["ts"])} for rec in doc["logs"]]
+    return shifted
+
+
+def latest_time(doc: dict[str, Any]) -> datetime:
+    """The newest timestamp in a snapshot (metrics, logs or the deployment itself)."""
+    texts = {ts for points in doc["metrics"].values() for ts, _ in points}
+    texts.update(rec["ts"] for rec in doc["logs"])
+    texts.add(doc["deployment"]["deployed_at"])
+    return max(parse_time(t) for t in texts)
+
+
+def load_scenario(scenario_id: str, settings: Settings) -> dict[str, Any]:
+    """A scenario document from ``console.scenarios`` (or, before that module exists, from the
+    mock-data directory directly)."""
+    try:
+        from console import scenarios
+    except ImportError:
+        scenarios = None  # type: ignore[assignment]
+    if scenarios is not None and hasattr(scenarios, "load_scenario_document"):
+        try:
+            return scenarios.load_scenario_document(scenario_id, settings.mock_data_dir)
+        except (LookupError, OSError) as exc:
+            raise StepError(f"unknown scenario {scenario_id!r}") from exc
+        except ValueError as exc:
+            raise StepError(
+                str(exc).splitlines()[0] if str(exc) else f"unusable scenario {scenario_id!r}"
+            ) from exc
+    path = Path(settings.mock_data_dir) / f"{scenario_id}.json"
+    if "/" in scenario_id or "\\" in scenario_id or not path.is_file():
+        raise StepError(f"unknown scenario {scenario_id!r}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _scenario_for_service(service: str, settings: Settings) -> dict[str, Any] | None:
+    for path in sorted(Path(settings.mock_data_dir).glob("*.json")):
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(doc, dict) and (doc.get("deployment") or {}).get("service") == service:
+            return doc
+    return None
+
+
+# -- steps -------------------------------------------------------------------------------------------------
+
+
+def collect(data: dict[str, Any], settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
+    """Snapshot for the run.
+
+    - ``{"scenario": id}``: the scenario's snapshot, moved in time so that its newest point is now
+      (the deploy happened "now minus the verification window"), so today's KPIs and charts fit.
+    - ``{"snapshot": doc}``: validated and passed on unchanged.
+    - ``{"deployment_id", "service", "version"}``: the demo collector: the mock-data snapshot of
+      that service, relabelled with the given deployment and moved to now.
+    """
+    if not isinstance(data, dict):
+        raise StepError("collect: input must be a JSON object")
+    now = now or datetime.now(UTC)
+    if data.get("snapshot") is not None:
+        doc = data["snapshot"]
+        try:
+            validate_document(doc)
+        except SnapshotError as exc:
+            raise StepError(f"collect: snapshot {exc}") from None
+        return {"snapshot": doc}
+    if data.get("scenario") is not None:
+        doc = load_scenario(str(data["scenario"]), settings)
+    elif data.get("service"):
+        doc = _scenario_for_service(str(data["service"]), settings)
+        if doc is None:
+            raise StepError(f"collect: no telemetry source for service {data['service']!r}")
+        doc = {**doc, "deployment": dict(doc["deployment"])}
+        for key in ("deployment_id", "version", "previous_version", "deployed_by", "environment"):
+            if data.get(key):
+                doc["deployment"]["id" if key == "deployment_id" else key] = str(data[key])
+    else:
+        raise StepError("collect: input needs 'scenario', 'snapshot' or 'service'")
+    try:
+        validate_document(doc)
+    except SnapshotError as exc:
+        raise StepError(f"collect: snapshot {exc}") from None
+    return {"snapshot": shift_document(doc, now - latest_time(doc))}
+
+
+def analyze(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    from console.analysis import analyze as run_analysis
+
+    doc = _require(data, "snapshot", "analyze")
+    try:
+        snapshot = parse_snapshot(doc)
+    except SnapshotError as exc:
+        raise StepError(f"analyze: snapshot {exc}") from None
+    return {"decision": run_analysis(snapshot, settings).to_dict()}
+
+
+def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The LLM narrative; never fails on the LLM's account (llm.summarize falls back to the rules)."""
+    doc = _require(data, "snapshot", "summarize")
+    decision_doc = _require(data, "decision", "summarize")
+    try:
+        from console.llm import summarize as llm_summarize
+    except ImportError:
+        return {"decision": decision_doc}
+    try:
+        snapshot = parse_snapshot(doc)
+    except SnapshotError as exc:
+        raise StepError(f"summarize: snapshot {exc}") from None
+    decision = Decision.from_dict(decision_doc)
+    return {"decision": llm_summarize(snapshot, decision, settings).to_dict()}
+
+
+def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    from console.policy import plan_actions
+
+    decision_doc = _require(data, "decision", "decide")
+    try:
+        decision = Decision.from_dict(decision_doc)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise StepError(f"decide: decision is not understood ({exc})") from None
+    plan = plan_actions(decision, settings)
+    plan_doc = {**plan.to_dict(), "needs_approval": bool(plan.needs_approval)}
+    return {
+        "plan": plan_doc,
+        "verdict": decision.verdict.value,
+        "severity": decision.severity.value,
+        "confidence": round(decision.confidence, 4),
+    }
+
+
+def _action_result(action: dict[str, Any], mode: str) -> dict[str, Any]:
+    try:
+        spec = get_action(str(action.get("name")))
+    except UnknownActionError as exc:
+        return {**action, "mode": mode, "status": "refused", "effect": None, "detail": str(exc)}
+    return {
+        "name": spec.name,
+        "title": spec.title,
+        "risk": spec.risk.value,
+        "params": dict(action.get("params") or {}),
+        "mode": mode,
+        "status": "simulated",
+        "effect": spec.effect,
+    }
+
+
+def deployment_status(
+    verdict: str | None, executed: list[dict[str, Any]], approval: dict[str, Any] | None
+) -> str:
+    effects = {a.get("effect") for a in executed if a.get("status") == "simulated"}
+    if "rolled back" in effects:
+        return STATUS_ROLLED_BACK
+    if approval is not None and approval.get("approved") is False:
+        return STATUS_ESCALATED  # a human kept risky actions from running, or nobody answered
+    if verdict == Verdict.ESCALATE.value:
+        return STATUS_ESCALATED
+    if verdict == Verdict.ROLLBACK.value:
+        return STATUS_ESCALATED  # a rollback was called for but did not run
+    if effects - {"on-call notified", "diagnostics collected", None}:
+        return STATUS_REMEDIATED
+    return STATUS_HEALTHY
+
+
+def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Run (simulate) the plan. Auto actions always run; approval actions run only when approved:
+    a rejected or expired approval runs nothing risky."""
+    plan = _require(data, "plan", "execute")
+    approval = data.get("approval")
+    if approval is not None and not isinstance(approval, dict):
+        raise StepError("execute: 'approval' must be an object or null")
+    executed = [_action_result(a, "auto") for a in plan.get("auto", [])]
+    skipped: list[dict[str, Any]] = []
+    approval_actions = list(plan.get("approval", []))
+    if approval_actions:
+        if approval is not None and approval.get("approved") is True:
+            executed += [_action_result(a, "approved") for a in approval_actions]
+        else:
+            reason = "no approval" if approval is None else "rejected"
+            if _expired(approval):
+                reason = "expired"
+            skipped = [{**a, "skipped": reason} for a in approval_actions]
+    verdict = data.get("verdict") or plan.get("verdict")
+    return {
+        "executed": executed,
+        "skipped": skipped,
+        "deployment_status": deployment_status(verdict, executed, approval),
+    }
+
+
+def _expired(approval: dict[str, Any] | None) -> bool:
+    return bool(approval) and (
+        approval.get("status") == "expired" or approval.get("approver") == TIMEOUT_ACTOR
+    )
+
+
+def approval_status(plan: dict[str, Any], approval: dict[str, Any] | None) -> str:
+    if plan.get("needs_approval") or plan.get("approval"):
+        if approval is None:
+            return "rejected"
+        if _expired(approval):
+            return "expired"
+        return "approved" if approval.get("approved") else "rejected"
+    return "auto" if plan.get("auto") else "not_required"
+
+
+def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """The outcome record kept for the Learning page and the training export."""
+    snapshot = _require(data, "snapshot", "record")
+    decision = _require(data, "decision", "record")
+    plan = _require(data, "plan", "record")
+    approval = data.get("approval")
+    executed = data.get("executed") or []
+    status = approval_status(plan, approval)
+    scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
+    expected = scenario.get("expected_verdict") if scenario else None
+    if expected:
+        held: bool | None = decision.get("verdict") == expected
+    elif status == "approved":
+        held = True
+    elif status == "rejected":
+        held = False
+    else:
+        held = None
+    status_text = data.get("deployment_status") or deployment_status(
+        decision.get("verdict"), executed, approval
+    )
+    approvers = []
+    if approval and approval.get("approver") and not _expired(approval):
+        approvers = [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
+    return {
+        "outcome": {
+            "execution_id": data.get("execution_id"),
+            "deployment": snapshot.get("deployment"),
+            "scenario": {"id": scenario.get("id"), "expected_verdict": expected} if scenario else None,
+            "decision": decision,
+            "plan": plan,
+            "approval": {
+                "status": status,
+                "approvers": approvers,
+                "comment": (approval or {}).get("comment"),
+            },
+            "executed": executed,
+            "outcome": {"deployment_status": status_text, "held": held},
+        }
+    }
+
+
+STEPS: dict[str, Callable[[dict[str, Any], Settings], dict[str, Any]]] = {
+    "collect": collect,
+    "analyze": analyze,
+    "summarize": summarize,
+    "decide": decide,
+    "execute": execute,
+    "record": record,
+}
+
+
+def run_step(name: str, data: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    try:
+        step = STEPS[name]
+    except KeyError:
+        raise StepError(f"unknown step {name!r} (one of: {', '.join(STEP_NAMES)})") from None
+    return step(data, settings)
