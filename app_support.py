@@ -132,10 +132,18 @@ def identity_sidebar(settings: Settings) -> auth.Identity | None:
 
 
 def _demo_sidebar() -> auth.Identity | None:
-    st.session_state.setdefault("demo_name", "operator")
-    st.session_state.setdefault("demo_role", "approver")
+    # Widget state can be dropped by a run that did not draw the sidebar (a dialog/fragment rerun):
+    # restore it from the identity kept in session_state, so nobody is silently renamed.
+    previous = current_identity()
+    if not st.session_state.get("demo_name"):
+        st.session_state["demo_name"] = previous.name if previous else "operator"
+    if st.session_state.get("demo_role") not in ROLE_OPTIONS:
+        st.session_state["demo_role"] = previous.role.value if previous else "approver"
     st.text_input("Name", key="demo_name", max_chars=64)
     st.selectbox("Role", ROLE_OPTIONS, key="demo_role")
+    if not str(st.session_state.get("demo_name") or "").strip() and previous is not None:
+        st.caption(f"Name left empty: still {previous.name}.")
+        return previous
     try:
         ident = auth.demo_identity(st.session_state["demo_name"], st.session_state["demo_role"])
     except auth.InvalidIdentity as exc:

@@ -55,7 +55,7 @@ def launch(scenario_id: str) -> None:
     ui.clear_caches()
 
 
-notice = st.session_state.get("launch_notice")
+notice = st.session_state.pop("launch_notice", None)
 if notice:
     st.warning(notice)
 
@@ -121,7 +121,6 @@ for i, card in enumerate(scenarios):
             key=f"launch_{card.id}",
             on_click=launch,
             args=(card.id,),
-            disabled=busy,
             icon=":material/rocket_launch:",
             type="primary",
         )

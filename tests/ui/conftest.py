@@ -1,0 +1,74 @@
+"""UI test fixtures: a private data directory, clean Streamlit caches, a seeded store, AppTest helpers."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from console.engine import EmbeddedEngine
+from console.executions import Execution
+from console.settings import Settings, load_settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+APP = str(PROJECT_ROOT / "app.py")
+PAGES = ["overview", "deployments", "approvals", "executions", "metrics", "scenarios", "learning", "settings"]
+TIMEOUT = 30
+
+
+@pytest.fixture
+def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Point the console at an empty data dir, with no secrets file, no Kestra, no LLM."""
+    monkeypatch.setenv("CONSOLE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("CONSOLE_SECRETS", str(tmp_path / "no-secrets.toml"))
+    for name in ("KESTRA_URL", "TOGETHER_API_KEY", "AUTO_APPROVE_CONFIDENCE", "APPROVAL_TIMEOUT_MINUTES"):
+        monkeypatch.delenv(name, raising=False)
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield load_settings()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+@pytest.fixture
+def engine(app_env: Settings) -> Iterator[EmbeddedEngine]:
+    """A second engine on the same database (the app has its own): used to seed and to observe."""
+    eng = EmbeddedEngine(app_env, recover=False)
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def paused_leak(engine: EmbeddedEngine) -> Execution:
+    """The memory-leak scenario run up to its approval pause (requested by the deployer, ci-bot)."""
+    execution = engine.run_sync(scenario="memory-leak", triggered_by="seed", timeout=60)
+    assert execution.state.value == "PAUSED"
+    return execution
+
+
+def make_app(name: str = "alice", role: str = "approver", page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.session_state["demo_name"] = name
+    at.session_state["demo_role"] = role
+    at.run()
+    if page:
+        at.switch_page(f"app_pages/{page}.py").run()
+    return at
+
+
+def texts(at: AppTest, kind: str) -> list[str]:
+    return [str(e.value) for e in getattr(at, kind)]
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 30.0, step: float = 0.1) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(step)
+    raise AssertionError("condition not met in time")

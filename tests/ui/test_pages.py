@@ -1,0 +1,172 @@
+"""Every page under AppTest, fresh and seeded, plus the key interactions."""
+
+from __future__ import annotations
+
+import pytest
+
+from console.engine import EmbeddedEngine
+from console.executions import Execution, State
+from tests.ui.conftest import PAGES, make_app, texts, wait_for
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_on_a_fresh_machine(app_env, page):
+    at = make_app(role="admin", page=page)
+    assert not at.exception, at.exception
+    assert not texts(at, "error"), texts(at, "error")
+
+
+def test_fresh_overview_points_to_scenarios(app_env):
+    at = make_app(page="overview")
+    infos = " ".join(texts(at, "info"))
+    assert "No deployment has been analysed" in infos
+    assert "Demo mode" in " ".join(texts(at, "caption"))
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_runs_with_data(app_env, paused_leak, engine, page):
+    engine.run_sync(scenario="healthy-hotfix", triggered_by="seed", timeout=60)
+    at = make_app(role="admin", page=page)
+    assert not at.exception, at.exception
+    assert not texts(at, "error"), texts(at, "error")
+
+
+def test_overview_tiles_count_the_pending_approval(app_env, paused_leak):
+    at = make_app(page="overview")
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Pending approvals"] == "1"
+    assert tiles["Deployments today"] == "1"
+
+
+def test_launch_scenario_once_even_on_double_click(app_env, engine):
+    at = make_app(page="scenarios")
+    at.button(key="launch_memory-leak").click().run()
+    at.button(key="launch_memory-leak").click().run()  # a second click while it runs
+    assert "memory-leak is already running; not launched again." in texts(at, "warning")
+    launches = at.session_state["launches"]
+    assert list(launches) == ["memory-leak"]
+    _, total = engine.store.search_executions()
+    assert total == 1
+    execution_id = launches["memory-leak"]["execution_id"]
+    wait_for(lambda: engine.get_execution(execution_id).state == State.PAUSED)
+    at.run()
+    markdown = " ".join(texts(at, "markdown"))
+    assert "match" in markdown and "mismatch" not in markdown
+    assert execution_id in " ".join(str(p.proto.text) for p in at.get("progress"))
+
+
+def test_approve_rolls_back(app_env, paused_leak: Execution, engine: EmbeddedEngine):
+    at = make_app("alice", "approver", "approvals")
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    at.button(key=f"approve_{approval_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert not at.exception
+    assert any("approved by alice" in s for s in texts(at, "success"))
+    wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
+    deployment = engine.store.deployment_for_execution(paused_leak.id)
+    assert deployment["status"] == "rolled back"
+
+
+def test_rejection_needs_a_comment(app_env, paused_leak, engine):
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    at = make_app("alice", "approver", "approvals")
+    at.button(key=f"reject_{approval_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert "A rejection needs a comment saying why." in texts(at, "error")
+    assert engine.store.approval_row(approval_id)["status"] == "pending"
+    at.text_area(key="approval_comment").input("leak is in a dependency, rolling forward").run()
+    at.button(key="approval_confirm").click().run()
+    assert any("rejected by alice" in s for s in texts(at, "success"))
+    row = engine.store.approval_row(approval_id)
+    assert row["status"] == "rejected" and row["comment"] == "leak is in a dependency, rolling forward"
+
+
+def test_viewer_is_refused_by_the_service(app_env, paused_leak, engine):
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    at = make_app("victor", "viewer", "approvals")
+    assert at.button(key=f"approve_{approval_id}").disabled
+    # a crafted session state opens the dialog anyway: the service must refuse, cleanly
+    at.session_state["approval_request"] = {"id": approval_id, "approved": True}
+    at.run()
+    at.button(key="approval_confirm").click().run()
+    assert not at.exception
+    errors = texts(at, "error")
+    assert any(e.startswith("Not allowed:") and "viewer" in e for e in errors), errors
+    assert engine.store.approval_row(approval_id)["status"] == "pending"
+
+
+def test_requester_cannot_approve_own_request(app_env, paused_leak, engine):
+    approval = engine.store.approval_for_execution(paused_leak.id)
+    at = make_app(approval["requested_by"], "admin", "approvals")
+    at.button(key=f"approve_{approval['id']}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
+    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+
+
+def test_second_decision_gets_already_decided(app_env, paused_leak, engine):
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    first = make_app("alice", "approver", "approvals")
+    second = make_app("bob", "approver", "approvals")  # both saw the request pending
+    first.button(key=f"approve_{approval_id}").click().run()
+    first.button(key="approval_confirm").click().run()
+    second.button(key=f"reject_{approval_id}").click().run()
+    second.text_area(key="approval_comment").input("no").run()
+    second.button(key="approval_confirm").click().run()
+    assert not second.exception
+    warnings = texts(second, "warning")
+    assert any(w.startswith("Already decided:") and "alice" in w for w in warnings), warnings
+
+
+def test_execution_deep_link_opens_detail(app_env, paused_leak):
+    at = make_app(page="executions")
+    at.query_params["execution"] = paused_leak.id
+    at.run()
+    assert not at.exception
+    assert paused_leak.id in [c.value for c in at.code]
+    assert "devops.loop.devops-loop" in texts(at, "subheader")
+    assert [t.label for t in at.tabs][:2] == ["All logs", "collect"]
+
+
+def test_unknown_execution_is_one_line(app_env):
+    at = make_app(page="executions")
+    at.query_params["execution"] = "nope"
+    at.run()
+    assert not at.exception
+    assert texts(at, "error") == ["execution nope: execution nope not found"]
+
+
+def test_log_text_is_never_html(app_env, paused_leak, engine):
+    payload = "<script>alert('x')</script> **bold**"
+    with engine.store.write() as conn:
+        engine.store.log_in(conn, paused_leak.id, "ERROR", payload, task_id="collect")
+    at = make_app(page="executions")
+    at.query_params["execution"] = paused_leak.id
+    at.run()
+    frames = [df.value for df in at.dataframe]
+    assert any(payload in set(f["message"]) for f in frames if "message" in f)
+    for md in at.markdown:  # never rendered as markdown/HTML
+        assert "<script>" not in md.value and not md.proto.allow_html
+
+
+def test_deployment_selection_shows_decision_card(app_env, paused_leak):
+    at = make_app(page="deployments")
+    at.session_state["deployments_table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception
+    assert "payment-service v1.2.2 → v1.2.3" in texts(at, "subheader")
+    assert ":red-badge[:material/undo: ROLLBACK]" in texts(at, "markdown")
+    evidence = next(df.value for df in at.dataframe if "metric" in df.value)
+    assert "🔺 High" in set(evidence["result"])
+
+
+def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
+    monkeypatch.setenv("TOGETHER_API_KEY", "sk-very-secret-value")
+    at = make_app(role="admin", page="settings")
+    table = next(df.value for df in at.dataframe)
+    assert dict(zip(table["field"], table["value"], strict=True))["together_api_key"] == "set"
+    rendered = " ".join(str(df.value.to_csv()) for df in at.dataframe) + " ".join(texts(at, "markdown"))
+    assert "sk-very-secret-value" not in rendered
+    approver = make_app(role="approver")
+    with pytest.raises(Exception):  # not in the approver's navigation at all
+        approver.switch_page("app_pages/settings.py").run()
