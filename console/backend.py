@@ -77,3 +77,17 @@ class Backend(Protocol):
     def ui_link(self, execution_id: str) -> str | None:
         """Link to the execution in the engine's own UI, if it has one."""
         ...
+
+
+def make_backend(settings: Any) -> Backend:
+    """The engine the settings ask for: Kestra when ``KESTRA_URL`` is set, else the embedded one.
+
+    Imports are lazy so that neither engine loads the other's dependencies.
+    """
+    if settings.kestra_url:
+        from console.kestra_backend import KestraBackend
+
+        return KestraBackend(settings)
+    from console.engine import EmbeddedEngine
+
+    return EmbeddedEngine(settings)
