@@ -49,6 +49,7 @@ DEFAULT_PRE_MASKS: tuple[tuple[str, str], ...] = (
     # ISO-8601 timestamps embedded in a message
     (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d+)?(?:Z|[+-]\d{2}:?\d{2})?", "TS"),
     (r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b", "UUID"),
+    (r"\bblk_-?\d+\b", "BLK"),  # HDFS block ids, before ID would take their digits
     (r"\b0[xX][0-9a-fA-F]+\b", "HEX"),
     # long hex identifiers (trace ids, commit shas, container ids) that contain at least one digit
     (r"\b(?=[0-9a-fA-F]{12})[a-fA-F]*\d[0-9a-fA-F]*\b", "ID"),
@@ -60,7 +61,6 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w.])", "IP"),
     # absolute file / URL paths with at least two segments (/var/lib/x, /api/v1/orders/42)
     (r"(?<![\w/.:<>])(?:/[\w.@%+~<>-]+){2,}/?", "PATH"),
-    (r"\bblk_-?\d+\b", "BLK"),
     (
         r"(?<![\w.])\d+(?:\.\d+)?\s?(?:ns|us|µs|ms|s|sec|secs|seconds|m|min|mins|minutes|h|hr|hours)\b",
         "DURATION",
@@ -115,12 +115,12 @@ _SHAPE = bytes.maketrans(b"23456789", b"11111111")
 _GATES: dict[str, tuple[str, ...]] = {
     DEFAULT_PRE_MASKS[0][0]: ("-",),
     DEFAULT_PRE_MASKS[1][0]: ("-",),
-    DEFAULT_PRE_MASKS[2][0]: ("0x", "0X"),
+    DEFAULT_PRE_MASKS[2][0]: ("blk_",),
+    DEFAULT_PRE_MASKS[3][0]: ("0x", "0X"),
     DEFAULT_MASKS[0][0]: ("://",),
     DEFAULT_MASKS[1][0]: (":",),
     DEFAULT_MASKS[2][0]: (".",),
     DEFAULT_MASKS[3][0]: ("/",),
-    DEFAULT_MASKS[4][0]: ("blk_",),
 }
 _NONZERO_DIGIT = re.compile(r"[1-9]")
 
