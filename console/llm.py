@@ -23,6 +23,7 @@ budget, and a watchdog thread bounds the whole call at ``llm_timeout_s`` plus a 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -419,16 +420,40 @@ def merge(decision: Decision, answer: Answer, model: str) -> Decision:
 # transport
 
 
+_clients: dict[tuple[str | None, str], Any] = {}
+_clients_lock = threading.Lock()
+MAX_CACHED_CLIENTS = 4
+
+
 def make_client(settings: Settings):
-    """A ``together.Together`` client for the configured endpoint, with the SDK's retries off."""
+    """A ``together.Together`` client for the configured endpoint, with the SDK's retries off.
+
+    Clients are cached per (endpoint, key digest): building one costs ~30 ms (TLS context) and a
+    reused one keeps its connection alive. Timeouts are passed per request, so they are not part
+    of the key.
+    """
     from together import Together
 
-    return Together(
-        api_key=settings.together_api_key.get(),
-        base_url=normalize_base_url(settings.llm_base_url),
-        max_retries=0,
-        timeout=max(0.1, float(settings.llm_timeout_s)),
-    )
+    base_url = normalize_base_url(settings.llm_base_url)
+    key = settings.together_api_key.get()
+    cache_key = (base_url, hashlib.sha256(key.encode()).hexdigest())
+    with _clients_lock:
+        client = _clients.get(cache_key)
+        if client is None:
+            if len(_clients) >= MAX_CACHED_CLIENTS:
+                _clients.pop(next(iter(_clients)))  # not closed: a call may still be using it
+            client = Together(
+                api_key=key, base_url=base_url, max_retries=0, timeout=max(0.1, float(settings.llm_timeout_s))
+            )
+            _clients[cache_key] = client
+        return client
+
+
+def close_clients() -> None:
+    """Close the cached clients (tests, shutdown)."""
+    with _clients_lock:
+        while _clients:
+            _clients.popitem()[1].close()
 
 
 def _status_reason(exc: Exception) -> str:
@@ -505,9 +530,9 @@ def call_llm(client: Any, messages: list[dict[str, str]], settings: Settings, bu
             )
         except together.APITimeoutError:
             raise LLMFailure(f"timeout after {_format_seconds(budget_s)} s") from None
-        except together.APIConnectionError:
+        except together.APIConnectionError as err:
             last = LLMFailure("connection failed: is the LLM server reachable?")
-            exc: Exception = last
+            exc: Exception = err
         except together.APIStatusError as err:
             last = LLMFailure(_status_reason(err))
             exc = err
@@ -564,8 +589,8 @@ def summarize(snapshot: Snapshot, decision: Decision, settings: Settings, *, cli
     """The rules decision with the LLM's narrative, or the rules decision with a note. Never raises.
 
     Without an API key the rules decision is returned unchanged (no note, no network).
-    ``client`` is an optional ``together.Together`` (or compatible) client; by default one is made
-    from ``settings`` and closed afterwards.
+    ``client`` is an optional ``together.Together`` (or compatible) client; by default a cached one
+    is made from ``settings``.
     """
     if not settings.llm_enabled:
         return decision
@@ -575,13 +600,7 @@ def summarize(snapshot: Snapshot, decision: Decision, settings: Settings, *, cli
         messages = build_messages(snapshot, decision)
 
         def run() -> str:
-            own = client is None
-            active = make_client(settings) if own else client
-            try:
-                return call_llm(active, messages, settings, budget)
-            finally:
-                if own:
-                    active.close()
+            return call_llm(client or make_client(settings), messages, settings, budget)
 
         content = _run_with_watchdog(run, budget)
         result = merge(decision, parse_answer(content), settings.llm_model)

@@ -105,7 +105,9 @@ _ERROR_TYPES = {
 
 
 class FakeLLM:
-    def __init__(self, api_key: str = "test-key-0123456789", default: Behaviour | None = None) -> None:
+    def __init__(
+        self, api_key: str = "test-key-0123456789", default: Behaviour | None = None, port: int = 0
+    ) -> None:
         self.api_key = api_key
         self.default = default or valid()
         self.requests: list[Recorded] = []
@@ -113,7 +115,7 @@ class FakeLLM:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._ids = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, name="fake-llm", daemon=True
@@ -202,6 +204,7 @@ class FakeLLM:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # else headers and body in two writes cost a 40 ms delayed ACK
 
             def log_message(self, format: str, *args: Any) -> None:  # quiet
                 return

@@ -187,3 +187,29 @@ def test_key_never_logged_even_at_debug(llm_settings, fake, snapshot, rollback_d
     text = caplog.text + "\n".join(notes) + "".join(r.getMessage() for r in caplog.records)
     assert "summarize:" in caplog.text  # our own log lines were captured
     assert API_KEY not in text
+
+
+def test_connection_refused_is_retried_once_the_server_comes_up(llm_settings, snapshot, rollback_decision):
+    import threading
+
+    from tests.llm.fake_llm import FakeLLM
+
+    port = closed_port()
+    servers: list[FakeLLM] = []
+
+    def start_late() -> None:
+        server = FakeLLM(api_key=API_KEY, port=port)
+        server.__enter__()
+        servers.append(server)
+
+    timer = threading.Timer(0.1, start_late)  # up before the 0.25 s backoff ends
+    timer.start()
+    try:
+        settings = replace(llm_settings, llm_base_url=f"http://127.0.0.1:{port}", llm_max_retries=1)
+        out = summarize(snapshot, rollback_decision, settings)
+    finally:
+        timer.join()
+        for server in servers:
+            server.close()
+    assert out.analyzer.startswith("llm:"), out.notes
+    assert len(servers[0].requests) == 1
