@@ -279,10 +279,16 @@ _SIGNATURE_RES = tuple((name, re.compile(pattern, re.IGNORECASE)) for name, patt
 CATEGORIES: tuple[str, ...] = tuple(name for name, _ in _SIGNATURES)
 
 
+CATEGORIZE_CHARS = 4096
+"""Only the head of a message is searched: signatures sit near the top (first line of a stack
+trace), and a huge untrusted line must not make the analysis slow."""
+
+
 def categorize(text: str) -> str | None:
     """Root-cause category of a log template or message, or None. First matching signature wins."""
     if not text:
         return None
+    text = text[:CATEGORIZE_CHARS]
     for name, regex in _SIGNATURE_RES:
         if regex.search(text):
             return name

@@ -342,6 +342,7 @@ def service_logs(n: int) -> list[LogRecord]:
     return logs
 
 
+@pytest.mark.slow  # ~3 s alone (half of it generating the lines), more on a busy machine
 def test_200k_distinct_lines_mine_well_under_the_budget():
     logs = service_logs(200_000)
     start = time.process_time()  # CPU time: robust to other tests running on the same cores
@@ -351,3 +352,12 @@ def test_200k_distinct_lines_mine_well_under_the_budget():
     assert patterns[0].category == "connection_pool"
     assert patterns[0].status == "new"
     assert sum(p.count_before + p.count_after for p in patterns) == len(logs)
+
+
+def test_huge_untrusted_lines_stay_fast():
+    hostile = ["1 " * 50_000, "upstream " * 20_000, "/a" * 50_000, "abcdef" * 20_000]
+    start = time.process_time()
+    patterns = mine_log_patterns(after("ERROR", hostile), DEPLOY)
+    assert time.process_time() - start < 2.0
+    assert sum(p.count_after for p in patterns) == len(hostile)
+    assert all(len(p.example) <= EXAMPLE_CHARS for p in patterns)
