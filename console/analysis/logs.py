@@ -15,10 +15,19 @@ after even if the service was quiet) can pass ``before_minutes`` / ``after_minut
 
 Speed
 -----
-drain3 is pure Python. Real logs repeat themselves, so lines are deduplicated twice: identical raw
-messages are masked once, and identical masked messages are given to drain3 once, with their counts
-kept on the side. Each distinct masked message is assigned to the cluster drain3 put it in when it
-was added (as logparser's Drain does for the benchmark), which keeps the grouping deterministic.
+drain3 is pure Python and its masker runs every regex over every line, which alone costs ~4 s for
+200k distinct lines here. ``LogMiner`` produces exactly the same masked text much faster:
+
+1. identical raw messages are masked once;
+2. the "pre-masks" (timestamps, UUIDs, block ids, hex ids: the tokens that make lines unique) run
+   on each distinct message, each skipped when a required substring is absent;
+3. the other masks run once per *digit shape* (digits 1-9 folded to 1) when that provably gives the
+   same result (see ``LogMiner.mask_all``);
+4. identical masked messages go to drain3 once, their line counts kept on the side. Each distinct
+   masked message belongs to the cluster drain3 put it in when it was added (as logparser's Drain
+   assigns lines), so the grouping is deterministic.
+
+``benchmarks/bench_loghub.py`` prints the figures (200k lines in ~1.2 s, all distinct).
 
 Log text is untrusted: it is only matched against regular expressions and stored as strings.
 """
