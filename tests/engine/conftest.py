@@ -1,0 +1,70 @@
+"""Fixtures for the engine area: a store, engines (threaded and synchronous) and the approval service
+on a private data directory, and identities."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from console.approvals import ApprovalService
+from console.auth import Identity, Role
+from console.engine import EmbeddedEngine
+from console.executions import Execution, State
+from console.settings import Settings
+from console.store import Store
+
+PROJECT_ROOT_DIR = Path(__file__).resolve().parents[2]
+ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver
+HEALTHY_SCENARIO = "healthy-hotfix"  # expected CONTINUE: only LOW-risk actions, confident
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings.db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def engine(settings: Settings, store: Store) -> Iterator[EmbeddedEngine]:
+    """The engine as the console runs it: a background worker pool."""
+    e = EmbeddedEngine(settings, store, max_workers=2)
+    yield e
+    e.close()
+
+
+@pytest.fixture
+def approvals(engine: EmbeddedEngine, settings: Settings) -> ApprovalService:
+    return ApprovalService(engine.store, engine, settings)
+
+
+@pytest.fixture
+def fast_expiry_settings(settings: Settings) -> Settings:
+    return replace(settings, approval_timeout_minutes=0.003)  # 0.18 s
+
+
+@pytest.fixture
+def bob() -> Identity:
+    return Identity("bob", Role.APPROVER)
+
+
+@pytest.fixture
+def carol() -> Identity:
+    return Identity("carol", Role.ADMIN)
+
+
+@pytest.fixture
+def viewer() -> Identity:
+    return Identity("victor", Role.VIEWER)
+
+
+def run_paused(engine: EmbeddedEngine, scenario: str = ROLLBACK_SCENARIO) -> tuple[Execution, dict]:
+    """Run a scenario that needs approval; return the PAUSED execution and its approval row."""
+    execution = engine.run_sync(scenario=scenario, triggered_by="alice", timeout=30)
+    assert execution.state == State.PAUSED, engine.execution_logs(execution.id)
+    approval = engine.store.approval_for_execution(execution.id)
+    assert approval is not None
+    return execution, approval

@@ -1,0 +1,220 @@
+"""The whole loop on the embedded engine: scenarios, pause/resume, shapes, time shift, failures."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from console.backend import BackendError
+from console.engine import TASKS, EmbeddedEngine
+from console.executions import Execution, State
+from console.models import parse_time
+from console.scenarios import list_scenarios
+from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
+
+
+def states(execution: Execution) -> list[str]:
+    return [h.state.value for h in execution.histories]
+
+
+@pytest.mark.parametrize("scenario", [s.id for s in list_scenarios()])
+def test_every_scenario_pauses_exactly_when_the_plan_needs_a_human(engine, approvals, carol, scenario):
+    execution = engine.run_sync(scenario=scenario, triggered_by="alice", timeout=30)
+    decide = execution.task_run("decide")
+    assert decide is not None and decide.state == State.SUCCESS
+    plan = decide.outputs["plan"]
+    approval = engine.store.approval_for_execution(execution.id)
+    if plan["needs_approval"]:
+        assert execution.state == State.PAUSED
+        assert execution.task_run("approval").state == State.PAUSED
+        assert approval is not None and approval["status"] == "pending"
+        assert [a["name"] for a in approval["actions"]] == [a["name"] for a in plan["approval"]]
+        critical = any(a["risk"] == "CRITICAL" for a in plan["approval"])
+        assert approval["required_approvals"] == (2 if critical else 1)
+        assert engine.store.deployment_for_execution(execution.id)["status"] == "awaiting approval"
+    else:
+        assert execution.state == State.SUCCESS
+        assert approval is None
+        assert execution.outputs["approval"] in ("auto", "not_required")
+        executed = execution.task_run("execute").outputs["executed"]
+        assert {a["name"] for a in executed} == {a["name"] for a in plan["auto"]}
+
+
+def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bob):
+    execution, approval = run_paused(engine)
+    assert execution.inputs["scenario"] == ROLLBACK_SCENARIO
+    assert states(execution) == ["CREATED", "RUNNING", "PAUSED"]
+    assert [r.task_id for r in execution.task_runs] == list(TASKS[:5])
+    assert execution.task_run("execute") is None  # nothing ran before the human said so
+    # the request comes from the scenario's deployer; the console user is kept in a label
+    assert approval["requested_by"] != "alice"
+    assert execution.labels["launched_by"] == "alice"
+    assert approval["risk"] == "HIGH"
+
+    result = approvals.decide(approval["id"], bob, True, "go")
+    assert result.status == "approved" and result.resumed
+    done = engine.wait(execution.id, timeout=30)
+
+    assert done.state == State.SUCCESS
+    assert states(done) == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+    assert [r.task_id for r in done.task_runs] == list(TASKS)
+    assert all(r.state == State.SUCCESS for r in done.task_runs)
+    pause = done.task_run("approval")
+    assert [h.state.value for h in pause.histories] == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
+    assert pause.outputs["approved"] is True and pause.outputs["approver"] == "bob"
+    assert pause.outputs["resumed"]["by"] == "bob"
+    executed = done.task_run("execute").outputs["executed"]
+    assert "rollback_deployment" in {a["name"] for a in executed}
+    assert done.outputs["deployment_status"] == "rolled back"
+    deployment = engine.store.deployment_for_execution(execution.id)
+    assert deployment["status"] == "rolled back" and deployment["approval"] == "approved"
+    assert deployment["verdict"] == "ROLLBACK"
+
+
+def test_healthy_scenario_runs_to_success_without_approval(engine):
+    execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    assert execution.state == State.SUCCESS
+    assert states(execution) == ["CREATED", "RUNNING", "SUCCESS"]
+    assert execution.outputs["verdict"] == "CONTINUE"
+    assert execution.outputs["deployment_status"] == "healthy"
+    assert execution.task_run("approval").outputs == {"required": False}
+    assert engine.store.approval_for_execution(execution.id) is None
+    [record] = engine.store.outcome_records()
+    assert record["approval"]["status"] == "auto"
+    assert record["scenario"]["id"] == HEALTHY_SCENARIO
+    assert record["outcome"]["held"] is True  # CONTINUE was the expected verdict
+
+
+def test_launch_returns_at_once_and_the_worker_finishes(engine):
+    start = time.perf_counter()
+    execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "alice")
+    elapsed = time.perf_counter() - start
+    first = engine.get_execution(execution_id)
+    assert first.state in (State.CREATED, State.RUNNING, State.SUCCESS)
+    done = engine.wait(execution_id, timeout=30)
+    assert done.state == State.SUCCESS
+    assert elapsed < (done.end - done.start).total_seconds() + 0.5
+
+
+def test_scenario_timestamps_are_shifted_to_now(engine):
+    execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    snapshot = engine.snapshot_document(execution.id)
+    newest = max(parse_time(ts) for points in snapshot["metrics"].values() for ts, _ in points)
+    assert abs((datetime.now(UTC) - newest).total_seconds()) < 60
+    deployed = parse_time(snapshot["deployment"]["deployed_at"])
+    assert deployed < newest
+    # the metric points land in the store for the Metrics page, at the shifted times
+    service = snapshot["deployment"]["service"]
+    metric = next(iter(snapshot["metrics"]))
+    series = engine.store.metric_series(service, metric, deployed, newest, max_points=10_000)
+    after_deploy = [p for p in snapshot["metrics"][metric] if parse_time(p[0]) >= deployed]
+    assert len(series) == len(after_deploy)
+
+
+def test_execution_has_kestra_shape_and_round_trips(engine):
+    execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    doc = execution.to_kestra()
+    assert doc["flowId"] == "devops-loop" and doc["namespace"] == "devops.loop"
+    assert doc["state"]["current"] == "SUCCESS"
+    again = Execution.from_kestra(doc)
+    assert [r.task_id for r in again.task_runs] == list(TASKS)
+    assert again.outputs == execution.outputs
+
+
+def test_a_failing_step_fails_the_task_and_the_execution_with_one_line(engine, monkeypatch):
+    import console.steps as steps
+
+    def boom(data, settings):
+        raise RuntimeError("analysis exploded\n  on two lines")
+
+    monkeypatch.setattr(steps, "analyze", boom)
+    execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    assert execution.state == State.FAILED
+    assert execution.task_run("analyze").state == State.FAILED
+    assert execution.task_run("summarize") is None
+    errors = [e for e in engine.execution_logs(execution.id) if e.level == "ERROR"]
+    assert len(errors) == 1
+    assert errors[0].task_id == "analyze"
+    assert errors[0].message == "RuntimeError: analysis exploded on two lines"
+    assert "Traceback" not in errors[0].message
+    assert engine.store.deployment_for_execution(execution.id)["status"] == "failed"
+
+
+def test_invalid_snapshot_fails_in_collect(engine):
+    execution_id = engine.launch(
+        {
+            "deployment": {"id": "d1", "service": "svc", "version": "v2", "deployed_at": "yesterday"},
+            "metrics": {},
+            "logs": [],
+        },
+        triggered_by="ci",
+    )
+    execution = engine.wait(execution_id, timeout=30)
+    assert execution.state == State.FAILED
+    [error] = [e for e in engine.execution_logs(execution_id) if e.level == "ERROR"]
+    assert error.task_id == "collect" and "deployment.deployed_at" in error.message
+
+
+def test_resume_of_a_finished_execution_is_refused(engine):
+    execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    with pytest.raises(BackendError, match=f"execution {execution.id} is SUCCESS, not PAUSED"):
+        engine.resume(execution.id, approved=True, comment="", approver="bob")
+    with pytest.raises(BackendError, match="not found"):
+        engine.get_execution("nope")
+
+
+def test_kill_a_paused_execution_cancels_its_approval(engine, approvals, bob):
+    from console.approvals import AlreadyDecided
+
+    execution, approval = run_paused(engine)
+    engine.kill(execution.id)
+    killed = engine.get_execution(execution.id)
+    assert killed.state == State.KILLED
+    assert killed.task_run("approval").state == State.KILLED
+    assert engine.store.approval_row(approval["id"])["status"] == "cancelled"
+    with pytest.raises(AlreadyDecided, match="cancelled"):
+        approvals.decide(approval["id"], bob, True, "")
+    with pytest.raises(BackendError, match="already KILLED"):
+        engine.kill(execution.id)
+
+
+def test_search_is_newest_first_with_state_filter_and_paging(engine):
+    ids = [engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="a", timeout=30).id for _ in range(3)]
+    paused, _ = run_paused(engine)
+    page = engine.search_executions(page=1, size=2)
+    assert page.total == 4
+    assert [e.id for e in page.items] == [paused.id, ids[2]]
+    assert page.items[0].task_runs == []  # listing does not load task runs
+    second = engine.search_executions(page=2, size=2)
+    assert [e.id for e in second.items] == [ids[1], ids[0]]
+    only_paused = engine.search_executions(states=[State.PAUSED])
+    assert [e.id for e in only_paused.items] == [paused.id] and only_paused.total == 1
+    assert engine.search_executions(flow_id="other").total == 0
+
+
+def test_dashboard_read_models(engine, approvals, bob):
+    engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    execution, approval = run_paused(engine)
+    kpis = engine.dashboard_kpis()
+    assert kpis.executions_today == 2 and kpis.pending_approvals == 1
+    assert kpis.auto_approved_share == 1.0  # the only decided deployment ran on its own
+    approvals.decide(approval["id"], bob, True, "")
+    engine.wait(execution.id, timeout=30)
+    kpis = engine.dashboard_kpis()
+    assert kpis.pending_approvals == 0 and kpis.rollbacks_today == 1
+    assert kpis.auto_approved_share == 0.5
+    assert kpis.mean_time_to_decision_s is not None and kpis.mean_time_to_decision_s >= 0
+    assert kpis.verdicts_today == {"CONTINUE": 1, "ROLLBACK": 1}
+    latest = engine.latest_decisions(5)
+    assert latest[0]["execution_id"] == execution.id
+    health = {h["service"]: h for h in engine.service_health()}
+    assert health[latest[0]["service"]]["status"] == "rolled back"
+    assert engine.health().ok
+
+
+def test_synchronous_engine_runs_inline(settings):
+    engine = EmbeddedEngine(settings, synchronous=True)
+    execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "cli")
+    assert engine.store.get_execution(execution_id).state == State.SUCCESS

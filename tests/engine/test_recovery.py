@@ -1,0 +1,117 @@
+"""Crash recovery: a console killed mid-run, executions left RUNNING, restart limits, PAUSED kept."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+from console.engine import INTERRUPTED, MAX_RESTARTS, EmbeddedEngine
+from console.executions import State
+from console.store import Store, dumps, now_text
+from tests.engine.conftest import HEALTHY_SCENARIO, PROJECT_ROOT_DIR, run_paused
+
+DIE_IN_SUMMARIZE = textwrap.dedent(
+    """
+    import os, sys
+    from pathlib import Path
+    from console import steps
+    from console.engine import EmbeddedEngine
+    from console.settings import Settings
+
+    def die(data, settings):
+        os._exit(9)  # the console process dies mid-task, no cleanup
+
+    steps.summarize = die
+    engine = EmbeddedEngine(Settings(data_dir=Path(sys.argv[1])), synchronous=True)
+    engine.launch_scenario(sys.argv[2], "alice")
+    """
+)
+
+
+def crash_mid_run(settings, scenario) -> str:
+    proc = subprocess.run(
+        [sys.executable, "-c", DIE_IN_SUMMARIZE, str(settings.data_dir), scenario],
+        cwd=PROJECT_ROOT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 9, proc.stderr
+    store = Store(settings.db_path)
+    [row] = store.conn.execute("SELECT id, state FROM executions").fetchall()
+    assert row["state"] == "RUNNING"
+    store.close()
+    return row["id"]
+
+
+def test_killed_console_is_recovered_from_the_interrupted_task(settings):
+    execution_id = crash_mid_run(settings, HEALTHY_SCENARIO)
+    engine = EmbeddedEngine(settings, synchronous=True)  # recovers at start
+    try:
+        assert engine.last_recovery == [
+            {"execution_id": execution_id, "was": "RUNNING", "action": "resumed from summarize"}
+        ]
+        execution = engine.get_execution(execution_id)
+        assert execution.state == State.SUCCESS
+        assert [h.state.value for h in execution.histories] == [
+            "CREATED",
+            "RUNNING",
+            "RESTARTED",
+            "RUNNING",
+            "SUCCESS",
+        ]
+        # finished tasks were not run again; the interrupted one was
+        assert "RESTARTED" not in [h.state.value for h in execution.task_run("analyze").histories]
+        assert "RESTARTED" in [h.state.value for h in execution.task_run("summarize").histories]
+        starts = [e.task_id for e in engine.execution_logs(execution_id) if e.message.endswith(" started")]
+        assert starts.count("analyze") == 1 and starts.count("summarize") == 2
+        assert any(INTERRUPTED in e.message for e in engine.execution_logs(execution_id))
+        assert len(engine.store.outcome_records()) == 1
+        assert ("system:recovery", "execution.recovered") in [
+            (r["actor"], r["event"]) for r in engine.store.audit_trail(subject=execution_id)
+        ]
+        # a second start finds nothing to do
+        assert EmbeddedEngine(settings, engine.store, synchronous=True).last_recovery == []
+    finally:
+        engine.close()
+
+
+def test_recovery_gives_up_after_repeated_restarts(settings):
+    execution_id = crash_mid_run(settings, HEALTHY_SCENARIO)
+    store = Store(settings.db_path)
+    histories = [{"state": "CREATED", "date": now_text()}] + [
+        {"state": s, "date": now_text()} for _ in range(MAX_RESTARTS) for s in ("RESTARTED", "RUNNING")
+    ]
+    with store.write() as conn:
+        conn.execute("UPDATE executions SET histories = ? WHERE id = ?", (dumps(histories), execution_id))
+    engine = EmbeddedEngine(settings, store, synchronous=True)
+    assert engine.last_recovery[0]["action"] == "failed"
+    execution = engine.get_execution(execution_id)
+    assert execution.state == State.FAILED
+    assert any(INTERRUPTED in e.message and e.level == "ERROR" for e in engine.execution_logs(execution_id))
+
+
+def test_paused_executions_and_pending_approvals_survive_a_restart(settings, store):
+    first = EmbeddedEngine(settings, store, synchronous=True)
+    execution, approval = run_paused(first)
+    second = EmbeddedEngine(settings, Store(settings.db_path), synchronous=True)
+    assert second.last_recovery == []
+    assert second.get_execution(execution.id).state == State.PAUSED
+    assert second.store.approval_row(approval["id"])["status"] == "pending"
+    second.resume(execution.id, approved=True, comment="", approver="bob")
+    assert second.get_execution(execution.id).outputs["deployment_status"] == "rolled back"
+
+
+def test_an_execution_owned_by_a_live_process_is_left_alone(settings, store):
+    engine = EmbeddedEngine(settings, store, synchronous=True)
+    execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "alice")
+    live_owner = f"{os.uname().nodename}:{os.getppid()}:other"
+    with store.write() as conn:  # pretend another live console is in the middle of it
+        conn.execute(
+            "UPDATE executions SET state = 'RUNNING', owner = ?, heartbeat_at = ? WHERE id = ?",
+            (live_owner, now_text(), execution_id),
+        )
+    assert EmbeddedEngine(settings, store, synchronous=True).last_recovery == []
+    assert store.execution_row(execution_id)["owner"] == live_owner

@@ -1,0 +1,198 @@
+"""Store: metric downsampling, listing speed at 100,000 executions, lock handling, steps' pure logic."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from console import steps
+from console.store import Store, StoreBusy, dumps
+
+
+def test_metric_series_downsamples_in_sql(store):
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    points = [(t0.timestamp() + i, float(i)) for i in range(10_000)]
+    store.add_metric_points("checkout", "dep-1", {"latency": points, "errors": [(t0.timestamp(), 1.0)]})
+    end = t0 + timedelta(seconds=9_999)
+    full = store.metric_series("checkout", "latency", t0, end, max_points=20_000)
+    assert len(full) == 10_000 and full[0] == (t0, 0.0)
+    small = store.metric_series("checkout", "latency", t0, end, max_points=100)
+    assert 90 <= len(small) <= 100
+    assert [p[0] for p in small] == sorted(p[0] for p in small)
+    # each bucket is the mean of ~100 consecutive values: the overall mean is kept
+    assert abs(sum(v for _, v in small) / len(small) - 4999.5) < 60
+    assert small[0][1] < 100 and small[-1][1] > 9_800
+    window = store.metric_series(
+        "checkout", "latency", t0 + timedelta(seconds=10), t0 + timedelta(seconds=19)
+    )
+    assert [v for _, v in window] == [float(i) for i in range(10, 20)]
+    assert store.metric_names("checkout") == ["errors", "latency"]
+    assert store.metric_series("other", "latency", t0, end) == []
+
+
+def _fill_executions(store: Store, n: int) -> None:
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    states = ["SUCCESS", "FAILED", "PAUSED", "RUNNING"]
+    rows = []
+    for i in range(n):
+        start = (base + timedelta(seconds=i)).isoformat().replace("+00:00", "Z")
+        rows.append(
+            (
+                f"e{i:06d}",
+                "devops.loop",
+                "devops-loop",
+                states[i % 4],
+                start,
+                start,
+                dumps({"service": f"s{i % 7}"}),
+                dumps({"launched_by": "x"}),
+                dumps([{"state": "CREATED", "date": start}]),
+            )
+        )
+    with store.write() as conn:
+        conn.executemany(
+            "INSERT INTO executions (id, namespace, flow_id, state, start_date, updated_at, inputs, "
+            "labels, histories)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+
+
+def test_listing_stays_fast_with_100k_executions(store):
+    _fill_executions(store, 100_000)
+    timings = {}
+    for label, kwargs in {
+        "first page": {},
+        "page 1000": {"page": 1000, "size": 50},
+        "PAUSED only": {"states": ["PAUSED"]},
+        "FAILED page 200": {"states": ["FAILED"], "page": 200},
+    }.items():
+        start = time.perf_counter()
+        items, total = store.search_executions(**kwargs)
+        timings[label] = (time.perf_counter() - start) * 1000
+        assert len(items) == 50
+    assert total == 25_000
+    items, _ = store.search_executions(states=["PAUSED"])
+    assert items[0].id == "e099998" and all(e.state.value == "PAUSED" for e in items)
+    print("listing over 100k executions (ms):", {k: round(v, 1) for k, v in timings.items()})
+    assert max(timings.values()) < 250, timings
+    plan = " ".join(
+        r[3]
+        for r in store.conn.execute(
+            "EXPLAIN QUERY PLAN SELECT id FROM executions WHERE state IN (?) ORDER BY start_date "
+            "DESC LIMIT 50",
+            ["PAUSED"],
+        )
+    )
+    assert "ix_executions_state_start" in plan
+
+
+def test_busy_database_gives_a_clear_error_not_a_lock_error(settings, monkeypatch):
+    import console.store as store_module
+
+    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    store = Store(settings.db_path)
+    blocker = sqlite3.connect(settings.db_path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreBusy, match="busy; please try again"), store.write():
+            pass
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    with store.write() as conn:  # the lock is gone: writes work again
+        conn.execute("INSERT INTO audit (at, actor, event) VALUES ('now', 'x', 'y')")
+
+
+def test_concurrent_writers_from_many_threads_all_land(store):
+    def write(i):
+        for j in range(20):
+            store.audit(f"t{i}", "test.write", str(j), {})
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert store.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 120
+
+
+def test_execute_runs_auto_actions_and_only_approved_risky_ones():
+    plan = {
+        "auto": [{"name": "collect_diagnostics", "risk": "LOW", "reason": "", "params": {}}],
+        "approval": [{"name": "rollback_deployment", "risk": "HIGH", "reason": "", "params": {}}],
+        "needs_approval": True,
+    }
+    rejected = steps.execute({"plan": plan, "approval": {"approved": False}, "verdict": "ROLLBACK"}, None)
+    assert [a["name"] for a in rejected["executed"]] == ["collect_diagnostics"]
+    assert rejected["skipped"][0]["skipped"] == "rejected"
+    assert rejected["deployment_status"] == "escalated"
+    expired = steps.execute(
+        {"plan": plan, "approval": {"approved": False, "approver": "system:timeout"}, "verdict": "ROLLBACK"},
+        None,
+    )
+    assert expired["skipped"][0]["skipped"] == "expired"
+    approved = steps.execute({"plan": plan, "approval": {"approved": True}, "verdict": "ROLLBACK"}, None)
+    assert [a["effect"] for a in approved["executed"]] == ["diagnostics collected", "rolled back"]
+    assert approved["deployment_status"] == "rolled back"
+    unknown = steps.execute({"plan": {"auto": [{"name": "rm -rf", "risk": "LOW"}]}, "approval": None}, None)
+    assert unknown["executed"][0]["status"] == "refused"
+    with pytest.raises(steps.StepError, match="needs 'plan'"):
+        steps.execute({}, None)
+
+
+def test_record_marks_whether_the_decision_held():
+    snapshot = {"deployment": {"id": "d"}, "scenario": {"id": "s", "expected_verdict": "ROLLBACK"}}
+    plan = {"auto": [], "approval": [{"name": "rollback_deployment"}], "needs_approval": True}
+    base = {"snapshot": snapshot, "plan": plan, "executed": []}
+    right = steps.record({**base, "decision": {"verdict": "ROLLBACK"}, "approval": {"approved": False}}, None)
+    assert right["outcome"]["outcome"]["held"] is True  # the scenario says ROLLBACK was right
+    wrong = steps.record({**base, "decision": {"verdict": "CONTINUE"}, "approval": {"approved": True}}, None)
+    assert wrong["outcome"]["outcome"]["held"] is False
+    unknown = {"deployment": {"id": "d"}}
+    approved = steps.record(
+        {
+            **base,
+            "snapshot": unknown,
+            "decision": {"verdict": "ROLLBACK"},
+            "approval": {"approved": True, "approver": "a, b"},
+        },
+        None,
+    )["outcome"]
+    assert approved["outcome"]["held"] is True and approved["approval"]["approvers"] == ["a", "b"]
+    rejected = steps.record(
+        {**base, "snapshot": unknown, "decision": {"verdict": "ROLLBACK"}, "approval": {"approved": False}},
+        None,
+    )["outcome"]
+    assert rejected["outcome"]["held"] is False and rejected["approval"]["status"] == "rejected"
+    auto = steps.record(
+        {
+            **base,
+            "snapshot": unknown,
+            "plan": {"auto": [{"name": "notify_only"}], "approval": []},
+            "decision": {"verdict": "CONTINUE"},
+            "approval": None,
+        },
+        None,
+    )["outcome"]
+    assert auto["approval"]["status"] == "auto" and auto["outcome"]["held"] is None
+
+
+def test_collect_shifts_a_scenario_so_its_newest_point_is_now(settings):
+    now = datetime(2030, 5, 1, 12, 0, tzinfo=UTC)
+    doc = steps.collect({"scenario": "healthy-hotfix"}, settings, now=now)["snapshot"]
+    assert steps.latest_time(doc) == now
+    original = steps.load_scenario("healthy-hotfix", settings)
+    window = steps.latest_time(original) - datetime.fromisoformat(
+        original["deployment"]["deployed_at"].replace("Z", "+00:00")
+    )
+    assert doc["deployment"]["deployed_at"] == (now - window).isoformat().replace("+00:00", "Z")
+    assert doc["scenario"]["id"] == "healthy-hotfix"
+    with pytest.raises(steps.StepError, match="unknown scenario"):
+        steps.collect({"scenario": "../etc/passwd"}, settings)
+    with pytest.raises(steps.StepError, match="needs 'scenario', 'snapshot' or 'service'"):
+        steps.collect({}, settings)
