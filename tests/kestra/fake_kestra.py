@@ -109,6 +109,7 @@ class FakeKestra:
         self.lock = threading.RLock()
         self._resume_events: dict[str, threading.Event] = {}
         self._threads: list[threading.Thread] = []
+        self._conns: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
         self.port = 0
 
@@ -130,7 +131,9 @@ class FakeKestra:
         self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self._server.daemon_threads = True
         self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, daemon=True, name="fake-kestra").start()
+        threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-kestra"
+        ).start()
         return self
 
     def down(self) -> None:
@@ -139,6 +142,12 @@ class FakeKestra:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        with self.lock:  # and drop kept-alive connections, as a dead server does
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+                conn.close()
 
     def stop(self) -> None:
         self.down()
@@ -663,6 +672,17 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server_fake.lock:
+            self.server_fake._conns.add(self.connection)
+
+    def finish(self) -> None:
+        with contextlib.suppress(OSError):
+            super().finish()
+        with self.server_fake.lock:
+            self.server_fake._conns.discard(self.connection)
 
     def do_GET(self) -> None:
         self._handle("GET")

@@ -1,0 +1,331 @@
+"""The real client over HTTP against the fake Kestra: flows, executions, logs, resume, kill,
+1.x vs 2.x paths, and every failure mode as a clear one-line error within bounded time."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from console.executions import State
+from console.kestra import (
+    KestraAuthError,
+    KestraBadRequest,
+    KestraClient,
+    KestraConflict,
+    KestraNotFound,
+    KestraProtocolError,
+    KestraServerError,
+    KestraTimeout,
+    KestraUnreachable,
+)
+from console.settings import Secret
+from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
+from tests.kestra.fake_kestra import FakeKestra, free_port
+
+NS, LOOP = "devops.loop", "devops-loop"
+
+
+def _loop_until(fake: FakeKestra, client: KestraClient, inputs: dict, states: set[str]) -> str:
+    execution = client.trigger(NS, LOOP, inputs)
+    fake.wait_state(execution.id, states)
+    return execution.id
+
+
+# ---------------------------------------------------------------- flows
+def test_deploy_flows_creates_then_updates(fake: FakeKestra, client: KestraClient) -> None:
+    first = client.deploy_flows(FLOWS_DIR)
+    assert {r["id"] for r in first} == {p.stem for p in FLOWS_DIR.glob("*.yaml")}
+    assert {r["action"] for r in first} == {"created"}
+    # subflows are deployed before the flow that calls them
+    order = [r["id"] for r in first]
+    assert order.index("devops-loop") > max(order.index(s) for s in ("collect-snapshot", "decision-flow"))
+    second = client.deploy_flows(FLOWS_DIR)
+    assert {r["action"] for r in second} == {"updated"}
+    assert {r["revision"] for r in second} == {2}
+    assert ("PUT", "/api/v1/main/flows/devops.loop/devops-loop") in fake.requests
+    assert fake.flows[(NS, LOOP)]["revision"] == 2
+
+
+def test_validate_flows_reports_constraints(client: KestraClient, tmp_path: Path) -> None:
+    good = (FLOWS_DIR / "collect-snapshot.yaml").read_text()
+    bad = good.replace("id: collect-snapshot", "id: broken-flow").replace("type: STRING", "type: TEXT", 1)
+    results = client.validate_flows([good, bad])
+    assert [r["index"] for r in results] == [0, 1]
+    assert results[0]["constraints"] is None
+    assert "TEXT" in results[1]["constraints"]
+    # deploy_flows refuses the whole folder and names the broken file
+    (tmp_path / "broken-flow.yaml").write_text(bad)
+    with pytest.raises(KestraBadRequest, match=r"broken-flow\.yaml is invalid"):
+        client.deploy_flows(tmp_path)
+
+
+def test_deploy_rejects_unparsable_yaml_naming_the_file(client: KestraClient, tmp_path: Path) -> None:
+    (tmp_path / "x.yaml").write_text("id: x\nnamespace: [\n")
+    with pytest.raises(KestraBadRequest, match=r"x\.yaml: flow YAML does not parse at line"):
+        client.deploy_flows(tmp_path)
+
+
+# ---------------------------------------------------------------- executions
+def test_trigger_with_inputs_and_labels(loaded: FakeKestra, client: KestraClient) -> None:
+    execution = client.trigger(
+        NS, LOOP, {"scenario": "healthy-hotfix", "triggered_by": "alice"}, labels={"team": "sre"}
+    )
+    assert execution.flow_id == LOOP and execution.namespace == NS
+    assert execution.labels["team"] == "sre"
+    assert execution.inputs["scenario"] == "healthy-hotfix"
+    stored = loaded.executions[execution.id]
+    assert stored["inputs"]["triggered_by"] == "alice"
+    assert {"key": "team", "value": "sre"} in stored["labels"]
+
+
+def test_trigger_unknown_flow_is_not_found(loaded: FakeKestra, client: KestraClient) -> None:
+    with pytest.raises(KestraNotFound, match="HTTP 404"):
+        client.trigger(NS, "no-such-flow", {"x": "1"})
+
+
+def test_trigger_with_badly_typed_input_is_rejected(loaded: FakeKestra, client: KestraClient) -> None:
+    with pytest.raises(KestraBadRequest, match="snapshot"):
+        client.trigger(NS, LOOP, {"snapshot": "{not json"})
+
+
+def test_run_to_pause_get_logs_and_resume(loaded: FakeKestra, client: KestraClient) -> None:
+    ex_id = _loop_until(
+        loaded, client, {"scenario": "memory-leak", "triggered_by": "ci"}, {"PAUSED", "FAILED"}
+    )
+    execution = client.get_execution(ex_id)
+    assert execution.state == State.PAUSED
+    assert [r.task_id for r in execution.task_runs] == [
+        "collect",
+        "summarize",
+        "decide",
+        "approval_gate",
+        "approval",
+    ]
+    plan = execution.task_run("decide").outputs["outputs"]["plan"]
+    assert plan["needs_approval"] is True
+    logs = client.logs(ex_id)
+    assert any("paused" in entry.message.lower() for entry in logs)
+    assert client.logs(ex_id, min_level="ERROR") == []
+
+    client.resume(ex_id, {"approved": True, "comment": "roll it back", "approver": "bob"})
+    loaded.wait_state(ex_id, {"SUCCESS", "FAILED"})
+    done = client.get_execution(ex_id)
+    assert done.state == State.SUCCESS
+    assert done.task_run("approval").outputs["onResume"] == {
+        "approved": True,
+        "comment": "roll it back",
+        "approver": "bob",
+    }
+    assert done.outputs["deployment_status"] == "rolled back"
+    # resuming again: 409 → KestraConflict with a plain message
+    with pytest.raises(KestraConflict, match="is not paused"):
+        client.resume(ex_id, {"approved": True, "comment": "", "approver": "bob"})
+
+
+def test_resume_requires_typed_inputs(loaded: FakeKestra, client: KestraClient) -> None:
+    ex_id = _loop_until(loaded, client, {"scenario": "memory-leak"}, {"PAUSED"})
+    with pytest.raises(KestraBadRequest, match="approver"):
+        client.resume(ex_id, {"approved": True})
+    with pytest.raises(KestraBadRequest, match="BOOLEAN"):
+        client.resume(ex_id, {"approved": "maybe", "approver": "x"})
+    assert loaded.executions[ex_id]["state"]["current"] == "PAUSED"
+
+
+def test_kill_paused_then_conflict_and_unknown(loaded: FakeKestra, client: KestraClient) -> None:
+    ex_id = _loop_until(loaded, client, {"scenario": "memory-leak"}, {"PAUSED"})
+    client.kill(ex_id)
+    loaded.wait_state(ex_id, {"KILLED"})
+    assert client.get_execution(ex_id).state == State.KILLED
+    with pytest.raises(KestraConflict, match="already ended"):
+        client.kill(ex_id)
+    with pytest.raises(KestraNotFound):
+        client.kill("0000000000000000000000")
+    with pytest.raises(KestraNotFound):
+        client.get_execution("0000000000000000000000")
+
+
+def test_search_filters_and_paging(loaded: FakeKestra, client: KestraClient) -> None:
+    paused = [_loop_until(loaded, client, {"scenario": "memory-leak"}, {"PAUSED"}) for _ in range(2)]
+    healthy = _loop_until(loaded, client, {"scenario": "healthy-hotfix"}, {"SUCCESS", "FAILED"})
+    assert loaded.executions[healthy]["state"]["current"] == "SUCCESS"
+
+    items, total = client.search_executions(namespace=NS, flow_id=LOOP)
+    assert total == 3 and {e.id for e in items} == {*paused, healthy}
+    starts = [e.start for e in items]
+    assert starts == sorted(starts, reverse=True)  # state.startDate:desc
+
+    items, total = client.search_executions(namespace=NS, flow_id=LOOP, states=[State.PAUSED])
+    assert total == 2 and {e.id for e in items} == set(paused)
+    items, total = client.search_executions(namespace=NS, states=["SUCCESS"], flow_id="collect-snapshot")
+    assert total == 3  # every run's collect subflow succeeded; children carry parentId
+    assert all(e.parent_id in {*paused, healthy} for e in items)
+
+    page1, total = client.search_executions(namespace=NS, flow_id=LOOP, page=1, size=2)
+    page2, _ = client.search_executions(namespace=NS, flow_id=LOOP, page=2, size=2)
+    assert total == 3 and len(page1) == 2 and len(page2) == 1
+    assert {e.id for e in page1 + page2} == {*paused, healthy}
+    query = [p for m, p in loaded.requests if p.endswith("/executions/search")]
+    assert query, "search went through /api/v1/main/executions/search"
+    with pytest.raises(KestraBadRequest):
+        client.search_executions(page=0)
+
+
+# ---------------------------------------------------------------- 2.x
+def test_version_detection_and_2x_paths(loaded2: FakeKestra, client2: KestraClient) -> None:
+    assert client2.version == "2.0.0" and client2.major == 2
+    ex_id = _loop_until(loaded2, client2, {"scenario": "memory-leak"}, {"PAUSED"})
+    items, _ = client2.search_executions(namespace=NS, flow_id=LOOP)
+    assert items[0].task_runs == []  # 2.x list items are light
+    execution = client2.get_execution(ex_id)  # outputs come from /outputs/{executionId}
+    assert execution.task_run("decide").outputs["outputs"]["plan"]["needs_approval"] is True
+    assert any(p.startswith(f"/api/v1/main/outputs/{ex_id}/") for _, p in loaded2.requests)
+    client2.resume(ex_id, {"approved": False, "comment": "no", "approver": "carol"})
+    assert ("POST", f"/api/v1/main/executions/{ex_id}/actions/resume") in loaded2.requests
+    loaded2.wait_state(ex_id, {"SUCCESS", "FAILED"})
+    with pytest.raises(KestraConflict):
+        client2.kill(ex_id)
+    assert ("DELETE", f"/api/v1/main/executions/{ex_id}/actions/kill") in loaded2.requests
+
+
+def test_1x_client_does_not_use_2x_paths(loaded: FakeKestra, client: KestraClient) -> None:
+    ex_id = _loop_until(loaded, client, {"scenario": "memory-leak"}, {"PAUSED"})
+    client.resume(ex_id, {"approved": False, "comment": "", "approver": "x"})
+    assert ("POST", f"/api/v1/main/executions/{ex_id}/resume") in loaded.requests
+    assert not any("/actions/" in p or "/outputs/" in p for _, p in loaded.requests)
+
+
+def test_tenant_aware_paths(loaded: FakeKestra) -> None:
+    other = KestraClient(loaded.url, tenant="acme", username=USER, password=PASSWORD, timeout=2)
+    with pytest.raises(KestraNotFound):
+        other.search_executions()
+    assert ("GET", "/api/v1/acme/executions/search") in loaded.requests
+
+
+# ---------------------------------------------------------------- failures
+def test_wrong_or_missing_credentials(loaded: FakeKestra) -> None:
+    secret = "Wrong-Pass-42"
+    wrong = KestraClient(loaded.url, username=USER, password=Secret(secret), timeout=2)
+    with pytest.raises(KestraAuthError) as info:
+        wrong.search_executions()
+    message = str(info.value)
+    assert "HTTP 401" in message and "KESTRA_PASSWORD" in message and secret not in message
+    assert "\n" not in message
+    with pytest.raises(KestraAuthError):
+        KestraClient(loaded.url, timeout=2).search_executions()
+    assert secret not in repr(wrong)
+
+
+def test_token_is_sent_as_bearer_and_never_shown(loaded: FakeKestra) -> None:
+    token = "tok-very-secret-123"
+    client = KestraClient(loaded.url, token=token, timeout=2)
+    with pytest.raises(KestraAuthError) as info:  # the fake only knows basic auth
+        client.search_executions()
+    assert token not in str(info.value) and token not in repr(client)
+    assert client.session.headers.get("Authorization") is None  # per request, not on the session
+
+
+def test_credentials_in_url_are_not_shown(loaded: FakeKestra) -> None:
+    url = loaded.url.replace("http://", "http://someone:Url-Pass-9@")
+    client = KestraClient(url, username=USER, password=PASSWORD, timeout=2)
+    loaded.fault = "500"
+    with pytest.raises(KestraServerError) as info:
+        client.search_executions()
+    assert "Url-Pass-9" not in str(info.value) and "someone" not in str(info.value)
+
+
+def test_down_is_unreachable_quickly(tmp_path: Path) -> None:
+    client = KestraClient(
+        f"http://127.0.0.1:{free_port()}", username=USER, password=PASSWORD, timeout=1, backoff_s=0.05
+    )
+    t0 = time.monotonic()
+    with pytest.raises(KestraUnreachable, match="cannot be reached"):
+        client.search_executions()
+    assert time.monotonic() - t0 < 3
+
+
+def test_fake_going_down_mid_session(loaded: FakeKestra, client: KestraClient) -> None:
+    client.search_executions()
+    loaded.down()
+    with pytest.raises(KestraUnreachable):
+        client.get_execution("x")
+
+
+def test_slow_server_times_out_within_bounds(loaded: FakeKestra) -> None:
+    loaded.fault, loaded.slow_seconds = "slow", 2.0
+    client = KestraClient(
+        loaded.url, username=USER, password=PASSWORD, timeout=0.3, retries=2, backoff_s=0.05
+    )
+    t0 = time.monotonic()
+    with pytest.raises(KestraTimeout, match=r"did not answer .* within 0\.3 s"):
+        client.search_executions()
+    elapsed = time.monotonic() - t0
+    # 3 GET attempts x 0.3 s + backoff; never the server's 2 s per attempt
+    assert 0.9 <= elapsed < 1.8, elapsed
+
+
+def test_writes_are_never_retried(loaded: FakeKestra) -> None:
+    loaded.fault, loaded.slow_seconds = "slow", 1.0
+    client = KestraClient(
+        loaded.url, username=USER, password=PASSWORD, timeout=0.3, retries=3, backoff_s=0.01
+    )
+    before = len(loaded.requests)
+    with pytest.raises(KestraTimeout):
+        client.trigger(NS, LOOP, {"scenario": "memory-leak"})
+    time.sleep(0.1)
+    assert len(loaded.requests) - before == 1
+
+
+def test_reads_retry_then_succeed(loaded: FakeKestra, client: KestraClient) -> None:
+    """A 503 on a GET is retried (bounded); the next answer is used."""
+    calls = {"n": 0}
+    original = client.session.request
+
+    def flaky(method, url, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            response = requests.Response()
+            response.status_code = 503
+            response._content = b'{"message": "warming up"}'
+            return response
+        return original(method, url, **kwargs)
+
+    client.session.request = flaky  # type: ignore[method-assign]
+    items, total = client.search_executions()
+    assert calls["n"] == 2 and total == 0 and items == []
+
+
+@pytest.mark.parametrize(
+    ("fault", "error", "text"),
+    [
+        ("401", KestraAuthError, "refused the credentials"),
+        ("404", KestraNotFound, "HTTP 404"),
+        ("500", KestraServerError, "HTTP 500"),
+        ("malformed", KestraProtocolError, "not JSON"),
+    ],
+)
+def test_fault_modes_give_clear_errors(loaded: FakeKestra, client: KestraClient, fault, error, text) -> None:
+    loaded.fault = fault
+    for call in (
+        lambda: client.search_executions(),
+        lambda: client.get_execution("abc"),
+        lambda: client.logs("abc"),
+    ):
+        with pytest.raises(error, match=text) as info:
+            call()
+        assert "\n" not in str(info.value) and PASSWORD not in str(info.value)
+
+
+def test_malformed_execution_shape_is_a_protocol_error(loaded: FakeKestra, client: KestraClient) -> None:
+    ex_id = _loop_until(loaded, client, {"scenario": "memory-leak"}, {"PAUSED"})
+    with loaded.lock:
+        loaded.executions[ex_id]["state"]["current"] = "DANCING"
+    with pytest.raises(KestraProtocolError, match=r"unexpected execution: state\.current"):
+        client.get_execution(ex_id)
+
+
+def test_bad_base_url() -> None:
+    with pytest.raises(Exception, match="must start with http"):
+        KestraClient("localhost:8080")
