@@ -541,7 +541,15 @@ def call_llm(client: Any, messages: list[dict[str, str]], settings: Settings, bu
             if not choices:
                 raise LLMFailure("answer has no choices", unavailable=False)
             message = getattr(choices[0], "message", None)
-            return getattr(message, "content", None) or ""
+            text = getattr(message, "content", None) or ""
+            if getattr(choices[0], "finish_reason", None) == "length":
+                try:
+                    json.loads(text)
+                except (json.JSONDecodeError, RecursionError):
+                    raise LLMFailure(
+                        f"answer cut off at max_tokens={MAX_ANSWER_TOKENS}", unavailable=False
+                    ) from None
+            return text
         if not _retryable(exc) or attempt == attempts - 1:
             break
         wait = _retry_after(exc)

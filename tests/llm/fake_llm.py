@@ -56,14 +56,15 @@ class Behaviour:
     seconds: float = 0.0
     code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    finish_reason: str = "stop"
 
 
 def valid(answer: dict[str, Any] | None = None) -> Behaviour:
     return Behaviour("valid", answer=dict(answer or DEFAULT_ANSWER))
 
 
-def content(text: str) -> Behaviour:
-    return Behaviour("content", text=text)
+def content(text: str, finish_reason: str = "stop") -> Behaviour:
+    return Behaviour("content", text=text, finish_reason=finish_reason)
 
 
 def slow(seconds: float, answer: dict[str, Any] | None = None) -> Behaviour:
@@ -161,7 +162,7 @@ class FakeLLM:
                 self.default = default
 
     # -- serving --------------------------------------------------------------------------------
-    def _completion(self, model: str, text: str) -> dict[str, Any]:
+    def _completion(self, model: str, text: str, finish_reason: str = "stop") -> dict[str, Any]:
         return {
             "id": f"fake-{next(self._ids)}",
             "object": "chat.completion",
@@ -171,7 +172,7 @@ class FakeLLM:
                 {
                     "index": 0,
                     "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
+                    "finish_reason": finish_reason,
                     "logprobs": None,
                 }
             ],
@@ -190,7 +191,7 @@ class FakeLLM:
             }
             return behaviour.code, behaviour.headers, error
         if behaviour.kind == "content":
-            return 200, {}, self._completion(model, behaviour.text or "")
+            return 200, {}, self._completion(model, behaviour.text or "", behaviour.finish_reason)
         if behaviour.kind == "slow":
             self._stop.wait(behaviour.seconds)
         if behaviour.kind == "obey_injection":

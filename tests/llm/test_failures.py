@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from console.llm import LLMFailure, _run_with_watchdog, summarize
+from console.llm import WATCHDOG_GRACE_S, LLMFailure, _run_with_watchdog, summarize
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_llm import DEFAULT_ANSWER, closed_port, content, slow, status, valid
 
@@ -40,7 +40,7 @@ def test_timeout_falls_back_within_the_budget(llm_settings, fake, snapshot, roll
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
     note = assert_fallback(out, rollback_decision, "timeout after 0.6 s")
     assert note == "LLM unavailable (timeout after 0.6 s): rules summary used"
-    assert 0.5 <= elapsed < 0.6 + 0.5
+    assert 0.5 <= elapsed < 0.6 + WATCHDOG_GRACE_S  # the bound holds even on a loaded machine
     assert len(fake.requests) == 1  # a timed-out attempt used the whole budget: no retry
 
 
@@ -74,7 +74,7 @@ def test_429_storm_falls_back_after_the_allowed_retries(llm_settings, fake, snap
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
     assert_fallback(out, rollback_decision, "rate limited (429)")
     assert len(fake.requests) == 3
-    assert elapsed < 1.0
+    assert elapsed < settings.llm_timeout_s
 
 
 def test_retry_after_longer_than_budget_gives_up_at_once(llm_settings, fake, snapshot, rollback_decision):
@@ -82,7 +82,7 @@ def test_retry_after_longer_than_budget_gives_up_at_once(llm_settings, fake, sna
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, llm_settings))
     assert_fallback(out, rollback_decision, "rate limited (429), retry after 30 s exceeds the budget")
     assert len(fake.requests) == 1
-    assert elapsed < 0.5
+    assert elapsed < 1.0  # no waiting at all (typically ~30 ms)
 
 
 @pytest.mark.parametrize("code", [500, 503])
@@ -164,7 +164,7 @@ def test_watchdog_bounds_a_call_the_http_timeouts_miss():
     start = time.monotonic()
     with pytest.raises(LLMFailure) as info:
         _run_with_watchdog(hangs, 0.2)
-    assert time.monotonic() - start < 0.2 + 1.0 + 0.3
+    assert time.monotonic() - start < 0.2 + WATCHDOG_GRACE_S + 0.8
     assert info.value.reason == "timeout after 0.2 s"
 
 
@@ -213,3 +213,18 @@ def test_connection_refused_is_retried_once_the_server_comes_up(llm_settings, sn
             server.close()
     assert out.analyzer.startswith("llm:"), out.notes
     assert len(servers[0].requests) == 1
+
+
+def test_answer_cut_off_at_max_tokens(llm_settings, fake, snapshot, rollback_decision):
+    fake.then(content(json.dumps(DEFAULT_ANSWER)[:60], finish_reason="length"))
+    out = summarize(snapshot, rollback_decision, llm_settings)
+    assert_fallback(out, rollback_decision, "answer cut off at max_tokens")
+
+
+def test_retries_stop_before_the_budget_runs_out(llm_settings, fake, snapshot, rollback_decision):
+    fake.reset(default=status(503, retry_after=0.4))
+    settings = replace(llm_settings, llm_timeout_s=0.8, llm_max_retries=3)
+    out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
+    assert_fallback(out, rollback_decision, "server error (503), retry after 0.4 s exceeds the budget")
+    assert len(fake.requests) == 2  # a second wait would have crossed the 0.8 s budget
+    assert elapsed < 0.8 + 0.2
