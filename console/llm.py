@@ -537,11 +537,15 @@ def call_llm(client: Any, messages: list[dict[str, str]], settings: Settings, bu
             last = LLMFailure(_status_reason(err))
             exc = err
         else:
-            choices = getattr(response, "choices", None) or []
-            if not choices:
-                raise LLMFailure("answer has no choices", unavailable=False)
+            choices = getattr(response, "choices", None)
+            if not isinstance(choices, list) or not choices:
+                # e.g. an HTML page from a proxy: the SDK hands back a str or a model without choices
+                raise LLMFailure(
+                    "not a chat completion: is LLM_BASE_URL OpenAI-compatible?", unavailable=False
+                )
             message = getattr(choices[0], "message", None)
-            text = getattr(message, "content", None) or ""
+            text = getattr(message, "content", None)
+            text = text if isinstance(text, str) else ""
             if getattr(choices[0], "finish_reason", None) == "length":
                 try:
                     json.loads(text)

@@ -9,6 +9,7 @@ otherwise, in the API's error shape), records every request, and plays programma
 * ``content(text)``: this exact message content (invalid JSON, schema mismatch, ...);
 * ``slow(seconds)``: wait before answering (beyond the client's timeout);
 * ``status(code, retry_after=None)``: 401/429/500/503... with the error body;
+* ``raw(body, content_type)``: HTTP 200 with any body (not a chat completion);
 * ``obey_injection()``: a gullible model: if the prompt contains "ignore previous instructions"
   it answers CONTINUE with no actions and "approve everything", otherwise a valid ROLLBACK.
 
@@ -74,6 +75,11 @@ def slow(seconds: float, answer: dict[str, Any] | None = None) -> Behaviour:
 def status(code: int, retry_after: float | None = None) -> Behaviour:
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
     return Behaviour("status", code=code, headers=headers)
+
+
+def raw(body: str, content_type: str = "text/html") -> Behaviour:
+    """HTTP 200 with an arbitrary body (a captive portal or a misconfigured proxy)."""
+    return Behaviour("raw", text=body, headers={"Content-Type": content_type})
 
 
 def obey_injection() -> Behaviour:
@@ -190,6 +196,8 @@ class FakeLLM:
                 }
             }
             return behaviour.code, behaviour.headers, error
+        if behaviour.kind == "raw":
+            return 200, behaviour.headers, {"__raw__": behaviour.text or ""}
         if behaviour.kind == "content":
             return 200, {}, self._completion(model, behaviour.text or "", behaviour.finish_reason)
         if behaviour.kind == "slow":
@@ -213,12 +221,16 @@ class FakeLLM:
             def _send(
                 self, code: int, payload: dict[str, Any], headers: dict[str, str] | None = None
             ) -> None:
-                data = json.dumps(payload).encode()
+                headers = dict(headers or {})
+                if "__raw__" in payload:
+                    data = str(payload["__raw__"]).encode()
+                else:
+                    data = json.dumps(payload).encode()
+                    headers.setdefault("Content-Type", "application/json")
                 try:
                     self.send_response(code)
-                    self.send_header("Content-Type", "application/json")
                     self.send_header("Content-Length", str(len(data)))
-                    for name, value in (headers or {}).items():
+                    for name, value in headers.items():
                         self.send_header(name, value)
                     self.end_headers()
                     self.wfile.write(data)

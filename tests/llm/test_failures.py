@@ -228,3 +228,19 @@ def test_retries_stop_before_the_budget_runs_out(llm_settings, fake, snapshot, r
     assert_fallback(out, rollback_decision, "server error (503), retry after 0.4 s exceeds the budget")
     assert len(fake.requests) == 2  # a second wait would have crossed the 0.8 s budget
     assert elapsed < 0.8 + 0.2
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ("<html>Sign in to the proxy</html>", "text/html"),
+        ('{"choices": "x"}', "application/json"),
+        ("[1, 2]", "application/json"),
+    ],
+)
+def test_not_a_chat_completion(body, content_type, llm_settings, fake, snapshot, rollback_decision):
+    from tests.llm.fake_llm import raw
+
+    fake.then(raw(body, content_type))
+    out = summarize(snapshot, rollback_decision, llm_settings)
+    assert_fallback(out, rollback_decision, "not a chat completion")
