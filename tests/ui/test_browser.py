@@ -1,0 +1,146 @@
+"""End to end in real headless Chromium: launch the memory-leak scenario, approve the rollback,
+see the deployment rolled back; then a deep link to the execution in a fresh session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+
+from console.store import Store
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    port = _free_port()
+    data_dir = tmp_path / "data"
+    env = {
+        **{k: v for k, v in os.environ.items() if k not in ("KESTRA_URL", "TOGETHER_API_KEY")},
+        "CONSOLE_DATA_DIR": str(data_dir),
+        "CONSOLE_SECRETS": str(tmp_path / "no-secrets.toml"),
+    }
+    log_path = tmp_path / "streamlit.log"
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+                "--server.headless", "true",
+                "--server.fileWatcherType", "none",
+                "--server.port", str(port),
+                "--server.address", "127.0.0.1",
+                "--browser.gatherUsageStats", "false",
+            ],
+            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if requests.get(f"{url}/_stcore/health", timeout=1).text == "ok":
+                    break
+            except requests.RequestException:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("streamlit did not start:\n" + log_path.read_text()[-2000:])
+            time.sleep(0.2)
+        yield url, data_dir
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+def wait_ready(page, timeout: float = 30_000) -> None:
+    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
+    page.wait_for_selector("[data-testid='stSkeleton']", state="detached", timeout=timeout)
+
+
+def test_launch_approve_rollback_and_deep_link(server, browser):
+    url, data_dir = server
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(f"{url}/scenarios")
+    wait_ready(page)
+    assert page.get_by_text("Page not found").count() == 0
+
+    launch = page.locator(".st-key-launch_memory-leak button")
+    launch.dblclick()  # a double click must launch once
+    page.get_by_text("Waiting for approval: decide").wait_for(timeout=60_000)
+    store = Store(data_dir / "console.sqlite3")
+    executions, total = store.search_executions()
+    assert total == 1, "a double click launched twice"
+    execution_id = executions[0].id
+    assert page.get_by_text("match", exact=False).count() > 0
+
+    page.goto(f"{url}/approvals")
+    wait_ready(page)
+    page.get_by_test_id("stButton").filter(has_text="Approve").first.click()
+    confirm = page.locator(".st-key-approval_confirm button")
+    confirm.wait_for()
+    started = time.perf_counter()
+    confirm.click()
+    page.get_by_text("approved by operator").wait_for(timeout=10_000)
+    click_to_result = time.perf_counter() - started
+    print(f"\napproval click-to-result: {click_to_result * 1000:.0f} ms")
+    assert click_to_result < 5.0
+
+    deadline = time.monotonic() + 60
+    while (store.deployment_for_execution(execution_id) or {}).get("status") != "rolled back":
+        assert time.monotonic() < deadline, "the deployment was not rolled back"
+        time.sleep(0.2)
+    page.goto(url)
+    wait_ready(page)
+    page.get_by_text("rolled back").first.wait_for(timeout=10_000)
+
+    fresh = browser.new_context().new_page()
+    fresh.goto(f"{url}/executions?execution={execution_id}")
+    wait_ready(fresh)
+    assert fresh.get_by_text("Page not found").count() == 0
+    fresh.get_by_text(execution_id).first.wait_for(timeout=10_000)
+    fresh.get_by_text("devops.loop.devops-loop").wait_for(timeout=10_000)
+    store.close()
+    context.close()
