@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from console.analysis.metrics import MetricJudgement, judge_metric
+from console.analysis.metrics import MetricJudgement, explain_by_load, group_incident, judge_metric
 from console.analysis.verdict import decide
 from console.models import Decision, LogPattern, Snapshot
 from console.settings import Settings
@@ -65,6 +65,10 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Decision:
     judgements = judge_snapshot_metrics(snapshot)
     if not judgements:
         notes.append("the snapshot has no metrics")
+    group_incident(judgements)
+    load = explain_by_load(judgements)
+    if load is not None:
+        notes.append(f"traffic rose x{load:.2f} after the deploy; latency/cpu judged against that load")
     patterns = _patterns(snapshot, notes)
     return decide(snapshot.deployment, judgements, patterns, _rps_after(snapshot), notes)
 

@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import mannwhitneyu
+from scipy.stats import binomtest, linregress, mannwhitneyu
 
 from console.models import Classification, Direction, MetricResult
 
@@ -40,6 +40,10 @@ MIN_TAIL_POINTS = 5
 MAX_TEST_POINTS = 2000
 """Longer samples are thinned by an even stride before the U test: U is O(n log n) but p-values on
 10k points flag every negligible shift anyway; the tolerance below does the rest."""
+TREND_ALPHA = 0.10
+"""Significance of a pre-deploy trend; looser than ALPHA because it can only *prevent* a rollback."""
+TREND_MIN_POINTS = 5
+"""Pre-deploy points needed to extrapolate a pre-deploy trend past the deploy."""
 ONSET_MIN_POINTS = 3
 """A change point counts as "before the deploy" only with at least this many degraded points before it."""
 
@@ -149,7 +153,19 @@ def tolerance(name: str, ref_level: float) -> float:
     return tol if tol > 0 else 1e-12
 
 
+def _count_p_value(ref: np.ndarray, test: np.ndarray) -> float:
+    """Two-sided exact test that two windows of event counts share one Poisson rate: given the total,
+    the test window's share is binomial with p = its share of the time."""
+    k_test, k_ref = round(float(test.sum())), round(float(ref.sum()))
+    if k_test + k_ref == 0:
+        return 1.0
+    return float(binomtest(k_test, k_test + k_ref, test.size / (test.size + ref.size)).pvalue)
+
+
 def compare(name: str, ref: np.ndarray, test: np.ndarray) -> Comparison:
+    """Mann-Whitney U (Cliff's delta from U) of ``test`` against ``ref``; for sparse event counts
+    (``MEAN_METRICS``) significance comes from an exact Poisson-rate test instead, because a handful
+    of restarts among zeros is a tiny rank effect but a certain change."""
     ref_level, test_level = _level(name, ref), _level(name, test)
     a, b = _thin(test), _thin(ref)
     if np.ptp(np.concatenate([a, b])) == 0:
@@ -161,7 +177,11 @@ def compare(name: str, ref: np.ndarray, test: np.ndarray) -> Comparison:
     diff = test_level - ref_level
     excess = abs(diff) / tolerance(name, ref_level)
     sign = 0
-    if p_value < ALPHA and abs(delta) >= MIN_EFFECT and excess >= 1.0 and diff * delta > 0:
+    if name in MEAN_METRICS:
+        p_value = _count_p_value(ref, test)
+        if p_value < ALPHA and excess >= 1.0 and diff * delta > 0:
+            sign = 1 if diff > 0 else -1
+    elif p_value < ALPHA and abs(delta) >= MIN_EFFECT and excess >= 1.0 and diff * delta > 0:
         sign = 1 if diff > 0 else -1
     return Comparison(p_value, delta, ref_level, test_level, sign, excess)
 
@@ -189,6 +209,38 @@ def change_point(values: np.ndarray, min_size: int = ONSET_MIN_POINTS) -> int | 
     return int(np.argmax(gain)) + 1
 
 
+def _trend_explains(
+    name: str,
+    direction: Direction,
+    pre_t: np.ndarray,
+    pre: np.ndarray,
+    tail_t: np.ndarray,
+    tail: np.ndarray,
+    early: np.ndarray,
+) -> float | None:
+    """The tail level the pre-deploy trend predicts, if the tail is no worse than that; else None.
+
+    A degradation that was already ramping before the deploy and simply continues on the same
+    slope is not the deploy's doing. Needs a significant slope (linear regression, p < TREND_ALPHA) in
+    the bad direction over at least ``TREND_MIN_POINTS`` pre-deploy points."""
+    if pre.size < TREND_MIN_POINTS or np.ptp(pre) == 0:
+        return None
+    fit = linregress(pre_t - pre_t[0], pre)
+    slope_sign = 1 if fit.slope > 0 else -1
+    if fit.pvalue >= TREND_ALPHA or not is_bad(direction, slope_sign):
+        return None
+    # the steep end of the slope's ~95% interval: a short noisy pre-deploy stretch underestimates a
+    # ramp, and this only ever turns a rollback into an escalation
+    slope = fit.slope + slope_sign * 2.0 * fit.stderr
+    predicted = float(np.mean(pre) + slope * (float(np.median(tail_t)) - float(np.mean(pre_t))))
+    if UNITS.get(name) == "percent":
+        predicted = min(max(predicted, 0.0), 1.0)
+    level = _level(name, tail)
+    slack = tolerance(name, _level(name, early))
+    bad_excess = (level - predicted) if direction is not Direction.DECREASE else (predicted - level)
+    return predicted if bad_excess <= slack else None
+
+
 # --- the judge --------------------------------------------------------------------------------------
 
 
@@ -212,6 +264,8 @@ class MetricJudgement:
     tail_sum: float = 0.0
     baseline_mean: float = 0.0
     after_points: int = 0
+    onset_before: bool = False
+    """A bad shift began before the deploy (see ``onset_offset_s``)."""
 
     @property
     def name(self) -> str:
@@ -219,7 +273,9 @@ class MetricJudgement:
 
 
 def _strength(c: Comparison) -> float:
-    return abs(c.delta) * (1.0 - math.exp(-c.excess))
+    # for counts the rank effect understates a certain change: use 1 - p as the certainty instead
+    certainty = max(abs(c.delta), 1.0 - c.p_value) if c.p_value < ALPHA else abs(c.delta)
+    return certainty * (1.0 - math.exp(-c.excess))
 
 
 def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: float) -> MetricJudgement:
@@ -242,6 +298,10 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     tail = after[-tail_n:]
     whole = compare(name, base, after)
     tail_c = compare(name, base, tail)
+    if name in MEAN_METRICS and is_bad(direction, whole.sign) and tail.sum() > 0 and tail_c.sign == 0:
+        # sparse events (restarts): too few in the tail alone for a test; still happening at the end of
+        # a significant window is persistence enough
+        tail_c = whole
     base_level, tail_level = whole.ref_level, tail_c.test_level
 
     # onset: a bad shift that started before the deploy?
@@ -249,8 +309,10 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     pre_level = None
     status = "pass"
     deciding = tail_c
-    cp = change_point(values)
+    # the onset is searched in the baseline only: a shift that starts there began before the deploy
+    cp = change_point(base)
     onset_before = False
+    early = None
     if cp is not None:
         onset_offset = float(times[cp] - deployed_at)
         if split - cp >= ONSET_MIN_POINTS and cp >= MIN_BASELINE_POINTS:
@@ -261,7 +323,20 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                 pre_level = shift.test_level
                 ongoing = compare(name, early, tail)
                 worse = compare(name, pre, tail)
-                if is_bad(direction, worse.sign):
+                k = max(split - cp, TREND_MIN_POINTS)
+                trend = _trend_explains(
+                    name, direction, times[split - k : split], values[split - k : split],
+                    times[-tail.size :], tail, early,
+                )  # fmt: skip
+                if is_bad(direction, worse.sign) and trend is not None:
+                    status, deciding = "preexisting", ongoing
+                    reason = (
+                        f"worsening since {abs(onset_offset) / 60:.0f} min before the deploy "
+                        f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)} "
+                        f"before it, {format_value(name, tail_level)} now, {format_value(name, trend)} "
+                        "expected from the pre-deploy trend): the deploy did not change the course"
+                    )
+                elif is_bad(direction, worse.sign):
                     status, deciding = "regression", worse
                     reason = (
                         f"already degraded {abs(onset_offset) / 60:.0f} min before the deploy "
@@ -283,7 +358,22 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                         f"(now {format_value(name, tail_level)} vs {format_value(name, shift.ref_level)})"
                     )
     if not onset_before:
-        if is_bad(direction, tail_c.sign):
+        # a baseline inflated by a pre-deploy anomaly in the *good* direction (a traffic spike) makes
+        # the return to normal look like a drop: a regression must also hold against the level
+        # before that anomaly
+        back_to_normal = None
+        if early is not None and is_bad(direction, tail_c.sign):
+            vs_early = compare(name, early, tail)
+            if not is_bad(direction, vs_early.sign):
+                back_to_normal = vs_early
+        if back_to_normal is not None:
+            deciding = back_to_normal
+            reason = (
+                f"{format_value(name, base_level)} → {format_value(name, tail_level)}, but the baseline was "
+                f"skewed by a change {abs(onset_offset or 0.0) / 60:.0f} min before the deploy; against the "
+                f"level before it ({format_value(name, back_to_normal.ref_level)}) nothing regressed"
+            )
+        elif is_bad(direction, tail_c.sign):
             status = "regression"
             reason = (
                 f"{format_value(name, base_level)} → {format_value(name, tail_level)} after the deploy "
@@ -338,7 +428,62 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         tail_sum=float(tail.sum()),
         baseline_mean=float(base.mean()),
         after_points=int(after.size),
+        onset_before=onset_before,
     )
+
+
+# --- cross-metric attribution -------------------------------------------------------------------------
+
+LOAD_RISE = 1.2
+"""requests_per_second in the tail at least this many times the baseline: the service is under more load."""
+LOAD_SLACK = 1.25
+"""A latency/cpu rise up to load ratio x this is explained by the load, not by the deploy."""
+LOAD_FOLLOWERS = ("latency_p95_ms", "cpu_utilization")
+
+
+def explain_by_load(judgements: list[MetricJudgement]) -> float | None:
+    """Re-label latency/cpu "regressions" that only follow a traffic rise as status "load".
+
+    Returns the load ratio (tail requests/s over baseline) when traffic rose, else None."""
+    by_name = {j.name: j for j in judgements}
+    rps = by_name.get("requests_per_second")
+    if rps is None or rps.status == "nodata" or not rps.baseline_level or rps.tail_level is None:
+        return None
+    ratio = rps.tail_level / rps.baseline_level
+    if ratio < LOAD_RISE:
+        return None
+    for name in LOAD_FOLLOWERS:
+        j = by_name.get(name)
+        if j is None or j.status != "regression" or not j.baseline_level or j.tail_level is None:
+            continue
+        rise = j.tail_level / j.baseline_level
+        if rise <= ratio * LOAD_SLACK:
+            j.status = "load"
+            j.result.classification = Classification.PASS
+            j.result.reason = (
+                f"{format_value(name, j.baseline_level)} → {format_value(name, j.tail_level)} (x{rise:.2f}) "
+                f"follows traffic (requests/s x{ratio:.2f}): load, not the deploy"
+            )
+    return ratio
+
+
+INCIDENT_WINDOW_S = 600.0
+"""Pre-deploy onsets this close together belong to one incident."""
+
+
+def group_incident(judgements: list[MetricJudgement]) -> None:
+    """A metric already degraded before the deploy and worse after it is part of the pre-deploy
+    incident when another metric with an onset at about the same time is judged pre-existing
+    (one incident moves several metrics; its noisiest one must not be blamed on the deploy)."""
+    anchors = [j for j in judgements if j.status == "preexisting" and j.onset_before]
+    for j in judgements:
+        if j.status != "regression" or not j.onset_before or j.onset_offset_s is None:
+            continue
+        for k in anchors:
+            if k is not j and abs((k.onset_offset_s or 0.0) - j.onset_offset_s) <= INCIDENT_WINDOW_S:
+                j.status = "preexisting"
+                j.result.reason += f"; part of the incident that began before the deploy (see {k.name})"
+                break
 
 
 # --- hard guards ------------------------------------------------------------------------------------
@@ -347,9 +492,19 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
 def check_guard(j: MetricJudgement, low_traffic: bool = False) -> str | None:
     """The readable guard this metric trips, or None. Guards respect attribution: a metric already
     degraded before the deploy (or recovered) never trips one."""
+    name = j.name
+    if name == "pod_restarts" and j.status in ("pass", "regression") and j.baseline_level is not None:
+        # restarts are too sparse for the rank test: the guard counts them itself (it still requires
+        # restarts at the end of the window and far more than the baseline rate explains)
+        expected = j.baseline_mean * j.after_points
+        if j.after_sum >= CRASH_LOOP_RESTARTS and j.tail_sum >= 1 and j.after_sum >= 3 * max(expected, 1.0):
+            return (
+                f"pod_restarts {j.after_sum:.0f} since the deploy ≥ {CRASH_LOOP_RESTARTS} "
+                f"(crash loop; {expected:.1f} expected from baseline)"
+            )
+        return None
     if j.status != "regression" or j.tail_level is None or j.baseline_level is None:
         return None
-    name = j.name
     if name == "error_rate" and not low_traffic:
         if (
             j.tail_level >= ERROR_RATE_GUARD
@@ -360,17 +515,13 @@ def check_guard(j: MetricJudgement, low_traffic: bool = False) -> str | None:
                 f"error_rate {j.tail_level * 100:.1f}% ≥ {ERROR_RATE_GUARD * 100:.0f}% "
                 f"(baseline {j.baseline_level * 100:.1f}%)"
             )
-    elif name == "memory_utilization":
-        if j.tail_level >= MEMORY_GUARD and j.tail_level - j.baseline_level >= MEMORY_GUARD_MIN_RISE:
-            return (
-                f"memory_utilization {j.tail_level * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% "
-                f"and rising (baseline {j.baseline_level * 100:.1f}%)"
-            )
-    elif name == "pod_restarts":
-        expected = j.baseline_mean * j.after_points
-        if j.after_sum >= CRASH_LOOP_RESTARTS and j.tail_sum >= 1 and j.after_sum >= 3 * max(expected, 1.0):
-            return (
-                f"pod_restarts {j.after_sum:.0f} since the deploy ≥ {CRASH_LOOP_RESTARTS} "
-                f"(crash loop; {expected:.1f} expected from baseline)"
-            )
+    elif (
+        name == "memory_utilization"
+        and j.tail_level >= MEMORY_GUARD
+        and j.tail_level - j.baseline_level >= MEMORY_GUARD_MIN_RISE
+    ):
+        return (
+            f"memory_utilization {j.tail_level * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% "
+            f"and rising (baseline {j.baseline_level * 100:.1f}%)"
+        )
     return None

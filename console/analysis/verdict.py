@@ -42,6 +42,7 @@ from console.analysis.metrics import (
     format_value,
 )
 from console.models import (
+    Classification,
     Decision,
     Deployment,
     LogPattern,
@@ -56,10 +57,15 @@ CRITICAL_LOG_CATEGORIES = frozenset(
     {"out_of_memory", "db_timeout", "connection_pool", "crash_loop", "panic", "upstream_5xx"}
 )
 ERROR_LEVELS = frozenset({"ERROR", "ERR", "SEVERE", "CRITICAL", "CRIT", "FATAL", "ALERT", "EMERG", "PANIC"})
-LOG_ONLY_ESCALATE_COUNT = 20
+WARN_LEVELS = frozenset({"WARN", "WARNING"})
+WARN_CATEGORIES = frozenset({"crash_loop", "out_of_memory", "panic"})
+"""Kubernetes reports BackOff/OOMKilled as Warning events: these categories count even at WARN."""
+LOG_ONLY_ESCALATE_COUNT = 10
 """New critical-category ERROR lines after the deploy that escalate even when metrics look fine."""
 PRE_EXISTING_LOG_RATIO = 20
 """A surging pattern with more than 1/20 of its post-deploy lines before the deploy is pre-existing."""
+LOAD_ESCALATE_RISE = 2.0
+"""Latency at least this many times its baseline under more traffic: a capacity problem to escalate."""
 FULL_WINDOW_POINTS = 30
 GUARD_STRENGTH = 0.9
 OUTAGE_ERROR_RATE = 0.10
@@ -82,6 +88,8 @@ class Evidence:
     preexisting: list[MetricJudgement] = field(default_factory=list)
     transient: list[MetricJudgement] = field(default_factory=list)
     improved: list[MetricJudgement] = field(default_factory=list)
+    load: list[MetricJudgement] = field(default_factory=list)
+    """Latency/cpu rises that follow a traffic rise."""
     new_errors: list[LogPattern] = field(default_factory=list)
     """New or surging ERROR-level patterns after the deploy."""
     old_errors: list[LogPattern] = field(default_factory=list)
@@ -122,14 +130,21 @@ def gather(
         if guard:
             j.result.guard = guard
             ev.guards.append(guard)
+            if j.status != "regression":  # a guard is a regression even when the rank test is too weak
+                j.status = "regression"
+                j.result.classification = Classification.HIGH
+                j.result.reason = f"{guard}; {j.result.reason}"
+                j.strength = max(j.strength, GUARD_STRENGTH)
         {
             "regression": ev.regressions,
             "preexisting": ev.preexisting,
             "transient": ev.transient,
             "improved": ev.improved,
+            "load": ev.load,
         }.get(j.status, []).append(j)
     for p in patterns:
-        if p.level.upper() not in ERROR_LEVELS:
+        level = p.level.upper()
+        if level not in ERROR_LEVELS and not (level in WARN_LEVELS and p.category in WARN_CATEGORIES):
             continue
         if attributable_to_deploy(p):
             ev.new_errors.append(p)
@@ -201,6 +216,12 @@ def decide(
     elif ev.preexisting and any(j.name in USER_FACING for j in ev.preexisting):
         verdict = Verdict.ESCALATE
         reasons.append(f"degradation that began before the deploy is ongoing: {_names(ev.preexisting)}")
+    elif any(
+        j.name == "latency_p95_ms" and (j.tail_level or 0.0) >= LOAD_ESCALATE_RISE * (j.baseline_level or 0.0)
+        for j in ev.load
+    ):
+        verdict = Verdict.ESCALATE
+        reasons.append("latency rose with traffic: capacity, not the deploy")
     elif (
         any(ev.new_errors)
         and sum(p.count_after for p in ev.new_errors if p.category in CRITICAL_LOG_CATEGORIES)
@@ -363,6 +384,13 @@ def _actions(
                 "notify_only", "A human should look: the evidence does not justify an automatic rollback."
             ),
         ]
+        if ev.load and not ev.regressions:
+            actions.insert(
+                0,
+                _action(
+                    "scale_deployment", "Latency follows a traffic rise: add replicas.", service=dep.service
+                ),
+            )
         db_failing = {"db_timeout", "connection_pool"} & set(old_categories) and any(
             j.name in USER_FACING for j in ev.preexisting
         )
