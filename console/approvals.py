@@ -111,6 +111,33 @@ class ApprovalService:
         """The audit trail, newest first."""
         return self.store.audit_trail(limit=limit, offset=offset)
 
+    def request(
+        self,
+        execution_id: str,
+        *,
+        plan: dict[str, Any],
+        decision: dict[str, Any],
+        requested_by: str,
+        service: str,
+        deployment_id: str | None = None,
+    ) -> str:
+        """Create the approval of a PAUSED execution (idempotent per execution); returns its id.
+
+        The embedded engine does this itself when it pauses; the Kestra backend calls this for a
+        PAUSED execution it finds."""
+        with self.store.write() as conn:
+            approval_id, _ = self.store.request_approval_in(
+                conn,
+                execution_id=execution_id,
+                plan=plan,
+                decision=decision,
+                requested_by=requested_by,
+                service=service,
+                deployment_id=deployment_id,
+                timeout_minutes=self.settings.approval_timeout_minutes,
+            )
+        return approval_id
+
     # -- deciding -----------------------------------------------------------------------------------
 
     def decide(

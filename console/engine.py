@@ -23,13 +23,13 @@ import string
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from console import steps
 from console.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.executions import Execution, LogEntry, State
-from console.models import format_time, parse_time
+from console.models import parse_time
 from console.settings import Settings
 from console.steps import StepError
 from console.store import Store, dumps, loads, now_text
@@ -80,6 +80,7 @@ class EmbeddedEngine:
         synchronous: bool = False,
         recover: bool = True,
         expire_every_s: float = 2.0,
+        expiry_timer_s: float | None = 15.0,
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.db_path)
@@ -91,8 +92,20 @@ class EmbeddedEngine:
         self._last_expiry = 0.0
         self._expiry_lock = threading.Lock()
         self.last_recovery: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
         if recover:
             self.last_recovery = self.recover()
+        if expiry_timer_s and not synchronous:
+            self._timer = threading.Thread(
+                target=self._expiry_loop, args=(expiry_timer_s,), name="approval-expiry", daemon=True
+            )
+            self._timer.start()
+
+    def _expiry_loop(self, interval: float) -> None:
+        """Expire overdue approvals even when no page is open."""
+        while not self._stop.wait(interval):
+            self.maybe_expire()
 
     # -- launching ------------------------------------------------------------------------------------
 
@@ -521,8 +534,7 @@ class EmbeddedEngine:
     def _approval(self, execution_id: str, task_run_id: str, ctx: dict[str, Any]) -> bool:
         """Pause for a human when the plan needs one. Returns True when paused."""
         plan = ctx["plan"]
-        now_dt = datetime.now(UTC)
-        now = format_time(now_dt)
+        now = now_text()
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             old = conn.execute("SELECT histories FROM task_runs WHERE id = ?", (task_run_id,)).fetchone()
@@ -546,30 +558,15 @@ class EmbeddedEngine:
             dep = conn.execute(
                 "SELECT id, service FROM deployments WHERE execution_id = ?", (execution_id,)
             ).fetchone()
-            decision = ctx["decision"]
-            approval_id = new_id(12)
-            expires = format_time(now_dt + _minutes(self.settings.approval_timeout_minutes))
-            conn.execute(
-                "INSERT INTO approvals (id, execution_id, deployment_id, service, actions, risk, "
-                "required_approvals, "
-                "requested_by, requested_at, expires_at, status, verdict, severity, confidence, decision) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
-                (
-                    approval_id,
-                    execution_id,
-                    dep["id"] if dep else None,
-                    dep["service"] if dep else "unknown",
-                    dumps(plan.get("approval", [])),
-                    steps.max_risk(plan.get("approval", [])),
-                    max(1, int(plan.get("required_approvals") or 1)),
-                    ex["triggered_by"] or "unknown",
-                    now,
-                    expires,
-                    decision.get("verdict"),
-                    decision.get("severity"),
-                    decision.get("confidence"),
-                    dumps(decision),
-                ),
+            approval_id, expires = self.store.request_approval_in(
+                conn,
+                execution_id=execution_id,
+                plan=plan,
+                decision=ctx["decision"],
+                requested_by=ex["triggered_by"] or "unknown",
+                service=dep["service"] if dep else "unknown",
+                deployment_id=dep["id"] if dep else None,
+                timeout_minutes=self.settings.approval_timeout_minutes,
             )
             conn.execute(
                 "UPDATE task_runs SET state = 'PAUSED', histories = ?, outputs = ? WHERE id = ?",
@@ -594,17 +591,6 @@ class EmbeddedEngine:
                 f"({plan.get('required_approvals')} approver(s), expires {expires})",
                 task_id="approval",
                 task_run_id=task_run_id,
-            )
-            self.store.audit_in(
-                conn,
-                ex["triggered_by"] or "unknown",
-                "approval.requested",
-                approval_id,
-                {
-                    "execution_id": execution_id,
-                    "actions": names,
-                    "required_approvals": plan.get("required_approvals"),
-                },
             )
         return True
 
@@ -856,19 +842,41 @@ class EmbeddedEngine:
             log.warning("approval expiry failed during recovery", exc_info=True)
             expired = []
         report += [{"approval_id": a, "action": "expired (rejected)"} for a in expired]
+        report += self._resume_decided()
+        return report
+
+    def _resume_decided(self) -> list[dict[str, Any]]:
+        """Decisions committed whose engine resume never happened (the process died in between, or
+        the resume failed): resume their still-PAUSED executions now."""
+        from console.approvals import ApprovalService
+
+        rows = self.store.conn.execute(
+            "SELECT a.id FROM approvals a JOIN executions e ON e.id = a.execution_id "
+            "WHERE a.status IN ('approved', 'rejected', 'expired') AND a.resume_state IN ('pending', "
+            "'failed') "
+            "AND e.state = 'PAUSED'"
+        ).fetchall()
+        service = ApprovalService(self.store, self, self.settings)
+        report = []
+        for row in rows:
+            try:
+                result = service.retry_resume(row["id"])
+            except Exception as exc:
+                report.append({"approval_id": row["id"], "action": f"resume failed: {one_line(exc)}"})
+                continue
+            report.append(
+                {"approval_id": row["id"], "action": "decision applied" if result.resumed else result.message}
+            )
         return report
 
     def close(self, wait: bool = True) -> None:
+        self._stop.set()
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
 
 
 def _epoch(text: str) -> float:
     return parse_time(text).timestamp()
-
-
-def _minutes(value: float) -> timedelta:
-    return timedelta(minutes=value)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -12,6 +12,7 @@ the requested page, so they stay fast with 100,000 executions.
 from __future__ import annotations
 
 import json
+import secrets
 import sqlite3
 import threading
 import time
@@ -526,6 +527,69 @@ class Store:
             (execution_id,),
         ).fetchone()
         return _approval(row) if row else None
+
+    def request_approval_in(
+        self,
+        conn: sqlite3.Connection,
+        *,
+        execution_id: str,
+        plan: dict[str, Any],
+        decision: dict[str, Any],
+        requested_by: str,
+        service: str,
+        deployment_id: str | None,
+        timeout_minutes: float,
+    ) -> tuple[str, str]:
+        """Create the one approval of an execution (idempotent: an existing pending one is returned).
+
+        Used by both engines (the Kestra backend calls it when it finds a PAUSED execution).
+        Returns (approval id, expires_at)."""
+        existing = conn.execute(
+            "SELECT id, expires_at FROM approvals WHERE execution_id = ? AND status = 'pending'",
+            (execution_id,),
+        ).fetchone()
+        if existing is not None:
+            return existing["id"], existing["expires_at"]
+        actions = list(plan.get("approval") or [])
+        order = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
+        risk = max((str(a.get("risk", "LOW")) for a in actions), key=order.index, default="LOW")
+        now = datetime.now(UTC)
+        approval_id = "ap-" + secrets.token_hex(6)
+        expires = format_time(now + timedelta(minutes=timeout_minutes))
+        conn.execute(
+            "INSERT INTO approvals (id, execution_id, deployment_id, service, actions, risk, "
+            "required_approvals, "
+            "requested_by, requested_at, expires_at, status, verdict, severity, confidence, decision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            (
+                approval_id,
+                execution_id,
+                deployment_id,
+                service,
+                dumps(actions),
+                risk,
+                max(1, int(plan.get("required_approvals") or 1)),
+                requested_by,
+                format_time(now),
+                expires,
+                decision.get("verdict"),
+                decision.get("severity"),
+                decision.get("confidence"),
+                dumps(decision),
+            ),
+        )
+        self.audit_in(
+            conn,
+            requested_by,
+            "approval.requested",
+            approval_id,
+            {
+                "execution_id": execution_id,
+                "actions": ", ".join(str(a.get("name")) for a in actions),
+                "required_approvals": plan.get("required_approvals"),
+            },
+        )
+        return approval_id, expires
 
     def overdue_approval_ids(self, now: datetime | None = None) -> list[str]:
         now_s = format_time(now or datetime.now(UTC))

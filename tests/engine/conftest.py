@@ -43,7 +43,7 @@ def approvals(engine: EmbeddedEngine, settings: Settings) -> ApprovalService:
 
 @pytest.fixture
 def fast_expiry_settings(settings: Settings) -> Settings:
-    return replace(settings, approval_timeout_minutes=0.003)  # 0.18 s
+    return replace(settings, approval_timeout_minutes=0.01)  # 0.6 s
 
 
 @pytest.fixture

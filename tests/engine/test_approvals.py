@@ -130,7 +130,7 @@ def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
     service = ApprovalService(engine.store, engine, fast_expiry_settings)
     try:
         execution, approval = run_paused(engine)
-        time.sleep(0.3)
+        time.sleep(0.8)
         engine.search_executions()  # list paths expire overdue approvals
         done = engine.wait(execution.id, timeout=30)
         assert done.state == State.SUCCESS
@@ -154,7 +154,7 @@ def test_deciding_an_overdue_approval_expires_it_instead(fast_expiry_settings, b
     service = ApprovalService(engine.store, engine, fast_expiry_settings)
     try:
         execution, approval = run_paused(engine)
-        time.sleep(0.3)  # overdue, but nothing has expired it yet
+        time.sleep(0.8)  # overdue, but nothing has expired it yet
         with pytest.raises(AlreadyDecided, match="expired"):
             service.decide(approval["id"], bob, True, "")
         assert engine.store.approval_row(approval["id"])["status"] == "expired"
@@ -220,3 +220,29 @@ def test_pending_lists_votes_and_unknown_id_is_clear(engine, approvals, bob, car
     assert [v["actor"] for v in pending["votes"]] == ["bob"]
     with pytest.raises(ApprovalNotFound, match="approval nope not found"):
         approvals.decide("nope", carol, True, "")
+
+
+def test_request_is_idempotent_per_execution(engine, approvals):
+    execution, approval = run_paused(engine)
+    plan = engine.get_execution(execution.id).task_run("decide").outputs["plan"]
+    again = approvals.request(
+        execution.id, plan=plan, decision={}, requested_by="ci", service=approval["service"]
+    )
+    assert again == approval["id"]
+    assert len(engine.store.approvals()) == 1
+
+
+def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
+    engine = EmbeddedEngine(fast_expiry_settings, max_workers=1, expire_every_s=0, expiry_timer_s=0.05)
+    try:
+        execution, approval = run_paused(engine)
+        deadline = time.monotonic() + 10
+        while (
+            engine.store.approval_row(approval["id"])["status"] == "pending" and time.monotonic() < deadline
+        ):
+            time.sleep(0.05)
+        assert engine.store.approval_row(approval["id"])["status"] == "expired"
+        done = engine.wait(execution.id, timeout=30)
+        assert done.task_run("approval").outputs["approved"] is False
+    finally:
+        engine.close()

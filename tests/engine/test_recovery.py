@@ -115,3 +115,24 @@ def test_an_execution_owned_by_a_live_process_is_left_alone(settings, store):
         )
     assert EmbeddedEngine(settings, store, synchronous=True).last_recovery == []
     assert store.execution_row(execution_id)["owner"] == live_owner
+
+
+def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, store):
+    from console.approvals import ApprovalService
+    from console.auth import Identity, Role
+
+    class DeadBackend:  # the process died between committing the decision and resuming the engine
+        def resume(self, *args, **kwargs):
+            raise ConnectionError("process gone")
+
+    first = EmbeddedEngine(settings, store, synchronous=True)
+    execution, approval = run_paused(first)
+    ApprovalService(store, DeadBackend(), settings).decide(
+        approval["id"], Identity("bob", Role.APPROVER), True, ""
+    )
+    assert first.get_execution(execution.id).state == State.PAUSED
+    restarted = EmbeddedEngine(settings, Store(settings.db_path), synchronous=True)
+    assert {"approval_id": approval["id"], "action": "decision applied"} in restarted.last_recovery
+    done = restarted.get_execution(execution.id)
+    assert done.state == State.SUCCESS and done.outputs["deployment_status"] == "rolled back"
+    assert done.task_run("approval").outputs["approver"] == "bob"
