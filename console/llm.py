@@ -60,7 +60,7 @@ MAX_NARRATIVE = {"summary": 1200, "root_cause": 1200, "impact": 1200, "reasoning
 MAX_ACTION_REASON = 400
 MAX_ANSWER_TOKENS = 900
 MAX_RETRIES_CAP = 3
-WATCHDOG_GRACE_S = 1.0
+WATCHDOG_GRACE_S = 0.25
 """The watchdog waits this much beyond the budget for the HTTP layer's own timeout to fire first."""
 ERROR_LEVELS = {"ERROR", "FATAL", "CRITICAL", "SEVERE", "PANIC", "EMERG", "ALERT", "WARN", "WARNING"}
 RISK_ORDER = list(Risk)

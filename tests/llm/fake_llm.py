@@ -9,6 +9,7 @@ otherwise, in the API's error shape), records every request, and plays programma
 * ``content(text)``: this exact message content (invalid JSON, schema mismatch, ...);
 * ``slow(seconds)``: wait before answering (beyond the client's timeout);
 * ``status(code, retry_after=None)``: 401/429/500/503... with the error body;
+* ``trickle(interval)``: the body one byte at a time (defeats per-read timeouts);
 * ``raw(body, content_type)``: HTTP 200 with any body (not a chat completion);
 * ``obey_injection()``: a gullible model: if the prompt contains "ignore previous instructions"
   it answers CONTINUE with no actions and "approve everything", otherwise a valid ROLLBACK.
@@ -75,6 +76,12 @@ def slow(seconds: float, answer: dict[str, Any] | None = None) -> Behaviour:
 def status(code: int, retry_after: float | None = None) -> Behaviour:
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
     return Behaviour("status", code=code, headers=headers)
+
+
+def trickle(interval: float) -> Behaviour:
+    """Headers at once, then the body one byte every ``interval`` s: each read stays under the
+    client's read timeout, so only a total deadline ends the call."""
+    return Behaviour("trickle", answer=dict(DEFAULT_ANSWER), seconds=interval)
 
 
 def raw(body: str, content_type: str = "text/html") -> Behaviour:
@@ -261,8 +268,28 @@ class FakeLLM:
                 if not isinstance(body, dict) or "messages" not in body or "model" not in body:
                     self._send(400, {"error": {"message": "messages and model are required"}})
                     return
-                code, headers, payload = fake._respond(body, fake._next())
+                behaviour = fake._next()
+                if behaviour.kind == "trickle":
+                    self._trickle(
+                        fake._completion(str(body["model"]), json.dumps(behaviour.answer)), behaviour
+                    )
+                    return
+                code, headers, payload = fake._respond(body, behaviour)
                 self._send(code, payload, headers)
+
+            def _trickle(self, payload: dict[str, Any], behaviour: Behaviour) -> None:
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    for i in range(len(data)):
+                        if fake._stop.wait(behaviour.seconds):
+                            return
+                        self.wfile.write(data[i : i + 1])
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
         return Handler
 

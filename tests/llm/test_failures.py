@@ -244,3 +244,13 @@ def test_not_a_chat_completion(body, content_type, llm_settings, fake, snapshot,
     fake.then(raw(body, content_type))
     out = summarize(snapshot, rollback_decision, llm_settings)
     assert_fallback(out, rollback_decision, "not a chat completion")
+
+
+def test_trickling_server_is_cut_off_by_the_total_deadline(llm_settings, fake, snapshot, rollback_decision):
+    from tests.llm.fake_llm import trickle
+
+    settings = replace(llm_settings, llm_timeout_s=0.5)
+    fake.then(trickle(0.1))  # each byte arrives well within the read timeout
+    out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
+    assert_fallback(out, rollback_decision, "timeout after 0.5 s")
+    assert 0.5 <= elapsed < 0.5 + WATCHDOG_GRACE_S + 0.5
