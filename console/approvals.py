@@ -83,8 +83,43 @@ class ApprovalService:
 
     # -- reads --------------------------------------------------------------------------------------
 
+    def sync(self) -> int:
+        """Mirror the approval requests of an engine that pauses on its own (Kestra): every PAUSED
+        execution waiting at the approval task gets its one approval row. Returns how many are new.
+        The embedded engine creates its approvals itself and has nothing to mirror."""
+        paused = getattr(self.backend, "paused_approvals", None)
+        if not callable(paused):
+            return 0
+        created = 0
+        for item in paused():
+            if self.store.approval_for_execution(item["execution_id"]) is not None:
+                continue
+            with self.store.write() as conn:
+                self.store.request_approval_in(
+                    conn,
+                    execution_id=item["execution_id"],
+                    plan=item.get("plan")
+                    or {
+                        "approval": item.get("actions") or [],
+                        "required_approvals": item.get("required_approvals"),
+                    },
+                    decision=item.get("decision") or {},
+                    requested_by=item.get("requested_by") or "kestra",
+                    service=item.get("service") or "unknown",
+                    deployment_id=item.get("deployment_id"),
+                    timeout_minutes=self.settings.approval_timeout_minutes,
+                    requested_at=item.get("requested_at"),
+                    expires_at=item.get("expires_at"),
+                )
+            created += 1
+        return created
+
     def pending(self) -> list[dict[str, Any]]:
         """Pending approvals, newest first, each with its votes so far (overdue ones are expired first)."""
+        try:
+            self.sync()
+        except BackendError as exc:  # Kestra down: still show what we already know
+            log.warning("could not mirror paused executions: %s", exc)
         self.expire_overdue()
         items = self.store.approvals(statuses=["pending"])
         for item in items:

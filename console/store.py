@@ -539,6 +539,8 @@ class Store:
         service: str,
         deployment_id: str | None,
         timeout_minutes: float,
+        requested_at: str | None = None,
+        expires_at: str | None = None,
     ) -> tuple[str, str]:
         """Create the one approval of an execution (idempotent: an existing pending one is returned).
 
@@ -553,9 +555,9 @@ class Store:
         actions = list(plan.get("approval") or [])
         order = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
         risk = max((str(a.get("risk", "LOW")) for a in actions), key=order.index, default="LOW")
-        now = datetime.now(UTC)
+        now = parse_time(requested_at) if requested_at else datetime.now(UTC)
         approval_id = "ap-" + secrets.token_hex(6)
-        expires = format_time(now + timedelta(minutes=timeout_minutes))
+        expires = expires_at or format_time(now + timedelta(minutes=timeout_minutes))
         conn.execute(
             "INSERT INTO approvals (id, execution_id, deployment_id, service, actions, risk, "
             "required_approvals, "
