@@ -320,7 +320,7 @@ def parse_answer(content: str | None) -> Answer:
         text = fenced.group(1)
     try:
         doc = json.loads(text)
-    except (json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # ValueError: also int-digit limits
         raise LLMFailure("invalid JSON", unavailable=False) from None
     try:
         _validate_answer(doc)
@@ -549,7 +549,7 @@ def call_llm(client: Any, messages: list[dict[str, str]], settings: Settings, bu
             if getattr(choices[0], "finish_reason", None) == "length":
                 try:
                     json.loads(text)
-                except (json.JSONDecodeError, RecursionError):
+                except (ValueError, RecursionError):  # ValueError: also int-digit limits
                     raise LLMFailure(
                         f"answer cut off at max_tokens={MAX_ANSWER_TOKENS}", unavailable=False
                     ) from None

@@ -254,3 +254,8 @@ def test_trickling_server_is_cut_off_by_the_total_deadline(llm_settings, fake, s
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
     assert_fallback(out, rollback_decision, "timeout after 0.5 s")
     assert 0.5 <= elapsed < 0.5 + WATCHDOG_GRACE_S + 0.5
+
+
+def test_huge_number_is_invalid_json_not_a_crash(llm_settings, fake, snapshot, rollback_decision):
+    fake.then(content("1" * 5000))  # json.loads raises ValueError (int digit limit), not JSONDecodeError
+    assert_fallback(summarize(snapshot, rollback_decision, llm_settings), rollback_decision, "invalid JSON")
