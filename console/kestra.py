@@ -264,7 +264,10 @@ class KestraClient:
     def version(self) -> str:
         """The server version (read once); e.g. ``1.3.21`` or ``2.0.0``."""
         if self._version is None:
-            version = self.configs().get("version")
+            try:
+                version = self.configs().get("version")
+            except KestraNotFound:  # a server without /configs predates 2.x: use the 1.x paths
+                version = "1.0.0-unknown"
             if not isinstance(version, str) or not version:
                 raise KestraProtocolError("Kestra's GET configs has no version")
             self._version = version
@@ -394,7 +397,10 @@ class KestraClient:
             params.append(("filters[namespace][EQUALS]", namespace))
         if flow_id:
             params.append(("filters[flowId][EQUALS]", flow_id))
-        state_list = [State(s).value for s in (states or [])]
+        try:
+            state_list = [State(s).value for s in (states or [])]
+        except ValueError:
+            raise KestraBadRequest(f"unknown execution state in {list(states or [])}") from None
         if state_list:
             params.append(("filters[state][IN]", ",".join(state_list)))
         for key, value in (labels or {}).items():

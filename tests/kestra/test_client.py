@@ -329,3 +329,18 @@ def test_malformed_execution_shape_is_a_protocol_error(loaded: FakeKestra, clien
 def test_bad_base_url() -> None:
     with pytest.raises(Exception, match="must start with http"):
         KestraClient("localhost:8080")
+
+
+def test_unknown_state_filter_is_a_clear_error(client: KestraClient) -> None:
+    with pytest.raises(KestraBadRequest, match="unknown execution state"):
+        client.search_executions(states=["DANCING"])
+
+
+def test_server_without_configs_uses_1x_paths(loaded: FakeKestra, client: KestraClient) -> None:
+    ex_id = _loop_until(loaded, client, {"scenario": "memory-leak"}, {"PAUSED"})
+    old = KestraClient(loaded.url, username=USER, password=PASSWORD, timeout=2)
+    loaded.fault = "404"
+    assert old.major == 1
+    loaded.fault = None
+    old.resume(ex_id, {"approved": False, "comment": "", "approver": "x"})
+    assert ("POST", f"/api/v1/main/executions/{ex_id}/resume") in loaded.requests
