@@ -649,7 +649,7 @@ class EmbeddedEngine:
             )
         self._submit(execution_id)
 
-    def kill(self, execution_id: str) -> None:
+    def kill(self, execution_id: str, *, by: str = "console") -> None:
         now = now_text()
         with self.store.write() as conn:
             row = conn.execute(
@@ -686,7 +686,7 @@ class EmbeddedEngine:
                 conn, execution_id, "WARN", "killed" + (" (pending approval cancelled)" if cancelled else "")
             )
             self.store.audit_in(
-                conn, "console", "execution.killed", execution_id, {"approval_cancelled": bool(cancelled)}
+                conn, by, "execution.killed", execution_id, {"approval_cancelled": bool(cancelled)}
             )
 
     # -- Backend: reads -------------------------------------------------------------------------------

@@ -209,11 +209,15 @@ class DashboardKpis:
 class Store:
     """Thread-safe access to the console's SQLite file."""
 
+    def open_connections(self) -> int:
+        with self._all_lock:
+            return len(self._all)
+
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
+        self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
         self._connect().executescript(SCHEMA)
 
@@ -232,7 +236,17 @@ class Store:
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
             with self._all_lock:
-                self._all.append(conn)
+                # threads come and go (Streamlit runs each script run in a fresh thread): close the
+                # connections of threads that have ended so they do not pile up
+                alive = []
+                for thread, other in self._all:
+                    if thread.is_alive():
+                        alive.append((thread, other))
+                    else:
+                        with suppress(sqlite3.Error):
+                            other.close()
+                alive.append((threading.current_thread(), conn))
+                self._all = alive
         return conn
 
     @property
@@ -274,7 +288,7 @@ class Store:
 
     def close(self) -> None:
         with self._all_lock:
-            for conn in self._all:
+            for _, conn in self._all:
                 with suppress(sqlite3.Error):
                     conn.close()
             self._all.clear()

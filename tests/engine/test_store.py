@@ -196,3 +196,15 @@ def test_collect_shifts_a_scenario_so_its_newest_point_is_now(settings):
         steps.collect({"scenario": "../etc/passwd"}, settings)
     with pytest.raises(steps.StepError, match="needs 'scenario', 'snapshot' or 'service'"):
         steps.collect({}, settings)
+
+
+def test_connections_of_finished_threads_are_closed(store):
+    def read():
+        store.search_executions()
+
+    for _ in range(30):  # like Streamlit, one short-lived thread per script run
+        t = threading.Thread(target=read)
+        t.start()
+        t.join()
+    read()
+    assert store.open_connections() <= 3
