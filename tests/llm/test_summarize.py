@@ -175,3 +175,17 @@ def test_injected_client_is_used(llm_settings, fake: FakeLLM, snapshot, rollback
 def test_settings_never_show_the_key(llm_settings):
     assert API_KEY not in repr(llm_settings) and API_KEY not in str(llm_settings.safe_dict())
     assert isinstance(llm_settings.together_api_key, Secret)
+
+
+def test_concurrent_calls_share_the_cached_client(llm_settings, fake, snapshot, rollback_decision):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from console.llm import make_client
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        outs = list(pool.map(lambda _: summarize(snapshot, rollback_decision, llm_settings), range(16)))
+    assert all(o.analyzer.startswith("llm:") for o in outs), [o.notes for o in outs]
+    assert len(fake.requests) == 16
+    assert make_client(llm_settings) is make_client(llm_settings)
+    other_key = replace(llm_settings, together_api_key=Secret("another-key"))
+    assert make_client(other_key) is not make_client(llm_settings)
