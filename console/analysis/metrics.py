@@ -7,7 +7,7 @@ judge attributes a shift to the deploy or not:
 
 * persistence: the verdict is taken on the *tail* of the verification window (its last half); a blip
   right after the deploy that has recovered by then is "transient", not a regression;
-* onset: a single change point (least squares split) is searched on the whole series; when the shift
+* onset: a single change point (least squares split) is searched in the baseline; when the shift
   started before ``deployed_at`` the metric is "preexisting" unless the tail is significantly worse
   than the already-degraded level before the deploy;
 * direction: an improvement is never a regression.
@@ -297,6 +297,10 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     tail_n = min(after.size, max(MIN_TAIL_POINTS, math.ceil(after.size * TAIL_FRACTION)))
     tail = after[-tail_n:]
     whole = compare(name, base, after)
+    # the head is what the tail leaves out: a blip right after the deploy shows there
+    head = (
+        compare(name, base, after[: after.size - tail_n]) if after.size - tail_n >= MIN_TAIL_POINTS else whole
+    )
     tail_c = compare(name, base, tail)
     if name in MEAN_METRICS and is_bad(direction, whole.sign) and tail.sum() > 0 and tail_c.sign == 0:
         # sparse events (restarts): too few in the tail alone for a test; still happening at the end of
@@ -379,11 +383,11 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                 f"{format_value(name, base_level)} → {format_value(name, tail_level)} after the deploy "
                 f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f}, persists to the end of the window)"
             )
-        elif is_bad(direction, whole.sign):
-            status, deciding = "transient", whole
+        elif is_bad(direction, head.sign) or is_bad(direction, whole.sign):
+            status, deciding = "transient", head if is_bad(direction, head.sign) else whole
             reason = (
                 f"moved after the deploy ({format_value(name, base_level)} → "
-                f"{format_value(name, whole.test_level)} over the window) but recovered: "
+                f"{format_value(name, deciding.test_level)} right after it) but recovered: "
                 f"{format_value(name, tail_level)} at the end"
             )
         elif tail_c.sign != 0 or whole.sign != 0:
@@ -493,7 +497,11 @@ def check_guard(j: MetricJudgement, low_traffic: bool = False) -> str | None:
     """The readable guard this metric trips, or None. Guards respect attribution: a metric already
     degraded before the deploy (or recovered) never trips one."""
     name = j.name
-    if name == "pod_restarts" and j.status in ("pass", "regression") and j.baseline_level is not None:
+    if (
+        name == "pod_restarts"
+        and j.status in ("pass", "transient", "regression")
+        and j.baseline_level is not None
+    ):
         # restarts are too sparse for the rank test: the guard counts them itself (it still requires
         # restarts at the end of the window and far more than the baseline rate explains)
         expected = j.baseline_mean * j.after_points

@@ -1,0 +1,188 @@
+"""The per-metric canary judge: statistics, direction, tolerance, attribution, guards."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from console.analysis import metrics as M
+from console.models import Classification, Direction
+
+from .conftest import judge_arrays
+
+RNG = np.random.default_rng(7)
+
+
+def noisy(level: float, n: int, sd: float, seed: int) -> np.ndarray:
+    return level + sd * np.random.default_rng(seed).standard_normal(n)
+
+
+def test_cliffs_delta_is_derived_from_u_exactly():
+    a = np.array([1.0, 2.0, 2.0, 5.0, 7.0, 9.0])
+    b = np.array([0.5, 2.0, 3.0, 4.0])
+    brute = (np.sign(a[:, None] - b[None, :])).mean()  # P(a>b) - P(a<b), ties count 0
+    c = M.compare("whatever", b, a)
+    assert c.delta == pytest.approx(brute)
+
+
+def test_directions_of_known_and_unknown_metrics():
+    assert M.direction_of("error_rate") is Direction.INCREASE
+    assert M.direction_of("requests_per_second") is Direction.DECREASE
+    assert M.direction_of("queue_depth") is Direction.EITHER
+
+
+def test_latency_step_up_is_high_regression():
+    j = judge_arrays("latency_p95_ms", noisy(200, 60, 10, 1), noisy(400, 30, 20, 2))
+    assert j.status == "regression"
+    assert j.result.classification is Classification.HIGH
+    assert j.result.p_value < M.ALPHA and j.result.effect_size > 0.9
+    assert j.result.baseline_points == 60 and j.result.after_points == 30
+
+
+def test_improvement_is_never_a_regression():
+    j = judge_arrays("latency_p95_ms", noisy(400, 60, 10, 1), noisy(200, 30, 10, 2))
+    assert j.status == "improved"
+    assert j.result.classification is Classification.PASS
+
+
+def test_throughput_drop_is_bad_but_rise_is_not():
+    drop = judge_arrays("requests_per_second", noisy(100, 60, 3, 1), noisy(50, 30, 3, 2))
+    rise = judge_arrays("requests_per_second", noisy(100, 60, 3, 1), noisy(180, 30, 3, 2))
+    assert drop.status == "regression" and drop.result.classification is Classification.LOW
+    assert rise.status == "improved" and rise.result.classification is Classification.PASS
+
+
+@pytest.mark.parametrize("after_level", [50.0, 150.0])
+def test_unknown_metric_flags_either_direction(after_level):
+    j = judge_arrays("queue_depth", noisy(100, 60, 3, 1), noisy(after_level, 30, 3, 2))
+    assert j.result.direction is Direction.EITHER
+    assert j.status == "regression"
+
+
+def test_tiny_significant_shift_on_a_long_window_passes_by_tolerance():
+    # 7 days of baseline, 1 day after: a 2% latency shift is "significant" but negligible
+    before, after = noisy(200, 10080, 5, 1), noisy(204, 1440, 5, 2)
+    c = M.compare("latency_p95_ms", before, after)
+    assert c.p_value < 1e-6  # the U test alone would flag it ...
+    j = judge_arrays("latency_p95_ms", before, after)
+    assert j.status == "pass"  # ... the tolerance does not
+
+
+def test_nodata_when_a_side_is_too_short():
+    j = judge_arrays("error_rate", noisy(0.01, 60, 0.001, 1), noisy(0.5, 3, 0.001, 2))
+    assert j.status == "nodata" and j.result.classification is Classification.NODATA
+    assert "not enough data" in j.result.reason
+    j = judge_arrays("error_rate", [], noisy(0.01, 30, 0.001, 2))
+    assert j.result.classification is Classification.NODATA
+
+
+def test_constant_series_pass_without_statistics_errors():
+    j = judge_arrays("pod_restarts", np.zeros(60), np.zeros(30))
+    assert j.status == "pass" and j.result.p_value == 1.0
+
+
+def test_short_blip_that_recovers_is_transient():
+    after = np.concatenate([noisy(0.3, 15, 0.01, 2), noisy(0.01, 25, 0.002, 3)])
+    j = judge_arrays("error_rate", noisy(0.01, 60, 0.002, 1), after)
+    assert j.status == "transient"
+    assert j.result.classification is Classification.PASS
+    assert "recovered" in j.result.reason
+
+
+def test_onset_before_deploy_unchanged_after_is_preexisting():
+    before = np.concatenate([noisy(0.01, 45, 0.002, 1), noisy(0.3, 15, 0.01, 2)])
+    j = judge_arrays("error_rate", before, noisy(0.3, 30, 0.01, 3))
+    assert j.status == "preexisting"
+    assert j.onset_before and j.onset_offset_s == pytest.approx(-15 * 60)
+    assert "before the deploy" in j.result.reason
+    assert M.check_guard(j) is None  # a pre-existing outage never trips the error-rate guard
+
+
+def test_onset_before_deploy_and_worse_after_is_a_regression():
+    before = np.concatenate([noisy(0.01, 45, 0.002, 1), noisy(0.05, 15, 0.004, 2)])
+    j = judge_arrays("error_rate", before, noisy(0.4, 30, 0.01, 3))
+    assert j.status == "regression"
+    assert M.check_guard(j) is not None
+
+
+def test_trend_that_began_before_the_deploy_is_not_blamed_on_it():
+    ramp = np.linspace(0.55, 0.97, 50)  # memory climbing since 20 min before the deploy
+    values = np.concatenate([np.full(40, 0.55), ramp]) + noisy(0, 90, 0.004, 4)
+    j = judge_arrays("memory_utilization", values[:60], values[60:])
+    assert j.status == "preexisting"
+    assert "pre-deploy trend" in j.result.reason
+
+
+def test_change_point_finds_the_step():
+    values = np.concatenate([noisy(1.0, 40, 0.1, 1), noisy(3.0, 20, 0.1, 2)])
+    assert M.change_point(values) == 40
+    assert M.change_point(np.ones(4)) is None
+
+
+def test_thinning_keeps_the_test_bounded_and_deterministic():
+    big = noisy(1.0, 50_000, 0.1, 1)
+    assert M._thin(big).size <= M.MAX_TEST_POINTS
+    assert np.array_equal(M._thin(big), M._thin(big))
+
+
+def test_restarts_use_a_count_test():
+    # 5 restarts in 30 min after none in an hour: a tiny rank effect but a certain change
+    after = np.zeros(30)
+    after[[3, 9, 15, 21, 27]] = 1
+    c = M.compare("pod_restarts", np.zeros(60), after)
+    assert c.p_value < M.ALPHA and abs(c.delta) < M.MIN_EFFECT
+    j = judge_arrays("pod_restarts", np.zeros(60), after)
+    assert j.status == "regression"
+    assert "crash loop" in M.check_guard(j)
+
+
+def test_restarts_only_during_rollout_do_not_trip_the_guard():
+    after = np.zeros(30)
+    after[[0, 1]] = 2  # pods replaced during the rollout, then quiet
+    j = judge_arrays("pod_restarts", np.zeros(60), after)
+    assert M.check_guard(j) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "before", "after", "fires", "text"),
+    [
+        ("error_rate", 0.01, 0.352, True, "error_rate 35.2% ≥ 20%"),
+        ("error_rate", 0.01, 0.12, False, None),  # a regression, but below the guard
+        ("memory_utilization", 0.55, 0.93, True, "memory_utilization 93.0% ≥ 90% and rising"),
+        ("memory_utilization", 0.80, 0.86, False, None),
+    ],
+)
+def test_guards(name, before, after, fires, text):
+    j = judge_arrays(name, noisy(before, 60, 0.002, 1), noisy(after, 30, 0.002, 2))
+    guard = M.check_guard(j)
+    assert (guard is not None) == fires
+    if text:
+        assert guard.startswith(text)
+
+
+def test_error_rate_guard_is_off_on_low_traffic():
+    j = judge_arrays("error_rate", noisy(0.01, 60, 0.002, 1), noisy(0.35, 30, 0.01, 2))
+    assert M.check_guard(j, low_traffic=False) is not None
+    assert M.check_guard(j, low_traffic=True) is None
+
+
+def test_memory_already_high_and_flat_is_no_guard():
+    j = judge_arrays("memory_utilization", noisy(0.92, 60, 0.003, 1), noisy(0.92, 30, 0.003, 2))
+    assert j.status == "pass" and M.check_guard(j) is None
+
+
+def test_latency_that_follows_traffic_is_load_not_regression():
+    rps = judge_arrays("requests_per_second", noisy(100, 60, 3, 1), noisy(250, 30, 5, 2))
+    lat = judge_arrays("latency_p95_ms", noisy(200, 60, 8, 3), noisy(420, 30, 10, 4))
+    worse = judge_arrays("latency_p95_ms", noisy(200, 60, 8, 3), noisy(1500, 30, 30, 4))
+    assert lat.status == "regression"
+    assert M.explain_by_load([rps, lat]) == pytest.approx(2.5, rel=0.05)
+    assert lat.status == "load"
+    M.explain_by_load([rps, worse])  # 7.5x latency for 2.5x traffic: not explained
+    assert worse.status == "regression"
+
+
+def test_format_value_units():
+    assert M.format_value("error_rate", 0.352) == "35.2%"
+    assert M.format_value("latency_p95_ms", 480.4) == "480 ms"
+    assert M.format_value("x", None) == "n/a"
