@@ -100,6 +100,7 @@ class FakeKestra:
         self.password = password
         self.settings = settings or Settings()
         self.pause_seconds = pause_seconds  # overrides the flows' pauseDuration (tests of expiry)
+        self.webhook_key = "fake-webhook-key-1234"  # the decoded SECRET_DEVOPS_LOOP_WEBHOOK_KEY
         self.fault: str | None = None
         self.slow_seconds = 3.0
         self.flows: dict[tuple[str, str], dict[str, Any]] = {}
@@ -308,9 +309,43 @@ class FakeKestra:
         flow = self._flow(namespace, flow_id)
         inputs = self._typed_inputs(flow["doc"].get("inputs") or [], given, "input")
         execution = self._new_execution(namespace, flow_id, inputs, labels, None)
+        self._start(execution)
+        return execution
+
+    def _start(self, execution: dict[str, Any]) -> None:
         thread = threading.Thread(target=self._run, args=(execution["id"],), daemon=True)
         self._threads.append(thread)
         thread.start()
+
+    def webhook(self, namespace: str, flow_id: str, key: str, body: bytes) -> dict[str, Any]:
+        """POST /executions/webhook/{namespace}/{flowId}/{key}: 404 unless a Webhook trigger of
+        the flow has this key; the JSON body becomes ``trigger.body`` (inputs keep their defaults)."""
+        flow = self._flow(namespace, flow_id)
+        trigger = next(
+            (
+                t
+                for t in flow["doc"].get("triggers") or []
+                if t.get("type") == "io.kestra.plugin.core.trigger.Webhook"
+            ),
+            None,
+        )
+        expected = (
+            self.webhook_key if trigger and "{{" in str(trigger.get("key")) else (trigger or {}).get("key")
+        )
+        if trigger is None or not secrets.compare_digest(str(expected), key):
+            raise HttpError(404, "Not Found: flow or webhook key not found")
+        try:
+            payload = json.loads(body or b"{}")
+        except ValueError:
+            payload = body.decode("utf-8", "replace")
+        inputs = self._typed_inputs(flow["doc"].get("inputs") or [], {}, "input")
+        execution = self._new_execution(namespace, flow_id, inputs, {}, None)
+        execution["trigger"] = {
+            "id": trigger["id"],
+            "type": trigger["type"],
+            "variables": {"body": payload, "headers": {}, "parameters": {}},
+        }
+        self._start(execution)
         return execution
 
     def _log(
@@ -432,7 +467,11 @@ class FakeKestra:
                 raise _Stopped
 
     def _devops_loop(self, ex: dict[str, Any]) -> None:
-        inputs = ex["inputs"]
+        body = (ex.get("trigger") or {}).get("variables", {}).get("body")
+        body = body if isinstance(body, dict) else {}
+        # the flow's `{{ inputs.x ?? trigger.body.x }}`
+        inputs = {k: ex["inputs"].get(k) if ex["inputs"].get(k) is not None else body.get(k)
+                  for k in ("deployment_id", "service", "version", "scenario", "snapshot")}  # fmt: skip
         if inputs.get("snapshot") is not None:
             collect_in = {"snapshot": inputs["snapshot"]}
         elif inputs.get("scenario") is not None:
@@ -796,6 +835,8 @@ class _Handler(BaseHTTPRequestHandler):
         if len(seg) >= 3 and seg[0] == "executions" and seg[2:] == kill and method == "DELETE":
             ex = fake.kill(seg[1])
             return self._send(200, fake.view(ex)) if v2 else self._send(202)
+        if len(seg) == 5 and seg[:2] == ["executions", "webhook"] and method in {"POST", "PUT", "GET"}:
+            return self._send(200, fake.view(fake.webhook(seg[2], seg[3], seg[4], body)))
         if len(seg) == 3 and seg[0] == "executions" and method == "POST" and seg[1] != "webhook":
             labels = {}
             for key, value in params:

@@ -344,3 +344,22 @@ def test_server_without_configs_uses_1x_paths(loaded: FakeKestra, client: Kestra
     loaded.fault = None
     old.resume(ex_id, {"approved": False, "comment": "", "approver": "x"})
     assert ("POST", f"/api/v1/main/executions/{ex_id}/resume") in loaded.requests
+
+
+def test_webhook_trigger_uses_the_body(loaded: FakeKestra) -> None:
+    """CI/CD's webhook call: the JSON body stands in for the inputs (`inputs.x ?? trigger.body.x`)."""
+    base = f"{loaded.url}/api/v1/main/executions/webhook/devops.loop/devops-loop"
+    body = {"deployment_id": "deploy-777", "service": "payment-service", "version": "v9.9.9"}
+    wrong = requests.post(f"{base}/not-the-key", json=body, auth=(USER, PASSWORD), timeout=5)
+    assert wrong.status_code == 404
+    unauth = requests.post(f"{base}/{loaded.webhook_key}", json=body, timeout=5)
+    assert unauth.status_code == 401
+    answer = requests.post(f"{base}/{loaded.webhook_key}", json=body, auth=(USER, PASSWORD), timeout=5)
+    assert answer.status_code == 200
+    execution_id = answer.json()["id"]
+    done = loaded.wait_state(execution_id, {"PAUSED", "SUCCESS", "FAILED"})
+    assert done["state"]["current"] in {"PAUSED", "SUCCESS"}
+    assert done["trigger"]["variables"]["body"] == body
+    child = loaded.executions[done["taskRunList"][0]["outputs"]["executionId"]]
+    snapshot = child["outputs"]["snapshot"]
+    assert snapshot["deployment"]["id"] == "deploy-777" and snapshot["deployment"]["version"] == "v9.9.9"
