@@ -155,19 +155,70 @@ class KestraBackend:
             size=size,
         )
         if with_task_runs and self._call(lambda: self.client.major) >= 2:
-            items = [self.get_execution(item.id) for item in items]
-        return Page(items=items, total=total, page=page, size=size)
+            items = [self.get_execution(item.id, expand_subflows=False) for item in items]
+        return Page(items=[_flatten(item) for item in items], total=total, page=page, size=size)
 
-    def get_execution(self, execution_id: str) -> Execution:
+    def get_execution(self, execution_id: str, *, expand_subflows: bool = True) -> Execution:
+        """One execution. With ``expand_subflows`` the task runs of its subflows' executions
+        (``collect``, ``analyze``, ``summarize``, ``decide`` inside the child flows) are listed
+        right after the Subflow task that ran them, with ``parent_task_run_id`` set to it, as
+        Kestra's UI nests them. Every task run's values (a subflow's outputs, a script's vars,
+        a Pause's onResume inputs) are also readable at the top of its ``outputs``, as the
+        embedded engine stores them."""
         try:
-            return self.client.get_execution(execution_id)
+            execution = self.client.get_execution(execution_id)
+            if expand_subflows:
+                self._expand(execution)
         except KestraNotFound:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
             raise _translate(exc) from None
+        return _flatten(execution)
+
+    def _children(self, execution: Execution) -> dict[str, Execution]:
+        """Subflow executions started by the task runs of ``execution``, by parent task run id."""
+        out = {}
+        for run in execution.task_runs:
+            child_id = (run.outputs or {}).get("executionId")
+            if not isinstance(child_id, str) or not child_id:
+                continue
+            try:
+                out[run.id] = self.client.get_execution(child_id)
+            except KestraNotFound:  # purged child: show the parent as it is
+                continue
+        return out
+
+    def _expand(self, execution: Execution) -> None:
+        children = self._children(execution)
+        if not children:
+            return
+        runs: list[TaskRun] = []
+        for run in execution.task_runs:
+            runs.append(run)
+            for child_run in children[run.id].task_runs if run.id in children else []:
+                child_run.parent_task_run_id = child_run.parent_task_run_id or run.id
+                runs.append(child_run)
+        execution.task_runs = runs
 
     def execution_logs(self, execution_id: str) -> list[LogEntry]:
-        return self._call(self.client.logs, execution_id)
+        """The execution's logs and its subflows' (where the steps run), oldest first."""
+        try:
+            logs = list(self.client.logs(execution_id))
+            execution = self.client.get_execution(execution_id, with_outputs=False)
+            child_ids = [
+                r.outputs.get("executionId")
+                for r in execution.task_runs
+                if isinstance((r.outputs or {}).get("executionId"), str)
+            ]
+            if not child_ids and self.client.major >= 2:  # 2.x task runs carry no outputs inline
+                child_ids = [c.id for c in self._children(self.client.get_execution(execution_id)).values()]
+            for child_id in child_ids:
+                logs += self.client.logs(child_id)
+        except KestraNotFound:
+            raise BackendError(f"execution {execution_id} not found") from None
+        except KestraError as exc:
+            raise _translate(exc) from None
+        return sorted(logs, key=lambda entry: entry.timestamp)
 
     def ui_link(self, execution_id: str) -> str | None:
         base = (self.settings.kestra_ui_url or self.settings.kestra_url).rstrip("/")
@@ -221,7 +272,7 @@ class KestraBackend:
         )
         out = []
         for item in page.items:
-            execution = item if item.task_runs else self.get_execution(item.id)
+            execution = item if item.task_runs else self.get_execution(item.id, expand_subflows=False)
             pause = execution.task_run(APPROVAL_TASK)
             if pause is None or pause.state != State.PAUSED:
                 continue
@@ -259,6 +310,15 @@ class KestraBackend:
             "decision": decision,
             "plan": plan,
         }
+
+
+def _flatten(execution: Execution) -> Execution:
+    """Expose each task run's values at the top of its outputs (raw Kestra keys kept and winning)."""
+    for run in execution.task_runs:
+        values = task_values(run)
+        if values:
+            run.outputs = {**values, **(run.outputs or {})}
+    return execution
 
 
 _RISKS = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from console import views
 from console.backend import BackendError, BackendUnavailable, make_backend
 from console.executions import State
 from console.kestra import KestraClient
@@ -74,6 +75,18 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
     }
     executed = task_values(done.task_run("execute"))["executed"]
     assert any(a.get("mode") == "approved" for a in executed)
+    # the detail view nests the subflows' task runs under the Subflow task that ran them
+    ids = [r.task_id for r in done.task_runs]
+    assert ids.index("analyze") < ids.index("decide") < ids.index("approval") < ids.index("execute")
+    analyze = done.task_run("analyze")
+    assert analyze.parent_task_run_id == done.task_run("summarize").id
+    # what the pages read: the decision and the final status, as with the embedded engine
+    assert views.execution_decision(done).verdict.value == "ROLLBACK"
+    assert views.task_output(done, "execute", "deployment_status") == "rolled back"
+    assert [p.state for p in views.loop_progress(done)][:7] == ["SUCCESS"] * 7
+    # the logs include the steps, which run in the subflows' executions
+    messages = [e.message for e in backend.execution_logs(execution_id)]
+    assert any("step analyze" in m for m in messages) and any("step record" in m for m in messages)
     assert backend.paused_approvals() == []
     # a second resume is refused with the words the approval service looks for
     with pytest.raises(BackendError, match="not PAUSED"):
@@ -133,6 +146,8 @@ def test_2x_search_fills_task_runs(loaded2: FakeKestra, tmp_path: Path) -> None:
     _wait(backend, execution_id, {State.PAUSED})
     page = backend.search_executions(flow_id="devops-loop")
     assert page.items[0].task_run("decide") is not None
+    assert page.items[0].task_run("decide").outputs["plan"]["needs_approval"] is True
+    assert any("step decide" in e.message for e in backend.execution_logs(execution_id))
     [request] = backend.paused_approvals()
     assert request["plan"]["needs_approval"] is True
     backend.resume(execution_id, approved=True, comment="", approver="bob")
