@@ -506,12 +506,23 @@ def _format_seconds(value: float) -> str:
     return f"{value:g}" if value >= 1 else f"{value:.2g}"
 
 
-def call_llm(client: Any, messages: list[dict[str, str]], settings: Settings, budget_s: float) -> str:
-    """One chat completion within ``budget_s`` (retries included); returns the message content."""
+def call_llm(
+    client: Any,
+    messages: list[dict[str, str]],
+    settings: Settings,
+    budget_s: float,
+    *,
+    deadline: float | None = None,
+) -> str:
+    """One chat completion within ``budget_s`` (retries included); returns the message content.
+
+    ``deadline`` (a ``time.monotonic()`` value) lets the caller count its own set-up in the budget.
+    """
     import httpx
     import together
 
-    deadline = time.monotonic() + budget_s
+    if deadline is None:
+        deadline = time.monotonic() + budget_s
     attempts = 1 + min(max(int(settings.llm_max_retries), 0), MAX_RETRIES_CAP)
     last: LLMFailure | None = None
     for attempt in range(attempts):
@@ -569,7 +580,7 @@ def call_llm(client: Any, messages: list[dict[str, str]], settings: Settings, bu
     raise last
 
 
-def _run_with_watchdog(fn, budget_s: float) -> str:
+def _run_with_watchdog(fn, budget_s: float, *, started: float | None = None) -> str:
     """Run ``fn`` in a daemon thread; give up after the budget plus a grace period.
 
     The HTTP timeouts normally end the call first; the watchdog covers what they cannot
@@ -585,7 +596,8 @@ def _run_with_watchdog(fn, budget_s: float) -> str:
 
     worker = threading.Thread(target=target, name="llm-summarize", daemon=True)
     worker.start()
-    worker.join(budget_s + WATCHDOG_GRACE_S)
+    began = time.monotonic() if started is None else started
+    worker.join(max(0.0, began + budget_s + WATCHDOG_GRACE_S - time.monotonic()))
     if worker.is_alive():
         raise LLMFailure(f"timeout after {_format_seconds(budget_s)} s")
     if "error" in box:
@@ -612,9 +624,10 @@ def summarize(snapshot: Snapshot, decision: Decision, settings: Settings, *, cli
         messages = build_messages(snapshot, decision)
 
         def run() -> str:
-            return call_llm(client or make_client(settings), messages, settings, budget)
+            active = client or make_client(settings)
+            return call_llm(active, messages, settings, budget, deadline=started + budget)
 
-        content = _run_with_watchdog(run, budget)
+        content = _run_with_watchdog(run, budget, started=started)
         result = merge(decision, parse_answer(content), settings.llm_model)
     except LLMFailure as failure:
         log.warning("summarize: %s (%.2f s)", failure.note, time.monotonic() - started)

@@ -40,7 +40,8 @@ def test_timeout_falls_back_within_the_budget(llm_settings, fake, snapshot, roll
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
     note = assert_fallback(out, rollback_decision, "timeout after 0.6 s")
     assert note == "LLM unavailable (timeout after 0.6 s): rules summary used"
-    assert 0.5 <= elapsed < 0.6 + WATCHDOG_GRACE_S  # the bound holds even on a loaded machine
+    # the budget counts from the call's start; 0.2 s of slack for thread scheduling on a loaded machine
+    assert 0.5 <= elapsed < 0.6 + WATCHDOG_GRACE_S + 0.2
     assert len(fake.requests) == 1  # a timed-out attempt used the whole budget: no retry
 
 
@@ -253,7 +254,7 @@ def test_trickling_server_is_cut_off_by_the_total_deadline(llm_settings, fake, s
     fake.then(trickle(0.1))  # each byte arrives well within the read timeout
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
     assert_fallback(out, rollback_decision, "timeout after 0.5 s")
-    assert 0.5 <= elapsed < 0.5 + WATCHDOG_GRACE_S + 0.5
+    assert 0.5 <= elapsed < 0.5 + WATCHDOG_GRACE_S + 0.2
 
 
 def test_huge_number_is_invalid_json_not_a_crash(llm_settings, fake, snapshot, rollback_decision):
