@@ -8,6 +8,7 @@ these helpers, render, call an action.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -289,9 +290,32 @@ def read_service_health(_store: Any, db: str) -> list[dict[str, Any]]:
     return _store.service_health()
 
 
-@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
-def read_outcomes(_store: Any, db: str) -> list[dict[str, Any]]:
-    return _store.outcome_records()
+class _LearningCache:
+    """The Learning read model, kept per process and refreshed incrementally (only outcome
+    rows written since the last read are fetched, see ``views.learning_frame``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.frames: dict[str, Any] = {}
+        self.after: dict[str, int] = {}
+
+
+@st.cache_resource(show_spinner=False)
+def _learning_cache() -> _LearningCache:
+    return _LearningCache()
+
+
+def read_learning(store: Any, db: str) -> Any:
+    from console import views
+
+    cache = _learning_cache()
+    with cache.lock:
+        fresh = views.learning_frame(store, after=cache.after.get(db, 0))
+        frame = views.merge_learning(cache.frames.get(db), fresh)
+        cache.frames[db] = frame
+        if not frame.empty:
+            cache.after[db] = int(frame["seq"].max())
+        return frame
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)

@@ -121,6 +121,7 @@ def test_launch_approve_rollback_and_deep_link(server, browser):
     page.get_by_test_id("stButton").filter(has_text="Approve").first.click()
     confirm = page.locator(".st-key-approval_confirm button")
     confirm.wait_for()
+    page.wait_for_timeout(700)  # let the dialog finish opening: time the decision, not the animation
     started = time.perf_counter()
     confirm.click()
     page.get_by_text("approved by operator").wait_for(timeout=10_000)
