@@ -335,7 +335,8 @@ def parse_answer(content: str | None) -> Answer:
         impact=clean_text(doc["impact"], MAX_NARRATIVE["impact"], multiline=True),
         reasoning=clean_text(doc["reasoning"], MAX_NARRATIVE["reasoning"], multiline=True),
         actions=[
-            (str(a["name"]).strip(), clean_text(a["reason"], MAX_ACTION_REASON)) for a in doc["actions"]
+            (str(a["name"]).strip().lower(), clean_text(a["reason"], MAX_ACTION_REASON))
+            for a in doc["actions"]
         ],
     )
 
