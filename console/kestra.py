@@ -93,6 +93,42 @@ def flow_ref(source: str) -> FlowRef:
     return FlowRef(doc["namespace"], doc["id"])
 
 
+def _subflow_targets(node: Any) -> set[tuple[str, str]]:
+    """(namespace, flowId) of every Subflow task anywhere in a flow document."""
+    found: set[tuple[str, str]] = set()
+    if isinstance(node, dict):
+        if node.get("type") == "io.kestra.plugin.core.flow.Subflow":
+            found.add((str(node.get("namespace")), str(node.get("flowId"))))
+        for value in node.values():
+            found |= _subflow_targets(value)
+    elif isinstance(node, list):
+        for value in node:
+            found |= _subflow_targets(value)
+    return found
+
+
+def deploy_order(docs: list[Any]) -> list[int]:
+    """Indexes of flow documents so that a subflow is deployed before the flows calling it
+    (Kestra refuses a flow whose subflow does not exist). Cycles keep the file order."""
+    refs = {(d.get("namespace"), d.get("id")): i for i, d in enumerate(docs) if isinstance(d, dict)}
+    order: list[int] = []
+    state: dict[int, str] = {}
+
+    def visit(i: int) -> None:
+        if state.get(i):
+            return
+        state[i] = "visiting"
+        for target in sorted(_subflow_targets(docs[i])):
+            if target in refs:
+                visit(refs[target])
+        state[i] = "done"
+        order.append(i)
+
+    for i in range(len(docs)):
+        visit(i)
+    return order
+
+
 def _display_url(url: str) -> str:
     """The URL without any user:password@ part, for messages."""
     parts = urlsplit(url)
@@ -241,7 +277,7 @@ class KestraClient:
     def _json(self, resp: requests.Response, what: str) -> Any:
         try:
             return resp.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: absurdly nested JSON
             raise KestraProtocolError(
                 f"Kestra answered {what} with something that is not JSON (HTTP {resp.status_code})"
             ) from None
@@ -351,8 +387,7 @@ class KestraClient:
                 name = files[index].name if isinstance(index, int) and 0 <= index < len(files) else "?"
                 first = str(result["constraints"]).splitlines()[0]
                 raise KestraBadRequest(f"flow {name} is invalid: {first}")
-        # subflows before the flows that call them: flows without Subflow tasks first
-        order = sorted(range(len(files)), key=lambda i: "io.kestra.plugin.core.flow.Subflow" in sources[i])
+        order = deploy_order([yaml.safe_load(source) for source in sources])
         return [{**self.deploy_flow(sources[i]), "file": files[i].name} for i in order]
 
     # ------------------------------------------------------------------ executions
@@ -368,7 +403,7 @@ class KestraClient:
         """Create an execution: multipart/form-data, one part per input; labels as ``k:v``."""
         params: list[tuple[str, str]] = [("wait", "true" if wait else "false")]
         params += [("labels", f"{k}:{v}") for k, v in (labels or {}).items()]
-        files = [(name, (None, _form_value(value))) for name, value in (inputs or {}).items()]
+        files = [(k, (None, _form_value(v))) for k, v in (inputs or {}).items() if v is not None]
         path = f"/executions/{quote(namespace, safe='')}/{quote(flow_id, safe='')}"
         what = f"start {namespace}.{flow_id}"
         # without inputs there is no body at all (the endpoint's body is optional)
@@ -492,7 +527,7 @@ def _error_detail(resp: requests.Response) -> str:
     """Kestra's own one-line reason (``message`` of its JSON error), trimmed; never the body."""
     try:
         doc = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return ""
     message = doc.get("message") if isinstance(doc, dict) else None
     if not isinstance(message, str):

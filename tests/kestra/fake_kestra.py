@@ -472,9 +472,10 @@ class FakeKestra:
         # the flow's `{{ inputs.x ?? trigger.body.x }}`
         inputs = {k: ex["inputs"].get(k) if ex["inputs"].get(k) is not None else body.get(k)
                   for k in ("deployment_id", "service", "version", "scenario", "snapshot")}  # fmt: skip
-        if inputs.get("snapshot") is not None:
+        # collect-snapshot's `is not empty` tests: null, "" and {} all mean "not given"
+        if inputs.get("snapshot"):
             collect_in = {"snapshot": inputs["snapshot"]}
-        elif inputs.get("scenario") is not None:
+        elif inputs.get("scenario"):
             collect_in = {"scenario": inputs["scenario"]}
         else:
             collect_in = {k: inputs.get(k) for k in ("deployment_id", "service", "version")}

@@ -363,3 +363,28 @@ def test_webhook_trigger_uses_the_body(loaded: FakeKestra) -> None:
     child = loaded.executions[done["taskRunList"][0]["outputs"]["executionId"]]
     snapshot = child["outputs"]["snapshot"]
     assert snapshot["deployment"]["id"] == "deploy-777" and snapshot["deployment"]["version"] == "v9.9.9"
+
+
+def test_deploy_order_puts_subflows_first() -> None:
+    from console.kestra import deploy_order
+
+    def call(task_id: str, flow_id: str) -> dict:
+        return {
+            "id": task_id,
+            "type": "io.kestra.plugin.core.flow.Subflow",
+            "namespace": "n",
+            "flowId": flow_id,
+        }
+
+    docs = [
+        {"namespace": "n", "id": "top", "tasks": [call("a", "mid")]},
+        {"namespace": "n", "id": "mid", "tasks": [{"id": "b", "type": "x", "then": [call("c", "leaf")]}]},
+        {"namespace": "n", "id": "leaf", "tasks": []},
+        {"namespace": "n", "id": "loop", "tasks": [call("d", "loop")]},
+    ]
+    assert deploy_order(docs) == [2, 1, 0, 3]
+
+
+def test_none_inputs_are_not_sent(loaded: FakeKestra, client: KestraClient) -> None:
+    execution = client.trigger(NS, LOOP, {"scenario": "healthy-hotfix", "service": None})
+    assert loaded.executions[execution.id]["inputs"]["service"] is None  # absent, not the text "null"
