@@ -278,6 +278,13 @@ def _strength(c: Comparison) -> float:
     return certainty * (1.0 - math.exp(-c.excess))
 
 
+def _head(name: str, base: np.ndarray, after: np.ndarray, tail_n: int, whole: Comparison) -> Comparison:
+    """The part of the verification window the tail leaves out: a blip right after the deploy shows there."""
+    if after.size - tail_n < MIN_TAIL_POINTS:
+        return whole
+    return compare(name, base, after[: after.size - tail_n])
+
+
 def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: float) -> MetricJudgement:
     """Judge one metric series (epoch seconds, values) around the deploy time (epoch seconds)."""
     direction = direction_of(name)
@@ -297,10 +304,6 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     tail_n = min(after.size, max(MIN_TAIL_POINTS, math.ceil(after.size * TAIL_FRACTION)))
     tail = after[-tail_n:]
     whole = compare(name, base, after)
-    # the head is what the tail leaves out: a blip right after the deploy shows there
-    head = (
-        compare(name, base, after[: after.size - tail_n]) if after.size - tail_n >= MIN_TAIL_POINTS else whole
-    )
     tail_c = compare(name, base, tail)
     if name in MEAN_METRICS and is_bad(direction, whole.sign) and tail.sum() > 0 and tail_c.sign == 0:
         # sparse events (restarts): too few in the tail alone for a test; still happening at the end of
@@ -383,7 +386,9 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                 f"{format_value(name, base_level)} → {format_value(name, tail_level)} after the deploy "
                 f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f}, persists to the end of the window)"
             )
-        elif is_bad(direction, head.sign) or is_bad(direction, whole.sign):
+        elif is_bad(direction, (head := _head(name, base, after, tail_n, whole)).sign) or is_bad(
+            direction, whole.sign
+        ):
             status, deciding = "transient", head if is_bad(direction, head.sign) else whole
             reason = (
                 f"moved after the deploy ({format_value(name, base_level)} → "
