@@ -100,6 +100,7 @@ class FakeKestra:
         self.password = password
         self.settings = settings or Settings()
         self.pause_seconds = pause_seconds  # overrides the flows' pauseDuration (tests of expiry)
+        self.token: str | None = None  # set to accept `Authorization: Bearer <token>`
         self.webhook_key = "fake-webhook-key-1234"  # the decoded SECRET_DEVOPS_LOOP_WEBHOOK_KEY
         self.fault: str | None = None
         self.slow_seconds = 3.0
@@ -751,6 +752,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _authorized(self) -> bool:
         fake = self.server_fake
         header = self.headers.get("Authorization", "")
+        if header.startswith("Bearer ") and fake.token:  # API tokens (Enterprise Edition)
+            return secrets.compare_digest(header[7:], fake.token)
         if not header.startswith("Basic "):
             return False
         try:

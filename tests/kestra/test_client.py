@@ -221,10 +221,14 @@ def test_wrong_or_missing_credentials(loaded: FakeKestra) -> None:
 def test_token_is_sent_as_bearer_and_never_shown(loaded: FakeKestra) -> None:
     token = "tok-very-secret-123"
     client = KestraClient(loaded.url, token=token, timeout=2)
-    with pytest.raises(KestraAuthError) as info:  # the fake only knows basic auth
+    with pytest.raises(KestraAuthError) as info:  # a server that accepts no tokens
         client.search_executions()
     assert token not in str(info.value) and token not in repr(client)
-    assert client.session.headers.get("Authorization") is None  # per request, not on the session
+    loaded.token = token
+    assert client.search_executions() == ([], 0)
+    loaded.token = "another-token"
+    with pytest.raises(KestraAuthError):
+        client.search_executions()
 
 
 def test_credentials_in_url_are_not_shown(loaded: FakeKestra) -> None:
