@@ -208,3 +208,52 @@ def test_connections_of_finished_threads_are_closed(store):
         t.join()
     read()
     assert store.open_connections() <= 3
+
+
+def test_dashboard_reads_stay_fast_with_100k_deployments(store):
+    now = datetime.now(UTC)
+    statuses = ["healthy", "rolled back", "escalated", "awaiting approval"]
+    rows = []
+    for i in range(100_000):
+        at = (now - timedelta(minutes=i)).isoformat().replace("+00:00", "Z")
+        rows.append(
+            (
+                f"d{i}",
+                f"r{i}",
+                f"svc{i % 40}",
+                "v1",
+                at,
+                f"e{i}",
+                "CONTINUE",
+                "LOW",
+                0.9,
+                "auto",
+                statuses[i % 4],
+                at,
+                at,
+            )
+        )
+    with store.write() as conn:
+        conn.executemany(
+            "INSERT INTO deployments (id, ref, service, version, deployed_at, execution_id, verdict, "
+            "severity, confidence, approval, status, created_at, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+    timings = {}
+    for label, call in {
+        "dashboard_kpis": lambda: store.dashboard_kpis(now),
+        "latest_decisions": lambda: store.latest_decisions(10),
+        "service_health": store.service_health,
+        "list_deployments(service)": lambda: store.list_deployments(service="svc7", limit=50),
+    }.items():
+        start = time.perf_counter()
+        result = call()
+        timings[label] = (time.perf_counter() - start) * 1000
+        assert result
+    print("reads over 100k deployments (ms):", {k: round(v, 1) for k, v in timings.items()})
+    kpis = store.dashboard_kpis(now)
+    today = now.hour * 60 + now.minute + 1  # one deployment per minute since midnight
+    assert kpis.deployments_today == today
+    assert len(store.service_health()) == 40
+    assert max(timings.values()) < 500, timings
