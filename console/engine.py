@@ -382,12 +382,6 @@ class EmbeddedEngine:
                 "scenario": snapshot.get("scenario"),
                 "snapshot": f"store://executions/{execution_id}/snapshot",
             }
-            points = {
-                name: [(_epoch(ts), value) for ts, value in series]
-                for name, series in snapshot["metrics"].items()
-            }
-            # the Metrics page reads series per service from here
-            self.store.add_metric_points(dep["service"], self._deployment_id(execution_id), points)
         now = now_text()
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
@@ -400,6 +394,13 @@ class EmbeddedEngine:
                 "UPDATE executions SET heartbeat_at = ?, updated_at = ? WHERE id = ?",
                 (now, now, execution_id),
             )
+            if task_id == "collect":  # the Metrics page reads series per service from here
+                points = {
+                    name: [(_epoch(ts), value) for ts, value in series]
+                    for name, series in outputs["snapshot"]["metrics"].items()
+                }
+                deployment_id = self._deployment_id(execution_id)
+                self.store.add_metric_points_in(conn, dep["service"], deployment_id, points)
             message = self._side_effects(conn, execution_id, task_id, outputs)
             self.store.log_in(conn, execution_id, "INFO", message, task_id=task_id, task_run_id=task_run_id)
             if task_id == "record":
@@ -515,6 +516,14 @@ class EmbeddedEngine:
                     conn, execution_id, "ERROR", message, task_id=task_id, task_run_id=task_run_id
                 )
             else:
+                for run in conn.execute(
+                    "SELECT id, histories FROM task_runs WHERE execution_id = ? AND state = 'RUNNING'",
+                    (execution_id,),
+                ).fetchall():
+                    conn.execute(
+                        "UPDATE task_runs SET state = 'FAILED', histories = ? WHERE id = ?",
+                        (_history(run["histories"], State.FAILED), run["id"]),
+                    )
                 self.store.log_in(conn, execution_id, "ERROR", message)
             conn.execute(
                 "UPDATE executions SET state = 'FAILED', histories = ?, end_date = ?, updated_at = ? "

@@ -659,17 +659,26 @@ class Store:
     def add_metric_points(
         self, service: str, deployment_id: str | None, metrics: dict[str, list[tuple[float, float]]]
     ) -> int:
+        with self.write() as conn:
+            return self.add_metric_points_in(conn, service, deployment_id, metrics)
+
+    @staticmethod
+    def add_metric_points_in(
+        conn: sqlite3.Connection,
+        service: str,
+        deployment_id: str | None,
+        metrics: dict[str, list[tuple[float, float]]],
+    ) -> int:
         rows = [
             (service, name, float(ts), float(value), deployment_id)
             for name, points in metrics.items()
             for ts, value in points
         ]
-        with self.write() as conn:
-            conn.executemany(
-                "INSERT OR REPLACE INTO metric_points (service, metric, ts, value, deployment_id) "
-                "VALUES (?, ?, ?, ?, ?)",
-                rows,
-            )
+        conn.executemany(
+            "INSERT OR REPLACE INTO metric_points (service, metric, ts, value, deployment_id) "
+            "VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
         return len(rows)
 
     def metric_names(self, service: str) -> list[str]:

@@ -218,3 +218,19 @@ def test_synchronous_engine_runs_inline(settings):
     engine = EmbeddedEngine(settings, synchronous=True)
     execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "cli")
     assert engine.store.get_execution(execution_id).state == State.SUCCESS
+
+
+def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
+    original = engine._side_effects
+
+    def broken(conn, execution_id, task_id, outputs):
+        if task_id == "decide":
+            raise KeyError("plan")
+        return original(conn, execution_id, task_id, outputs)
+
+    monkeypatch.setattr(engine, "_side_effects", broken)
+    execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
+    assert execution.state == State.FAILED
+    assert execution.task_run("decide").state == State.FAILED  # not left RUNNING
+    [error] = [e for e in engine.execution_logs(execution.id) if e.level == "ERROR"]
+    assert error.message == "internal error: KeyError: 'plan'"
