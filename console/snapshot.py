@@ -19,8 +19,20 @@ from console.models import Deployment, LogRecord, Snapshot, parse_time
 SCHEMA_PATH = Path(__file__).parent / "schema" / "snapshot.schema.json"
 
 
+MAX_MESSAGE = 500
+
+
 class SnapshotError(ValueError):
-    """The snapshot is not valid; the message names the field."""
+    """The snapshot is not valid; the message names the field.
+
+    The message is kept on one line and bounded: field names come from the document itself and
+    may hold line breaks or be long."""
+
+    def __init__(self, message: str) -> None:
+        text = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(message))
+        if len(text) > MAX_MESSAGE:
+            text = text[: MAX_MESSAGE - 1] + "…"
+        super().__init__(text)
 
 
 @lru_cache(maxsize=1)
@@ -66,8 +78,13 @@ def parse_snapshot(doc: Any) -> Snapshot:
         times: list[float] = []
         values: list[float] = []
         for i, (ts, value) in enumerate(points):
-            if not math.isfinite(value):
-                raise SnapshotError(f"metrics.{name}[{i}][1]: {value!r} is not a finite number")
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an integer too large for a float
+                finite = False
+            if not finite:
+                shown = value if isinstance(value, float) else "an integer"
+                raise SnapshotError(f"metrics.{name}[{i}][1]: {shown} is not a finite number")
             epoch = seen.get(ts)
             if epoch is None:
                 epoch = seen[ts] = _time(ts, f"metrics.{name}[{i}][0]")
@@ -102,8 +119,12 @@ def loads_snapshot(text: str | bytes) -> Snapshot:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (UnicodeDecodeError, RecursionError) as exc:
+    except UnicodeDecodeError as exc:
         raise SnapshotError(f"not valid JSON: {type(exc).__name__}") from None
+    except RecursionError:
+        raise SnapshotError("not valid JSON: nested too deeply") from None
+    except ValueError:  # Python's limit on integer digits (a number with more than 4300 digits)
+        raise SnapshotError("not valid JSON: a number is too long") from None
     return parse_snapshot(doc)
 
 
