@@ -28,6 +28,12 @@ class ScenarioError(ValueError):
     """A scenario is unknown or unusable; the message is one line for the operator."""
 
 
+def _shown(value: Any, limit: int = 80) -> str:
+    """A bounded repr of a value taken from a file or a request, for messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 @dataclass(frozen=True)
 class Scenario:
     id: str
@@ -63,6 +69,10 @@ def _read(path: Path) -> dict[str, Any]:
         raise ScenarioError(f"{path.name}: cannot read file ({exc.strerror or exc})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ScenarioError(f"{path.name}: not valid JSON ({type(exc).__name__})") from None
+    except RecursionError:
+        raise ScenarioError(f"{path.name}: not valid JSON (nested too deeply)") from None
+    except ValueError:  # Python's limit on integer digits
+        raise ScenarioError(f"{path.name}: not valid JSON (a number is too long)") from None
     if not isinstance(doc, dict):
         raise ScenarioError(f"{path.name}: the document is not a JSON object")
     return doc
@@ -76,12 +86,12 @@ def _scenario_of(path: Path, doc: dict[str, Any]) -> Scenario:
         if not isinstance(meta.get(key), str) or not meta[key].strip():
             raise ScenarioError(f"{path.name}: scenario.{key}: missing or not a non-empty string")
     if not SCENARIO_ID.match(meta["id"]):
-        raise ScenarioError(f"{path.name}: scenario.id: {meta['id']!r} is not a lowercase id")
+        raise ScenarioError(f"{path.name}: scenario.id: {_shown(meta['id'])} is not a lowercase id")
     try:
         verdict = Verdict(meta["expected_verdict"].strip().upper())
     except ValueError:
         raise ScenarioError(
-            f"{path.name}: scenario.expected_verdict: {meta['expected_verdict']!r} is not one of "
+            f"{path.name}: scenario.expected_verdict: {_shown(meta['expected_verdict'])} is not one of "
             + ", ".join(v.value for v in Verdict)
         ) from None
     description = meta.get("description")
@@ -143,7 +153,7 @@ def get_scenario(scenario_id: str, mock_dir: Path | str | None = None) -> Scenar
     for scenario in scan_scenarios(mock_dir)[0]:
         if scenario.id == scenario_id:
             return scenario
-    raise ScenarioError(f"unknown scenario {scenario_id!r}")
+    raise ScenarioError(f"unknown scenario {_shown(scenario_id)}")
 
 
 def load_scenario_document(scenario_id: str, mock_dir: Path | str | None = None) -> dict[str, Any]:
@@ -151,7 +161,7 @@ def load_scenario_document(scenario_id: str, mock_dir: Path | str | None = None)
 
     Raises ScenarioError for an unknown id or an unusable file."""
     if not isinstance(scenario_id, str) or not SCENARIO_ID.match(scenario_id):
-        raise ScenarioError(f"unknown scenario {scenario_id!r}")
+        raise ScenarioError(f"unknown scenario {_shown(scenario_id)}")
     directory = _mock_dir(mock_dir)
     direct = directory / f"{scenario_id}.json"
     if direct.is_file():
