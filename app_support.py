@@ -100,9 +100,11 @@ def safe(fn: Callable[..., T], *args: Any, default: T, what: str = "", **kwargs:
     try:
         return fn(*args, **kwargs)
     except BackendUnavailable as exc:
-        st.warning(f"Engine unreachable{f' ({what})' if what else ''}: {_one_line(exc)}", icon="⚠️")
+        st.warning(
+            f"Engine unreachable{f' ({what})' if what else ''}: {_one_line(exc)}", icon=":material/cloud_off:"
+        )
     except (BackendError, ValueError, LookupError, PermissionError) as exc:
-        st.error(f"{what + ': ' if what else ''}{_one_line(exc)}", icon="🚫")
+        st.error(f"{what + ': ' if what else ''}{_one_line(exc)}", icon=":material/block:")
     except Exception as exc:
         log.exception("unexpected error in %s", what or getattr(fn, "__name__", "call"))
         st.error(f"{what + ': ' if what else ''}unexpected error ({type(exc).__name__}): {_one_line(exc)}")
@@ -164,9 +166,9 @@ def _password_sidebar(settings: Settings) -> auth.Identity | None:
             st.rerun()
         return ident
     with st.form("login", border=False):
-        name = st.text_input("User")
-        password = st.text_input("Password", type="password")
-        submitted = st.form_submit_button("Sign in")
+        name = st.text_input("User", key="login_user")
+        password = st.text_input("Password", type="password", key="login_password")
+        submitted = st.form_submit_button("Sign in", key="sign_in")
     if submitted:
         found = auth.verify_password(settings, name.strip(), password)
         if found is None:
@@ -217,7 +219,7 @@ def badge_md(b: Badge) -> str:
 
 
 def empty_state(message: str, *, link_scenarios: bool = True) -> None:
-    st.info(message, icon="ℹ️")
+    st.info(message, icon=":material/info:")
     if link_scenarios:
         st.page_link("app_pages/scenarios.py", label="Launch a scenario", icon=":material/rocket_launch:")
 
@@ -343,7 +345,7 @@ def db_key(services: Services) -> str:
 def require_store(services: Services) -> bool:
     """Show why the page cannot render when the store is missing; True when it is there."""
     if services.store is None:
-        st.error(services.error or "The console's database is not available.", icon="🚫")
+        st.error(services.error or "The console's database is not available.", icon=":material/block:")
         return False
     return True
 
@@ -403,7 +405,7 @@ def render_decision(decision: Any, *, key: str) -> None:
         st.warning(
             f"The LLM ({decision.llm_verdict.value}) and the rules ({decision.rules_verdict.value}) "
             "disagree; the stricter verdict was kept.",
-            icon="⚖️",
+            icon=":material/balance:",
         )
     for note in decision.notes:
         st.caption("Analyzer note:")

@@ -23,7 +23,7 @@ identity = ui.current_identity()
 
 st.title(":material/gavel: Approvals")
 if approvals is None:
-    st.error(services.error or "The approval service is not available.", icon="🚫")
+    st.error(services.error or "The approval service is not available.", icon=":material/block:")
     st.stop()
 
 try:
@@ -106,7 +106,7 @@ pending_tab, history_tab = st.tabs(["Pending", "History"])
 with pending_tab:
     pending = ui.safe(approvals.pending, default=[], what="pending approvals")
     if not pending:
-        st.success("Nothing is waiting for a decision.", icon="✅")
+        st.success("Nothing is waiting for a decision.", icon=":material/task_alt:")
     now = datetime.now(UTC)
     for item in pending:
         approval_id = str(views.field(item, "id"))
@@ -136,7 +136,7 @@ with pending_tab:
                 left = views.seconds_left(expires, now)
                 text = views.countdown_text(expires, now)
                 (st.warning if left is not None and left < 300 else st.info)(
-                    f"{text} — rejected automatically on expiry", icon="⏳"
+                    f"{text} — rejected automatically on expiry", icon=":material/timer:"
                 )
             needed = int(views.field(item, "required_approvals", 1) or 1)
             if needed > 1:

@@ -29,7 +29,7 @@ if status != "All":
 frame = frame.reset_index(drop=True)
 
 event = st.dataframe(
-    views.decorate_deployments(frame),
+    views.style_statuses(frame),
     hide_index=True,
     width="stretch",
     on_select="rerun",

@@ -14,7 +14,7 @@ backend = services.backend
 st.title(":material/account_tree: Executions")
 
 if backend is None:
-    st.error(services.error or "No engine is available.", icon="🚫")
+    st.error(services.error or "No engine is available.", icon=":material/block:")
     st.stop()
 
 
@@ -106,9 +106,8 @@ if total == 0:
     st.stop()
 st.caption(f"{total} executions · page {page} of {max(1, -(-total // size))}")
 frame = views.executions_frame(items)
-shown = frame.assign(state=frame["state"].map(views.state_label))
 event = st.dataframe(
-    shown,
+    views.style_statuses(frame),
     hide_index=True,
     width="stretch",
     on_select="rerun",

@@ -32,7 +32,7 @@ if ui.require_store(services):
             st.subheader("Latest decisions")
             frame = views.deployments_frame(latest)
             st.dataframe(
-                views.decorate_deployments(frame),
+                views.style_statuses(frame),
                 hide_index=True,
                 column_order=["service", "version", "verdict", "confidence", "status", "deployed_at"],
                 column_config=ui.deployment_columns(),

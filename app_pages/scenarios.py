@@ -23,7 +23,7 @@ st.caption(
 )
 
 if services.backend is None:
-    st.error(services.error or "No engine is available.", icon="🚫")
+    st.error(services.error or "No engine is available.", icon=":material/block:")
     st.stop()
 
 scenarios = ui.safe(ui.read_scenarios, str(services.settings.mock_data_dir), default=[], what="scenarios")

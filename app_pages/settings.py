@@ -13,7 +13,7 @@ identity = ui.current_identity()
 st.title(":material/settings: Settings")
 
 if identity is None or not identity.is_admin:
-    st.error("This page needs the admin role.", icon="🚫")
+    st.error("This page needs the admin role.", icon=":material/block:")
     st.stop()
 
 st.subheader("Effective settings")

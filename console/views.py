@@ -184,7 +184,7 @@ def status_badge(status: str | None) -> Badge:
 SEVERITY_COLORS = {"LOW": "green", "MEDIUM": "orange", "HIGH": "red", "CRITICAL": "red"}
 RISK_COLORS = SEVERITY_COLORS
 
-CLASSIFICATION_LABELS = {"Pass": "✅ Pass", "High": "🔺 High", "Low": "🔻 Low", "NoData": "· No data"}
+CLASSIFICATION_LABELS = {"Pass": "Pass", "High": "High ▲", "Low": "Low ▼", "NoData": "No data"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -585,33 +585,42 @@ def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame, bins:
     return pd.DataFrame(rows, columns=["bin", "stated", "held", "n"])
 
 
-VERDICT_MARKS = {"ROLLBACK": "🔴", "ESCALATE": "🟠", "CONTINUE": "🟢"}
-STATUS_MARKS = {"red": "🔴", "orange": "🟠", "green": "🟢", "blue": "🔵", "violet": "🟣", "gray": "⚪"}
+STATUS_TEXT_COLORS = {
+    "red": "#C62828",
+    "orange": "#B26A00",
+    "green": "#2E7D32",
+    "blue": "#1565C0",
+    "violet": "#6A1B9A",
+    "gray": "#5F6B7A",
+}
 
 
 def verdict_label(verdict: Any) -> str:
     text = str(verdict or "").upper()
-    return f"{VERDICT_MARKS.get(text, '⚪')} {text}" if text else "—"
+    return text or "—"
 
 
 def status_label(status: Any) -> str:
-    badge = status_badge(str(status or ""))
-    return f"{STATUS_MARKS[badge.color]} {badge.label}"
+    return status_badge(str(status or "")).label
 
 
 def state_label(state: Any) -> str:
-    badge = state_badge(state)
-    return f"{STATUS_MARKS[badge.color]} {badge.label}"
+    return state_badge(state).label
 
 
-def decorate_deployments(frame: pd.DataFrame) -> pd.DataFrame:
-    """Colour marks on verdict and status so a table reads at a glance (text stays text)."""
-    out = frame.copy()
-    if "verdict" in out:
-        out["verdict"] = out["verdict"].map(verdict_label)
-    if "status" in out:
-        out["status"] = out["status"].map(status_label)
-    return out
+def cell_style(value: Any) -> str:
+    """CSS for a verdict/status/state cell: its badge colour, bold (used with pandas Styler)."""
+    text = str(value or "")
+    badge = _VERDICT_BADGES.get(text.upper())
+    if badge is None:
+        badge = state_badge(text) if text.upper() in State.__members__ else status_badge(text)
+    return f"color: {STATUS_TEXT_COLORS[badge.color]}; font-weight: 600"
+
+
+def style_statuses(frame: pd.DataFrame) -> Any:
+    """A Styler colouring verdict and status (the text stays plain text; no HTML is built)."""
+    columns = [c for c in ("verdict", "status", "state") if c in frame]
+    return frame.style.map(cell_style, subset=columns)
 
 
 def action_names(items: Iterable[Any]) -> list[str]:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from streamlit.testing.v1 import AppTest
 
 from console.engine import EmbeddedEngine
 from console.executions import Execution, State
-from tests.ui.conftest import PAGES, make_app, texts, wait_for
+from tests.ui.conftest import APP, PAGES, make_app, texts, wait_for
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -157,7 +158,7 @@ def test_deployment_selection_shows_decision_card(app_env, paused_leak):
     assert "payment-service v1.2.2 → v1.2.3" in texts(at, "subheader")
     assert ":red-badge[:material/undo: ROLLBACK]" in texts(at, "markdown")
     evidence = next(df.value for df in at.dataframe if "metric" in df.value)
-    assert "🔺 High" in set(evidence["result"])
+    assert "High ▲" in set(evidence["result"])
 
 
 def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
@@ -170,3 +171,47 @@ def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
     approver = make_app(role="approver")
     with pytest.raises(Exception):  # not in the approver's navigation at all
         approver.switch_page("app_pages/settings.py").run()
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, monkeypatch, page):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("KESTRA_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.5")
+    at = make_app(role="admin", page=page)
+    assert not at.exception, at.exception
+    sidebar = " ".join(texts(at, "markdown"))
+    assert "red-badge[:material/error: kestra]" in sidebar
+    if page == "executions":
+        assert any(w.startswith("Engine unreachable (search):") for w in texts(at, "warning")), texts(
+            at, "warning"
+        )
+
+
+def test_password_mode_signs_in_with_a_hashed_password(app_env, tmp_path, monkeypatch, paused_leak):
+    from console.auth import hash_password
+
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        f'[console_auth.users.carol]\npassword_hash = "{hash_password("s3cret!", iterations=1000)}"\n'
+        'role = "approver"\n'
+    )
+    monkeypatch.setenv("CONSOLE_SECRETS", str(secrets))
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    assert not any("Demo mode" in c for c in texts(at, "caption"))
+    at.switch_page("app_pages/approvals.py").run()
+    approve = next(b for b in at.button if (b.key or "").startswith("approve_"))
+    assert approve.disabled  # nobody signed in yet
+    at.text_input(key="login_user").input("carol")
+    at.text_input(key="login_password").input("wrong")
+    at.button(key="sign_in").click().run()
+    assert "Unknown user or wrong password" in texts(at, "error")
+    at.text_input(key="login_password").input("s3cret!")
+    at.button(key="sign_in").click().run()
+    assert not at.exception
+    assert "**carol** · approver" in texts(at, "markdown")
+    assert not next(b for b in at.button if (b.key or "").startswith("approve_")).disabled

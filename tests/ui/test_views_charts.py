@@ -149,7 +149,8 @@ def test_status_colours():
     assert views.state_badge(State.PAUSED).color == "orange"
     assert views.state_badge("FAILED").color == "red"
     assert views.status_badge("rolled back").color == "red"
-    assert views.verdict_label("ROLLBACK").startswith("🔴")
+    assert views.cell_style("ROLLBACK") == "color: #C62828; font-weight: 600"
+    assert views.cell_style("PAUSED").startswith("color: #B26A00")
 
 
 def test_countdown_and_durations():
@@ -251,4 +252,4 @@ def test_deployment_row_from_execution(finished_runs):
     decision = views.execution_decision(execution)
     assert decision is not None and decision.verdict.value == "ROLLBACK"
     evidence = views.evidence_frame(decision)
-    assert "🔺 High" in set(evidence["result"])
+    assert "High ▲" in set(evidence["result"])
