@@ -251,7 +251,8 @@ class MetricJudgement:
     result: MetricResult
     status: str
     """"regression" (attributable, persistent), "preexisting" (degraded before the deploy, still
-    degraded, not worse), "transient" (recovered), "improved", "pass", "nodata"."""
+    degraded, not worse), "ended" (a pre-deploy anomaly that is over), "transient" (a rise after the
+    deploy that recovered), "improved", "load" (follows a traffic rise), "pass", "nodata"."""
     baseline_level: float | None = None
     tail_level: float | None = None
     strength: float = 0.0
@@ -283,6 +284,35 @@ def _head(name: str, base: np.ndarray, after: np.ndarray, tail_n: int, whole: Co
     if after.size - tail_n < MIN_TAIL_POINTS:
         return whole
     return compare(name, base, after[: after.size - tail_n])
+
+
+BLIP_MIN_POINTS = 2
+"""Consecutive head points outside the baseline's range (and tolerance) that make a reportable blip."""
+
+
+def _blip(
+    name: str, direction: Direction, base: np.ndarray, head: np.ndarray, base_level: float
+) -> tuple[int, float] | None:
+    """A short excursion in the bad direction at the start of the window (for the report and as a
+    near miss in the confidence; it never decides a verdict): (points, peak) or None."""
+    if head.size < BLIP_MIN_POINTS or name in MEAN_METRICS:
+        return None
+    tol = tolerance(name, base_level)
+    up = direction is not Direction.DECREASE
+    down = direction is not Direction.INCREASE
+    outside = np.zeros(head.size, dtype=bool)
+    if up:
+        outside |= head > max(float(base.max()), base_level + tol)
+    if down:
+        outside |= head < min(float(base.min()), base_level - tol)
+    best = run = 0
+    for flag in outside.tolist():
+        run = run + 1 if flag else 0
+        best = max(best, run)
+    if best < BLIP_MIN_POINTS:
+        return None
+    peak = float(head[outside].max() if up and (head[outside] > base_level).any() else head[outside].min())
+    return int(outside.sum()), peak
 
 
 def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: float) -> MetricJudgement:
@@ -359,7 +389,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                         f"not worse after it ({format_value(name, tail_level)}): not caused by the deploy"
                     )
                 else:
-                    status, deciding = "pass", ongoing
+                    status, deciding = "ended", ongoing
                     reason = (
                         f"anomaly began {abs(onset_offset) / 60:.0f} min before the deploy and has ended "
                         f"(now {format_value(name, tail_level)} vs {format_value(name, shift.ref_level)})"
@@ -401,6 +431,14 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
             reason = (
                 f"improved: {format_value(name, base_level)} → {format_value(name, deciding.test_level)} "
                 f"(p={deciding.p_value:.2g}, δ={deciding.delta:+.2f})"
+            )
+        elif (blip := _blip(name, direction, base, after[: after.size - tail_n], base_level)) is not None:
+            points, peak = blip
+            status = "transient"
+            reason = (
+                f"{points}-point excursion right after the deploy (peak {format_value(name, peak)}) "
+                f"that recovered: {format_value(name, tail_level)} at the end "
+                f"vs {format_value(name, base_level)} before"
             )
         else:
             reason = (

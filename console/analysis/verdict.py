@@ -15,14 +15,15 @@ Verdict rules, strictest first:
 3. **CONTINUE** otherwise (including improvements, recovered blips, unchanged pre-existing errors).
 
 Confidence (documented formula, never random). Each piece of evidence *i* has a strength
-``e_i`` in [0, 1): a metric's ``|Cliff's delta| x (1 - exp(-excess))`` where ``excess`` is the shift
-in units of its tolerance; a fired guard 0.9; a corroborating log pattern ``0.6 x (1 - exp(-n/20))``
-for ``n`` lines after the deploy. ``E = 1 - prod(1 - e_i)`` combines agreeing evidence. ``coverage`` =
-``min(1, verification points / 30)`` is how much of a full verification window was seen.
+``e_i`` in [0, 1): a metric's ``0.8 x |Cliff's delta| x (1 - exp(-excess))`` where ``excess`` is the
+shift in units of its tolerance (so one metric alone is never more than 0.8); a fired guard 0.9;
+a corroborating log pattern ``0.6 x (1 - exp(-n/20))`` for ``n`` lines after the deploy.
+``E = 1 - prod(1 - e_i)`` combines agreeing evidence. ``coverage`` = ``min(1, verification points / 30)``
+is how much of a full verification window was seen.
 
 * ROLLBACK: ``0.5 + 0.49 x E x coverage``,
 * ESCALATE: ``0.4 + 0.45 x E x coverage``,
-* CONTINUE: ``(0.5 + 0.49 x coverage x metric_coverage) x (1 - 0.5 x N) x volume``, where
+* CONTINUE: ``(0.5 + 0.45 x coverage x metric_coverage) x (1 - 0.5 x N) x volume``, where
   ``metric_coverage`` is the share of error_rate/latency_p95_ms present with data, ``N`` the strongest
   near miss (transient or pre-existing evidence) and ``volume`` 0.8 on a low-traffic service, else 1.
 
@@ -68,6 +69,8 @@ LOAD_ESCALATE_RISE = 2.0
 """Latency at least this many times its baseline under more traffic: a capacity problem to escalate."""
 FULL_WINDOW_POINTS = 30
 GUARD_STRENGTH = 0.9
+METRIC_WEIGHT = 0.8
+"""One metric, however clear, is at most this much evidence: agreement of several is worth more."""
 OUTAGE_ERROR_RATE = 0.10
 """A pre-existing error rate at or above this is an outage: ESCALATE with HIGH severity."""
 
@@ -89,6 +92,9 @@ class Evidence:
     transient: list[MetricJudgement] = field(default_factory=list)
     improved: list[MetricJudgement] = field(default_factory=list)
     load: list[MetricJudgement] = field(default_factory=list)
+    ended: list[MetricJudgement] = field(default_factory=list)
+    """Anomalies that began before the deploy and are over."""
+    load_ratio: float | None = None
     """Latency/cpu rises that follow a traffic rise."""
     new_errors: list[LogPattern] = field(default_factory=list)
     """New or surging ERROR-level patterns after the deploy."""
@@ -125,6 +131,9 @@ def gather(
 ) -> Evidence:
     ev = Evidence(rps_after=rps_after)
     ev.low_traffic = rps_after is not None and rps_after < LOW_TRAFFIC_RPS
+    rps = next((j for j in judgements if j.name == "requests_per_second"), None)
+    if rps is not None and rps.baseline_level and rps.tail_level is not None:
+        ev.load_ratio = rps.tail_level / rps.baseline_level
     for j in judgements:
         guard = check_guard(j, low_traffic=ev.low_traffic)
         if guard:
@@ -141,6 +150,7 @@ def gather(
             "transient": ev.transient,
             "improved": ev.improved,
             "load": ev.load,
+            "ended": ev.ended,
         }.get(j.status, []).append(j)
     for p in patterns:
         level = p.level.upper()
@@ -234,19 +244,19 @@ def decide(
         reasons.append("no regression attributable to the deploy")
 
     # confidence
-    metric_strengths = [j.strength for j in ev.regressions]
+    metric_strengths = [METRIC_WEIGHT * j.strength for j in ev.regressions]
     log_strengths = [_log_strength(p) for p in ev.new_errors if p.category in CRITICAL_LOG_CATEGORIES]
     if verdict is Verdict.ROLLBACK:
         evidence = _combine(metric_strengths + [GUARD_STRENGTH] * len(ev.guards) + log_strengths)
         confidence = 0.5 + 0.49 * evidence * ev.coverage
     elif verdict is Verdict.ESCALATE:
-        pre = [j.strength for j in ev.preexisting]
+        pre = [METRIC_WEIGHT * j.strength for j in ev.preexisting]
         evidence = _combine(metric_strengths + pre + log_strengths)
         confidence = 0.4 + 0.45 * evidence * ev.coverage
     else:
         near_miss = max([j.strength for j in ev.transient + ev.preexisting] + [0.0])
         volume = 0.8 if ev.low_traffic else 1.0
-        confidence = (0.5 + 0.49 * ev.coverage * ev.metric_coverage) * (1 - 0.5 * near_miss) * volume
+        confidence = (0.5 + 0.45 * ev.coverage * ev.metric_coverage) * (1 - 0.5 * near_miss) * volume
     confidence = round(max(0.0, min(confidence, 0.99)), 4)
 
     severity = _severity(verdict, ev, categories)
@@ -442,12 +452,28 @@ def _summary(
                 + "; ".join(_describe(j) for j in ev.preexisting)
                 + "; the deploy did not make it worse."
             )
-        if not regressions and not ev.preexisting:
+        if ev.load and not regressions:
+            parts.append(
+                f"{head}: "
+                + "; ".join(_describe(j) for j in ev.load)
+                + " rose with traffic"
+                + (f" (requests/s x{ev.load_ratio:.2f})" if ev.load_ratio else "")
+                + ": a capacity question, not a regression of the deploy."
+            )
+        if not regressions and not ev.preexisting and not ev.load:
             parts.append(f"{head}: metrics look normal but new error logs appeared.")
     else:
         parts.append(f"{head} looks healthy: no metric regressed persistently after the deploy.")
         if ev.transient:
-            parts.append("Recovered blip: " + "; ".join(j.result.reason for j in ev.transient) + ".")
+            parts.append(
+                "Recovered blip: " + "; ".join(f"{j.name} {j.result.reason}" for j in ev.transient) + "."
+            )
+        if ev.ended:
+            parts.append(
+                f"An anomaly that began before the deploy is over ({_names(ev.ended)} back to normal)."
+            )
+        if ev.load:
+            parts.append(f"{_names(ev.load)} follow(s) a traffic rise, not the deploy.")
         if ev.improved:
             parts.append("Improved: " + ", ".join(_describe(j) for j in ev.improved) + ".")
     if categories:
@@ -458,6 +484,20 @@ def _summary(
         parts.append(
             "New error logs since the deploy: "
             + ", ".join(f"{CATEGORY_TEXT.get(c, c)} ({n} lines)" for c, n in sorted(counts.items()))
+            + "."
+        )
+    old = {}
+    for p in ev.old_errors:
+        if p.category:
+            before, after = old.get(p.category, (0, 0))
+            old[p.category] = (before + p.count_before, after + p.count_after)
+    if old:
+        parts.append(
+            "Error logs already present before the deploy: "
+            + ", ".join(
+                f"{CATEGORY_TEXT.get(c, c)} ({b} lines before, {a} after)"
+                for c, (b, a) in sorted(old.items())
+            )
             + "."
         )
     if ev.low_traffic and ev.rps_after is not None:
