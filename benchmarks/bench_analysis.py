@@ -177,12 +177,14 @@ def bench_loghub() -> None:
     print(f"  {'mean':12s} {mean:.4f}  (published Drain mean on these samples: 0.865)")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=21)
     parser.add_argument("--skip-large", action="store_true")
     parser.add_argument("--skip-loghub", action="store_true")
-    args = parser.parse_args()
+    if argv and argv[0] == "--":  # `python -m console bench -- --runs 5` passes the separator along
+        argv = argv[1:]
+    args = parser.parse_args(argv)
     bench_standard(max(1, args.runs))
     if not args.skip_large:
         bench_large()
