@@ -65,6 +65,10 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Decision:
     judgements = judge_snapshot_metrics(snapshot)
     if not judgements:
         notes.append("the snapshot has no metrics")
+    elif all(j.status == "nodata" for j in judgements):
+        notes.append(
+            "no metric has enough points on both sides of the deploy: the verdict is not backed by metrics"
+        )
     group_incident(judgements)
     load = explain_by_load(judgements)
     if load is not None:

@@ -199,6 +199,8 @@ def test_nodata_metrics_reported_and_do_not_decide():
     d = analyze(parsed(doc))
     assert d.verdict is Verdict.CONTINUE
     assert d.metrics[0].classification.value == "NoData"
+    assert d.confidence <= 0.5
+    assert any("not backed by metrics" in n for n in d.notes)
 
 
 def test_invalid_document_raises_snapshot_error_naming_the_field():
