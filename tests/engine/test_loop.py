@@ -234,3 +234,41 @@ def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
     assert execution.task_run("decide").state == State.FAILED  # not left RUNNING
     [error] = [e for e in engine.execution_logs(execution.id) if e.level == "ERROR"]
     assert error.message == "internal error: KeyError: 'plan'"
+
+
+def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
+    import threading
+
+    import console.steps as steps
+
+    entered, release = threading.Event(), threading.Event()
+    original = steps.summarize
+
+    def slow(data, settings):
+        entered.set()
+        release.wait(10)
+        return original(data, settings)
+
+    monkeypatch.setattr(steps, "summarize", slow)
+    execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "alice")
+    assert entered.wait(30)
+    engine.kill(execution_id, by="carol")
+    release.set()
+    time.sleep(0.3)  # let the worker finish its step and notice
+    execution = engine.get_execution(execution_id)
+    assert execution.state == State.KILLED
+    assert execution.task_run("summarize").state == State.KILLED
+    assert execution.task_run("decide") is None
+    assert ("carol", "execution.killed") in [
+        (r["actor"], r["event"]) for r in engine.store.audit_trail(subject=execution_id)
+    ]
+
+
+def test_collect_from_deployment_inputs_uses_the_demo_collector(settings):
+    from console import steps
+
+    out = steps.collect({"deployment_id": "dep-77", "service": "payment-service", "version": "v9"}, settings)
+    assert out["snapshot"]["deployment"]["id"] == "dep-77"
+    assert out["snapshot"]["deployment"]["version"] == "v9"
+    with pytest.raises(steps.StepError, match="no telemetry source for service 'nope'"):
+        steps.collect({"deployment_id": "d", "service": "nope", "version": "v1"}, settings)
