@@ -128,10 +128,17 @@ def identity_sidebar(settings: Settings) -> auth.Identity | None:
     with st.sidebar:
         st.caption("Signed in as")
         if mode == "oidc":
-            return _oidc_sidebar(settings)
-        if mode == "password":
-            return _password_sidebar(settings)
-        return _demo_sidebar()
+            ident = _oidc_sidebar(settings)
+        elif mode == "password":
+            ident = _password_sidebar(settings)
+        else:
+            ident = _demo_sidebar()
+    # The pages read the identity from session_state: never leave a stale one behind (log out).
+    if ident is None:
+        st.session_state.pop("identity", None)
+    else:
+        st.session_state["identity"] = ident
+    return ident
 
 
 def _demo_sidebar() -> auth.Identity | None:

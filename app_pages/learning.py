@@ -36,7 +36,13 @@ with quality:
         help="Held = matched the scenario's expected verdict, or a human approved its actions",
         border=True,
     )
-    c3.metric("Human decisions", int(agreement["decisions"].sum()) if not agreement.empty else 0, border=True)
+    humans = int(frame["approval"].isin(["approved", "rejected"]).sum())
+    c3.metric(
+        "Decided by a human",
+        humans,
+        help="Approvals approved or rejected (expired ones excluded)",
+        border=True,
+    )
     st.subheader("Human agreement per action")
     if agreement.empty:
         st.caption("No human has approved or rejected anything yet.")
@@ -47,9 +53,12 @@ with quality:
             width="stretch",
             key="learn_agreement",
             column_config={
+                "action": st.column_config.TextColumn("Action"),
+                "decisions": st.column_config.NumberColumn("Human decisions"),
+                "agreed": st.column_config.NumberColumn("Approved"),
                 "agreement": st.column_config.ProgressColumn(
                     "Agreement", min_value=0, max_value=1, format="percent"
-                )
+                ),
             },
         )
 

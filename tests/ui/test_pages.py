@@ -215,3 +215,27 @@ def test_password_mode_signs_in_with_a_hashed_password(app_env, tmp_path, monkey
     assert not at.exception
     assert "**carol** · approver" in texts(at, "markdown")
     assert not next(b for b in at.button if (b.key or "").startswith("approve_")).disabled
+
+
+def test_oidc_mode_maps_the_logged_in_email_to_a_role(app_env, tmp_path, monkeypatch, paused_leak):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text(
+        '[auth]\nredirect_uri = "http://localhost:8501/oauth2callback"\ncookie_secret = "x"\n'
+        'client_id = "console"\nclient_secret = "y"\n'
+        'server_metadata_url = "https://id.example.com/.well-known/openid-configuration"\n'
+        '[console_auth.oidc_roles]\n"dana@example.com" = "approver"\n'
+    )
+    monkeypatch.setenv("CONSOLE_SECRETS", str(secrets))
+    at = AppTest.from_file(APP, default_timeout=30)
+    at.user = {"is_logged_in": False}
+    at.run()
+    assert [b.label for b in at.button] == ["Log in"]
+    at.user = {"is_logged_in": True, "email": "dana@example.com"}
+    at.run()
+    assert "**dana@example.com** · approver" in texts(at, "markdown")
+    at.user = {"is_logged_in": True, "email": "eve@example.com"}
+    at.run()
+    assert "**eve@example.com** · viewer" in texts(at, "markdown")
+    at.user = {"is_logged_in": False}  # logging out drops the identity the pages act with
+    at.run()
+    assert "identity" not in at.session_state
