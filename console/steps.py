@@ -227,7 +227,7 @@ def deployment_status(
     effects = {a.get("effect") for a in executed if a.get("status") == "simulated"}
     if "rolled back" in effects:
         return STATUS_ROLLED_BACK
-    if approval is not None and approval.get("approved") is False:
+    if approval is not None and not is_approved(approval):
         return STATUS_ESCALATED  # a human kept risky actions from running, or nobody answered
     if verdict == Verdict.ESCALATE.value:
         return STATUS_ESCALATED
@@ -249,7 +249,7 @@ def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     skipped: list[dict[str, Any]] = []
     approval_actions = list(plan.get("approval", []))
     if approval_actions:
-        if approval is not None and approval.get("approved") is True:
+        if is_approved(approval):
             executed += [_action_result(a, "approved") for a in approval_actions]
         else:
             reason = "no approval" if approval is None else "rejected"
@@ -264,6 +264,15 @@ def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
 
 
+def is_approved(approval: dict[str, Any] | None) -> bool:
+    """Only an explicit yes approves: JSON true, or "true" from a form-encoded Kestra resume.
+    Anything else (false, null, missing, garbage) is a rejection."""
+    if not approval:
+        return False
+    value = approval.get("approved")
+    return value is True or (isinstance(value, str) and value.strip().lower() == "true")
+
+
 def _expired(approval: dict[str, Any] | None) -> bool:
     return bool(approval) and (
         approval.get("status") == "expired" or approval.get("approver") == TIMEOUT_ACTOR
@@ -276,7 +285,7 @@ def approval_status(plan: dict[str, Any], approval: dict[str, Any] | None) -> st
             return "rejected"
         if _expired(approval):
             return "expired"
-        return "approved" if approval.get("approved") else "rejected"
+        return "approved" if is_approved(approval) else "rejected"
     return "auto" if plan.get("auto") else "not_required"
 
 

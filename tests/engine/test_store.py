@@ -257,3 +257,30 @@ def test_dashboard_reads_stay_fast_with_100k_deployments(store):
     assert kpis.deployments_today == today
     assert len(store.service_health()) == 40
     assert max(timings.values()) < 500, timings
+
+
+def test_only_an_explicit_yes_approves():
+    plan = {"auto": [], "approval": [{"name": "rollback_deployment", "risk": "HIGH"}], "needs_approval": True}
+    for value, runs in [
+        (True, True),
+        ("true", True),
+        ("TRUE", True),
+        (False, False),
+        ("false", False),
+        (None, False),
+        (1, False),
+        ("yes please", False),
+    ]:
+        out = steps.execute({"plan": plan, "approval": {"approved": value}, "verdict": "ROLLBACK"}, None)
+        assert (out["deployment_status"] == "rolled back") is runs, value
+        record = steps.record(
+            {
+                "snapshot": {"deployment": {}},
+                "decision": {"verdict": "ROLLBACK"},
+                "plan": plan,
+                "approval": {"approved": value},
+                "executed": out["executed"],
+            },
+            None,
+        )["outcome"]
+        assert record["approval"]["status"] == ("approved" if runs else "rejected")
