@@ -62,6 +62,9 @@ CRASH_LOOP_RESTARTS = 3
 """Restarts in the verification window at or above this, still restarting in the tail, far above the
 baseline rate: a crash loop."""
 
+ABSOLUTE_MIN_POINTS = 3
+"""Verification points a metric without a baseline needs before its absolute level is looked at."""
+
 LOW_TRAFFIC_RPS = 1.0
 """Median requests/s after the deploy under this: ratios (error_rate) are weak evidence."""
 
@@ -326,10 +329,16 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
             f"(need {MIN_BASELINE_POINTS} and {MIN_AFTER_POINTS})"
         )
         result = MetricResult(
-            name, Classification.NODATA, direction, None, None, None, None, reason,
-            baseline_points=int(base.size), after_points=int(after.size),
+            name, Classification.NODATA, direction,
+            float(np.median(base)) if base.size else None, float(np.median(after)) if after.size else None,
+            None, None, reason, baseline_points=int(base.size), after_points=int(after.size),
         )  # fmt: skip
-        return MetricJudgement(result, "nodata", after_points=int(after.size))
+        tail = after[-max(1, math.ceil(after.size * TAIL_FRACTION)) :] if after.size else after
+        return MetricJudgement(
+            result, "nodata", after_points=int(after.size),
+            tail_level=_level(name, tail) if tail.size else None,
+            after_sum=float(after.sum()), tail_sum=float(tail.sum()),
+        )  # fmt: skip
 
     tail_n = min(after.size, max(MIN_TAIL_POINTS, math.ceil(after.size * TAIL_FRACTION)))
     tail = after[-tail_n:]
@@ -531,6 +540,24 @@ def group_incident(judgements: list[MetricJudgement]) -> None:
                 j.status = "preexisting"
                 j.result.reason += f"; part of the incident that began before the deploy (see {k.name})"
                 break
+
+
+def absolute_alarm(j: MetricJudgement, low_traffic: bool = False) -> str | None:
+    """For a metric with no usable baseline (NoData) but data after the deploy: the guard level
+    alone, which cannot prove the deploy did it (so it is not a guard; see verdict.py)."""
+    if j.status != "nodata" or j.tail_level is None or j.after_points < ABSOLUTE_MIN_POINTS:
+        return None
+    if j.name == "error_rate" and not low_traffic and j.tail_level >= ERROR_RATE_GUARD:
+        return (
+            f"error_rate {j.tail_level * 100:.1f}% ≥ {ERROR_RATE_GUARD * 100:.0f}% (no baseline to compare)"
+        )
+    if j.name == "memory_utilization" and j.tail_level >= MEMORY_GUARD:
+        return (
+            f"memory_utilization {j.tail_level * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% (no baseline to compare)"
+        )
+    if j.name == "pod_restarts" and j.after_sum >= CRASH_LOOP_RESTARTS and j.tail_sum >= 1:
+        return f"pod_restarts {j.after_sum:.0f} since the deploy (no baseline to compare)"
+    return None
 
 
 # --- hard guards ------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from console.actions import get_action
 from console.analysis.metrics import (
     LOW_TRAFFIC_RPS,
     MetricJudgement,
+    absolute_alarm,
     check_guard,
     format_value,
 )
@@ -69,6 +70,10 @@ LOAD_ESCALATE_RISE = 2.0
 """Latency at least this many times its baseline under more traffic: a capacity problem to escalate."""
 FULL_WINDOW_POINTS = 30
 GUARD_STRENGTH = 0.9
+ALARM_STRENGTH = 0.5
+"""A guard level without a baseline: half-way evidence."""
+DEPLOY_CATEGORIES = frozenset({"out_of_memory", "crash_loop", "panic", "connection_pool", "db_timeout"})
+"""Log categories that point at the service's own code/config (not at a dependency)."""
 METRIC_WEIGHT = 0.8
 """One metric, however clear, is at most this much evidence: agreement of several is worth more."""
 OUTAGE_ERROR_RATE = 0.10
@@ -95,6 +100,8 @@ class Evidence:
     ended: list[MetricJudgement] = field(default_factory=list)
     """Anomalies that began before the deploy and are over."""
     load_ratio: float | None = None
+    alarms: list[str] = field(default_factory=list)
+    """Guard levels reached by metrics that have no baseline (cannot be attributed on their own)."""
     """Latency/cpu rises that follow a traffic rise."""
     new_errors: list[LogPattern] = field(default_factory=list)
     """New or surging ERROR-level patterns after the deploy."""
@@ -135,6 +142,9 @@ def gather(
     if rps is not None and rps.baseline_level and rps.tail_level is not None:
         ev.load_ratio = rps.tail_level / rps.baseline_level
     for j in judgements:
+        alarm = absolute_alarm(j, low_traffic=ev.low_traffic)
+        if alarm:
+            ev.alarms.append(alarm)
         guard = check_guard(j, low_traffic=ev.low_traffic)
         if guard:
             j.result.guard = guard
@@ -220,9 +230,21 @@ def decide(
     elif weak and (categories or strong):
         verdict = Verdict.ROLLBACK
         reasons.append(f"{_names(weak)} rose on low traffic, corroborated by other evidence")
+    elif ev.alarms and set(categories) & DEPLOY_CATEGORIES:
+        verdict = Verdict.ROLLBACK
+        reasons.append(
+            "no baseline before the deploy, but "
+            + "; ".join(ev.alarms)
+            + " and new error logs after it ("
+            + ", ".join(sorted(set(categories) & DEPLOY_CATEGORIES))
+            + ") point at the deploy"
+        )
     elif strong or weak:
         verdict = Verdict.ESCALATE
         reasons.append(f"regression needs a human look: {_names(strong + weak)}")
+    elif ev.alarms:
+        verdict = Verdict.ESCALATE
+        reasons.append("no baseline to attribute it, but " + "; ".join(ev.alarms))
     elif ev.preexisting and any(j.name in USER_FACING for j in ev.preexisting):
         verdict = Verdict.ESCALATE
         reasons.append(f"degradation that began before the deploy is ongoing: {_names(ev.preexisting)}")
@@ -247,11 +269,16 @@ def decide(
     metric_strengths = [METRIC_WEIGHT * j.strength for j in ev.regressions]
     log_strengths = [_log_strength(p) for p in ev.new_errors if p.category in CRITICAL_LOG_CATEGORIES]
     if verdict is Verdict.ROLLBACK:
-        evidence = _combine(metric_strengths + [GUARD_STRENGTH] * len(ev.guards) + log_strengths)
+        evidence = _combine(
+            metric_strengths
+            + [GUARD_STRENGTH] * len(ev.guards)
+            + [ALARM_STRENGTH] * len(ev.alarms)
+            + log_strengths
+        )
         confidence = 0.5 + 0.49 * evidence * ev.coverage
     elif verdict is Verdict.ESCALATE:
         pre = [METRIC_WEIGHT * j.strength for j in ev.preexisting]
-        evidence = _combine(metric_strengths + pre + log_strengths)
+        evidence = _combine(metric_strengths + pre + [ALARM_STRENGTH] * len(ev.alarms) + log_strengths)
         confidence = 0.4 + 0.45 * evidence * ev.coverage
     else:
         near_miss = max([j.strength for j in ev.transient + ev.preexisting] + [0.0])
@@ -295,13 +322,15 @@ def _level_of(ev: Evidence, name: str) -> float | None:
 def _severity(verdict: Verdict, ev: Evidence, categories: list[str]) -> Severity:
     if verdict is Verdict.ROLLBACK:
         crash = any(g.startswith("pod_restarts") for g in ev.guards) or "crash_loop" in categories
-        err_guard = any(g.startswith("error_rate") for g in ev.guards)
+        err_guard = any(g.startswith("error_rate") for g in ev.guards + ev.alarms)
         if len(ev.guards) >= 2 or err_guard or crash:
             return Severity.CRITICAL
         return Severity.HIGH
     if verdict is Verdict.ESCALATE:
         err = _level_of(ev, "error_rate")
-        if err is not None and err >= OUTAGE_ERROR_RATE and not ev.low_traffic:
+        if (err is not None and err >= OUTAGE_ERROR_RATE and not ev.low_traffic) or any(
+            a.startswith("error_rate") for a in ev.alarms
+        ):
             return Severity.HIGH
         return Severity.MEDIUM
     return Severity.LOW
@@ -434,11 +463,16 @@ def _summary(
     head = f"{dep.service} {dep.version}"
     parts: list[str] = []
     if verdict is Verdict.ROLLBACK:
-        parts.append(
-            f"{head} regressed after the deploy: " + "; ".join(_describe(j) for j in regressions) + "."
-        )
+        if regressions:
+            parts.append(
+                f"{head} regressed after the deploy: " + "; ".join(_describe(j) for j in regressions) + "."
+            )
+        else:
+            parts.append(f"{head} is failing after the deploy.")
         if ev.guards:
             parts.append("Hard guards: " + "; ".join(ev.guards) + ".")
+        if ev.alarms:
+            parts.append("No baseline before the deploy; absolute levels: " + "; ".join(ev.alarms) + ".")
     elif verdict is Verdict.ESCALATE:
         if regressions:
             parts.append(
@@ -460,7 +494,9 @@ def _summary(
                 + (f" (requests/s x{ev.load_ratio:.2f})" if ev.load_ratio else "")
                 + ": a capacity question, not a regression of the deploy."
             )
-        if not regressions and not ev.preexisting and not ev.load:
+        if ev.alarms:
+            parts.append("No baseline before the deploy; absolute levels: " + "; ".join(ev.alarms) + ".")
+        if not regressions and not ev.preexisting and not ev.load and not ev.alarms:
             parts.append(f"{head}: metrics look normal but new error logs appeared.")
     else:
         parts.append(f"{head} looks healthy: no metric regressed persistently after the deploy.")

@@ -195,7 +195,7 @@ def test_no_metrics_and_no_logs_is_a_low_confidence_continue():
 
 
 def test_nodata_metrics_reported_and_do_not_decide():
-    doc = snapshot_doc({"error_rate": series([0.5, 0.5, 0.5], start_min=0)})
+    doc = snapshot_doc({"error_rate": series([0.01, 0.01, 0.01], start_min=0)})
     d = analyze(parsed(doc))
     assert d.verdict is Verdict.CONTINUE
     assert d.metrics[0].classification.value == "NoData"
@@ -220,3 +220,35 @@ def test_a_broken_log_miner_does_not_hide_the_metric_verdict(gen, monkeypatch):
     d = analyze_document(build(gen, **_spec_kwargs(gen, "memory-leak")))
     assert d.verdict is Verdict.ROLLBACK
     assert any("log mining failed" in n for n in d.notes)
+
+
+def _after_only(values_by_metric: dict[str, float], log: tuple[str, str]) -> dict:
+    rng = np.random.default_rng(3)
+    metrics = {
+        name: series(level + 0.004 * rng.standard_normal(12), start_min=0)
+        for name, level in values_by_metric.items()
+    }
+    logs = [
+        {"ts": f"2026-11-20T14:{m:02d}:{s:02d}Z", "level": level, "message": text}
+        for m in range(12)
+        for s, (level, text) in enumerate([log, ("INFO", "GET /api/v1/orders 200 12ms")])
+    ]
+    return snapshot_doc(metrics, logs)
+
+
+def test_no_baseline_guard_levels_with_oom_logs_roll_back():
+    doc = _after_only(
+        {"error_rate": 0.35, "memory_utilization": 0.92},
+        ("ERROR", "java.lang.OutOfMemoryError: Java heap space"),
+    )
+    d = analyze_document(doc)
+    assert d.verdict is Verdict.ROLLBACK and d.severity is Severity.CRITICAL
+    assert d.guards == []  # levels without a baseline are not guards ...
+    assert "no baseline" in d.summary.lower()  # ... but they are reported
+    assert "memory leak" in d.root_cause.lower()
+
+
+def test_no_baseline_guard_levels_with_upstream_errors_only_escalate():
+    doc = _after_only({"error_rate": 0.35}, ("ERROR", "upstream payments returned 503 Service Unavailable"))
+    d = analyze_document(doc)
+    assert d.verdict is Verdict.ESCALATE and d.severity is Severity.HIGH
