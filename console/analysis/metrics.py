@@ -40,6 +40,8 @@ MIN_TAIL_POINTS = 5
 MAX_TEST_POINTS = 2000
 """Longer samples are thinned by an even stride before the U test: U is O(n log n) but p-values on
 10k points flag every negligible shift anyway; the tolerance below does the rest."""
+ONSET_MIN_SECONDS = 120.0
+"""... and at least this long before it (a rollout starts a little before its recorded time)."""
 TREND_ALPHA = 0.10
 """Significance of a pre-deploy trend; looser than ALPHA because it can only *prevent* a rollback."""
 TREND_MIN_POINTS = 5
@@ -361,7 +363,11 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     early = None
     if cp is not None:
         onset_offset = float(times[cp] - deployed_at)
-        if split - cp >= ONSET_MIN_POINTS and cp >= MIN_BASELINE_POINTS:
+        if (
+            split - cp >= ONSET_MIN_POINTS
+            and cp >= MIN_BASELINE_POINTS
+            and deployed_at - times[cp] >= ONSET_MIN_SECONDS
+        ):
             early, pre = values[:cp], values[cp:split]
             shift = compare(name, early, pre)
             onset_before = is_bad(direction, shift.sign)
@@ -552,9 +558,8 @@ def absolute_alarm(j: MetricJudgement, low_traffic: bool = False) -> str | None:
             f"error_rate {j.tail_level * 100:.1f}% ≥ {ERROR_RATE_GUARD * 100:.0f}% (no baseline to compare)"
         )
     if j.name == "memory_utilization" and j.tail_level >= MEMORY_GUARD:
-        return (
-            f"memory_utilization {j.tail_level * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% (no baseline to compare)"
-        )
+        level = f"{j.tail_level * 100:.1f}%"
+        return f"memory_utilization {level} ≥ {MEMORY_GUARD * 100:.0f}% (no baseline to compare)"
     if j.name == "pod_restarts" and j.after_sum >= CRASH_LOOP_RESTARTS and j.tail_sum >= 1:
         return f"pod_restarts {j.after_sum:.0f} since the deploy (no baseline to compare)"
     return None

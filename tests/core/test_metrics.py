@@ -186,3 +186,12 @@ def test_format_value_units():
     assert M.format_value("error_rate", 0.352) == "35.2%"
     assert M.format_value("latency_p95_ms", 480.4) == "480 ms"
     assert M.format_value("x", None) == "n/a"
+
+
+def test_a_rollout_starting_seconds_before_its_recorded_time_is_still_the_deploy():
+    # 10-second resolution: the shift starts 40 s (4 points) before deployed_at
+    t = np.arange(-360, 180) * 10.0
+    v = noisy(200, t.size, 10, 5)
+    v[t >= -40] += 200
+    j = M.judge_metric("latency_p95_ms", t, v, 0.0)
+    assert j.status == "regression" and not j.onset_before
