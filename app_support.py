@@ -86,6 +86,12 @@ def clear_caches() -> None:
     st.cache_data.clear()
 
 
+def _esc(text: Any) -> str:
+    from console.views import md_escape
+
+    return md_escape(text)
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text[:300]
@@ -152,7 +158,7 @@ def _demo_sidebar() -> auth.Identity | None:
     st.text_input("Name", key="demo_name", max_chars=64)
     st.selectbox("Role", ROLE_OPTIONS, key="demo_role")
     if not str(st.session_state.get("demo_name") or "").strip() and previous is not None:
-        st.caption(f"Name left empty: still {previous.name}.")
+        st.caption(f"Name left empty: still {_esc(previous.name)}.")
         return previous
     try:
         ident = auth.demo_identity(st.session_state["demo_name"], st.session_state["demo_role"])
@@ -167,7 +173,7 @@ def _demo_sidebar() -> auth.Identity | None:
 def _password_sidebar(settings: Settings) -> auth.Identity | None:
     ident = current_identity()
     if ident is not None and ident.source == "password":
-        st.markdown(f"**{ident.name}** · {ident.role.value}")
+        st.markdown(f"**{_esc(ident.name)}** · {ident.role.value}")
         if st.button("Sign out", key="sign_out"):
             st.session_state.pop("identity", None)
             st.rerun()
@@ -196,7 +202,7 @@ def _oidc_sidebar(settings: Settings) -> auth.Identity | None:
         st.error("Your account has no e-mail address the console can use")
         return None
     st.session_state["identity"] = ident
-    st.markdown(f"**{ident.name}** · {ident.role.value}")
+    st.markdown(f"**{_esc(ident.name)}** · {ident.role.value}")
     st.button("Log out", on_click=st.logout, key="oidc_logout")
     return ident
 

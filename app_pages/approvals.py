@@ -8,8 +8,6 @@ decisions are enforced by ``ApprovalService``; this page only shows its one-line
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import streamlit as st
 
 import app_support as ui
@@ -17,6 +15,7 @@ from console import views
 from console.auth import PermissionDenied
 from console.models import Decision
 
+esc = views.md_escape
 services = ui.get_services()
 approvals = services.approvals
 identity = ui.current_identity()
@@ -68,7 +67,8 @@ def decide(approval_id: str, approved: bool, comment: str) -> None:
 @st.dialog("Confirm decision", on_dismiss=clear_request)
 def confirm_dialog(request: dict) -> None:
     approved = request["approved"]
-    st.markdown(f"You are about to **{'approve' if approved else 'reject'}** approval `{request['id']}`.")
+    verb = "approve" if approved else "reject"
+    st.markdown(f"You are about to **{verb}** approval {esc(request['id'])}.")
     if approved:
         st.caption("The recommended actions will run as soon as you confirm.")
     else:
@@ -86,6 +86,23 @@ def confirm_dialog(request: dict) -> None:
     if right.button("Cancel", key="approval_cancel"):
         clear_request()
         st.rerun()
+
+
+@st.fragment(run_every=1.0)
+def countdown(expires_at: str | None) -> None:
+    """Ticks every second on its own (only this fragment reruns); on expiry the page reruns so
+    the service expires the request (expiry = rejection) and the card leaves the list."""
+    left = views.seconds_left(expires_at)
+    text = views.countdown_text(expires_at)
+    if left is not None and left <= 0:
+        st.error(f"{text} — rejected (nobody decided in time)", icon=":material/timer_off:")
+        if left > -3:  # rerun the page once, right after the deadline
+            ui.clear_caches()
+            st.rerun(scope="app")
+        return
+    (st.warning if left is not None and left < 300 else st.info)(
+        f"{text} — rejected automatically on expiry", icon=":material/timer:"
+    )
 
 
 result = st.session_state.get("approval_result")
@@ -107,7 +124,6 @@ with pending_tab:
     pending = ui.safe(approvals.pending, default=[], what="pending approvals")
     if not pending:
         st.success("Nothing is waiting for a decision.", icon=":material/task_alt:")
-    now = datetime.now(UTC)
     for item in pending:
         approval_id = str(views.field(item, "id"))
         decision_doc = views.field(item, "decision", {})
@@ -121,23 +137,19 @@ with pending_tab:
             head = st.columns([3, 1, 1, 2])
             with head[0]:
                 st.markdown(
-                    f"**{views.field(item, 'service', '?')}** · " + ", ".join(views.action_names(actions))
+                    f"**{esc(views.field(item, 'service', '?'))}** · "
+                    + esc(", ".join(views.action_names(actions)))
                 )
                 st.caption(
-                    f"Requested by {views.field(item, 'requested_by', '?')} for execution "
-                    f"{views.field(item, 'execution_id', '?')}"
+                    f"Requested by {esc(views.field(item, 'requested_by', '?'))} for execution "
+                    f"{esc(views.field(item, 'execution_id', '?'))}"
                 )
             with head[1]:
                 st.caption("Risk")
                 ui.badge(views.Badge(risk or "—", views.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
             head[2].metric("Confidence", views.format_percent(views.field(item, "confidence")))
             with head[3]:
-                expires = views.field(item, "expires_at")
-                left = views.seconds_left(expires, now)
-                text = views.countdown_text(expires, now)
-                (st.warning if left is not None and left < 300 else st.info)(
-                    f"{text} — rejected automatically on expiry", icon=":material/timer:"
-                )
+                countdown(views.field(item, "expires_at"))
             needed = int(views.field(item, "required_approvals", 1) or 1)
             if needed > 1:
                 st.caption(f"Needs {needed} different approvers.")

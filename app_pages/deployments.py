@@ -7,6 +7,7 @@ import streamlit as st
 import app_support as ui
 from console import views
 
+esc = views.md_escape
 services = ui.get_services()
 st.title(":material/rocket: Deployments")
 
@@ -62,8 +63,8 @@ if row is None:
 
 st.divider()
 head, links = st.columns([3, 1])
-head.subheader(f"{row['service']} {row.get('previous_version') or '?'} → {row['version']}")
-head.caption(f"{row.get('environment') or 'production'} · deployed {row.get('deployed_at', '')}")
+head.subheader(f"{esc(row['service'])} {esc(row.get('previous_version') or '?')} → {esc(row['version'])}")
+head.caption(f"{esc(row.get('environment') or 'production')} · deployed {esc(row.get('deployed_at', ''))}")
 with links:
     ui.status(row.get("status"))
     if row.get("execution_id"):
@@ -92,10 +93,10 @@ approval = ui.safe(
 )
 if approval:
     st.markdown(
-        f"Approval **{views.field(approval, 'status', '?')}** · requested by "
-        f"`{views.field(approval, 'requested_by', '?')}`"
+        f"Approval **{esc(views.field(approval, 'status', '?'))}** · requested by "
+        f"**{esc(views.field(approval, 'requested_by', '?'))}**"
         + (
-            f" · decided by `{views.field(approval, 'decided_by')}`"
+            f" · decided by **{esc(views.field(approval, 'decided_by'))}**"
             if views.field(approval, "decided_by")
             else ""
         )
@@ -118,6 +119,8 @@ if execution is not None:
     if isinstance(outcome, dict):
         held = outcome.get("held")
         verdict_held = "unknown yet" if held is None else ("yes" if held else "no")
-        st.markdown(f"**Outcome:** {outcome.get('deployment_status', '—')} · decision held: {verdict_held}")
+        st.markdown(
+            f"**Outcome:** {esc(outcome.get('deployment_status', '—'))} · decision held: {verdict_held}"
+        )
     if not executed and not outcome:
         st.caption("No action executed yet.")

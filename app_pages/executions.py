@@ -37,7 +37,7 @@ def show_detail(execution_id: str) -> None:
         return
     head, side = st.columns([3, 1])
     with head:
-        st.subheader(f"{execution.namespace}.{execution.flow_id}")
+        st.subheader(views.md_escape(f"{execution.namespace}.{execution.flow_id}"))
         st.code(execution.id, language=None)
     with side:
         ui.state(execution.state.value)

@@ -47,7 +47,7 @@ if ui.require_store(services):
             for row in health:
                 with st.container(border=True):
                     name_col, badge_col = st.columns([3, 2])
-                    name_col.markdown(f"**{views.field(row, 'service', '?')}**")
+                    name_col.markdown(f"**{views.md_escape(views.field(row, 'service', '?'))}**")
                     name_col.caption(f"version {views.field(row, 'version', '?')}")
                     with badge_col:
                         ui.verdict(views.field(row, "verdict", ""))

@@ -98,7 +98,7 @@ def progress_panel() -> None:
         if card is None:
             continue
         with st.container(border=True, key=f"progress_{scenario_id}"):
-            st.markdown(f"**{card.title}**")
+            st.markdown(f"**{views.md_escape(card.title)}**")
             render_progress(card, info)
     if was_running and not any(not info.get("done") for info in launches.values()):
         st.rerun()  # everything finished: a full run stops the polling
@@ -112,7 +112,7 @@ if launches:
 cols = st.columns(3)
 for i, card in enumerate(scenarios):
     with cols[i % 3], st.container(border=True, key=f"scenario_{card.id}"):
-        st.markdown(f"**{card.title}**")
+        st.markdown(f"**{views.md_escape(card.title)}**")
         st.markdown(f"Expected {ui.badge_md(views.verdict_badge(card.expected_verdict))}")
         st.caption(card.description)
         busy = card.id in launches and not launches[card.id].get("done")

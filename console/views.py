@@ -858,3 +858,12 @@ def whatif_frame(frame: pd.DataFrame, settings: Any, threshold: float) -> pd.Dat
             }
         )
     return pd.DataFrame(rows, columns=["now_needs_human", "whatif_needs_human", "whatif_auto", "held"])
+
+
+_MD_SPECIAL = set("\\`*_[]<>#|~$:")
+
+
+def md_escape(text: Any) -> str:
+    """Text safe to put inside Streamlit markdown: emphasis, links, HTML-looking tags, colour
+    directives (``:red[...]``) and math are shown literally, not interpreted."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", " ")

@@ -239,3 +239,15 @@ def test_oidc_mode_maps_the_logged_in_email_to_a_role(app_env, tmp_path, monkeyp
     at.user = {"is_logged_in": False}  # logging out drops the identity the pages act with
     at.run()
     assert "identity" not in at.session_state
+
+
+def test_hostile_service_name_is_shown_literally(app_env, engine):
+    from console.steps import load_scenario
+
+    doc = load_scenario("healthy-hotfix", app_env)
+    doc["deployment"] = {**doc["deployment"], "service": "pay**ment** [x](http://e) :red[y]"}
+    engine.wait(engine.launch(doc, triggered_by="t"), timeout=60)
+    at = make_app(page="overview")
+    assert not at.exception
+    names = [m.value for m in at.markdown if "ment" in m.value]
+    assert names == [r"**pay\*\*ment\*\* \[x\](http\://e) \:red\[y\]**"]

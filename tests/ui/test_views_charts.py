@@ -253,3 +253,11 @@ def test_deployment_row_from_execution(finished_runs):
     assert decision is not None and decision.verdict.value == "ROLLBACK"
     evidence = views.evidence_frame(decision)
     assert "High ▲" in set(evidence["result"])
+
+
+def test_md_escape_neutralises_markdown_and_directives():
+    hostile = "svc**x** [click](http://evil) :red[alarm] <b>hi</b> `code` $x$"
+    escaped = views.md_escape(hostile)
+    for token in ("**", "[click]", ":red[", "<b>", "`code`", "$x$"):
+        assert token not in escaped
+    assert escaped.replace("\\", "") == hostile
