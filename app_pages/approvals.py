@@ -60,7 +60,8 @@ def decide(approval_id: str, approved: bool, comment: str) -> None:
         st.session_state["approval_result"] = ("error", f"The decision could not be saved: {exc}")
     else:
         message = views.field(result, "message", "") or f"{verb.capitalize()} {approval_id}."
-        st.session_state["approval_result"] = ("success", str(message))
+        saved_only = views.field(result, "status") != "recorded" and not views.field(result, "resumed", True)
+        st.session_state["approval_result"] = ("warning" if saved_only else "success", str(message))
     ui.clear_caches()
 
 
@@ -117,6 +118,42 @@ if request:
 can_decide = identity is not None and identity.can_approve
 if identity is not None and not can_decide:
     st.info(f"You are signed in as a {identity.role.value}: you can see approvals but not decide them.")
+
+
+def retry_resume(approval_id: str) -> None:
+    try:
+        result = approvals.retry_resume(approval_id)
+    except Exception as exc:
+        ui.log.exception("retry resume failed")
+        st.session_state["approval_result"] = ("error", f"Retry failed: {ui._one_line(exc)}")
+    else:
+        kind = "success" if result.resumed else "warning"
+        st.session_state["approval_result"] = (kind, f"{approval_id}: {result.message}")
+    ui.clear_caches()
+
+
+stuck = ui.safe(approvals.resume_failed, default=[], what="decisions waiting to resume")
+if stuck:
+    with st.container(border=True):
+        st.warning(
+            f"{len(stuck)} decision(s) are saved but the engine could not be told; the executions "
+            "stay paused until it is.",
+            icon=":material/sync_problem:",
+        )
+        for item in stuck:
+            item_id = str(views.field(item, "id"))
+            cols = st.columns([4, 1])
+            cols[0].text(
+                f"{item_id} · {views.field(item, 'status', '?')} by {views.field(item, 'decided_by', '?')} · "
+                f"{views.field(item, 'resume_error', '') or ''}"
+            )
+            cols[1].button(
+                "Retry",
+                key=f"retry_{item_id}",
+                on_click=retry_resume,
+                args=(item_id,),
+                disabled=not can_decide,
+            )
 
 pending_tab, history_tab = st.tabs(["Pending", "History"])
 

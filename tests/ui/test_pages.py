@@ -251,3 +251,20 @@ def test_hostile_service_name_is_shown_literally(app_env, engine):
     assert not at.exception
     names = [m.value for m in at.markdown if "ment" in m.value]
     assert names == [r"**pay\*\*ment\*\* \[x\](http\://e) \:red\[y\]**"]
+
+
+def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_leak, engine):
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    with engine.store.write() as conn:  # the engine cannot find the execution (e.g. Kestra down)
+        conn.execute("UPDATE executions SET id = id || '-away' WHERE id = ?", (paused_leak.id,))
+    at = make_app("alice", "approver", "approvals")
+    at.button(key=f"approve_{approval_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    warnings = texts(at, "warning")
+    assert any("saved but the engine could not be resumed" in w for w in warnings), warnings
+    assert any("decision(s) are saved but the engine could not be told" in w for w in warnings)
+    with engine.store.write() as conn:  # it is back
+        conn.execute("UPDATE executions SET id = ? WHERE id = ?", (paused_leak.id, paused_leak.id + "-away"))
+    at.button(key=f"retry_{approval_id}").click().run()
+    assert f"{approval_id}: engine resumed" in texts(at, "success")
+    wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
