@@ -225,15 +225,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recover", help="take over executions a dead console left running")
     p.set_defaults(func=cmd_recover)
 
-    p = sub.add_parser("bench", help="run benchmarks/bench_analysis.py")
-    p.add_argument("rest", nargs=argparse.REMAINDER)
+    p = sub.add_parser("bench", help="run benchmarks/bench_analysis.py (its options follow)")
+    p.add_argument("rest", nargs="*", help="options for the benchmark")
     p.set_defaults(func=cmd_bench)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    raw = list(sys.argv[1:] if argv is None else argv)
+    if raw[:1] == ["bench"] and raw[1:2] not in (["-h"], ["--help"]):
+        # everything after `bench` belongs to the benchmark's own parser
+        args = argparse.Namespace(command="bench", rest=raw[1:], func=cmd_bench)
+    else:
+        args = parser.parse_args(raw)
     try:
         settings = load_settings()
         return args.func(args, settings)
