@@ -644,8 +644,12 @@ class Store:
                     votes = self.approval_votes(row["approval_id"], conn)
                     approval = dict(record.get("approval") or {})
                     approval["status"] = row["a_status"]
-                    approval["approvers"] = [v["actor"] for v in votes if v["approved"]] or approval.get(
-                        "approvers", []
+                    # who decided: the approving voters, the rejecting one, nobody for an expiry
+                    approved = row["a_status"] == "approved"
+                    approval["approvers"] = (
+                        []
+                        if row["a_status"] == "expired"
+                        else [v["actor"] for v in votes if v["approved"] == approved]
                     )
                     approval["comment"] = (
                         row["a_comment"] if row["a_comment"] is not None else approval.get("comment")

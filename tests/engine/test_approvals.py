@@ -90,6 +90,8 @@ def test_any_reject_rejects_a_two_approver_plan(engine, approvals, bob, carol):
     approvals.decide(approval["id"], bob, True, "")
     assert approvals.decide(approval["id"], carol, False, "not during the sale").status == "rejected"
     assert engine.wait(execution.id, timeout=30).outputs["deployment_status"] == "escalated"
+    [record] = engine.store.outcome_records()
+    assert record["approval"]["status"] == "rejected" and record["approval"]["approvers"] == ["carol"]
 
 
 def test_concurrent_deciders_get_exactly_one_decision(engine, approvals):
