@@ -272,6 +272,9 @@ class MetricJudgement:
     after_points: int = 0
     onset_before: bool = False
     """A bad shift began before the deploy (see ``onset_offset_s``)."""
+    worsened: bool = False
+    """Pre-existing, and worse after the deploy than before it, for a reason other than the deploy
+    (a trend that simply continued, or the same dependency incident)."""
 
     @property
     def name(self) -> str:
@@ -355,6 +358,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     # onset: a bad shift that started before the deploy?
     onset_offset = None
     pre_level = None
+    worsened = False
     status = "pass"
     deciding = tail_c
     # the onset is searched in the baseline only: a shift that starts there began before the deploy
@@ -381,7 +385,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                     times[-tail.size :], tail, early,
                 )  # fmt: skip
                 if is_bad(direction, worse.sign) and trend is not None:
-                    status, deciding = "preexisting", ongoing
+                    status, deciding, worsened = "preexisting", ongoing, True
                     reason = (
                         f"worsening since {abs(onset_offset) / 60:.0f} min before the deploy "
                         f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)} "
@@ -491,6 +495,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         baseline_mean=float(base.mean()),
         after_points=int(after.size),
         onset_before=onset_before,
+        worsened=worsened,
     )
 
 
@@ -543,7 +548,7 @@ def group_incident(judgements: list[MetricJudgement]) -> None:
             continue
         for k in anchors:
             if k is not j and abs((k.onset_offset_s or 0.0) - j.onset_offset_s) <= INCIDENT_WINDOW_S:
-                j.status = "preexisting"
+                j.status, j.worsened = "preexisting", True
                 j.result.reason += f"; part of the incident that began before the deploy (see {k.name})"
                 break
 

@@ -74,6 +74,10 @@ ALARM_STRENGTH = 0.5
 """A guard level without a baseline: half-way evidence."""
 DEPLOY_CATEGORIES = frozenset({"out_of_memory", "crash_loop", "panic", "connection_pool", "db_timeout"})
 """Log categories that point at the service's own code/config (not at a dependency)."""
+DEPENDENCY_CATEGORIES = frozenset({"upstream_5xx", "db_timeout", "connection_pool"})
+"""Log categories of a failing dependency (when they were already there before the deploy)."""
+DEPENDENCY_MIN_LINES_BEFORE = 3
+"""Lines of a dependency-failure pattern before the deploy that show the dependency was already failing."""
 METRIC_WEIGHT = 0.8
 """One metric, however clear, is at most this much evidence: agreement of several is worth more."""
 OUTAGE_ERROR_RATE = 0.10
@@ -133,6 +137,24 @@ def _combine(strengths: list[float]) -> float:
     return 1.0 - rest
 
 
+def _same_incident(judgements: list[MetricJudgement], ev: Evidence) -> None:
+    """An incident that began before the deploy with a dependency's signature in the logs, and got
+    worse after it, is still that incident, unless new logs show the service itself failing."""
+    # a dependency already failing before the deploy, even if it fails much more after it
+    old = {p.category for p in ev.old_errors + ev.new_errors if p.count_before >= DEPENDENCY_MIN_LINES_BEFORE}
+    new = {p.category for p in ev.new_errors if p.category}
+    dependency = old & DEPENDENCY_CATEGORIES
+    if not dependency or new & DEPLOY_CATEGORIES:
+        return
+    for j in judgements:
+        if j.status == "regression" and j.onset_before:
+            j.status, j.worsened = "preexisting", True
+            j.result.reason += (
+                f"; the logs show {', '.join(CATEGORY_TEXT[c] for c in sorted(dependency))} since before "
+                "the deploy: the same incident"
+            )
+
+
 def gather(
     judgements: list[MetricJudgement], patterns: list[LogPattern], rps_after: float | None
 ) -> Evidence:
@@ -141,6 +163,15 @@ def gather(
     rps = next((j for j in judgements if j.name == "requests_per_second"), None)
     if rps is not None and rps.baseline_level and rps.tail_level is not None:
         ev.load_ratio = rps.tail_level / rps.baseline_level
+    for p in patterns:
+        level = p.level.upper()
+        if level not in ERROR_LEVELS and not (level in WARN_LEVELS and p.category in WARN_CATEGORIES):
+            continue
+        if attributable_to_deploy(p):
+            ev.new_errors.append(p)
+        elif p.count_before > 0:
+            ev.old_errors.append(p)
+    _same_incident(judgements, ev)
     for j in judgements:
         alarm = absolute_alarm(j, low_traffic=ev.low_traffic)
         if alarm:
@@ -162,14 +193,6 @@ def gather(
             "load": ev.load,
             "ended": ev.ended,
         }.get(j.status, []).append(j)
-    for p in patterns:
-        level = p.level.upper()
-        if level not in ERROR_LEVELS and not (level in WARN_LEVELS and p.category in WARN_CATEGORIES):
-            continue
-        if attributable_to_deploy(p):
-            ev.new_errors.append(p)
-        elif p.count_before > 0:
-            ev.old_errors.append(p)
     after_points = max((j.after_points for j in judgements), default=0)
     ev.coverage = min(1.0, after_points / FULL_WINDOW_POINTS)
     by_name = {j.name: j for j in judgements}
@@ -204,7 +227,11 @@ def decide(
     ev = gather(judgements, patterns, rps_after)
     notes = list(notes or [])
     categories = [p.category for p in ev.new_errors if p.category in CRITICAL_LOG_CATEGORIES]
-    old_categories = [p.category for p in ev.old_errors if p.category]
+    old_categories = [
+        p.category
+        for p in ev.old_errors + ev.new_errors
+        if p.category and (p in ev.old_errors or p.count_before >= DEPENDENCY_MIN_LINES_BEFORE)
+    ]
 
     strong = [j for j in ev.regressions if not (ev.low_traffic and j.name in RATIO_METRICS)]
     weak = [j for j in ev.regressions if j not in strong]
@@ -361,11 +388,13 @@ def _root_cause(
         what = "a failing upstream dependency" if "upstream_5xx" in old_categories else "an external cause"
         if {"db_timeout", "connection_pool"} & set(old_categories):
             what = "a failing database"
-        return (
-            f"Degradation began {abs(onset) / 60:.0f} min before {v} was deployed "
-            "and has not worsened since: "
-            f"{what}, not the deploy."
+        course = (
+            "and kept worsening on its own course after it"
+            if any(j.worsened for j in ev.preexisting)
+            else "and has not worsened since"
         )
+        began = f"Degradation began {abs(onset) / 60:.0f} min before {v} was deployed"
+        return f"{began} {course}: {what}, not the deploy."
     if "out_of_memory" in cats or any(g.startswith("memory") for g in ev.guards):
         return (
             f"Memory leak introduced by {v}: memory climbs toward its limit "
@@ -481,10 +510,16 @@ def _summary(
                 + "."
             )
         if ev.preexisting:
+            worse = [j for j in ev.preexisting if j.worsened]
             parts.append(
                 "Already degraded before the deploy and still ongoing: "
                 + "; ".join(_describe(j) for j in ev.preexisting)
-                + "; the deploy did not make it worse."
+                + (
+                    f"; {_names(worse)} got worse after the deploy, on the course of the same incident "
+                    "(see the reasons per metric)."
+                    if worse
+                    else "; the deploy did not make it worse."
+                )
             )
         if ev.load and not regressions:
             parts.append(

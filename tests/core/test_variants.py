@@ -73,6 +73,21 @@ FAMILIES: dict[str, Callable[[int], tuple[G.Spec, set[Verdict]]]] = {
         ),
         {X, C},
     ),
+    "outage-worsening-after-deploy": lambda i: (
+        _spec(
+            "ow",
+            i,
+            effects=[
+                E("error_rate", "step", -_pick((6, 12, 20), i), _pick((0.05, 0.1), i, 3)),
+                E("error_rate", "step", _pick((1, 5, 10), i, 2), _pick((0.25, 0.45), i)),
+            ],
+            events=[
+                L("ERROR", G.UPSTREAM, -_pick((6, 12, 20), i), _pick((1, 5, 10), i, 2), 2.0),
+                L("ERROR", G.UPSTREAM, _pick((1, 5, 10), i, 2), None, 8.0),
+            ],
+        ),
+        {X},
+    ),
     "transient-blip": lambda i: (
         _spec(
             "tb",
@@ -225,6 +240,27 @@ FAMILIES: dict[str, Callable[[int], tuple[G.Spec, set[Verdict]]]] = {
             i,
             effects=[E("pod_restarts", "step", 1, _pick((0.4, 0.7, 1.0), i))],
             events=[L("WARN", CRASH, 1, None, 0.3)],
+        ),
+        {R},
+    ),
+    "worse-after-deploy-with-own-errors": lambda i: (
+        _spec(
+            "wo",
+            i,
+            effects=[
+                E("error_rate", "step", -15, 0.04),
+                E("error_rate", "step", 1, _pick((0.15, 0.3), i)),
+            ],
+            events=[
+                L("ERROR", G.UPSTREAM, -15, None, 2.0),
+                L(
+                    "ERROR",
+                    "panic: runtime error: slice bounds out of range [:{n}] with capacity 0",
+                    1,
+                    None,
+                    3.0,
+                ),
+            ],
         ),
         {R},
     ),
