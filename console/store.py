@@ -280,6 +280,9 @@ class Store:
     def read(self) -> Iterator[sqlite3.Connection]:
         """A consistent read snapshot over several statements."""
         conn = self._connect()
+        if conn.in_transaction:  # already inside this thread's write: it is consistent already
+            yield conn
+            return
         conn.execute("BEGIN")
         try:
             yield conn

@@ -24,6 +24,13 @@ def cli(tmp_path):
     env.pop("TOGETHER_API_KEY", None)
     env.pop("KESTRA_URL", None)
 
+    class Cli:
+        data_dir = env["CONSOLE_DATA_DIR"]
+        secrets = env["CONSOLE_SECRETS"]
+
+        def __call__(self, *args, stdin=None):
+            return run(*args, stdin=stdin)
+
     def run(*args, stdin=None):
         return subprocess.run(
             [sys.executable, "-m", "console", *args],
@@ -35,7 +42,7 @@ def cli(tmp_path):
             timeout=120,
         )
 
-    return run
+    return Cli()
 
 
 def test_analyze_valid_and_invalid_input(cli, tmp_path):
@@ -125,3 +132,30 @@ def test_recover_reports_nothing_on_a_clean_store(cli):
     result = cli("recover")
     assert result.returncode == 0
     assert json.loads(result.stdout) == {"recovered": []}
+
+
+@pytest.mark.slow
+def test_two_processes_deciding_at_once_give_one_decision(cli):
+    paused = cli("run", ROLLBACK_SCENARIO, "--as", "alice")
+    approval_id = paused.stderr.split("waiting for approval ")[1].split(";")[0]
+    env = {**os.environ}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "console", "approve", approval_id, "--as", name],
+            cwd=PROJECT_ROOT_DIR,
+            env={**env, "CONSOLE_DATA_DIR": cli.data_dir, "CONSOLE_SECRETS": cli.secrets},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for name in ("bob", "carol", "dave")
+    ]
+    results = [(p.wait(120), p.stderr.read()) for p in procs]
+    for p in procs:
+        p.stdout.close()
+        p.stderr.close()
+    winners = [err for rc, err in results if rc == 0]
+    assert len(winners) == 1, results
+    winner = winners[0].strip().split(" by ")[-1]
+    losers = [err for rc, err in results if rc != 0]
+    assert all(f"already approved by {winner} at" in err for err in losers), results
