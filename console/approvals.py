@@ -29,6 +29,7 @@ from console.store import Store, now_text
 
 log = logging.getLogger(__name__)
 
+MAX_COMMENT = 2000
 FINAL = ("approved", "rejected", "expired", "cancelled")
 
 
@@ -179,9 +180,14 @@ class ApprovalService:
         self, approval_id: str, identity: Identity, approved: bool, comment: str = ""
     ) -> DecisionResult:
         comment = (comment or "").strip()
+        approved = approved is True
         verb = "approve" if approved else "reject"
         try:
             require_approver(identity)
+            if len(comment) > MAX_COMMENT:
+                raise ValueError(
+                    f"the comment is too long ({len(comment)} characters; at most {MAX_COMMENT})"
+                )
             outcome = self._vote(approval_id, identity, approved, comment)
         except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError) as exc:
             self.store.audit(
