@@ -16,7 +16,8 @@ Verdict rules, strictest first:
 
 Confidence (documented formula, never random). Each piece of evidence *i* has a strength
 ``e_i`` in [0, 1): a metric's ``0.8 x |Cliff's delta| x (1 - exp(-excess))`` where ``excess`` is the
-shift in units of its tolerance (so one metric alone is never more than 0.8); a fired guard 0.9;
+shift in units of its tolerance (so one metric alone is never more than 0.8; half that for an error
+ratio on a low-traffic service); a fired guard 0.9;
 a corroborating log pattern ``0.6 x (1 - exp(-n/20))`` for ``n`` lines after the deploy.
 ``E = 1 - prod(1 - e_i)`` combines agreeing evidence. ``coverage`` = ``min(1, verification points / 30)``
 is how much of a full verification window was seen.
@@ -78,6 +79,8 @@ DEPENDENCY_CATEGORIES = frozenset({"upstream_5xx", "db_timeout", "connection_poo
 """Log categories of a failing dependency (when they were already there before the deploy)."""
 DEPENDENCY_MIN_LINES_BEFORE = 3
 """Lines of a dependency-failure pattern before the deploy that show the dependency was already failing."""
+LOW_TRAFFIC_WEIGHT = 0.5
+"""A ratio on a low-traffic service counts half: it rests on a handful of requests."""
 METRIC_WEIGHT = 0.8
 """One metric, however clear, is at most this much evidence: agreement of several is worth more."""
 OUTAGE_ERROR_RATE = 0.10
@@ -293,7 +296,9 @@ def decide(
         reasons.append("no regression attributable to the deploy")
 
     # confidence
-    metric_strengths = [METRIC_WEIGHT * j.strength for j in ev.regressions]
+    metric_strengths = [
+        METRIC_WEIGHT * j.strength * (LOW_TRAFFIC_WEIGHT if j in weak else 1.0) for j in ev.regressions
+    ]
     log_strengths = [_log_strength(p) for p in ev.new_errors if p.category in CRITICAL_LOG_CATEGORIES]
     if verdict is Verdict.ROLLBACK:
         evidence = _combine(

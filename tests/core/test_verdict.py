@@ -252,3 +252,11 @@ def test_no_baseline_guard_levels_with_upstream_errors_only_escalate():
     doc = _after_only({"error_rate": 0.35}, ("ERROR", "upstream payments returned 503 Service Unavailable"))
     d = analyze_document(doc)
     assert d.verdict is Verdict.ESCALATE and d.severity is Severity.HIGH
+
+
+def test_the_same_error_jump_is_weaker_evidence_on_low_traffic(gen):
+    effects = [gen.Effect("error_rate", "step", 0, 0.4)]
+    busy = analyze_document(build(gen, rps=100.0, error=0.02, effects=effects, seed=86))
+    quiet = analyze_document(build(gen, rps=0.3, error=0.02, effects=effects, seed=86))
+    assert busy.verdict is Verdict.ROLLBACK and quiet.verdict is Verdict.ESCALATE
+    assert quiet.confidence < 0.7 < busy.confidence
