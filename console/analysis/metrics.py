@@ -158,9 +158,12 @@ def tolerance(name: str, ref_level: float) -> float:
     return tol if tol > 0 else 1e-12
 
 
-def _count_p_value(ref: np.ndarray, test: np.ndarray) -> float:
+def _count_p_value(ref: np.ndarray, test: np.ndarray) -> float | None:
     """Two-sided exact test that two windows of event counts share one Poisson rate: given the total,
-    the test window's share is binomial with p = its share of the time."""
+    the test window's share is binomial with p = its share of the time. None for values that are not
+    counts (negative), where the rank test stands."""
+    if ref.size == 0 or test.size == 0 or min(float(ref.min()), float(test.min())) < 0:
+        return None
     k_test, k_ref = round(float(test.sum())), round(float(ref.sum()))
     if k_test + k_ref == 0:
         return 1.0
@@ -182,8 +185,9 @@ def compare(name: str, ref: np.ndarray, test: np.ndarray) -> Comparison:
     diff = test_level - ref_level
     excess = abs(diff) / tolerance(name, ref_level)
     sign = 0
-    if name in MEAN_METRICS:
-        p_value = _count_p_value(ref, test)
+    count_p = _count_p_value(ref, test) if name in MEAN_METRICS else None
+    if count_p is not None:
+        p_value = count_p
         if p_value < ALPHA and excess >= 1.0 and diff * delta > 0:
             sign = 1 if diff > 0 else -1
     elif p_value < ALPHA and abs(delta) >= MIN_EFFECT and excess >= 1.0 and diff * delta > 0:

@@ -81,6 +81,8 @@ DEPENDENCY_MIN_LINES_BEFORE = 3
 """Lines of a dependency-failure pattern before the deploy that show the dependency was already failing."""
 LOW_TRAFFIC_WEIGHT = 0.5
 """A ratio on a low-traffic service counts half: it rests on a handful of requests."""
+NON_RATIO_CORROBORATION = ("pod_restarts", "memory_utilization", "latency_p95_ms")
+"""Regressions that corroborate a low-traffic error ratio (they do not rest on the request count)."""
 METRIC_WEIGHT = 0.8
 """One metric, however clear, is at most this much evidence: agreement of several is worth more."""
 OUTAGE_ERROR_RATE = 0.10
@@ -236,6 +238,8 @@ def decide(
         if p.category and (p in ev.old_errors or p.count_before >= DEPENDENCY_MIN_LINES_BEFORE)
     ]
 
+    own_failure = set(categories) & DEPLOY_CATEGORIES
+    """New log signatures of the service itself failing (not of a dependency)."""
     strong = [j for j in ev.regressions if not (ev.low_traffic and j.name in RATIO_METRICS)]
     weak = [j for j in ev.regressions if j not in strong]
     user_facing = [j for j in strong if j.name in USER_FACING]
@@ -252,21 +256,21 @@ def decide(
     elif user_facing:
         verdict = Verdict.ROLLBACK
         reasons.append(f"user-facing regression after the deploy: {_names(user_facing)}")
-    elif strong and categories:
+    elif strong and own_failure:
         verdict = Verdict.ROLLBACK
         reasons.append(
-            f"{_names(strong)} regressed and new error logs agree ({', '.join(sorted(set(categories)))})"
+            f"{_names(strong)} regressed and new error logs agree ({', '.join(sorted(own_failure))})"
         )
-    elif weak and (categories or strong):
+    elif weak and (own_failure or any(j.name in NON_RATIO_CORROBORATION for j in strong)):
         verdict = Verdict.ROLLBACK
         reasons.append(f"{_names(weak)} rose on low traffic, corroborated by other evidence")
-    elif ev.alarms and set(categories) & DEPLOY_CATEGORIES:
+    elif ev.alarms and own_failure:
         verdict = Verdict.ROLLBACK
         reasons.append(
             "no baseline before the deploy, but "
             + "; ".join(ev.alarms)
             + " and new error logs after it ("
-            + ", ".join(sorted(set(categories) & DEPLOY_CATEGORIES))
+            + ", ".join(sorted(own_failure))
             + ") point at the deploy"
         )
     elif strong or weak:

@@ -195,3 +195,9 @@ def test_a_rollout_starting_seconds_before_its_recorded_time_is_still_the_deploy
     v[t >= -40] += 200
     j = M.judge_metric("latency_p95_ms", t, v, 0.0)
     assert j.status == "regression" and not j.onset_before
+
+
+def test_negative_restart_values_fall_back_to_the_rank_test():
+    # found by the property test: a counter reset can report -1; it must not crash the count test
+    j = judge_arrays("pod_restarts", np.zeros(10), [0.0, 0.0, 0.0, 0.0, -1.0])
+    assert j.status in ("pass", "improved")
