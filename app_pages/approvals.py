@@ -159,8 +159,17 @@ pending_tab, history_tab = st.tabs(["Pending", "History"])
 
 with pending_tab:
     pending = ui.safe(approvals.pending, default=[], what="pending approvals")
-    if not pending:
+    sync_error = getattr(approvals, "sync_error", None)
+    if sync_error:
+        st.warning(
+            f"The engine's paused executions could not be read ({sync_error}); only approvals already "
+            "known to the console are listed.",
+            icon=":material/cloud_off:",
+        )
+    elif not pending:
         st.success("Nothing is waiting for a decision.", icon=":material/task_alt:")
+    if sync_error and not pending:
+        st.caption("No approval known to the console is pending.")
     for item in pending:
         approval_id = str(views.field(item, "id"))
         decision_doc = views.field(item, "decision", {})

@@ -44,8 +44,8 @@ if ui.require_store(services):
             health = ui.safe(
                 ui.read_service_health, services.store, ui.db_key(services), default=[], what="service health"
             )
-            for row in health:
-                with st.container(border=True):
+            for i, row in enumerate(health):
+                with st.container(border=True, key=f"service_card_{i}"):
                     name_col, badge_col = st.columns([3, 2])
                     name_col.markdown(f"**{views.md_escape(views.field(row, 'service', '?'))}**")
                     name_col.caption(f"version {views.field(row, 'version', '?')}")
