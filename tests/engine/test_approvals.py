@@ -251,7 +251,7 @@ def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
 
 
 def test_overlong_comment_is_refused_and_truthy_values_do_not_approve(engine, approvals, bob):
-    execution, approval = run_paused(engine)
+    _, approval = run_paused(engine)
     with pytest.raises(ValueError, match="too long"):
         approvals.decide(approval["id"], bob, False, "x" * 5000)
     # only True approves: a truthy non-bool from a sloppy caller is treated as a reject (needs a comment)

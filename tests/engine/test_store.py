@@ -76,6 +76,8 @@ def test_listing_stays_fast_with_100k_executions(store):
         timings[label] = (time.perf_counter() - start) * 1000
         assert len(items) == 50
     assert total == 25_000
+    deep, _ = store.search_executions(page=1000, size=50)
+    assert [e.id for e in deep] == [f"e{i:06d}" for i in range(50049, 49999, -1)]
     items, _ = store.search_executions(states=["PAUSED"])
     assert items[0].id == "e099998" and all(e.state.value == "PAUSED" for e in items)
     print("listing over 100k executions (ms):", {k: round(v, 1) for k, v in timings.items()})
@@ -83,12 +85,12 @@ def test_listing_stays_fast_with_100k_executions(store):
     plan = " ".join(
         r[3]
         for r in store.conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM executions WHERE state IN (?) ORDER BY start_date "
-            "DESC LIMIT 50",
+            "EXPLAIN QUERY PLAN SELECT id FROM executions WHERE state IN (?) "
+            "ORDER BY start_date DESC, id DESC LIMIT 50",
             ["PAUSED"],
         )
     )
-    assert "ix_executions_state_start" in plan
+    assert "COVERING INDEX ix_executions_state_list" in plan
 
 
 def test_busy_database_gives_a_clear_error_not_a_lock_error(settings, monkeypatch):
