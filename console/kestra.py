@@ -316,9 +316,11 @@ class KestraClient:
 
     def check_auth(self) -> None:
         """Raise KestraAuthError when the API refuses the credentials (configs may be open)."""
-        self._request(
-            "GET", "/executions/search", params={"page": 1, "size": 1}, what="GET executions/search"
-        )
+        what = "GET executions/search"
+        resp = self._request("GET", "/executions/search", params={"page": 1, "size": 1}, what=what)
+        doc = self._json(resp, what)  # a server answering garbage is not healthy either
+        if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):
+            raise KestraProtocolError("Kestra answered search executions without a results list")
 
     # ------------------------------------------------------------------ flows
     def get_flow(self, namespace: str, flow_id: str) -> dict[str, Any]:
