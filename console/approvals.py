@@ -81,6 +81,9 @@ class ApprovalService:
         self.store = store
         self.backend = backend
         self.settings = settings
+        self.sync_error: str | None = None
+        """Why the last :meth:`pending` could not mirror the engine's paused executions (None when it
+        could): the list it returned may then be incomplete, and the page must say so."""
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -121,6 +124,9 @@ class ApprovalService:
             self.sync()
         except BackendError as exc:  # Kestra down: still show what we already know
             log.warning("could not mirror paused executions: %s", exc)
+            self.sync_error = " ".join(str(exc).split())[:300] or type(exc).__name__
+        else:
+            self.sync_error = None
         self.expire_overdue()
         items = self.store.approvals(statuses=["pending"])
         for item in items:
