@@ -30,6 +30,11 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     st.cache_data.clear()
     st.cache_resource.clear()
     yield load_settings()
+    import app_support
+
+    backend = app_support.get_services().backend  # the app's engine: stop its worker threads
+    if hasattr(backend, "close"):
+        backend.close(wait=True)
     st.cache_data.clear()
     st.cache_resource.clear()
 
