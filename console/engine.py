@@ -42,6 +42,8 @@ STALE_AFTER_S = 600.0
 """A RUNNING execution whose owner lives on another host is orphaned after this long without news."""
 INTERRUPTED = "interrupted: the console stopped while this ran"
 _ALPHABET = string.ascii_letters + string.digits
+_LIVE_OWNERS: set[str] = set()
+"""Owner tokens of the engines alive in this process (not closed)."""
 
 
 def new_id(length: int = 22) -> str:
@@ -87,6 +89,7 @@ class EmbeddedEngine:
         self.namespace = settings.kestra_namespace or "devops.loop"
         self.synchronous = synchronous
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id(8)}"
+        _LIVE_OWNERS.add(self.owner)
         self._pool = None if synchronous else ThreadPoolExecutor(max_workers, thread_name_prefix="loop")
         self._expire_every_s = expire_every_s
         self._last_expiry = 0.0
@@ -284,6 +287,12 @@ class EmbeddedEngine:
                 self._fail(execution_id, (task_run_id, task_id), one_line(exc))
                 return
             self._finish_task(execution_id, task_run_id, task_id, outputs, ctx)
+        # every task had already finished (an execution marked RUNNING after its last task): close it
+        with self.store.write() as conn:
+            row = conn.execute("SELECT state, owner FROM executions WHERE id = ?", (execution_id,)).fetchone()
+            record = runs.get("record")
+            if row["state"] == "RUNNING" and row["owner"] == self.owner and record is not None:
+                self._succeed(conn, execution_id, loads(record["outputs"], {}))
 
     def _remember(
         self, execution_id: str, task_id: str, outputs: dict[str, Any], ctx: dict[str, Any]
@@ -788,7 +797,11 @@ class EmbeddedEngine:
         if owner:
             host, _, rest = owner.partition(":")
             pid_text = rest.partition(":")[0]
-            if host == socket.gethostname() and pid_text.isdigit() and int(pid_text) != os.getpid():
+            if host == socket.gethostname() and pid_text.isdigit():
+                if int(pid_text) == os.getpid():
+                    # this pid: a live engine of this process, or a previous process that had the
+                    # same pid (a restarted container's PID 1)
+                    return owner not in _LIVE_OWNERS
                 return not _pid_alive(int(pid_text))
         if not heartbeat:
             return True
@@ -880,6 +893,7 @@ class EmbeddedEngine:
 
     def close(self, wait: bool = True) -> None:
         self._stop.set()
+        _LIVE_OWNERS.discard(self.owner)
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
 

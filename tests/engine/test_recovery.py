@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -136,3 +137,29 @@ def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, 
     done = restarted.get_execution(execution.id)
     assert done.state == State.SUCCESS and done.outputs["deployment_status"] == "rolled back"
     assert done.task_run("approval").outputs["approver"] == "bob"
+
+
+def test_a_previous_process_with_the_same_pid_is_recognised_as_dead(settings, store):
+    """A restarted container's console often gets the same pid as the one that died."""
+    engine = EmbeddedEngine(settings, store, synchronous=True)
+    execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "alice")
+    previous_life = f"{socket.gethostname()}:{os.getpid()}:deadbeef"
+    with store.write() as conn:
+        conn.execute(
+            "UPDATE executions SET state = 'RUNNING', owner = ?, heartbeat_at = ? WHERE id = ?",
+            (previous_life, now_text(), execution_id),
+        )
+    # a live engine of this same process is not taken over...
+    live = EmbeddedEngine(settings, store, synchronous=True, recover=False)
+    with store.write() as conn:
+        conn.execute("UPDATE executions SET owner = ? WHERE id = ?", (live.owner, execution_id))
+    assert EmbeddedEngine(settings, store, synchronous=True).last_recovery == []
+    # ...but an owner token no engine of this process holds is a previous life: recovered
+    with store.write() as conn:
+        conn.execute("UPDATE executions SET owner = ? WHERE id = ?", (previous_life, execution_id))
+    assert EmbeddedEngine(settings, store, synchronous=True).last_recovery[0]["execution_id"] == execution_id
+    # every task had finished already: the execution is closed, nothing runs twice
+    execution = engine.get_execution(execution_id)
+    assert execution.state == State.SUCCESS
+    assert [h.state.value for h in execution.histories][-3:] == ["RESTARTED", "RUNNING", "SUCCESS"]
+    assert len(store.outcome_records()) == 1
