@@ -64,6 +64,8 @@ CRASH_LOOP_RESTARTS = 3
 """Restarts in the verification window at or above this, still restarting in the tail, far above the
 baseline rate: a crash loop."""
 
+LAST_POINTS = 5
+"""Points at the very end of the window that say where a climbing metric is now."""
 ABSOLUTE_MIN_POINTS = 3
 """Verification points a metric without a baseline needs before its absolute level is looked at."""
 
@@ -276,6 +278,8 @@ class MetricJudgement:
     after_points: int = 0
     onset_before: bool = False
     """A bad shift began before the deploy (see ``onset_offset_s``)."""
+    last_level: float | None = None
+    """Level of the last ``LAST_POINTS`` points: where a still-climbing metric is now."""
     worsened: bool = False
     """Pre-existing, and worse after the deploy than before it, for a reason other than the deploy
     (a trend that simply continued, or the same dependency incident)."""
@@ -500,6 +504,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         after_points=int(after.size),
         onset_before=onset_before,
         worsened=worsened,
+        last_level=_level(name, after[-LAST_POINTS:]),
     )
 
 
@@ -607,13 +612,12 @@ def check_guard(j: MetricJudgement, low_traffic: bool = False) -> str | None:
                 f"error_rate {j.tail_level * 100:.1f}% ≥ {ERROR_RATE_GUARD * 100:.0f}% "
                 f"(baseline {j.baseline_level * 100:.1f}%)"
             )
-    elif (
-        name == "memory_utilization"
-        and j.tail_level >= MEMORY_GUARD
-        and j.tail_level - j.baseline_level >= MEMORY_GUARD_MIN_RISE
-    ):
-        return (
-            f"memory_utilization {j.tail_level * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% "
-            f"and rising (baseline {j.baseline_level * 100:.1f}%)"
-        )
+    elif name == "memory_utilization":
+        # a leak still climbing is judged where it is now (the last points), not on the tail's median
+        now = max(j.tail_level, j.last_level if j.last_level is not None else j.tail_level)
+        if now >= MEMORY_GUARD and now - j.baseline_level >= MEMORY_GUARD_MIN_RISE:
+            return (
+                f"memory_utilization {now * 100:.1f}% ≥ {MEMORY_GUARD * 100:.0f}% "
+                f"and rising (baseline {j.baseline_level * 100:.1f}%)"
+            )
     return None

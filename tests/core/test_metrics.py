@@ -201,3 +201,11 @@ def test_negative_restart_values_fall_back_to_the_rank_test():
     # found by the property test: a counter reset can report -1; it must not crash the count test
     j = judge_arrays("pod_restarts", np.zeros(10), [0.0, 0.0, 0.0, 0.0, -1.0])
     assert j.status in ("pass", "improved")
+
+
+def test_memory_still_climbing_is_judged_where_it_is_now():
+    # a leak ramping over the whole window: the tail median is ~85%, the last minutes ~93%
+    after = np.linspace(0.56, 0.94, 40) + noisy(0, 40, 0.003, 6)
+    j = judge_arrays("memory_utilization", noisy(0.55, 60, 0.004, 5), after)
+    assert j.tail_level < M.MEMORY_GUARD <= j.last_level
+    assert M.check_guard(j).startswith("memory_utilization 9")
