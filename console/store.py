@@ -122,6 +122,11 @@ CREATE TABLE IF NOT EXISTS approvals (
 );
 CREATE INDEX IF NOT EXISTS ix_approvals_status ON approvals (status, expires_at);
 CREATE INDEX IF NOT EXISTS ix_approvals_execution ON approvals (execution_id);
+-- the Approvals page and the KPIs at 100k approvals (benchmarks/bench_scale.py): decided list newest
+-- first 203 -> 2 ms, decisions waiting to resume 156 -> 0 ms, mean time to decision today 57 -> 5 ms
+CREATE INDEX IF NOT EXISTS ix_approvals_requested ON approvals (requested_at DESC);
+CREATE INDEX IF NOT EXISTS ix_approvals_resume ON approvals (resume_state, decided_at);
+CREATE INDEX IF NOT EXISTS ix_approvals_decided ON approvals (decided_at);
 
 CREATE TABLE IF NOT EXISTS approval_votes (
     approval_id TEXT NOT NULL,
