@@ -55,6 +55,8 @@ from console.models import (
 )
 
 USER_FACING = ("error_rate", "latency_p95_ms", "pod_restarts")
+KEY_METRICS = ("error_rate", "latency_p95_ms", "memory_utilization", "requests_per_second")
+"""Quoted with their numbers in a CONTINUE summary."""
 RATIO_METRICS = frozenset({"error_rate"})
 CRITICAL_LOG_CATEGORIES = frozenset(
     {"out_of_memory", "db_timeout", "connection_pool", "crash_loop", "panic", "upstream_5xx"}
@@ -325,7 +327,7 @@ def decide(
     severity = _severity(verdict, ev, categories)
     root_cause = _root_cause(verdict, deployment, ev, categories, old_categories, strong + weak)
     actions = _actions(verdict, ev, categories, old_categories, deployment)
-    summary = _summary(verdict, deployment, ev, strong + weak, categories, confidence)
+    summary = _summary(verdict, deployment, ev, strong + weak, categories, confidence, judgements)
     reasoning = "; ".join(
         reasons + [j.name + ": " + j.result.reason for j in judgements if j.status != "pass"]
     )
@@ -486,7 +488,7 @@ def _actions(
 def _impact(ev: Evidence) -> str:
     parts = [_describe(j) for j in ev.regressions + ev.preexisting]
     if not parts:
-        return "No user-visible impact measured."
+        return "No impact attributable to the deploy measured."
     return "; ".join(parts) + "."
 
 
@@ -497,9 +499,16 @@ def _summary(
     regressions: list[MetricJudgement],
     categories: list[str],
     confidence: float,
+    judgements: list[MetricJudgement] | None = None,
 ) -> str:
     head = f"{dep.service} {dep.version}"
     parts: list[str] = []
+    mentioned = {j.name for j in regressions + ev.preexisting + ev.improved + ev.load}
+    key = [
+        j
+        for j in judgements or []
+        if j.name in KEY_METRICS and j.name not in mentioned and j.status in ("pass", "transient", "ended")
+    ]
     if verdict is Verdict.ROLLBACK:
         if regressions:
             parts.append(
@@ -544,6 +553,8 @@ def _summary(
             parts.append(f"{head}: metrics look normal but new error logs appeared.")
     else:
         parts.append(f"{head} looks healthy: no metric regressed persistently after the deploy.")
+        if key:
+            parts.append("Before → after the deploy: " + ", ".join(_describe(j) for j in key) + ".")
         if ev.transient:
             parts.append(
                 "Recovered blip: " + "; ".join(f"{j.name} {j.result.reason}" for j in ev.transient) + "."
@@ -556,6 +567,14 @@ def _summary(
             parts.append(f"{_names(ev.load)} follow(s) a traffic rise, not the deploy.")
         if ev.improved:
             parts.append("Improved: " + ", ".join(_describe(j) for j in ev.improved) + ".")
+        steady = [p for p in ev.old_errors if not p.category and p.status == "steady"]
+        if steady:
+            top = max(steady, key=lambda p: p.count_before + p.count_after)
+            parts.append(
+                f"{len(steady)} error log pattern(s) were already there before the deploy and continue "
+                f"unchanged (e.g. {top.template[:80]!r}: "
+                f"{top.count_before} lines before, {top.count_after} after)."
+            )
     if categories:
         counts = {}
         for p in ev.new_errors:
