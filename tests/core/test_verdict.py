@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -48,6 +49,7 @@ def test_seed_healthy_hotfix_continues_with_notify_only(gen):
     assert [a.name for a in d.actions] == ["notify_only"]
     assert d.guards == []
     assert d.confidence >= 0.8
+    assert re.search(r"error_rate [01]\.\d% → [01]\.\d%", d.summary), d.summary  # names metrics and numbers
 
 
 def test_seed_db_timeouts_rolls_back_without_failing_over_a_healthy_database(gen):
