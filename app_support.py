@@ -290,9 +290,14 @@ def read_kpis(_store: Any, db: str) -> Any:
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_deployments(
-    _store: Any, db: str, service: str | None = None, status: str | None = None, limit: int = 500
+    _store: Any,
+    db: str,
+    service: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    return _store.list_deployments(service=service or None, status=status or None, limit=limit)
+    return _store.list_deployments(service=service or None, status=status or None, limit=limit, offset=offset)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)

@@ -14,21 +14,33 @@ st.title(":material/rocket: Deployments")
 if not ui.require_store(services):
     st.stop()
 
-rows = ui.safe(ui.read_deployments, services.store, ui.db_key(services), default=[], what="deployments")
+PAGE_SIZE = 100
+services_seen = ui.safe(
+    ui.read_service_health, services.store, ui.db_key(services), default=[], what="services"
+)
+f1, f2, f3 = st.columns([2, 2, 1])
+service = f1.selectbox("Service", ["All", *sorted({r["service"] for r in services_seen})], key="dep_service")
+status = f2.selectbox("Status", ["All", *views.DEPLOYMENT_STATUSES], key="dep_status")
+page = f3.number_input("Page", min_value=1, value=1, step=1, key="dep_page")
+rows = ui.safe(
+    ui.read_deployments,
+    services.store,
+    ui.db_key(services),
+    None if service == "All" else service,
+    None if status == "All" else status,
+    PAGE_SIZE,
+    (int(page) - 1) * PAGE_SIZE,
+    default=[],
+    what="deployments",
+)
 if not rows:
-    ui.empty_state("No deployments yet.")
+    if service == "All" and status == "All" and page == 1:
+        ui.empty_state("No deployments yet.")
+    else:
+        st.info("No deployments match these filters.")
     st.stop()
 
 frame = views.deployments_frame(rows)
-f1, f2 = st.columns(2)
-service = f1.selectbox("Service", ["All", *sorted(frame["service"].unique())], key="dep_service")
-status = f2.selectbox("Status", ["All", *sorted(frame["status"].unique())], key="dep_status")
-if service != "All":
-    frame = frame[frame["service"] == service]
-if status != "All":
-    frame = frame[frame["status"] == status]
-frame = frame.reset_index(drop=True)
-
 event = st.dataframe(
     views.style_statuses(frame),
     hide_index=True,
@@ -48,6 +60,7 @@ event = st.dataframe(
     ],
     column_config=ui.deployment_columns(),
 )
+st.caption(f"{len(frame)} deployments on page {page} ({PAGE_SIZE} per page, newest first).")
 selected_rows = event.selection.rows if event is not None else []
 chosen = st.query_params.get("deployment")
 if selected_rows and selected_rows[0] < len(frame):
@@ -57,6 +70,8 @@ if not chosen:
     st.stop()
 
 row = next((r for r in rows if str(views.field(r, "id", "")) == str(chosen)), None)
+if row is None:  # deep link to a deployment on another page
+    row = ui.safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
 if row is None:
     st.warning(f"Deployment {chosen} not found.")
     st.stop()

@@ -155,10 +155,23 @@ _STATUS_COLORS = {
     "awaiting approval": "orange",
     "escalated": "orange",
     "healthy": "green",
+    "remediated": "green",
+    "analyzing": "blue",
     "running": "blue",
     "failed": "red",
+    "cancelled": "gray",
     "rejected": "gray",
 }
+DEPLOYMENT_STATUSES = [
+    "rolled back",
+    "awaiting approval",
+    "escalated",
+    "analyzing",
+    "healthy",
+    "remediated",
+    "failed",
+    "cancelled",
+]
 
 
 def verdict_badge(verdict: Any) -> Badge:
