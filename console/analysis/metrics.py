@@ -372,6 +372,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
     # the onset is searched in the baseline only: a shift that starts there began before the deploy
     cp = change_point(base)
     onset_before = False
+    good_shift_before = False
     early = None
     if cp is not None:
         onset_offset = float(times[cp] - deployed_at)
@@ -383,6 +384,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
             early, pre = values[:cp], values[cp:split]
             shift = compare(name, early, pre)
             onset_before = is_bad(direction, shift.sign)
+            good_shift_before = shift.sign != 0 and not onset_before
             if onset_before:
                 pre_level = shift.test_level
                 ongoing = compare(name, early, tail)
@@ -426,9 +428,11 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         # the return to normal look like a drop: a regression must also hold against the level
         # before that anomaly
         back_to_normal = None
-        if early is not None and is_bad(direction, tail_c.sign):
+        if early is not None and good_shift_before and is_bad(direction, tail_c.sign):
             vs_early = compare(name, early, tail)
-            if not is_bad(direction, vs_early.sign):
+            gap = vs_early.test_level - vs_early.ref_level
+            worse_by = {Direction.INCREASE: gap, Direction.DECREASE: -gap}.get(direction, abs(gap))
+            if not is_bad(direction, vs_early.sign) and worse_by < tolerance(name, vs_early.ref_level):
                 back_to_normal = vs_early
         if back_to_normal is not None:
             deciding = back_to_normal

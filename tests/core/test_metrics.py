@@ -209,3 +209,11 @@ def test_memory_still_climbing_is_judged_where_it_is_now():
     j = judge_arrays("memory_utilization", noisy(0.55, 60, 0.004, 5), after)
     assert j.tail_level < M.MEMORY_GUARD <= j.last_level
     assert M.check_guard(j).startswith("memory_utilization 9")
+
+
+def test_a_regression_after_an_insignificant_baseline_wiggle_is_still_a_regression():
+    # found by the independent-style generator: a noise-level "change point" early in the baseline
+    # must not be taken for a pre-deploy anomaly that skewed the baseline
+    before = noisy(360, 65, 25, 8)
+    j = judge_arrays("latency_p95_ms", before, noisy(1300, 15, 90, 9))
+    assert j.status == "regression"
