@@ -268,3 +268,75 @@ def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_le
     at.button(key=f"retry_{approval_id}").click().run()
     assert f"{approval_id}: engine resumed" in texts(at, "success")
     wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
+
+
+def test_deployment_deep_link(app_env, paused_leak, engine):
+    deployment = engine.store.deployment_for_execution(paused_leak.id)
+    at = make_app(page="deployments")
+    at.query_params["deployment"] = deployment["id"]
+    at.run()
+    assert "payment-service v1.2.2 → v1.2.3" in texts(at, "subheader")
+
+
+def test_executions_state_filter(app_env, paused_leak, engine):
+    done = engine.run_sync(scenario="healthy-hotfix", triggered_by="seed", timeout=60)
+    at = make_app(page="executions")
+    assert set(at.dataframe[0].value["id"]) == {paused_leak.id, done.id}
+    at.multiselect(key="ex_states").select("PAUSED").run()
+    assert list(at.dataframe[0].value["id"]) == [paused_leak.id]
+    at.multiselect(key="ex_states").unselect("PAUSED").select("FAILED").run()
+    assert "No executions match." in texts(at, "info")
+
+
+def test_metrics_charts_mark_the_deploy_and_flag_anomalies(app_env, paused_leak):
+    import plotly.io
+
+    at = make_app(page="metrics")
+    assert not at.exception
+    figures = {}
+    for element in at.get("plotly_chart"):
+        fig = plotly.io.from_json(element.proto.spec)
+        figures[fig.layout.title.text] = fig
+    assert "Baseline vs after (median change)" in figures
+    memory = figures["Memory utilisation"]
+    assert [s.type for s in memory.layout.shapes].count("line") == 1  # the deploy
+    assert any(trace.name == "anomaly" for trace in memory.data)
+    assert all(len(trace.y) <= 1200 for trace in memory.data)
+
+
+def test_learning_what_if_threshold(app_env, paused_leak, engine):
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    from console.approvals import ApprovalService
+    from console.auth import Identity, Role
+
+    ApprovalService(engine.store, engine, app_env).decide(approval_id, Identity("zoe", Role.APPROVER), True)
+    engine.wait(paused_leak.id, timeout=60)
+    engine.run_sync(scenario="healthy-hotfix", triggered_by="seed", timeout=60)
+    at = make_app(page="learning")
+    assert not at.exception
+    tiles = {m.label: m.value for m in at.metric}
+    assert tiles["Recorded decisions"] == "2" and tiles["Decided by a human"] == "1"
+    at.slider(key="learn_threshold").set_value(1.0).run()
+    tiles = {m.label: m.value for m in at.metric}
+    # at 1.0 no action runs on its own: both decisions wait for a human
+    assert tiles["Need a human at 1.00"] == "2"
+    assert [b.label for b in at.get("download_button")] == [
+        "SFT (Oumi conversations)",
+        "KTO (unpaired)",
+        "DPO (pairs)",
+    ]
+
+
+def test_sync_flows_failure_is_one_line(app_env, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("KESTRA_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.5")
+    at = make_app(role="admin", page="settings")
+    at.button(key="sync_flows").click().run()
+    assert not at.exception
+    errors = texts(at, "error")
+    assert len(errors) == 1 and errors[0].startswith("Sync failed:") and "\n" not in errors[0]
