@@ -15,17 +15,9 @@ from console.analysis import analyze_document
 
 DEPLOYED = datetime(2026, 3, 1, 10, 0, tzinfo=UTC)
 KINDS = [
-    "leak",
-    "errors",
-    "latency",
-    "outage",
-    "blip",
-    "spike",
-    "crash",
-    "steady-errors",
-    "improve",
-    "low-traffic",
-]
+    "leak", "errors", "latency", "outage", "ramp-outage", "blip", "spike", "load-up", "crash",
+    "steady-errors", "improve", "low-traffic",
+]  # fmt: skip
 
 
 def _iso(seconds: float) -> str:
@@ -64,6 +56,18 @@ def story(kind: str, i: int) -> tuple[dict, set[str]]:
         err = err + np.where(t >= onset, rng.uniform(0.1, 0.5), 0.0)
         events += [("ERROR", "upstream inventory returned 502 Bad Gateway", s) for s in range(onset, end, 30)]
         expect = {"ESCALATE"}
+    elif kind == "ramp-outage":
+        onset = -int(rng.integers(5, nb // 2)) * step
+        duration = rng.uniform(0.5, 1.5) * (end - onset)
+        err = err + np.clip((t - onset) / duration, 0, 1) * rng.uniform(0.2, 0.6)
+        events += [
+            ("ERROR", "upstream pricing returned 504 Gateway Timeout", s) for s in range(onset, end, 30)
+        ]
+        expect = {"ESCALATE"}
+    elif kind == "load-up":
+        factor, start = rng.uniform(1.5, 3.0), int(rng.integers(0, 5)) * step
+        rps, lat = rps * np.where(t >= start, factor, 1.0), lat * np.where(t >= start, factor**0.8, 1.0)
+        expect, must = {"CONTINUE", "ESCALATE"}, must | {"requests_per_second"}
     elif kind == "blip":
         length = int(rng.integers(1, max(2, na // 4))) * step
         err = err + np.where((t >= 0) & (t < length), rng.uniform(0.05, 0.4), 0.0)
