@@ -148,13 +148,16 @@ def _same_incident(judgements: list[MetricJudgement], ev: Evidence) -> None:
     """An incident that began before the deploy with a dependency's signature in the logs, and got
     worse after it, is still that incident, unless new logs show the service itself failing."""
     # a dependency already failing before the deploy, even if it fails much more after it
-    old = {p.category for p in ev.old_errors + ev.new_errors if p.count_before >= DEPENDENCY_MIN_LINES_BEFORE}
-    new = {p.category for p in ev.new_errors if p.category}
-    dependency = old & DEPENDENCY_CATEGORIES
-    if not dependency or new & DEPLOY_CATEGORIES:
+    before = [p for p in ev.old_errors + ev.new_errors if p.count_before >= DEPENDENCY_MIN_LINES_BEFORE]
+    dependency = {p.category for p in before} & DEPENDENCY_CATEGORIES
+    # a dependency failure that took off just before the deploy: the metrics cannot show the onset
+    # before it yet, the logs can
+    took_off = any(p.category in DEPENDENCY_CATEGORIES and p.status == "surging" for p in before)
+    own = {p.category for p in ev.new_errors if p.count_before == 0} & DEPLOY_CATEGORIES
+    if not dependency or own:
         return
     for j in judgements:
-        if j.status == "regression" and j.onset_before:
+        if j.status == "regression" and (j.onset_before or (took_off and j.name in USER_FACING)):
             j.status, j.worsened = "preexisting", True
             j.result.reason += (
                 f"; the logs show {', '.join(CATEGORY_TEXT[c] for c in sorted(dependency))} since before "

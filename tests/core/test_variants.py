@@ -88,6 +88,17 @@ FAMILIES: dict[str, Callable[[int], tuple[G.Spec, set[Verdict]]]] = {
         ),
         {X},
     ),
+    "outage-starting-just-before-deploy": lambda i: (
+        _spec(
+            "oj",
+            i,
+            effects=[
+                E("error_rate", "step", -_pick((1, 2), i), _pick((0.1, 0.3), i, 2)),
+            ],
+            events=[L("ERROR", G.UPSTREAM, -_pick((1, 2), i), None, 6.0)],
+        ),
+        {X},
+    ),
     "transient-blip": lambda i: (
         _spec(
             "tb",
@@ -261,6 +272,17 @@ FAMILIES: dict[str, Callable[[int], tuple[G.Spec, set[Verdict]]]] = {
                     3.0,
                 ),
             ],
+        ),
+        {R},
+    ),
+    "regression-over-background-upstream-errors": lambda i: (
+        _spec(
+            "rb",
+            i,
+            effects=[
+                E("error_rate", "step", _pick((0, 2, 4), i), _pick((0.06, 0.2, 0.4), i, 2)),
+            ],
+            events=[L("ERROR", G.UPSTREAM, -60, None, 0.5)],
         ),
         {R},
     ),
