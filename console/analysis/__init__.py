@@ -1,8 +1,14 @@
 """Deterministic analysis of a deployment snapshot: ``analyze(snapshot) -> Decision``.
 
-The metric judge (``metrics.py``) compares each series before and after the deploy, the log miner
-(``logs.py``) finds new or surging templates, and ``verdict.py`` turns both into a verdict, a
-severity, a confidence, a summary, a root cause and recommended actions.
+Steps:
+
+1. ``metrics.judge_metric`` per series: baseline (before ``deployed_at``) against the verification
+   window, on its tail (persistence), with a pre-deploy onset search (attribution);
+2. ``metrics.group_incident``: metrics already degraded before the deploy that share an onset are one
+   incident; ``metrics.explain_by_load``: latency/cpu rises that only follow a traffic rise are load;
+3. ``logs.mine_log_patterns`` (drain3 templates, before/after counts, root-cause category), optional:
+   if it is missing or fails, the metrics still decide and a note says so;
+4. ``verdict.decide``: guards, verdict, severity, confidence, summary, root cause, actions.
 """
 
 from __future__ import annotations
