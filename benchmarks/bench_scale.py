@@ -14,7 +14,9 @@ The store is seeded the way the console fills it, only faster:
 At each level a fresh Python process (so seeding does not inflate its memory) runs every page under
 ``streamlit.testing.v1.AppTest`` as an admin, ``--runs`` times with ``st.cache_data`` cleared before
 each run (cold: what a user pays after the 5 s read TTL) and once more warm, and reports the
-median/p90 script run time and its peak RSS (VmHWM).
+median/p90 script run time, the first visit (per-process caches empty, e.g. the Learning read
+model) and the process's RSS after each page and its peak (VmHWM). The machine's load average is
+printed too: other work on the machine inflates every figure.
 
     .venv/bin/python benchmarks/bench_scale.py                          # 1k, 10k, 100k; 100 services x 7 days
     .venv/bin/python benchmarks/bench_scale.py --levels 1000 --days 1   # quick look
@@ -306,7 +308,9 @@ def measure_pages(data_dir: Path, runs: int) -> dict[str, Any]:
         at.session_state["demo_name"] = "bench-admin"
         at.session_state["demo_role"] = "admin"
         at.run()
+        t = time.perf_counter()
         at.switch_page(f"app_pages/{page}.py").run()
+        first = time.perf_counter() - t  # first visit in this process: per-process caches are empty
         if at.exception:
             raise SystemExit(f"{page}: {at.exception[0].message}")
         cold = []
@@ -323,6 +327,7 @@ def measure_pages(data_dir: Path, runs: int) -> dict[str, Any]:
             "cold_median_ms": 1000 * statistics.median(cold),
             "cold_p90_ms": 1000 * sorted(cold)[max(0, int(len(cold) * 0.9) - 1)],
             "warm_ms": 1000 * warm,
+            "first_ms": 1000 * first,
             "rss_mb": rss_mb(),
             "messages": [str(e)[:120] for e in errors],
         }
@@ -348,6 +353,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = (args.keep or Path(tmp)) / "data"
         info = seed_templates(data_dir)
+        print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"templates: {info['templates']} real scenario runs in {info['real_s']:.1f} s")
         metrics = seed_metrics(data_dir, args.services, args.days)
         print(
@@ -380,7 +386,7 @@ def main() -> int:
             result = json.loads(child.stdout.strip().splitlines()[-1])
             peak = max(peak, result["rss_peak_mb"])
             print(
-                f"{'page':<12} {'cold median':>12} {'cold p90':>9} {'warm':>7} {'RSS':>7}"
+                f"{'page':<12} {'cold median':>12} {'cold p90':>9} {'warm':>7} {'first':>7} {'RSS':>7}"
                 f"   (ms, MB; {args.runs} runs)"
             )
             for page, r in result["pages"].items():
@@ -389,9 +395,10 @@ def main() -> int:
                 note = f"  [{'; '.join(r['messages'])}]" if r["messages"] else ""
                 print(
                     f"{page:<12} {r['cold_median_ms']:>12.0f} {r['cold_p90_ms']:>9.0f} {r['warm_ms']:>7.0f} "
-                    f"{r['rss_mb']:>7.0f}{flag}{note}"
+                    f"{r['first_ms']:>7.0f} {r['rss_mb']:>7.0f}{flag}{note}"
                 )
                 table.append((level, page, r["cold_median_ms"]))
+            print(f"load average now: {os.getloadavg()[0]:.1f}")
             print(
                 f"page process: RSS {result['rss_start_mb']:.0f} MB at start, "
                 f"peak {result['rss_peak_mb']:.0f} MB"
