@@ -198,7 +198,11 @@ with pending_tab:
                 countdown(views.field(item, "expires_at"))
             needed = int(views.field(item, "required_approvals", 1) or 1)
             if needed > 1:
-                st.caption(f"Needs {needed} different approvers.")
+                votes = views.field(item, "votes", []) or []
+                so_far = ", ".join(
+                    f"{v.get('actor')} ({'approved' if v.get('approved') else 'rejected'})" for v in votes
+                )
+                st.caption(esc(f"Needs {needed} different approvers. Votes so far: {so_far or 'none'}."))
             if decision is not None:
                 with st.expander("Evidence", expanded=False):
                     ui.render_decision(decision, key=f"ap_{approval_id}")

@@ -30,13 +30,17 @@ if ui.require_store(services):
         left, right = st.columns([3, 2], gap="large")
         with left:
             st.subheader("Latest decisions")
-            frame = views.deployments_frame(latest)
+            frame = views.with_detail_links(views.deployments_frame(latest))
             st.dataframe(
                 views.style_statuses(frame),
                 hide_index=True,
-                column_order=["service", "version", "verdict", "confidence", "status", "deployed_at"],
-                column_config=ui.deployment_columns(),
+                column_order=["link", "service", "version", "verdict", "confidence", "status", "deployed_at"],
+                column_config={
+                    **ui.deployment_columns(),
+                    "link": st.column_config.LinkColumn("", display_text="Open"),
+                },
                 width="stretch",
+                key="overview_latest",
             )
             st.page_link("app_pages/deployments.py", label="All deployments", icon=":material/rocket:")
         with right:
