@@ -340,3 +340,24 @@ def test_sync_flows_failure_is_one_line(app_env, monkeypatch):
     assert not at.exception
     errors = texts(at, "error")
     assert len(errors) == 1 and errors[0].startswith("Sync failed:") and "\n" not in errors[0]
+
+
+def test_critical_action_needs_two_different_approvers(app_env, engine):
+    execution = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
+    approval_id = engine.store.approval_for_execution(execution.id)["id"]
+    first = make_app("alice", "approver", "approvals")
+    assert any("Needs 2 different approvers" in c for c in texts(first, "caption"))
+    first.button(key=f"approve_{approval_id}").click().run()
+    first.button(key="approval_confirm").click().run()
+    assert any("1 more approver(s) needed" in s for s in texts(first, "success")), texts(first, "success")
+    assert engine.store.approval_row(approval_id)["status"] == "pending"
+    # the same person cannot be the second approver
+    first.button(key=f"approve_{approval_id}").click().run()
+    first.button(key="approval_confirm").click().run()
+    assert any(w.startswith("Already decided:") for w in texts(first, "warning")), texts(first, "warning")
+    second = make_app("bob", "admin", "approvals")
+    assert any("alice (approved)" in c for c in texts(second, "caption"))
+    second.button(key=f"approve_{approval_id}").click().run()
+    second.button(key="approval_confirm").click().run()
+    assert any("approved by bob" in s for s in texts(second, "success")), texts(second, "success")
+    assert engine.store.approval_row(approval_id)["status"] == "approved"
