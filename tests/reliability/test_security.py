@@ -146,7 +146,7 @@ def test_together_key_never_in_notes_or_logs(settings, caplog):
             settings,
             together_api_key=Secret(TOGETHER_KEY_SENTINEL),
             llm_base_url=fake.url,
-            llm_timeout_s=1.0,
+            llm_timeout_s=10.0,  # the first call also builds the client: never a timeout here
             llm_max_retries=0,
         )
         for behaviour in (None, status(500), content("{not json")):
