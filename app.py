@@ -1,8 +1,7 @@
 """Operator console entry point: page config, identity, backend status, navigation.
 
-Run with ``streamlit run app.py``. The pages live in ``app_pages/`` (not ``pages/``: a ``pages/``
-folder beside an entry script that calls ``st.navigation`` makes Streamlit's first deep-linked
-session report a false "Page not found").
+Run with ``streamlit run app.py``. The pages live in ``pages/``; each one starts with
+``ui.require_app_shell()`` so that a deep link on a fresh server also runs through this script.
 """
 
 from __future__ import annotations
@@ -23,19 +22,19 @@ ui.sidebar_status(services)
 
 pages = {
     "Operate": [
-        st.Page("app_pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
-        st.Page("app_pages/deployments.py", title="Deployments", icon=":material/rocket:"),
-        st.Page("app_pages/approvals.py", title="Approvals", icon=":material/gavel:"),
-        st.Page("app_pages/executions.py", title="Executions", icon=":material/account_tree:"),
-        st.Page("app_pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
+        st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
+        st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket:"),
+        st.Page("pages/approvals.py", title="Approvals", icon=":material/gavel:"),
+        st.Page("pages/executions.py", title="Executions", icon=":material/account_tree:"),
+        st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
     ],
     "Improve": [
-        st.Page("app_pages/scenarios.py", title="Scenarios", icon=":material/science:"),
-        st.Page("app_pages/learning.py", title="Learning", icon=":material/school:"),
+        st.Page("pages/scenarios.py", title="Scenarios", icon=":material/science:"),
+        st.Page("pages/learning.py", title="Learning", icon=":material/school:"),
     ],
 }
 if identity is not None and identity.is_admin:
-    pages["Admin"] = [st.Page("app_pages/settings.py", title="Settings", icon=":material/settings:")]
+    pages["Admin"] = [st.Page("pages/settings.py", title="Settings", icon=":material/settings:")]
 
 if ui.demo_mode(settings):
     st.caption(":orange-badge[:material/info: Demo mode] anyone can pick any name and role in the sidebar.")

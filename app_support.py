@@ -8,9 +8,11 @@ these helpers, render, call an action.
 from __future__ import annotations
 
 import logging
+import runpy
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import streamlit as st
@@ -23,6 +25,7 @@ from console.views import Badge, state_badge, status_badge, verdict_badge
 log = logging.getLogger("console.ui")
 T = TypeVar("T")
 
+APP_SCRIPT = Path(__file__).resolve().parent / "app.py"
 ROLE_OPTIONS = [r.value for r in auth.Role]
 
 
@@ -36,6 +39,25 @@ class Services:
     store: Any
     approvals: Any
     error: str = ""
+
+
+def require_app_shell() -> None:
+    """Make sure this page runs inside ``app.py``'s navigation, never on its own.
+
+    Streamlit treats a ``pages/`` folder beside the entry script as a legacy multipage app until the
+    first ``st.navigation`` call (Streamlit 1.67: the class switch ``PagesManager.uses_pages_directory``;
+    ``AppTest`` sets it again before every run). In that mode a deep link such as
+    ``/executions?execution=ID`` runs the page file alone, without the sidebar, the identity or the
+    role-filtered menu. So a page that finds itself there turns the legacy mode off and runs
+    ``app.py`` in its place: its ``st.navigation`` resolves the same URL to this same page, which then
+    renders inside the shell. The browser deep-link test and every AppTest page test cover this.
+    """
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False
+        runpy.run_path(str(APP_SCRIPT), run_name="__main__")
+        st.stop()
 
 
 @st.cache_resource(show_spinner=False)
@@ -234,7 +256,7 @@ def badge_md(b: Badge) -> str:
 def empty_state(message: str, *, link_scenarios: bool = True) -> None:
     st.info(message, icon=":material/info:")
     if link_scenarios:
-        st.page_link("app_pages/scenarios.py", label="Launch a scenario", icon=":material/rocket_launch:")
+        st.page_link("pages/scenarios.py", label="Launch a scenario", icon=":material/rocket_launch:")
 
 
 def demo_mode(settings: Settings) -> bool:
@@ -375,7 +397,7 @@ def read_execution(_backend: Any, db: str, execution_id: str) -> Any:
 
 def link_to_execution(execution_id: str, label: str = "Open execution") -> None:
     st.page_link(
-        "app_pages/executions.py",
+        "pages/executions.py",
         label=label,
         icon=":material/account_tree:",
         query_params={"execution": execution_id},

@@ -126,7 +126,7 @@ def time_pages(runs: int) -> list[tuple[str, float, float, float, float]]:
         at = AppTest.from_file(str(PROJECT_ROOT / "app.py"), default_timeout=60)
         at.session_state["demo_role"] = "admin"
         at.run()
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"pages/{page}.py").run()
         if at.exception:
             raise SystemExit(f"{page}: {at.exception[0].message}")
         st.cache_data.clear()

@@ -61,7 +61,7 @@ def make_app(name: str = "alice", role: str = "approver", page: str | None = Non
     at.session_state["demo_role"] = role
     at.run()
     if page:
-        at.switch_page(f"app_pages/{page}.py").run()
+        at.switch_page(f"pages/{page}.py").run()
     return at
 
 

@@ -121,9 +121,11 @@ def test_launch_approve_rollback_and_deep_link(server, browser):
     url, data_dir = server
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.goto(f"{url}/scenarios")
+    page.goto(f"{url}/scenarios")  # the first session of a fresh server is a deep link
     wait_ready(page)
     assert page.get_by_text("Page not found").count() == 0
+    # ... and it runs through app.py's shell (sidebar with identity), not the page file alone
+    page.get_by_test_id("stSidebar").get_by_text("DevOps Loop").wait_for(timeout=10_000)
 
     launch = page.locator(".st-key-launch_memory-leak button")
     launch.dblclick()  # a double click must launch once

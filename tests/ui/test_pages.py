@@ -170,7 +170,7 @@ def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
     assert "sk-very-secret-value" not in rendered
     approver = make_app(role="approver")
     with pytest.raises(Exception):  # not in the approver's navigation at all
-        approver.switch_page("app_pages/settings.py").run()
+        approver.switch_page("pages/settings.py").run()
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -203,7 +203,7 @@ def test_password_mode_signs_in_with_a_hashed_password(app_env, tmp_path, monkey
     monkeypatch.setenv("CONSOLE_SECRETS", str(secrets))
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not any("Demo mode" in c for c in texts(at, "caption"))
-    at.switch_page("app_pages/approvals.py").run()
+    at.switch_page("pages/approvals.py").run()
     approve = next(b for b in at.button if (b.key or "").startswith("approve_"))
     assert approve.disabled  # nobody signed in yet
     at.text_input(key="login_user").input("carol")

@@ -9,6 +9,8 @@ import app_support as ui
 from console import charts, views
 from console.executions import State
 
+ui.require_app_shell()
+
 services = ui.get_services()
 backend = services.backend
 st.title(":material/account_tree: Executions")

@@ -15,6 +15,8 @@ from console import views
 from console.auth import PermissionDenied
 from console.models import Decision
 
+ui.require_app_shell()
+
 esc = views.md_escape
 services = ui.get_services()
 approvals = services.approvals

@@ -7,6 +7,8 @@ import streamlit as st
 import app_support as ui
 from console import views
 
+ui.require_app_shell()
+
 esc = views.md_escape
 services = ui.get_services()
 st.title(":material/rocket: Deployments")

@@ -15,6 +15,8 @@ import app_support as ui
 from console import views
 from console.executions import State
 
+ui.require_app_shell()
+
 services = ui.get_services()
 st.title(":material/science: Scenarios")
 st.caption(
@@ -80,9 +82,7 @@ def render_progress(card: ui.ScenarioCard, info: dict) -> None:
         ui.link_to_execution(execution.id)
     if execution.state == State.PAUSED:
         with links[1]:
-            st.page_link(
-                "app_pages/approvals.py", label="Waiting for approval: decide", icon=":material/gavel:"
-            )
+            st.page_link("pages/approvals.py", label="Waiting for approval: decide", icon=":material/gavel:")
     if execution.state.terminal:
         info["done"] = True
 

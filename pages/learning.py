@@ -8,6 +8,8 @@ import streamlit as st
 import app_support as ui
 from console import charts, training, views
 
+ui.require_app_shell()
+
 services = ui.get_services()
 settings = services.settings
 st.title(":material/school: Learning")

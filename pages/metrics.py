@@ -10,6 +10,8 @@ import streamlit as st
 import app_support as ui
 from console import charts, views
 
+ui.require_app_shell()
+
 services = ui.get_services()
 st.title(":material/monitoring: Metrics")
 

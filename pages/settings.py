@@ -7,6 +7,8 @@ import streamlit as st
 import app_support as ui
 from console import views
 
+ui.require_app_shell()
+
 services = ui.get_services()
 settings = services.settings
 identity = ui.current_identity()

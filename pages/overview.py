@@ -7,6 +7,8 @@ import streamlit as st
 import app_support as ui
 from console import views
 
+ui.require_app_shell()
+
 services = ui.get_services()
 settings = services.settings
 
@@ -42,7 +44,7 @@ if ui.require_store(services):
                 width="stretch",
                 key="overview_latest",
             )
-            st.page_link("app_pages/deployments.py", label="All deployments", icon=":material/rocket:")
+            st.page_link("pages/deployments.py", label="All deployments", icon=":material/rocket:")
         with right:
             st.subheader("Services")
             health = ui.safe(
