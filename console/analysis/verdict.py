@@ -440,25 +440,15 @@ def _actions(
     cats = set(categories)
     if verdict is Verdict.ROLLBACK:
         prev = dep.previous_version or "the previous version"
-        actions = [
-            _action(
-                "rollback_deployment",
-                f"Regression attributed to {dep.version}: redeploy {prev}.",
-                service=dep.service,
-                to_version=dep.previous_version,
-            ),
+        reason = f"Regression attributed to {dep.version}: redeploy {prev}."
+        if "out_of_memory" in cats or any(g.startswith("memory") for g in ev.guards):
+            # Every planned action runs once approved, so an alternative to the rollback is advice in
+            # the text, not a second action (raising the limit would only hide the leak).
+            reason += " If the rollback is blocked, increase_resources buys time; the leak remains."
+        return [
+            _action("rollback_deployment", reason, service=dep.service, to_version=dep.previous_version),
             _action("collect_diagnostics", "Keep heap/thread dumps and logs of the bad version for the fix."),
         ]
-        if "out_of_memory" in cats or any(g.startswith("memory") for g in ev.guards):
-            actions.append(
-                _action(
-                    "increase_resources",
-                    "Alternative if rollback is blocked: raise the memory limit to buy time "
-                    "(the leak remains).",
-                    service=dep.service,
-                )
-            )
-        return actions
     if verdict is Verdict.ESCALATE:
         actions = [
             _action("collect_diagnostics", "Gather logs, events and dumps for the on-call engineer."),
