@@ -207,6 +207,11 @@ CLASSIFICATION_LABELS = {"Pass": "Pass", "High": "High ▲", "Low": "Low ▼", "
 EXECUTION_COLUMNS = ["id", "state", "flow", "service", "scenario", "triggered_by", "start", "duration_s"]
 
 
+def _label_or_input(execution: Execution, key: str) -> str:
+    value = execution.labels.get(key) or execution.inputs.get(key)
+    return str(value) if value else ""
+
+
 def executions_frame(executions: Iterable[Execution], now: datetime | None = None) -> pd.DataFrame:
     """One row per execution, newest first; running ones get their duration so far."""
     now = now or datetime.now(UTC)
@@ -220,9 +225,10 @@ def executions_frame(executions: Iterable[Execution], now: datetime | None = Non
                 "id": ex.id,
                 "state": ex.state.value,
                 "flow": f"{ex.namespace}.{ex.flow_id}",
-                "service": ex.labels.get("service", ""),
-                "scenario": ex.labels.get("scenario", ""),
-                "triggered_by": ex.labels.get("triggered_by", ""),
+                # both engines pass these as flow inputs; labels may carry them too
+                "service": _label_or_input(ex, "service"),
+                "scenario": _label_or_input(ex, "scenario"),
+                "triggered_by": _label_or_input(ex, "triggered_by"),
                 "start": pd.Timestamp(ex.start) if ex.start else pd.NaT,
                 "duration_s": duration,
             }

@@ -128,6 +128,17 @@ def test_executions_frame_newest_first_and_running_duration_so_far():
     assert frame.loc[1, "duration_s"] == pytest.approx(3)
 
 
+def test_executions_frame_reads_service_and_trigger_from_inputs_or_labels():
+    from_inputs = _execution("a", T0, State.SUCCESS)
+    from_inputs.inputs = {"service": "payment-service", "triggered_by": "ci-bot", "scenario": "memory-leak"}
+    from_labels = _execution("b", T0 - timedelta(minutes=1), State.SUCCESS)
+    from_labels.labels = {"service": "user-service", "scenario": "db-timeouts"}
+    frame = views.executions_frame([from_inputs, from_labels], now=T0)
+    assert list(frame["service"]) == ["payment-service", "user-service"]
+    assert list(frame["triggered_by"]) == ["ci-bot", ""]
+    assert list(frame["scenario"]) == ["memory-leak", "db-timeouts"]
+
+
 def test_loop_progress_lists_pending_steps():
     runs = [TaskRun("r1", "collect", State.SUCCESS, [StateHistory(State.SUCCESS, T0)]),
             TaskRun("r2", "analyze", State.RUNNING, [StateHistory(State.RUNNING, T0)])]  # fmt: skip
