@@ -182,7 +182,7 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     main = module.get("main")
     if not callable(main):
         raise CliError("benchmarks/bench_analysis.py has no main()")
-    result = main(args.rest) if args.rest else main()
+    result = main(list(args.rest))  # never let the benchmark fall back to sys.argv ("bench ...")
     return int(result or 0)
 
 

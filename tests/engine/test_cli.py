@@ -159,3 +159,26 @@ def test_two_processes_deciding_at_once_give_one_decision(cli):
     winner = winners[0].strip().split(" by ")[-1]
     losers = [err for rc, err in results if rc != 0]
     assert all(f"already approved by {winner} at" in err for err in losers), results
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [(["bench"], []), (["bench", "--runs", "3", "--skip-large"], ["--runs", "3", "--skip-large"])],
+)
+def test_bench_passes_only_its_own_options(tmp_path, monkeypatch, argv, expected) -> None:
+    """`python -m console bench` must not hand the word "bench" (sys.argv) to the benchmark's parser."""
+    import console.__main__ as cli
+
+    bench = tmp_path / "benchmarks" / "bench_analysis.py"
+    bench.parent.mkdir()
+    record = tmp_path / "argv.json"
+    bench.write_text(
+        "import json, pathlib\n"
+        "def main(argv=None):\n"
+        f"    pathlib.Path({str(record)!r}).write_text(json.dumps(argv))\n"
+        "    return 0\n"
+    )
+    monkeypatch.setattr(cli, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["python -m console", *argv])
+    assert cli.main(argv) == 0
+    assert json.loads(record.read_text()) == expected
