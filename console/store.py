@@ -709,16 +709,38 @@ class Store:
         )
         return len(rows)
 
+    # Both lists jump from one distinct value to the next through the primary key (a "loose index
+    # scan", one seek per value) instead of SELECT DISTINCT, which without table statistics reads
+    # every point: 645 ms for the services of 6M points, 8 ms per service for its metric names.
+
     def metric_names(self, service: str) -> list[str]:
         rows = self.conn.execute(
-            "SELECT DISTINCT metric FROM metric_points WHERE service = ? ORDER BY metric", (service,)
+            """
+            WITH RECURSIVE names(metric) AS (
+                SELECT MIN(metric) FROM metric_points WHERE service = ?1
+                UNION ALL
+                SELECT (SELECT MIN(metric) FROM metric_points WHERE service = ?1 AND metric > names.metric)
+                FROM names WHERE names.metric IS NOT NULL
+            )
+            SELECT metric FROM names WHERE metric IS NOT NULL
+            """,
+            (service,),
         )
         return [r[0] for r in rows]
 
     def metric_services(self) -> list[str]:
-        return [
-            r[0] for r in self.conn.execute("SELECT DISTINCT service FROM metric_points ORDER BY service")
-        ]
+        rows = self.conn.execute(
+            """
+            WITH RECURSIVE services(service) AS (
+                SELECT MIN(service) FROM metric_points
+                UNION ALL
+                SELECT (SELECT MIN(service) FROM metric_points WHERE service > services.service)
+                FROM services WHERE services.service IS NOT NULL
+            )
+            SELECT service FROM services WHERE service IS NOT NULL
+            """
+        )
+        return [r[0] for r in rows]
 
     def metric_series(
         self, service: str, metric: str, start: datetime, end: datetime, max_points: int = 500
