@@ -36,6 +36,7 @@ from console.store import Store  # noqa: E402
 from tests.reliability.load import (  # noqa: E402
     FINISHING,
     PAUSING,
+    Readers,
     check_decisions,
     decide_storm,
     launch_parallel,
@@ -50,6 +51,7 @@ def main() -> int:
     parser.add_argument("--approvals", type=int, default=200, help="pending approvals to decide")
     parser.add_argument("--threads", type=int, default=20)
     parser.add_argument("--workers", type=int, default=2, help="engine worker threads")
+    parser.add_argument("--readers", type=int, default=4, help="threads reading like the pages meanwhile")
     parser.add_argument("--seed", type=int, default=2026)
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -64,10 +66,12 @@ def main() -> int:
         scenarios = list(itertools.islice(itertools.cycle(mix), args.launches))
 
         print(f"== {args.launches} launches from {args.threads} threads, {args.workers} engine workers")
-        report = launch_parallel(engine, scenarios, threads=args.threads, launched_by="bench")
-        t0 = time.perf_counter()
-        states = wait_all(engine, report.ids, timeout=1800)
-        settled_s = report.elapsed_s + (time.perf_counter() - t0)
+        service = ApprovalService(store, engine, settings)
+        with Readers(engine, service, threads=args.readers) as readers:  # the pages keep reading
+            report = launch_parallel(engine, scenarios, threads=args.threads, launched_by="bench")
+            t0 = time.perf_counter()
+            states = wait_all(engine, report.ids, timeout=1800)
+            settled_s = report.elapsed_s + (time.perf_counter() - t0)
         counts = Counter(s.value for s in states.values())
         bad = [s for s in states.values() if not (s.terminal or s == State.PAUSED)]
         print(f"launch call latency: {summary(report.latencies_s)}")
@@ -83,8 +87,12 @@ def main() -> int:
         recorded = engine.search_executions(size=1).total - 1  # minus the warm-up
         print(f"executions recorded: {recorded} of {len(report.ids)}")
         launched = len(report.ids)
+        print(
+            f"{args.readers} reader threads meanwhile: one round of page reads "
+            f"{summary(readers.latencies_s)}; errors: {len(readers.errors)}"
+        )
+        reader_errors = list(readers.errors)
 
-        service = ApprovalService(store, engine, settings)
         missing = args.approvals - len(service.pending())
         if missing > 0:  # top up with pausing scenarios, launched in parallel too
             extra = launch_parallel(
@@ -99,7 +107,11 @@ def main() -> int:
         print(
             f"\n== {len(ids)} pending approvals ({two} need two approvers) decided by {args.threads} threads"
         )
-        attempts, elapsed = decide_storm(service, ids, threads=args.threads, seed=args.seed, collide_every=3)
+        with Readers(engine, service, threads=args.readers) as readers:
+            attempts, elapsed = decide_storm(
+                service, ids, threads=args.threads, seed=args.seed, collide_every=3
+            )
+        reader_errors += readers.errors
         outcomes = Counter(a.outcome for a in attempts)
         decided = [a for a in attempts if a.outcome in ("approved", "rejected", "recorded")]
         print(f"attempts: {len(attempts)} in {elapsed:.2f} s ({len(attempts) / elapsed:.1f} attempts/s)")
@@ -107,7 +119,12 @@ def main() -> int:
         print(f"decide() latency, accepted votes: {summary([a.latency_s for a in decided])}")
         print(f"decide() latency, all attempts:   {summary([a.latency_s for a in attempts])}")
         problems = check_decisions(service, ids, attempts)
-        print(f"invariant violations: {len(problems)}")
+        print(
+            f"{args.readers} reader threads meanwhile: one round of page reads {summary(readers.latencies_s)}"
+        )
+        print(f"invariant violations: {len(problems)}; errors seen by readers: {len(reader_errors)}")
+        for error in reader_errors[:10]:
+            print(f"  reader: {error}")
         for problem in problems[:20]:
             print(f"  {problem}")
 
@@ -124,7 +141,14 @@ def main() -> int:
         print(f"log lines mentioning a database error: {db_errors}")
         engine.close()
         store.close()
-        ok = not report.errors and not bad and not problems and not db_errors and recorded == launched
+        ok = (
+            not report.errors
+            and not bad
+            and not problems
+            and not db_errors
+            and not reader_errors
+            and recorded == launched
+        )
         print("\nRESULT:", "OK" if ok else "FAILED")
         return 0 if ok else 1
 

@@ -96,6 +96,54 @@ def wait_all(engine: EmbeddedEngine, ids: list[str], timeout: float) -> dict[str
     return states
 
 
+class Readers:
+    """``threads`` threads reading what the pages read, in a loop, while the test writes.
+
+    Use as a context manager; afterwards ``errors`` holds every exception a reader saw and
+    ``latencies_s`` the time of each round of reads."""
+
+    def __init__(self, engine: EmbeddedEngine, service: ApprovalService | None, threads: int = 4) -> None:
+        self.engine, self.service, self.threads = engine, service, threads
+        self.errors: list[str] = []
+        self.latencies_s: list[float] = []
+        self._stop = threading.Event()
+        self._pool: list[threading.Thread] = []
+        self._lock = threading.Lock()
+
+    def _loop(self) -> None:
+        store = self.engine.store
+        while not self._stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                page = self.engine.search_executions(page=1, size=50)
+                for item in page.items[:3]:
+                    self.engine.get_execution(item.id)
+                    self.engine.execution_logs(item.id)
+                store.dashboard_kpis()
+                store.list_deployments(limit=100)
+                store.audit_trail(limit=200)
+                if self.service is not None:
+                    self.service.pending()
+                    self.service.decided()
+            except Exception as exc:  # collected: the test fails on any
+                with self._lock:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+            with self._lock:
+                self.latencies_s.append(time.perf_counter() - t0)
+            time.sleep(0.005)
+
+    def __enter__(self) -> Readers:
+        self._pool = [threading.Thread(target=self._loop, name=f"reader-{i}") for i in range(self.threads)]
+        for t in self._pool:
+            t.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for t in self._pool:
+            t.join()
+
+
 @dataclass
 class Attempt:
     approval_id: str

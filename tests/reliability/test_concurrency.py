@@ -19,6 +19,7 @@ from console.store import Store
 from tests.reliability.load import (
     FINISHING,
     PAUSING,
+    Readers,
     check_decisions,
     decide_storm,
     launch_parallel,
@@ -50,11 +51,13 @@ def _no_sqlite_error_anywhere(engine: EmbeddedEngine) -> None:
 
 def test_parallel_launches_are_all_recorded_and_finish(engine):
     scenarios = list(itertools.islice(itertools.cycle(PAUSING + FINISHING), LAUNCHES))
-    report = launch_parallel(engine, scenarios, threads=THREADS)
+    with Readers(engine, None) as readers:  # pages keep reading meanwhile
+        report = launch_parallel(engine, scenarios, threads=THREADS)
+        states = wait_all(engine, report.ids, timeout=120)
     assert report.errors == []
+    assert readers.errors == [] and len(readers.latencies_s) > 0
     assert len(report.ids) == len(set(report.ids)) == LAUNCHES
 
-    states = wait_all(engine, report.ids, timeout=120)
     assert all(s.terminal or s == State.PAUSED for s in states.values()), Counter(states.values())
     assert Counter(states.values()) == Counter(
         {
@@ -89,7 +92,9 @@ def test_decision_storm_exactly_one_decision_per_approval(engine, settings):
         "a CRITICAL two-approver item is included"
     )
 
-    attempts, _ = decide_storm(service, ids, threads=THREADS, seed=7, collide_every=3)
+    with Readers(engine, service) as readers:
+        attempts, _ = decide_storm(service, ids, threads=THREADS, seed=7, collide_every=3)
+    assert readers.errors == []
     problems = check_decisions(service, ids, attempts)
     assert problems == []
     outcomes = Counter(a.outcome.split(":")[0] for a in attempts)
