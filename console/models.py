@@ -196,6 +196,8 @@ class RecommendedAction:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RecommendedAction:
+        if not isinstance(data["name"], str):  # the name is looked up in the registry and hashed
+            raise ValueError(f"action name must be text, not {type(data['name']).__name__}")
         return cls(
             name=data["name"],
             risk=Risk(data["risk"]),
