@@ -54,6 +54,46 @@ def _require(data: Any, key: str, step: str) -> Any:
     return data[key]
 
 
+def _object(value: Any, what: str, *, optional: bool = False) -> dict[str, Any] | None:
+    """``value`` when it is a JSON object (or null when ``optional``), else StepError."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, dict):
+        raise StepError(f"{what} must be an object{' or null' if optional else ''}")
+    return value
+
+
+def _objects(value: Any, what: str) -> list[dict[str, Any]]:
+    """A list of JSON objects (null counts as empty), else StepError."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise StepError(f"{what} must be a list of objects")
+    return value
+
+
+def _plan(data: dict[str, Any], step: str) -> dict[str, Any]:
+    plan = _object(_require(data, "plan", step), f"{step}: 'plan'")
+    assert plan is not None
+    for key in ("auto", "approval"):
+        _objects(plan.get(key), f"{step}: plan.{key}")
+    return plan
+
+
+def _decision(doc: Any, step: str) -> Decision:
+    """Decision.from_dict with a bounded one-line StepError for anything it cannot read."""
+    try:
+        decision = Decision.from_dict(_object(doc, f"{step}: 'decision'"))
+        json.dumps(decision.to_dict())  # fields of the wrong type (a list as a metric name) fail here
+        return decision
+    except StepError:
+        raise
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split())
+        detail = detail if len(detail) <= 120 else detail[:119] + "…"
+        raise StepError(f"{step}: decision is not understood ({type(exc).__name__}: {detail})") from None
+
+
 def max_risk(actions: list[dict[str, Any]]) -> str:
     risks = [Risk(a.get("risk", "LOW")) for a in actions] or [Risk.LOW]
     return max(risks, key=RISK_ORDER.index).value
@@ -183,18 +223,14 @@ def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         snapshot = parse_snapshot(doc)
     except SnapshotError as exc:
         raise StepError(f"summarize: snapshot {exc}") from None
-    decision = Decision.from_dict(decision_doc)
+    decision = _decision(decision_doc, "summarize")
     return {"decision": llm_summarize(snapshot, decision, settings).to_dict()}
 
 
 def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from console.policy import plan_actions
 
-    decision_doc = _require(data, "decision", "decide")
-    try:
-        decision = Decision.from_dict(decision_doc)
-    except (KeyError, ValueError, TypeError) as exc:
-        raise StepError(f"decide: decision is not understood ({exc})") from None
+    decision = _decision(_require(data, "decision", "decide"), "decide")
     plan = plan_actions(decision, settings)
     plan_doc = {**plan.to_dict(), "needs_approval": bool(plan.needs_approval)}
     return {
@@ -210,11 +246,12 @@ def _action_result(action: dict[str, Any], mode: str) -> dict[str, Any]:
         spec = get_action(str(action.get("name")))
     except UnknownActionError as exc:
         return {**action, "mode": mode, "status": "refused", "effect": None, "detail": str(exc)}
+    params = action.get("params")
     return {
         "name": spec.name,
         "title": spec.title,
         "risk": spec.risk.value,
-        "params": dict(action.get("params") or {}),
+        "params": dict(params) if isinstance(params, dict) else {},
         "mode": mode,
         "status": "simulated",
         "effect": spec.effect,
@@ -241,13 +278,13 @@ def deployment_status(
 def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """Run (simulate) the plan. Auto actions always run; approval actions run only when approved:
     a rejected or expired approval runs nothing risky."""
-    plan = _require(data, "plan", "execute")
+    plan = _plan(data, "execute")
     approval = data.get("approval")
     if approval is not None and not isinstance(approval, dict):
         raise StepError("execute: 'approval' must be an object or null")
-    executed = [_action_result(a, "auto") for a in plan.get("auto", [])]
+    executed = [_action_result(a, "auto") for a in _objects(plan.get("auto"), "execute: plan.auto")]
     skipped: list[dict[str, Any]] = []
-    approval_actions = list(plan.get("approval", []))
+    approval_actions = _objects(plan.get("approval"), "execute: plan.approval")
     if approval_actions:
         if is_approved(approval):
             executed += [_action_result(a, "approved") for a in approval_actions]
@@ -291,11 +328,12 @@ def approval_status(plan: dict[str, Any], approval: dict[str, Any] | None) -> st
 
 def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The outcome record kept for the Learning page and the training export."""
-    snapshot = _require(data, "snapshot", "record")
-    decision = _require(data, "decision", "record")
-    plan = _require(data, "plan", "record")
-    approval = data.get("approval")
-    executed = data.get("executed") or []
+    snapshot = _object(_require(data, "snapshot", "record"), "record: 'snapshot'")
+    decision = _object(_require(data, "decision", "record"), "record: 'decision'")
+    plan = _plan(data, "record")
+    approval = _object(data.get("approval"), "record: 'approval'", optional=True)
+    executed = _objects(data.get("executed"), "record: 'executed'")
+    assert snapshot is not None and decision is not None
     status = approval_status(plan, approval)
     scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
     expected = scenario.get("expected_verdict") if scenario else None
