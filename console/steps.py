@@ -261,7 +261,11 @@ def _action_result(action: dict[str, Any], mode: str) -> dict[str, Any]:
 def deployment_status(
     verdict: str | None, executed: list[dict[str, Any]], approval: dict[str, Any] | None
 ) -> str:
-    effects = {a.get("effect") for a in executed if a.get("status") == "simulated"}
+    effects = {
+        a.get("effect")
+        for a in executed
+        if a.get("status") == "simulated" and isinstance(a.get("effect"), str)  # input may be anything
+    }
     if "rolled back" in effects:
         return STATUS_ROLLED_BACK
     if approval is not None and not is_approved(approval):
