@@ -155,7 +155,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
     execution_id TEXT PRIMARY KEY,
     deployment_id TEXT,
     record TEXT NOT NULL,
-    recorded_at TEXT NOT NULL
+    recorded_at TEXT NOT NULL,
+    learning TEXT
 );
 
 CREATE TABLE IF NOT EXISTS artifacts (
@@ -228,7 +229,20 @@ class Store:
         self._local = threading.local()
         self._all: list[tuple[threading.Thread, sqlite3.Connection]] = []
         self._all_lock = threading.Lock()
-        self._connect().executescript(SCHEMA)
+        conn = self._connect()
+        conn.executescript(SCHEMA)
+        self._add_missing_columns(conn)
+
+    # Columns added after a table's first release: (table, column, type). CREATE TABLE IF NOT EXISTS
+    # leaves an older database as it was, so these are added in place.
+    _LATER_COLUMNS = (("outcomes", "learning", "TEXT"),)
+
+    @classmethod
+    def _add_missing_columns(cls, conn: sqlite3.Connection) -> None:
+        for table, column, kind in cls._LATER_COLUMNS:
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            if column not in present:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     # -- connections and transactions -------------------------------------------------------------
 
@@ -644,9 +658,9 @@ class Store:
         self, conn: sqlite3.Connection, execution_id: str, deployment_id: str | None, record: dict[str, Any]
     ) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO outcomes (execution_id, deployment_id, record, recorded_at) "
-            "VALUES (?, ?, ?, ?)",
-            (execution_id, deployment_id, dumps(record), now_text()),
+            "INSERT OR REPLACE INTO outcomes (execution_id, deployment_id, record, recorded_at, learning) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (execution_id, deployment_id, dumps(record), now_text(), dumps(learning_fields(record))),
         )
 
     def outcome_records(self, limit: int | None = None) -> list[dict[str, Any]]:
@@ -811,3 +825,27 @@ def _approval(row: sqlite3.Row) -> dict[str, Any]:
     data["actions"] = loads(data["actions"], [])
     data["decision"] = loads(data["decision"], {})
     return data
+
+
+def learning_fields(record: dict[str, Any]) -> list[Any]:
+    """The few fields of an outcome record the Learning page reads, kept beside the record so the page
+    never decodes whole records (~4 KB each): [verdict, confidence, actions, approval actions,
+    approval status, held], actions as ``{"name": ...}`` like in the record."""
+    decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
+    plan = record.get("plan") if isinstance(record.get("plan"), dict) else {}
+    approval = record.get("approval") if isinstance(record.get("approval"), dict) else {}
+    outcome = record.get("outcome") if isinstance(record.get("outcome"), dict) else {}
+
+    def names(items: Any) -> list[dict[str, str]]:
+        if not isinstance(items, list):
+            return []
+        return [{"name": str(i["name"])} for i in items if isinstance(i, dict) and i.get("name")]
+
+    return [
+        decision.get("verdict"),
+        decision.get("confidence"),
+        names(decision.get("actions")),
+        names(plan.get("approval")),
+        approval.get("status"),
+        outcome.get("held"),
+    ]

@@ -767,8 +767,9 @@ LEARNING_COLUMNS = [
 
 _LEARNING_SQL = """
 SELECT o.execution_id, o.rowid,
-       json_extract(o.record, '$.decision.verdict', '$.decision.confidence', '$.decision.actions',
-                    '$.plan.approval', '$.approval.status', '$.outcome.held') AS fields,
+       COALESCE(o.learning,
+                json_extract(o.record, '$.decision.verdict', '$.decision.confidence', '$.decision.actions',
+                             '$.plan.approval', '$.approval.status', '$.outcome.held')) AS fields,
        CASE WHEN a.status IN ('approved', 'rejected', 'expired') THEN a.status END AS final_status
 FROM outcomes o
 LEFT JOIN approvals a ON a.execution_id = o.execution_id
@@ -783,7 +784,9 @@ def learning_frame(store: Any, after: int = 0) -> pd.DataFrame:
     ``Store.outcome_records`` decodes whole records (decision with every metric and log pattern):
     about 2 s and 35 MB for 10,000 runs. This extracts only verdict, confidence, action names,
     the approval status (the approvals table wins, as in ``outcome_records``) and whether the
-    decision held, with one ``json_extract`` per record. ``after`` (a rowid, column ``seq``) reads
+    decision held, from the small ``learning`` column written with each record
+    (``store.learning_fields``), or with one ``json_extract`` per record for rows written before that
+    column existed. ``after`` (a rowid, column ``seq``) reads
     only rows written after it, for incremental refreshes: SQLite gives a replaced row a new
     rowid, so a re-recorded execution is read again too.
     """
@@ -821,7 +824,10 @@ def merge_learning(old: pd.DataFrame | None, new: pd.DataFrame) -> pd.DataFrame:
 
 
 def _names(items: Any) -> list[str]:
-    return [str(field(i, "name", "")) for i in items if field(i, "name")] if isinstance(items, list) else []
+    """Action names from decoded JSON (plain dicts): called for every outcome row, so kept direct."""
+    if not isinstance(items, list):
+        return []
+    return [str(i["name"]) for i in items if isinstance(i, dict) and i.get("name")]
 
 
 def votes_from_learning(frame: pd.DataFrame) -> list[dict[str, Any]]:

@@ -236,6 +236,39 @@ def test_learning_frame_matches_outcome_records(finished_runs, settings):
     assert views.merge_learning(frame, frame.tail(1)).shape == frame.shape
 
 
+def test_learning_frame_reads_the_small_column_and_falls_back_for_older_rows(finished_runs):
+    store = finished_runs.store
+    with store.read() as conn:
+        assert conn.execute("SELECT COUNT(*) FROM outcomes WHERE learning IS NULL").fetchone()[0] == 0
+    from_column = views.learning_frame(store).drop(columns="seq")
+    with store.write() as conn:  # rows recorded before the column existed
+        conn.execute("UPDATE outcomes SET learning = NULL")
+    from_records = views.learning_frame(store).drop(columns="seq")
+    assert from_column.sort_values("execution_id").to_dict("records") == from_records.sort_values(
+        "execution_id"
+    ).to_dict("records")
+
+
+def test_a_store_from_before_the_learning_column_is_upgraded_in_place(tmp_path):
+    import sqlite3
+
+    from console.store import Store
+
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE outcomes (execution_id TEXT PRIMARY KEY, deployment_id TEXT, "
+            "record TEXT NOT NULL, recorded_at TEXT NOT NULL)"
+        )
+        conn.execute(
+            "INSERT INTO outcomes VALUES ('old-1', 'd', '{\"decision\": {\"verdict\": \"CONTINUE\"}}', 't')"
+        )
+    store = Store(path)
+    frame = views.learning_frame(store)
+    assert list(frame["execution_id"]) == ["old-1"] and list(frame["verdict"]) == ["CONTINUE"]
+    store.close()
+
+
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
 def test_whatif_matches_plan_actions_on_full_decisions(finished_runs, settings, threshold):
     records = finished_runs.store.outcome_records()
