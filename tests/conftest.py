@@ -24,3 +24,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not beside the project")
     return SHARED_DATA
+
+
+@pytest.fixture
+def start_console(tmp_path: Path):
+    """``start_console(**env)``: the console as a user runs it (see tests/browser_support.py)."""
+    from tests.browser_support import start_console_server
+
+    started = []
+
+    def start(**env: str):
+        server = start_console_server(tmp_path, str(len(started)), **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's headless Chromium through Playwright; the test is skipped where it is absent."""
+    from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -13,14 +13,8 @@ import time
 
 import pytest
 
-from tests.reliability.conftest import (
-    KESTRA_PASSWORD_SENTINEL,
-    KESTRA_USER,
-    TOGETHER_KEY_SENTINEL,
-    free_port,
-    open_page,
-    wait_ready,
-)
+from tests.browser_support import free_port, open_page, wait_ready
+from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, KESTRA_USER, TOGETHER_KEY_SENTINEL
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

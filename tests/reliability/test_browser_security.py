@@ -17,13 +17,8 @@ import pytest
 
 from console.models import format_time, parse_time
 from console.store import Store
-from tests.reliability.conftest import (
-    KESTRA_PASSWORD_SENTINEL,
-    PROJECT_ROOT,
-    TOGETHER_KEY_SENTINEL,
-    free_port,
-    open_page,
-)
+from tests.browser_support import PROJECT_ROOT, free_port, open_page
+from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, TOGETHER_KEY_SENTINEL
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -20,7 +20,8 @@ from console.llm import close_clients, summarize
 from console.settings import Secret, Settings
 from console.snapshot import parse_snapshot
 from console.steps import analyze, load_scenario
-from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, KESTRA_USER, TOGETHER_KEY_SENTINEL, free_port
+from tests.browser_support import free_port
+from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, KESTRA_USER, TOGETHER_KEY_SENTINEL
 
 
 @pytest.fixture

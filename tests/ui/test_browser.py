@@ -3,94 +3,19 @@ see the deployment rolled back; then a deep link to the execution in a fresh ses
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
 from console.store import Store
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+from tests.browser_support import CHROMIUM, wait_ready
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    port = _free_port()
-    data_dir = tmp_path / "data"
-    env = {
-        **{k: v for k, v in os.environ.items() if k not in ("KESTRA_URL", "TOGETHER_API_KEY")},
-        "CONSOLE_DATA_DIR": str(data_dir),
-        "CONSOLE_SECRETS": str(tmp_path / "no-secrets.toml"),
-    }
-    log_path = tmp_path / "streamlit.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
-                "--server.headless", "true",
-                "--server.fileWatcherType", "none",
-                "--server.port", str(port),
-                "--server.address", "127.0.0.1",
-                "--browser.gatherUsageStats", "false",
-            ],
-            cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if requests.get(f"{url}/_stcore/health", timeout=1).text == "ok":
-                    break
-            except requests.RequestException:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("streamlit did not start:\n" + log_path.read_text()[-2000:])
-            time.sleep(0.2)
-        yield url, data_dir
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.fixture
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 CLICK_TO_TEXT_JS = """
@@ -111,15 +36,10 @@ CLICK_TO_TEXT_JS = """
 """
 
 
-def wait_ready(page, timeout: float = 30_000) -> None:
-    page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
-    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
-    page.wait_for_selector("[data-testid='stSkeleton']", state="detached", timeout=timeout)
-
-
-def test_launch_approve_rollback_and_deep_link(server, browser):
-    url, data_dir = server
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+def test_launch_approve_rollback_and_deep_link(start_console, chromium):
+    console = start_console()
+    url, data_dir = console.url, console.data_dir
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(f"{url}/scenarios")  # the first session of a fresh server is a deep link
     wait_ready(page)
@@ -160,7 +80,7 @@ def test_launch_approve_rollback_and_deep_link(server, browser):
     # the service card (not the data grid, whose hidden accessibility copy also holds the text)
     page.locator(".st-key-service_card_0", has_text="rolled back").wait_for(timeout=10_000)
 
-    fresh = browser.new_context().new_page()
+    fresh = chromium.new_context().new_page()
     fresh.goto(f"{url}/executions?execution={execution_id}")
     wait_ready(fresh)
     assert fresh.get_by_text("Page not found").count() == 0
