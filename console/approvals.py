@@ -242,12 +242,13 @@ class ApprovalService:
             if parse_time(approval["expires_at"]) <= datetime.now(UTC):
                 self._expire_in(conn, approval, now)
                 return "expired", self.store.approval_row(approval_id, conn) or approval, True
-            if identity.name == approval["requested_by"]:
+            # names compare case-insensitively: "Alice" is not a second approver next to "alice"
+            if identity.name.casefold() == str(approval["requested_by"]).casefold():
                 raise PermissionDenied("you cannot approve your own request")
             if not approved and not comment:
                 raise ValueError("a rejection needs a comment saying why")
             voted = conn.execute(
-                "SELECT approved, at FROM approval_votes WHERE approval_id = ? AND actor = ?",
+                "SELECT approved, at FROM approval_votes WHERE approval_id = ? AND lower(actor) = lower(?)",
                 (approval_id, identity.name),
             ).fetchone()
             if voted is not None:

@@ -37,6 +37,19 @@ def test_nobody_approves_their_own_request(engine, approvals):
     assert engine.store.approval_votes(approval["id"]) == []
 
 
+def test_names_compare_case_insensitively_for_self_approval_and_second_approver(engine, approvals, bob):
+    _, approval = run_paused(engine)
+    shouting_requester = Identity(approval["requested_by"].upper(), Role.APPROVER)
+    with pytest.raises(PermissionDenied, match="your own request"):
+        approvals.decide(approval["id"], shouting_requester, True, "")
+    with engine.store.write() as conn:
+        conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
+    assert approvals.decide(approval["id"], bob, True, "").status == "recorded"
+    with pytest.raises(AlreadyDecided, match="already voted"):
+        approvals.decide(approval["id"], Identity("BOB", Role.APPROVER), True, "")
+    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+
+
 def test_reject_needs_a_comment_then_nothing_risky_runs(engine, approvals, bob):
     execution, approval = run_paused(engine)
     with pytest.raises(ValueError, match="comment"):
