@@ -39,6 +39,7 @@ import fastjsonschema
 
 from console.actions import ACTIONS, get_action, is_known_action
 from console.models import (
+    RISK_ORDER,
     VERDICT_STRICTNESS,
     Decision,
     RecommendedAction,
@@ -63,7 +64,6 @@ MAX_RETRIES_CAP = 3
 WATCHDOG_GRACE_S = 0.25
 """The watchdog waits this much beyond the budget for the HTTP layer's own timeout to fire first."""
 ERROR_LEVELS = {"ERROR", "FATAL", "CRITICAL", "SEVERE", "PANIC", "EMERG", "ALERT", "WARN", "WARNING"}
-RISK_ORDER = list(Risk)
 
 RESPONSE_SCHEMA: dict[str, Any] = {
     "type": "object",

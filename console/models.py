@@ -64,6 +64,10 @@ class Risk(StrEnum):
     CRITICAL = "CRITICAL"
 
 
+RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
+"""Least to most risky; compare risks with ``RISK_ORDER.index``."""
+
+
 class Classification(StrEnum):
     """Kayenta's per-metric result."""
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.actions import get_action, is_known_action
-from console.models import Decision, RecommendedAction, Risk
+from console.models import RISK_ORDER, Decision, RecommendedAction, Risk
 from console.settings import Settings
 
 
@@ -29,9 +29,8 @@ class Plan:
 
     @property
     def max_risk(self) -> Risk | None:
-        order = list(Risk)
         risks = [a.risk for a in self.approval] or [a.risk for a in self.auto]
-        return max(risks, key=order.index) if risks else None
+        return max(risks, key=RISK_ORDER.index) if risks else None
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from console.actions import UnknownActionError, get_action
-from console.models import Decision, Risk, Verdict, format_time, parse_time
+from console.models import RISK_ORDER, Decision, Risk, Verdict, format_time, parse_time
 from console.settings import Settings
 from console.snapshot import SnapshotError, parse_snapshot, validate_document
 
@@ -35,8 +35,6 @@ STATUS_CANCELLED = "cancelled"
 
 TIMEOUT_ACTOR = "system:timeout"
 """Who "decides" an approval nobody answered in time (always a rejection)."""
-
-RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
 
 
 class StepError(ValueError):
