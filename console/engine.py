@@ -19,6 +19,7 @@ import logging
 import os
 import secrets
 import socket
+import sqlite3
 import string
 import threading
 import time
@@ -246,9 +247,7 @@ class EmbeddedEngine:
 
     def _run_tasks(self, execution_id: str) -> None:
         with self.store.write() as conn:
-            row = conn.execute(
-                "SELECT state, histories FROM executions WHERE id = ?", (execution_id,)
-            ).fetchone()
+            row = _state_row(conn, execution_id)
             if row is None or row["state"] not in ("CREATED", "RUNNING"):
                 return
             if row["state"] == "CREATED":
@@ -509,9 +508,7 @@ class EmbeddedEngine:
     def _fail(self, execution_id: str, task: tuple[str, str] | None, message: str) -> None:
         now = now_text()
         with self.store.write() as conn:
-            row = conn.execute(
-                "SELECT state, histories FROM executions WHERE id = ?", (execution_id,)
-            ).fetchone()
+            row = _state_row(conn, execution_id)
             if row is None or State(row["state"]).terminal:
                 return
             if task is not None:
@@ -617,9 +614,7 @@ class EmbeddedEngine:
     def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
         now = now_text()
         with self.store.write() as conn:
-            row = conn.execute(
-                "SELECT state, histories FROM executions WHERE id = ?", (execution_id,)
-            ).fetchone()
+            row = _state_row(conn, execution_id)
             if row is None:
                 raise BackendError(f"execution {execution_id} not found")
             if row["state"] != "PAUSED":
@@ -670,9 +665,7 @@ class EmbeddedEngine:
     def kill(self, execution_id: str, *, by: str = "console") -> None:
         now = now_text()
         with self.store.write() as conn:
-            row = conn.execute(
-                "SELECT state, histories FROM executions WHERE id = ?", (execution_id,)
-            ).fetchone()
+            row = _state_row(conn, execution_id)
             if row is None:
                 raise BackendError(f"execution {execution_id} not found")
             if State(row["state"]).terminal:
@@ -912,3 +905,8 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def _state_row(conn: sqlite3.Connection, execution_id: str) -> sqlite3.Row | None:
+    """The execution's state and state history, read inside the caller's transaction."""
+    return conn.execute("SELECT state, histories FROM executions WHERE id = ?", (execution_id,)).fetchone()
