@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Install (first run) and run every check: ruff, then the whole pytest suite including the browser test.
+# Install (first run) and run every check: ruff, then the whole pytest suite including the browser
+# and live tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh" requirements-dev.txt
 cd "$ROOT"
-# The browser test drives Debian's Chromium (never a downloaded browser).
-if ! command -v chromium >/dev/null 2>&1; then
+# Browser tests drive Debian's Chromium (never a downloaded browser); live tests run Debian's
+# Prometheus and Alertmanager binaries on loopback.
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
+command -v prometheus-alertmanager >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "Installing Debian's chromium for the browser test..."
-    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    echo "Installing Debian's ${missing[*]} for the browser and live tests..."
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "chromium is not installed and cannot be installed here: browser tests will be skipped" >&2
+    echo "${missing[*]} not installed and cannot be installed here (needs root and apt-get):" \
+      "the browser/live tests that need them will be skipped, each saying why" >&2
   fi
 fi
 .venv/bin/ruff check .
