@@ -24,7 +24,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from demo_service import SERVICE_NAME
@@ -49,17 +58,47 @@ LATENCY_BUCKETS = (
     0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
 )  # fmt: skip
 
-HTTP_REQUESTS = Counter(
-    "http_requests", "HTTP requests served, by status code", ["service", "version", "status"]
-)
-HTTP_DURATION = Histogram(
-    "http_request_duration_seconds",
-    "Time to serve an HTTP request",
-    ["service", "version"],
-    buckets=LATENCY_BUCKETS,
-)
-MEMORY_LIMIT = Gauge("service_memory_limit_bytes", "Declared memory limit", ["service", "version"])
-BUILD_INFO = Gauge("service_build_info", "The running version (always 1)", ["service", "version"])
+
+class Metrics:
+    """The instance's metrics in a registry of its own (with the real process's collectors), so
+    importing this module registers nothing globally."""
+
+    def __init__(self, version: str, behaviour: Behaviour) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.requests = Counter(
+            "http_requests",
+            "HTTP requests served, by status code",
+            ["service", "version", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            "http_request_duration_seconds",
+            "Time to serve an HTTP request",
+            ["service", "version"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        ).labels(SERVICE_NAME, version)
+        for status in ("200", "500"):  # so error-ratio queries see a 0 series, not an empty one
+            self.requests.labels(SERVICE_NAME, version, status)
+        Gauge(
+            "service_memory_limit_bytes",
+            "Declared memory limit",
+            ["service", "version"],
+            registry=self.registry,
+        ).labels(SERVICE_NAME, version).set(behaviour.memory_limit_bytes)
+        Gauge(
+            "service_build_info",
+            "The running version (always 1)",
+            ["service", "version"],
+            registry=self.registry,
+        ).labels(SERVICE_NAME, version).set(1)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
+
 
 ITEMS = [
     {"id": 1, "name": "espresso beans 1 kg", "price": 21.5},
@@ -138,12 +177,7 @@ class Instance:
         self.served = 0
         self.served_lock = threading.Lock()
         self.started = time.monotonic()
-        self.requests = HTTP_REQUESTS
-        self.duration = HTTP_DURATION.labels(SERVICE_NAME, version)
-        for status in ("200", "500"):  # so error-ratio queries see a 0 series, not an empty one
-            HTTP_REQUESTS.labels(SERVICE_NAME, version, status)
-        MEMORY_LIMIT.labels(SERVICE_NAME, version).set(behaviour.memory_limit_bytes)
-        BUILD_INFO.labels(SERVICE_NAME, version).set(1)
+        self.metrics = Metrics(version, behaviour)
 
     def random(self) -> float:
         with self.rng_lock:
@@ -203,7 +237,7 @@ class Handler(BaseHTTPRequestHandler):
         instance = self.instance
         path = urlsplit(self.path).path
         if path == "/metrics" and self.command == "GET":
-            self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
+            self._send(200, instance.metrics.exposition(), CONTENT_TYPE_LATEST)
             return
         if path == "/healthz":
             self._json(200, {"status": "ok", "service": SERVICE_NAME, "version": instance.version})
@@ -221,8 +255,8 @@ class Handler(BaseHTTPRequestHandler):
         try:
             self._json(status, body)
         finally:
-            instance.requests.labels(SERVICE_NAME, instance.version, str(status)).inc()
-            instance.duration.observe(elapsed)
+            instance.metrics.requests.labels(SERVICE_NAME, instance.version, str(status)).inc()
+            instance.metrics.duration.observe(elapsed)
             with instance.served_lock:
                 instance.served += 1
             fields = {"route": path, "status": status, "duration_ms": round(elapsed * 1000, 1)}

@@ -199,6 +199,11 @@ class Deployer:
             raise ApiError(503, f"the {request.kind} did not finish within {self.wait_s:g} s") from None
 
 
+class ApiServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 64
+
+
 class ApiHandler(BaseHTTPRequestHandler):
     deployer: ClassVar[Deployer]
     server_version = "demo-deployer"
@@ -390,20 +395,21 @@ def main(argv: list[str] | None = None) -> int:
             f"cannot listen on {args.host}:{args.service_port} for the service: {exc.strerror or exc}"
         )
     try:
-        api = ThreadingHTTPServer((args.host, args.port), ApiHandler)
+        api = ApiServer((args.host, args.port), ApiHandler)
     except OSError as exc:
         service_socket.close()
         return _fail(f"cannot listen on {args.host}:{args.port} for the API: {exc.strerror or exc}")
-    api.daemon_threads = True
 
     log = JsonLog(args.log_file, state.version, source="deployer")
     for line in history.skipped:
         log.warn(line)
     registry = CollectorRegistry(auto_describe=True)
-    restarts = Counter("service_restarts", "Unexpected instance exits the deployer restarted", ["service"],
-                       registry=registry)  # fmt: skip
-    deployments = Counter("service_deployments", "Deploys, rollbacks and restarts done", ["service", "kind"],
-                          registry=registry)  # fmt: skip
+    restarts = Counter(
+        "service_restarts", "Unexpected instance exits the deployer restarted", ["service"], registry=registry
+    )
+    deployments = Counter(
+        "service_deployments", "Deploys, rollbacks and restarts done", ["service", "kind"], registry=registry
+    )
     restarts.labels(SERVICE_NAME)
     for kind in KINDS:
         deployments.labels(SERVICE_NAME, kind)

@@ -2,7 +2,9 @@
 
 A ticker thread schedules ``rps`` requests a second into a queue as long as the worker pool;
 a tick that finds the queue full is skipped (counted), so a slow or dead service never builds an
-unbounded backlog. Every request has a timeout. One summary line on exit (also on Ctrl-C).
+unbounded backlog. Every request has a timeout. 16 workers keep 20 req/s even when each request
+takes 400 ms (the latency regression), so a slow version does not also look like a traffic drop.
+One summary line on exit (also on Ctrl-C).
 """
 
 from __future__ import annotations
@@ -93,7 +95,7 @@ class LoadGenerator:
         self,
         target: str,
         rps: float = 20.0,
-        workers: int = 4,
+        workers: int = 16,
         timeout: float = 5.0,
         routes: tuple[tuple[str, float], ...] = ROUTES,
     ) -> None:
@@ -181,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="service base URL, e.g. http://127.0.0.1:8701")
     parser.add_argument("--rps", type=float, default=20.0, help="requests per second (default 20)")
     parser.add_argument("--duration", type=float, help="seconds to run (default: until SIGTERM/Ctrl-C)")
-    parser.add_argument("--workers", type=int, default=4, help="worker threads (default 4)")
+    parser.add_argument("--workers", type=int, default=16, help="worker threads (default 16)")
     parser.add_argument("--timeout", type=float, default=5.0, help="per-request timeout in seconds")
     args = parser.parse_args(argv)
     if args.duration is not None and args.duration <= 0:

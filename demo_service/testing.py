@@ -231,7 +231,7 @@ class DemoStack:
         if self.proc is not None:
             _terminate(self.proc, timeout)
 
-    def start_load(self, rps: float = 20.0, workers: int = 4) -> None:
+    def start_load(self, rps: float = 20.0, workers: int = 16) -> None:
         if self.load_proc is not None and self.load_proc.poll() is None:
             return
         with (self.workdir / "load.out").open("ab") as out:
