@@ -400,7 +400,12 @@ def main(argv: list[str] | None = None) -> int:
         service_socket.close()
         return _fail(f"cannot listen on {args.host}:{args.port} for the API: {exc.strerror or exc}")
 
-    log = JsonLog(args.log_file, state.version, source="deployer")
+    try:
+        log = JsonLog(args.log_file, state.version, source="deployer")
+    except OSError as exc:
+        api.server_close()
+        service_socket.close()
+        return _fail(f"cannot open the log file {args.log_file}: {exc.strerror or exc}")
     for line in history.skipped:
         log.warn(line)
     registry = CollectorRegistry(auto_describe=True)
