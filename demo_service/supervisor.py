@@ -42,6 +42,16 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 STABLE_AFTER_S = 30.0  # an instance that ran this long before crashing resets the backoff
 
 
+def describe_exit(code: int | None) -> str:
+    """'exited with code 137', or 'was killed by SIGKILL' for a signal (Popen's negative codes)."""
+    if code is not None and code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
 class DeployError(Exception):
     """A deploy, rollback or restart that cannot be done; ``status`` is the HTTP status to answer."""
 
@@ -295,8 +305,8 @@ class Supervisor:
             delay = self._next_backoff()
             self._restart_at = time.monotonic() + delay
             self._error(
-                f"back-off restarting failed instance: pid {run.proc.pid} ({run.version}) exited with "
-                f"code {run.proc.returncode} after {ran:.1f} s; restart {restarts} in {delay:g} s",
+                f"back-off restarting failed instance: pid {run.proc.pid} ({run.version}) "
+                f"{describe_exit(run.proc.returncode)} after {ran:.1f} s; restart {restarts} in {delay:g} s",
                 version=run.version,
             )
         if self._current is None and self._restart_at is not None and time.monotonic() >= self._restart_at:

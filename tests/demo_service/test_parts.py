@@ -25,6 +25,7 @@ from demo_service.history import DeploymentHistory, ServiceState, new_record
 from demo_service.jsonlog import JsonLog, format_line
 from demo_service.load import LoadGenerator, LoadStats
 from demo_service.notify import announcement, safe_url
+from demo_service.supervisor import describe_exit
 from demo_service.testing import PACKAGE_PARENT
 
 VERSIONS = load_versions()
@@ -116,6 +117,11 @@ def test_limit():
     assert parse_limit("limit=3") == 3
     for bad in ("limit=0", "limit=1001", "limit=x"):
         assert api_error(parse_limit, bad)[0] == 400
+
+
+def test_exit_descriptions():
+    assert describe_exit(137) == "exited with code 137"
+    assert describe_exit(-9) == "was killed by SIGKILL"
 
 
 def test_token_check():
