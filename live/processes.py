@@ -201,7 +201,7 @@ def write_prometheus_config(path: Path, config: Mapping[str, Any]) -> Path:
     return path
 
 
-def _wait_ready(handle: PrometheusProcess, timeout_s: float) -> None:
+def _wait_ready(handle: PrometheusProcess, timeout_s: float, auth: tuple[str, str] | None = None) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not handle.running():
@@ -210,7 +210,7 @@ def _wait_ready(handle: PrometheusProcess, timeout_s: float) -> None:
                 f"its log ({handle.log_path}) ends with:\n{handle.log_tail()}"
             )
         try:
-            if requests.get(f"{handle.url}/-/ready", timeout=1.0).status_code == 200:
+            if requests.get(f"{handle.url}/-/ready", timeout=1.0, auth=auth).status_code == 200:
                 return
         except requests.RequestException:
             pass
@@ -236,11 +236,16 @@ def start_prometheus(
     retention: str = "30d",
     ready_timeout_s: float = 30.0,
     extra_args: Sequence[str] = (),
+    ready_auth: tuple[str, str] | None = None,
 ) -> PrometheusProcess:
     """Write the config under ``tmp_dir`` and start Prometheus on ``127.0.0.1:port`` (0 = a free
     port), returning once ``/-/ready`` answers. ``targets`` maps a job name to ``host:port``
     targets (an empty mapping is fine: rules and backfilled data still work). ``storage_dir``
     defaults to ``tmp_dir/data`` (fill it with :func:`backfill` before starting for past data).
+    Ready means it answers queries: the first scrape comes about 5 s later (Prometheus 2.42 applies
+    its scrape targets on a 5 s tick), so start it before the load that has to be measured.
+    ``extra_args`` go to the binary as they are (e.g. ``--web.config.file=...`` for basic auth,
+    then ``ready_auth=(user, password)`` for the readiness check).
     Raises :class:`LiveStackError` (with the log's tail) if it cannot start."""
     binary = find_binary("prometheus")
     if binary is None:
@@ -287,7 +292,7 @@ def start_prometheus(
             _log=log,
         )
         try:
-            _wait_ready(handle, ready_timeout_s)
+            _wait_ready(handle, ready_timeout_s, ready_auth)
             return handle
         except LiveStackError:
             handle.stop()

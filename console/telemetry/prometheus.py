@@ -100,7 +100,7 @@ def parse_matrix(data: Any) -> RangeResult:
 
 
 def _labels_text(labels: Mapping[str, str]) -> str:
-    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
+    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__") + "}"
 
 
 class PrometheusSource:
@@ -267,10 +267,9 @@ class PrometheusSource:
             if result.dropped:
                 counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.dropped.items()))
                 total = sum(result.dropped.values())
-                hint = " (NaN is 0/0, e.g. no requests in the rate window)" if "NaN" in result.dropped else ""
+                hint = "; NaN is 0/0, e.g. no requests in the rate window" if "NaN" in result.dropped else ""
                 notes.append(
-                    f"{name}: dropped {total} point{'s' if total != 1 else ''} that are not numbers "
-                    f"({counts}){hint}"
+                    f"{name}: dropped {total} non-numeric point{'s' if total != 1 else ''} ({counts}{hint})"
                 )
             if len(result.series) > 1:
                 shown = "; ".join(_labels_text(s.labels) for s in result.series[:3])
