@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -105,6 +106,9 @@ def _labels_text(labels: Mapping[str, str]) -> str:
 
 class PrometheusSource:
     """One Prometheus server and the PromQL of one service (profile + overrides)."""
+
+    max_parallel = 4
+    """Queries of one :meth:`fetch` in flight at once."""
 
     def __init__(
         self,
@@ -259,10 +263,18 @@ class PrometheusSource:
         if metrics is not None:
             queries = {name: q for name, q in queries.items() if name in metrics}
         out: dict[str, list[tuple[float, float]]] = {}
-        links: dict[str, str] = {}
-        for name, promql in queries.items():
-            links[name] = self.graph_url(promql, start_s, end_s, choice.step_s)
-            result = self.query_range(promql, start_s, end_s, choice.step_s, metric=name)
+        links = {
+            name: self.graph_url(promql, start_s, end_s, choice.step_s) for name, promql in queries.items()
+        }
+        # the queries run side by side (the time is Prometheus' own: ~11 ms each for 3,600 points);
+        # results are read in metric order, so the first failing metric is the one reported
+        with ThreadPoolExecutor(max_workers=max(1, min(self.max_parallel, len(queries)))) as pool:
+            futures = {
+                name: pool.submit(self.query_range, promql, start_s, end_s, choice.step_s, metric=name)
+                for name, promql in queries.items()
+            }
+            results = {name: future.result() for name, future in futures.items()}
+        for name, result in results.items():
             notes.extend(f"{name}: Prometheus warned: {w}" for w in result.warnings)
             if result.dropped:
                 counts = ", ".join(f"{n} {kind}" for kind, n in sorted(result.dropped.items()))
