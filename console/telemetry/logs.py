@@ -37,6 +37,7 @@ from console.telemetry.times import Instant, format_ts, parse_rfc3339, to_epoch
 MAX_MESSAGE_CHARS = 8000
 """Longer messages are cut (a stack trace in one line can be megabytes)."""
 MAX_LEVEL_CHARS = 20  # the snapshot schema's limit
+LEVEL_ALIASES = {"WARNING": "WARN", "ERR": "ERROR", "CRIT": "CRITICAL", "INFORMATION": "INFO"}
 
 
 @dataclass
@@ -53,6 +54,7 @@ def _record(ts: float, level: Any, message: Any, source: str | None) -> dict[str
     if len(text) > MAX_MESSAGE_CHARS:
         text = text[: MAX_MESSAGE_CHARS - 1] + "…"
     lvl = str(level).strip().upper()[:MAX_LEVEL_CHARS] if level not in (None, "") else "INFO"
+    lvl = LEVEL_ALIASES.get(lvl, lvl)
     record: dict[str, Any] = {"ts": format_ts(ts), "level": lvl, "message": text}
     if source:
         record["source"] = source
@@ -408,8 +410,6 @@ class LokiSource:
         if level is None:
             found = LEVEL_IN_TEXT.search(line[:200])
             level = found.group(1) if found else "INFO"
-        if str(level).upper() == "WARNING":
-            level = "WARN"
         source = self.config.source or _labels_source(labels)
         return _record(ts_ns / NS, level, message, source)
 

@@ -25,6 +25,7 @@ from console.settings import Secret
 from console.telemetry._http import ErrorKinds, HttpClient, body_excerpt, display_url
 from console.telemetry.config import PrometheusConfig, resolve_secret
 from console.telemetry.errors import (
+    ConfigError,
     PrometheusAuthError,
     PrometheusBadResponse,
     PrometheusError,
@@ -150,7 +151,13 @@ class PrometheusSource:
 
     def templates(self) -> dict[str, str]:
         """Metric -> PromQL template: the profile, the overrides on top, restricted to ``metrics``."""
-        merged: dict[str, str | None] = dict(load_profiles()[self.config.profile].metrics)
+        profiles = load_profiles()
+        if self.config.profile not in profiles:
+            raise ConfigError(
+                f"{self.config.where}.profile",
+                [f"unknown profile {self.config.profile!r} (known: {', '.join(profiles)})"],
+            )
+        merged: dict[str, str | None] = dict(profiles[self.config.profile].metrics)
         merged.update(self.config.queries)
         wanted = self.config.metrics
         return {

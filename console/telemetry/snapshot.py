@@ -123,6 +123,25 @@ def build_snapshot(
         raise InvalidDeployment(
             f"empty window: start {format_ts(start_s)} is not before end {format_ts(end_s)}"
         )
+    own_session = session is None
+    session = session or requests.Session()
+    try:
+        return _collect(service, dep, start_s, end_s, notes, step_s, env, session)
+    finally:
+        if own_session:
+            session.close()
+
+
+def _collect(
+    service: ServiceConfig,
+    dep: dict[str, Any],
+    start_s: float,
+    end_s: float,
+    notes: list[str],
+    step_s: float | None,
+    env: Mapping[str, str] | None,
+    session: requests.Session,
+) -> CollectedSnapshot:
     metrics: dict[str, list[list[Any]]] = {}
     queries: dict[str, str] = {}
     links: dict[str, str] = {}

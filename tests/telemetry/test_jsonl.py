@@ -51,6 +51,11 @@ def test_window_edges_are_inclusive_and_records_take_the_snapshot_shape(tmp_path
     assert JsonlLogSource(path).read(T0 + 1000, T0 + 2000).records == []
     assert len(JsonlLogSource(path).read(T0 - 1, T0 + 1000).records) == 100
     assert JsonlLogSource(path, source="api-pod-1").read(T0, T0).records[0]["source"] == "api-pod-1"
+    other = tmp_path / "other.log"
+    other.write_text(json.dumps({"ts": T0, "level": "warning", "message": "disk 91% full"}) + "\n")
+    assert JsonlLogSource(other).read(T0, T0).records == [
+        {"ts": "2027-01-15T08:00:00Z", "level": "WARN", "message": "disk 91% full", "source": "other.log"}
+    ]  # Unix-seconds ts, WARNING spelled WARN, no service field: the file's name as source
 
 
 def test_malformed_lines_are_counted_skipped_and_noted(tmp_path: Path) -> None:
