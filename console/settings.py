@@ -73,6 +73,17 @@ class Settings:
     llm_timeout_s: float = 20.0
     llm_max_retries: int = 1
 
+    # live mode: where each service's telemetry sources and executor are configured (one YAML file;
+    # see console/telemetry/config.py), and the windows of a live run. Seconds suit the live demo
+    # (1 s scrapes); in production these are minutes (e.g. 1800 / 900 / 900).
+    services_file: Path | None = None
+    live_baseline_s: float = 30.0
+    """Pre-deploy baseline window a live run compares against."""
+    live_verify_s: float = 45.0
+    """Verification window after a deploy (the latest moment a live run decides)."""
+    live_post_action_s: float = 30.0
+    """Window after the actions in which recovery is measured."""
+
     # identity: the [console_auth] table of secrets.toml (mode, users with password hashes, OIDC roles)
     auth: dict[str, Any] = field(default_factory=dict)
     oidc_configured: bool = False
@@ -129,6 +140,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LLM_BASE_URL": ("llm_base_url", str),
     "LLM_TIMEOUT_S": ("llm_timeout_s", float),
     "LLM_MAX_RETRIES": ("llm_max_retries", int),
+    "CONSOLE_SERVICES_FILE": ("services_file", Path),
+    "LIVE_BASELINE_S": ("live_baseline_s", float),
+    "LIVE_VERIFY_S": ("live_verify_s", float),
+    "LIVE_POST_ACTION_S": ("live_post_action_s", float),
 }
 
 

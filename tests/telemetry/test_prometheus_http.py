@@ -1,0 +1,98 @@
+"""What the Prometheus source meets in front of a real server: a proxy's HTML pages, a wrong URL,
+a slow or refusing endpoint, bearer tokens; and the request it sends (POST, form-encoded).
+The real server's own answers and errors: test_live_prometheus.py."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+import pytest
+
+from console.telemetry.config import PrometheusConfig
+from console.telemetry.errors import (
+    PrometheusAuthError,
+    PrometheusBadResponse,
+    PrometheusServerError,
+    PrometheusTimeout,
+)
+from console.telemetry.prometheus import PrometheusSource
+from tests.telemetry.conftest import json_body
+
+HTML = {"Content-Type": "text/html; charset=utf-8"}
+
+
+def source(url: str, **kw: object) -> PrometheusSource:
+    config = PrometheusConfig(url=url, metrics=("error_rate",), **kw)  # type: ignore[arg-type]
+    return PrometheusSource.from_config(config, env={"PROM_TOKEN": "tok-secret"})
+
+
+def test_the_request_is_a_form_encoded_post_with_the_bearer_token(local_server: Callable) -> None:
+    answer = {
+        "status": "success",
+        "warnings": ["results may be partial: one store unavailable"],
+        "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1800000000, "0.25"]]}]},
+    }
+    server = local_server(
+        lambda request, method, body: (200, {"Content-Type": "application/json"}, json_body(answer))
+    )
+    result = source(server.url + "/prom/", token_env="PROM_TOKEN", selector='service="x"').fetch(
+        1_800_000_000 - 30, 1_800_000_000
+    )
+    assert result.metrics == {"error_rate": [(1_800_000_000.0, 0.25)]}
+    assert result.notes == ["error_rate: Prometheus warned: results may be partial: one store unavailable"]
+    method, path, headers, body = server.requests_seen[0]
+    assert (method, path) == ("POST", "/prom/api/v1/query_range")
+    assert headers["Content-Type"] == "application/x-www-form-urlencoded"
+    assert headers["Authorization"] == "Bearer tok-secret"
+    form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
+    assert form == {
+        "query": 'service:http_requests_errors:ratio_rate5s{service="x"}',
+        "start": "1799999970.000",
+        "end": "1800000000.000",
+        "step": "15",  # 30 s window, default 15 s scrape interval
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "body", "error", "message"),
+    [
+        (200, HTML, b"<html><body>Please sign in</body></html>", PrometheusBadResponse,
+         "answered HTTP 200 with a body that is not JSON "
+         "(text/html: <html><body>Please sign in</body></html>); is the URL the Prometheus server?"),
+        (502, HTML, b"<html><h1>502 Bad Gateway</h1></html>", PrometheusServerError,
+         "failed (HTTP 502 Bad Gateway): <html><h1>502 Bad Gateway</h1></html>"),
+        (500, {"Content-Type": "application/json"},
+         b'{"status":"error","errorType":"internal","error":"opening storage failed"}', PrometheusServerError,
+         "failed on the query for error_rate (HTTP 500 internal): opening storage failed"),
+        (404, {"Content-Type": "text/plain"}, b"404 page not found", PrometheusBadResponse,
+         "has no query API at /api/v1/query_range (HTTP 404): check the URL"),
+        (403, HTML, b"forbidden", PrometheusAuthError,
+         "refused the request (HTTP 403 Forbidden): check the credentials "
+         "(token_env, or username + password_env)"),
+        (200, {"Content-Type": "application/json"},
+         b'{"status":"success","data":{"resultType":"vector","result":[]}}', PrometheusBadResponse,
+         "answered a query_range for error_rate in an unexpected shape: expected a matrix"),
+    ],
+)  # fmt: skip
+def test_foreign_answers_are_one_line_each(
+    local_server: Callable, status: int, headers: dict, body: bytes, error: type, message: str
+) -> None:
+    server = local_server(lambda request, method, _: (status, headers, body))
+    with pytest.raises(error) as caught:
+        source(server.url, token_env="PROM_TOKEN").fetch(1_800_000_000 - 60, 1_800_000_000)
+    text = str(caught.value)
+    assert text.startswith(f"Prometheus at {server.url} ") and message in text
+    assert "\n" not in text and "tok-secret" not in text
+
+
+def test_a_slow_server_is_a_timeout(local_server: Callable) -> None:
+    def slow(request, method, body):
+        time.sleep(1.0)
+        return 200, {}, b"{}"
+
+    server = local_server(slow)
+    with pytest.raises(PrometheusTimeout) as caught:
+        source(server.url, timeout_s=0.2).fetch(1_800_000_000 - 60, 1_800_000_000)
+    assert str(caught.value) == f"Prometheus at {server.url} did not answer within 0.2 s"
