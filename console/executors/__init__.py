@@ -24,6 +24,7 @@ from console.executors.base import (
     result_label,
 )
 from console.executors.config import ExecutorConfigError
+from console.executors.demo_service import DemoServiceExecutor
 from console.executors.simulated import SimulatedExecutor
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "REFUSED",
     "ActionRequest",
     "ActionResult",
+    "DemoServiceExecutor",
     "Executor",
     "ExecutorConfigError",
     "SimulatedExecutor",
