@@ -25,6 +25,7 @@ from console.executors.base import (
 )
 from console.executors.config import ExecutorConfigError
 from console.executors.demo_service import DemoServiceExecutor
+from console.executors.kubectl import KubectlExecutor
 from console.executors.simulated import SimulatedExecutor
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "DemoServiceExecutor",
     "Executor",
     "ExecutorConfigError",
+    "KubectlExecutor",
     "SimulatedExecutor",
     "result_label",
 ]
