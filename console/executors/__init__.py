@@ -27,6 +27,7 @@ from console.executors.config import ExecutorConfigError
 from console.executors.demo_service import DemoServiceExecutor
 from console.executors.kubectl import KubectlExecutor
 from console.executors.simulated import SimulatedExecutor
+from console.executors.webhook import WebhookExecutor
 
 __all__ = [
     "AUTO",
@@ -41,5 +42,6 @@ __all__ = [
     "ExecutorConfigError",
     "KubectlExecutor",
     "SimulatedExecutor",
+    "WebhookExecutor",
     "result_label",
 ]
