@@ -228,8 +228,14 @@ class ActionResult:
 
     @property
     def changed(self) -> bool:
-        """True only when the target really changed: done, not simulated, not a dry run."""
-        return self.status == DONE and not self.simulated and not self.dry_run
+        """True only when this executor changed the target itself: done, not simulated, not a dry
+        run, not a hand-off (a webhook receiver that accepted the action has not carried it out)."""
+        return self.status == DONE and not self.simulated and not self.dry_run and not self.handed_off
+
+    @property
+    def handed_off(self) -> bool:
+        """Done by handing the action to another system (a webhook receiver accepted it)."""
+        return self.status == DONE and not self.simulated and self.executor in HANDOFF_EXECUTORS
 
     @property
     def label(self) -> str:

@@ -135,11 +135,14 @@ def test_a_rollback_that_did_not_happen_never_reads_rolled_back(status: str) -> 
             assert not result.changed
 
 
-def test_changed_only_for_a_real_done() -> None:
+def test_changed_only_for_a_real_done_by_the_executor_itself() -> None:
     assert make_result().changed
     assert not make_result(simulated=True).changed
     assert not make_result(dry_run=True).changed
     assert not make_result(status="failed").changed
+    sent = make_result(executor="webhook", evidence={"status_code": 202})
+    assert sent.handed_off and not sent.changed
+    assert not make_result().handed_off
 
 
 def test_helpers() -> None:

@@ -78,6 +78,7 @@ def test_delivery_signed_and_accepted(receiver: Receiver, caplog: pytest.LogCapt
     assert result.status == "done", result.detail
     assert result.label == "rollback sent: webhook answered 202"
     assert "rolled back" not in result.label  # accepted is not carried out
+    assert result.handed_off and not result.changed
     assert result.detail == f"receiver at {receiver.url} answered 202 Accepted"
     [delivery] = receiver.deliveries
     assert receiver.bad_signatures == 0
