@@ -1,0 +1,250 @@
+"""The webhook executor against a real local receiver that checks the signature and counts deliveries."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from console.executors import KNOWN_ACTIONS, ActionRequest, WebhookExecutor
+from console.executors.webhook import idempotency_key
+from tests.executors.conftest import result_text
+from tests.executors.servers import Reply, Request, closed_port_url, serve
+
+TOKEN_ENV = "EXECUTOR_TEST_WEBHOOK_TOKEN"
+SECRET_ENV = "EXECUTOR_TEST_WEBHOOK_SECRET"
+TOKEN = "hook-token-5b1f0e"
+SECRET = "signing-secret-9c2d"
+
+
+@dataclass
+class Receiver:
+    """Answers with ``replies`` in turn (the last one repeats); rejects a bad signature or token."""
+
+    replies: list[Reply] = field(default_factory=lambda: [Reply(202, {"accepted": True, "run": "r-1"})])
+    deliveries: list[Request] = field(default_factory=list)
+    bad_signatures: int = 0
+    url: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def handle(self, req: Request) -> Reply:
+        with self._lock:
+            self.deliveries.append(req)
+            n = len(self.deliveries)
+        expected = "sha256=" + hmac.new(SECRET.encode(), req.body, hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(req.headers.get("x-signature-256", ""), expected):
+            self.bad_signatures += 1
+            return Reply(401, {"error": "bad signature"})
+        if req.headers.get("authorization") != f"Bearer {TOKEN}":
+            return Reply(401, {"error": "bad token"})
+        return self.replies[min(n, len(self.replies)) - 1]
+
+
+@pytest.fixture
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    rec = Receiver()
+    with serve(rec.handle) as url:
+        rec.url = url + "/hooks/devops"
+        yield rec
+
+
+def webhook(url: str, **extra: object) -> WebhookExecutor:
+    config = {"type": "webhook", "url": url, "token_env": TOKEN_ENV, "secret_env": SECRET_ENV, "backoff_s": 0}
+    return WebhookExecutor.from_config({**config, **extra})
+
+
+ROLLBACK = ActionRequest(
+    action="rollback_deployment",
+    service="checkout",
+    params={"service": "checkout", "to_version": "v41"},
+    version="v42",
+    previous_version="v41",
+    deployment_id="dep-42",
+    execution_id="exec-7",
+    approved_by="alice",
+)
+
+
+def test_delivery_signed_and_accepted(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    result = webhook(receiver.url).run(ROLLBACK)
+    assert result.status == "done", result.detail
+    assert result.label == "rollback sent: webhook answered 202"
+    assert "rolled back" not in result.label  # accepted is not carried out
+    assert result.handed_off and not result.changed
+    assert result.detail == f"receiver at {receiver.url} answered 202 Accepted"
+    [delivery] = receiver.deliveries
+    assert receiver.bad_signatures == 0
+    body = delivery.json()
+    assert body == {
+        "action": "rollback_deployment",
+        "params": {"service": "checkout", "to_version": "v41"},
+        "service": "checkout",
+        "version": "v42",
+        "previous_version": "v41",
+        "deployment_id": "dep-42",
+        "execution_id": "exec-7",
+        "approved_by": "alice",
+        "idempotency_key": idempotency_key(ROLLBACK),
+    }
+    assert delivery.headers["idempotency-key"] == body["idempotency_key"]
+    assert delivery.headers["content-type"] == "application/json"
+    assert result.evidence is not None
+    assert result.evidence["response"] == {"accepted": True, "run": "r-1"}
+    assert result.evidence["status_code"] == 202 and result.evidence["attempts"] == 1
+    [command] = result.commands
+    assert command.startswith(f"POST {receiver.url} (Idempotency-Key: devops-loop-")
+    assert "Authorization: Bearer ***; X-Signature-256: sha256=***" in command
+    for secret in (TOKEN, SECRET):
+        assert secret not in result_text(result)
+        assert secret not in caplog.text
+
+
+def test_500_then_200_is_retried_with_the_same_key_and_body(receiver: Receiver) -> None:
+    receiver.replies = [Reply(500, {"error": "flow engine busy"}), Reply(200, {"ok": True})]
+    result = webhook(receiver.url).run(ROLLBACK)
+    assert result.status == "done", result.detail
+    assert result.detail == f"receiver at {receiver.url} answered 200 OK after 2 attempts"
+    first, second = receiver.deliveries
+    assert first.body == second.body
+    assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
+    assert receiver.bad_signatures == 0
+
+
+def test_5xx_every_time_fails_after_bounded_retries_with_backoff(receiver: Receiver) -> None:
+    receiver.replies = [Reply(503, {"error": "maintenance"})]
+    sleeps: list[float] = []
+    executor = WebhookExecutor(
+        receiver.url,
+        token_env=TOKEN_ENV,
+        secret_env=SECRET_ENV,
+        retries=3,
+        backoff_s=0.01,
+        sleep=sleeps.append,
+    )
+    result = executor.run(ROLLBACK)
+    assert result.status == "failed"
+    assert result.detail == "receiver answered 503: maintenance (4 attempts)"
+    assert result.label == "rollback failed: receiver answered 503: maintenance (4 attempts)"
+    assert len(receiver.deliveries) == 4
+    assert sleeps == [0.01, 0.02, 0.04]
+
+
+def test_4xx_is_never_retried(receiver: Receiver) -> None:
+    receiver.replies = [Reply(400, {"error": "unknown service checkout"})]
+    result = webhook(receiver.url, retries=5).run(ROLLBACK)
+    assert result.status == "failed"
+    assert result.detail == "receiver answered 400: unknown service checkout"
+    assert len(receiver.deliveries) == 1
+
+
+def test_error_excerpt_is_bounded(receiver: Receiver) -> None:
+    receiver.replies = [Reply(422, "<html>" + "nope " * 500 + "</html>")]
+    result = webhook(receiver.url).run(ROLLBACK)
+    assert result.detail.startswith("receiver answered 422: <html>nope nope")
+    assert len(result.detail) < 240
+
+
+def test_slow_receiver_times_out_and_is_retried(receiver: Receiver) -> None:
+    receiver.replies = [Reply(200, {"ok": True}, delay_s=1.5)]
+    result = webhook(receiver.url, timeout_s=0.3, retries=1).run(ROLLBACK)
+    assert result.status == "failed"
+    assert result.detail == f"receiver did not answer within 0.3 s ({receiver.url}) (2 attempts)"
+    assert len(receiver.deliveries) == 2
+
+
+def test_unreachable_receiver(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    url = closed_port_url() + "/hook"
+    result = webhook(url).run(ROLLBACK)
+    assert result.status == "failed"
+    assert result.detail == f"receiver unreachable at {url}: connection refused (3 attempts)"
+
+
+def test_wrong_signing_secret_is_rejected_by_the_receiver(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, "not-the-shared-secret")
+    result = webhook(receiver.url).run(ROLLBACK)
+    assert result.status == "failed"
+    assert result.detail == "receiver answered 401: bad signature"
+    assert receiver.bad_signatures == 1
+    assert "not-the-shared-secret" not in result_text(result)
+
+
+def test_missing_secret_sends_nothing(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(SECRET_ENV)
+    result = webhook(receiver.url).run(ROLLBACK)
+    assert result.detail == f"webhook signing secret missing: environment variable {SECRET_ENV} is not set"
+    assert receiver.deliveries == []
+
+
+def test_redirects_are_not_followed(receiver: Receiver) -> None:
+    receiver.replies = [Reply(302, {"error": "moved"})]
+    result = webhook(receiver.url).run(ROLLBACK)
+    assert result.detail == "receiver answered 302: moved"
+    assert len(receiver.deliveries) == 1
+
+
+def test_non_json_and_huge_answers(receiver: Receiver) -> None:
+    receiver.replies = [Reply(200, "ok")]
+    plain = webhook(receiver.url).run(ROLLBACK)
+    assert plain.status == "done" and plain.evidence is not None and "response" not in plain.evidence
+    receiver.replies = [Reply(200, {"log": "x" * 20000})]
+    huge = webhook(receiver.url).run(ROLLBACK)
+    assert huge.evidence is not None and huge.evidence["response"]["truncated"] is True
+    assert len(huge.evidence["response"]["excerpt"]) == 4000
+
+
+def test_secret_in_the_url_query_is_masked(receiver: Receiver) -> None:
+    result = webhook(receiver.url + "?token=abc123xyz&flow=rollback").run(ROLLBACK)
+    assert result.status == "done", result.detail
+    assert "abc123xyz" not in result_text(result)
+    assert "token=***&flow=rollback" in result.commands[0]
+
+
+def test_idempotency_key_is_stable_per_execution_and_action() -> None:
+    same = ActionRequest.from_dict(ROLLBACK.to_dict())
+    assert idempotency_key(ROLLBACK) == idempotency_key(same)
+    others = [
+        ActionRequest.from_dict({**ROLLBACK.to_dict(), "execution_id": "exec-8"}),
+        ActionRequest.from_dict({**ROLLBACK.to_dict(), "action": "restart_pod"}),
+        ActionRequest.from_dict({**ROLLBACK.to_dict(), "params": {"to_version": "v40"}}),
+    ]
+    assert len({idempotency_key(r) for r in [ROLLBACK, *others]}) == 4
+    loose = ActionRequest("notify_only", "checkout")  # nothing stable to derive from: unique
+    assert idempotency_key(loose) != idempotency_key(loose)
+
+
+def test_every_known_action_can_be_sent_unknown_is_refused(receiver: Receiver) -> None:
+    executor = webhook(receiver.url)
+    assert all(executor.supports(a) for a in KNOWN_ACTIONS)
+    result = executor.run(ActionRequest("format_disk", "checkout"))
+    assert result.status == "refused"
+    assert receiver.deliveries == []
+    assert executor.describe(ROLLBACK) == (
+        f"POST {receiver.url} with the rollback_deployment action as JSON "
+        "(Idempotency-Key, Authorization: Bearer ***, X-Signature-256)"
+    )
+
+
+def test_unsigned_unauthenticated_webhook(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[Request] = []
+
+    def accept(req: Request) -> Reply:
+        seen.append(req)
+        return Reply(204, None)
+
+    with serve(accept) as url:
+        result = WebhookExecutor.from_config({"type": "webhook", "url": url}).run(ROLLBACK)
+    assert result.status == "done", result.detail
+    assert result.label == "rollback sent: webhook answered 204"
+    assert "authorization" not in seen[0].headers and "x-signature-256" not in seen[0].headers
