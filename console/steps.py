@@ -86,7 +86,7 @@ def _decision(doc: Any, step: str) -> Decision:
         return decision
     except StepError:
         raise
-    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) <= 120 else detail[:119] + "…"
         raise StepError(f"{step}: decision is not understood ({type(exc).__name__}: {detail})") from None

@@ -81,3 +81,10 @@ def test_record_on_near_valid_input(step_settings, real, data):
         record(doc, step_settings)
     except Exception as exc:
         assert_clean(exc, StepError)
+
+
+def test_a_confidence_too_large_for_a_float_is_a_step_error(step_settings, real):
+    """Found by the property test above: an integer beyond float range made float() overflow."""
+    decision = {**copy.deepcopy(real["decision"]), "confidence": 10**400}
+    with pytest.raises(StepError, match=r"decide: decision is not understood \(OverflowError"):
+        decide({"decision": decision}, step_settings)
