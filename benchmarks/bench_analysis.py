@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.analysis import analyze, judge_snapshot_metrics  # noqa: E402
-from console.snapshot import loads_snapshot, parse_snapshot  # noqa: E402
+from console.domain.snapshot import loads_snapshot, parse_snapshot  # noqa: E402
 
 MOCK = ROOT / "mock-data"
 LOGHUB = ROOT.parent / "shared" / "data" / "loghub"

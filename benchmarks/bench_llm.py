@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from console.llm import build_messages, summarize  # noqa: E402
-from console.models import (  # noqa: E402
+from console.domain.models import (  # noqa: E402
     Classification,
     Decision,
     Deployment,
@@ -39,6 +38,7 @@ from console.models import (  # noqa: E402
     Snapshot,
     Verdict,
 )
+from console.llm import build_messages, summarize  # noqa: E402
 from console.settings import Secret, Settings  # noqa: E402
 from tests.llm.fake_llm import FakeLLM, closed_port, slow, status, trickle  # noqa: E402
 

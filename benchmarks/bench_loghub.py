@@ -30,7 +30,7 @@ from console.analysis.loghub import (  # noqa: E402
     timed_grouping_accuracy,
 )
 from console.analysis.logs import LogMiner, MinerParams, mine_log_patterns  # noqa: E402
-from console.models import LogRecord  # noqa: E402
+from console.domain.models import LogRecord  # noqa: E402
 
 DEFAULT_LOGHUB = PROJECT_ROOT.parent / "shared" / "data" / "loghub"
 DEPLOYED_AT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

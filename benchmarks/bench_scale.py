@@ -179,7 +179,7 @@ def _insert(conn, table: str, rows: list[dict[str, Any]]) -> None:
 
 def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -> dict[str, Any]:
     """Clone finished template executions until the store holds ``target`` executions."""
-    from console.models import format_time
+    from console.domain.models import format_time
     from console.store import Store, dumps
 
     store = Store(data_dir / "console.sqlite3")

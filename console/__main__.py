@@ -46,7 +46,7 @@ def _read_json(source: str) -> Any:
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     from console import steps
-    from console.snapshot import SnapshotError, load_snapshot
+    from console.domain.snapshot import SnapshotError, load_snapshot
 
     try:
         snapshot = load_snapshot(args.file)
@@ -72,7 +72,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
     from console.auth import Identity, PermissionDenied, Role
     from console.backend import BackendError
-    from console.executions import State
+    from console.domain.executions import State
 
     if args.reject and not (args.comment or "").strip():
         raise CliError("--reject needs --comment saying why")

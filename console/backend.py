@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from console.executions import Execution, LogEntry, State
+from console.domain.executions import Execution, LogEntry, State
 
 LOOP_FLOW_ID = "devops-loop"
 

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from console.models import MetricResult
+from console.domain.models import MetricResult
 
 COLORS = {
     "line": "#4C78A8",

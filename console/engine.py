@@ -29,8 +29,8 @@ from typing import Any
 
 from console import steps
 from console.backend import LOOP_FLOW_ID, BackendError, Health, Page
-from console.executions import Execution, LogEntry, State
-from console.models import parse_time
+from console.domain.executions import Execution, LogEntry, State
+from console.domain.models import parse_time
 from console.settings import Settings
 from console.steps import StepError
 from console.store import Store, dumps, loads, now_text

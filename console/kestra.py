@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import requests
 import yaml
 
-from console.executions import Execution, LogEntry, MalformedExecutionError, State
+from console.domain.executions import Execution, LogEntry, MalformedExecutionError, State
 from console.settings import Secret
 
 DEFAULT_SORT = "state.startDate:desc"

@@ -13,7 +13,8 @@ from datetime import timedelta
 from typing import Any
 
 from console.backend import LOOP_FLOW_ID, BackendError, BackendUnavailable, Health, Page
-from console.executions import Execution, LogEntry, State, TaskRun
+from console.domain.executions import Execution, LogEntry, State, TaskRun
+from console.domain.models import format_time
 from console.kestra import (
     KestraAuthError,
     KestraClient,
@@ -24,7 +25,6 @@ from console.kestra import (
     KestraTimeout,
     KestraUnreachable,
 )
-from console.models import format_time
 from console.settings import Settings
 
 APPROVAL_TASK = "approval"

@@ -7,7 +7,7 @@ Decision carrying that narrative, but the model never overrules the rules:
 * the final verdict is the stricter of the rules' and the model's, and a ROLLBACK forced by hard
   guards stays ROLLBACK;
 * every action the rules recommended is kept; the model may only add actions from the registry in
-  :mod:`console.actions` that need a human anyway (risk MEDIUM or above: an LLM must not grant
+  :mod:`console.domain.actions` that need a human anyway (risk MEDIUM or above: an LLM must not grant
   automation the rules did not), with the registry's risk, never its own;
 * confidence and severity stay the rules' (they are derived from the evidence).
 
@@ -37,8 +37,8 @@ from urllib.parse import urlsplit
 
 import fastjsonschema
 
-from console.actions import ACTIONS, get_action, is_known_action
-from console.models import (
+from console.domain.actions import ACTIONS, get_action, is_known_action
+from console.domain.models import (
     RISK_ORDER,
     VERDICT_STRICTNESS,
     Decision,

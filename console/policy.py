@@ -1,7 +1,7 @@
 """Which recommended actions run on their own and which wait for a human.
 
 The policy reads only the decision's confidence and the action *names*; each action's risk comes
-from the registry in :mod:`console.actions`, never from the decision (so neither an LLM nor text
+from the registry in :mod:`console.domain.actions`, never from the decision (so neither an LLM nor text
 planted in logs can lower it). Unknown actions are never planned.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.actions import get_action, is_known_action
-from console.models import RISK_ORDER, Decision, RecommendedAction, Risk
+from console.domain.actions import get_action, is_known_action
+from console.domain.models import RISK_ORDER, Decision, RecommendedAction, Risk
 from console.settings import Settings
 
 

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from console.models import Verdict
+from console.domain.models import Verdict
+from console.domain.snapshot import SnapshotError, validate_document
 from console.settings import Settings
-from console.snapshot import SnapshotError, validate_document
 
 log = logging.getLogger(__name__)
 

@@ -16,10 +16,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from console.actions import UnknownActionError, get_action
-from console.models import RISK_ORDER, Decision, Risk, Verdict, format_time, parse_time
+from console.domain.actions import UnknownActionError, get_action
+from console.domain.models import RISK_ORDER, Decision, Risk, Verdict, format_time, parse_time
+from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
 from console.settings import Settings
-from console.snapshot import SnapshotError, parse_snapshot, validate_document
 
 STEP_NAMES = ("collect", "analyze", "summarize", "decide", "execute", "record")
 

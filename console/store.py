@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from console.executions import Execution, LogEntry, State, StateHistory, TaskRun
-from console.models import format_time, parse_time
+from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun
+from console.domain.models import format_time, parse_time
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (

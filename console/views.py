@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from console.executions import Execution, LogEntry, State
-from console.models import Decision, parse_time
+from console.domain.executions import Execution, LogEntry, State
+from console.domain.models import Decision, parse_time
 
 # ---------------------------------------------------------------------------------------------
 # Generic access and formatting
@@ -844,7 +844,7 @@ def votes_from_learning(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 def whatif_frame(frame: pd.DataFrame, settings: Any, threshold: float) -> pd.DataFrame:
     """Each past decision routed by the policy now and at ``threshold`` (console.policy.plan_actions)."""
-    from console.models import RecommendedAction, Severity, Verdict
+    from console.domain.models import RecommendedAction, Severity, Verdict
     from console.policy import plan_actions
 
     def route(names: tuple[str, ...], confidence: float, limit: float | None) -> tuple[bool, int]:

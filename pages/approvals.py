@@ -13,7 +13,7 @@ import streamlit as st
 import app_support as ui
 from console import views
 from console.auth import PermissionDenied
-from console.models import Decision
+from console.domain.models import Decision
 
 ui.require_app_shell()
 

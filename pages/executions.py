@@ -7,7 +7,7 @@ import streamlit as st
 
 import app_support as ui
 from console import charts, views
-from console.executions import State
+from console.domain.executions import State
 
 ui.require_app_shell()
 

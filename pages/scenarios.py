@@ -13,7 +13,7 @@ import streamlit as st
 
 import app_support as ui
 from console import views
-from console.executions import State
+from console.domain.executions import State
 
 ui.require_app_shell()
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from console.analysis.metrics import MetricJudgement, explain_by_load, group_incident, judge_metric
 from console.analysis.verdict import decide
-from console.models import Decision, LogPattern, Snapshot
+from console.domain.models import Decision, LogPattern, Snapshot
 from console.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -85,6 +85,6 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Decision:
 
 def analyze_document(doc: dict[str, Any]) -> Decision:
     """Validate a snapshot document (SnapshotError on bad input) and analyze it."""
-    from console.snapshot import parse_snapshot
+    from console.domain.snapshot import parse_snapshot
 
     return analyze(parse_snapshot(doc))

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from console.models import Decision, RecommendedAction, Risk, Severity, Verdict
+from console.domain.models import Decision, RecommendedAction, Risk, Severity, Verdict
 from console.policy import Plan, plan_actions
 from console.settings import Settings
 

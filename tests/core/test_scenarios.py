@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.analysis import analyze_document
-from console.models import Verdict
+from console.domain.models import Verdict
 from console.scenarios import (
     ScenarioError,
     list_scenarios,

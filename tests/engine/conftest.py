@@ -11,8 +11,8 @@ import pytest
 
 from console.approvals import ApprovalService
 from console.auth import Identity, Role
+from console.domain.executions import Execution, State
 from console.engine import EmbeddedEngine
-from console.executions import Execution, State
 from console.settings import Settings
 from console.store import Store
 

@@ -11,8 +11,8 @@ import pytest
 from console.approvals import AlreadyDecided, ApprovalService
 from console.auth import Identity, PermissionDenied, Role
 from console.backend import BackendUnavailable
+from console.domain.executions import State
 from console.engine import EmbeddedEngine
-from console.executions import State
 from tests.engine.conftest import run_paused
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from console.approvals import AlreadyDecided, ApprovalService
 from console.auth import Identity, PermissionDenied, Role
-from console.executions import State
+from console.domain.executions import State
 from console.kestra_backend import KestraBackend
 from console.settings import Secret, Settings
 from console.store import Store

@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 import pytest
 
 from console.backend import BackendError
+from console.domain.executions import Execution, State
+from console.domain.models import parse_time
 from console.engine import TASKS, EmbeddedEngine
-from console.executions import Execution, State
-from console.models import parse_time
 from console.scenarios import list_scenarios
 from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 import textwrap
 
+from console.domain.executions import State
 from console.engine import INTERRUPTED, MAX_RESTARTS, EmbeddedEngine
-from console.executions import State
 from console.store import Store, dumps, now_text
 from tests.engine.conftest import HEALTHY_SCENARIO, PROJECT_ROOT_DIR, run_paused
 

@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from console.models import format_time
+from console.domain.models import format_time
 from console.settings import Settings
 from tests.kestra.flow_rules import check_documents
 

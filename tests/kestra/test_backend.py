@@ -9,7 +9,7 @@ import pytest
 
 from console import views
 from console.backend import BackendError, BackendUnavailable, make_backend
-from console.executions import State
+from console.domain.executions import State
 from console.kestra import KestraClient
 from console.kestra_backend import KestraBackend, task_values
 from console.settings import Secret, Settings

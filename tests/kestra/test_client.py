@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from console.executions import State
+from console.domain.executions import State
 from console.kestra import (
     KestraAuthError,
     KestraBadRequest,

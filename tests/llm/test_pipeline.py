@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from console.models import Decision, Verdict, format_time, parse_time
+from console.domain.models import Decision, Verdict, format_time, parse_time
+from console.domain.snapshot import parse_snapshot
 from console.policy import plan_actions
-from console.snapshot import parse_snapshot
 from tests.llm.conftest import INJECTION
 from tests.llm.fake_llm import obey_injection
 

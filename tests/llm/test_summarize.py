@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
+from console.domain.models import Decision, Risk, Verdict
 from console.llm import RESPONSE_SCHEMA, normalize_base_url, summarize
-from console.models import Decision, Risk, Verdict
 from console.settings import Secret
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_llm import DEFAULT_ANSWER, FakeLLM, valid

@@ -15,8 +15,8 @@ from typing import Any
 
 from console.approvals import AlreadyDecided, ApprovalService
 from console.auth import Identity, PermissionDenied, Role
+from console.domain.executions import State
 from console.engine import EmbeddedEngine
-from console.executions import State
 
 # Scenarios that pause for approval: HIGH risk (one approver), CRITICAL (two approvers), and one
 # requested by "bob" (bob's attempts on it are self-approvals and must be refused).

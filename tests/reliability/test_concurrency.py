@@ -13,8 +13,8 @@ from collections import Counter
 import pytest
 
 from console.approvals import ApprovalService
+from console.domain.executions import State
 from console.engine import EmbeddedEngine
-from console.executions import State
 from console.store import Store
 from tests.reliability.load import (
     FINISHING,

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from console.domain.executions import State
 from console.engine import INTERRUPTED, EmbeddedEngine
-from console.executions import State
 from console.settings import Settings
 from console.store import Store
 from tests.reliability.load import wait_all

@@ -10,8 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from console.domain.executions import Execution
 from console.engine import EmbeddedEngine
-from console.executions import Execution
 from console.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

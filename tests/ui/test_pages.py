@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from console.domain.executions import Execution, State
 from console.engine import EmbeddedEngine
-from console.executions import Execution, State
 from tests.ui.conftest import APP, PAGES, make_app, texts, wait_for
 
 

@@ -12,8 +12,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from console import charts, views
-from console.executions import Execution, State, StateHistory, TaskRun
-from console.models import Classification, Decision, Direction, MetricResult
+from console.domain.executions import Execution, State, StateHistory, TaskRun
+from console.domain.models import Classification, Decision, Direction, MetricResult
 from console.policy import plan_actions
 from console.store import DashboardKpis
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from console.models import format_time, parse_time
+from console.domain.models import format_time, parse_time
 
 
 class State(StrEnum):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.models import Risk
+from console.domain.models import Risk
 
 
 @dataclass(frozen=True)

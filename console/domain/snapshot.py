@@ -14,7 +14,7 @@ from typing import Any
 
 import fastjsonschema
 
-from console.models import Deployment, LogRecord, Snapshot, parse_time
+from console.domain.models import Deployment, LogRecord, Snapshot, parse_time
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "snapshot.schema.json"
 
