@@ -504,8 +504,8 @@ class ScenarioCard:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
-    """The demo scenarios (``console.scenarios.list_scenarios``), as plain cards."""
-    from console import scenarios
+    """The demo scenarios (``console.loop.scenarios.list_scenarios``), as plain cards."""
+    from console.loop import scenarios
 
     return [
         ScenarioCard(
@@ -529,7 +529,7 @@ def launch_scenario(services: Services, scenario_id: str, triggered_by: str) -> 
     backend = services.backend
     if hasattr(backend, "launch_scenario"):
         return backend.launch_scenario(scenario_id, triggered_by)
-    from console.steps import collect
+    from console.loop.steps import collect
 
     doc = collect({"scenario": scenario_id}, services.settings)["snapshot"]
     return backend.launch(doc, triggered_by=triggered_by, labels={"scenario": scenario_id})

@@ -84,7 +84,7 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
     from console.approvals import ApprovalService
     from console.auth import Identity, Role
     from console.engine import EmbeddedEngine
-    from console.scenarios import list_scenarios
+    from console.loop.scenarios import list_scenarios
     from console.settings import load_settings
 
     _env(data_dir)

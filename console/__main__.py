@@ -45,8 +45,8 @@ def _read_json(source: str) -> Any:
 
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
-    from console import steps
     from console.domain.snapshot import SnapshotError, load_snapshot
+    from console.loop import steps
 
     try:
         snapshot = load_snapshot(args.file)
@@ -126,7 +126,7 @@ def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
-    from console.steps import StepError, run_step
+    from console.loop.steps import StepError, run_step
 
     data = _read_json(args.input)
     if not isinstance(data, dict):
@@ -145,8 +145,8 @@ def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
+    from console.loop.training import export_rows, to_jsonl
     from console.store import Store
-    from console.training import export_rows, to_jsonl
 
     records = Store(settings.db_path).outcome_records()
     text = to_jsonl(export_rows(records, args.format))

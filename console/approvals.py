@@ -23,8 +23,8 @@ from typing import Any, Literal
 from console.auth import Identity, PermissionDenied, require_approver
 from console.backend import Backend, BackendError
 from console.domain.models import parse_time
+from console.loop.steps import TIMEOUT_ACTOR
 from console.settings import Settings
-from console.steps import TIMEOUT_ACTOR
 from console.store import Store, now_text
 
 log = logging.getLogger(__name__)

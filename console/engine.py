@@ -27,12 +27,12 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from console import steps
 from console.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.models import parse_time
+from console.loop import steps
+from console.loop.steps import StepError
 from console.settings import Settings
-from console.steps import StepError
 from console.store import Store, dumps, loads, now_text
 
 log = logging.getLogger(__name__)

@@ -843,9 +843,9 @@ def votes_from_learning(frame: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def whatif_frame(frame: pd.DataFrame, settings: Any, threshold: float) -> pd.DataFrame:
-    """Each past decision routed by the policy now and at ``threshold`` (console.policy.plan_actions)."""
+    """Each past decision routed by the policy now and at ``threshold`` (console.loop.policy.plan_actions)."""
     from console.domain.models import RecommendedAction, Severity, Verdict
-    from console.policy import plan_actions
+    from console.loop.policy import plan_actions
 
     def route(names: tuple[str, ...], confidence: float, limit: float | None) -> tuple[bool, int]:
         decision = Decision(

@@ -6,7 +6,8 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console import charts, training, views
+from console import charts, views
+from console.loop import training
 
 ui.require_app_shell()
 

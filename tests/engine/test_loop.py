@@ -11,7 +11,7 @@ from console.backend import BackendError
 from console.domain.executions import Execution, State
 from console.domain.models import parse_time
 from console.engine import TASKS, EmbeddedEngine
-from console.scenarios import list_scenarios
+from console.loop.scenarios import list_scenarios
 from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
 
 
@@ -124,7 +124,7 @@ def test_execution_has_kestra_shape_and_round_trips(engine):
 
 
 def test_a_failing_step_fails_the_task_and_the_execution_with_one_line(engine, monkeypatch):
-    import console.steps as steps
+    import console.loop.steps as steps
 
     def boom(data, settings):
         raise RuntimeError("analysis exploded\n  on two lines")
@@ -239,7 +239,7 @@ def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
 def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
     import threading
 
-    import console.steps as steps
+    import console.loop.steps as steps
 
     entered, release = threading.Event(), threading.Event()
     original = steps.summarize
@@ -265,7 +265,7 @@ def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
 
 
 def test_collect_from_deployment_inputs_uses_the_demo_collector(settings):
-    from console import steps
+    from console.loop import steps
 
     out = steps.collect({"deployment_id": "dep-77", "service": "payment-service", "version": "v9"}, settings)
     assert out["snapshot"]["deployment"]["id"] == "dep-77"

@@ -17,7 +17,7 @@ DIE_IN_SUMMARIZE = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from console import steps
+    from console.loop import steps
     from console.engine import EmbeddedEngine
     from console.settings import Settings
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from console import steps
+from console.loop import steps
 from console.store import Store, StoreBusy, dumps
 
 

@@ -9,7 +9,7 @@ resume with multipart ``onResume`` inputs (409 unless PAUSED; 204 in 1.x, 200 + 
 kill (404 unknown, 409 finished), and 2.x ``/outputs/{executionId}``.
 
 It runs the loop the way ``flows/devops-loop.yaml`` describes it, with the project's own steps
-(``console.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
+(``console.loop.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
 expose ``{"vars": ...}``, the ``approval`` Pause pauses the execution, and the pause's duration
 expiring applies its ``behavior`` (CANCEL/FAIL). Fault modes for tests: ``down()``, and
 ``fault = "slow" | "401" | "404" | "500" | "malformed"``.
@@ -395,7 +395,7 @@ class FakeKestra:
         self, execution: dict[str, Any], task_id: str, step: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
         """A Commands task running ``python -m console step <step>``: outputs under ``vars``."""
-        from console.steps import run_step
+        from console.loop.steps import run_step
 
         run = self._task_run(execution, task_id)
         run["attempts"] = [{"state": _state("RUNNING")}]

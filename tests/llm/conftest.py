@@ -23,7 +23,7 @@ from console.domain.models import (
     Snapshot,
     Verdict,
 )
-from console.llm import close_clients
+from console.loop.narrative import close_clients
 from console.settings import Secret, Settings
 from tests.llm.fake_llm import FakeLLM
 

@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from console import steps  # noqa: E402
 from console.approvals import AlreadyDecided, ApprovalService  # noqa: E402
 from console.auth import Identity, Role  # noqa: E402
 from console.engine import EmbeddedEngine  # noqa: E402
+from console.loop import steps  # noqa: E402
 from console.settings import Settings  # noqa: E402
 
 SCENARIOS = ["memory-leak", "healthy-hotfix", "latency-regression", "crash-loop", "transient-blip"]

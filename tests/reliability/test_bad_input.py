@@ -21,8 +21,8 @@ from console.domain.executions import Execution, LogEntry, MalformedExecutionErr
 from console.domain.models import Snapshot, Verdict
 from console.domain.snapshot import SnapshotError, loads_snapshot, parse_snapshot
 from console.kestra import KestraClient, KestraError
-from console.llm import MAX_NARRATIVE, LLMFailure, parse_answer
-from console.scenarios import ScenarioError, load_scenario_document, read_scenario, scan_scenarios
+from console.loop.narrative import MAX_NARRATIVE, LLMFailure, parse_answer
+from console.loop.scenarios import ScenarioError, load_scenario_document, read_scenario, scan_scenarios
 from tests.reliability.garbage_http import GarbageServer
 from tests.reliability.strategies import (
     JSON,

@@ -14,8 +14,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.loop.steps import StepError, analyze, decide, execute, load_scenario, record, run_step
 from console.settings import Settings
-from console.steps import StepError, analyze, decide, execute, load_scenario, record, run_step
 from tests.reliability.strategies import JSON, mutated
 from tests.reliability.test_bad_input import assert_clean
 

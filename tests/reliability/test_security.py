@@ -17,9 +17,9 @@ from console.domain.snapshot import parse_snapshot
 from console.engine import EmbeddedEngine
 from console.kestra import KestraClient, KestraError
 from console.kestra_backend import KestraBackend
-from console.llm import close_clients, summarize
+from console.loop.narrative import close_clients, summarize
+from console.loop.steps import analyze, load_scenario
 from console.settings import Secret, Settings
-from console.steps import analyze, load_scenario
 from tests.browser_support import free_port
 from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, KESTRA_USER, TOGETHER_KEY_SENTINEL
 

@@ -242,7 +242,7 @@ def test_oidc_mode_maps_the_logged_in_email_to_a_role(app_env, tmp_path, monkeyp
 
 
 def test_hostile_service_name_is_shown_literally(app_env, engine):
-    from console.steps import load_scenario
+    from console.loop.steps import load_scenario
 
     doc = load_scenario("healthy-hotfix", app_env)
     doc["deployment"] = {**doc["deployment"], "service": "pay**ment** [x](http://e) :red[y]"}

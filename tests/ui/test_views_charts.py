@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from console import charts, views
 from console.domain.executions import Execution, State, StateHistory, TaskRun
 from console.domain.models import Classification, Decision, Direction, MetricResult
-from console.policy import plan_actions
+from console.loop.policy import plan_actions
 from console.store import DashboardKpis
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)

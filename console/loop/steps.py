@@ -125,10 +125,10 @@ def latest_time(doc: dict[str, Any]) -> datetime:
 
 
 def load_scenario(scenario_id: str, settings: Settings) -> dict[str, Any]:
-    """A scenario document from ``console.scenarios`` (or, before that module exists, from the
+    """A scenario document from ``console.loop.scenarios`` (or, before that module exists, from the
     mock-data directory directly)."""
     try:
-        from console import scenarios
+        from console.loop import scenarios
     except ImportError:
         scenarios = None  # type: ignore[assignment]
     if scenarios is not None and hasattr(scenarios, "load_scenario_document"):
@@ -214,7 +214,7 @@ def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     doc = _require(data, "snapshot", "summarize")
     decision_doc = _require(data, "decision", "summarize")
     try:
-        from console.llm import summarize as llm_summarize
+        from console.loop.narrative import summarize as llm_summarize
     except ImportError:
         return {"decision": decision_doc}
     try:
@@ -226,7 +226,7 @@ def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
 
 def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    from console.policy import plan_actions
+    from console.loop.policy import plan_actions
 
     decision = _decision(_require(data, "decision", "decide"), "decide")
     plan = plan_actions(decision, settings)
