@@ -9,7 +9,7 @@ Prints:
   200,000 log lines): load + validate, then analyze (with the metric judge and the log miner timed
   separately);
 * the LogHub grouping accuracy of the log miner per system and the mean, if
-  ``console.analysis.loghub`` is available.
+  ``benchmarks.loghub`` is available.
 Targets: < 200 ms for a standard snapshot, < 10 s for the large one (2 cores).
 """
 
@@ -184,11 +184,8 @@ def bench_large() -> None:
 
 
 def bench_loghub() -> None:
-    try:
-        from console.analysis.loghub import grouping_accuracy
-    except ImportError:
-        print("LogHub grouping accuracy: console.analysis.loghub not available")
-        return
+    from benchmarks.loghub import grouping_accuracy
+
     if not LOGHUB.is_dir():
         print(f"LogHub grouping accuracy: {LOGHUB} not found")
         return

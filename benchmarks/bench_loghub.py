@@ -23,7 +23,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from console.analysis.loghub import (  # noqa: E402
+from benchmarks.loghub import (  # noqa: E402
     PUBLISHED_DRAIN,
     SYSTEMS,
     load_system,
