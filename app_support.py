@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
-from console import auth
-from console.backend import BackendError, BackendUnavailable
+from console.access import auth
+from console.engines.backend import BackendError, BackendUnavailable
+from console.presentation.tables import Badge, state_badge, status_badge, verdict_badge
 from console.settings import Settings, SettingsError, load_settings
-from console.views import Badge, state_badge, status_badge, verdict_badge
 
 log = logging.getLogger("console.ui")
 T = TypeVar("T")
@@ -70,7 +70,7 @@ def get_services() -> Services:
     backend = store = approvals = None
     errors: list[str] = []
     try:
-        from console.store import Store
+        from console.storage.store import Store
 
         store = Store(settings.db_path)
     except Exception as exc:  # a missing/corrupt database must not take the console down
@@ -82,7 +82,7 @@ def get_services() -> Services:
         log.exception("backend unavailable")
         errors.append(f"Engine unavailable: {_one_line(exc)}")
     try:
-        from console.approvals import ApprovalService
+        from console.access.approvals import ApprovalService
 
         if store is not None and backend is not None:
             approvals = ApprovalService(store, backend, settings)
@@ -95,10 +95,10 @@ def get_services() -> Services:
 def _make_backend(settings: Settings, store: Any) -> Any:
     """The embedded engine shares the console's store; Kestra comes from ``make_backend``."""
     if settings.backend_name == "embedded" and store is not None:
-        from console.engine import EmbeddedEngine
+        from console.engines.embedded.runner import EmbeddedEngine
 
         return EmbeddedEngine(settings, store)
-    from console import backend as backend_module
+    from console.engines import backend as backend_module
 
     return backend_module.make_backend(settings)
 
@@ -109,7 +109,7 @@ def clear_caches() -> None:
 
 
 def _esc(text: Any) -> str:
-    from console.views import md_escape
+    from console.presentation.tables import md_escape
 
     return md_escape(text)
 
@@ -348,7 +348,7 @@ def _learning_cache() -> _LearningCache:
 
 
 def read_learning(store: Any, db: str) -> Any:
-    from console import views
+    from console.presentation import tables as views
 
     cache = _learning_cache()
     with cache.lock:
@@ -427,7 +427,7 @@ def render_decision(decision: Any, *, key: str) -> None:
     All analyzer/LLM text goes through st.text / dataframes (never HTML or markdown), so text taken
     from logs cannot format or script the page.
     """
-    from console import views as v
+    from console.presentation import tables as v
 
     top = st.columns([1, 1, 1, 2])
     with top[0]:
@@ -519,7 +519,7 @@ def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
 
 
 def _attr(obj: Any, name: str) -> Any:
-    from console.views import field
+    from console.presentation.tables import field
 
     return field(obj, name)
 

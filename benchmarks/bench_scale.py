@@ -81,9 +81,9 @@ def service_names(count: int, real: list[str]) -> list[str]:
 
 def seed_templates(data_dir: Path) -> dict[str, Any]:
     """Run every scenario for real; decide the paused ones (approve/reject) so they finish."""
-    from console.approvals import ApprovalService
-    from console.auth import Identity, Role
-    from console.engine import EmbeddedEngine
+    from console.access.approvals import ApprovalService
+    from console.access.auth import Identity, Role
+    from console.engines.embedded.runner import EmbeddedEngine
     from console.loop.scenarios import list_scenarios
     from console.settings import load_settings
 
@@ -105,7 +105,7 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
 
 
 def seed_metrics(data_dir: Path, services: int, days: float) -> dict[str, Any]:
-    from console.store import Store
+    from console.storage.store import Store
 
     store = Store(data_dir / "console.sqlite3")
     real = [r[0] for r in store.conn.execute("SELECT DISTINCT service FROM deployments")]
@@ -180,7 +180,7 @@ def _insert(conn, table: str, rows: list[dict[str, Any]]) -> None:
 def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -> dict[str, Any]:
     """Clone finished template executions until the store holds ``target`` executions."""
     from console.domain.models import format_time
-    from console.store import Store, dumps
+    from console.storage.store import Store, dumps
 
     store = Store(data_dir / "console.sqlite3")
     have = store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
@@ -282,7 +282,7 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
 
 def add_pending(data_dir: Path, count: int) -> None:
     """A few real pending approvals (the Approvals page's main list)."""
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
     from console.settings import load_settings
 
     _env(data_dir)

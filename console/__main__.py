@@ -63,16 +63,16 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _engine(settings: Settings):
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
 
     return EmbeddedEngine(settings, synchronous=True)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
-    from console.auth import Identity, PermissionDenied, Role
-    from console.backend import BackendError
+    from console.access.approvals import AlreadyDecided, ApprovalError, ApprovalService
+    from console.access.auth import Identity, PermissionDenied, Role
     from console.domain.executions import State
+    from console.engines.backend import BackendError
 
     if args.reject and not (args.comment or "").strip():
         raise CliError("--reject needs --comment saying why")
@@ -108,8 +108,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
-    from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
-    from console.auth import Identity, PermissionDenied, Role
+    from console.access.approvals import AlreadyDecided, ApprovalError, ApprovalService
+    from console.access.auth import Identity, PermissionDenied, Role
 
     engine = _engine(settings)
     service = ApprovalService(engine.store, engine, settings)
@@ -146,7 +146,7 @@ def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
     from console.loop.training import export_rows, to_jsonl
-    from console.store import Store
+    from console.storage.store import Store
 
     records = Store(settings.db_path).outcome_records()
     text = to_jsonl(export_rows(records, args.format))
@@ -164,7 +164,7 @@ def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
 
     engine = EmbeddedEngine(settings, synchronous=True, recover=False)
     report = engine.recover()

@@ -11,9 +11,9 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console import views
-from console.auth import PermissionDenied
+from console.access.auth import PermissionDenied
 from console.domain.models import Decision
+from console.presentation import tables as views
 
 ui.require_app_shell()
 
@@ -28,7 +28,7 @@ if approvals is None:
     st.stop()
 
 try:
-    from console.approvals import AlreadyDecided
+    from console.access.approvals import AlreadyDecided
 except ImportError:  # older service without the exception: nothing to catch separately
     AlreadyDecided = LookupError  # type: ignore[misc,assignment]
 

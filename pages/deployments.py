@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console import views
+from console.presentation import tables as views
 
 ui.require_app_shell()
 

@@ -6,8 +6,9 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console import charts, views
 from console.domain.executions import State
+from console.presentation import charts
+from console.presentation import tables as views
 
 ui.require_app_shell()
 

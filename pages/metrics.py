@@ -8,7 +8,8 @@ from datetime import timedelta
 import streamlit as st
 
 import app_support as ui
-from console import charts, views
+from console.presentation import charts
+from console.presentation import tables as views
 
 ui.require_app_shell()
 

@@ -12,8 +12,8 @@ import time
 import streamlit as st
 
 import app_support as ui
-from console import views
 from console.domain.executions import State
+from console.presentation import tables as views
 
 ui.require_app_shell()
 

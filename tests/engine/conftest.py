@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from console.approvals import ApprovalService
-from console.auth import Identity, Role
+from console.access.approvals import ApprovalService
+from console.access.auth import Identity, Role
 from console.domain.executions import Execution, State
-from console.engine import EmbeddedEngine
+from console.engines.embedded.runner import EmbeddedEngine
 from console.settings import Settings
-from console.store import Store
+from console.storage.store import Store
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parents[2]
 ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver

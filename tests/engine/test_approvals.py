@@ -8,11 +8,11 @@ import time
 
 import pytest
 
-from console.approvals import AlreadyDecided, ApprovalService
-from console.auth import Identity, PermissionDenied, Role
-from console.backend import BackendUnavailable
+from console.access.approvals import AlreadyDecided, ApprovalService
+from console.access.auth import Identity, PermissionDenied, Role
 from console.domain.executions import State
-from console.engine import EmbeddedEngine
+from console.engines.backend import BackendUnavailable
+from console.engines.embedded.runner import EmbeddedEngine
 from tests.engine.conftest import run_paused
 
 
@@ -225,7 +225,7 @@ def test_audit_trail_is_append_only(engine, approvals, bob):
 
 
 def test_pending_lists_votes_and_unknown_id_is_clear(engine, approvals, bob, carol):
-    from console.approvals import ApprovalNotFound
+    from console.access.approvals import ApprovalNotFound
 
     _, approval = run_paused(engine)
     with engine.store.write() as conn:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from console.backend import BackendError
 from console.domain.executions import Execution, State
 from console.domain.models import parse_time
-from console.engine import TASKS, EmbeddedEngine
+from console.engines.backend import BackendError
+from console.engines.embedded.runner import TASKS, EmbeddedEngine
 from console.loop.scenarios import list_scenarios
 from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
 
@@ -166,7 +166,7 @@ def test_resume_of_a_finished_execution_is_refused(engine):
 
 
 def test_kill_a_paused_execution_cancels_its_approval(engine, approvals, bob):
-    from console.approvals import AlreadyDecided
+    from console.access.approvals import AlreadyDecided
 
     execution, approval = run_paused(engine)
     engine.kill(execution.id)

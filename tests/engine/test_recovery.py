@@ -9,8 +9,8 @@ import sys
 import textwrap
 
 from console.domain.executions import State
-from console.engine import INTERRUPTED, MAX_RESTARTS, EmbeddedEngine
-from console.store import Store, dumps, now_text
+from console.engines.embedded.runner import INTERRUPTED, MAX_RESTARTS, EmbeddedEngine
+from console.storage.store import Store, dumps, now_text
 from tests.engine.conftest import HEALTHY_SCENARIO, PROJECT_ROOT_DIR, run_paused
 
 DIE_IN_SUMMARIZE = textwrap.dedent(
@@ -18,7 +18,7 @@ DIE_IN_SUMMARIZE = textwrap.dedent(
     import os, sys
     from pathlib import Path
     from console.loop import steps
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
     from console.settings import Settings
 
     def die(data, settings):
@@ -119,8 +119,8 @@ def test_an_execution_owned_by_a_live_process_is_left_alone(settings, store):
 
 
 def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, store):
-    from console.approvals import ApprovalService
-    from console.auth import Identity, Role
+    from console.access.approvals import ApprovalService
+    from console.access.auth import Identity, Role
 
     class DeadBackend:  # the process died between committing the decision and resuming the engine
         def resume(self, *args, **kwargs):

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from console import views
-from console.backend import BackendError, BackendUnavailable, make_backend
 from console.domain.executions import State
-from console.kestra import KestraClient
-from console.kestra_backend import KestraBackend, task_values
+from console.engines.backend import BackendError, BackendUnavailable, make_backend
+from console.engines.kestra.backend import KestraBackend, task_values
+from console.engines.kestra.client import KestraClient
+from console.presentation import tables as views
 from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra, free_port

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from console.domain.executions import State
-from console.kestra import (
+from console.engines.kestra.client import (
     KestraAuthError,
     KestraBadRequest,
     KestraClient,
@@ -370,7 +370,7 @@ def test_webhook_trigger_uses_the_body(loaded: FakeKestra) -> None:
 
 
 def test_deploy_order_puts_subflows_first() -> None:
-    from console.kestra import deploy_order
+    from console.engines.kestra.client import deploy_order
 
     def call(task_id: str, flow_id: str) -> dict:
         return {

@@ -17,9 +17,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from console.approvals import AlreadyDecided, ApprovalService  # noqa: E402
-from console.auth import Identity, Role  # noqa: E402
-from console.engine import EmbeddedEngine  # noqa: E402
+from console.access.approvals import AlreadyDecided, ApprovalService  # noqa: E402
+from console.access.auth import Identity, Role  # noqa: E402
+from console.engines.embedded.runner import EmbeddedEngine  # noqa: E402
 from console.loop import steps  # noqa: E402
 from console.settings import Settings  # noqa: E402
 

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from console.domain.executions import Execution, LogEntry, MalformedExecutionError
 from console.domain.models import Snapshot, Verdict
 from console.domain.snapshot import SnapshotError, loads_snapshot, parse_snapshot
-from console.kestra import KestraClient, KestraError
+from console.engines.kestra.client import KestraClient, KestraError
 from console.loop.narrative import MAX_NARRATIVE, LLMFailure, parse_answer
 from console.loop.scenarios import ScenarioError, load_scenario_document, read_scenario, scan_scenarios
 from tests.reliability.garbage_http import GarbageServer

@@ -12,10 +12,10 @@ from collections import Counter
 
 import pytest
 
-from console.approvals import ApprovalService
+from console.access.approvals import ApprovalService
 from console.domain.executions import State
-from console.engine import EmbeddedEngine
-from console.store import Store
+from console.engines.embedded.runner import EmbeddedEngine
+from console.storage.store import Store
 from tests.reliability.load import (
     FINISHING,
     PAUSING,

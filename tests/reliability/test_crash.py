@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 from console.domain.executions import State
-from console.engine import INTERRUPTED, EmbeddedEngine
+from console.engines.embedded.runner import INTERRUPTED, EmbeddedEngine
 from console.settings import Settings
-from console.store import Store
+from console.storage.store import Store
 from tests.reliability.load import wait_all
 
 CHILD = Path(__file__).with_name("crash_child.py")

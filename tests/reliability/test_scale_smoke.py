@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bench_scale import seed_clones, seed_metrics, seed_templates
-from console.approvals import ApprovalService
-from console.engine import EmbeddedEngine
+from console.access.approvals import ApprovalService
+from console.engines.embedded.runner import EmbeddedEngine
 from console.settings import Settings
-from console.store import Store
+from console.storage.store import Store
 
 
 @pytest.fixture(scope="module")

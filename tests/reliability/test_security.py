@@ -10,13 +10,13 @@ from dataclasses import replace
 
 import pytest
 
-from console.approvals import AlreadyDecided, ApprovalService
-from console.auth import Identity, PermissionDenied, Role
+from console.access.approvals import AlreadyDecided, ApprovalService
+from console.access.auth import Identity, PermissionDenied, Role
 from console.domain.executions import State
 from console.domain.snapshot import parse_snapshot
-from console.engine import EmbeddedEngine
-from console.kestra import KestraClient, KestraError
-from console.kestra_backend import KestraBackend
+from console.engines.embedded.runner import EmbeddedEngine
+from console.engines.kestra.backend import KestraBackend
+from console.engines.kestra.client import KestraClient, KestraError
 from console.loop.narrative import close_clients, summarize
 from console.loop.steps import analyze, load_scenario
 from console.settings import Secret, Settings

@@ -11,7 +11,7 @@ import streamlit as st
 from streamlit.testing.v1 import AppTest
 
 from console.domain.executions import Execution
-from console.engine import EmbeddedEngine
+from console.engines.embedded.runner import EmbeddedEngine
 from console.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]

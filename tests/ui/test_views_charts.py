@@ -11,11 +11,12 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from console import charts, views
 from console.domain.executions import Execution, State, StateHistory, TaskRun
 from console.domain.models import Classification, Decision, Direction, MetricResult
 from console.loop.policy import plan_actions
-from console.store import DashboardKpis
+from console.presentation import charts
+from console.presentation import tables as views
+from console.storage.store import DashboardKpis
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
@@ -201,13 +202,13 @@ def test_calibration_bins_mean_confidence_and_hold_rate():
 
 @pytest.fixture
 def finished_runs(settings):
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
 
     engine = EmbeddedEngine(settings, recover=False)
     for scenario in ("memory-leak", "healthy-hotfix", "dependency-outage"):
         engine.run_sync(scenario=scenario, triggered_by="t", timeout=60)
-    from console.approvals import ApprovalService
-    from console.auth import Identity, Role
+    from console.access.approvals import ApprovalService
+    from console.access.auth import Identity, Role
 
     approvals = ApprovalService(engine.store, engine, settings)
     for item in approvals.pending():
@@ -252,7 +253,7 @@ def test_learning_frame_reads_the_small_column_and_falls_back_for_older_rows(fin
 def test_a_store_from_before_the_learning_column_is_upgraded_in_place(tmp_path):
     import sqlite3
 
-    from console.store import Store
+    from console.storage.store import Store
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:

@@ -2,7 +2,7 @@
 
 ``launch`` returns an execution id at once; a bounded thread pool runs the steps. When the plan
 needs a human, the ``approval`` task and the execution go PAUSED, one approval row is created and
-the worker stops; :meth:`EmbeddedEngine.resume` (called by :mod:`console.approvals`) continues.
+the worker stops; :meth:`EmbeddedEngine.resume` (called by :mod:`console.access.approvals`) continues.
 
 Crash recovery (:meth:`EmbeddedEngine.recover`, run when an engine starts): an execution left
 CREATED/RUNNING by a process that no longer exists is **re-run from its first unfinished task**.
@@ -27,13 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from console.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.models import parse_time
+from console.engines.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.loop import steps
 from console.loop.steps import StepError
 from console.settings import Settings
-from console.store import Store, dumps, loads, now_text
+from console.storage.store import Store, dumps, loads, now_text
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class _Killed(Exception):
 
 
 class EmbeddedEngine:
-    """In-process implementation of :class:`console.backend.Backend`."""
+    """In-process implementation of :class:`console.engines.backend.Backend`."""
 
     name = "embedded"
 
@@ -766,7 +766,7 @@ class EmbeddedEngine:
 
     def expire_overdue(self) -> list[str]:
         """Reject approvals past their deadline (actor system:timeout) and resume their executions."""
-        from console.approvals import ApprovalService
+        from console.access.approvals import ApprovalService
 
         return ApprovalService(self.store, self, self.settings).expire_overdue()
 
@@ -863,7 +863,7 @@ class EmbeddedEngine:
     def _resume_decided(self) -> list[dict[str, Any]]:
         """Decisions committed whose engine resume never happened (the process died in between, or
         the resume failed): resume their still-PAUSED executions now."""
-        from console.approvals import ApprovalService
+        from console.access.approvals import ApprovalService
 
         rows = self.store.conn.execute(
             "SELECT a.id FROM approvals a JOIN executions e ON e.id = a.execution_id "

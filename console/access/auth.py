@@ -4,11 +4,11 @@ Three ways to know who is at the console, chosen by what `.streamlit/secrets.tom
 
 - ``demo`` (nothing configured): the operator picks a name and role; the UI shows a demo banner.
 - ``password``: ``[console_auth.users.<name>]`` tables with ``password_hash`` (PBKDF2-SHA256, made by
-  ``python -m console.auth hash``) and ``role``.
+  ``python -m console.access.auth hash``) and ``role``.
 - ``oidc``: Streamlit's ``st.login`` (its own ``[auth]`` table); roles come from
   ``[console_auth.oidc_roles]`` (e-mail → role), else ``oidc_default_role`` (viewer by default).
 
-Roles are checked again wherever an action is taken (see :mod:`console.approvals`): the UI hiding a
+Roles are checked again wherever an action is taken (see :mod:`console.access.approvals`): the UI hiding a
 button is a convenience, not the control.
 """
 
@@ -175,9 +175,9 @@ def identity_from_oidc(user_info: Mapping[str, Any], settings: Settings) -> Iden
 
 
 def main(argv: list[str]) -> int:
-    """``python -m console.auth hash`` prints a hash to paste into secrets.toml."""
+    """``python -m console.access.auth hash`` prints a hash to paste into secrets.toml."""
     if argv[:1] != ["hash"]:
-        print("usage: python -m console.auth hash", file=sys.stderr)
+        print("usage: python -m console.access.auth hash", file=sys.stderr)
         return 2
     password = getpass("Password: ")
     if not password or password != getpass("Again: "):

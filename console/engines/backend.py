@@ -1,8 +1,8 @@
 """What an engine must offer the console. The pages never know which one they talk to.
 
-Two implementations: :class:`console.engine.EmbeddedEngine` (default, in-process, SQLite) and
-:class:`console.kestra_backend.KestraBackend` (when ``KESTRA_URL`` is set). Approvals, roles and
-the audit trail are not part of an engine: :mod:`console.approvals` owns them and calls
+Two implementations: :class:`console.engines.embedded.runner.EmbeddedEngine` (default, in-process, SQLite) and
+:class:`console.engines.kestra.backend.KestraBackend` (when ``KESTRA_URL`` is set). Approvals, roles and
+the audit trail are not part of an engine: :mod:`console.access.approvals` owns them and calls
 :meth:`Backend.resume` once a decision is final.
 """
 
@@ -85,9 +85,9 @@ def make_backend(settings: Any) -> Backend:
     Imports are lazy so that neither engine loads the other's dependencies.
     """
     if settings.kestra_url:
-        from console.kestra_backend import KestraBackend
+        from console.engines.kestra.backend import KestraBackend
 
         return KestraBackend(settings)
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
 
     return EmbeddedEngine(settings)

@@ -20,12 +20,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from console.auth import Identity, PermissionDenied, require_approver
-from console.backend import Backend, BackendError
+from console.access.auth import Identity, PermissionDenied, require_approver
 from console.domain.models import parse_time
+from console.engines.backend import Backend, BackendError
 from console.loop.steps import TIMEOUT_ACTOR
 from console.settings import Settings
-from console.store import Store, now_text
+from console.storage.store import Store, now_text
 
 log = logging.getLogger(__name__)
 

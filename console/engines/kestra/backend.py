@@ -2,9 +2,9 @@
 
 The loop runs as the flow ``devops-loop`` (namespace ``settings.kestra_namespace``, default
 ``devops.loop``); see flows/ and docs/kestra.md. This module only translates: every
-:class:`~console.kestra.KestraError` becomes :class:`BackendUnavailable` (cannot reach Kestra, or
-it refuses the credentials) or :class:`BackendError` (Kestra refused the request), with the
-client's one-line message.
+:class:`~console.engines.kestra.client.KestraError` becomes :class:`BackendUnavailable` (cannot
+reach Kestra, or it refuses the credentials) or :class:`BackendError` (Kestra refused the
+request), with the client's one-line message.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from console.backend import LOOP_FLOW_ID, BackendError, BackendUnavailable, Health, Page
 from console.domain.executions import Execution, LogEntry, State, TaskRun
 from console.domain.models import format_time
-from console.kestra import (
+from console.engines.backend import LOOP_FLOW_ID, BackendError, BackendUnavailable, Health, Page
+from console.engines.kestra.client import (
     KestraAuthError,
     KestraClient,
     KestraConflict,
@@ -52,7 +52,7 @@ def task_values(run: TaskRun | None) -> dict[str, Any]:
 
 
 class KestraBackend:
-    """Implements :class:`console.backend.Backend` against Kestra's REST API."""
+    """Implements :class:`console.engines.backend.Backend` against Kestra's REST API."""
 
     name = "kestra"
 

@@ -1,0 +1,1 @@
+"""SQLite storage: every SQL statement of the project lives in this package."""
