@@ -22,8 +22,8 @@ from typing import Any, Literal
 
 from console.access.auth import Identity, PermissionDenied, require_approver
 from console.domain.models import parse_time
+from console.domain.vocabulary import TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError
-from console.loop.steps import TIMEOUT_ACTOR
 from console.settings import Settings
 from console.storage.store import Store, now_text
 

@@ -68,6 +68,17 @@ RISK_ORDER = [Risk.LOW, Risk.MEDIUM, Risk.HIGH, Risk.CRITICAL]
 """Least to most risky; compare risks with ``RISK_ORDER.index``."""
 
 
+def highest_risk(actions: list[Any]) -> Risk:
+    """The highest ``risk`` among action documents (dicts); LOW when there is none. Values that
+    are not a risk (from an engine's stored outputs) are left out."""
+    risks = [
+        Risk(a["risk"])
+        for a in actions
+        if isinstance(a, dict) and isinstance(a.get("risk"), str) and a["risk"] in Risk.__members__
+    ]
+    return max(risks, key=RISK_ORDER.index, default=Risk.LOW)
+
+
 class Classification(StrEnum):
     """Kayenta's per-metric result."""
 

@@ -17,24 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from console.domain.actions import UnknownActionError, get_action
-from console.domain.models import RISK_ORDER, Decision, Risk, Verdict, format_time, parse_time
+from console.domain.models import Decision, Verdict, format_time, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
+from console.domain.vocabulary import STEP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
 from console.settings import Settings
-
-STEP_NAMES = ("collect", "analyze", "summarize", "decide", "execute", "record")
-
-# deployment statuses shown in the console
-STATUS_RUNNING = "analyzing"
-STATUS_AWAITING = "awaiting approval"
-STATUS_ROLLED_BACK = "rolled back"
-STATUS_HEALTHY = "healthy"
-STATUS_ESCALATED = "escalated"
-STATUS_REMEDIATED = "remediated"
-STATUS_FAILED = "failed"
-STATUS_CANCELLED = "cancelled"
-
-TIMEOUT_ACTOR = "system:timeout"
-"""Who "decides" an approval nobody answered in time (always a rejection)."""
 
 
 class StepError(ValueError):
@@ -90,11 +76,6 @@ def _decision(doc: Any, step: str) -> Decision:
         detail = " ".join(str(exc).split())
         detail = detail if len(detail) <= 120 else detail[:119] + "…"
         raise StepError(f"{step}: decision is not understood ({type(exc).__name__}: {detail})") from None
-
-
-def max_risk(actions: list[dict[str, Any]]) -> str:
-    risks = [Risk(a.get("risk", "LOW")) for a in actions] or [Risk.LOW]
-    return max(risks, key=RISK_ORDER.index).value
 
 
 def shift_document(doc: dict[str, Any], delta: timedelta) -> dict[str, Any]:
@@ -258,23 +239,23 @@ def _action_result(action: dict[str, Any], mode: str) -> dict[str, Any]:
 
 def deployment_status(
     verdict: str | None, executed: list[dict[str, Any]], approval: dict[str, Any] | None
-) -> str:
+) -> DeploymentStatus:
     effects = {
         a.get("effect")
         for a in executed
         if a.get("status") == "simulated" and isinstance(a.get("effect"), str)  # input may be anything
     }
-    if "rolled back" in effects:
-        return STATUS_ROLLED_BACK
+    if get_action("rollback_deployment").effect in effects:
+        return DeploymentStatus.ROLLED_BACK
     if approval is not None and not is_approved(approval):
-        return STATUS_ESCALATED  # a human kept risky actions from running, or nobody answered
+        return DeploymentStatus.ESCALATED  # a human kept risky actions from running, or nobody answered
     if verdict == Verdict.ESCALATE.value:
-        return STATUS_ESCALATED
+        return DeploymentStatus.ESCALATED
     if verdict == Verdict.ROLLBACK.value:
-        return STATUS_ESCALATED  # a rollback was called for but did not run
+        return DeploymentStatus.ESCALATED  # a rollback was called for but did not run
     if effects - {"on-call notified", "diagnostics collected", None}:
-        return STATUS_REMEDIATED
-    return STATUS_HEALTHY
+        return DeploymentStatus.REMEDIATED
+    return DeploymentStatus.HEALTHY
 
 
 def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -299,7 +280,7 @@ def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     return {
         "executed": executed,
         "skipped": skipped,
-        "deployment_status": deployment_status(verdict, executed, approval),
+        "deployment_status": deployment_status(verdict, executed, approval).value,
     }
 
 
@@ -349,7 +330,7 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         held = None
     status_text = data.get("deployment_status") or deployment_status(
         decision.get("verdict"), executed, approval
-    )
+    ).value
     approvers = []
     if approval and approval.get("approver") and not _expired(approval):
         approvers = [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
@@ -385,5 +366,5 @@ def run_step(name: str, data: dict[str, Any], settings: Settings) -> dict[str, A
     try:
         step = STEPS[name]
     except KeyError:
-        raise StepError(f"unknown step {name!r} (one of: {', '.join(STEP_NAMES)})") from None
+        raise StepError(f"unknown step {name!r} (one of: {', '.join(STEP_TASKS)})") from None
     return step(data, settings)

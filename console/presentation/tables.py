@@ -21,6 +21,7 @@ import pandas as pd
 
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.models import Decision, parse_time
+from console.domain.vocabulary import LOOP_TASKS, DeploymentStatus
 
 # ---------------------------------------------------------------------------------------------
 # Generic access and formatting
@@ -151,27 +152,29 @@ _STATE_ICONS = {
 }
 
 _STATUS_COLORS = {
-    "rolled back": "red",
-    "awaiting approval": "orange",
-    "escalated": "orange",
-    "healthy": "green",
-    "remediated": "green",
-    "analyzing": "blue",
-    "running": "blue",
-    "failed": "red",
-    "cancelled": "gray",
-    "rejected": "gray",
+    DeploymentStatus.ROLLED_BACK: "red",
+    DeploymentStatus.AWAITING_APPROVAL: "orange",
+    DeploymentStatus.ESCALATED: "orange",
+    DeploymentStatus.HEALTHY: "green",
+    DeploymentStatus.REMEDIATED: "green",
+    DeploymentStatus.ANALYZING: "blue",
+    DeploymentStatus.FAILED: "red",
+    DeploymentStatus.CANCELLED: "gray",
 }
-DEPLOYMENT_STATUSES = [
-    "rolled back",
-    "awaiting approval",
-    "escalated",
-    "analyzing",
-    "healthy",
-    "remediated",
-    "failed",
-    "cancelled",
+DEPLOYMENT_STATUSES: list[str] = [
+    status.value
+    for status in (
+        DeploymentStatus.ROLLED_BACK,
+        DeploymentStatus.AWAITING_APPROVAL,
+        DeploymentStatus.ESCALATED,
+        DeploymentStatus.ANALYZING,
+        DeploymentStatus.HEALTHY,
+        DeploymentStatus.REMEDIATED,
+        DeploymentStatus.FAILED,
+        DeploymentStatus.CANCELLED,
+    )
 ]
+"""The deployment statuses in the order the Deployments page's filter lists them (worst first)."""
 
 
 def verdict_badge(verdict: Any) -> Badge:
@@ -278,9 +281,6 @@ def logs_frame(logs: Sequence[LogEntry], task_id: str | None = None) -> pd.DataF
     return pd.DataFrame(rows, columns=["time", "level", "task", "message"])
 
 
-LOOP_STEPS = ["collect", "analyze", "summarize", "decide", "approval", "execute", "record"]
-
-
 @dataclass(frozen=True)
 class StepProgress:
     task: str
@@ -291,7 +291,7 @@ class StepProgress:
 def loop_progress(execution: Execution) -> list[StepProgress]:
     """Where an execution is in the loop, step by step (pending for steps not reached yet)."""
     seen = {run.task_id: run.state.value for run in execution.task_runs}
-    steps = list(LOOP_STEPS)
+    steps = list(LOOP_TASKS)
     steps += [t for t in seen if t not in steps]
     return [StepProgress(step, seen.get(step, "pending")) for step in steps]
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun
-from console.domain.models import format_time, parse_time
+from console.domain.models import format_time, highest_risk, parse_time
+from console.domain.vocabulary import DeploymentStatus
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS executions (
@@ -503,14 +504,14 @@ class Store:
             dep = conn.execute(
                 """
                 SELECT COUNT(*),
-                       COALESCE(SUM(status = 'rolled back'), 0),
-                       COALESCE(SUM(status = 'escalated'), 0),
+                       COALESCE(SUM(status = ?), 0),
+                       COALESCE(SUM(status = ?), 0),
                        COALESCE(SUM(approval IN ('auto', 'not_required')), 0),
                        COALESCE(SUM(approval IN
                            ('auto', 'not_required', 'approved', 'rejected', 'expired')), 0)
                 FROM deployments WHERE created_at >= ? AND created_at < ?
                 """,
-                (day_start, day_end),
+                (DeploymentStatus.ROLLED_BACK.value, DeploymentStatus.ESCALATED.value, day_start, day_end),
             ).fetchone()
             verdicts = conn.execute(
                 "SELECT verdict, COUNT(*) FROM deployments WHERE created_at >= ? AND created_at < ? "
@@ -605,8 +606,7 @@ class Store:
         if existing is not None:
             return existing["id"], existing["expires_at"]
         actions = list(plan.get("approval") or [])
-        order = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
-        risk = max((str(a.get("risk", "LOW")) for a in actions), key=order.index, default="LOW")
+        risk = highest_risk(actions).value
         now = parse_time(requested_at) if requested_at else datetime.now(UTC)
         approval_id = "ap-" + secrets.token_hex(6)
         expires = expires_at or format_time(now + timedelta(minutes=timeout_minutes))

@@ -9,8 +9,9 @@ import pytest
 
 from console.domain.executions import Execution, State
 from console.domain.models import parse_time
+from console.domain.vocabulary import LOOP_TASKS
 from console.engines.backend import BackendError
-from console.engines.embedded.runner import TASKS, EmbeddedEngine
+from console.engines.embedded.runner import EmbeddedEngine
 from console.loop.scenarios import list_scenarios
 from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
 
@@ -46,7 +47,7 @@ def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bo
     execution, approval = run_paused(engine)
     assert execution.inputs["scenario"] == ROLLBACK_SCENARIO
     assert states(execution) == ["CREATED", "RUNNING", "PAUSED"]
-    assert [r.task_id for r in execution.task_runs] == list(TASKS[:5])
+    assert [r.task_id for r in execution.task_runs] == list(LOOP_TASKS[:5])
     assert execution.task_run("execute") is None  # nothing ran before the human said so
     # the request comes from the scenario's deployer; the console user is kept in a label
     assert approval["requested_by"] != "alice"
@@ -59,7 +60,7 @@ def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bo
 
     assert done.state == State.SUCCESS
     assert states(done) == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
-    assert [r.task_id for r in done.task_runs] == list(TASKS)
+    assert [r.task_id for r in done.task_runs] == list(LOOP_TASKS)
     assert all(r.state == State.SUCCESS for r in done.task_runs)
     pause = done.task_run("approval")
     assert [h.state.value for h in pause.histories] == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
@@ -119,7 +120,7 @@ def test_execution_has_kestra_shape_and_round_trips(engine):
     assert doc["flowId"] == "devops-loop" and doc["namespace"] == "devops.loop"
     assert doc["state"]["current"] == "SUCCESS"
     again = Execution.from_kestra(doc)
-    assert [r.task_id for r in again.task_runs] == list(TASKS)
+    assert [r.task_id for r in again.task_runs] == list(LOOP_TASKS)
     assert again.outputs == execution.outputs
 
 

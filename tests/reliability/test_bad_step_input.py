@@ -14,6 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.domain.vocabulary import STEP_TASKS
 from console.loop.steps import StepError, analyze, decide, execute, load_scenario, record, run_step
 from console.settings import Settings
 from tests.reliability.strategies import JSON, mutated
@@ -47,7 +48,7 @@ def _run(name: str, data: Any, step_settings: Settings) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=QUIET)
-@given(st.sampled_from(["collect", "analyze", "summarize", "decide", "execute", "record"]), JSON)
+@given(st.sampled_from(STEP_TASKS), JSON)
 def test_every_step_on_arbitrary_json(step_settings, name, data):
     _run(name, data, step_settings)
 

@@ -29,6 +29,7 @@ from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.models import parse_time
+from console.domain.vocabulary import LOOP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
 from console.engines.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.loop import steps
 from console.loop.steps import StepError
@@ -37,7 +38,6 @@ from console.storage.store import Store, dumps, loads, now_text
 
 log = logging.getLogger(__name__)
 
-TASKS = ("collect", "analyze", "summarize", "decide", "approval", "execute", "record")
 MAX_RESTARTS = 3
 STALE_AFTER_S = 600.0
 """A RUNNING execution whose owner lives on another host is orphaned after this long without news."""
@@ -212,7 +212,7 @@ class EmbeddedEngine:
                     dep.get("deployed_by") or triggered_by,
                     execution_id,
                     inputs["scenario"],
-                    steps.STATUS_RUNNING,
+                    DeploymentStatus.ANALYZING,
                     now,
                     now,
                 ),
@@ -263,7 +263,7 @@ class EmbeddedEngine:
                 "SELECT id, task_id, state, outputs FROM task_runs WHERE execution_id = ?", (execution_id,)
             )
         }
-        for seq, task_id in enumerate(TASKS):
+        for seq, task_id in enumerate(LOOP_TASKS):
             run = runs.get(task_id)
             if run is not None and run["state"] == "SUCCESS":
                 self._remember(execution_id, task_id, loads(run["outputs"], {}), ctx)
@@ -538,7 +538,7 @@ class EmbeddedEngine:
             )
             conn.execute(
                 "UPDATE deployments SET status = ?, updated_at = ? WHERE execution_id = ?",
-                (steps.STATUS_FAILED, now, execution_id),
+                (DeploymentStatus.FAILED, now, execution_id),
             )
             conn.execute(
                 "UPDATE approvals SET status = 'cancelled', decided_at = ? WHERE execution_id = ? "
@@ -595,7 +595,7 @@ class EmbeddedEngine:
             conn.execute(
                 "UPDATE deployments SET status = ?, approval = 'pending', updated_at = ? WHERE "
                 "execution_id = ?",
-                (steps.STATUS_AWAITING, now, execution_id),
+                (DeploymentStatus.AWAITING_APPROVAL, now, execution_id),
             )
             names = ", ".join(a["name"] for a in plan.get("approval", []))
             self.store.log_in(
@@ -644,7 +644,7 @@ class EmbeddedEngine:
                 "UPDATE deployments SET approval = ?, decided_at = ?, updated_at = ? WHERE execution_id = ?",
                 (
                     "expired"
-                    if approver == steps.TIMEOUT_ACTOR
+                    if approver == TIMEOUT_ACTOR
                     else ("approved" if approved else "rejected"),
                     now,
                     now,
@@ -691,7 +691,7 @@ class EmbeddedEngine:
             ).rowcount
             conn.execute(
                 "UPDATE deployments SET status = ?, updated_at = ? WHERE execution_id = ?",
-                (steps.STATUS_CANCELLED, now, execution_id),
+                (DeploymentStatus.CANCELLED, now, execution_id),
             )
             self.store.log_in(
                 conn, execution_id, "WARN", "killed" + (" (pending approval cancelled)" if cancelled else "")

@@ -13,7 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State, TaskRun
-from console.domain.models import format_time
+from console.domain.models import format_time, highest_risk
 from console.engines.backend import LOOP_FLOW_ID, BackendError, BackendUnavailable, Health, Page
 from console.engines.kestra.client import (
     KestraAuthError,
@@ -299,7 +299,7 @@ class KestraBackend:
             "deployment_id": execution.inputs.get("deployment_id") or deployment.get("id"),
             "service": execution.inputs.get("service") or deployment.get("service") or "unknown",
             "actions": actions,
-            "risk": _max_risk(actions),
+            "risk": highest_risk(actions).value,
             "required_approvals": max(1, int(plan.get("required_approvals") or 1)),
             "requested_by": requested_by,
             "requested_at": format_time(requested) if requested else None,
@@ -319,15 +319,6 @@ def _flatten(execution: Execution) -> Execution:
         if values:
             run.outputs = {**values, **(run.outputs or {})}
     return execution
-
-
-_RISKS = ["LOW", "MEDIUM", "HIGH", "CRITICAL"]
-
-
-def _max_risk(actions: list[dict[str, Any]]) -> str:
-    risks = [str(a.get("risk", "LOW")) for a in actions if isinstance(a, dict)]
-    known = [r for r in risks if r in _RISKS] or ["LOW"]
-    return max(known, key=_RISKS.index)
 
 
 def _label_key(key: str) -> str:
