@@ -360,11 +360,6 @@ def read_learning(store: Any, db: str) -> Any:
         return frame
 
 
-@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
-def read_approvals(_store: Any, db: str, statuses: tuple[str, ...] = (), limit: int = 1000) -> list[dict]:
-    return _store.approvals(statuses=list(statuses) or None, limit=limit)
-
-
 @st.cache_data(ttl=30, show_spinner=False)
 def read_metric_index(_store: Any, db: str) -> dict[str, list[str]]:
     return {service: _store.metric_names(service) for service in _store.metric_services()}

@@ -170,13 +170,10 @@ def bench_large() -> None:
     )
     _, judge_s = timed(judge_snapshot_metrics, snap)
     print(f"    metric judge alone: {judge_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
-    try:
-        from console.analysis.logs import mine_log_patterns
+    from console.analysis.logs import mine_log_patterns
 
-        _, logs_s = timed(mine_log_patterns, snap.logs, snap.deployment.deployed_at)
-        print(f"    log miner alone:    {logs_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
-    except ImportError:
-        print("    log miner: not available")
+    _, logs_s = timed(mine_log_patterns, snap.logs, snap.deployment.deployed_at)
+    print(f"    log miner alone:    {logs_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
     print(
         f"  verdict {decision.verdict.value}, {len(decision.guards)} guard(s), "
         f"confidence {decision.confidence:.2f}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
+from console.access.approvals import AlreadyDecided
 from console.access.auth import PermissionDenied
 from console.domain.models import Decision
 from console.presentation import tables as views
@@ -26,12 +27,6 @@ st.title(":material/gavel: Approvals")
 if approvals is None:
     st.error(services.error or "The approval service is not available.", icon=":material/block:")
     st.stop()
-
-try:
-    from console.access.approvals import AlreadyDecided
-except ImportError:  # older service without the exception: nothing to catch separately
-    AlreadyDecided = LookupError  # type: ignore[misc,assignment]
-
 
 def request_decision(approval_id: str, approved: bool) -> None:
     """Button callback: remember what the operator asked for; the dialog confirms it."""

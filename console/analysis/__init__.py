@@ -42,11 +42,8 @@ def judge_snapshot_metrics(snapshot: Snapshot) -> list[MetricJudgement]:
 def _patterns(snapshot: Snapshot, notes: list[str]) -> list[LogPattern]:
     if not snapshot.logs:
         return []
-    try:
-        from console.analysis.logs import mine_log_patterns
-    except ImportError:  # the log miner is optional: metrics alone still decide
-        notes.append("log mining unavailable: verdict from metrics only")
-        return []
+    from console.analysis.logs import mine_log_patterns
+
     try:
         return mine_log_patterns(snapshot.logs, snapshot.deployment.deployed_at)
     except Exception as exc:

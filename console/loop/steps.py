@@ -20,6 +20,7 @@ from console.domain.actions import UnknownActionError, get_action
 from console.domain.models import Decision, Verdict, format_time, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
 from console.domain.vocabulary import STEP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
+from console.loop import scenarios
 from console.settings import Settings
 
 
@@ -106,25 +107,14 @@ def latest_time(doc: dict[str, Any]) -> datetime:
 
 
 def load_scenario(scenario_id: str, settings: Settings) -> dict[str, Any]:
-    """A scenario document from ``console.loop.scenarios`` (or, before that module exists, from the
-    mock-data directory directly)."""
+    """A scenario document from the mock-data directory (:mod:`console.loop.scenarios`)."""
     try:
-        from console.loop import scenarios
-    except ImportError:
-        scenarios = None  # type: ignore[assignment]
-    if scenarios is not None and hasattr(scenarios, "load_scenario_document"):
-        try:
-            return scenarios.load_scenario_document(scenario_id, settings.mock_data_dir)
-        except (LookupError, OSError) as exc:
-            raise StepError(f"unknown scenario {scenario_id!r}") from exc
-        except ValueError as exc:
-            raise StepError(
-                str(exc).splitlines()[0] if str(exc) else f"unusable scenario {scenario_id!r}"
-            ) from exc
-    path = Path(settings.mock_data_dir) / f"{scenario_id}.json"
-    if "/" in scenario_id or "\\" in scenario_id or not path.is_file():
-        raise StepError(f"unknown scenario {scenario_id!r}")
-    return json.loads(path.read_text(encoding="utf-8"))
+        return scenarios.load_scenario_document(scenario_id, settings.mock_data_dir)
+    except (LookupError, OSError) as exc:
+        raise StepError(f"unknown scenario {scenario_id!r}") from exc
+    except ValueError as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else f"unusable scenario {scenario_id!r}"
+        raise StepError(first_line) from exc
 
 
 def _scenario_for_service(service: str, settings: Settings) -> dict[str, Any] | None:
@@ -194,10 +184,8 @@ def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The LLM narrative; never fails on the LLM's account (llm.summarize falls back to the rules)."""
     doc = _require(data, "snapshot", "summarize")
     decision_doc = _require(data, "decision", "summarize")
-    try:
-        from console.loop.narrative import summarize as llm_summarize
-    except ImportError:
-        return {"decision": decision_doc}
+    from console.loop.narrative import summarize as llm_summarize
+
     try:
         snapshot = parse_snapshot(doc)
     except SnapshotError as exc:

@@ -400,41 +400,6 @@ DEPLOYMENT_COLUMNS = [
 ]
 
 
-def deployment_status(execution_state: str, executed_status: str | None, pending_approval: bool) -> str:
-    """One word an on-call engineer reads at a glance."""
-    if executed_status:
-        return executed_status
-    if pending_approval or execution_state == State.PAUSED.value:
-        return "awaiting approval"
-    if execution_state in {State.FAILED.value, State.KILLED.value}:
-        return "failed"
-    if execution_state in {State.RUNNING.value, State.CREATED.value, State.QUEUED.value}:
-        return "running"
-    return "—"
-
-
-def deployment_row_from_execution(execution: Execution) -> dict[str, Any] | None:
-    """A deployment row read from an execution's task outputs (works for both engines)."""
-    snapshot = task_output(execution, "collect", "snapshot")
-    dep = snapshot.get("deployment") if isinstance(snapshot, Mapping) else None
-    if not isinstance(dep, Mapping):
-        return None
-    decision = execution_decision(execution)
-    executed = task_output(execution, "execute", "deployment_status")
-    return {
-        "deployment_id": dep.get("id", ""),
-        "service": dep.get("service", ""),
-        "version": dep.get("version", ""),
-        "previous_version": dep.get("previous_version") or "",
-        "environment": dep.get("environment") or "production",
-        "verdict": decision.verdict.value if decision else "",
-        "confidence": decision.confidence if decision else None,
-        "status": deployment_status(execution.state.value, executed, False),
-        "deployed_at": pd.Timestamp(as_time(dep.get("deployed_at"))) if dep.get("deployed_at") else pd.NaT,
-        "execution_id": execution.id,
-    }
-
-
 def deployments_frame(rows: Iterable[Mapping[str, Any] | Any]) -> pd.DataFrame:
     """Deployments newest first, in the columns the Deployments page shows."""
     records = []
@@ -489,17 +454,6 @@ def kpi_tiles(kpis: Any) -> list[Tile]:
         Tile("Auto-approved", format_percent(share), "Today's decided deployments that needed no human"),
         Tile("Mean time to decision", format_duration(mttd), "Request to final decision, today"),
     ]
-
-
-def service_health(deployments: pd.DataFrame) -> pd.DataFrame:
-    """Latest deployment per service: its verdict and status, worst first."""
-    columns = ["service", "version", "verdict", "status", "deployed_at"]
-    if deployments.empty:
-        return pd.DataFrame(columns=columns)
-    latest = deployments.sort_values("deployed_at", ascending=False, kind="stable").drop_duplicates("service")
-    order = {"ROLLBACK": 0, "ESCALATE": 1, "CONTINUE": 2}
-    latest = latest.assign(_o=latest["verdict"].map(order).fillna(3)).sort_values(["_o", "service"])
-    return latest[columns].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -617,19 +571,6 @@ STATUS_TEXT_COLORS = {
 }
 
 
-def verdict_label(verdict: Any) -> str:
-    text = str(verdict or "").upper()
-    return text or "—"
-
-
-def status_label(status: Any) -> str:
-    return status_badge(str(status or "")).label
-
-
-def state_label(state: Any) -> str:
-    return state_badge(state).label
-
-
 def cell_style(value: Any) -> str:
     """CSS for a verdict/status/state cell: its badge colour, bold (used with pandas Styler)."""
     text = str(value or "")
@@ -705,31 +646,6 @@ def step_badge(step: StepProgress) -> Badge:
         return Badge(step.task, "gray", ":material/radio_button_unchecked:")
     base = state_badge(step.state)
     return Badge(step.task, base.color, base.icon)
-
-
-def human_votes(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One row per action a human approved or rejected, from outcome records."""
-    out = []
-    for rec in records:
-        approval = rec.get("approval") or {}
-        status = approval.get("status")
-        if status not in ("approved", "rejected"):
-            continue
-        for action in (rec.get("plan") or {}).get("approval", []) or []:
-            out.append({"action": field(action, "name", "unknown"), "approved": status == "approved"})
-    return out
-
-
-def confidence_records(records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """(stated confidence, held) pairs from outcome records with a known outcome."""
-    out = []
-    for rec in records:
-        held = (rec.get("outcome") or {}).get("held")
-        conf = (rec.get("decision") or {}).get("confidence")
-        if held is None or conf is None:
-            continue
-        out.append({"confidence": float(conf), "held": bool(held)})
-    return out
 
 
 def audit_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:

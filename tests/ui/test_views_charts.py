@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from console.domain.executions import Execution, State, StateHistory, TaskRun
 from console.domain.models import Classification, Decision, Direction, MetricResult
+from console.domain.vocabulary import DeploymentStatus
 from console.loop.policy import plan_actions
 from console.presentation import charts
 from console.presentation import tables as views
@@ -165,6 +166,13 @@ def test_status_colours():
     assert views.cell_style("PAUSED").startswith("color: #B26A00")
 
 
+def test_every_deployment_status_is_in_the_filter_and_coloured():
+    assert sorted(views.DEPLOYMENT_STATUSES) == sorted(s.value for s in DeploymentStatus)
+    colours = {s: views.status_badge(s.value).color for s in DeploymentStatus}
+    assert colours[DeploymentStatus.ROLLED_BACK] == "red" and colours[DeploymentStatus.HEALTHY] == "green"
+    assert colours[DeploymentStatus.ANALYZING] == "blue" and colours[DeploymentStatus.ESCALATED] == "orange"
+
+
 def test_countdown_and_durations():
     now = T0
     assert views.countdown_text(T0 + timedelta(minutes=12, seconds=30), now) == "expires in 12m 30s"
@@ -281,7 +289,7 @@ def test_whatif_matches_plan_actions_on_full_decisions(finished_runs, settings, 
     assert list(routed["whatif_auto"]) == [len(p.auto) for p in expected]
 
 
-def test_human_votes_from_learning(finished_runs):
+def test_votes_from_learning_feed_the_agreement_table(finished_runs):
     frame = views.learning_frame(finished_runs.store)
     votes = views.votes_from_learning(frame)
     assert votes and all(v["approved"] is False for v in votes)
@@ -289,7 +297,7 @@ def test_human_votes_from_learning(finished_runs):
     assert (table["agreement"] == 0).all()
 
 
-def test_deployment_row_from_execution(finished_runs):
+def test_execution_decision_reads_the_verdict_and_evidence_of_a_finished_run(finished_runs):
     leak = next(
         ex for ex in finished_runs.store.search_executions()[0] if ex.labels.get("scenario") == "memory-leak"
     )
