@@ -20,7 +20,8 @@ import streamlit as st
 from console.access import auth
 from console.engines.backend import BackendError, BackendUnavailable
 from console.presentation.tables import Badge, state_badge, status_badge, verdict_badge
-from console.settings import Settings, SettingsError, load_settings
+from console.runtime import Services, open_services
+from console.settings import Settings
 
 log = logging.getLogger("console.ui")
 T = TypeVar("T")
@@ -30,15 +31,6 @@ ROLE_OPTIONS = [r.value for r in auth.Role]
 
 
 # --- services --------------------------------------------------------------------------------
-
-
-@dataclass
-class Services:
-    settings: Settings
-    backend: Any
-    store: Any
-    approvals: Any
-    error: str = ""
 
 
 def require_app_shell() -> None:
@@ -62,45 +54,9 @@ def require_app_shell() -> None:
 
 @st.cache_resource(show_spinner=False)
 def get_services() -> Services:
-    """Settings, the engine (embedded or Kestra), the store and the approval service, once per process."""
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        return Services(Settings(), None, None, None, error=f"Settings: {exc}")
-    backend = store = approvals = None
-    errors: list[str] = []
-    try:
-        from console.storage.store import Store
-
-        store = Store(settings.db_path)
-    except Exception as exc:  # a missing/corrupt database must not take the console down
-        log.exception("store unavailable")
-        errors.append(f"Store unavailable: {_one_line(exc)}")
-    try:
-        backend = _make_backend(settings, store)
-    except Exception as exc:
-        log.exception("backend unavailable")
-        errors.append(f"Engine unavailable: {_one_line(exc)}")
-    try:
-        from console.access.approvals import ApprovalService
-
-        if store is not None and backend is not None:
-            approvals = ApprovalService(store, backend, settings)
-    except Exception as exc:
-        log.exception("approval service unavailable")
-        errors.append(f"Approvals unavailable: {_one_line(exc)}")
-    return Services(settings, backend, store, approvals, error="; ".join(errors))
-
-
-def _make_backend(settings: Settings, store: Any) -> Any:
-    """The embedded engine shares the console's store; Kestra comes from ``make_backend``."""
-    if settings.backend_name == "embedded" and store is not None:
-        from console.engines.embedded.runner import EmbeddedEngine
-
-        return EmbeddedEngine(settings, store)
-    from console.engines import backend as backend_module
-
-    return backend_module.make_backend(settings)
+    """Settings, the engine (embedded or Kestra), the store and the approval service, wired once per
+    process (:func:`console.runtime.open_services`); what cannot start is in ``Services.error``."""
+    return open_services()
 
 
 def clear_caches() -> None:
@@ -517,14 +473,3 @@ def _attr(obj: Any, name: str) -> Any:
     from console.presentation.tables import field
 
     return field(obj, name)
-
-
-def launch_scenario(services: Services, scenario_id: str, triggered_by: str) -> str:
-    """Start the loop on a scenario; returns the execution id."""
-    backend = services.backend
-    if hasattr(backend, "launch_scenario"):
-        return backend.launch_scenario(scenario_id, triggered_by)
-    from console.loop.steps import collect
-
-    doc = collect({"scenario": scenario_id}, services.settings)["snapshot"]
-    return backend.launch(doc, triggered_by=triggered_by, labels={"scenario": scenario_id})

@@ -32,7 +32,7 @@ from console.access.approvals import ApprovalService  # noqa: E402
 from console.domain.executions import State  # noqa: E402
 from console.engines.embedded.runner import EmbeddedEngine  # noqa: E402
 from console.settings import Settings  # noqa: E402
-from console.storage.store import Store  # noqa: E402
+from console.storage import Store  # noqa: E402
 from tests.reliability.load import (  # noqa: E402
     FINISHING,
     PAUSING,

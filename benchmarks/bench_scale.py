@@ -89,7 +89,7 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
 
     _env(data_dir)
     settings = load_settings()
-    engine = EmbeddedEngine(settings, synchronous=True, recover=False, expiry_timer_s=None)
+    engine = EmbeddedEngine(settings, synchronous=True, recover=False)
     service = ApprovalService(engine.store, engine, settings)
     t0 = time.perf_counter()
     ids = [engine.launch_scenario(s.id, "bench") for s in list_scenarios(settings.mock_data_dir)]
@@ -105,7 +105,7 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
 
 
 def seed_metrics(data_dir: Path, services: int, days: float) -> dict[str, Any]:
-    from console.storage.store import Store
+    from console.storage import Store
 
     store = Store(data_dir / "console.sqlite3")
     real = [r[0] for r in store.conn.execute("SELECT DISTINCT service FROM deployments")]
@@ -180,7 +180,7 @@ def _insert(conn, table: str, rows: list[dict[str, Any]]) -> None:
 def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -> dict[str, Any]:
     """Clone finished template executions until the store holds ``target`` executions."""
     from console.domain.models import format_time
-    from console.storage.store import Store, dumps
+    from console.storage import Store, dumps
 
     store = Store(data_dir / "console.sqlite3")
     have = store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
@@ -286,7 +286,7 @@ def add_pending(data_dir: Path, count: int) -> None:
     from console.settings import load_settings
 
     _env(data_dir)
-    engine = EmbeddedEngine(load_settings(), synchronous=True, recover=False, expiry_timer_s=None)
+    engine = EmbeddedEngine(load_settings(), synchronous=True, recover=False)
     for i in range(count):
         engine.launch_scenario(["memory-leak", "crash-loop", "latency-regression"][i % 3], "bench")
     engine.close()

@@ -156,7 +156,7 @@ pending_tab, history_tab = st.tabs(["Pending", "History"])
 
 with pending_tab:
     pending = ui.safe(approvals.pending, default=[], what="pending approvals")
-    sync_error = getattr(approvals, "sync_error", None)
+    sync_error = approvals.sync_error
     if sync_error:
         st.warning(
             f"The engine's paused executions could not be read ({sync_error}); only approvals already "

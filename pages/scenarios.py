@@ -47,7 +47,7 @@ def launch(scenario_id: str) -> None:
     who = ui.current_identity()
     triggered_by = who.name if who else "anonymous"
     try:
-        execution_id = ui.launch_scenario(services, scenario_id, triggered_by)
+        execution_id = services.backend.launch_scenario(scenario_id, triggered_by)
     except Exception as exc:
         ui.log.exception("launch failed")
         st.session_state["launch_notice"] = f"Could not launch {scenario_id}: {ui._one_line(exc)}"

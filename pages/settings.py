@@ -44,7 +44,7 @@ def sync_flows() -> None:
     st.session_state["sync_result"] = ("success", f"Flows synced ({count}).")
 
 
-if settings.backend_name == "kestra" and hasattr(services.backend, "sync_flows"):
+if settings.backend_name == "kestra" and services.backend is not None:
     st.button("Sync flows to Kestra", on_click=sync_flows, key="sync_flows", icon=":material/sync:")
     outcome = st.session_state.pop("sync_result", None)
     if outcome:

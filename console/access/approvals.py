@@ -10,12 +10,19 @@ happen in one ``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WH
 Every attempt, granted or refused, is appended to the audit trail. Once a decision is final the
 engine is resumed; if that fails (Kestra down), the decision stays and the approval is marked
 ``resume_state = 'failed'`` until :meth:`ApprovalService.retry_resume` succeeds.
+
+The service also owns expiry: :meth:`ApprovalService.expire_overdue` (called by :meth:`pending`,
+throttled by :meth:`maybe_expire` for the engine's reads, and every few seconds by the background
+timer :meth:`start_expiry_timer`), and :meth:`ApprovalService.recover`, which applies decisions
+that were committed but never reached the engine. The composition root (:mod:`console.runtime`)
+wires both; an engine only resumes.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -25,7 +32,7 @@ from console.domain.models import parse_time
 from console.domain.vocabulary import TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError
 from console.settings import Settings
-from console.storage.store import Store, now_text
+from console.storage import Connection, Store, now_text
 
 log = logging.getLogger(__name__)
 
@@ -77,13 +84,20 @@ def already_message(approval: dict[str, Any]) -> str:
 class ApprovalService:
     """Backend-agnostic approvals on top of the store."""
 
-    def __init__(self, store: Store, backend: Backend, settings: Settings) -> None:
+    def __init__(
+        self, store: Store, backend: Backend, settings: Settings, *, expire_every_s: float = 2.0
+    ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.sync_error: str | None = None
         """Why the last :meth:`pending` could not mirror the engine's paused executions (None when it
         could): the list it returned may then be incomplete, and the page must say so."""
+        self._expire_every_s = expire_every_s
+        self._last_expiry = 0.0
+        self._expiry_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -91,11 +105,8 @@ class ApprovalService:
         """Mirror the approval requests of an engine that pauses on its own (Kestra): every PAUSED
         execution waiting at the approval task gets its one approval row. Returns how many are new.
         The embedded engine creates its approvals itself and has nothing to mirror."""
-        paused = getattr(self.backend, "paused_approvals", None)
-        if not callable(paused):
-            return 0
         created = 0
-        for item in paused():
+        for item in self.backend.paused_approvals():
             if self.store.approval_for_execution(item["execution_id"]) is not None:
                 continue
             with self.store.write() as conn:
@@ -247,46 +258,30 @@ class ApprovalService:
                 raise PermissionDenied("you cannot approve your own request")
             if not approved and not comment:
                 raise ValueError("a rejection needs a comment saying why")
-            voted = conn.execute(
-                "SELECT approved, at FROM approval_votes WHERE approval_id = ? AND lower(actor) = lower(?)",
-                (approval_id, identity.name),
-            ).fetchone()
+            voted = self.store.vote_in(conn, approval_id, identity.name)
             if voted is not None:
                 raise AlreadyDecided(
                     f"{identity.name} already voted on this at {_hhmm(voted['at'])}; "
                     "a second approval must come from someone else"
                 )
-            try:
-                conn.execute(
-                    "INSERT INTO approval_votes (approval_id, actor, approved, comment, at) VALUES "
-                    "(?, ?, ?, ?, ?)",
-                    (approval_id, identity.name, int(approved), comment, now),
-                )
-            except sqlite3.IntegrityError:
-                raise AlreadyDecided(f"{identity.name} already voted on this") from None
+            if not self.store.add_vote_in(conn, approval_id, identity.name, approved, comment, now):
+                raise AlreadyDecided(f"{identity.name} already voted on this")
             if approved:
-                count = conn.execute(
-                    "SELECT COUNT(*) FROM approval_votes WHERE approval_id = ? AND approved = 1",
-                    (approval_id,),
-                ).fetchone()[0]
+                count = len(self.store.voters_in(conn, approval_id, approved=True))
                 status = "approved" if count >= approval["required_approvals"] else "recorded"
             else:
                 status = "rejected"
             if status != "recorded":
-                approvers = [
-                    r[0]
-                    for r in conn.execute(
-                        "SELECT actor FROM approval_votes WHERE approval_id = ? AND approved = ? "
-                        "ORDER BY at, rowid",
-                        (approval_id, int(approved)),
-                    )
-                ]
-                changed = conn.execute(
-                    "UPDATE approvals SET status = ?, decided_at = ?, decided_by = ?, comment = ?, "
-                    "resume_state = 'pending' WHERE id = ? AND status = 'pending'",
-                    (status, now, ", ".join(approvers) if approved else identity.name, comment, approval_id),
-                ).rowcount
-                if changed != 1:  # cannot happen under BEGIN IMMEDIATE; kept as the last line of defence
+                approvers = self.store.voters_in(conn, approval_id, approved=approved)
+                closed = self.store.close_approval_in(
+                    conn,
+                    approval_id,
+                    status=status,
+                    decided_by=", ".join(approvers) if approved else identity.name,
+                    comment=comment,
+                    at=now,
+                )
+                if not closed:  # cannot happen under BEGIN IMMEDIATE; kept as the last line of defence
                     raise AlreadyDecided(
                         already_message(self.store.approval_row(approval_id, conn) or approval)
                     )
@@ -310,12 +305,15 @@ class ApprovalService:
         minutes = self.settings.approval_timeout_minutes
         return f"expired: nobody decided within {minutes:g} minutes"
 
-    def _expire_in(self, conn: sqlite3.Connection, approval: dict[str, Any], now: str) -> bool:
-        changed = conn.execute(
-            "UPDATE approvals SET status = 'expired', decided_at = ?, decided_by = ?, comment = ?, "
-            "resume_state = 'pending' WHERE id = ? AND status = 'pending'",
-            (now, TIMEOUT_ACTOR, self._timeout_comment(), approval["id"]),
-        ).rowcount
+    def _expire_in(self, conn: Connection, approval: dict[str, Any], now: str) -> bool:
+        changed = self.store.close_approval_in(
+            conn,
+            approval["id"],
+            status="expired",
+            decided_by=TIMEOUT_ACTOR,
+            comment=self._timeout_comment(),
+            at=now,
+        )
         if changed:
             self.store.audit_in(
                 conn,
@@ -324,7 +322,7 @@ class ApprovalService:
                 approval["id"],
                 {"execution_id": approval["execution_id"], "expires_at": approval["expires_at"]},
             )
-        return bool(changed)
+        return changed
 
     def expire_overdue(self, now: datetime | None = None) -> list[str]:
         """Reject every pending approval past its deadline and resume its execution with approved=False."""
@@ -341,6 +339,68 @@ class ApprovalService:
         for approval in expired:
             self._resume(approval, approved=False, comment=self._timeout_comment(), approver=TIMEOUT_ACTOR)
         return [a["id"] for a in expired]
+
+    def maybe_expire(self) -> None:
+        """:meth:`expire_overdue` at most every few seconds: cheap enough to run before every read
+        of an engine's executions (the composition root hooks it there)."""
+        now = time.monotonic()
+        if now - self._last_expiry < self._expire_every_s or not self._expiry_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_expiry = now
+            if self.store.overdue_approval_ids():
+                self.expire_overdue()
+        except Exception:
+            log.warning("approval expiry failed", exc_info=True)
+        finally:
+            self._expiry_lock.release()
+
+    def start_expiry_timer(self, interval_s: float) -> None:
+        """Expire overdue approvals every ``interval_s`` seconds even when no page is open."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Thread(
+            target=self._expiry_loop, args=(interval_s,), name="approval-expiry", daemon=True
+        )
+        self._timer.start()
+
+    def _expiry_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.maybe_expire()
+
+    def stop(self) -> None:
+        """Stop the expiry timer (if it runs)."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+            self._timer = None
+
+    def recover(self) -> list[dict[str, Any]]:
+        """At start, after the engine's own recovery: expire what fell due while the console was
+        down, then apply the decisions that were committed but never reached the engine (the
+        process died in between, or the resume failed). Returns what was done."""
+        try:
+            expired = self.expire_overdue()
+        except Exception:
+            log.warning("approval expiry failed during recovery", exc_info=True)
+            expired = []
+        report: list[dict[str, Any]] = [{"approval_id": a, "action": "expired (rejected)"} for a in expired]
+        for approval_id in self.store.unresumed_decision_ids():
+            try:
+                result = self.retry_resume(approval_id)
+            except Exception as exc:
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                if not isinstance(exc, BackendError | ValueError):
+                    text = f"{type(exc).__name__}: {text}"
+                report.append({"approval_id": approval_id, "action": f"resume failed: {text[:500]}"})
+                continue
+            report.append(
+                {
+                    "approval_id": approval_id,
+                    "action": "decision applied" if result.resumed else result.message,
+                }
+            )
+        return report
 
     # -- resuming the engine --------------------------------------------------------------------------
 
@@ -367,17 +427,10 @@ class ApprovalService:
         return True, ""
 
     def _set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
-        with self.store.write() as conn:
-            conn.execute(
-                "UPDATE approvals SET resume_state = ?, resume_error = ? WHERE id = ?",
-                (state, error, approval_id),
-            )
+        self.store.set_resume_state(approval_id, state, error)
 
     def resume_failed(self) -> list[dict[str, Any]]:
-        rows = self.store.conn.execute(
-            "SELECT id FROM approvals WHERE resume_state = 'failed' ORDER BY decided_at"
-        )
-        return [self.get(r[0]) for r in rows]
+        return [self.get(approval_id) for approval_id in self.store.resume_failed_ids()]
 
     def retry_resume(self, approval_id: str) -> DecisionResult:
         """Resume the engine again for a decision whose resume failed."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -187,6 +187,13 @@ class Execution:
 
 
 _ISO_DURATION = re.compile(r"^PT(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?$")
+
+
+def history_with(items: list[dict[str, str]], *states: State | str) -> list[dict[str, str]]:
+    """A state history as engines store it (``[{"state", "date"}]``, oldest first) with one entry
+    per state appended, dated now."""
+    now = format_time(datetime.now(UTC))
+    return [*items, *({"state": State(s).value, "date": now} for s in states)]
 
 
 def parse_iso_duration(text: str) -> float | None:

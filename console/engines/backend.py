@@ -1,9 +1,10 @@
 """What an engine must offer the console. The pages never know which one they talk to.
 
-Two implementations: :class:`console.engines.embedded.runner.EmbeddedEngine` (default, in-process, SQLite) and
-:class:`console.engines.kestra.backend.KestraBackend` (when ``KESTRA_URL`` is set). Approvals, roles and
-the audit trail are not part of an engine: :mod:`console.access.approvals` owns them and calls
-:meth:`Backend.resume` once a decision is final.
+Two implementations: :class:`~console.engines.embedded.runner.EmbeddedEngine` (default,
+in-process, SQLite) and :class:`~console.engines.kestra.backend.KestraBackend` (when ``KESTRA_URL``
+is set); :mod:`console.engines.factory` picks one. Approvals, roles and the audit trail are not
+part of an engine: :mod:`console.access.approvals` owns them and calls :meth:`Backend.resume`
+once a decision is final.
 """
 
 from __future__ import annotations
@@ -42,6 +43,9 @@ class Health:
 
 
 class Backend(Protocol):
+    """Everything the console asks of an engine. Both engines implement all of it; nothing probes
+    for a method."""
+
     name: str
 
     def health(self) -> Health: ...
@@ -53,6 +57,13 @@ class Backend(Protocol):
 
         The run continues in the background; poll :meth:`get_execution` for progress.
         """
+        ...
+
+    def launch_scenario(
+        self, scenario_id: str, triggered_by: str, labels: dict[str, str] | None = None
+    ) -> str:
+        """Start the loop on a demo scenario of ``mock-data/``; ``triggered_by`` is the console user
+        who clicked (kept in the label ``launched_by``)."""
         ...
 
     def search_executions(
@@ -68,26 +79,32 @@ class Backend(Protocol):
 
     def execution_logs(self, execution_id: str) -> list[LogEntry]: ...
 
+    def snapshot_document(self, execution_id: str) -> dict[str, Any] | None:
+        """The snapshot document the execution analysed, or None before ``collect`` finished."""
+        ...
+
     def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
         """Resume a PAUSED execution with the approval decision (Kestra's Pause onResume inputs)."""
         ...
 
-    def kill(self, execution_id: str) -> None: ...
+    def kill(self, execution_id: str, *, by: str = "console") -> None:
+        """Stop an execution that has not ended; ``by`` is who asked (for the audit trail)."""
+        ...
 
     def ui_link(self, execution_id: str) -> str | None:
         """Link to the execution in the engine's own UI, if it has one."""
         ...
 
+    def paused_approvals(self, *, limit: int = 100) -> list[dict[str, Any]]:
+        """Approval requests the engine paused for on its own, for the approval service to mirror
+        (Kestra's Pause); an engine that creates the requests itself returns []."""
+        ...
 
-def make_backend(settings: Any) -> Backend:
-    """The engine the settings ask for: Kestra when ``KESTRA_URL`` is set, else the embedded one.
+    def sync_flows(self) -> list[dict[str, Any]]:
+        """Deploy the flows in ``settings.flows_dir`` to the engine (Kestra); one row per flow.
+        BackendError where the engine has no flows."""
+        ...
 
-    Imports are lazy so that neither engine loads the other's dependencies.
-    """
-    if settings.kestra_url:
-        from console.engines.kestra.backend import KestraBackend
-
-        return KestraBackend(settings)
-    from console.engines.embedded.runner import EmbeddedEngine
-
-    return EmbeddedEngine(settings)
+    def close(self, wait: bool = True) -> None:
+        """Stop background work and release connections."""
+        ...

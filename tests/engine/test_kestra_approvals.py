@@ -12,7 +12,7 @@ from console.access.auth import Identity, PermissionDenied, Role
 from console.domain.executions import State
 from console.engines.kestra.backend import KestraBackend
 from console.settings import Secret, Settings
-from console.storage.store import Store
+from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 

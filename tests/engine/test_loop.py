@@ -198,19 +198,19 @@ def test_search_is_newest_first_with_state_filter_and_paging(engine):
 def test_dashboard_read_models(engine, approvals, bob):
     engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
     execution, approval = run_paused(engine)
-    kpis = engine.dashboard_kpis()
+    kpis = engine.store.dashboard_kpis()
     assert kpis.executions_today == 2 and kpis.pending_approvals == 1
     assert kpis.auto_approved_share == 1.0  # the only decided deployment ran on its own
     approvals.decide(approval["id"], bob, True, "")
     engine.wait(execution.id, timeout=30)
-    kpis = engine.dashboard_kpis()
+    kpis = engine.store.dashboard_kpis()
     assert kpis.pending_approvals == 0 and kpis.rollbacks_today == 1
     assert kpis.auto_approved_share == 0.5
     assert kpis.mean_time_to_decision_s is not None and kpis.mean_time_to_decision_s >= 0
     assert kpis.verdicts_today == {"CONTINUE": 1, "ROLLBACK": 1}
-    latest = engine.latest_decisions(5)
+    latest = engine.store.latest_decisions(5)
     assert latest[0]["execution_id"] == execution.id
-    health = {h["service"]: h for h in engine.service_health()}
+    health = {h["service"]: h for h in engine.store.service_health()}
     assert health[latest[0]["service"]]["status"] == "rolled back"
     assert engine.health().ok
 
@@ -222,14 +222,14 @@ def test_synchronous_engine_runs_inline(settings):
 
 
 def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
-    original = engine._side_effects
+    original = engine.projection.task_finished
 
     def broken(conn, execution_id, task_id, outputs):
         if task_id == "decide":
             raise KeyError("plan")
         return original(conn, execution_id, task_id, outputs)
 
-    monkeypatch.setattr(engine, "_side_effects", broken)
+    monkeypatch.setattr(engine.projection, "task_finished", broken)
     execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
     assert execution.state == State.FAILED
     assert execution.task_run("decide").state == State.FAILED  # not left RUNNING

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from console.domain.executions import State
-from console.engines.backend import BackendError, BackendUnavailable, make_backend
+from console.engines.backend import BackendError, BackendUnavailable
+from console.engines.factory import make_backend
 from console.engines.kestra.backend import KestraBackend, task_values
 from console.engines.kestra.client import KestraClient
 from console.presentation import tables as views

@@ -15,7 +15,7 @@ import pytest
 from console.access.approvals import ApprovalService
 from console.domain.executions import State
 from console.engines.embedded.runner import EmbeddedEngine
-from console.storage.store import Store
+from console.storage import Store
 from tests.reliability.load import (
     FINISHING,
     PAUSING,

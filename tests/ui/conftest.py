@@ -32,9 +32,7 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     yield load_settings()
     import app_support
 
-    backend = app_support.get_services().backend  # the app's engine: stop its worker threads
-    if hasattr(backend, "close"):
-        backend.close(wait=True)
+    app_support.get_services().close(wait=True)  # the app's engine and expiry timer: stop their threads
     st.cache_data.clear()
     st.cache_resource.clear()
 

@@ -17,7 +17,7 @@ from console.domain.vocabulary import DeploymentStatus
 from console.loop.policy import plan_actions
 from console.presentation import charts
 from console.presentation import tables as views
-from console.storage.store import DashboardKpis
+from console.storage import DashboardKpis
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
@@ -261,7 +261,7 @@ def test_learning_frame_reads_the_small_column_and_falls_back_for_older_rows(fin
 def test_a_store_from_before_the_learning_column_is_upgraded_in_place(tmp_path):
     import sqlite3
 
-    from console.storage.store import Store
+    from console.storage import Store
 
     path = tmp_path / "old.sqlite3"
     with sqlite3.connect(path) as conn:

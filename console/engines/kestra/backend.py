@@ -220,6 +220,16 @@ class KestraBackend:
             raise _translate(exc) from None
         return sorted(logs, key=lambda entry: entry.timestamp)
 
+    def snapshot_document(self, execution_id: str) -> dict[str, Any] | None:
+        """The snapshot the ``collect`` subflow produced, or the one the execution was launched
+        with; None before either is known."""
+        execution = self.get_execution(execution_id, expand_subflows=False)
+        collected = task_values(execution.task_run("collect")).get("snapshot")
+        if isinstance(collected, dict):
+            return collected
+        given = execution.inputs.get("snapshot")
+        return given if isinstance(given, dict) and given else None
+
     def ui_link(self, execution_id: str) -> str | None:
         base = (self.settings.kestra_ui_url or self.settings.kestra_url).rstrip("/")
         if not base:
@@ -240,7 +250,9 @@ class KestraBackend:
         except KestraError as exc:
             raise _translate(exc) from None
 
-    def kill(self, execution_id: str) -> None:
+    def kill(self, execution_id: str, *, by: str = "console") -> None:
+        """Kill the execution and its subflows (Kestra keeps its own record of the kill; ``by`` is
+        not sent)."""
         try:
             self.client.kill(execution_id)
         except KestraConflict:
@@ -250,7 +262,11 @@ class KestraBackend:
         except KestraError as exc:
             raise _translate(exc) from None
 
-    # ------------------------------------------------------------------ Kestra-only helpers
+    def close(self, wait: bool = True) -> None:
+        """Release the HTTP connections (nothing runs in the background here)."""
+        self.client.close()
+
+    # ------------------------------------------------------------------ approvals and flows
     def sync_flows(self) -> list[dict[str, Any]]:
         """Validate and deploy every flow in ``settings.flows_dir``; one summary row per flow:
         ``{"file", "namespace", "id", "revision", "action": "created" | "updated"}``."""

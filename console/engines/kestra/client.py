@@ -187,6 +187,9 @@ class KestraClient:
         elif username:
             self._auth = (username, pw)
 
+    def close(self) -> None:
+        self.session.close()
+
     def __repr__(self) -> str:  # never shows credentials
         return f"KestraClient({self.display_url!r}, tenant={self.tenant!r})"
 
