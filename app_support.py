@@ -1,7 +1,7 @@
 """Streamlit-side glue shared by the pages: services, identity, safe calls, badges.
 
 Everything that touches ``st`` and is used by more than one page lives here; everything that can
-be computed without Streamlit lives in ``console/`` (views, charts). Pages stay thin: read through
+be computed without Streamlit lives in ``console/`` (presentation). Pages stay thin: read through
 these helpers, render, call an action.
 """
 
@@ -19,7 +19,7 @@ import streamlit as st
 
 from console.access import auth
 from console.engines.backend import BackendError, BackendUnavailable
-from console.presentation.tables import Badge, state_badge, status_badge, verdict_badge
+from console.presentation.formatting import Badge, state_badge, status_badge, verdict_badge
 from console.runtime import Services, open_services
 from console.settings import Settings
 
@@ -65,7 +65,7 @@ def clear_caches() -> None:
 
 
 def _esc(text: Any) -> str:
-    from console.presentation.tables import md_escape
+    from console.presentation.formatting import md_escape
 
     return md_escape(text)
 
@@ -290,7 +290,7 @@ def read_service_health(_store: Any, db: str) -> list[dict[str, Any]]:
 
 class _LearningCache:
     """The Learning read model, kept per process and refreshed incrementally (only outcome
-    rows written since the last read are fetched, see ``views.learning_frame``)."""
+    rows written since the last read are fetched, see ``Store.learning_rows``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -304,12 +304,12 @@ def _learning_cache() -> _LearningCache:
 
 
 def read_learning(store: Any, db: str) -> Any:
-    from console.presentation import tables as views
+    from console.presentation.learning import learning_frame, merge_learning
 
     cache = _learning_cache()
     with cache.lock:
-        fresh = views.learning_frame(store, after=cache.after.get(db, 0))
-        frame = views.merge_learning(cache.frames.get(db), fresh)
+        fresh = learning_frame(store.learning_rows(after=cache.after.get(db, 0)))
+        frame = merge_learning(cache.frames.get(db), fresh)
         cache.frames[db] = frame
         if not frame.empty:
             cache.after[db] = int(frame["seq"].max())
@@ -378,7 +378,8 @@ def render_decision(decision: Any, *, key: str) -> None:
     All analyzer/LLM text goes through st.text / dataframes (never HTML or markdown), so text taken
     from logs cannot format or script the page.
     """
-    from console.presentation import tables as v
+    from console.presentation import formatting as fmt
+    from console.presentation import tables
 
     top = st.columns([1, 1, 1, 2])
     with top[0]:
@@ -387,8 +388,8 @@ def render_decision(decision: Any, *, key: str) -> None:
     with top[1]:
         st.caption("Severity")
         sev = decision.severity.value
-        badge(Badge(sev, v.SEVERITY_COLORS.get(sev, "gray"), ":material/warning:"))
-    top[2].metric("Confidence", v.format_percent(decision.confidence), border=False)
+        badge(Badge(sev, fmt.SEVERITY_COLORS.get(sev, "gray"), ":material/warning:"))
+    top[2].metric("Confidence", fmt.format_percent(decision.confidence), border=False)
     with top[3]:
         st.caption("Analyzer")
         st.text(decision.analyzer)
@@ -413,7 +414,7 @@ def render_decision(decision: Any, *, key: str) -> None:
         st.text("; ".join(decision.guards))
     tabs = st.tabs(["Evidence per metric", "New log patterns", "Recommended actions"])
     with tabs[0]:
-        frame = v.evidence_frame(decision)
+        frame = tables.evidence_frame(decision)
         if frame.empty:
             st.caption("No metric evidence.")
         else:
@@ -429,13 +430,13 @@ def render_decision(decision: Any, *, key: str) -> None:
                 },
             )
     with tabs[1]:
-        frame = v.log_patterns_frame(decision)
+        frame = tables.log_patterns_frame(decision)
         if frame.empty:
             st.caption("No new or surging log patterns.")
         else:
             st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_patterns")
     with tabs[2]:
-        frame = v.actions_frame(decision)
+        frame = tables.actions_frame(decision)
         if frame.empty:
             st.caption("No action recommended.")
         else:
@@ -470,6 +471,6 @@ def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
 
 
 def _attr(obj: Any, name: str) -> Any:
-    from console.presentation.tables import field
+    from console.presentation.formatting import field
 
     return field(obj, name)

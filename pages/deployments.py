@@ -5,11 +5,12 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console.presentation import tables as views
+from console.presentation import formatting as fmt
+from console.presentation import tables
 
 ui.require_app_shell()
 
-esc = views.md_escape
+esc = fmt.md_escape
 services = ui.get_services()
 st.title(":material/rocket: Deployments")
 
@@ -22,7 +23,7 @@ services_seen = ui.safe(
 )
 f1, f2, f3 = st.columns([2, 2, 1])
 service = f1.selectbox("Service", ["All", *sorted({r["service"] for r in services_seen})], key="dep_service")
-status = f2.selectbox("Status", ["All", *views.DEPLOYMENT_STATUSES], key="dep_status")
+status = f2.selectbox("Status", ["All", *fmt.DEPLOYMENT_STATUSES], key="dep_status")
 page = f3.number_input("Page", min_value=1, value=1, step=1, key="dep_page")
 rows = ui.safe(
     ui.read_deployments,
@@ -42,9 +43,9 @@ if not rows:
         st.info("No deployments match these filters.")
     st.stop()
 
-frame = views.deployments_frame(rows)
+frame = tables.deployments_frame(rows)
 event = st.dataframe(
-    views.style_statuses(frame),
+    fmt.style_statuses(frame),
     hide_index=True,
     width="stretch",
     on_select="rerun",
@@ -71,7 +72,7 @@ if not chosen:
     st.caption("Select a row to see the decision, the actions taken and the outcome.")
     st.stop()
 
-row = next((r for r in rows if str(views.field(r, "id", "")) == str(chosen)), None)
+row = next((r for r in rows if str(fmt.field(r, "id", "")) == str(chosen)), None)
 if row is None:  # deep link to a deployment on another page
     row = ui.safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
 if row is None:
@@ -97,7 +98,7 @@ if row.get("execution_id") and services.backend is not None:
         default=None,
         what="execution",
     )
-decision = views.execution_decision(execution) if execution is not None else None
+decision = tables.execution_decision(execution) if execution is not None else None
 if decision is None:
     st.info("The loop has not reached a decision for this deployment yet.")
 else:
@@ -110,28 +111,28 @@ approval = ui.safe(
 )
 if approval:
     st.markdown(
-        f"Approval **{esc(views.field(approval, 'status', '?'))}** · requested by "
-        f"**{esc(views.field(approval, 'requested_by', '?'))}**"
+        f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
+        f"**{esc(fmt.field(approval, 'requested_by', '?'))}**"
         + (
-            f" · decided by **{esc(views.field(approval, 'decided_by'))}**"
-            if views.field(approval, "decided_by")
+            f" · decided by **{esc(fmt.field(approval, 'decided_by'))}**"
+            if fmt.field(approval, "decided_by")
             else ""
         )
     )
-    if views.field(approval, "comment"):
+    if fmt.field(approval, "comment"):
         st.caption("Comment")
-        st.text(views.field(approval, "comment"))
+        st.text(fmt.field(approval, "comment"))
 if execution is not None:
-    executed = views.task_output(execution, "execute", "executed", [])
-    skipped = views.task_output(execution, "execute", "skipped", [])
-    record = views.task_output(execution, "record", "outcome")
-    approver = views.field(approval, "decided_by") if approval else None
+    executed = tables.task_output(execution, "execute", "executed", [])
+    skipped = tables.task_output(execution, "execute", "skipped", [])
+    record = tables.task_output(execution, "record", "outcome")
+    approver = fmt.field(approval, "decided_by") if approval else None
     if executed:
         st.dataframe(
-            views.executed_frame(executed, approver), hide_index=True, width="stretch", key="dep_executed"
+            tables.executed_frame(executed, approver), hide_index=True, width="stretch", key="dep_executed"
         )
     if skipped:
-        st.caption("Not executed: " + ", ".join(views.action_names(skipped)))
+        st.caption("Not executed: " + ", ".join(tables.action_names(skipped)))
     outcome = record.get("outcome") if isinstance(record, dict) else None
     if isinstance(outcome, dict):
         held = outcome.get("held")

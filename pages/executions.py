@@ -7,8 +7,8 @@ import streamlit as st
 
 import app_support as ui
 from console.domain.executions import State
-from console.presentation import charts
-from console.presentation import tables as views
+from console.presentation import charts, tables
+from console.presentation import formatting as fmt
 
 ui.require_app_shell()
 
@@ -40,24 +40,24 @@ def show_detail(execution_id: str) -> None:
         return
     head, side = st.columns([3, 1])
     with head:
-        st.subheader(views.md_escape(f"{execution.namespace}.{execution.flow_id}"))
+        st.subheader(fmt.md_escape(f"{execution.namespace}.{execution.flow_id}"))
         st.code(execution.id, language=None)
     with side:
         ui.state(execution.state.value)
-        st.caption(f"Duration {views.format_duration(execution.duration_s)}")
+        st.caption(f"Duration {fmt.format_duration(execution.duration_s)}")
         link = ui.safe(backend.ui_link, execution.id, default=None, what="Kestra link")
         if link:
             st.link_button("Open in Kestra", link, icon=":material/open_in_new:")
     if execution.labels:
         st.caption("Labels")
-        st.dataframe(views.key_value_frame(execution.labels), hide_index=True, key="ex_labels")
-    runs = views.task_runs_frame(execution)
+        st.dataframe(tables.key_value_frame(execution.labels), hide_index=True, key="ex_labels")
+    runs = tables.task_runs_frame(execution)
     st.plotly_chart(charts.gantt_figure(runs), key="ex_gantt", width="stretch")
     logs = ui.safe(backend.execution_logs, execution.id, default=[], what="logs")
     task_ids = [run.task_id for run in execution.task_runs]
     tabs = st.tabs(["All logs", *task_ids])
     with tabs[0]:
-        frame = views.logs_frame(logs)
+        frame = tables.logs_frame(logs)
         if frame.empty:
             st.caption("No logs.")
         else:
@@ -70,7 +70,7 @@ def show_detail(execution_id: str) -> None:
             cols[1].caption(f"started {run.start:%H:%M:%S}" if run.start else "not started")
             st.caption("Outputs")
             st.json(run.outputs or {}, expanded=1)
-            frame = views.logs_frame(logs, task_id=run.task_id)
+            frame = tables.logs_frame(logs, task_id=run.task_id)
             if not frame.empty:
                 st.dataframe(frame, hide_index=True, width="stretch", key=f"ex_logs_{run.id}")
 
@@ -108,9 +108,9 @@ if total == 0:
     ui.empty_state("No executions match." if states else "No executions yet.", link_scenarios=not states)
     st.stop()
 st.caption(f"{total} executions · page {page} of {max(1, -(-total // size))}")
-frame = views.executions_frame(items)
+frame = tables.executions_frame(items)
 event = st.dataframe(
-    views.style_statuses(frame),
+    fmt.style_statuses(frame),
     hide_index=True,
     width="stretch",
     on_select="rerun",

@@ -8,8 +8,8 @@ from datetime import timedelta
 import streamlit as st
 
 import app_support as ui
-from console.presentation import charts
-from console.presentation import tables as views
+from console.presentation import charts, tables
+from console.presentation import formatting as fmt
 
 ui.require_app_shell()
 
@@ -52,7 +52,7 @@ chosen = (
 span = top[2].selectbox("Range", list(RANGES), key="metrics_range")
 
 dep = next((d for d in deployments if str(d["id"]) == chosen), None)
-deployed_at = views.as_time(dep.get("deployed_at")) if dep else None
+deployed_at = fmt.as_time(dep.get("deployed_at")) if dep else None
 decision = None
 if dep and dep.get("execution_id") and services.backend is not None:
     execution = ui.safe(
@@ -63,7 +63,7 @@ if dep and dep.get("execution_id") and services.backend is not None:
         default=None,
         what="execution",
     )
-    decision = views.execution_decision(execution) if execution is not None else None
+    decision = tables.execution_decision(execution) if execution is not None else None
 results = {m.name: m for m in decision.metrics} if decision else {}
 
 if deployed_at is None:
@@ -95,8 +95,8 @@ for i, metric in enumerate(metrics):
             st.caption(f"{charts.metric_title(metric)}: no points in this range.")
             continue
         before = [t for t in times if t < deployed_at.timestamp()]
-        baseline = (views.as_time(before[0]), deployed_at) if before else None
-        after = (deployed_at, views.as_time(times[-1])) if times[-1] >= deployed_at.timestamp() else None
+        baseline = (fmt.as_time(before[0]), deployed_at) if before else None
+        after = (deployed_at, fmt.as_time(times[-1])) if times[-1] >= deployed_at.timestamp() else None
         fig = charts.metric_figure(
             times,
             values,
@@ -110,6 +110,6 @@ for i, metric in enumerate(metrics):
         st.plotly_chart(fig, key=f"metric_{metric}", width="stretch")
         if metric in results:
             st.caption(
-                f"{views.CLASSIFICATION_LABELS.get(results[metric].classification.value, '')} · "
+                f"{fmt.CLASSIFICATION_LABELS.get(results[metric].classification.value, '')} · "
                 f"{results[metric].reason}"
             )

@@ -5,7 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console.presentation import tables as views
+from console.presentation import formatting as fmt
+from console.presentation import tables
 
 ui.require_app_shell()
 
@@ -17,7 +18,7 @@ st.title(":material/dashboard: Overview")
 if ui.require_store(services):
     kpis = ui.safe(ui.read_kpis, services.store, ui.db_key(services), default=None, what="KPIs")
     if kpis is not None:
-        for col, tile in zip(st.columns(5), views.kpi_tiles(kpis), strict=True):
+        for col, tile in zip(st.columns(5), tables.kpi_tiles(kpis), strict=True):
             col.metric(tile.label, tile.value, help=tile.help, border=True)
 
     latest = ui.safe(
@@ -32,9 +33,9 @@ if ui.require_store(services):
         left, right = st.columns([3, 2], gap="large")
         with left:
             st.subheader("Latest decisions")
-            frame = views.with_detail_links(views.deployments_frame(latest))
+            frame = tables.with_detail_links(tables.deployments_frame(latest))
             st.dataframe(
-                views.style_statuses(frame),
+                fmt.style_statuses(frame),
                 hide_index=True,
                 column_order=["link", "service", "version", "verdict", "confidence", "status", "deployed_at"],
                 column_config={
@@ -53,18 +54,18 @@ if ui.require_store(services):
             for i, row in enumerate(health):
                 with st.container(border=True, key=f"service_card_{i}"):
                     name_col, badge_col = st.columns([3, 2])
-                    name_col.markdown(f"**{views.md_escape(views.field(row, 'service', '?'))}**")
-                    name_col.caption(f"version {views.field(row, 'version', '?')}")
+                    name_col.markdown(f"**{fmt.md_escape(fmt.field(row, 'service', '?'))}**")
+                    name_col.caption(f"version {fmt.field(row, 'version', '?')}")
                     with badge_col:
-                        ui.verdict(views.field(row, "verdict", ""))
-                        ui.status(views.field(row, "status", ""))
+                        ui.verdict(fmt.field(row, "verdict", ""))
+                        ui.status(fmt.field(row, "status", ""))
 
 st.subheader("Engine and analyzer")
 engine_col, analyzer_col = st.columns(2)
 ok, name, message = ui.backend_health(services.backend, settings.backend_name)
 with engine_col, st.container(border=True):
     st.markdown(f"**Engine:** {'Kestra' if name == 'kestra' else 'Embedded'} ({name})")
-    ui.badge(views.Badge("healthy" if ok else "unreachable", "green" if ok else "red", ":material/dns:"))
+    ui.badge(fmt.Badge("healthy" if ok else "unreachable", "green" if ok else "red", ":material/dns:"))
     if message:
         st.caption(message)
 with analyzer_col, st.container(border=True):

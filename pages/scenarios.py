@@ -13,7 +13,8 @@ import streamlit as st
 
 import app_support as ui
 from console.domain.executions import State
-from console.presentation import tables as views
+from console.presentation import formatting as fmt
+from console.presentation import tables
 
 ui.require_app_shell()
 
@@ -66,15 +67,15 @@ def render_progress(card: ui.ScenarioCard, info: dict) -> None:
     execution = ui.safe(services.backend.get_execution, info["execution_id"], default=None, what="progress")
     if execution is None:
         return
-    steps = views.loop_progress(execution)
-    st.progress(views.progress_fraction(execution), text=f"{execution.state.value} · {info['execution_id']}")
-    st.markdown(" ".join(ui.badge_md(views.step_badge(s)) for s in steps))
-    decision = views.execution_decision(execution)
+    steps = tables.loop_progress(execution)
+    st.progress(tables.progress_fraction(execution), text=f"{execution.state.value} · {info['execution_id']}")
+    st.markdown(" ".join(ui.badge_md(tables.step_badge(s)) for s in steps))
+    decision = tables.execution_decision(execution)
     if decision is not None:
         match = decision.verdict.value == card.expected_verdict
         st.markdown(
-            f"Decision {ui.badge_md(views.verdict_badge(decision.verdict.value))} "
-            f"· expected {ui.badge_md(views.verdict_badge(card.expected_verdict))} "
+            f"Decision {ui.badge_md(fmt.verdict_badge(decision.verdict.value))} "
+            f"· expected {ui.badge_md(fmt.verdict_badge(card.expected_verdict))} "
             + (":green-badge[:material/check: match]" if match else ":red-badge[:material/close: mismatch]")
         )
     links = st.columns(2)
@@ -98,7 +99,7 @@ def progress_panel() -> None:
         if card is None:
             continue
         with st.container(border=True, key=f"progress_{scenario_id}"):
-            st.markdown(f"**{views.md_escape(card.title)}**")
+            st.markdown(f"**{fmt.md_escape(card.title)}**")
             render_progress(card, info)
     if was_running and not any(not info.get("done") for info in launches.values()):
         st.rerun()  # everything finished: a full run stops the polling
@@ -112,8 +113,8 @@ if launches:
 cols = st.columns(3)
 for i, card in enumerate(scenarios):
     with cols[i % 3], st.container(border=True, key=f"scenario_{card.id}"):
-        st.markdown(f"**{views.md_escape(card.title)}**")
-        st.markdown(f"Expected {ui.badge_md(views.verdict_badge(card.expected_verdict))}")
+        st.markdown(f"**{fmt.md_escape(card.title)}**")
+        st.markdown(f"Expected {ui.badge_md(fmt.verdict_badge(card.expected_verdict))}")
         st.caption(card.description)
         busy = card.id in launches and not launches[card.id].get("done")
         st.button(

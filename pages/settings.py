@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 import app_support as ui
-from console.presentation import tables as views
+from console.presentation import tables
 
 ui.require_app_shell()
 
@@ -23,7 +23,7 @@ st.caption(
     "Environment variables win over `.streamlit/secrets.toml`. Secrets show only whether they are set."
 )
 st.dataframe(
-    views.key_value_frame(settings.safe_dict()), hide_index=True, width="stretch", key="settings_table"
+    tables.key_value_frame(settings.safe_dict()), hide_index=True, width="stretch", key="settings_table"
 )
 
 st.subheader("Engine")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from console.engines.embedded.runner import EmbeddedEngine
-from console.presentation.tables import learning_frame
+from console.presentation.learning import learning_frame
 from console.settings import Settings
 from console.storage import SchemaTooNew, Store, migrations
 from tests.engine.conftest import HEALTHY_SCENARIO, run_paused
@@ -91,7 +91,7 @@ def test_a_database_from_before_the_learning_column_gets_it_with_its_rows(tmp_pa
     store = Store(path)
     try:
         assert "learning" in _columns(store, "outcomes") and store.schema_version == migrations.LATEST
-        [row] = learning_frame(store).drop(columns="seq").to_dict("records")
+        [row] = learning_frame(store.learning_rows()).drop(columns="seq").to_dict("records")
         assert row == {
             "execution_id": "old-1",
             "verdict": "ROLLBACK",

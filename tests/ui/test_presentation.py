@@ -1,4 +1,5 @@
-"""View models and figure builders: pure functions, checked on their own."""
+"""The presentation (tables, formatting, learning analytics, figures): pure functions, checked on their
+own."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ from console.domain.executions import Execution, State, StateHistory, TaskRun
 from console.domain.models import Classification, Decision, Direction, MetricResult
 from console.domain.vocabulary import DeploymentStatus
 from console.loop.policy import plan_actions
-from console.presentation import charts
-from console.presentation import tables as views
+from console.presentation import charts, learning, tables
+from console.presentation import formatting as fmt
 from console.storage import DashboardKpis
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -106,7 +107,7 @@ def test_gantt_one_bar_per_task_and_instant_tasks_visible():
                                                  StateHistory(State.SUCCESS, start + timedelta(seconds=2))]),
         TaskRun("r3", "approval", State.PAUSED, [StateHistory(State.PAUSED, start + timedelta(seconds=3))]),
     ]  # fmt: skip
-    frame = views.task_runs_frame(
+    frame = tables.task_runs_frame(
         _execution("e", start, State.PAUSED, runs), now=start + timedelta(seconds=9)
     )
     fig = charts.gantt_figure(frame)
@@ -124,7 +125,7 @@ def test_executions_frame_newest_first_and_running_duration_so_far():
     old = _execution("old", T0, State.SUCCESS)
     running = Execution("run", "devops.loop", "devops-loop", State.RUNNING,
                         [StateHistory(State.CREATED, T0 + timedelta(minutes=5))])  # fmt: skip
-    frame = views.executions_frame([old, running], now=now)
+    frame = tables.executions_frame([old, running], now=now)
     assert list(frame["id"]) == ["run", "old"]
     assert frame.loc[0, "duration_s"] == pytest.approx(300)
     assert frame.loc[1, "duration_s"] == pytest.approx(3)
@@ -135,7 +136,7 @@ def test_executions_frame_reads_service_and_trigger_from_inputs_or_labels():
     from_inputs.inputs = {"service": "payment-service", "triggered_by": "ci-bot", "scenario": "memory-leak"}
     from_labels = _execution("b", T0 - timedelta(minutes=1), State.SUCCESS)
     from_labels.labels = {"service": "user-service", "scenario": "db-timeouts"}
-    frame = views.executions_frame([from_inputs, from_labels], now=T0)
+    frame = tables.executions_frame([from_inputs, from_labels], now=T0)
     assert list(frame["service"]) == ["payment-service", "user-service"]
     assert list(frame["triggered_by"]) == ["ci-bot", ""]
     assert list(frame["scenario"]) == ["memory-leak", "db-timeouts"]
@@ -145,47 +146,47 @@ def test_loop_progress_lists_pending_steps():
     runs = [TaskRun("r1", "collect", State.SUCCESS, [StateHistory(State.SUCCESS, T0)]),
             TaskRun("r2", "analyze", State.RUNNING, [StateHistory(State.RUNNING, T0)])]  # fmt: skip
     execution = _execution("e", T0, State.RUNNING, runs)
-    steps = views.loop_progress(execution)
+    steps = tables.loop_progress(execution)
     assert [s.task for s in steps][:3] == ["collect", "analyze", "summarize"]
     assert [s.state for s in steps][:3] == ["SUCCESS", "RUNNING", "pending"]
-    assert views.progress_fraction(execution) == pytest.approx(1 / 7)
-    assert views.step_badge(steps[2]).color == "gray" and views.step_badge(steps[0]).color == "green"
+    assert tables.progress_fraction(execution) == pytest.approx(1 / 7)
+    assert tables.step_badge(steps[2]).color == "gray" and tables.step_badge(steps[0]).color == "green"
 
 
 # --- labels ---------------------------------------------------------------------------------
 
 
 def test_status_colours():
-    assert views.verdict_badge("ROLLBACK").color == "red"
-    assert views.verdict_badge("ESCALATE").color == "orange"
-    assert views.verdict_badge("CONTINUE").color == "green"
-    assert views.state_badge(State.PAUSED).color == "orange"
-    assert views.state_badge("FAILED").color == "red"
-    assert views.status_badge("rolled back").color == "red"
-    assert views.cell_style("ROLLBACK") == "color: #C62828; font-weight: 600"
-    assert views.cell_style("PAUSED").startswith("color: #B26A00")
+    assert fmt.verdict_badge("ROLLBACK").color == "red"
+    assert fmt.verdict_badge("ESCALATE").color == "orange"
+    assert fmt.verdict_badge("CONTINUE").color == "green"
+    assert fmt.state_badge(State.PAUSED).color == "orange"
+    assert fmt.state_badge("FAILED").color == "red"
+    assert fmt.status_badge("rolled back").color == "red"
+    assert fmt.cell_style("ROLLBACK") == "color: #C62828; font-weight: 600"
+    assert fmt.cell_style("PAUSED").startswith("color: #B26A00")
 
 
 def test_every_deployment_status_is_in_the_filter_and_coloured():
-    assert sorted(views.DEPLOYMENT_STATUSES) == sorted(s.value for s in DeploymentStatus)
-    colours = {s: views.status_badge(s.value).color for s in DeploymentStatus}
+    assert sorted(fmt.DEPLOYMENT_STATUSES) == sorted(s.value for s in DeploymentStatus)
+    colours = {s: fmt.status_badge(s.value).color for s in DeploymentStatus}
     assert colours[DeploymentStatus.ROLLED_BACK] == "red" and colours[DeploymentStatus.HEALTHY] == "green"
     assert colours[DeploymentStatus.ANALYZING] == "blue" and colours[DeploymentStatus.ESCALATED] == "orange"
 
 
 def test_countdown_and_durations():
     now = T0
-    assert views.countdown_text(T0 + timedelta(minutes=12, seconds=30), now) == "expires in 12m 30s"
-    assert views.countdown_text("2026-11-20T13:57:00Z", now) == "expired 3m 00s ago"
-    assert views.countdown_text(None, now) == "no deadline"
-    assert views.format_duration(0.25) == "250 ms"
-    assert views.format_duration(75) == "1m 15s"
-    assert views.format_duration(None) == "—"
+    assert fmt.countdown_text(T0 + timedelta(minutes=12, seconds=30), now) == "expires in 12m 30s"
+    assert fmt.countdown_text("2026-11-20T13:57:00Z", now) == "expired 3m 00s ago"
+    assert fmt.countdown_text(None, now) == "no deadline"
+    assert fmt.format_duration(0.25) == "250 ms"
+    assert fmt.format_duration(75) == "1m 15s"
+    assert fmt.format_duration(None) == "—"
 
 
 def test_kpi_tiles_from_store_kpis():
     kpis = DashboardKpis("2026-11-20", 5, 4, 2, 1, 3, 0.5, 95.0, 0)
-    tiles = {t.label: t.value for t in views.kpi_tiles(kpis)}
+    tiles = {t.label: t.value for t in tables.kpi_tiles(kpis)}
     assert tiles == {
         "Deployments today": "4",
         "Rollbacks": "2",
@@ -198,11 +199,11 @@ def test_kpi_tiles_from_store_kpis():
 def test_calibration_bins_mean_confidence_and_hold_rate():
     records = [{"confidence": 0.95, "held": True}, {"confidence": 0.85, "held": False},
                {"confidence": 0.15, "held": True}, {"confidence": None, "held": True}]  # fmt: skip
-    frame = views.calibration_frame(records)
+    frame = learning.calibration_frame(records)
     top = frame[frame["bin"] == "0.8–1.0"].iloc[0]
     assert top["n"] == 2 and top["held"] == 0.5 and top["stated"] == pytest.approx(0.9)
     assert frame["n"].sum() == 3
-    assert views.calibration_frame(pd.DataFrame(records)).equals(frame)
+    assert learning.calibration_frame(pd.DataFrame(records)).equals(frame)
 
 
 # --- read models on a real store ------------------------------------------------------------
@@ -230,7 +231,7 @@ def finished_runs(settings):
 def test_learning_frame_matches_outcome_records(finished_runs, settings):
     store = finished_runs.store
     records = store.outcome_records()
-    frame = views.learning_frame(store)
+    frame = learning.learning_frame(store.learning_rows())
     assert len(frame) == len(records) >= 3
     by_id = {r["execution_id"]: r for r in records}
     for row in frame.to_dict("records"):
@@ -241,18 +242,18 @@ def test_learning_frame_matches_outcome_records(finished_runs, settings):
         assert row["approval"] == rec["approval"]["status"]
         assert row["actions"] == [a["name"] for a in rec["decision"]["actions"]]
     # incremental read: nothing new after the last rowid, everything after 0
-    assert views.learning_frame(store, after=int(frame["seq"].max())).empty
-    assert views.merge_learning(frame, frame.tail(1)).shape == frame.shape
+    assert learning.learning_frame(store.learning_rows(after=int(frame["seq"].max()))).empty
+    assert learning.merge_learning(frame, frame.tail(1)).shape == frame.shape
 
 
 def test_learning_frame_reads_the_small_column_and_falls_back_for_older_rows(finished_runs):
     store = finished_runs.store
     with store.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM outcomes WHERE learning IS NULL").fetchone()[0] == 0
-    from_column = views.learning_frame(store).drop(columns="seq")
+    from_column = learning.learning_frame(store.learning_rows()).drop(columns="seq")
     with store.write() as conn:  # rows recorded before the column existed
         conn.execute("UPDATE outcomes SET learning = NULL")
-    from_records = views.learning_frame(store).drop(columns="seq")
+    from_records = learning.learning_frame(store.learning_rows()).drop(columns="seq")
     assert from_column.sort_values("execution_id").to_dict("records") == from_records.sort_values(
         "execution_id"
     ).to_dict("records")
@@ -273,7 +274,7 @@ def test_a_store_from_before_the_learning_column_is_upgraded_in_place(tmp_path):
             "INSERT INTO outcomes VALUES ('old-1', 'd', '{\"decision\": {\"verdict\": \"CONTINUE\"}}', 't')"
         )
     store = Store(path)
-    frame = views.learning_frame(store)
+    frame = learning.learning_frame(store.learning_rows())
     assert list(frame["execution_id"]) == ["old-1"] and list(frame["verdict"]) == ["CONTINUE"]
     store.close()
 
@@ -281,7 +282,9 @@ def test_a_store_from_before_the_learning_column_is_upgraded_in_place(tmp_path):
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
 def test_whatif_matches_plan_actions_on_full_decisions(finished_runs, settings, threshold):
     records = finished_runs.store.outcome_records()
-    routed = views.whatif_frame(views.learning_frame(finished_runs.store), settings, threshold)
+    routed = learning.whatif_frame(
+        learning.learning_frame(finished_runs.store.learning_rows()), settings, threshold
+    )
     expected = [
         plan_actions(Decision.from_dict(r["decision"]), settings, threshold=threshold) for r in records
     ]
@@ -290,10 +293,10 @@ def test_whatif_matches_plan_actions_on_full_decisions(finished_runs, settings, 
 
 
 def test_votes_from_learning_feed_the_agreement_table(finished_runs):
-    frame = views.learning_frame(finished_runs.store)
-    votes = views.votes_from_learning(frame)
+    frame = learning.learning_frame(finished_runs.store.learning_rows())
+    votes = learning.votes_from_learning(frame)
     assert votes and all(v["approved"] is False for v in votes)
-    table = views.agreement_by_action(votes)
+    table = learning.agreement_by_action(votes)
     assert (table["agreement"] == 0).all()
 
 
@@ -302,15 +305,15 @@ def test_execution_decision_reads_the_verdict_and_evidence_of_a_finished_run(fin
         ex for ex in finished_runs.store.search_executions()[0] if ex.labels.get("scenario") == "memory-leak"
     )
     execution = finished_runs.get_execution(leak.id)
-    decision = views.execution_decision(execution)
+    decision = tables.execution_decision(execution)
     assert decision is not None and decision.verdict.value == "ROLLBACK"
-    evidence = views.evidence_frame(decision)
+    evidence = tables.evidence_frame(decision)
     assert "High ▲" in set(evidence["result"])
 
 
 def test_md_escape_neutralises_markdown_and_directives():
     hostile = "svc**x** [click](http://evil) :red[alarm] <b>hi</b> `code` $x$"
-    escaped = views.md_escape(hostile)
+    escaped = fmt.md_escape(hostile)
     for token in ("**", "[click]", ":red[", "<b>", "`code`", "$x$"):
         assert token not in escaped
     assert escaped.replace("\\", "") == hostile
