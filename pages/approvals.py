@@ -10,19 +10,22 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
 from console.access.approvals import AlreadyDecided
 from console.access.auth import PermissionDenied
 from console.domain.models import Decision
 from console.presentation import formatting as fmt
 from console.presentation import tables
+from ui import widgets
+from ui.identity import current_identity
+from ui.services import clear_caches, get_services, log, one_line, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
 esc = fmt.md_escape
-services = ui.get_services()
+services = get_services()
 approvals = services.approvals
-identity = ui.current_identity()
+identity = current_identity()
 
 st.title(":material/gavel: Approvals")
 if approvals is None:
@@ -42,7 +45,7 @@ def clear_request() -> None:
 
 def decide(approval_id: str, approved: bool, comment: str) -> None:
     """Call the service and keep its one-line answer for the next run."""
-    who = ui.current_identity()
+    who = current_identity()
     verb = "approved" if approved else "rejected"
     try:
         if who is None:
@@ -55,13 +58,13 @@ def decide(approval_id: str, approved: bool, comment: str) -> None:
     except ValueError as exc:
         st.session_state["approval_result"] = ("error", str(exc))
     except Exception as exc:  # the engine failing to resume, the store busy...
-        ui.log.exception("approval decision failed")
+        log.exception("approval decision failed")
         st.session_state["approval_result"] = ("error", f"The decision could not be saved: {exc}")
     else:
         message = fmt.field(result, "message", "") or f"{verb.capitalize()} {approval_id}."
         saved_only = fmt.field(result, "status") != "recorded" and not fmt.field(result, "resumed", True)
         st.session_state["approval_result"] = ("warning" if saved_only else "success", str(message))
-    ui.clear_caches()
+    clear_caches()
 
 
 @st.dialog("Confirm decision", on_dismiss=clear_request)
@@ -97,7 +100,7 @@ def countdown(expires_at: str | None) -> None:
     if left is not None and left <= 0:
         st.error(f"{text} — rejected (nobody decided in time)", icon=":material/timer_off:")
         if left > -3:  # rerun the page once, right after the deadline
-            ui.clear_caches()
+            clear_caches()
             st.rerun(scope="app")
         return
     (st.warning if left is not None and left < 300 else st.info)(
@@ -123,15 +126,15 @@ def retry_resume(approval_id: str) -> None:
     try:
         result = approvals.retry_resume(approval_id)
     except Exception as exc:
-        ui.log.exception("retry resume failed")
-        st.session_state["approval_result"] = ("error", f"Retry failed: {ui._one_line(exc)}")
+        log.exception("retry resume failed")
+        st.session_state["approval_result"] = ("error", f"Retry failed: {one_line(exc)}")
     else:
         kind = "success" if result.resumed else "warning"
         st.session_state["approval_result"] = (kind, f"{approval_id}: {result.message}")
-    ui.clear_caches()
+    clear_caches()
 
 
-stuck = ui.safe(approvals.resume_failed, default=[], what="decisions waiting to resume")
+stuck = safe(approvals.resume_failed, default=[], what="decisions waiting to resume")
 if stuck:
     with st.container(border=True):
         st.warning(
@@ -157,7 +160,7 @@ if stuck:
 pending_tab, history_tab = st.tabs(["Pending", "History"])
 
 with pending_tab:
-    pending = ui.safe(approvals.pending, default=[], what="pending approvals")
+    pending = safe(approvals.pending, default=[], what="pending approvals")
     sync_error = approvals.sync_error
     if sync_error:
         st.warning(
@@ -191,7 +194,7 @@ with pending_tab:
                 )
             with head[1]:
                 st.caption("Risk")
-                ui.badge(fmt.Badge(risk or "—", fmt.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
+                widgets.badge(fmt.Badge(risk or "—", fmt.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
             head[2].metric("Confidence", fmt.format_percent(fmt.field(item, "confidence")))
             with head[3]:
                 countdown(fmt.field(item, "expires_at"))
@@ -204,7 +207,7 @@ with pending_tab:
                 st.caption(esc(f"Needs {needed} different approvers. Votes so far: {so_far or 'none'}."))
             if decision is not None:
                 with st.expander("Evidence", expanded=False):
-                    ui.render_decision(decision, key=f"ap_{approval_id}")
+                    widgets.render_decision(decision, key=f"ap_{approval_id}")
             b1, b2, _ = st.columns([1, 1, 4])
             b1.button(
                 "Approve",
@@ -225,7 +228,7 @@ with pending_tab:
             )
 
 with history_tab:
-    decided = ui.safe(approvals.decided, default=[], what="decided approvals")
+    decided = safe(approvals.decided, default=[], what="decided approvals")
     st.subheader("Decided approvals")
     frame = tables.approvals_history_frame(tables.flatten_approvals(decided))
     if frame.empty:
@@ -233,7 +236,7 @@ with history_tab:
     else:
         st.dataframe(frame, hide_index=True, width="stretch", key="approvals_decided")
     st.subheader("Audit trail")
-    trail = tables.audit_frame(ui.safe(approvals.history, 1000, default=[], what="audit trail"))
+    trail = tables.audit_frame(safe(approvals.history, 1000, default=[], what="audit trail"))
     if trail.empty:
         st.caption("The audit trail is empty.")
     else:

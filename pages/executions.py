@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
 from console.domain.executions import State
 from console.presentation import charts, tables
 from console.presentation import formatting as fmt
+from ui import reads, widgets
+from ui.services import get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 backend = services.backend
 st.title(":material/account_tree: Executions")
 
@@ -21,17 +23,17 @@ if backend is None:
     st.stop()
 
 
-@st.cache_data(ttl=ui.READ_TTL_S, show_spinner=False)
+@st.cache_data(ttl=reads.READ_TTL_S, show_spinner=False)
 def search(_backend, db: str, states: tuple[str, ...], page: int, size: int):
     result = _backend.search_executions(states=[State(s) for s in states] or None, page=page, size=size)
     return result.items, result.total
 
 
 def show_detail(execution_id: str) -> None:
-    execution = ui.safe(
-        ui.read_execution,
+    execution = safe(
+        reads.read_execution,
         backend,
-        ui.db_key(services),
+        reads.db_key(services),
         execution_id,
         default=None,
         what=f"execution {execution_id}",
@@ -43,9 +45,9 @@ def show_detail(execution_id: str) -> None:
         st.subheader(fmt.md_escape(f"{execution.namespace}.{execution.flow_id}"))
         st.code(execution.id, language=None)
     with side:
-        ui.state(execution.state.value)
+        widgets.state(execution.state.value)
         st.caption(f"Duration {fmt.format_duration(execution.duration_s)}")
-        link = ui.safe(backend.ui_link, execution.id, default=None, what="Kestra link")
+        link = safe(backend.ui_link, execution.id, default=None, what="Kestra link")
         if link:
             st.link_button("Open in Kestra", link, icon=":material/open_in_new:")
     if execution.labels:
@@ -53,7 +55,7 @@ def show_detail(execution_id: str) -> None:
         st.dataframe(tables.key_value_frame(execution.labels), hide_index=True, key="ex_labels")
     runs = tables.task_runs_frame(execution)
     st.plotly_chart(charts.gantt_figure(runs), key="ex_gantt", width="stretch")
-    logs = ui.safe(backend.execution_logs, execution.id, default=[], what="logs")
+    logs = safe(backend.execution_logs, execution.id, default=[], what="logs")
     task_ids = [run.task_id for run in execution.task_runs]
     tabs = st.tabs(["All logs", *task_ids])
     with tabs[0]:
@@ -66,7 +68,7 @@ def show_detail(execution_id: str) -> None:
         with tab:
             cols = st.columns([1, 1, 2])
             with cols[0]:
-                ui.state(run.state.value)
+                widgets.state(run.state.value)
             cols[1].caption(f"started {run.start:%H:%M:%S}" if run.start else "not started")
             st.caption("Outputs")
             st.json(run.outputs or {}, expanded=1)
@@ -94,10 +96,10 @@ states = filters[0].multiselect(
 )
 size = filters[1].selectbox("Per page", [25, 50, 100], index=1, key="ex_size")
 page = filters[2].number_input("Page", min_value=1, value=1, step=1, key="ex_page")
-items, total = ui.safe(
+items, total = safe(
     search,
     backend,
-    ui.db_key(services),
+    reads.db_key(services),
     tuple(states),
     int(page),
     int(size),
@@ -105,7 +107,7 @@ items, total = ui.safe(
     what="search",
 )
 if total == 0:
-    ui.empty_state("No executions match." if states else "No executions yet.", link_scenarios=not states)
+    widgets.empty_state("No executions match." if states else "No executions yet.", link_scenarios=not states)
     st.stop()
 st.caption(f"{total} executions · page {page} of {max(1, -(-total // size))}")
 frame = tables.executions_frame(items)

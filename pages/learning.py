@@ -5,24 +5,28 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
 from console.loop import training
 from console.presentation import charts, learning
 from console.presentation import formatting as fmt
+from ui import reads, widgets
+from ui.services import get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 settings = services.settings
 st.title(":material/school: Learning")
 
-if not ui.require_store(services):
+if not reads.require_store(services):
     st.stop()
 
 
-frame = ui.safe(ui.read_learning, services.store, ui.db_key(services), default=None, what="outcomes")
+frame = safe(reads.read_learning, services.store, reads.db_key(services), default=None, what="outcomes")
 if frame is None or frame.empty:
-    ui.empty_state("No finished runs yet: outcomes appear here once the loop has recorded a few decisions.")
+    widgets.empty_state(
+        "No finished runs yet: outcomes appear here once the loop has recorded a few decisions."
+    )
     st.stop()
 
 quality, calibration, whatif, export = st.tabs(

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
 from console.presentation import tables
+from ui.identity import current_identity
+from ui.services import backend_health, get_services, log, one_line
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 settings = services.settings
-identity = ui.current_identity()
+identity = current_identity()
 st.title(":material/settings: Settings")
 
 if identity is None or not identity.is_admin:
@@ -27,7 +29,7 @@ st.dataframe(
 )
 
 st.subheader("Engine")
-ok, name, message = ui.backend_health(services.backend, settings.backend_name)
+ok, name, message = backend_health(services.backend, settings.backend_name)
 st.markdown(f"**{name}** · {'healthy' if ok else 'unreachable'}")
 if message:
     st.text(message)
@@ -37,8 +39,8 @@ def sync_flows() -> None:
     try:
         result = services.backend.sync_flows()
     except Exception as exc:
-        ui.log.exception("flow sync failed")
-        st.session_state["sync_result"] = ("error", f"Sync failed: {ui._one_line(exc)}")
+        log.exception("flow sync failed")
+        st.session_state["sync_result"] = ("error", f"Sync failed: {one_line(exc)}")
         return
     count = len(result) if isinstance(result, list | tuple | dict) else result
     st.session_state["sync_result"] = ("success", f"Flows synced ({count}).")

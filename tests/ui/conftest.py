@@ -30,9 +30,9 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     st.cache_data.clear()
     st.cache_resource.clear()
     yield load_settings()
-    import app_support
+    from ui.services import get_services
 
-    app_support.get_services().close(wait=True)  # the app's engine and expiry timer: stop their threads
+    get_services().close(wait=True)  # the app's engine and expiry timer: stop their threads
     st.cache_data.clear()
     st.cache_resource.clear()
 
