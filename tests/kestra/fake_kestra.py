@@ -12,7 +12,7 @@ It runs the loop the way ``flows/devops-loop.yaml`` describes it, with the proje
 (``console.loop.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
 expose ``{"vars": ...}``, the ``approval`` Pause pauses the execution, and the pause's duration
 expiring applies its ``behavior`` (CANCEL/FAIL). Fault modes for tests: ``down()``, and
-``fault = "slow" | "401" | "404" | "500" | "malformed"``.
+``fault = "slow" | "401" | "404" | "500" | "malformed"``, or ``"503 once"`` (the next request only).
 """
 
 from __future__ import annotations
@@ -771,6 +771,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         fake.requests.append((method, path))
         fault = fake.fault
+        if fault == "503 once":
+            fake.fault = None
+            return self._send(503, {"message": "warming up"})
         if fault == "slow":
             time.sleep(fake.slow_seconds)
         elif fault == "500":

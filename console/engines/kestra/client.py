@@ -4,8 +4,9 @@ Paths are tenant-aware (``/api/v1/{tenant}/...``; the open-source tenant is ``ma
 reads the server version once from ``GET /api/v1/configs`` and uses the 2.0 paths where they
 differ (``/actions/resume``, ``/actions/kill``, ``/outputs/{executionId}``).
 
-Every call has a timeout. Only idempotent reads (GET) are retried, a bounded number of times with
-exponential backoff; a trigger, resume or kill is never sent twice. Every failure is a
+Every call has a timeout. Only idempotent reads (GET) are retried (urllib3's ``Retry`` mounted
+through a ``requests`` adapter: connection failures, read timeouts and 502/503/504, a bounded number
+of times with exponential backoff); a trigger, resume or kill is never sent twice. Every failure is a
 :class:`KestraError` whose message is one line fit for an operator and never contains the password
 or the token.
 """
@@ -13,7 +14,6 @@ or the token.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,9 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
 import yaml
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import MaxRetryError, ReadTimeoutError
+from urllib3.util.retry import Retry
 
 from console.domain.executions import Execution, LogEntry, MalformedExecutionError, State
 from console.settings import Secret
@@ -129,6 +132,36 @@ def deploy_order(docs: list[Any]) -> list[int]:
     return order
 
 
+class ReadRetry(Retry):
+    """urllib3's ``Retry`` limited to the methods it may repeat: urllib3 retries a failed connection
+    whatever the method, and a trigger, resume or kill must never be sent twice."""
+
+    def increment(self, method: str | None = None, *args: Any, **kwargs: Any) -> Retry:
+        if method is not None and not self._is_method_retryable(method):
+            no_retry = self.new(total=0, connect=0, read=False, status=0)
+            return Retry.increment(no_retry, method, *args, **kwargs)  # raises: nothing is left
+        return super().increment(method, *args, **kwargs)
+
+
+def read_retry(retries: int, backoff_s: float) -> Retry:
+    """At most ``retries`` more tries of a GET that could not connect, timed out reading or got a
+    502/503/504, waiting ``backoff_s`` × 2ⁿ between them (urllib3 retries the first at once); the
+    last answer or error is then the caller's to report (no Retry-After: the wait stays bounded)."""
+    return ReadRetry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        redirect=False,
+        allowed_methods=frozenset({"GET"}),
+        status_forcelist=(502, 503, 504),
+        backoff_factor=backoff_s,
+        raise_on_status=False,
+        respect_retry_after_header=False,
+    )
+
+
 def _display_url(url: str) -> str:
     """The URL without any user:password@ part, for messages."""
     parts = urlsplit(url)
@@ -177,6 +210,9 @@ class KestraClient:
         self.retries = max(0, int(retries))
         self.backoff_s = max(0.0, float(backoff_s))
         self.session = session or requests.Session()
+        adapter = HTTPAdapter(max_retries=read_retry(self.retries, self.backoff_s))
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
         self._version = version
         pw = password.get() if isinstance(password, Secret) else (password or "")
         tok = token.get() if isinstance(token, Secret) else (token or "")
@@ -212,45 +248,38 @@ class KestraClient:
     ) -> requests.Response:
         url = self._url(path, tenant=tenant)
         what = what or f"{method} {path}"
-        attempts = 1 + (self.retries if method == "GET" else 0)
         all_headers = dict(self._headers)
         all_headers.update(headers or {})
-        last: KestraError | None = None
-        for attempt in range(attempts):
-            if attempt:
-                time.sleep(self.backoff_s * (2 ** (attempt - 1)))
-            try:
-                resp = self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    data=data,
-                    files=files,
-                    headers=all_headers,
-                    auth=self._auth,
-                    timeout=self.timeout,
-                    allow_redirects=False,
-                )
-            except requests.Timeout:
-                last = KestraTimeout(
-                    f"Kestra at {self.display_url} did not answer {what} within {self.timeout:g} s"
-                )
-                continue
-            except requests.ConnectionError:
-                last = KestraUnreachable(
-                    f"Kestra at {self.display_url} cannot be reached (connection refused or host down)"
-                )
-                continue
-            except requests.RequestException as exc:
-                raise KestraError(f"{what} failed: {type(exc).__name__}") from None
-            if resp.status_code in (502, 503, 504) and attempt + 1 < attempts:
-                last = self._status_error(resp, what)
-                continue
-            if resp.status_code >= 400:
-                raise self._status_error(resp, what)
-            return resp
-        assert last is not None
-        raise last
+        try:
+            resp = self.session.request(
+                method,
+                url,
+                params=params,
+                data=data,
+                files=files,
+                headers=all_headers,
+                auth=self._auth,
+                timeout=self.timeout,
+                allow_redirects=False,
+            )
+        except requests.Timeout:
+            raise self._timeout(what) from None
+        except requests.ConnectionError as exc:
+            # reads that timed out on every try end as a ConnectionError wrapping urllib3's reason
+            cause = exc.args[0] if exc.args else None
+            if isinstance(cause, MaxRetryError) and isinstance(cause.reason, ReadTimeoutError):
+                raise self._timeout(what) from None
+            raise KestraUnreachable(
+                f"Kestra at {self.display_url} cannot be reached (connection refused or host down)"
+            ) from None
+        except requests.RequestException as exc:
+            raise KestraError(f"{what} failed: {type(exc).__name__}") from None
+        if resp.status_code >= 400:
+            raise self._status_error(resp, what)
+        return resp
+
+    def _timeout(self, what: str) -> KestraTimeout:
+        return KestraTimeout(f"Kestra at {self.display_url} did not answer {what} within {self.timeout:g} s")
 
     def _status_error(self, resp: requests.Response, what: str) -> KestraError:
         code = resp.status_code
