@@ -12,6 +12,7 @@ from console.engines.backend import BackendError, BackendUnavailable
 from console.engines.factory import make_backend
 from console.engines.kestra.backend import KestraBackend, task_values
 from console.engines.kestra.client import KestraClient
+from console.loop.steps import load_scenario
 from console.presentation import tables
 from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
@@ -55,6 +56,13 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
     paused = _wait(backend, execution_id, {State.PAUSED, State.FAILED})
     assert paused.state == State.PAUSED
     assert paused.labels["launched_by"] == "alice" and paused.labels["scenario"] == "memory-leak"
+
+    snapshot = backend.snapshot_document(execution_id)  # what the collect subflow produced
+    scenario = load_scenario("memory-leak", backend.settings)
+    assert snapshot["deployment"]["service"] == scenario["deployment"]["service"]
+    assert set(snapshot["metrics"]) == set(scenario["metrics"]) and len(snapshot["logs"]) == len(
+        scenario["logs"]
+    )
 
     [request] = backend.paused_approvals()
     assert request["execution_id"] == execution_id
