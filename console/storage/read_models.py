@@ -41,9 +41,19 @@ class ReadModelStore(ApprovalStore):
     # -- deployments: writes inside the caller's transaction ------------------------------------
 
     _DEPLOYMENT_FIELDS = frozenset(
-        {"deployed_at", "verdict", "severity", "confidence", "analyzer", "summary", "approval", "status",
-         "decided_at"}
-    )  # fmt: skip
+        {
+            "deployed_at",
+            "verdict",
+            "severity",
+            "confidence",
+            "analyzer",
+            "summary",
+            "approval",
+            "status",
+            "decided_at",
+        }
+    )
+    """The columns the projection updates as an execution runs (never its identity or creation)."""
 
     @staticmethod
     def insert_deployment_in(
@@ -91,11 +101,11 @@ class ReadModelStore(ApprovalStore):
             raise ValueError(f"not deployment fields: {', '.join(sorted(unknown))}")
         names = sorted(values)
         assignments = ", ".join(f"{name} = ?" for name in [*names, "updated_at"])
+        args = [values[n].value if isinstance(values[n], DeploymentStatus) else values[n] for n in names]
         conn.execute(
             f"UPDATE deployments SET {assignments} WHERE execution_id = ?",  # noqa: S608 - names checked above
-            [*(values[n].value if isinstance(values[n], DeploymentStatus) else values[n] for n in names),
-             now_text(), execution_id],
-        )  # fmt: skip
+            [*args, now_text(), execution_id],
+        )
 
     @staticmethod
     def deployment_ref_in(conn: Connection, execution_id: str) -> tuple[str, str] | None:
