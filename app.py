@@ -1,24 +1,25 @@
 """Operator console entry point: page config, identity, backend status, navigation.
 
 Run with ``streamlit run app.py``. The pages live in ``pages/``; each one starts with
-``ui.require_app_shell()`` so that a deep link on a fresh server also runs through this script.
+``require_app_shell()`` so that a deep link on a fresh server also runs through this script.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
+from ui.identity import demo_mode, identity_sidebar
+from ui.services import get_services, sidebar_status
 
 st.set_page_config(page_title="DevOps Loop Console", page_icon=":material/autorenew:", layout="wide")
 
-services = ui.get_services()
+services = get_services()
 settings = services.settings
 
 with st.sidebar:
     st.markdown("### :material/autorenew: DevOps Loop")
-identity = ui.identity_sidebar(settings)
-ui.sidebar_status(services)
+identity = identity_sidebar(settings)
+sidebar_status(services)
 
 pages = {
     "Operate": [
@@ -36,7 +37,7 @@ pages = {
 if identity is not None and identity.is_admin:
     pages["Admin"] = [st.Page("pages/settings.py", title="Settings", icon=":material/settings:")]
 
-if ui.demo_mode(settings):
+if demo_mode(settings):
     st.caption(":orange-badge[:material/info: Demo mode] anyone can pick any name and role in the sidebar.")
 if services.error:
     st.warning(services.error, icon="⚠️")

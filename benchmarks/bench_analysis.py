@@ -9,7 +9,7 @@ Prints:
   200,000 log lines): load + validate, then analyze (with the metric judge and the log miner timed
   separately);
 * the LogHub grouping accuracy of the log miner per system and the mean, if
-  ``console.analysis.loghub`` is available.
+  ``benchmarks.loghub`` is available.
 Targets: < 200 ms for a standard snapshot, < 10 s for the large one (2 cores).
 """
 
@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.analysis import analyze, judge_snapshot_metrics  # noqa: E402
-from console.snapshot import loads_snapshot, parse_snapshot  # noqa: E402
+from console.domain.snapshot import loads_snapshot, parse_snapshot  # noqa: E402
 
 MOCK = ROOT / "mock-data"
 LOGHUB = ROOT.parent / "shared" / "data" / "loghub"
@@ -170,13 +170,10 @@ def bench_large() -> None:
     )
     _, judge_s = timed(judge_snapshot_metrics, snap)
     print(f"    metric judge alone: {judge_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
-    try:
-        from console.analysis.logs import mine_log_patterns
+    from console.analysis.logs import mine_log_patterns
 
-        _, logs_s = timed(mine_log_patterns, snap.logs, snap.deployment.deployed_at)
-        print(f"    log miner alone:    {logs_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
-    except ImportError:
-        print("    log miner: not available")
+    _, logs_s = timed(mine_log_patterns, snap.logs, snap.deployment.deployed_at)
+    print(f"    log miner alone:    {logs_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
     print(
         f"  verdict {decision.verdict.value}, {len(decision.guards)} guard(s), "
         f"confidence {decision.confidence:.2f}"
@@ -184,11 +181,8 @@ def bench_large() -> None:
 
 
 def bench_loghub() -> None:
-    try:
-        from console.analysis.loghub import grouping_accuracy
-    except ImportError:
-        print("LogHub grouping accuracy: console.analysis.loghub not available")
-        return
+    from benchmarks.loghub import grouping_accuracy
+
     if not LOGHUB.is_dir():
         print(f"LogHub grouping accuracy: {LOGHUB} not found")
         return

@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from console.approvals import ApprovalService  # noqa: E402
-from console.engine import EmbeddedEngine  # noqa: E402
-from console.executions import State  # noqa: E402
+from console.access.approvals import ApprovalService  # noqa: E402
+from console.domain.executions import State  # noqa: E402
+from console.engines.embedded.runner import EmbeddedEngine  # noqa: E402
 from console.settings import Settings  # noqa: E402
-from console.store import Store  # noqa: E402
+from console.storage import Store  # noqa: E402
 from tests.reliability.load import (  # noqa: E402
     FINISHING,
     PAUSING,

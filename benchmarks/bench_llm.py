@@ -24,8 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from console.llm import build_messages, summarize  # noqa: E402
-from console.models import (  # noqa: E402
+from console.domain.models import (  # noqa: E402
     Classification,
     Decision,
     Deployment,
@@ -39,6 +38,7 @@ from console.models import (  # noqa: E402
     Snapshot,
     Verdict,
 )
+from console.loop.narrative import build_messages, summarize  # noqa: E402
 from console.settings import Secret, Settings  # noqa: E402
 from tests.llm.fake_llm import FakeLLM, closed_port, slow, status, trickle  # noqa: E402
 
@@ -108,7 +108,7 @@ def cold_start() -> float:
         "snap, dec = make_inputs(2000, 20)\n"
         "with FakeLLM(api_key=KEY) as f:\n"
         "    s = Settings(together_api_key=Secret(KEY), llm_base_url=f.url)\n"
-        "    from console.llm import summarize\n"
+        "    from console.loop.narrative import summarize\n"
         "    t = time.perf_counter(); out = summarize(snap, dec, s); e = time.perf_counter() - t\n"
         "    assert out.analyzer.startswith('llm:'), out.notes\n"
         "    print(e)\n"
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--log-lines", type=int, default=20000)
     parser.add_argument("--patterns", type=int, default=40)
     args = parser.parse_args()
-    logging.getLogger("console.llm").setLevel(logging.ERROR)  # the notes are printed below
+    logging.getLogger("console.loop.narrative").setLevel(logging.ERROR)  # the notes are printed below
 
     snapshot, decision = make_inputs(args.log_lines, args.patterns)
     print(f"inputs: {args.log_lines} log lines, {args.patterns} log patterns, 8 metrics")

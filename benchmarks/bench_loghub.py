@@ -23,14 +23,14 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(PROJECT_ROOT))
 
-from console.analysis.loghub import (  # noqa: E402
+from benchmarks.loghub import (  # noqa: E402
     PUBLISHED_DRAIN,
     SYSTEMS,
     load_system,
     timed_grouping_accuracy,
 )
 from console.analysis.logs import LogMiner, MinerParams, mine_log_patterns  # noqa: E402
-from console.models import LogRecord  # noqa: E402
+from console.domain.models import LogRecord  # noqa: E402
 
 DEFAULT_LOGHUB = PROJECT_ROOT.parent / "shared" / "data" / "loghub"
 DEPLOYED_AT = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)

@@ -33,9 +33,9 @@ PAGES = ["overview", "deployments", "approvals", "executions", "metrics", "scena
 
 
 def seed(data_dir: Path, executions: int) -> dict[str, float]:
-    from console.engine import EmbeddedEngine
-    from console.models import format_time, parse_time
-    from console.scenarios import list_scenarios
+    from console.domain.models import format_time, parse_time
+    from console.engines.embedded.runner import EmbeddedEngine
+    from console.loop.scenarios import list_scenarios
     from console.settings import load_settings
 
     settings = load_settings()

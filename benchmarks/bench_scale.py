@@ -81,15 +81,15 @@ def service_names(count: int, real: list[str]) -> list[str]:
 
 def seed_templates(data_dir: Path) -> dict[str, Any]:
     """Run every scenario for real; decide the paused ones (approve/reject) so they finish."""
-    from console.approvals import ApprovalService
-    from console.auth import Identity, Role
-    from console.engine import EmbeddedEngine
-    from console.scenarios import list_scenarios
+    from console.access.approvals import ApprovalService
+    from console.access.auth import Identity, Role
+    from console.engines.embedded.runner import EmbeddedEngine
+    from console.loop.scenarios import list_scenarios
     from console.settings import load_settings
 
     _env(data_dir)
     settings = load_settings()
-    engine = EmbeddedEngine(settings, synchronous=True, recover=False, expiry_timer_s=None)
+    engine = EmbeddedEngine(settings, synchronous=True, recover=False)
     service = ApprovalService(engine.store, engine, settings)
     t0 = time.perf_counter()
     ids = [engine.launch_scenario(s.id, "bench") for s in list_scenarios(settings.mock_data_dir)]
@@ -105,7 +105,7 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
 
 
 def seed_metrics(data_dir: Path, services: int, days: float) -> dict[str, Any]:
-    from console.store import Store
+    from console.storage import Store
 
     store = Store(data_dir / "console.sqlite3")
     real = [r[0] for r in store.conn.execute("SELECT DISTINCT service FROM deployments")]
@@ -179,8 +179,8 @@ def _insert(conn, table: str, rows: list[dict[str, Any]]) -> None:
 
 def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -> dict[str, Any]:
     """Clone finished template executions until the store holds ``target`` executions."""
-    from console.models import format_time
-    from console.store import Store, dumps
+    from console.domain.models import format_time
+    from console.storage import Store, dumps
 
     store = Store(data_dir / "console.sqlite3")
     have = store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
@@ -282,11 +282,11 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
 
 def add_pending(data_dir: Path, count: int) -> None:
     """A few real pending approvals (the Approvals page's main list)."""
-    from console.engine import EmbeddedEngine
+    from console.engines.embedded.runner import EmbeddedEngine
     from console.settings import load_settings
 
     _env(data_dir)
-    engine = EmbeddedEngine(load_settings(), synchronous=True, recover=False, expiry_timer_s=None)
+    engine = EmbeddedEngine(load_settings(), synchronous=True, recover=False)
     for i in range(count):
         engine.launch_scenario(["memory-leak", "crash-loop", "latency-regression"][i % 3], "bench")
     engine.close()

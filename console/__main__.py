@@ -11,9 +11,12 @@ import json
 import runpy
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.settings import PROJECT_ROOT, Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from console.runtime import EmbeddedRuntime
 
 
 class CliError(Exception):
@@ -45,8 +48,8 @@ def _read_json(source: str) -> Any:
 
 
 def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
-    from console import steps
-    from console.snapshot import SnapshotError, load_snapshot
+    from console.domain.snapshot import SnapshotError, load_snapshot
+    from console.loop import steps
 
     try:
         snapshot = load_snapshot(args.file)
@@ -62,27 +65,28 @@ def cmd_analyze(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _engine(settings: Settings):
-    from console.engine import EmbeddedEngine
+def _runtime(settings: Settings) -> EmbeddedRuntime:
+    """The embedded engine, synchronous (each command runs to a pause or the end), wired."""
+    from console.runtime import embedded_runtime
 
-    return EmbeddedEngine(settings, synchronous=True)
+    return embedded_runtime(settings, synchronous=True)
 
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
-    from console.auth import Identity, PermissionDenied, Role
-    from console.backend import BackendError
-    from console.executions import State
+    from console.access.approvals import AlreadyDecided, ApprovalError
+    from console.access.auth import Identity, PermissionDenied, Role
+    from console.domain.executions import State
+    from console.engines.backend import BackendError
 
     if args.reject and not (args.comment or "").strip():
         raise CliError("--reject needs --comment saying why")
-    engine = _engine(settings)
+    runtime = _runtime(settings)
+    engine, service = runtime.engine, runtime.approvals
     try:
         execution = engine.run_sync(scenario=args.scenario, triggered_by=args.as_name)
     except BackendError as exc:
         raise CliError(str(exc)) from None
     if execution.state == State.PAUSED and (args.approve or args.reject):
-        service = ApprovalService(engine.store, engine, settings)
         approval = service.for_execution(execution.id)
         if approval is None:
             raise CliError(f"execution {execution.id} is paused but has no approval")
@@ -97,7 +101,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         execution = engine.wait(execution.id)
     _print_json(execution.to_kestra())
     if execution.state == State.PAUSED:
-        approval = engine.store.approval_for_execution(execution.id)
+        approval = service.for_execution(execution.id)
         approval_id = approval["id"] if approval else "?"
         sys.stderr.write(
             f"paused: waiting for approval {approval_id}; decide with "
@@ -108,25 +112,25 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
-    from console.approvals import AlreadyDecided, ApprovalError, ApprovalService
-    from console.auth import Identity, PermissionDenied, Role
+    from console.access.approvals import AlreadyDecided, ApprovalError
+    from console.access.auth import Identity, PermissionDenied, Role
 
-    engine = _engine(settings)
-    service = ApprovalService(engine.store, engine, settings)
+    runtime = _runtime(settings)
+    service = runtime.approvals
     identity = Identity(args.as_name, Role.APPROVER, source="cli")
     try:
         result = service.decide(args.approval_id, identity, not args.reject, args.comment or "")
     except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
         raise CliError(str(exc)) from None
     approval = service.get(args.approval_id)
-    execution = engine.wait(approval["execution_id"])
+    execution = runtime.engine.wait(approval["execution_id"])
     _print_json(execution.to_kestra())
     sys.stderr.write(f"{result.message}\n")
     return 0 if result.resumed or result.status == "recorded" else 1
 
 
 def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
-    from console.steps import StepError, run_step
+    from console.loop.steps import StepError, run_step
 
     data = _read_json(args.input)
     if not isinstance(data, dict):
@@ -145,8 +149,8 @@ def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
-    from console.store import Store
-    from console.training import export_rows, to_jsonl
+    from console.loop.training import export_rows, to_jsonl
+    from console.storage import Store
 
     records = Store(settings.db_path).outcome_records()
     text = to_jsonl(export_rows(records, args.format))
@@ -164,10 +168,7 @@ def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
-    from console.engine import EmbeddedEngine
-
-    engine = EmbeddedEngine(settings, synchronous=True, recover=False)
-    report = engine.recover()
+    report = _runtime(settings).recovery
     _print_json({"recovered": report})
     if not report:
         sys.stderr.write("nothing to recover\n")

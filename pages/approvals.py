@@ -10,27 +10,27 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
-from console import views
-from console.auth import PermissionDenied
-from console.models import Decision
+from console.access.approvals import AlreadyDecided
+from console.access.auth import PermissionDenied
+from console.domain.models import Decision
+from console.presentation import formatting as fmt
+from console.presentation import tables
+from ui import widgets
+from ui.identity import current_identity
+from ui.services import clear_caches, get_services, log, one_line, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-esc = views.md_escape
-services = ui.get_services()
+esc = fmt.md_escape
+services = get_services()
 approvals = services.approvals
-identity = ui.current_identity()
+identity = current_identity()
 
 st.title(":material/gavel: Approvals")
 if approvals is None:
     st.error(services.error or "The approval service is not available.", icon=":material/block:")
     st.stop()
-
-try:
-    from console.approvals import AlreadyDecided
-except ImportError:  # older service without the exception: nothing to catch separately
-    AlreadyDecided = LookupError  # type: ignore[misc,assignment]
 
 
 def request_decision(approval_id: str, approved: bool) -> None:
@@ -45,7 +45,7 @@ def clear_request() -> None:
 
 def decide(approval_id: str, approved: bool, comment: str) -> None:
     """Call the service and keep its one-line answer for the next run."""
-    who = ui.current_identity()
+    who = current_identity()
     verb = "approved" if approved else "rejected"
     try:
         if who is None:
@@ -58,13 +58,13 @@ def decide(approval_id: str, approved: bool, comment: str) -> None:
     except ValueError as exc:
         st.session_state["approval_result"] = ("error", str(exc))
     except Exception as exc:  # the engine failing to resume, the store busy...
-        ui.log.exception("approval decision failed")
+        log.exception("approval decision failed")
         st.session_state["approval_result"] = ("error", f"The decision could not be saved: {exc}")
     else:
-        message = views.field(result, "message", "") or f"{verb.capitalize()} {approval_id}."
-        saved_only = views.field(result, "status") != "recorded" and not views.field(result, "resumed", True)
+        message = fmt.field(result, "message", "") or f"{verb.capitalize()} {approval_id}."
+        saved_only = fmt.field(result, "status") != "recorded" and not fmt.field(result, "resumed", True)
         st.session_state["approval_result"] = ("warning" if saved_only else "success", str(message))
-    ui.clear_caches()
+    clear_caches()
 
 
 @st.dialog("Confirm decision", on_dismiss=clear_request)
@@ -95,12 +95,12 @@ def confirm_dialog(request: dict) -> None:
 def countdown(expires_at: str | None) -> None:
     """Ticks every second on its own (only this fragment reruns); on expiry the page reruns so
     the service expires the request (expiry = rejection) and the card leaves the list."""
-    left = views.seconds_left(expires_at)
-    text = views.countdown_text(expires_at)
+    left = fmt.seconds_left(expires_at)
+    text = fmt.countdown_text(expires_at)
     if left is not None and left <= 0:
         st.error(f"{text} — rejected (nobody decided in time)", icon=":material/timer_off:")
         if left > -3:  # rerun the page once, right after the deadline
-            ui.clear_caches()
+            clear_caches()
             st.rerun(scope="app")
         return
     (st.warning if left is not None and left < 300 else st.info)(
@@ -126,15 +126,15 @@ def retry_resume(approval_id: str) -> None:
     try:
         result = approvals.retry_resume(approval_id)
     except Exception as exc:
-        ui.log.exception("retry resume failed")
-        st.session_state["approval_result"] = ("error", f"Retry failed: {ui._one_line(exc)}")
+        log.exception("retry resume failed")
+        st.session_state["approval_result"] = ("error", f"Retry failed: {one_line(exc)}")
     else:
         kind = "success" if result.resumed else "warning"
         st.session_state["approval_result"] = (kind, f"{approval_id}: {result.message}")
-    ui.clear_caches()
+    clear_caches()
 
 
-stuck = ui.safe(approvals.resume_failed, default=[], what="decisions waiting to resume")
+stuck = safe(approvals.resume_failed, default=[], what="decisions waiting to resume")
 if stuck:
     with st.container(border=True):
         st.warning(
@@ -143,11 +143,11 @@ if stuck:
             icon=":material/sync_problem:",
         )
         for item in stuck:
-            item_id = str(views.field(item, "id"))
+            item_id = str(fmt.field(item, "id"))
             cols = st.columns([4, 1])
             cols[0].text(
-                f"{item_id} · {views.field(item, 'status', '?')} by {views.field(item, 'decided_by', '?')} · "
-                f"{views.field(item, 'resume_error', '') or ''}"
+                f"{item_id} · {fmt.field(item, 'status', '?')} by {fmt.field(item, 'decided_by', '?')} · "
+                f"{fmt.field(item, 'resume_error', '') or ''}"
             )
             cols[1].button(
                 "Retry",
@@ -160,8 +160,8 @@ if stuck:
 pending_tab, history_tab = st.tabs(["Pending", "History"])
 
 with pending_tab:
-    pending = ui.safe(approvals.pending, default=[], what="pending approvals")
-    sync_error = getattr(approvals, "sync_error", None)
+    pending = safe(approvals.pending, default=[], what="pending approvals")
+    sync_error = approvals.sync_error
     if sync_error:
         st.warning(
             f"The engine's paused executions could not be read ({sync_error}); only approvals already "
@@ -173,41 +173,41 @@ with pending_tab:
     if sync_error and not pending:
         st.caption("No approval known to the console is pending.")
     for item in pending:
-        approval_id = str(views.field(item, "id"))
-        decision_doc = views.field(item, "decision", {})
+        approval_id = str(fmt.field(item, "id"))
+        decision_doc = fmt.field(item, "decision", {})
         try:
             decision = Decision.from_dict(decision_doc) if decision_doc else None
         except (KeyError, ValueError, TypeError):
             decision = None
-        actions = views.field(item, "actions", [])
-        risk = str(views.field(item, "risk", ""))
+        actions = fmt.field(item, "actions", [])
+        risk = str(fmt.field(item, "risk", ""))
         with st.container(border=True, key=f"approval_{approval_id}"):
             head = st.columns([3, 1, 1, 2])
             with head[0]:
                 st.markdown(
-                    f"**{esc(views.field(item, 'service', '?'))}** · "
-                    + esc(", ".join(views.action_names(actions)))
+                    f"**{esc(fmt.field(item, 'service', '?'))}** · "
+                    + esc(", ".join(tables.action_names(actions)))
                 )
                 st.caption(
-                    f"Requested by {esc(views.field(item, 'requested_by', '?'))} for execution "
-                    f"{esc(views.field(item, 'execution_id', '?'))}"
+                    f"Requested by {esc(fmt.field(item, 'requested_by', '?'))} for execution "
+                    f"{esc(fmt.field(item, 'execution_id', '?'))}"
                 )
             with head[1]:
                 st.caption("Risk")
-                ui.badge(views.Badge(risk or "—", views.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
-            head[2].metric("Confidence", views.format_percent(views.field(item, "confidence")))
+                widgets.badge(fmt.Badge(risk or "—", fmt.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
+            head[2].metric("Confidence", fmt.format_percent(fmt.field(item, "confidence")))
             with head[3]:
-                countdown(views.field(item, "expires_at"))
-            needed = int(views.field(item, "required_approvals", 1) or 1)
+                countdown(fmt.field(item, "expires_at"))
+            needed = int(fmt.field(item, "required_approvals", 1) or 1)
             if needed > 1:
-                votes = views.field(item, "votes", []) or []
+                votes = fmt.field(item, "votes", []) or []
                 so_far = ", ".join(
                     f"{v.get('actor')} ({'approved' if v.get('approved') else 'rejected'})" for v in votes
                 )
                 st.caption(esc(f"Needs {needed} different approvers. Votes so far: {so_far or 'none'}."))
             if decision is not None:
                 with st.expander("Evidence", expanded=False):
-                    ui.render_decision(decision, key=f"ap_{approval_id}")
+                    widgets.render_decision(decision, key=f"ap_{approval_id}")
             b1, b2, _ = st.columns([1, 1, 4])
             b1.button(
                 "Approve",
@@ -228,15 +228,15 @@ with pending_tab:
             )
 
 with history_tab:
-    decided = ui.safe(approvals.decided, default=[], what="decided approvals")
+    decided = safe(approvals.decided, default=[], what="decided approvals")
     st.subheader("Decided approvals")
-    frame = views.approvals_history_frame(views.flatten_approvals(decided))
+    frame = tables.approvals_history_frame(tables.flatten_approvals(decided))
     if frame.empty:
         st.caption("No decided approvals yet.")
     else:
         st.dataframe(frame, hide_index=True, width="stretch", key="approvals_decided")
     st.subheader("Audit trail")
-    trail = views.audit_frame(ui.safe(approvals.history, 1000, default=[], what="audit trail"))
+    trail = tables.audit_frame(safe(approvals.history, 1000, default=[], what="audit trail"))
     if trail.empty:
         st.caption("The audit trail is empty.")
     else:

@@ -4,30 +4,33 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
-from console import views
+from console.presentation import formatting as fmt
+from console.presentation import tables
+from ui import reads, widgets
+from ui.services import get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-esc = views.md_escape
-services = ui.get_services()
+esc = fmt.md_escape
+services = get_services()
 st.title(":material/rocket: Deployments")
 
-if not ui.require_store(services):
+if not reads.require_store(services):
     st.stop()
 
 PAGE_SIZE = 100
-services_seen = ui.safe(
-    ui.read_service_health, services.store, ui.db_key(services), default=[], what="services"
+services_seen = safe(
+    reads.read_service_health, services.store, reads.db_key(services), default=[], what="services"
 )
 f1, f2, f3 = st.columns([2, 2, 1])
 service = f1.selectbox("Service", ["All", *sorted({r["service"] for r in services_seen})], key="dep_service")
-status = f2.selectbox("Status", ["All", *views.DEPLOYMENT_STATUSES], key="dep_status")
+status = f2.selectbox("Status", ["All", *fmt.DEPLOYMENT_STATUSES], key="dep_status")
 page = f3.number_input("Page", min_value=1, value=1, step=1, key="dep_page")
-rows = ui.safe(
-    ui.read_deployments,
+rows = safe(
+    reads.read_deployments,
     services.store,
-    ui.db_key(services),
+    reads.db_key(services),
     None if service == "All" else service,
     None if status == "All" else status,
     PAGE_SIZE,
@@ -37,14 +40,14 @@ rows = ui.safe(
 )
 if not rows:
     if service == "All" and status == "All" and page == 1:
-        ui.empty_state("No deployments yet.")
+        widgets.empty_state("No deployments yet.")
     else:
         st.info("No deployments match these filters.")
     st.stop()
 
-frame = views.deployments_frame(rows)
+frame = tables.deployments_frame(rows)
 event = st.dataframe(
-    views.style_statuses(frame),
+    fmt.style_statuses(frame),
     hide_index=True,
     width="stretch",
     on_select="rerun",
@@ -60,7 +63,7 @@ event = st.dataframe(
         "status",
         "deployed_at",
     ],
-    column_config=ui.deployment_columns(),
+    column_config=widgets.deployment_columns(),
 )
 st.caption(f"{len(frame)} deployments on page {page} ({PAGE_SIZE} per page, newest first).")
 selected_rows = event.selection.rows if event is not None else []
@@ -71,9 +74,9 @@ if not chosen:
     st.caption("Select a row to see the decision, the actions taken and the outcome.")
     st.stop()
 
-row = next((r for r in rows if str(views.field(r, "id", "")) == str(chosen)), None)
+row = next((r for r in rows if str(fmt.field(r, "id", "")) == str(chosen)), None)
 if row is None:  # deep link to a deployment on another page
-    row = ui.safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
+    row = safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
 if row is None:
     st.warning(f"Deployment {chosen} not found.")
     st.stop()
@@ -83,55 +86,55 @@ head, links = st.columns([3, 1])
 head.subheader(f"{esc(row['service'])} {esc(row.get('previous_version') or '?')} → {esc(row['version'])}")
 head.caption(f"{esc(row.get('environment') or 'production')} · deployed {esc(row.get('deployed_at', ''))}")
 with links:
-    ui.status(row.get("status"))
+    widgets.status(row.get("status"))
     if row.get("execution_id"):
-        ui.link_to_execution(row["execution_id"])
+        widgets.link_to_execution(row["execution_id"])
 
 execution = None
 if row.get("execution_id") and services.backend is not None:
-    execution = ui.safe(
-        ui.read_execution,
+    execution = safe(
+        reads.read_execution,
         services.backend,
-        ui.db_key(services),
+        reads.db_key(services),
         row["execution_id"],
         default=None,
         what="execution",
     )
-decision = views.execution_decision(execution) if execution is not None else None
+decision = tables.execution_decision(execution) if execution is not None else None
 if decision is None:
     st.info("The loop has not reached a decision for this deployment yet.")
 else:
     with st.container(border=True):
-        ui.render_decision(decision, key="dep")
+        widgets.render_decision(decision, key="dep")
 
 st.subheader("Actions and outcome")
-approval = ui.safe(
+approval = safe(
     services.store.approval_for_execution, row.get("execution_id") or "", default=None, what="approval"
 )
 if approval:
     st.markdown(
-        f"Approval **{esc(views.field(approval, 'status', '?'))}** · requested by "
-        f"**{esc(views.field(approval, 'requested_by', '?'))}**"
+        f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
+        f"**{esc(fmt.field(approval, 'requested_by', '?'))}**"
         + (
-            f" · decided by **{esc(views.field(approval, 'decided_by'))}**"
-            if views.field(approval, "decided_by")
+            f" · decided by **{esc(fmt.field(approval, 'decided_by'))}**"
+            if fmt.field(approval, "decided_by")
             else ""
         )
     )
-    if views.field(approval, "comment"):
+    if fmt.field(approval, "comment"):
         st.caption("Comment")
-        st.text(views.field(approval, "comment"))
+        st.text(fmt.field(approval, "comment"))
 if execution is not None:
-    executed = views.task_output(execution, "execute", "executed", [])
-    skipped = views.task_output(execution, "execute", "skipped", [])
-    record = views.task_output(execution, "record", "outcome")
-    approver = views.field(approval, "decided_by") if approval else None
+    executed = tables.task_output(execution, "execute", "executed", [])
+    skipped = tables.task_output(execution, "execute", "skipped", [])
+    record = tables.task_output(execution, "record", "outcome")
+    approver = fmt.field(approval, "decided_by") if approval else None
     if executed:
         st.dataframe(
-            views.executed_frame(executed, approver), hide_index=True, width="stretch", key="dep_executed"
+            tables.executed_frame(executed, approver), hide_index=True, width="stretch", key="dep_executed"
         )
     if skipped:
-        st.caption("Not executed: " + ", ".join(views.action_names(skipped)))
+        st.caption("Not executed: " + ", ".join(tables.action_names(skipped)))
     outcome = record.get("outcome") if isinstance(record, dict) else None
     if isinstance(outcome, dict):
         held = outcome.get("held")

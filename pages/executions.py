@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
-from console import charts, views
-from console.executions import State
+from console.domain.executions import State
+from console.presentation import charts, tables
+from console.presentation import formatting as fmt
+from ui import reads, widgets
+from ui.services import get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 backend = services.backend
 st.title(":material/account_tree: Executions")
 
@@ -20,17 +23,17 @@ if backend is None:
     st.stop()
 
 
-@st.cache_data(ttl=ui.READ_TTL_S, show_spinner=False)
+@st.cache_data(ttl=reads.READ_TTL_S, show_spinner=False)
 def search(_backend, db: str, states: tuple[str, ...], page: int, size: int):
     result = _backend.search_executions(states=[State(s) for s in states] or None, page=page, size=size)
     return result.items, result.total
 
 
 def show_detail(execution_id: str) -> None:
-    execution = ui.safe(
-        ui.read_execution,
+    execution = safe(
+        reads.read_execution,
         backend,
-        ui.db_key(services),
+        reads.db_key(services),
         execution_id,
         default=None,
         what=f"execution {execution_id}",
@@ -39,24 +42,24 @@ def show_detail(execution_id: str) -> None:
         return
     head, side = st.columns([3, 1])
     with head:
-        st.subheader(views.md_escape(f"{execution.namespace}.{execution.flow_id}"))
+        st.subheader(fmt.md_escape(f"{execution.namespace}.{execution.flow_id}"))
         st.code(execution.id, language=None)
     with side:
-        ui.state(execution.state.value)
-        st.caption(f"Duration {views.format_duration(execution.duration_s)}")
-        link = ui.safe(backend.ui_link, execution.id, default=None, what="Kestra link")
+        widgets.state(execution.state.value)
+        st.caption(f"Duration {fmt.format_duration(execution.duration_s)}")
+        link = safe(backend.ui_link, execution.id, default=None, what="Kestra link")
         if link:
             st.link_button("Open in Kestra", link, icon=":material/open_in_new:")
     if execution.labels:
         st.caption("Labels")
-        st.dataframe(views.key_value_frame(execution.labels), hide_index=True, key="ex_labels")
-    runs = views.task_runs_frame(execution)
+        st.dataframe(tables.key_value_frame(execution.labels), hide_index=True, key="ex_labels")
+    runs = tables.task_runs_frame(execution)
     st.plotly_chart(charts.gantt_figure(runs), key="ex_gantt", width="stretch")
-    logs = ui.safe(backend.execution_logs, execution.id, default=[], what="logs")
+    logs = safe(backend.execution_logs, execution.id, default=[], what="logs")
     task_ids = [run.task_id for run in execution.task_runs]
     tabs = st.tabs(["All logs", *task_ids])
     with tabs[0]:
-        frame = views.logs_frame(logs)
+        frame = tables.logs_frame(logs)
         if frame.empty:
             st.caption("No logs.")
         else:
@@ -65,11 +68,11 @@ def show_detail(execution_id: str) -> None:
         with tab:
             cols = st.columns([1, 1, 2])
             with cols[0]:
-                ui.state(run.state.value)
+                widgets.state(run.state.value)
             cols[1].caption(f"started {run.start:%H:%M:%S}" if run.start else "not started")
             st.caption("Outputs")
             st.json(run.outputs or {}, expanded=1)
-            frame = views.logs_frame(logs, task_id=run.task_id)
+            frame = tables.logs_frame(logs, task_id=run.task_id)
             if not frame.empty:
                 st.dataframe(frame, hide_index=True, width="stretch", key=f"ex_logs_{run.id}")
 
@@ -93,10 +96,10 @@ states = filters[0].multiselect(
 )
 size = filters[1].selectbox("Per page", [25, 50, 100], index=1, key="ex_size")
 page = filters[2].number_input("Page", min_value=1, value=1, step=1, key="ex_page")
-items, total = ui.safe(
+items, total = safe(
     search,
     backend,
-    ui.db_key(services),
+    reads.db_key(services),
     tuple(states),
     int(page),
     int(size),
@@ -104,12 +107,12 @@ items, total = ui.safe(
     what="search",
 )
 if total == 0:
-    ui.empty_state("No executions match." if states else "No executions yet.", link_scenarios=not states)
+    widgets.empty_state("No executions match." if states else "No executions yet.", link_scenarios=not states)
     st.stop()
 st.caption(f"{total} executions · page {page} of {max(1, -(-total // size))}")
-frame = views.executions_frame(items)
+frame = tables.executions_frame(items)
 event = st.dataframe(
-    views.style_statuses(frame),
+    fmt.style_statuses(frame),
     hide_index=True,
     width="stretch",
     on_select="rerun",

@@ -5,22 +5,28 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
-from console import charts, training, views
+from console.loop import training
+from console.presentation import charts, learning
+from console.presentation import formatting as fmt
+from ui import reads, widgets
+from ui.services import get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 settings = services.settings
 st.title(":material/school: Learning")
 
-if not ui.require_store(services):
+if not reads.require_store(services):
     st.stop()
 
 
-frame = ui.safe(ui.read_learning, services.store, ui.db_key(services), default=None, what="outcomes")
+frame = safe(reads.read_learning, services.store, reads.db_key(services), default=None, what="outcomes")
 if frame is None or frame.empty:
-    ui.empty_state("No finished runs yet: outcomes appear here once the loop has recorded a few decisions.")
+    widgets.empty_state(
+        "No finished runs yet: outcomes appear here once the loop has recorded a few decisions."
+    )
     st.stop()
 
 quality, calibration, whatif, export = st.tabs(
@@ -28,13 +34,13 @@ quality, calibration, whatif, export = st.tabs(
 )
 
 with quality:
-    agreement = views.agreement_by_action(views.votes_from_learning(frame))
+    agreement = learning.agreement_by_action(learning.votes_from_learning(frame))
     known = frame["held"].dropna()
     c1, c2, c3 = st.columns(3)
     c1.metric("Recorded decisions", len(frame), border=True)
     c2.metric(
         "Decisions that held",
-        views.format_percent(known.astype(bool).mean()) if len(known) else "—",
+        fmt.format_percent(known.astype(bool).mean()) if len(known) else "—",
         help="Held = matched the scenario's expected verdict, or a human approved its actions",
         border=True,
     )
@@ -65,7 +71,7 @@ with quality:
         )
 
 with calibration:
-    table = views.calibration_frame(frame)
+    table = learning.calibration_frame(frame)
     st.plotly_chart(charts.calibration_figure(table), key="learn_calibration", width="stretch")
     st.caption("Points below the diagonal: the loop was more confident than its track record supports.")
     if not table.empty:
@@ -80,7 +86,7 @@ with whatif:
         0.05,
         key="learn_threshold",
     )
-    routed = views.whatif_frame(frame, settings, threshold)
+    routed = learning.whatif_frame(frame, settings, threshold)
     if routed.empty:
         st.caption("No decisions to replay.")
     else:
@@ -100,19 +106,19 @@ with whatif:
 with export:
     st.write(f"{len(frame)} recorded decisions with their human verdicts and outcomes, for fine-tuning:")
 
-    def export_file(fmt: str) -> bytes:
+    def export_file(kind: str) -> bytes:
         """Built only when the button is clicked (whole records are large)."""
-        return training.to_jsonl(training.export_rows(services.store.outcome_records(), fmt)).encode()
+        return training.to_jsonl(training.export_rows(services.store.outcome_records(), kind)).encode()
 
     cols = st.columns(3)
     labels = {"sft": "SFT (Oumi conversations)", "kto": "KTO (unpaired)", "dpo": "DPO (pairs)"}
-    for col, fmt in zip(cols, training.FORMATS, strict=True):
+    for col, kind in zip(cols, training.FORMATS, strict=True):
         col.download_button(
-            labels.get(fmt, fmt.upper()),
-            lambda fmt=fmt: export_file(fmt),
-            file_name=f"training_{fmt}.jsonl",
+            labels.get(kind, kind.upper()),
+            lambda kind=kind: export_file(kind),
+            file_name=f"training_{kind}.jsonl",
             mime="application/jsonl",
-            key=f"learn_dl_{fmt}",
+            key=f"learn_dl_{kind}",
             icon=":material/download:",
             on_click="ignore",
         )

@@ -7,20 +7,23 @@ from datetime import timedelta
 
 import streamlit as st
 
-import app_support as ui
-from console import charts, views
+from console.presentation import charts, tables
+from console.presentation import formatting as fmt
+from ui import reads, widgets
+from ui.services import get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 st.title(":material/monitoring: Metrics")
 
-if not ui.require_store(services):
+if not reads.require_store(services):
     st.stop()
 
-index = ui.safe(ui.read_metric_index, services.store, ui.db_key(services), default={}, what="metrics")
+index = safe(reads.read_metric_index, services.store, reads.db_key(services), default={}, what="metrics")
 if not index:
-    ui.empty_state("No metrics stored yet: each analysed deployment stores its telemetry here.")
+    widgets.empty_state("No metrics stored yet: each analysed deployment stores its telemetry here.")
     st.stop()
 
 RANGES = {"±1 h": 1, "±6 h": 6, "±24 h": 24, "±7 days": 24 * 7}
@@ -29,10 +32,10 @@ CHART_POINTS = 1200
 
 top = st.columns([2, 3, 1])
 service = top[0].selectbox("Service", sorted(index), key="metrics_service")
-deployments = ui.safe(
-    ui.read_deployments,
+deployments = safe(
+    reads.read_deployments,
     services.store,
-    ui.db_key(services),
+    reads.db_key(services),
     service,
     None,
     50,
@@ -51,18 +54,18 @@ chosen = (
 span = top[2].selectbox("Range", list(RANGES), key="metrics_range")
 
 dep = next((d for d in deployments if str(d["id"]) == chosen), None)
-deployed_at = views.as_time(dep.get("deployed_at")) if dep else None
+deployed_at = fmt.as_time(dep.get("deployed_at")) if dep else None
 decision = None
 if dep and dep.get("execution_id") and services.backend is not None:
-    execution = ui.safe(
-        ui.read_execution,
+    execution = safe(
+        reads.read_execution,
         services.backend,
-        ui.db_key(services),
+        reads.db_key(services),
         dep["execution_id"],
         default=None,
         what="execution",
     )
-    decision = views.execution_decision(execution) if execution is not None else None
+    decision = tables.execution_decision(execution) if execution is not None else None
 results = {m.name: m for m in decision.metrics} if decision else {}
 
 if deployed_at is None:
@@ -77,10 +80,10 @@ if decision is not None:
 metrics = index.get(service, [])
 cols = st.columns(2)
 for i, metric in enumerate(metrics):
-    times, values = ui.safe(
-        ui.read_metric_series,
+    times, values = safe(
+        reads.read_metric_series,
         services.store,
-        ui.db_key(services),
+        reads.db_key(services),
         service,
         metric,
         start,
@@ -94,8 +97,8 @@ for i, metric in enumerate(metrics):
             st.caption(f"{charts.metric_title(metric)}: no points in this range.")
             continue
         before = [t for t in times if t < deployed_at.timestamp()]
-        baseline = (views.as_time(before[0]), deployed_at) if before else None
-        after = (deployed_at, views.as_time(times[-1])) if times[-1] >= deployed_at.timestamp() else None
+        baseline = (fmt.as_time(before[0]), deployed_at) if before else None
+        after = (deployed_at, fmt.as_time(times[-1])) if times[-1] >= deployed_at.timestamp() else None
         fig = charts.metric_figure(
             times,
             values,
@@ -109,6 +112,6 @@ for i, metric in enumerate(metrics):
         st.plotly_chart(fig, key=f"metric_{metric}", width="stretch")
         if metric in results:
             st.caption(
-                f"{views.CLASSIFICATION_LABELS.get(results[metric].classification.value, '')} · "
+                f"{fmt.CLASSIFICATION_LABELS.get(results[metric].classification.value, '')} · "
                 f"{results[metric].reason}"
             )

@@ -4,27 +4,30 @@ from __future__ import annotations
 
 import streamlit as st
 
-import app_support as ui
-from console import views
+from console.presentation import formatting as fmt
+from console.presentation import tables
+from ui import reads, widgets
+from ui.services import backend_health, get_services, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 settings = services.settings
 
 st.title(":material/dashboard: Overview")
 
-if ui.require_store(services):
-    kpis = ui.safe(ui.read_kpis, services.store, ui.db_key(services), default=None, what="KPIs")
+if reads.require_store(services):
+    kpis = safe(reads.read_kpis, services.store, reads.db_key(services), default=None, what="KPIs")
     if kpis is not None:
-        for col, tile in zip(st.columns(5), views.kpi_tiles(kpis), strict=True):
+        for col, tile in zip(st.columns(5), tables.kpi_tiles(kpis), strict=True):
             col.metric(tile.label, tile.value, help=tile.help, border=True)
 
-    latest = ui.safe(
-        ui.read_latest_decisions, services.store, ui.db_key(services), 10, default=[], what="decisions"
+    latest = safe(
+        reads.read_latest_decisions, services.store, reads.db_key(services), 10, default=[], what="decisions"
     )
     if not latest:
-        ui.empty_state(
+        widgets.empty_state(
             "No deployment has been analysed on this machine yet. Launch a demo scenario to watch the "
             "loop collect, analyse, decide and act."
         )
@@ -32,13 +35,13 @@ if ui.require_store(services):
         left, right = st.columns([3, 2], gap="large")
         with left:
             st.subheader("Latest decisions")
-            frame = views.with_detail_links(views.deployments_frame(latest))
+            frame = tables.with_detail_links(tables.deployments_frame(latest))
             st.dataframe(
-                views.style_statuses(frame),
+                fmt.style_statuses(frame),
                 hide_index=True,
                 column_order=["link", "service", "version", "verdict", "confidence", "status", "deployed_at"],
                 column_config={
-                    **ui.deployment_columns(),
+                    **widgets.deployment_columns(),
                     "link": st.column_config.LinkColumn("", display_text="Open"),
                 },
                 width="stretch",
@@ -47,24 +50,28 @@ if ui.require_store(services):
             st.page_link("pages/deployments.py", label="All deployments", icon=":material/rocket:")
         with right:
             st.subheader("Services")
-            health = ui.safe(
-                ui.read_service_health, services.store, ui.db_key(services), default=[], what="service health"
+            health = safe(
+                reads.read_service_health,
+                services.store,
+                reads.db_key(services),
+                default=[],
+                what="service health",
             )
             for i, row in enumerate(health):
                 with st.container(border=True, key=f"service_card_{i}"):
                     name_col, badge_col = st.columns([3, 2])
-                    name_col.markdown(f"**{views.md_escape(views.field(row, 'service', '?'))}**")
-                    name_col.caption(f"version {views.field(row, 'version', '?')}")
+                    name_col.markdown(f"**{fmt.md_escape(fmt.field(row, 'service', '?'))}**")
+                    name_col.caption(f"version {fmt.field(row, 'version', '?')}")
                     with badge_col:
-                        ui.verdict(views.field(row, "verdict", ""))
-                        ui.status(views.field(row, "status", ""))
+                        widgets.verdict(fmt.field(row, "verdict", ""))
+                        widgets.status(fmt.field(row, "status", ""))
 
 st.subheader("Engine and analyzer")
 engine_col, analyzer_col = st.columns(2)
-ok, name, message = ui.backend_health(services.backend, settings.backend_name)
+ok, name, message = backend_health(services.backend, settings.backend_name)
 with engine_col, st.container(border=True):
     st.markdown(f"**Engine:** {'Kestra' if name == 'kestra' else 'Embedded'} ({name})")
-    ui.badge(views.Badge("healthy" if ok else "unreachable", "green" if ok else "red", ":material/dns:"))
+    widgets.badge(fmt.Badge("healthy" if ok else "unreachable", "green" if ok else "red", ":material/dns:"))
     if message:
         st.caption(message)
 with analyzer_col, st.container(border=True):

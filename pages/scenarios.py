@@ -11,13 +11,17 @@ import time
 
 import streamlit as st
 
-import app_support as ui
-from console import views
-from console.executions import State
+from console.domain.executions import State
+from console.presentation import formatting as fmt
+from console.presentation import tables
+from ui import reads, widgets
+from ui.identity import current_identity
+from ui.services import clear_caches, get_services, log, one_line, safe
+from ui.shell import require_app_shell
 
-ui.require_app_shell()
+require_app_shell()
 
-services = ui.get_services()
+services = get_services()
 st.title(":material/science: Scenarios")
 st.caption(
     "Each scenario is a recorded deployment with its metrics and logs. Launching one runs the full "
@@ -28,7 +32,7 @@ if services.backend is None:
     st.error(services.error or "No engine is available.", icon=":material/block:")
     st.stop()
 
-scenarios = ui.safe(ui.read_scenarios, str(services.settings.mock_data_dir), default=[], what="scenarios")
+scenarios = safe(reads.read_scenarios, str(services.settings.mock_data_dir), default=[], what="scenarios")
 if not scenarios:
     st.info(f"No scenarios found in {services.settings.mock_data_dir}.")
     st.stop()
@@ -44,17 +48,17 @@ def launch(scenario_id: str) -> None:
     if previous and (not previous.get("done") or time.monotonic() - previous["at"] < MIN_RELAUNCH_S):
         st.session_state["launch_notice"] = f"{scenario_id} is already running; not launched again."
         return
-    who = ui.current_identity()
+    who = current_identity()
     triggered_by = who.name if who else "anonymous"
     try:
-        execution_id = ui.launch_scenario(services, scenario_id, triggered_by)
+        execution_id = services.backend.launch_scenario(scenario_id, triggered_by)
     except Exception as exc:
-        ui.log.exception("launch failed")
-        st.session_state["launch_notice"] = f"Could not launch {scenario_id}: {ui._one_line(exc)}"
+        log.exception("launch failed")
+        st.session_state["launch_notice"] = f"Could not launch {scenario_id}: {one_line(exc)}"
         return
     launches[scenario_id] = {"execution_id": execution_id, "at": time.monotonic(), "done": False}
     st.session_state.pop("launch_notice", None)
-    ui.clear_caches()
+    clear_caches()
 
 
 notice = st.session_state.pop("launch_notice", None)
@@ -62,24 +66,24 @@ if notice:
     st.warning(notice)
 
 
-def render_progress(card: ui.ScenarioCard, info: dict) -> None:
-    execution = ui.safe(services.backend.get_execution, info["execution_id"], default=None, what="progress")
+def render_progress(card: reads.ScenarioCard, info: dict) -> None:
+    execution = safe(services.backend.get_execution, info["execution_id"], default=None, what="progress")
     if execution is None:
         return
-    steps = views.loop_progress(execution)
-    st.progress(views.progress_fraction(execution), text=f"{execution.state.value} · {info['execution_id']}")
-    st.markdown(" ".join(ui.badge_md(views.step_badge(s)) for s in steps))
-    decision = views.execution_decision(execution)
+    steps = tables.loop_progress(execution)
+    st.progress(tables.progress_fraction(execution), text=f"{execution.state.value} · {info['execution_id']}")
+    st.markdown(" ".join(widgets.badge_md(tables.step_badge(s)) for s in steps))
+    decision = tables.execution_decision(execution)
     if decision is not None:
         match = decision.verdict.value == card.expected_verdict
         st.markdown(
-            f"Decision {ui.badge_md(views.verdict_badge(decision.verdict.value))} "
-            f"· expected {ui.badge_md(views.verdict_badge(card.expected_verdict))} "
+            f"Decision {widgets.badge_md(fmt.verdict_badge(decision.verdict.value))} "
+            f"· expected {widgets.badge_md(fmt.verdict_badge(card.expected_verdict))} "
             + (":green-badge[:material/check: match]" if match else ":red-badge[:material/close: mismatch]")
         )
     links = st.columns(2)
     with links[0]:
-        ui.link_to_execution(execution.id)
+        widgets.link_to_execution(execution.id)
     if execution.state == State.PAUSED:
         with links[1]:
             st.page_link("pages/approvals.py", label="Waiting for approval: decide", icon=":material/gavel:")
@@ -98,7 +102,7 @@ def progress_panel() -> None:
         if card is None:
             continue
         with st.container(border=True, key=f"progress_{scenario_id}"):
-            st.markdown(f"**{views.md_escape(card.title)}**")
+            st.markdown(f"**{fmt.md_escape(card.title)}**")
             render_progress(card, info)
     if was_running and not any(not info.get("done") for info in launches.values()):
         st.rerun()  # everything finished: a full run stops the polling
@@ -112,8 +116,8 @@ if launches:
 cols = st.columns(3)
 for i, card in enumerate(scenarios):
     with cols[i % 3], st.container(border=True, key=f"scenario_{card.id}"):
-        st.markdown(f"**{views.md_escape(card.title)}**")
-        st.markdown(f"Expected {ui.badge_md(views.verdict_badge(card.expected_verdict))}")
+        st.markdown(f"**{fmt.md_escape(card.title)}**")
+        st.markdown(f"Expected {widgets.badge_md(fmt.verdict_badge(card.expected_verdict))}")
         st.caption(card.description)
         busy = card.id in launches and not launches[card.id].get("done")
         st.button(

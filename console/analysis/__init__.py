@@ -20,7 +20,7 @@ import numpy as np
 
 from console.analysis.metrics import MetricJudgement, explain_by_load, group_incident, judge_metric
 from console.analysis.verdict import decide
-from console.models import Decision, LogPattern, Snapshot
+from console.domain.models import Decision, LogPattern, Snapshot
 from console.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -42,11 +42,8 @@ def judge_snapshot_metrics(snapshot: Snapshot) -> list[MetricJudgement]:
 def _patterns(snapshot: Snapshot, notes: list[str]) -> list[LogPattern]:
     if not snapshot.logs:
         return []
-    try:
-        from console.analysis.logs import mine_log_patterns
-    except ImportError:  # the log miner is optional: metrics alone still decide
-        notes.append("log mining unavailable: verdict from metrics only")
-        return []
+    from console.analysis.logs import mine_log_patterns
+
     try:
         return mine_log_patterns(snapshot.logs, snapshot.deployment.deployed_at)
     except Exception as exc:
@@ -85,6 +82,6 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Decision:
 
 def analyze_document(doc: dict[str, Any]) -> Decision:
     """Validate a snapshot document (SnapshotError on bad input) and analyze it."""
-    from console.snapshot import parse_snapshot
+    from console.domain.snapshot import parse_snapshot
 
     return analyze(parse_snapshot(doc))

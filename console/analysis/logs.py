@@ -43,7 +43,7 @@ from drain3 import TemplateMiner
 from drain3.masking import MaskingInstruction
 from drain3.template_miner_config import TemplateMinerConfig
 
-from console.models import LogPattern, LogRecord
+from console.domain.models import LogPattern, LogRecord
 
 # --------------------------------------------------------------------------------------------------
 # drain3 configuration

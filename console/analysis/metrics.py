@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import binomtest, linregress, mannwhitneyu
 
-from console.models import Classification, Direction, MetricResult
+from console.domain.models import Classification, Direction, MetricResult
 
 # --- thresholds (one place) -------------------------------------------------------------------------
 

@@ -36,7 +36,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from console.actions import get_action
 from console.analysis.metrics import (
     LOW_TRAFFIC_RPS,
     MetricJudgement,
@@ -44,7 +43,8 @@ from console.analysis.metrics import (
     check_guard,
     format_value,
 )
-from console.models import (
+from console.domain.actions import get_action
+from console.domain.models import (
     Classification,
     Decision,
     Deployment,

@@ -11,7 +11,7 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from console.snapshot import parse_snapshot
+from console.domain.snapshot import parse_snapshot
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 GENERATOR = PROJECT_ROOT / "mock-data" / "generate.py"

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from console.actions import ACTIONS
 from console.analysis import analyze_document
-from console.models import Verdict
+from console.domain.actions import ACTIONS
+from console.domain.models import Verdict
 
 from .conftest import series, snapshot_doc
 

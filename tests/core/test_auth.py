@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.auth import (
+from console.access.auth import (
     Identity,
     InvalidIdentity,
     PermissionDenied,

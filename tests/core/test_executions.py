@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.executions import Execution, LogEntry, MalformedExecutionError, State, parse_iso_duration
+from console.domain.executions import Execution, LogEntry, MalformedExecutionError, State, parse_iso_duration
 
 KESTRA_DOC = {
     "id": "5wF3k",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.analysis.loghub import (
+from benchmarks.loghub import (
     SETTINGS,
     SYSTEMS,
     grouping_accuracy,

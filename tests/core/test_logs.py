@@ -20,7 +20,7 @@ from console.analysis.logs import (
     make_template_miner,
     mine_log_patterns,
 )
-from console.models import LogRecord
+from console.domain.models import LogRecord
 
 DEPLOY = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from console.analysis import metrics as M
-from console.models import Classification, Direction
+from console.domain.models import Classification, Direction
 
 from .conftest import judge_arrays
 

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from console.models import Decision, RecommendedAction, Risk, Severity, Verdict
-from console.policy import Plan, plan_actions
+from console.domain.models import Decision, RecommendedAction, Risk, Severity, Verdict
+from console.loop.policy import Plan, plan_actions
 from console.settings import Settings
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from console.analysis import analyze_document
-from console.models import Verdict
-from console.scenarios import (
+from console.domain.models import Verdict
+from console.loop.scenarios import (
     ScenarioError,
     list_scenarios,
     load_scenario_document,
@@ -112,7 +112,7 @@ def test_bad_files_are_reported_not_fatal(messy_dir):
 
 
 def test_list_scenarios_logs_a_warning_per_skipped_file(messy_dir, caplog):
-    with caplog.at_level(logging.WARNING, logger="console.scenarios"):
+    with caplog.at_level(logging.WARNING, logger="console.loop.scenarios"):
         scenarios = list_scenarios(messy_dir)
     assert [s.id for s in scenarios] == ["healthy-hotfix"]
     assert sum("scenario skipped" in r.getMessage() for r in caplog.records) == 6

@@ -1,4 +1,4 @@
-"""The snapshot loader (console/snapshot.py): valid documents load, invalid ones fail with one line
+"""The snapshot loader (console/domain/snapshot.py): valid documents load, invalid ones fail with one line
 naming the field."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from console.snapshot import SnapshotError, load_snapshot, loads_snapshot, parse_snapshot
+from console.domain.snapshot import SnapshotError, load_snapshot, loads_snapshot, parse_snapshot
 
 from .conftest import DEPLOYED_AT, series, snapshot_doc
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from console.training import correct_verdict, export_rows, to_jsonl
+from console.loop.training import correct_verdict, export_rows, to_jsonl
 
 
 def _record(verdict: str, held: bool | None, expected: str | None = None, template: str = "x") -> dict:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from console.analysis import analyze_document
-from console.models import Verdict
+from console.domain.models import Verdict
 
 from .conftest import load_generator
 

@@ -8,10 +8,10 @@ import re
 import numpy as np
 import pytest
 
-from console.actions import get_action
 from console.analysis import analyze, analyze_document
-from console.models import Decision, Risk, Severity, Verdict
-from console.snapshot import SnapshotError
+from console.domain.actions import get_action
+from console.domain.models import Decision, Risk, Severity, Verdict
+from console.domain.snapshot import SnapshotError
 
 from .conftest import parsed, series, snapshot_doc
 

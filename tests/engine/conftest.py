@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from console.approvals import ApprovalService
-from console.auth import Identity, Role
-from console.engine import EmbeddedEngine
-from console.executions import Execution, State
+from console.access.approvals import ApprovalService
+from console.access.auth import Identity, Role
+from console.domain.executions import Execution, State
+from console.engines.embedded.runner import EmbeddedEngine
+from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Settings
-from console.store import Store
+from console.storage import Store
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parents[2]
 ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver
@@ -29,16 +30,21 @@ def store(settings: Settings) -> Iterator[Store]:
 
 
 @pytest.fixture
-def engine(settings: Settings, store: Store) -> Iterator[EmbeddedEngine]:
-    """The engine as the console runs it: a background worker pool."""
-    e = EmbeddedEngine(settings, store, max_workers=2)
-    yield e
-    e.close()
+def runtime(settings: Settings, store: Store) -> Iterator[EmbeddedRuntime]:
+    """The engine and its approval service as the console wires them: a background worker pool."""
+    rt = embedded_runtime(settings, store, max_workers=2)
+    yield rt
+    rt.close()
 
 
 @pytest.fixture
-def approvals(engine: EmbeddedEngine, settings: Settings) -> ApprovalService:
-    return ApprovalService(engine.store, engine, settings)
+def engine(runtime: EmbeddedRuntime) -> EmbeddedEngine:
+    return runtime.engine
+
+
+@pytest.fixture
+def approvals(runtime: EmbeddedRuntime) -> ApprovalService:
+    return runtime.approvals
 
 
 @pytest.fixture

@@ -8,11 +8,12 @@ import time
 
 import pytest
 
-from console.approvals import AlreadyDecided, ApprovalService
-from console.auth import Identity, PermissionDenied, Role
-from console.backend import BackendUnavailable
-from console.engine import EmbeddedEngine
-from console.executions import State
+from console.access.approvals import AlreadyDecided, ApprovalService
+from console.access.auth import Identity, PermissionDenied, Role
+from console.domain.executions import State
+from console.engines.backend import BackendUnavailable
+from console.engines.embedded.runner import EmbeddedEngine
+from console.runtime import embedded_runtime
 from tests.engine.conftest import run_paused
 
 
@@ -141,12 +142,12 @@ def test_concurrent_deciders_get_exactly_one_decision(engine, approvals):
 
 
 def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
-    engine = EmbeddedEngine(fast_expiry_settings, max_workers=1, expire_every_s=0)
-    service = ApprovalService(engine.store, engine, fast_expiry_settings)
+    runtime = embedded_runtime(fast_expiry_settings, max_workers=1, expire_every_s=0)
+    engine, service = runtime.engine, runtime.approvals
     try:
         execution, approval = run_paused(engine)
         time.sleep(0.8)
-        engine.search_executions()  # list paths expire overdue approvals
+        engine.search_executions()  # list paths expire overdue approvals (the wired read hook)
         done = engine.wait(execution.id, timeout=30)
         assert done.state == State.SUCCESS
         pause = done.task_run("approval").outputs
@@ -161,11 +162,11 @@ def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
         assert record["approval"]["status"] == "expired"
         assert engine.store.deployment_for_execution(execution.id)["approval"] == "expired"
     finally:
-        engine.close()
+        runtime.close()
 
 
 def test_deciding_an_overdue_approval_expires_it_instead(fast_expiry_settings, bob):
-    engine = EmbeddedEngine(fast_expiry_settings, max_workers=1, expire_every_s=3600)
+    engine = EmbeddedEngine(fast_expiry_settings, max_workers=1)  # nothing wired expires it
     service = ApprovalService(engine.store, engine, fast_expiry_settings)
     try:
         execution, approval = run_paused(engine)
@@ -225,7 +226,7 @@ def test_audit_trail_is_append_only(engine, approvals, bob):
 
 
 def test_pending_lists_votes_and_unknown_id_is_clear(engine, approvals, bob, carol):
-    from console.approvals import ApprovalNotFound
+    from console.access.approvals import ApprovalNotFound
 
     _, approval = run_paused(engine)
     with engine.store.write() as conn:
@@ -248,7 +249,8 @@ def test_request_is_idempotent_per_execution(engine, approvals):
 
 
 def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
-    engine = EmbeddedEngine(fast_expiry_settings, max_workers=1, expire_every_s=0, expiry_timer_s=0.05)
+    runtime = embedded_runtime(fast_expiry_settings, max_workers=1, expire_every_s=0, expiry_timer_s=0.05)
+    engine = runtime.engine
     try:
         execution, approval = run_paused(engine)
         deadline = time.monotonic() + 10
@@ -260,7 +262,7 @@ def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
         done = engine.wait(execution.id, timeout=30)
         assert done.task_run("approval").outputs["approved"] is False
     finally:
-        engine.close()
+        runtime.close()
 
 
 def test_overlong_comment_is_refused_and_truthy_values_do_not_approve(engine, approvals, bob):

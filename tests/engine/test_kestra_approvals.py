@@ -7,12 +7,12 @@ import time
 
 import pytest
 
-from console.approvals import AlreadyDecided, ApprovalService
-from console.auth import Identity, PermissionDenied, Role
-from console.executions import State
-from console.kestra_backend import KestraBackend
+from console.access.approvals import AlreadyDecided, ApprovalService
+from console.access.auth import Identity, PermissionDenied, Role
+from console.domain.executions import State
+from console.engines.kestra.backend import KestraBackend
 from console.settings import Secret, Settings
-from console.store import Store
+from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 

@@ -7,11 +7,12 @@ from datetime import UTC, datetime
 
 import pytest
 
-from console.backend import BackendError
-from console.engine import TASKS, EmbeddedEngine
-from console.executions import Execution, State
-from console.models import parse_time
-from console.scenarios import list_scenarios
+from console.domain.executions import Execution, State
+from console.domain.models import parse_time
+from console.domain.vocabulary import LOOP_TASKS
+from console.engines.backend import BackendError
+from console.engines.embedded.runner import EmbeddedEngine
+from console.loop.scenarios import list_scenarios
 from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
 
 
@@ -46,7 +47,7 @@ def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bo
     execution, approval = run_paused(engine)
     assert execution.inputs["scenario"] == ROLLBACK_SCENARIO
     assert states(execution) == ["CREATED", "RUNNING", "PAUSED"]
-    assert [r.task_id for r in execution.task_runs] == list(TASKS[:5])
+    assert [r.task_id for r in execution.task_runs] == list(LOOP_TASKS[:5])
     assert execution.task_run("execute") is None  # nothing ran before the human said so
     # the request comes from the scenario's deployer; the console user is kept in a label
     assert approval["requested_by"] != "alice"
@@ -59,7 +60,7 @@ def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bo
 
     assert done.state == State.SUCCESS
     assert states(done) == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
-    assert [r.task_id for r in done.task_runs] == list(TASKS)
+    assert [r.task_id for r in done.task_runs] == list(LOOP_TASKS)
     assert all(r.state == State.SUCCESS for r in done.task_runs)
     pause = done.task_run("approval")
     assert [h.state.value for h in pause.histories] == ["CREATED", "RUNNING", "PAUSED", "RUNNING", "SUCCESS"]
@@ -119,12 +120,12 @@ def test_execution_has_kestra_shape_and_round_trips(engine):
     assert doc["flowId"] == "devops-loop" and doc["namespace"] == "devops.loop"
     assert doc["state"]["current"] == "SUCCESS"
     again = Execution.from_kestra(doc)
-    assert [r.task_id for r in again.task_runs] == list(TASKS)
+    assert [r.task_id for r in again.task_runs] == list(LOOP_TASKS)
     assert again.outputs == execution.outputs
 
 
 def test_a_failing_step_fails_the_task_and_the_execution_with_one_line(engine, monkeypatch):
-    import console.steps as steps
+    import console.loop.steps as steps
 
     def boom(data, settings):
         raise RuntimeError("analysis exploded\n  on two lines")
@@ -166,7 +167,7 @@ def test_resume_of_a_finished_execution_is_refused(engine):
 
 
 def test_kill_a_paused_execution_cancels_its_approval(engine, approvals, bob):
-    from console.approvals import AlreadyDecided
+    from console.access.approvals import AlreadyDecided
 
     execution, approval = run_paused(engine)
     engine.kill(execution.id)
@@ -197,19 +198,19 @@ def test_search_is_newest_first_with_state_filter_and_paging(engine):
 def test_dashboard_read_models(engine, approvals, bob):
     engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
     execution, approval = run_paused(engine)
-    kpis = engine.dashboard_kpis()
+    kpis = engine.store.dashboard_kpis()
     assert kpis.executions_today == 2 and kpis.pending_approvals == 1
     assert kpis.auto_approved_share == 1.0  # the only decided deployment ran on its own
     approvals.decide(approval["id"], bob, True, "")
     engine.wait(execution.id, timeout=30)
-    kpis = engine.dashboard_kpis()
+    kpis = engine.store.dashboard_kpis()
     assert kpis.pending_approvals == 0 and kpis.rollbacks_today == 1
     assert kpis.auto_approved_share == 0.5
     assert kpis.mean_time_to_decision_s is not None and kpis.mean_time_to_decision_s >= 0
     assert kpis.verdicts_today == {"CONTINUE": 1, "ROLLBACK": 1}
-    latest = engine.latest_decisions(5)
+    latest = engine.store.latest_decisions(5)
     assert latest[0]["execution_id"] == execution.id
-    health = {h["service"]: h for h in engine.service_health()}
+    health = {h["service"]: h for h in engine.store.service_health()}
     assert health[latest[0]["service"]]["status"] == "rolled back"
     assert engine.health().ok
 
@@ -221,14 +222,14 @@ def test_synchronous_engine_runs_inline(settings):
 
 
 def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
-    original = engine._side_effects
+    original = engine.projection.task_finished
 
     def broken(conn, execution_id, task_id, outputs):
         if task_id == "decide":
             raise KeyError("plan")
         return original(conn, execution_id, task_id, outputs)
 
-    monkeypatch.setattr(engine, "_side_effects", broken)
+    monkeypatch.setattr(engine.projection, "task_finished", broken)
     execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
     assert execution.state == State.FAILED
     assert execution.task_run("decide").state == State.FAILED  # not left RUNNING
@@ -239,7 +240,7 @@ def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
 def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
     import threading
 
-    import console.steps as steps
+    import console.loop.steps as steps
 
     entered, release = threading.Event(), threading.Event()
     original = steps.summarize
@@ -265,7 +266,7 @@ def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
 
 
 def test_collect_from_deployment_inputs_uses_the_demo_collector(settings):
-    from console import steps
+    from console.loop import steps
 
     out = steps.collect({"deployment_id": "dep-77", "service": "payment-service", "version": "v9"}, settings)
     assert out["snapshot"]["deployment"]["id"] == "dep-77"

@@ -8,17 +8,19 @@ import subprocess
 import sys
 import textwrap
 
-from console.engine import INTERRUPTED, MAX_RESTARTS, EmbeddedEngine
-from console.executions import State
-from console.store import Store, dumps, now_text
+from console.domain.executions import State
+from console.engines.embedded.recovery import INTERRUPTED, MAX_RESTARTS
+from console.engines.embedded.runner import EmbeddedEngine
+from console.runtime import embedded_runtime
+from console.storage import Store, dumps, now_text
 from tests.engine.conftest import HEALTHY_SCENARIO, PROJECT_ROOT_DIR, run_paused
 
 DIE_IN_SUMMARIZE = textwrap.dedent(
     """
     import os, sys
     from pathlib import Path
-    from console import steps
-    from console.engine import EmbeddedEngine
+    from console.loop import steps
+    from console.engines.embedded.runner import EmbeddedEngine
     from console.settings import Settings
 
     def die(data, settings):
@@ -119,8 +121,8 @@ def test_an_execution_owned_by_a_live_process_is_left_alone(settings, store):
 
 
 def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, store):
-    from console.approvals import ApprovalService
-    from console.auth import Identity, Role
+    from console.access.approvals import ApprovalService
+    from console.access.auth import Identity, Role
 
     class DeadBackend:  # the process died between committing the decision and resuming the engine
         def resume(self, *args, **kwargs):
@@ -132,9 +134,10 @@ def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, 
         approval["id"], Identity("bob", Role.APPROVER), True, ""
     )
     assert first.get_execution(execution.id).state == State.PAUSED
-    restarted = EmbeddedEngine(settings, Store(settings.db_path), synchronous=True)
-    assert {"approval_id": approval["id"], "action": "decision applied"} in restarted.last_recovery
-    done = restarted.get_execution(execution.id)
+    restarted = embedded_runtime(settings, Store(settings.db_path), synchronous=True)
+    assert {"approval_id": approval["id"], "action": "decision applied"} in restarted.recovery
+    assert restarted.engine.last_recovery == []  # the engine itself had nothing to take over
+    done = restarted.engine.get_execution(execution.id)
     assert done.state == State.SUCCESS and done.outputs["deployment_status"] == "rolled back"
     assert done.task_run("approval").outputs["approver"] == "bob"
 

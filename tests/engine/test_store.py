@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from console import steps
-from console.store import Store, StoreBusy, dumps
+from console.loop import steps
+from console.storage import Store, StoreBusy, dumps
 
 
 def test_metric_series_downsamples_in_sql(store):
@@ -94,9 +94,9 @@ def test_listing_stays_fast_with_100k_executions(store):
 
 
 def test_busy_database_gives_a_clear_error_not_a_lock_error(settings, monkeypatch):
-    import console.store as store_module
+    import console.storage.database as database_module
 
-    monkeypatch.setattr(store_module, "BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr(database_module, "BUSY_TIMEOUT_MS", 50)
     store = Store(settings.db_path)
     blocker = sqlite3.connect(settings.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from console.kestra import KestraClient
+from console.engines.kestra.client import KestraClient
 from console.settings import Settings
 from tests.kestra.fake_kestra import FakeKestra
 

@@ -9,10 +9,10 @@ resume with multipart ``onResume`` inputs (409 unless PAUSED; 204 in 1.x, 200 + 
 kill (404 unknown, 409 finished), and 2.x ``/outputs/{executionId}``.
 
 It runs the loop the way ``flows/devops-loop.yaml`` describes it, with the project's own steps
-(``console.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
+(``console.loop.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
 expose ``{"vars": ...}``, the ``approval`` Pause pauses the execution, and the pause's duration
 expiring applies its ``behavior`` (CANCEL/FAIL). Fault modes for tests: ``down()``, and
-``fault = "slow" | "401" | "404" | "500" | "malformed"``.
+``fault = "slow" | "401" | "404" | "500" | "malformed"``, or ``"503 once"`` (the next request only).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import yaml
 
-from console.models import format_time
+from console.domain.models import format_time
 from console.settings import Settings
 from tests.kestra.flow_rules import check_documents
 
@@ -395,7 +395,7 @@ class FakeKestra:
         self, execution: dict[str, Any], task_id: str, step: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
         """A Commands task running ``python -m console step <step>``: outputs under ``vars``."""
-        from console.steps import run_step
+        from console.loop.steps import run_step
 
         run = self._task_run(execution, task_id)
         run["attempts"] = [{"state": _state("RUNNING")}]
@@ -771,6 +771,9 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         fake.requests.append((method, path))
         fault = fake.fault
+        if fault == "503 once":
+            fake.fault = None
+            return self._send(503, {"message": "warming up"})
         if fault == "slow":
             time.sleep(fake.slow_seconds)
         elif fault == "500":

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from console.domain.vocabulary import STEP_TASKS
+
 # Kestra's id patterns (io.kestra.core.models.flows.Flow / Task / Input annotations)
 FLOW_ID = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]*$")
 NAMESPACE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
@@ -232,7 +234,7 @@ PAUSE_BEHAVIORS_REJECTING = {"CANCEL", "FAIL"}
 PAUSE_BEHAVIORS = {"RESUME", "WARN", "CANCEL", "FAIL"}
 LOG_LEVELS = {"ERROR", "WARN", "INFO", "DEBUG", "TRACE"}
 PROJECT_IMAGE = "devops-loop-console:latest"
-STEPS = {"collect", "analyze", "summarize", "decide", "execute", "record"}
+STEPS = set(STEP_TASKS)
 STEP_COMMAND = re.compile(r"^python -m console step (\w+) (?:\{\{ ?workingDir ?\}\}/)?([\w.-]+) --kestra$")
 ISO_DURATION = re.compile(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$")
 EXPRESSION = re.compile(r"\{\{(.*?)\}\}|\{%(.*?)%\}", re.S)

@@ -7,11 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from console import views
-from console.backend import BackendError, BackendUnavailable, make_backend
-from console.executions import State
-from console.kestra import KestraClient
-from console.kestra_backend import KestraBackend, task_values
+from console.domain.executions import State
+from console.engines.backend import BackendError, BackendUnavailable
+from console.engines.factory import make_backend
+from console.engines.kestra.backend import KestraBackend, task_values
+from console.engines.kestra.client import KestraClient
+from console.loop.steps import load_scenario
+from console.presentation import tables
 from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra, free_port
@@ -55,6 +57,13 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
     assert paused.state == State.PAUSED
     assert paused.labels["launched_by"] == "alice" and paused.labels["scenario"] == "memory-leak"
 
+    snapshot = backend.snapshot_document(execution_id)  # what the collect subflow produced
+    scenario = load_scenario("memory-leak", backend.settings)
+    assert snapshot["deployment"]["service"] == scenario["deployment"]["service"]
+    assert set(snapshot["metrics"]) == set(scenario["metrics"]) and len(snapshot["logs"]) == len(
+        scenario["logs"]
+    )
+
     [request] = backend.paused_approvals()
     assert request["execution_id"] == execution_id
     assert request["verdict"] == "ROLLBACK"
@@ -81,9 +90,9 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
     analyze = done.task_run("analyze")
     assert analyze.parent_task_run_id == done.task_run("summarize").id
     # what the pages read: the decision and the final status, as with the embedded engine
-    assert views.execution_decision(done).verdict.value == "ROLLBACK"
-    assert views.task_output(done, "execute", "deployment_status") == "rolled back"
-    assert [p.state for p in views.loop_progress(done)][:7] == ["SUCCESS"] * 7
+    assert tables.execution_decision(done).verdict.value == "ROLLBACK"
+    assert tables.task_output(done, "execute", "deployment_status") == "rolled back"
+    assert [p.state for p in tables.loop_progress(done)][:7] == ["SUCCESS"] * 7
     # the logs include the steps, which run in the subflows' executions
     messages = [e.message for e in backend.execution_logs(execution_id)]
     assert any("step analyze" in m for m in messages) and any("step record" in m for m in messages)

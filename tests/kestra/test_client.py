@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from console.executions import State
-from console.kestra import (
+from console.domain.executions import State
+from console.engines.kestra.client import (
     KestraAuthError,
     KestraBadRequest,
     KestraClient,
@@ -284,21 +284,35 @@ def test_writes_are_never_retried(loaded: FakeKestra) -> None:
 
 def test_reads_retry_then_succeed(loaded: FakeKestra, client: KestraClient) -> None:
     """A 503 on a GET is retried (bounded); the next answer is used."""
-    calls = {"n": 0}
-    original = client.session.request
-
-    def flaky(method, url, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            response = requests.Response()
-            response.status_code = 503
-            response._content = b'{"message": "warming up"}'
-            return response
-        return original(method, url, **kwargs)
-
-    client.session.request = flaky  # type: ignore[method-assign]
+    loaded.fault = "503 once"
+    before = len(loaded.requests)
     items, total = client.search_executions()
-    assert calls["n"] == 2 and total == 0 and items == []
+    assert len(loaded.requests) - before == 2 and total == 0 and items == []
+
+
+def test_reads_give_up_after_the_last_try_with_one_clear_error(loaded: FakeKestra) -> None:
+    loaded.fault = "500"
+    client = KestraClient(loaded.url, username=USER, password=PASSWORD, timeout=2, retries=2, backoff_s=0.01)
+    before = len(loaded.requests)
+    with pytest.raises(KestraServerError, match=r"^Kestra failed on search executions \(HTTP 500\)"):
+        client.search_executions()
+    assert len(loaded.requests) - before == 1  # a 500 is an answer, not a blip: not retried
+
+
+def test_a_write_that_cannot_connect_is_not_retried(tmp_path: Path) -> None:
+    """urllib3 retries a failed connection for any method; the client limits it to reads."""
+    client = KestraClient(
+        f"http://127.0.0.1:{free_port()}", username=USER, password=PASSWORD, timeout=1, retries=2,
+        backoff_s=0.2, version="1.3.21",
+    )  # fmt: skip
+    for call, shortest, longest in [
+        (lambda: client.resume("abc", {"approved": True}), 0.0, 0.3),  # at once, no retry
+        (lambda: client.get_execution("abc"), 0.4, 3.0),  # retried at once, then after 2 x 0.2 s
+    ]:
+        t0 = time.monotonic()
+        with pytest.raises(KestraUnreachable, match="cannot be reached"):
+            call()
+        assert shortest <= time.monotonic() - t0 < longest
 
 
 @pytest.mark.parametrize(
@@ -370,7 +384,7 @@ def test_webhook_trigger_uses_the_body(loaded: FakeKestra) -> None:
 
 
 def test_deploy_order_puts_subflows_first() -> None:
-    from console.kestra import deploy_order
+    from console.engines.kestra.client import deploy_order
 
     def call(task_id: str, flow_id: str) -> dict:
         return {

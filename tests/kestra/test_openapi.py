@@ -12,7 +12,7 @@ import requests
 import yaml
 from jsonschema import Draft202012Validator
 
-from console.kestra import KestraClient
+from console.engines.kestra.client import KestraClient
 from tests.kestra.conftest import PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 

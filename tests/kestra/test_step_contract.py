@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from console.domain.vocabulary import STEP_TASKS
 from tests.kestra.flow_rules import COMMANDS, STEP_COMMAND, load_flows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,7 @@ def _run(step: str, payload: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
 @pytest.mark.slow  # six interpreter start-ups running the real steps: ~6-10 s
 def test_cli_outputs_cover_what_the_flows_read(tmp_path: Path) -> None:
     needed = _flow_contract()
-    assert set(needed) >= {"collect", "analyze", "summarize", "decide", "execute", "record"}
+    assert set(needed) >= set(STEP_TASKS)
     outputs: dict[str, dict[str, Any]] = {}
     outputs["collect"] = _run("collect", {"scenario": "memory-leak"}, tmp_path)
     snapshot = outputs["collect"]["snapshot"]

@@ -9,8 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import together.resources.chat.completions  # noqa: F401 - warm the SDK's lazy imports (~0.6 s once)
 
-from console.llm import close_clients
-from console.models import (
+from console.domain.models import (
     Classification,
     Decision,
     Deployment,
@@ -24,6 +23,7 @@ from console.models import (
     Snapshot,
     Verdict,
 )
+from console.loop.narrative import close_clients
 from console.settings import Secret, Settings
 from tests.llm.fake_llm import FakeLLM
 

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from console.llm import WATCHDOG_GRACE_S, LLMFailure, _run_with_watchdog, summarize
+from console.loop.narrative import WATCHDOG_GRACE_S, LLMFailure, _run_with_watchdog, summarize
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_llm import DEFAULT_ANSWER, closed_port, content, slow, status, valid
 

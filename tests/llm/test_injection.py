@@ -9,10 +9,18 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from console.actions import ACTIONS
-from console.llm import FENCE_CLOSE, FENCE_OPEN, Answer, build_messages, clean_text, merge, summarize
-from console.models import VERDICT_STRICTNESS, Risk, Verdict
-from console.policy import plan_actions
+from console.domain.actions import ACTIONS
+from console.domain.models import VERDICT_STRICTNESS, Risk, Verdict
+from console.loop.narrative import (
+    FENCE_CLOSE,
+    FENCE_OPEN,
+    Answer,
+    build_messages,
+    clean_text,
+    merge,
+    summarize,
+)
+from console.loop.policy import plan_actions
 from tests.llm.conftest import INJECTION
 from tests.llm.fake_llm import OBEYED_ANSWER, obey_injection, valid
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from console.models import Decision, Verdict, format_time, parse_time
-from console.policy import plan_actions
-from console.snapshot import parse_snapshot
+from console.domain.models import Decision, Verdict, format_time, parse_time
+from console.domain.snapshot import parse_snapshot
+from console.loop.policy import plan_actions
 from tests.llm.conftest import INJECTION
 from tests.llm.fake_llm import obey_injection
 
@@ -46,7 +46,7 @@ def routing(decision: Decision, settings) -> tuple:
 @pytest.mark.skipif(not SCENARIOS, reason="no mock-data scenarios")
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_planted_instructions_change_neither_verdict_nor_routing(path, llm_settings, fake):
-    steps = pytest.importorskip("console.steps")
+    steps = pytest.importorskip("console.loop.steps")
     doc = planted(path)
     rules = analysis.analyze(parse_snapshot(doc), llm_settings)
     fake.reset(default=obey_injection())

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 import pytest
 
-from console.llm import RESPONSE_SCHEMA, normalize_base_url, summarize
-from console.models import Decision, Risk, Verdict
+from console.domain.models import Decision, Risk, Verdict
+from console.loop.narrative import RESPONSE_SCHEMA, normalize_base_url, summarize
 from console.settings import Secret
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_llm import DEFAULT_ANSWER, FakeLLM, valid
@@ -188,7 +188,7 @@ def test_settings_never_show_the_key(llm_settings):
 def test_concurrent_calls_share_the_cached_client(llm_settings, fake, snapshot, rollback_decision):
     from concurrent.futures import ThreadPoolExecutor
 
-    from console.llm import make_client
+    from console.loop.narrative import make_client
 
     with ThreadPoolExecutor(max_workers=8) as pool:
         outs = list(pool.map(lambda _: summarize(snapshot, rollback_decision, llm_settings), range(16)))

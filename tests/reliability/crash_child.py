@@ -17,10 +17,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from console import steps  # noqa: E402
-from console.approvals import AlreadyDecided, ApprovalService  # noqa: E402
-from console.auth import Identity, Role  # noqa: E402
-from console.engine import EmbeddedEngine  # noqa: E402
+from console.access.approvals import AlreadyDecided, ApprovalService  # noqa: E402
+from console.access.auth import Identity, Role  # noqa: E402
+from console.domain.vocabulary import STEP_TASKS  # noqa: E402
+from console.engines.embedded.runner import EmbeddedEngine  # noqa: E402
+from console.loop import steps  # noqa: E402
 from console.settings import Settings  # noqa: E402
 
 SCENARIOS = ["memory-leak", "healthy-hotfix", "latency-regression", "crash-loop", "transient-blip"]
@@ -35,7 +36,7 @@ def _slow(step):
 
 
 def main() -> None:
-    for name in ("collect", "analyze", "summarize", "decide", "execute", "record"):
+    for name in STEP_TASKS:
         setattr(steps, name, _slow(getattr(steps, name)))
     settings = Settings(data_dir=Path(sys.argv[1]))
     engine = EmbeddedEngine(settings, max_workers=2)

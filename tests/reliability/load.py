@@ -13,10 +13,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.approvals import AlreadyDecided, ApprovalService
-from console.auth import Identity, PermissionDenied, Role
-from console.engine import EmbeddedEngine
-from console.executions import State
+from console.access.approvals import AlreadyDecided, ApprovalService
+from console.access.auth import Identity, PermissionDenied, Role
+from console.domain.executions import State
+from console.engines.embedded.runner import EmbeddedEngine
 
 # Scenarios that pause for approval: HIGH risk (one approver), CRITICAL (two approvers), and one
 # requested by "bob" (bob's attempts on it are self-approvals and must be refused).

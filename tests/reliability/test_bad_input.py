@@ -17,12 +17,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from console.executions import Execution, LogEntry, MalformedExecutionError
-from console.kestra import KestraClient, KestraError
-from console.llm import MAX_NARRATIVE, LLMFailure, parse_answer
-from console.models import Snapshot, Verdict
-from console.scenarios import ScenarioError, load_scenario_document, read_scenario, scan_scenarios
-from console.snapshot import SnapshotError, loads_snapshot, parse_snapshot
+from console.domain.executions import Execution, LogEntry, MalformedExecutionError
+from console.domain.models import Snapshot, Verdict
+from console.domain.snapshot import SnapshotError, loads_snapshot, parse_snapshot
+from console.engines.kestra.client import KestraClient, KestraError
+from console.loop.narrative import MAX_NARRATIVE, LLMFailure, parse_answer
+from console.loop.scenarios import ScenarioError, load_scenario_document, read_scenario, scan_scenarios
 from tests.reliability.garbage_http import GarbageServer
 from tests.reliability.strategies import (
     JSON,

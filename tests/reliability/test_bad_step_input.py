@@ -14,8 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from console.domain.vocabulary import STEP_TASKS
+from console.loop.steps import StepError, analyze, decide, execute, load_scenario, record, run_step
 from console.settings import Settings
-from console.steps import StepError, analyze, decide, execute, load_scenario, record, run_step
 from tests.reliability.strategies import JSON, mutated
 from tests.reliability.test_bad_input import assert_clean
 
@@ -47,7 +48,7 @@ def _run(name: str, data: Any, step_settings: Settings) -> None:
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=QUIET)
-@given(st.sampled_from(["collect", "analyze", "summarize", "decide", "execute", "record"]), JSON)
+@given(st.sampled_from(STEP_TASKS), JSON)
 def test_every_step_on_arbitrary_json(step_settings, name, data):
     _run(name, data, step_settings)
 
@@ -81,3 +82,10 @@ def test_record_on_near_valid_input(step_settings, real, data):
         record(doc, step_settings)
     except Exception as exc:
         assert_clean(exc, StepError)
+
+
+def test_a_confidence_too_large_for_a_float_is_a_step_error(step_settings, real):
+    """Found by the property test above: an integer beyond float range made float() overflow."""
+    decision = {**copy.deepcopy(real["decision"]), "confidence": 10**400}
+    with pytest.raises(StepError, match=r"decide: decision is not understood \(OverflowError"):
+        decide({"decision": decision}, step_settings)

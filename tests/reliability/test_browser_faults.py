@@ -117,7 +117,7 @@ def test_llm_down_slow_and_garbage_fall_back_with_a_note(start_console, fake_llm
     )
     context = chromium.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    from console.store import Store
+    from console.storage import Store
 
     store = Store(console.data_dir / "console.sqlite3")
     # garbage first: its call imports the SDK and builds the (cached) client, so the budget of the

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from console.models import format_time, parse_time
-from console.store import Store
+from console.domain.models import format_time, parse_time
+from console.storage import Store
 from tests.browser_support import PROJECT_ROOT, free_port, open_page
 from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, TOGETHER_KEY_SENTINEL
 

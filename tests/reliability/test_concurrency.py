@@ -12,10 +12,10 @@ from collections import Counter
 
 import pytest
 
-from console.approvals import ApprovalService
-from console.engine import EmbeddedEngine
-from console.executions import State
-from console.store import Store
+from console.access.approvals import ApprovalService
+from console.domain.executions import State
+from console.engines.embedded.runner import EmbeddedEngine
+from console.storage import Store
 from tests.reliability.load import (
     FINISHING,
     PAUSING,

@@ -19,10 +19,12 @@ from pathlib import Path
 
 import pytest
 
-from console.engine import INTERRUPTED, EmbeddedEngine
-from console.executions import State
+from console.domain.executions import State
+from console.engines.embedded.recovery import INTERRUPTED
+from console.engines.embedded.runner import EmbeddedEngine
+from console.runtime import embedded_runtime
 from console.settings import Settings
-from console.store import Store
+from console.storage import Store
 from tests.reliability.load import wait_all
 
 CHILD = Path(__file__).with_name("crash_child.py")
@@ -111,9 +113,10 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
 
     # a new console on the same store
     t0 = time.perf_counter()
-    engine = EmbeddedEngine(settings, max_workers=2)
+    runtime = embedded_runtime(settings, max_workers=2)
+    engine = runtime.engine
     try:
-        report = engine.last_recovery
+        report = runtime.recovery
         print(
             f"\ncrash (seed {seed}): {len(before)} executions, {len(interrupted)} interrupted, "
             f"{len(decided)} decided, {len(pending_before)} pending; recovery took "
@@ -147,7 +150,7 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
             == 0
         )
     finally:
-        engine.close()
+        runtime.close()
 
 
 def test_a_second_restart_does_not_redo_the_recovery(tmp_path: Path):

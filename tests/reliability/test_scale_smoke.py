@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 
 from benchmarks.bench_scale import seed_clones, seed_metrics, seed_templates
-from console.approvals import ApprovalService
-from console.engine import EmbeddedEngine
+from console.access.approvals import ApprovalService
+from console.engines.embedded.runner import EmbeddedEngine
 from console.settings import Settings
-from console.store import Store
+from console.storage import Store
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +49,7 @@ def _plans(conn: sqlite3.Connection, statements: list[str]) -> dict[str, str]:
 def test_page_queries_use_indexes(seeded: Path):
     store = Store(seeded / "console.sqlite3")
     settings = Settings(data_dir=seeded)
-    engine = EmbeddedEngine(settings, store, recover=False, expiry_timer_s=None)
+    engine = EmbeddedEngine(settings, store, recover=False)
     service = ApprovalService(store, engine, settings)
     statements: list[str] = []
     store.conn.set_trace_callback(statements.append)

@@ -10,16 +10,16 @@ from dataclasses import replace
 
 import pytest
 
-from console.approvals import AlreadyDecided, ApprovalService
-from console.auth import Identity, PermissionDenied, Role
-from console.engine import EmbeddedEngine
-from console.executions import State
-from console.kestra import KestraClient, KestraError
-from console.kestra_backend import KestraBackend
-from console.llm import close_clients, summarize
+from console.access.approvals import AlreadyDecided, ApprovalService
+from console.access.auth import Identity, PermissionDenied, Role
+from console.domain.executions import State
+from console.domain.snapshot import parse_snapshot
+from console.engines.embedded.runner import EmbeddedEngine
+from console.engines.kestra.backend import KestraBackend
+from console.engines.kestra.client import KestraClient, KestraError
+from console.loop.narrative import close_clients, summarize
+from console.loop.steps import analyze, load_scenario
 from console.settings import Secret, Settings
-from console.snapshot import parse_snapshot
-from console.steps import analyze, load_scenario
 from tests.browser_support import free_port
 from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, KESTRA_USER, TOGETHER_KEY_SENTINEL
 
@@ -138,7 +138,7 @@ def test_together_key_never_in_notes_or_logs(settings, caplog):
     caplog.set_level(logging.DEBUG)
     doc = load_scenario("memory-leak", settings)
     snapshot = parse_snapshot({k: v for k, v in doc.items() if k != "scenario"})
-    from console.models import Decision
+    from console.domain.models import Decision
 
     decision = Decision.from_dict(analyze({"snapshot": doc}, settings)["decision"])
     notes: list[str] = []

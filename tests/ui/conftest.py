@@ -10,8 +10,8 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
-from console.engine import EmbeddedEngine
-from console.executions import Execution
+from console.domain.executions import Execution
+from console.engines.embedded.runner import EmbeddedEngine
 from console.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -30,11 +30,9 @@ def app_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setting
     st.cache_data.clear()
     st.cache_resource.clear()
     yield load_settings()
-    import app_support
+    from ui.services import get_services
 
-    backend = app_support.get_services().backend  # the app's engine: stop its worker threads
-    if hasattr(backend, "close"):
-        backend.close(wait=True)
+    get_services().close(wait=True)  # the app's engine and expiry timer: stop their threads
     st.cache_data.clear()
     st.cache_resource.clear()
 

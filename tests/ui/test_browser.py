@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from console.store import Store
+from console.storage import Store
 from tests.browser_support import CHROMIUM, wait_ready
 
 pytestmark = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from console.engine import EmbeddedEngine
-from console.executions import Execution, State
+from console.domain.executions import Execution, State
+from console.engines.embedded.runner import EmbeddedEngine
 from tests.ui.conftest import APP, PAGES, make_app, texts, wait_for
 
 
@@ -193,7 +193,7 @@ def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, monkeypatch,
 
 
 def test_password_mode_signs_in_with_a_hashed_password(app_env, tmp_path, monkeypatch, paused_leak):
-    from console.auth import hash_password
+    from console.access.auth import hash_password
 
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(
@@ -242,7 +242,7 @@ def test_oidc_mode_maps_the_logged_in_email_to_a_role(app_env, tmp_path, monkeyp
 
 
 def test_hostile_service_name_is_shown_literally(app_env, engine):
-    from console.steps import load_scenario
+    from console.loop.steps import load_scenario
 
     doc = load_scenario("healthy-hotfix", app_env)
     doc["deployment"] = {**doc["deployment"], "service": "pay**ment** [x](http://e) :red[y]"}
@@ -306,8 +306,8 @@ def test_metrics_charts_mark_the_deploy_and_flag_anomalies(app_env, paused_leak)
 
 def test_learning_what_if_threshold(app_env, paused_leak, engine):
     approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
-    from console.approvals import ApprovalService
-    from console.auth import Identity, Role
+    from console.access.approvals import ApprovalService
+    from console.access.auth import Identity, Role
 
     ApprovalService(engine.store, engine, app_env).decide(approval_id, Identity("zoe", Role.APPROVER), True)
     engine.wait(paused_leak.id, timeout=60)

@@ -1,0 +1,1 @@
+"""Who may do what: identities and roles (``auth``) and the approval service (``approvals``)."""

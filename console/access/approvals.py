@@ -1,0 +1,472 @@
+"""Approvals: who may decide, how many must agree, what happens when nobody does.
+
+Every check runs here, on the server side, whatever the UI shows: viewers cannot decide, nobody
+approves their own request, a rejection needs a reason, CRITICAL plans need two different
+approvers, any rejection rejects, and an approval nobody decides in time is rejected (never
+approved). Decisions are idempotent and safe under concurrency: the vote and the status change
+happen in one ``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WHERE status =
+'pending'``, so of two operators clicking at once exactly one decides and the other is told who did.
+
+Every attempt, granted or refused, is appended to the audit trail. Once a decision is final the
+engine is resumed; if that fails (Kestra down), the decision stays and the approval is marked
+``resume_state = 'failed'`` until :meth:`ApprovalService.retry_resume` succeeds.
+
+The service also owns expiry: :meth:`ApprovalService.expire_overdue` (called by :meth:`pending`,
+throttled by :meth:`maybe_expire` for the engine's reads, and every few seconds by the background
+timer :meth:`start_expiry_timer`), and :meth:`ApprovalService.recover`, which applies decisions
+that were committed but never reached the engine. The composition root (:mod:`console.runtime`)
+wires both; an engine only resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from console.access.auth import Identity, PermissionDenied, require_approver
+from console.domain.models import parse_time
+from console.domain.vocabulary import TIMEOUT_ACTOR
+from console.engines.backend import Backend, BackendError
+from console.settings import Settings
+from console.storage import Connection, Store, now_text
+
+log = logging.getLogger(__name__)
+
+MAX_COMMENT = 2000
+FINAL = ("approved", "rejected", "expired", "cancelled")
+
+
+class ApprovalError(Exception):
+    """Base of the approval errors; messages are fit to show the operator."""
+
+
+class ApprovalNotFound(ApprovalError, LookupError):
+    pass
+
+
+class AlreadyDecided(ApprovalError):
+    """The approval was decided already (or this person already voted)."""
+
+
+@dataclass
+class DecisionResult:
+    status: Literal["approved", "rejected", "recorded"]
+    message: str
+    resumed: bool = False
+
+
+def _hhmm(text: str | None) -> str:
+    if not text:
+        return "?"
+    return parse_time(text).strftime("%H:%M UTC")
+
+
+def _who(approval: dict[str, Any]) -> str:
+    return approval.get("decided_by") or "unknown"
+
+
+def already_message(approval: dict[str, Any]) -> str:
+    status = approval["status"]
+    if status == "expired":
+        return (
+            f"this approval expired at {_hhmm(approval.get('expires_at'))} and was rejected "
+            "(nobody decided in time)"
+        )
+    if status == "cancelled":
+        return f"this approval was cancelled at {_hhmm(approval.get('decided_at'))} (the execution stopped)"
+    return f"already {status} by {_who(approval)} at {_hhmm(approval.get('decided_at'))}"
+
+
+class ApprovalService:
+    """Backend-agnostic approvals on top of the store."""
+
+    def __init__(
+        self, store: Store, backend: Backend, settings: Settings, *, expire_every_s: float = 2.0
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+        self.sync_error: str | None = None
+        """Why the last :meth:`pending` could not mirror the engine's paused executions (None when it
+        could): the list it returned may then be incomplete, and the page must say so."""
+        self._expire_every_s = expire_every_s
+        self._last_expiry = 0.0
+        self._expiry_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+
+    # -- reads --------------------------------------------------------------------------------------
+
+    def sync(self) -> int:
+        """Mirror the approval requests of an engine that pauses on its own (Kestra): every PAUSED
+        execution waiting at the approval task gets its one approval row. Returns how many are new.
+        The embedded engine creates its approvals itself and has nothing to mirror."""
+        created = 0
+        for item in self.backend.paused_approvals():
+            if self.store.approval_for_execution(item["execution_id"]) is not None:
+                continue
+            with self.store.write() as conn:
+                self.store.request_approval_in(
+                    conn,
+                    execution_id=item["execution_id"],
+                    plan=item.get("plan")
+                    or {
+                        "approval": item.get("actions") or [],
+                        "required_approvals": item.get("required_approvals"),
+                    },
+                    decision=item.get("decision") or {},
+                    requested_by=item.get("requested_by") or "kestra",
+                    service=item.get("service") or "unknown",
+                    deployment_id=item.get("deployment_id"),
+                    timeout_minutes=self.settings.approval_timeout_minutes,
+                    requested_at=item.get("requested_at"),
+                    expires_at=item.get("expires_at"),
+                )
+            created += 1
+        return created
+
+    def pending(self) -> list[dict[str, Any]]:
+        """Pending approvals, newest first, each with its votes so far (overdue ones are expired first)."""
+        try:
+            self.sync()
+        except BackendError as exc:  # Kestra down: still show what we already know
+            log.warning("could not mirror paused executions: %s", exc)
+            self.sync_error = " ".join(str(exc).split())[:300] or type(exc).__name__
+        else:
+            self.sync_error = None
+        self.expire_overdue()
+        items = self.store.approvals(statuses=["pending"])
+        for item in items:
+            item["votes"] = self.store.approval_votes(item["id"])
+        return items
+
+    def get(self, approval_id: str) -> dict[str, Any]:
+        approval = self.store.approval_row(approval_id)
+        if approval is None:
+            raise ApprovalNotFound(f"approval {approval_id} not found")
+        approval["votes"] = self.store.approval_votes(approval_id)
+        return approval
+
+    def for_execution(self, execution_id: str) -> dict[str, Any] | None:
+        approval = self.store.approval_for_execution(execution_id)
+        if approval is not None:
+            approval["votes"] = self.store.approval_votes(approval["id"])
+        return approval
+
+    def decided(self, limit: int = 200) -> list[dict[str, Any]]:
+        return self.store.approvals(statuses=list(FINAL), limit=limit)
+
+    def history(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
+        """The audit trail, newest first."""
+        return self.store.audit_trail(limit=limit, offset=offset)
+
+    def request(
+        self,
+        execution_id: str,
+        *,
+        plan: dict[str, Any],
+        decision: dict[str, Any],
+        requested_by: str,
+        service: str,
+        deployment_id: str | None = None,
+    ) -> str:
+        """Create the approval of a PAUSED execution (idempotent per execution); returns its id.
+
+        The embedded engine does this itself when it pauses; the Kestra backend calls this for a
+        PAUSED execution it finds."""
+        with self.store.write() as conn:
+            approval_id, _ = self.store.request_approval_in(
+                conn,
+                execution_id=execution_id,
+                plan=plan,
+                decision=decision,
+                requested_by=requested_by,
+                service=service,
+                deployment_id=deployment_id,
+                timeout_minutes=self.settings.approval_timeout_minutes,
+            )
+        return approval_id
+
+    # -- deciding -----------------------------------------------------------------------------------
+
+    def decide(
+        self, approval_id: str, identity: Identity, approved: bool, comment: str = ""
+    ) -> DecisionResult:
+        comment = (comment or "").strip()
+        approved = approved is True
+        verb = "approve" if approved else "reject"
+        try:
+            require_approver(identity)
+            if len(comment) > MAX_COMMENT:
+                raise ValueError(
+                    f"the comment is too long ({len(comment)} characters; at most {MAX_COMMENT})"
+                )
+            outcome = self._vote(approval_id, identity, approved, comment)
+        except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError) as exc:
+            self.store.audit(
+                identity.name,
+                "approval.refused",
+                approval_id,
+                {"attempt": verb, "role": identity.role.value, "reason": str(exc)},
+            )
+            raise
+        status, approval, expired_now = outcome
+        if expired_now:
+            self._resume(approval, approved=False, comment=self._timeout_comment(), approver=TIMEOUT_ACTOR)
+            message = already_message(approval)
+            self.store.audit(
+                identity.name, "approval.refused", approval_id, {"attempt": verb, "reason": message}
+            )
+            raise AlreadyDecided(message)
+        if status == "recorded":
+            votes = self.store.approval_votes(approval_id)
+            missing = approval["required_approvals"] - sum(1 for v in votes if v["approved"])
+            return DecisionResult(
+                "recorded", f"approval recorded; {missing} more approver(s) needed from someone else"
+            )
+        approvers = ", ".join(v["actor"] for v in self.store.approval_votes(approval_id) if v["approved"])
+        resumed, error = self._resume(
+            approval, approved=status == "approved", comment=comment, approver=approvers or identity.name
+        )
+        message = f"{status} by {identity.name}"
+        if not resumed:
+            message += (
+                f"; the decision is saved but the engine could not be resumed ({error}); retry it later"
+            )
+        return DecisionResult(status, message, resumed=resumed)  # type: ignore[arg-type]
+
+    def _vote(
+        self, approval_id: str, identity: Identity, approved: bool, comment: str
+    ) -> tuple[str, dict[str, Any], bool]:
+        """Record one vote in one transaction. Returns (status, approval row, expired_now)."""
+        now = now_text()
+        with self.store.write() as conn:
+            approval = self.store.approval_row(approval_id, conn)
+            if approval is None:
+                raise ApprovalNotFound(f"approval {approval_id} not found")
+            if approval["status"] != "pending":
+                raise AlreadyDecided(already_message(approval))
+            if parse_time(approval["expires_at"]) <= datetime.now(UTC):
+                self._expire_in(conn, approval, now)
+                return "expired", self.store.approval_row(approval_id, conn) or approval, True
+            # names compare case-insensitively: "Alice" is not a second approver next to "alice"
+            if identity.name.casefold() == str(approval["requested_by"]).casefold():
+                raise PermissionDenied("you cannot approve your own request")
+            if not approved and not comment:
+                raise ValueError("a rejection needs a comment saying why")
+            voted = self.store.vote_in(conn, approval_id, identity.name)
+            if voted is not None:
+                raise AlreadyDecided(
+                    f"{identity.name} already voted on this at {_hhmm(voted['at'])}; "
+                    "a second approval must come from someone else"
+                )
+            if not self.store.add_vote_in(conn, approval_id, identity.name, approved, comment, now):
+                raise AlreadyDecided(f"{identity.name} already voted on this")
+            if approved:
+                count = len(self.store.voters_in(conn, approval_id, approved=True))
+                status = "approved" if count >= approval["required_approvals"] else "recorded"
+            else:
+                status = "rejected"
+            if status != "recorded":
+                approvers = self.store.voters_in(conn, approval_id, approved=approved)
+                closed = self.store.close_approval_in(
+                    conn,
+                    approval_id,
+                    status=status,
+                    decided_by=", ".join(approvers) if approved else identity.name,
+                    comment=comment,
+                    at=now,
+                )
+                if not closed:  # cannot happen under BEGIN IMMEDIATE; kept as the last line of defence
+                    raise AlreadyDecided(
+                        already_message(self.store.approval_row(approval_id, conn) or approval)
+                    )
+            self.store.audit_in(
+                conn,
+                identity.name,
+                f"approval.{status if status != 'recorded' else 'vote'}",
+                approval_id,
+                {
+                    "approved": approved,
+                    "comment": comment,
+                    "role": identity.role.value,
+                    "execution_id": approval["execution_id"],
+                    "required_approvals": approval["required_approvals"],
+                },
+            )
+            final = self.store.approval_row(approval_id, conn) or approval
+        return status, final, False
+
+    def _timeout_comment(self) -> str:
+        minutes = self.settings.approval_timeout_minutes
+        return f"expired: nobody decided within {minutes:g} minutes"
+
+    def _expire_in(self, conn: Connection, approval: dict[str, Any], now: str) -> bool:
+        changed = self.store.close_approval_in(
+            conn,
+            approval["id"],
+            status="expired",
+            decided_by=TIMEOUT_ACTOR,
+            comment=self._timeout_comment(),
+            at=now,
+        )
+        if changed:
+            self.store.audit_in(
+                conn,
+                TIMEOUT_ACTOR,
+                "approval.expired",
+                approval["id"],
+                {"execution_id": approval["execution_id"], "expires_at": approval["expires_at"]},
+            )
+        return changed
+
+    def expire_overdue(self, now: datetime | None = None) -> list[str]:
+        """Reject every pending approval past its deadline and resume its execution with approved=False."""
+        expired: list[dict[str, Any]] = []
+        ids = self.store.overdue_approval_ids(now)
+        if not ids:
+            return []
+        stamp = now_text()
+        with self.store.write() as conn:
+            for approval_id in ids:
+                approval = self.store.approval_row(approval_id, conn)
+                if approval is not None and self._expire_in(conn, approval, stamp):
+                    expired.append(approval)
+        for approval in expired:
+            self._resume(approval, approved=False, comment=self._timeout_comment(), approver=TIMEOUT_ACTOR)
+        return [a["id"] for a in expired]
+
+    def maybe_expire(self) -> None:
+        """:meth:`expire_overdue` at most every few seconds: cheap enough to run before every read
+        of an engine's executions (the composition root hooks it there)."""
+        now = time.monotonic()
+        if now - self._last_expiry < self._expire_every_s or not self._expiry_lock.acquire(blocking=False):
+            return
+        try:
+            self._last_expiry = now
+            if self.store.overdue_approval_ids():
+                self.expire_overdue()
+        except Exception:
+            log.warning("approval expiry failed", exc_info=True)
+        finally:
+            self._expiry_lock.release()
+
+    def start_expiry_timer(self, interval_s: float) -> None:
+        """Expire overdue approvals every ``interval_s`` seconds even when no page is open."""
+        if self._timer is not None:
+            return
+        self._timer = threading.Thread(
+            target=self._expiry_loop, args=(interval_s,), name="approval-expiry", daemon=True
+        )
+        self._timer.start()
+
+    def _expiry_loop(self, interval_s: float) -> None:
+        while not self._stop.wait(interval_s):
+            self.maybe_expire()
+
+    def stop(self) -> None:
+        """Stop the expiry timer (if it runs)."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join(timeout=5)
+            self._timer = None
+
+    def recover(self) -> list[dict[str, Any]]:
+        """At start, after the engine's own recovery: expire what fell due while the console was
+        down, then apply the decisions that were committed but never reached the engine (the
+        process died in between, or the resume failed). Returns what was done."""
+        try:
+            expired = self.expire_overdue()
+        except Exception:
+            log.warning("approval expiry failed during recovery", exc_info=True)
+            expired = []
+        report: list[dict[str, Any]] = [{"approval_id": a, "action": "expired (rejected)"} for a in expired]
+        for approval_id in self.store.unresumed_decision_ids():
+            try:
+                result = self.retry_resume(approval_id)
+            except Exception as exc:
+                text = " ".join(str(exc).split()) or type(exc).__name__
+                if not isinstance(exc, BackendError | ValueError):
+                    text = f"{type(exc).__name__}: {text}"
+                report.append({"approval_id": approval_id, "action": f"resume failed: {text[:500]}"})
+                continue
+            report.append(
+                {
+                    "approval_id": approval_id,
+                    "action": "decision applied" if result.resumed else result.message,
+                }
+            )
+        return report
+
+    # -- resuming the engine --------------------------------------------------------------------------
+
+    def _resume(
+        self, approval: dict[str, Any], *, approved: bool, comment: str, approver: str
+    ) -> tuple[bool, str]:
+        try:
+            self.backend.resume(
+                approval["execution_id"], approved=approved, comment=comment, approver=approver
+            )
+        except Exception as exc:
+            message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if isinstance(exc, BackendError) and "not PAUSED" in message:
+                # the engine already moved on (resumed elsewhere, killed): nothing left to do
+                self._set_resume_state(approval["id"], "done", message)
+                return True, ""
+            log.warning("resume of %s failed: %s", approval["execution_id"], message)
+            self._set_resume_state(approval["id"], "failed", message)
+            self.store.audit(
+                "system", "approval.resume_failed", approval["id"], {"error": message, "approver": approver}
+            )
+            return False, message
+        self._set_resume_state(approval["id"], "done", None)
+        return True, ""
+
+    def _set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
+        self.store.set_resume_state(approval_id, state, error)
+
+    def resume_failed(self) -> list[dict[str, Any]]:
+        return [self.get(approval_id) for approval_id in self.store.resume_failed_ids()]
+
+    def retry_resume(self, approval_id: str) -> DecisionResult:
+        """Resume the engine again for a decision whose resume failed."""
+        approval = self.get(approval_id)
+        if approval["status"] not in ("approved", "rejected", "expired"):
+            raise ApprovalError(f"approval {approval_id} is {approval['status']}; nothing to resume")
+        if approval.get("resume_state") == "done":
+            return DecisionResult(_result_status(approval), "already resumed", resumed=True)
+        if approval["status"] == "expired":
+            approved, comment, approver = (
+                False,
+                approval.get("comment") or self._timeout_comment(),
+                TIMEOUT_ACTOR,
+            )
+        else:
+            approved = approval["status"] == "approved"
+            comment = approval.get("comment") or ""
+            approver = approval.get("decided_by") or "unknown"
+        resumed, error = self._resume(approval, approved=approved, comment=comment, approver=approver)
+        self.store.audit(
+            "system", "approval.resume_retried", approval_id, {"ok": resumed, "error": error or None}
+        )
+        if not resumed:
+            return DecisionResult(_result_status(approval), f"the engine still cannot be resumed ({error})")
+        return DecisionResult(_result_status(approval), "engine resumed", resumed=True)
+
+
+def _result_status(approval: dict[str, Any]) -> Literal["approved", "rejected", "recorded"]:
+    return "approved" if approval["status"] == "approved" else "rejected"
+
+
+__all__ = [
+    "AlreadyDecided",
+    "ApprovalError",
+    "ApprovalNotFound",
+    "ApprovalService",
+    "DecisionResult",
+    "already_message",
+]

@@ -1,0 +1,37 @@
+"""The loop's words, defined once: the tasks of an execution, the statuses a deployment goes
+through, and who "decides" an approval nobody answered.
+
+Both engines, the flows' tests, the presentation and the storage read these; nothing spells them
+out again.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+LOOP_TASKS: tuple[str, ...] = ("collect", "analyze", "summarize", "decide", "approval", "execute", "record")
+"""The tasks of one ``devops-loop`` execution, in order (Kestra's task ids, and the embedded engine's)."""
+
+APPROVAL_TASK = "approval"
+"""The task that pauses for a human (Kestra's Pause); the only task that is not a step."""
+
+STEP_TASKS: tuple[str, ...] = tuple(task for task in LOOP_TASKS if task != APPROVAL_TASK)
+"""The tasks that run a step (``python -m console step NAME``)."""
+
+
+class DeploymentStatus(StrEnum):
+    """Where a deployment stands in the loop, as the console shows it."""
+
+    ANALYZING = "analyzing"
+    AWAITING_APPROVAL = "awaiting approval"
+    ROLLED_BACK = "rolled back"
+    HEALTHY = "healthy"
+    REMEDIATED = "remediated"
+    ESCALATED = "escalated"
+    """A human rejected the risky actions, nobody answered in time, or the verdict was ESCALATE."""
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TIMEOUT_ACTOR = "system:timeout"
+"""Who "decides" an approval nobody answered in time (always a rejection)."""

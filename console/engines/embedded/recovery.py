@@ -1,0 +1,106 @@
+"""Crash recovery of the embedded engine, run when an engine starts.
+
+An execution left CREATED/RUNNING by a process that no longer exists is **re-run from its first
+unfinished task**. Finished tasks keep their stored outputs and are not run again; the steps are
+deterministic and the executor only simulates, so re-running the interrupted task is safe. The
+history gets RESTARTED → RUNNING and the log says "interrupted: the console stopped while this
+ran". An execution that has already been restarted ``MAX_RESTARTS`` times is marked FAILED instead
+(so a step that kills the process cannot loop forever). PAUSED executions and their pending
+approvals are left untouched: what happens to approvals at a restart is the approval service's
+(:meth:`console.access.approvals.ApprovalService.recover`).
+
+The engine is given as an argument (:class:`Recoverable`), so this module does not import it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from console.domain.executions import State
+from console.domain.models import parse_time
+from console.storage import Store
+
+MAX_RESTARTS = 3
+STALE_AFTER_S = 600.0
+"""A RUNNING execution whose owner lives on another host is orphaned after this long without news."""
+INTERRUPTED = "interrupted: the console stopped while this ran"
+LIVE_OWNERS: set[str] = set()
+"""Owner tokens of the engines alive in this process (not closed)."""
+
+
+class Recoverable(Protocol):
+    """What recovery needs of an engine."""
+
+    owner: str
+    store: Store
+
+    def submit(self, execution_id: str) -> None:
+        """Run the execution's unfinished tasks (in the background or inline)."""
+        ...
+
+    def fail(self, execution_id: str, message: str) -> None:
+        """End the execution FAILED with one log line."""
+        ...
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def orphaned(owner: str | None, heartbeat: str | None, *, me: str) -> bool:
+    """Whether an execution owned by ``owner`` (last heard of at ``heartbeat``) has no live owner;
+    ``me`` is the owner token of the engine asking."""
+    if owner == me:
+        return False
+    if owner:
+        host, _, rest = owner.partition(":")
+        pid_text = rest.partition(":")[0]
+        if host == socket.gethostname() and pid_text.isdigit():
+            if int(pid_text) == os.getpid():
+                # this pid: a live engine of this process, or a previous process that had the
+                # same pid (a restarted container's PID 1)
+                return owner not in LIVE_OWNERS
+            return not pid_alive(int(pid_text))
+    if not heartbeat:
+        return True
+    return (datetime.now(UTC) - parse_time(heartbeat)).total_seconds() > STALE_AFTER_S
+
+
+def recover(engine: Recoverable) -> list[dict[str, Any]]:
+    """Take over executions whose process died; see the module docstring. Returns what was done."""
+    store = engine.store
+    report: list[dict[str, Any]] = []
+    for candidate in store.orphan_candidates():
+        if not orphaned(candidate.owner, candidate.heartbeat_at, me=engine.owner):
+            continue
+        with store.write() as conn:
+            if not store.claim_in(conn, candidate.id, owner=engine.owner, was=candidate):
+                continue
+            where = store.first_unfinished_task_in(conn, candidate.id) or "the start"
+            if candidate.restarts >= MAX_RESTARTS:
+                action = "failed"
+                store.log_in(
+                    conn, candidate.id, "ERROR", f"{INTERRUPTED}; gave up after {candidate.restarts} restarts"
+                )
+            else:
+                action = f"resumed from {where}"
+                store.transition_execution_in(conn, candidate.id, State.RESTARTED, State.RUNNING)
+                store.log_in(conn, candidate.id, "WARN", f"{INTERRUPTED}; resuming from {where}")
+            store.audit_in(conn, "system:recovery", "execution.recovered", candidate.id, {"action": action})
+        if action == "failed":
+            engine.fail(candidate.id, f"{INTERRUPTED} (too many restarts)")
+        else:
+            engine.submit(candidate.id)
+        report.append({"execution_id": candidate.id, "was": candidate.state.value, "action": action})
+    return report

@@ -1,0 +1,411 @@
+"""The pages' tables and small records: executions and their task runs and logs, loop progress,
+a decision's evidence, deployments, the Overview's KPI tiles, approvals and the audit trail.
+
+Pure functions (no Streamlit, no I/O) so every table the pages show is testable on its own. Inputs
+are the objects the rest of ``console/`` hands out (executions, decisions, approvals, store rows).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from console.domain.executions import Execution, LogEntry, State
+from console.domain.models import Decision
+from console.domain.vocabulary import LOOP_TASKS
+from console.presentation.formatting import (
+    CLASSIFICATION_LABELS,
+    Badge,
+    as_time,
+    field,
+    format_duration,
+    format_percent,
+    state_badge,
+)
+
+# ---------------------------------------------------------------------------------------------
+# Executions
+# ---------------------------------------------------------------------------------------------
+
+EXECUTION_COLUMNS = ["id", "state", "flow", "service", "scenario", "triggered_by", "start", "duration_s"]
+
+
+def _label_or_input(execution: Execution, key: str) -> str:
+    value = execution.labels.get(key) or execution.inputs.get(key)
+    return str(value) if value else ""
+
+
+def executions_frame(executions: Iterable[Execution], now: datetime | None = None) -> pd.DataFrame:
+    """One row per execution, newest first; running ones get their duration so far."""
+    now = now or datetime.now(UTC)
+    rows = []
+    for ex in executions:
+        duration = ex.duration_s
+        if duration is None and ex.start is not None:
+            duration = (now - ex.start).total_seconds()
+        rows.append(
+            {
+                "id": ex.id,
+                "state": ex.state.value,
+                "flow": f"{ex.namespace}.{ex.flow_id}",
+                # both engines pass these as flow inputs; labels may carry them too
+                "service": _label_or_input(ex, "service"),
+                "scenario": _label_or_input(ex, "scenario"),
+                "triggered_by": _label_or_input(ex, "triggered_by"),
+                "start": pd.Timestamp(ex.start) if ex.start else pd.NaT,
+                "duration_s": duration,
+            }
+        )
+    frame = pd.DataFrame(rows, columns=EXECUTION_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values("start", ascending=False, na_position="last", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame
+
+
+def task_runs_frame(execution: Execution, now: datetime | None = None) -> pd.DataFrame:
+    """Task runs with start/end for a Gantt timeline; a running task ends at ``now``."""
+    now = now or datetime.now(UTC)
+    rows = []
+    for run in execution.task_runs:
+        if run.start is None:
+            continue
+        end = run.end
+        if end is None:
+            end = run.histories[-1].date if run.state == State.PAUSED and run.histories else now
+        end = max(end, run.start)
+        rows.append(
+            {
+                "task": run.task_id,
+                "state": run.state.value,
+                "start": pd.Timestamp(run.start),
+                "end": pd.Timestamp(end),
+                "duration_s": (end - run.start).total_seconds(),
+            }
+        )
+    return pd.DataFrame(rows, columns=["task", "state", "start", "end", "duration_s"])
+
+
+def logs_frame(logs: Sequence[LogEntry], task_id: str | None = None) -> pd.DataFrame:
+    """Log lines as a table (text stays text: the page renders it with st.dataframe, never HTML)."""
+    rows = [
+        {
+            "time": pd.Timestamp(entry.timestamp),
+            "level": entry.level,
+            "task": entry.task_id or "",
+            "message": entry.message,
+        }
+        for entry in logs
+        if task_id is None or entry.task_id == task_id
+    ]
+    return pd.DataFrame(rows, columns=["time", "level", "task", "message"])
+
+
+@dataclass(frozen=True)
+class StepProgress:
+    task: str
+    state: str
+    """"pending", or a task-run state such as RUNNING / SUCCESS / PAUSED / FAILED."""
+
+
+def loop_progress(execution: Execution) -> list[StepProgress]:
+    """Where an execution is in the loop, step by step (pending for steps not reached yet)."""
+    seen = {run.task_id: run.state.value for run in execution.task_runs}
+    steps = list(LOOP_TASKS)
+    steps += [t for t in seen if t not in steps]
+    return [StepProgress(step, seen.get(step, "pending")) for step in steps]
+
+
+def progress_fraction(execution: Execution) -> float:
+    steps = loop_progress(execution)
+    if execution.state.terminal:
+        return 1.0
+    done = sum(1 for s in steps if s.state in {"SUCCESS", "WARNING", "SKIPPED"})
+    return done / len(steps) if steps else 0.0
+
+
+def task_output(execution: Execution, task_id: str, key: str, default: Any = None) -> Any:
+    """An output of a task run, whether stored flat or under Kestra's ``vars``."""
+    run = execution.task_run(task_id)
+    if run is None:
+        return default
+    outputs = run.outputs or {}
+    if key in outputs:
+        return outputs[key]
+    inner = outputs.get("vars")
+    if isinstance(inner, Mapping) and key in inner:
+        return inner[key]
+    return default
+
+
+def execution_decision(execution: Execution) -> Decision | None:
+    """The decision an execution reached (summarize's, else analyze's), if any."""
+    for task in ("summarize", "analyze"):
+        doc = task_output(execution, task, "decision")
+        if isinstance(doc, Mapping):
+            try:
+                return Decision.from_dict(dict(doc))
+            except (KeyError, ValueError, TypeError):
+                return None
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Decisions
+# ---------------------------------------------------------------------------------------------
+
+
+def evidence_frame(decision: Decision) -> pd.DataFrame:
+    """Per-metric evidence: baseline vs after, classification Pass/High/Low and why."""
+    rows = []
+    for m in decision.metrics:
+        change = None
+        if m.baseline_median not in (None, 0) and m.after_median is not None:
+            change = (m.after_median - m.baseline_median) / abs(m.baseline_median)
+        rows.append(
+            {
+                "metric": m.name,
+                "result": CLASSIFICATION_LABELS.get(m.classification.value, m.classification.value),
+                "baseline": m.baseline_median,
+                "after": m.after_median,
+                "change": change,
+                "p_value": m.p_value,
+                "effect": m.effect_size,
+                "guard": m.guard or "",
+                "reason": m.reason,
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=["metric", "result", "baseline", "after", "change", "p_value", "effect", "guard", "reason"],
+    )
+
+
+def log_patterns_frame(decision: Decision, only_changed: bool = True) -> pd.DataFrame:
+    rows = [
+        {
+            "status": p.status,
+            "level": p.level,
+            "template": p.template,
+            "before": p.count_before,
+            "after": p.count_after,
+            "category": p.category or "",
+        }
+        for p in decision.log_patterns
+        if not only_changed or p.status in {"new", "surging"}
+    ]
+    return pd.DataFrame(rows, columns=["status", "level", "template", "before", "after", "category"])
+
+
+def actions_frame(decision: Decision) -> pd.DataFrame:
+    rows = [{"action": a.name, "risk": a.risk.value, "reason": a.reason} for a in decision.actions]
+    return pd.DataFrame(rows, columns=["action", "risk", "reason"])
+
+
+# ---------------------------------------------------------------------------------------------
+# Deployments
+# ---------------------------------------------------------------------------------------------
+
+DEPLOYMENT_COLUMNS = [
+    "deployment_id",
+    "service",
+    "version",
+    "previous_version",
+    "environment",
+    "verdict",
+    "confidence",
+    "status",
+    "deployed_at",
+    "execution_id",
+]
+
+
+def deployments_frame(rows: Iterable[Mapping[str, Any] | Any]) -> pd.DataFrame:
+    """Deployments newest first, in the columns the Deployments page shows."""
+    records = []
+    for row in rows:
+        deployed_at = as_time(field(row, "deployed_at"))
+        confidence = field(row, "confidence")
+        records.append(
+            {
+                "deployment_id": str(field(row, "deployment_id", field(row, "id", ""))),
+                "service": str(field(row, "service", "")),
+                "version": str(field(row, "version", "")),
+                "previous_version": str(field(row, "previous_version", "")),
+                "environment": str(field(row, "environment", "production")),
+                "verdict": str(field(row, "verdict", "")),
+                "confidence": float(confidence) if confidence is not None else None,
+                "status": str(field(row, "status", "—")),
+                "deployed_at": pd.Timestamp(deployed_at) if deployed_at else pd.NaT,
+                "execution_id": str(field(row, "execution_id", "")),
+            }
+        )
+    frame = pd.DataFrame(records, columns=DEPLOYMENT_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values("deployed_at", ascending=False, na_position="last", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame
+
+
+# ---------------------------------------------------------------------------------------------
+# Overview KPIs
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Tile:
+    label: str
+    value: str
+    help: str = ""
+
+
+def kpi_tiles(kpis: Any) -> list[Tile]:
+    """The five Overview tiles from the store's dashboard KPIs (``Store.dashboard_kpis``)."""
+    share = field(kpis, "auto_approved_share")
+    mttd = field(kpis, "mean_time_to_decision_s")
+    rollbacks = int(field(kpis, "rollbacks_today", 0))
+    escalations = int(field(kpis, "escalations_today", 0))
+    deployments = str(field(kpis, "deployments_today", 0))
+    pending = str(field(kpis, "pending_approvals", 0))
+    return [
+        Tile("Deployments today", deployments, "Deployments analysed since 00:00 UTC"),
+        Tile("Rollbacks", str(rollbacks), f"Rolled back today ({escalations} escalated)"),
+        Tile("Pending approvals", pending, "Risky actions waiting for a human"),
+        Tile("Auto-approved", format_percent(share), "Today's decided deployments that needed no human"),
+        Tile("Mean time to decision", format_duration(mttd), "Request to final decision, today"),
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Approvals
+# ---------------------------------------------------------------------------------------------
+
+APPROVAL_HISTORY_COLUMNS = [
+    "id",
+    "execution_id",
+    "service",
+    "action",
+    "risk",
+    "requested_by",
+    "requested_at",
+    "status",
+    "decided_by",
+    "decided_at",
+    "comment",
+]
+
+
+def approvals_history_frame(items: Iterable[Any]) -> pd.DataFrame:
+    """Audit trail rows (approvals or votes) as a table, newest first."""
+    rows = []
+    for item in items:
+        row = {}
+        for col in APPROVAL_HISTORY_COLUMNS:
+            value = field(item, col, "")
+            if col.endswith("_at"):
+                stamp = as_time(value)
+                value = pd.Timestamp(stamp) if stamp else pd.NaT
+            elif isinstance(value, list | tuple):
+                value = ", ".join(str(v) for v in value)
+            elif not isinstance(value, str):
+                value = str(value)
+            row[col] = value
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=APPROVAL_HISTORY_COLUMNS)
+    if not frame.empty:
+        frame = frame.sort_values("requested_at", ascending=False, na_position="last", kind="stable")
+        frame = frame.reset_index(drop=True)
+    return frame
+
+
+def action_names(items: Iterable[Any]) -> list[str]:
+    """Names of executed/skipped actions, whether stored as names or as action dicts."""
+    out = []
+    for item in items or []:
+        out.append(
+            str(item) if isinstance(item, str) else str(field(item, "name", field(item, "action", "?")))
+        )
+    return out
+
+
+def executed_frame(items: Iterable[Any], approver: str | None = None) -> pd.DataFrame:
+    """Executed actions (the execute step's ``executed``): what ran, how, and on whose say-so."""
+    rows = []
+    for item in items or []:
+        if isinstance(item, str):
+            item = {"name": item}
+        mode = str(field(item, "mode", ""))
+        by = "loop (auto)" if mode == "auto" else (approver or "approver") if mode == "approved" else ""
+        rows.append(
+            {
+                "action": str(field(item, "title", field(item, "name", "?"))),
+                "risk": str(field(item, "risk", "")),
+                "mode": mode,
+                "status": str(field(item, "status", "")),
+                "effect": str(field(item, "effect", "")),
+                "by": by,
+            }
+        )
+    return pd.DataFrame(rows, columns=["action", "risk", "mode", "status", "effect", "by"])
+
+
+def key_value_frame(doc: Mapping[str, Any]) -> pd.DataFrame:
+    """A flat mapping as a two-column table; nested values shown as compact text."""
+    rows = []
+    for key, value in doc.items():
+        if isinstance(value, Mapping | list):
+            text = json.dumps(value, default=str)[:500]
+        else:
+            text = "" if value is None else str(value)
+        rows.append({"field": str(key), "value": text})
+    return pd.DataFrame(rows, columns=["field", "value"])
+
+
+def flatten_approvals(items: Iterable[Any]) -> list[dict[str, Any]]:
+    """Approval records with their action list reduced to names (for the audit table)."""
+    out = []
+    for item in items:
+        row = {col: field(item, col) for col in APPROVAL_HISTORY_COLUMNS}
+        if row.get("action") is None:
+            row["action"] = ", ".join(action_names(field(item, "actions", [])))
+        out.append(row)
+    return out
+
+
+def step_badge(step: StepProgress) -> Badge:
+    """A loop step as a badge: grey while pending, then its task-run state colour."""
+    if step.state == "pending":
+        return Badge(step.task, "gray", ":material/radio_button_unchecked:")
+    base = state_badge(step.state)
+    return Badge(step.task, base.color, base.icon)
+
+
+def audit_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
+    """The append-only audit trail (``Store.audit_trail``) as a table; details as compact JSON."""
+    out = []
+    for row in rows:
+        detail = row.get("detail")
+        out.append(
+            {
+                "seq": row.get("seq"),
+                "at": pd.Timestamp(as_time(row.get("at"))) if as_time(row.get("at")) else pd.NaT,
+                "actor": str(row.get("actor", "")),
+                "event": str(row.get("event", "")),
+                "subject": str(row.get("subject") or ""),
+                "detail": json.dumps(detail, default=str, sort_keys=True) if detail else "",
+            }
+        )
+    return pd.DataFrame(out, columns=["seq", "at", "actor", "event", "subject", "detail"])
+
+
+def with_detail_links(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add a ``link`` column pointing at each deployment's detail (relative URL, ids URL-encoded)."""
+    return frame.assign(
+        link=["deployments?deployment=" + quote(str(i), safe="") for i in frame["deployment_id"]]
+    )

@@ -1,0 +1,19 @@
+"""SQLite storage: every SQL statement of the project lives in this package (checked by
+tests/test_layering.py). Use :class:`Store`; see :mod:`console.storage.store` for its parts."""
+
+from console.storage.database import Connection, StoreBusy, dumps, loads, now_text
+from console.storage.migrations import SchemaTooNew
+from console.storage.read_models import DashboardKpis, learning_fields
+from console.storage.store import Store
+
+__all__ = [
+    "Connection",
+    "DashboardKpis",
+    "SchemaTooNew",
+    "Store",
+    "StoreBusy",
+    "dumps",
+    "learning_fields",
+    "loads",
+    "now_text",
+]

@@ -1,0 +1,37 @@
+"""The audit trail: append-only (triggers refuse UPDATE and DELETE on every connection)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.storage.database import Connection, Database, dumps, loads, now_text
+
+
+class AuditStore(Database):
+    """Who did what, when: launches, approval requests, votes, refusals, kills, recoveries."""
+
+    @staticmethod
+    def audit_in(
+        conn: Connection, actor: str, event: str, subject: str | None, detail: dict[str, Any]
+    ) -> None:
+        conn.execute(
+            "INSERT INTO audit (at, actor, event, subject, detail) VALUES (?, ?, ?, ?, ?)",
+            (now_text(), actor, event, subject, dumps(detail)),
+        )
+
+    def audit(self, actor: str, event: str, subject: str | None, detail: dict[str, Any]) -> None:
+        with self.write() as conn:
+            self.audit_in(conn, actor, event, subject, detail)
+
+    def audit_trail(
+        self, *, subject: str | None = None, limit: int = 200, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Audit rows, newest first."""
+        sql = "SELECT seq, at, actor, event, subject, detail FROM audit"
+        args: list[Any] = []
+        if subject is not None:
+            sql += " WHERE subject = ?"
+            args.append(subject)
+        sql += " ORDER BY seq DESC LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        return [{**dict(row), "detail": loads(row["detail"], {})} for row in self.conn.execute(sql, args)]

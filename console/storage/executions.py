@@ -1,0 +1,362 @@
+"""Executions in Kestra's shape: the execution rows, their task runs, logs and artifacts.
+
+The embedded engine writes them through the ``*_in`` methods inside its own transactions (it
+decides what happens; these only know how it is stored); the pages read them back as
+:class:`~console.domain.executions.Execution`. Listing queries read indexed scalar columns and
+only decode the small JSON columns of the rows on the requested page, so they stay fast with
+100,000 executions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun, history_with
+from console.domain.models import parse_time
+from console.storage.database import Connection, Database, dumps, loads, now_text
+
+
+@dataclass(frozen=True)
+class ExecutionState:
+    """What the engine checks before it changes an execution."""
+
+    state: State
+    owner: str | None
+    triggered_by: str | None
+
+
+@dataclass(frozen=True)
+class StoredTaskRun:
+    """A task run as the engine needs it to carry on: its id, state and outputs."""
+
+    id: str
+    task_id: str
+    state: State
+    outputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OrphanCandidate:
+    """A CREATED/RUNNING execution whose owner recovery must judge."""
+
+    id: str
+    state: State
+    owner: str | None
+    heartbeat_at: str | None
+    restarts: int
+
+
+class ExecutionStore(Database):
+    """Execution rows, task runs, logs and artifacts."""
+
+    # -- reads ------------------------------------------------------------------------------------
+
+    def get_execution(self, execution_id: str, *, with_task_runs: bool = True) -> Execution | None:
+        with self.read() as conn:
+            row = conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+            if row is None:
+                return None
+            runs = (
+                conn.execute(
+                    "SELECT * FROM task_runs WHERE execution_id = ? ORDER BY seq", (execution_id,)
+                ).fetchall()
+                if with_task_runs
+                else []
+            )
+        execution = _execution(row)
+        execution.task_runs = [_task_run(r) for r in runs]
+        return execution
+
+    def execution_row(self, execution_id: str) -> dict[str, Any] | None:
+        """The raw row (JSON columns as text), for checks and tests."""
+        row = self.conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return dict(row) if row else None
+
+    def count_executions(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
+
+    def search_executions(
+        self,
+        *,
+        states: list[State] | None = None,
+        flow_id: str | None = None,
+        page: int = 1,
+        size: int = 50,
+    ) -> tuple[list[Execution], int]:
+        """Newest first, without task runs (like Kestra's search)."""
+        page = max(1, int(page))
+        size = max(1, min(int(size), 500))
+        where: list[str] = []
+        args: list[Any] = []
+        if states:
+            where.append(f"state IN ({','.join('?' * len(states))})")
+            args += [State(s).value for s in states]
+        if flow_id:
+            where.append("flow_id = ?")
+            args.append(flow_id)
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        columns = "id, namespace, flow_id, state, start_date, inputs, outputs, labels, histories"
+        with self.read() as conn:
+            total = conn.execute(f"SELECT COUNT(*) FROM executions{clause}", args).fetchone()[0]  # noqa: S608
+            # the page's ids come from a covering index (deep pages skip index entries, not rows)
+            rows = conn.execute(
+                f"SELECT {columns} FROM executions WHERE id IN ("  # noqa: S608 - clause built from constants
+                f"SELECT id FROM executions{clause} ORDER BY start_date DESC, id DESC LIMIT ? OFFSET ?) "
+                "ORDER BY start_date DESC, id DESC",
+                [*args, size, (page - 1) * size],
+            ).fetchall()
+        return [_execution(r) for r in rows], total
+
+    def execution_logs(self, execution_id: str) -> list[LogEntry]:
+        rows = self.conn.execute(
+            "SELECT ts, level, message, task_id, task_run_id FROM execution_logs "
+            "WHERE execution_id = ? ORDER BY id",
+            (execution_id,),
+        )
+        return [
+            LogEntry(
+                timestamp=parse_time(r["ts"]),
+                level=r["level"],
+                message=r["message"],
+                task_id=r["task_id"],
+                task_run_id=r["task_run_id"],
+            )
+            for r in rows
+        ]
+
+    def launch_input(self, execution_id: str) -> dict[str, Any]:
+        """What the execution was launched with (the ``collect`` step's input)."""
+        row = self.conn.execute("SELECT launch FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return loads(row["launch"], {}) if row else {}
+
+    def task_runs_by_task(self, execution_id: str) -> dict[str, StoredTaskRun]:
+        rows = self.conn.execute(
+            "SELECT id, task_id, state, outputs FROM task_runs WHERE execution_id = ?", (execution_id,)
+        )
+        return {
+            r["task_id"]: StoredTaskRun(r["id"], r["task_id"], State(r["state"]), loads(r["outputs"], {}))
+            for r in rows
+        }
+
+    def artifact(self, execution_id: str, name: str) -> Any:
+        """A stored artifact (decoded JSON), or None."""
+        row = self.conn.execute(
+            "SELECT body FROM artifacts WHERE execution_id = ? AND name = ?", (execution_id, name)
+        ).fetchone()
+        return loads(row["body"]) if row else None
+
+    def orphan_candidates(self) -> list[OrphanCandidate]:
+        """Executions left CREATED or RUNNING, with how often they were restarted already."""
+        rows = self.conn.execute(
+            "SELECT id, state, owner, heartbeat_at, histories FROM executions WHERE state IN "
+            "('CREATED', 'RUNNING')"
+        ).fetchall()
+        return [
+            OrphanCandidate(
+                r["id"],
+                State(r["state"]),
+                r["owner"],
+                r["heartbeat_at"],
+                sum(1 for h in loads(r["histories"], []) if h["state"] == State.RESTARTED.value),
+            )
+            for r in rows
+        ]
+
+    # -- writes inside the caller's transaction -----------------------------------------------------
+
+    @staticmethod
+    def insert_execution_in(
+        conn: Connection,
+        *,
+        execution_id: str,
+        namespace: str,
+        flow_id: str,
+        inputs: dict[str, Any],
+        labels: dict[str, str],
+        triggered_by: str,
+        launch: dict[str, Any],
+        owner: str,
+    ) -> None:
+        """A new execution, CREATED now and owned by ``owner``."""
+        now = now_text()
+        conn.execute(
+            "INSERT INTO executions (id, namespace, flow_id, state, start_date, updated_at, inputs, labels, "
+            "histories, triggered_by, launch, owner, heartbeat_at) "
+            "VALUES (?, ?, ?, 'CREATED', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                execution_id,
+                namespace,
+                flow_id,
+                now,
+                now,
+                dumps(inputs),
+                dumps(labels),
+                dumps(history_with([], State.CREATED)),
+                triggered_by,
+                dumps(launch),
+                owner,
+                now,
+            ),
+        )
+
+    @staticmethod
+    def execution_state_in(conn: Connection, execution_id: str) -> ExecutionState | None:
+        """The execution's state and owner, read inside the caller's transaction."""
+        row = conn.execute(
+            "SELECT state, owner, triggered_by FROM executions WHERE id = ?", (execution_id,)
+        ).fetchone()
+        return ExecutionState(State(row["state"]), row["owner"], row["triggered_by"]) if row else None
+
+    @staticmethod
+    def transition_execution_in(
+        conn: Connection,
+        execution_id: str,
+        *states: State,
+        ended: bool | None = None,
+        owner: str | None = None,
+        outputs: dict[str, Any] | None = None,
+    ) -> None:
+        """Append ``states`` to the history and make the last one current. ``ended`` True stamps
+        ``end_date``, False clears it; ``owner`` takes the execution over (and beats its heart)."""
+        row = conn.execute("SELECT histories FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        now = now_text()
+        sets = ["state = ?", "histories = ?", "updated_at = ?"]
+        args: list[Any] = [states[-1].value, dumps(history_with(loads(row["histories"], []), *states)), now]
+        if ended is not None:
+            sets.append("end_date = ?")
+            args.append(now if ended else None)
+        if owner is not None:
+            sets += ["owner = ?", "heartbeat_at = ?"]
+            args += [owner, now]
+        if outputs is not None:
+            sets.append("outputs = ?")
+            args.append(dumps(outputs))
+        conn.execute(f"UPDATE executions SET {', '.join(sets)} WHERE id = ?", [*args, execution_id])  # noqa: S608
+
+    @staticmethod
+    def heartbeat_in(conn: Connection, execution_id: str) -> None:
+        now = now_text()
+        conn.execute(
+            "UPDATE executions SET heartbeat_at = ?, updated_at = ? WHERE id = ?", (now, now, execution_id)
+        )
+
+    @staticmethod
+    def claim_in(conn: Connection, execution_id: str, *, owner: str, was: OrphanCandidate) -> bool:
+        """Take an orphan over unless someone changed it since it was read; True when claimed."""
+        return bool(
+            conn.execute(
+                "UPDATE executions SET owner = ?, heartbeat_at = ? WHERE id = ? AND owner IS ? AND state = ?",
+                (owner, now_text(), execution_id, was.owner, was.state.value),
+            ).rowcount
+        )
+
+    @staticmethod
+    def insert_task_run_in(
+        conn: Connection, *, task_run_id: str, execution_id: str, seq: int, task_id: str
+    ) -> None:
+        """A task run that starts now (CREATED then RUNNING)."""
+        conn.execute(
+            "INSERT INTO task_runs (id, execution_id, seq, task_id, state, histories) "
+            "VALUES (?, ?, ?, ?, 'RUNNING', ?)",
+            (task_run_id, execution_id, seq, task_id, dumps(history_with([], State.CREATED, State.RUNNING))),
+        )
+
+    @staticmethod
+    def transition_task_run_in(
+        conn: Connection, task_run_id: str, *states: State, outputs: dict[str, Any] | None = None
+    ) -> None:
+        """Append ``states`` to the task run's history, make the last one current, set outputs."""
+        row = conn.execute("SELECT histories FROM task_runs WHERE id = ?", (task_run_id,)).fetchone()
+        histories = dumps(history_with(loads(row["histories"], []), *states))
+        if outputs is None:
+            conn.execute(
+                "UPDATE task_runs SET state = ?, histories = ? WHERE id = ?",
+                (states[-1].value, histories, task_run_id),
+            )
+        else:
+            conn.execute(
+                "UPDATE task_runs SET state = ?, histories = ?, outputs = ? WHERE id = ?",
+                (states[-1].value, histories, dumps(outputs), task_run_id),
+            )
+
+    @classmethod
+    def end_task_runs_in(
+        cls, conn: Connection, execution_id: str, *, now_in: tuple[State, ...], state: State
+    ) -> None:
+        """Every task run of the execution currently in one of ``now_in`` goes to ``state``."""
+        rows = conn.execute(
+            f"SELECT id FROM task_runs WHERE execution_id = ? AND state IN ({','.join('?' * len(now_in))})",  # noqa: S608
+            (execution_id, *(s.value for s in now_in)),
+        ).fetchall()
+        for row in rows:
+            cls.transition_task_run_in(conn, row["id"], state)
+
+    @staticmethod
+    def task_run_id_in(conn: Connection, execution_id: str, task_id: str) -> str | None:
+        row = conn.execute(
+            "SELECT id FROM task_runs WHERE execution_id = ? AND task_id = ?", (execution_id, task_id)
+        ).fetchone()
+        return row["id"] if row else None
+
+    @staticmethod
+    def first_unfinished_task_in(conn: Connection, execution_id: str) -> str | None:
+        row = conn.execute(
+            "SELECT task_id FROM task_runs WHERE execution_id = ? AND state != 'SUCCESS' "
+            "ORDER BY seq LIMIT 1",
+            (execution_id,),
+        ).fetchone()
+        return row["task_id"] if row else None
+
+    @staticmethod
+    def save_artifact_in(conn: Connection, execution_id: str, name: str, body: Any) -> None:
+        conn.execute(
+            "INSERT OR REPLACE INTO artifacts (execution_id, name, body) VALUES (?, ?, ?)",
+            (execution_id, name, dumps(body)),
+        )
+
+    @staticmethod
+    def log_in(
+        conn: Connection,
+        execution_id: str,
+        level: str,
+        message: str,
+        *,
+        task_id: str | None = None,
+        task_run_id: str | None = None,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO execution_logs (execution_id, task_id, task_run_id, ts, level, message) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (execution_id, task_id, task_run_id, now_text(), level, message),
+        )
+
+
+# -- row converters ------------------------------------------------------------------------------------
+
+
+def _histories(text: str | None) -> list[StateHistory]:
+    return [StateHistory(State(h["state"]), parse_time(h["date"])) for h in loads(text, [])]
+
+
+def _execution(row: Any) -> Execution:
+    return Execution(
+        id=row["id"],
+        namespace=row["namespace"],
+        flow_id=row["flow_id"],
+        state=State(row["state"]),
+        histories=_histories(row["histories"]),
+        inputs=loads(row["inputs"], {}),
+        outputs=loads(row["outputs"], {}),
+        labels=loads(row["labels"], {}),
+    )
+
+
+def _task_run(row: Any) -> TaskRun:
+    return TaskRun(
+        id=row["id"],
+        task_id=row["task_id"],
+        state=State(row["state"]),
+        histories=_histories(row["histories"]),
+        outputs=loads(row["outputs"], {}),
+    )

@@ -1,0 +1,22 @@
+"""The console's store: one SQLite file behind one object.
+
+:class:`Store` puts the parts of the package together; each part owns the SQL of one concern:
+
+- :mod:`~console.storage.database`: connections, write and read transactions, the JSON codec;
+  :mod:`~console.storage.migrations`: the versioned schema.
+- :mod:`~console.storage.executions`: executions, task runs, logs, artifacts (the embedded engine's).
+- :mod:`~console.storage.approvals` and :mod:`~console.storage.audit`: approvals, votes, the trail.
+- :mod:`~console.storage.read_models`: deployments, KPIs, outcomes, learning rows, metric points.
+
+Methods named ``*_in`` run inside the caller's transaction (``with store.write() as conn``), so
+the caller decides what commits together; the others open their own.
+"""
+
+from __future__ import annotations
+
+from console.storage.executions import ExecutionStore
+from console.storage.read_models import ReadModelStore
+
+
+class Store(ExecutionStore, ReadModelStore):
+    """Thread-safe access to the console's SQLite file (every part of the package, one object)."""

@@ -1,0 +1,132 @@
+"""Cached reads of the store and the engine for the pages (cleared by ``clear_caches()`` after every
+write). The store/backend arguments start with "_" so Streamlit does not hash them; the database
+path is part of the key so two data directories in one process never share entries."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from console.domain.executions import Execution
+from console.engines.backend import Backend
+from console.loop import scenarios
+from console.presentation.formatting import field
+from console.presentation.learning import learning_frame, merge_learning
+from console.runtime import Services
+from console.storage import DashboardKpis, Store
+
+READ_TTL_S = 5
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_kpis(_store: Store, db: str) -> DashboardKpis:
+    return _store.dashboard_kpis()
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_deployments(
+    _store: Store,
+    db: str,
+    service: str | None = None,
+    status: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    return _store.list_deployments(service=service or None, status=status or None, limit=limit, offset=offset)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_latest_decisions(_store: Store, db: str, limit: int = 10) -> list[dict[str, Any]]:
+    return _store.latest_decisions(limit)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_service_health(_store: Store, db: str) -> list[dict[str, Any]]:
+    return _store.service_health()
+
+
+class _LearningCache:
+    """The Learning read model, kept per process and refreshed incrementally (only outcome
+    rows written since the last read are fetched, see ``Store.learning_rows``)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.after: dict[str, int] = {}
+
+
+@st.cache_resource(show_spinner=False)
+def _learning_cache() -> _LearningCache:
+    return _LearningCache()
+
+
+def read_learning(store: Store, db: str) -> pd.DataFrame:
+    cache = _learning_cache()
+    with cache.lock:
+        fresh = learning_frame(store.learning_rows(after=cache.after.get(db, 0)))
+        frame = merge_learning(cache.frames.get(db), fresh)
+        cache.frames[db] = frame
+        if not frame.empty:
+            cache.after[db] = int(frame["seq"].max())
+        return frame
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def read_metric_index(_store: Store, db: str) -> dict[str, list[str]]:
+    return {service: _store.metric_names(service) for service in _store.metric_services()}
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_metric_series(
+    _store: Store, db: str, service: str, metric: str, start: datetime, end: datetime, max_points: int
+) -> tuple[list[float], list[float]]:
+    points = _store.metric_series(service, metric, start, end, max_points)
+    return [p[0].timestamp() for p in points], [p[1] for p in points]
+
+
+def db_key(services: Services) -> str:
+    return str(services.settings.db_path)
+
+
+def require_store(services: Services) -> bool:
+    """Show why the page cannot render when the store is missing; True when it is there."""
+    if services.store is None:
+        st.error(services.error or "The console's database is not available.", icon=":material/block:")
+        return False
+    return True
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def read_execution(_backend: Backend, db: str, execution_id: str) -> Execution:
+    return _backend.get_execution(execution_id)
+
+
+@dataclass(frozen=True)
+class ScenarioCard:
+    id: str
+    title: str
+    description: str
+    expected_verdict: str
+
+
+@st.cache_data(ttl=300, show_spinner=False)
+def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
+    """The demo scenarios (``console.loop.scenarios.list_scenarios``), as plain cards."""
+    return [
+        ScenarioCard(
+            id=str(_attr(s, "id")),
+            title=str(_attr(s, "title") or _attr(s, "id")),
+            description=str(_attr(s, "description") or ""),
+            expected_verdict=str(_attr(s, "expected_verdict") or ""),
+        )
+        for s in scenarios.list_scenarios(mock_dir)
+    ]
+
+
+def _attr(obj: object, name: str) -> object:
+    return field(obj, name)
