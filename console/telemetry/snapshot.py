@@ -1,4 +1,4 @@
-"""Build a snapshot document (console/schema/snapshot.schema.json) for one deployment from the
+"""Build a snapshot document (console/domain/schema/snapshot.schema.json) for one deployment from the
 service's configured sources. Never any mock data: no source, no snapshot."""
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from console.actions import ACTIONS
+from console.domain.actions import ACTIONS
 from console.executors import KNOWN_ACTIONS, ActionRequest, ActionResult, result_label
 from console.executors.base import (
     ActionFailed,

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from console.snapshot import parse_snapshot
+from console.domain.snapshot import parse_snapshot
 from console.telemetry.config import JsonlLogsConfig, PrometheusConfig, ServiceConfig, Windows
 from console.telemetry.errors import (
     PrometheusAuthError,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from console.settings import Settings
-from console.snapshot import parse_snapshot
+from console.domain.snapshot import parse_snapshot
 from console.telemetry.config import JsonlLogsConfig, ServiceConfig, Windows
 from console.telemetry.errors import InvalidDeployment, NoSourceConfigured
 from console.telemetry.snapshot import build_snapshot, build_snapshot_for
