@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from console.settings import Settings
 from console.domain.snapshot import parse_snapshot
+from console.settings import Settings
 from console.telemetry.config import JsonlLogsConfig, ServiceConfig, Windows
 from console.telemetry.errors import InvalidDeployment, NoSourceConfigured
 from console.telemetry.snapshot import build_snapshot, build_snapshot_for
