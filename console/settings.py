@@ -65,6 +65,8 @@ class Settings:
     kestra_password: Secret = field(default_factory=lambda: Secret(""))
     kestra_token: Secret = field(default_factory=lambda: Secret(""))
     kestra_timeout_s: float = 5.0
+    kestra_mirror_interval_s: float = 5.0
+    """How often the console copies Kestra's executions into its read model."""
 
     # LLM (Together or any OpenAI-compatible server)
     together_api_key: Secret = field(default_factory=lambda: Secret(""))
@@ -135,6 +137,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "KESTRA_PASSWORD": ("kestra_password", Secret),
     "KESTRA_TOKEN": ("kestra_token", Secret),
     "KESTRA_TIMEOUT_S": ("kestra_timeout_s", float),
+    "KESTRA_MIRROR_INTERVAL_S": ("kestra_mirror_interval_s", float),
     "TOGETHER_API_KEY": ("together_api_key", Secret),
     "LLM_MODEL": ("llm_model", str),
     "LLM_BASE_URL": ("llm_base_url", str),

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from console.domain.executions import Execution
+from console.domain.models import Decision
 from console.engines.backend import Backend
 from console.loop import scenarios
+from console.presentation import charts
 from console.presentation.formatting import field
 from console.presentation.learning import learning_frame, merge_learning
 from console.runtime import Services
@@ -77,16 +78,27 @@ def read_learning(store: Store, db: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def read_metric_index(_store: Store, db: str) -> dict[str, list[str]]:
-    return {service: _store.metric_names(service) for service in _store.metric_services()}
+def read_deployed_services(_store: Store, db: str) -> list[str]:
+    return _store.deployed_services()
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
-def read_metric_series(
-    _store: Store, db: str, service: str, metric: str, start: datetime, end: datetime, max_points: int
-) -> tuple[list[float], list[float]]:
-    points = _store.metric_series(service, metric, start, end, max_points)
-    return [p[0].timestamp() for p in points], [p[1] for p in points]
+def read_deployment(_store: Store, db: str, deployment_id: str) -> dict[str, Any] | None:
+    return _store.get_deployment(deployment_id)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
+def read_snapshot_series(
+    _store: Store, db: str, snapshot_ref: str
+) -> dict[str, tuple[list[float], list[float]]]:
+    """A deployment's metric series (a stored snapshot never changes: cached by its key)."""
+    return charts.snapshot_series(_store.document(snapshot_ref))
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
+def read_decision(_store: Store, db: str, decision_ref: str) -> Decision:
+    """A deployment's decision (a stored document never changes: cached by its key)."""
+    return Decision.from_dict(_store.document(decision_ref))
 
 
 def db_key(services: Services) -> str:
