@@ -22,6 +22,8 @@ from console.runtime import Services
 from console.storage import DashboardKpis, Store
 
 READ_TTL_S = 5
+FIRST_SYNC_WAIT_S = 15.0
+"""How long the first page on Kestra waits for the mirror's first copy (then it shows what it has)."""
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
@@ -106,10 +108,20 @@ def db_key(services: Services) -> str:
 
 
 def require_store(services: Services) -> bool:
-    """Show why the page cannot render when the store is missing; True when it is there."""
+    """Show why the page cannot render when the store is missing; True when it is there. On Kestra
+    the read model is brought up to date first (at most every few seconds; a sync that brought
+    something new drops the cached reads)."""
     if services.store is None:
         st.error(services.error or "The console's database is not available.", icon=":material/block:")
         return False
+    if services.mirror is not None:
+        if not services.mirror.wait_first_sync(0):
+            with st.spinner("Copying Kestra's runs into the console…"):
+                services.mirror.wait_first_sync(FIRST_SYNC_WAIT_S)
+            st.cache_data.clear()
+        report = services.mirror.sync_soon()
+        if report is not None and report.projected:
+            st.cache_data.clear()
     return True
 
 

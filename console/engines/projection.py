@@ -151,6 +151,16 @@ class Projection:
                     conn, execution.id, task_id, outputs, at=format_time(ended) if ended else at or ""
                 )
         pause = execution.task_run(APPROVAL_TASK)
+        if pause is not None and pause.state == State.SUCCESS and "approved" in (pause.outputs or {}):
+            resumed = pause.outputs
+            ended = pause.end or started
+            self.resumed(
+                conn,
+                execution.id,
+                approved=resumed.get("approved") in (True, "true", "True"),
+                approver=str(resumed.get("approver") or ""),
+                at=format_time(ended) if ended else at or "",
+            )
         if execution.state == State.PAUSED and pause is not None and pause.state == State.PAUSED:
             self.paused(conn, execution.id)
         elif execution.state == State.FAILED:

@@ -570,6 +570,8 @@ class FakeKestra:
         resumed = event.wait(limit)
         with self.lock:
             self._resume_events.pop(ex["id"], None)
+            if ex["id"] not in self.executions:  # deleted while it waited
+                raise _Stopped
             if ex["state"]["current"] == "KILLING":
                 raise self._killed(ex)
             if not resumed:  # pauseDuration expired: the flow's behavior decides
@@ -653,6 +655,9 @@ class FakeKestra:
             if self.executions.pop(execution_id, None) is None:
                 raise HttpError(404, f"Execution '{execution_id}' not found")
             self.logs.pop(execution_id, None)
+            event = self._resume_events.get(execution_id)
+        if event is not None:  # a paused run: its runner thread ends quietly
+            event.set()
 
     def search(self, params: list[tuple[str, str]]) -> dict[str, Any]:
         query: dict[str, list[str]] = {}

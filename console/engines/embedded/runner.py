@@ -25,7 +25,7 @@ from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
 from console.engines.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
 from console.engines.projection import Projection
-from console.loop import steps
+from console.loop import scenarios, steps
 from console.loop.steps import StepError
 from console.settings import Settings
 from console.storage import Connection, Store, now_text
@@ -108,7 +108,7 @@ class EmbeddedEngine:
             doc = steps.load_scenario(scenario_id, self.settings)
         except StepError as exc:
             raise BackendError(str(exc)) from None
-        requester = (doc.get("deployment") or {}).get("deployed_by") or "ci-pipeline"
+        requester = scenarios.requester_of(doc)
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
         return self._create({"scenario": scenario_id}, doc, requester, merged)
 

@@ -25,6 +25,7 @@ from console.engines.kestra.client import (
     KestraTimeout,
     KestraUnreachable,
 )
+from console.loop import scenarios, steps
 from console.settings import Settings
 
 APPROVAL_TASK = "approval"
@@ -123,9 +124,15 @@ class KestraBackend:
     def launch_scenario(
         self, scenario_id: str, triggered_by: str, labels: dict[str, str] | None = None
     ) -> str:
-        """Start ``devops-loop`` on a demo scenario; the task image loads it from its mock-data/."""
+        """Start ``devops-loop`` on a demo scenario; the task image loads it from its mock-data/. As on
+        the embedded engine, the request comes from the scenario's deployer; ``triggered_by`` (who
+        clicked) is kept in the label ``launched_by``."""
+        try:
+            requester = scenarios.requester_of(steps.load_scenario(scenario_id, self.settings))
+        except steps.StepError as exc:
+            raise BackendError(str(exc)) from None
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
-        return self._trigger({"scenario": scenario_id, "triggered_by": triggered_by}, merged)
+        return self._trigger({"scenario": scenario_id, "triggered_by": requester}, merged)
 
     def _trigger(self, inputs: dict[str, Any], labels: dict[str, str]) -> str:
         inputs = {k: v for k, v in inputs.items() if v is not None}
@@ -287,9 +294,10 @@ class KestraBackend:
         actions = list(plan.get("approval") or [])
         requested = (pause.start if pause else None) or execution.start
         expires = requested + timedelta(minutes=self.settings.approval_timeout_minutes) if requested else None
-        snapshot = (
-            execution.inputs.get("snapshot") if isinstance(execution.inputs.get("snapshot"), dict) else {}
-        )
+        snapshot = task_values(execution.task_run("collect")).get("snapshot")
+        if not isinstance(snapshot, dict):
+            given = execution.inputs.get("snapshot")
+            snapshot = given if isinstance(given, dict) else {}
         deployment = snapshot.get("deployment") or {}
         requested_by = (
             execution.inputs.get("triggered_by") or execution.labels.get("triggered_by") or "kestra"

@@ -4,8 +4,8 @@ into the console's read model, so every page shows on Kestra what it shows on th
 One sync:
 
 1. searches the namespace's executions that started at or after the cursor (minus an overlap, so
-   an execution created just before the last sync and listed late is not missed), oldest first,
-   page by page;
+   an execution created just before the last sync and listed late is not missed; the first sync
+   goes back ``KESTRA_MIRROR_DAYS``), oldest first, page by page;
 2. skips an execution whose fingerprint (state, history length, last change) is the one already
    mirrored; otherwise reads it whole (subflows expanded, outputs flattened) and folds it into the
    read model with :meth:`console.engines.projection.Projection.project_execution`, in one
@@ -57,6 +57,8 @@ class SyncReport:
     cursor: str | None = None
     duration_s: float = 0.0
     projected_ids: list[str] = field(default_factory=list)
+    listed_ids: set[str] = field(default_factory=set)
+    """Executions the search listed this time (changed or not)."""
 
 
 def fingerprint(execution: Execution) -> str:
@@ -77,6 +79,7 @@ class KestraMirror:
         self._last_run = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._synced_once = threading.Event()
         self.last_report: SyncReport | None = None
 
     # -- syncing --------------------------------------------------------------------------------------
@@ -102,7 +105,13 @@ class KestraMirror:
             report.duration_s = time.monotonic() - started
             self._last_run = time.monotonic()
             self.last_report = report
+            self._synced_once.set()
             return report
+
+    def wait_first_sync(self, timeout_s: float) -> bool:
+        """Wait (at most ``timeout_s``) until one sync has run since this mirror started, so the
+        first page a console serves shows Kestra's runs rather than an empty read model."""
+        return self._synced_once.wait(timeout_s)
 
     def sync_soon(self, min_interval_s: float = 2.0) -> SyncReport | None:
         """:meth:`sync` unless one ran in the last ``min_interval_s`` (or runs right now)."""
@@ -116,7 +125,10 @@ class KestraMirror:
         return report.error if report is not None else None
 
     def _sync_new(self, cursor: str | None, report: SyncReport) -> str | None:
-        since = format_time(parse_time(cursor) - OVERLAP) if cursor else None
+        if cursor:
+            since = format_time(parse_time(cursor) - OVERLAP)
+        else:  # the first copy: the last few days, not a Kestra's whole history
+            since = format_time(datetime.now(UTC) - timedelta(days=self.settings.kestra_mirror_days))
         newest = cursor
         page = 1
         while True:
@@ -126,6 +138,7 @@ class KestraMirror:
             for item in items:
                 if item.flow_id not in MIRRORED_FLOWS:
                     continue
+                report.listed_ids.add(item.id)
                 if item.start is not None:
                     start = format_time(item.start)
                     newest = start if newest is None or start > newest else newest
@@ -151,12 +164,16 @@ class KestraMirror:
     def _reopen(self, report: SyncReport) -> None:
         """Executions still open when last seen and not refreshed by the search: read them by id."""
         terminal = tuple(s.value for s in TERMINAL_STATES)
-        for execution_id in self.store.open_mirrored_ids(terminal, limit=MAX_REOPEN):
-            if execution_id in report.projected_ids:
-                continue
-            self._mirror(execution_id, report)
+        stale = [
+            execution_id
+            for execution_id in self.store.open_mirrored_ids(terminal, limit=MAX_REOPEN)
+            if execution_id not in report.listed_ids
+        ]
+        known = self.store.mirrored_fingerprints(stale)
+        for execution_id in stale:
+            self._mirror(execution_id, report, known.get(execution_id))
 
-    def _mirror(self, execution_id: str, report: SyncReport) -> None:
+    def _mirror(self, execution_id: str, report: SyncReport, known: str | None = None) -> None:
         try:
             execution = self.backend.get_execution(execution_id)
         except BackendUnavailable:
@@ -165,7 +182,7 @@ class KestraMirror:
             self._gone(execution_id)
             report.gone += 1
             return
-        if execution.flow_id not in MIRRORED_FLOWS:
+        if execution.flow_id not in MIRRORED_FLOWS or fingerprint(execution) == known:
             return
         with self.store.write() as conn:
             facts = self._facts(execution)
@@ -186,6 +203,8 @@ class KestraMirror:
                         expires_at=request["expires_at"],
                     )
                     report.approvals_requested += 1
+            if execution.state.terminal:  # ended in Kestra (killed, failed, the pause ran out)
+                self.store.cancel_pending_approvals_in(conn, execution.id, format_time(datetime.now(UTC)))
             self.store.mark_mirrored_in(
                 conn,
                 execution.id,
