@@ -1,15 +1,19 @@
-"""Scale: console page time and memory with 1k, 10k and 100k executions and a week of metrics.
+"""Scale: console page time, memory and bytes per execution with 1k, 10k and 100k executions.
 
 The store is seeded the way the console fills it, only faster:
 
 * every demo scenario runs once through the embedded engine (real analysis, task runs, logs,
-  approvals decided by a second person, outcomes, audit rows): these are the templates;
-* ``--services`` services x 6 metrics x ``--days`` days of 1-minute points go in through
-  ``Store.add_metric_points`` (one transaction per service);
+  approvals decided by a second person, actions, outcomes, audit rows, the snapshot and decision
+  documents): these are the templates;
 * the templates are cloned in bulk inside ``Store.write()`` transactions (``executemany``, 5,000
   executions per transaction) with new ids, start times spread over the last ``--days`` days, one
-  of the ``--services`` services, and their task runs, logs, deployment, outcome, decided
-  approval + vote and audit rows; a few real approvals are left pending on top.
+  of ``--services`` services, and their task runs, logs, deployment, actions, outcome, decided
+  approval + vote and audit rows. Each clone gets a decision document of its own (a real
+  deployment's decision differs from every other), stored once like the console stores it; the
+  clones share their template's snapshot document, whose compressed size is reported apart
+  ("besides one compressed snapshot per deployment"). A few real approvals are left pending.
+
+Bytes per execution = (file size - snapshot documents) / executions, after a checkpoint.
 
 At each level a fresh Python process (so seeding does not inflate its memory) runs every page under
 ``streamlit.testing.v1.AppTest`` as an admin, ``--runs`` times with ``st.cache_data`` cleared before
@@ -42,14 +46,6 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 PAGES = ["overview", "deployments", "approvals", "executions", "metrics", "scenarios", "learning", "settings"]
-METRICS = {
-    "error_rate": (0.01, 0.004),
-    "latency_p95_ms": (180.0, 25.0),
-    "requests_per_second": (350.0, 40.0),
-    "cpu_utilization": (0.45, 0.08),
-    "memory_utilization": (0.55, 0.05),
-    "pod_restarts": (0.0, 0.3),
-}
 CHUNK = 5000
 
 
@@ -104,28 +100,6 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
     return {"templates": len(ids), "real_s": real_s}
 
 
-def seed_metrics(data_dir: Path, services: int, days: float) -> dict[str, Any]:
-    from console.storage import Store
-
-    store = Store(data_dir / "console.sqlite3")
-    real = [r[0] for r in store.conn.execute("SELECT DISTINCT service FROM deployments")]
-    names = service_names(services, real)
-    end = datetime.now(UTC).replace(second=0, microsecond=0).timestamp()
-    points = int(days * 24 * 60)
-    start = end - 60 * (points - 1)
-    rng = random.Random(7)
-    t0 = time.perf_counter()
-    total = 0
-    for name in names:
-        series = {}
-        for metric, (level, noise) in METRICS.items():
-            series[metric] = [(start + 60 * k, max(0.0, level + rng.gauss(0, noise))) for k in range(points)]
-        total += store.add_metric_points(name, None, series)
-    elapsed = time.perf_counter() - t0
-    store.close()
-    return {"metric_points": total, "metric_s": elapsed, "services": names}
-
-
 def _templates(conn) -> list[dict[str, Any]]:
     out = []
     for ex in conn.execute("SELECT * FROM executions WHERE state = 'SUCCESS'").fetchall():
@@ -138,11 +112,11 @@ def _templates(conn) -> list[dict[str, Any]]:
             {
                 "execution": ex,
                 "offsets": [
-                    (h["state"], datetime.fromisoformat(h["date"].replace("Z", "+00:00")) - start)
-                    for h in hist
+                    (state, datetime.fromisoformat(date.replace("Z", "+00:00")) - start)
+                    for state, date in hist
                 ],
                 "runs": [dict(r) for r in one("SELECT * FROM task_runs WHERE execution_id = ?", (eid,))],
-                "logs": [dict(r) for r in one("SELECT * FROM execution_logs WHERE execution_id = ?", (eid,))],
+                "logs": [dict(r) for r in one("SELECT * FROM logs WHERE execution_id = ?", (eid,))],
                 "deployment": dict(
                     one("SELECT * FROM deployments WHERE execution_id = ?", (eid,)).fetchone()
                 ),
@@ -152,6 +126,7 @@ def _templates(conn) -> list[dict[str, Any]]:
                 "approval": (lambda r: dict(r) if r else None)(
                     one("SELECT * FROM approvals WHERE execution_id = ?", (eid,)).fetchone()
                 ),
+                "actions": [dict(r) for r in one("SELECT * FROM actions WHERE execution_id = ?", (eid,))],
             }
         )
     for t in out:
@@ -181,6 +156,7 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
     """Clone finished template executions until the store holds ``target`` executions."""
     from console.domain.models import format_time
     from console.storage import Store, dumps
+    from console.storage.codec import put_document_in
 
     store = Store(data_dir / "console.sqlite3")
     have = store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
@@ -188,6 +164,12 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
         store.close()
         return {"cloned": 0, "clone_s": 0.0}
     templates = _templates(store.conn)
+    for t in templates:
+        key = t["deployment"]["decision_ref"]
+        t["decision"] = store.document(key) if key else None
+        record_ref = json.loads(t["outcome"]["record"]) if t["outcome"] else None
+        t["record_key"] = record_ref.get("$doc") if isinstance(record_ref, dict) else None
+        t["record"] = store.document(t["record_key"]) if t["record_key"] else None
     rng = random.Random(have)
     now = datetime.now(UTC)
     span_s = days * 86400
@@ -195,82 +177,110 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
     made = 0
     while have + made < target:
         batch = min(CHUNK, target - have - made)
-        tables = ("executions", "task_runs", "execution_logs", "deployments", "outcomes", "approvals")
+        tables = (
+            "executions", "task_runs", "execution_logs", "deployments", "outcomes", "approvals", "actions"
+        )  # fmt: skip
         rows: dict[str, list[dict[str, Any]]] = {k: [] for k in (*tables, "approval_votes", "audit")}
-        for _ in range(batch):
-            n = have + made
-            made += 1
-            t = templates[n % len(templates)]
-            ex = t["execution"]
-            eid = f"x{n:09d}{ex['id'][:12]}"
-            start = now - timedelta(seconds=rng.uniform(60, span_s))
-            service = services[rng.randrange(len(services))]
-            hist = [{"state": s, "date": format_time(start + off)} for s, off in t["offsets"]]
-            start_s, end_s = hist[0]["date"], hist[-1]["date"]
-            old_service = t["deployment"]["service"]
-            rows["executions"].append(
-                {
-                    **ex,
-                    "id": eid,
-                    "start_date": start_s,
-                    "end_date": end_s,
-                    "updated_at": end_s,
-                    "histories": dumps(hist),
-                    "inputs": ex["inputs"].replace(old_service, service),
-                    "owner": "bench",
-                    "heartbeat_at": end_s,
-                }
-            )
-            for run in t["runs"]:
-                rows["task_runs"].append({**run, "id": f"{run['id'][:8]}{eid}", "execution_id": eid})
-            for log in t["logs"]:
-                rows["execution_logs"].append(
-                    {**{k: v for k, v in log.items() if k != "id"}, "execution_id": eid}
-                )
-            dep_id = f"{t['deployment']['ref'] or 'dep'}-{eid[:10]}"
-            rows["deployments"].append(
-                {
-                    **t["deployment"],
-                    "id": dep_id,
-                    "execution_id": eid,
-                    "service": service,
-                    "deployed_at": start_s,
-                    "created_at": start_s,
-                    "updated_at": end_s,
-                    "decided_at": end_s if t["deployment"]["decided_at"] else None,
-                }
-            )
-            if t["outcome"]:
-                rows["outcomes"].append(
-                    {**t["outcome"], "execution_id": eid, "deployment_id": dep_id, "recorded_at": end_s}
-                )
-            rows["audit"].append(
-                {
-                    "at": start_s,
-                    "actor": "bench",
-                    "event": "execution.launched",
-                    "subject": eid,
-                    "detail": "{}",
-                }
-            )
-            ap = t["approval"]
-            if ap:
-                aid = f"ap-{eid[:12]}"
-                rows["approvals"].append(
-                    {**ap, "id": aid, "execution_id": eid, "deployment_id": dep_id, "service": service,
-                     "requested_at": start_s, "expires_at": end_s, "decided_at": end_s}
-                )  # fmt: skip
-                for vote in t["votes"]:
-                    rows["approval_votes"].append({**vote, "approval_id": aid, "at": end_s})
-                rows["audit"].append(
-                    {"at": start_s, "actor": ap["requested_by"], "event": "approval.requested",
-                     "subject": aid, "detail": "{}"}
-                )  # fmt: skip
-                rows["audit"].append(
-                    {"at": end_s, "actor": ap["decided_by"] or "?", "event": f"approval.{ap['status']}",
-                     "subject": aid, "detail": "{}"}
-                )  # fmt: skip
+        rows["logs"] = rows.pop("execution_logs")
         with store.write() as conn:
+            for _ in range(batch):
+                n = have + made
+                made += 1
+                t = templates[n % len(templates)]
+                ex = t["execution"]
+                eid = f"x{n:09d}{ex['id'][:12]}"
+                # this run's own decision and outcome record, each stored once like the console does
+                swaps: dict[str, str] = {}
+                if t["decision"] is not None:
+                    decision = _vary(t["decision"], rng)
+                    decision["summary"] = f"{decision.get('summary')} [{eid}]"
+                    swaps[t["deployment"]["decision_ref"]] = put_document_in(conn, "decision", decision)
+                if t["record"] is not None:
+                    record = {**t["record"], "execution_id": eid}
+                    if isinstance(record.get("decision"), dict) and swaps:
+                        record["decision"] = {"$doc": next(iter(swaps.values()))}
+                    swaps[t["record_key"]] = put_document_in(conn, "outcome", record)
+
+                def own(text: Any, swaps: dict[str, str] = swaps) -> Any:
+                    if not isinstance(text, str):
+                        return text
+                    for old, new in swaps.items():
+                        text = text.replace(old, new)
+                    return text
+
+                start = now - timedelta(seconds=rng.uniform(60, span_s))
+                service = services[rng.randrange(len(services))]
+                hist = [[s, format_time(start + off)] for s, off in t["offsets"]]
+                start_s, end_s = hist[0][1], hist[-1][1]
+                old_service = t["deployment"]["service"]
+                rows["executions"].append(
+                    {
+                        **ex,
+                        "id": eid,
+                        "start_date": start_s,
+                        "end_date": end_s,
+                        "updated_at": end_s,
+                        "histories": dumps(hist),
+                        "inputs": ex["inputs"].replace(old_service, service),
+                        "owner": "bench",
+                        "heartbeat_at": end_s,
+                    }
+                )
+                for run in t["runs"]:
+                    rows["task_runs"].append(
+                        {**run, "id": f"{run['id'][:8]}{eid}", "execution_id": eid,
+                         "outputs": own(run["outputs"])}
+                    )  # fmt: skip
+                for log in t["logs"]:
+                    rows["logs"].append({**log, "execution_id": eid})
+                for action in t["actions"]:
+                    rows["actions"].append({**action, "execution_id": eid})
+                dep_id = f"{t['deployment']['ref'] or 'dep'}-{eid[:10]}"
+                rows["deployments"].append(
+                    {
+                        **t["deployment"],
+                        "id": dep_id,
+                        "execution_id": eid,
+                        "service": service,
+                        "deployed_at": start_s,
+                        "created_at": start_s,
+                        "updated_at": end_s,
+                        "decided_at": end_s if t["deployment"]["decided_at"] else None,
+                        "decision_ref": own(t["deployment"]["decision_ref"]),
+                    }
+                )
+                if t["outcome"]:
+                    rows["outcomes"].append(
+                        {**t["outcome"], "execution_id": eid, "deployment_id": dep_id, "recorded_at": end_s,
+                         "record": own(t["outcome"]["record"])}
+                    )  # fmt: skip
+                rows["audit"].append(
+                    {
+                        "at": start_s,
+                        "actor": "bench",
+                        "event": "execution.launched",
+                        "subject": eid,
+                        "detail": "{}",
+                    }
+                )
+                ap = t["approval"]
+                if ap:
+                    aid = f"ap-{eid[:12]}"
+                    rows["approvals"].append(
+                        {**ap, "id": aid, "execution_id": eid, "deployment_id": dep_id, "service": service,
+                         "requested_at": start_s, "expires_at": end_s, "decided_at": end_s,
+                         "decision": own(ap["decision"])}
+                    )  # fmt: skip
+                    for vote in t["votes"]:
+                        rows["approval_votes"].append({**vote, "approval_id": aid, "at": end_s})
+                    rows["audit"].append(
+                        {"at": start_s, "actor": ap["requested_by"], "event": "approval.requested",
+                         "subject": aid, "detail": "{}"}
+                    )  # fmt: skip
+                    rows["audit"].append(
+                        {"at": end_s, "actor": ap["decided_by"] or "?", "event": f"approval.{ap['status']}",
+                         "subject": aid, "detail": "{}"}
+                    )  # fmt: skip
             for table, items in rows.items():
                 _insert(conn, table, items)
     elapsed = time.perf_counter() - t0
@@ -278,6 +288,44 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
     # no ANALYZE: the console never runs it, so the query plans measured are the ones users get
     store.close()
     return {"cloned": made, "clone_s": elapsed}
+
+
+def _vary(value: Any, rng: random.Random) -> Any:
+    """A copy of a decision with every number moved a little, as another deployment's would be (so
+    the clones' documents compress like real ones, not like copies of the templates)."""
+    if isinstance(value, dict):
+        return {k: _vary(v, rng) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_vary(v, rng) for v in value]
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return value
+    if isinstance(value, int):
+        return max(0, round(value * rng.uniform(0.7, 1.3)))
+    return round(value * rng.uniform(0.7, 1.3), 6)
+
+
+def storage_bytes(data_dir: Path) -> dict[str, float]:
+    """Bytes per execution besides the snapshots, and the snapshots' own compressed size."""
+    from console.storage import Store
+
+    store = Store(data_dir / "console.sqlite3")
+    try:
+        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        executions = store.count_executions()
+        snapshots, snapshot_bytes = store.document_bytes("snapshot")
+        page_size = store.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = store.conn.execute("PRAGMA freelist_count").fetchone()[0]
+    finally:
+        store.close()
+    used = (pages - free) * page_size
+    return {
+        "executions": executions,
+        "bytes_per_execution": (used - snapshot_bytes) / max(1, executions),
+        "snapshot_kb": snapshot_bytes / max(1, snapshots) / 1024,
+        "snapshots": snapshots,
+        "file_mb": used / 2**20,
+    }
 
 
 def add_pending(data_dir: Path, count: int) -> None:
@@ -340,7 +388,7 @@ def measure_pages(data_dir: Path, runs: int) -> dict[str, Any]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--levels", type=int, nargs="+", default=[1000, 10_000, 100_000])
-    parser.add_argument("--services", type=int, default=100)
+    parser.add_argument("--services", type=int, default=100, help="services the clones spread over")
     parser.add_argument("--days", type=float, default=7.0)
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--keep", type=Path, default=None, help="seed into this folder and keep it")
@@ -355,25 +403,24 @@ def main() -> int:
         info = seed_templates(data_dir)
         print(f"load average at start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         print(f"templates: {info['templates']} real scenario runs in {info['real_s']:.1f} s")
-        metrics = seed_metrics(data_dir, args.services, args.days)
-        print(
-            f"metrics: {metrics['metric_points']:,} points ({args.services} services x {len(METRICS)} "
-            f"metrics x {args.days:g} days at 1 min) in {metrics['metric_s']:.1f} s "
-            f"({metrics['metric_points'] / metrics['metric_s']:,.0f} points/s)"
-        )
+        services = service_names(args.services, [])
         add_pending(data_dir, 6)
         table = []
         worst = 0.0
         peak = 0.0
         for level in args.levels:
-            seeded = seed_clones(data_dir, level, metrics["services"], args.days)
-            size_mb = sum(p.stat().st_size for p in data_dir.glob("console.sqlite3*")) / 2**20
+            seeded = seed_clones(data_dir, level, services, args.days)
+            size = storage_bytes(data_dir)
             if seeded["cloned"]:
                 print(
                     f"\nseeded to {level:,} executions: {seeded['cloned']:,} cloned in "
                     f"{seeded['clone_s']:.1f} s ({seeded['cloned'] / seeded['clone_s']:,.0f} executions/s); "
-                    f"database {size_mb:,.0f} MB"
+                    f"database {size['file_mb']:,.0f} MB"
                 )
+            print(
+                f"storage: {size['bytes_per_execution'] / 1024:.1f} KB per execution besides the snapshots; "
+                f"{size['snapshots']} snapshot(s) of {size['snapshot_kb']:.1f} KB compressed on average"
+            )
             child = subprocess.run(
                 [sys.executable, __file__, "--measure", str(data_dir), "--runs", str(args.runs)],
                 capture_output=True,

@@ -10,8 +10,10 @@ What the wiring adds to the parts on their own (the embedded engine):
 - at start, after the engine took over what a dead process left running, the approval service
   expires what fell due meanwhile and applies the decisions that never reached the engine.
 
-On Kestra the flow's Pause has its own timeout and the approval service expires overdue requests
-whenever the Approvals page lists them; nothing else is wired.
+On Kestra the mirror (:mod:`console.engines.kestra.mirror`) copies the executions into the read
+model in the background (every ``KESTRA_MIRROR_INTERVAL_S``) and whenever the approval service lists
+pending requests; the flow's Pause has its own timeout and the approval service expires overdue
+requests whenever it lists them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from console.access.approvals import ApprovalService
 from console.engines.backend import Backend
 from console.engines.embedded.runner import EmbeddedEngine
 from console.engines.factory import make_backend
+from console.engines.kestra.backend import KestraBackend
+from console.engines.kestra.mirror import KestraMirror
 from console.settings import Settings, SettingsError, load_settings
 from console.storage import Store
 
@@ -47,9 +51,13 @@ class Services:
     error: str = ""
     recovery: list[dict[str, Any]] = field(default_factory=list)
     """What start-up recovery did (executions taken over, approvals expired, decisions applied)."""
+    mirror: KestraMirror | None = None
+    """On Kestra: what copies its executions into the read model."""
 
     def close(self, wait: bool = True) -> None:
-        """Stop the expiry timer and the engine's workers."""
+        """Stop the mirror, the expiry timer and the engine's workers."""
+        if self.mirror is not None:
+            self.mirror.stop()
         if self.approvals is not None:
             self.approvals.stop()
         if self.backend is not None:
@@ -137,12 +145,24 @@ def open_services(settings: Settings | None = None) -> Services:
     except Exception as exc:
         log.exception("backend unavailable")
         errors.append(f"Engine unavailable: {_one_line(exc)}")
+    mirror: KestraMirror | None = None
+    if store is not None and isinstance(backend, KestraBackend):
+        mirror = KestraMirror(store, backend, settings)
+        mirror.start(settings.kestra_mirror_interval_s)
     if store is not None and backend is not None:
         try:
-            approvals = ApprovalService(store, backend, settings, expire_every_s=READ_EXPIRY_EVERY_S)
+            approvals = ApprovalService(
+                store,
+                backend,
+                settings,
+                expire_every_s=READ_EXPIRY_EVERY_S,
+                refresh=mirror.refresh if mirror is not None else None,
+            )
             if isinstance(backend, EmbeddedEngine):
                 recovery = wire_embedded(backend, approvals)
         except Exception as exc:
             log.exception("approval service unavailable")
             errors.append(f"Approvals unavailable: {_one_line(exc)}")
-    return Services(settings, store, backend, approvals, error="; ".join(errors), recovery=recovery)
+    return Services(
+        settings, store, backend, approvals, error="; ".join(errors), recovery=recovery, mirror=mirror
+    )

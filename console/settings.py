@@ -65,6 +65,10 @@ class Settings:
     kestra_password: Secret = field(default_factory=lambda: Secret(""))
     kestra_token: Secret = field(default_factory=lambda: Secret(""))
     kestra_timeout_s: float = 5.0
+    kestra_mirror_interval_s: float = 5.0
+    """How often the console copies Kestra's executions into its read model."""
+    kestra_mirror_days: float = 7.0
+    """How far back the first copy of a Kestra's executions goes (then it follows new ones)."""
 
     # LLM (Together or any OpenAI-compatible server)
     together_api_key: Secret = field(default_factory=lambda: Secret(""))
@@ -135,6 +139,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "KESTRA_PASSWORD": ("kestra_password", Secret),
     "KESTRA_TOKEN": ("kestra_token", Secret),
     "KESTRA_TIMEOUT_S": ("kestra_timeout_s", float),
+    "KESTRA_MIRROR_INTERVAL_S": ("kestra_mirror_interval_s", float),
+    "KESTRA_MIRROR_DAYS": ("kestra_mirror_days", float),
     "TOGETHER_API_KEY": ("together_api_key", Secret),
     "LLM_MODEL": ("llm_model", str),
     "LLM_BASE_URL": ("llm_base_url", str),

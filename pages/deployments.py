@@ -90,17 +90,12 @@ with links:
     if row.get("execution_id"):
         widgets.link_to_execution(row["execution_id"])
 
-execution = None
-if row.get("execution_id") and services.backend is not None:
-    execution = safe(
-        reads.read_execution,
-        services.backend,
-        reads.db_key(services),
-        row["execution_id"],
-        default=None,
-        what="execution",
-    )
-decision = tables.execution_decision(execution) if execution is not None else None
+db = reads.db_key(services)
+decision = (
+    safe(reads.read_decision, services.store, db, row["decision_ref"], default=None, what="decision")
+    if row.get("decision_ref")
+    else None
+)
 if decision is None:
     st.info("The loop has not reached a decision for this deployment yet.")
 else:
@@ -108,9 +103,8 @@ else:
         widgets.render_decision(decision, key="dep")
 
 st.subheader("Actions and outcome")
-approval = safe(
-    services.store.approval_for_execution, row.get("execution_id") or "", default=None, what="approval"
-)
+execution_id = str(row.get("execution_id") or "")
+approval = safe(services.store.approval_for_execution, execution_id, default=None, what="approval")
 if approval:
     st.markdown(
         f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
@@ -124,23 +118,27 @@ if approval:
     if fmt.field(approval, "comment"):
         st.caption("Comment")
         st.text(fmt.field(approval, "comment"))
-if execution is not None:
-    executed = tables.task_output(execution, "execute", "executed", [])
-    skipped = tables.task_output(execution, "execute", "skipped", [])
-    record = tables.task_output(execution, "record", "outcome")
+actions = safe(services.store.deployment_actions, execution_id, default=[], what="actions")
+if actions:
     approver = fmt.field(approval, "decided_by") if approval else None
-    if executed:
-        st.dataframe(
-            tables.executed_frame(executed, approver), hide_index=True, width="stretch", key="dep_executed"
+    st.dataframe(
+        tables.actions_frame_of_run(actions, approver),
+        hide_index=True,
+        width="stretch",
+        key="dep_executed",
+        column_config={"finished": st.column_config.DatetimeColumn("Finished", format="HH:mm:ss")},
+    )
+if row.get("measured_status") or row.get("status") not in (None, "analyzing", "awaiting approval"):
+    parts = [f"**Outcome:** {esc(row.get('status') or '—')}"]
+    if row.get("simulated"):
+        parts.append("simulated")
+    if row.get("measured_status"):
+        parts.append(f"measured: {esc(row['measured_status'])}")
+    if row.get("expected_match") is not None:
+        parts.append(
+            "matches the scenario's expected verdict" if row["expected_match"] else "differs from the "
+            "scenario's expected verdict"
         )
-    if skipped:
-        st.caption("Not executed: " + ", ".join(tables.action_names(skipped)))
-    outcome = record.get("outcome") if isinstance(record, dict) else None
-    if isinstance(outcome, dict):
-        held = outcome.get("held")
-        verdict_held = "unknown yet" if held is None else ("yes" if held else "no")
-        st.markdown(
-            f"**Outcome:** {esc(outcome.get('deployment_status', '—'))} · decision held: {verdict_held}"
-        )
-    if not executed and not outcome:
-        st.caption("No action executed yet.")
+    st.markdown(" · ".join(parts))
+elif not actions:
+    st.caption("No action executed yet.")

@@ -1,13 +1,12 @@
-"""Metrics per service around a deployment: deploy marked, windows shaded, anomalies in red,
-baseline vs after. Long ranges are reduced in SQL and again with min/max buckets before plotting."""
+"""Metrics of one deployment: exactly the series its decision saw (its snapshot), the deploy marked,
+the baseline and verification windows shaded, anomalies in red. Opens on the latest deployment;
+deep link ``/metrics?deployment=ID``. Long series are reduced with min/max buckets before plotting."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import streamlit as st
 
-from console.presentation import charts, tables
+from console.presentation import charts
 from console.presentation import formatting as fmt
 from ui import reads, widgets
 from ui.services import get_services, safe
@@ -21,84 +20,86 @@ st.title(":material/monitoring: Metrics")
 if not reads.require_store(services):
     st.stop()
 
-index = safe(reads.read_metric_index, services.store, reads.db_key(services), default={}, what="metrics")
-if not index:
-    widgets.empty_state("No metrics stored yet: each analysed deployment stores its telemetry here.")
-    st.stop()
-
-RANGES = {"±1 h": 1, "±6 h": 6, "±24 h": 24, "±7 days": 24 * 7}
-SERIES_POINTS = 4000  # from SQL (bucket averages); then min/max buckets down to CHART_POINTS
+db = reads.db_key(services)
 CHART_POINTS = 1200
 
-top = st.columns([2, 3, 1])
-service = top[0].selectbox("Service", sorted(index), key="metrics_service")
-deployments = safe(
-    reads.read_deployments,
-    services.store,
-    reads.db_key(services),
-    service,
-    None,
-    50,
-    default=[],
-    what="deployments",
+latest = safe(reads.read_deployments, services.store, db, None, None, 1, 0, default=[], what="deployments")
+if not latest:
+    widgets.empty_state(
+        "No deployment analysed yet: each deployment's charts show the telemetry its decision saw."
+    )
+    st.stop()
+
+linked = st.query_params.get("deployment")
+linked_row = (
+    safe(reads.read_deployment, services.store, db, str(linked), default=None, what="deployment")
+    if linked
+    else None
 )
+if linked and linked_row is None:
+    st.warning(
+        "That deployment is not in the console's store; showing the latest one.", icon=":material/search_off:"
+    )
+start_row = linked_row or latest[0]
+
+known = safe(reads.read_deployed_services, services.store, db, default=[], what="services")
+fresh_link = linked_row is not None and st.session_state.get("metrics_linked") != linked
+if fresh_link:  # a deep link picks the service and deployment once; the selectors rule after that
+    st.session_state["metrics_linked"] = linked
+if fresh_link or st.session_state.get("metrics_service") not in (known or [start_row["service"]]):
+    st.session_state["metrics_service"] = start_row["service"]
+top = st.columns([2, 3])
+service = top[0].selectbox("Service", known or [start_row["service"]], key="metrics_service")
+deployments = safe(
+    reads.read_deployments, services.store, db, service, None, 50, 0, default=[], what="deployments"
+)
+if not deployments:
+    st.info("No deployment of this service yet.")
+    st.stop()
 labels = {
     str(d["id"]): f"{d['version']} · {str(d.get('deployed_at', ''))[:19]} · {d.get('verdict') or '…'}"
     for d in deployments
 }
-chosen = (
-    top[1].selectbox("Deployment", list(labels), format_func=labels.get, key="metrics_deployment")
-    if labels
+if fresh_link and str(start_row["id"]) in labels:
+    st.session_state["metrics_deployment"] = str(start_row["id"])
+elif st.session_state.get("metrics_deployment") not in labels:
+    st.session_state["metrics_deployment"] = next(iter(labels))
+chosen = top[1].selectbox("Deployment", list(labels), format_func=labels.get, key="metrics_deployment")
+dep = next(d for d in deployments if str(d["id"]) == chosen)
+
+if not dep.get("snapshot_ref"):
+    st.info("The loop has not collected this deployment's telemetry yet.", icon=":material/hourglass_top:")
+    st.stop()
+series = safe(
+    reads.read_snapshot_series, services.store, db, dep["snapshot_ref"], default={}, what="snapshot"
+)
+decision = (
+    safe(reads.read_decision, services.store, db, dep["decision_ref"], default=None, what="decision")
+    if dep.get("decision_ref")
     else None
 )
-span = top[2].selectbox("Range", list(RANGES), key="metrics_range")
-
-dep = next((d for d in deployments if str(d["id"]) == chosen), None)
-deployed_at = fmt.as_time(dep.get("deployed_at")) if dep else None
-decision = None
-if dep and dep.get("execution_id") and services.backend is not None:
-    execution = safe(
-        reads.read_execution,
-        services.backend,
-        reads.db_key(services),
-        dep["execution_id"],
-        default=None,
-        what="execution",
-    )
-    decision = tables.execution_decision(execution) if execution is not None else None
 results = {m.name: m for m in decision.metrics} if decision else {}
+deployed_at = fmt.as_time(dep.get("deployed_at"))
+st.caption(
+    f"The series the decision on {fmt.md_escape(dep['service'])} {fmt.md_escape(dep['version'])} saw"
+    + (" (a recorded demo scenario, moved to now)." if dep.get("source") == "scenario" else ".")
+)
 
-if deployed_at is None:
-    st.info("No deployment of this service to centre on; showing the last day.")
-    deployed_at = charts.now_utc() - timedelta(hours=12)
-hours = RANGES[span]
-start, end = deployed_at - timedelta(hours=hours), deployed_at + timedelta(hours=hours)
-
-if decision is not None:
+if decision is not None and decision.metrics:
     st.plotly_chart(charts.comparison_figure(decision.metrics), key="metrics_comparison", width="stretch")
 
-metrics = index.get(service, [])
 cols = st.columns(2)
-for i, metric in enumerate(metrics):
-    times, values = safe(
-        reads.read_metric_series,
-        services.store,
-        reads.db_key(services),
-        service,
-        metric,
-        start,
-        end,
-        SERIES_POINTS,
-        default=([], []),
-        what=metric,
-    )
+for i, (metric, (times, values)) in enumerate(sorted(series.items())):
     with cols[i % 2]:
         if not times:
-            st.caption(f"{charts.metric_title(metric)}: no points in this range.")
+            st.caption(f"{charts.metric_title(metric)}: no points.")
             continue
-        before = [t for t in times if t < deployed_at.timestamp()]
-        baseline = (fmt.as_time(before[0]), deployed_at) if before else None
-        after = (deployed_at, fmt.as_time(times[-1])) if times[-1] >= deployed_at.timestamp() else None
+        baseline = after = None
+        if deployed_at is not None:
+            before = [t for t in times if t < deployed_at.timestamp()]
+            baseline = (fmt.as_time(before[0]), deployed_at) if before else None
+            if times[-1] >= deployed_at.timestamp():
+                after = (deployed_at, fmt.as_time(times[-1]))
         fig = charts.metric_figure(
             times,
             values,

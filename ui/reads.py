@@ -6,21 +6,24 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import pandas as pd
 import streamlit as st
 
 from console.domain.executions import Execution
+from console.domain.models import Decision
 from console.engines.backend import Backend
 from console.loop import scenarios
+from console.presentation import charts
 from console.presentation.formatting import field
 from console.presentation.learning import learning_frame, merge_learning
 from console.runtime import Services
 from console.storage import DashboardKpis, Store
 
 READ_TTL_S = 5
+FIRST_SYNC_WAIT_S = 15.0
+"""How long the first page on Kestra waits for the mirror's first copy (then it shows what it has)."""
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
@@ -77,16 +80,27 @@ def read_learning(store: Store, db: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
-def read_metric_index(_store: Store, db: str) -> dict[str, list[str]]:
-    return {service: _store.metric_names(service) for service in _store.metric_services()}
+def read_deployed_services(_store: Store, db: str) -> list[str]:
+    return _store.deployed_services()
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
-def read_metric_series(
-    _store: Store, db: str, service: str, metric: str, start: datetime, end: datetime, max_points: int
-) -> tuple[list[float], list[float]]:
-    points = _store.metric_series(service, metric, start, end, max_points)
-    return [p[0].timestamp() for p in points], [p[1] for p in points]
+def read_deployment(_store: Store, db: str, deployment_id: str) -> dict[str, Any] | None:
+    return _store.get_deployment(deployment_id)
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
+def read_snapshot_series(
+    _store: Store, db: str, snapshot_ref: str
+) -> dict[str, tuple[list[float], list[float]]]:
+    """A deployment's metric series (a stored snapshot never changes: cached by its key)."""
+    return charts.snapshot_series(_store.document(snapshot_ref))
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
+def read_decision(_store: Store, db: str, decision_ref: str) -> Decision:
+    """A deployment's decision (a stored document never changes: cached by its key)."""
+    return Decision.from_dict(_store.document(decision_ref))
 
 
 def db_key(services: Services) -> str:
@@ -94,10 +108,20 @@ def db_key(services: Services) -> str:
 
 
 def require_store(services: Services) -> bool:
-    """Show why the page cannot render when the store is missing; True when it is there."""
+    """Show why the page cannot render when the store is missing; True when it is there. On Kestra
+    the read model is brought up to date first (at most every few seconds; a sync that brought
+    something new drops the cached reads)."""
     if services.store is None:
         st.error(services.error or "The console's database is not available.", icon=":material/block:")
         return False
+    if services.mirror is not None:
+        if not services.mirror.wait_first_sync(0):
+            with st.spinner("Copying Kestra's runs into the console…"):
+                services.mirror.wait_first_sync(FIRST_SYNC_WAIT_S)
+            st.cache_data.clear()
+        report = services.mirror.sync_soon()
+        if report is not None and report.projected:
+            st.cache_data.clear()
     return True
 
 

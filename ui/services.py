@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import streamlit as st
 
 from console.engines.backend import Backend, BackendError, BackendUnavailable
+from console.presentation import formatting as fmt
 from console.runtime import Services, open_services
 
 log = logging.getLogger("console.ui")
@@ -78,6 +80,9 @@ def sidebar_status(services: Services) -> None:
         st.markdown(f"Engine :{colour}-badge[{icon} {name}]")
         if message:
             st.caption(message)
+        if services.mirror is not None and services.store is not None:
+            state = services.store.mirror_state("kestra")
+            st.caption(fmt.md_escape(fmt.mirror_caption(state, datetime.now(UTC))))
         analyzer = settings.analyzer_name
         label = "rules" if analyzer == "rules" else "LLM"
         st.markdown(f"Analyzer :blue-badge[:material/psychology: {label}]")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -30,7 +31,7 @@ from typing import Any, Literal
 from console.access.auth import Identity, PermissionDenied, require_approver
 from console.domain.models import parse_time
 from console.domain.vocabulary import TIMEOUT_ACTOR
-from console.engines.backend import Backend, BackendError
+from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.settings import Settings
 from console.storage import Connection, Store, now_text
 
@@ -85,11 +86,20 @@ class ApprovalService:
     """Backend-agnostic approvals on top of the store."""
 
     def __init__(
-        self, store: Store, backend: Backend, settings: Settings, *, expire_every_s: float = 2.0
+        self,
+        store: Store,
+        backend: Backend,
+        settings: Settings,
+        *,
+        expire_every_s: float = 2.0,
+        refresh: Callable[[], str | None] | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
+        self.refresh = refresh
+        """Brings the engine's paused executions into the store (the Kestra mirror's sync); returns
+        why it could not, or None."""
         self.sync_error: str | None = None
         """Why the last :meth:`pending` could not mirror the engine's paused executions (None when it
         could): the list it returned may then be incomplete, and the page must say so."""
@@ -101,33 +111,15 @@ class ApprovalService:
 
     # -- reads --------------------------------------------------------------------------------------
 
-    def sync(self) -> int:
-        """Mirror the approval requests of an engine that pauses on its own (Kestra): every PAUSED
-        execution waiting at the approval task gets its one approval row. Returns how many are new.
-        The embedded engine creates its approvals itself and has nothing to mirror."""
-        created = 0
-        for item in self.backend.paused_approvals():
-            if self.store.approval_for_execution(item["execution_id"]) is not None:
-                continue
-            with self.store.write() as conn:
-                self.store.request_approval_in(
-                    conn,
-                    execution_id=item["execution_id"],
-                    plan=item.get("plan")
-                    or {
-                        "approval": item.get("actions") or [],
-                        "required_approvals": item.get("required_approvals"),
-                    },
-                    decision=item.get("decision") or {},
-                    requested_by=item.get("requested_by") or "kestra",
-                    service=item.get("service") or "unknown",
-                    deployment_id=item.get("deployment_id"),
-                    timeout_minutes=self.settings.approval_timeout_minutes,
-                    requested_at=item.get("requested_at"),
-                    expires_at=item.get("expires_at"),
-                )
-            created += 1
-        return created
+    def sync(self) -> None:
+        """Bring the approval requests of an engine that pauses on its own (Kestra) up to date:
+        its mirror copies every execution paused at the approval task, with its one approval
+        request, into the store. The embedded engine creates its requests itself (no refresh)."""
+        if self.refresh is None:
+            return
+        error = self.refresh()
+        if error:
+            raise BackendUnavailable(error)
 
     def pending(self) -> list[dict[str, Any]]:
         """Pending approvals, newest first, each with its votes so far (overdue ones are expired first)."""

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from console.domain.executions import Execution, LogEntry, State
 
 LOOP_FLOW_ID = "devops-loop"
+INCIDENT_FLOW_ID = "incident-handler"
 
 
 class BackendError(RuntimeError):
@@ -93,11 +94,6 @@ class Backend(Protocol):
 
     def ui_link(self, execution_id: str) -> str | None:
         """Link to the execution in the engine's own UI, if it has one."""
-        ...
-
-    def paused_approvals(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """Approval requests the engine paused for on its own, for the approval service to mirror
-        (Kestra's Pause); an engine that creates the requests itself returns []."""
         ...
 
     def sync_flows(self) -> list[dict[str, Any]]:

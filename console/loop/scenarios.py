@@ -170,3 +170,14 @@ def load_scenario_document(scenario_id: str, mock_dir: Path | str | None = None)
             return doc
     scenario = get_scenario(scenario_id, directory)
     return read_scenario(scenario.path)[1]
+
+
+DEFAULT_DEPLOYER = "ci-pipeline"
+
+
+def requester_of(doc: dict[str, Any]) -> str:
+    """Who asks for a scenario's approvals: its deployer (the console user who launched the demo is
+    not the requester, so that person may approve it)."""
+    deployment = doc.get("deployment") if isinstance(doc.get("deployment"), dict) else {}
+    return str(deployment.get("deployed_by") or DEFAULT_DEPLOYER)
+

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from console.domain.models import MetricResult
+from console.domain.models import MetricResult, parse_time
 
 COLORS = {
     "line": "#4C78A8",
@@ -81,6 +81,16 @@ def downsample_minmax(
         keep.append(np.unique(idx))
     index = np.concatenate(keep)
     return t[index], v[index]
+
+
+def snapshot_series(snapshot: dict) -> dict[str, tuple[list[float], list[float]]]:
+    """Each metric of a snapshot as (epoch seconds, values), in time order: the charts of a
+    deployment show exactly what its decision saw."""
+    out: dict[str, tuple[list[float], list[float]]] = {}
+    for name, points in (snapshot.get("metrics") or {}).items():
+        pairs = sorted((parse_time(ts).timestamp(), float(value)) for ts, value in points)
+        out[name] = ([t for t, _ in pairs], [v for _, v in pairs])
+    return out
 
 
 def _to_datetimes(epochs: np.ndarray) -> pd.DatetimeIndex:

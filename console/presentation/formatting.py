@@ -232,3 +232,12 @@ def md_escape(text: Any) -> str:
     """Text safe to put inside Streamlit markdown: emphasis, links, HTML-looking tags, colour
     directives (``:red[...]``) and math are shown literally, not interpreted."""
     return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", " ")
+
+
+def mirror_caption(state: Mapping[str, Any], now: datetime) -> str:
+    """How fresh the console's copy of Kestra's executions is, in one line."""
+    success = state.get("last_success")
+    since = f"{format_duration((now - as_time(success)).total_seconds())} ago" if success else "never"
+    if state.get("last_error"):
+        return f"Kestra's runs last copied {since}; the last try failed: {state['last_error']}"
+    return f"Kestra's runs copied into the console {since}" if success else "Copying Kestra's runs…"

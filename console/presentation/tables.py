@@ -334,25 +334,32 @@ def action_names(items: Iterable[Any]) -> list[str]:
     return out
 
 
-def executed_frame(items: Iterable[Any], approver: str | None = None) -> pd.DataFrame:
-    """Executed actions (the execute step's ``executed``): what ran, how, and on whose say-so."""
+ACTION_COLUMNS = ["action", "risk", "mode", "result", "executor", "by", "finished"]
+
+
+def actions_frame_of_run(actions: Iterable[Mapping[str, Any]], approver: str | None = None) -> pd.DataFrame:
+    """A run's actions as the read model keeps them: what ran (or was skipped), how, on whose
+    say-so, and what came of it, in the executor's words ("rolled back", "rollback failed: ...",
+    "rolled back (simulated)")."""
     rows = []
-    for item in items or []:
-        if isinstance(item, str):
-            item = {"name": item}
-        mode = str(field(item, "mode", ""))
+    for item in actions or []:
+        mode = str(item.get("mode") or "")
         by = "loop (auto)" if mode == "auto" else (approver or "approver") if mode == "approved" else ""
+        label = item.get("label") or item.get("status") or ""
+        if item.get("simulated") and "simulated" not in str(label):
+            label = f"{label} (simulated)"
         rows.append(
             {
-                "action": str(field(item, "title", field(item, "name", "?"))),
-                "risk": str(field(item, "risk", "")),
+                "action": str(item.get("name") or "?"),
+                "risk": str(item.get("risk") or ""),
                 "mode": mode,
-                "status": str(field(item, "status", "")),
-                "effect": str(field(item, "effect", "")),
+                "result": str(label),
+                "executor": str(item.get("executor") or ""),
                 "by": by,
+                "finished": as_time(item.get("finished_at")),
             }
         )
-    return pd.DataFrame(rows, columns=["action", "risk", "mode", "status", "effect", "by"])
+    return pd.DataFrame(rows, columns=ACTION_COLUMNS)
 
 
 def key_value_frame(doc: Mapping[str, Any]) -> pd.DataFrame:

@@ -11,6 +11,7 @@ from typing import Any
 
 from console.domain.models import format_time, highest_risk, parse_time
 from console.storage.audit import AuditStore
+from console.storage.codec import put_large_in
 from console.storage.database import Connection, dumps, loads
 
 
@@ -21,7 +22,7 @@ class ApprovalStore(AuditStore):
 
     def approval_row(self, approval_id: str, conn: Connection | None = None) -> dict[str, Any] | None:
         row = (conn or self.conn).execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
-        return _approval(row) if row else None
+        return self._approval(row, conn) if row else None
 
     def approval_votes(self, approval_id: str, conn: Connection | None = None) -> list[dict[str, Any]]:
         rows = (conn or self.conn).execute(
@@ -43,20 +44,20 @@ class ApprovalStore(AuditStore):
             rows = self.conn.execute(
                 "SELECT * FROM approvals ORDER BY requested_at DESC LIMIT ? OFFSET ?", (limit, offset)
             )
-            return [_approval(r) for r in rows]
+            return [self._approval(r) for r in rows]
         part = "SELECT * FROM (SELECT * FROM approvals WHERE status = ? ORDER BY requested_at DESC LIMIT ?)"
         sql = " UNION ALL ".join([part] * len(statuses)) + " ORDER BY requested_at DESC LIMIT ? OFFSET ?"
         args: list[Any] = []
         for status in statuses:
             args += [status, limit + offset]
-        return [_approval(r) for r in self.conn.execute(sql, [*args, limit, offset])]
+        return [self._approval(r) for r in self.conn.execute(sql, [*args, limit, offset]).fetchall()]
 
     def approval_for_execution(self, execution_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
             "SELECT * FROM approvals WHERE execution_id = ? ORDER BY requested_at DESC LIMIT 1",
             (execution_id,),
         ).fetchone()
-        return _approval(row) if row else None
+        return self._approval(row) if row else None
 
     def overdue_approval_ids(self, now: datetime | None = None) -> list[str]:
         now_s = format_time(now or datetime.now(UTC))
@@ -130,7 +131,7 @@ class ApprovalStore(AuditStore):
                 decision.get("verdict"),
                 decision.get("severity"),
                 decision.get("confidence"),
-                dumps(decision),
+                dumps(put_large_in(conn, "decision", decision)),
             ),
         )
         self.audit_in(
@@ -211,9 +212,8 @@ class ApprovalStore(AuditStore):
                 (state, error, approval_id),
             )
 
-
-def _approval(row: Any) -> dict[str, Any]:
-    data = dict(row)
-    data["actions"] = loads(data["actions"], [])
-    data["decision"] = loads(data["decision"], {})
-    return data
+    def _approval(self, row: Any, conn: Connection | None = None) -> dict[str, Any]:
+        data = dict(row)
+        data["actions"] = loads(data["actions"], [])
+        data["decision"] = self.unpack(loads(data["decision"], {}), conn)
+        return data

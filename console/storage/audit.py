@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.storage.database import Connection, dumps, loads, now_text
+from console.storage.documents import DocumentStore
 
 
-class AuditStore(Database):
+class AuditStore(DocumentStore):
     """Who did what, when: launches, approval requests, votes, refusals, kills, recoveries."""
 
     @staticmethod

@@ -1,10 +1,11 @@
-"""Executions in Kestra's shape: the execution rows, their task runs, logs and artifacts.
+"""Executions in Kestra's shape: the execution rows, their task runs and logs.
 
 The embedded engine writes them through the ``*_in`` methods inside its own transactions (it
 decides what happens; these only know how it is stored); the pages read them back as
 :class:`~console.domain.executions.Execution`. Listing queries read indexed scalar columns and
 only decode the small JSON columns of the rows on the requested page, so they stay fast with
-100,000 executions.
+100,000 executions. Task outputs keep their large documents (decisions) once, in the documents
+table (:mod:`~console.storage.documents`); reads put them back.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun, history_with
 from console.domain.models import parse_time
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.storage.codec import pack
+from console.storage.database import Connection, dumps, loads, now_text
+from console.storage.documents import DocumentStore
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,8 @@ class OrphanCandidate:
     restarts: int
 
 
-class ExecutionStore(Database):
-    """Execution rows, task runs, logs and artifacts."""
+class ExecutionStore(DocumentStore):
+    """Execution rows, task runs and logs."""
 
     # -- reads ------------------------------------------------------------------------------------
 
@@ -64,8 +67,9 @@ class ExecutionStore(Database):
                 if with_task_runs
                 else []
             )
+            task_runs = [_task_run(r, self.unpack(loads(r["outputs"], {}), conn)) for r in runs]
         execution = _execution(row)
-        execution.task_runs = [_task_run(r) for r in runs]
+        execution.task_runs = task_runs
         return execution
 
     def execution_row(self, execution_id: str) -> dict[str, Any] | None:
@@ -110,8 +114,9 @@ class ExecutionStore(Database):
 
     def execution_logs(self, execution_id: str) -> list[LogEntry]:
         rows = self.conn.execute(
-            "SELECT ts, level, message, task_id, task_run_id FROM execution_logs "
-            "WHERE execution_id = ? ORDER BY id",
+            "SELECT l.ts, l.level, l.message, l.task_id, t.id AS task_run_id FROM logs l "
+            "LEFT JOIN task_runs t ON t.execution_id = l.execution_id AND t.task_id = l.task_id "
+            "WHERE l.execution_id = ? ORDER BY l.seq",
             (execution_id,),
         )
         return [
@@ -133,18 +138,13 @@ class ExecutionStore(Database):
     def task_runs_by_task(self, execution_id: str) -> dict[str, StoredTaskRun]:
         rows = self.conn.execute(
             "SELECT id, task_id, state, outputs FROM task_runs WHERE execution_id = ?", (execution_id,)
-        )
+        ).fetchall()
         return {
-            r["task_id"]: StoredTaskRun(r["id"], r["task_id"], State(r["state"]), loads(r["outputs"], {}))
+            r["task_id"]: StoredTaskRun(
+                r["id"], r["task_id"], State(r["state"]), self.unpack(loads(r["outputs"], {}))
+            )
             for r in rows
         }
-
-    def artifact(self, execution_id: str, name: str) -> Any:
-        """A stored artifact (decoded JSON), or None."""
-        row = self.conn.execute(
-            "SELECT body FROM artifacts WHERE execution_id = ? AND name = ?", (execution_id, name)
-        ).fetchone()
-        return loads(row["body"]) if row else None
 
     def orphan_candidates(self) -> list[OrphanCandidate]:
         """Executions left CREATED or RUNNING, with how often they were restarted already."""
@@ -158,7 +158,7 @@ class ExecutionStore(Database):
                 State(r["state"]),
                 r["owner"],
                 r["heartbeat_at"],
-                sum(1 for h in loads(r["histories"], []) if h["state"] == State.RESTARTED.value),
+                sum(1 for h in _history_items(r["histories"]) if h["state"] == State.RESTARTED.value),
             )
             for r in rows
         ]
@@ -192,7 +192,7 @@ class ExecutionStore(Database):
                 now,
                 dumps(inputs),
                 dumps(labels),
-                dumps(history_with([], State.CREATED)),
+                _history_text(history_with([], State.CREATED)),
                 triggered_by,
                 dumps(launch),
                 owner,
@@ -222,7 +222,8 @@ class ExecutionStore(Database):
         row = conn.execute("SELECT histories FROM executions WHERE id = ?", (execution_id,)).fetchone()
         now = now_text()
         sets = ["state = ?", "histories = ?", "updated_at = ?"]
-        args: list[Any] = [states[-1].value, dumps(history_with(loads(row["histories"], []), *states)), now]
+        history = history_with(_history_items(row["histories"]), *states)
+        args: list[Any] = [states[-1].value, _history_text(history), now]
         if ended is not None:
             sets.append("end_date = ?")
             args.append(now if ended else None)
@@ -259,25 +260,40 @@ class ExecutionStore(Database):
         conn.execute(
             "INSERT INTO task_runs (id, execution_id, seq, task_id, state, histories) "
             "VALUES (?, ?, ?, ?, 'RUNNING', ?)",
-            (task_run_id, execution_id, seq, task_id, dumps(history_with([], State.CREATED, State.RUNNING))),
+            (
+                task_run_id,
+                execution_id,
+                seq,
+                task_id,
+                _history_text(history_with([], State.CREATED, State.RUNNING)),
+            ),
         )
 
     @staticmethod
     def transition_task_run_in(
-        conn: Connection, task_run_id: str, *states: State, outputs: dict[str, Any] | None = None
+        conn: Connection,
+        execution_id: str,
+        task_id: str,
+        *states: State,
+        outputs: dict[str, Any] | None = None,
     ) -> None:
-        """Append ``states`` to the task run's history, make the last one current, set outputs."""
-        row = conn.execute("SELECT histories FROM task_runs WHERE id = ?", (task_run_id,)).fetchone()
-        histories = dumps(history_with(loads(row["histories"], []), *states))
+        """Append ``states`` to the history of the execution's run of ``task_id``, make the last one
+        current, set its outputs."""
+        key = (execution_id, task_id)
+        row = conn.execute(
+            "SELECT histories FROM task_runs WHERE execution_id = ? AND task_id = ?", key
+        ).fetchone()
+        histories = _history_text(history_with(_history_items(row["histories"]), *states))
         if outputs is None:
             conn.execute(
-                "UPDATE task_runs SET state = ?, histories = ? WHERE id = ?",
-                (states[-1].value, histories, task_run_id),
+                "UPDATE task_runs SET state = ?, histories = ? WHERE execution_id = ? AND task_id = ?",
+                (states[-1].value, histories, *key),
             )
         else:
             conn.execute(
-                "UPDATE task_runs SET state = ?, histories = ?, outputs = ? WHERE id = ?",
-                (states[-1].value, histories, dumps(outputs), task_run_id),
+                "UPDATE task_runs SET state = ?, histories = ?, outputs = ? "
+                "WHERE execution_id = ? AND task_id = ?",
+                (states[-1].value, histories, dumps(pack(conn, outputs)), *key),
             )
 
     @classmethod
@@ -286,11 +302,12 @@ class ExecutionStore(Database):
     ) -> None:
         """Every task run of the execution currently in one of ``now_in`` goes to ``state``."""
         rows = conn.execute(
-            f"SELECT id FROM task_runs WHERE execution_id = ? AND state IN ({','.join('?' * len(now_in))})",  # noqa: S608
+            "SELECT task_id FROM task_runs WHERE execution_id = ? "  # noqa: S608 - placeholders only
+            f"AND state IN ({','.join('?' * len(now_in))})",
             (execution_id, *(s.value for s in now_in)),
         ).fetchall()
         for row in rows:
-            cls.transition_task_run_in(conn, row["id"], state)
+            cls.transition_task_run_in(conn, execution_id, row["task_id"], state)
 
     @staticmethod
     def task_run_id_in(conn: Connection, execution_id: str, task_id: str) -> str | None:
@@ -309,13 +326,6 @@ class ExecutionStore(Database):
         return row["task_id"] if row else None
 
     @staticmethod
-    def save_artifact_in(conn: Connection, execution_id: str, name: str, body: Any) -> None:
-        conn.execute(
-            "INSERT OR REPLACE INTO artifacts (execution_id, name, body) VALUES (?, ?, ?)",
-            (execution_id, name, dumps(body)),
-        )
-
-    @staticmethod
     def log_in(
         conn: Connection,
         execution_id: str,
@@ -323,20 +333,33 @@ class ExecutionStore(Database):
         message: str,
         *,
         task_id: str | None = None,
-        task_run_id: str | None = None,
     ) -> None:
+        """One log line of the execution (of its task ``task_id``; the task run is read back by a
+        join rather than stored on every line)."""
         conn.execute(
-            "INSERT INTO execution_logs (execution_id, task_id, task_run_id, ts, level, message) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (execution_id, task_id, task_run_id, now_text(), level, message),
+            "INSERT INTO logs (execution_id, seq, task_id, ts, level, message) VALUES (?, "
+            "(SELECT COALESCE(MAX(seq), 0) + 1 FROM logs WHERE execution_id = ?), ?, ?, ?, ?)",
+            (execution_id, execution_id, task_id, now_text(), level, message),
         )
 
 
 # -- row converters ------------------------------------------------------------------------------------
 
 
+def _history_items(text: str | None) -> list[dict[str, str]]:
+    """A stored state history as ``[{"state", "date"}]``: written as ``[[state, date], ...]``
+    (half the bytes, seven per execution), or as dicts by consoles before that."""
+    return [
+        item if isinstance(item, dict) else {"state": item[0], "date": item[1]} for item in loads(text, [])
+    ]
+
+
+def _history_text(items: list[dict[str, str]]) -> str:
+    return dumps([[item["state"], item["date"]] for item in items])
+
+
 def _histories(text: str | None) -> list[StateHistory]:
-    return [StateHistory(State(h["state"]), parse_time(h["date"])) for h in loads(text, [])]
+    return [StateHistory(State(h["state"]), parse_time(h["date"])) for h in _history_items(text)]
 
 
 def _execution(row: Any) -> Execution:
@@ -352,11 +375,11 @@ def _execution(row: Any) -> Execution:
     )
 
 
-def _task_run(row: Any) -> TaskRun:
+def _task_run(row: Any, outputs: dict[str, Any]) -> TaskRun:
     return TaskRun(
         id=row["id"],
         task_id=row["task_id"],
         state=State(row["state"]),
         histories=_histories(row["histories"]),
-        outputs=loads(row["outputs"], {}),
+        outputs=outputs,
     )

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
+from console.storage.codec import put_document_in
+
 
 class SchemaTooNew(RuntimeError):
     """The file was written by a newer console; the message is fit for operators."""
@@ -209,11 +211,137 @@ CREATE TABLE IF NOT EXISTS metric_points (
 ) WITHOUT ROWID;
 """
 
+SCHEMA_3 = """CREATE TABLE IF NOT EXISTS documents (
+    key TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    dictionary INTEGER NOT NULL DEFAULT 0,
+    body BLOB NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS logs (
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    task_id TEXT,
+    ts TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    PRIMARY KEY (execution_id, seq)
+) WITHOUT ROWID;
+
+CREATE TABLE IF NOT EXISTS actions (
+    execution_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    risk TEXT,
+    mode TEXT NOT NULL,
+    status TEXT NOT NULL,
+    simulated INTEGER NOT NULL DEFAULT 0,
+    changed INTEGER NOT NULL DEFAULT 0,
+    executor TEXT,
+    label TEXT,
+    detail TEXT,
+    started_at TEXT,
+    finished_at TEXT,
+    result TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (execution_id, seq)
+);
+
+CREATE TABLE IF NOT EXISTS mirror_state (
+    source TEXT PRIMARY KEY,
+    cursor TEXT,
+    last_attempt TEXT,
+    last_success TEXT,
+    last_error TEXT
+);
+
+CREATE TABLE IF NOT EXISTS mirrored_executions (
+    execution_id TEXT PRIMARY KEY,
+    flow_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    start_date TEXT,
+    synced_at TEXT NOT NULL,
+    gone INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS ix_mirrored_open ON mirrored_executions (gone, state);
+"""
+
+TASK_RUNS_3 = """CREATE TABLE task_runs_3 (
+    execution_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    histories TEXT NOT NULL DEFAULT '[]',
+    outputs TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (execution_id, task_id)
+) WITHOUT ROWID;
+INSERT INTO task_runs_3 (execution_id, seq, id, task_id, state, histories, outputs)
+    SELECT execution_id, seq, id, task_id, state, histories, outputs FROM task_runs;
+DROP TABLE task_runs;
+ALTER TABLE task_runs_3 RENAME TO task_runs;
+"""
+
+_DEPLOYMENT_COLUMNS_3 = (
+    ("engine", "TEXT"),
+    ("source", "TEXT"),
+    ("snapshot_ref", "TEXT"),
+    ("decision_ref", "TEXT"),
+    ("simulated", "INTEGER NOT NULL DEFAULT 0"),
+    ("running_version", "TEXT"),
+    ("measured_status", "TEXT"),
+    ("expected_verdict", "TEXT"),
+    ("expected_match", "INTEGER"),
+    ("note", "TEXT"),
+)
+
+
+def _read_model_3(conn: sqlite3.Connection) -> None:
+    """One read model for both engines: documents stored once, compressed (the snapshot of each
+    deployment moves there from ``artifacts``), the deployment row says what its decision saw and
+    what its actions did, an ``actions`` table, the Kestra mirror's cursor; metric points kept per
+    service go (two runs of one service interleaved in them: a deployment's charts read its own
+    snapshot now)."""
+    _script(SCHEMA_3)(conn)
+    for column, kind in _DEPLOYMENT_COLUMNS_3:
+        _add_column("deployments", column, kind)(conn)
+    present = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    if "execution_logs" in present:  # one index fewer: the lines are kept in the execution's order
+        conn.execute(
+            "INSERT OR IGNORE INTO logs (execution_id, seq, task_id, ts, level, message) "
+            "SELECT execution_id, ROW_NUMBER() OVER (PARTITION BY execution_id ORDER BY id), task_id, ts, "
+            "level, message FROM execution_logs"
+        )
+        conn.execute("DROP TABLE execution_logs")
+    # task runs clustered by execution and found by (execution, task): no index besides the table
+    _script(TASK_RUNS_3)(conn)
+    if "artifacts" in present:
+        import json
+
+        rows = conn.execute("SELECT execution_id, body FROM artifacts WHERE name = 'snapshot'").fetchall()
+        for execution_id, body in rows:
+            key = put_document_in(conn, "snapshot", json.loads(body))
+            conn.execute(
+                "UPDATE deployments SET snapshot_ref = ? WHERE execution_id = ?", (key, execution_id)
+            )
+        conn.execute("DROP TABLE artifacts")
+    conn.execute("DROP TABLE IF EXISTS metric_points")
+    conn.execute(
+        "UPDATE deployments SET engine = COALESCE(engine, 'embedded'), "
+        "running_version = COALESCE(running_version, CASE WHEN status = 'rolled back' "
+        "THEN COALESCE(previous_version, version) ELSE version END)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
     Migration(2, "outcomes.learning: the few fields the Learning page reads, beside each record",
               _add_column("outcomes", "learning", "TEXT")),
+    Migration(3, "one read model for both engines: documents (snapshots, decisions) stored once and "
+              "compressed, deployment columns, actions, the Kestra mirror's state; per-service metric "
+              "points and artifacts go", _read_model_3),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -1,8 +1,9 @@
-"""The read models the pages show: deployments, the dashboard's KPIs and service health, outcome
-records and the Learning rows, and the metric points behind the charts.
+"""The read models the pages show, the same on both engines: deployments (with the decision and
+the snapshot their decision saw, as documents), their actions, the dashboard's KPIs and service
+health, outcome records and the Learning rows, and the Kestra mirror's state.
 
-The embedded engine fills them as its tasks finish (:mod:`console.engines.embedded.projection`);
-the pages only read them.
+The embedded engine fills them as its tasks finish; on Kestra the mirror fills them from the
+executions it reads (both through :mod:`console.engines.projection`). The pages only read them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from console.domain.models import format_time
 from console.domain.vocabulary import DeploymentStatus
 from console.storage.approvals import ApprovalStore
+from console.storage.codec import pack, put_large_in
 from console.storage.database import Connection, dumps, loads, now_text
 
 
@@ -36,21 +38,30 @@ class DashboardKpis:
 
 
 class ReadModelStore(ApprovalStore):
-    """Deployments, KPIs, service health, outcomes, learning rows and metric points."""
+    """Deployments, actions, KPIs, service health, outcomes, learning rows, the Kestra mirror's state."""
 
     # -- deployments: writes inside the caller's transaction ------------------------------------
 
     _DEPLOYMENT_FIELDS = frozenset(
         {
             "deployed_at",
+            "deployed_by",
+            "previous_version",
+            "environment",
             "verdict",
             "severity",
             "confidence",
             "analyzer",
-            "summary",
             "approval",
             "status",
             "decided_at",
+            "snapshot_ref",
+            "decision_ref",
+            "simulated",
+            "running_version",
+            "measured_status",
+            "expected_match",
+            "note",
         }
     )
     """The columns the projection updates as an execution runs (never its identity or creation)."""
@@ -70,27 +81,39 @@ class ReadModelStore(ApprovalStore):
         execution_id: str,
         scenario: str | None,
         status: DeploymentStatus,
-    ) -> None:
+        engine: str,
+        source: str,
+        expected_verdict: str | None = None,
+        created_at: str | None = None,
+    ) -> bool:
+        """The execution's deployment row, unless it has one already; True when inserted."""
         now = now_text()
-        conn.execute(
-            "INSERT INTO deployments (id, ref, service, version, previous_version, environment, deployed_at, "
-            "deployed_by, execution_id, scenario, status, created_at, updated_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                deployment_id,
-                ref,
-                service,
-                version,
-                previous_version,
-                environment,
-                deployed_at,
-                deployed_by,
-                execution_id,
-                scenario,
-                status.value,
-                now,
-                now,
-            ),
+        return bool(
+            conn.execute(
+                "INSERT OR IGNORE INTO deployments (id, ref, service, version, previous_version, "
+                "environment, deployed_at, deployed_by, execution_id, scenario, status, engine, source, "
+                "expected_verdict, running_version, created_at, updated_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    deployment_id,
+                    ref,
+                    service,
+                    version,
+                    previous_version,
+                    environment,
+                    deployed_at,
+                    deployed_by,
+                    execution_id,
+                    scenario,
+                    status.value,
+                    engine,
+                    source,
+                    expected_verdict,
+                    version,
+                    created_at or now,
+                    now,
+                ),
+            ).rowcount
         )
 
     @classmethod
@@ -101,7 +124,7 @@ class ReadModelStore(ApprovalStore):
             raise ValueError(f"not deployment fields: {', '.join(sorted(unknown))}")
         names = sorted(values)
         assignments = ", ".join(f"{name} = ?" for name in [*names, "updated_at"])
-        args = [values[n].value if isinstance(values[n], DeploymentStatus) else values[n] for n in names]
+        args = [_column_value(values[n]) for n in names]
         conn.execute(
             f"UPDATE deployments SET {assignments} WHERE execution_id = ?",  # noqa: S608 - names checked above
             [*args, now_text(), execution_id],
@@ -114,6 +137,45 @@ class ReadModelStore(ApprovalStore):
             "SELECT id, service FROM deployments WHERE execution_id = ?", (execution_id,)
         ).fetchone()
         return (row["id"], row["service"]) if row else None
+
+    @staticmethod
+    def deployment_versions_in(conn: Connection, execution_id: str) -> tuple[str, str | None] | None:
+        """(version, previous version) of the execution's deployment."""
+        row = conn.execute(
+            "SELECT version, previous_version FROM deployments WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return (row["version"], row["previous_version"]) if row else None
+
+    @staticmethod
+    def replace_actions_in(conn: Connection, execution_id: str, actions: list[dict[str, Any]]) -> None:
+        """The execution's actions as they ran (or were skipped), in order, replacing any earlier
+        projection of them. Each item: name, risk, mode, status, simulated, changed, executor,
+        label, detail, started_at, finished_at, and the whole result."""
+        conn.execute("DELETE FROM actions WHERE execution_id = ?", (execution_id,))
+        conn.executemany(
+            "INSERT INTO actions (execution_id, seq, name, risk, mode, status, simulated, changed, executor, "
+            "label, detail, started_at, finished_at, result) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    execution_id,
+                    seq,
+                    str(a.get("name") or "?"),
+                    a.get("risk"),
+                    str(a.get("mode") or "?"),
+                    str(a.get("status") or "?"),
+                    int(bool(a.get("simulated"))),
+                    int(bool(a.get("changed"))),
+                    a.get("executor"),
+                    a.get("label"),
+                    a.get("detail"),
+                    a.get("started_at"),
+                    a.get("finished_at"),
+                    dumps(a.get("result") or {}),
+                )
+                for seq, a in enumerate(actions)
+            ],
+        )
 
     # -- deployments: reads ---------------------------------------------------------------------------
 
@@ -134,31 +196,31 @@ class ReadModelStore(ApprovalStore):
             f"SELECT * FROM deployments{clause} ORDER BY created_at DESC LIMIT ? OFFSET ?",  # noqa: S608
             [*args, limit, offset],
         )
-        return [dict(r) for r in rows]
+        return [_deployment(r) for r in rows]
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any] | None:
         row = self.conn.execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
-        return dict(row) if row else None
+        return _deployment(row) if row else None
 
     def deployment_for_execution(self, execution_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
             "SELECT * FROM deployments WHERE execution_id = ?", (execution_id,)
         ).fetchone()
-        return dict(row) if row else None
+        return _deployment(row) if row else None
 
     def latest_decisions(self, limit: int = 10) -> list[dict[str, Any]]:
         """The newest deployments that have a verdict (the dashboard's "latest decisions")."""
         rows = self.conn.execute(
             "SELECT * FROM deployments WHERE verdict IS NOT NULL ORDER BY created_at DESC LIMIT ?", (limit,)
         )
-        return [dict(r) for r in rows]
+        return [_deployment(r) for r in rows]
 
     def service_health(self) -> list[dict[str, Any]]:
         """Per service: its latest deployment's version, verdict and status, and its launch count."""
         rows = self.conn.execute(
             """
-            SELECT d.service, d.version, d.verdict, d.severity, d.confidence, d.status, d.created_at,
-                   d.execution_id, c.launches
+            SELECT d.service, d.version, d.previous_version, d.running_version, d.simulated, d.verdict,
+                   d.severity, d.confidence, d.status, d.created_at, d.execution_id, c.launches
             FROM deployments d
             JOIN (SELECT service, MAX(created_at) AS latest, COUNT(*) AS launches
                   FROM deployments GROUP BY service) c
@@ -176,10 +238,12 @@ class ReadModelStore(ApprovalStore):
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         day_start, day_end = format_time(start), format_time(start + timedelta(days=1))
         with self.read() as conn:
+            # from the deployments (one per loop run), not the executions table: on Kestra the
+            # executions live in Kestra and only the read model is local
             executions = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(state = 'FAILED'), 0) FROM executions "
-                "WHERE start_date >= ? AND start_date < ?",
-                (day_start, day_end),
+                "SELECT COUNT(*), COALESCE(SUM(status = ?), 0) FROM deployments "
+                "WHERE created_at >= ? AND created_at < ?",
+                (DeploymentStatus.FAILED.value, day_start, day_end),
             ).fetchone()
             dep = conn.execute(
                 """
@@ -221,12 +285,23 @@ class ReadModelStore(ApprovalStore):
     # -- outcomes ---------------------------------------------------------------------------------
 
     def save_outcome_in(
-        self, conn: Connection, execution_id: str, deployment_id: str | None, record: dict[str, Any]
+        self,
+        conn: Connection,
+        execution_id: str,
+        deployment_id: str | None,
+        record: dict[str, Any],
+        recorded_at: str | None = None,
     ) -> None:
         conn.execute(
             "INSERT OR REPLACE INTO outcomes (execution_id, deployment_id, record, recorded_at, learning) "
             "VALUES (?, ?, ?, ?, ?)",
-            (execution_id, deployment_id, dumps(record), now_text(), dumps(learning_fields(record))),
+            (
+                execution_id,
+                deployment_id,
+                dumps(put_large_in(conn, "outcome", pack(conn, record))),
+                recorded_at or now_text(),
+                dumps(learning_fields(record)),
+            ),
         )
 
     def outcome_records(self, limit: int | None = None) -> list[dict[str, Any]]:
@@ -243,7 +318,7 @@ class ReadModelStore(ApprovalStore):
         out = []
         with self.read() as conn:
             for row in conn.execute(sql).fetchall():
-                record = loads(row["record"], {})
+                record = self.unpack(loads(row["record"], {}), conn)
                 if row["approval_id"] is not None and row["a_status"] in ("approved", "rejected", "expired"):
                     votes = self.approval_votes(row["approval_id"], conn)
                     approval = dict(record.get("approval") or {})
@@ -276,59 +351,51 @@ class ReadModelStore(ApprovalStore):
         with self.read() as conn:
             return [tuple(row) for row in conn.execute(_LEARNING_SQL, (int(after),)).fetchall()]  # type: ignore[misc]
 
-    # -- metric points ----------------------------------------------------------------------------
+    def outcome_record(self, execution_id: str) -> dict[str, Any] | None:
+        """One execution's outcome record as recorded (None before its ``record`` step)."""
+        row = self.conn.execute(
+            "SELECT record FROM outcomes WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return self.unpack(loads(row["record"], {})) if row else None
 
-    def add_metric_points(
-        self, service: str, deployment_id: str | None, metrics: dict[str, list[tuple[float, float]]]
-    ) -> int:
-        with self.write() as conn:
-            return self.add_metric_points_in(conn, service, deployment_id, metrics)
+    # -- what a deployment's decision saw and what its actions did -------------------------------
 
-    @staticmethod
-    def add_metric_points_in(
-        conn: Connection,
-        service: str,
-        deployment_id: str | None,
-        metrics: dict[str, list[tuple[float, float]]],
-    ) -> int:
-        rows = [
-            (service, name, float(ts), float(value), deployment_id)
-            for name, points in metrics.items()
-            for ts, value in points
-        ]
-        conn.executemany(
-            "INSERT OR REPLACE INTO metric_points (service, metric, ts, value, deployment_id) "
-            "VALUES (?, ?, ?, ?, ?)",
-            rows,
-        )
-        return len(rows)
+    def deployment_decision(self, deployment: dict[str, Any]) -> dict[str, Any] | None:
+        """The decision document of a deployment row (None before the analysis)."""
+        ref = deployment.get("decision_ref")
+        return self.document(ref) if ref else None
 
-    # Both lists jump from one distinct value to the next through the primary key (a "loose index
-    # scan", one seek per value) instead of SELECT DISTINCT, which without table statistics reads
-    # every point: 645 ms for the services of 6M points, 8 ms per service for its metric names.
+    def deployment_snapshot(self, deployment: dict[str, Any]) -> dict[str, Any] | None:
+        """The snapshot the deployment's decision saw (None before ``collect``)."""
+        ref = deployment.get("snapshot_ref")
+        return self.document(ref) if ref else None
 
-    def metric_names(self, service: str) -> list[str]:
+    def snapshot_for_execution(self, execution_id: str) -> dict[str, Any] | None:
+        row = self.conn.execute(
+            "SELECT snapshot_ref FROM deployments WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return self.document(row["snapshot_ref"]) if row and row["snapshot_ref"] else None
+
+    def deployment_actions(self, execution_id: str) -> list[dict[str, Any]]:
+        """The execution's actions in order: as they ran, or why they were skipped."""
         rows = self.conn.execute(
-            """
-            WITH RECURSIVE names(metric) AS (
-                SELECT MIN(metric) FROM metric_points WHERE service = ?1
-                UNION ALL
-                SELECT (SELECT MIN(metric) FROM metric_points WHERE service = ?1 AND metric > names.metric)
-                FROM names WHERE names.metric IS NOT NULL
-            )
-            SELECT metric FROM names WHERE metric IS NOT NULL
-            """,
-            (service,),
-        )
-        return [r[0] for r in rows]
+            "SELECT * FROM actions WHERE execution_id = ? ORDER BY seq", (execution_id,)
+        ).fetchall()
+        return [
+            {**dict(r), "simulated": bool(r["simulated"]), "changed": bool(r["changed"]),
+             "result": loads(r["result"], {})}
+            for r in rows
+        ]  # fmt: skip
 
-    def metric_services(self) -> list[str]:
+    def deployed_services(self) -> list[str]:
+        """Services that have at least one deployment, by name (a loose index scan: one seek per
+        service instead of SELECT DISTINCT over every deployment)."""
         rows = self.conn.execute(
             """
             WITH RECURSIVE services(service) AS (
-                SELECT MIN(service) FROM metric_points
+                SELECT MIN(service) FROM deployments
                 UNION ALL
-                SELECT (SELECT MIN(service) FROM metric_points WHERE service > services.service)
+                SELECT (SELECT MIN(service) FROM deployments WHERE service > services.service)
                 FROM services WHERE services.service IS NOT NULL
             )
             SELECT service FROM services WHERE service IS NOT NULL
@@ -336,34 +403,88 @@ class ReadModelStore(ApprovalStore):
         )
         return [r[0] for r in rows]
 
-    def metric_series(
-        self, service: str, metric: str, start: datetime, end: datetime, max_points: int = 500
-    ) -> list[tuple[datetime, float]]:
-        """One metric's points between start and end; averaged per time bucket in SQL when the range
-        holds more than ``max_points`` points, so a chart never receives more than that."""
-        t0, t1 = start.timestamp(), end.timestamp()
-        max_points = max(1, int(max_points))
-        with self.read() as conn:
-            count = conn.execute(
-                "SELECT COUNT(*) FROM metric_points WHERE service = ? AND metric = ? AND ts >= ? AND ts <= ?",
-                (service, metric, t0, t1),
-            ).fetchone()[0]
-            if count <= max_points:
-                rows = conn.execute(
-                    "SELECT ts, value FROM metric_points WHERE service = ? AND metric = ? AND ts >= "
-                    "? AND ts <= ? "
-                    "ORDER BY ts",
-                    (service, metric, t0, t1),
-                ).fetchall()
-            else:
-                width = (t1 - t0) / max_points or 1.0
-                rows = conn.execute(
-                    "SELECT AVG(ts), AVG(value) FROM metric_points "
-                    "WHERE service = ? AND metric = ? AND ts >= ? AND ts <= ? "
-                    "GROUP BY MIN(CAST((ts - ?) / ? AS INTEGER), ?) ORDER BY 1",
-                    (service, metric, t0, t1, t0, width, max_points - 1),
-                ).fetchall()
-        return [(datetime.fromtimestamp(r[0], UTC), float(r[1])) for r in rows]
+    # -- the Kestra mirror's state ------------------------------------------------------------------
+
+    def mirror_state(self, source: str) -> dict[str, Any]:
+        row = self.conn.execute("SELECT * FROM mirror_state WHERE source = ?", (source,)).fetchone()
+        return dict(row) if row else {"source": source, "cursor": None, "last_attempt": None,
+                                      "last_success": None, "last_error": None}  # fmt: skip
+
+    def save_mirror_state(
+        self, source: str, *, cursor: str | None = None, success: bool, error: str | None = None
+    ) -> None:
+        """Record a sync attempt (and move the cursor when given)."""
+        now = now_text()
+        with self.write() as conn:
+            conn.execute(
+                "INSERT INTO mirror_state (source, cursor, last_attempt, last_success, last_error) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE SET "
+                "cursor = COALESCE(excluded.cursor, mirror_state.cursor), "
+                "last_attempt = excluded.last_attempt, "
+                "last_success = COALESCE(excluded.last_success, mirror_state.last_success), "
+                "last_error = excluded.last_error",
+                (source, cursor, now, now if success else None, error),
+            )
+
+    def mirrored_fingerprints(self, execution_ids: list[str]) -> dict[str, str]:
+        """The fingerprint each of these executions had when it was last mirrored."""
+        if not execution_ids:
+            return {}
+        marks = ",".join("?" * len(execution_ids))
+        rows = self.conn.execute(
+            f"SELECT execution_id, fingerprint FROM mirrored_executions WHERE execution_id IN ({marks})",  # noqa: S608
+            execution_ids,
+        )
+        return {r[0]: r[1] for r in rows}
+
+    def open_mirrored_ids(self, terminal: tuple[str, ...], limit: int = 200) -> list[str]:
+        """Mirrored executions not finished when last seen (to look at again), oldest first."""
+        marks = ",".join("?" * len(terminal))
+        rows = self.conn.execute(
+            f"SELECT execution_id FROM mirrored_executions WHERE gone = 0 AND state NOT IN ({marks}) "  # noqa: S608
+            "ORDER BY start_date LIMIT ?",
+            (*terminal, limit),
+        )
+        return [r[0] for r in rows]
+
+    @staticmethod
+    def mark_mirrored_in(
+        conn: Connection,
+        execution_id: str,
+        *,
+        flow_id: str,
+        state: str,
+        fingerprint: str,
+        start_date: str | None,
+        gone: bool = False,
+    ) -> None:
+        conn.execute(
+            "INSERT INTO mirrored_executions (execution_id, flow_id, state, fingerprint, start_date, "
+            "synced_at, gone) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (execution_id) DO UPDATE SET "
+            "state = excluded.state, fingerprint = excluded.fingerprint, synced_at = excluded.synced_at, "
+            "gone = excluded.gone",
+            (execution_id, flow_id, state, fingerprint, start_date, now_text(), int(gone)),
+        )
+
+
+def _column_value(value: Any) -> Any:
+    """A projected value as SQLite stores it (enums by value, JSON objects as text, bools as 0/1)."""
+    if isinstance(value, DeploymentStatus):
+        return value.value
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, dict | list):
+        return dumps(value)
+    return value
+
+
+def _deployment(row: Any) -> dict[str, Any]:
+    data = dict(row)
+    if "simulated" in data:
+        data["simulated"] = bool(data["simulated"])
+    if data.get("expected_match") is not None:
+        data["expected_match"] = bool(data["expected_match"])
+    return data
 
 
 def learning_fields(record: dict[str, Any]) -> list[Any]:

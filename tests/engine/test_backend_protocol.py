@@ -27,7 +27,6 @@ def test_the_protocol_lists_what_the_console_calls():
         "resume",
         "kill",
         "ui_link",
-        "paused_approvals",
         "sync_flows",
         "close",
     } == set(PROTOCOL_METHODS)
@@ -51,11 +50,9 @@ def test_each_engine_implements_each_method_with_a_compatible_signature(engine, 
     assert isinstance(engine.name, str)
 
 
-def test_the_embedded_engine_mirrors_nothing_and_has_no_flows_to_sync(settings):
+def test_the_embedded_engine_has_no_flows_to_sync(settings):
     engine = EmbeddedEngine(settings, synchronous=True)
     try:
-        engine.run_sync(scenario="memory-leak", triggered_by="alice")  # PAUSED, its approval made here
-        assert engine.paused_approvals() == []
         with pytest.raises(BackendError, match="flow sync is for Kestra"):
             engine.sync_flows()
     finally:

@@ -11,6 +11,7 @@ from console.access.approvals import AlreadyDecided, ApprovalService
 from console.access.auth import Identity, PermissionDenied, Role
 from console.domain.executions import State
 from console.engines.kestra.backend import KestraBackend
+from console.engines.kestra.mirror import KestraMirror
 from console.settings import Secret, Settings
 from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
@@ -50,7 +51,8 @@ def test_paused_kestra_execution_is_mirrored_once_and_decided(kestra, tmp_path):
     )
     backend = KestraBackend(settings)
     store = Store(settings.db_path)
-    service = ApprovalService(store, backend, settings)
+    mirror = KestraMirror(store, backend, settings)
+    service = ApprovalService(store, backend, settings, refresh=lambda: mirror.sync().error)
     execution_id = backend.launch_scenario("memory-leak", "alice")
     assert wait_for(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
 

@@ -13,6 +13,7 @@ from console.domain.vocabulary import LOOP_TASKS
 from console.engines.backend import BackendError
 from console.engines.embedded.runner import EmbeddedEngine
 from console.loop.scenarios import list_scenarios
+from console.presentation.charts import snapshot_series
 from tests.engine.conftest import HEALTHY_SCENARIO, ROLLBACK_SCENARIO, run_paused
 
 
@@ -106,12 +107,12 @@ def test_scenario_timestamps_are_shifted_to_now(engine):
     assert abs((datetime.now(UTC) - newest).total_seconds()) < 60
     deployed = parse_time(snapshot["deployment"]["deployed_at"])
     assert deployed < newest
-    # the metric points land in the store for the Metrics page, at the shifted times
-    service = snapshot["deployment"]["service"]
+    # the deployment's charts read exactly this snapshot, at the shifted times
+    deployment = engine.store.deployment_for_execution(execution.id)
+    assert engine.store.deployment_snapshot(deployment) == snapshot
     metric = next(iter(snapshot["metrics"]))
-    series = engine.store.metric_series(service, metric, deployed, newest, max_points=10_000)
-    after_deploy = [p for p in snapshot["metrics"][metric] if parse_time(p[0]) >= deployed]
-    assert len(series) == len(after_deploy)
+    times, values = snapshot_series(snapshot)[metric]
+    assert times[-1] == newest.timestamp() and len(values) == len(snapshot["metrics"][metric])
 
 
 def test_execution_has_kestra_shape_and_round_trips(engine):
@@ -224,10 +225,10 @@ def test_synchronous_engine_runs_inline(settings):
 def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
     original = engine.projection.task_finished
 
-    def broken(conn, execution_id, task_id, outputs):
+    def broken(conn, execution_id, task_id, outputs, *, at):
         if task_id == "decide":
             raise KeyError("plan")
-        return original(conn, execution_id, task_id, outputs)
+        return original(conn, execution_id, task_id, outputs, at=at)
 
     monkeypatch.setattr(engine.projection, "task_finished", broken)
     execution = engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)

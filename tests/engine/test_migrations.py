@@ -140,3 +140,43 @@ def test_a_file_from_a_newer_console_is_refused_with_one_line(tmp_path: Path):
     newer = migrations.LATEST + 1
     with pytest.raises(SchemaTooNew, match=rf"schema version {newer}, newer than this console"):
         Store(path)
+
+
+def test_a_file_of_version_2_keeps_each_snapshot_once_compressed_and_drops_per_service_points(
+    tmp_path: Path,
+):
+    """Version 2 kept each snapshot as a plain-JSON artifact and every metric point per service;
+    migration 3 moves the snapshot into the documents table, points the deployment at it, and
+    drops the artifacts and the per-service points (two runs of one service interleaved there)."""
+    import json
+
+    from tests.conftest import MOCK_DATA
+
+    snapshot = json.loads((MOCK_DATA / f"{HEALTHY_SCENARIO}.json").read_text())
+    path = tmp_path / "v2.sqlite3"
+    raw = sqlite3.connect(path)
+    for migration in migrations.MIGRATIONS[:2]:
+        migration.apply(raw)
+    raw.execute(
+        "INSERT INTO deployments (id, ref, service, version, deployed_at, execution_id, status, created_at, "
+        "updated_at) VALUES ('d-1', 'd', 'checkout', 'v2', '2026-01-01T00:00:00Z', 'ex-1', 'healthy', "
+        "'2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z')"
+    )
+    raw.execute("INSERT INTO artifacts VALUES ('ex-1', 'snapshot', ?)", (json.dumps(snapshot),))
+    raw.execute("INSERT INTO metric_points VALUES ('checkout', 'error_rate', 1.0, 0.5, 'd-1')")
+    raw.execute("PRAGMA user_version = 2")
+    raw.commit()
+    raw.close()
+
+    store = Store(path)
+    try:
+        assert store.schema_version == migrations.LATEST
+        tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert "artifacts" not in tables and "metric_points" not in tables
+        deployment = store.get_deployment("d-1")
+        assert store.deployment_snapshot(deployment) == snapshot
+        assert deployment["engine"] == "embedded" and deployment["running_version"] == "v2"
+        count, size = store.document_bytes("snapshot")
+        assert count == 1 and size < len(json.dumps(snapshot)) / 3
+    finally:
+        store.close()

@@ -1,7 +1,8 @@
-"""Store: metric downsampling, listing speed at 100,000 executions, lock handling, steps' pure logic."""
+"""Store: documents stored once, listing speed at 100,000 executions, lock handling, steps' pure logic."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -11,27 +12,32 @@ import pytest
 
 from console.loop import steps
 from console.storage import Store, StoreBusy, dumps
+from console.storage.codec import pack
+from console.storage.documents import DocumentMissing
 
 
-def test_metric_series_downsamples_in_sql(store):
-    t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    points = [(t0.timestamp() + i, float(i)) for i in range(10_000)]
-    store.add_metric_points("checkout", "dep-1", {"latency": points, "errors": [(t0.timestamp(), 1.0)]})
-    end = t0 + timedelta(seconds=9_999)
-    full = store.metric_series("checkout", "latency", t0, end, max_points=20_000)
-    assert len(full) == 10_000 and full[0] == (t0, 0.0)
-    small = store.metric_series("checkout", "latency", t0, end, max_points=100)
-    assert 90 <= len(small) <= 100
-    assert [p[0] for p in small] == sorted(p[0] for p in small)
-    # each bucket is the mean of ~100 consecutive values: the overall mean is kept
-    assert abs(sum(v for _, v in small) / len(small) - 4999.5) < 60
-    assert small[0][1] < 100 and small[-1][1] > 9_800
-    window = store.metric_series(
-        "checkout", "latency", t0 + timedelta(seconds=10), t0 + timedelta(seconds=19)
-    )
-    assert [v for _, v in window] == [float(i) for i in range(10, 20)]
-    assert store.metric_names("checkout") == ["errors", "latency"]
-    assert store.metric_series("other", "latency", t0, end) == []
+def test_documents_are_stored_once_compressed_and_read_back_whole(store):
+    decision = {"verdict": "ROLLBACK", "summary": "memory climbs " * 80, "metrics": [{"name": "x"}] * 20}
+    small = {"verdict": "CONTINUE"}
+    with store.write() as conn:
+        packed = pack(conn, {"analyze": {"decision": decision}, "again": {"decision": dict(decision)},
+                             "tiny": {"decision": small}, "list": [{"decision": decision}]})  # fmt: skip
+    ref = packed["analyze"]["decision"]
+    assert set(ref) == {"$doc"} and packed["again"]["decision"] == ref == packed["list"][0]["decision"]
+    assert packed["tiny"]["decision"] == small  # too small to be worth a document
+    count, size = store.document_bytes()
+    assert count == 1 and size < len(json.dumps(decision)) / 3
+    assert store.unpack(packed) == {
+        "analyze": {"decision": decision},
+        "again": {"decision": decision},
+        "tiny": {"decision": small},
+        "list": [{"decision": decision}],
+    }
+    whole = store.document(ref["$doc"])
+    whole["verdict"] = "changed by a caller"
+    assert store.document(ref["$doc"])["verdict"] == "ROLLBACK"  # callers get private copies
+    with pytest.raises(DocumentMissing, match="missing"):
+        store.document("0" * 32)
 
 
 def _fill_executions(store: Store, n: int) -> None:

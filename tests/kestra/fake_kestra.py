@@ -570,6 +570,8 @@ class FakeKestra:
         resumed = event.wait(limit)
         with self.lock:
             self._resume_events.pop(ex["id"], None)
+            if ex["id"] not in self.executions:  # deleted while it waited
+                raise _Stopped
             if ex["state"]["current"] == "KILLING":
                 raise self._killed(ex)
             if not resumed:  # pauseDuration expired: the flow's behavior decides
@@ -647,6 +649,16 @@ class FakeKestra:
                 doc.pop("metadata", None)
         return doc
 
+    def delete(self, execution_id: str) -> None:
+        """``DELETE /executions/{id}``: the execution is gone (an admin purged it)."""
+        with self.lock:
+            if self.executions.pop(execution_id, None) is None:
+                raise HttpError(404, f"Execution '{execution_id}' not found")
+            self.logs.pop(execution_id, None)
+            event = self._resume_events.get(execution_id)
+        if event is not None:  # a paused run: its runner thread ends quietly
+            event.set()
+
     def search(self, params: list[tuple[str, str]]) -> dict[str, Any]:
         query: dict[str, list[str]] = {}
         for key, value in params:
@@ -668,6 +680,12 @@ class FakeKestra:
             state_set |= set(query.get("state", []))
         labels = {k[len("filters[labels][EQUALS][") : -1]: v[0] for k, v in query.items()
                   if k.startswith("filters[labels][EQUALS][")}  # fmt: skip
+        started_from = (query.get("filters[startDate][GREATER_THAN_OR_EQUAL_TO]") or [None])[0]
+        if started_from is not None:
+            try:
+                since = datetime.fromisoformat(started_from.replace("Z", "+00:00"))
+            except ValueError:
+                raise HttpError(400, f"Illegal argument: invalid date '{started_from}'") from None
         with self.lock:
             items = list(self.executions.values())
         items = [
@@ -677,6 +695,10 @@ class FakeKestra:
             and (not flow_id or e["flowId"] == flow_id)
             and (not state_set or e["state"]["current"] in state_set)
             and all({"key": k, "value": v} in e["labels"] for k, v in labels.items())
+            and (
+                started_from is None
+                or datetime.fromisoformat(e["state"]["startDate"].replace("Z", "+00:00")) >= since
+            )
         ]
         sort = (query.get("sort") or ["state.startDate:desc"])[0]
         field, _, direction = sort.partition(":")
@@ -857,6 +879,9 @@ class _Handler(BaseHTTPRequestHandler):
             view = fake.view(execution)
             view["url"] = f"{fake.url}/ui/main/executions/{seg[1]}/{seg[2]}/{execution['id']}"
             return self._send(200, view)
+        if len(seg) == 2 and seg[0] == "executions" and method == "DELETE" and seg[1] != "search":
+            fake.delete(seg[1])
+            return self._send(204)
         if len(seg) == 2 and seg[0] == "executions" and method == "GET":
             with fake.lock:
                 ex = fake.executions.get(seg[1])

@@ -42,7 +42,7 @@ def engine(settings):
 def _no_sqlite_error_anywhere(engine: EmbeddedEngine) -> None:
     """No execution failed on, and no log line mentions, a database error."""
     rows = engine.store.conn.execute(
-        "SELECT execution_id, message FROM execution_logs WHERE message LIKE '%database is%' "
+        "SELECT execution_id, message FROM logs WHERE message LIKE '%database is%' "
         "OR message LIKE '%sqlite%' OR message LIKE '%locked%' OR message LIKE '%OperationalError%' "
         "OR message LIKE '%busy%' OR message LIKE '%internal error%'"
     ).fetchall()

@@ -145,7 +145,7 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
         assert engine.store.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] >= audit_count
         assert (
             engine.store.conn.execute(
-                "SELECT COUNT(*) FROM execution_logs WHERE message LIKE '%internal error%'"
+                "SELECT COUNT(*) FROM logs WHERE message LIKE '%internal error%'"
             ).fetchone()[0]
             == 0
         )

@@ -1,8 +1,8 @@
 """Scale smoke test: the store's page queries keep index plans (no full scans, no big sorts).
 
-``benchmarks/bench_scale.py`` measures the pages with 100k executions and 6M metric points; this
+``benchmarks/bench_scale.py`` measures the pages with 100k executions; this
 test seeds a small store the same way and checks the *query plans* of the reads the pages make, so
-a change that would bring back a full scan (e.g. SELECT DISTINCT over every metric point, or a sort
+a change that would bring back a full scan (e.g. SELECT DISTINCT over every deployment, or a sort
 of every decided approval) fails here in seconds instead of at 100k. The console never runs
 ANALYZE, so neither does this test.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.bench_scale import seed_clones, seed_metrics, seed_templates
+from benchmarks.bench_scale import seed_clones, seed_templates, service_names
 from console.access.approvals import ApprovalService
 from console.engines.embedded.runner import EmbeddedEngine
 from console.settings import Settings
@@ -29,8 +29,7 @@ def seeded(tmp_path_factory) -> Iterator[Path]:
     try:
         data_dir = tmp_path_factory.mktemp("scale") / "data"
         seed_templates(data_dir)
-        metrics = seed_metrics(data_dir, services=5, days=0.25)
-        seed_clones(data_dir, 2000, metrics["services"], days=7)
+        seed_clones(data_dir, 2000, service_names(5, []), days=7)
         yield data_dir
     finally:
         os.environ.clear()
@@ -55,9 +54,11 @@ def test_page_queries_use_indexes(seeded: Path):
     store.conn.set_trace_callback(statements.append)
     try:
         assert store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] >= 2000
-        services = store.metric_services()
+        services = store.deployed_services()
         assert len(services) >= 5
-        assert len(store.metric_names(services[0])) == 6
+        newest = store.list_deployments(service=services[0], limit=50)
+        assert newest and store.deployment_decision(newest[0]) is not None
+        store.deployment_actions(newest[0]["execution_id"])
         store.approvals(statuses=["pending"])
         decided = service.decided()
         assert decided and all(a["status"] != "pending" for a in decided)
@@ -77,7 +78,7 @@ def test_page_queries_use_indexes(seeded: Path):
     for sql, plan in plans.items():
         text = " ".join(sql.split())
         ordered_limit = "LIMIT" in text and "TEMP B-TREE" not in plan  # stops after the page
-        for table in ("metric_points", "approvals", "executions", "audit", "deployments"):
+        for table in ("actions", "approvals", "executions", "audit", "deployments", "documents"):
             after = plan.split(f"SCAN {table}")[1][:40] if f"SCAN {table}" in plan else None
             if after is not None and "USING" not in after and not ordered_limit:
                 problems.append(f"full scan of {table}: {text[:140]} -> {plan}")

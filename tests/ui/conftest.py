@@ -75,3 +75,15 @@ def wait_for(predicate: Callable[[], object], timeout: float = 30.0, step: float
             return value
         time.sleep(step)
     raise AssertionError("condition not met in time")
+
+
+def series(values: object) -> list:
+    """A plotly trace's values as a list: figures read back from AppTest's JSON hold numeric arrays
+    as ``{"dtype", "bdata"}`` (base64 of the raw array), lists stay lists."""
+    import base64
+
+    import numpy as np
+
+    if isinstance(values, dict) and "bdata" in values:
+        return np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"]).tolist()
+    return list(values) if values is not None else []

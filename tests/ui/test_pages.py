@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
-from tests.ui.conftest import APP, PAGES, make_app, texts, wait_for
+from tests.ui.conftest import APP, PAGES, make_app, series, texts, wait_for
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -301,7 +301,7 @@ def test_metrics_charts_mark_the_deploy_and_flag_anomalies(app_env, paused_leak)
     memory = figures["Memory utilisation"]
     assert [s.type for s in memory.layout.shapes].count("line") == 1  # the deploy
     assert any(trace.name == "anomaly" for trace in memory.data)
-    assert all(len(trace.y) <= 1200 for trace in memory.data)
+    assert all(0 < len(series(trace.y)) <= 1200 for trace in memory.data)
 
 
 def test_learning_what_if_threshold(app_env, paused_leak, engine):
@@ -361,3 +361,37 @@ def test_critical_action_needs_two_different_approvers(app_env, engine):
     second.button(key="approval_confirm").click().run()
     assert any("approved by bob" in s for s in texts(second, "success")), texts(second, "success")
     assert engine.store.approval_row(approval_id)["status"] == "approved"
+
+
+def test_two_overlapping_runs_of_one_service_each_chart_their_own_snapshot(app_env, engine):
+    """memory-leak and healthy-hotfix both deploy payment-service: launched together, each
+    deployment's Metrics charts show exactly its own snapshot (they used to share one series per
+    service, where the two runs interleaved and a healthy deploy showed a leak)."""
+    import plotly.io
+
+    from console.presentation.charts import metric_title, snapshot_series
+
+    ids = [engine.launch_scenario(s, "seed") for s in ("memory-leak", "healthy-hotfix")]
+    for execution_id in ids:
+        wait_for(lambda i=execution_id: engine.get_execution(i).state in (State.PAUSED, State.SUCCESS))
+    charted = {}
+    for execution_id in ids:
+        deployment = engine.store.deployment_for_execution(execution_id)
+        assert deployment["service"] == "payment-service"
+        at = AppTest.from_file(APP, default_timeout=30)
+        at.session_state["demo_name"] = "alice"
+        at.query_params["deployment"] = deployment["id"]
+        at.run()
+        at.switch_page("pages/metrics.py").run()
+        assert not at.exception
+        lines = {}
+        for element in at.get("plotly_chart"):
+            figure = plotly.io.from_json(element.proto.spec)
+            lines[figure.layout.title.text] = series(figure.data[0].y)
+        own = snapshot_series(engine.snapshot_document(execution_id))
+        memory = metric_title("memory_utilization")
+        assert lines[memory] == pytest.approx(own["memory_utilization"][1])
+        assert lines[metric_title("error_rate")] == pytest.approx(own["error_rate"][1])
+        charted[execution_id] = lines[memory]
+    leak, healthy = (charted[i] for i in ids)
+    assert max(leak) > 0.85 and max(healthy) < 0.7  # the leak's memory climbs; the hotfix's does not

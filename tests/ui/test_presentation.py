@@ -3,6 +3,7 @@ own."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -251,8 +252,13 @@ def test_learning_frame_reads_the_small_column_and_falls_back_for_older_rows(fin
     with store.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM outcomes WHERE learning IS NULL").fetchone()[0] == 0
     from_column = learning.learning_frame(store.learning_rows()).drop(columns="seq")
-    with store.write() as conn:  # rows recorded before the column existed
-        conn.execute("UPDATE outcomes SET learning = NULL")
+    with store.write() as conn:  # rows recorded before the column existed (their records were inline)
+        for execution_id, record in conn.execute("SELECT execution_id, record FROM outcomes").fetchall():
+            whole = store.unpack(json.loads(record), conn)
+            conn.execute(
+                "UPDATE outcomes SET learning = NULL, record = ? WHERE execution_id = ?",
+                (json.dumps(whole), execution_id),
+            )
     from_records = learning.learning_frame(store.learning_rows()).drop(columns="seq")
     assert from_column.sort_values("execution_id").to_dict("records") == from_records.sort_values(
         "execution_id"

@@ -4,8 +4,8 @@
 needs a human, the ``approval`` task and the execution go PAUSED, one approval row is created and
 the worker stops; :meth:`EmbeddedEngine.resume` (called by the approval service once a decision is
 final) continues. After each task the read models are updated in the same transaction
-(:mod:`~console.engines.embedded.projection`); an engine that starts takes over the executions a
-dead process left running (:mod:`~console.engines.embedded.recovery`).
+(:mod:`~console.engines.projection`, which the Kestra mirror uses too); an engine that starts takes
+over the executions a dead process left running (:mod:`~console.engines.embedded.recovery`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ from console.domain.executions import Execution, LogEntry, State
 from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
 from console.engines.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
-from console.engines.embedded.projection import Projection
-from console.loop import steps
+from console.engines.projection import Projection
+from console.loop import scenarios, steps
 from console.loop.steps import StepError
 from console.settings import Settings
 from console.storage import Connection, Store, now_text
+from console.storage.codec import put_document_in
 from console.storage.executions import StoredTaskRun
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class EmbeddedEngine:
     ) -> None:
         self.settings = settings
         self.store = store or Store(settings.db_path)
-        self.projection = Projection(self.store)
+        self.projection = Projection(self.store, self.name)
         self.namespace = settings.kestra_namespace or "devops.loop"
         self.synchronous = synchronous
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id(8)}"
@@ -107,7 +108,7 @@ class EmbeddedEngine:
             doc = steps.load_scenario(scenario_id, self.settings)
         except StepError as exc:
             raise BackendError(str(exc)) from None
-        requester = (doc.get("deployment") or {}).get("deployed_by") or "ci-pipeline"
+        requester = scenarios.requester_of(doc)
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
         return self._create({"scenario": scenario_id}, doc, requester, merged)
 
@@ -165,7 +166,13 @@ class EmbeddedEngine:
                 owner=self.owner,
             )
             self.projection.launched(
-                conn, execution_id, doc, scenario=inputs["scenario"], triggered_by=triggered_by, at=now_text()
+                conn,
+                execution_id,
+                deployment=dep,
+                scenario=scenario or ({"id": inputs["scenario"]} if inputs["scenario"] else None),
+                triggered_by=triggered_by,
+                source=launch_source(launch_input),
+                at=now_text(),
             )
             self.store.audit_in(
                 conn,
@@ -212,9 +219,9 @@ class EmbeddedEngine:
                 continue
             if run is not None and run.state == State.PAUSED:
                 return
-            task_run_id = self._start_task(execution_id, seq, task_id, run)
+            self._start_task(execution_id, seq, task_id, run)
             if task_id == APPROVAL_TASK:
-                if self._approval(execution_id, task_run_id, ctx):
+                if self._approval(execution_id, ctx):
                     return  # paused
                 ctx["approval"] = None
                 continue
@@ -225,9 +232,9 @@ class EmbeddedEngine:
             except Exception as exc:
                 if not isinstance(exc, StepError | ValueError):
                     log.warning("execution %s task %s failed", execution_id, task_id, exc_info=True)
-                self._fail_task(execution_id, task_run_id, task_id, one_line(exc))
+                self._fail_task(execution_id, task_id, one_line(exc))
                 return
-            self._finish_task(execution_id, task_run_id, task_id, outputs, ctx)
+            self._finish_task(execution_id, task_id, outputs, ctx)
         # every task had already finished (an execution marked RUNNING after its last task): close it
         with self.store.write() as conn:
             row = self.store.execution_state_in(conn, execution_id)
@@ -291,50 +298,46 @@ class EmbeddedEngine:
         if row is None or row.state != State.RUNNING or row.owner != self.owner:
             raise _Killed
 
-    def _start_task(self, execution_id: str, seq: int, task_id: str, run: StoredTaskRun | None) -> str:
+    def _start_task(self, execution_id: str, seq: int, task_id: str, run: StoredTaskRun | None) -> None:
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             if run is None:
-                task_run_id = new_id()
                 self.store.insert_task_run_in(
-                    conn, task_run_id=task_run_id, execution_id=execution_id, seq=seq, task_id=task_id
+                    conn, task_run_id=new_id(), execution_id=execution_id, seq=seq, task_id=task_id
                 )
-            else:  # interrupted earlier: run it again
-                task_run_id = run.id
-                self.store.transition_task_run_in(conn, task_run_id, State.RESTARTED, State.RUNNING)
+            else:  # interrupted earlier: run it again (a start is in the task run's history; a
+                # second start is worth a line in the log too)
+                self.store.transition_task_run_in(conn, execution_id, task_id, State.RESTARTED, State.RUNNING)
+                self.store.log_in(
+                    conn, execution_id, "WARN", f"{task_id} restarted: it was interrupted", task_id=task_id
+                )
             self.store.heartbeat_in(conn, execution_id)
-            self.store.log_in(
-                conn, execution_id, "INFO", f"{task_id} started", task_id=task_id, task_run_id=task_run_id
-            )
-        return task_run_id
 
     def _finish_task(
-        self, execution_id: str, task_run_id: str, task_id: str, outputs: dict[str, Any], ctx: dict[str, Any]
+        self, execution_id: str, task_id: str, outputs: dict[str, Any], ctx: dict[str, Any]
     ) -> None:
         stored = outputs
-        if task_id == "collect":
-            snapshot = outputs["snapshot"]
-            stored = {
-                "deployment": snapshot["deployment"],
-                "metrics": {name: len(points) for name, points in snapshot["metrics"].items()},
-                "log_lines": len(snapshot["logs"]),
-                "scenario": snapshot.get("scenario"),
-                "snapshot": f"store://executions/{execution_id}/snapshot",
-            }
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
-            self.store.transition_task_run_in(conn, task_run_id, State.SUCCESS, outputs=stored)
+            if task_id == "collect":  # the snapshot is kept once, compressed; the outputs point at it
+                snapshot = outputs["snapshot"]
+                stored = {
+                    **{k: v for k, v in outputs.items() if k != "snapshot"},
+                    "metrics": len(snapshot["metrics"]),
+                    "points": sum(len(points) for points in snapshot["metrics"].values()),
+                    "log_lines": len(snapshot["logs"]),
+                    "scenario": (snapshot.get("scenario") or {}).get("id"),
+                    "snapshot": SNAPSHOT_REF + put_document_in(conn, "snapshot", snapshot),
+                }
+            self.store.transition_task_run_in(conn, execution_id, task_id, State.SUCCESS, outputs=stored)
             self.store.heartbeat_in(conn, execution_id)
-            if task_id == "collect":  # kept once; the task's outputs point at it
-                self.store.save_artifact_in(conn, execution_id, "snapshot", outputs["snapshot"])
-            self.projection.task_finished(conn, execution_id, task_id, outputs)
+            self.projection.task_finished(conn, execution_id, task_id, outputs, at=now_text())
             self.store.log_in(
                 conn,
                 execution_id,
                 "INFO",
                 task_log_line(task_id, outputs),
                 task_id=task_id,
-                task_run_id=task_run_id,
             )
             if task_id == "record":
                 self._succeed(conn, execution_id, outputs)
@@ -353,14 +356,14 @@ class EmbeddedEngine:
             conn, execution_id, State.SUCCESS, ended=True, outputs=flow_outputs
         )
 
-    def _fail_task(self, execution_id: str, task_run_id: str, task_id: str, message: str) -> None:
+    def _fail_task(self, execution_id: str, task_id: str, message: str) -> None:
         """A step failed: its task run and the execution end FAILED."""
         with self.store.write() as conn:
             row = self.store.execution_state_in(conn, execution_id)
             if row is None or row.state.terminal:
                 return
-            self.store.transition_task_run_in(conn, task_run_id, State.FAILED)
-            self.store.log_in(conn, execution_id, "ERROR", message, task_id=task_id, task_run_id=task_run_id)
+            self.store.transition_task_run_in(conn, execution_id, task_id, State.FAILED)
+            self.store.log_in(conn, execution_id, "ERROR", message, task_id=task_id)
             self._fail_in(conn, execution_id)
 
     def fail(self, execution_id: str, message: str) -> None:
@@ -378,14 +381,14 @@ class EmbeddedEngine:
         self.projection.failed(conn, execution_id)
         self.store.cancel_pending_approvals_in(conn, execution_id, now_text())
 
-    def _approval(self, execution_id: str, task_run_id: str, ctx: dict[str, Any]) -> bool:
+    def _approval(self, execution_id: str, ctx: dict[str, Any]) -> bool:
         """Pause for a human when the plan needs one. Returns True when paused."""
         plan = ctx["plan"]
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             if not plan.get("needs_approval"):
                 self.store.transition_task_run_in(
-                    conn, task_run_id, State.SUCCESS, outputs={"required": False}
+                    conn, execution_id, APPROVAL_TASK, State.SUCCESS, outputs={"required": False}
                 )
                 self.store.log_in(
                     conn,
@@ -393,7 +396,6 @@ class EmbeddedEngine:
                     "INFO",
                     "no approval needed",
                     task_id=APPROVAL_TASK,
-                    task_run_id=task_run_id,
                 )
                 return False
             row = self.store.execution_state_in(conn, execution_id)
@@ -409,7 +411,7 @@ class EmbeddedEngine:
                 timeout_minutes=self.settings.approval_timeout_minutes,
             )
             self.store.transition_task_run_in(
-                conn, task_run_id, State.PAUSED, outputs={"approval_id": approval_id}
+                conn, execution_id, APPROVAL_TASK, State.PAUSED, outputs={"approval_id": approval_id}
             )
             self.store.transition_execution_in(conn, execution_id, State.PAUSED, ended=True)
             self.projection.paused(conn, execution_id)
@@ -421,7 +423,6 @@ class EmbeddedEngine:
                 f"paused: waiting for approval {approval_id} of {names} "
                 f"({plan.get('required_approvals')} approver(s), expires {expires})",
                 task_id=APPROVAL_TASK,
-                task_run_id=task_run_id,
             )
         return True
 
@@ -434,8 +435,7 @@ class EmbeddedEngine:
                 raise BackendError(f"execution {execution_id} not found")
             if row.state != State.PAUSED:
                 raise BackendError(f"execution {execution_id} is {row.state.value}, not PAUSED")
-            task_run_id = self.store.task_run_id_in(conn, execution_id, APPROVAL_TASK)
-            if task_run_id is None:
+            if self.store.task_run_id_in(conn, execution_id, APPROVAL_TASK) is None:
                 raise BackendError(f"execution {execution_id} is PAUSED but has no approval task")
             outputs = {
                 "approved": bool(approved),
@@ -444,12 +444,12 @@ class EmbeddedEngine:
                 "resumed": {"by": approver, "on": now_text()},
             }
             self.store.transition_task_run_in(
-                conn, task_run_id, State.RUNNING, State.SUCCESS, outputs=outputs
+                conn, execution_id, APPROVAL_TASK, State.RUNNING, State.SUCCESS, outputs=outputs
             )
             self.store.transition_execution_in(
                 conn, execution_id, State.RUNNING, ended=False, owner=self.owner
             )
-            self.projection.resumed(conn, execution_id, approved=approved, approver=approver)
+            self.projection.resumed(conn, execution_id, approved=approved, approver=approver, at=now_text())
             self.store.log_in(
                 conn,
                 execution_id,
@@ -457,7 +457,6 @@ class EmbeddedEngine:
                 f"resumed by {approver}: {'approved' if approved else 'rejected'}"
                 + (f" ({comment})" if comment else ""),
                 task_id=APPROVAL_TASK,
-                task_run_id=task_run_id,
             )
         self.submit(execution_id)
 
@@ -522,11 +521,7 @@ class EmbeddedEngine:
 
     def snapshot_document(self, execution_id: str) -> dict[str, Any] | None:
         """The snapshot an execution analysed (after collect), or None before that."""
-        return self.store.artifact(execution_id, "snapshot")
-
-    def paused_approvals(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """Nothing to mirror: this engine creates its approval requests itself when it pauses."""
-        return []
+        return self.store.snapshot_for_execution(execution_id)
 
     def sync_flows(self) -> list[dict[str, Any]]:
         raise BackendError(
@@ -543,6 +538,19 @@ class EmbeddedEngine:
         recovery.LIVE_OWNERS.discard(self.owner)
         if self._pool is not None:
             self._pool.shutdown(wait=wait)
+
+
+SNAPSHOT_REF = "store://documents/"
+"""How the collect task's outputs point at the stored snapshot (not inlined: pages show outputs)."""
+
+
+def launch_source(launch_input: dict[str, Any]) -> str:
+    """Who announced the run: a demo scenario, a snapshot given whole, or the source of a deployment."""
+    if launch_input.get("scenario") is not None:
+        return "scenario"
+    if launch_input.get("snapshot") is not None:
+        return "snapshot"
+    return str(launch_input.get("source") or "deployment")
 
 
 def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:

@@ -25,6 +25,7 @@ from console.engines.kestra.client import (
     KestraTimeout,
     KestraUnreachable,
 )
+from console.loop import scenarios, steps
 from console.settings import Settings
 
 APPROVAL_TASK = "approval"
@@ -33,7 +34,8 @@ APPROVAL_TASK = "approval"
 _UNAVAILABLE = (KestraUnreachable, KestraTimeout, KestraAuthError, KestraServerError)
 
 
-def _translate(exc: KestraError) -> BackendError:
+def translate_error(exc: KestraError) -> BackendError:
+    """The engine error an operator reads for a Kestra client error."""
     if isinstance(exc, _UNAVAILABLE):
         return BackendUnavailable(str(exc))
     return BackendError(str(exc))
@@ -77,7 +79,7 @@ class KestraBackend:
         try:
             return fn(*args, **kwargs)
         except KestraError as exc:
-            raise _translate(exc) from None
+            raise translate_error(exc) from None
 
     # ------------------------------------------------------------------ health
     def health(self) -> Health:
@@ -122,9 +124,15 @@ class KestraBackend:
     def launch_scenario(
         self, scenario_id: str, triggered_by: str, labels: dict[str, str] | None = None
     ) -> str:
-        """Start ``devops-loop`` on a demo scenario; the task image loads it from its mock-data/."""
+        """Start ``devops-loop`` on a demo scenario; the task image loads it from its mock-data/. As on
+        the embedded engine, the request comes from the scenario's deployer; ``triggered_by`` (who
+        clicked) is kept in the label ``launched_by``."""
+        try:
+            requester = scenarios.requester_of(steps.load_scenario(scenario_id, self.settings))
+        except steps.StepError as exc:
+            raise BackendError(str(exc)) from None
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
-        return self._trigger({"scenario": scenario_id, "triggered_by": triggered_by}, merged)
+        return self._trigger({"scenario": scenario_id, "triggered_by": requester}, merged)
 
     def _trigger(self, inputs: dict[str, Any], labels: dict[str, str]) -> str:
         inputs = {k: v for k, v in inputs.items() if v is not None}
@@ -172,7 +180,7 @@ class KestraBackend:
         except KestraNotFound:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
-            raise _translate(exc) from None
+            raise translate_error(exc) from None
         return _flatten(execution)
 
     def _children(self, execution: Execution) -> dict[str, Execution]:
@@ -217,7 +225,7 @@ class KestraBackend:
         except KestraNotFound:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
-            raise _translate(exc) from None
+            raise translate_error(exc) from None
         return sorted(logs, key=lambda entry: entry.timestamp)
 
     def snapshot_document(self, execution_id: str) -> dict[str, Any] | None:
@@ -248,7 +256,7 @@ class KestraBackend:
         except KestraNotFound:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
-            raise _translate(exc) from None
+            raise translate_error(exc) from None
 
     def kill(self, execution_id: str, *, by: str = "console") -> None:
         """Kill the execution and its subflows (Kestra keeps its own record of the kill; ``by`` is
@@ -260,7 +268,7 @@ class KestraBackend:
         except KestraNotFound:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
-            raise _translate(exc) from None
+            raise translate_error(exc) from None
 
     def close(self, wait: bool = True) -> None:
         """Release the HTTP connections (nothing runs in the background here)."""
@@ -272,39 +280,24 @@ class KestraBackend:
         ``{"file", "namespace", "id", "revision", "action": "created" | "updated"}``."""
         return self._call(self.client.deploy_flows, self.settings.flows_dir)
 
-    def paused_approvals(self, *, limit: int = 100) -> list[dict[str, Any]]:
-        """The PAUSED ``devops-loop`` executions waiting at the ``approval`` Pause, for the
-        approval service to mirror as approval requests (one dict per execution, newest first).
-
-        Keys follow the approvals table: ``execution_id``, ``deployment_id``, ``service``,
-        ``actions`` (the plan's approval actions), ``risk`` (highest of them),
-        ``required_approvals``, ``requested_by`` (the ``triggered_by`` input), ``requested_at``
-        (when the Pause started), ``expires_at`` (requested_at + APPROVAL_TIMEOUT_MINUTES),
-        ``verdict``, ``severity``, ``confidence``, ``decision`` (the full decision document) and
-        ``plan``. Executions paused elsewhere (another task) are skipped.
-        """
-        page = self.search_executions(
-            states=[State.PAUSED], flow_id=LOOP_FLOW_ID, size=limit, with_task_runs=False
-        )
-        out = []
-        for item in page.items:
-            execution = item if item.task_runs else self.get_execution(item.id, expand_subflows=False)
-            pause = execution.task_run(APPROVAL_TASK)
-            if pause is None or pause.state != State.PAUSED:
-                continue
-            out.append(self._approval_request(execution, pause))
-        return out
-
-    def _approval_request(self, execution: Execution, pause: TaskRun) -> dict[str, Any]:
+    def approval_request(self, execution: Execution, pause: TaskRun | None = None) -> dict[str, Any]:
+        """What the approval request of an execution paused at the ``approval`` Pause says, for the
+        mirror to store (keys as the approvals table's): ``execution_id``, ``deployment_id``,
+        ``service``, ``actions`` (the plan's approval actions), ``risk``, ``requested_by`` (the
+        ``triggered_by`` input), ``requested_at`` (when the Pause started), ``expires_at``
+        (requested_at + APPROVAL_TIMEOUT_MINUTES), ``verdict``, ``severity``, ``confidence``,
+        ``decision`` and ``plan``."""
+        pause = pause or execution.task_run(APPROVAL_TASK)
         decided = task_values(execution.task_run("decide"))
         plan = decided.get("plan") if isinstance(decided.get("plan"), dict) else {}
         decision = task_values(execution.task_run("summarize")).get("decision") or {}
         actions = list(plan.get("approval") or [])
-        requested = pause.start or execution.start
+        requested = (pause.start if pause else None) or execution.start
         expires = requested + timedelta(minutes=self.settings.approval_timeout_minutes) if requested else None
-        snapshot = (
-            execution.inputs.get("snapshot") if isinstance(execution.inputs.get("snapshot"), dict) else {}
-        )
+        snapshot = task_values(execution.task_run("collect")).get("snapshot")
+        if not isinstance(snapshot, dict):
+            given = execution.inputs.get("snapshot")
+            snapshot = given if isinstance(given, dict) else {}
         deployment = snapshot.get("deployment") or {}
         requested_by = (
             execution.inputs.get("triggered_by") or execution.labels.get("triggered_by") or "kestra"

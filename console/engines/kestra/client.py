@@ -451,13 +451,16 @@ class KestraClient:
         flow_id: str | None = None,
         states: Iterable[State | str] | None = None,
         labels: Mapping[str, str] | None = None,
+        started_from: str | None = None,
         page: int = 1,
         size: int = 25,
         sort: str = DEFAULT_SORT,
     ) -> tuple[list[Execution], int]:
         """``GET /executions/search`` with ``filters[...]``; returns (executions, total).
 
-        2.x list items carry no task runs; use :meth:`get_execution` for them.
+        ``started_from`` (RFC 3339) keeps executions that started at or after it
+        (``filters[startDate][GREATER_THAN_OR_EQUAL_TO]``). 2.x list items carry no task runs; use
+        :meth:`get_execution` for them.
         """
         if page < 1 or size < 1:
             raise KestraBadRequest("page and size must be at least 1")
@@ -474,6 +477,8 @@ class KestraClient:
             params.append(("filters[state][IN]", ",".join(state_list)))
         for key, value in (labels or {}).items():
             params.append((f"filters[labels][EQUALS][{key}]", value))
+        if started_from:
+            params.append(("filters[startDate][GREATER_THAN_OR_EQUAL_TO]", started_from))
         what = "search executions"
         doc = self._json(self._request("GET", "/executions/search", params=params, what=what), what)
         if not isinstance(doc, dict) or not isinstance(doc.get("results"), list):

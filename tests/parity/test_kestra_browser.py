@@ -1,0 +1,72 @@
+"""The console on Kestra in real headless Chromium: runs made in Kestra (the project's fake Kestra
+server) show on Overview, Deployments and Metrics through the console's mirror, as they would on the
+embedded engine."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from console.domain.executions import State
+from console.engines.kestra.backend import KestraBackend
+from console.settings import Secret, Settings
+from tests.browser_support import CHROMIUM, wait_ready
+from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
+from tests.kestra.fake_kestra import FakeKestra
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.parity,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def test_kestra_runs_show_on_the_pages(start_console, chromium, tmp_path: Path):
+    fake = FakeKestra(username=USER, password=PASSWORD, settings=Settings(data_dir=tmp_path / "fake")).start()
+    fake.deploy_dir(FLOWS_DIR)
+    try:
+        backend = KestraBackend(
+            Settings(
+                data_dir=tmp_path / "launcher",
+                kestra_url=fake.url,
+                kestra_username=USER,
+                kestra_password=Secret(PASSWORD),
+            )
+        )
+        ids = [backend.launch_scenario(s, "alice") for s in ("memory-leak", "healthy-hotfix")]
+        deadline = time.monotonic() + 60
+        while any(backend.get_execution(i).state not in (State.PAUSED, State.SUCCESS) for i in ids):
+            assert time.monotonic() < deadline, "the fake Kestra did not run the scenarios"
+            time.sleep(0.1)
+
+        console = start_console(
+            KESTRA_URL=fake.url,
+            KESTRA_USERNAME=USER,
+            KESTRA_PASSWORD=PASSWORD,
+            KESTRA_MIRROR_INTERVAL_S="1",
+            CONSOLE_DEMO_IDENTITY="1",
+        )
+        page = chromium.new_context(viewport={"width": 1440, "height": 900}).new_page()
+        page.goto(f"{console.url}/deployments")
+        wait_ready(page)
+        grid = page.get_by_test_id("stDataFrame")
+        grid.wait_for(timeout=20_000)
+        cells = page.locator("td[role=gridcell]")  # the grid's accessible copy of its canvas
+        for text in ("v1.2.3", "v1.2.4-hotfix", "awaiting approval", "healthy"):
+            cells.filter(has_text=text).first.wait_for(state="attached", timeout=20_000)
+
+        page.goto(console.url)
+        wait_ready(page)
+        tile = page.get_by_test_id("stMetric").filter(has_text="Deployments today")
+        assert tile.get_by_test_id("stMetricValue").inner_text(timeout=10_000) == "2"
+
+        page.goto(f"{console.url}/metrics")
+        wait_ready(page)
+        page.get_by_text("Memory utilisation").first.wait_for(timeout=20_000)
+        assert page.locator(".js-plotly-plot").count() >= 6
+        assert "Traceback" not in page.content()
+    finally:
+        fake.stop()
