@@ -209,11 +209,43 @@ CREATE TABLE IF NOT EXISTS metric_points (
 ) WITHOUT ROWID;
 """
 
+SCHEMA_3 = """CREATE TABLE IF NOT EXISTS notify_cursor (
+    feed TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+-- a database of before the outbox starts following its trail from now: its history is not replayed
+INSERT OR IGNORE INTO notify_cursor (feed, seq) SELECT 'approvals', COALESCE(MAX(seq), 0) FROM audit;
+
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    audit_seq INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    subject TEXT,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    lease_until TEXT,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    delivered_at TEXT,
+    UNIQUE (audit_seq, channel)
+);
+CREATE INDEX IF NOT EXISTS ix_notifications_due ON notifications (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS ix_notifications_subject ON notifications (subject, id);
+-- an execution's story reads its audit rows by subject (the execution and its approval)
+CREATE INDEX IF NOT EXISTS ix_audit_subject ON audit (subject, seq);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
     Migration(2, "outcomes.learning: the few fields the Learning page reads, beside each record",
               _add_column("outcomes", "learning", "TEXT")),
+    Migration(3, "notifications: the outbox that follows the audit trail (its cursor; one row per "
+              "message and channel with its delivery status); audit rows by subject",
+              _script(SCHEMA_3)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

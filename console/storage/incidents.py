@@ -1,0 +1,76 @@
+"""What the story of one execution is told from: its deployment row, its outcome record, its approval
+and votes, and its audit rows (the timeline and the postmortem in :mod:`console.loop` read these)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from console.domain.models import Verdict
+from console.storage.database import loads
+from console.storage.read_models import ReadModelStore
+
+INCIDENT_VERDICTS = (Verdict.ROLLBACK.value, Verdict.ESCALATE.value)
+"""The verdicts that make a finished run an incident (a CONTINUE is not one)."""
+
+
+class IncidentStore(ReadModelStore):
+    """Reads of an execution's story."""
+
+    def incident_material(self, execution_id: str) -> dict[str, Any]:
+        """``deployment`` (row or None), ``record`` (the outcome record or None while the run has not
+        finished), ``approval`` (the latest approval row or None), ``votes`` (oldest first) and
+        ``audit`` (the rows about the execution and its approvals, oldest first), in one snapshot."""
+        with self.read() as conn:
+            deployment = conn.execute(
+                "SELECT * FROM deployments WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            outcome = conn.execute(
+                "SELECT record FROM outcomes WHERE execution_id = ?", (execution_id,)
+            ).fetchone()
+            approval_ids = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT id FROM approvals WHERE execution_id = ? ORDER BY requested_at", (execution_id,)
+                )
+            ]
+            approval = self.approval_row(approval_ids[-1], conn) if approval_ids else None
+            votes = self.approval_votes(approval_ids[-1], conn) if approval_ids else []
+            subjects = [execution_id, *approval_ids]
+            audit = conn.execute(
+                "SELECT seq, at, actor, event, subject, detail FROM audit "  # noqa: S608 - placeholders only
+                f"WHERE subject IN ({', '.join('?' for _ in subjects)}) ORDER BY seq",
+                subjects,
+            ).fetchall()
+        return {
+            "deployment": dict(deployment) if deployment else None,
+            "record": loads(outcome["record"], None) if outcome else None,
+            "approval": approval,
+            "votes": votes,
+            "audit": [{**dict(r), "detail": loads(r["detail"], {})} for r in audit],
+        }
+
+    def outcome_record(self, execution_id: str) -> dict[str, Any] | None:
+        """The execution's outcome record as the record task wrote it, or None."""
+        row = self.conn.execute(
+            "SELECT record FROM outcomes WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return loads(row["record"], None) if row else None
+
+    def latest_incident_execution_id(self) -> str | None:
+        """The execution of the newest finished incident: the newest outcome record whose verdict is
+        ROLLBACK or ESCALATE (None when there is none)."""
+        marks = ", ".join("?" for _ in INCIDENT_VERDICTS)
+        row = self.conn.execute(
+            "SELECT execution_id FROM outcomes "  # noqa: S608 - placeholders only
+            "WHERE COALESCE(json_extract(learning, '$[0]'), json_extract(record, '$.decision.verdict')) "
+            f"IN ({marks}) ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
+            INCIDENT_VERDICTS,
+        ).fetchone()
+        return row[0] if row else None
+
+    def latest_outcome_execution_id(self) -> str | None:
+        """The execution of the newest outcome record, whatever its verdict."""
+        row = self.conn.execute(
+            "SELECT execution_id FROM outcomes ORDER BY recorded_at DESC, rowid DESC LIMIT 1"
+        ).fetchone()
+        return row[0] if row else None
