@@ -48,7 +48,9 @@ class OutboxStore(Protocol):
 
     def notify_cursor(self, feed: str) -> int: ...
 
-    def audit_after(self, seq: int, events: Sequence[str], limit: int = 100) -> list[dict[str, Any]]: ...
+    def audit_after(
+        self, seq: int, events: Sequence[str], limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]: ...
 
     def notification_material(self, approval_id: str) -> dict[str, Any] | None: ...
 
@@ -140,8 +142,8 @@ class Dispatcher:
         if not self._channels:
             return 0, False
         cursor = self.store.notify_cursor(FEED)
-        rows = self.store.audit_after(cursor, EVENTS, BATCH)
-        if not rows:
+        rows, read_to = self.store.audit_after(cursor, EVENTS, BATCH)
+        if read_to <= cursor:
             return 0, False
         oldest = (now or datetime.now(UTC)) - MAX_EVENT_AGE
         messages: list[dict[str, Any]] = []
@@ -162,9 +164,7 @@ class Dispatcher:
                         "payload": RENDERERS[name](notice),
                     }
                 )
-        if not self.store.enqueue_notifications(
-            FEED, expected=cursor, cursor=rows[-1]["seq"], messages=messages
-        ):
+        if not self.store.enqueue_notifications(FEED, expected=cursor, cursor=read_to, messages=messages):
             return 0, True  # another dispatcher moved the cursor: read again from where it is now
         return len(messages), len(rows) == BATCH
 

@@ -57,20 +57,34 @@ class IncidentStore(ReadModelStore):
         return loads(row["record"], None) if row else None
 
     def latest_incident_execution_id(self) -> str | None:
-        """The execution of the newest finished incident: the newest outcome record whose verdict is
-        ROLLBACK or ESCALATE (None when there is none)."""
+        """The execution of the newest finished incident (ROLLBACK or ESCALATE with an outcome record):
+        the newest such deployment, through the (verdict, created_at) index; records without a
+        deployment row (an engine that wrote none) are looked at only when there is no such
+        deployment. None when there is no incident."""
         marks = ", ".join("?" for _ in INCIDENT_VERDICTS)
         row = self.conn.execute(
-            "SELECT execution_id FROM outcomes "  # noqa: S608 - placeholders only
-            "WHERE COALESCE(json_extract(learning, '$[0]'), json_extract(record, '$.decision.verdict')) "
-            f"IN ({marks}) ORDER BY recorded_at DESC, rowid DESC LIMIT 1",
+            "SELECT d.execution_id FROM deployments d "  # noqa: S608 - placeholders only
+            "JOIN outcomes o ON o.execution_id = d.execution_id "
+            f"WHERE d.verdict IN ({marks}) ORDER BY d.created_at DESC LIMIT 1",
             INCIDENT_VERDICTS,
         ).fetchone()
+        if row is None:
+            # the ids come from the primary key's index: a record's own columns (4 KB each, read past
+            # on the way to recorded_at) are read only for the few without a deployment row
+            row = self.conn.execute(
+                "SELECT o.execution_id FROM outcomes o WHERE o.execution_id IN ("  # noqa: S608
+                "SELECT x.execution_id FROM outcomes x "
+                "WHERE NOT EXISTS (SELECT 1 FROM deployments d WHERE d.execution_id = x.execution_id)) "
+                "AND COALESCE(json_extract(o.learning, '$[0]'), "
+                f"json_extract(o.record, '$.decision.verdict')) IN ({marks}) "
+                "ORDER BY o.recorded_at DESC, o.rowid DESC LIMIT 1",
+                INCIDENT_VERDICTS,
+            ).fetchone()
         return row[0] if row else None
 
     def latest_outcome_execution_id(self) -> str | None:
-        """The execution of the newest outcome record, whatever its verdict."""
-        row = self.conn.execute(
-            "SELECT execution_id FROM outcomes ORDER BY recorded_at DESC, rowid DESC LIMIT 1"
+        """The execution of the newest outcome record written, whatever its verdict."""
+        row = self.conn.execute(  # a record written again gets a new rowid: the newest write is last
+            "SELECT execution_id FROM outcomes ORDER BY rowid DESC LIMIT 1"
         ).fetchone()
         return row[0] if row else None

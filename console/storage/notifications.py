@@ -44,15 +44,27 @@ class NotificationStore(ReadModelStore):
             )
             return int(conn.execute("SELECT seq FROM notify_cursor WHERE feed = ?", (feed,)).fetchone()[0])
 
-    def audit_after(self, seq: int, events: Sequence[str], limit: int = 100) -> list[dict[str, Any]]:
-        """Audit rows after ``seq`` whose event is one of ``events``, oldest first."""
+    def audit_after(
+        self, seq: int, events: Sequence[str], limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Audit rows after ``seq`` whose event is one of ``events``, oldest first, and how far the
+        trail was read: the last row returned when ``limit`` cut the list, else the trail's end (read
+        in the same snapshot, so no matching row can hide below it). A cursor moved there never reads
+        the other events again."""
         marks = ", ".join("?" for _ in events)
-        rows = self.conn.execute(
-            f"SELECT seq, at, actor, event, subject, detail FROM audit "  # noqa: S608 - placeholders only
-            f"WHERE seq > ? AND event IN ({marks}) ORDER BY seq LIMIT ?",
-            (int(seq), *events, int(limit)),
-        )
-        return [{**dict(r), "detail": loads(r["detail"], {})} for r in rows]
+        with self.read() as conn:
+            rows = conn.execute(
+                f"SELECT seq, at, actor, event, subject, detail FROM audit "  # noqa: S608 - placeholders only
+                f"WHERE seq > ? AND event IN ({marks}) ORDER BY seq LIMIT ?",
+                (int(seq), *events, int(limit)),
+            ).fetchall()
+            if len(rows) >= limit:
+                read_to = int(rows[-1]["seq"])
+            else:
+                read_to = max(
+                    int(seq), int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()[0])
+                )
+        return [{**dict(r), "detail": loads(r["detail"], {})} for r in rows], read_to
 
     def notification_material(self, approval_id: str) -> dict[str, Any] | None:
         """What a message about an approval says: the approval row, its votes and its deployment row

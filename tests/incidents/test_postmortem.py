@@ -170,3 +170,16 @@ def test_the_live_draft_passes_the_checks_too():
 
 def _story_args(items: dict) -> dict:
     return {"deployment": items["deployment"], "record": items["record"]}
+
+
+def test_the_newest_incident_is_found_with_or_without_a_deployment_row(rt):
+    rolled_back = run(rt, "memory-leak")
+    run(rt, "healthy-hotfix")
+    assert rt.store.latest_incident_execution_id() == rolled_back.id
+    with rt.store.write() as conn:  # a record of an engine that wrote no deployment row
+        rt.store.save_outcome_in(conn, "live-exec-1", None, live_record())
+    assert rt.store.latest_incident_execution_id() == rolled_back.id  # deployments first
+    assert rt.store.latest_outcome_execution_id() == "live-exec-1"
+    with rt.store.write() as conn:
+        conn.execute("UPDATE deployments SET verdict = 'CONTINUE'")
+    assert rt.store.latest_incident_execution_id() == "live-exec-1"

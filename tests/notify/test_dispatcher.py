@@ -363,3 +363,10 @@ def test_the_deep_link_follows_the_public_url(runtime, receiver, notify_settings
         assert body["link"] == f"https://console.example.com/approvals?approval={approval['id']}"
     else:
         assert body["link"] is None and "<http" not in slack_text(slack(receiver)[0].body)
+
+
+def test_the_cursor_moves_past_the_events_it_does_not_announce(runtime, receiver):
+    runtime.engine.run_sync(scenario="healthy-hotfix", triggered_by="alice")  # no approval
+    assert dispatcher(runtime).run_once().queued == 0
+    last = runtime.store.audit_trail(limit=1)[0]["seq"]
+    assert runtime.store.notify_cursor("approvals") == last and not receiver.received

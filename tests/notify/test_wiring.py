@@ -122,7 +122,11 @@ def test_the_outbox_migration_does_not_replay_an_old_databases_history(tmp_path)
         assert store.schema_version == len(MIGRATIONS)
         assert store.notify_cursor("approvals") == 3
         store.audit("alice", "approval.requested", "ap-new", {})
-        assert [r["subject"] for r in store.audit_after(3, ["approval.requested"])] == ["ap-new"]
+        rows, read_to = store.audit_after(3, ["approval.requested"])
+        assert [r["subject"] for r in rows] == ["ap-new"] and read_to == 4
+        store.audit("alice", "execution.launched", "ex-1", {})
+        assert store.audit_after(4, ["approval.requested"]) == ([], 5)  # read past what is not followed
+        assert store.audit_after(3, ["approval.requested"], limit=1)[1] == 4
     finally:
         store.close()
 
