@@ -129,7 +129,9 @@ def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings:
     detail = row.get("detail") if isinstance(row.get("detail"), dict) else {}
     approval = dict((material or {}).get("approval") or {})
     deployment = dict((material or {}).get("deployment") or {})
-    votes = list((material or {}).get("votes") or [])
+    at = str(row.get("at") or "")
+    # the votes cast up to this event (the approval may be read after later votes)
+    votes = [v for v in (material or {}).get("votes") or [] if str(v.get("at") or "") <= at]
     approval_id = str(approval.get("id") or row.get("subject") or "?")
     actions = [a for a in approval.get("actions") or [] if isinstance(a, dict)]
 
@@ -143,7 +145,11 @@ def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings:
     what = f"{verdict} {service} {version}"
     actions_text = _actions_text(actions, secrets)
     actor = _clean(row.get("actor") or "unknown", secrets, 80)
-    at = str(row.get("at") or "")
+    decider = {
+        "approved": _clean(approval.get("decided_by") or actor, secrets, 120),
+        "rejected": actor,
+        "expired": actor,
+    }.get(kind)
     comment = _clean(detail.get("comment") or "", secrets)
     required = int(approval.get("required_approvals") or detail.get("required_approvals") or 1)
     link = approval_link(settings, approval_id)
@@ -182,15 +188,14 @@ def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings:
         if comment:
             lines.append(f"Comment: {comment}")
     elif kind in ("approved", "rejected"):
-        who = _clean(approval.get("decided_by") or actor, secrets, 120) if kind == "approved" else actor
-        title = f"{kind.capitalize()} by {who}: {what}"
+        title = f"{kind.capitalize()} by {decider}: {what}"
         lines.append(
             f"{actions_text} now run" + (" (simulated: recorded scenario)." if simulated else ".")
             if kind == "approved"
             else f"Nothing risky runs: {actions_text} skipped."
         )
         lines.append(f"Comment: {comment}" if comment else "No comment.")
-        fields += [("Decided", f"{who} at {_when(at)}")]
+        fields += [("Decided", f"{decider} at {_when(at)}")]
     elif kind == "expired":
         title = f"Expired: nobody decided on {what}"
         lines.append(f"Rejected automatically at {_when(at)}: {actions_text} did not run.")
@@ -219,11 +224,7 @@ def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings:
             "requested_by": _clean(approval.get("requested_by"), secrets, 80) or None,
             "requested_at": approval.get("requested_at"),
             "expires_at": approval.get("expires_at"),
-            "decided_by": (
-                (_clean(approval.get("decided_by") or actor, secrets, 120) if kind == "approved" else actor)
-                if kind in ("approved", "rejected", "expired")
-                else None
-            ),
+            "decided_by": decider,
             "decided_at": at if kind in ("approved", "rejected", "expired", "cancelled") else None,
             "comment": comment or None,
             "votes": [
