@@ -370,3 +370,16 @@ def test_the_cursor_moves_past_the_events_it_does_not_announce(runtime, receiver
     assert dispatcher(runtime).run_once().queued == 0
     last = runtime.store.audit_trail(limit=1)[0]["seq"]
     assert runtime.store.notify_cursor("approvals") == last and not receiver.received
+
+
+def test_a_vote_read_after_the_quorum_still_says_how_many_had_voted_then(runtime, receiver):
+    _, approval = paused(runtime, "database-outage-before-deploy")
+    runtime.approvals.decide(approval["id"], BOB, True, "")
+    runtime.approvals.decide(approval["id"], CAROL, True, "")
+    dispatcher(runtime).run_once()  # the outbox reads all three events after the fact
+    bodies = [w.body for w in webhook(receiver)]
+    assert [b["kind"] for b in bodies] == ["pending", "vote", "approved"]
+    assert "(1 of 2)" in bodies[1]["title"] and [v["actor"] for v in bodies[1]["approval"]["votes"]] == [
+        "bob"
+    ]
+    assert bodies[2]["approval"]["decided_by"] == "bob, carol"
