@@ -1,4 +1,4 @@
-"""Command line: ``python -m console {analyze,run,approve,step,export-training,recover,bench}``.
+"""Command line: ``python -m console {analyze,run,approve,step,export-training,recover,postmortem,bench}``.
 
 Exit codes: 0 ok, 1 the operation failed (execution FAILED, resume failed), 2 bad input.
 Errors are one line on stderr; no traceback reaches the user.
@@ -175,6 +175,75 @@ def cmd_recover(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _incident_id(store: Any, wanted: str | None) -> str:
+    """The execution to write about: ``wanted``, or the newest finished incident (CliError-free: a
+    missing incident is reported by the caller, exit 1)."""
+    if wanted:
+        return wanted
+    latest = store.latest_incident_execution_id()
+    if latest is not None:
+        return latest
+    newest = store.latest_outcome_execution_id()
+    if newest is None:
+        raise _NoIncident("no incident: no run has finished yet, so there is no postmortem to write")
+    verdict = ((store.outcome_record(newest) or {}).get("decision") or {}).get("verdict") or "unknown"
+    raise _NoIncident(
+        f"no incident: no finished ROLLBACK or ESCALATE run (the latest run, {newest}, ended {verdict})"
+    )
+
+
+class _NoIncident(Exception):
+    """Nothing to write a postmortem about: one line on stderr, exit 1."""
+
+
+def _engine_execution(settings: Settings, store: Any, execution_id: str) -> Any:
+    """The execution as its engine has it: the console's own store (embedded), else Kestra; None
+    (with a note on stderr) when Kestra cannot be reached."""
+    execution = store.get_execution(execution_id)
+    if execution is not None or not settings.kestra_url:
+        return execution
+    from console.engines.backend import BackendError
+    from console.engines.factory import make_backend
+
+    try:
+        return make_backend(settings, store, recover=False).get_execution(execution_id)
+    except BackendError as exc:
+        sys.stderr.write(f"note: the execution's steps are not in the timeline ({exc})\n")
+        return None
+
+
+def cmd_postmortem(args: argparse.Namespace, settings: Settings) -> int:
+    from console.loop.postmortem import NoIncident, write_postmortem
+    from console.storage import Store
+
+    store = Store(settings.db_path)
+    try:
+        execution_id = _incident_id(store, None if args.latest else args.execution_id)
+    except _NoIncident as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    material = store.incident_material(execution_id)
+    execution = _engine_execution(settings, store, execution_id)
+    if execution is None and material["deployment"] is None and material["record"] is None:
+        raise CliError(f"execution {execution_id} not found")
+    try:
+        postmortem = write_postmortem(execution, settings, execution_id=execution_id, **material)
+    except NoIncident as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    if args.out:
+        try:
+            Path(args.out).write_text(postmortem.markdown, encoding="utf-8")
+        except OSError as exc:
+            raise CliError(f"{args.out}: cannot write ({exc.strerror or exc})") from None
+        sys.stderr.write(f"postmortem of {execution_id} ({postmortem.author}) -> {args.out}\n")
+    else:
+        sys.stdout.write(postmortem.markdown)
+    for note in postmortem.notes:
+        sys.stderr.write(f"note: {note}\n")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     path = PROJECT_ROOT / "benchmarks" / "bench_analysis.py"
     if not path.is_file():
@@ -225,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("recover", help="take over executions a dead console left running")
     p.set_defaults(func=cmd_recover)
+
+    p = sub.add_parser("postmortem", help="print the postmortem of a finished incident (Markdown)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("execution_id", nargs="?", help="the incident's execution id")
+    which.add_argument("--latest", action="store_true", help="the newest finished ROLLBACK or ESCALATE run")
+    p.add_argument("--out", help="write the Markdown to this file instead of stdout")
+    p.set_defaults(func=cmd_postmortem)
 
     p = sub.add_parser("bench", help="run benchmarks/bench_analysis.py (its options follow)")
     p.add_argument("rest", nargs="*", help="options for the benchmark")

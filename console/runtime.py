@@ -11,14 +11,23 @@ What the wiring adds to the parts on their own (the embedded engine):
   expires what fell due meanwhile and applies the decisions that never reached the engine.
 
 On Kestra the mirror (:mod:`console.engines.kestra.mirror`) copies the executions into the read
-model in the background (every ``KESTRA_MIRROR_INTERVAL_S``) and whenever the approval service lists
-pending requests; the flow's Pause has its own timeout and the approval service expires overdue
-requests whenever it lists them.
+model in the background (every ``KESTRA_MIRROR_INTERVAL_S``), paused ones with their approval
+request, and whenever the approval service lists pending requests; the flow's Pause has its own
+timeout and the approval service expires overdue requests whenever it lists them.
+
+For both engines, when a notification channel is configured (``NOTIFY_SLACK_WEBHOOK_URL`` and/or
+``NOTIFY_WEBHOOK_URL``), the notifications dispatcher (:mod:`console.notify`) runs in a background
+thread of a long-running console: it follows the audit trail's approval events and posts them, never
+in the loop's way. On Kestra its rounds also expire overdue approvals (throttled), so an expiry is
+announced with no page open. A synchronous runtime (the CLI) starts no thread: the next
+long-running console announces what the CLI's commands wrote (the outbox's cursor is in the
+database).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +37,7 @@ from console.engines.embedded.runner import EmbeddedEngine
 from console.engines.factory import make_backend
 from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
+from console.notify import Dispatcher
 from console.settings import Settings, SettingsError, load_settings
 from console.storage import Store
 
@@ -37,6 +47,9 @@ EXPIRY_TIMER_S = 15.0
 """How often the background timer expires overdue approvals."""
 READ_EXPIRY_EVERY_S = 2.0
 """At most this often an engine read expires overdue approvals first."""
+NOTIFY_POLL_S = 1.0
+"""How often the notifications dispatcher looks at the audit trail and the messages due."""
+
 
 
 @dataclass
@@ -51,11 +64,15 @@ class Services:
     error: str = ""
     recovery: list[dict[str, Any]] = field(default_factory=list)
     """What start-up recovery did (executions taken over, approvals expired, decisions applied)."""
+    notifier: Dispatcher | None = None
+    """The notifications dispatcher (None when no channel is configured)."""
     mirror: KestraMirror | None = None
     """On Kestra: what copies its executions into the read model."""
 
     def close(self, wait: bool = True) -> None:
-        """Stop the mirror, the expiry timer and the engine's workers."""
+        """Stop the notifications, the mirror, the expiry timer and the engine's workers."""
+        if self.notifier is not None:
+            self.notifier.stop()
         if self.mirror is not None:
             self.mirror.stop()
         if self.approvals is not None:
@@ -73,8 +90,11 @@ class EmbeddedRuntime:
     engine: EmbeddedEngine
     approvals: ApprovalService
     recovery: list[dict[str, Any]] = field(default_factory=list)
+    notifier: Dispatcher | None = None
 
     def close(self, wait: bool = True) -> None:
+        if self.notifier is not None:
+            self.notifier.stop()
         self.approvals.stop()
         self.engine.close(wait=wait)
 
@@ -103,6 +123,22 @@ def wire_embedded(
     return report
 
 
+def start_notifications(
+    settings: Settings,
+    store: Store,
+    *,
+    before_round: Callable[[], None] | None = None,
+    poll_s: float = NOTIFY_POLL_S,
+) -> Dispatcher | None:
+    """The notifications dispatcher on ``store``, running in its thread; None when no channel is
+    configured."""
+    if not settings.notify_enabled:
+        return None
+    dispatcher = Dispatcher(store, settings, poll_s=poll_s, before_round=before_round)
+    dispatcher.start()
+    return dispatcher
+
+
 def embedded_runtime(
     settings: Settings,
     store: Store | None = None,
@@ -112,14 +148,17 @@ def embedded_runtime(
     recover: bool = True,
     expiry_timer_s: float | None = EXPIRY_TIMER_S,
     expire_every_s: float = READ_EXPIRY_EVERY_S,
+    notify_poll_s: float = NOTIFY_POLL_S,
 ) -> EmbeddedRuntime:
-    """The embedded engine on ``store`` (or on ``settings.db_path``) with its approval service."""
+    """The embedded engine on ``store`` (or on ``settings.db_path``) with its approval service and,
+    unless ``synchronous``, the notifications dispatcher when a channel is configured."""
     engine = EmbeddedEngine(
         settings, store, max_workers=max_workers, synchronous=synchronous, recover=recover
     )
     approvals = ApprovalService(engine.store, engine, settings, expire_every_s=expire_every_s)
     report = wire_embedded(engine, approvals, recover=recover, expiry_timer_s=expiry_timer_s)
-    return EmbeddedRuntime(settings, engine.store, engine, approvals, report)
+    notifier = None if synchronous else start_notifications(settings, engine.store, poll_s=notify_poll_s)
+    return EmbeddedRuntime(settings, engine.store, engine, approvals, report, notifier)
 
 
 def open_services(settings: Settings | None = None) -> Services:
@@ -163,6 +202,23 @@ def open_services(settings: Settings | None = None) -> Services:
         except Exception as exc:
             log.exception("approval service unavailable")
             errors.append(f"Approvals unavailable: {_one_line(exc)}")
+    notifier: Dispatcher | None = None
+    if store is not None:
+        try:
+            # on Kestra nothing else expires approvals while no page is open (the embedded
+            # engine's approval timer does it there)
+            expire = approvals.maybe_expire if approvals is not None and mirror is not None else None
+            notifier = start_notifications(settings, store, before_round=expire)
+        except Exception as exc:
+            log.exception("notifications unavailable")
+            errors.append(f"Notifications unavailable: {_one_line(exc)}")
     return Services(
-        settings, store, backend, approvals, error="; ".join(errors), recovery=recovery, mirror=mirror
+        settings,
+        store,
+        backend,
+        approvals,
+        error="; ".join(errors),
+        recovery=recovery,
+        notifier=notifier,
+        mirror=mirror,
     )

@@ -11,6 +11,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import SplitResult, urlsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -88,6 +89,20 @@ class Settings:
     live_post_action_s: float = 30.0
     """Window after the actions in which recovery is measured."""
 
+    # notifications (console/notify): approvals posted to a Slack incoming webhook and/or a generic JSON
+    # webhook. Both URLs are secrets (a Slack webhook URL is its own credential; a generic one may carry
+    # a token); neither is ever shown, logged or put in a message.
+    public_url: str = ""
+    """The console's address as people reach it (``https://console.example.com``), for deep links."""
+    notify_slack_webhook_url: Secret = field(default_factory=lambda: Secret(""))
+    notify_webhook_url: Secret = field(default_factory=lambda: Secret(""))
+    notify_webhook_token: Secret = field(default_factory=lambda: Secret(""))
+    """Sent to the generic webhook as ``Authorization: Bearer <token>`` when set."""
+    notify_timeout_s: float = 5.0
+    notify_max_attempts: int = 5
+    """Attempts per message and channel (5xx, 429, timeouts and refused connections are retried with
+    a doubling backoff; any other 4xx is final at once)."""
+
     # identity: the [console_auth] table of secrets.toml (mode, users with password hashes, OIDC roles)
     auth: dict[str, Any] = field(default_factory=dict)
     oidc_configured: bool = False
@@ -102,12 +117,30 @@ class Settings:
         return "kestra" if self.kestra_url else "embedded"
 
     @property
+    def notify_enabled(self) -> bool:
+        return bool(self.notify_slack_webhook_url or self.notify_webhook_url)
+
+    @property
     def llm_enabled(self) -> bool:
         return bool(self.together_api_key)
 
     @property
     def analyzer_name(self) -> str:
         return f"llm:{self.llm_model}" if self.llm_enabled else "rules"
+
+    def secret_values(self) -> list[str]:
+        """The values of every secret setting that is set (to mask them in text that leaves the
+        console), and the parts of a secret URL that travel on their own (a webhook's path, as an
+        HTTP library logs it, is its credential)."""
+        values = [
+            v.get() for v in (getattr(self, f.name) for f in fields(self)) if isinstance(v, Secret) and v
+        ]
+        parts: list[str] = []
+        for value in values:
+            url = _url_parts(value)
+            if url is not None:
+                parts += [p for p in (url.path, url.query, url.password or "") if len(p) >= 8]
+        return values + parts
 
     def safe_dict(self) -> dict[str, Any]:
         """Settings as shown to operators: secrets masked."""
@@ -150,6 +183,12 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LIVE_BASELINE_S": ("live_baseline_s", float),
     "LIVE_VERIFY_S": ("live_verify_s", float),
     "LIVE_POST_ACTION_S": ("live_post_action_s", float),
+    "CONSOLE_PUBLIC_URL": ("public_url", str),
+    "NOTIFY_SLACK_WEBHOOK_URL": ("notify_slack_webhook_url", Secret),
+    "NOTIFY_WEBHOOK_URL": ("notify_webhook_url", Secret),
+    "NOTIFY_WEBHOOK_TOKEN": ("notify_webhook_token", Secret),
+    "NOTIFY_TIMEOUT_S": ("notify_timeout_s", float),
+    "NOTIFY_MAX_ATTEMPTS": ("notify_max_attempts", int),
 }
 
 
@@ -201,4 +240,37 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("AUTO_APPROVE_CONFIDENCE must be between 0 and 1")
     if settings.approval_timeout_minutes <= 0:
         raise SettingsError("APPROVAL_TIMEOUT_MINUTES must be positive")
+    _check_notify(settings)
     return settings
+
+
+def _url_parts(url: str) -> SplitResult | None:
+    """The parts of an http(s) URL with a host; None for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+        parts.port  # noqa: B018 - raises ValueError on a port out of range
+    except ValueError:
+        return None
+    return parts if ok else None
+
+
+def _check_notify(settings: Settings) -> None:
+    """The public URL is shown in messages: an http(s) address without credentials. The webhook
+    URLs are checked without ever quoting them (they are secrets)."""
+    if settings.public_url:
+        parts = _url_parts(settings.public_url)
+        if parts is None:
+            raise SettingsError("CONSOLE_PUBLIC_URL must be an http:// or https:// address")
+        if parts.username or parts.password:
+            raise SettingsError("CONSOLE_PUBLIC_URL must not carry credentials (it goes into messages)")
+    for name, secret in (
+        ("NOTIFY_SLACK_WEBHOOK_URL", settings.notify_slack_webhook_url),
+        ("NOTIFY_WEBHOOK_URL", settings.notify_webhook_url),
+    ):
+        if secret and _url_parts(secret.get()) is None:
+            raise SettingsError(f"{name} must be an http:// or https:// URL (value not shown)")
+    if settings.notify_timeout_s <= 0:
+        raise SettingsError("NOTIFY_TIMEOUT_S must be positive")
+    if not 1 <= settings.notify_max_attempts <= 20:
+        raise SettingsError("NOTIFY_MAX_ATTEMPTS must be between 1 and 20")

@@ -31,6 +31,7 @@ import secrets
 import threading
 import time
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
@@ -267,6 +268,11 @@ def build_context(snapshot: Snapshot, decision: Decision) -> tuple[dict[str, Any
     return analysis, data
 
 
+def fenced(data: Any, nonce: str) -> str:
+    """``data`` JSON-encoded between the fence markers that carry ``nonce``: the untrusted block."""
+    return f"{FENCE_OPEN} {nonce}>>>\n{json.dumps(data, ensure_ascii=True)}\n{FENCE_CLOSE} {nonce}>>>"
+
+
 def build_messages(
     snapshot: Snapshot, decision: Decision, *, nonce: str | None = None
 ) -> list[dict[str, str]]:
@@ -275,22 +281,32 @@ def build_messages(
     system = SYSTEM_PROMPT.format(
         open=FENCE_OPEN, close=FENCE_CLOSE, nonce=nonce, schema=json.dumps(RESPONSE_SCHEMA)
     )
-    user = (
-        "Deterministic analysis (trusted, computed by the console):\n"
-        f"{json.dumps(analysis, ensure_ascii=True)}\n\n"
-        f"{FENCE_OPEN} {nonce}>>>\n"
-        f"{json.dumps(data, ensure_ascii=True)}\n"
-        f"{FENCE_CLOSE} {nonce}>>>\n\n"
-        "Explain this deployment's health for the operator and give your verdict as the JSON object."
+    user = guarded_user_message(
+        "Deterministic analysis",
+        analysis,
+        data,
+        nonce,
+        "Explain this deployment's health for the operator and give your verdict as the JSON object.",
     )
     return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
+def guarded_user_message(label: str, trusted: Any, data: Any, nonce: str, ask: str) -> str:
+    """The user message: the console's own context as JSON, the untrusted data in the fenced block,
+    then the request."""
+    return (
+        f"{label} (trusted, computed by the console):\n{json.dumps(trusted, ensure_ascii=True)}\n\n"
+        f"{fenced(data, nonce)}\n\n{ask}"
+    )
+
+
+def json_schema_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    """A ``response_format`` asking for JSON that matches ``schema``."""
+    return {"type": "json_schema", "json_schema": {"name": name, "schema": schema}}
+
+
 def response_format() -> dict[str, Any]:
-    return {
-        "type": "json_schema",
-        "json_schema": {"name": "deployment_assessment", "schema": RESPONSE_SCHEMA},
-    }
+    return json_schema_format("deployment_assessment", RESPONSE_SCHEMA)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,8 +326,9 @@ class Answer:
 _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
 
 
-def parse_answer(content: str | None) -> Answer:
-    """Decode and validate the model's content; LLMFailure(unavailable=False) when unusable."""
+def decode_answer(content: str | None, validate: Callable[[Any], Any]) -> Any:
+    """The model's content as JSON checked by ``validate`` (a compiled schema);
+    LLMFailure(unavailable=False) naming what is wrong."""
     if not content or not content.strip():
         raise LLMFailure("empty answer", unavailable=False)
     text = content.strip()
@@ -323,11 +340,17 @@ def parse_answer(content: str | None) -> Answer:
     except (ValueError, RecursionError):  # ValueError: also int-digit limits
         raise LLMFailure("invalid JSON", unavailable=False) from None
     try:
-        _validate_answer(doc)
+        validate(doc)
     except fastjsonschema.JsonSchemaValueException as exc:
         where = exc.name.removeprefix("data").lstrip(".") or "answer"
         detail = clean_text(exc.message.removeprefix(exc.name).strip(), 120)
         raise LLMFailure(f"schema mismatch: {where} {detail}", unavailable=False) from None
+    return doc
+
+
+def parse_answer(content: str | None) -> Answer:
+    """Decode and validate the model's content; LLMFailure(unavailable=False) when unusable."""
+    doc = decode_answer(content, _validate_answer)
     return Answer(
         verdict=Verdict(doc["verdict"]),
         summary=clean_text(doc["summary"], MAX_NARRATIVE["summary"], multiline=True),
@@ -514,10 +537,13 @@ def call_llm(
     budget_s: float,
     *,
     deadline: float | None = None,
+    answer_format: dict[str, Any] | None = None,
+    max_tokens: int = MAX_ANSWER_TOKENS,
 ) -> str:
     """One chat completion within ``budget_s`` (retries included); returns the message content.
 
     ``deadline`` (a ``time.monotonic()`` value) lets the caller count its own set-up in the budget.
+    ``answer_format`` and ``max_tokens`` serve other answers than the decision's (the postmortem).
     """
     import httpx
     import together
@@ -535,9 +561,9 @@ def call_llm(
             response = client.chat.completions.create(
                 model=settings.llm_model,
                 messages=messages,
-                response_format=response_format(),
+                response_format=answer_format or response_format(),
                 temperature=0.2,
-                max_tokens=MAX_ANSWER_TOKENS,
+                max_tokens=max_tokens,
                 timeout=timeout,
             )
         except together.APITimeoutError:
@@ -563,7 +589,7 @@ def call_llm(
                     json.loads(text)
                 except (ValueError, RecursionError):  # ValueError: also int-digit limits
                     raise LLMFailure(
-                        f"answer cut off at max_tokens={MAX_ANSWER_TOKENS}", unavailable=False
+                        f"answer cut off at max_tokens={max_tokens}", unavailable=False
                     ) from None
             return text
         if not _retryable(exc) or attempt == attempts - 1:
@@ -606,6 +632,36 @@ def _run_with_watchdog(fn, budget_s: float, *, started: float | None = None) -> 
     return box["value"]
 
 
+def complete(
+    messages: list[dict[str, str]],
+    settings: Settings,
+    *,
+    client: Any = None,
+    started: float | None = None,
+    answer_format: dict[str, Any] | None = None,
+    max_tokens: int = MAX_ANSWER_TOKENS,
+) -> str:
+    """One chat completion whose whole call, retries included, fits in ``llm_timeout_s`` counted
+    from ``started`` (a ``time.monotonic()`` value; now by default), a watchdog thread enforcing it.
+    Returns the content; LLMFailure otherwise. ``client`` defaults to the cached one of ``settings``."""
+    budget = max(0.1, float(settings.llm_timeout_s))
+    began = time.monotonic() if started is None else started
+
+    def run() -> str:
+        active = client or make_client(settings)
+        return call_llm(
+            active,
+            messages,
+            settings,
+            budget,
+            deadline=began + budget,
+            answer_format=answer_format,
+            max_tokens=max_tokens,
+        )
+
+    return _run_with_watchdog(run, budget, started=began)
+
+
 def _fallback(decision: Decision, note: str) -> Decision:
     return replace(decision, notes=[*decision.notes, note])
 
@@ -619,16 +675,10 @@ def summarize(snapshot: Snapshot, decision: Decision, settings: Settings, *, cli
     """
     if not settings.llm_enabled:
         return decision
-    budget = max(0.1, float(settings.llm_timeout_s))
     started = time.monotonic()
     try:
         messages = build_messages(snapshot, decision)
-
-        def run() -> str:
-            active = client or make_client(settings)
-            return call_llm(active, messages, settings, budget, deadline=started + budget)
-
-        content = _run_with_watchdog(run, budget, started=started)
+        content = complete(messages, settings, client=client, started=started)
         result = merge(decision, parse_answer(content), settings.llm_model)
     except LLMFailure as failure:
         log.warning("summarize: %s (%.2f s)", failure.note, time.monotonic() - started)

@@ -196,14 +196,25 @@ class ApprovalStore(AuditStore):
             == 1
         )
 
-    @staticmethod
-    def cancel_pending_approvals_in(conn: Connection, execution_id: str, at: str) -> int:
-        """The execution stopped (killed, failed): its pending approval is cancelled. Returns how many."""
-        return conn.execute(
-            "UPDATE approvals SET status = 'cancelled', decided_at = ? "
-            "WHERE execution_id = ? AND status = 'pending'",
-            (at, execution_id),
-        ).rowcount
+    def cancel_pending_approvals_in(self, conn: Connection, execution_id: str, at: str) -> int:
+        """The execution stopped (killed, failed): its pending approval is cancelled, and the trail
+        says so (``approval.cancelled``, which the notifications follow). Returns how many."""
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM approvals WHERE execution_id = ? AND status = 'pending'", (execution_id,)
+            )
+        ]
+        for approval_id in ids:
+            conn.execute(
+                "UPDATE approvals SET status = 'cancelled', decided_at = ? "
+                "WHERE id = ? AND status = 'pending'",
+                (at, approval_id),
+            )
+            self.audit_in(
+                conn, "system", "approval.cancelled", approval_id, {"execution_id": execution_id, "at": at}
+            )
+        return len(ids)
 
     def set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
         with self.write() as conn:

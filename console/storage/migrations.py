@@ -334,6 +334,37 @@ def _read_model_3(conn: sqlite3.Connection) -> None:
     )
 
 
+SCHEMA_4 = """CREATE TABLE IF NOT EXISTS notify_cursor (
+    feed TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL
+);
+-- a database of before the outbox starts following its trail from now: its history is not replayed
+INSERT OR IGNORE INTO notify_cursor (feed, seq) SELECT 'approvals', COALESCE(MAX(seq), 0) FROM audit;
+
+CREATE TABLE IF NOT EXISTS notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    audit_seq INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    event TEXT NOT NULL,
+    subject TEXT,
+    payload TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    lease_until TEXT,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    delivered_at TEXT,
+    UNIQUE (audit_seq, channel)
+);
+CREATE INDEX IF NOT EXISTS ix_notifications_due ON notifications (status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS ix_notifications_subject ON notifications (subject, id);
+-- an execution's story reads its audit rows by subject (the execution and its approval)
+CREATE INDEX IF NOT EXISTS ix_audit_subject ON audit (subject, seq);
+-- the newest incident (python -m console postmortem --latest): 92 -> 0.2 ms at 100k deployments
+CREATE INDEX IF NOT EXISTS ix_deployments_verdict ON deployments (verdict, created_at);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
@@ -342,6 +373,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "one read model for both engines: documents (snapshots, decisions) stored once and "
               "compressed, deployment columns, actions, the Kestra mirror's state; per-service metric "
               "points and artifacts go", _read_model_3),
+    Migration(4, "notifications: the outbox that follows the audit trail (its cursor; one row per "
+              "message and channel with its delivery status); audit rows by subject; deployments "
+              "by verdict",
+              _script(SCHEMA_4)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

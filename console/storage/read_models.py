@@ -351,13 +351,6 @@ class ReadModelStore(ApprovalStore):
         with self.read() as conn:
             return [tuple(row) for row in conn.execute(_LEARNING_SQL, (int(after),)).fetchall()]  # type: ignore[misc]
 
-    def outcome_record(self, execution_id: str) -> dict[str, Any] | None:
-        """One execution's outcome record as recorded (None before its ``record`` step)."""
-        row = self.conn.execute(
-            "SELECT record FROM outcomes WHERE execution_id = ?", (execution_id,)
-        ).fetchone()
-        return self.unpack(loads(row["record"], {})) if row else None
-
     # -- what a deployment's decision saw and what its actions did -------------------------------
 
     def deployment_decision(self, deployment: dict[str, Any]) -> dict[str, Any] | None:

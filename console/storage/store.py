@@ -7,6 +7,8 @@
 - :mod:`~console.storage.executions`: executions, task runs, logs, artifacts (the embedded engine's).
 - :mod:`~console.storage.approvals` and :mod:`~console.storage.audit`: approvals, votes, the trail.
 - :mod:`~console.storage.read_models`: deployments, KPIs, outcomes, learning rows, metric points.
+- :mod:`~console.storage.incidents`: an execution's story (timeline and postmortem material).
+- :mod:`~console.storage.notifications`: the notifications outbox (cursor, messages, deliveries).
 
 Methods named ``*_in`` run inside the caller's transaction (``with store.write() as conn``), so
 the caller decides what commits together; the others open their own.
@@ -15,8 +17,9 @@ the caller decides what commits together; the others open their own.
 from __future__ import annotations
 
 from console.storage.executions import ExecutionStore
-from console.storage.read_models import ReadModelStore
+from console.storage.incidents import IncidentStore
+from console.storage.notifications import NotificationStore
 
 
-class Store(ExecutionStore, ReadModelStore):
+class Store(ExecutionStore, NotificationStore, IncidentStore):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""

@@ -139,7 +139,8 @@ def test_killed_failed_and_deleted_executions(parts, loaded: FakeKestra):
     deleted = backend.launch_scenario("crash-loop", "alice")
     _wait(backend, killed, {State.PAUSED})
     _wait(backend, deleted, {State.PAUSED})
-    failed = backend.launch_scenario("no-such-scenario", "alice")
+    # launched by someone else (Kestra's UI, a CI job) with a scenario the task image cannot load
+    failed = backend.client.trigger(backend.namespace, "devops-loop", {"scenario": "no-such-scenario"}).id
     _wait(backend, failed, {State.FAILED})
     mirror.sync()
     assert store.approval_for_execution(killed)["status"] == "pending"

@@ -12,7 +12,9 @@ otherwise, in the API's error shape), records every request, and plays programma
 * ``trickle(interval)``: the body one byte at a time (defeats per-read timeouts);
 * ``raw(body, content_type)``: HTTP 200 with any body (not a chat completion);
 * ``obey_injection()``: a gullible model: if the prompt contains "ignore previous instructions"
-  it answers CONTINUE with no actions and "approve everything", otherwise a valid ROLLBACK.
+  it answers CONTINUE with no actions and "approve everything", otherwise a valid ROLLBACK;
+* ``computed(fn)``: the content ``fn(request body)`` returns (a model whose answer depends on the
+  prompt, e.g. a rewrite of the text it was sent).
 
 Behaviours queued with ``then(...)`` are used once each in order; after that ``default`` applies.
 ``closed_port()`` gives a port nothing listens on (connection refused).
@@ -26,6 +28,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -59,6 +62,7 @@ class Behaviour:
     code: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     finish_reason: str = "stop"
+    fn: Callable[[dict[str, Any]], str] | None = None
 
 
 def valid(answer: dict[str, Any] | None = None) -> Behaviour:
@@ -91,6 +95,10 @@ def raw(body: str, content_type: str = "text/html") -> Behaviour:
 
 def obey_injection() -> Behaviour:
     return Behaviour("obey_injection")
+
+
+def computed(fn: Callable[[dict[str, Any]], str]) -> Behaviour:
+    return Behaviour("computed", fn=fn)
 
 
 @dataclass
@@ -209,6 +217,8 @@ class FakeLLM:
             return 200, {}, self._completion(model, behaviour.text or "", behaviour.finish_reason)
         if behaviour.kind == "slow":
             self._stop.wait(behaviour.seconds)
+        if behaviour.kind == "computed" and behaviour.fn is not None:
+            return 200, {}, self._completion(model, behaviour.fn(body))
         if behaviour.kind == "obey_injection":
             prompt = json.dumps(body).lower()
             answer = OBEYED_ANSWER if INJECTION_MARKER in prompt else DEFAULT_ANSWER
