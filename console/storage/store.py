@@ -7,6 +7,7 @@
 - :mod:`~console.storage.executions`: executions, task runs, logs, artifacts (the embedded engine's).
 - :mod:`~console.storage.approvals` and :mod:`~console.storage.audit`: approvals, votes, the trail.
 - :mod:`~console.storage.read_models`: deployments, KPIs, outcomes, learning rows, metric points.
+- :mod:`~console.storage.inbound`: webhook deliveries (idempotency) and incidents with their alerts.
 
 Methods named ``*_in`` run inside the caller's transaction (``with store.write() as conn``), so
 the caller decides what commits together; the others open their own.
@@ -15,8 +16,9 @@ the caller decides what commits together; the others open their own.
 from __future__ import annotations
 
 from console.storage.executions import ExecutionStore
+from console.storage.inbound import InboundStore
 from console.storage.read_models import ReadModelStore
 
 
-class Store(ExecutionStore, ReadModelStore):
+class Store(ExecutionStore, ReadModelStore, InboundStore):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""
