@@ -89,6 +89,16 @@ class Settings:
     oidc_configured: bool = False
     """Streamlit's own [auth] table (st.login) has a client id."""
 
+    # incoming alerts (console/intake/alertmanager.py): which labels name the service and the
+    # severity, and how severity values map to LOW/MEDIUM/HIGH/CRITICAL
+    alert_service_labels: str = "service,job,app"
+    """Labels tried in order for an alert's service."""
+    alert_severity_label: str = "severity"
+    alert_severity_map: str = ""
+    """``value=SEVERITY`` pairs, comma separated, added to (or replacing) the built-in mapping."""
+    alert_default_severity: str = "MEDIUM"
+    """The severity of an alert without the label, or with a value the mapping does not know."""
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "console.sqlite3"
@@ -144,6 +154,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LIVE_BASELINE_S": ("live_baseline_s", float),
     "LIVE_VERIFY_S": ("live_verify_s", float),
     "LIVE_POST_ACTION_S": ("live_post_action_s", float),
+    "CONSOLE_ALERT_SERVICE_LABELS": ("alert_service_labels", str),
+    "CONSOLE_ALERT_SEVERITY_LABEL": ("alert_severity_label", str),
+    "CONSOLE_ALERT_SEVERITY_MAP": ("alert_severity_map", str),
+    "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
 }
 
 
