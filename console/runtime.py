@@ -12,11 +12,16 @@ What the wiring adds to the parts on their own (the embedded engine):
 
 On Kestra the flow's Pause has its own timeout and the approval service expires overdue requests
 whenever the Approvals page lists them; nothing else is wired.
+
+One process serves the pages and the HTTP API (``server.py``): both take the process's one
+:class:`Services` from :func:`shared_services`, so a decision through the API and one on the
+Approvals page go through the same approval service, store and engine.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,9 +52,11 @@ class Services:
     error: str = ""
     recovery: list[dict[str, Any]] = field(default_factory=list)
     """What start-up recovery did (executions taken over, approvals expired, decisions applied)."""
+    closed: bool = field(default=False, init=False, repr=False)
 
     def close(self, wait: bool = True) -> None:
         """Stop the expiry timer and the engine's workers."""
+        self.closed = True
         if self.approvals is not None:
             self.approvals.stop()
         if self.backend is not None:
@@ -146,3 +153,28 @@ def open_services(settings: Settings | None = None) -> Services:
             log.exception("approval service unavailable")
             errors.append(f"Approvals unavailable: {_one_line(exc)}")
     return Services(settings, store, backend, approvals, error="; ".join(errors), recovery=recovery)
+
+
+_shared: Services | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_services() -> Services:
+    """The process's one :class:`Services`, opened on first use (:func:`open_services`), for the
+    pages and the HTTP API alike. Thread-safe: of threads asking at once, one opens, the others
+    wait and get the same object. Once it is closed (:func:`close_shared_services`, or
+    ``Services.close()``), the next call opens a new one from the settings of that moment."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.closed:
+            _shared = open_services()
+        return _shared
+
+
+def close_shared_services(wait: bool = True) -> None:
+    """Close the shared services, if open (the server's shutdown)."""
+    global _shared
+    with _shared_lock:
+        services, _shared = _shared, None
+    if services is not None and not services.closed:
+        services.close(wait=wait)
