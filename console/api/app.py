@@ -117,6 +117,11 @@ def create_api(services: Callable[[], Services] = shared_services, **parts: obje
     return Api(services, **parts).app()  # type: ignore[arg-type]
 
 
+async def _api_root(request: Request) -> Response:
+    """``/api`` itself (without a slash would otherwise fall through to the pages' HTML)."""
+    return error_answer(ApiError(404, "no such endpoint; the endpoints are under /api/ (see /api/health)"))
+
+
 def api_routes(services: Callable[[], Services] = shared_services, **parts: object) -> list[BaseRoute]:
     """The routes ``server.py`` gives ``st.App``: the API mounted at ``/api``."""
-    return [Mount(PREFIX, app=create_api(services, **parts))]
+    return [Route(PREFIX, _api_root), Mount(PREFIX, app=create_api(services, **parts))]

@@ -518,6 +518,7 @@ def test_unknown_and_unreachable_executions(client, runtime, monkeypatch):
 @pytest.mark.parametrize(
     ("method", "path", "status"),
     [
+        ("GET", "/api", 404),
         ("POST", "/api/alerts", 404),
         ("POST", "/api/deployments", 404),
         ("GET", "/api/nothing/here", 404),
