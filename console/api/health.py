@@ -11,8 +11,8 @@ Each part is ``{"status": "up" | "down" | "not configured", "reason": "one line"
 
 No authentication (load balancers and Alertmanager's own checks call it), so reasons name parts and
 services, never URLs, credentials or paths. Probes run in parallel with short timeouts and the
-report is cached for a few seconds, so calling it often costs nothing and cannot be turned against
-Prometheus, Kestra or the LLM.
+report is cached for a few seconds (the LLM's probe for a minute), so calling it often costs nothing
+and cannot be turned against Prometheus, Kestra or the LLM.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from console.telemetry.errors import TelemetryError
 
 UP, DOWN, NOT_CONFIGURED = "up", "down", "not configured"
 CACHE_S = 5.0
+LLM_CACHE_S = 60.0
+"""The LLM is a paid service on the internet: its probe is repeated at most once a minute."""
 PROBE_TIMEOUT_S = 3.0
 TOGETHER_URL = "https://api.together.xyz"
 
@@ -179,13 +181,16 @@ class HealthChecker:
         self,
         *,
         cache_s: float = CACHE_S,
+        llm_cache_s: float = LLM_CACHE_S,
         timeout_s: float = PROBE_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cache_s = cache_s
+        self.llm_cache_s = llm_cache_s
         self.timeout_s = timeout_s
         self._clock = clock
         self._cached: tuple[float, int, Services, dict[str, Any]] | None = None
+        self._llm: tuple[float, Services, Check] | None = None
         self._lock = threading.Lock()
 
     def report(self, services: Services, api: tuple[str, str]) -> tuple[int, dict[str, Any]]:
@@ -200,13 +205,21 @@ class HealthChecker:
                 self._cached = (now, code, services, body)
         return code, {**body, "checks": {**body["checks"], "api": {"status": api[0], "reason": api[1]}}}
 
+    def _llm_check(self, services: Services, timeout: float) -> Check:
+        now = self._clock()
+        if self._llm is not None and self._llm[1] is services and now - self._llm[0] < self.llm_cache_s:
+            return self._llm[2]
+        check = check_llm(services, timeout)
+        self._llm = (now, services, check)
+        return check
+
     def _measure(self, services: Services) -> tuple[int, dict[str, Any]]:
         timeout = self.timeout_s
         with ThreadPoolExecutor(max_workers=4) as pool:
             store = pool.submit(check_store, services)
             engine = pool.submit(check_engine, services)
             prometheus = pool.submit(check_prometheus, services, timeout)
-            llm = pool.submit(check_llm, services, timeout)
+            llm = pool.submit(self._llm_check, services, timeout)
             checks = {"store": store.result(), "engine": engine.result()}
             checks["kestra"] = (
                 checks["engine"]

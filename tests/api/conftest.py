@@ -50,7 +50,7 @@ def make_client() -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(services: Services, **parts: Any) -> TestClient:
-        parts.setdefault("health", HealthChecker(cache_s=0.0, timeout_s=1.0))
+        parts.setdefault("health", HealthChecker(cache_s=0.0, llm_cache_s=0.0, timeout_s=1.0))
         parts.setdefault("guard", Guard())
         app = Starlette(routes=api_routes(lambda: services, **parts))
         client = TestClient(app, raise_server_exceptions=False)

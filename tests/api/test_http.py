@@ -114,17 +114,30 @@ def test_health_probes_prometheus_and_the_llm_when_configured(
     assert "services file:" in client.get("/api/health").json()["checks"]["prometheus"]["reason"]
 
 
-def test_health_is_cached_between_refreshes(runtime, make_client, monkeypatch):
-    from console.api.health import HealthChecker
+def test_health_is_cached_between_refreshes_and_the_llm_longer(
+    runtime, api_settings, make_client, monkeypatch
+):
+    from console.api import health
 
-    calls = []
+    calls, llm_calls = [], []
     engine = runtime.engine
     real = engine.health
     monkeypatch.setattr(engine, "health", lambda: calls.append(1) or real())
-    client = make_client(services_of(runtime), health=HealthChecker(cache_s=60))
+    monkeypatch.setattr(
+        health, "check_llm", lambda services, timeout: llm_calls.append(1) or health.Check("up", "x")
+    )
+    clock = [0.0]
+    checker = health.HealthChecker(cache_s=5, llm_cache_s=60, clock=lambda: clock[0])
+    client = make_client(services_of(runtime), health=checker)
     for _ in range(5):
         assert client.get("/api/health").status_code == 200
-    assert len(calls) == 1
+    assert len(calls) == 1 and len(llm_calls) == 1
+    clock[0] = 6.0
+    client.get("/api/health")
+    assert len(calls) == 2 and len(llm_calls) == 1  # the store and engine again, the LLM not yet
+    clock[0] = 61.0
+    client.get("/api/health")
+    assert len(calls) == 3 and len(llm_calls) == 2
 
 
 # -- tokens -----------------------------------------------------------------------------------------
