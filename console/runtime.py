@@ -22,11 +22,16 @@ in the loop's way. On Kestra its rounds also expire overdue approvals (throttled
 announced with no page open. A synchronous runtime (the CLI) starts no thread: the next
 long-running console announces what the CLI's commands wrote (the outbox's cursor is in the
 database).
+
+One process serves the pages and the HTTP API (``server.py``): both take the process's one
+:class:`Services` from :func:`shared_services`, so a decision through the API and one on the
+Approvals page go through the same approval service, store and engine.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -68,9 +73,11 @@ class Services:
     """The notifications dispatcher (None when no channel is configured)."""
     mirror: KestraMirror | None = None
     """On Kestra: what copies its executions into the read model."""
+    closed: bool = field(default=False, init=False, repr=False)
 
     def close(self, wait: bool = True) -> None:
         """Stop the notifications, the mirror, the expiry timer and the engine's workers."""
+        self.closed = True
         if self.notifier is not None:
             self.notifier.stop()
         if self.mirror is not None:
@@ -222,3 +229,28 @@ def open_services(settings: Settings | None = None) -> Services:
         notifier=notifier,
         mirror=mirror,
     )
+
+
+_shared: Services | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_services() -> Services:
+    """The process's one :class:`Services`, opened on first use (:func:`open_services`), for the
+    pages and the HTTP API alike. Thread-safe: of threads asking at once, one opens, the others
+    wait and get the same object. Once it is closed (:func:`close_shared_services`, or
+    ``Services.close()``), the next call opens a new one from the settings of that moment."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or _shared.closed:
+            _shared = open_services()
+        return _shared
+
+
+def close_shared_services(wait: bool = True) -> None:
+    """Close the shared services, if open (the server's shutdown)."""
+    global _shared
+    with _shared_lock:
+        services, _shared = _shared, None
+    if services is not None and not services.closed:
+        services.close(wait=wait)

@@ -108,6 +108,33 @@ class Settings:
     oidc_configured: bool = False
     """Streamlit's own [auth] table (st.login) has a client id."""
 
+    # the HTTP API (console/api; tokens: console/access/tokens.py). No token configured = the API is
+    # off except GET /api/health.
+    api_token: Secret = field(default_factory=lambda: Secret(""))
+    """One bearer token (``CONSOLE_API_TOKEN``); more, hashed, in ``[console_api.tokens.<name>]``."""
+    api_identity: str = "api"
+    """The identity ``CONSOLE_API_TOKEN`` acts as (audit trail, approvals)."""
+    api_role: str = "viewer"
+    """Its role: viewer by default (reads only); approver or admin lets it decide approvals."""
+    api_rate_per_minute: float = 120.0
+    """Requests per minute per token (token bucket), after a burst of ``api_burst``."""
+    api_burst: int = 20
+    api_max_body_bytes: int = 1_048_576
+    """A request body larger than this is refused (413)."""
+    api: Any = field(default_factory=dict)
+    """The [console_api] table of secrets.toml as written (hashed tokens:
+    ``[console_api.tokens.<name>]``); console/access/tokens.py validates it and fails closed."""
+
+    # incoming alerts (console/intake/alertmanager.py): which labels name the service and the
+    # severity, and how severity values map to LOW/MEDIUM/HIGH/CRITICAL
+    alert_service_labels: str = "service,job,app"
+    """Labels tried in order for an alert's service."""
+    alert_severity_label: str = "severity"
+    alert_severity_map: str = ""
+    """``value=SEVERITY`` pairs, comma separated, added to (or replacing) the built-in mapping."""
+    alert_default_severity: str = "MEDIUM"
+    """The severity of an alert without the label, or with a value the mapping does not know."""
+
     @property
     def db_path(self) -> Path:
         return self.data_dir / "console.sqlite3"
@@ -150,6 +177,10 @@ class Settings:
             if f.name == "auth":
                 out["users_configured"] = len(value.get("users") or {})
                 continue
+            if f.name == "api":
+                tokens = value.get("tokens") if isinstance(value, dict) else None
+                out["api_tokens_configured"] = len(tokens) if isinstance(tokens, dict) else 0
+                continue
             if isinstance(value, Secret):
                 out[f.name] = "set" if value else "not set"
             else:
@@ -189,6 +220,16 @@ _ENV: dict[str, tuple[str, Any]] = {
     "NOTIFY_WEBHOOK_TOKEN": ("notify_webhook_token", Secret),
     "NOTIFY_TIMEOUT_S": ("notify_timeout_s", float),
     "NOTIFY_MAX_ATTEMPTS": ("notify_max_attempts", int),
+    "CONSOLE_API_TOKEN": ("api_token", Secret),
+    "CONSOLE_API_TOKEN_NAME": ("api_identity", str),
+    "CONSOLE_API_TOKEN_ROLE": ("api_role", str),
+    "CONSOLE_API_RATE_PER_MINUTE": ("api_rate_per_minute", float),
+    "CONSOLE_API_BURST": ("api_burst", int),
+    "CONSOLE_API_MAX_BODY_BYTES": ("api_max_body_bytes", int),
+    "CONSOLE_ALERT_SERVICE_LABELS": ("alert_service_labels", str),
+    "CONSOLE_ALERT_SEVERITY_LABEL": ("alert_severity_label", str),
+    "CONSOLE_ALERT_SEVERITY_MAP": ("alert_severity_map", str),
+    "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
 }
 
 
@@ -229,6 +270,9 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
     auth = secrets.get("console_auth")
     if isinstance(auth, dict):
         values["auth"] = auth
+    api = secrets.get("console_api")
+    if api is not None:
+        values["api"] = api  # kept as written, even malformed: console/access/tokens.py reports it
     streamlit_auth = secrets.get("auth")
     if isinstance(streamlit_auth, dict):
         providers = [v for v in streamlit_auth.values() if isinstance(v, dict)]
@@ -241,6 +285,10 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
     if settings.approval_timeout_minutes <= 0:
         raise SettingsError("APPROVAL_TIMEOUT_MINUTES must be positive")
     _check_notify(settings)
+    if not settings.api_rate_per_minute > 0 or settings.api_burst < 1:
+        raise SettingsError("CONSOLE_API_RATE_PER_MINUTE must be positive and CONSOLE_API_BURST at least 1")
+    if settings.api_max_body_bytes < 1024:
+        raise SettingsError("CONSOLE_API_MAX_BODY_BYTES must be at least 1024")
     return settings
 
 

@@ -1,6 +1,7 @@
 """What the browser tests of every area share: the console started as a user runs it
-(``streamlit run app.py`` on a free port, output to a file), Debian's Chromium, and waits for a
-Streamlit run to finish. The fixtures ``start_console`` and ``chromium`` are in tests/conftest.py."""
+(``streamlit run server.py``: the pages and the HTTP API on one free port, output to a file),
+Debian's Chromium, and waits for a Streamlit run to finish. The fixtures ``start_console`` and
+``chromium`` are in tests/conftest.py."""
 
 from __future__ import annotations
 
@@ -34,6 +35,13 @@ SCRUBBED_ENV = (
     "LLM_BASE_URL",
     "CONSOLE_MOCK_DATA_DIR",
     "APPROVAL_TIMEOUT_MINUTES",
+    "CONSOLE_SERVICES_FILE",
+    "CONSOLE_API_TOKEN",
+    "CONSOLE_API_TOKEN_NAME",
+    "CONSOLE_API_TOKEN_ROLE",
+    "CONSOLE_API_RATE_PER_MINUTE",
+    "CONSOLE_API_BURST",
+    "CONSOLE_API_MAX_BODY_BYTES",
 )
 
 
@@ -62,8 +70,9 @@ class ConsoleServer:
             self.proc.wait()
 
 
-def start_console_server(workdir: Path, name: str, **env: str) -> ConsoleServer:
-    """Start the console with a private data dir and no secrets file; return once it is healthy."""
+def start_console_server(workdir: Path, name: str, *args: str, **env: str) -> ConsoleServer:
+    """Start the console with a private data dir and no secrets file; return once it is healthy.
+    ``args`` are more ``streamlit run`` options (a repeated option's last value wins)."""
     port = free_port()
     data_dir = workdir / f"data-{name}"
     full_env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
@@ -79,13 +88,14 @@ def start_console_server(workdir: Path, name: str, **env: str) -> ConsoleServer:
     with log_path.open("w") as log:
         proc = subprocess.Popen(
             [
-                sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "app.py"),
+                sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "server.py"),
                 "--server.headless", "true",
                 "--server.fileWatcherType", "none",
                 "--server.port", str(port),
                 "--server.address", "127.0.0.1",
                 "--browser.gatherUsageStats", "false",
                 "--logger.level", "info",
+                *args,
             ],
             cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip

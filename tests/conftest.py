@@ -28,13 +28,14 @@ def shared_data() -> Path:
 
 @pytest.fixture
 def start_console(tmp_path: Path):
-    """``start_console(**env)``: the console as a user runs it (see tests/browser_support.py)."""
+    """``start_console(*streamlit_options, **env)``: the console as a user runs it (see
+    tests/browser_support.py)."""
     from tests.browser_support import start_console_server
 
     started = []
 
-    def start(**env: str):
-        server = start_console_server(tmp_path, str(len(started)), **env)
+    def start(*args: str, **env: str):
+        server = start_console_server(tmp_path, str(len(started)), *args, **env)
         started.append(server)
         return server
 

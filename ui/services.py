@@ -12,17 +12,17 @@ import streamlit as st
 
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.presentation import formatting as fmt
-from console.runtime import Services, open_services
+from console.runtime import Services, shared_services
 
 log = logging.getLogger("console.ui")
 T = TypeVar("T")
 
 
-@st.cache_resource(show_spinner=False)
 def get_services() -> Services:
     """Settings, the engine (embedded or Kestra), the store and the approval service, wired once per
-    process (:func:`console.runtime.open_services`); what cannot start is in ``Services.error``."""
-    return open_services()
+    process and shared with the HTTP API (:func:`console.runtime.shared_services`, which caches it
+    itself, so no ``st.cache_resource`` here); what cannot start is in ``Services.error``."""
+    return shared_services()
 
 
 def clear_caches() -> None:

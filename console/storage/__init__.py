@@ -2,6 +2,7 @@
 tests/test_layering.py). Use :class:`Store`; see :mod:`console.storage.store` for its parts."""
 
 from console.storage.database import Connection, StoreBusy, dumps, loads, now_text
+from console.storage.inbound import DeliveryClaim
 from console.storage.migrations import SchemaTooNew
 from console.storage.read_models import DashboardKpis, learning_fields
 from console.storage.store import Store
@@ -9,6 +10,7 @@ from console.storage.store import Store
 __all__ = [
     "Connection",
     "DashboardKpis",
+    "DeliveryClaim",
     "SchemaTooNew",
     "Store",
     "StoreBusy",

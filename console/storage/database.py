@@ -128,6 +128,10 @@ class Database:
         finally:
             conn.execute("COMMIT")
 
+    def ping(self) -> None:
+        """Raise if the file cannot be read (the API's health check)."""
+        self.conn.execute("SELECT 1").fetchone()
+
     def close(self) -> None:
         with self._all_lock:
             for _, conn in self._all:

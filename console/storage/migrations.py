@@ -365,6 +365,51 @@ CREATE INDEX IF NOT EXISTS ix_audit_subject ON audit (subject, seq);
 CREATE INDEX IF NOT EXISTS ix_deployments_verdict ON deployments (verdict, created_at);
 """
 
+SCHEMA_5 = """CREATE TABLE IF NOT EXISTS inbound_deliveries (
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    execution_id TEXT,
+    attempts INTEGER NOT NULL DEFAULT 1,
+    detail TEXT NOT NULL DEFAULT '{}',
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX IF NOT EXISTS ix_inbound_received ON inbound_deliveries (received_at DESC);
+CREATE INDEX IF NOT EXISTS ix_inbound_execution ON inbound_deliveries (execution_id);
+
+CREATE TABLE IF NOT EXISTS incidents (
+    id TEXT PRIMARY KEY,
+    service TEXT NOT NULL,
+    alert_key TEXT NOT NULL,
+    status TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    summary TEXT,
+    execution_id TEXT,
+    opened_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    resolved_at TEXT
+);
+-- at most one open incident per service and alert: a second firing alert attaches to it
+CREATE UNIQUE INDEX IF NOT EXISTS ux_incidents_open ON incidents (service, alert_key) WHERE status = 'open';
+CREATE INDEX IF NOT EXISTS ix_incidents_opened ON incidents (opened_at DESC);
+CREATE INDEX IF NOT EXISTS ix_incidents_execution ON incidents (execution_id);
+
+CREATE TABLE IF NOT EXISTS incident_alerts (
+    incident_id TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    starts_at TEXT NOT NULL,
+    status TEXT NOT NULL,
+    ends_at TEXT,
+    labels TEXT NOT NULL DEFAULT '{}',
+    annotations TEXT NOT NULL DEFAULT '{}',
+    first_seen_at TEXT NOT NULL,
+    last_seen_at TEXT NOT NULL,
+    PRIMARY KEY (incident_id, fingerprint, starts_at)
+);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
@@ -377,6 +422,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "message and channel with its delivery status); audit rows by subject; deployments "
               "by verdict",
               _script(SCHEMA_4)),
+    Migration(5, "inbound deliveries (idempotent webhooks), incidents and the alerts attached to them",
+              _script(SCHEMA_5)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -7,8 +7,9 @@
 - :mod:`~console.storage.executions`: executions, task runs, logs, artifacts (the embedded engine's).
 - :mod:`~console.storage.approvals` and :mod:`~console.storage.audit`: approvals, votes, the trail.
 - :mod:`~console.storage.read_models`: deployments, KPIs, outcomes, learning rows, metric points.
-- :mod:`~console.storage.incidents`: an execution's story (timeline and postmortem material).
+- :mod:`~console.storage.stories`: an execution's story (timeline and postmortem material).
 - :mod:`~console.storage.notifications`: the notifications outbox (cursor, messages, deliveries).
+- :mod:`~console.storage.inbound`: webhook deliveries (idempotency) and incidents with their alerts.
 
 Methods named ``*_in`` run inside the caller's transaction (``with store.write() as conn``), so
 the caller decides what commits together; the others open their own.
@@ -17,9 +18,10 @@ the caller decides what commits together; the others open their own.
 from __future__ import annotations
 
 from console.storage.executions import ExecutionStore
-from console.storage.incidents import IncidentStore
+from console.storage.inbound import InboundStore
 from console.storage.notifications import NotificationStore
+from console.storage.stories import StoryStore
 
 
-class Store(ExecutionStore, NotificationStore, IncidentStore):
+class Store(ExecutionStore, NotificationStore, StoryStore, InboundStore):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""

@@ -13,7 +13,7 @@ INCIDENT_VERDICTS = (Verdict.ROLLBACK.value, Verdict.ESCALATE.value)
 """The verdicts that make a finished run an incident (a CONTINUE is not one)."""
 
 
-class IncidentStore(ReadModelStore):
+class StoryStore(ReadModelStore):
     """Reads of an execution's story."""
 
     def incident_material(self, execution_id: str) -> dict[str, Any]:

@@ -1,0 +1,140 @@
+"""``GET /api/executions/{id}``: where a run stands — its state, the decision (verdict, severity,
+confidence, summary), the plan, the approval, the deployment's status and the recorded outcome —
+on either engine, read through the same parts as the Executions page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from console.api.approvals import ID, approval_json
+from console.api.context import Context
+from console.api.http import ApiError, JsonAnswer, finite
+from console.domain.executions import Execution
+from console.domain.models import format_time
+from console.engines.backend import BackendError, BackendUnavailable
+from console.presentation.tables import execution_decision, task_output
+
+MEASURED_KEYS = ("status", "reason", "source", "simulated", "window", "measured_at")
+
+
+def _deployment_json(row: dict[str, Any] | None, execute: dict[str, Any]) -> dict[str, Any] | None:
+    if row is None and not execute:
+        return None
+    row = row or {}
+    return {
+        "id": row.get("id"),
+        "service": row.get("service"),
+        "version": row.get("version"),
+        "previous_version": row.get("previous_version"),
+        "environment": row.get("environment"),
+        "deployed_at": row.get("deployed_at"),
+        "deployed_by": row.get("deployed_by"),
+        "status": row.get("status") or execute.get("deployment_status"),
+        "simulated": execute.get("simulated"),
+    }
+
+
+def _executed(items: Any) -> list[dict[str, Any]]:
+    out = []
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict):
+            out.append(
+                {
+                    key: item.get(key)
+                    for key in ("name", "risk", "mode", "status", "simulated", "detail")
+                    if key in item
+                }
+            )
+    return out
+
+
+def _outcome_json(record: Any) -> dict[str, Any] | None:
+    if not isinstance(record, dict):
+        return None
+    approval = record.get("approval") if isinstance(record.get("approval"), dict) else {}
+    measured = record.get("measured")
+    if isinstance(measured, dict) and isinstance(measured.get("measured"), dict):
+        measured = measured["measured"]
+    return {
+        "outcome": record.get("outcome"),
+        "approval": {"status": approval.get("status"), "approvers": approval.get("approvers")},
+        "executed": _executed(record.get("executed")),
+        "measured": {key: measured.get(key) for key in MEASURED_KEYS} if isinstance(measured, dict) else None,
+        "expected": record.get("expected") if "expected" in record else record.get("scenario"),
+    }
+
+
+def execution_json(
+    execution: Execution,
+    *,
+    approval: dict[str, Any] | None,
+    deployment: dict[str, Any] | None,
+    engine_link: str | None = None,
+) -> dict[str, Any]:
+    """The run as the API shows it (pure: the reads happen in the handler)."""
+    decision = execution_decision(execution)
+    execute = task_output(execution, "execute", "executed") is not None
+    execute_out: dict[str, Any] = {}
+    if execute:
+        execute_out = {
+            "deployment_status": task_output(execution, "execute", "deployment_status"),
+            "simulated": task_output(execution, "execute", "simulated"),
+        }
+    plan = task_output(execution, "decide", "plan")
+    labels = dict(execution.labels)
+    return {
+        "id": execution.id,
+        "flow": f"{execution.namespace}.{execution.flow_id}",
+        "state": execution.state.value,
+        "started_at": format_time(execution.start) if execution.start else None,
+        "ended_at": format_time(execution.end) if execution.end else None,
+        "duration_s": finite(execution.duration_s),
+        "triggered_by": labels.get("triggered_by") or execution.inputs.get("triggered_by"),
+        "labels": labels,
+        "tasks": [{"task": run.task_id, "state": run.state.value} for run in execution.task_runs],
+        "decision": {
+            "verdict": decision.verdict.value,
+            "severity": decision.severity.value,
+            "confidence": finite(decision.confidence),
+            "summary": decision.summary,
+            "analyzer": decision.analyzer,
+            "actions": [{"name": a.name, "risk": a.risk.value, "reason": a.reason} for a in decision.actions],
+        }
+        if decision is not None
+        else None,
+        "plan": plan if isinstance(plan, dict) else None,
+        "approval": approval_json(approval) if approval is not None else None,
+        "deployment": _deployment_json(deployment, execute_out),
+        "outcome": _outcome_json(task_output(execution, "record", "outcome")),
+        "links": {"console": f"/executions?execution={execution.id}", "engine": engine_link},
+    }
+
+
+async def get_execution(request: Request, ctx: Context) -> JsonAnswer:
+    execution_id = request.path_params["execution_id"]
+    if not ID.match(execution_id):
+        raise ApiError(404, "execution not found")
+    backend = ctx.backend()
+    store = ctx.store()
+    service = ctx.approval_service()
+
+    def read() -> dict[str, Any]:
+        try:
+            execution = backend.get_execution(execution_id)
+        except BackendUnavailable as exc:
+            raise ApiError(503, f"engine unreachable: {exc}", headers={"Retry-After": "5"}) from None
+        except BackendError as exc:
+            if str(exc).endswith("not found"):
+                raise ApiError(404, f"execution {execution_id} not found") from None
+            raise ApiError(502, f"engine: {exc}") from None
+        return execution_json(
+            execution,
+            approval=service.for_execution(execution_id),
+            deployment=store.deployment_for_execution(execution_id),
+            engine_link=backend.ui_link(execution_id),
+        )
+
+    return JsonAnswer(await run_in_threadpool(read))

@@ -1,0 +1,36 @@
+"""What the intake parsers raise: one line naming the field at fault."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class PayloadError(ValueError):
+    """A payload that does not have the expected shape. ``field`` is the path of the first field at
+    fault (``alerts[2].startsAt``); the message starts with it and never echoes a long value."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        self.field = field
+        self.problem = problem
+        super().__init__(f"{field}: {problem}" if field else problem)
+
+
+class IntakeConfigError(ValueError):
+    """A mapping setting that cannot be used (the message names the setting)."""
+
+
+def kind(value: Any) -> str:
+    """The JSON kind of a value, for messages (never the value itself)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__

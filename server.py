@@ -1,0 +1,46 @@
+"""One server, one port: the console's pages (``app.py``) and its HTTP API (``/api/...``).
+
+Run with ``streamlit run server.py`` (``./scripts/console.sh`` does). Streamlit 1.67 serves an
+``st.App`` in ASGI mode with extra Starlette routes beside the app; the API shares the pages' parts
+(store, engine, approval service) through :func:`console.runtime.shared_services`, opened here at
+start so the approval expiry timer and crash recovery run before the first page or request.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import streamlit as st
+from starlette.concurrency import run_in_threadpool
+
+from console.api import api_routes
+from console.runtime import close_shared_services, shared_services
+
+
+def _access_log() -> None:
+    """One line per API request on stderr beside Streamlit's own (method, path, status, the token's
+    name, the time; never a header, a query string or a body: console/api/app.py)."""
+    logger = logging.getLogger("console.api")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(asctime)s.%(msecs)03d %(message)s", "%Y-%m-%d %H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+@asynccontextmanager
+async def lifespan(_app: Any) -> AsyncIterator[None]:
+    await run_in_threadpool(shared_services)
+    try:
+        yield None
+    finally:
+        await run_in_threadpool(close_shared_services, False)
+
+
+_access_log()
+app = st.App("app.py", routes=api_routes(), lifespan=lifespan)
