@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from console.presentation.formatting import md_escape
 from ui.identity import demo_mode, identity_sidebar
 from ui.services import get_services, sidebar_status
 
@@ -40,6 +41,6 @@ if identity is not None and identity.is_admin:
 if demo_mode(settings):
     st.caption(":orange-badge[:material/info: Demo mode] anyone can pick any name and role in the sidebar.")
 if services.error:
-    st.warning(services.error, icon="⚠️")
+    st.warning(md_escape(services.error), icon="⚠️")
 
 st.navigation(pages).run()

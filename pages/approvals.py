@@ -29,7 +29,7 @@ identity = current_identity()
 
 st.title(":material/gavel: Approvals")
 if approvals is None:
-    st.error(services.error or "The approval service is not available.", icon=":material/block:")
+    st.error(esc(services.error or "The approval service is not available."), icon=":material/block:")
     st.stop()
 
 
@@ -111,7 +111,7 @@ def countdown(expires_at: str | None) -> None:
 result = st.session_state.get("approval_result")
 if result:
     kind, message = result
-    {"success": st.success, "warning": st.warning, "error": st.error}[kind](message)
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](esc(message))
 
 request = st.session_state.get("approval_request")
 if request:
@@ -164,8 +164,8 @@ with pending_tab:
     sync_error = approvals.sync_error
     if sync_error:
         st.warning(
-            f"The engine's paused executions could not be read ({sync_error}); only approvals already "
-            "known to the console are listed.",
+            f"The engine's paused executions could not be read ({esc(sync_error)}); only approvals "
+            "already known to the console are listed.",
             icon=":material/cloud_off:",
         )
     elif not pending:

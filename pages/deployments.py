@@ -78,7 +78,7 @@ row = next((r for r in rows if str(fmt.field(r, "id", "")) == str(chosen)), None
 if row is None:  # deep link to a deployment on another page
     row = safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
 if row is None:
-    st.warning(f"Deployment {chosen} not found.")
+    st.warning(f"Deployment {esc(chosen)} not found.")
     st.stop()
 
 st.divider()
@@ -134,7 +134,7 @@ if execution is not None:
             tables.executed_frame(executed, approver), hide_index=True, width="stretch", key="dep_executed"
         )
     if skipped:
-        st.caption("Not executed: " + ", ".join(tables.action_names(skipped)))
+        st.caption("Not executed: " + esc(", ".join(tables.action_names(skipped))))
     outcome = record.get("outcome") if isinstance(record, dict) else None
     if isinstance(outcome, dict):
         held = outcome.get("held")

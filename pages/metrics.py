@@ -94,7 +94,7 @@ for i, metric in enumerate(metrics):
     )
     with cols[i % 2]:
         if not times:
-            st.caption(f"{charts.metric_title(metric)}: no points in this range.")
+            st.caption(f"{fmt.md_escape(charts.metric_title(metric))}: no points in this range.")
             continue
         before = [t for t in times if t < deployed_at.timestamp()]
         baseline = (fmt.as_time(before[0]), deployed_at) if before else None
@@ -113,5 +113,5 @@ for i, metric in enumerate(metrics):
         if metric in results:
             st.caption(
                 f"{fmt.CLASSIFICATION_LABELS.get(results[metric].classification.value, '')} · "
-                f"{results[metric].reason}"
+                f"{fmt.md_escape(results[metric].reason)}"
             )

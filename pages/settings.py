@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console.presentation import tables
+from console.presentation.formatting import md_escape
 from ui.identity import current_identity
 from ui.services import backend_health, get_services, log, one_line
 from ui.shell import require_app_shell
@@ -30,7 +31,7 @@ st.dataframe(
 
 st.subheader("Engine")
 ok, name, message = backend_health(services.backend, settings.backend_name)
-st.markdown(f"**{name}** · {'healthy' if ok else 'unreachable'}")
+st.markdown(f"**{md_escape(name)}** · {'healthy' if ok else 'unreachable'}")
 if message:
     st.text(message)
 
@@ -50,6 +51,6 @@ if settings.backend_name == "kestra" and services.backend is not None:
     st.button("Sync flows to Kestra", on_click=sync_flows, key="sync_flows", icon=":material/sync:")
     outcome = st.session_state.pop("sync_result", None)
     if outcome:
-        (st.success if outcome[0] == "success" else st.error)(outcome[1])
+        (st.success if outcome[0] == "success" else st.error)(md_escape(outcome[1]))
 else:
     st.caption("Flow sync is available when the console runs against Kestra (KESTRA_URL set).")

@@ -15,7 +15,7 @@ import streamlit as st
 from console.domain.executions import Execution
 from console.engines.backend import Backend
 from console.loop import scenarios
-from console.presentation.formatting import field
+from console.presentation.formatting import field, md_escape
 from console.presentation.learning import learning_frame, merge_learning
 from console.runtime import Services
 from console.storage import DashboardKpis, Store
@@ -96,7 +96,9 @@ def db_key(services: Services) -> str:
 def require_store(services: Services) -> bool:
     """Show why the page cannot render when the store is missing; True when it is there."""
     if services.store is None:
-        st.error(services.error or "The console's database is not available.", icon=":material/block:")
+        st.error(
+            md_escape(services.error or "The console's database is not available."), icon=":material/block:"
+        )
         return False
     return True
 

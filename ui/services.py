@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 import streamlit as st
 
 from console.engines.backend import Backend, BackendError, BackendUnavailable
+from console.presentation.formatting import md_escape
 from console.runtime import Services, open_services
 
 log = logging.getLogger("console.ui")
@@ -43,13 +44,18 @@ def safe(fn: Callable[..., T], *args: Any, default: T, what: str = "", **kwargs:
         return fn(*args, **kwargs)
     except BackendUnavailable as exc:
         st.warning(
-            f"Engine unreachable{f' ({what})' if what else ''}: {one_line(exc)}", icon=":material/cloud_off:"
+            md_escape(f"Engine unreachable{f' ({what})' if what else ''}: {one_line(exc)}"),
+            icon=":material/cloud_off:",
         )
     except (BackendError, ValueError, LookupError, PermissionError) as exc:
-        st.error(f"{what + ': ' if what else ''}{one_line(exc)}", icon=":material/block:")
+        st.error(md_escape(f"{what + ': ' if what else ''}{one_line(exc)}"), icon=":material/block:")
     except Exception as exc:
         log.exception("unexpected error in %s", what or getattr(fn, "__name__", "call"))
-        st.error(f"{what + ': ' if what else ''}unexpected error ({type(exc).__name__}): {one_line(exc)}")
+        st.error(
+            md_escape(
+                f"{what + ': ' if what else ''}unexpected error ({type(exc).__name__}): {one_line(exc)}"
+            )
+        )
     return default
 
 
@@ -75,11 +81,11 @@ def sidebar_status(services: Services) -> None:
         st.divider()
         colour = "green" if ok else "red"
         icon = ":material/check_circle:" if ok else ":material/error:"
-        st.markdown(f"Engine :{colour}-badge[{icon} {name}]")
+        st.markdown(f"Engine :{colour}-badge[{icon} {md_escape(name)}]")
         if message:
-            st.caption(message)
+            st.caption(md_escape(message))
         analyzer = settings.analyzer_name
         label = "rules" if analyzer == "rules" else "LLM"
         st.markdown(f"Analyzer :blue-badge[:material/psychology: {label}]")
         if analyzer != "rules":
-            st.caption(settings.llm_model)
+            st.caption(md_escape(settings.llm_model))

@@ -12,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from console.domain.executions import Execution
 from console.engines.embedded.runner import EmbeddedEngine
+from console.presentation.formatting import plain
 from console.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +65,9 @@ def make_app(name: str = "alice", role: str = "approver", page: str | None = Non
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
+    """The text of every element of a kind as the page shows it: Markdown escapes and the word
+    joiners that stop autolinks taken out (see console.presentation.formatting.md_escape)."""
+    return [plain(e.value) for e in getattr(at, kind)]
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, step: float = 0.1) -> object:

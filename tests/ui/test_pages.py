@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
+from console.presentation.formatting import md_escape, plain
 from tests.ui.conftest import APP, PAGES, make_app, texts, wait_for
 
 
@@ -245,12 +246,14 @@ def test_hostile_service_name_is_shown_literally(app_env, engine):
     from console.loop.steps import load_scenario
 
     doc = load_scenario("healthy-hotfix", app_env)
-    doc["deployment"] = {**doc["deployment"], "service": "pay**ment** [x](http://e) :red[y]"}
+    hostile = "pay**ment** [x](http://e) :red[y]"
+    doc["deployment"] = {**doc["deployment"], "service": hostile}
     engine.wait(engine.launch(doc, triggered_by="t"), timeout=60)
     at = make_app(page="overview")
     assert not at.exception
-    names = [m.value for m in at.markdown if "ment" in m.value]
-    assert names == [r"**pay\*\*ment\*\* \[x\](http\://e) \:red\[y\]**"]
+    [name] = [m.value for m in at.markdown if "ment" in m.value]
+    assert name == "**" + md_escape(hostile) + "**"
+    assert plain(name) == f"**{hostile}**"  # shown as typed, nothing interpreted
 
 
 def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_leak, engine):
@@ -361,3 +364,22 @@ def test_critical_action_needs_two_different_approvers(app_env, engine):
     second.button(key="approval_confirm").click().run()
     assert any("approved by bob" in s for s in texts(second, "success")), texts(second, "success")
     assert engine.store.approval_row(approval_id)["status"] == "approved"
+
+
+ATTACK = "[Re-login](http://127.0.0.1:9/phish) ![t](http://127.0.0.1:9/t.png)"
+
+
+def test_deep_link_parameters_are_escaped_on_the_pages(app_env, paused_leak):
+    """The issue-12 attack through both deep links: the Markdown each page sends is the escaped
+    text (the browser half is tests/reliability/test_browser_markdown.py)."""
+    at = make_app(page="deployments")
+    at.query_params["deployment"] = ATTACK
+    at.run()
+    [warning] = [w.value for w in at.warning]
+    assert warning == f"Deployment {md_escape(ATTACK)} not found."
+    at = make_app(page="executions")
+    at.query_params["execution"] = ATTACK
+    at.run()
+    [error] = [e.value for e in at.error]
+    assert error == md_escape(f"execution {ATTACK}: execution {ATTACK} not found")
+    assert plain(error) == f"execution {ATTACK}: execution {ATTACK} not found"

@@ -3,6 +3,9 @@ own."""
 
 from __future__ import annotations
 
+import re
+import string
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -316,4 +319,41 @@ def test_md_escape_neutralises_markdown_and_directives():
     escaped = fmt.md_escape(hostile)
     for token in ("**", "[click]", ":red[", "<b>", "`code`", "$x$"):
         assert token not in escaped
-    assert escaped.replace("\\", "") == hostile
+    assert fmt.plain(escaped) == hostile
+
+
+MD_TRICKY = [
+    "[Re-login](http://127.0.0.1:9/phish) ![t](http://127.0.0.1:9/t.png)",
+    "www.example.com WWW.Example.org wwwx",
+    "http://a.example HTTPS://B.example ftp://c.example",
+    "alice@example.com mailto:bob@example.com",
+    "<http://a.example> <img src=x onerror=alert(1)> &amp; &#64; &lt;",
+    ":smile: :material/lock: :red[x] $x^2$ \\(y\\)",
+    "# h1\n- item\r\n1. one\u2028> quote",
+    "bidi \u202e gnp.exe zero\u200bwidth \x00nul \x1b[31m",
+    "\\[already escaped\\]",
+]
+
+
+@pytest.mark.parametrize("text", MD_TRICKY)
+def test_md_escape_tricky_inputs(text):
+    escaped = fmt.md_escape(text)
+    # every ASCII punctuation character is escaped: nothing the Markdown parser can act on
+    unescaped = re.sub(r"\\.", "", escaped)
+    assert not [ch for ch in unescaped if ch in string.punctuation], escaped
+    # autolinks found in the parsed text: never at the start or after whitespace/punctuation
+    shown = re.sub(r"\\(.)", r"\1", escaped)
+    for match in re.finditer(r"(?i)www|https?|@", shown):
+        assert match.start() > 0 and shown[match.start() - 1] == fmt.WORD_JOINER, (shown, match)
+    for match in re.finditer(":", shown):
+        assert shown[match.end() : match.end() + 1] == fmt.WORD_JOINER
+    # one line, no control or invisible format characters but the word joiners
+    assert not [ch for ch in escaped if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t"]
+    assert not [ch for ch in escaped if unicodedata.category(ch) == "Cf" and ch != fmt.WORD_JOINER]
+    # and what it renders as is the text, line breaks as spaces, invisible characters dropped
+    expected = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t" else ch
+        for ch in text
+        if unicodedata.category(ch) != "Cf"
+    )
+    assert " ".join(fmt.plain(escaped).split()) == " ".join(expected.split())
