@@ -86,8 +86,25 @@ class Settings:
 
     # identity: the [console_auth] table of secrets.toml (mode, users with password hashes, OIDC roles)
     auth: dict[str, Any] = field(default_factory=dict)
+    auth_type: str = ""
+    """The TOML type of ``console_auth`` as written ("" when absent, "table" when usable): anything
+    else is a broken sign-in configuration (console/access/signin.py says so, never demo mode)."""
     oidc_configured: bool = False
     """Streamlit's own [auth] table (st.login) has a client id."""
+    oidc_shape: Any = None
+    """Which keys Streamlit's [auth] table sets, values replaced by True/False (set or empty) so no
+    secret is kept here; a provider sub-table is a nested map; a non-table [auth] is its TOML type
+    name; None when there is no [auth]."""
+    demo_identity: bool = False
+    """CONSOLE_DEMO_IDENTITY: allow "pick any name and role" where the console acts for real
+    (Kestra, a live executor, the HTTP API configured). Off by default; a red banner when on."""
+    api_token: Secret = field(default_factory=lambda: Secret(""))
+    """CONSOLE_API_TOKEN: the HTTP API's shared token (the API turns itself on with it)."""
+    api_tokens_configured: bool = False
+    """secrets.toml has a non-empty [console_api] table (the API's per-identity tokens)."""
+    load_error: str = ""
+    """Why the settings could not be read (set by the composition root on a SettingsError): the
+    console then runs on defaults, and the sign-in fails closed."""
 
     @property
     def db_path(self) -> Path:
@@ -111,13 +128,28 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "auth":
-                out["users_configured"] = len(value.get("users") or {})
+                users = value.get("users")
+                out["users_configured"] = len(users) if isinstance(users, dict | list) else 0
                 continue
+            if f.name in ("auth_type", "oidc_shape", "load_error"):
+                continue  # shown by the sign-in status, not as raw values
             if isinstance(value, Secret):
                 out[f.name] = "set" if value else "not set"
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
             else:
-                out[f.name] = str(value) if isinstance(value, Path) else value
+                out[f.name] = value
         return out
+
+
+def flag(text: str) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case)."""
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
 
 
 # environment variable -> (field, converter)
@@ -144,6 +176,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LIVE_BASELINE_S": ("live_baseline_s", float),
     "LIVE_VERIFY_S": ("live_verify_s", float),
     "LIVE_POST_ACTION_S": ("live_post_action_s", float),
+    "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
+    "CONSOLE_API_TOKEN": ("api_token", Secret),
 }
 
 
@@ -159,6 +193,22 @@ def _read_secrets(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path.name} could not be read: {exc}") from None
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array of tables" if value and all(isinstance(v, dict) for v in value) else "array"
+    return {bool: "boolean", int: "integer", float: "float", str: "string"}.get(type(value), "value")
+
+
+def _shape(value: Any) -> Any:
+    """A table's keys with each value replaced by whether it is set (sub-tables recursively): what
+    validation needs, without keeping a secret."""
+    if not isinstance(value, dict):
+        return _toml_type(value)
+    return {str(k): _shape(v) if isinstance(v, dict) else bool(v) for k, v in value.items()}
 
 
 def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None = None) -> Settings:
@@ -180,16 +230,23 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         try:
             values[attr] = convert(str(raw)) if convert is not str else str(raw).strip()
         except ValueError:
-            raise SettingsError(f"{name} must be a {convert.__name__}, got {raw!r}") from None
+            kind = "1/true/yes/on or 0/false/no/off" if convert is flag else f"a {convert.__name__}"
+            raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     auth = secrets.get("console_auth")
-    if isinstance(auth, dict):
-        values["auth"] = auth
+    if auth is not None:
+        values["auth_type"] = _toml_type(auth)
+        if isinstance(auth, dict):
+            values["auth"] = auth
     streamlit_auth = secrets.get("auth")
+    if streamlit_auth is not None:
+        values["oidc_shape"] = _shape(streamlit_auth)
     if isinstance(streamlit_auth, dict):
         providers = [v for v in streamlit_auth.values() if isinstance(v, dict)]
         values["oidc_configured"] = bool(
             streamlit_auth.get("client_id") or any(p.get("client_id") for p in providers)
         )
+    api = secrets.get("console_api")
+    values["api_tokens_configured"] = bool(api) if api is not None else False
     settings = Settings(**values)
     if not 0.0 <= settings.auto_approve_confidence <= 1.0:
         raise SettingsError("AUTO_APPROVE_CONFIDENCE must be between 0 and 1")

@@ -189,8 +189,9 @@ with pending_tab:
                     + esc(", ".join(tables.action_names(actions)))
                 )
                 st.caption(
-                    f"Requested by {esc(fmt.field(item, 'requested_by', '?'))} for execution "
-                    f"{esc(fmt.field(item, 'execution_id', '?'))}"
+                    f"Requested by {esc(fmt.field(item, 'requested_by', '?'))} — "
+                    f"{esc(fmt.requester_source_text(fmt.field(item, 'requested_by_source')))} · "
+                    f"execution {esc(fmt.field(item, 'execution_id', '?'))}"
                 )
             with head[1]:
                 st.caption("Risk")

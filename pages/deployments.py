@@ -114,7 +114,8 @@ approval = safe(
 if approval:
     st.markdown(
         f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
-        f"**{esc(fmt.field(approval, 'requested_by', '?'))}**"
+        f"**{esc(fmt.field(approval, 'requested_by', '?'))}** "
+        f"({esc(fmt.requester_source_text(fmt.field(approval, 'requested_by_source')))})"
         + (
             f" · decided by **{esc(fmt.field(approval, 'decided_by'))}**"
             if fmt.field(approval, "decided_by")

@@ -56,6 +56,9 @@ def launch(scenario_id: str) -> None:
         log.exception("launch failed")
         st.session_state["launch_notice"] = f"Could not launch {scenario_id}: {one_line(exc)}"
         return
+    if who is not None and services.approvals is not None:
+        # the console knows who it launched this for; on Kestra that beats the typed input
+        safe(services.approvals.record_launch, execution_id, who, default=None, what="launch record")
     launches[scenario_id] = {"execution_id": execution_id, "at": time.monotonic(), "done": False}
     st.session_state.pop("launch_notice", None)
     clear_caches()

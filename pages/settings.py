@@ -1,9 +1,11 @@
-"""Settings (admin): the effective configuration with secrets masked, and Kestra flow sync."""
+"""Settings (admin): the effective configuration with secrets masked, the sign-in that applies, and
+Kestra flow sync."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from console.access import signin
 from console.presentation import tables
 from console.presentation.formatting import md_escape
 from ui.identity import current_identity
@@ -27,6 +29,17 @@ st.caption(
 )
 st.dataframe(
     tables.key_value_frame(settings.safe_dict()), hide_index=True, width="stretch", key="settings_table"
+)
+
+st.subheader("Sign-in")
+policy = signin.sign_in(settings)
+st.markdown(f"**{md_escape(policy.mode)}**" + (" · demo identity on" if policy.demo_on_live else ""))
+for line in (*policy.problems, *policy.notes):
+    st.text(line)
+st.caption(
+    "The console acts for real here: " + md_escape(", ".join(policy.live))
+    if policy.live
+    else "Nothing real is configured (no Kestra, live executor or HTTP API): demo identity is allowed."
 )
 
 st.subheader("Engine")

@@ -21,6 +21,7 @@ import pandas as pd
 
 from console.domain.executions import State
 from console.domain.models import parse_time
+from console.domain.names import RequesterSource
 from console.domain.vocabulary import DeploymentStatus
 
 # ---------------------------------------------------------------------------------------------
@@ -226,6 +227,27 @@ def style_statuses(frame: pd.DataFrame) -> Any:
     """A Styler colouring verdict and status (the text stays plain text; no HTML is built)."""
     columns = [c for c in ("verdict", "status", "state") if c in frame]
     return frame.style.map(cell_style, subset=columns)
+
+
+_REQUESTER_SOURCES = {
+    RequesterSource.CONSOLE_SIGN_IN: "signed in to the console",
+    RequesterSource.CONSOLE_DEMO: "a name picked in the console's demo mode, not verified",
+    RequesterSource.KESTRA_INPUT: "from the Kestra input, not verified",
+    RequesterSource.CLI: "typed on the command line (--as), not verified",
+    RequesterSource.SCENARIO: "the deployer named in the scenario file",
+    RequesterSource.LAUNCHER: "named by whoever launched the run, not verified",
+}
+
+
+def requester_source_text(source: Any) -> str:
+    """How the console knows who requested an approval, in words for the approval card."""
+    text = str(source or "").strip()
+    if not text:
+        return "where this name came from was not recorded"
+    known = _REQUESTER_SOURCES.get(text)
+    if known is not None:
+        return known
+    return f"from the {text}" + ("" if "unverified" in text else " (as announced)")
 
 
 WORD_JOINER = "\u2060"

@@ -209,11 +209,25 @@ CREATE TABLE IF NOT EXISTS metric_points (
 ) WITHOUT ROWID;
 """
 
+
+def _requesters(conn: sqlite3.Connection) -> None:
+    """approvals.requested_by_source (how the requester is known), and the executions the console
+    itself launched on an engine it does not own (Kestra), with who was signed in."""
+    _add_column("approvals", "requested_by_source", "TEXT")(conn)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS console_launches ("
+        "execution_id TEXT PRIMARY KEY, launched_by TEXT NOT NULL, source TEXT NOT NULL, "
+        "at TEXT NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
     Migration(2, "outcomes.learning: the few fields the Learning page reads, beside each record",
               _add_column("outcomes", "learning", "TEXT")),
+    Migration(3, "approvals.requested_by_source and console_launches: who requested an approval and "
+              "how the console knows it", _requesters),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
 from console.presentation.formatting import md_escape, plain
-from tests.ui.conftest import APP, PAGES, make_app, texts, wait_for
+from tests.ui.conftest import APP, PAGES, make_app, signed_in_app, texts, wait_for, write_users
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -175,7 +175,7 @@ def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, monkeypatch, page):
+def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, tmp_path, monkeypatch, page):
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on
@@ -183,7 +183,9 @@ def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, monkeypatch,
         port = sock.getsockname()[1]
     monkeypatch.setenv("KESTRA_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.5")
-    at = make_app(role="admin", page=page)
+    # on Kestra a picked demo identity is off: an admin signs in with a password
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", ada="admin")))
+    at = signed_in_app("ada", page=page)
     assert not at.exception, at.exception
     sidebar = " ".join(texts(at, "markdown"))
     assert "red-badge[:material/error: kestra]" in sidebar
@@ -330,7 +332,7 @@ def test_learning_what_if_threshold(app_env, paused_leak, engine):
     ]
 
 
-def test_sync_flows_failure_is_one_line(app_env, monkeypatch):
+def test_sync_flows_failure_is_one_line(app_env, tmp_path, monkeypatch):
     import socket
 
     with socket.socket() as sock:
@@ -338,7 +340,8 @@ def test_sync_flows_failure_is_one_line(app_env, monkeypatch):
         port = sock.getsockname()[1]
     monkeypatch.setenv("KESTRA_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.5")
-    at = make_app(role="admin", page="settings")
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", ada="admin")))
+    at = signed_in_app("ada", page="settings")
     at.button(key="sync_flows").click().run()
     assert not at.exception
     errors = texts(at, "error")
@@ -383,3 +386,30 @@ def test_deep_link_parameters_are_escaped_on_the_pages(app_env, paused_leak):
     [error] = [e.value for e in at.error]
     assert error == md_escape(f"execution {ATTACK}: execution {ATTACK} not found")
     assert plain(error) == f"execution {ATTACK}: execution {ATTACK} not found"
+
+
+def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
+    """Through the pages: "Bob " cannot approve bob's request, and "Alice " is not a second
+    approver after alice (the service normalises whatever the page sends)."""
+    from console.loop.steps import load_scenario
+
+    own = engine.launch(load_scenario("memory-leak", app_env), triggered_by="bob")
+    assert engine.wait(own, timeout=60).state == State.PAUSED
+    own_id = engine.store.approval_for_execution(own)["id"]
+    at = make_app("Bob ", "admin", "approvals")
+    at.button(key=f"approve_{own_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
+    assert engine.store.approval_votes(own_id) == []
+
+    critical = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
+    critical_id = engine.store.approval_for_execution(critical.id)["id"]
+    first = make_app("alice", "approver", "approvals")
+    first.button(key=f"approve_{critical_id}").click().run()
+    first.button(key="approval_confirm").click().run()
+    again = make_app("ALICE ", "approver", "approvals")
+    again.button(key=f"approve_{critical_id}").click().run()
+    again.button(key="approval_confirm").click().run()
+    assert any("already voted" in w for w in texts(again, "warning")), texts(again, "warning")
+    assert engine.store.approval_row(critical_id)["status"] == "pending"
+    assert [v["actor"] for v in engine.store.approval_votes(critical_id)] == ["alice"]
