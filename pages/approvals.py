@@ -244,7 +244,7 @@ with history_tab:
         st.dataframe(trail, hide_index=True, width="stretch", key="approvals_audit")
         st.download_button(
             "Download audit trail (CSV)",
-            trail.to_csv(index=False).encode(),
+            tables.csv_bytes(trail),
             file_name="audit_trail.csv",
             mime="text/csv",
             icon=":material/download:",

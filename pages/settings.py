@@ -1,5 +1,5 @@
-"""Settings (admin): the effective configuration with secrets masked, the sign-in that applies, and
-Kestra flow sync."""
+"""Settings (admin): the effective configuration with secrets masked and credentials in URLs hidden,
+the sign-in that applies, the services file's sources, and Kestra flow sync."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import streamlit as st
 from console.access import signin
 from console.presentation import tables
 from console.presentation.formatting import md_escape
+from console.telemetry.config import load_services
 from ui.identity import current_identity
 from ui.services import backend_health, get_services, log, one_line
 from ui.shell import require_app_shell
@@ -25,7 +26,8 @@ if identity is None or not identity.is_admin:
 
 st.subheader("Effective settings")
 st.caption(
-    "Environment variables win over `.streamlit/secrets.toml`. Secrets show only whether they are set."
+    "Environment variables win over `.streamlit/secrets.toml`. Secrets show only whether they are set; "
+    "credentials in URLs are hidden."
 )
 st.dataframe(
     tables.key_value_frame(settings.safe_dict()), hide_index=True, width="stretch", key="settings_table"
@@ -41,6 +43,17 @@ st.caption(
     if policy.live
     else "Nothing real is configured (no Kestra, live executor or HTTP API): demo identity is allowed."
 )
+
+if settings.services_file is not None:
+    st.subheader("Services")
+    try:
+        configured = load_services(settings.services_file, settings).services
+    except Exception as exc:
+        st.error(md_escape(one_line(exc)), icon=":material/block:")
+    else:
+        st.dataframe(
+            tables.services_frame(configured), hide_index=True, width="stretch", key="services_table"
+        )
 
 st.subheader("Engine")
 ok, name, message = backend_health(services.backend, settings.backend_name)

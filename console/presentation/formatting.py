@@ -283,6 +283,19 @@ def md_escape(text: Any) -> str:
     return "".join("\\" + ch if ch in _ASCII_PUNCTUATION else ch for ch in joined)
 
 
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell fit for a CSV a spreadsheet will open: text starting (after spaces) with ``=``,
+    ``+``, ``-``, ``@``, a tab or a line break (or their full-width forms) is prefixed with ``'``
+    so it is read as text, never as a formula (``=HYPERLINK(...)`` in a name or a comment).
+    Other values are returned unchanged."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def plain(text: Any) -> str:
     """What :func:`md_escape` renders as (its escapes and word joiners removed): for tests and
     for comparing what a page shows with the text it was given."""

@@ -388,6 +388,61 @@ def test_deep_link_parameters_are_escaped_on_the_pages(app_env, paused_leak):
     assert plain(error) == f"execution {ATTACK}: execution {ATTACK} not found"
 
 
+def test_the_audit_download_goes_through_the_formula_guard(app_env, paused_leak, engine, monkeypatch):
+    from console.presentation import tables
+
+    seen = []
+    real = tables.csv_bytes
+    monkeypatch.setattr(tables, "csv_bytes", lambda frame: seen.append(frame) or real(frame))
+    at = make_app("alice", "approver", "approvals")
+    assert not at.exception
+    assert [d.key for d in at.get("download_button")] == ["approvals_csv"]
+    assert len(seen) == 1 and list(seen[0].columns) == ["seq", "at", "actor", "event", "subject", "detail"]
+
+
+def test_settings_page_hides_credentials_in_every_url(app_env, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    services = tmp_path / "services.yaml"
+    services.write_text(
+        "services:\n  demo-service:\n    environment: live-demo\n"
+        "    prometheus: {url: 'http://127.0.0.1:9/prom?token=pr0m-tok'}\n"
+        "    logs: {type: jsonl, path: demo.log}\n"
+        "    executor: {type: webhook, url: 'https://hook:h00k-pw@127.0.0.1:9/x?sig=h00k-sig'}\n"
+    )
+    monkeypatch.setenv("KESTRA_URL", f"http://admin:k3stra-pw@127.0.0.1:{port}/?token=k3stra-tok")
+    monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("LLM_BASE_URL", "https://k:llm-pw@llm.example/v1?api_key=llm-key")
+    monkeypatch.setenv("CONSOLE_SERVICES_FILE", str(services))
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", ada="admin")))
+    at = signed_in_app("ada", page="settings")
+    assert not at.exception, at.exception
+    table = next(df.value for df in at.dataframe if "field" in df.value)
+    values = dict(zip(table["field"], table["value"], strict=True))
+    assert values["kestra_url"] == f"http://***@127.0.0.1:{port}/?token=***"
+    assert values["llm_base_url"] == "https://***@llm.example/v1?api_key=***"
+    services_table = next(df.value for df in at.dataframe if "executor" in df.value)
+    assert list(services_table["prometheus"]) == ["http://127.0.0.1:9/prom?token=***"]
+    assert list(services_table["executor"]) == ["webhook: https://***@127.0.0.1:9/x?sig=***"]
+    rendered = " ".join(df.value.to_csv() for df in at.dataframe)
+    for kind in ("markdown", "caption", "text", "error", "warning", "info", "code"):
+        rendered += " ".join(str(e.value) for e in getattr(at, kind))
+    for secret in (
+        "k3stra-pw",
+        "k3stra-tok",
+        "llm-pw",
+        "llm-key",
+        "pr0m-pw",
+        "pr0m-tok",
+        "h00k-pw",
+        "h00k-sig",
+    ):
+        assert secret not in rendered, secret
+
+
 def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
     """Through the pages: "Bob " cannot approve bob's request, and "Alice " is not a second
     approver after alice (the service normalises whatever the page sends)."""

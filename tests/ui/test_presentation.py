@@ -357,3 +357,47 @@ def test_md_escape_tricky_inputs(text):
         if unicodedata.category(ch) != "Cf"
     )
     assert " ".join(fmt.plain(escaped).split()) == " ".join(expected.split())
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "\n=x", "  =1", "＝1"],
+)
+def test_csv_cell_neutralises_formulas(value):
+    assert fmt.csv_cell(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["alice", "ci-bot", "a=b", "", 3, -2.5, None])
+def test_csv_cell_leaves_other_values(value):
+    assert fmt.csv_cell(value) == value
+
+
+def test_audit_csv_has_no_formula_cells(tmp_path):
+    import csv
+    import io
+
+    from console.storage import Store
+
+    store = Store(tmp_path / "audit.sqlite3")
+    try:
+        hostile = [
+            '=HYPERLINK("http://127.0.0.1:9","x")',
+            "+cmd|' /C calc'!A0",
+            "-1+1",
+            "@SUM(1)",
+            "\tx",
+            "\rx",
+            "ok\r=1+1",  # a line break must not start a row with a formula
+        ]
+        for text in hostile:
+            store.audit(text, "approval.requested", "ap-1", {"comment": "c"})
+            store.audit("bob", "approval.rejected", "ap-1", {"comment": text})
+        frame = tables.audit_frame(store.audit_trail())
+    finally:
+        store.close()
+    rows = list(csv.reader(io.StringIO(tables.csv_bytes(frame).decode(), newline="")))
+    assert rows[0] == ["seq", "at", "actor", "event", "subject", "detail"]
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [c for c in cells if c.lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r"))], cells
+    assert all(len(row) == 6 for row in rows), rows
+    assert {r[2] for r in rows[1:]} >= {"'" + text for text in hostile if text != "ok\r=1+1"} | {"ok\r=1+1"}
