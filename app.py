@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from ui.identity import demo_mode, identity_sidebar
+from console.presentation.formatting import md_escape
+from ui.identity import identity_sidebar, sign_in_banners
 from ui.services import get_services, sidebar_status
 
 st.set_page_config(page_title="DevOps Loop Console", page_icon=":material/autorenew:", layout="wide")
@@ -37,9 +38,8 @@ pages = {
 if identity is not None and identity.is_admin:
     pages["Admin"] = [st.Page("pages/settings.py", title="Settings", icon=":material/settings:")]
 
-if demo_mode(settings):
-    st.caption(":orange-badge[:material/info: Demo mode] anyone can pick any name and role in the sidebar.")
+sign_in_banners(settings)
 if services.error:
-    st.warning(services.error, icon="⚠️")
+    st.warning(md_escape(services.error), icon="⚠️")
 
 st.navigation(pages).run()

@@ -74,12 +74,16 @@ def _runtime(settings: Settings) -> EmbeddedRuntime:
 
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from console.access.approvals import AlreadyDecided, ApprovalError
-    from console.access.auth import Identity, PermissionDenied, Role
+    from console.access.auth import Identity, InvalidIdentity, PermissionDenied, Role, validate_name
     from console.domain.executions import State
     from console.engines.backend import BackendError
 
     if args.reject and not (args.comment or "").strip():
         raise CliError("--reject needs --comment saying why")
+    try:
+        args.as_name = validate_name(args.as_name)
+    except InvalidIdentity as exc:
+        raise CliError(f"--as: {exc}") from None
     runtime = _runtime(settings)
     engine, service = runtime.engine, runtime.approvals
     try:

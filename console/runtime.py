@@ -175,7 +175,9 @@ def open_services(settings: Settings | None = None) -> Services:
         try:
             settings = load_settings()
         except SettingsError as exc:
-            return Services(Settings(), None, None, None, error=f"Settings: {exc}")
+            # defaults to render with, marked so the sign-in fails closed (never demo mode)
+            fallback = Settings(load_error=_one_line(exc))
+            return Services(fallback, None, None, None, error=f"Settings: {exc}")
     store: Store | None = None
     backend: Backend | None = None
     approvals: ApprovalService | None = None

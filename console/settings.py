@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, urlsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -105,8 +105,21 @@ class Settings:
 
     # identity: the [console_auth] table of secrets.toml (mode, users with password hashes, OIDC roles)
     auth: dict[str, Any] = field(default_factory=dict)
+    auth_type: str = ""
+    """The TOML type of ``console_auth`` as written ("" when absent, "table" when usable): anything
+    else is a broken sign-in configuration (console/access/signin.py says so, never demo mode)."""
     oidc_configured: bool = False
     """Streamlit's own [auth] table (st.login) has a client id."""
+    oidc_shape: Any = None
+    """Which keys Streamlit's [auth] table sets, values replaced by True/False (set or empty) so no
+    secret is kept here; a provider sub-table is a nested map; a non-table [auth] is its TOML type
+    name; None when there is no [auth]."""
+    demo_identity: bool = False
+    """CONSOLE_DEMO_IDENTITY: allow "pick any name and role" where the console acts for real
+    (Kestra, a live executor, the HTTP API configured). Off by default; a red banner when on."""
+    load_error: str = ""
+    """Why the settings could not be read (set by the composition root on a SettingsError): the
+    console then runs on defaults, and the sign-in fails closed."""
 
     # the HTTP API (console/api; tokens: console/access/tokens.py). No token configured = the API is
     # off except GET /api/health.
@@ -140,6 +153,11 @@ class Settings:
         return self.data_dir / "console.sqlite3"
 
     @property
+    def api_tokens_configured(self) -> bool:
+        """secrets.toml has a non-empty [console_api] table (the API's per-identity tokens)."""
+        return bool(self.api)
+
+    @property
     def backend_name(self) -> str:
         return "kestra" if self.kestra_url else "embedded"
 
@@ -170,22 +188,64 @@ class Settings:
         return values + parts
 
     def safe_dict(self) -> dict[str, Any]:
-        """Settings as shown to operators: secrets masked."""
+        """Settings as shown to operators: secrets masked, credentials in URLs hidden."""
         out: dict[str, Any] = {}
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name == "auth":
-                out["users_configured"] = len(value.get("users") or {})
+                users = value.get("users")
+                out["users_configured"] = len(users) if isinstance(users, dict | list) else 0
                 continue
             if f.name == "api":
                 tokens = value.get("tokens") if isinstance(value, dict) else None
                 out["api_tokens_configured"] = len(tokens) if isinstance(tokens, dict) else 0
                 continue
+            if f.name in ("auth_type", "oidc_shape", "load_error"):
+                continue  # shown by the sign-in status, not as raw values
             if isinstance(value, Secret):
                 out[f.name] = "set" if value else "not set"
+            elif isinstance(value, Path):
+                out[f.name] = str(value)
+            elif isinstance(value, str) and (f.name.endswith("_url") or "://" in value):
+                out[f.name] = mask_url(value)
             else:
-                out[f.name] = str(value) if isinstance(value, Path) else value
+                out[f.name] = value
         return out
+
+
+def mask_url(url: str) -> str:
+    """A URL fit to show: user and password replaced by ``***`` (``https://***@host``), every
+    query value and the fragment masked (they may carry tokens). Text that is not a URL is
+    returned as is when it holds no ``@``, else masked up to its last ``@``."""
+    text = str(url).strip()
+    if not text:
+        return text
+    try:
+        parts = urlsplit(text)
+        parts.port  # noqa: B018 - raises ValueError for a malformed port
+    except ValueError:
+        return "(not a valid URL)"
+    if not parts.scheme or not parts.netloc:
+        return "***@" + text.rsplit("@", 1)[1] if "@" in text else text
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, "***") for k, _ in pairs], safe="*") if pairs else "***"
+    fragment = "***" if parts.fragment else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
+
+
+def flag(text: str) -> bool:
+    """An on/off setting: 1/true/yes/on or 0/false/no/off (any case)."""
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(text)
 
 
 # environment variable -> (field, converter)
@@ -230,6 +290,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_ALERT_SEVERITY_LABEL": ("alert_severity_label", str),
     "CONSOLE_ALERT_SEVERITY_MAP": ("alert_severity_map", str),
     "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
+    "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
 }
 
 
@@ -245,6 +306,22 @@ def _read_secrets(path: Path) -> dict[str, Any]:
             return tomllib.load(fh)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise SettingsError(f"{path.name} could not be read: {exc}") from None
+
+
+def _toml_type(value: Any) -> str:
+    if isinstance(value, dict):
+        return "table"
+    if isinstance(value, list):
+        return "array of tables" if value and all(isinstance(v, dict) for v in value) else "array"
+    return {bool: "boolean", int: "integer", float: "float", str: "string"}.get(type(value), "value")
+
+
+def _shape(value: Any) -> Any:
+    """A table's keys with each value replaced by whether it is set (sub-tables recursively): what
+    validation needs, without keeping a secret."""
+    if not isinstance(value, dict):
+        return _toml_type(value)
+    return {str(k): _shape(v) if isinstance(v, dict) else bool(v) for k, v in value.items()}
 
 
 def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None = None) -> Settings:
@@ -266,14 +343,19 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         try:
             values[attr] = convert(str(raw)) if convert is not str else str(raw).strip()
         except ValueError:
-            raise SettingsError(f"{name} must be a {convert.__name__}, got {raw!r}") from None
+            kind = "1/true/yes/on or 0/false/no/off" if convert is flag else f"a {convert.__name__}"
+            raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
     auth = secrets.get("console_auth")
-    if isinstance(auth, dict):
-        values["auth"] = auth
+    if auth is not None:
+        values["auth_type"] = _toml_type(auth)
+        if isinstance(auth, dict):
+            values["auth"] = auth
     api = secrets.get("console_api")
     if api is not None:
         values["api"] = api  # kept as written, even malformed: console/access/tokens.py reports it
     streamlit_auth = secrets.get("auth")
+    if streamlit_auth is not None:
+        values["oidc_shape"] = _shape(streamlit_auth)
     if isinstance(streamlit_auth, dict):
         providers = [v for v in streamlit_auth.values() if isinstance(v, dict)]
         values["oidc_configured"] = bool(

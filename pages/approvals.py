@@ -29,7 +29,7 @@ identity = current_identity()
 
 st.title(":material/gavel: Approvals")
 if approvals is None:
-    st.error(services.error or "The approval service is not available.", icon=":material/block:")
+    st.error(esc(services.error or "The approval service is not available."), icon=":material/block:")
     st.stop()
 
 
@@ -111,7 +111,7 @@ def countdown(expires_at: str | None) -> None:
 result = st.session_state.get("approval_result")
 if result:
     kind, message = result
-    {"success": st.success, "warning": st.warning, "error": st.error}[kind](message)
+    {"success": st.success, "warning": st.warning, "error": st.error}[kind](esc(message))
 
 request = st.session_state.get("approval_request")
 if request:
@@ -164,8 +164,8 @@ with pending_tab:
     sync_error = approvals.sync_error
     if sync_error:
         st.warning(
-            f"The engine's paused executions could not be read ({sync_error}); only approvals already "
-            "known to the console are listed.",
+            f"The engine's paused executions could not be read ({esc(sync_error)}); only approvals "
+            "already known to the console are listed.",
             icon=":material/cloud_off:",
         )
     elif not pending:
@@ -189,8 +189,9 @@ with pending_tab:
                     + esc(", ".join(tables.action_names(actions)))
                 )
                 st.caption(
-                    f"Requested by {esc(fmt.field(item, 'requested_by', '?'))} for execution "
-                    f"{esc(fmt.field(item, 'execution_id', '?'))}"
+                    f"Requested by {esc(fmt.field(item, 'requested_by', '?'))} — "
+                    f"{esc(fmt.requester_source_text(fmt.field(item, 'requested_by_source')))} · "
+                    f"execution {esc(fmt.field(item, 'execution_id', '?'))}"
                 )
             with head[1]:
                 st.caption("Risk")
@@ -243,7 +244,7 @@ with history_tab:
         st.dataframe(trail, hide_index=True, width="stretch", key="approvals_audit")
         st.download_button(
             "Download audit trail (CSV)",
-            trail.to_csv(index=False).encode(),
+            tables.csv_bytes(trail),
             file_name="audit_trail.csv",
             mime="text/csv",
             icon=":material/download:",

@@ -78,7 +78,7 @@ row = next((r for r in rows if str(fmt.field(r, "id", "")) == str(chosen)), None
 if row is None:  # deep link to a deployment on another page
     row = safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
 if row is None:
-    st.warning(f"Deployment {chosen} not found.")
+    st.warning(f"Deployment {esc(chosen)} not found.")
     st.stop()
 
 st.divider()
@@ -108,7 +108,8 @@ approval = safe(services.store.approval_for_execution, execution_id, default=Non
 if approval:
     st.markdown(
         f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
-        f"**{esc(fmt.field(approval, 'requested_by', '?'))}**"
+        f"**{esc(fmt.field(approval, 'requested_by', '?'))}** "
+        f"({esc(fmt.requester_source_text(fmt.field(approval, 'requested_by_source')))})"
         + (
             f" · decided by **{esc(fmt.field(approval, 'decided_by'))}**"
             if fmt.field(approval, "decided_by")

@@ -19,7 +19,7 @@ backend = services.backend
 st.title(":material/account_tree: Executions")
 
 if backend is None:
-    st.error(services.error or "No engine is available.", icon=":material/block:")
+    st.error(fmt.md_escape(services.error or "No engine is available."), icon=":material/block:")
     st.stop()
 
 
@@ -57,7 +57,7 @@ def show_detail(execution_id: str) -> None:
     st.plotly_chart(charts.gantt_figure(runs), key="ex_gantt", width="stretch")
     logs = safe(backend.execution_logs, execution.id, default=[], what="logs")
     task_ids = [run.task_id for run in execution.task_runs]
-    tabs = st.tabs(["All logs", *task_ids])
+    tabs = st.tabs(["All logs", *(fmt.md_escape(task_id) for task_id in task_ids)])
     with tabs[0]:
         frame = tables.logs_frame(logs)
         if frame.empty:

@@ -92,7 +92,7 @@ cols = st.columns(2)
 for i, (metric, (times, values)) in enumerate(sorted(series.items())):
     with cols[i % 2]:
         if not times:
-            st.caption(f"{charts.metric_title(metric)}: no points.")
+            st.caption(f"{fmt.md_escape(charts.metric_title(metric))}: no points.")
             continue
         baseline = after = None
         if deployed_at is not None:
@@ -114,5 +114,5 @@ for i, (metric, (times, values)) in enumerate(sorted(series.items())):
         if metric in results:
             st.caption(
                 f"{fmt.CLASSIFICATION_LABELS.get(results[metric].classification.value, '')} · "
-                f"{results[metric].reason}"
+                f"{fmt.md_escape(results[metric].reason)}"
             )

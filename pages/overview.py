@@ -61,7 +61,7 @@ if reads.require_store(services):
                 with st.container(border=True, key=f"service_card_{i}"):
                     name_col, badge_col = st.columns([3, 2])
                     name_col.markdown(f"**{fmt.md_escape(fmt.field(row, 'service', '?'))}**")
-                    name_col.caption(f"version {fmt.field(row, 'version', '?')}")
+                    name_col.caption(f"version {fmt.md_escape(fmt.field(row, 'version', '?'))}")
                     with badge_col:
                         widgets.verdict(fmt.field(row, "verdict", ""))
                         widgets.status(fmt.field(row, "status", ""))
@@ -70,13 +70,13 @@ st.subheader("Engine and analyzer")
 engine_col, analyzer_col = st.columns(2)
 ok, name, message = backend_health(services.backend, settings.backend_name)
 with engine_col, st.container(border=True):
-    st.markdown(f"**Engine:** {'Kestra' if name == 'kestra' else 'Embedded'} ({name})")
+    st.markdown(f"**Engine:** {'Kestra' if name == 'kestra' else 'Embedded'} ({fmt.md_escape(name)})")
     widgets.badge(fmt.Badge("healthy" if ok else "unreachable", "green" if ok else "red", ":material/dns:"))
     if message:
-        st.caption(message)
+        st.caption(fmt.md_escape(message))
 with analyzer_col, st.container(border=True):
     if settings.llm_enabled:
-        st.markdown(f"**Analyzer:** statistics + LLM narrative ({settings.llm_model})")
+        st.markdown(f"**Analyzer:** statistics + LLM narrative ({fmt.md_escape(settings.llm_model)})")
     else:
         st.markdown("**Analyzer:** deterministic rules (no LLM key configured)")
     st.caption(

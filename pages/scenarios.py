@@ -29,12 +29,12 @@ st.caption(
 )
 
 if services.backend is None:
-    st.error(services.error or "No engine is available.", icon=":material/block:")
+    st.error(fmt.md_escape(services.error or "No engine is available."), icon=":material/block:")
     st.stop()
 
 scenarios = safe(reads.read_scenarios, str(services.settings.mock_data_dir), default=[], what="scenarios")
 if not scenarios:
-    st.info(f"No scenarios found in {services.settings.mock_data_dir}.")
+    st.info(f"No scenarios found in {fmt.md_escape(services.settings.mock_data_dir)}.")
     st.stop()
 by_id = {s.id: s for s in scenarios}
 launches: dict[str, dict] = st.session_state.setdefault("launches", {})
@@ -56,6 +56,9 @@ def launch(scenario_id: str) -> None:
         log.exception("launch failed")
         st.session_state["launch_notice"] = f"Could not launch {scenario_id}: {one_line(exc)}"
         return
+    if who is not None and services.approvals is not None:
+        # the console knows who it launched this for; on Kestra that beats the typed input
+        safe(services.approvals.record_launch, execution_id, who, default=None, what="launch record")
     launches[scenario_id] = {"execution_id": execution_id, "at": time.monotonic(), "done": False}
     st.session_state.pop("launch_notice", None)
     clear_caches()
@@ -63,7 +66,7 @@ def launch(scenario_id: str) -> None:
 
 notice = st.session_state.pop("launch_notice", None)
 if notice:
-    st.warning(notice)
+    st.warning(fmt.md_escape(notice))
 
 
 def render_progress(card: reads.ScenarioCard, info: dict) -> None:
@@ -71,7 +74,10 @@ def render_progress(card: reads.ScenarioCard, info: dict) -> None:
     if execution is None:
         return
     steps = tables.loop_progress(execution)
-    st.progress(tables.progress_fraction(execution), text=f"{execution.state.value} · {info['execution_id']}")
+    st.progress(
+        tables.progress_fraction(execution),
+        text=fmt.md_escape(f"{execution.state.value} · {info['execution_id']}"),
+    )
     st.markdown(" ".join(widgets.badge_md(tables.step_badge(s)) for s in steps))
     decision = tables.execution_decision(execution)
     if decision is not None:
@@ -118,7 +124,7 @@ for i, card in enumerate(scenarios):
     with cols[i % 3], st.container(border=True, key=f"scenario_{card.id}"):
         st.markdown(f"**{fmt.md_escape(card.title)}**")
         st.markdown(f"Expected {widgets.badge_md(fmt.verdict_badge(card.expected_verdict))}")
-        st.caption(card.description)
+        st.caption(fmt.md_escape(card.description))
         busy = card.id in launches and not launches[card.id].get("done")
         st.button(
             "Running…" if busy else "Launch",

@@ -1,11 +1,14 @@
-"""Who is at the console: the sign-in widgets for the configured mode (demo, password, OIDC) and
-the identity kept in the session. Roles are enforced again by the approval service."""
+"""Who is at the console: the sign-in widgets for the sign-in that applies (password, OIDC, demo;
+or none configured, or a broken configuration: see :mod:`console.access.signin`) and the identity
+kept in the session. Roles, and who may decide at all, are enforced again by the approval service."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import streamlit as st
 
-from console.access import auth
+from console.access import auth, signin
 from console.presentation.formatting import md_escape
 from console.settings import Settings
 
@@ -18,16 +21,19 @@ def current_identity() -> auth.Identity | None:
 
 
 def identity_sidebar(settings: Settings) -> auth.Identity | None:
-    """Sign-in widgets for the configured mode; stores the identity in session_state."""
-    try:
-        mode = auth.auth_mode(settings)
-    except Exception:
-        mode = "demo"
+    """Sign-in widgets for the sign-in that applies; stores the identity in session_state."""
+    policy = signin.sign_in(settings)
     with st.sidebar:
         st.caption("Signed in as")
-        if mode == "oidc":
+        if policy.broken:
+            st.error("Sign-in is misconfigured: nobody can sign in or decide.", icon=":material/lock:")
+            ident = None
+        elif policy.mode == "none":
+            _setup_sidebar(policy)
+            ident = None
+        elif policy.mode == "oidc":
             ident = _oidc_sidebar(settings)
-        elif mode == "password":
+        elif policy.mode == "password":
             ident = _password_sidebar(settings)
         else:
             ident = _demo_sidebar()
@@ -39,10 +45,54 @@ def identity_sidebar(settings: Settings) -> auth.Identity | None:
     return ident
 
 
+def sign_in_banners(settings: Settings) -> signin.SignIn:
+    """What every page shows about the sign-in: a broken configuration (each problem, and that
+    nobody can decide), demo identity switched on where the console acts for real (red), plain
+    demo mode (a caption)."""
+    policy = signin.sign_in(settings)
+    if policy.broken:
+        lines = "\n".join(f"- {md_escape(problem)}" for problem in policy.problems)
+        st.error(
+            "**The sign-in configuration cannot be used, so nobody can sign in or decide** "
+            "(it never falls back to demo mode). Fix it in `.streamlit/secrets.toml`:\n" + lines,
+            icon=":material/lock:",
+        )
+    elif policy.demo_on_live:
+        st.error(
+            "**Demo identity is on** (CONSOLE_DEMO_IDENTITY) although this console acts for real: "
+            + md_escape(", ".join(policy.live))
+            + ". Anyone who reaches this page can pick any name and role, admin included. Unset "
+            "CONSOLE_DEMO_IDENTITY and configure a password or OIDC sign-in.",
+            icon=":material/warning:",
+        )
+    elif policy.mode == "demo":
+        st.caption(
+            ":orange-badge[:material/info: Demo mode] anyone can pick any name and role in the sidebar."
+        )
+    return policy
+
+
+def _setup_sidebar(policy: signin.SignIn) -> None:
+    st.warning(
+        "No sign-in is configured, and demo identity is off because "
+        + md_escape(signin.why_live(policy.live))
+        + ". You can look around; nobody can approve.",
+        icon=":material/lock:",
+    )
+    for note in policy.notes:
+        st.caption(md_escape(note))
+    st.markdown(signin.SETUP_HELP)
+    st.caption(
+        "For a demo only: CONSOLE_DEMO_IDENTITY=1 lets anyone pick a name and role (with a red banner)."
+    )
+
+
 def _demo_sidebar() -> auth.Identity | None:
     # Widget state can be dropped by a run that did not draw the sidebar (a dialog/fragment rerun):
     # restore it from the identity kept in session_state, so nobody is silently renamed.
     previous = current_identity()
+    if previous is not None and previous.source != "demo":
+        previous = None
     if not st.session_state.get("demo_name"):
         st.session_state["demo_name"] = previous.name if previous else "operator"
     if st.session_state.get("demo_role") not in ROLE_OPTIONS:
@@ -55,16 +105,27 @@ def _demo_sidebar() -> auth.Identity | None:
     try:
         ident = auth.demo_identity(st.session_state["demo_name"], st.session_state["demo_role"])
     except auth.InvalidIdentity as exc:
-        st.error(str(exc))
+        st.error(md_escape(exc))
         st.session_state.pop("identity", None)
         return None
     st.session_state["identity"] = ident
     return ident
 
 
+def _still_configured(settings: Settings, ident: auth.Identity) -> bool:
+    """A signed-in password user whose table was removed, or whose role changed, is signed out."""
+    user = auth.configured_users(settings).get(ident.name)
+    if not isinstance(user, Mapping):
+        return False
+    try:
+        return auth.parse_role(user.get("role")) == ident.role
+    except auth.InvalidIdentity:
+        return False
+
+
 def _password_sidebar(settings: Settings) -> auth.Identity | None:
     ident = current_identity()
-    if ident is not None and ident.source == "password":
+    if ident is not None and ident.source == "password" and _still_configured(settings, ident):
         st.markdown(f"**{md_escape(ident.name)}** · {ident.role.value}")
         if st.button("Sign out", key="sign_out"):
             st.session_state.pop("identity", None)
@@ -75,7 +136,7 @@ def _password_sidebar(settings: Settings) -> auth.Identity | None:
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", key="sign_in")
     if submitted:
-        found = auth.verify_password(settings, name.strip(), password)
+        found = auth.verify_password(settings, name, password)
         if found is None:
             st.error("Unknown user or wrong password")
         else:
@@ -87,7 +148,16 @@ def _password_sidebar(settings: Settings) -> auth.Identity | None:
 def _oidc_sidebar(settings: Settings) -> auth.Identity | None:
     user = st.user
     if not getattr(user, "is_logged_in", False):
-        st.button("Log in", on_click=st.login, key="oidc_login")
+        for provider in signin.oidc_providers(settings):
+            if provider is None:
+                st.button("Log in", on_click=st.login, key="oidc_login")
+            else:
+                st.button(
+                    f"Log in with {md_escape(provider)}",
+                    on_click=st.login,
+                    args=(provider,),
+                    key=f"oidc_login_{provider}",
+                )
         return None
     ident = auth.identity_from_oidc(user.to_dict(), settings)
     if ident is None:
@@ -97,10 +167,3 @@ def _oidc_sidebar(settings: Settings) -> auth.Identity | None:
     st.markdown(f"**{md_escape(ident.name)}** · {ident.role.value}")
     st.button("Log out", on_click=st.logout, key="oidc_logout")
     return ident
-
-
-def demo_mode(settings: Settings) -> bool:
-    try:
-        return auth.auth_mode(settings) == "demo"
-    except Exception:
-        return True

@@ -16,7 +16,7 @@ from console.domain.models import Decision
 from console.engines.backend import Backend
 from console.loop import scenarios
 from console.presentation import charts
-from console.presentation.formatting import field
+from console.presentation.formatting import field, md_escape
 from console.presentation.learning import learning_frame, merge_learning
 from console.runtime import Services
 from console.storage import DashboardKpis, Store
@@ -112,7 +112,9 @@ def require_store(services: Services) -> bool:
     the read model is brought up to date first (at most every few seconds; a sync that brought
     something new drops the cached reads)."""
     if services.store is None:
-        st.error(services.error or "The console's database is not available.", icon=":material/block:")
+        st.error(
+            md_escape(services.error or "The console's database is not available."), icon=":material/block:"
+        )
         return False
     if services.mirror is not None:
         if not services.mirror.wait_first_sync(0):

@@ -45,13 +45,18 @@ def safe(fn: Callable[..., T], *args: Any, default: T, what: str = "", **kwargs:
         return fn(*args, **kwargs)
     except BackendUnavailable as exc:
         st.warning(
-            f"Engine unreachable{f' ({what})' if what else ''}: {one_line(exc)}", icon=":material/cloud_off:"
+            fmt.md_escape(f"Engine unreachable{f' ({what})' if what else ''}: {one_line(exc)}"),
+            icon=":material/cloud_off:",
         )
     except (BackendError, ValueError, LookupError, PermissionError) as exc:
-        st.error(f"{what + ': ' if what else ''}{one_line(exc)}", icon=":material/block:")
+        st.error(fmt.md_escape(f"{what + ': ' if what else ''}{one_line(exc)}"), icon=":material/block:")
     except Exception as exc:
         log.exception("unexpected error in %s", what or getattr(fn, "__name__", "call"))
-        st.error(f"{what + ': ' if what else ''}unexpected error ({type(exc).__name__}): {one_line(exc)}")
+        st.error(
+            fmt.md_escape(
+                f"{what + ': ' if what else ''}unexpected error ({type(exc).__name__}): {one_line(exc)}"
+            )
+        )
     return default
 
 
@@ -77,9 +82,9 @@ def sidebar_status(services: Services) -> None:
         st.divider()
         colour = "green" if ok else "red"
         icon = ":material/check_circle:" if ok else ":material/error:"
-        st.markdown(f"Engine :{colour}-badge[{icon} {name}]")
+        st.markdown(f"Engine :{colour}-badge[{icon} {fmt.md_escape(name)}]")
         if message:
-            st.caption(message)
+            st.caption(fmt.md_escape(message))
         if services.mirror is not None and services.store is not None:
             state = services.store.mirror_state("kestra")
             st.caption(fmt.md_escape(fmt.mirror_caption(state, datetime.now(UTC))))
@@ -87,4 +92,4 @@ def sidebar_status(services: Services) -> None:
         label = "rules" if analyzer == "rules" else "LLM"
         st.markdown(f"Analyzer :blue-badge[:material/psychology: {label}]")
         if analyzer != "rules":
-            st.caption(settings.llm_model)
+            st.caption(fmt.md_escape(settings.llm_model))

@@ -1,11 +1,17 @@
 """Approvals: who may decide, how many must agree, what happens when nobody does.
 
-Every check runs here, on the server side, whatever the UI shows: viewers cannot decide, nobody
-approves their own request, a rejection needs a reason, CRITICAL plans need two different
-approvers, any rejection rejects, and an approval nobody decides in time is rejected (never
-approved). Decisions are idempotent and safe under concurrency: the vote and the status change
-happen in one ``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WHERE status =
-'pending'``, so of two operators clicking at once exactly one decides and the other is told who did.
+Every check runs here, on the server side, whatever the UI shows (pages, command line or HTTP
+API alike): the deciding name is validated and normalised (:func:`console.access.auth.validate_name`:
+no control characters, no ``system:`` names, ``"bob "`` is ``bob``), nobody decides while the
+sign-in configuration is broken, a picked demo identity decides only where demo identity is allowed
+(:mod:`console.access.signin`), viewers cannot decide, nobody approves their own request (names
+compared in canonical form, case-insensitively), a rejection needs a reason, CRITICAL actions need
+two different approvers (counted by the store from the registry's risk), any rejection rejects,
+and an approval nobody decides in time is rejected (never approved).
+
+Decisions are idempotent and safe under concurrency: the vote and the status change happen in one
+``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WHERE status = 'pending'``, so of
+two operators clicking at once exactly one decides and the other is told who did.
 
 Every attempt, granted or refused, is appended to the audit trail. Once a decision is final the
 engine is resumed; if that fails (Kestra down), the decision stays and the approval is marked
@@ -24,12 +30,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from console.access.auth import Identity, PermissionDenied, require_approver
+from console.access.auth import Identity, InvalidIdentity, PermissionDenied, require_approver, validate_name
+from console.access.signin import sign_in
 from console.domain.models import parse_time
+from console.domain.names import RequesterSource, requester_name, same_person
 from console.domain.vocabulary import TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.settings import Settings
@@ -121,6 +129,22 @@ class ApprovalService:
         if error:
             raise BackendUnavailable(error)
 
+    def record_launch(self, execution_id: str, identity: Identity) -> None:
+        """The console launched ``execution_id`` for ``identity``: remember it, so the approval it
+        may ask for names this signed-in person as the requester (on Kestra, whatever the
+        execution's ``triggered_by`` input says)."""
+        source = (
+            RequesterSource.CONSOLE_SIGN_IN
+            if identity.source in ("password", "oidc")
+            else RequesterSource.CONSOLE_DEMO
+            if identity.source == "demo"
+            else f"console ({identity.source})"
+        )
+        with self.store.write() as conn:
+            self.store.record_console_launch_in(
+                conn, execution_id, launched_by=identity.name, source=source, at=now_text()
+            )
+
     def pending(self) -> list[dict[str, Any]]:
         """Pending approvals, newest first, each with its votes so far (overdue ones are expired first)."""
         try:
@@ -165,11 +189,13 @@ class ApprovalService:
         requested_by: str,
         service: str,
         deployment_id: str | None = None,
+        requested_by_source: str | None = None,
     ) -> str:
         """Create the approval of a PAUSED execution (idempotent per execution); returns its id.
 
         The embedded engine does this itself when it pauses; the Kestra backend calls this for a
-        PAUSED execution it finds."""
+        PAUSED execution it finds. ``requested_by`` is stored in canonical form and the number of
+        approvers comes from the actions' risk (see :meth:`Store.request_approval_in`)."""
         with self.store.write() as conn:
             approval_id, _ = self.store.request_approval_in(
                 conn,
@@ -180,6 +206,8 @@ class ApprovalService:
                 service=service,
                 deployment_id=deployment_id,
                 timeout_minutes=self.settings.approval_timeout_minutes,
+                requested_by_source=requested_by_source,
+                critical_approvers=self.settings.critical_approvers,
             )
         return approval_id
 
@@ -191,7 +219,9 @@ class ApprovalService:
         comment = (comment or "").strip()
         approved = approved is True
         verb = "approve" if approved else "reject"
+        claimed = identity
         try:
+            identity = self.checked_identity(identity)
             require_approver(identity)
             if len(comment) > MAX_COMMENT:
                 raise ValueError(
@@ -199,11 +229,12 @@ class ApprovalService:
                 )
             outcome = self._vote(approval_id, identity, approved, comment)
         except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError) as exc:
+            actor, detail = _audit_actor(claimed)
             self.store.audit(
-                identity.name,
+                actor,
                 "approval.refused",
                 approval_id,
-                {"attempt": verb, "role": identity.role.value, "reason": str(exc)},
+                {"attempt": verb, "role": _role_text(claimed), "reason": str(exc), **detail},
             )
             raise
         status, approval, expired_now = outcome
@@ -231,6 +262,23 @@ class ApprovalService:
             )
         return DecisionResult(status, message, resumed=resumed)  # type: ignore[arg-type]
 
+    def checked_identity(self, identity: Identity) -> Identity:
+        """``identity`` with its name in canonical form, if it may decide at all here: not while
+        the sign-in configuration is broken, not a picked demo identity where demo identity is
+        off, not an invalid or reserved name. Raises :class:`PermissionDenied` or
+        :class:`InvalidIdentity` (one line each)."""
+        policy = sign_in(self.settings)
+        if policy.broken:
+            raise PermissionDenied(policy.error_line())
+        if identity.source == "demo" and not policy.demo_allowed:
+            raise PermissionDenied(
+                "a picked demo identity cannot decide here ("
+                + (policy.error_line() or "this console uses a configured sign-in")
+                + ")"
+            )
+        name = validate_name(identity.name)
+        return identity if name == identity.name else replace(identity, name=name)
+
     def _vote(
         self, approval_id: str, identity: Identity, approved: bool, comment: str
     ) -> tuple[str, dict[str, Any], bool]:
@@ -245,8 +293,8 @@ class ApprovalService:
             if parse_time(approval["expires_at"]) <= datetime.now(UTC):
                 self._expire_in(conn, approval, now)
                 return "expired", self.store.approval_row(approval_id, conn) or approval, True
-            # names compare case-insensitively: "Alice" is not a second approver next to "alice"
-            if identity.name.casefold() == str(approval["requested_by"]).casefold():
+            # canonical names compare case-insensitively: "Alice" and "alice " are one person
+            if same_person(identity.name, requester_name(approval["requested_by"])):
                 raise PermissionDenied("you cannot approve your own request")
             if not approved and not comment:
                 raise ValueError("a rejection needs a comment saying why")
@@ -448,6 +496,21 @@ class ApprovalService:
         if not resumed:
             return DecisionResult(_result_status(approval), f"the engine still cannot be resumed ({error})")
         return DecisionResult(_result_status(approval), "engine resumed", resumed=True)
+
+
+def _role_text(identity: Identity) -> str:
+    role = getattr(identity, "role", None)
+    return str(getattr(role, "value", role))
+
+
+def _audit_actor(claimed: Identity) -> tuple[str, dict[str, Any]]:
+    """Who the audit trail names for a refused attempt: the canonical name when it is valid;
+    otherwise never the claimed text itself (it may be ``system:timeout`` or carry control
+    characters) but a marker, with the claim (cleaned) beside it."""
+    try:
+        return validate_name(claimed.name), {}
+    except InvalidIdentity:
+        return "(invalid name)", {"claimed_name": requester_name(claimed.name, fallback="")[:100]}
 
 
 def _result_status(approval: dict[str, Any]) -> Literal["approved", "rejected", "recorded"]:

@@ -1,8 +1,10 @@
 """Identities and roles.
 
-Three ways to know who is at the console, chosen by what `.streamlit/secrets.toml` configures:
+Three ways to know who is at the console, chosen by what `.streamlit/secrets.toml` configures
+(:mod:`console.access.signin` decides which, and fails closed on a broken configuration):
 
-- ``demo`` (nothing configured): the operator picks a name and role; the UI shows a demo banner.
+- ``demo`` (nothing configured, and nothing real to act on, or ``CONSOLE_DEMO_IDENTITY=1``): the
+  operator picks a name and role; the UI shows a demo banner.
 - ``password``: ``[console_auth.users.<name>]`` tables with ``password_hash`` (PBKDF2-SHA256, made by
   ``python -m console.access.auth hash``) and ``role``.
 - ``oidc``: Streamlit's ``st.login`` (its own ``[auth]`` table); roles come from
@@ -17,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets as pysecrets
 import sys
 from collections.abc import Mapping
@@ -27,11 +28,10 @@ from functools import cache
 from getpass import getpass
 from typing import Any
 
+from console.domain.names import InvalidName, canonical_name
 from console.settings import Settings
 
 PBKDF2_ITERATIONS = 600_000
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@+-]{0,63}$")
-SYSTEM_PREFIX = "system:"
 
 
 class Role(StrEnum):
@@ -82,14 +82,15 @@ def parse_role(value: Any) -> Role:
         raise InvalidIdentity(f"unknown role {value!r}: use viewer, approver or admin") from None
 
 
-def validate_name(name: str) -> str:
-    """A display name an operator may use; refuses names that impersonate the system."""
-    cleaned = " ".join(str(name).split())
-    if cleaned.lower().startswith(SYSTEM_PREFIX) or not _NAME.match(cleaned):
-        raise InvalidIdentity(
-            "a name is 1-64 letters, digits, spaces or . _ @ + - and cannot start with 'system:'"
-        )
-    return cleaned
+def validate_name(name: object) -> str:
+    """The canonical form of a person's name (NFKC, trimmed, inner whitespace collapsed), or
+    :class:`InvalidIdentity` (control characters, empty, over-long, the reserved ``system:``
+    prefix). Every identity that acts goes through this, in the approval service itself; the
+    rules are :func:`console.domain.names.canonical_name`'s."""
+    try:
+        return canonical_name(name)
+    except InvalidName as exc:
+        raise InvalidIdentity(str(exc)) from None
 
 
 def demo_identity(name: str, role: str | Role) -> Identity:
@@ -126,8 +127,13 @@ def configured_users(settings: Settings) -> Mapping[str, Any]:
 
 
 def verify_password(settings: Settings, name: str, password: str) -> Identity | None:
-    """The identity for a correct name/password pair, else None (same answer for unknown names)."""
-    user = configured_users(settings).get(name)
+    """The identity for a correct name/password pair, else None (same answer for unknown names).
+    The name is looked up in canonical form (``"carol "`` is ``carol``)."""
+    try:
+        name = validate_name(name)
+    except InvalidIdentity:
+        name = ""
+    user = configured_users(settings).get(name) if name else None
     encoded = user.get("password_hash", "") if isinstance(user, Mapping) else ""
     # Check a dummy hash for unknown users so timing does not reveal which names exist.
     ok = check_password(password, encoded or _dummy_hash())
@@ -144,19 +150,9 @@ def _dummy_hash() -> str:
     return hash_password("not-a-real-password", salt=b"\0" * 16)
 
 
-# --- modes and OIDC -----------------------------------------------------------------------------
-
-
-def auth_mode(settings: Settings) -> str:
-    """``oidc`` when Streamlit's login is configured, ``password`` when users are, else ``demo``."""
-    explicit = str(settings.auth.get("mode", "")).strip().lower()
-    if explicit in ("demo", "password", "oidc"):
-        return explicit
-    if settings.oidc_configured:
-        return "oidc"
-    if configured_users(settings):
-        return "password"
-    return "demo"
+# --- OIDC ----------------------------------------------------------------------------------------
+# Which sign-in applies (password, OIDC, demo, none, or a broken configuration) is decided by
+# console.access.signin.sign_in.
 
 
 def identity_from_oidc(user_info: Mapping[str, Any], settings: Settings) -> Identity | None:

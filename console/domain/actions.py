@@ -7,8 +7,9 @@ through :func:`get_action`). Risk is a property of the action, never of the text
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
-from console.domain.models import Risk
+from console.domain.models import RISK_ORDER, Risk
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,16 @@ def get_action(name: str) -> ActionSpec:
 
 def is_known_action(name: str) -> bool:
     return name in ACTIONS
+
+
+def registry_risk(actions: list[Any]) -> Risk:
+    """The highest risk among planned action documents, as the registry rates each *name*: the
+    ``risk`` a document states (from an engine's outputs, a Kestra input) is never trusted. A name
+    the registry does not know counts as CRITICAL (it cannot be rated, so it gets the strictest
+    review); no action at all is LOW."""
+    risks = []
+    for action in actions:
+        name = action.get("name") if isinstance(action, dict) else None
+        spec = ACTIONS.get(name) if isinstance(name, str) else None
+        risks.append(spec.risk if spec is not None else Risk.CRITICAL)
+    return max(risks, key=RISK_ORDER.index, default=Risk.LOW)

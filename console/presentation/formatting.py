@@ -8,6 +8,9 @@ through :func:`field`. Pure functions: no Streamlit, no I/O.
 from __future__ import annotations
 
 import math
+import re
+import string
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,6 +21,7 @@ import pandas as pd
 
 from console.domain.executions import State
 from console.domain.models import parse_time
+from console.domain.names import RequesterSource
 from console.domain.vocabulary import DeploymentStatus
 
 # ---------------------------------------------------------------------------------------------
@@ -225,13 +229,77 @@ def style_statuses(frame: pd.DataFrame) -> Any:
     return frame.style.map(cell_style, subset=columns)
 
 
-_MD_SPECIAL = set("\\`*_[]<>#|~$:")
+_REQUESTER_SOURCES = {
+    RequesterSource.CONSOLE_SIGN_IN: "signed in to the console",
+    RequesterSource.CONSOLE_DEMO: "a name picked in the console's demo mode, not verified",
+    RequesterSource.KESTRA_INPUT: "from the Kestra input, not verified",
+    RequesterSource.CLI: "typed on the command line (--as), not verified",
+    RequesterSource.SCENARIO: "the deployer named in the scenario file",
+    RequesterSource.LAUNCHER: "named by whoever launched the run, not verified",
+}
+
+
+def requester_source_text(source: Any) -> str:
+    """How the console knows who requested an approval, in words for the approval card."""
+    text = str(source or "").strip()
+    if not text:
+        return "where this name came from was not recorded"
+    known = _REQUESTER_SOURCES.get(text)
+    if known is not None:
+        return known
+    return f"from the {text}" + ("" if "unverified" in text else " (as announced)")
+
+
+WORD_JOINER = "\u2060"
+"""Invisible, zero-width, and neither whitespace nor punctuation: put before ``www``, ``http``
+and ``@`` it stops Streamlit's Markdown from turning them into links (see :func:`md_escape`)."""
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+_LINE_BREAKS = re.compile(r"[\r\n\v\f\x1c-\x1e\x85\u2028\u2029]+")
+_AUTOLINK_STARTS = re.compile(r"(?i)(?=www|https?|@)")
 
 
 def md_escape(text: Any) -> str:
-    """Text safe to put inside Streamlit markdown: emphasis, links, HTML-looking tags, colour
-    directives (``:red[...]``) and math are shown literally, not interpreted."""
-    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text)).replace("\n", " ")
+    """Text shown literally inside Streamlit Markdown (``st.markdown``, ``st.caption``,
+    ``st.error``..., labels): no emphasis, link, image, HTML, colour directive, math, emoji or
+    icon shortcode, and no autolink.
+
+    Every ASCII punctuation character is backslash-escaped (CommonMark allows it for all of them),
+    which defeats every construct the parser recognises. Autolinks need more: Streamlit's
+    remark-gfm also finds ``www.``, ``http(s)://`` and e-mail addresses in the *parsed* text,
+    where the escapes are already gone, and links them only when what precedes them is the start
+    of the text, whitespace or punctuation. So a word joiner (U+2060, invisible) goes before every
+    ``www``, ``http`` and ``@``, and after every ``:`` (emoji and ``:material/...:`` shortcodes are
+    found in parsed text too). Line breaks become spaces; control and invisible format
+    characters (bidi overrides, zero-width spaces) are dropped."""
+    cleaned = _LINE_BREAKS.sub(" ", str(text))
+    kept = []
+    for ch in cleaned:
+        category = unicodedata.category(ch)
+        if category == "Cc" and ch != "\t":
+            kept.append(" ")
+        elif category not in ("Cf", "Cs", "Co"):
+            kept.append(ch)
+    joined = _AUTOLINK_STARTS.sub(WORD_JOINER, "".join(kept)).replace(":", ":" + WORD_JOINER)
+    return "".join("\\" + ch if ch in _ASCII_PUNCTUATION else ch for ch in joined)
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "＠")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell fit for a CSV a spreadsheet will open: text starting (after spaces) with ``=``,
+    ``+``, ``-``, ``@``, a tab or a line break (or their full-width forms) is prefixed with ``'``
+    so it is read as text, never as a formula (``=HYPERLINK(...)`` in a name or a comment).
+    Other values are returned unchanged."""
+    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def plain(text: Any) -> str:
+    """What :func:`md_escape` renders as (its escapes and word joiners removed): for tests and
+    for comparing what a page shows with the text it was given."""
+    return re.sub(r"\\(.)", r"\1", str(text)).replace(WORD_JOINER, "")
 
 
 def mirror_caption(state: Mapping[str, Any], now: datetime) -> str:

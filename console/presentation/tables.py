@@ -7,6 +7,7 @@ are the objects the rest of ``console/`` hands out (executions, decisions, appro
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,11 +24,13 @@ from console.presentation.formatting import (
     CLASSIFICATION_LABELS,
     Badge,
     as_time,
+    csv_cell,
     field,
     format_duration,
     format_percent,
     state_badge,
 )
+from console.settings import mask_url
 
 # ---------------------------------------------------------------------------------------------
 # Executions
@@ -409,6 +412,38 @@ def audit_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out, columns=["seq", "at", "actor", "event", "subject", "detail"])
+
+
+def services_frame(services: Mapping[str, Any]) -> pd.DataFrame:
+    """The services file's services (``ServicesConfig.services``) for the Settings page: where
+    telemetry comes from and which executor acts, every URL with its credentials hidden."""
+    rows = []
+    for name, service in sorted(services.items()):
+        prometheus = getattr(service, "prometheus", None)
+        logs = getattr(service, "logs", None)
+        executor = getattr(service, "executor", None) or {}
+        logs_where = getattr(logs, "url", None) or getattr(logs, "path", None)
+        rows.append(
+            {
+                "service": str(name),
+                "environment": str(getattr(service, "environment", "")),
+                "prometheus": mask_url(prometheus.url) if prometheus is not None else "",
+                "logs": f"{logs.type}: {mask_url(str(logs_where))}" if logs is not None else "",
+                "executor": str(executor.get("type") or "simulated")
+                + (f": {mask_url(str(executor['url']))}" if executor.get("url") else ""),
+            }
+        )
+    return pd.DataFrame(rows, columns=["service", "environment", "prometheus", "logs", "executor"])
+
+
+def csv_bytes(frame: pd.DataFrame) -> bytes:
+    """A table as the CSV a download offers, every text cell through :func:`csv_cell` (names,
+    comments and details are typed by people and launchers: no formula may reach a spreadsheet)."""
+    safe = frame.map(csv_cell)
+    safe.columns = [csv_cell(str(c)) for c in frame.columns]
+    # every field quoted, CRLF rows (RFC 4180): a line break inside a name or comment stays
+    # inside its cell instead of starting a row whose first cell could be a formula
+    return safe.to_csv(index=False, quoting=csv.QUOTE_ALL, lineterminator="\r\n").encode()
 
 
 def with_detail_links(frame: pd.DataFrame) -> pd.DataFrame:

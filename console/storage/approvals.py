@@ -1,6 +1,11 @@
 """Approvals and their votes as stored. Who may decide and what a decision means is the approval
 service's (:mod:`console.access.approvals`); it calls the ``*_in`` methods inside its own
-transactions, so a vote and the status change it causes commit together."""
+transactions, so a vote and the status change it causes commit together.
+
+Two rules hold here, whichever engine asks for the approval: how many approvers it needs comes
+from the registry's risk of the requested actions (never from the plan that asks), and the
+requester is stored in its canonical form (:func:`console.domain.names.requester_name`) with where
+that name came from (``requested_by_source``)."""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import format_time, highest_risk, parse_time
+from console.domain.actions import registry_risk
+from console.domain.models import Risk, format_time, parse_time
+from console.domain.names import requester_name, same_person
 from console.storage.audit import AuditStore
 from console.storage.codec import put_large_in
 from console.storage.database import Connection, dumps, loads
@@ -97,11 +104,15 @@ class ApprovalStore(AuditStore):
         timeout_minutes: float,
         requested_at: str | None = None,
         expires_at: str | None = None,
+        requested_by_source: str | None = None,
+        critical_approvers: int = 2,
     ) -> tuple[str, str]:
         """Create the one approval of an execution (idempotent: an existing pending one is returned).
 
         Used by both engines (the embedded engine when it pauses, the approval service for a PAUSED
-        Kestra execution). Returns (approval id, expires_at)."""
+        Kestra execution). ``required_approvals`` is derived here: ``critical_approvers`` (at least
+        2) when the registry rates any requested action CRITICAL, else 1, whatever
+        ``plan["required_approvals"]`` says. Returns (approval id, expires_at)."""
         existing = conn.execute(
             "SELECT id, expires_at FROM approvals WHERE execution_id = ? AND status = 'pending'",
             (execution_id,),
@@ -109,23 +120,27 @@ class ApprovalStore(AuditStore):
         if existing is not None:
             return existing["id"], existing["expires_at"]
         actions = list(plan.get("approval") or [])
+        risk = registry_risk(actions)
+        required = max(2, int(critical_approvers)) if risk == Risk.CRITICAL else 1
+        requester = requester_name(requested_by)
         now = parse_time(requested_at) if requested_at else datetime.now(UTC)
         approval_id = "ap-" + secrets.token_hex(6)
         expires = expires_at or format_time(now + timedelta(minutes=timeout_minutes))
         conn.execute(
             "INSERT INTO approvals (id, execution_id, deployment_id, service, actions, risk, "
-            "required_approvals, "
-            "requested_by, requested_at, expires_at, status, verdict, severity, confidence, decision) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
+            "required_approvals, requested_by, requested_by_source, requested_at, expires_at, status, "
+            "verdict, severity, confidence, decision) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?)",
             (
                 approval_id,
                 execution_id,
                 deployment_id,
                 service,
                 dumps(actions),
-                highest_risk(actions).value,
-                max(1, int(plan.get("required_approvals") or 1)),
-                requested_by,
+                risk.value,
+                required,
+                requester,
+                requested_by_source,
                 format_time(now),
                 expires,
                 decision.get("verdict"),
@@ -136,26 +151,57 @@ class ApprovalStore(AuditStore):
         )
         self.audit_in(
             conn,
-            requested_by,
+            requester,
             "approval.requested",
             approval_id,
             {
                 "execution_id": execution_id,
-                "actions": ", ".join(str(a.get("name")) for a in actions),
-                "required_approvals": plan.get("required_approvals"),
+                "actions": ", ".join(str(a.get("name")) for a in actions if isinstance(a, dict)),
+                "risk": risk.value,
+                "required_approvals": required,
+                "requested_by_source": requested_by_source,
             },
         )
         return approval_id, expires
 
     @staticmethod
     def vote_in(conn: Connection, approval_id: str, actor: str) -> dict[str, Any] | None:
-        """``actor``'s vote on the approval (names compare case-insensitively), or None."""
-        row = conn.execute(
-            "SELECT approved, comment, at FROM approval_votes "
-            "WHERE approval_id = ? AND lower(actor) = lower(?)",
-            (approval_id, actor),
+        """``actor``'s vote on the approval, or None. Names compare in their canonical form,
+        case-insensitively (:func:`console.domain.names.same_person`), in Python: SQLite's
+        ``lower()`` folds ASCII only."""
+        rows = conn.execute(
+            "SELECT actor, approved, comment, at FROM approval_votes WHERE approval_id = ?",
+            (approval_id,),
+        )
+        for row in rows:
+            if same_person(row["actor"], actor):
+                return {
+                    "approved": bool(row["approved"]),
+                    "comment": row["comment"],
+                    "at": row["at"],
+                }
+        return None
+
+    # -- what the console launched itself (an engine it does not own: Kestra) -------------------
+
+    @staticmethod
+    def record_console_launch_in(
+        conn: Connection, execution_id: str, *, launched_by: str, source: str, at: str
+    ) -> None:
+        """Remember that the console launched this execution, as whom and how it knew (first
+        record wins: a launch happens once)."""
+        conn.execute(
+            "INSERT OR IGNORE INTO console_launches (execution_id, launched_by, source, at) "
+            "VALUES (?, ?, ?, ?)",
+            (execution_id, requester_name(launched_by), source, at),
+        )
+
+    def console_launch(self, execution_id: str) -> dict[str, Any] | None:
+        """``{"launched_by", "source", "at"}`` when the console launched this execution, else None."""
+        row = self.conn.execute(
+            "SELECT launched_by, source, at FROM console_launches WHERE execution_id = ?", (execution_id,)
         ).fetchone()
-        return {**dict(row), "approved": bool(row["approved"])} if row else None
+        return dict(row) if row else None
 
     @staticmethod
     def add_vote_in(

@@ -410,6 +410,18 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 );
 """
 
+
+def _requesters(conn: sqlite3.Connection) -> None:
+    """approvals.requested_by_source (how the requester is known), and the executions the console
+    itself launched on an engine it does not own (Kestra), with who was signed in."""
+    _add_column("approvals", "requested_by_source", "TEXT")(conn)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS console_launches ("
+        "execution_id TEXT PRIMARY KEY, launched_by TEXT NOT NULL, source TEXT NOT NULL, "
+        "at TEXT NOT NULL)"
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
@@ -424,6 +436,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _script(SCHEMA_4)),
     Migration(5, "inbound deliveries (idempotent webhooks), incidents and the alerts attached to them",
               _script(SCHEMA_5)),
+    Migration(6, "approvals.requested_by_source and console_launches: who requested an approval and "
+              "how the console knows it", _requesters),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -157,7 +157,8 @@ def test_the_migration_upgrades_an_older_file_in_place(settings):
     store = Store(settings.db_path)
     store.audit("alice", "test.kept", None, {"n": 1})
     store.close()
-    before = len(migrations.MIGRATIONS) - 1
+    inbound = next(m.version for m in migrations.MIGRATIONS if m.what.startswith("inbound deliveries"))
+    before = inbound - 1
     raw = sqlite3.connect(settings.db_path)
     for table in ("inbound_deliveries", "incident_alerts", "incidents"):
         raw.execute(f"DROP TABLE {table}")
@@ -169,7 +170,6 @@ def test_the_migration_upgrades_an_older_file_in_place(settings):
         assert upgraded.schema_version == len(migrations.MIGRATIONS)
         assert upgraded.audit_trail()[0]["event"] == "test.kept"
         assert upgraded.begin_delivery("alert", "k").claimed
-        assert migrations.MIGRATIONS[-1].what.startswith("inbound deliveries")
     finally:
         upgraded.close()
 
@@ -177,7 +177,8 @@ def test_the_migration_upgrades_an_older_file_in_place(settings):
 def test_the_migration_runs_again_harmlessly_on_a_file_that_has_the_tables(settings):
     Store(settings.db_path).close()
     raw = sqlite3.connect(settings.db_path)
-    raw.execute(f"PRAGMA user_version = {len(migrations.MIGRATIONS) - 1}")
+    inbound = next(m.version for m in migrations.MIGRATIONS if m.what.startswith("inbound deliveries"))
+    raw.execute(f"PRAGMA user_version = {inbound - 1}")
     raw.commit()
     raw.close()
     again = Store(Path(settings.db_path))

@@ -111,7 +111,7 @@ burst = 5
         ({"tokens": {"bot": {"sha256": "a" * 64, "token": "plain"}}}, "only its sha256"),
         (
             {"tokens": {"bot": {"sha256": "a" * 64, "identity": "system:timeout"}}},
-            "cannot start with 'system:'",
+            "reserved for the console itself",
         ),
         ({"tokens": {"bot": {"sha256": "a" * 64, "burst": 0}}}, "burst: must be a positive whole number"),
         (

@@ -7,7 +7,6 @@ from console.access.auth import (
     InvalidIdentity,
     PermissionDenied,
     Role,
-    auth_mode,
     check_password,
     demo_identity,
     hash_password,
@@ -15,6 +14,7 @@ from console.access.auth import (
     require_approver,
     verify_password,
 )
+from console.access.signin import sign_in
 from console.settings import Settings
 
 FAST = 1_000  # iterations for tests; production uses PBKDF2_ITERATIONS
@@ -57,10 +57,11 @@ def test_verify_password_gives_role_or_nothing() -> None:
 
 
 def test_modes_follow_configuration() -> None:
-    assert auth_mode(Settings()) == "demo"
-    assert auth_mode(_settings_with_users(a=("Passw0rd!", "admin"))) == "password"
-    assert auth_mode(Settings(oidc_configured=True)) == "oidc"
-    assert auth_mode(Settings(auth={"mode": "demo", "users": {"a": {}}})) == "demo"
+    assert sign_in(Settings()).mode == "demo"
+    users = _settings_with_users(a=("Passw0rd!", "admin"))
+    assert sign_in(users).mode == "password"
+    assert sign_in(Settings(oidc_configured=True)).mode == "oidc"
+    assert sign_in(Settings(auth={"mode": "demo", "users": users.auth["users"]})).mode == "demo"
 
 
 def test_viewer_cannot_approve() -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from console.settings import Secret, SettingsError, load_settings
+from console.settings import Secret, SettingsError, load_settings, mask_url
 
 
 def test_defaults_are_embedded_and_rules(tmp_path: Path) -> None:
@@ -51,3 +51,42 @@ def test_malformed_secrets_file_is_reported(tmp_path: Path) -> None:
     bad.write_text("this is = = not toml")
     with pytest.raises(SettingsError, match=r"secrets\.toml could not be read"):
         load_settings(env={}, secrets_path=bad)
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("https://user:pass@kestra.example:8080/api", "https://***@kestra.example:8080/api"),
+        ("http://token@host/", "http://***@host/"),
+        ("https://host/v1?api_key=sk-123&tenant=main", "https://host/v1?api_key=***&tenant=***"),
+        ("https://host/path#access_token=abc", "https://host/path#***"),
+        ("https://a:b@host/?token=t#f", "https://***@host/?token=***#***"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("", ""),
+        ("user:pw@host:1", "***@host:1"),  # no scheme: still nothing before the @
+        ("http://[::1", "(not a valid URL)"),
+        ("http://host:notaport/", "(not a valid URL)"),
+    ],
+)
+def test_mask_url_hides_credentials(url, shown):
+    assert mask_url(url) == shown
+
+
+def test_safe_dict_hides_credentials_in_every_url(tmp_path):
+    settings = load_settings(
+        env={
+            "KESTRA_URL": "https://admin:hunter2@kestra.example/?token=abc",
+            "KESTRA_UI_URL": "https://ui:pw2@kestra.example/ui",
+            "LLM_BASE_URL": "https://k:sk-secret@llm.example/v1?key=sk-q",
+            "CONSOLE_API_TOKEN": "api-secret",
+        },
+        secrets_path=tmp_path / "none.toml",
+    )
+    shown = settings.safe_dict()
+    assert shown["kestra_url"] == "https://***@kestra.example/?token=***"
+    assert shown["kestra_ui_url"] == "https://***@kestra.example/ui"
+    assert shown["llm_base_url"] == "https://***@llm.example/v1?key=***"
+    assert shown["api_token"] == "set"
+    text = repr(shown)
+    for secret in ("hunter2", "abc", "pw2", "sk-secret", "sk-q", "api-secret"):
+        assert secret not in text

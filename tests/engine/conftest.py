@@ -3,6 +3,10 @@ on a private data directory, and identities."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +17,12 @@ from console.access.approvals import ApprovalService
 from console.access.auth import Identity, Role
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
+from console.engines.kestra.backend import KestraBackend
 from console.runtime import EmbeddedRuntime, embedded_runtime
-from console.settings import Settings
+from console.settings import Secret, Settings
 from console.storage import Store
+from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
+from tests.kestra.fake_kestra import FakeKestra
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parents[2]
 ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver
@@ -74,3 +81,70 @@ def run_paused(engine: EmbeddedEngine, scenario: str = ROLLBACK_SCENARIO) -> tup
     approval = engine.store.approval_for_execution(execution.id)
     assert approval is not None
     return execution, approval
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``cli(*args)``: ``python -m console`` as a user runs it, on a private data dir with no secrets,
+    no Kestra and no LLM (``cli.env`` is that environment)."""
+    env = {
+        **os.environ,
+        "CONSOLE_DATA_DIR": str(tmp_path / "data"),
+        "CONSOLE_SECRETS": str(tmp_path / "none.toml"),
+    }
+    for name in ("TOGETHER_API_KEY", "KESTRA_URL", "CONSOLE_SERVICES_FILE", "CONSOLE_API_TOKEN"):
+        env.pop(name, None)
+
+    class Cli:
+        data_dir = env["CONSOLE_DATA_DIR"]
+        secrets = env["CONSOLE_SECRETS"]
+
+        def __init__(self) -> None:
+            self.env = env
+
+        def __call__(self, *args, stdin=None):
+            return subprocess.run(
+                [sys.executable, "-m", "console", *args],
+                cwd=PROJECT_ROOT_DIR,
+                env=env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+    return Cli()
+
+
+@pytest.fixture
+def kestra(tmp_path) -> Iterator[FakeKestra]:
+    """The project's fake Kestra (1.3) with the flows deployed."""
+    fake = FakeKestra(
+        version="1.3.21", username=USER, password=PASSWORD, settings=Settings(data_dir=tmp_path / "fake-data")
+    ).start()
+    fake.deploy_dir(FLOWS_DIR)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def kestra_settings(kestra: FakeKestra, tmp_path: Path) -> Settings:
+    """The console's settings on the fake Kestra, with a private data dir."""
+    return Settings(
+        data_dir=tmp_path / "console",
+        kestra_url=kestra.url,
+        kestra_username=USER,
+        kestra_password=Secret(PASSWORD),
+        kestra_timeout_s=2.0,
+    )
+
+
+def wait_kestra(backend: KestraBackend, execution_id: str, states, timeout: float = 60.0) -> Execution:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        execution = backend.get_execution(execution_id)
+        if execution.state in states:
+            return execution
+        time.sleep(0.05)
+    raise AssertionError(f"{execution_id} never reached {states}")

@@ -14,37 +14,6 @@ from tests.engine.conftest import HEALTHY_SCENARIO, PROJECT_ROOT_DIR, ROLLBACK_S
 MOCK = PROJECT_ROOT_DIR / "mock-data"
 
 
-@pytest.fixture
-def cli(tmp_path):
-    env = {
-        **os.environ,
-        "CONSOLE_DATA_DIR": str(tmp_path / "data"),
-        "CONSOLE_SECRETS": str(tmp_path / "none.toml"),
-    }
-    env.pop("TOGETHER_API_KEY", None)
-    env.pop("KESTRA_URL", None)
-
-    class Cli:
-        data_dir = env["CONSOLE_DATA_DIR"]
-        secrets = env["CONSOLE_SECRETS"]
-
-        def __call__(self, *args, stdin=None):
-            return run(*args, stdin=stdin)
-
-    def run(*args, stdin=None):
-        return subprocess.run(
-            [sys.executable, "-m", "console", *args],
-            cwd=PROJECT_ROOT_DIR,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    return Cli()
-
-
 def test_analyze_valid_and_invalid_input(cli, tmp_path):
     ok = cli("analyze", str(MOCK / f"{ROLLBACK_SCENARIO}.json"))
     assert ok.returncode == 0, ok.stderr

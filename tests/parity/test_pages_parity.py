@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import plotly.io as pio
 import pytest
 import streamlit as st
@@ -42,6 +43,7 @@ RUNS = [
     ("crash-loop", None),  # left waiting for approval
 ]
 ENGINES = ("embedded", "kestra")
+LAUNCHER = Identity("alice", Role.APPROVER, source="password")
 
 
 def _decide_all(approvals: ApprovalService, store: Store) -> None:
@@ -51,7 +53,8 @@ def _decide_all(approvals: ApprovalService, store: Store) -> None:
         if how is not None:
             verb, who = how
             comment = "" if verb == "approve" else "not now"
-            approvals.decide(item["id"], Identity(who, Role.APPROVER), verb == "approve", comment)
+            who_signed_in = Identity(who, Role.APPROVER, source="password")
+            approvals.decide(item["id"], who_signed_in, verb == "approve", comment)
 
 
 def _wait(read_state, ids: list[str], done: set[State], timeout: float = 90.0) -> None:
@@ -70,6 +73,7 @@ def _run_embedded(data_dir: Path) -> None:
         ids = []
         for scenario, _ in RUNS:  # one at a time: the same order of deployments on both engines
             ids.append(runtime.engine.launch_scenario(scenario, "alice"))
+            runtime.approvals.record_launch(ids[-1], LAUNCHER)  # as the Scenarios page does
             _wait(lambda i: runtime.engine.get_execution(i).state, ids[-1:], {State.PAUSED, State.SUCCESS})
         _decide_all(runtime.approvals, runtime.store)
         _wait(lambda i: runtime.engine.get_execution(i).state, ids, {State.PAUSED, State.SUCCESS})
@@ -79,9 +83,7 @@ def _run_embedded(data_dir: Path) -> None:
 
 
 def _kestra_settings(url: str, data_dir: Path) -> Settings:
-    return Settings(
-        data_dir=data_dir, kestra_url=url, kestra_username=USER, kestra_password=Secret(PASSWORD)
-    )
+    return Settings(data_dir=data_dir, kestra_url=url, kestra_username=USER, kestra_password=Secret(PASSWORD))
 
 
 def _run_kestra(fake: FakeKestra, data_dir: Path) -> None:
@@ -94,6 +96,7 @@ def _run_kestra(fake: FakeKestra, data_dir: Path) -> None:
         ids = []
         for scenario, _ in RUNS:
             ids.append(backend.launch_scenario(scenario, "alice"))
+            approvals.record_launch(ids[-1], LAUNCHER)
             _wait(lambda i: backend.get_execution(i).state, ids[-1:], {State.PAUSED, State.SUCCESS})
             mirror.sync()
         _decide_all(approvals, store)
@@ -111,9 +114,10 @@ def worlds(tmp_path_factory) -> Iterator[dict[str, dict[str, str]]]:
     try:
         _run_embedded(root / "embedded")
         _run_kestra(fake, root / "kestra")
-        yield {
-            "embedded": {"CONSOLE_DATA_DIR": str(root / "embedded")},
+        yield {  # both show the pages to a picked demo identity (on Kestra only where enabled)
+            "embedded": {"CONSOLE_DATA_DIR": str(root / "embedded"), "CONSOLE_DEMO_IDENTITY": "1"},
             "kestra": {
+                "CONSOLE_DEMO_IDENTITY": "1",
                 "CONSOLE_DATA_DIR": str(root / "kestra"),
                 "KESTRA_URL": fake.url,
                 "KESTRA_USERNAME": USER,
@@ -163,8 +167,14 @@ def _frame(at: AppTest, column: str, drop: tuple[str, ...] = ()) -> list[dict[st
         frame = element.value
         if column in frame.columns:
             keep = [c for c in frame.columns if c not in drop]
-            return frame[keep].astype(str).to_dict("records")
+            return frame[keep].map(lambda v: "" if pd.isna(v) else str(v)).to_dict("records")
     return []
+
+
+def _row_key(row: dict[str, Any]) -> tuple[str, str]:
+    """Rows are listed newest deploy first, and a scenario's deploy time is "now" minus its
+    recorded window: the order follows when each run was collected, which no engine decides."""
+    return row["service"], row["version"]
 
 
 def _figures(at: AppTest) -> dict[str, list[list[Any]]]:
@@ -195,23 +205,23 @@ def _views(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path)
         view: dict[str, Any] = {}
         overview = _page("overview")
         view["kpis"] = {m.label: m.value for m in overview.metric if m.label not in KPI_TIMES}
-        view["latest"] = _frame(overview, "verdict", drop)
+        view["latest"] = sorted(_frame(overview, "verdict", drop), key=_row_key)
         deployments = _page("deployments")
-        view["deployments"] = _frame(deployments, "previous_version", drop)
-        view["details"] = []
-        for row in range(len(view["deployments"])):
+        rows = _frame(deployments, "previous_version", drop)
+        view["deployments"] = sorted(rows, key=_row_key)
+        view["details"] = {}
+        for row, shown in enumerate(rows):
             detail = _page("deployments", deployments_table={"selection": {"rows": [row], "columns": []}})
-            view["details"].append(
-                {
-                    "texts": [t.value for t in detail.text],
-                    "outcome": [m.value for m in detail.markdown if m.value.startswith(OUTCOME_LINES)],
-                    "actions": _frame(detail, "result", drop),
-                }
-            )
+            view["details"][_row_key(shown)] = {
+                "texts": [t.value for t in detail.text],
+                "outcome": [m.value for m in detail.markdown if m.value.startswith(OUTCOME_LINES)],
+                "evidence": _frame(detail, "p_value", drop),
+                "actions": _frame(detail, "executor", drop),
+            }
         approvals = _page("approvals")
         view["decided"] = _frame(approvals, "decided_by", drop)
         view["pending"] = sorted(
-            c.value.split(" for execution ")[0] for c in approvals.caption if "Requested by" in c.value
+            c.value.split(" · execution ")[0] for c in approvals.caption if "Requested by" in c.value
         )
         view["charts"] = {}
         store = Store(Path(env["CONSOLE_DATA_DIR"]) / "console.sqlite3")
@@ -237,9 +247,8 @@ def test_every_page_shows_the_same_on_kestra_and_on_the_embedded_engine(worlds, 
     for part in ("kpis", "latest", "deployments", "details", "decided", "pending", "charts", "learning"):
         assert kestra[part] == embedded[part], part
     # and what was compared is not empty: decisions, actions, approvals, charts and learning rows
-    assert all(detail["texts"] for detail in embedded["details"])
-    assert any(detail["actions"] for detail in embedded["details"])
-    assert len(embedded["decided"]) == 2 and embedded["pending"] == ["Requested by ci-pipeline"]
+    assert all(detail["texts"] for detail in embedded["details"].values())
+    assert any(detail["actions"] for detail in embedded["details"].values())
+    assert len(embedded["decided"]) == 2 and len(embedded["pending"]) == 1
     assert len(embedded["charts"]) == len(RUNS) and all(embedded["charts"].values())
     assert embedded["learning"]["agreement"] and embedded["learning"]["metrics"]["Recorded decisions"] == "4"
-

@@ -10,8 +10,10 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from console.access.auth import hash_password
 from console.domain.executions import Execution
 from console.engines.embedded.runner import EmbeddedEngine
+from console.presentation.formatting import plain
 from console.settings import Settings, load_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +66,37 @@ def make_app(name: str = "alice", role: str = "approver", page: str | None = Non
 
 
 def texts(at: AppTest, kind: str) -> list[str]:
-    return [str(e.value) for e in getattr(at, kind)]
+    """The text of every element of a kind as the page shows it: Markdown escapes and the word
+    joiners that stop autolinks taken out (see console.presentation.formatting.md_escape)."""
+    return [plain(e.value) for e in getattr(at, kind)]
+
+
+def password_of(name: str) -> str:
+    return f"{name}-Pass-1"
+
+
+def write_users(path: Path, **roles: str) -> Path:
+    """A secrets.toml with one password user per ``name=role`` (password: :func:`password_of`)."""
+    tables = [
+        f'[console_auth.users."{name}"]\n'
+        f'password_hash = "{hash_password(password_of(name), iterations=1000)}"\n'
+        f'role = "{role}"\n'
+        for name, role in roles.items()
+    ]
+    path.write_text("\n".join(tables))
+    return path
+
+
+def signed_in_app(name: str, page: str | None = None) -> AppTest:
+    """The console with ``name`` signed in with a password (see :func:`write_users`)."""
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.run()  # the first run's widget ids differ (no page chosen yet): typing into them is lost
+    at.text_input(key="login_user").input(name)
+    at.text_input(key="login_password").input(password_of(name))
+    at.button(key="sign_in").click().run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    return at
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, step: float = 0.1) -> object:

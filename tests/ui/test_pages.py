@@ -7,7 +7,8 @@ from streamlit.testing.v1 import AppTest
 
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
-from tests.ui.conftest import APP, PAGES, make_app, series, texts, wait_for
+from console.presentation.formatting import md_escape, plain
+from tests.ui.conftest import APP, PAGES, make_app, series, signed_in_app, texts, wait_for, write_users
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -174,7 +175,7 @@ def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, monkeypatch, page):
+def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, tmp_path, monkeypatch, page):
     import socket
 
     with socket.socket() as sock:  # a port nobody listens on
@@ -182,7 +183,9 @@ def test_unreachable_kestra_shows_a_banner_not_a_traceback(app_env, monkeypatch,
         port = sock.getsockname()[1]
     monkeypatch.setenv("KESTRA_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.5")
-    at = make_app(role="admin", page=page)
+    # on Kestra a picked demo identity is off: an admin signs in with a password
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", ada="admin")))
+    at = signed_in_app("ada", page=page)
     assert not at.exception, at.exception
     sidebar = " ".join(texts(at, "markdown"))
     assert "red-badge[:material/error: kestra]" in sidebar
@@ -245,12 +248,14 @@ def test_hostile_service_name_is_shown_literally(app_env, engine):
     from console.loop.steps import load_scenario
 
     doc = load_scenario("healthy-hotfix", app_env)
-    doc["deployment"] = {**doc["deployment"], "service": "pay**ment** [x](http://e) :red[y]"}
+    hostile = "pay**ment** [x](http://e) :red[y]"
+    doc["deployment"] = {**doc["deployment"], "service": hostile}
     engine.wait(engine.launch(doc, triggered_by="t"), timeout=60)
     at = make_app(page="overview")
     assert not at.exception
-    names = [m.value for m in at.markdown if "ment" in m.value]
-    assert names == [r"**pay\*\*ment\*\* \[x\](http\://e) \:red\[y\]**"]
+    [name] = [m.value for m in at.markdown if "ment" in m.value]
+    assert name == "**" + md_escape(hostile) + "**"
+    assert plain(name) == f"**{hostile}**"  # shown as typed, nothing interpreted
 
 
 def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_leak, engine):
@@ -327,7 +332,7 @@ def test_learning_what_if_threshold(app_env, paused_leak, engine):
     ]
 
 
-def test_sync_flows_failure_is_one_line(app_env, monkeypatch):
+def test_sync_flows_failure_is_one_line(app_env, tmp_path, monkeypatch):
     import socket
 
     with socket.socket() as sock:
@@ -335,7 +340,8 @@ def test_sync_flows_failure_is_one_line(app_env, monkeypatch):
         port = sock.getsockname()[1]
     monkeypatch.setenv("KESTRA_URL", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.5")
-    at = make_app(role="admin", page="settings")
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", ada="admin")))
+    at = signed_in_app("ada", page="settings")
     at.button(key="sync_flows").click().run()
     assert not at.exception
     errors = texts(at, "error")
@@ -395,3 +401,102 @@ def test_two_overlapping_runs_of_one_service_each_chart_their_own_snapshot(app_e
         charted[execution_id] = lines[memory]
     leak, healthy = (charted[i] for i in ids)
     assert max(leak) > 0.85 and max(healthy) < 0.7  # the leak's memory climbs; the hotfix's does not
+ATTACK = "[Re-login](http://127.0.0.1:9/phish) ![t](http://127.0.0.1:9/t.png)"
+
+
+def test_deep_link_parameters_are_escaped_on_the_pages(app_env, paused_leak):
+    """The issue-12 attack through both deep links: the Markdown each page sends is the escaped
+    text (the browser half is tests/reliability/test_browser_markdown.py)."""
+    at = make_app(page="deployments")
+    at.query_params["deployment"] = ATTACK
+    at.run()
+    [warning] = [w.value for w in at.warning]
+    assert warning == f"Deployment {md_escape(ATTACK)} not found."
+    at = make_app(page="executions")
+    at.query_params["execution"] = ATTACK
+    at.run()
+    [error] = [e.value for e in at.error]
+    assert error == md_escape(f"execution {ATTACK}: execution {ATTACK} not found")
+    assert plain(error) == f"execution {ATTACK}: execution {ATTACK} not found"
+
+
+def test_the_audit_download_goes_through_the_formula_guard(app_env, paused_leak, engine, monkeypatch):
+    from console.presentation import tables
+
+    seen = []
+    real = tables.csv_bytes
+    monkeypatch.setattr(tables, "csv_bytes", lambda frame: seen.append(frame) or real(frame))
+    at = make_app("alice", "approver", "approvals")
+    assert not at.exception
+    assert [d.key for d in at.get("download_button")] == ["approvals_csv"]
+    assert len(seen) == 1 and list(seen[0].columns) == ["seq", "at", "actor", "event", "subject", "detail"]
+
+
+def test_settings_page_hides_credentials_in_every_url(app_env, tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    services = tmp_path / "services.yaml"
+    services.write_text(
+        "services:\n  demo-service:\n    environment: live-demo\n"
+        "    prometheus: {url: 'http://127.0.0.1:9/prom?token=pr0m-tok'}\n"
+        "    logs: {type: jsonl, path: demo.log}\n"
+        "    executor: {type: webhook, url: 'https://hook:h00k-pw@127.0.0.1:9/x?sig=h00k-sig'}\n"
+    )
+    monkeypatch.setenv("KESTRA_URL", f"http://admin:k3stra-pw@127.0.0.1:{port}/?token=k3stra-tok")
+    monkeypatch.setenv("KESTRA_TIMEOUT_S", "0.3")
+    monkeypatch.setenv("LLM_BASE_URL", "https://k:llm-pw@llm.example/v1?api_key=llm-key")
+    monkeypatch.setenv("CONSOLE_SERVICES_FILE", str(services))
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", ada="admin")))
+    at = signed_in_app("ada", page="settings")
+    assert not at.exception, at.exception
+    table = next(df.value for df in at.dataframe if "field" in df.value)
+    values = dict(zip(table["field"], table["value"], strict=True))
+    assert values["kestra_url"] == f"http://***@127.0.0.1:{port}/?token=***"
+    assert values["llm_base_url"] == "https://***@llm.example/v1?api_key=***"
+    services_table = next(df.value for df in at.dataframe if "executor" in df.value)
+    assert list(services_table["prometheus"]) == ["http://127.0.0.1:9/prom?token=***"]
+    assert list(services_table["executor"]) == ["webhook: https://***@127.0.0.1:9/x?sig=***"]
+    rendered = " ".join(df.value.to_csv() for df in at.dataframe)
+    for kind in ("markdown", "caption", "text", "error", "warning", "info", "code"):
+        rendered += " ".join(str(e.value) for e in getattr(at, kind))
+    for secret in (
+        "k3stra-pw",
+        "k3stra-tok",
+        "llm-pw",
+        "llm-key",
+        "pr0m-pw",
+        "pr0m-tok",
+        "h00k-pw",
+        "h00k-sig",
+    ):
+        assert secret not in rendered, secret
+
+
+def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
+    """Through the pages: "Bob " cannot approve bob's request, and "Alice " is not a second
+    approver after alice (the service normalises whatever the page sends)."""
+    from console.loop.steps import load_scenario
+
+    own = engine.launch(load_scenario("memory-leak", app_env), triggered_by="bob")
+    assert engine.wait(own, timeout=60).state == State.PAUSED
+    own_id = engine.store.approval_for_execution(own)["id"]
+    at = make_app("Bob ", "admin", "approvals")
+    at.button(key=f"approve_{own_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
+    assert engine.store.approval_votes(own_id) == []
+
+    critical = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
+    critical_id = engine.store.approval_for_execution(critical.id)["id"]
+    first = make_app("alice", "approver", "approvals")
+    first.button(key=f"approve_{critical_id}").click().run()
+    first.button(key="approval_confirm").click().run()
+    again = make_app("ALICE ", "approver", "approvals")
+    again.button(key=f"approve_{critical_id}").click().run()
+    again.button(key="approval_confirm").click().run()
+    assert any("already voted" in w for w in texts(again, "warning")), texts(again, "warning")
+    assert engine.store.approval_row(critical_id)["status"] == "pending"
+    assert [v["actor"] for v in engine.store.approval_votes(critical_id)] == ["alice"]

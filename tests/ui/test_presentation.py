@@ -4,6 +4,9 @@ own."""
 from __future__ import annotations
 
 import json
+import re
+import string
+import unicodedata
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -322,4 +325,85 @@ def test_md_escape_neutralises_markdown_and_directives():
     escaped = fmt.md_escape(hostile)
     for token in ("**", "[click]", ":red[", "<b>", "`code`", "$x$"):
         assert token not in escaped
-    assert escaped.replace("\\", "") == hostile
+    assert fmt.plain(escaped) == hostile
+
+
+MD_TRICKY = [
+    "[Re-login](http://127.0.0.1:9/phish) ![t](http://127.0.0.1:9/t.png)",
+    "www.example.com WWW.Example.org wwwx",
+    "http://a.example HTTPS://B.example ftp://c.example",
+    "alice@example.com mailto:bob@example.com",
+    "<http://a.example> <img src=x onerror=alert(1)> &amp; &#64; &lt;",
+    ":smile: :material/lock: :red[x] $x^2$ \\(y\\)",
+    "# h1\n- item\r\n1. one\u2028> quote",
+    "bidi \u202e gnp.exe zero\u200bwidth \x00nul \x1b[31m",
+    "\\[already escaped\\]",
+]
+
+
+@pytest.mark.parametrize("text", MD_TRICKY)
+def test_md_escape_tricky_inputs(text):
+    escaped = fmt.md_escape(text)
+    # every ASCII punctuation character is escaped: nothing the Markdown parser can act on
+    unescaped = re.sub(r"\\.", "", escaped)
+    assert not [ch for ch in unescaped if ch in string.punctuation], escaped
+    # autolinks found in the parsed text: never at the start or after whitespace/punctuation
+    shown = re.sub(r"\\(.)", r"\1", escaped)
+    for match in re.finditer(r"(?i)www|https?|@", shown):
+        assert match.start() > 0 and shown[match.start() - 1] == fmt.WORD_JOINER, (shown, match)
+    for match in re.finditer(":", shown):
+        assert shown[match.end() : match.end() + 1] == fmt.WORD_JOINER
+    # one line, no control or invisible format characters but the word joiners
+    assert not [ch for ch in escaped if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t"]
+    assert not [ch for ch in escaped if unicodedata.category(ch) == "Cf" and ch != fmt.WORD_JOINER]
+    # and what it renders as is the text, line breaks as spaces, invisible characters dropped
+    expected = "".join(
+        " " if unicodedata.category(ch) in ("Cc", "Zl", "Zp") and ch != "\t" else ch
+        for ch in text
+        if unicodedata.category(ch) != "Cf"
+    )
+    assert " ".join(fmt.plain(escaped).split()) == " ".join(expected.split())
+
+
+@pytest.mark.parametrize(
+    "value",
+    ['=HYPERLINK("http://x","y")', "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx", "\n=x", "  =1", "＝1"],
+)
+def test_csv_cell_neutralises_formulas(value):
+    assert fmt.csv_cell(value) == "'" + value
+
+
+@pytest.mark.parametrize("value", ["alice", "ci-bot", "a=b", "", 3, -2.5, None])
+def test_csv_cell_leaves_other_values(value):
+    assert fmt.csv_cell(value) == value
+
+
+def test_audit_csv_has_no_formula_cells(tmp_path):
+    import csv
+    import io
+
+    from console.storage import Store
+
+    store = Store(tmp_path / "audit.sqlite3")
+    try:
+        hostile = [
+            '=HYPERLINK("http://127.0.0.1:9","x")',
+            "+cmd|' /C calc'!A0",
+            "-1+1",
+            "@SUM(1)",
+            "\tx",
+            "\rx",
+            "ok\r=1+1",  # a line break must not start a row with a formula
+        ]
+        for text in hostile:
+            store.audit(text, "approval.requested", "ap-1", {"comment": "c"})
+            store.audit("bob", "approval.rejected", "ap-1", {"comment": text})
+        frame = tables.audit_frame(store.audit_trail())
+    finally:
+        store.close()
+    rows = list(csv.reader(io.StringIO(tables.csv_bytes(frame).decode(), newline="")))
+    assert rows[0] == ["seq", "at", "actor", "event", "subject", "detail"]
+    cells = [cell for row in rows[1:] for cell in row]
+    assert not [c for c in cells if c.lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r"))], cells
+    assert all(len(row) == 6 for row in rows), rows
+    assert {r[2] for r in rows[1:]} >= {"'" + text for text in hostile if text != "ok\r=1+1"} | {"ok\r=1+1"}

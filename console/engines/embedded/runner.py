@@ -21,6 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State
+from console.domain.names import RequesterSource
 from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
 from console.engines.backend import LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
@@ -28,7 +29,7 @@ from console.engines.projection import Projection
 from console.loop import scenarios, steps
 from console.loop.steps import StepError
 from console.settings import Settings
-from console.storage import Connection, Store, now_text
+from console.storage import Connection, Store, loads, now_text
 from console.storage.codec import put_document_in
 from console.storage.executions import StoredTaskRun
 
@@ -381,6 +382,20 @@ class EmbeddedEngine:
         self.projection.failed(conn, execution_id)
         self.store.cancel_pending_approvals_in(conn, execution_id, now_text())
 
+    def _requester_source(self, execution_id: str) -> str:
+        """How the requester (the execution's ``triggered_by``) is known: a scenario's deployer, the
+        announcement's source (``launch_deployment``), or what the launcher said in the label
+        ``requested_by_source``; else a name the launcher typed."""
+        row = self.store.execution_row(execution_id) or {}
+        launch = loads(row.get("launch"), {}) or {}
+        labels = loads(row.get("labels"), {}) or {}
+        if launch.get("scenario"):
+            return RequesterSource.SCENARIO
+        if isinstance(launch.get("source"), str) and launch["source"].strip():
+            return launch["source"].strip()[:100]
+        label = labels.get(RequesterSource.LABEL)
+        return str(label)[:100] if label else RequesterSource.LAUNCHER
+
     def _approval(self, execution_id: str, ctx: dict[str, Any]) -> bool:
         """Pause for a human when the plan needs one. Returns True when paused."""
         plan = ctx["plan"]
@@ -409,6 +424,8 @@ class EmbeddedEngine:
                 service=deployment[1] if deployment else "unknown",
                 deployment_id=deployment[0] if deployment else None,
                 timeout_minutes=self.settings.approval_timeout_minutes,
+                requested_by_source=self._requester_source(execution_id),
+                critical_approvers=self.settings.critical_approvers,
             )
             self.store.transition_task_run_in(
                 conn, execution_id, APPROVAL_TASK, State.PAUSED, outputs={"approval_id": approval_id}

@@ -29,6 +29,7 @@ from typing import Any
 
 from console.domain.executions import TERMINAL_STATES, Execution, State
 from console.domain.models import format_time, parse_time
+from console.domain.names import RequesterSource
 from console.domain.vocabulary import APPROVAL_TASK, DeploymentStatus
 from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, BackendUnavailable
 from console.engines.kestra.backend import KestraBackend, task_values, translate_error
@@ -188,21 +189,7 @@ class KestraMirror:
             facts = self._facts(execution)
             self.projection.project_execution(conn, execution, **facts)
             if self._needs_approval_request(execution):
-                request = self.backend.approval_request(execution)
-                if self.store.approval_for_execution(execution.id) is None:
-                    self.store.request_approval_in(
-                        conn,
-                        execution_id=execution.id,
-                        plan=request["plan"] or {"approval": request["actions"]},
-                        decision=request["decision"],
-                        requested_by=request["requested_by"],
-                        service=request["service"],
-                        deployment_id=deployment_row_id(facts["deployment"], execution.id),
-                        timeout_minutes=self.settings.approval_timeout_minutes,
-                        requested_at=request["requested_at"],
-                        expires_at=request["expires_at"],
-                    )
-                    report.approvals_requested += 1
+                self._request_approval(conn, execution, facts, report)
             if execution.state.terminal:  # ended in Kestra (killed, failed, the pause ran out)
                 self.store.cancel_pending_approvals_in(conn, execution.id, format_time(datetime.now(UTC)))
             self.store.mark_mirrored_in(
@@ -215,6 +202,40 @@ class KestraMirror:
             )
         report.projected += 1
         report.projected_ids.append(execution.id)
+
+    def _request_approval(
+        self, conn: Any, execution: Execution, facts: dict[str, Any], report: SyncReport
+    ) -> None:
+        """The one approval request of an execution paused at the ``approval`` Pause. The requester,
+        when the console launched the run (it records its own launches): a scenario's deployer (the
+        ``triggered_by`` the console itself gave, as on the embedded engine), else the signed-in
+        person who launched it. When someone else launched it: Kestra's ``triggered_by`` input,
+        typed by whoever that was (marked unverified)."""
+        if self.store.approval_for_execution(execution.id) is not None:
+            return
+        request = self.backend.approval_request(execution)
+        launched = self.store.console_launch(execution.id)
+        if launched is not None and facts["source"] == "scenario":
+            requested_by, source = request["requested_by"], RequesterSource.SCENARIO
+        elif launched is not None:
+            requested_by, source = launched["launched_by"], launched["source"]
+        else:
+            requested_by, source = request["requested_by"], RequesterSource.KESTRA_INPUT
+        self.store.request_approval_in(
+            conn,
+            execution_id=execution.id,
+            plan=request["plan"] or {"approval": request["actions"]},
+            decision=request["decision"],
+            requested_by=requested_by,
+            service=request["service"],
+            deployment_id=deployment_row_id(facts["deployment"], execution.id),
+            timeout_minutes=self.settings.approval_timeout_minutes,
+            requested_at=request["requested_at"],
+            expires_at=request["expires_at"],
+            requested_by_source=source,
+            critical_approvers=self.settings.critical_approvers,
+        )
+        report.approvals_requested += 1
 
     def _gone(self, execution_id: str) -> None:
         with self.store.write() as conn:
