@@ -221,7 +221,9 @@ def _state(value: Any, where: str) -> State:
     try:
         return State(value)
     except ValueError:
-        raise MalformedExecutionError(f"{where}: unknown state {value!r}") from None
+        shown = repr(value)
+        shown = shown if len(shown) <= 60 else shown[:59] + "…"  # the value comes from outside
+        raise MalformedExecutionError(f"{where}: unknown state {shown}") from None
 
 
 def _histories(value: Any, where: str) -> list[StateHistory]:

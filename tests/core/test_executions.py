@@ -86,3 +86,10 @@ def test_durations_and_logs() -> None:
     assert entry.message == "<b>x</b>" and entry.level == "WARN"
     with pytest.raises(MalformedExecutionError):
         LogEntry.from_kestra({"level": "INFO"})
+
+
+def test_an_unknown_state_is_named_in_a_bounded_line():
+    doc = {"id": "x", "namespace": "n", "flowId": "f", "state": {"current": "Z" * 5000, "histories": []}}
+    with pytest.raises(MalformedExecutionError) as caught:
+        Execution.from_kestra(doc)
+    assert "unknown state 'ZZZ" in str(caught.value) and len(str(caught.value)) < 200
