@@ -83,6 +83,12 @@ class Settings:
     """Verification window after a deploy (the latest moment a live run decides)."""
     live_post_action_s: float = 30.0
     """Window after the actions in which recovery is measured."""
+    live_poll_s: float = 2.0
+    """How often a live run re-fetches and re-analyses its verification window."""
+
+    # learning from measured outcomes (console/loop/effectiveness.py): when on, an automatic action
+    # whose measured record for the root cause is poor goes to a human instead (stricter only)
+    policy_use_effectiveness: bool = False
 
     # identity: the [console_auth] table of secrets.toml (mode, users with password hashes, OIDC roles)
     auth: dict[str, Any] = field(default_factory=dict)
@@ -144,7 +150,12 @@ _ENV: dict[str, tuple[str, Any]] = {
     "LIVE_BASELINE_S": ("live_baseline_s", float),
     "LIVE_VERIFY_S": ("live_verify_s", float),
     "LIVE_POST_ACTION_S": ("live_post_action_s", float),
+    "LIVE_POLL_S": ("live_poll_s", float),
+    "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", "bool"),
 }
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
 
 
 class SettingsError(ValueError):
@@ -177,6 +188,12 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
             raw = secrets.get(name)
         if raw is None or raw == "":
             continue
+        if convert == "bool":
+            text = str(raw).strip().lower()
+            if text not in _TRUE | _FALSE:
+                raise SettingsError(f"{name} must be true or false, got {raw!r}")
+            values[attr] = text in _TRUE
+            continue
         try:
             values[attr] = convert(str(raw)) if convert is not str else str(raw).strip()
         except ValueError:
@@ -195,4 +212,6 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("AUTO_APPROVE_CONFIDENCE must be between 0 and 1")
     if settings.approval_timeout_minutes <= 0:
         raise SettingsError("APPROVAL_TIMEOUT_MINUTES must be positive")
+    if settings.live_poll_s <= 0:
+        raise SettingsError("LIVE_POLL_S must be positive")
     return settings

@@ -348,7 +348,7 @@ def executed_frame(items: Iterable[Any], approver: str | None = None) -> pd.Data
                 "risk": str(field(item, "risk", "")),
                 "mode": mode,
                 "status": str(field(item, "status", "")),
-                "effect": str(field(item, "effect", "")),
+                "effect": str(field(item, "label", field(item, "effect", ""))),
                 "by": by,
             }
         )

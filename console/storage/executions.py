@@ -280,6 +280,12 @@ class ExecutionStore(Database):
                 (states[-1].value, histories, dumps(outputs), task_run_id),
             )
 
+    @staticmethod
+    def save_task_run_outputs_in(conn: Connection, task_run_id: str, outputs: dict[str, Any]) -> None:
+        """Replace a running task run's outputs without changing its state (a step's progress so far,
+        kept so that a re-run after a crash knows what already happened)."""
+        conn.execute("UPDATE task_runs SET outputs = ? WHERE id = ?", (dumps(outputs), task_run_id))
+
     @classmethod
     def end_task_runs_in(
         cls, conn: Connection, execution_id: str, *, now_in: tuple[State, ...], state: State

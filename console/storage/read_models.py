@@ -262,6 +262,33 @@ class ReadModelStore(ApprovalStore):
                 out.append(record)
         return out
 
+    def effectiveness_rows(self) -> list[dict[str, Any]]:
+        """What action effectiveness (console/loop/effectiveness.py) reads of each outcome record with
+        a conclusive measured outcome, oldest first: the decision's log patterns, guards and metrics,
+        the executed actions, the measurement and the outcome (not the whole record)."""
+        with self.read() as conn:
+            rows = conn.execute(
+                "SELECT json_extract(record, '$.decision.log_patterns'), "
+                "json_extract(record, '$.decision.guards'), json_extract(record, '$.decision.metrics'), "
+                "json_extract(record, '$.executed'), json_extract(record, '$.measured'), "
+                "json_extract(record, '$.outcome') FROM outcomes "
+                "WHERE json_extract(record, '$.measured.status') IN ('resolved', 'not_resolved') "
+                "ORDER BY recorded_at, execution_id"
+            ).fetchall()
+        return [
+            {
+                "decision": {
+                    "log_patterns": loads(row[0], []),
+                    "guards": loads(row[1], []),
+                    "metrics": loads(row[2], {}),
+                },
+                "executed": loads(row[3], []),
+                "measured": loads(row[4], {}),
+                "outcome": loads(row[5], {}),
+            }
+            for row in rows
+        ]
+
     def learning_rows(self, after: int = 0) -> list[tuple[str, int, str | None, str | None]]:
         """The few fields of each outcome the Learning page needs, oldest first:
         (execution id, seq, fields as JSON text, final approval status or None).

@@ -265,11 +265,15 @@ def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
     ]
 
 
-def test_collect_from_deployment_inputs_uses_the_demo_collector(settings):
+def test_collect_for_a_service_without_a_source_is_a_clear_error_never_mock_data(settings):
     from console.loop import steps
 
-    out = steps.collect({"deployment_id": "dep-77", "service": "payment-service", "version": "v9"}, settings)
-    assert out["snapshot"]["deployment"]["id"] == "dep-77"
-    assert out["snapshot"]["deployment"]["version"] == "v9"
-    with pytest.raises(steps.StepError, match="no telemetry source for service 'nope'"):
-        steps.collect({"deployment_id": "d", "service": "nope", "version": "v1"}, settings)
+    for data in (
+        {"deployment_id": "dep-77", "service": "payment-service", "version": "v9"},
+        {"deployment": {"id": "dep-77", "service": "payment-service", "version": "v9"}, "source": "api"},
+    ):
+        with pytest.raises(steps.StepError) as caught:
+            steps.collect(data, settings)
+        message = str(caught.value)
+        assert "no telemetry source configured for service 'payment-service'" in message
+        assert "CONSOLE_SERVICES_FILE" in message and "\n" not in message
