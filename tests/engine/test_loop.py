@@ -277,3 +277,52 @@ def test_collect_for_a_service_without_a_source_is_a_clear_error_never_mock_data
         message = str(caught.value)
         assert "no telemetry source configured for service 'payment-service'" in message
         assert "CONSOLE_SERVICES_FILE" in message and "\n" not in message
+
+
+def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_live_loop(settings, tmp_path):
+    import json
+    from dataclasses import replace
+
+    from console.telemetry.times import format_ts
+
+    now = datetime.now(UTC).timestamp()
+    logs = tmp_path / "svc.log"
+    logs.write_text(json.dumps({"ts": format_ts(now - 1), "level": "INFO", "message": "GET /"}) + "\n")
+    services = tmp_path / "services.yaml"
+    services.write_text(
+        "services:\n  demo-service:\n    environment: live-demo\n"
+        "    windows: {baseline_s: 5, verify_s: 0.3, post_action_s: 0.1}\n"
+        f"    logs: {{type: jsonl, path: {logs}}}\n",
+        encoding="utf-8",
+    )
+    live = replace(settings, services_file=services, live_poll_s=0.1)
+    engine = EmbeddedEngine(live, synchronous=True)
+    try:
+        record = {"id": "dep-5", "service": "demo-service", "version": "v1.0.1", "previous_version": "v1.0.0",
+                  "by": "alice", "at": format_ts(now), "kind": "deploy"}  # fmt: skip
+        execution_id = engine.launch_deployment(
+            record, triggered_by="alice", source="deployer", labels={"x": "y"}
+        )
+        assert engine.store.launch_input(execution_id) == {
+            "deployment": {
+                "id": "dep-5",
+                "service": "demo-service",
+                "version": "v1.0.1",
+                "previous_version": "v1.0.0",
+                "environment": "live-demo",
+                "deployed_at": format_ts(now),
+                "deployed_by": "alice",
+            },
+            "source": "deployer",
+        }
+        execution = engine.get_execution(execution_id)
+        assert execution.labels == {"source": "deployer", "x": "y"}
+        assert execution.state in (State.PAUSED, State.SUCCESS)
+        verification = execution.task_run("collect").outputs["verification"]
+        assert verification["ended"] == "window end"
+        row = engine.store.deployment_for_execution(execution_id)
+        assert row["environment"] == "live-demo" and row["deployed_by"] == "alice"
+        with pytest.raises(BackendError, match="needs at least 'service' and 'version'"):
+            engine.launch_deployment({"service": "demo-service"}, triggered_by="alice", source="api")
+    finally:
+        engine.close()
