@@ -280,21 +280,12 @@ def test_collect_for_a_service_without_a_source_is_a_clear_error_never_mock_data
 
 
 def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_live_loop(settings, tmp_path):
-    import json
     from dataclasses import replace
 
     from console.telemetry.times import format_ts
+    from tests.conftest import logs_only_service
 
-    now = datetime.now(UTC).timestamp()
-    logs = tmp_path / "svc.log"
-    logs.write_text(json.dumps({"ts": format_ts(now - 1), "level": "INFO", "message": "GET /"}) + "\n")
-    services = tmp_path / "services.yaml"
-    services.write_text(
-        "services:\n  demo-service:\n    environment: live-demo\n"
-        "    windows: {baseline_s: 5, verify_s: 0.3, post_action_s: 0.1}\n"
-        f"    logs: {{type: jsonl, path: {logs}}}\n",
-        encoding="utf-8",
-    )
+    services, now = logs_only_service(tmp_path)
     live = replace(settings, services_file=services, live_poll_s=0.1)
     engine = EmbeddedEngine(live, synchronous=True)
     try:

@@ -219,21 +219,12 @@ def test_backend_accepts_an_injected_client(loaded: FakeKestra, tmp_path: Path) 
 def test_launch_deployment_sends_the_live_inputs_and_the_flow_collects_from_the_services_file(
     backend: KestraBackend, loaded: FakeKestra, tmp_path: Path
 ) -> None:
-    import json
     from dataclasses import replace
-    from datetime import UTC, datetime
 
     from console.telemetry.times import format_ts
+    from tests.conftest import logs_only_service
 
-    now = datetime.now(UTC).timestamp()
-    logs = tmp_path / "demo-service.log"
-    logs.write_text(json.dumps({"ts": format_ts(now - 1), "level": "INFO", "message": "GET /"}) + "\n")
-    services = tmp_path / "services.yaml"
-    services.write_text(
-        "services:\n  demo-service:\n    windows: {baseline_s: 5, verify_s: 0.3, post_action_s: 0.1}\n"
-        f"    logs: {{type: jsonl, path: {logs}}}\n",
-        encoding="utf-8",
-    )
+    services, now = logs_only_service(tmp_path)
     loaded.settings = replace(loaded.settings, services_file=services, live_poll_s=0.1)
     record = {"id": "dep-5", "service": "demo-service", "version": "v1.0.1", "previous_version": "v1.0.0",
               "by": "alice", "at": format_ts(now), "kind": "deploy"}  # fmt: skip

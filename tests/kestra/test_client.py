@@ -3,17 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import requests
 
 from console.domain.executions import State
-from console.domain.models import format_time
 from console.engines.kestra.client import (
     KestraAuthError,
     KestraBadRequest,
@@ -28,6 +25,7 @@ from console.engines.kestra.client import (
 from console.settings import Secret
 from console.telemetry.times import format_ts
 from demo_service.notify import announcement
+from tests.conftest import logs_only_service
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra, free_port
 
@@ -373,34 +371,11 @@ def test_server_without_configs_uses_1x_paths(loaded: FakeKestra, client: Kestra
 def test_webhook_trigger_uses_the_body(loaded: FakeKestra, tmp_path: Path) -> None:
     """A deployer's webhook call: the JSON body stands in for the inputs (`inputs.x ?? trigger.body.x`).
     The body is the demo deployer's announcement; the service's sources come from the services file."""
-    logs = tmp_path / "demo-service.log"
-    now = datetime.now(UTC)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # the deployer's stamps: milliseconds
-    logs.write_text(
-        "".join(
-            json.dumps(
-                {
-                    "ts": format_time(now - timedelta(seconds=3 - i)),
-                    "level": "INFO",
-                    "message": "GET /api 200",
-                }
-            )
-            + "\n"
-            for i in range(3)
-        ),
-        encoding="utf-8",
-    )
-    services = tmp_path / "services.yaml"
-    services.write_text(
-        "services:\n  demo-service:\n    environment: live-demo\n"
-        "    windows: {baseline_s: 5, verify_s: 0.5, post_action_s: 0.2}\n"
-        f"    logs: {{type: jsonl, path: {logs}}}\n",
-        encoding="utf-8",
-    )
+    services, now = logs_only_service(tmp_path, lines=3)
     loaded.settings = replace(loaded.settings, services_file=services, live_poll_s=0.1)
     base = f"{loaded.url}/api/v1/main/executions/webhook/devops.loop/devops-loop"
     record = {"id": "dep-777", "version": "v1.2.0", "previous_version": "v1.0.0", "by": "alice"}
-    body = announcement({**record, "at": format_ts(now.timestamp())}, "live-demo")
+    body = announcement({**record, "at": format_ts(now)}, "live-demo")
     wrong = requests.post(f"{base}/not-the-key", json=body, auth=(USER, PASSWORD), timeout=5)
     assert wrong.status_code == 404
     unauth = requests.post(f"{base}/{loaded.webhook_key}", json=body, timeout=5)

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.kestra.fake_kestra import LIVE_INPUTS
 from tests.kestra.flow_rules import check_flows, load_flows
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
@@ -59,22 +60,11 @@ def test_devops_loop_shape() -> None:
     assert "outputs.verify.vars.measured" in record["inputFiles"]["input.json"]
     trigger = doc["triggers"][0]
     assert trigger["type"] == "io.kestra.plugin.core.trigger.Webhook" and trigger["key"]
-    assert {i["id"] for i in doc["inputs"]} >= {
-        "deployment_id",
-        "service",
-        "version",
-        "previous_version",
-        "deployed_at",
-        "deployed_by",
-        "source",
-        "scenario",
-        "triggered_by",
-    }
+    assert {i["id"] for i in doc["inputs"]} >= {*LIVE_INPUTS, "scenario", "triggered_by"}
     # every live input is read from the webhook body too (the deployer's announcement)
     collect = doc["tasks"][0]
-    for name in ("deployment_id", "service", "version", "previous_version", "deployed_at", "deployed_by"):
+    for name in LIVE_INPUTS:
         assert f"trigger.body.{name}" in collect["inputs"][name]
-    assert "trigger.body.source" in collect["inputs"]["source"]
     assert {o["id"] for o in doc["outputs"]} >= {"verdict", "severity", "deployment_status"}
 
 
