@@ -351,14 +351,21 @@ def _target(data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]
     return (dict(deployment) if deployment else None), (_text(scenario))
 
 
+def watched(data: Mapping[str, Any]) -> bool:
+    """Whether the run is about a live deployment the loop watched (``collect``'s ``verification``
+    is in the input), as opposed to a scenario or a snapshot given as evidence."""
+    return isinstance(data.get("verification"), Mapping)
+
+
 def executor_for(
-    deployment: Mapping[str, Any] | None, scenario: str | None, settings: Settings | None
+    deployment: Mapping[str, Any] | None, scenario: str | None, settings: Settings | None, *, live: bool
 ) -> tuple[Executor | None, str | None]:
-    """(executor, problem). A scenario, or a run about no configured service, gets the simulated
-    executor; a configured service its ``executor`` section (simulated when it has none). A
-    services file or executor section that cannot be used is a problem (one line): the actions
+    """(executor, problem). Only a live deployment (``live``: one the run watched) is acted on for
+    real, through its service's ``executor`` section (simulated when it has none); a scenario, a
+    snapshot given as evidence, or a service not in the services file get the simulated executor.
+    A services file or executor section that cannot be used is a problem (one line): the actions
     then fail with it rather than run on a guess."""
-    if scenario or deployment is None or settings is None or settings.services_file is None:
+    if not live or scenario or deployment is None or settings is None or settings.services_file is None:
         return SimulatedExecutor(), None
     service = _text(deployment.get("service"))
     try:
@@ -404,9 +411,9 @@ def execute(
     progress: Progress | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> dict[str, Any]:
-    """Run the plan through the service's executor (the simulated one for a scenario). Auto actions
-    always run; approval actions only when approved: a rejected or expired approval runs nothing
-    risky.
+    """Run the plan through the service's executor when the run is a watched live deployment
+    (``verification``, collect's output, in the input), else the simulated one. Auto actions always
+    run; approval actions only when approved: a rejected or expired approval runs nothing risky.
 
     ``progress`` is what an interrupted run of this step reported (``on_progress`` is called with
     it, updated, before and after each action): an action already started is never run again,
@@ -416,7 +423,7 @@ def execute(
     if approval is not None and not isinstance(approval, dict):
         raise StepError("execute: 'approval' must be an object or null")
     deployment, scenario = _target(data)
-    executor, problem = executor_for(deployment, scenario, settings)
+    executor, problem = executor_for(deployment, scenario, settings, live=watched(data))
     runs: list[tuple[str, dict[str, Any]]] = [
         ("auto", a) for a in _objects(plan.get("auto"), "execute: plan.auto")
     ]
@@ -537,12 +544,13 @@ def verify(
     metric judge (:mod:`console.loop.outcome`).
 
     Input: ``{"snapshot": doc}`` or ``{"deployment": {...}, "scenario": id or {"id"} or null}``,
-    and ``"executed"`` (execute's list; which recorded segment a scenario uses depends on whether a
-    remediation ran). A scenario is judged on its file's recorded post-action segment, time-shifted
-    like its snapshot (``source: "recorded scenario segment"``, ``simulated: true``); a live
-    deployment on a window of ``post_action_s`` seconds that starts now, read from its
-    Prometheus. A source that fails gives ``inconclusive`` with the reason, never a failed step:
-    the actions have run by now and the record must be kept."""
+    ``"executed"`` (execute's list; which recorded segment a scenario uses depends on whether a
+    remediation ran) and ``"verification"`` (collect's; present for a watched live deployment). A
+    scenario is judged on its file's recorded post-action segment, time-shifted like its snapshot
+    (``source: "recorded scenario segment"``, ``simulated: true``); a live deployment on a window of
+    ``post_action_s`` seconds that starts now, read from its Prometheus; a snapshot given as
+    evidence is inconclusive (nothing was watched). A source that fails gives ``inconclusive`` with
+    the reason, never a failed step: the actions have run by now and the record must be kept."""
     if not isinstance(data, dict):
         raise StepError("verify: input must be a JSON object")
     deployment, scenario = _target(data)
@@ -551,8 +559,12 @@ def verify(
     executed = _objects(data.get("executed"), "verify: 'executed'")
     if scenario:
         measured = _verify_scenario(scenario, deployment, executed, settings)
-    else:
+    elif watched(data):
         measured = _verify_live(deployment, settings, clock or time.time, sleep or time.sleep)
+    else:
+        measured = outcome.inconclusive(
+            "a snapshot given as evidence, not a deployment the loop watched: nothing to measure after it"
+        )
     return {"measured": measured}
 
 

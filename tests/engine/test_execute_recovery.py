@@ -25,7 +25,17 @@ DIE_AFTER_THE_ROLLBACK = textwrap.dedent(
     import json, os, sys
     from pathlib import Path
     from console.engines.embedded.runner import EmbeddedEngine
+    from console.loop import steps
     from console.settings import Settings
+
+    real_collect = steps.collect
+
+    def collect(data, settings, **kw):  # stands in for a watched live deployment (no Prometheus here)
+        out = real_collect(data, settings, **kw)
+        return {**out, "verification": {"ended": "early", "reason": "test", "evaluations": 1,
+                                        "elapsed_s": 1.0, "notes": [], "links": {}}}
+
+    steps.collect = collect
 
     settings = Settings(data_dir=Path(sys.argv[1]), services_file=Path(sys.argv[2]))
     engine = EmbeddedEngine(settings, synchronous=True)

@@ -498,13 +498,14 @@ class FakeKestra:
             values = self._step(child, "collect", "collect", collect_in)
             return {"snapshot": values["snapshot"], "verification": values.get("verification")}
 
-        snapshot = self._subflow(
+        collected = self._subflow(
             ex,
             "collect",
             "collect-snapshot",
             {k: inputs.get(k) for k in (*LIVE_INPUTS, "scenario", "snapshot")},
             collect,
-        )["snapshot"]
+        )
+        snapshot = collected["snapshot"]
         self._check(ex)
 
         def summarize(child: dict[str, Any]) -> dict[str, Any]:
@@ -542,7 +543,11 @@ class FakeKestra:
             _move(gate["state"], "SUCCESS")
         self._check(ex)
 
-        target = {"deployment": snapshot["deployment"], "scenario": snapshot.get("scenario")}
+        target = {
+            "deployment": snapshot["deployment"],
+            "scenario": snapshot.get("scenario"),
+            "verification": collected.get("verification"),
+        }
         executed = self._step(
             ex,
             "execute",

@@ -39,6 +39,15 @@ DEPLOYMENT = {
     "deployed_at": format_ts(DEPLOYED_AT),
 }
 APPROVED = {"approved": True, "approver": "bob", "comment": "leak confirmed"}
+WATCHED = {
+    "ended": "early",
+    "reason": "hard guard",
+    "evaluations": 8,
+    "elapsed_s": 16.0,
+    "notes": [],
+    "links": {},
+}
+"""collect's verification: the run watched a live deployment (so its actions are real)."""
 
 
 def services_file(tmp_path: Path, executor: str, *, prometheus: str | None = None) -> Path:
@@ -86,6 +95,7 @@ def test_execute_rolls_back_through_the_deployer_and_says_so(live):
                 "approval": APPROVED,
                 "verdict": "ROLLBACK",
                 "deployment": DEPLOYMENT,
+                "verification": WATCHED,
                 "execution_id": "x",
             },
             settings,
@@ -115,7 +125,13 @@ def test_execute_rolls_back_through_the_deployer_and_says_so(live):
 def test_a_failing_rollback_is_rollback_failed_with_the_reason_never_rolled_back(live):
     with run_deployer(TOKEN, error=(503, "the new instance did not become ready")) as deployer:
         out = steps.execute(
-            {"plan": PLAN, "approval": APPROVED, "verdict": "ROLLBACK", "deployment": DEPLOYMENT},
+            {
+                "plan": PLAN,
+                "approval": APPROVED,
+                "verdict": "ROLLBACK",
+                "deployment": DEPLOYMENT,
+                "verification": WATCHED,
+            },
             live(executor_section(deployer.url)),
         )
     assert out["deployment_status"] == "rollback failed"
@@ -125,7 +141,13 @@ def test_a_failing_rollback_is_rollback_failed_with_the_reason_never_rolled_back
         rollback["label"] == "rollback failed: deployer answered 503: the new instance did not become ready"
     )
     unreachable = steps.execute(
-        {"plan": PLAN, "approval": APPROVED, "verdict": "ROLLBACK", "deployment": DEPLOYMENT},
+        {
+            "plan": PLAN,
+            "approval": APPROVED,
+            "verdict": "ROLLBACK",
+            "deployment": DEPLOYMENT,
+            "verification": WATCHED,
+        },
         live(executor_section(closed_port_url())),
     )
     assert unreachable["deployment_status"] == "rollback failed"
@@ -134,7 +156,13 @@ def test_a_failing_rollback_is_rollback_failed_with_the_reason_never_rolled_back
 
 def test_an_unusable_executor_section_fails_every_action_with_its_line(live):
     out = steps.execute(
-        {"plan": PLAN, "approval": APPROVED, "verdict": "ROLLBACK", "deployment": DEPLOYMENT},
+        {
+            "plan": PLAN,
+            "approval": APPROVED,
+            "verdict": "ROLLBACK",
+            "deployment": DEPLOYMENT,
+            "verification": WATCHED,
+        },
         live("    executor: {type: kubctl}\n"),
     )
     assert out["deployment_status"] == "rollback failed" and out["simulated"] is False
@@ -146,7 +174,14 @@ def test_an_unusable_executor_section_fails_every_action_with_its_line(live):
 
 def test_a_service_without_an_executor_section_and_a_scenario_are_simulated(live):
     out = steps.execute(
-        {"plan": PLAN, "approval": APPROVED, "verdict": "ROLLBACK", "deployment": DEPLOYMENT}, live("")
+        {
+            "plan": PLAN,
+            "approval": APPROVED,
+            "verdict": "ROLLBACK",
+            "deployment": DEPLOYMENT,
+            "verification": WATCHED,
+        },
+        live(""),
     )
     assert out["simulated"] is True and out["deployment_status"] == "rolled back"
     assert out["executed"][1]["label"] == "rolled back (simulated)"
@@ -155,14 +190,24 @@ def test_a_service_without_an_executor_section_and_a_scenario_are_simulated(live
             {"plan": PLAN, "approval": APPROVED, "deployment": DEPLOYMENT, "scenario": {"id": "memory-leak"}},
             live(executor_section(deployer.url)),
         )
-        assert deployer.posts("/rollback") == []  # a scenario never touches a real service
-    assert scenario["simulated"] is True
+        given = steps.execute(  # a snapshot given as evidence, not a watched deployment
+            {"plan": PLAN, "approval": APPROVED, "snapshot": {"deployment": DEPLOYMENT}},
+            live(executor_section(deployer.url)),
+        )
+        assert deployer.posts("/rollback") == []  # neither touches a real service
+    assert scenario["simulated"] is True and given["simulated"] is True
 
 
 def test_an_action_recorded_by_an_interrupted_run_is_never_run_again(live):
     with run_deployer(TOKEN) as deployer:
         settings = live(executor_section(deployer.url))
-        data = {"plan": PLAN, "approval": APPROVED, "verdict": "ROLLBACK", "deployment": DEPLOYMENT}
+        data = {
+            "plan": PLAN,
+            "approval": APPROVED,
+            "verdict": "ROLLBACK",
+            "deployment": DEPLOYMENT,
+            "verification": WATCHED,
+        }
         reports: list[dict] = []
         first = steps.execute(data, settings, on_progress=lambda p: reports.append(json.loads(json.dumps(p))))
         assert len(deployer.posts("/rollback")) == 1
@@ -223,9 +268,8 @@ def test_collect_live_reads_the_configured_source_and_watches_the_window(live, t
 def test_verify_live_waits_the_post_action_window_and_a_failing_source_is_inconclusive(live):
     settings = live("", prometheus=closed_port_url())
     clock = FakeClock(DEPLOYED_AT + 40)
-    out = steps.verify({"deployment": DEPLOYMENT, "executed": []}, settings, clock=clock, sleep=clock.sleep)[
-        "measured"
-    ]
+    data = {"deployment": DEPLOYMENT, "executed": [], "verification": WATCHED}
+    out = steps.verify(data, settings, clock=clock, sleep=clock.sleep)["measured"]
     assert clock.now == pytest.approx(DEPLOYED_AT + 55)  # post_action_s: 15
     assert out["status"] == "inconclusive" and out["source"] == "prometheus"
     assert out["reason"].startswith("could not read the post-action window: Prometheus")

@@ -184,17 +184,18 @@ def test_a_rollback_measured_on_the_recovery_segment_and_a_rejection_on_the_pers
 
 
 def test_verify_of_a_live_service_without_a_source_is_inconclusive_not_a_failure(settings):
+    deployment = {
+        "id": "d",
+        "service": "payment-service",
+        "version": "v2",
+        "deployed_at": format_ts(DEPLOYED_AT),
+    }
     out = steps.verify(
-        {
-            "deployment": {
-                "id": "d",
-                "service": "payment-service",
-                "version": "v2",
-                "deployed_at": format_ts(DEPLOYED_AT),
-            }
-        },
+        {"deployment": deployment, "verification": {"ended": "window end"}},
         settings,
         sleep=lambda s: pytest.fail("nothing to wait for"),
     )["measured"]
     assert out["status"] == "inconclusive" and "no telemetry source configured" in out["reason"]
     assert out["metrics"] == {} and out["simulated"] is False
+    given = steps.verify({"snapshot": {"deployment": deployment}}, settings)["measured"]
+    assert given["status"] == "inconclusive" and given["reason"].startswith("a snapshot given as evidence")

@@ -265,6 +265,7 @@ class EmbeddedEngine:
         """Put a finished task's outputs where the next steps look for them."""
         if task_id == "collect":
             ctx["snapshot"] = self.snapshot_document(execution_id)
+            ctx["verification"] = outputs.get("verification")
         elif task_id in ("analyze", "summarize"):
             ctx["decision"] = outputs.get("decision")
         elif task_id == "decide":
@@ -339,6 +340,7 @@ class EmbeddedEngine:
                     "approval": ctx.get("approval"),
                     "verdict": ctx["verdict"],
                     "snapshot": ctx["snapshot"],
+                    "verification": ctx.get("verification"),
                     "execution_id": execution_id,
                 },
                 s,
@@ -347,7 +349,11 @@ class EmbeddedEngine:
             )
         if task_id == "verify":
             return steps.verify(
-                {"snapshot": ctx["snapshot"], "executed": ctx.get("executed", [])},
+                {
+                    "snapshot": ctx["snapshot"],
+                    "verification": ctx.get("verification"),
+                    "executed": ctx.get("executed", []),
+                },
                 s,
                 sleep=self._sleeper(execution_id),
             )
