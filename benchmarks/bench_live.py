@@ -37,10 +37,15 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from console.access.auth import Identity, Role  # noqa: E402
 from console.domain.models import parse_time  # noqa: E402
 from tests.live.harness import LiveLane, task_outputs  # noqa: E402
 
-HEALTHY = ("v1.0.1", "v1.1.0-fast", "v1.0.0")
+HEALTHY = ("v1.0.1", "v1.0.0")
+"""Healthy deploys alternate between these two (36 and 40 ms: within the judge's tolerance of each
+other). v1.1.0-fast is left out on purpose: it is healthy, but the deploy *after* it (back to 40 ms
+from 15 ms, a p95 of about 49 ms instead of 20) is a real latency regression, which the judge
+rightly calls ROLLBACK."""
 MEMORY_RISE = 0.05
 """Memory utilization this far above the baseline's highest point: the leak has shown."""
 
@@ -135,8 +140,16 @@ def healthy(lane: LiveLane, n: int, log: list[str]) -> list[dict[str, Any]]:
         deployed = _epoch(record["at"])
         execution_id = lane.launch(record)
         execution = lane.wait(execution_id, timeout=90)
-        if execution.state.value == "PAUSED":  # only LOW-risk actions below the confidence bar
-            lane.approve(execution_id, "bob", comment="healthy: notify")
+        if execution.state.value == "PAUSED":
+            plan = task_outputs(execution, "decide").get("plan") or {}
+            names = {a.get("name") for a in plan.get("approval", [])}
+            approval = lane.runtime.approvals.for_execution(execution_id)
+            if names <= {"notify_only", "collect_diagnostics"}:  # LOW-risk only, below the confidence bar
+                lane.approve(execution_id, "bob", comment="healthy: notify")
+            elif approval is not None:  # a rollback of a healthy deploy: counted, and kept from running
+                lane.runtime.approvals.decide(
+                    approval["id"], Identity("bob", Role.APPROVER), False, "healthy deploy: no rollback"
+                )
         done = lane.finish(execution_id, timeout=90)
         collect = task_outputs(done, "collect").get("verification") or {}
         verdict = (task_outputs(done, "summarize").get("decision") or {}).get("verdict")
