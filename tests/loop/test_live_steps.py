@@ -48,6 +48,14 @@ WATCHED = {
     "links": {},
 }
 """collect's verification: the run watched a live deployment (so its actions are real)."""
+WATCHED_ROLLBACK = {
+    "plan": PLAN,
+    "approval": APPROVED,
+    "verdict": "ROLLBACK",
+    "deployment": DEPLOYMENT,
+    "verification": WATCHED,
+}
+"""execute's input: the approved rollback plan of a watched live deployment."""
 
 
 def services_file(tmp_path: Path, executor: str, *, prometheus: str | None = None) -> Path:
@@ -90,14 +98,7 @@ def test_execute_rolls_back_through_the_deployer_and_says_so(live):
     with run_deployer(TOKEN) as deployer:
         settings = live(executor_section(deployer.url))
         out = steps.execute(
-            {
-                "plan": PLAN,
-                "approval": APPROVED,
-                "verdict": "ROLLBACK",
-                "deployment": DEPLOYMENT,
-                "verification": WATCHED,
-                "execution_id": "x",
-            },
+            WATCHED_ROLLBACK | {"execution_id": "x"},
             settings,
         )
         assert deployer.posts("/rollback") == [
@@ -141,13 +142,7 @@ def test_a_failing_rollback_is_rollback_failed_with_the_reason_never_rolled_back
         rollback["label"] == "rollback failed: deployer answered 503: the new instance did not become ready"
     )
     unreachable = steps.execute(
-        {
-            "plan": PLAN,
-            "approval": APPROVED,
-            "verdict": "ROLLBACK",
-            "deployment": DEPLOYMENT,
-            "verification": WATCHED,
-        },
+        WATCHED_ROLLBACK,
         live(executor_section(closed_port_url())),
     )
     assert unreachable["deployment_status"] == "rollback failed"
@@ -156,13 +151,7 @@ def test_a_failing_rollback_is_rollback_failed_with_the_reason_never_rolled_back
 
 def test_an_unusable_executor_section_fails_every_action_with_its_line(live):
     out = steps.execute(
-        {
-            "plan": PLAN,
-            "approval": APPROVED,
-            "verdict": "ROLLBACK",
-            "deployment": DEPLOYMENT,
-            "verification": WATCHED,
-        },
+        WATCHED_ROLLBACK,
         live("    executor: {type: kubctl}\n"),
     )
     assert out["deployment_status"] == "rollback failed" and out["simulated"] is False
@@ -174,13 +163,7 @@ def test_an_unusable_executor_section_fails_every_action_with_its_line(live):
 
 def test_a_service_without_an_executor_section_and_a_scenario_are_simulated(live):
     out = steps.execute(
-        {
-            "plan": PLAN,
-            "approval": APPROVED,
-            "verdict": "ROLLBACK",
-            "deployment": DEPLOYMENT,
-            "verification": WATCHED,
-        },
+        WATCHED_ROLLBACK,
         live(""),
     )
     assert out["simulated"] is True and out["deployment_status"] == "rolled back"
@@ -201,13 +184,7 @@ def test_a_service_without_an_executor_section_and_a_scenario_are_simulated(live
 def test_an_action_recorded_by_an_interrupted_run_is_never_run_again(live):
     with run_deployer(TOKEN) as deployer:
         settings = live(executor_section(deployer.url))
-        data = {
-            "plan": PLAN,
-            "approval": APPROVED,
-            "verdict": "ROLLBACK",
-            "deployment": DEPLOYMENT,
-            "verification": WATCHED,
-        }
+        data = WATCHED_ROLLBACK
         reports: list[dict] = []
         first = steps.execute(data, settings, on_progress=lambda p: reports.append(json.loads(json.dumps(p))))
         assert len(deployer.posts("/rollback")) == 1
