@@ -292,7 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_step)
 
     p = sub.add_parser("export-training", help="export outcome records as JSONL")
-    p.add_argument("--format", choices=["sft", "kto", "dpo"], default="sft")
+    p.add_argument(
+        "--format",
+        choices=["sft", "kto", "dpo", "effectiveness"],  # console.loop.training.EXPORTS
+        default="sft",
+        help="training rows, or the measured action-effectiveness table",
+    )
     p.add_argument("--out")
     p.set_defaults(func=cmd_export_training)
 

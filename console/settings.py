@@ -88,6 +88,12 @@ class Settings:
     """Verification window after a deploy (the latest moment a live run decides)."""
     live_post_action_s: float = 30.0
     """Window after the actions in which recovery is measured."""
+    live_poll_s: float = 2.0
+    """How often a live run re-fetches and re-analyses its verification window."""
+
+    # learning from measured outcomes (console/loop/effectiveness.py): when on, an automatic action
+    # whose measured record for the root cause is poor goes to a human instead (stricter only)
+    policy_use_effectiveness: bool = False
 
     # notifications (console/notify): approvals posted to a Slack incoming webhook and/or a generic JSON
     # webhook. Both URLs are secrets (a Slack webhook URL is its own credential; a generic one may carry
@@ -291,7 +297,10 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_ALERT_SEVERITY_MAP": ("alert_severity_map", str),
     "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
     "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
+    "LIVE_POLL_S": ("live_poll_s", float),
+    "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", flag),
 }
+
 
 
 class SettingsError(ValueError):
@@ -371,6 +380,8 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("CONSOLE_API_RATE_PER_MINUTE must be positive and CONSOLE_API_BURST at least 1")
     if settings.api_max_body_bytes < 1024:
         raise SettingsError("CONSOLE_API_MAX_BODY_BYTES must be at least 1024")
+    if settings.live_poll_s <= 0:
+        raise SettingsError("LIVE_POLL_S must be positive")
     return settings
 
 

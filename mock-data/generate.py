@@ -7,6 +7,14 @@ Each series is built from a level per minute (baseline level plus effects: steps
 the deploy) and realistic noise: error_rate is a binomial ratio of the minute's requests (so a
 low-traffic service gets noisy ratios by itself), latency is log-normal, memory has a GC sawtooth,
 restarts are Poisson. Logs are a sample of INFO traffic plus the WARN/ERROR lines of the story.
+
+Each file also holds a recorded post-action segment (``post_action``): the ``POST_MINUTES`` after
+the verification window, twice. ``executed``: what follows when a remediation ran (the story's
+effects and error lines gone: the previous version is back; or, for a story a rollback cannot fix,
+``post_executed="persists"``, unchanged). ``not_executed``: what follows when nothing ran (the
+story goes on). The loop's ``verify`` step judges the one that matches what it did, so a scenario's
+outcome is measured like a live one (and labelled simulated). The segments use their own random
+streams, so the snapshot part of a file does not change when they do.
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DEPLOYED_AT = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+POST_MINUTES = 20
+"""Length of the recorded post-action segments."""
 
 
 @dataclass(frozen=True)
@@ -78,11 +88,17 @@ class Spec:
     events: list[LogEvent] = field(default_factory=list)
     info_per_min: float = 6.0
     extra_metrics: dict[str, float] = field(default_factory=dict)
+    post_executed: str = "recovers"
+    """What the ``executed`` post-action segment shows: "recovers" (a remediation brings the
+    pre-deploy behaviour back) or "persists" (the cause is outside the service: nothing it can do
+    fixes it)."""
 
 
-def _levels(spec: Spec, metric: str, base: float, minutes: np.ndarray) -> np.ndarray:
+def _levels(
+    spec: Spec, metric: str, base: float, minutes: np.ndarray, effects: list[Effect] | None = None
+) -> np.ndarray:
     level = np.full(minutes.shape, base, dtype=float)
-    for eff in spec.effects:
+    for eff in spec.effects if effects is None else effects:
         if eff.metric != metric:
             continue
         end = math.inf if eff.end is None else eff.end
@@ -116,31 +132,31 @@ _PATHS = [
 ]
 
 
-def build(spec: Spec) -> dict:
-    rng = np.random.default_rng(spec.seed)
-    minutes = np.arange(-spec.baseline_min, spec.after_min, dtype=float)
-    times = [spec.deployed_at + timedelta(minutes=float(m)) for m in minutes]
-    stamps = [_iso(t) for t in times]
+def _series(
+    spec: Spec, minutes: np.ndarray, stamps: list[str], rng: np.random.Generator, effects: list[Effect]
+) -> tuple[dict[str, list[list]], np.ndarray, np.ndarray]:
+    """The metric series over ``minutes`` (and the load factor and latency level the logs follow)."""
     n = minutes.size
-
-    rps_level = _levels(spec, "requests_per_second", spec.rps, minutes)
+    rps_level = _levels(spec, "requests_per_second", spec.rps, minutes, effects)
     rps = np.maximum(rps_level * (1 + 0.04 * rng.standard_normal(n)), 0.0)
     load = rps_level / spec.rps if spec.rps_effects_latency else np.ones(n)
     requests = rng.poisson(np.maximum(rps * 60.0, 0.0))
-    err_p = np.clip(_levels(spec, "error_rate", spec.error, minutes), 0.0, 1.0)
+    err_p = np.clip(_levels(spec, "error_rate", spec.error, minutes, effects), 0.0, 1.0)
     errors = rng.binomial(requests, err_p)
     error_rate = np.where(requests > 0, errors / np.maximum(requests, 1), 0.0)
-    lat_level = _levels(spec, "latency_p95_ms", spec.latency, minutes) * np.maximum(load, 1.0) ** 0.9
+    lat_level = _levels(spec, "latency_p95_ms", spec.latency, minutes, effects) * np.maximum(load, 1.0) ** 0.9
     latency = lat_level * np.exp(0.08 * rng.standard_normal(n))
-    cpu_level = _levels(spec, "cpu_utilization", spec.cpu, minutes) * np.maximum(load, 0.3) ** 0.8
+    cpu_level = _levels(spec, "cpu_utilization", spec.cpu, minutes, effects) * np.maximum(load, 0.3) ** 0.8
     cpu = np.clip(cpu_level + 0.025 * rng.standard_normal(n), 0.01, 1.0)
     sawtooth = 0.02 * ((np.arange(n) % 7) / 6.0 - 0.5)
     memory = np.clip(
-        _levels(spec, "memory_utilization", spec.memory, minutes) + sawtooth + 0.006 * rng.standard_normal(n),
+        _levels(spec, "memory_utilization", spec.memory, minutes, effects)
+        + sawtooth
+        + 0.006 * rng.standard_normal(n),
         0.01,
         1.0,
     )
-    restarts = rng.poisson(_levels(spec, "pod_restarts", spec.restarts, minutes)).astype(float)
+    restarts = rng.poisson(_levels(spec, "pod_restarts", spec.restarts, minutes, effects)).astype(float)
 
     series = {
         "requests_per_second": np.round(rps, 3),
@@ -151,12 +167,26 @@ def build(spec: Spec) -> dict:
         "pod_restarts": restarts,
     }
     for name, base in spec.extra_metrics.items():
-        level = _levels(spec, name, base, minutes)
+        level = _levels(spec, name, base, minutes, effects)
         series[name] = np.round(level * (1 + 0.05 * rng.standard_normal(n)), 4)
     metrics = {
         name: [[s, float(v)] for s, v in zip(stamps, values, strict=True)] for name, values in series.items()
     }
+    return metrics, load, lat_level
 
+
+def _logs(
+    spec: Spec,
+    minutes: np.ndarray,
+    times: list[datetime],
+    rng: np.random.Generator,
+    load: np.ndarray,
+    lat_level: np.ndarray,
+    events: list[LogEvent],
+    started: dict[float, str],
+) -> list[dict]:
+    """INFO traffic and the story's WARN/ERROR lines; ``started`` maps a minute to the version whose
+    start-up line it holds."""
     logs: list[tuple[datetime, str, str, str | None]] = []
     pod = f"{spec.service}-{rng.integers(0x10000000, 0xFFFFFFFF):08x}"
     for i, m in enumerate(minutes):
@@ -167,9 +197,9 @@ def build(spec: Spec) -> dict:
             path = _PATHS[int(rng.integers(len(_PATHS)))]
             ms = int(lat_level[i] * rng.uniform(0.2, 0.9))
             logs.append((ts, "INFO", f"GET {path} 200 {ms}ms request_id={rng.integers(1 << 40):010x}", pod))
-        if m == 0:
-            logs.append((start, "INFO", f"Started {spec.service} version {spec.version}", pod))
-        for ev in spec.events:
+        if float(m) in started:
+            logs.append((start, "INFO", f"Started {spec.service} version {started[float(m)]}", pod))
+        for ev in events:
             end = math.inf if ev.end is None else ev.end
             if not ev.start <= m < end:
                 continue
@@ -183,6 +213,31 @@ def build(spec: Spec) -> dict:
                 )
                 logs.append((ts, ev.level, text, ev.source or pod))
     logs.sort(key=lambda r: r[0])
+    return [
+        {"ts": _iso(ts), "level": level, "message": msg, **({"source": src} if src else {})}
+        for ts, level, msg, src in logs
+    ]
+
+
+def _segment(spec: Spec, executed: bool) -> dict:
+    """The recorded ``POST_MINUTES`` after the verification window (see the module docstring)."""
+    rng = np.random.default_rng(spec.seed * 1000 + (1 if executed else 2))
+    minutes = np.arange(spec.after_min, spec.after_min + POST_MINUTES, dtype=float)
+    times = [spec.deployed_at + timedelta(minutes=float(m)) for m in minutes]
+    recovers = executed and spec.post_executed == "recovers"
+    effects = [] if recovers else spec.effects
+    events = [] if recovers else spec.events
+    metrics, load, lat_level = _series(spec, minutes, [_iso(t) for t in times], rng, effects)
+    started = {float(spec.after_min): spec.previous_version} if recovers else {}
+    return {"metrics": metrics, "logs": _logs(spec, minutes, times, rng, load, lat_level, events, started)}
+
+
+def build(spec: Spec) -> dict:
+    rng = np.random.default_rng(spec.seed)
+    minutes = np.arange(-spec.baseline_min, spec.after_min, dtype=float)
+    times = [spec.deployed_at + timedelta(minutes=float(m)) for m in minutes]
+    metrics, load, lat_level = _series(spec, minutes, [_iso(t) for t in times], rng, spec.effects)
+    logs = _logs(spec, minutes, times, rng, load, lat_level, spec.events, {0.0: spec.version})
     doc = {
         "scenario": {
             "id": spec.id,
@@ -200,12 +255,17 @@ def build(spec: Spec) -> dict:
             "deployed_by": spec.deployed_by,
         },
         "metrics": metrics,
-        "logs": [
-            {"ts": _iso(ts), "level": level, "message": msg, **({"source": src} if src else {})}
-            for ts, level, msg, src in logs
-        ],
+        "logs": logs,
     }
     return doc
+
+
+def build_file(spec: Spec) -> dict:
+    """What a scenario file holds: the snapshot of :func:`build` and its recorded post-action segments."""
+    return {
+        **build(spec),
+        "post_action": {"executed": _segment(spec, True), "not_executed": _segment(spec, False)},
+    }
 
 
 # --- the scenarios ----------------------------------------------------------------------------------
@@ -388,6 +448,7 @@ def scenarios() -> list[Spec]:
             error=0.006,
             effects=[Effect("error_rate", "step", -14, 0.28), Effect("latency_p95_ms", "step", -14, 480.0)],
             events=[LogEvent("ERROR", UPSTREAM, -14, None, 6.0)],
+            post_executed="persists",  # the upstream is down: nothing done to orders-service fixes it
         ),
         Spec(
             id="preexisting-errors",
@@ -410,6 +471,7 @@ def scenarios() -> list[Spec]:
                     2.0,
                 )
             ],
+            post_executed="persists",  # the SMTP relay is outside the service
         ),
         Spec(
             id="performance-improvement",
@@ -476,7 +538,7 @@ def write_all(target: Path = HERE, check: bool = False) -> list[Path]:
     differ = []
     for spec in scenarios():
         path = target / f"{spec.id}.json"
-        text = json.dumps(build(spec), indent=None, separators=(",", ":")) + "\n"
+        text = json.dumps(build_file(spec), indent=None, separators=(",", ":")) + "\n"
         old = path.read_text(encoding="utf-8") if path.exists() else None
         if old != text:
             differ.append(path)

@@ -57,3 +57,31 @@ def chromium():
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         yield browser
         browser.close()
+
+
+def logs_only_service(directory: Path, *, lines: int = 1) -> tuple[Path, float]:
+    """A services file naming demo-service with only a JSON-lines log source (``lines`` lines, the
+    last a second ago) and windows of a fraction of a second: a live run that needs no process.
+    Returns (the services file, now as Unix seconds)."""
+    import json
+    import time
+
+    from console.telemetry.times import format_ts
+
+    now = time.time()
+    logs = directory / "demo-service.log"
+    logs.write_text(
+        "".join(
+            json.dumps({"ts": format_ts(now - lines + i), "level": "INFO", "message": "GET /"}) + "\n"
+            for i in range(lines)
+        ),
+        encoding="utf-8",
+    )
+    services = directory / "services.yaml"
+    services.write_text(
+        "services:\n  demo-service:\n    environment: live-demo\n"
+        "    windows: {baseline_s: 5, verify_s: 0.3, post_action_s: 0.1}\n"
+        f"    logs: {{type: jsonl, path: {logs}}}\n",
+        encoding="utf-8",
+    )
+    return services, now

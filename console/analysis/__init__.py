@@ -18,23 +18,32 @@ from typing import Any
 
 import numpy as np
 
-from console.analysis.metrics import MetricJudgement, explain_by_load, group_incident, judge_metric
+from console.analysis.metrics import (
+    NORMAL,
+    Level,
+    MetricJudgement,
+    explain_by_load,
+    group_incident,
+    judge_metric,
+)
 from console.analysis.verdict import decide
 from console.domain.models import Decision, LogPattern, Snapshot
 from console.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["analyze", "analyze_document", "judge_snapshot_metrics"]
+__all__ = ["NORMAL", "Level", "analyze", "analyze_document", "judge_snapshot_metrics"]
 
 
-def judge_snapshot_metrics(snapshot: Snapshot) -> list[MetricJudgement]:
+def judge_snapshot_metrics(snapshot: Snapshot, level: Level = NORMAL) -> list[MetricJudgement]:
     deployed = snapshot.deployment.deployed_at.timestamp()
     out = []
     for name in sorted(snapshot.metrics):
         times, values = snapshot.metrics[name]
         out.append(
-            judge_metric(name, np.asarray(times, dtype=float), np.asarray(values, dtype=float), deployed)
+            judge_metric(
+                name, np.asarray(times, dtype=float), np.asarray(values, dtype=float), deployed, level
+            )
         )
     return out
 
@@ -61,11 +70,21 @@ def _rps_after(snapshot: Snapshot) -> float | None:
     return float(np.median(after)) if after.size else None
 
 
-def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Decision:
-    """The rules analyzer's decision for one snapshot (``analyzer="rules"``, ``rules_verdict`` set)."""
+def analyze(
+    snapshot: Snapshot,
+    settings: Settings | None = None,
+    *,
+    level: Level = NORMAL,
+    patterns: list[LogPattern] | None = None,
+) -> Decision:
+    """The rules analyzer's decision for one snapshot (``analyzer="rules"``, ``rules_verdict`` set).
+
+    ``level`` sets how strong a metric shift must be to count (the live loop asks again at a
+    stricter level before it decides early); ``patterns`` reuses log patterns mined already for
+    the same snapshot (mining is the slow part of a second look)."""
     del settings  # the rules analyzer needs none today; kept for a stable signature
     notes: list[str] = []
-    judgements = judge_snapshot_metrics(snapshot)
+    judgements = judge_snapshot_metrics(snapshot, level)
     if not judgements:
         notes.append("the snapshot has no metrics")
     elif all(j.status == "nodata" for j in judgements):
@@ -76,7 +95,8 @@ def analyze(snapshot: Snapshot, settings: Settings | None = None) -> Decision:
     load = explain_by_load(judgements)
     if load is not None:
         notes.append(f"traffic rose x{load:.2f} after the deploy; latency/cpu judged against that load")
-    patterns = _patterns(snapshot, notes)
+    if patterns is None:
+        patterns = _patterns(snapshot, notes)
     return decide(snapshot.deployment, judgements, patterns, _rps_after(snapshot), notes)
 
 

@@ -41,7 +41,11 @@ MAX_TEST_POINTS = 2000
 """Longer samples are thinned by an even stride before the U test: U is O(n log n) but p-values on
 10k points flag every negligible shift anyway; the tolerance below does the rest."""
 ONSET_MIN_SECONDS = 120.0
-"""... and at least this long before it (a rollout starts a little before its recorded time)."""
+"""... and at least this long before it (a rollout starts a little before its recorded time) ..."""
+ONSET_MIN_BASELINE_FRACTION = 0.25
+"""... or this fraction of the baseline, when that is shorter: a live baseline of seconds (1 s
+scrapes, e.g. 15 s) can never hold a two-minute lead, so there a shift 4 s before the deploy is
+already before it. With a baseline of 8 minutes or more nothing changes."""
 TREND_ALPHA = 0.10
 """Significance of a pre-deploy trend; looser than ALPHA because it can only *prevent* a rollback."""
 TREND_MIN_POINTS = 5
@@ -71,6 +75,33 @@ ABSOLUTE_MIN_POINTS = 3
 
 LOW_TRAFFIC_RPS = 1.0
 """Median requests/s after the deploy under this: ratios (error_rate) are weak evidence."""
+
+
+@dataclass(frozen=True)
+class Level:
+    """How strong a shift must be to count: the significance ``alpha`` of the tests and the minimum
+    ``|Cliff's delta|``. :data:`NORMAL` is the verdict's; a stricter level (smaller alpha, larger
+    effect) is how the live loop asks whether the evidence is already conclusive before the end of
+    its verification window (console/loop/verification.py)."""
+
+    alpha: float = ALPHA
+    min_effect: float = MIN_EFFECT
+
+
+NORMAL = Level()
+
+
+def onset_min_seconds(baseline_s: float) -> float:
+    """How long before the deploy a shift must start to count as before it, for a baseline this long
+    (the snapshot's time scale): ``ONSET_MIN_SECONDS``, shrunk for baselines of seconds."""
+    return min(ONSET_MIN_SECONDS, ONSET_MIN_BASELINE_FRACTION * max(baseline_s, 0.0))
+
+
+def ago_text(seconds: float) -> str:
+    """A distance in time as an operator reads it: "14 min", or "6 s" under two minutes."""
+    seconds = abs(seconds)
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
 
 KNOWN_DIRECTIONS: dict[str, Direction] = {
     "error_rate": Direction.INCREASE,
@@ -172,7 +203,7 @@ def _count_p_value(ref: np.ndarray, test: np.ndarray) -> float | None:
     return float(binomtest(k_test, k_test + k_ref, test.size / (test.size + ref.size)).pvalue)
 
 
-def compare(name: str, ref: np.ndarray, test: np.ndarray) -> Comparison:
+def compare(name: str, ref: np.ndarray, test: np.ndarray, level: Level = NORMAL) -> Comparison:
     """Mann-Whitney U (Cliff's delta from U) of ``test`` against ``ref``; for sparse event counts
     (``MEAN_METRICS``) significance comes from an exact Poisson-rate test instead, because a handful
     of restarts among zeros is a tiny rank effect but a certain change."""
@@ -190,9 +221,9 @@ def compare(name: str, ref: np.ndarray, test: np.ndarray) -> Comparison:
     count_p = _count_p_value(ref, test) if name in MEAN_METRICS else None
     if count_p is not None:
         p_value = count_p
-        if p_value < ALPHA and excess >= 1.0 and diff * delta > 0:
+        if p_value < level.alpha and excess >= 1.0 and diff * delta > 0:
             sign = 1 if diff > 0 else -1
-    elif p_value < ALPHA and abs(delta) >= MIN_EFFECT and excess >= 1.0 and diff * delta > 0:
+    elif p_value < level.alpha and abs(delta) >= level.min_effect and excess >= 1.0 and diff * delta > 0:
         sign = 1 if diff > 0 else -1
     return Comparison(p_value, delta, ref_level, test_level, sign, excess)
 
@@ -289,17 +320,19 @@ class MetricJudgement:
         return self.result.name
 
 
-def _strength(c: Comparison) -> float:
+def _strength(c: Comparison, level: Level = NORMAL) -> float:
     # for counts the rank effect understates a certain change: use 1 - p as the certainty instead
-    certainty = max(abs(c.delta), 1.0 - c.p_value) if c.p_value < ALPHA else abs(c.delta)
+    certainty = max(abs(c.delta), 1.0 - c.p_value) if c.p_value < level.alpha else abs(c.delta)
     return certainty * (1.0 - math.exp(-c.excess))
 
 
-def _head(name: str, base: np.ndarray, after: np.ndarray, tail_n: int, whole: Comparison) -> Comparison:
+def _head(
+    name: str, base: np.ndarray, after: np.ndarray, tail_n: int, whole: Comparison, level: Level = NORMAL
+) -> Comparison:
     """The part of the verification window the tail leaves out: a blip right after the deploy shows there."""
     if after.size - tail_n < MIN_TAIL_POINTS:
         return whole
-    return compare(name, base, after[: after.size - tail_n])
+    return compare(name, base, after[: after.size - tail_n], level)
 
 
 BLIP_MIN_POINTS = 2
@@ -331,8 +364,11 @@ def _blip(
     return int(outside.sum()), peak
 
 
-def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: float) -> MetricJudgement:
-    """Judge one metric series (epoch seconds, values) around the deploy time (epoch seconds)."""
+def judge_metric(
+    name: str, times: np.ndarray, values: np.ndarray, deployed_at: float, level: Level = NORMAL
+) -> MetricJudgement:
+    """Judge one metric series (epoch seconds, values) around the deploy time (epoch seconds), with
+    shifts counted at ``level`` (the verdict's :data:`NORMAL` unless asked otherwise)."""
     direction = direction_of(name)
     split = int(np.searchsorted(times, deployed_at, side="left"))
     base, after = values[:split], values[split:]
@@ -355,8 +391,8 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
 
     tail_n = min(after.size, max(MIN_TAIL_POINTS, math.ceil(after.size * TAIL_FRACTION)))
     tail = after[-tail_n:]
-    whole = compare(name, base, after)
-    tail_c = compare(name, base, tail)
+    whole = compare(name, base, after, level)
+    tail_c = compare(name, base, tail, level)
     if name in MEAN_METRICS and is_bad(direction, whole.sign) and tail.sum() > 0 and tail_c.sign == 0:
         # sparse events (restarts): too few in the tail alone for a test; still happening at the end of
         # a significant window is persistence enough
@@ -379,33 +415,38 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         if (
             split - cp >= ONSET_MIN_POINTS
             and cp >= MIN_BASELINE_POINTS
-            and deployed_at - times[cp] >= ONSET_MIN_SECONDS
+            and deployed_at - times[cp] >= onset_min_seconds(deployed_at - float(times[0]))
         ):
             early, pre = values[:cp], values[cp:split]
-            shift = compare(name, early, pre)
+            shift = compare(name, early, pre, level)
             onset_before = is_bad(direction, shift.sign)
             good_shift_before = shift.sign != 0 and not onset_before
             if onset_before:
                 pre_level = shift.test_level
-                ongoing = compare(name, early, tail)
-                worse = compare(name, pre, tail)
+                ongoing = compare(name, early, tail, level)
+                worse = compare(name, pre, tail, level)
+                # "worse" is further in the direction the pre-deploy shift took: for a metric without
+                # a known direction a return towards the early level is a recovery, not a regression
+                worse_bad = is_bad(direction, worse.sign) and (
+                    direction is not Direction.EITHER or worse.sign == shift.sign
+                )
                 k = max(split - cp, TREND_MIN_POINTS)
                 trend = _trend_explains(
                     name, direction, times[split - k : split], values[split - k : split],
                     times[-tail.size :], tail, early,
                 )  # fmt: skip
-                if is_bad(direction, worse.sign) and trend is not None:
+                if worse_bad and trend is not None:
                     status, deciding, worsened = "preexisting", ongoing, True
                     reason = (
-                        f"worsening since {abs(onset_offset) / 60:.0f} min before the deploy "
+                        f"worsening since {ago_text(onset_offset)} before the deploy "
                         f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)} "
                         f"before it, {format_value(name, tail_level)} now, {format_value(name, trend)} "
                         "expected from the pre-deploy trend): the deploy did not change the course"
                     )
-                elif is_bad(direction, worse.sign):
+                elif worse_bad:
                     status, deciding = "regression", worse
                     reason = (
-                        f"already degraded {abs(onset_offset) / 60:.0f} min before the deploy "
+                        f"already degraded {ago_text(onset_offset)} before the deploy "
                         f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)}) and "
                         f"worse after it ({format_value(name, tail_level)}, "
                         f"p={worse.p_value:.2g}, δ={worse.delta:+.2f})"
@@ -413,14 +454,14 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                 elif is_bad(direction, ongoing.sign):
                     status, deciding = "preexisting", ongoing
                     reason = (
-                        f"degraded since {abs(onset_offset) / 60:.0f} min before the deploy "
+                        f"degraded since {ago_text(onset_offset)} before the deploy "
                         f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)}), "
                         f"not worse after it ({format_value(name, tail_level)}): not caused by the deploy"
                     )
                 else:
                     status, deciding = "ended", ongoing
                     reason = (
-                        f"anomaly began {abs(onset_offset) / 60:.0f} min before the deploy and has ended "
+                        f"anomaly began {ago_text(onset_offset)} before the deploy and has ended "
                         f"(now {format_value(name, tail_level)} vs {format_value(name, shift.ref_level)})"
                     )
     if not onset_before:
@@ -429,7 +470,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         # before that anomaly
         back_to_normal = None
         if early is not None and good_shift_before and is_bad(direction, tail_c.sign):
-            vs_early = compare(name, early, tail)
+            vs_early = compare(name, early, tail, level)
             gap = vs_early.test_level - vs_early.ref_level
             worse_by = {Direction.INCREASE: gap, Direction.DECREASE: -gap}.get(direction, abs(gap))
             if not is_bad(direction, vs_early.sign) and worse_by < tolerance(name, vs_early.ref_level):
@@ -438,7 +479,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
             deciding = back_to_normal
             reason = (
                 f"{format_value(name, base_level)} → {format_value(name, tail_level)}, but the baseline was "
-                f"skewed by a change {abs(onset_offset or 0.0) / 60:.0f} min before the deploy; against the "
+                f"skewed by a change {ago_text(onset_offset or 0.0)} before the deploy; against the "
                 f"level before it ({format_value(name, back_to_normal.ref_level)}) nothing regressed"
             )
         elif is_bad(direction, tail_c.sign):
@@ -447,7 +488,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
                 f"{format_value(name, base_level)} → {format_value(name, tail_level)} after the deploy "
                 f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f}, persists to the end of the window)"
             )
-        elif is_bad(direction, (head := _head(name, base, after, tail_n, whole)).sign) or is_bad(
+        elif is_bad(direction, (head := _head(name, base, after, tail_n, whole, level)).sign) or is_bad(
             direction, whole.sign
         ):
             status, deciding = "transient", head if is_bad(direction, head.sign) else whole
@@ -499,7 +540,7 @@ def judge_metric(name: str, times: np.ndarray, values: np.ndarray, deployed_at: 
         status=status,
         baseline_level=base_level,
         tail_level=tail_level,
-        strength=_strength(deciding) if status in ("regression", "preexisting", "transient") else 0.0,
+        strength=_strength(deciding, level) if status in ("regression", "preexisting", "transient") else 0.0,
         onset_offset_s=onset_offset,
         pre_level=pre_level,
         after_sum=float(after.sum()),

@@ -40,6 +40,7 @@ from console.analysis.metrics import (
     LOW_TRAFFIC_RPS,
     MetricJudgement,
     absolute_alarm,
+    ago_text,
     check_guard,
     format_value,
 )
@@ -407,7 +408,7 @@ def _root_cause(
             if any(j.worsened for j in ev.preexisting)
             else "and has not worsened since"
         )
-        began = f"Degradation began {abs(onset) / 60:.0f} min before {v} was deployed"
+        began = f"Degradation began {ago_text(onset)} before {v} was deployed"
         return f"{began} {course}: {what}, not the deploy."
     if "out_of_memory" in cats or any(g.startswith("memory") for g in ev.guards):
         return (

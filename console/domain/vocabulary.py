@@ -9,8 +9,18 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-LOOP_TASKS: tuple[str, ...] = ("collect", "analyze", "summarize", "decide", "approval", "execute", "record")
-"""The tasks of one ``devops-loop`` execution, in order (Kestra's task ids, and the embedded engine's)."""
+LOOP_TASKS: tuple[str, ...] = (
+    "collect",
+    "analyze",
+    "summarize",
+    "decide",
+    "approval",
+    "execute",
+    "verify",
+    "record",
+)
+"""The tasks of one ``devops-loop`` execution, in order (Kestra's task ids, and the embedded engine's).
+``verify`` measures the outcome after the actions (or after the decision when nothing ran)."""
 
 APPROVAL_TASK = "approval"
 """The task that pauses for a human (Kestra's Pause); the only task that is not a step."""
@@ -25,6 +35,10 @@ class DeploymentStatus(StrEnum):
     ANALYZING = "analyzing"
     AWAITING_APPROVAL = "awaiting approval"
     ROLLED_BACK = "rolled back"
+    """A rollback was done and changed the target (or, for a scenario, was simulated: the record's
+    ``simulated`` flag says so)."""
+    ROLLBACK_FAILED = "rollback failed"
+    """A rollback was approved (or automatic) but failed or was refused by the executor."""
     HEALTHY = "healthy"
     REMEDIATED = "remediated"
     ESCALATED = "escalated"

@@ -67,6 +67,21 @@ class Backend(Protocol):
         who clicked (kept in the label ``launched_by``)."""
         ...
 
+    def launch_deployment(
+        self,
+        deployment: dict[str, Any],
+        *,
+        triggered_by: str,
+        source: str,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """Start the loop on a real deployment: ``deployment`` = {"id", "service", "version",
+        "previous_version", "environment", "deployed_at", "deployed_by"} (deployed_at RFC 3339 Z);
+        ``source`` says who announced it ("deployer", "api", "github", "argocd", "console"). The loop
+        reads the service's configured telemetry sources and acts through its configured executor
+        (CONSOLE_SERVICES_FILE); a service with no source fails its ``collect`` with one line."""
+        ...
+
     def search_executions(
         self,
         *,

@@ -3,6 +3,12 @@
 The policy reads only the decision's confidence and the action *names*; each action's risk comes
 from the registry in :mod:`console.domain.actions`, never from the decision (so neither an LLM nor text
 planted in logs can lower it). Unknown actions are never planned.
+
+With ``settings.policy_use_effectiveness`` on (off by default), the measured record of each action
+(:mod:`console.loop.effectiveness`) may make the routing stricter, never looser: an action that
+would run on its own but has a poor measured record for the decision's root-cause category
+(at least ``POOR_MIN_RUNS`` real runs and a success rate under ``POOR_SUCCESS_RATE``) goes to a
+human instead, with a note saying why.
 """
 
 from __future__ import annotations
@@ -12,7 +18,13 @@ from typing import Any
 
 from console.domain.actions import get_action, is_known_action
 from console.domain.models import RISK_ORDER, Decision, RecommendedAction, Risk
+from console.loop.effectiveness import Effectiveness, lookup, root_cause_category
 from console.settings import Settings
+
+POOR_MIN_RUNS = 3
+"""Real measured runs an action needs before its record can send it to a human."""
+POOR_SUCCESS_RATE = 0.5
+"""A success rate under this is a poor record."""
 
 
 @dataclass
@@ -53,17 +65,38 @@ class Plan:
         )
 
 
-def plan_actions(decision: Decision, settings: Settings, *, threshold: float | None = None) -> Plan:
+def poor_record(entry: Effectiveness | None) -> bool:
+    return (
+        entry is not None
+        and entry.total >= POOR_MIN_RUNS
+        and entry.success_rate is not None
+        and entry.success_rate < POOR_SUCCESS_RATE
+    )
+
+
+def plan_actions(
+    decision: Decision,
+    settings: Settings,
+    *,
+    threshold: float | None = None,
+    effectiveness: list[Effectiveness] | None = None,
+) -> Plan:
     """Route each recommended action: auto when LOW risk and confidence ≥ threshold, else approval.
 
     ``threshold`` overrides ``settings.auto_approve_confidence`` (the Learning page's what-if).
     Any CRITICAL action needs ``settings.critical_approvers`` distinct approvers, others one.
+    ``effectiveness`` (used only when ``settings.policy_use_effectiveness``) sends an automatic action
+    with a poor measured record to a human.
     """
     limit = settings.auto_approve_confidence if threshold is None else threshold
     auto: list[RecommendedAction] = []
     approval: list[RecommendedAction] = []
     notes: list[str] = []
     seen: set[str] = set()
+
+    def category() -> str:
+        return root_cause_category(decision.to_dict())
+
     for action in decision.actions:
         if not is_known_action(action.name):
             notes.append(f"unknown action {action.name!r} not planned")
@@ -74,7 +107,15 @@ def plan_actions(decision: Decision, settings: Settings, *, threshold: float | N
         spec = get_action(action.name)
         planned = RecommendedAction(action.name, spec.risk, action.reason, dict(action.params))
         if spec.risk == Risk.LOW and decision.confidence >= limit:
-            auto.append(planned)
+            record = None
+            if effectiveness and settings.policy_use_effectiveness:
+                record = lookup(effectiveness, category(), action.name)
+            if poor_record(record):
+                assert record is not None
+                notes.append(f"{record.sentence}: a human decides (measured record, stricter routing)")
+                approval.append(planned)
+            else:
+                auto.append(planned)
         else:
             approval.append(planned)
     if any(a.risk == Risk.CRITICAL for a in approval):

@@ -1,27 +1,54 @@
 """The loop's steps as plain functions, shared by the embedded engine and the Kestra flows.
 
 Each step takes one JSON object and returns one JSON object (see docs/ARCHITECTURE.md, "Steps").
-Nothing here keeps state between calls: the engines store every output, so re-running a step on the
-same input gives the same output (the embedded engine's crash recovery relies on that).
+Nothing here keeps state between calls: the engines store every output.
 
-The executor is a simulator: it records what each action would do (``ActionSpec.effect``) and never
-touches a cluster.
+Two kinds of run go through the same steps:
+
+- a **scenario** (``{"scenario": id}``, mock-data/): a recorded snapshot, actions run by the
+  simulated executor, the outcome measured on the file's recorded post-action segment; every
+  result says ``simulated: true``;
+- a **live deployment** (``{"deployment": {...}, "source": ...}`` or the flat Kestra inputs):
+  ``collect`` reads the service's configured sources and watches the verification window
+  (:mod:`console.loop.verification`), ``execute`` acts through the service's configured executor
+  (:mod:`console.executors`), ``verify`` measures recovery over a post-action window
+  (:mod:`console.loop.outcome`).
+
+``execute`` reports each action's result as it completes (``on_progress``) and skips actions a
+previous, interrupted run already started, so an engine that re-runs it after a crash never runs a
+rollback twice.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from console.domain.actions import UnknownActionError, get_action
 from console.domain.models import Decision, Verdict, format_time, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
 from console.domain.vocabulary import STEP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
-from console.loop import scenarios
+from console.executors import FAILED, ActionRequest, ActionResult, Executor, build_executor
+from console.executors.base import AUTO, HANDOFF_EXECUTORS, now_text
+from console.executors.simulated import SimulatedExecutor
+from console.loop import effectiveness, outcome, scenarios, verification
 from console.settings import Settings
+from console.telemetry import (
+    ServiceConfig,
+    TelemetryError,
+    build_snapshot,
+    choose_step,
+    load_services,
+    service_config,
+)
+from console.telemetry.times import format_ts, to_epoch
+
+Clock = Callable[[], float]
+Sleep = Callable[[float], None]
+Progress = dict[str, dict[str, Any]]
 
 
 class StepError(ValueError):
@@ -117,28 +144,31 @@ def load_scenario(scenario_id: str, settings: Settings) -> dict[str, Any]:
         raise StepError(first_line) from exc
 
 
-def _scenario_for_service(service: str, settings: Settings) -> dict[str, Any] | None:
-    for path in sorted(Path(settings.mock_data_dir).glob("*.json")):
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(doc, dict) and (doc.get("deployment") or {}).get("service") == service:
-            return doc
-    return None
-
-
 # -- steps -------------------------------------------------------------------------------------------------
 
 
-def collect(data: dict[str, Any], settings: Settings, *, now: datetime | None = None) -> dict[str, Any]:
-    """Snapshot for the run.
+def collect(
+    data: dict[str, Any],
+    settings: Settings,
+    *,
+    now: datetime | None = None,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
+) -> dict[str, Any]:
+    """Snapshot for the run, and for a live deployment how its verification window ended.
 
     - ``{"scenario": id}``: the scenario's snapshot, moved in time so that its newest point is now
       (the deploy happened "now minus the verification window"), so today's KPIs and charts fit.
     - ``{"snapshot": doc}``: validated and passed on unchanged.
-    - ``{"deployment_id", "service", "version"}``: the demo collector: the mock-data snapshot of
-      that service, relabelled with the given deployment and moved to now.
+    - ``{"deployment": {...}, "source": ...}`` (the embedded engine's launch input) or the flat
+      inputs ``{"deployment_id", "service", "version", "previous_version", "deployed_at",
+      "deployed_by", "source"}`` (Kestra's): the service's configured sources
+      (``CONSOLE_SERVICES_FILE``), baseline ``[deployed_at - baseline_s, deployed_at]``, then the
+      verification window watched until the evidence is conclusive or the window ends
+      (:mod:`console.loop.verification`). No source configured: a StepError, never mock data.
+
+    Output: ``{"snapshot": doc, "verification": {...} or null}`` (null for scenarios and given
+    snapshots: nothing was watched).
     """
     if not isinstance(data, dict):
         raise StepError("collect: input must be a JSON object")
@@ -149,24 +179,115 @@ def collect(data: dict[str, Any], settings: Settings, *, now: datetime | None = 
             validate_document(doc)
         except SnapshotError as exc:
             raise StepError(f"collect: snapshot {exc}") from None
-        return {"snapshot": doc}
+        return {"snapshot": doc, "verification": None}
     if data.get("scenario") is not None:
-        doc = load_scenario(str(data["scenario"]), settings)
-    elif data.get("service"):
-        doc = _scenario_for_service(str(data["service"]), settings)
-        if doc is None:
-            raise StepError(f"collect: no telemetry source for service {data['service']!r}")
-        doc = {**doc, "deployment": dict(doc["deployment"])}
-        for key in ("deployment_id", "version", "previous_version", "deployed_by", "environment"):
-            if data.get(key):
-                doc["deployment"]["id" if key == "deployment_id" else key] = str(data[key])
-    else:
-        raise StepError("collect: input needs 'scenario', 'snapshot' or 'service'")
+        doc = {k: v for k, v in load_scenario(str(data["scenario"]), settings).items() if k != "post_action"}
+        try:
+            validate_document(doc)
+        except SnapshotError as exc:
+            raise StepError(f"collect: snapshot {exc}") from None
+        return {"snapshot": shift_document(doc, now - latest_time(doc)), "verification": None}
+    deployment = live_deployment(data)
+    if deployment is None:
+        raise StepError("collect: input needs 'scenario', 'snapshot', 'deployment' or 'service'")
+    return collect_live(deployment, settings, clock=clock or time.time, sleep=sleep or time.sleep)
+
+
+def live_deployment(data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The deployment a live run is about: ``data["deployment"]`` (the deployer's record and
+    announcement spellings accepted: ``deployment_id``/``id``, ``by``/``deployed_by``,
+    ``at``/``deployed_at``), or the flat inputs naming a ``service``; None when neither is there.
+    Empty strings (Kestra's absent inputs) count as absent."""
+    given = data.get("deployment")
+    source: Mapping[str, Any] = given if isinstance(given, Mapping) else data
+    if not isinstance(given, Mapping) and not _text(data.get("service")):
+        return None
+
+    def pick(*keys: str) -> str | None:
+        return next((_text(source.get(k)) for k in keys if _text(source.get(k))), None)
+
+    return {
+        "id": pick("id", "deployment_id"),
+        "service": pick("service"),
+        "version": pick("version"),
+        "previous_version": pick("previous_version"),
+        "environment": pick("environment"),
+        "deployed_at": pick("deployed_at", "at"),
+        "deployed_by": pick("deployed_by", "by"),
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, bool | dict | list):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def service_environment(service: str, settings: Settings) -> str | None:
+    """The environment the services file gives a service, or None (not configured, unreadable)."""
     try:
-        validate_document(doc)
-    except SnapshotError as exc:
-        raise StepError(f"collect: snapshot {exc}") from None
-    return {"snapshot": shift_document(doc, now - latest_time(doc))}
+        return service_config(service, settings).environment
+    except TelemetryError:
+        return None
+
+
+def _service_config(deployment: Mapping[str, Any], settings: Settings, step: str) -> ServiceConfig:
+    service = deployment.get("service")
+    if not service:
+        raise StepError(f"{step}: deployment needs 'service'")
+    try:
+        return service_config(str(service), settings)
+    except TelemetryError as exc:
+        raise StepError(f"{step}: {exc}") from None
+
+
+def _step_s(config: ServiceConfig, window_s: float) -> float | None:
+    """One step for every query of a run (so baseline and window points line up): about 300
+    points over ``window_s``, never finer than the scrape interval."""
+    if config.prometheus is None:
+        return None
+    return choose_step(max(window_s, 1.0), config.prometheus.scrape_interval_s).step_s
+
+
+def collect_live(
+    deployment: dict[str, Any], settings: Settings, *, clock: Clock = time.time, sleep: Sleep = time.sleep
+) -> dict[str, Any]:
+    config = _service_config(deployment, settings, "collect")
+    if not deployment.get("version"):
+        raise StepError("collect: deployment needs 'version'")
+    notes: list[str] = []
+    if deployment.get("deployed_at"):
+        try:
+            deployed = to_epoch(str(deployment["deployed_at"]))
+        except (ValueError, TypeError):
+            raise StepError(
+                f"collect: deployment.deployed_at {deployment['deployed_at']!r} is not a timestamp"
+            ) from None
+    else:
+        deployed = clock()
+        notes.append("deployed_at not given: the deploy is taken to have happened when this run started")
+    deployment = {**deployment, "deployed_at": format_ts(deployed)}
+    if not deployment.get("id"):
+        deployment["id"] = f"{deployment['service']}-{deployment['version']}-{int(deployed)}"
+    windows = config.windows
+    step = _step_s(config, windows.baseline_s + windows.verify_s)
+
+    def fetch(end: float) -> verification.Fetched:
+        collected = build_snapshot(config, deployment, deployed - windows.baseline_s, end, step_s=step)
+        return verification.Fetched(collected.snapshot, collected.notes, collected.links)
+
+    try:
+        result = verification.watch(
+            deployed, windows.verify_s, fetch, poll_s=settings.live_poll_s, clock=clock, sleep=sleep
+        )
+    except verification.WatchError as exc:
+        raise StepError(f"collect: {exc}") from None
+    except TelemetryError as exc:  # a problem of the deployment itself (InvalidDeployment)
+        raise StepError(f"collect: {exc}") from None
+    summary = result.to_dict()
+    summary["notes"] = notes + summary["notes"]
+    return {"snapshot": result.snapshot, "verification": summary}
 
 
 def analyze(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -198,7 +319,10 @@ def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from console.loop.policy import plan_actions
 
     decision = _decision(_require(data, "decision", "decide"), "decide")
-    plan = plan_actions(decision, settings)
+    table = None
+    if settings is not None and settings.policy_use_effectiveness:
+        table = effectiveness.load_effectiveness(settings)
+    plan = plan_actions(decision, settings, effectiveness=table)
     plan_doc = {**plan.to_dict(), "needs_approval": bool(plan.needs_approval)}
     return {
         "plan": plan_doc,
@@ -208,68 +332,331 @@ def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     }
 
 
-def _action_result(action: dict[str, Any], mode: str) -> dict[str, Any]:
+# -- execute -------------------------------------------------------------------------------------------
+
+
+def _target(data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
+    """(deployment, scenario id) the actions are about, from ``deployment``/``scenario`` or a
+    ``snapshot`` in the input."""
+    snapshot = data.get("snapshot") if isinstance(data.get("snapshot"), Mapping) else {}
+    deployment = data.get("deployment") if isinstance(data.get("deployment"), Mapping) else None
+    deployment = deployment or (
+        snapshot.get("deployment") if isinstance(snapshot.get("deployment"), Mapping) else None
+    )
+    scenario = data.get("scenario") if data.get("scenario") is not None else snapshot.get("scenario")
+    if isinstance(scenario, Mapping):
+        scenario = scenario.get("id")
+    return (dict(deployment) if deployment else None), (_text(scenario))
+
+
+def watched(data: Mapping[str, Any]) -> bool:
+    """Whether the run is about a live deployment the loop watched (``collect``'s ``verification``
+    is in the input), as opposed to a scenario or a snapshot given as evidence."""
+    return isinstance(data.get("verification"), Mapping)
+
+
+def executor_for(
+    deployment: Mapping[str, Any] | None, scenario: str | None, settings: Settings | None, *, live: bool
+) -> tuple[Executor | None, str | None]:
+    """(executor, problem). Only a live deployment (``live``: one the run watched) is acted on for
+    real, through its service's ``executor`` section (simulated when it has none); a scenario, a
+    snapshot given as evidence, or a service not in the services file get the simulated executor.
+    A services file or executor section that cannot be used is a problem (one line): the actions
+    then fail with it rather than run on a guess."""
+    if not live or scenario or deployment is None or settings is None or settings.services_file is None:
+        return SimulatedExecutor(), None
+    service = _text(deployment.get("service"))
     try:
-        spec = get_action(str(action.get("name")))
-    except UnknownActionError as exc:
-        return {**action, "mode": mode, "status": "refused", "effect": None, "detail": str(exc)}
-    params = action.get("params")
+        services = load_services(settings.services_file, settings).services
+    except TelemetryError as exc:
+        if not settings.services_file.exists():
+            return SimulatedExecutor(), None
+        return None, str(exc).splitlines()[0]
+    config = services.get(service or "")
+    if config is None:
+        return SimulatedExecutor(), None
+    try:
+        return build_executor(config.executor, where=f"services.{service}.executor"), None
+    except ValueError as exc:
+        return None, str(exc)
+
+
+def _approver(mode: str, approval: Mapping[str, Any] | None) -> str:
+    if mode == "auto" or not approval:
+        return AUTO
+    return _text(approval.get("approver")) or "approver"
+
+
+def _interrupted(name: str, executor: str, started_at: str) -> dict[str, Any]:
+    return ActionResult(
+        action=name,
+        status=FAILED,
+        simulated=executor == "simulated",
+        executor=executor,
+        detail=(
+            f"interrupted: the console stopped while this action ran (started {started_at}); "
+            "not run again, check the service"
+        ),
+        started_at=started_at,
+        finished_at=now_text(),
+    ).to_dict()
+
+
+def execute(
+    data: dict[str, Any],
+    settings: Settings | None,
+    *,
+    progress: Progress | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> dict[str, Any]:
+    """Run the plan through the service's executor when the run is a watched live deployment
+    (``verification``, collect's output, in the input), else the simulated one. Auto actions always
+    run; approval actions only when approved: a rejected or expired approval runs nothing risky.
+
+    ``progress`` is what an interrupted run of this step reported (``on_progress`` is called with
+    it, updated, before and after each action): an action already started is never run again,
+    its recorded result is used (or, started but without a result, a failure saying so)."""
+    plan = _plan(data, "execute")
+    approval = data.get("approval")
+    if approval is not None and not isinstance(approval, dict):
+        raise StepError("execute: 'approval' must be an object or null")
+    deployment, scenario = _target(data)
+    executor, problem = executor_for(deployment, scenario, settings, live=watched(data))
+    runs: list[tuple[str, dict[str, Any]]] = [
+        ("auto", a) for a in _objects(plan.get("auto"), "execute: plan.auto")
+    ]
+    skipped: list[dict[str, Any]] = []
+    approval_actions = _objects(plan.get("approval"), "execute: plan.approval")
+    if approval_actions:
+        if is_approved(approval):
+            runs += [("approved", a) for a in approval_actions]
+        else:
+            reason = "no approval" if approval is None else "rejected"
+            if _expired(approval):
+                reason = "expired"
+            skipped = [{**a, "skipped": reason} for a in approval_actions]
+    state: Progress = {k: dict(v) for k, v in (progress or {}).items() if isinstance(v, dict)}
+    executed = []
+    dep = deployment or {}
+    for index, (mode, action) in enumerate(runs):
+        name = str(action.get("name"))
+        key = f"{index}:{mode}:{name}"
+        entry = state.get(key)
+        if entry is not None and isinstance(entry.get("result"), dict):
+            result = entry["result"]
+        elif entry is not None and entry.get("executor") != "simulated":  # a simulation is re-run
+            result = _interrupted(name, entry.get("executor") or "?", entry.get("started_at") or "?")
+            state[key] = {**entry, "result": result}
+            if on_progress:
+                on_progress(state)
+        else:
+            label = executor.name if executor is not None else "unconfigured"
+            state[key] = {"started_at": now_text(), "executor": label}
+            if on_progress:
+                on_progress(state)
+            if executor is None:
+                result = ActionResult(
+                    action=name,
+                    status=FAILED,
+                    simulated=False,
+                    executor="unconfigured",
+                    detail=f"executor not usable: {problem}",
+                    started_at=state[key]["started_at"],
+                    finished_at=now_text(),
+                ).to_dict()
+            else:
+                params = action.get("params")
+                request = ActionRequest(
+                    action=name,
+                    service=_text(dep.get("service")) or "unknown",
+                    params=dict(params) if isinstance(params, dict) else {},
+                    version=_text(dep.get("version")),
+                    previous_version=_text(dep.get("previous_version")),
+                    deployment_id=_text(dep.get("id")),
+                    execution_id=_text(data.get("execution_id")),
+                    approved_by=_approver(mode, approval),
+                )
+                result = executor.run(request).to_dict()
+            state[key]["result"] = result
+            if on_progress:
+                on_progress(state)
+        executed.append({**action, "mode": mode, **result})
+    verdict = data.get("verdict") or plan.get("verdict")
     return {
-        "name": spec.name,
-        "title": spec.title,
-        "risk": spec.risk.value,
-        "params": dict(params) if isinstance(params, dict) else {},
-        "mode": mode,
-        "status": "simulated",
-        "effect": spec.effect,
+        "executed": executed,
+        "skipped": skipped,
+        "deployment_status": deployment_status(verdict, executed, approval).value,
+        "simulated": bool(executor.simulated) if executor is not None else False,
     }
+
+
+def _rollback_changed(action: Mapping[str, Any]) -> bool:
+    """A rollback that was done and changed the target (simulated for a scenario: the flag says so)."""
+    if action.get("status") == "simulated":  # records of before the executors
+        return True
+    return (
+        action.get("status") == "done"
+        and not action.get("dry_run")
+        and (action.get("simulated") is True or action.get("executor") not in HANDOFF_EXECUTORS)
+    )
 
 
 def deployment_status(
     verdict: str | None, executed: list[dict[str, Any]], approval: dict[str, Any] | None
 ) -> DeploymentStatus:
-    effects = {
-        a.get("effect")
-        for a in executed
-        if a.get("status") == "simulated" and isinstance(a.get("effect"), str)  # input may be anything
-    }
-    if get_action("rollback_deployment").effect in effects:
+    """The deployment's status after execute: ``rolled back`` only when a rollback was done and
+    changed the target, ``rollback failed`` when one was attempted and failed or was refused."""
+    rollbacks = [a for a in executed if isinstance(a, dict) and a.get("name") == "rollback_deployment"]
+    if any(_rollback_changed(a) for a in rollbacks):
         return DeploymentStatus.ROLLED_BACK
+    if any(a.get("status") in ("failed", "refused") for a in rollbacks):
+        return DeploymentStatus.ROLLBACK_FAILED
     if approval is not None and not is_approved(approval):
         return DeploymentStatus.ESCALATED  # a human kept risky actions from running, or nobody answered
     if verdict == Verdict.ESCALATE.value:
         return DeploymentStatus.ESCALATED
     if verdict == Verdict.ROLLBACK.value:
         return DeploymentStatus.ESCALATED  # a rollback was called for but did not run
-    if effects - {"on-call notified", "diagnostics collected", None}:
-        return DeploymentStatus.REMEDIATED
-    return DeploymentStatus.HEALTHY
+    remediated = [
+        a
+        for a in executed
+        if isinstance(a, dict)
+        and a.get("name") in outcome.REMEDIATIONS
+        and a.get("status") in ("done", "simulated")
+        and not a.get("dry_run")
+    ]
+    return DeploymentStatus.REMEDIATED if remediated else DeploymentStatus.HEALTHY
 
 
-def execute(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """Run (simulate) the plan. Auto actions always run; approval actions run only when approved:
-    a rejected or expired approval runs nothing risky."""
-    plan = _plan(data, "execute")
-    approval = data.get("approval")
-    if approval is not None and not isinstance(approval, dict):
-        raise StepError("execute: 'approval' must be an object or null")
-    executed = [_action_result(a, "auto") for a in _objects(plan.get("auto"), "execute: plan.auto")]
-    skipped: list[dict[str, Any]] = []
-    approval_actions = _objects(plan.get("approval"), "execute: plan.approval")
-    if approval_actions:
-        if is_approved(approval):
-            executed += [_action_result(a, "approved") for a in approval_actions]
-        else:
-            reason = "no approval" if approval is None else "rejected"
-            if _expired(approval):
-                reason = "expired"
-            skipped = [{**a, "skipped": reason} for a in approval_actions]
-    verdict = data.get("verdict") or plan.get("verdict")
+# -- verify ----------------------------------------------------------------------------------------------
+
+
+def verify(
+    data: dict[str, Any],
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    sleep: Sleep | None = None,
+) -> dict[str, Any]:
+    """Measure the outcome: the post-action window against the pre-deploy baseline, by the same
+    metric judge (:mod:`console.loop.outcome`).
+
+    Input: ``{"snapshot": doc}`` or ``{"deployment": {...}, "scenario": id or {"id"} or null}``,
+    ``"executed"`` (execute's list; which recorded segment a scenario uses depends on whether a
+    remediation ran) and ``"verification"`` (collect's; present for a watched live deployment). A
+    scenario is judged on its file's recorded post-action segment, time-shifted like its snapshot
+    (``source: "recorded scenario segment"``, ``simulated: true``); a live deployment on a window of
+    ``post_action_s`` seconds that starts now, read from its Prometheus; a snapshot given as
+    evidence is inconclusive (nothing was watched). A source that fails gives ``inconclusive`` with
+    the reason, never a failed step: the actions have run by now and the record must be kept."""
+    if not isinstance(data, dict):
+        raise StepError("verify: input must be a JSON object")
+    deployment, scenario = _target(data)
+    if deployment is None:
+        raise StepError("verify: input needs 'snapshot' or 'deployment'")
+    executed = _objects(data.get("executed"), "verify: 'executed'")
+    if scenario:
+        measured = _verify_scenario(scenario, deployment, executed, settings)
+    elif watched(data):
+        measured = _verify_live(deployment, settings, clock or time.time, sleep or time.sleep)
+    else:
+        measured = outcome.inconclusive(
+            "a snapshot given as evidence, not a deployment the loop watched: nothing to measure after it"
+        )
+    return {"measured": measured}
+
+
+def _shift_series(metrics: Mapping[str, Any], delta: timedelta) -> dict[str, list[list[Any]]]:
     return {
-        "executed": executed,
-        "skipped": skipped,
-        "deployment_status": deployment_status(verdict, executed, approval).value,
+        name: [[format_time(parse_time(ts) + delta), value] for ts, value in points]
+        for name, points in metrics.items()
+        if isinstance(points, list)
     }
+
+
+def _verify_scenario(
+    scenario_id: str, deployment: dict[str, Any], executed: list[dict[str, Any]], settings: Settings
+) -> dict[str, Any]:
+    doc = load_scenario(scenario_id, settings)
+    found = outcome.scenario_segment(doc, executed)
+    if found is None:
+        return outcome.inconclusive(
+            f"scenario {scenario_id!r} has no recorded post-action segment",
+            source=outcome.RECORDED,
+            simulated=True,
+        )
+    which, segment = found
+    try:
+        delta = parse_time(str(deployment["deployed_at"])) - parse_time(doc["deployment"]["deployed_at"])
+    except (KeyError, ValueError, TypeError):
+        raise StepError("verify: deployment.deployed_at is missing or not a timestamp") from None
+    deployed_at = format_time(parse_time(doc["deployment"]["deployed_at"]) + delta)
+    baseline = outcome.split_baseline(_shift_series(doc["metrics"], delta), deployed_at)
+    window = _shift_series(segment.get("metrics") or {}, delta)
+    start, end = outcome.window_of(window)
+    if start is None or end is None:
+        return outcome.inconclusive(
+            f"scenario {scenario_id!r}: the recorded {which.replace('_', ' ')} segment has no metrics",
+            source=outcome.RECORDED,
+            simulated=True,
+        )
+    measured = outcome.judge_recovery(
+        {**deployment, "deployed_at": deployed_at},
+        baseline,
+        window,
+        window_start=start,
+        window_end=end,
+        baseline_end=deployed_at,
+        source=outcome.RECORDED,
+        simulated=True,
+    )
+    measured["reason"] = f"simulated ({which.replace('_', ' ')} segment): {measured['reason']}"
+    return measured
+
+
+def _verify_live(
+    deployment: dict[str, Any], settings: Settings, clock: Clock, sleep: Sleep
+) -> dict[str, Any]:
+    try:
+        config = _service_config(deployment, settings, "verify")
+    except StepError as exc:
+        return outcome.inconclusive(str(exc).removeprefix("verify: "))
+    if config.prometheus is None:
+        return outcome.inconclusive(
+            f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
+        )
+    windows = config.windows
+    try:
+        deployed = to_epoch(str(deployment["deployed_at"]))
+    except (KeyError, ValueError, TypeError):
+        return outcome.inconclusive("deployment.deployed_at is missing or not a timestamp")
+    start = clock()
+    end = start + windows.post_action_s
+    while (left := end - clock()) > 0:
+        sleep(left)
+    metrics_only = replace(config, logs=None)
+    step = _step_s(config, max(windows.baseline_s, windows.post_action_s))
+    baseline_span = (format_ts(deployed - windows.baseline_s), format_ts(deployed))
+    window_span = (format_ts(start), format_ts(end))
+    try:
+        before = build_snapshot(
+            metrics_only, deployment, deployed - windows.baseline_s, deployed, step_s=step
+        )
+        after = build_snapshot(metrics_only, deployment, start, end, step_s=step)
+    except TelemetryError as exc:
+        return outcome.inconclusive(
+            f"could not read the post-action window: {exc}", window=window_span, baseline=baseline_span
+        )
+    dep = before.snapshot["deployment"]
+    return outcome.judge_recovery(
+        dep,
+        outcome.split_baseline(before.snapshot["metrics"], dep["deployed_at"]),
+        after.snapshot["metrics"],
+        window_start=window_span[0],
+        window_end=window_span[1],
+        baseline_start=baseline_span[0],
+        baseline_end=baseline_span[1],
+    )
 
 
 def is_approved(approval: dict[str, Any] | None) -> bool:
@@ -298,27 +685,36 @@ def approval_status(plan: dict[str, Any], approval: dict[str, Any] | None) -> st
 
 
 def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
-    """The outcome record kept for the Learning page and the training export."""
+    """The outcome record kept for the Learning page and the training export.
+
+    ``measured`` is verify's measurement (optional); ``outcome.held`` comes from it (see
+    :func:`console.loop.outcome.decision_held`), never from a scenario's expected verdict, which
+    is kept apart in ``expected`` (``{"verdict", "matches"}``, null outside scenarios)."""
     snapshot = _object(_require(data, "snapshot", "record"), "record: 'snapshot'")
     decision = _object(_require(data, "decision", "record"), "record: 'decision'")
     plan = _plan(data, "record")
     approval = _object(data.get("approval"), "record: 'approval'", optional=True)
     executed = _objects(data.get("executed"), "record: 'executed'")
+    measured = _object(data.get("measured"), "record: 'measured'", optional=True)
     assert snapshot is not None and decision is not None
     status = approval_status(plan, approval)
     scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
-    expected = scenario.get("expected_verdict") if scenario else None
-    if expected:
-        held: bool | None = decision.get("verdict") == expected
-    elif status == "approved":
-        held = True
-    elif status == "rejected":
-        held = False
-    else:
-        held = None
-    status_text = data.get("deployment_status") or deployment_status(
-        decision.get("verdict"), executed, approval
-    ).value
+    expected_verdict = scenario.get("expected_verdict") if scenario else None
+    expected = (
+        {"verdict": expected_verdict, "matches": decision.get("verdict") == expected_verdict}
+        if expected_verdict
+        else None
+    )
+    measured_status = measured.get("status") if measured else None
+    held = outcome.decision_held(decision.get("verdict"), executed, measured_status)
+    simulated = (
+        scenario is not None
+        or bool(measured and measured.get("simulated") is True)
+        or any(a.get("simulated") is True for a in executed)
+    )
+    status_text = (
+        data.get("deployment_status") or deployment_status(decision.get("verdict"), executed, approval).value
+    )
     approvers = []
     if approval and approval.get("approver") and not _expired(approval):
         approvers = [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
@@ -326,7 +722,9 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         "outcome": {
             "execution_id": data.get("execution_id"),
             "deployment": snapshot.get("deployment"),
-            "scenario": {"id": scenario.get("id"), "expected_verdict": expected} if scenario else None,
+            "scenario": {"id": scenario.get("id"), "expected_verdict": expected_verdict}
+            if scenario
+            else None,
             "decision": decision,
             "plan": plan,
             "approval": {
@@ -335,17 +733,26 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "comment": (approval or {}).get("comment"),
             },
             "executed": executed,
-            "outcome": {"deployment_status": status_text, "held": held},
+            "measured": measured,
+            "expected": expected,
+            "outcome": {
+                "deployment_status": status_text,
+                "measured_status": measured_status,
+                "held": held,
+                "simulated": simulated,
+                "category": effectiveness.root_cause_category(decision),
+            },
         }
     }
 
 
-STEPS: dict[str, Callable[[dict[str, Any], Settings], dict[str, Any]]] = {
+STEPS: dict[str, Callable[..., dict[str, Any]]] = {
     "collect": collect,
     "analyze": analyze,
     "summarize": summarize,
     "decide": decide,
     "execute": execute,
+    "verify": verify,
     "record": record,
 }
 

@@ -2,8 +2,11 @@
 
 An outcome record (built by the ``record`` step, read with ``Store.outcome_records()``) holds what
 the loop saw, what it decided, what the human said and what happened:
-``{"execution_id", "deployment", "scenario", "decision", "plan", "approval", "executed", "outcome"}``
-with ``outcome.held`` True/False/None (was the decision right).
+``{"execution_id", "deployment", "scenario", "decision", "plan", "approval", "executed", "measured",
+"expected", "outcome"}`` with ``outcome.held`` True/False/None (was the decision right, from the
+measured outcome) and ``outcome.simulated`` (a scenario, or actions that were only simulated). Every
+row's metadata carries the measured status and ``simulated``, so a simulated outcome says so in the
+export and can be filtered out.
 
 Three exports, one JSON object per line:
 
@@ -12,6 +15,8 @@ Three exports, one JSON object per line:
 - ``kto``: unpaired preference rows ``{"prompt", "completion", "label"}`` (label = held).
 - ``dpo``: paired rows ``{"prompt", "chosen", "rejected"}``: the right verdict's answer is chosen, a
   wrong one rejected (the loop's own answer when it was wrong).
+- ``effectiveness``: one row per root-cause category and action (console/loop/effectiveness.py),
+  from the measured outcomes of actions that really ran (simulated runs counted apart).
 
 The prompt renders evidence as data; log templates are quoted JSON strings, never instructions.
 """
@@ -22,6 +27,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from console.loop.outcome import remediation_ran
+
 SYSTEM_PROMPT = (
     "You are the decision step of an autonomous deployment-verification loop. Given the statistical "
     "evidence for one deployment, answer with JSON: verdict (CONTINUE, ROLLBACK or ESCALATE), severity, "
@@ -29,6 +36,9 @@ SYSTEM_PROMPT = (
 )
 
 FORMATS = ("sft", "kto", "dpo")
+"""The training formats (one download each on the Learning page)."""
+EXPORTS = (*FORMATS, "effectiveness")
+"""What ``export-training --format`` writes: the training formats and the effectiveness table."""
 
 
 def render_prompt(record: dict[str, Any]) -> str:
@@ -75,17 +85,21 @@ def render_answer(decision: dict[str, Any], verdict: str | None = None) -> str:
 
 
 def correct_verdict(record: dict[str, Any]) -> str | None:
-    """The verdict that was right: the scenario's expected one, else the loop's if it held."""
-    scenario = record.get("scenario") or {}
-    if scenario.get("expected_verdict"):
-        return str(scenario["expected_verdict"])
+    """The verdict that was right: the loop's when its measured outcome held, another when it did not;
+    when the measurement cannot tell, a scenario's expected verdict (else None)."""
     held = (record.get("outcome") or {}).get("held")
     decision = record.get("decision") or {}
     if held is True:
         return decision.get("verdict")
     if held is False:
-        # A human rejected the loop's remediation: the safer alternative is to hold and escalate.
-        return "ESCALATE" if decision.get("verdict") == "ROLLBACK" else "ROLLBACK"
+        if decision.get("verdict") != "ROLLBACK":
+            return "ROLLBACK"  # the service got worse (or did not recover) without a rollback
+        # a rollback that ran and did not fix it: not the deploy's doing, a human should look; one
+        # that did not run while the service recovered anyway: nothing had to be done
+        return "ESCALATE" if remediation_ran(record.get("executed") or []) else "CONTINUE"
+    scenario = record.get("scenario") or {}
+    if scenario.get("expected_verdict"):
+        return str(scenario["expected_verdict"])
     return None
 
 
@@ -135,10 +149,18 @@ def dpo_rows(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
         }
 
 
+def effectiveness_rows(records: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    from console.loop.effectiveness import action_effectiveness
+
+    yield from (row.to_dict() for row in action_effectiveness(records))
+
+
 def export_rows(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[dict[str, Any]]:
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown training format {fmt!r}: use one of {', '.join(FORMATS)}")
-    return {"sft": sft_rows, "kto": kto_rows, "dpo": dpo_rows}[fmt](records)
+    if fmt not in EXPORTS:
+        raise ValueError(f"unknown training format {fmt!r}: use one of {', '.join(EXPORTS)}")
+    return {"sft": sft_rows, "kto": kto_rows, "dpo": dpo_rows, "effectiveness": effectiveness_rows}[fmt](
+        records
+    )
 
 
 def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
@@ -161,7 +183,17 @@ def _metadata(record: dict[str, Any]) -> dict[str, Any]:
         "approval": approval.get("status"),
         "approvers": approval.get("approvers", []),
         "deployment_status": (record.get("outcome") or {}).get("deployment_status"),
+        "measured": _measured(record),
+        "simulated": bool((record.get("outcome") or {}).get("simulated")),
+        "expected_matches": (record.get("expected") or {}).get("matches"),
     }
+
+
+def _measured(record: dict[str, Any]) -> dict[str, Any] | None:
+    measured = record.get("measured")
+    if not isinstance(measured, dict):
+        return None
+    return {key: measured.get(key) for key in ("status", "source", "simulated", "reason")}
 
 
 def _opposite(verdict: str) -> str:

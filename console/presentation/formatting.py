@@ -154,6 +154,7 @@ _STATE_ICONS = {
 
 _STATUS_COLORS = {
     DeploymentStatus.ROLLED_BACK: "red",
+    DeploymentStatus.ROLLBACK_FAILED: "red",
     DeploymentStatus.AWAITING_APPROVAL: "orange",
     DeploymentStatus.ESCALATED: "orange",
     DeploymentStatus.HEALTHY: "green",
@@ -165,6 +166,7 @@ _STATUS_COLORS = {
 DEPLOYMENT_STATUSES: list[str] = [
     status.value
     for status in (
+        DeploymentStatus.ROLLBACK_FAILED,
         DeploymentStatus.ROLLED_BACK,
         DeploymentStatus.AWAITING_APPROVAL,
         DeploymentStatus.ESCALATED,

@@ -296,6 +296,17 @@ class ExecutionStore(DocumentStore):
                 (states[-1].value, histories, dumps(pack(conn, outputs)), *key),
             )
 
+    @staticmethod
+    def save_task_run_outputs_in(
+        conn: Connection, execution_id: str, task_id: str, outputs: dict[str, Any]
+    ) -> None:
+        """Replace a running task run's outputs without changing its state (a step's progress so far,
+        kept so that a re-run after a crash knows what already happened)."""
+        conn.execute(
+            "UPDATE task_runs SET outputs = ? WHERE execution_id = ? AND task_id = ?",
+            (dumps(outputs), execution_id, task_id),
+        )
+
     @classmethod
     def end_task_runs_in(
         cls, conn: Connection, execution_id: str, *, now_in: tuple[State, ...], state: State

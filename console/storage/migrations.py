@@ -438,6 +438,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _script(SCHEMA_5)),
     Migration(6, "approvals.requested_by_source and console_launches: who requested an approval and "
               "how the console knows it", _requesters),
+    Migration(7, "outcomes.effect: the few fields action effectiveness reads, beside each record",
+              _add_column("outcomes", "effect", "TEXT")),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -293,14 +293,15 @@ class ReadModelStore(ApprovalStore):
         recorded_at: str | None = None,
     ) -> None:
         conn.execute(
-            "INSERT OR REPLACE INTO outcomes (execution_id, deployment_id, record, recorded_at, learning) "
-            "VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR REPLACE INTO outcomes (execution_id, deployment_id, record, recorded_at, learning, "
+            "effect) VALUES (?, ?, ?, ?, ?, ?)",
             (
                 execution_id,
                 deployment_id,
                 dumps(put_large_in(conn, "outcome", pack(conn, record))),
                 recorded_at or now_text(),
                 dumps(learning_fields(record)),
+                dumps(effect_fields(record)),
             ),
         )
 
@@ -335,6 +336,24 @@ class ReadModelStore(ApprovalStore):
                     )
                     record["approval"] = approval
                 out.append(record)
+        return out
+
+    def effectiveness_rows(self) -> list[dict[str, Any]]:
+        """What action effectiveness (console/loop/effectiveness.py) reads of each outcome record with
+        a conclusive measured outcome, oldest first, in the record's shape but only those fields (the
+        small ``effect`` column written with each record; a record of before that column is read
+        whole)."""
+        out = []
+        with self.read() as conn:
+            rows = conn.execute(
+                "SELECT effect, record FROM outcomes ORDER BY recorded_at, execution_id"
+            ).fetchall()
+            for effect, record in rows:
+                fields = loads(effect, None)
+                if fields is None:
+                    fields = effect_fields(self.unpack(loads(record, {}), conn))
+                if fields["measured"].get("status") in ("resolved", "not_resolved"):
+                    out.append(fields)
         return out
 
     def learning_rows(self, after: int = 0) -> list[tuple[str, int, str | None, str | None]]:
@@ -478,6 +497,28 @@ def _deployment(row: Any) -> dict[str, Any]:
     if data.get("expected_match") is not None:
         data["expected_match"] = bool(data["expected_match"])
     return data
+
+
+def effect_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an outcome record action effectiveness reads, in the record's shape: the
+    executed actions (name, status, simulated, dry run), the measured status, and the outcome's
+    root-cause category and simulated flag."""
+    executed = record.get("executed") if isinstance(record.get("executed"), list) else []
+    measured = record.get("measured") if isinstance(record.get("measured"), dict) else {}
+    outcome = record.get("outcome") if isinstance(record.get("outcome"), dict) else {}
+    decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
+    return {
+        "executed": [
+            {k: a.get(k) for k in ("name", "status", "simulated", "dry_run")}
+            for a in executed
+            if isinstance(a, dict)
+        ],
+        "measured": {"status": measured.get("status")},
+        "outcome": {"category": outcome.get("category"), "simulated": outcome.get("simulated")},
+        "decision": {k: decision.get(k) for k in ("log_patterns", "guards", "metrics")}
+        if not outcome.get("category")
+        else {},
+    }
 
 
 def learning_fields(record: dict[str, Any]) -> list[Any]:

@@ -217,3 +217,37 @@ def test_a_regression_after_an_insignificant_baseline_wiggle_is_still_a_regressi
     before = noisy(360, 65, 25, 8)
     j = judge_arrays("latency_p95_ms", before, noisy(1300, 15, 90, 9))
     assert j.status == "regression"
+
+
+def test_a_metric_without_a_direction_back_to_its_early_level_is_not_a_regression():
+    # an unknown metric (either direction) shifted up 18 min before the deploy and came back after it
+    t = np.arange(-60, 40) * 60.0
+    v = noisy(35, t.size, 1, 11)
+    v[(t >= -18 * 60) & (t < 0)] += 1800
+    j = M.judge_metric("db_query_p95_ms", t, v, 0.0)
+    assert j.onset_before and j.status == "ended", j.result.reason
+    # the same metric going further the way it went before the deploy is still worse
+    w = noisy(35, t.size, 1, 12)
+    w[(t >= -18 * 60) & (t < 0)] += 1800
+    w[t >= 0] += 3600
+    worse = M.judge_metric("db_query_p95_ms", t, w, 0.0)
+    assert worse.status in ("regression", "preexisting") and worse.result.classification.value == "High"
+
+
+def test_on_a_live_baseline_of_seconds_a_shift_before_the_deploy_is_before_it():
+    # 1-second points, a 20-second baseline: errors began 8 s before the deploy and go on
+    t = np.arange(-20, 30) * 1.0
+    v = np.where(t >= -8, 0.3, 0.0) + noisy(0, t.size, 0.002, 13).clip(0)
+    j = M.judge_metric("error_rate", t, v, 0.0)
+    assert j.onset_before and j.status == "preexisting", j.result.reason
+    assert "8 s before the deploy" in j.result.reason
+    assert M.onset_min_seconds(20.0) == 5.0 and M.onset_min_seconds(3600.0) == M.ONSET_MIN_SECONDS
+
+
+def test_a_stricter_level_asks_for_more_evidence():
+    base = noisy(100, 15, 2, 14)
+    after = noisy(112, 6, 2, 15)
+    assert M.compare("latency_p95_ms", base, after + 20).sign == 1
+    strict = M.Level(alpha=1e-4, min_effect=0.8)
+    assert M.compare("latency_p95_ms", base, after + 20, strict).sign == 0  # 6 points cannot reach p < 1e-4
+    assert M.compare("latency_p95_ms", base, noisy(132, 12, 2, 16), strict).sign == 1

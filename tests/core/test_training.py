@@ -7,7 +7,13 @@ import pytest
 from console.loop.training import correct_verdict, export_rows, to_jsonl
 
 
-def _record(verdict: str, held: bool | None, expected: str | None = None, template: str = "x") -> dict:
+def _record(
+    verdict: str,
+    held: bool | None,
+    expected: str | None = None,
+    template: str = "x",
+    executed: list | None = None,
+) -> dict:
     return {
         "execution_id": f"ex-{verdict}-{held}",
         "deployment": {"id": "d1", "service": "payment-service", "version": "v2", "previous_version": "v1"},
@@ -27,7 +33,9 @@ def _record(verdict: str, held: bool | None, expected: str | None = None, templa
             "guards": ["error_rate 35% >= 20%"],
         },
         "approval": {"status": "approved", "approvers": ["oncall"]},
-        "outcome": {"deployment_status": "rolled back", "held": held},
+        "executed": executed or [],
+        "measured": {"status": "resolved", "source": "prometheus", "simulated": False, "reason": "back"},
+        "outcome": {"deployment_status": "rolled back", "held": held, "simulated": False},
     }
 
 
@@ -60,10 +68,44 @@ def test_dpo_prefers_the_right_verdict() -> None:
     assert rejected == ["ROLLBACK", "CONTINUE"]
 
 
-def test_correct_verdict_without_scenario_uses_human_verdict() -> None:
+def test_correct_verdict_comes_from_the_measured_outcome() -> None:
+    rollback = [{"name": "rollback_deployment", "status": "done", "simulated": False}]
     assert correct_verdict(_record("ROLLBACK", True)) == "ROLLBACK"
-    assert correct_verdict(_record("ROLLBACK", False)) == "ESCALATE"
+    # the rollback ran and the service did not recover: not the deploy's doing
+    assert correct_verdict(_record("ROLLBACK", False, executed=rollback)) == "ESCALATE"
+    # no rollback ran and the service recovered anyway: nothing had to be done
+    assert correct_verdict(_record("ROLLBACK", False)) == "CONTINUE"
+    assert correct_verdict(_record("CONTINUE", False)) == "ROLLBACK"
     assert correct_verdict(_record("ROLLBACK", None)) is None
+    # a scenario's expected verdict only where the measurement cannot tell
+    assert correct_verdict(_record("ROLLBACK", None, expected="ESCALATE")) == "ESCALATE"
+    assert correct_verdict(_record("ROLLBACK", True, expected="CONTINUE")) == "ROLLBACK"
+
+
+def test_every_row_says_what_was_measured_and_whether_it_was_simulated() -> None:
+    simulated = {
+        **_record("ROLLBACK", True, expected="ROLLBACK"),
+        "expected": {"verdict": "ROLLBACK", "matches": True},
+    }
+    simulated["outcome"] = {**simulated["outcome"], "simulated": True}
+    simulated["measured"] = {
+        **simulated["measured"],
+        "source": "recorded scenario segment",
+        "simulated": True,
+    }
+    for fmt in ("sft", "kto", "dpo"):
+        live, scenario = export_rows([_record("ROLLBACK", True), simulated], fmt)
+        assert live["metadata"]["simulated"] is False and scenario["metadata"]["simulated"] is True
+        assert live["metadata"]["measured"] == {
+            "status": "resolved",
+            "source": "prometheus",
+            "simulated": False,
+            "reason": "back",
+        }
+        assert scenario["metadata"]["measured"]["source"] == "recorded scenario segment"
+        assert (
+            scenario["metadata"]["expected_matches"] is True and live["metadata"]["expected_matches"] is None
+        )
 
 
 def test_log_text_is_quoted_data_and_jsonl_is_one_object_per_line() -> None:

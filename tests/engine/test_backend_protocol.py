@@ -20,6 +20,7 @@ def test_the_protocol_lists_what_the_console_calls():
         "health",
         "launch",
         "launch_scenario",
+        "launch_deployment",
         "search_executions",
         "get_execution",
         "execution_logs",

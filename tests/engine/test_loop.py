@@ -266,11 +266,55 @@ def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
     ]
 
 
-def test_collect_from_deployment_inputs_uses_the_demo_collector(settings):
+def test_collect_for_a_service_without_a_source_is_a_clear_error_never_mock_data(settings):
     from console.loop import steps
 
-    out = steps.collect({"deployment_id": "dep-77", "service": "payment-service", "version": "v9"}, settings)
-    assert out["snapshot"]["deployment"]["id"] == "dep-77"
-    assert out["snapshot"]["deployment"]["version"] == "v9"
-    with pytest.raises(steps.StepError, match="no telemetry source for service 'nope'"):
-        steps.collect({"deployment_id": "d", "service": "nope", "version": "v1"}, settings)
+    for data in (
+        {"deployment_id": "dep-77", "service": "payment-service", "version": "v9"},
+        {"deployment": {"id": "dep-77", "service": "payment-service", "version": "v9"}, "source": "api"},
+    ):
+        with pytest.raises(steps.StepError) as caught:
+            steps.collect(data, settings)
+        message = str(caught.value)
+        assert "no telemetry source configured for service 'payment-service'" in message
+        assert "CONSOLE_SERVICES_FILE" in message and "\n" not in message
+
+
+def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_live_loop(settings, tmp_path):
+    from dataclasses import replace
+
+    from console.telemetry.times import format_ts
+    from tests.conftest import logs_only_service
+
+    services, now = logs_only_service(tmp_path)
+    live = replace(settings, services_file=services, live_poll_s=0.1)
+    engine = EmbeddedEngine(live, synchronous=True)
+    try:
+        record = {"id": "dep-5", "service": "demo-service", "version": "v1.0.1", "previous_version": "v1.0.0",
+                  "by": "alice", "at": format_ts(now), "kind": "deploy"}  # fmt: skip
+        execution_id = engine.launch_deployment(
+            record, triggered_by="alice", source="deployer", labels={"x": "y"}
+        )
+        assert engine.store.launch_input(execution_id) == {
+            "deployment": {
+                "id": "dep-5",
+                "service": "demo-service",
+                "version": "v1.0.1",
+                "previous_version": "v1.0.0",
+                "environment": "live-demo",
+                "deployed_at": format_ts(now),
+                "deployed_by": "alice",
+            },
+            "source": "deployer",
+        }
+        execution = engine.get_execution(execution_id)
+        assert execution.labels == {"source": "deployer", "x": "y"}
+        assert execution.state in (State.PAUSED, State.SUCCESS)
+        verification = execution.task_run("collect").outputs["verification"]
+        assert verification["ended"] == "window end"
+        row = engine.store.deployment_for_execution(execution_id)
+        assert row["environment"] == "live-demo" and row["deployed_by"] == "alice"
+        with pytest.raises(BackendError, match="needs at least 'service' and 'version'"):
+            engine.launch_deployment({"service": "demo-service"}, triggered_by="alice", source="api")
+    finally:
+        engine.close()

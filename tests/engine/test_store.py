@@ -145,49 +145,61 @@ def test_execute_runs_auto_actions_and_only_approved_risky_ones():
     )
     assert expired["skipped"][0]["skipped"] == "expired"
     approved = steps.execute({"plan": plan, "approval": {"approved": True}, "verdict": "ROLLBACK"}, None)
-    assert [a["effect"] for a in approved["executed"]] == ["diagnostics collected", "rolled back"]
-    assert approved["deployment_status"] == "rolled back"
+    assert [a["label"] for a in approved["executed"]] == [
+        "diagnostics collected (simulated)",
+        "rolled back (simulated)",
+    ]
+    assert all(a["status"] == "done" and a["simulated"] for a in approved["executed"])
+    assert approved["deployment_status"] == "rolled back" and approved["simulated"] is True
     unknown = steps.execute({"plan": {"auto": [{"name": "rm -rf", "risk": "LOW"}]}, "approval": None}, None)
     assert unknown["executed"][0]["status"] == "refused"
     with pytest.raises(steps.StepError, match="needs 'plan'"):
         steps.execute({}, None)
 
 
-def test_record_marks_whether_the_decision_held():
+def test_record_takes_held_from_the_measured_outcome_and_keeps_the_expected_verdict_apart():
     snapshot = {"deployment": {"id": "d"}, "scenario": {"id": "s", "expected_verdict": "ROLLBACK"}}
     plan = {"auto": [], "approval": [{"name": "rollback_deployment"}], "needs_approval": True}
-    base = {"snapshot": snapshot, "plan": plan, "executed": []}
-    right = steps.record({**base, "decision": {"verdict": "ROLLBACK"}, "approval": {"approved": False}}, None)
-    assert right["outcome"]["outcome"]["held"] is True  # the scenario says ROLLBACK was right
-    wrong = steps.record({**base, "decision": {"verdict": "CONTINUE"}, "approval": {"approved": True}}, None)
-    assert wrong["outcome"]["outcome"]["held"] is False
-    unknown = {"deployment": {"id": "d"}}
-    approved = steps.record(
+    rollback = {"name": "rollback_deployment", "status": "done", "simulated": True, "mode": "approved"}
+    base = {"snapshot": snapshot, "plan": plan, "decision": {"verdict": "ROLLBACK"}}
+    resolved = {"status": "resolved", "simulated": True, "source": "recorded scenario segment"}
+    unresolved = {**resolved, "status": "not_resolved"}
+
+    def held(executed, measured, approval):
+        out = steps.record({**base, "executed": executed, "measured": measured, "approval": approval}, None)
+        return out["outcome"]
+
+    done = held([rollback], resolved, {"approved": True, "approver": "a, b"})
+    assert done["outcome"] == {
+        "deployment_status": "rolled back",
+        "measured_status": "resolved",
+        "held": True,
+        "simulated": True,
+        "category": "unknown",  # a decision without evidence names no root cause
+    }
+    assert done["expected"] == {"verdict": "ROLLBACK", "matches": True}
+    assert done["measured"] == resolved and done["approval"]["approvers"] == ["a", "b"]
+    # the rollback ran and the service did not recover: it did not hold, whatever the scenario says
+    assert held([rollback], unresolved, {"approved": True})["outcome"]["held"] is False
+    # rejected and the problem persisted: the call was right; rejected and it went away: it was not
+    assert held([], unresolved, {"approved": False})["outcome"]["held"] is True
+    assert held([], resolved, {"approved": False})["outcome"]["held"] is False
+    assert held([], {"status": "inconclusive"}, {"approved": False})["outcome"]["held"] is None
+    assert held([], None, {"approved": False})["outcome"]["held"] is None
+    live = steps.record(
         {
             **base,
-            "snapshot": unknown,
-            "decision": {"verdict": "ROLLBACK"},
-            "approval": {"approved": True, "approver": "a, b"},
-        },
-        None,
-    )["outcome"]
-    assert approved["outcome"]["held"] is True and approved["approval"]["approvers"] == ["a", "b"]
-    rejected = steps.record(
-        {**base, "snapshot": unknown, "decision": {"verdict": "ROLLBACK"}, "approval": {"approved": False}},
-        None,
-    )["outcome"]
-    assert rejected["outcome"]["held"] is False and rejected["approval"]["status"] == "rejected"
-    auto = steps.record(
-        {
-            **base,
-            "snapshot": unknown,
-            "plan": {"auto": [{"name": "notify_only"}], "approval": []},
+            "snapshot": {"deployment": {"id": "d"}},
             "decision": {"verdict": "CONTINUE"},
+            "plan": {"auto": [{"name": "notify_only"}], "approval": []},
             "approval": None,
+            "executed": [{"name": "notify_only", "status": "done", "simulated": False}],
+            "measured": {"status": "resolved", "simulated": False},
         },
         None,
     )["outcome"]
-    assert auto["approval"]["status"] == "auto" and auto["outcome"]["held"] is None
+    assert live["approval"]["status"] == "auto" and live["expected"] is None
+    assert live["outcome"]["held"] is True and live["outcome"]["simulated"] is False
 
 
 def test_collect_shifts_a_scenario_so_its_newest_point_is_now(settings):
@@ -202,7 +214,7 @@ def test_collect_shifts_a_scenario_so_its_newest_point_is_now(settings):
     assert doc["scenario"]["id"] == "healthy-hotfix"
     with pytest.raises(steps.StepError, match="unknown scenario"):
         steps.collect({"scenario": "../etc/passwd"}, settings)
-    with pytest.raises(steps.StepError, match="needs 'scenario', 'snapshot' or 'service'"):
+    with pytest.raises(steps.StepError, match="needs 'scenario', 'snapshot', 'deployment' or 'service'"):
         steps.collect({}, settings)
 
 

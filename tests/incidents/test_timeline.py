@@ -66,7 +66,8 @@ def test_an_approved_rollback_tells_its_story_in_order(rt):
     assert "simulated" in first(events, "action").detail
 
     outcome = first(events, "outcome")
-    assert outcome.title == "Outcome: rolled back · simulated" and outcome.status == "not measured"
+    assert outcome.title == "Outcome: rolled back · simulated" and outcome.status == "resolved"
+    assert outcome.simulated  # measured on the scenario's recorded post-action segment
     assert first(events, "finished").title == "Loop finished: SUCCESS"
     json.dumps([e.to_dict() for e in events])  # the page can cache it as JSON
 

@@ -11,8 +11,11 @@ kill (404 unknown, 409 finished), and 2.x ``/outputs/{executionId}``.
 It runs the loop the way ``flows/devops-loop.yaml`` describes it, with the project's own steps
 (``console.loop.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
 expose ``{"vars": ...}``, the ``approval`` Pause pauses the execution, and the pause's duration
-expiring applies its ``behavior`` (CANCEL/FAIL). Fault modes for tests: ``down()``, and
-``fault = "slow" | "401" | "404" | "500" | "malformed"``, or ``"503 once"`` (the next request only).
+expiring applies its ``behavior`` (CANCEL/FAIL); ``execute``, ``verify`` and ``record`` follow it.
+A live deployment (the inputs, or a webhook body such as the demo deployer's announcement) is
+collected from the sources of ``settings.services_file``, as the flow's tasks would. Fault modes
+for tests: ``down()``, and ``fault = "slow" | "401" | "404" | "500" | "malformed"``, or
+``"503 once"`` (the next request only).
 """
 
 from __future__ import annotations
@@ -39,6 +42,16 @@ from console.domain.models import format_time
 from console.settings import Settings
 from tests.kestra.flow_rules import check_documents
 
+LIVE_INPUTS = (
+    "deployment_id",
+    "service",
+    "version",
+    "previous_version",
+    "deployed_at",
+    "deployed_by",
+    "source",
+)
+"""The devops-loop inputs (and webhook body keys) of a live deployment."""
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "RETRIED", "SKIPPED", "RESUBMITTED"}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -472,21 +485,27 @@ class FakeKestra:
         body = body if isinstance(body, dict) else {}
         # the flow's `{{ inputs.x ?? trigger.body.x }}`
         inputs = {k: ex["inputs"].get(k) if ex["inputs"].get(k) is not None else body.get(k)
-                  for k in ("deployment_id", "service", "version", "scenario", "snapshot")}  # fmt: skip
+                  for k in (*LIVE_INPUTS, "scenario", "snapshot")}  # fmt: skip
         # collect-snapshot's `is not empty` tests: null, "" and {} all mean "not given"
         if inputs.get("snapshot"):
             collect_in = {"snapshot": inputs["snapshot"]}
         elif inputs.get("scenario"):
             collect_in = {"scenario": inputs["scenario"]}
         else:
-            collect_in = {k: inputs.get(k) for k in ("deployment_id", "service", "version")}
-        snapshot = self._subflow(
+            collect_in = {k: inputs.get(k) for k in LIVE_INPUTS}
+
+        def collect(child: dict[str, Any]) -> dict[str, Any]:
+            values = self._step(child, "collect", "collect", collect_in)
+            return {"snapshot": values["snapshot"], "verification": values.get("verification")}
+
+        collected = self._subflow(
             ex,
             "collect",
             "collect-snapshot",
-            {k: inputs.get(k) for k in ("deployment_id", "service", "version", "scenario", "snapshot")},
-            lambda child: {"snapshot": self._step(child, "collect", "collect", collect_in)["snapshot"]},
-        )["snapshot"]
+            {k: inputs.get(k) for k in (*LIVE_INPUTS, "scenario", "snapshot")},
+            collect,
+        )
+        snapshot = collected["snapshot"]
         self._check(ex)
 
         def summarize(child: dict[str, Any]) -> dict[str, Any]:
@@ -524,12 +543,25 @@ class FakeKestra:
             _move(gate["state"], "SUCCESS")
         self._check(ex)
 
+        target = {
+            "deployment": snapshot["deployment"],
+            "scenario": snapshot.get("scenario"),
+            "verification": collected.get("verification"),
+        }
         executed = self._step(
             ex,
             "execute",
             "execute",
-            {"plan": decided["plan"], "verdict": decided["verdict"], "approval": approval},
+            {
+                "plan": decided["plan"],
+                "verdict": decided["verdict"],
+                "approval": approval,
+                **target,
+                "execution_id": ex["id"],
+            },
         )
+        self._check(ex)
+        verified = self._step(ex, "verify", "verify", {**target, "executed": executed["executed"]})
         self._check(ex)
         recorded = self._step(
             ex,
@@ -542,6 +574,8 @@ class FakeKestra:
                 "plan": decided["plan"],
                 "approval": approval,
                 "executed": executed["executed"],
+                "deployment_status": executed["deployment_status"],
+                "measured": verified["measured"],
             },
         )
         with self.lock:
@@ -551,6 +585,7 @@ class FakeKestra:
                 "decision": decision,
                 "plan": decided["plan"],
                 "deployment_status": executed["deployment_status"],
+                "measured": verified["measured"],
                 "outcome": recorded.get("outcome"),
             }
             if self._alive(ex):

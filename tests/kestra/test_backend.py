@@ -213,3 +213,35 @@ def test_backend_accepts_an_injected_client(loaded: FakeKestra, tmp_path: Path) 
     client = KestraClient(loaded.url, username=USER, password=PASSWORD, timeout=2)
     backend = KestraBackend(Settings(data_dir=tmp_path), client=client)
     assert backend.search_executions().total == 0
+
+
+def test_launch_deployment_sends_the_live_inputs_and_the_flow_collects_from_the_services_file(
+    backend: KestraBackend, loaded: FakeKestra, tmp_path: Path
+) -> None:
+    from dataclasses import replace
+
+    from console.telemetry.times import format_ts
+    from tests.conftest import logs_only_service
+
+    services, now = logs_only_service(tmp_path)
+    loaded.settings = replace(loaded.settings, services_file=services, live_poll_s=0.1)
+    record = {"id": "dep-5", "service": "demo-service", "version": "v1.0.1", "previous_version": "v1.0.0",
+              "by": "alice", "at": format_ts(now), "kind": "deploy"}  # fmt: skip
+    execution_id = backend.launch_deployment(record, triggered_by="alice", source="deployer")
+    execution = _wait(backend, execution_id, {State.PAUSED, State.SUCCESS, State.FAILED})
+    assert execution.state in (State.PAUSED, State.SUCCESS), backend.execution_logs(execution_id)
+    assert {k: v for k, v in execution.inputs.items() if v is not None} == {
+        "deployment_id": "dep-5",
+        "service": "demo-service",
+        "version": "v1.0.1",
+        "previous_version": "v1.0.0",
+        "deployed_at": format_ts(now),
+        "deployed_by": "alice",
+        "source": "deployer",
+        "triggered_by": "alice",
+    }
+    assert execution.labels["source"] == "deployer"
+    snapshot = backend.snapshot_document(execution_id)
+    assert snapshot["deployment"]["id"] == "dep-5" and len(snapshot["logs"]) == 1
+    with pytest.raises(BackendError, match="needs at least 'service' and 'version'"):
+        backend.launch_deployment({"id": "x"}, triggered_by="alice", source="api")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,9 @@ from console.engines.kestra.client import (
     KestraUnreachable,
 )
 from console.settings import Secret
+from console.telemetry.times import format_ts
+from demo_service.notify import announcement
+from tests.conftest import logs_only_service
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra, free_port
 
@@ -364,10 +368,14 @@ def test_server_without_configs_uses_1x_paths(loaded: FakeKestra, client: Kestra
     assert ("POST", f"/api/v1/main/executions/{ex_id}/resume") in loaded.requests
 
 
-def test_webhook_trigger_uses_the_body(loaded: FakeKestra) -> None:
-    """CI/CD's webhook call: the JSON body stands in for the inputs (`inputs.x ?? trigger.body.x`)."""
+def test_webhook_trigger_uses_the_body(loaded: FakeKestra, tmp_path: Path) -> None:
+    """A deployer's webhook call: the JSON body stands in for the inputs (`inputs.x ?? trigger.body.x`).
+    The body is the demo deployer's announcement; the service's sources come from the services file."""
+    services, now = logs_only_service(tmp_path, lines=3)
+    loaded.settings = replace(loaded.settings, services_file=services, live_poll_s=0.1)
     base = f"{loaded.url}/api/v1/main/executions/webhook/devops.loop/devops-loop"
-    body = {"deployment_id": "deploy-777", "service": "payment-service", "version": "v9.9.9"}
+    record = {"id": "dep-777", "version": "v1.2.0", "previous_version": "v1.0.0", "by": "alice"}
+    body = announcement({**record, "at": format_ts(now)}, "live-demo")
     wrong = requests.post(f"{base}/not-the-key", json=body, auth=(USER, PASSWORD), timeout=5)
     assert wrong.status_code == 404
     unauth = requests.post(f"{base}/{loaded.webhook_key}", json=body, timeout=5)
@@ -376,11 +384,33 @@ def test_webhook_trigger_uses_the_body(loaded: FakeKestra) -> None:
     assert answer.status_code == 200
     execution_id = answer.json()["id"]
     done = loaded.wait_state(execution_id, {"PAUSED", "SUCCESS", "FAILED"})
-    assert done["state"]["current"] in {"PAUSED", "SUCCESS"}
+    assert done["state"]["current"] in {"PAUSED", "SUCCESS"}, loaded.logs[execution_id]
     assert done["trigger"]["variables"]["body"] == body
-    child = loaded.executions[done["taskRunList"][0]["outputs"]["executionId"]]
-    snapshot = child["outputs"]["snapshot"]
-    assert snapshot["deployment"]["id"] == "deploy-777" and snapshot["deployment"]["version"] == "v9.9.9"
+    collect = next(e for e in loaded.executions.values() if e["flowId"] == "collect-snapshot")
+    snapshot = collect["outputs"]["snapshot"]
+    assert snapshot["deployment"] == {
+        "id": "dep-777",
+        "service": "demo-service",
+        "version": "v1.2.0",
+        "previous_version": "v1.0.0",
+        "environment": "live-demo",
+        "deployed_at": body["deployed_at"],
+        "deployed_by": "alice",
+    }
+    assert collect["outputs"]["verification"]["ended"] == "window end"
+    assert len(snapshot["logs"]) == 3  # read from the service's log file, no mock data
+
+
+def test_webhook_for_a_service_without_sources_fails_with_one_line(loaded: FakeKestra) -> None:
+    base = f"{loaded.url}/api/v1/main/executions/webhook/devops.loop/devops-loop"
+    body = {"deployment_id": "deploy-777", "service": "payment-service", "version": "v9.9.9"}
+    answer = requests.post(f"{base}/{loaded.webhook_key}", json=body, auth=(USER, PASSWORD), timeout=5)
+    done = loaded.wait_state(answer.json()["id"], {"PAUSED", "SUCCESS", "FAILED"})
+    assert done["state"]["current"] == "FAILED"
+    errors = [e["message"] for e in loaded.logs[done["id"]] if e["level"] == "ERROR"]
+    collect = next(e for e in loaded.executions.values() if e["flowId"] == "collect-snapshot")
+    errors += [e["message"] for e in loaded.logs[collect["id"]] if e["level"] == "ERROR"]
+    assert any("no telemetry source configured for service 'payment-service'" in m for m in errors)
 
 
 def test_deploy_order_puts_subflows_first() -> None:

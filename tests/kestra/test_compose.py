@@ -123,3 +123,80 @@ def test_dockerfile_builds_the_console_and_task_image() -> None:
 def test_dockerignore_keeps_secrets_and_state_out() -> None:
     entries = set((ROOT / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".env", ".streamlit/secrets.toml", ".venv", ".git", "data"} <= entries
+
+
+# -- the live demo: Prometheus, the demo service's deployer and its load ------------------------------
+
+def _mounts(service: dict[str, Any]) -> dict[str, str]:
+    """inside -> outside of each volume."""
+    return {v.split(":")[1]: v.split(":")[0] for v in service.get("volumes", [])}
+
+
+def test_prometheus_is_the_pinned_official_image_with_the_projects_rules() -> None:
+    prom = _compose()["services"]["prometheus"]
+    assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prom["image"]), prom["image"]
+    mounts = _mounts(prom)
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in prom["command"] if "=" in arg)
+    assert mounts[flags["config.file"]] == "./live/compose/prometheus.yml"
+    config = yaml.safe_load((ROOT / "live" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
+    [rules] = config["rule_files"]
+    assert mounts[rules] == "./live/prometheus/rules.yml"
+    targets = {c["job_name"]: c["static_configs"][0]["targets"] for c in config["scrape_configs"]}
+    assert targets == {"demo-service": ["demo-deployer:8701"], "deployer": ["demo-deployer:8700"]}
+    assert config["global"]["scrape_interval"] == "1s"
+
+
+def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
+    from live.processes import check_config, missing_reason
+
+    if missing_reason("promtool"):
+        pytest.skip(missing_reason("promtool"))
+    config = yaml.safe_load((ROOT / "live" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
+    config["rule_files"] = [str(ROOT / "live" / "prometheus" / "rules.yml")]  # where the mount puts it
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    assert "SUCCESS" in check_config(path)
+
+
+def test_the_demo_deployer_and_its_load_run_from_the_console_image() -> None:
+    services = _compose()["services"]
+    deployer, load = services["demo-deployer"], services["demo-load"]
+    image = services["console"]["image"]
+    assert deployer["image"] == image and load["image"] == image
+    args = deployer["command"]
+    assert args[:3] == ["python", "-m", "demo_service.deployer"]
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in args[3:])
+    assert flags["host"] == "0.0.0.0" and (flags["port"], flags["service-port"]) == ("8700", "8701")
+    assert flags["log-file"].startswith("/app/data/") and flags["state-dir"].startswith("/app/data/")
+    assert _mounts(deployer)["/app/data"] == "demo-data"
+    assert deployer["environment"]["DEMO_DEPLOYER_TOKEN"].startswith("${DEMO_DEPLOYER_TOKEN:?")
+    assert load["command"][:3] == ["python", "-m", "demo_service.load"]
+    assert load["command"][load["command"].index("--target") + 1] == "http://demo-deployer:8701"
+
+
+def test_the_console_and_the_flows_collect_from_and_act_on_the_compose_services() -> None:
+    from console.executors import build_executor
+    from console.settings import Settings
+    from console.telemetry import load_services
+
+    compose = _compose()
+    path = compose["services"]["console"]["environment"]["CONSOLE_SERVICES_FILE"]
+    flows = " ".join(p.read_text() for p in (ROOT / "flows").glob("*.yaml"))
+    assert f"CONSOLE_SERVICES_FILE: {path}" in flows  # the tasks read the same file
+    assert "networkMode: devops-loop_default" in flows and compose["name"] == "devops-loop"
+    local = ROOT / path.removeprefix("/app/")  # the image copies the project to /app
+    config = load_services(local, Settings()).service("demo-service")
+    assert config.prometheus is not None and config.prometheus.url == "http://prometheus:9090"
+    assert config.prometheus.scrape_interval_s == 1
+    executor = build_executor(config.executor)
+    assert executor.name == "demo-service" and executor.url == "http://demo-deployer:8700"
+    assert executor.token_env == "DEMO_DEPLOYER_TOKEN"
+    secret = compose["services"]["kestra"]["environment"]["SECRET_DEMO_DEPLOYER_TOKEN"]
+    assert secret.startswith("${SECRET_DEMO_DEPLOYER_TOKEN")
+    assert "{{ secret('DEMO_DEPLOYER_TOKEN') }}" in flows
+
+
+def test_the_live_demo_publishes_no_port() -> None:
+    """Prometheus, the deployer and the service are reached on the compose network only."""
+    services = _compose()["services"]
+    assert all("ports" not in services[name] for name in ("prometheus", "demo-deployer", "demo-load"))

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.kestra.fake_kestra import LIVE_INPUTS
 from tests.kestra.flow_rules import check_flows, load_flows
 
 FLOWS = Path(__file__).resolve().parents[2] / "flows"
@@ -38,7 +39,7 @@ def test_all_flows_present_and_valid() -> None:
 def test_devops_loop_shape() -> None:
     doc = load_flows(FLOWS)["devops-loop.yaml"].doc
     top = [t["id"] for t in doc["tasks"]]
-    assert top == ["collect", "summarize", "decide", "approval_gate", "execute", "record"]
+    assert top == ["collect", "summarize", "decide", "approval_gate", "execute", "verify", "record"]
     subflows = [t for t in doc["tasks"] if t["type"].endswith("flow.Subflow")]
     assert [t["flowId"] for t in subflows] == ["collect-snapshot", "summarize-incident", "decision-flow"]
     gate = doc["tasks"][3]
@@ -50,15 +51,20 @@ def test_devops_loop_shape() -> None:
     # the executed step reads the human decision from the Pause's onResume outputs
     execute = doc["tasks"][4]
     assert "outputs.approval.onResume" in execute["inputFiles"]["input.json"]
+    # the live tasks read the services file; execute acts with the deployer's token (a Kestra secret)
+    verify, record = doc["tasks"][5], doc["tasks"][6]
+    for task in (execute, verify):
+        assert task["env"]["CONSOLE_SERVICES_FILE"] == "/app/live/compose/services.yaml"
+    assert "secret('DEMO_DEPLOYER_TOKEN')" in execute["env"]["DEMO_DEPLOYER_TOKEN"]
+    assert "outputs.execute.vars.executed" in verify["inputFiles"]["input.json"]
+    assert "outputs.verify.vars.measured" in record["inputFiles"]["input.json"]
     trigger = doc["triggers"][0]
     assert trigger["type"] == "io.kestra.plugin.core.trigger.Webhook" and trigger["key"]
-    assert {i["id"] for i in doc["inputs"]} >= {
-        "deployment_id",
-        "service",
-        "version",
-        "scenario",
-        "triggered_by",
-    }
+    assert {i["id"] for i in doc["inputs"]} >= {*LIVE_INPUTS, "scenario", "triggered_by"}
+    # every live input is read from the webhook body too (the deployer's announcement)
+    collect = doc["tasks"][0]
+    for name in LIVE_INPUTS:
+        assert f"trigger.body.{name}" in collect["inputs"][name]
     assert {o["id"] for o in doc["outputs"]} >= {"verdict", "severity", "deployment_status"}
 
 

@@ -64,7 +64,7 @@ def _run(step: str, payload: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
     return json.loads(lines[0][2:-2])["outputs"]
 
 
-@pytest.mark.slow  # six interpreter start-ups running the real steps: ~6-10 s
+@pytest.mark.slow  # seven interpreter start-ups running the real steps: ~6-10 s
 def test_cli_outputs_cover_what_the_flows_read(tmp_path: Path) -> None:
     needed = _flow_contract()
     assert set(needed) >= set(STEP_TASKS)
@@ -78,7 +78,11 @@ def test_cli_outputs_cover_what_the_flows_read(tmp_path: Path) -> None:
     outputs["decide"] = _run("decide", {"decision": decision}, tmp_path)
     plan, verdict = outputs["decide"]["plan"], outputs["decide"]["verdict"]
     approval = {"approved": True, "comment": "ok", "approver": "bob"}
-    outputs["execute"] = _run("execute", {"plan": plan, "verdict": verdict, "approval": approval}, tmp_path)
+    target = {"deployment": snapshot["deployment"], "scenario": snapshot["scenario"]}
+    outputs["execute"] = _run(
+        "execute", {"plan": plan, "verdict": verdict, "approval": approval, **target}, tmp_path
+    )
+    outputs["verify"] = _run("verify", {**target, "executed": outputs["execute"]["executed"]}, tmp_path)
     outputs["record"] = _run(
         "record",
         {
@@ -88,6 +92,8 @@ def test_cli_outputs_cover_what_the_flows_read(tmp_path: Path) -> None:
             "plan": plan,
             "approval": approval,
             "executed": outputs["execute"]["executed"],
+            "deployment_status": outputs["execute"]["deployment_status"],
+            "measured": outputs["verify"]["measured"],
         },
         tmp_path,
     )
@@ -97,3 +103,7 @@ def test_cli_outputs_cover_what_the_flows_read(tmp_path: Path) -> None:
     # what the If gate and the approval service rely on
     assert plan["needs_approval"] is True and verdict == "ROLLBACK"
     assert outputs["execute"]["deployment_status"] == "rolled back"
+    measured = outputs["verify"]["measured"]
+    assert measured["status"] == "resolved" and measured["simulated"] is True
+    assert measured["source"] == "recorded scenario segment"
+    assert outputs["record"]["outcome"]["outcome"]["held"] is True

@@ -28,9 +28,9 @@ SCENARIOS = ["memory-leak", "healthy-hotfix", "latency-regression", "crash-loop"
 
 
 def _slow(step):
-    def slowed(data, settings):
+    def slowed(data, settings, **kwargs):
         time.sleep(0.03)
-        return step(data, settings)
+        return step(data, settings, **kwargs)
 
     return slowed
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from console.domain.executions import Execution, State, StateHistory, TaskRun
 from console.domain.models import Classification, Decision, Direction, MetricResult
-from console.domain.vocabulary import DeploymentStatus
+from console.domain.vocabulary import LOOP_TASKS, DeploymentStatus
 from console.loop.policy import plan_actions
 from console.presentation import charts, learning, tables
 from console.presentation import formatting as fmt
@@ -153,7 +153,7 @@ def test_loop_progress_lists_pending_steps():
     steps = tables.loop_progress(execution)
     assert [s.task for s in steps][:3] == ["collect", "analyze", "summarize"]
     assert [s.state for s in steps][:3] == ["SUCCESS", "RUNNING", "pending"]
-    assert tables.progress_fraction(execution) == pytest.approx(1 / 7)
+    assert tables.progress_fraction(execution) == pytest.approx(1 / len(LOOP_TASKS))
     assert tables.step_badge(steps[2]).color == "gray" and tables.step_badge(steps[0]).color == "green"
 
 

@@ -113,6 +113,25 @@ class EmbeddedEngine:
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
         return self._create({"scenario": scenario_id}, doc, requester, merged)
 
+    def launch_deployment(
+        self,
+        deployment: dict[str, Any],
+        *,
+        triggered_by: str,
+        source: str,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """Start the loop on a real deployment: ``collect`` reads the service's configured sources
+        and watches its verification window; ``execute`` acts through its configured executor.
+        The launch input is ``{"deployment": {...}, "source": source}``."""
+        dep = steps.live_deployment({"deployment": deployment}) if isinstance(deployment, dict) else None
+        if dep is None or not dep.get("service") or not dep.get("version"):
+            raise BackendError("the deployment needs at least 'service' and 'version'")
+        if not dep.get("environment"):
+            dep["environment"] = steps.service_environment(str(dep["service"]), self.settings)
+        merged = {"source": source, **(labels or {})}
+        return self._create({"deployment": dep, "source": source}, {"deployment": dep}, triggered_by, merged)
+
     def run_sync(
         self,
         snapshot_doc: dict[str, Any] | None = None,
@@ -227,7 +246,7 @@ class EmbeddedEngine:
                 ctx["approval"] = None
                 continue
             try:
-                outputs = self._call(task_id, execution_id, ctx)
+                outputs = self._call(task_id, execution_id, ctx, run)
             except _Killed:
                 raise
             except Exception as exc:
@@ -254,6 +273,7 @@ class EmbeddedEngine:
         """Put a finished task's outputs where the next steps look for them."""
         if task_id == "collect":
             ctx["snapshot"] = self.snapshot_document(execution_id)
+            ctx["verification"] = outputs.get("verification")
         elif task_id in ("analyze", "summarize"):
             ctx["decision"] = outputs.get("decision")
         elif task_id == "decide":
@@ -264,11 +284,55 @@ class EmbeddedEngine:
         elif task_id == "execute":
             ctx["executed"] = outputs.get("executed", [])
             ctx["deployment_status"] = outputs.get("deployment_status")
+        elif task_id == "verify":
+            ctx["measured"] = outputs.get("measured")
 
-    def _call(self, task_id: str, execution_id: str, ctx: dict[str, Any]) -> dict[str, Any]:
+    # -- live-run support: waiting that a kill interrupts, and progress a re-run can resume --------
+
+    HEARTBEAT_EVERY_S = 30.0
+
+    def _sleeper(self, execution_id: str) -> Callable[[float], None]:
+        """``sleep`` for a step that waits (a live verification window): in short slices, raising
+        _Killed as soon as the execution stops being this worker's, with a heartbeat now and then so
+        another host does not take a long wait for a dead owner."""
+        last_beat = [time.monotonic()]
+
+        def sleep(seconds: float) -> None:
+            end = time.monotonic() + max(0.0, seconds)
+            while True:
+                with self.store.write() as conn:
+                    self._guard_running(conn, execution_id)
+                    if time.monotonic() - last_beat[0] >= self.HEARTBEAT_EVERY_S:
+                        self.store.heartbeat_in(conn, execution_id)
+                        last_beat[0] = time.monotonic()
+                left = end - time.monotonic()
+                if left <= 0:
+                    return
+                time.sleep(min(left, 0.25))
+
+        return sleep
+
+    def _progress_saver(self, execution_id: str, task_id: str) -> Callable[[dict[str, Any]], None]:
+        """Keep execute's progress in its task run's outputs as each action starts and ends, in its own
+        transaction, so a crash between two actions leaves a record of the first."""
+
+        def save(progress: dict[str, Any]) -> None:
+            with self.store.write() as conn:
+                self._guard_running(conn, execution_id)
+                self.store.save_task_run_outputs_in(conn, execution_id, task_id, {"progress": progress})
+
+        return save
+
+    def _call(
+        self,
+        task_id: str,
+        execution_id: str,
+        ctx: dict[str, Any],
+        previous: StoredTaskRun | None = None,
+    ) -> dict[str, Any]:
         s = self.settings
         if task_id == "collect":
-            return steps.collect(self.store.launch_input(execution_id), s)
+            return steps.collect(self.store.launch_input(execution_id), s, sleep=self._sleeper(execution_id))
         if task_id == "analyze":
             return steps.analyze({"snapshot": ctx["snapshot"]}, s)
         if task_id == "summarize":
@@ -276,8 +340,29 @@ class EmbeddedEngine:
         if task_id == "decide":
             return steps.decide({"decision": ctx["decision"]}, s)
         if task_id == "execute":
+            progress = (previous.outputs or {}).get("progress") if previous is not None else None
             return steps.execute(
-                {"plan": ctx["plan"], "approval": ctx.get("approval"), "verdict": ctx["verdict"]}, s
+                {
+                    "plan": ctx["plan"],
+                    "approval": ctx.get("approval"),
+                    "verdict": ctx["verdict"],
+                    "snapshot": ctx["snapshot"],
+                    "verification": ctx.get("verification"),
+                    "execution_id": execution_id,
+                },
+                s,
+                progress=progress if isinstance(progress, dict) else None,
+                on_progress=self._progress_saver(execution_id, task_id),
+            )
+        if task_id == "verify":
+            return steps.verify(
+                {
+                    "snapshot": ctx["snapshot"],
+                    "verification": ctx.get("verification"),
+                    "executed": ctx.get("executed", []),
+                },
+                s,
+                sleep=self._sleeper(execution_id),
             )
         if task_id == "record":
             return steps.record(
@@ -289,6 +374,7 @@ class EmbeddedEngine:
                     "approval": ctx.get("approval"),
                     "executed": ctx.get("executed", []),
                     "deployment_status": ctx.get("deployment_status"),
+                    "measured": ctx.get("measured"),
                 },
                 s,
             )
@@ -575,10 +661,17 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
     if task_id == "collect":
         snapshot = outputs["snapshot"]
         dep = snapshot["deployment"]
-        return (
+        line = (
             f"collected {len(snapshot['metrics'])} metrics and {len(snapshot['logs'])} log lines "
             f"for {dep['service']} {dep['version']}"
         )
+        watched = outputs.get("verification")
+        if isinstance(watched, dict):
+            line += (
+                f"; verification ended {watched.get('ended')} after {watched.get('elapsed_s')} s "
+                f"({watched.get('evaluations')} evaluations): {watched.get('reason')}"
+            )
+        return line
     if task_id in ("analyze", "summarize"):
         d = outputs["decision"]
         return (
@@ -592,11 +685,31 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
             f"needing approval ({plan.get('required_approvals', 0)} approver(s))"
         )
     if task_id == "execute":
-        names = ", ".join(f"{a['name']} ({a['mode']})" for a in outputs["executed"]) or "nothing"
+        names = (
+            "; ".join(
+                f"{a['name']} ({a['mode']}): {a.get('label') or a.get('status')}" for a in outputs["executed"]
+            )
+            or "nothing"
+        )
         skipped = ", ".join(a["name"] for a in outputs.get("skipped", []))
-        return f"executed (simulated): {names}" + (f"; skipped: {skipped}" if skipped else "")
+        return (
+            f"executed{' (simulated)' if outputs.get('simulated') else ''}: {names}"
+            + (f"; skipped: {skipped}" if skipped else "")
+            + f"; deployment {outputs.get('deployment_status')}"
+        )
+    if task_id == "verify":
+        measured = outputs.get("measured") or {}
+        simulated = " (simulated)" if measured.get("simulated") else ""
+        return (
+            f"measured{simulated}: {measured.get('status')} from {measured.get('source')}: "
+            f"{measured.get('reason')}"
+        )
     if task_id == "record":
         record = outputs["outcome"]
         status = record["outcome"]["deployment_status"]
-        return f"outcome recorded: {status}, approval {record['approval']['status']}"
+        held = record["outcome"].get("held")
+        return (
+            f"outcome recorded: {status}, approval {record['approval']['status']}, "
+            f"measured {record['outcome'].get('measured_status')}, held {held}"
+        )
     return f"{task_id} done"

@@ -134,6 +134,35 @@ class KestraBackend:
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
         return self._trigger({"scenario": scenario_id, "triggered_by": requester}, merged)
 
+    def launch_deployment(
+        self,
+        deployment: dict[str, Any],
+        *,
+        triggered_by: str,
+        source: str,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """Start ``devops-loop`` on a real deployment with the same inputs its webhook reads from a
+        deployer's body (deployment_id, service, version, previous_version, deployed_at,
+        deployed_by, source); the flow's tasks read the service's sources and executor."""
+        if not isinstance(deployment, dict) or not deployment.get("service") or not deployment.get("version"):
+            raise BackendError("the deployment needs at least 'service' and 'version'")
+
+        def pick(*keys: str) -> Any:
+            return next((deployment[k] for k in keys if deployment.get(k) not in (None, "")), None)
+
+        inputs: dict[str, Any] = {
+            "deployment_id": pick("id", "deployment_id"),
+            "service": pick("service"),
+            "version": pick("version"),
+            "previous_version": pick("previous_version"),
+            "deployed_at": pick("deployed_at", "at"),
+            "deployed_by": pick("deployed_by", "by"),
+            "source": source,
+            "triggered_by": triggered_by,
+        }
+        return self._trigger(inputs, {"triggered_by": triggered_by, "source": source, **(labels or {})})
+
     def _trigger(self, inputs: dict[str, Any], labels: dict[str, str]) -> str:
         inputs = {k: v for k, v in inputs.items() if v is not None}
         labels = {_label_key(k): str(v) for k, v in labels.items() if str(v)}

@@ -1,0 +1,219 @@
+"""Measured outcomes: did the service recover after the loop acted (or stay healthy when it did not)?
+
+The post-action window is judged by the same metric judge as a deploy
+(:func:`console.analysis.analyze`, metrics only): the pre-deploy baseline against the window after
+the actions, as if the window's start were a deploy. The status:
+
+- ``not_resolved``: a hard guard fires, or a user-facing metric (error rate, p95 latency,
+  restarts) is still worse than before the deploy (a regression, or a degradation that began
+  before the deploy and goes on);
+- ``inconclusive``: neither error rate nor latency has enough points on both sides, or only other
+  metrics (cpu, memory below its guard, throughput, ...) still differ from before the deploy;
+- ``resolved``: no metric is worse than before the deploy.
+
+Whether the decision *held* (:func:`decision_held`) comes from this measured status and from
+whether a remediation really ran, never from a scenario's expected verdict.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from console.analysis import analyze
+from console.analysis.verdict import USER_FACING
+from console.domain.models import Classification, Decision, format_time
+from console.domain.snapshot import parse_snapshot
+
+RESOLVED = "resolved"
+NOT_RESOLVED = "not_resolved"
+INCONCLUSIVE = "inconclusive"
+MEASURED_STATUSES = (RESOLVED, NOT_RESOLVED, INCONCLUSIVE)
+
+PROMETHEUS = "prometheus"
+RECORDED = "recorded scenario segment"
+
+REMEDIATIONS = frozenset(
+    {"rollback_deployment", "restart_pod", "scale_deployment", "increase_resources", "failover_database"}
+)
+"""Actions that change the service (the others collect, notify or change nothing)."""
+CORE = ("error_rate", "latency_p95_ms")
+"""Metrics without which recovery cannot be judged."""
+
+
+def remediation_ran(executed: Iterable[Mapping[str, Any]]) -> bool:
+    """Whether an action that changes the service was carried out (simulated counts for a
+    scenario; a server dry run, a failure or a refusal does not)."""
+    return any(
+        a.get("name") in REMEDIATIONS and a.get("status") == "done" and not a.get("dry_run")
+        for a in executed
+        if isinstance(a, Mapping)
+    )
+
+
+def _points(metrics: Mapping[str, list[list[Any]]], start: str | None, end: str | None) -> dict[str, list]:
+    """The points of each metric with ``start <= ts < end`` (RFC 3339 texts compared as instants)."""
+    lo = _epoch(start) if start else float("-inf")
+    hi = _epoch(end) if end else float("inf")
+    return {name: [p for p in points if lo <= _epoch(p[0]) < hi] for name, points in metrics.items()}
+
+
+def _epoch(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _span(metrics: Mapping[str, list[list[Any]]]) -> tuple[str | None, str | None]:
+    stamps = [p[0] for points in metrics.values() for p in points]
+    if not stamps:
+        return None, None
+    ordered = sorted(stamps, key=_epoch)
+    return ordered[0], ordered[-1]
+
+
+def judge_recovery(
+    deployment: Mapping[str, Any],
+    baseline: Mapping[str, list[list[Any]]],
+    window: Mapping[str, list[list[Any]]],
+    *,
+    window_start: str,
+    window_end: str,
+    baseline_start: str | None = None,
+    baseline_end: str | None = None,
+    source: str = PROMETHEUS,
+    simulated: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The ``measured`` document: ``baseline`` (pre-deploy points) against ``window`` (post-action
+    points), both ``{metric: [[ts, value], ...]}``."""
+    first, _ = _span(baseline)
+    merged = {
+        name: sorted(list(baseline.get(name, [])) + list(window.get(name, [])), key=lambda p: _epoch(p[0]))
+        for name in sorted(set(baseline) | set(window))
+    }
+    doc = {
+        "deployment": {**dict(deployment), "deployed_at": window_start},
+        "metrics": {name: points for name, points in merged.items() if points},
+        "logs": [],
+    }
+    decision = analyze(parse_snapshot(doc), patterns=[])
+    status, reason = classify_recovery(decision)
+    return {
+        "status": status,
+        "reason": reason,
+        "source": source,
+        "simulated": simulated,
+        "window": {"start": window_start, "end": window_end},
+        "baseline": {
+            "start": baseline_start or first,
+            "end": baseline_end or deployment.get("deployed_at"),
+        },
+        "metrics": {m.name: m.to_dict() for m in decision.metrics},
+        "measured_at": format_time(now or datetime.now(UTC)),
+    }
+
+
+def inconclusive(
+    reason: str,
+    *,
+    source: str = PROMETHEUS,
+    simulated: bool = False,
+    window: tuple[str | None, str | None] = (None, None),
+    baseline: tuple[str | None, str | None] = (None, None),
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``measured`` document for a window that could not be judged (no source, a source error)."""
+    return {
+        "status": INCONCLUSIVE,
+        "reason": reason,
+        "source": source,
+        "simulated": simulated,
+        "window": {"start": window[0], "end": window[1]},
+        "baseline": {"start": baseline[0], "end": baseline[1]},
+        "metrics": {},
+        "measured_at": format_time(now or datetime.now(UTC)),
+    }
+
+
+def _worse(decision: Decision) -> list[str]:
+    return [m.name for m in decision.metrics if m.classification in (Classification.HIGH, Classification.LOW)]
+
+
+def classify_recovery(decision: Decision) -> tuple[str, str]:
+    """(status, one-line reason) from the judge's decision on baseline vs post-action window."""
+    by_name = {m.name: m for m in decision.metrics}
+    worse = _worse(decision)
+    if decision.guards:
+        return NOT_RESOLVED, "still failing after the actions: " + "; ".join(decision.guards)
+    user = [name for name in worse if name in USER_FACING]
+    if user:
+        detail = "; ".join(f"{n}: {by_name[n].reason}" for n in user)
+        return NOT_RESOLVED, f"still worse than before the deploy: {detail}"
+    judged = [n for n in CORE if n in by_name and by_name[n].classification is not Classification.NODATA]
+    if not judged:
+        missing = ", ".join(CORE)
+        return INCONCLUSIVE, f"not enough points to judge recovery ({missing} lack data on one side)"
+    if worse:
+        detail = "; ".join(f"{n}: {by_name[n].reason}" for n in worse)
+        return INCONCLUSIVE, f"user-facing metrics are back, but other metrics still differ: {detail}"
+    levels = ", ".join(
+        f"{n} {_fmt(n, by_name[n].baseline_median)} before the deploy, {_fmt(n, by_name[n].after_median)} now"
+        for n in judged
+    )
+    return RESOLVED, f"no metric is worse than before the deploy ({levels})"
+
+
+def _fmt(name: str, value: float | None) -> str:
+    from console.analysis.metrics import format_value
+
+    return format_value(name, value)
+
+
+def decision_held(
+    verdict: str | None, executed: Iterable[Mapping[str, Any]], measured_status: str | None
+) -> bool | None:
+    """Whether the decision proved right, from the measured outcome:
+
+    - ROLLBACK (or any decision) whose remediation ran: held when the service recovered;
+    - ROLLBACK whose remediation did not run (rejected, expired, failed): held when the problem
+      persisted (the call was right), not held when the service recovered anyway;
+    - CONTINUE: held when the service stayed healthy;
+    - ESCALATE without a remediation: held when the problem persisted (a human was needed),
+      unknown when it went away;
+    - an inconclusive measurement: unknown.
+    """
+    if measured_status not in (RESOLVED, NOT_RESOLVED):
+        return None
+    resolved = measured_status == RESOLVED
+    if remediation_ran(executed):
+        return resolved
+    if verdict == "CONTINUE":
+        return resolved
+    if verdict == "ROLLBACK":
+        return not resolved
+    if verdict == "ESCALATE":
+        return True if not resolved else None
+    return None
+
+
+def scenario_segment(
+    doc: Mapping[str, Any], executed: Iterable[Mapping[str, Any]]
+) -> tuple[str, dict[str, Any]] | None:
+    """The recorded post-action segment of a scenario file for what happened: ``("executed", seg)``
+    when a remediation ran, else ``("not_executed", seg)``; None when the file has none."""
+    post = doc.get("post_action")
+    if not isinstance(post, Mapping):
+        return None
+    key = "executed" if remediation_ran(executed) else "not_executed"
+    segment = post.get(key)
+    return (key, dict(segment)) if isinstance(segment, Mapping) else None
+
+
+def window_of(metrics: Mapping[str, list[list[Any]]]) -> tuple[str | None, str | None]:
+    """First and last timestamps of a set of series."""
+    return _span(metrics)
+
+
+def split_baseline(metrics: Mapping[str, list[list[Any]]], deployed_at: str) -> dict[str, list]:
+    """The points before the deploy."""
+    return _points(metrics, None, deployed_at)
