@@ -101,13 +101,15 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
 
 
 def _templates(conn) -> list[dict[str, Any]]:
+    from console.storage.executions import decode_history
+
     out = []
     for ex in conn.execute("SELECT * FROM executions WHERE state = 'SUCCESS'").fetchall():
         ex = dict(ex)
         eid = ex["id"]
         one = conn.execute
         start = datetime.fromisoformat(ex["start_date"].replace("Z", "+00:00"))
-        hist = json.loads(ex["histories"])
+        hist = [(h["state"], h["date"]) for h in decode_history(ex["histories"])]
         out.append(
             {
                 "execution": ex,
@@ -155,8 +157,9 @@ def _insert(conn, table: str, rows: list[dict[str, Any]]) -> None:
 def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -> dict[str, Any]:
     """Clone finished template executions until the store holds ``target`` executions."""
     from console.domain.models import format_time
-    from console.storage import Store, dumps
+    from console.storage import Store
     from console.storage.codec import put_document_in
+    from console.storage.executions import encode_history
 
     store = Store(data_dir / "console.sqlite3")
     have = store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
@@ -210,8 +213,8 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
 
                 start = now - timedelta(seconds=rng.uniform(60, span_s))
                 service = services[rng.randrange(len(services))]
-                hist = [[s, format_time(start + off)] for s, off in t["offsets"]]
-                start_s, end_s = hist[0][1], hist[-1][1]
+                hist = [{"state": s, "date": format_time(start + off)} for s, off in t["offsets"]]
+                start_s, end_s = hist[0]["date"], hist[-1]["date"]
                 old_service = t["deployment"]["service"]
                 rows["executions"].append(
                     {
@@ -220,7 +223,7 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
                         "start_date": start_s,
                         "end_date": end_s,
                         "updated_at": end_s,
-                        "histories": dumps(hist),
+                        "histories": encode_history(hist),
                         "inputs": ex["inputs"].replace(old_service, service),
                         "owner": "bench",
                         "heartbeat_at": end_s,

@@ -251,13 +251,13 @@ def _action_row(action: dict[str, Any]) -> dict[str, Any]:
         "detail": action.get("detail"),
         "started_at": action.get("started_at"),
         "finished_at": action.get("finished_at"),
-        "result": {k: action[k] for k in _RESULT_EXTRAS if action.get(k) not in (None, [], {})},
+        "result": {k: action[k] for k in _RESULT_EXTRAS if action.get(k)},
     }
 
 
-_RESULT_EXTRAS = ("reason", "params", "commands", "evidence", "dry_run")
-"""What of an executed action the actions table keeps besides its columns (the whole result is in
-the execution's outputs)."""
+_RESULT_EXTRAS = ("params", "commands", "evidence", "dry_run")
+"""What of an executed action the actions table keeps besides its columns, when it says something
+(the whole result is in the execution's outputs; the reason is the plan's)."""
 
 
 def _skipped_row(action: dict[str, Any]) -> dict[str, Any]:

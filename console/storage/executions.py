@@ -11,10 +11,11 @@ table (:mod:`~console.storage.documents`); reads put them back.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun, history_with
-from console.domain.models import parse_time
+from console.domain.models import format_time, parse_time
 from console.storage.codec import pack
 from console.storage.database import Connection, dumps, loads, now_text
 from console.storage.documents import DocumentStore
@@ -158,7 +159,7 @@ class ExecutionStore(DocumentStore):
                 State(r["state"]),
                 r["owner"],
                 r["heartbeat_at"],
-                sum(1 for h in _history_items(r["histories"]) if h["state"] == State.RESTARTED.value),
+                sum(1 for h in decode_history(r["histories"]) if h["state"] == State.RESTARTED.value),
             )
             for r in rows
         ]
@@ -192,7 +193,7 @@ class ExecutionStore(DocumentStore):
                 now,
                 dumps(inputs),
                 dumps(labels),
-                _history_text(history_with([], State.CREATED)),
+                encode_history(history_with([], State.CREATED)),
                 triggered_by,
                 dumps(launch),
                 owner,
@@ -222,8 +223,8 @@ class ExecutionStore(DocumentStore):
         row = conn.execute("SELECT histories FROM executions WHERE id = ?", (execution_id,)).fetchone()
         now = now_text()
         sets = ["state = ?", "histories = ?", "updated_at = ?"]
-        history = history_with(_history_items(row["histories"]), *states)
-        args: list[Any] = [states[-1].value, _history_text(history), now]
+        history = history_with(decode_history(row["histories"]), *states)
+        args: list[Any] = [states[-1].value, encode_history(history), now]
         if ended is not None:
             sets.append("end_date = ?")
             args.append(now if ended else None)
@@ -265,7 +266,7 @@ class ExecutionStore(DocumentStore):
                 execution_id,
                 seq,
                 task_id,
-                _history_text(history_with([], State.CREATED, State.RUNNING)),
+                encode_history(history_with([], State.CREATED, State.RUNNING)),
             ),
         )
 
@@ -283,7 +284,7 @@ class ExecutionStore(DocumentStore):
         row = conn.execute(
             "SELECT histories FROM task_runs WHERE execution_id = ? AND task_id = ?", key
         ).fetchone()
-        histories = _history_text(history_with(_history_items(row["histories"]), *states))
+        histories = encode_history(history_with(decode_history(row["histories"]), *states))
         if outputs is None:
             conn.execute(
                 "UPDATE task_runs SET state = ?, histories = ? WHERE execution_id = ? AND task_id = ?",
@@ -357,20 +358,42 @@ class ExecutionStore(DocumentStore):
 # -- row converters ------------------------------------------------------------------------------------
 
 
-def _history_items(text: str | None) -> list[dict[str, str]]:
-    """A stored state history as ``[{"state", "date"}]``: written as ``[[state, date], ...]``
-    (half the bytes, seven per execution), or as dicts by consoles before that."""
-    return [
-        item if isinstance(item, dict) else {"state": item[0], "date": item[1]} for item in loads(text, [])
-    ]
+def decode_history(text: str | None) -> list[dict[str, str]]:
+    """A stored state history as ``[{"state", "date"}]``. Written as ``[[state, date], [state, ms],
+    ...]``: the first entry's date, then each entry's milliseconds after the one before (a third of
+    the bytes of dates, and nine histories per execution); consoles before that wrote
+    ``[state, date]`` pairs or ``{"state", "date"}`` objects, read too."""
+    out: list[dict[str, str]] = []
+    previous: datetime | None = None
+    for item in loads(text, []):
+        if isinstance(item, dict):
+            state, when = item["state"], item["date"]
+        else:
+            state, when = item[0], item[1]
+        if isinstance(when, int | float) and previous is not None:
+            moment = previous + timedelta(milliseconds=when)
+        else:
+            moment = parse_time(str(when))
+        out.append({"state": state, "date": format_time(moment)})
+        previous = moment
+    return out
 
 
-def _history_text(items: list[dict[str, str]]) -> str:
-    return dumps([[item["state"], item["date"]] for item in items])
+def encode_history(items: list[dict[str, str]]) -> str:
+    compact: list[list[Any]] = []
+    previous: datetime | None = None
+    for item in items:
+        moment = parse_time(item["date"])
+        if previous is None:
+            compact.append([item["state"], item["date"]])
+        else:
+            compact.append([item["state"], round((moment - previous).total_seconds() * 1000)])
+        previous = moment
+    return dumps(compact)
 
 
 def _histories(text: str | None) -> list[StateHistory]:
-    return [StateHistory(State(h["state"]), parse_time(h["date"])) for h in _history_items(text)]
+    return [StateHistory(State(h["state"]), parse_time(h["date"])) for h in decode_history(text)]
 
 
 def _execution(row: Any) -> Execution:

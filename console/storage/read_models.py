@@ -350,10 +350,10 @@ class ReadModelStore(ApprovalStore):
             ).fetchall()
             for effect, record in rows:
                 fields = loads(effect, None)
-                if fields is None:
+                if fields is None:  # recorded before the column existed: read the record whole
                     fields = effect_fields(self.unpack(loads(record, {}), conn))
-                if fields["measured"].get("status") in ("resolved", "not_resolved"):
-                    out.append(fields)
+                if fields[1] in ("resolved", "not_resolved"):
+                    out.append(effect_record(fields))
         return out
 
     def learning_rows(self, after: int = 0) -> list[tuple[str, int, str | None, str | None]]:
@@ -499,25 +499,39 @@ def _deployment(row: Any) -> dict[str, Any]:
     return data
 
 
-def effect_fields(record: dict[str, Any]) -> dict[str, Any]:
-    """The fields of an outcome record action effectiveness reads, in the record's shape: the
-    executed actions (name, status, simulated, dry run), the measured status, and the outcome's
-    root-cause category and simulated flag."""
+def effect_fields(record: dict[str, Any]) -> list[Any]:
+    """The fields of an outcome record action effectiveness reads, kept compact beside it:
+    ``[category, measured status, simulated, [[action, status, simulated, dry run], ...], evidence]``
+    where ``evidence`` (the decision's log patterns, guards and metrics) is kept only for a record
+    without its root-cause category (:func:`effect_record` gives them back in the record's shape)."""
     executed = record.get("executed") if isinstance(record.get("executed"), list) else []
     measured = record.get("measured") if isinstance(record.get("measured"), dict) else {}
     outcome = record.get("outcome") if isinstance(record.get("outcome"), dict) else {}
     decision = record.get("decision") if isinstance(record.get("decision"), dict) else {}
-    return {
-        "executed": [
-            {k: a.get(k) for k in ("name", "status", "simulated", "dry_run")}
+    category = outcome.get("category")
+    return [
+        category,
+        measured.get("status"),
+        outcome.get("simulated"),
+        [
+            [a.get("name"), a.get("status"), a.get("simulated"), a.get("dry_run")]
             for a in executed
             if isinstance(a, dict)
         ],
-        "measured": {"status": measured.get("status")},
-        "outcome": {"category": outcome.get("category"), "simulated": outcome.get("simulated")},
-        "decision": {k: decision.get(k) for k in ("log_patterns", "guards", "metrics")}
-        if not outcome.get("category")
-        else {},
+        None if category else {k: decision.get(k) for k in ("log_patterns", "guards", "metrics")},
+    ]
+
+
+def effect_record(fields: list[Any]) -> dict[str, Any]:
+    category, measured, simulated, actions, evidence = fields
+    return {
+        "executed": [
+            {"name": name, "status": status, "simulated": sim, "dry_run": dry}
+            for name, status, sim, dry in actions
+        ],
+        "measured": {"status": measured},
+        "outcome": {"category": category, "simulated": simulated},
+        "decision": evidence or {},
     }
 
 

@@ -700,10 +700,8 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
     if task_id == "verify":
         measured = outputs.get("measured") or {}
         simulated = " (simulated)" if measured.get("simulated") else ""
-        return (
-            f"measured{simulated}: {measured.get('status')} from {measured.get('source')}: "
-            f"{measured.get('reason')}"
-        )
+        # the reason, with its numbers, is in the task's outputs (the measured document)
+        return f"measured{simulated}: {measured.get('status')} from {measured.get('source')}"
     if task_id == "record":
         record = outputs["outcome"]
         status = record["outcome"]["deployment_status"]
