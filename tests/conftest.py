@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from console.settings import Settings
+
+# The suite's property tests draw the same inputs on every run, so CI passes or fails on the code,
+# never on the luck of a seed. `HYPOTHESIS_PROFILE=explore` draws fresh inputs (and
+# `--hypothesis-seed=N` replays one run) to look for new failures; each found is kept as a test.
+hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore")
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"

@@ -105,7 +105,8 @@ def root_cause_category(decision: Mapping[str, Any]) -> str:
     """The decision's root-cause category: a critical log category new since the deploy (the most
     lines first), else the metric behind a fired guard, else a regressed user-facing metric, else
     ``unknown``."""
-    patterns = [p for p in decision.get("log_patterns") or [] if isinstance(p, Mapping)]
+    raw_patterns = decision.get("log_patterns")
+    patterns = [p for p in raw_patterns if isinstance(p, Mapping)] if isinstance(raw_patterns, list) else []
     fresh = [
         p
         for p in patterns
@@ -114,21 +115,32 @@ def root_cause_category(decision: Mapping[str, Any]) -> str:
         and str(p.get("level", "")).upper() in ("ERROR", "WARN", "WARNING", "CRITICAL", "FATAL")
     ]
     if fresh:
-        best = max(fresh, key=lambda p: (int(p.get("count_after") or 0), str(p.get("category"))))
+        best = max(fresh, key=lambda p: (_count(p.get("count_after")), str(p.get("category"))))
         return str(best["category"])
-    for guard in decision.get("guards") or []:
+    guards = decision.get("guards")
+    for guard in guards if isinstance(guards, list) else []:
         metric = str(guard).split(" ", 1)[0]
         if metric in GUARD_CATEGORIES:
             return GUARD_CATEGORIES[metric]
     metrics = decision.get("metrics") or {}
-    items = metrics.values() if isinstance(metrics, Mapping) else metrics
+    items = metrics.values() if isinstance(metrics, Mapping) else metrics if isinstance(metrics, list) else []
     regressed = {
-        m.get("name") for m in items if isinstance(m, Mapping) and m.get("classification") in ("High", "Low")
+        str(m.get("name"))
+        for m in items
+        if isinstance(m, Mapping) and m.get("classification") in ("High", "Low")
     }
     for name, category in METRIC_CATEGORIES.items():
         if name in regressed:
             return category
     return "unknown"
+
+
+def _count(value: Any) -> float:
+    """A pattern's line count for ordering; anything that is not a number counts as none (record
+    reads decisions handed over by Kestra, so a malformed count must not stop it)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return value if value == value else 0
 
 
 def outcome_of(record: Mapping[str, Any]) -> str | None:
