@@ -238,48 +238,50 @@ class ReadModelStore(ApprovalStore):
         start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         day_start, day_end = format_time(start), format_time(start + timedelta(days=1))
         with self.read() as conn:
-            # from the deployments (one per loop run), not the executions table: on Kestra the
-            # executions live in Kestra and only the read model is local
-            executions = conn.execute(
-                "SELECT COUNT(*), COALESCE(SUM(status = ?), 0) FROM deployments "
-                "WHERE created_at >= ? AND created_at < ?",
-                (DeploymentStatus.FAILED.value, day_start, day_end),
-            ).fetchone()
-            dep = conn.execute(
+            # From the deployments (one per loop run), not the executions table: on Kestra the
+            # executions live in Kestra and only the read model is local. One pass over the day's
+            # deployments, grouped by verdict (the counts add up over the groups).
+            groups = conn.execute(
                 """
-                SELECT COUNT(*),
+                SELECT verdict,
+                       COUNT(*),
+                       COALESCE(SUM(status = ?), 0),
                        COALESCE(SUM(status = ?), 0),
                        COALESCE(SUM(status = ?), 0),
                        COALESCE(SUM(approval IN ('auto', 'not_required')), 0),
                        COALESCE(SUM(approval IN
                            ('auto', 'not_required', 'approved', 'rejected', 'expired')), 0)
                 FROM deployments WHERE created_at >= ? AND created_at < ?
+                GROUP BY verdict
                 """,
-                (DeploymentStatus.ROLLED_BACK.value, DeploymentStatus.ESCALATED.value, day_start, day_end),
-            ).fetchone()
-            verdicts = conn.execute(
-                "SELECT verdict, COUNT(*) FROM deployments WHERE created_at >= ? AND created_at < ? "
-                "AND verdict IS NOT NULL GROUP BY verdict",
-                (day_start, day_end),
+                (
+                    DeploymentStatus.FAILED.value,
+                    DeploymentStatus.ROLLED_BACK.value,
+                    DeploymentStatus.ESCALATED.value,
+                    day_start,
+                    day_end,
+                ),
             ).fetchall()
             pending = conn.execute("SELECT COUNT(*) FROM approvals WHERE status = 'pending'").fetchone()[0]
+            # "+status": the day's range on decided_at is the narrow index, not the status
             mttd = conn.execute(
                 "SELECT AVG((julianday(decided_at) - julianday(requested_at)) * 86400.0) FROM approvals "
-                "WHERE decided_at >= ? AND decided_at < ? AND status IN ('approved', 'rejected', 'expired')",
+                "WHERE decided_at >= ? AND decided_at < ? AND +status IN ('approved', 'rejected', 'expired')",
                 (day_start, day_end),
             ).fetchone()[0]
-        decided = dep[4]
+        totals = [sum(row[i] for row in groups) for i in range(1, 7)]
+        deployments, failed, rollbacks, escalations, auto, decided = totals
         return DashboardKpis(
             day=start.date().isoformat(),
-            executions_today=executions[0],
-            failed_today=executions[1],
-            deployments_today=dep[0],
-            rollbacks_today=dep[1],
-            escalations_today=dep[2],
+            executions_today=deployments,
+            failed_today=failed,
+            deployments_today=deployments,
+            rollbacks_today=rollbacks,
+            escalations_today=escalations,
             pending_approvals=pending,
-            auto_approved_share=(dep[3] / decided) if decided else None,
+            auto_approved_share=(auto / decided) if decided else None,
             mean_time_to_decision_s=float(mttd) if mttd is not None else None,
-            verdicts_today={v: n for v, n in verdicts},
+            verdicts_today={row[0]: row[1] for row in groups if row[0] is not None},
         )
 
     # -- outcomes ---------------------------------------------------------------------------------
