@@ -1,0 +1,40 @@
+"""What arrives from outside, acted on: deployment announcements start the loop, Alertmanager's
+alerts open incidents and start the incident path, each once (:mod:`console.inbound.service`).
+
+Beside :mod:`console.access` in the layers: it uses the engines, the store, the intake's parsers
+and the telemetry configuration; the HTTP API and the pages call it through the composition root.
+"""
+
+from console.inbound.service import (
+    ALERT,
+    ALERT_RESOLVED,
+    ATTACHED,
+    DEPLOYMENT,
+    DUPLICATE,
+    IGNORED,
+    LAUNCHED,
+    RESOLVED,
+    Inbound,
+    InboundError,
+    NotConfigured,
+    Outcome,
+    Refused,
+    Unavailable,
+)
+
+__all__ = [
+    "ALERT",
+    "ALERT_RESOLVED",
+    "ATTACHED",
+    "DEPLOYMENT",
+    "DUPLICATE",
+    "IGNORED",
+    "LAUNCHED",
+    "RESOLVED",
+    "Inbound",
+    "InboundError",
+    "NotConfigured",
+    "Outcome",
+    "Refused",
+    "Unavailable",
+]
