@@ -3,6 +3,10 @@ alerts open incidents and start the incident path, each once (:mod:`console.inbo
 
 Beside :mod:`console.access` in the layers: it uses the engines, the store, the intake's parsers
 and the telemetry configuration; the HTTP API and the pages call it through the composition root.
+It is not part of :mod:`console.intake` on purpose: the parsers sit below the loop (the incident
+step, :mod:`console.loop.incidents`, parses Alertmanager's body with them on Kestra's webhook path),
+while this service starts runs through the engines, which sit above the loop; one package cannot be
+both (lint-imports: ``intake -> engines -> loop -> intake``).
 """
 
 from console.inbound.service import (
