@@ -27,5 +27,6 @@ EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"
 
-# CMD, not ENTRYPOINT: Kestra's Docker task runner replaces the command with the task's commands
-CMD ["streamlit", "run", "app.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true"]
+# CMD, not ENTRYPOINT: Kestra's Docker task runner replaces the command with the task's commands.
+# server.py: the pages and the HTTP API (/api/, Alertmanager's receiver) on the one port
+CMD ["streamlit", "run", "server.py", "--server.port=8501", "--server.address=0.0.0.0", "--server.headless=true"]

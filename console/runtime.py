@@ -42,6 +42,7 @@ from console.engines.embedded.runner import EmbeddedEngine
 from console.engines.factory import make_backend
 from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
+from console.inbound import Inbound
 from console.notify import Dispatcher
 from console.settings import Settings, SettingsError, load_settings
 from console.storage import Store
@@ -73,6 +74,8 @@ class Services:
     """The notifications dispatcher (None when no channel is configured)."""
     mirror: KestraMirror | None = None
     """On Kestra: what copies its executions into the read model."""
+    inbound: Inbound | None = None
+    """Announced deployments and alerts started as runs, once each (the API's and the pages')."""
     closed: bool = field(default=False, init=False, repr=False)
 
     def close(self, wait: bool = True) -> None:
@@ -98,6 +101,7 @@ class EmbeddedRuntime:
     approvals: ApprovalService
     recovery: list[dict[str, Any]] = field(default_factory=list)
     notifier: Dispatcher | None = None
+    inbound: Inbound | None = None
 
     def close(self, wait: bool = True) -> None:
         if self.notifier is not None:
@@ -165,7 +169,8 @@ def embedded_runtime(
     approvals = ApprovalService(engine.store, engine, settings, expire_every_s=expire_every_s)
     report = wire_embedded(engine, approvals, recover=recover, expiry_timer_s=expiry_timer_s)
     notifier = None if synchronous else start_notifications(settings, engine.store, poll_s=notify_poll_s)
-    return EmbeddedRuntime(settings, engine.store, engine, approvals, report, notifier)
+    inbound = Inbound(engine.store, engine, settings)
+    return EmbeddedRuntime(settings, engine.store, engine, approvals, report, notifier, inbound)
 
 
 def open_services(settings: Settings | None = None) -> Services:
@@ -221,6 +226,7 @@ def open_services(settings: Settings | None = None) -> Services:
         except Exception as exc:
             log.exception("notifications unavailable")
             errors.append(f"Notifications unavailable: {_one_line(exc)}")
+    inbound = Inbound(store, backend, settings) if store is not None and backend is not None else None
     return Services(
         settings,
         store,
@@ -230,6 +236,7 @@ def open_services(settings: Settings | None = None) -> Services:
         recovery=recovery,
         notifier=notifier,
         mirror=mirror,
+        inbound=inbound,
     )
 
 

@@ -153,6 +153,14 @@ class Settings:
     """``value=SEVERITY`` pairs, comma separated, added to (or replacing) the built-in mapping."""
     alert_default_severity: str = "MEDIUM"
     """The severity of an alert without the label, or with a value the mapping does not know."""
+    incident_lookback_s: float = 3600.0
+    """An alert's incident run takes the service's latest deployment the console knows of, deployed
+    at most this long before the alert started, as the suspect (its baseline before that deploy,
+    its previous version as the rollback target); none that recent: the window is built around the
+    alert's ``startsAt``."""
+    github_webhook_secret: Secret = field(default_factory=lambda: Secret(""))
+    """The secret of a GitHub webhook (``X-Hub-Signature-256``): GitHub cannot send a bearer token,
+    so ``POST /api/deployments`` accepts its deliveries signed with this secret instead."""
 
     @property
     def db_path(self) -> Path:
@@ -296,6 +304,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_ALERT_SEVERITY_LABEL": ("alert_severity_label", str),
     "CONSOLE_ALERT_SEVERITY_MAP": ("alert_severity_map", str),
     "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
+    "CONSOLE_INCIDENT_LOOKBACK_S": ("incident_lookback_s", float),
+    "CONSOLE_GITHUB_WEBHOOK_SECRET": ("github_webhook_secret", Secret),
     "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
     "LIVE_POLL_S": ("live_poll_s", float),
     "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", flag),
@@ -382,6 +392,8 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("CONSOLE_API_MAX_BODY_BYTES must be at least 1024")
     if settings.live_poll_s <= 0:
         raise SettingsError("LIVE_POLL_S must be positive")
+    if settings.incident_lookback_s < 0:
+        raise SettingsError("CONSOLE_INCIDENT_LOOKBACK_S must be 0 or more (seconds)")
     return settings
 
 

@@ -1,16 +1,21 @@
-"""Launchers of the live stack's Prometheus, and its test-data tools.
+"""Launchers of the live stack's Prometheus and Alertmanager, and its test-data tools.
 
 Used by ``scripts/live.sh`` and the live tests; importable on its own (standard library,
 ``requests`` and ``pyyaml`` only)::
 
-    from live.processes import start_prometheus, backfill, openmetrics_text
+    from live.processes import start_alertmanager, start_prometheus, backfill, openmetrics_text
 
     with start_prometheus(tmp_dir, {"demo-service": ["127.0.0.1:8701"]}) as prom:
         print(prom.url)            # http://127.0.0.1:PORT, ready to answer queries
 
+    with start_alertmanager(tmp_dir, "http://127.0.0.1:8501/api/alerts", token="...") as am:
+        print(am.url)              # routes every alert to the console's /api/alerts
+
 Prometheus is Debian's ``/usr/bin/prometheus`` (``apt-get install prometheus``), started on
-loopback with ``--web.enable-lifecycle`` (``POST /-/reload`` after the config changes). Its output
-goes to a file (a pipe nobody reads would block it once full).
+loopback with ``--web.enable-lifecycle`` (``POST /-/reload`` after the config changes);
+Alertmanager is Debian's ``/usr/bin/prometheus-alertmanager`` (``apt-get install
+prometheus-alertmanager``), on loopback with its clustering off. Their output goes to a file (a
+pipe nobody reads would block it once full).
 """
 
 from __future__ import annotations
@@ -36,11 +41,24 @@ PROMETHEUS_DIR = Path(__file__).resolve().parent / "prometheus"
 RULES_FILE = PROMETHEUS_DIR / "rules.yml"
 """Recording rules of the demo service (error ratio, p95 latency, request rate, cpu, memory,
 restarts)."""
+ALERTS_FILE = PROMETHEUS_DIR / "alerts.yml"
+"""Alert rules of the demo service (memory over 90 % of its limit: the leak)."""
 BASE_CONFIG = PROMETHEUS_DIR / "prometheus.yml"
 
-BINARIES = {"prometheus": "PROMETHEUS_BIN", "promtool": "PROMTOOL_BIN"}
+BINARIES = {
+    "prometheus": "PROMETHEUS_BIN",
+    "promtool": "PROMTOOL_BIN",
+    "prometheus-alertmanager": "ALERTMANAGER_BIN",
+    "amtool": "AMTOOL_BIN",
+}
 """Binary -> environment variable that may point at another copy (e.g. one unpacked with
 ``dpkg-deb -x`` where apt-get cannot run)."""
+PACKAGES = {
+    "prometheus": "prometheus",
+    "promtool": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "amtool": "prometheus-alertmanager",
+}
 
 
 class LiveStackError(RuntimeError):
@@ -62,7 +80,7 @@ def missing_reason(name: str) -> str | None:
     """Why ``name`` cannot run here (for a test's skip message), or None when it can."""
     if find_binary(name):
         return None
-    package = "prometheus" if name in ("prometheus", "promtool") else name
+    package = PACKAGES.get(name, name)
     return f"{name} binary not found: apt-get install {package} (or set {BINARIES.get(name, 'PATH')})"
 
 
@@ -381,3 +399,207 @@ def openmetrics_text(
             lines.extend(f"{name}{label_text} {_om_value(v)} {t:.3f}" for t, v in sorted(points))
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
+
+
+# -- Alertmanager ---------------------------------------------------------------------------------
+
+
+def render_alertmanager_config(
+    webhook_url: str,
+    *,
+    token_file: Path | str | None = None,
+    group_by: Sequence[str] = ("alertname", "service"),
+    group_wait: str = "0s",
+    group_interval: str = "1s",
+    repeat_interval: str = "1h",
+    resolve_timeout: str = "5s",
+) -> dict[str, Any]:
+    """One route sending every alert to ``webhook_url`` (the console's ``/api/alerts``), resolutions
+    included, with ``Authorization: Bearer`` read from ``token_file`` when given (the token never
+    sits in the config). The defaults suit a demo or a test (send at once, regroup every second);
+    production keeps Alertmanager's own (30s / 5m / 4h)."""
+    webhook: dict[str, Any] = {"url": webhook_url, "send_resolved": True, "max_alerts": 0}
+    if token_file is not None:
+        webhook["http_config"] = {
+            "authorization": {"type": "Bearer", "credentials_file": str(Path(token_file).resolve())}
+        }
+    return {
+        "global": {"resolve_timeout": resolve_timeout},
+        "route": {
+            "receiver": "console",
+            "group_by": list(group_by),
+            "group_wait": group_wait,
+            "group_interval": group_interval,
+            "repeat_interval": repeat_interval,
+        },
+        "receivers": [{"name": "console", "webhook_configs": [webhook]}],
+    }
+
+
+@dataclass
+class AlertmanagerProcess:
+    """A running Alertmanager. ``stop()`` is idempotent; use it as a context manager in tests."""
+
+    url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    config_path: Path
+    storage_dir: Path
+    log_path: Path
+    _log: IO[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def running(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def alerts(self) -> list[dict[str, Any]]:
+        """``GET /api/v2/alerts``: the alerts it holds now."""
+        response = requests.get(f"{self.url}/api/v2/alerts", timeout=5)
+        response.raise_for_status()
+        return list(response.json())
+
+    def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
+        """``POST /api/v2/alerts`` (what Prometheus does): alerts to route."""
+        requests.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=5).raise_for_status()
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=timeout_s)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> AlertmanagerProcess:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def start_alertmanager(
+    tmp_dir: Path,
+    webhook_url: str,
+    *,
+    token: str | None = None,
+    port: int = 0,
+    ready_timeout_s: float = 20.0,
+    **routing: Any,
+) -> AlertmanagerProcess:
+    """Write the config under ``tmp_dir`` (:func:`render_alertmanager_config`; ``routing`` passes
+    ``group_wait``, ``group_interval``, ``repeat_interval``, ``resolve_timeout``, ``group_by``) and
+    start Alertmanager on ``127.0.0.1:port`` (0 = a free port) with clustering off, returning once
+    ``/-/ready`` answers. ``token`` goes to a file of its own (mode 600) that the config names.
+    Raises :class:`LiveStackError` (with the log's tail) if it cannot start."""
+    binary = find_binary("prometheus-alertmanager")
+    if binary is None:
+        raise LiveStackError(
+            missing_reason("prometheus-alertmanager") or "prometheus-alertmanager binary not found"
+        )
+    tmp_dir = Path(tmp_dir)
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    token_file = None
+    if token is not None:
+        token_file = tmp_dir / "webhook-token"
+        token_file.touch(mode=0o600)
+        token_file.write_text(token, encoding="utf-8")
+    config = render_alertmanager_config(webhook_url, token_file=token_file, **routing)
+    config_path = tmp_dir / "alertmanager.yml"
+    config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    storage = tmp_dir / "alertmanager-data"
+    storage.mkdir(exist_ok=True)
+    attempts = 1 if port else 3
+    for attempt in range(attempts):
+        chosen = port or free_port()
+        log_path = tmp_dir / f"alertmanager-{chosen}.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [
+                binary,
+                f"--config.file={config_path}",
+                f"--storage.path={storage}",
+                f"--web.listen-address=127.0.0.1:{chosen}",
+                "--cluster.listen-address=",  # no gossip port on every interface
+                "--log.level=info",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        handle = AlertmanagerProcess(
+            url=f"http://127.0.0.1:{chosen}",
+            port=chosen,
+            process=process,
+            config_path=config_path,
+            storage_dir=storage,
+            log_path=log_path,
+            _log=log,
+        )
+        try:
+            _wait_alertmanager(handle, ready_timeout_s)
+            return handle
+        except LiveStackError:
+            handle.stop()
+            if attempt + 1 < attempts and "address already in use" in handle.log_tail().lower():
+                continue
+            raise
+        except BaseException:
+            handle.stop()
+            raise
+    raise LiveStackError("Alertmanager could not bind a free port")  # pragma: no cover
+
+
+def _wait_alertmanager(handle: AlertmanagerProcess, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if not handle.running():
+            raise LiveStackError(
+                f"Alertmanager exited with code {handle.process.returncode} before it was ready; "
+                f"its log ({handle.log_path}) ends with:\n{handle.log_tail()}"
+            )
+        try:
+            if requests.get(f"{handle.url}/-/ready", timeout=1.0).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    handle.stop()
+    raise LiveStackError(
+        f"Alertmanager was not ready within {timeout_s:g} s; its log ({handle.log_path}) ends with:\n"
+        f"{handle.log_tail()}"
+    )
+
+
+def check_alertmanager_config(path: Path | str) -> str:
+    """``amtool check-config``; raises :class:`LiveStackError` with amtool's reasons."""
+    binary = find_binary("amtool")
+    if binary is None:
+        raise LiveStackError(missing_reason("amtool") or "amtool binary not found")
+    done = subprocess.run(
+        [binary, "check-config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+    output = (done.stdout + done.stderr).strip()
+    if done.returncode != 0:
+        raise LiveStackError(f"amtool check-config failed:\n{output[-2000:]}")
+    return output

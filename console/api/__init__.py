@@ -5,7 +5,9 @@ imports Streamlit.
 - ``GET /api/health`` (no token): store, engine, Kestra, Prometheus, LLM; 200 or 503.
 - ``GET /api/approvals?status=pending&limit=50``: approvals with their votes.
 - ``POST /api/approvals/{id}/decision`` ``{"decision": "approve" | "reject", "comment", "actor"}``.
-- ``GET /api/executions/{id}``: state, decision, plan, approval, deployment, outcome.
+- ``GET /api/executions/{id}``: state, decision, plan, approval, deployment, incident, outcome.
+- ``POST /api/alerts``: an Alertmanager delivery (webhook v4); each firing alert an incident run.
+- ``POST /api/deployments``: a deployment announcement (the console's, GitHub's, Argo CD's shape).
 
 Tokens: :mod:`console.access.tokens`; limits and errors: :mod:`console.api.guard`,
 :mod:`console.api.http`.

@@ -28,6 +28,7 @@ from console.api.executions import get_execution
 from console.api.guard import Guard
 from console.api.health import HealthChecker
 from console.api.http import ApiError, JsonAnswer, error_answer
+from console.api.intake import GITHUB_CALLER, GITHUB_SIGNATURE, post_alerts, post_deployments
 from console.runtime import Services, shared_services
 from console.storage import StoreBusy
 
@@ -57,14 +58,20 @@ class Api:
         self.guard = guard or Guard()
         self.health_checker = health or HealthChecker()
 
-    def endpoint(self, handler: Handler, *, auth: bool = True) -> Callable[[Request], Awaitable[Response]]:
+    def endpoint(
+        self, handler: Handler, *, auth: bool = True, github: bool = False
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` behind the guard (``auth``); with ``github``, a request signed by GitHub
+        (``X-Hub-Signature-256``) skips the bearer check: the handler verifies the signature."""
+
         async def run(request: Request) -> Response:
             started = time.perf_counter()
             who = "-"
             try:
                 services = await run_in_threadpool(self.services)
-                token = self.guard.authenticate(request, services.settings) if auth else None
-                who = token.name if token is not None else "-"
+                signed = github and GITHUB_SIGNATURE in request.headers
+                token = self.guard.authenticate(request, services.settings) if auth and not signed else None
+                who = token.name if token is not None else GITHUB_CALLER if signed else "-"
                 response = await handler(request, Context(services, token))
             except ApiError as exc:
                 response = error_answer(exc)
@@ -98,7 +105,12 @@ class Api:
             Route("/approvals", self.endpoint(list_approvals), methods=["GET"]),
             Route("/approvals/{approval_id}/decision", self.endpoint(decide), methods=["POST"]),
             Route("/executions/{execution_id}", self.endpoint(get_execution), methods=["GET"]),
+            Route("/alerts", self.endpoint(post_alerts), methods=["POST"]),
+            Route("/deployments", self.endpoint(self.deployments, github=True), methods=["POST"]),
         ]
+
+    async def deployments(self, request: Request, ctx: Context) -> Response:
+        return await post_deployments(request, ctx, self.guard)
 
     def app(self) -> Starlette:
         return Starlette(routes=self.routes(), exception_handlers={HTTPException: _http_error})

@@ -8,6 +8,7 @@ from console.access.approvals import ApprovalService
 from console.access.tokens import ApiToken
 from console.api.http import ApiError
 from console.engines.backend import Backend
+from console.inbound import Inbound
 from console.runtime import Services
 from console.settings import Settings
 from console.storage import Store
@@ -42,3 +43,8 @@ class Context:
         if self.services.approvals is None:
             raise self._unavailable("approval service")
         return self.services.approvals
+
+    def inbound(self) -> Inbound:
+        if self.services.inbound is None:
+            raise self._unavailable("intake")
+        return self.services.inbound

@@ -1,6 +1,8 @@
 """``GET /api/executions/{id}``: where a run stands — its state, the decision (verdict, severity,
 confidence, summary), the plan, the approval, the deployment's status and the recorded outcome —
-on either engine, read through the same parts as the Executions page."""
+on either engine, read through the same parts as the Executions page. An incident run
+(``incident-handler``, ``kind: "incident"``) also says its incident (open or resolved, its alerts)
+and how the alert's severity routed the plan (``routing``)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from console.api.context import Context
 from console.api.http import ApiError, JsonAnswer, finite
 from console.domain.executions import Execution
 from console.domain.models import format_time
-from console.engines.backend import BackendError, BackendUnavailable
+from console.engines.backend import INCIDENT_FLOW_ID, BackendError, BackendUnavailable
 from console.presentation.tables import execution_decision, task_output
 
 MEASURED_KEYS = ("status", "reason", "source", "simulated", "window", "measured_at")
@@ -67,12 +69,49 @@ def _outcome_json(record: Any) -> dict[str, Any] | None:
     }
 
 
+def _incident_json(incident: dict[str, Any] | None, execution: Execution) -> dict[str, Any] | None:
+    """The incident an incident-handler run is about: where it stands (open / resolved) and its
+    alerts; for a run started outside the console (Kestra's webhook) what its collect step saw."""
+    if incident is None:
+        found = task_output(execution, "collect", "incident")
+        if execution.flow_id != INCIDENT_FLOW_ID or not isinstance(found, dict):
+            return None
+        return {
+            "id": found.get("id"),
+            "status": None,
+            "service": found.get("service"),
+            "severity": found.get("severity"),
+            "alertname": found.get("alertname"),
+            "starts_at": found.get("starts_at"),
+        }
+    return {
+        "id": incident["id"],
+        "status": incident["status"],
+        "service": incident["service"],
+        "severity": incident["severity"],
+        "alertname": incident["alert_key"],
+        "summary": incident.get("summary"),
+        "opened_at": incident["opened_at"],
+        "resolved_at": incident.get("resolved_at"),
+        "alerts": [
+            {
+                "fingerprint": a["fingerprint"],
+                "status": a["status"],
+                "starts_at": a["starts_at"],
+                "ends_at": a.get("ends_at"),
+            }
+            for a in incident.get("alerts") or []
+        ],
+    }
+
+
 def execution_json(
     execution: Execution,
     *,
     approval: dict[str, Any] | None,
     deployment: dict[str, Any] | None,
     engine_link: str | None = None,
+    incident: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run as the API shows it (pure: the reads happen in the handler)."""
     decision = execution_decision(execution)
@@ -88,6 +127,7 @@ def execution_json(
     return {
         "id": execution.id,
         "flow": f"{execution.namespace}.{execution.flow_id}",
+        "kind": "incident" if execution.flow_id == INCIDENT_FLOW_ID else "deployment",
         "state": execution.state.value,
         "started_at": format_time(execution.start) if execution.start else None,
         "ended_at": format_time(execution.end) if execution.end else None,
@@ -108,6 +148,8 @@ def execution_json(
         "plan": plan if isinstance(plan, dict) else None,
         "approval": approval_json(approval) if approval is not None else None,
         "deployment": _deployment_json(deployment, execute_out),
+        "incident": _incident_json(incident, execution),
+        "routing": task_output(execution, "decide", "routing"),
         "outcome": _outcome_json(task_output(execution, "record", "outcome")),
         "links": {"console": f"/executions?execution={execution.id}", "engine": engine_link},
     }
@@ -135,6 +177,7 @@ async def get_execution(request: Request, ctx: Context) -> JsonAnswer:
             approval=service.for_execution(execution_id),
             deployment=store.deployment_for_execution(execution_id),
             engine_link=backend.ui_link(execution_id),
+            incident=store.incident_for_execution(execution_id),
         )
 
     return JsonAnswer(await run_in_threadpool(read))

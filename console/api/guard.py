@@ -76,6 +76,35 @@ class Guard:
             return "not configured", "no token configured: only GET /api/health answers"
         return "up", f"{len(registry.tokens)} token(s) configured"
 
+    def _client(self, request: Request) -> str:
+        return f"ip:{request.client.host if request.client else 'unknown'}"
+
+    def check_failures(self, request: Request) -> None:
+        """429 when this address has failed too often lately (before any secret is compared)."""
+        wait = self._failures.peek(self._client(request))
+        if wait:
+            raise ApiError(
+                429,
+                "too many requests with a missing or wrong token from this address; wait and retry",
+                headers={"Retry-After": retry_after(wait)},
+            )
+
+    def failed(self, request: Request) -> None:
+        """Count one failed authentication of this address."""
+        self._failures.take(self._client(request))
+
+    def limit(self, name: str, settings: Settings) -> None:
+        """The rate limit of a caller that is not a token (a signed webhook): 429 when exhausted."""
+        self.registry(settings)
+        assert self._limiter is not None
+        wait = self._limiter.take(f"caller:{name}")
+        if wait:
+            raise ApiError(
+                429,
+                f"rate limit of {name} reached; retry after the given seconds",
+                headers={"Retry-After": retry_after(wait)},
+            )
+
     def authenticate(self, request: Request, settings: Settings) -> ApiToken:
         """The caller's token, within its rate limit; else an :class:`ApiError` to answer."""
         registry = self.registry(settings)

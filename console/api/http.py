@@ -111,6 +111,12 @@ def _is_json(content_type: str) -> bool:
 async def read_json(request: Request, limit: int) -> Any:
     """The request's JSON body, whole and checked: 413 beyond ``limit`` bytes (announced or read),
     415 unless it says JSON, 400 naming what is wrong otherwise."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The request's raw body (a signature is computed over these bytes): 413 beyond ``limit``
+    bytes (announced or read), 415 unless it says JSON."""
     announced = request.headers.get("content-length")
     if announced is not None:
         try:
@@ -128,7 +134,12 @@ async def read_json(request: Request, limit: int) -> Any:
         if received > limit:
             raise ApiError(413, f"body too large (more than {limit} bytes)")
         chunks.append(chunk)
-    raw = b"".join(chunks)
+    return b"".join(chunks)
+
+
+def parse_json(raw: bytes) -> Any:
+    """A JSON body checked: 400 naming what is wrong (empty, not UTF-8, not JSON, a key twice,
+    NaN, nested too deeply)."""
     if not raw.strip():
         raise ApiError(400, "body: empty (expected a JSON object)")
     try:

@@ -82,6 +82,17 @@ class Backend(Protocol):
         (CONSOLE_SERVICES_FILE); a service with no source fails its ``collect`` with one line."""
         ...
 
+    def launch_incident(
+        self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
+    ) -> str:
+        """Start the incident path (flow ``incident-handler``) for a firing alert: ``incident`` =
+        {"id", "service", "severity", "starts_at", "alertname", "summary", "fingerprint", "labels",
+        "deployment"} (:func:`console.loop.incidents.incident_input`; ``deployment`` is the suspect
+        deployment or None). The same steps as the loop: collect around ``starts_at`` from the
+        service's configured sources, analyze, summarize, decide routed by the severity, the
+        approval when the routing asks for one, execute, verify, record."""
+        ...
+
     def search_executions(
         self,
         *,

@@ -20,6 +20,7 @@ and only to route more strictly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -99,6 +100,18 @@ class Effectiveness:
             "simulated_total": self.simulated_total,
             "sentence": self.sentence,
         }
+
+
+def _count(value: object) -> float:
+    """A pattern's line count for ranking; anything that is not a finite number (a record step's
+    input comes from outside: text, infinity) ranks as 0 instead of raising."""
+    if isinstance(value, bool):
+        return 0.0
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def root_cause_category(decision: Mapping[str, Any]) -> str:

@@ -34,7 +34,7 @@ from console.domain.vocabulary import STEP_TASKS, TIMEOUT_ACTOR, DeploymentStatu
 from console.executors import FAILED, ActionRequest, ActionResult, Executor, build_executor
 from console.executors.base import AUTO, HANDOFF_EXECUTORS, now_text
 from console.executors.simulated import SimulatedExecutor
-from console.loop import effectiveness, outcome, scenarios, verification
+from console.loop import effectiveness, incidents, outcome, scenarios, verification
 from console.settings import Settings
 from console.telemetry import (
     ServiceConfig,
@@ -187,9 +187,11 @@ def collect(
         except SnapshotError as exc:
             raise StepError(f"collect: snapshot {exc}") from None
         return {"snapshot": shift_document(doc, now - latest_time(doc)), "verification": None}
+    if data.get("incident") is not None or data.get("alertmanager") is not None:
+        return collect_incident(data, settings, clock=clock or time.time, sleep=sleep or time.sleep)
     deployment = live_deployment(data)
     if deployment is None:
-        raise StepError("collect: input needs 'scenario', 'snapshot', 'deployment' or 'service'")
+        raise StepError("collect: input needs 'scenario', 'snapshot', 'deployment', 'service' or 'incident'")
     return collect_live(deployment, settings, clock=clock or time.time, sleep=sleep or time.sleep)
 
 
@@ -290,6 +292,44 @@ def collect_live(
     return {"snapshot": result.snapshot, "verification": summary}
 
 
+def collect_incident(
+    data: Mapping[str, Any], settings: Settings, *, clock: Clock = time.time, sleep: Sleep = time.sleep
+) -> dict[str, Any]:
+    """An incident's snapshot (:mod:`console.loop.incidents`): the service's configured sources over
+    the baseline before the suspect deploy (or before the alert started) and the window since,
+    watched like a deployment's verification window: it ends early when the evidence is
+    conclusive, else once the service's ``verify_s`` has passed since the window's start (at once
+    when the alert started longer ago than that). Output: collect's, plus ``incident`` (the
+    incident as checked, with its ``deployment``)."""
+    try:
+        incident = incidents.incident_input(data, settings)
+    except incidents.IncidentError as exc:
+        raise StepError(f"collect: {exc}") from None
+    config = _service_config(incident, settings, "collect")
+    deployment = incidents.incident_deployment(incident, config.environment)
+    now = clock()
+    start = to_epoch(deployment["deployed_at"])
+    if start > now:  # an alert from a clock ahead of ours
+        start = now
+        deployment["deployed_at"] = format_ts(now)
+    windows = config.windows
+    span = max(windows.verify_s, now - start)
+    step = _step_s(config, windows.baseline_s + span)
+
+    def fetch(end: float) -> verification.Fetched:
+        collected = build_snapshot(config, deployment, start - windows.baseline_s, end, step_s=step)
+        return verification.Fetched(collected.snapshot, collected.notes, collected.links)
+
+    try:
+        result = verification.watch(start, span, fetch, poll_s=settings.live_poll_s, clock=clock, sleep=sleep)
+    except (verification.WatchError, TelemetryError) as exc:
+        raise StepError(f"collect: {exc}") from None
+    summary = result.to_dict()
+    summary["notes"] = [incidents.window_note(incident, result.snapshot["deployment"]), *summary["notes"]]
+    incident["deployment"] = result.snapshot["deployment"]
+    return {"snapshot": result.snapshot, "verification": summary, "incident": incident}
+
+
 def analyze(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from console.analysis import analyze as run_analysis
 
@@ -324,12 +364,23 @@ def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         table = effectiveness.load_effectiveness(settings)
     plan = plan_actions(decision, settings, effectiveness=table)
     plan_doc = {**plan.to_dict(), "needs_approval": bool(plan.needs_approval)}
-    return {
+    out: dict[str, Any] = {
         "plan": plan_doc,
         "verdict": decision.verdict.value,
         "severity": decision.severity.value,
         "confidence": round(decision.confidence, 4),
     }
+    incident = data.get("incident")
+    if incident is not None:  # an incident run: the alert's severity routes the plan
+        if not isinstance(incident, dict):
+            raise StepError("decide: 'incident' must be an object")
+        try:
+            out["plan"], out["routing"] = incidents.route(
+                plan_doc, incident.get("severity"), critical_approvers=settings.critical_approvers
+            )
+        except incidents.IncidentError as exc:
+            raise StepError(f"decide: {exc}") from None
+    return out
 
 
 # -- execute -------------------------------------------------------------------------------------------
@@ -718,6 +769,15 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     approvers = []
     if approval and approval.get("approver") and not _expired(approval):
         approvers = [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
+    extra: dict[str, Any] = {}
+    incident = _object(data.get("incident"), "record: 'incident'", optional=True)
+    if incident:  # an incident run: which alert started it, and how its severity routed it
+        extra["incident"] = {
+            key: incident.get(key) for key in ("id", "alertname", "severity", "starts_at", "fingerprint")
+        }
+        routing = _object(data.get("routing"), "record: 'routing'", optional=True)
+        if routing:
+            extra["incident"]["route"] = routing.get("route")
     return {
         "outcome": {
             "execution_id": data.get("execution_id"),
@@ -742,6 +802,7 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
                 "simulated": simulated,
                 "category": effectiveness.root_cause_category(decision),
             },
+            **extra,
         }
     }
 

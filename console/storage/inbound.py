@@ -327,3 +327,66 @@ class InboundStore(Database):
         sql += " ORDER BY opened_at DESC LIMIT ?"
         args.append(max(0, int(limit)))
         return [_incident(r) for r in self.conn.execute(sql, args)]
+
+    # -- what an incident run is judged against ------------------------------------------------
+
+    SUSPECT_SOURCES_EXCLUDED = ("scenario", "snapshot", "alertmanager")
+    """Rows that are not a real deployment of the service: demo scenarios, snapshots given as
+    evidence, and incident runs themselves."""
+
+    def suspect_deployment(
+        self, service: str, starts_at: str, lookback_s: float, *, skew_s: float = 5.0
+    ) -> dict[str, Any] | None:
+        """The service's latest real deployment the read model knows, deployed in
+        ``[starts_at - lookback_s, starts_at + skew_s]`` and still running (not rolled back):
+        ``{"id", "version", "previous_version", "deployed_at", "deployed_by", "execution_id"}``,
+        or None."""
+        if lookback_s <= 0:
+            return None
+        start = parse_time(starts_at)
+        rows = self.conn.execute(
+            "SELECT ref, version, previous_version, deployed_at, deployed_by, running_version, "
+            "execution_id, source, scenario FROM deployments WHERE service = ? "
+            "ORDER BY created_at DESC LIMIT 20",
+            (service,),
+        ).fetchall()
+        best: tuple[datetime, dict[str, Any]] | None = None
+        for row in rows:
+            if row["scenario"] or (row["source"] or "") in self.SUSPECT_SOURCES_EXCLUDED:
+                continue
+            try:
+                at = parse_time(row["deployed_at"])
+            except (TypeError, ValueError):
+                continue
+            if not start - timedelta(seconds=lookback_s) <= at <= start + timedelta(seconds=skew_s):
+                continue
+            if best is None or at > best[0]:
+                best = (at, dict(row))
+        if best is None:
+            return None
+        row = best[1]
+        if row["running_version"] and row["running_version"] != row["version"]:
+            return None  # rolled back since: what runs now is not that deploy
+        return {
+            "id": row["ref"] or None,
+            "version": row["version"],
+            "previous_version": row["previous_version"],
+            "deployed_at": format_time(best[0]),
+            "deployed_by": row["deployed_by"],
+            "execution_id": row["execution_id"],
+        }
+
+    @staticmethod
+    def incident_in(conn: Connection, incident_id: str) -> dict[str, Any] | None:
+        row = conn.execute("SELECT id FROM incidents WHERE id = ?", (incident_id,)).fetchone()
+        return InboundStore._incident_in(conn, row["id"]) if row else None
+
+    @staticmethod
+    def abandon_incident_in(conn: Connection, incident_id: str, reason: str) -> None:
+        """An incident whose run could not be started: closed as ``failed`` (so the sender's retry
+        opens a new one and starts its run), with the reason as its summary's tail."""
+        conn.execute(
+            "UPDATE incidents SET status = 'failed', summary = COALESCE(summary, '') || ?, "
+            "updated_at = ? WHERE id = ? AND status = 'open' AND execution_id IS NULL",
+            (f" [run not started: {reason[:200]}]", now_text(), incident_id),
+        )

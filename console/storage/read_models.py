@@ -37,6 +37,17 @@ class DashboardKpis:
     verdicts_today: dict[str, int] = field(default_factory=dict)
 
 
+DEPLOYMENT_ROWS = (
+    "SELECT d.*, i.id AS incident_id, i.status AS incident_status, i.severity AS incident_severity, "
+    "i.alert_key AS incident_alert, i.resolved_at AS incident_resolved_at "
+    "FROM deployments d LEFT JOIN incidents i ON i.id = "
+    "(SELECT x.id FROM incidents x WHERE x.execution_id = d.execution_id ORDER BY x.opened_at DESC LIMIT 1)"
+)
+"""A deployment row as the pages read it: an incident run's row (flow ``incident-handler``) carries
+its incident (``incident_id``, ``incident_status`` open / resolved / failed, ``incident_severity``,
+``incident_alert``, ``incident_resolved_at``); these are None for a deployment's run."""
+
+
 class ReadModelStore(ApprovalStore):
     """Deployments, actions, KPIs, service health, outcomes, learning rows, the Kestra mirror's state."""
 
@@ -182,36 +193,39 @@ class ReadModelStore(ApprovalStore):
     def list_deployments(
         self, *, service: str | None = None, status: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[dict[str, Any]]:
-        """Deployments with their loop status, newest launch first."""
+        """Deployments with their loop status, newest launch first (an incident run's row with its
+        incident: :data:`DEPLOYMENT_ROWS`)."""
         where: list[str] = []
         args: list[Any] = []
         if service:
-            where.append("service = ?")
+            where.append("d.service = ?")
             args.append(service)
         if status:
-            where.append("status = ?")
+            where.append("d.status = ?")
             args.append(status)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         rows = self.conn.execute(
-            f"SELECT * FROM deployments{clause} ORDER BY created_at DESC LIMIT ? OFFSET ?",  # noqa: S608
+            f"{DEPLOYMENT_ROWS}{clause} ORDER BY d.created_at DESC LIMIT ? OFFSET ?",
             [*args, limit, offset],
         )
         return [_deployment(r) for r in rows]
 
     def get_deployment(self, deployment_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute("SELECT * FROM deployments WHERE id = ?", (deployment_id,)).fetchone()
+        row = self.conn.execute(f"{DEPLOYMENT_ROWS} WHERE d.id = ?", (deployment_id,)).fetchone()
         return _deployment(row) if row else None
 
     def deployment_for_execution(self, execution_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
-            "SELECT * FROM deployments WHERE execution_id = ?", (execution_id,)
+            f"{DEPLOYMENT_ROWS} WHERE d.execution_id = ?",
+            (execution_id,),
         ).fetchone()
         return _deployment(row) if row else None
 
     def latest_decisions(self, limit: int = 10) -> list[dict[str, Any]]:
         """The newest deployments that have a verdict (the dashboard's "latest decisions")."""
         rows = self.conn.execute(
-            "SELECT * FROM deployments WHERE verdict IS NOT NULL ORDER BY created_at DESC LIMIT ?", (limit,)
+            f"{DEPLOYMENT_ROWS} WHERE d.verdict IS NOT NULL ORDER BY d.created_at DESC LIMIT ?",
+            (limit,),
         )
         return [_deployment(r) for r in rows]
 

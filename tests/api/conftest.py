@@ -19,6 +19,7 @@ with warnings.catch_warnings():
 from console.api import api_routes
 from console.api.guard import Guard
 from console.api.health import HealthChecker
+from console.inbound import Inbound
 from console.runtime import EmbeddedRuntime, Services, embedded_runtime
 from console.settings import Secret, Settings
 from tests.telemetry.conftest import local_server  # noqa: F401  (a fixture: loopback HTTP stubs)
@@ -41,7 +42,12 @@ def runtime(api_settings: Settings) -> Iterator[EmbeddedRuntime]:
 
 
 def services_of(runtime: EmbeddedRuntime, settings: Settings | None = None) -> Services:
-    return Services(settings or runtime.settings, runtime.store, runtime.engine, runtime.approvals)
+    inbound = runtime.inbound
+    if settings is not None and inbound is not None:
+        inbound = Inbound(runtime.store, runtime.engine, settings)
+    return Services(
+        settings or runtime.settings, runtime.store, runtime.engine, runtime.approvals, inbound=inbound
+    )
 
 
 @pytest.fixture

@@ -532,8 +532,9 @@ def test_unknown_and_unreachable_executions(client, runtime, monkeypatch):
     ("method", "path", "status"),
     [
         ("GET", "/api", 404),
-        ("POST", "/api/alerts", 404),
-        ("POST", "/api/deployments", 404),
+        ("POST", "/api/alerts", 415),  # they exist now: a body that is not JSON is refused
+        ("POST", "/api/deployments", 415),
+        ("GET", "/api/alerts", 405),
         ("GET", "/api/nothing/here", 404),
         ("GET", "/api/approvals/ap-1/decision", 405),
         ("DELETE", "/api/executions/x", 405),

@@ -21,6 +21,7 @@ def test_the_protocol_lists_what_the_console_calls():
         "launch",
         "launch_scenario",
         "launch_deployment",
+        "launch_incident",
         "search_executions",
         "get_execution",
         "execution_logs",

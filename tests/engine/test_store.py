@@ -214,7 +214,7 @@ def test_collect_shifts_a_scenario_so_its_newest_point_is_now(settings):
     assert doc["scenario"]["id"] == "healthy-hotfix"
     with pytest.raises(steps.StepError, match="unknown scenario"):
         steps.collect({"scenario": "../etc/passwd"}, settings)
-    with pytest.raises(steps.StepError, match="needs 'scenario', 'snapshot', 'deployment' or 'service'"):
+    with pytest.raises(steps.StepError, match="'deployment', 'service' or 'incident'"):
         steps.collect({}, settings)
 
 

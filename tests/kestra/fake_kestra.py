@@ -8,7 +8,8 @@ executions created from multipart/form-data inputs typed by the flow's declared 
 resume with multipart ``onResume`` inputs (409 unless PAUSED; 204 in 1.x, 200 + execution in 2.x),
 kill (404 unknown, 409 finished), and 2.x ``/outputs/{executionId}``.
 
-It runs the loop the way ``flows/devops-loop.yaml`` describes it, with the project's own steps
+It runs the loop the way ``flows/devops-loop.yaml`` describes it (and the incident path of
+``flows/incident-handler.yaml``), with the project's own steps
 (``console.loop.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
 expose ``{"vars": ...}``, the ``approval`` Pause pauses the execution, and the pause's duration
 expiring applies its ``behavior`` (CANCEL/FAIL); ``execute``, ``verify`` and ``record`` follow it.
@@ -459,6 +460,8 @@ class FakeKestra:
         try:
             if (execution["namespace"], execution["flowId"]) == ("devops.loop", "devops-loop"):
                 self._devops_loop(execution)
+            elif (execution["namespace"], execution["flowId"]) == ("devops.loop", "incident-handler"):
+                self._incident_handler(execution)
             else:
                 raise RuntimeError(f"the fake cannot run {execution['flowId']}")
         except _Stopped:
@@ -591,9 +594,124 @@ class FakeKestra:
             if self._alive(ex):
                 _move(ex["state"], "SUCCESS")
 
-    def _pause(self, ex: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+    def _incident_handler(self, ex: dict[str, Any]) -> None:
+        """``flows/incident-handler.yaml``: the steps as Commands tasks, the severity Switch (its
+        ``escalate`` Log for HIGH/CRITICAL), the approval gate, then execute, verify, record."""
+        inputs = ex["inputs"]
+        body = (ex.get("trigger") or {}).get("variables", {}).get("body")
+        incident = {
+            "id": inputs.get("incident_id"),
+            "service": inputs.get("service"),
+            "severity": inputs.get("severity"),
+            "starts_at": inputs.get("starts_at"),
+            "alertname": inputs.get("alertname"),
+            "summary": inputs.get("summary"),
+            "fingerprint": inputs.get("fingerprint"),
+            "labels": inputs.get("labels"),
+            "deployment": {
+                "id": inputs.get("deployment_id"),
+                "version": inputs.get("version"),
+                "previous_version": inputs.get("previous_version"),
+                "deployed_at": inputs.get("deployed_at"),
+                "deployed_by": inputs.get("deployed_by"),
+            },
+        }
+        collected = self._step(ex, "collect", "collect", {"incident": incident, "alertmanager": body})
+        snapshot = collected["snapshot"]
+        self._check(ex)
+        rules = self._step(ex, "analyze", "analyze", {"snapshot": snapshot})["decision"]
+        self._check(ex)
+        decision = self._step(ex, "summarize", "summarize", {"snapshot": snapshot, "decision": rules})[
+            "decision"
+        ]
+        self._check(ex)
+        decided = self._step(
+            ex, "decide", "decide", {"decision": decision, "incident": collected["incident"]}
+        )
+        self._check(ex)
+        routing = decided["routing"]
+        switch = self._task_run(ex, "route")
+        case = {"LOW": "route_low", "MEDIUM": "route_medium"}.get(routing["severity"], "escalate")
+        log = self._task_run(ex, case, switch["id"])
+        level = "ERROR" if case == "escalate" else "INFO"
+        message = (
+            f"ESCALATION {routing['severity']}: {collected['incident'].get('alertname') or 'incident'} on "
+            f"{collected['incident']['service']} — paging on-call"
+            if case == "escalate"
+            else f"{routing['severity']}: routed {routing['route']}"
+        )
+        self._log(ex, level, message, log)
+        with self.lock:
+            _move(log["state"], "SUCCESS")
+            switch["outputs"] = {"value": routing["severity"], "defaults": case == "escalate"}
+            _move(switch["state"], "SUCCESS")
+        gate = self._task_run(ex, "approval_gate")
+        approval: dict[str, Any] | None = None
+        if decided["plan"].get("needs_approval"):
+            approval = self._pause(ex, gate)
+        with self.lock:
+            gate["outputs"] = {}
+            _move(gate["state"], "SUCCESS")
+        self._check(ex)
+        target = {
+            "deployment": snapshot["deployment"],
+            "scenario": None,
+            "verification": collected.get("verification"),
+        }
+        executed = self._step(
+            ex,
+            "execute",
+            "execute",
+            {
+                "plan": decided["plan"],
+                "verdict": decided["verdict"],
+                "approval": approval,
+                **target,
+                "execution_id": ex["id"],
+            },
+        )
+        self._check(ex)
+        verified = self._step(ex, "verify", "verify", {**target, "executed": executed["executed"]})
+        self._check(ex)
+        recorded = self._step(
+            ex,
+            "record",
+            "record",
+            {
+                "execution_id": ex["id"],
+                "snapshot": snapshot,
+                "decision": decision,
+                "plan": decided["plan"],
+                "approval": approval,
+                "executed": executed["executed"],
+                "deployment_status": executed["deployment_status"],
+                "measured": verified["measured"],
+                "incident": collected["incident"],
+                "routing": routing,
+            },
+        )
+        with self.lock:
+            ex["outputs"] = {
+                "verdict": decided["verdict"],
+                "severity": routing["severity"],
+                "routing": routing,
+                "deployment_status": executed["deployment_status"],
+                "outcome": recorded.get("outcome"),
+            }
+            if self._alive(ex):
+                _move(ex["state"], "SUCCESS")
+
+    def _approval_spec(self, ex: dict[str, Any]) -> dict[str, Any]:
+        """The flow's ``approval`` Pause (inside its approval gate)."""
         flow = self._flow(ex["namespace"], ex["flowId"])["doc"]
-        spec = flow["tasks"][3]["then"][0]
+        for task in flow["tasks"]:
+            for child in [task, *(task.get("then") or [])]:
+                if child.get("id") == "approval":
+                    return child
+        raise HttpError(409, f"flow {ex['flowId']} has no approval Pause")
+
+    def _pause(self, ex: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
+        spec = self._approval_spec(ex)
         run = self._task_run(ex, "approval", gate["id"])
         event = threading.Event()
         with self.lock:
@@ -639,8 +757,7 @@ class FakeKestra:
                 raise HttpError(
                     409, f"Execution '{execution_id}' is not paused (state {ex['state']['current']})"
                 )
-            flow = self._flow(ex["namespace"], ex["flowId"])["doc"]
-            spec = flow["tasks"][3]["then"][0]
+            spec = self._approval_spec(ex)
             values = self._typed_inputs(spec.get("onResume") or [], given, "resume input")
             run = next(r for r in ex["taskRunList"] if r["taskId"] == "approval")
             run["outputs"] = {

@@ -98,7 +98,7 @@ def test_console_is_built_here_and_points_at_kestra() -> None:
     assert console["image"] == "devops-loop-console:latest"
     assert console["environment"]["KESTRA_URL"] == "http://kestra:8080"
     assert console["environment"]["KESTRA_PASSWORD"].startswith("${")
-    assert "8501:8501" in console["ports"]
+    assert console["ports"] == ["127.0.0.1:8501:8501"]
     # the flows run their steps in the image this service builds
     flows = " ".join(p.read_text() for p in (ROOT / "flows").glob("*.yaml"))
     assert f"containerImage: {console['image']}" in flows
@@ -114,7 +114,9 @@ def test_dockerfile_builds_the_console_and_task_image() -> None:
     assert copy_req < copy_all  # dependency layer cached
     assert "EXPOSE 8501" in lines
     cmd = json.loads([ln for ln in lines if ln.startswith("CMD [")][-1].removeprefix("CMD "))
-    assert cmd[:3] == ["streamlit", "run", "app.py"] and "--server.port=8501" in cmd
+    # server.py: the pages and the HTTP API on one port (Alertmanager posts to console:8501/api/alerts)
+    assert cmd[:3] == ["streamlit", "run", "server.py"] and "--server.port=8501" in cmd
+    assert (ROOT / "server.py").is_file()
     assert not any(ln.startswith("ENTRYPOINT") for ln in lines)  # Kestra's task runner sets the command
     assert (ROOT / "app.py").is_file()
     assert re.search(r"^kestra==", (ROOT / "requirements.txt").read_text(), re.M)  # Kestra.outputs in tasks
@@ -139,8 +141,11 @@ def test_prometheus_is_the_pinned_official_image_with_the_projects_rules() -> No
     flags = dict(arg.removeprefix("--").split("=", 1) for arg in prom["command"] if "=" in arg)
     assert mounts[flags["config.file"]] == "./live/compose/prometheus.yml"
     config = yaml.safe_load((ROOT / "live" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
-    [rules] = config["rule_files"]
+    rules, alerts = config["rule_files"]
     assert mounts[rules] == "./live/prometheus/rules.yml"
+    assert mounts[alerts] == "./live/prometheus/alerts.yml"
+    [manager] = config["alerting"]["alertmanagers"]
+    assert manager["static_configs"][0]["targets"] == ["alertmanager:9093"]
     targets = {c["job_name"]: c["static_configs"][0]["targets"] for c in config["scrape_configs"]}
     assert targets == {"demo-service": ["demo-deployer:8701"], "deployer": ["demo-deployer:8700"]}
     assert config["global"]["scrape_interval"] == "1s"
@@ -152,7 +157,7 @@ def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
     if missing_reason("promtool"):
         pytest.skip(missing_reason("promtool"))
     config = yaml.safe_load((ROOT / "live" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
-    config["rule_files"] = [str(ROOT / "live" / "prometheus" / "rules.yml")]  # where the mount puts it
+    config["rule_files"] = [str(ROOT / "live" / "prometheus" / n) for n in ("rules.yml", "alerts.yml")]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     assert "SUCCESS" in check_config(path)
@@ -196,7 +201,56 @@ def test_the_console_and_the_flows_collect_from_and_act_on_the_compose_services(
     assert "{{ secret('DEMO_DEPLOYER_TOKEN') }}" in flows
 
 
+def test_every_published_port_is_bound_to_loopback() -> None:
+    """Whoever reaches a published port reaches the console, Kestra or Alertmanager: by default only
+    this machine does (issue 12: the console on Kestra must not be open to the network)."""
+    published = {
+        name: service["ports"] for name, service in _compose()["services"].items() if service.get("ports")
+    }
+    assert set(published) == {"kestra", "console", "alertmanager"}
+    for name, ports in published.items():
+        for port in ports:
+            assert isinstance(port, str) and re.fullmatch(r"127\.0\.0\.1:\d+:\d+", port), (name, port)
+
+
 def test_the_live_demo_publishes_no_port() -> None:
     """Prometheus, the deployer and the service are reached on the compose network only."""
     services = _compose()["services"]
     assert all("ports" not in services[name] for name in ("prometheus", "demo-deployer", "demo-load"))
+
+
+# -- Alertmanager: beside Prometheus, routed to the console's /api/alerts ------------------------------
+
+
+def test_alertmanager_is_the_pinned_official_image_on_loopback_routed_to_the_console() -> None:
+    compose = _compose()
+    manager = compose["services"]["alertmanager"]
+    assert re.fullmatch(r"prom/alertmanager:v\d+\.\d+\.\d+", manager["image"]), manager["image"]
+    assert manager["ports"] and all(p.startswith("127.0.0.1:") for p in manager["ports"])
+    assert "--cluster.listen-address=" in manager["command"]
+    flags = dict(arg.removeprefix("--").split("=", 1) for arg in manager["command"] if "=" in arg)
+    mounts = _mounts(manager)
+    assert mounts[flags["config.file"]] == "./live/compose/alertmanager.yml"
+    assert "alertmanager" in compose["services"]["prometheus"]["depends_on"]
+    config = yaml.safe_load((ROOT / "live" / "compose" / "alertmanager.yml").read_text(encoding="utf-8"))
+    [receiver] = [r for r in config["receivers"] if r["name"] == config["route"]["receiver"]]
+    [hook] = receiver["webhook_configs"]
+    assert hook["url"] == "http://console:8501/api/alerts" and hook["send_resolved"] is True
+    # the console's token: a compose secret from .env, read from a file (never written in the config)
+    auth = hook["http_config"]["authorization"]
+    assert auth["type"] == "Bearer" and auth["credentials_file"] == "/run/secrets/console_api_token"
+    assert manager["secrets"] == ["console_api_token"]
+    assert compose["secrets"]["console_api_token"] == {"environment": "CONSOLE_API_TOKEN"}
+    console = compose["services"]["console"]["environment"]
+    assert console["CONSOLE_API_TOKEN"].startswith("${CONSOLE_API_TOKEN:?")
+    assert "SECRET_INCIDENT_WEBHOOK_KEY" in compose["services"]["kestra"]["environment"]
+    env_example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    assert "CONSOLE_API_TOKEN=" in env_example and "SECRET_INCIDENT_WEBHOOK_KEY=" in env_example
+
+
+def test_alertmanager_config_passes_amtool() -> None:
+    from live.processes import check_alertmanager_config, missing_reason
+
+    if missing_reason("amtool"):
+        pytest.skip(missing_reason("amtool"))
+    assert "SUCCESS" in check_alertmanager_config(ROOT / "live" / "compose" / "alertmanager.yml")

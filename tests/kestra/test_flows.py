@@ -68,18 +68,33 @@ def test_devops_loop_shape() -> None:
     assert {o["id"] for o in doc["outputs"]} >= {"verdict", "severity", "deployment_status"}
 
 
-def test_incident_handler_routes_by_severity() -> None:
+def test_incident_handler_runs_the_loops_steps_routed_by_severity() -> None:
     doc = load_flows(FLOWS)["incident-handler.yaml"].doc
+    top = [t["id"] for t in doc["tasks"]]
+    assert top == [
+        "collect", "analyze", "summarize", "decide", "route", "approval_gate", "execute", "verify", "record",
+    ]  # fmt: skip
+    # collect reads the incident from the inputs, or Alertmanager's own delivery (the webhook)
+    collect = doc["tasks"][0]["inputFiles"]["input.json"]
+    assert '"incident": {' in collect and "trigger.body" in collect
+    for name in ("service", "severity", "starts_at", "labels", "deployment_id", "deployed_at"):
+        assert f"inputs.{name}" in collect
+    # decide routes by the incident's severity (console/loop/incidents.py); the Switch shows it
+    assert "outputs.collect.vars.incident" in doc["tasks"][3]["inputFiles"]["input.json"]
     switch = next(t for t in doc["tasks"] if t["type"] == "io.kestra.plugin.core.flow.Switch")
-    assert "inputs.severity" in switch["value"]
+    assert "outputs.decide.vars.routing.severity" in switch["value"]
     assert set(switch["cases"]) == {"LOW", "MEDIUM"}
-    low = [t["type"] for t in switch["cases"]["LOW"]]
-    assert "io.kestra.plugin.core.flow.Pause" not in low  # LOW: auto-remediate
-    assert switch["cases"]["MEDIUM"][0]["type"] == "io.kestra.plugin.core.flow.Pause"
-    defaults = [t["id"] for t in switch["defaults"]]  # HIGH / CRITICAL (the SELECT allows no other)
-    assert defaults[0] == "escalate"
+    defaults = [t["id"] for t in switch["defaults"]]  # HIGH / CRITICAL
+    assert defaults == ["escalate"] and switch["defaults"][0]["level"] == "ERROR"
+    assert "ESCALATION" in switch["defaults"][0]["message"]
+    # the approval is the same Pause as devops-loop's (the console mirrors and resumes it)
+    gate = doc["tasks"][5]
+    assert "outputs.decide.vars.plan.needs_approval" in gate["condition"]
+    assert gate["then"][0]["id"] == "approval" and gate["then"][0]["behavior"] in {"CANCEL", "FAIL"}
+    assert "outputs.approval.onResume" in doc["tasks"][6]["inputFiles"]["input.json"]
     severity = next(i for i in doc["inputs"] if i["id"] == "severity")
     assert set(severity["values"]) == {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
+    assert doc["triggers"][0]["type"] == "io.kestra.plugin.core.trigger.Webhook"
     for task in _tasks(doc["tasks"]):
         if task["type"].endswith("Pause"):
             assert task["behavior"] in {"CANCEL", "FAIL"}

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 
 from console.domain.vocabulary import STEP_TASKS
+from console.telemetry.times import format_ts
+from tests.conftest import logs_only_service
 from tests.kestra.flow_rules import COMMANDS, STEP_COMMAND, load_flows
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +47,11 @@ def _flow_contract() -> dict[str, set[str]]:
     return needed
 
 
-def _run(step: str, payload: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
+def _run(step: str, payload: dict[str, Any], tmp_path: Path, **env_extra: str) -> dict[str, Any]:
     path = tmp_path / f"{step}.json"
     path.write_text(json.dumps(payload), encoding="utf-8")
     env = {"PYTHONPATH": str(ROOT), "CONSOLE_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+    env.update(env_extra)
     done = subprocess.run(
         [sys.executable, "-m", "console", "step", step, str(path), "--kestra"],
         capture_output=True,
@@ -97,6 +100,14 @@ def test_cli_outputs_cover_what_the_flows_read(tmp_path: Path) -> None:
         },
         tmp_path,
     )
+    # incident-handler's collect (an incident) and decide (routed by its severity) emit more
+    services, now = logs_only_service(tmp_path, lines=3)
+    incident = {"service": "demo-service", "severity": "HIGH", "starts_at": format_ts(now - 2)}
+    collected = _run("collect", {"incident": incident}, tmp_path, CONSOLE_SERVICES_FILE=str(services))
+    routed = _run("decide", {"decision": decision, "incident": collected["incident"]}, tmp_path)
+    assert routed["routing"]["route"] == "escalate" and collected["incident"]["severity"] == "HIGH"
+    outputs["collect"] |= collected
+    outputs["decide"] = {**routed, **outputs["decide"]}
     for step, keys in needed.items():
         missing = keys - set(outputs[step])
         assert not missing, f"flows read outputs {missing} the {step} step does not emit"

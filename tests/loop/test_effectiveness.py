@@ -94,6 +94,19 @@ def test_root_cause_category(decision, category):
     assert E.root_cause_category(decision) == category
 
 
+@pytest.mark.parametrize(
+    ("count", "category"),
+    [(":", "panic"), (float("inf"), "panic"), (float("nan"), "panic"), (None, "panic"), ([], "panic"),
+     (True, "panic"), ("12", "out_of_memory")],
+)  # fmt: skip
+def test_root_cause_category_ranks_a_garbage_count_as_zero(count, category):
+    """A record step's decision comes from outside (Kestra's inputs): a count that is not a finite
+    number ranks as 0 and never raises (found by tests/reliability/test_bad_step_input.py)."""
+    panic = {**OOM, "category": "panic", "count_after": 3}
+    assert E.root_cause_category({"log_patterns": [{**OOM, "count_after": count}, panic]}) == category
+    assert E.root_cause_category({"log_patterns": [{**OOM, "count_after": count}]}) == "out_of_memory"
+
+
 def test_the_store_reads_what_effectiveness_needs_of_measured_records(settings):
     store = Store(settings.db_path)
     try:

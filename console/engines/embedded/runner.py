@@ -23,10 +23,10 @@ from typing import Any
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.names import RequesterSource
 from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
-from console.engines.backend import LOOP_FLOW_ID, BackendError, Health, Page
+from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
 from console.engines.projection import Projection
-from console.loop import scenarios, steps
+from console.loop import incidents, scenarios, steps
 from console.loop.steps import StepError
 from console.settings import Settings
 from console.storage import Connection, Store, loads, now_text
@@ -132,6 +132,33 @@ class EmbeddedEngine:
         merged = {"source": source, **(labels or {})}
         return self._create({"deployment": dep, "source": source}, {"deployment": dep}, triggered_by, merged)
 
+    def launch_incident(
+        self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
+    ) -> str:
+        """Start ``incident-handler`` for a firing alert (:mod:`console.loop.incidents`). The launch
+        input is ``{"incident": {...}, "source": "alertmanager"}``; the read model's row is the
+        incident's deployment block (the suspect deployment, or the alert itself)."""
+        try:
+            checked = incidents.incident_input({"incident": incident})
+        except incidents.IncidentError as exc:
+            raise BackendError(str(exc)) from None
+        environment = steps.service_environment(checked["service"], self.settings)
+        dep = incidents.incident_deployment(checked, environment)
+        merged = {
+            "source": incidents.INCIDENT_SOURCE,
+            "severity": checked["severity"],
+            **({"incident": checked["id"]} if checked["id"] else {}),
+            **({"alertname": checked["alertname"]} if checked["alertname"] else {}),
+            **(labels or {}),
+        }
+        return self._create(
+            {"incident": checked, "source": incidents.INCIDENT_SOURCE},
+            {"deployment": dep},
+            triggered_by,
+            merged,
+            flow_id=INCIDENT_FLOW_ID,
+        )
+
     def run_sync(
         self,
         snapshot_doc: dict[str, Any] | None = None,
@@ -160,7 +187,13 @@ class EmbeddedEngine:
             time.sleep(0.02)
 
     def _create(
-        self, launch_input: dict[str, Any], doc: dict[str, Any], triggered_by: str, labels: dict[str, str]
+        self,
+        launch_input: dict[str, Any],
+        doc: dict[str, Any],
+        triggered_by: str,
+        labels: dict[str, str],
+        *,
+        flow_id: str = LOOP_FLOW_ID,
     ) -> str:
         dep = doc.get("deployment") or {}
         scenario = doc.get("scenario") if isinstance(doc.get("scenario"), dict) else None
@@ -172,13 +205,25 @@ class EmbeddedEngine:
             "scenario": (scenario or {}).get("id") or launch_input.get("scenario"),
             "triggered_by": triggered_by,
         }
+        incident = launch_input.get("incident")
+        if isinstance(incident, dict):  # incident-handler's inputs, as on Kestra
+            inputs = {
+                "incident_id": incident.get("id"),
+                "service": incident.get("service"),
+                "severity": incident.get("severity"),
+                "starts_at": incident.get("starts_at"),
+                "alertname": incident.get("alertname"),
+                "deployment_id": dep.get("id"),
+                "version": dep.get("version"),
+                "triggered_by": triggered_by,
+            }
         labels = {str(k): str(v) for k, v in labels.items()}
         with self.store.write() as conn:
             self.store.insert_execution_in(
                 conn,
                 execution_id=execution_id,
                 namespace=self.namespace,
-                flow_id=LOOP_FLOW_ID,
+                flow_id=flow_id,
                 inputs=inputs,
                 labels=labels,
                 triggered_by=triggered_by,
@@ -189,7 +234,7 @@ class EmbeddedEngine:
                 conn,
                 execution_id,
                 deployment=dep,
-                scenario=scenario or ({"id": inputs["scenario"]} if inputs["scenario"] else None),
+                scenario=scenario or ({"id": inputs["scenario"]} if inputs.get("scenario") else None),
                 triggered_by=triggered_by,
                 source=launch_source(launch_input),
                 at=now_text(),
@@ -199,7 +244,12 @@ class EmbeddedEngine:
                 labels.get("launched_by") or triggered_by,
                 "execution.launched",
                 execution_id,
-                {"service": inputs["service"], "version": inputs["version"], "scenario": inputs["scenario"]},
+                {
+                    "service": inputs["service"],
+                    "version": inputs["version"],
+                    "scenario": inputs.get("scenario"),
+                    **({"incident": inputs.get("incident_id"), "flow": flow_id} if incident else {}),
+                },
             )
         self.submit(execution_id)
         return execution_id
@@ -231,6 +281,9 @@ class EmbeddedEngine:
             if row.state == State.CREATED:
                 self.store.transition_execution_in(conn, execution_id, State.RUNNING, owner=self.owner)
         ctx: dict[str, Any] = {}
+        incident = self.store.launch_input(execution_id).get("incident")
+        if isinstance(incident, dict):  # incident-handler: decide routes by the alert's severity
+            ctx["incident"] = incident
         runs = self.store.task_runs_by_task(execution_id)
         for seq, task_id in enumerate(LOOP_TASKS):
             run = runs.get(task_id)
@@ -274,11 +327,14 @@ class EmbeddedEngine:
         if task_id == "collect":
             ctx["snapshot"] = self.snapshot_document(execution_id)
             ctx["verification"] = outputs.get("verification")
+            if isinstance(outputs.get("incident"), dict):
+                ctx["incident"] = outputs["incident"]
         elif task_id in ("analyze", "summarize"):
             ctx["decision"] = outputs.get("decision")
         elif task_id == "decide":
             ctx["plan"] = outputs.get("plan")
             ctx["verdict"] = outputs.get("verdict")
+            ctx["routing"] = outputs.get("routing")
         elif task_id == APPROVAL_TASK:
             ctx["approval"] = outputs if outputs.get("required", True) else None
         elif task_id == "execute":
@@ -338,7 +394,8 @@ class EmbeddedEngine:
         if task_id == "summarize":
             return steps.summarize({"snapshot": ctx["snapshot"], "decision": ctx["decision"]}, s)
         if task_id == "decide":
-            return steps.decide({"decision": ctx["decision"]}, s)
+            routed = {"incident": ctx["incident"]} if ctx.get("incident") else {}
+            return steps.decide({"decision": ctx["decision"], **routed}, s)
         if task_id == "execute":
             progress = (previous.outputs or {}).get("progress") if previous is not None else None
             return steps.execute(
@@ -375,6 +432,11 @@ class EmbeddedEngine:
                     "executed": ctx.get("executed", []),
                     "deployment_status": ctx.get("deployment_status"),
                     "measured": ctx.get("measured"),
+                    **(
+                        {"incident": ctx["incident"], "routing": ctx.get("routing")}
+                        if ctx.get("incident")
+                        else {}
+                    ),
                 },
                 s,
             )
@@ -426,9 +488,34 @@ class EmbeddedEngine:
                 task_log_line(task_id, outputs),
                 task_id=task_id,
             )
+            routing = outputs.get("routing") if task_id == "decide" else None
+            if isinstance(routing, dict) and routing.get("escalate"):
+                self._escalate(conn, execution_id, routing, ctx)
             if task_id == "record":
                 self._succeed(conn, execution_id, outputs)
         self._remember(execution_id, task_id, stored, ctx)
+
+    def _escalate(
+        self, conn: Connection, execution_id: str, routing: dict[str, Any], ctx: dict[str, Any]
+    ) -> None:
+        """A HIGH or CRITICAL incident: an ERROR line in the execution's log and an audit row
+        (``incident.escalated``), like incident-handler's ``escalate`` task on Kestra."""
+        incident = ctx.get("incident") or {}
+        summary = (ctx.get("decision") or {}).get("summary")
+        line = incidents.escalation_line(incident, routing, summary)
+        self.store.log_in(conn, execution_id, "ERROR", line, task_id="decide")
+        self.store.audit_in(
+            conn,
+            "system:loop",
+            "incident.escalated",
+            execution_id,
+            {
+                "incident": incident.get("id"),
+                "service": incident.get("service"),
+                "alertname": incident.get("alertname"),
+                "severity": routing.get("severity"),
+            },
+        )
 
     def _succeed(self, conn: Connection, execution_id: str, outputs: dict[str, Any]) -> None:
         record = outputs["outcome"]
@@ -680,10 +767,14 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
         )
     if task_id == "decide":
         plan = outputs["plan"]
-        return (
+        line = (
             f"plan: {len(plan.get('auto', []))} automatic action(s), {len(plan.get('approval', []))} "
             f"needing approval ({plan.get('required_approvals', 0)} approver(s))"
         )
+        routing = outputs.get("routing")
+        if isinstance(routing, dict):
+            line += f"; incident routed {routing.get('route')} ({routing.get('reason')})"
+        return line
     if task_id == "execute":
         names = (
             "; ".join(

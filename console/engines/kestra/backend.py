@@ -14,7 +14,14 @@ from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State, TaskRun
 from console.domain.models import format_time, highest_risk
-from console.engines.backend import LOOP_FLOW_ID, BackendError, BackendUnavailable, Health, Page
+from console.engines.backend import (
+    INCIDENT_FLOW_ID,
+    LOOP_FLOW_ID,
+    BackendError,
+    BackendUnavailable,
+    Health,
+    Page,
+)
 from console.engines.kestra.client import (
     KestraAuthError,
     KestraClient,
@@ -25,7 +32,7 @@ from console.engines.kestra.client import (
     KestraTimeout,
     KestraUnreachable,
 )
-from console.loop import scenarios, steps
+from console.loop import incidents, scenarios, steps
 from console.settings import Settings
 
 APPROVAL_TASK = "approval"
@@ -63,6 +70,8 @@ class KestraBackend:
             raise BackendError("KESTRA_URL is not set")
         self.settings = settings
         self.namespace = settings.kestra_namespace
+        self._flows = _Recent()
+        """The flow of the executions seen lately (Kestra's UI links name it)."""
         try:
             self.client = client or KestraClient(
                 settings.kestra_url,
@@ -163,10 +172,50 @@ class KestraBackend:
         }
         return self._trigger(inputs, {"triggered_by": triggered_by, "source": source, **(labels or {})})
 
-    def _trigger(self, inputs: dict[str, Any], labels: dict[str, str]) -> str:
+    def launch_incident(
+        self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
+    ) -> str:
+        """Start ``incident-handler`` for a firing alert: the incident's fields as the flow's inputs
+        (incident_id, service, severity, starts_at, alertname, summary, fingerprint, labels) and its
+        deployment block (deployment_id, version, previous_version, deployed_at, deployed_by: the
+        suspect deployment, or the alert itself), which its collect task reads."""
+        try:
+            checked = incidents.incident_input({"incident": incident})
+        except incidents.IncidentError as exc:
+            raise BackendError(str(exc)) from None
+        dep = incidents.incident_deployment(checked)
+        suspect = checked["deployment"] is not None
+        inputs: dict[str, Any] = {
+            "incident_id": checked["id"],
+            "service": checked["service"],
+            "severity": checked["severity"],
+            "starts_at": checked["starts_at"],
+            "alertname": checked["alertname"],
+            "summary": checked["summary"],
+            "fingerprint": checked["fingerprint"],
+            "labels": checked["labels"],
+            "deployment_id": dep["id"],
+            "version": dep["version"],
+            "previous_version": dep["previous_version"],
+            "deployed_at": dep["deployed_at"] if suspect else None,
+            "deployed_by": dep["deployed_by"] if suspect else None,
+            "source": incidents.INCIDENT_SOURCE,
+            "triggered_by": triggered_by,
+        }
+        merged = {
+            "triggered_by": triggered_by,
+            "source": incidents.INCIDENT_SOURCE,
+            "severity": checked["severity"],
+            **({"incident": checked["id"]} if checked["id"] else {}),
+            **(labels or {}),
+        }
+        return self._trigger(inputs, merged, flow_id=INCIDENT_FLOW_ID)
+
+    def _trigger(self, inputs: dict[str, Any], labels: dict[str, str], *, flow_id: str = LOOP_FLOW_ID) -> str:
         inputs = {k: v for k, v in inputs.items() if v is not None}
         labels = {_label_key(k): str(v) for k, v in labels.items() if str(v)}
-        execution = self._call(self.client.trigger, self.namespace, LOOP_FLOW_ID, inputs, labels=labels)
+        execution = self._call(self.client.trigger, self.namespace, flow_id, inputs, labels=labels)
+        self._flows[execution.id] = flow_id
         return execution.id
 
     # ------------------------------------------------------------------ reads
@@ -210,6 +259,7 @@ class KestraBackend:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
             raise translate_error(exc) from None
+        self._flows[execution.id] = execution.flow_id
         return _flatten(execution)
 
     def _children(self, execution: Execution) -> dict[str, Execution]:
@@ -272,7 +322,8 @@ class KestraBackend:
         if not base:
             return None
         tenant = self.settings.kestra_tenant or "main"
-        return f"{base}/ui/{tenant}/executions/{self.namespace}/{LOOP_FLOW_ID}/{execution_id}"
+        flow_id = self._flows.get(execution_id, LOOP_FLOW_ID)
+        return f"{base}/ui/{tenant}/executions/{self.namespace}/{flow_id}/{execution_id}"
 
     # ------------------------------------------------------------------ control
     def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
@@ -363,3 +414,15 @@ def _label_key(key: str) -> str:
     """Kestra label keys: lower case letter first, then letters, digits, '.', '_' or '-'."""
     cleaned = "".join(c if c.isalnum() or c in "._-" else "_" for c in key.strip().lower())
     return cleaned if cleaned[:1].isalpha() else f"l_{cleaned}"
+
+
+class _Recent(dict[str, str]):
+    """A dict that keeps only its newest entries (execution id -> flow id)."""
+
+    LIMIT = 2000
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.pop(key, None)
+        super().__setitem__(key, value)
+        while len(self) > self.LIMIT:
+            del self[next(iter(self))]

@@ -185,8 +185,21 @@ class KestraMirror:
             return
         if execution.flow_id not in MIRRORED_FLOWS or fingerprint(execution) == known:
             return
+        facts = self._facts(execution)
+        if not facts["deployment"].get("service") and not execution.state.terminal:
+            # an incident run Alertmanager started straight on Kestra: its service is known once its
+            # collect step has read the delivery; kept open (read again next sync), not projected
+            with self.store.write() as conn:
+                self.store.mark_mirrored_in(
+                    conn,
+                    execution.id,
+                    flow_id=execution.flow_id,
+                    state=execution.state.value,
+                    fingerprint="waiting for collect",
+                    start_date=format_time(execution.start) if execution.start else None,
+                )
+            return
         with self.store.write() as conn:
-            facts = self._facts(execution)
             self.projection.project_execution(conn, execution, **facts)
             if self._needs_approval_request(execution):
                 self._request_approval(conn, execution, facts, report)
@@ -270,10 +283,20 @@ class KestraMirror:
                           ("deployed_by", "deployed_by")):  # fmt: skip
             if inputs.get(key) and not deployment.get(name):
                 deployment[name] = inputs[key]
+        incident = task_values(execution.task_run("collect")).get("incident")
+        if execution.flow_id == INCIDENT_FLOW_ID and isinstance(incident, dict):
+            for name in ("service", "version"):
+                if incident.get(name) and not deployment.get(name):
+                    deployment[name] = incident[name]
+            deployment.setdefault("deployed_at", inputs.get("starts_at") or incident.get("starts_at"))
+        elif execution.flow_id == INCIDENT_FLOW_ID and not deployment.get("deployed_at"):
+            deployment["deployed_at"] = inputs.get("starts_at")
         scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
         if scenario is None and inputs.get("scenario"):
             scenario = {"id": inputs["scenario"]}
-        if inputs.get("scenario"):
+        if execution.flow_id == INCIDENT_FLOW_ID:
+            source = str(inputs.get("source") or "alertmanager")
+        elif inputs.get("scenario"):
             source = "scenario"
         elif isinstance(inputs.get("snapshot"), dict) and inputs["snapshot"]:
             source = "snapshot"

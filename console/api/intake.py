@@ -1,0 +1,133 @@
+"""``POST /api/alerts`` (Alertmanager's webhook, payload version 4) and ``POST /api/deployments`` (a
+deployment announcement: the console's shape, GitHub's ``deployment_status``, an Argo CD
+notification), each handed to :class:`console.inbound.Inbound`.
+
+Answers (JSON):
+
+- ``202`` when a run was started (``execution_id``, and for alerts the run of each alert);
+- ``200`` when nothing new was started: a retried or concurrent duplicate (with the run the first
+  one started), an alert attached to its open incident, a resolved alert, a payload that announces
+  nothing (a GitHub status that is not ``success``);
+- ``400`` naming the field of a malformed payload; ``422`` when the service has no telemetry source
+  configured (every alert of the delivery, for alerts); ``503`` (``Retry-After``) when the engine or
+  the console's configuration cannot serve now, ``502`` when the engine refused: nothing is kept, a
+  retry starts it.
+
+GitHub cannot send a bearer token: a request carrying ``X-Hub-Signature-256`` is authenticated by
+that HMAC of the raw body with ``CONSOLE_GITHUB_WEBHOOK_SECRET`` instead (failures count against the
+address like wrong tokens).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from console.api.context import Context
+from console.api.guard import Guard
+from console.api.http import ApiError, JsonAnswer, parse_json, read_body, read_json
+from console.inbound import IGNORED, LAUNCHED, InboundError, Outcome
+from console.intake import PayloadError, verify_github_signature
+
+GITHUB_SIGNATURE = "x-hub-signature-256"
+GITHUB_CALLER = "github"
+
+
+def _links(execution_id: str | None) -> dict[str, str] | None:
+    if not execution_id:
+        return None
+    return {
+        "execution": f"/api/executions/{execution_id}",
+        "console": f"/executions?execution={execution_id}",
+    }
+
+
+def _inbound_error(exc: InboundError) -> ApiError:
+    headers = {"Retry-After": "5"} if exc.status == 503 else None
+    return ApiError(exc.status, str(exc), headers=headers)
+
+
+# -- alerts ------------------------------------------------------------------------------------------
+
+
+async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
+    body = await read_json(request, ctx.settings.api_max_body_bytes)
+    inbound = ctx.inbound()
+    caller = ctx.token.identity.name if ctx.token is not None else "alertmanager"
+    try:
+        outcomes: list[Outcome] = await run_in_threadpool(inbound.receive_alerts, body, received_by=caller)
+    except PayloadError as exc:
+        raise ApiError(400, str(exc)) from None
+    except InboundError as exc:
+        raise _inbound_error(exc) from None
+    runs = list(dict.fromkeys(o.execution_id for o in outcomes if o.execution_id))
+    handled = [o for o in outcomes if not (o.status == IGNORED and o.not_configured)]
+    if not handled:
+        reasons = list(dict.fromkeys(o.reason for o in outcomes if o.reason))
+        raise ApiError(422, "; ".join(reasons)[:500] or "no alert could be handled")
+    launched = any(o.status == LAUNCHED for o in outcomes)
+    answer: dict[str, Any] = {
+        "status": "accepted",
+        "execution_id": runs[0] if runs else None,
+        "execution_ids": runs,
+        "launched": sum(1 for o in outcomes if o.status == LAUNCHED),
+        "alerts": [o.to_dict() for o in outcomes],
+    }
+    return JsonAnswer(answer, 202 if launched else 200)
+
+
+# -- deployments ---------------------------------------------------------------------------------------
+
+
+def _github_signed(request: Request) -> bool:
+    return GITHUB_SIGNATURE in request.headers
+
+
+async def post_deployments(request: Request, ctx: Context, guard: Guard) -> JsonAnswer:
+    """An announcement, bearer-authenticated (the endpoint's guard) or signed by GitHub."""
+    settings = ctx.settings
+    raw = await read_body(request, settings.api_max_body_bytes)
+    if ctx.token is None:  # no bearer token was asked for: a GitHub delivery, checked here
+        guard.check_failures(request)
+        secret = settings.github_webhook_secret
+        if not secret:
+            guard.failed(request)
+            raise ApiError(
+                401,
+                "GitHub-signed deliveries are not accepted here: set CONSOLE_GITHUB_WEBHOOK_SECRET to the "
+                "webhook's secret (or send Authorization: Bearer <token>)",
+            )
+        if not verify_github_signature(raw, request.headers.get(GITHUB_SIGNATURE), secret.get()):
+            guard.failed(request)
+            raise ApiError(
+                401, "X-Hub-Signature-256 does not match the body signed with the webhook's secret"
+            )
+        guard.limit(GITHUB_CALLER, settings)
+        announced_by = GITHUB_CALLER
+    else:
+        announced_by = ctx.token.identity.name
+    body = parse_json(raw)
+    inbound = ctx.inbound()
+    event = request.headers.get("x-github-event")
+    delivery = request.headers.get("x-github-delivery")
+    try:
+        outcome: Outcome = await run_in_threadpool(
+            lambda: inbound.announce_payload(
+                body, announced_by=announced_by, github_event=event, delivery_id=delivery
+            )
+        )
+    except PayloadError as exc:
+        raise ApiError(400, str(exc)) from None
+    except InboundError as exc:
+        raise _inbound_error(exc) from None
+    answer: dict[str, Any] = {
+        "status": outcome.status,
+        "execution_id": outcome.execution_id,
+        "deployment": outcome.deployment,
+        "links": _links(outcome.execution_id),
+    }
+    if outcome.reason:
+        answer["reason"] = outcome.reason
+    return JsonAnswer(answer, 202 if outcome.status == LAUNCHED else 200)

@@ -1,0 +1,44 @@
+"""What arrives from outside, acted on: deployment announcements start the loop, Alertmanager's
+alerts open incidents and start the incident path, each once (:mod:`console.inbound.service`).
+
+Beside :mod:`console.access` in the layers: it uses the engines, the store, the intake's parsers
+and the telemetry configuration; the HTTP API and the pages call it through the composition root.
+It is not part of :mod:`console.intake` on purpose: the parsers sit below the loop (the incident
+step, :mod:`console.loop.incidents`, parses Alertmanager's body with them on Kestra's webhook path),
+while this service starts runs through the engines, which sit above the loop; one package cannot be
+both (lint-imports: ``intake -> engines -> loop -> intake``).
+"""
+
+from console.inbound.service import (
+    ALERT,
+    ALERT_RESOLVED,
+    ATTACHED,
+    DEPLOYMENT,
+    DUPLICATE,
+    IGNORED,
+    LAUNCHED,
+    RESOLVED,
+    Inbound,
+    InboundError,
+    NotConfigured,
+    Outcome,
+    Refused,
+    Unavailable,
+)
+
+__all__ = [
+    "ALERT",
+    "ALERT_RESOLVED",
+    "ATTACHED",
+    "DEPLOYMENT",
+    "DUPLICATE",
+    "IGNORED",
+    "LAUNCHED",
+    "RESOLVED",
+    "Inbound",
+    "InboundError",
+    "NotConfigured",
+    "Outcome",
+    "Refused",
+    "Unavailable",
+]

@@ -1,0 +1,512 @@
+"""What arrives from outside, acted on: a deployment announced starts the loop on it, an
+Alertmanager delivery opens (or updates) incidents and starts their runs. The HTTP API
+(``POST /api/deployments``, ``POST /api/alerts``) calls these; so can the pages (a deploy the console
+makes itself goes through :meth:`Inbound.announce`, with the same idempotency key as the deployer's
+own announcement of it, so the two never start two runs).
+
+Idempotency (``inbound_deliveries``, :mod:`console.storage.inbound`): every delivery is claimed by
+its key before anything starts — a deployment by service + deployment id, an alert by Alertmanager's
+group key + fingerprint + ``startsAt`` — so a retry, or the same delivery arriving twice at once,
+never starts a second run: the duplicate answers with the run the first one started (waiting a
+moment when that one is still starting it). An incident is one per service and alert name while
+open (the store's unique index): a firing alert whose incident is open is attached to it, and a
+resolved alert marks its incident resolved once none of its alerts fires any more.
+
+A run that cannot be started (the engine down) leaves nothing half-done: the delivery is marked
+failed and a newly opened incident is closed as failed, so the sender's retry starts it again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from console.engines.backend import Backend, BackendError, BackendUnavailable
+from console.intake import (
+    Alert,
+    AlertmanagerDelivery,
+    AlertMapping,
+    IntakeConfigError,
+    parse_alertmanager,
+    parse_announcement,
+)
+from console.loop.incidents import INCIDENT_SOURCE
+from console.settings import Settings
+from console.storage import Store
+from console.storage.database import now_text
+from console.telemetry import TelemetryError, service_config
+from console.telemetry.errors import NoSourceConfigured
+
+log = logging.getLogger(__name__)
+
+DEPLOYMENT = "deployment"
+ALERT = "alert"
+ALERT_RESOLVED = "alert-resolved"
+WAIT_FOR_OTHER_S = 5.0
+"""How long a duplicate waits for the request that claimed the delivery to name its run."""
+
+LAUNCHED, DUPLICATE, ATTACHED, RESOLVED, IGNORED = "launched", "duplicate", "attached", "resolved", "ignored"
+
+
+class InboundError(Exception):
+    """Nothing was started; the message is one line for the caller."""
+
+    status = 503
+
+
+class NotConfigured(InboundError):
+    """The service has no telemetry source configured: the loop would have nothing to judge."""
+
+    status = 422
+
+
+class Unavailable(InboundError):
+    """The engine, or the console's own configuration, cannot serve now (the sender may retry)."""
+
+    status = 503
+
+
+class Refused(InboundError):
+    """The engine refused to start the run."""
+
+    status = 502
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one announcement or one alert."""
+
+    status: str
+    """launched | duplicate | attached | resolved | ignored"""
+    key: str | None = None
+    execution_id: str | None = None
+    incident_id: str | None = None
+    reason: str | None = None
+    deployment: dict[str, Any] | None = None
+    alert: dict[str, Any] = field(default_factory=dict)
+    not_configured: bool = False
+    """Ignored because the service has no telemetry source configured."""
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "execution_id": self.execution_id}
+        if self.incident_id is not None:
+            out["incident_id"] = self.incident_id
+        if self.reason:
+            out["reason"] = self.reason
+        if self.deployment is not None:
+            out["deployment"] = self.deployment
+        if self.alert:
+            out.update(self.alert)
+        return out
+
+
+def _one_line(text: object, limit: int = 300) -> str:
+    flat = " ".join(str(text).split())
+    return flat[:limit] or "no detail"
+
+
+class Inbound:
+    """Announcements and alerts acted on, idempotently (see the module's doc)."""
+
+    def __init__(
+        self,
+        store: Store,
+        backend: Backend,
+        settings: Settings,
+        *,
+        wait_s: float = WAIT_FOR_OTHER_S,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.backend = backend
+        self.settings = settings
+        self.wait_s = wait_s
+        self.now = now
+
+    # -- shared ------------------------------------------------------------------------------------
+
+    def require_source(self, service: str) -> None:
+        """:class:`NotConfigured` unless ``service`` has a telemetry source in the services file;
+        :class:`Unavailable` when that file cannot be used."""
+        try:
+            service_config(service, self.settings)
+        except NoSourceConfigured:
+            raise NotConfigured(
+                f"service {service[:100]!r} has no telemetry source configured in the console "
+                "(add it, with a prometheus or logs section, to CONSOLE_SERVICES_FILE); no run started"
+            ) from None
+        except TelemetryError as exc:
+            raise Unavailable(f"the console's services file cannot be used: {_one_line(exc)}") from None
+
+    def _settled(self, kind: str, key: str, row: dict[str, Any]) -> dict[str, Any]:
+        """The delivery's row once the request that claimed it has finished (or after ``wait_s``)."""
+        deadline = time.monotonic() + self.wait_s
+        while row.get("status") == "received" and time.monotonic() < deadline:
+            time.sleep(0.05)
+            row = self.store.delivery(kind, key) or row
+        return row
+
+    def _duplicate(self, kind: str, key: str, row: dict[str, Any], **extra: Any) -> Outcome:
+        row = self._settled(kind, key, row)
+        status = row.get("status")
+        why = "still being handled by another request" if status == "received" else f"already {status}"
+        detail = row.get("detail") or {}
+        return Outcome(
+            DUPLICATE,
+            key,
+            execution_id=row.get("execution_id"),
+            incident_id=detail.get("incident"),
+            reason=f"this delivery was received before ({why}); nothing new started",
+            **extra,
+        )
+
+    def _launch_failed(self, exc: BackendError) -> InboundError:
+        line = f"the engine could not start the run: {_one_line(exc)}"
+        return Unavailable(line) if isinstance(exc, BackendUnavailable) else Refused(line)
+
+    # -- deployments ---------------------------------------------------------------------------------
+
+    def announce(
+        self,
+        deployment: Mapping[str, Any],
+        *,
+        source: str,
+        announced_by: str,
+        labels: Mapping[str, str] | None = None,
+        requester_source: str | None = None,
+    ) -> Outcome:
+        """Start the loop on an announced deployment, once per service and deployment id.
+
+        ``deployment`` is the loop's deployment (``id``, ``service``, ``version``,
+        ``previous_version``, ``environment``, ``deployed_at``, ``deployed_by``; the deployer's
+        record spellings ``by``/``at`` accepted); ``source`` who announced it (deployer, api,
+        github, argocd, console); ``announced_by`` who delivered it (a token's name, a signed-in
+        person): the requester when the deployment names nobody. ``requester_source`` says how the
+        requester is known (shown on the approval card; default: ``source``).
+        Raises :class:`NotConfigured`, :class:`Unavailable` or :class:`Refused`."""
+        dep = _deployment(deployment, self.now())
+        if not dep["service"] or not dep["version"]:
+            raise Refused("the deployment needs at least 'service' and 'version'")
+        self.require_source(dep["service"])
+        if not dep["deployed_by"]:
+            dep["deployed_by"] = announced_by
+        key = f"{DEPLOYMENT}:{dep['service']}:{dep['id']}"
+        claim = self.store.begin_delivery(
+            DEPLOYMENT,
+            key,
+            detail={
+                "source": source,
+                "service": dep["service"],
+                "version": dep["version"],
+                "by": announced_by,
+            },
+        )
+        if not claim.claimed:
+            return self._duplicate(DEPLOYMENT, key, claim.row, deployment=dep)
+        try:
+            execution_id = self.backend.launch_deployment(
+                dep, triggered_by=dep["deployed_by"], source=source, labels=dict(labels or {})
+            )
+        except BackendError as exc:
+            self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": _one_line(exc)})
+            raise self._launch_failed(exc) from None
+        with self.store.write() as conn:
+            self.store.finish_delivery_in(conn, DEPLOYMENT, key, status=LAUNCHED, execution_id=execution_id)
+            self.store.record_console_launch_in(
+                conn,
+                execution_id,
+                launched_by=dep["deployed_by"],
+                source=requester_source or source,
+                at=now_text(),
+            )
+        log.info(
+            "deployment %s of %s announced by %s: run %s", dep["id"], dep["service"], source, execution_id
+        )
+        return Outcome(LAUNCHED, key, execution_id=execution_id, deployment=dep)
+
+    def announce_payload(
+        self,
+        body: Any,
+        *,
+        announced_by: str,
+        github_event: str | None = None,
+        delivery_id: str | None = None,
+    ) -> Outcome:
+        """A payload as it arrives (the console's shape, GitHub's ``deployment_status``, Argo CD's
+        notification): parsed (:class:`~console.intake.PayloadError` naming the field), then
+        :meth:`announce`; a payload that announces nothing is ``ignored`` with the reason."""
+        announcement = parse_announcement(
+            body, now=self.now(), github_event=github_event, delivery_id=delivery_id
+        )
+        if announcement.deployment is None:
+            return Outcome(IGNORED, announcement.delivery_key, reason=announcement.ignored)
+        return self.announce(
+            announcement.deployment,
+            source=announcement.source,
+            announced_by=announced_by,
+            labels=announcement.labels,
+        )
+
+    # -- alerts --------------------------------------------------------------------------------------
+
+    def mapping(self) -> AlertMapping:
+        try:
+            return AlertMapping.from_settings(self.settings)
+        except IntakeConfigError as exc:
+            raise Unavailable(f"the alert label mapping cannot be used: {exc}") from None
+
+    def parse_alerts(self, body: Any) -> AlertmanagerDelivery:
+        """Check an Alertmanager delivery (:class:`~console.intake.PayloadError` names the field)."""
+        return parse_alertmanager(body, self.mapping())
+
+    def receive_alerts(self, body: Any, *, received_by: str = INCIDENT_SOURCE) -> list[Outcome]:
+        """Each alert of an Alertmanager delivery (webhook v4): a firing one opens an incident and
+        starts its run, or is attached to the open incident of its service and name; a resolved one
+        marks its alert resolved (and the incident, when none of its alerts fires any more).
+        Raises :class:`~console.intake.PayloadError` for a malformed delivery, :class:`Unavailable`
+        or :class:`Refused` when a run could not be started (nothing of that alert is kept: the
+        sender's retry starts it)."""
+        delivery = self.parse_alerts(body)
+        return [
+            self._firing(alert, received_by) if alert.firing else self._resolved(alert)
+            for alert in delivery.alerts
+        ]
+
+    @staticmethod
+    def _about(alert: Alert) -> dict[str, Any]:
+        return {
+            "fingerprint": alert.fingerprint,
+            "alertname": alert.alertname,
+            "service": alert.service,
+            "severity": alert.severity.value,
+            "starts_at": alert.starts_at,
+            "alert_status": alert.status,
+        }
+
+    def _firing(self, alert: Alert, received_by: str) -> Outcome:
+        about = self._about(alert)
+        if alert.service is None:
+            return Outcome(IGNORED, alert.delivery_key, reason="; ".join(alert.notes), alert=about)
+        try:
+            self.require_source(alert.service)
+        except NotConfigured as exc:
+            return Outcome(IGNORED, alert.delivery_key, reason=str(exc), alert=about, not_configured=True)
+        key = alert.delivery_key
+        with self.store.write() as conn:
+            claim = self.store.begin_delivery_in(
+                conn, ALERT, key, detail={"alertname": alert.alertname, "service": alert.service}
+            )
+            if claim.claimed:
+                incident, created = self.store.open_or_attach_incident_in(
+                    conn,
+                    service=alert.service,
+                    alert_key=alert.incident_key,
+                    fingerprint=alert.fingerprint,
+                    starts_at=alert.starts_at,
+                    severity=alert.severity,
+                    labels=alert.labels,
+                    annotations=alert.annotations,
+                    summary=alert.summary(),
+                )
+                if not created:
+                    self.store.finish_delivery_in(
+                        conn,
+                        ALERT,
+                        key,
+                        status=ATTACHED,
+                        execution_id=incident.get("execution_id"),
+                        detail={"incident": incident["id"]},
+                    )
+        if not claim.claimed:
+            return self._duplicate(ALERT, key, claim.row, alert=about)
+        if not created:
+            execution_id = incident.get("execution_id") or self._incident_run(incident["id"])
+            return Outcome(
+                ATTACHED,
+                key,
+                execution_id=execution_id,
+                incident_id=incident["id"],
+                reason=(
+                    f"incident {incident['id']} is open for {alert.service} / {alert.incident_key}: "
+                    "attached to it"
+                ),
+                alert=about,
+            )
+        return self._start_incident(alert, incident, key, about, received_by)
+
+    def _incident_run(self, incident_id: str) -> str | None:
+        """The run of an incident whose run another request is starting right now (briefly waited)."""
+        deadline = time.monotonic() + self.wait_s
+        while True:
+            incident = self.store.incident(incident_id) or {}
+            if incident.get("execution_id") or incident.get("status") != "open":
+                return incident.get("execution_id")
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+
+    def _start_incident(
+        self, alert: Alert, incident: dict[str, Any], key: str, about: dict[str, Any], received_by: str
+    ) -> Outcome:
+        assert alert.service is not None
+        suspect = self.store.suspect_deployment(
+            alert.service, alert.starts_at, self.settings.incident_lookback_s
+        )
+        document = {
+            "id": incident["id"],
+            "service": alert.service,
+            "severity": alert.severity.value,
+            "starts_at": alert.starts_at,
+            "alertname": alert.alertname,
+            "summary": alert.summary(),
+            "fingerprint": alert.fingerprint,
+            "labels": dict(alert.labels),
+            "deployment": suspect,
+        }
+        try:
+            execution_id = self.backend.launch_incident(
+                document, triggered_by=INCIDENT_SOURCE, labels={"received_by": received_by}
+            )
+        except BackendError as exc:
+            with self.store.write() as conn:
+                self.store.abandon_incident_in(conn, incident["id"], _one_line(exc))
+                self.store.finish_delivery_in(
+                    conn, ALERT, key, status="failed", detail={"error": _one_line(exc)}
+                )
+            raise self._launch_failed(exc) from None
+        with self.store.write() as conn:
+            self.store.set_incident_execution_in(conn, incident["id"], execution_id)
+            self.store.finish_delivery_in(
+                conn,
+                ALERT,
+                key,
+                status=LAUNCHED,
+                execution_id=execution_id,
+                detail={"incident": incident["id"]},
+            )
+            self.store.record_console_launch_in(
+                conn, execution_id, launched_by=INCIDENT_SOURCE, source=INCIDENT_SOURCE, at=now_text()
+            )
+            self.store.audit_in(
+                conn,
+                INCIDENT_SOURCE,
+                "incident.opened",
+                execution_id,
+                {
+                    "incident": incident["id"],
+                    "service": alert.service,
+                    "alertname": alert.alertname,
+                    "severity": alert.severity.value,
+                    "suspect_deployment": (suspect or {}).get("id"),
+                },
+            )
+        log.info(
+            "alert %s on %s (%s): incident %s, run %s",
+            alert.alertname,
+            alert.service,
+            alert.severity.value,
+            incident["id"],
+            execution_id,
+        )
+        return Outcome(LAUNCHED, key, execution_id=execution_id, incident_id=incident["id"], alert=about)
+
+    def _resolved(self, alert: Alert) -> Outcome:
+        about = self._about(alert)
+        if alert.service is None:
+            return Outcome(IGNORED, alert.delivery_key, reason="; ".join(alert.notes), alert=about)
+        key = alert.delivery_key
+        incident: dict[str, Any] | None = None
+        with self.store.write() as conn:
+            claim = self.store.begin_delivery_in(
+                conn, ALERT_RESOLVED, key, detail={"alertname": alert.alertname, "service": alert.service}
+            )
+            if claim.claimed:
+                incident = self.store.resolve_incident_alert_in(
+                    conn,
+                    service=alert.service,
+                    alert_key=alert.incident_key,
+                    fingerprint=alert.fingerprint,
+                    starts_at=alert.starts_at,
+                    ends_at=alert.ends_at,
+                )
+                if incident is None:
+                    self.store.finish_delivery_in(
+                        conn, ALERT_RESOLVED, key, status=IGNORED, detail={"reason": "no open incident"}
+                    )
+                else:
+                    execution_id = incident.get("execution_id")
+                    self.store.finish_delivery_in(
+                        conn,
+                        ALERT_RESOLVED,
+                        key,
+                        status=RESOLVED,
+                        execution_id=execution_id,
+                        detail={"incident": incident["id"], "incident_status": incident["status"]},
+                    )
+                    if incident["status"] == "resolved":
+                        self._incident_resolved_in(conn, incident)
+        if not claim.claimed:
+            return self._duplicate(ALERT_RESOLVED, key, claim.row, alert=about)
+        if incident is None:
+            return Outcome(
+                IGNORED, key, reason="no open incident holds this alert (nothing to resolve)", alert=about
+            )
+        still = sum(1 for a in incident.get("alerts") or [] if a.get("status") == "firing")
+        reason = (
+            f"incident {incident['id']} resolved: none of its alerts fires any more"
+            if incident["status"] == "resolved"
+            else f"alert resolved; incident {incident['id']} stays open ({still} alert(s) still firing)"
+        )
+        return Outcome(
+            RESOLVED,
+            key,
+            execution_id=incident.get("execution_id"),
+            incident_id=incident["id"],
+            reason=reason,
+            alert=about,
+        )
+
+    def _incident_resolved_in(self, conn: Any, incident: dict[str, Any]) -> None:
+        execution_id = incident.get("execution_id")
+        when = incident.get("resolved_at") or now_text()
+        self.store.audit_in(
+            conn,
+            INCIDENT_SOURCE,
+            "incident.resolved",
+            execution_id or incident["id"],
+            {"incident": incident["id"], "service": incident["service"], "alertname": incident["alert_key"]},
+        )
+        if execution_id:
+            self.store.update_deployment_in(
+                conn,
+                execution_id,
+                note=f"incident {incident['id']} resolved at {when}: its alert(s) stopped firing",
+            )
+
+
+def _deployment(given: Mapping[str, Any], now: datetime) -> dict[str, Any]:
+    """The loop's deployment from an announcement or a deployer's record (``by``/``at`` and
+    ``deployment_id`` spellings accepted); an id made from what it names when it has none."""
+
+    def pick(*keys: str) -> str | None:
+        for key in keys:
+            value = given.get(key)
+            if value is not None and not isinstance(value, bool | dict | list) and str(value).strip():
+                return str(value).strip()
+        return None
+
+    service, version = pick("service"), pick("version")
+    deployed_at = pick("deployed_at", "at") or now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "id": pick("id", "deployment_id") or f"{service}-{version}-{deployed_at}",
+        "service": service,
+        "version": version,
+        "previous_version": pick("previous_version"),
+        "environment": pick("environment"),
+        "deployed_at": deployed_at,
+        "deployed_by": pick("deployed_by", "by"),
+    }
