@@ -148,14 +148,6 @@ def root_cause_category(decision: Mapping[str, Any]) -> str:
     return "unknown"
 
 
-def _count(value: Any) -> float:
-    """A pattern's line count for ordering; anything that is not a number counts as none (record
-    reads decisions handed over by Kestra, so a malformed count must not stop it)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return 0
-    return value if value == value else 0
-
-
 def outcome_of(record: Mapping[str, Any]) -> str | None:
     measured = record.get("measured")
     status = measured.get("status") if isinstance(measured, Mapping) else None
