@@ -203,6 +203,49 @@ class ApprovalStore(AuditStore):
         ).fetchone()
         return dict(row) if row else None
 
+    def run_starters(self, execution_id: str, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """Who started this run, as far as the console knows: its requester (the approval's
+        ``requested_by``), its deployer (the deployment's ``deployed_by``) and its launcher (the
+        console's record of its own launch, and the run's ``launched_by`` label when the engine's
+        executions are stored here). One entry per person (names compared in canonical form):
+        ``{"name", "roles": ["requester" | "deployer" | "launcher", ...], "sources": [text, ...]}``,
+        in that order of roles. The approval service decides who may vote from it."""
+        c = conn or self.conn
+        found: list[tuple[str, str, str]] = []
+        approval = c.execute(
+            "SELECT requested_by, requested_by_source FROM approvals WHERE execution_id = ? "
+            "ORDER BY requested_at DESC LIMIT 1",
+            (execution_id,),
+        ).fetchone()
+        if approval is not None and approval["requested_by"]:
+            found.append((approval["requested_by"], "requester", approval["requested_by_source"] or ""))
+        deployment = c.execute(
+            "SELECT deployed_by, source FROM deployments WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        if deployment is not None and deployment["deployed_by"]:
+            found.append((deployment["deployed_by"], "deployer", _deployer_source(deployment["source"])))
+        launch = c.execute(
+            "SELECT launched_by, source FROM console_launches WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        if launch is not None:
+            found.append((launch["launched_by"], "launcher", launch["source"]))
+        execution = c.execute("SELECT labels FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        label = loads(execution["labels"], {}).get("launched_by") if execution is not None else None
+        if isinstance(label, str) and label.strip():
+            found.append((label, "launcher", "the run's launched_by label"))
+        people: list[dict[str, Any]] = []
+        for raw, role, source in found:
+            name = requester_name(raw)
+            person = next((p for p in people if same_person(p["name"], name)), None)
+            if person is None:
+                person = {"name": name, "roles": [], "sources": []}
+                people.append(person)
+            if role not in person["roles"]:
+                person["roles"].append(role)
+            if source and source not in person["sources"]:
+                person["sources"].append(source)
+        return people
+
     @staticmethod
     def add_vote_in(
         conn: Connection, approval_id: str, actor: str, approved: bool, comment: str, at: str
@@ -274,3 +317,12 @@ class ApprovalStore(AuditStore):
         data["actions"] = loads(data["actions"], [])
         data["decision"] = self.unpack(loads(data["decision"], {}), conn)
         return data
+
+
+def _deployer_source(source: str | None) -> str:
+    """Where a deployment's ``deployed_by`` came from, in words."""
+    if source == "scenario":
+        return "the scenario file"
+    if source == "snapshot":
+        return "the snapshot given as evidence"
+    return f"the deployment announcement ({source})" if source else "the deployment announcement"
