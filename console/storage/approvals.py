@@ -21,6 +21,9 @@ from console.storage.audit import AuditStore
 from console.storage.codec import put_large_in
 from console.storage.database import Connection, dumps, loads
 
+LAUNCH_LABEL_SOURCE = "launched_by label (unverified)"
+"""Where a launcher named by the run's ``launched_by`` label comes from (whoever launched set it)."""
+
 
 class ApprovalStore(AuditStore):
     """Approval requests, votes, decisions and whether the engine was told."""
@@ -58,6 +61,10 @@ class ApprovalStore(AuditStore):
         for status in statuses:
             args += [status, limit + offset]
         return [self._approval(r) for r in self.conn.execute(sql, [*args, limit, offset]).fetchall()]
+
+    def pending_approval_count(self) -> int:
+        """How many approvals wait for a decision (the navigation shows it)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM approvals WHERE status = 'pending'").fetchone()[0])
 
     def approval_for_execution(self, execution_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
@@ -208,8 +215,9 @@ class ApprovalStore(AuditStore):
         ``requested_by``), its deployer (the deployment's ``deployed_by``) and its launcher (the
         console's record of its own launch, and the run's ``launched_by`` label when the engine's
         executions are stored here). One entry per person (names compared in canonical form):
-        ``{"name", "roles": ["requester" | "deployer" | "launcher", ...], "sources": [text, ...]}``,
-        in that order of roles. The approval service decides who may vote from it."""
+        ``{"name", "roles": ["requester" | "deployer" | "launcher", ...], "sources": {role: where
+        the name came from}}``, roles in that order (a launch the console recorded beats the label).
+        The approval service decides who may vote from it."""
         c = conn or self.conn
         found: list[tuple[str, str, str]] = []
         approval = c.execute(
@@ -232,18 +240,17 @@ class ApprovalStore(AuditStore):
         execution = c.execute("SELECT labels FROM executions WHERE id = ?", (execution_id,)).fetchone()
         label = loads(execution["labels"], {}).get("launched_by") if execution is not None else None
         if isinstance(label, str) and label.strip():
-            found.append((label, "launcher", "the run's launched_by label"))
+            found.append((label, "launcher", LAUNCH_LABEL_SOURCE))
         people: list[dict[str, Any]] = []
         for raw, role, source in found:
             name = requester_name(raw)
             person = next((p for p in people if same_person(p["name"], name)), None)
             if person is None:
-                person = {"name": name, "roles": [], "sources": []}
+                person = {"name": name, "roles": [], "sources": {}}
                 people.append(person)
             if role not in person["roles"]:
                 person["roles"].append(role)
-            if source and source not in person["sources"]:
-                person["sources"].append(source)
+            person["sources"].setdefault(role, source)
         return people
 
     @staticmethod
