@@ -36,7 +36,7 @@ LOG_COLUMNS = {
     "time": st.column_config.DatetimeColumn("time", format="HH:mm:ss.SSS", width=100),
     "level": st.column_config.TextColumn("level", width=60),
     "task": st.column_config.TextColumn("task", width=90),
-    "message": st.column_config.TextColumn("message", width="large"),
+    "message": st.column_config.TextColumn("message", width=700),  # the rest of the row: not cut short
 }
 
 
@@ -166,11 +166,17 @@ event = st.dataframe(
     on_select="rerun",
     selection_mode="single-row",
     key="executions_table",
+    # every column fits at 1440 px; the flow (the same for most runs) goes last
+    column_order=["id", "state", "service", "scenario", "triggered_by", "start", "duration_s", "flow"],
     column_config={
-        "id": st.column_config.TextColumn("Id"),
-        "state": st.column_config.TextColumn("State"),
-        "start": st.column_config.DatetimeColumn("Start", format="YYYY-MM-DD HH:mm:ss"),
-        "duration_s": st.column_config.NumberColumn("Duration (s)", format="%.1f"),
+        "id": st.column_config.TextColumn("Id", width=170),
+        "state": st.column_config.TextColumn("State", width=70),
+        "service": st.column_config.TextColumn("Service", width=125),
+        "scenario": st.column_config.TextColumn("Scenario", width=195),
+        "triggered_by": st.column_config.TextColumn("Triggered by", width=85),
+        "start": st.column_config.DatetimeColumn("Start (UTC)", format="MM-DD HH:mm:ss", width=105),
+        "duration_s": st.column_config.NumberColumn("Duration", format="%.2f s", width=65),
+        "flow": st.column_config.TextColumn("Flow", width=95),
     },
 )
 rows = event.selection.rows if event is not None else []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from console.domain.executions import Execution, TaskRun
@@ -366,7 +366,9 @@ def _approval(
         ).get("actions", "")
         detail = f"{actions} · {a.get('required_approvals') or 1} approver(s)"
         if a.get("expires_at"):
-            detail += f" · expires {a['expires_at']}"
+            deadline = as_time(a["expires_at"])
+            when = f"{deadline.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if deadline else str(a["expires_at"])
+            detail += f" · expires {when}"
         out.append(
             TimelineEvent(
                 as_time(a.get("requested_at")) or as_time((requested or {}).get("at")),

@@ -77,6 +77,9 @@ class Levels:
     baseline_points: int
     statistic: str
     """``median`` or ``mean``."""
+    pre_level: float | None = None
+    """For a metric degraded since before the deploy (the analyzer's "preexisting"): its level just
+    before the deploy, the "before" the summary quotes for it."""
 
 
 def metric_levels(snapshot_doc: Mapping[str, Any] | None) -> dict[str, Levels]:
@@ -99,6 +102,7 @@ def metric_levels(snapshot_doc: Mapping[str, Any] | None) -> dict[str, Levels]:
             tail_points=tail,
             baseline_points=result.baseline_points,
             statistic="mean" if judged.name in MEAN_METRICS else "median",
+            pre_level=judged.pre_level if judged.status == "preexisting" else None,
         )
     return out
 
@@ -112,6 +116,11 @@ def statistic_text(levels: Levels) -> str:
     """Which statistic each number is, e.g. ``median before the deploy → median of the last 20
     points after it``."""
     word = levels.statistic
+    if levels.pre_level is not None:
+        return (
+            f"{word} just before the deploy (already degraded; {word} "
+            f"{{baseline}} before that) → {word} of the last {levels.tail_points} points after it"
+        )
     return f"{word} before the deploy → {word} of the last {levels.tail_points} points after it"
 
 
@@ -177,6 +186,9 @@ def decisive_metrics(
         before = lv.baseline if lv else item.get("baseline_median")
         now = lv.now if lv else item.get("after_median")
         statistic = statistic_text(lv) if lv else "median before the deploy → median after it"
+        if lv is not None and lv.pre_level is not None:  # degraded before the deploy: the summary's "before"
+            statistic = statistic.replace("{baseline}", value_text(name, lv.baseline))
+            before = lv.pre_level
         threshold = GUARD_LEVELS.get(name)
         out.append(
             DecisiveMetric(

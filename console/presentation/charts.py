@@ -56,11 +56,19 @@ def metric_title(name: str) -> str:
     return METRIC_TITLES.get(name, name.replace("_", " ").capitalize())
 
 
-def axis_format(metric: str) -> dict:
-    """A value axis in the unit the captions use: ratios as %, latencies in ms, rates in req/s."""
+def axis_format(metric: str, values: Sequence[float] | np.ndarray | None = None) -> dict:
+    """A value axis in the unit the captions use: ratios as %, latencies in ms, rates in req/s.
+    A ratio that moves within a few tenths of a percent gets decimals (``0.8%``, ``0.9%``), so two
+    ticks never read the same ``1%``."""
     unit = UNITS.get(metric)
     if unit == "percent":
-        return {"tickformat": ".0%", "hoverformat": ".1%"}
+        span = 1.0
+        if values is not None and len(values):
+            finite = np.asarray(values, dtype=float)
+            finite = finite[np.isfinite(finite)]
+            span = float(finite.max() - finite.min()) if finite.size else 1.0
+        digits = 0 if span >= 0.1 else 1 if span >= 0.01 else 2  # ticks 1-2-5 apart, ~6 of them
+        return {"tickformat": f".{digits}%", "hoverformat": f".{max(digits, 1)}%"}
     if unit == "ms" or metric.endswith("_ms"):
         return {"ticksuffix": " ms", "hoverformat": ".0f"}
     if unit == "rps":
@@ -207,7 +215,7 @@ def metric_figure(
         "hovermode": "x unified",
         "shapes": shapes,
         "annotations": annotations,
-        "yaxis": axis_format(metric),
+        "yaxis": axis_format(metric, v),
         "xaxis": {"tickformat": "%H:%M"},
     }
     return go.Figure({"data": data, "layout": layout})
@@ -275,7 +283,7 @@ def card_metric_figure(
              "text": threshold_text or "guard", "xanchor": "right", "yanchor": "bottom",
              "font": {"size": 10, "color": COLORS["anomaly"]}}
         )  # fmt: skip
-    yaxis = axis_format(metric)
+    yaxis = axis_format(metric, v if threshold is None else None)  # a guard line: the axis starts at 0
     top = max([float(np.max(v))] if v.size else [0.0])
     if threshold is not None:
         yaxis["range"] = [0, max(top, threshold) * 1.12]

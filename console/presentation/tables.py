@@ -189,7 +189,8 @@ def evidence_frame(decision: Decision, levels: Mapping[str, Any] | None = None) 
                 "before": metric_value(m.name, before),
                 "after": metric_value(m.name, after),
                 "change": change,
-                "p": "" if m.p_value is None else "<1e-4" if m.p_value < 1e-4 else f"{m.p_value:.2g}",
+                # "<0.0001", not "<1e-4": a narrow column wraps a hyphen onto two lines
+                "p": "" if m.p_value is None else "<0.0001" if m.p_value < 1e-4 else f"{m.p_value:.2g}",
                 "Cliff's δ": f"{m.effect_size:+.2f}" if m.effect_size is not None else "",
                 "why": m.reason,
             }

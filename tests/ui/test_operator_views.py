@@ -219,3 +219,29 @@ def test_story_rows_and_the_version_that_runs():
     assert story.postmortem_filename({"service": "pay svc", "version": "v1"}, "abcdefghijklmnop") == (
         "postmortem-pay-svc-v1-abcdefghijkl.md"
     )
+
+
+def test_a_metric_degraded_before_the_deploy_shows_the_summarys_before_and_says_so():
+    """database-outage-before-deploy: the summary quotes each metric's level just before the deploy
+    (already degraded), not the older baseline; the card's numbers and units must be the same."""
+    doc = load_scenario_document("database-outage-before-deploy", MOCK_DATA)
+    snapshot = {k: v for k, v in doc.items() if k != "scenario"}
+    decision = analyze(parse_snapshot(snapshot)).to_dict()
+    metrics = cards.decisive_metrics(decision, cards.metric_levels(snapshot))
+    assert [m.name for m in metrics] == ["error_rate", "latency_p95_ms", "db_query_p95_ms"]
+    for metric in metrics:
+        assert f"{metric.name} {metric.before} → {metric.now}" in decision["summary"]
+        assert metric.statistic.startswith("median just before the deploy (already degraded; median ")
+    assert metrics[0].before == "20.0%" and "median 0.9% before that" in metrics[0].statistic
+    assert metrics[2].before.endswith(" ms")  # a *_ms metric the analyzer has no table entry for
+    assert metrics[0].baseline_value == pytest.approx(0.2004, abs=1e-3)  # the chart's "before" line
+
+
+def test_a_ratio_that_barely_moves_gets_decimals_on_its_axis():
+    """0.7%..0.9% on a ".0%" axis reads "1%, 1%": the ticks get a decimal instead."""
+    assert charts.axis_format("error_rate", [0.007, 0.009, 0.0085])["tickformat"] == ".2%"
+    assert charts.axis_format("error_rate", [0.005, 0.03])["tickformat"] == ".1%"
+    assert charts.axis_format("memory_utilization", [0.5, 0.92])["tickformat"] == ".0%"
+    times = [1_764_435_600.0 + 15 * i for i in range(40)]
+    fig = charts.metric_figure(times, [0.008 + 0.0002 * (i % 5) for i in range(40)], metric="error_rate")
+    assert fig.layout.yaxis.tickformat == ".2%"
