@@ -245,3 +245,83 @@ def test_a_ratio_that_barely_moves_gets_decimals_on_its_axis():
     times = [1_764_435_600.0 + 15 * i for i in range(40)]
     fig = charts.metric_figure(times, [0.008 + 0.0002 * (i % 5) for i in range(40)], metric="error_rate")
     assert fig.layout.yaxis.tickformat == ".2%"
+
+
+# -- the pages under AppTest ------------------------------------------------------------------------
+
+
+def test_the_approvals_page_orders_the_queue_and_keeps_cancel_after_the_comment_error(app_env, engine):
+    from tests.ui.conftest import make_app, texts
+
+    leak = engine.run_sync(scenario="memory-leak", triggered_by="seed", timeout=60)
+    critical = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
+    leak_id = engine.store.approval_for_execution(leak.id)["id"]
+    critical_id = engine.store.approval_for_execution(critical.id)["id"]
+    at = make_app("alice", "approver", "approvals")
+    assert not at.exception
+    headings = [t for t in texts(at, "markdown") if t.startswith("#### ")]
+    assert headings == ["#### billing-service v6.3.2", "#### payment-service v1.2.3"]  # CRITICAL first
+    markdown = texts(at, "markdown")
+    assert ":material/play_arrow: Roll back payment-service v1.2.3 → v1.2.2 in production." in markdown
+    assert any(
+        w.startswith("Nothing runs: v1.2.3 stays live while errors are at 34.9%")
+        for w in texts(at, "warning")
+    )
+    assert [e.label for e in at.expander] == ["Evidence", "Evidence"]  # open: HIGH and CRITICAL
+
+    at.button(key=f"reject_{leak_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert "A rejection needs a comment saying why." in texts(at, "error")
+    at.button(key="approval_cancel").click().run()  # still there after the error
+    assert "approval_request" not in at.session_state
+    assert engine.store.approval_row(leak_id)["status"] == "pending"
+    assert engine.store.approval_row(critical_id)["status"] == "pending"
+
+
+def test_an_approval_link_to_a_decided_or_unknown_request_says_so(app_env, paused_leak, engine):
+    from tests.ui.conftest import make_app, texts
+
+    at = make_app("alice", "approver", "approvals")
+    at.query_params["approval"] = "ap-000000000000"
+    at.run()
+    assert "Approval ap-000000000000 not found." in texts(at, "warning")
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    at.query_params["approval"] = approval_id
+    at.run()
+    assert any(":blue-badge[:material/link: opened from a link]" in m for m in texts(at, "markdown"))
+    at.button(key=f"approve_{approval_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    assert any(
+        i.startswith(f"Approval {approval_id} is no longer pending: already approved by alice at ")
+        for i in texts(at, "info")
+    )
+
+
+def test_after_an_approved_rollback_the_story_the_postmortem_and_overview_agree(app_env, paused_leak, engine):
+    from console.domain.executions import State
+    from tests.ui.conftest import make_app, texts, wait_for
+
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    at = make_app("alice", "approver", "approvals")
+    at.button(key=f"approve_{approval_id}").click().run()
+    at.button(key="approval_confirm").click().run()
+    wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
+    deployment = engine.store.deployment_for_execution(paused_leak.id)
+
+    at.switch_page("pages/deployments.py")
+    at.query_params["deployment"] = str(deployment["id"])
+    at.run()
+    assert not at.exception
+    story = " ".join(texts(at, "markdown"))
+    assert "**alice approved**" in story and "**rollback_deployment (approved)**" in story
+    assert "**Outcome: rolled back · simulated**" in story
+    assert any(
+        c.startswith("measured: resolved (recorded scenario segment, simulated)")
+        for c in texts(at, "caption")
+    )
+    assert "running v1.2.2 · rolled back from v1.2.3 · simulated" in texts(at, "caption")
+    assert [b.label for b in at.get("download_button")] == ["Postmortem (Markdown)"]
+
+    at.switch_page("pages/overview.py").run()
+    assert "Running **v1.2.2**" in texts(at, "markdown")
+    assert "rolled back from v1.2.3 · simulated" in texts(at, "caption")
