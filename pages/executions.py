@@ -169,14 +169,14 @@ event = st.dataframe(
     # every column fits at 1440 px; the flow (the same for most runs) goes last
     column_order=["id", "state", "service", "scenario", "triggered_by", "start", "duration_s", "flow"],
     column_config={
-        "id": st.column_config.TextColumn("Id", width=170),
+        "id": st.column_config.TextColumn("Id", width=190),
         "state": st.column_config.TextColumn("State", width=70),
         "service": st.column_config.TextColumn("Service", width=125),
-        "scenario": st.column_config.TextColumn("Scenario", width=195),
+        "scenario": st.column_config.TextColumn("Scenario", width=190),
         "triggered_by": st.column_config.TextColumn("Triggered by", width=85),
         "start": st.column_config.DatetimeColumn("Start (UTC)", format="MM-DD HH:mm:ss", width=105),
         "duration_s": st.column_config.NumberColumn("Duration", format="%.2f s", width=65),
-        "flow": st.column_config.TextColumn("Flow", width=95),
+        "flow": st.column_config.TextColumn("Flow", width=75),
     },
 )
 rows = event.selection.rows if event is not None else []

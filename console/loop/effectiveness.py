@@ -101,6 +101,13 @@ class Effectiveness:
         }
 
 
+def _count(value: Any) -> float:
+    """A line count from a record that may be malformed (a list, a date): anything else counts 0."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return 0
+    return value if value == value else 0  # NaN counts 0
+
+
 def root_cause_category(decision: Mapping[str, Any]) -> str:
     """The decision's root-cause category: a critical log category new since the deploy (the most
     lines first), else the metric behind a fired guard, else a regressed user-facing metric, else
@@ -114,7 +121,7 @@ def root_cause_category(decision: Mapping[str, Any]) -> str:
         and str(p.get("level", "")).upper() in ("ERROR", "WARN", "WARNING", "CRITICAL", "FATAL")
     ]
     if fresh:
-        best = max(fresh, key=lambda p: (int(p.get("count_after") or 0), str(p.get("category"))))
+        best = max(fresh, key=lambda p: (_count(p.get("count_after")), str(p.get("category"))))
         return str(best["category"])
     for guard in decision.get("guards") or []:
         metric = str(guard).split(" ", 1)[0]
