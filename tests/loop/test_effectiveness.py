@@ -183,3 +183,9 @@ def test_export_training_writes_the_effectiveness_table(settings, monkeypatch, c
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["sentence"] == "rollback_deployment resolved 1 of 1 out-of-memory regressions"
     assert row["confidence"] == pytest.approx(0.1)
+
+
+def test_a_malformed_line_count_ranks_as_zero_instead_of_raising():
+    """A near-valid record (a list or a date where a count belongs) still gets its category."""
+    bad = [{**OOM, "count_after": [1, 2]}, {**OOM, "count_after": "9999-12-31T23:59:59-01:00"}]
+    assert E.root_cause_category({"log_patterns": bad}) == "out_of_memory"
