@@ -9,8 +9,9 @@ from __future__ import annotations
 import streamlit as st
 
 from console.presentation.formatting import md_escape
+from ui import reads
 from ui.identity import identity_sidebar, sign_in_banners
-from ui.services import get_services, sidebar_status
+from ui.services import get_services, safe, sidebar_status
 
 st.set_page_config(page_title="DevOps Loop Console", page_icon=":material/autorenew:", layout="wide")
 
@@ -22,11 +23,16 @@ with st.sidebar:
 identity = identity_sidebar(settings)
 sidebar_status(services)
 
+pending = 0
+if services.store is not None:  # the count in the menu: "Approvals (3)"
+    pending = safe(reads.read_pending_count, services.store, reads.db_key(services), default=0)
+approvals_title = f"Approvals ({pending})" if pending else "Approvals"
+
 pages = {
     "Operate": [
         st.Page("pages/overview.py", title="Overview", icon=":material/dashboard:", default=True),
         st.Page("pages/deployments.py", title="Deployments", icon=":material/rocket:"),
-        st.Page("pages/approvals.py", title="Approvals", icon=":material/gavel:"),
+        st.Page("pages/approvals.py", title=approvals_title, icon=":material/gavel:"),
         st.Page("pages/executions.py", title="Executions", icon=":material/account_tree:"),
         st.Page("pages/metrics.py", title="Metrics", icon=":material/monitoring:"),
     ],

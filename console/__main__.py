@@ -80,10 +80,15 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     if args.reject and not (args.comment or "").strip():
         raise CliError("--reject needs --comment saying why")
+    if (args.approve or args.reject) and not args.decide_as:
+        raise CliError(
+            "--approve/--reject need --decide-as NAME: whoever launches a run (--as) cannot decide it alone"
+        )
     try:
         args.as_name = validate_name(args.as_name)
+        decider = validate_name(args.decide_as) if args.decide_as else None
     except InvalidIdentity as exc:
-        raise CliError(f"--as: {exc}") from None
+        raise CliError(f"--as/--decide-as: {exc}") from None
     runtime = _runtime(settings)
     engine, service = runtime.engine, runtime.approvals
     try:
@@ -94,7 +99,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         approval = service.for_execution(execution.id)
         if approval is None:
             raise CliError(f"execution {execution.id} is paused but has no approval")
-        identity = Identity(args.as_name, Role.APPROVER, source="cli")
+        identity = Identity(decider or args.as_name, Role.APPROVER, source="cli")
         try:
             result = service.decide(approval["id"], identity, bool(args.approve), args.comment or "")
         except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
@@ -275,7 +280,10 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--approve", action="store_true")
     group.add_argument("--reject", action="store_true")
     p.add_argument("--comment", default="")
-    p.add_argument("--as", dest="as_name", default="cli-operator", help="who launches and decides")
+    p.add_argument("--as", dest="as_name", default="cli-operator", help="who launches the run")
+    p.add_argument(
+        "--decide-as", dest="decide_as", default=None, help="who decides (never the launcher)"
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("approve", help="approve (or --reject) a pending approval")

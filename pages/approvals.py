@@ -1,21 +1,28 @@
-"""Approvals: risky actions waiting for a human, with evidence, risk, confidence and a countdown.
+"""Approvals: risky actions waiting for a human, riskiest and soonest-expiring first. Each card says
+what Approve does and what Reject or the timeout does, shows the decisive metrics, who started the
+run, the votes so far, the action's record and a notification that did not get out. A deep link
+``?approval=ID`` (the notifications' link) puts that card first and outlines it.
 
 Approve / Reject go through a confirm dialog driven by session_state (see NOTES: the dialog opens
 whenever ``approval_request`` is set; confirming or dismissing clears it), so a double click cannot
-decide twice and the write happens only in the confirm branch. Roles, self-approval and double
-decisions are enforced by ``ApprovalService``; this page only shows its one-line answers.
+decide twice and the write happens only in the confirm branch. Roles, self-approval, the starters'
+rule and double decisions are enforced by ``ApprovalService``; this page only shows its answers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
-from console.access.approvals import AlreadyDecided
+from console.access.approvals import AlreadyDecided, already_message
 from console.access.auth import PermissionDenied
 from console.domain.models import Decision
+from console.presentation import approval_card as cards
 from console.presentation import formatting as fmt
 from console.presentation import tables
-from ui import widgets
+from ui import reads, widgets
+from ui.approval_card import highlight, render_card
 from ui.identity import current_identity
 from ui.services import clear_caches, get_services, log, one_line, safe
 from ui.shell import require_app_shell
@@ -33,9 +40,9 @@ if approvals is None:
     st.stop()
 
 
-def request_decision(approval_id: str, approved: bool) -> None:
-    """Button callback: remember what the operator asked for; the dialog confirms it."""
-    st.session_state["approval_request"] = {"id": approval_id, "approved": approved}
+def request_decision(approval_id: str, approved: bool, says: str = "") -> None:
+    """Button callback: remember what the operator asked for (and what it does); the dialog confirms it."""
+    st.session_state["approval_request"] = {"id": approval_id, "approved": approved, "says": says}
     st.session_state.pop("approval_result", None)
 
 
@@ -72,22 +79,28 @@ def confirm_dialog(request: dict) -> None:
     approved = request["approved"]
     verb = "approve" if approved else "reject"
     st.markdown(f"You are about to **{verb}** approval {esc(request['id'])}.")
-    if approved:
+    says = str(request.get("says") or "")
+    if says:
+        st.markdown(esc(says))
+    elif approved:
         st.caption("The recommended actions will run as soon as you confirm.")
-    else:
-        st.caption("Nothing risky will run. A comment is required when rejecting.")
+    if not approved:
+        st.caption("A comment is required when rejecting.")
     comment = st.text_area("Comment", key="approval_comment", max_chars=1000)
     left, right = st.columns(2)
-    if left.button("Confirm", type="primary", key="approval_confirm"):
+    confirmed = left.button("Confirm", type="primary", key="approval_confirm")
+    cancelled = right.button("Cancel", key="approval_cancel")  # drawn before any message: it stays
+    if cancelled:
+        clear_request()
+        st.session_state.pop("approval_comment", None)
+        st.rerun()
+    if confirmed:
         if not approved and not comment.strip():
             st.error("A rejection needs a comment saying why.")
             return
         decide(request["id"], approved, comment.strip())
         clear_request()
         st.session_state.pop("approval_comment", None)
-        st.rerun()
-    if right.button("Cancel", key="approval_cancel"):
-        clear_request()
         st.rerun()
 
 
@@ -157,6 +170,78 @@ if stuck:
                 disabled=not can_decide,
             )
 
+
+def decision_of(item: dict) -> Decision | None:
+    doc = fmt.field(item, "decision", {})
+    try:
+        return Decision.from_dict(doc) if doc else None
+    except (KeyError, ValueError, TypeError):
+        return None
+
+
+def card_of(item: dict, starters: list[dict]) -> tuple[cards.ApprovalCard, dict, dict, dict | None]:
+    """The card's content and what its charts need (series, levels, deployment row)."""
+    db = reads.db_key(services)
+    execution_id = str(fmt.field(item, "execution_id", ""))
+    deployment = safe(reads.read_deployment_of, store, db, execution_id, default=None, what="deployment")
+    series: dict = {}
+    levels: dict = {}
+    if deployment and deployment.get("snapshot_ref"):
+        ref = deployment["snapshot_ref"]
+        series = safe(reads.read_snapshot_series, store, db, ref, default={}, what="snapshot")
+        levels = safe(reads.read_levels, store, db, ref, default={}, what="metric levels")
+    how, simulated = safe(
+        cards.describe_actions, item, deployment, services.settings, default=([], False), what="executor"
+    )
+    card = cards.build_card(
+        item,
+        deployment=deployment,
+        levels=levels,
+        starters=starters,
+        effectiveness=safe(reads.read_effectiveness, store, db, default=[], what="effectiveness"),
+        notifications=safe(
+            store.notifications, subject=str(fmt.field(item, "id")), default=[], what="notifications"
+        ),
+        how=how,
+        simulated=simulated,
+    )
+    return card, series, levels, deployment
+
+
+def decision_buttons(refusals: tuple[str | None, str | None]) -> Callable[[cards.ApprovalCard], None]:
+    """The Approve / Reject row of a card; a button the starters' rule closes says why."""
+
+    def draw(card: cards.ApprovalCard) -> None:
+        approve_refusal, reject_refusal = refusals
+        b1, b2, b3 = st.columns([1, 1, 3])
+        b1.button(
+            "Approve",
+            key=f"approve_{card.id}",
+            type="primary",
+            disabled=not can_decide or approve_refusal is not None,
+            on_click=request_decision,
+            args=(card.id, True, f"Approve: {card.headline}."),
+            icon=":material/check:",
+        )
+        b2.button(
+            "Reject",
+            key=f"reject_{card.id}",
+            disabled=not can_decide or reject_refusal is not None,
+            on_click=request_decision,
+            args=(card.id, False, f"Reject: {card.reject}"),
+            icon=":material/close:",
+        )
+        with b3:
+            widgets.link_to_execution(card.execution_id, "Open the execution")
+        refusal = approve_refusal or reject_refusal
+        if can_decide and refusal:
+            st.caption(f":material/person_off: {esc(refusal[:1].upper() + refusal[1:])}.")
+
+    return draw
+
+
+store = services.store
+linked = st.query_params.get("approval")
 pending_tab, history_tab = st.tabs(["Pending", "History"])
 
 with pending_tab:
@@ -172,61 +257,43 @@ with pending_tab:
         st.success("Nothing is waiting for a decision.", icon=":material/task_alt:")
     if sync_error and not pending:
         st.caption("No approval known to the console is pending.")
-    for item in pending:
-        approval_id = str(fmt.field(item, "id"))
-        decision_doc = fmt.field(item, "decision", {})
-        try:
-            decision = Decision.from_dict(decision_doc) if decision_doc else None
-        except (KeyError, ValueError, TypeError):
-            decision = None
-        actions = fmt.field(item, "actions", [])
-        risk = str(fmt.field(item, "risk", ""))
-        with st.container(border=True, key=f"approval_{approval_id}"):
-            head = st.columns([3, 1, 1, 2])
-            with head[0]:
-                st.markdown(
-                    f"**{esc(fmt.field(item, 'service', '?'))}** · "
-                    + esc(", ".join(tables.action_names(actions)))
+    queue = cards.queue_order(pending)
+    linked_id = None
+    if linked:
+        linked_id = next((str(fmt.field(i, "id")) for i in queue if str(fmt.field(i, "id")) == linked), None)
+        if linked_id is None:
+            row = safe(store.approval_row, str(linked), default=None, what="approval") if store else None
+            if row is None:
+                st.warning(f"Approval {esc(linked)} not found.", icon=":material/search_off:")
+            else:
+                st.info(
+                    f"Approval {esc(linked)} is no longer pending: {esc(already_message(row))}.",
+                    icon=":material/history:",
                 )
-                st.caption(
-                    f"Requested by {esc(fmt.field(item, 'requested_by', '?'))} — "
-                    f"{esc(fmt.requester_source_text(fmt.field(item, 'requested_by_source')))} · "
-                    f"execution {esc(fmt.field(item, 'execution_id', '?'))}"
-                )
-            with head[1]:
-                st.caption("Risk")
-                widgets.badge(fmt.Badge(risk or "—", fmt.RISK_COLORS.get(risk, "gray"), ":material/shield:"))
-            head[2].metric("Confidence", fmt.format_percent(fmt.field(item, "confidence")))
-            with head[3]:
-                countdown(fmt.field(item, "expires_at"))
-            needed = int(fmt.field(item, "required_approvals", 1) or 1)
-            if needed > 1:
-                votes = fmt.field(item, "votes", []) or []
-                so_far = ", ".join(
-                    f"{v.get('actor')} ({'approved' if v.get('approved') else 'rejected'})" for v in votes
-                )
-                st.caption(esc(f"Needs {needed} different approvers. Votes so far: {so_far or 'none'}."))
-            if decision is not None:
-                with st.expander("Evidence", expanded=False):
-                    widgets.render_decision(decision, key=f"ap_{approval_id}")
-            b1, b2, _ = st.columns([1, 1, 4])
-            b1.button(
-                "Approve",
-                key=f"approve_{approval_id}",
-                type="primary",
-                disabled=not can_decide,
-                on_click=request_decision,
-                args=(approval_id, True),
-                icon=":material/check:",
-            )
-            b2.button(
-                "Reject",
-                key=f"reject_{approval_id}",
-                disabled=not can_decide,
-                on_click=request_decision,
-                args=(approval_id, False),
-                icon=":material/close:",
-            )
+        else:
+            queue.sort(key=lambda i: str(fmt.field(i, "id")) != linked_id)  # stable: the rest keep order
+            highlight(linked_id)
+    if len(queue) > 1:
+        st.caption(f"{len(queue)} waiting, riskiest first, then the soonest to expire.")
+    for item in queue:
+        starters = safe(
+            approvals.starters, str(fmt.field(item, "execution_id")), default=[], what="who started the run"
+        )
+        card, series, levels, deployment = card_of(item, starters)
+        refusals = (
+            approvals.vote_refusal(item, identity, True, starters) if can_decide else None,
+            approvals.vote_refusal(item, identity, False, starters) if can_decide else None,
+        )
+        render_card(
+            card,
+            decision=decision_of(item),
+            series=series,
+            levels=levels,
+            deployed_at=fmt.as_time((deployment or {}).get("deployed_at")),
+            countdown=countdown,
+            buttons=decision_buttons(refusals),
+            linked=card.id == linked_id,
+        )
 
 with history_tab:
     decided = safe(approvals.decided, default=[], what="decided approvals")

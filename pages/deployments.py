@@ -1,11 +1,16 @@
-"""Deployments: every deployment the loop looked at; select one for its decision and outcome."""
+"""Deployments: every deployment the loop looked at; select one (or deep link ``?deployment=ID``) for
+its story: who deployed it, the loop's steps with their durations, the decision and its evidence,
+every vote with its comment, each action and its result, the measured outcome; and, for a ROLLBACK
+or ESCALATE, its postmortem as Markdown (the LLM's rewrite only on a click, kept per execution)."""
 
 from __future__ import annotations
 
 import streamlit as st
 
+from console.loop.postmortem import NoIncident, build_postmortem
+from console.loop.timeline import build_timeline
 from console.presentation import formatting as fmt
-from console.presentation import tables
+from console.presentation import story, tables
 from ui import reads, widgets
 from ui.services import get_services, safe
 from ui.shell import require_app_shell
@@ -82,64 +87,149 @@ if row is None:
     st.stop()
 
 st.divider()
-head, links = st.columns([3, 1])
-head.subheader(f"{esc(row['service'])} {esc(row.get('previous_version') or '?')} → {esc(row['version'])}")
-head.caption(f"{esc(row.get('environment') or 'production')} · deployed {esc(row.get('deployed_at', ''))}")
-with links:
-    widgets.status(row.get("status"))
-    if row.get("execution_id"):
-        widgets.link_to_execution(row["execution_id"])
-
 db = reads.db_key(services)
-decision = (
-    safe(reads.read_decision, services.store, db, row["decision_ref"], default=None, what="decision")
-    if row.get("decision_ref")
+execution_id = str(row.get("execution_id") or "")
+head, side = st.columns([3, 1])
+with head:
+    st.subheader(f"{esc(row['service'])} {esc(row.get('previous_version') or '?')} → {esc(row['version'])}")
+    st.caption(
+        f"{esc(row.get('environment') or 'production')} · deployed "
+        f"{esc(story.time_text(row.get('deployed_at')))} by {esc(row.get('deployed_by') or '?')}"
+        + (" · a recorded demo scenario (simulated)" if row.get("source") == "scenario" else "")
+    )
+with side:
+    widgets.status(row.get("status"))
+    if row.get("simulated"):
+        st.caption("simulated")
+    st.caption(f"running {esc(story.running_text(row))}")
+    if execution_id:
+        widgets.link_to_execution(execution_id)
+
+material = (
+    safe(reads.read_story, services.store, db, execution_id, default=None, what="story")
+    if execution_id
     else None
 )
-if decision is None:
-    st.info("The loop has not reached a decision for this deployment yet.")
-else:
-    with st.container(border=True):
-        widgets.render_decision(decision, key="dep")
+execution = reads.read_story_execution(services, execution_id) if execution_id else None
+if material and material.get("record") and row.get("verdict") in ("ROLLBACK", "ESCALATE"):
+    try:
+        markdown = build_postmortem(
+            execution, execution_id=execution_id, secrets=services.settings.secret_values(), **material
+        )
+    except NoIncident:
+        markdown = None
+    if markdown:
+        left, right, _ = st.columns([1, 1, 2])
+        left.download_button(
+            "Postmortem (Markdown)",
+            markdown,
+            file_name=story.postmortem_filename(row, execution_id),
+            mime="text/markdown",
+            icon=":material/download:",
+            key="dep_postmortem",
+        )
+        if services.settings.llm_enabled:
+            wanted = st.session_state.get("dep_rewrite") == execution_id
+            if not wanted:
+                right.button(
+                    "Rewrite with the LLM",
+                    key="dep_rewrite_button",
+                    icon=":material/edit_note:",
+                    on_click=lambda: st.session_state.update(dep_rewrite=execution_id),
+                )
+            else:
+                with st.spinner("The LLM rewrites the postmortem (checked against the facts)…"):
+                    rewritten = safe(
+                        reads.rewritten_postmortem, services, db, execution_id, default=None, what="rewrite"
+                    )
+                if rewritten is not None:
+                    right.download_button(
+                        "Rewritten postmortem",
+                        rewritten.markdown,
+                        file_name=story.postmortem_filename(row, execution_id, "-rewritten"),
+                        mime="text/markdown",
+                        icon=":material/download:",
+                        key="dep_postmortem_llm",
+                    )
+                    st.caption(
+                        esc(f"Rewritten by {rewritten.author}" if rewritten.author != "console"
+                            else "The rewrite was not used: " + ("; ".join(rewritten.notes) or "no reason"))
+                    )  # fmt: skip
 
-st.subheader("Actions and outcome")
-execution_id = str(row.get("execution_id") or "")
-approval = safe(services.store.approval_for_execution, execution_id, default=None, what="approval")
-if approval:
-    st.markdown(
-        f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
-        f"**{esc(fmt.field(approval, 'requested_by', '?'))}** "
-        f"({esc(fmt.requester_source_text(fmt.field(approval, 'requested_by_source')))})"
-        + (
-            f" · decided by **{esc(fmt.field(approval, 'decided_by'))}**"
-            if fmt.field(approval, "decided_by")
-            else ""
+story_tab, decision_tab, actions_tab = st.tabs(["Story", "Decision and evidence", "Actions and outcome"])
+
+with story_tab:
+    if not material:
+        st.info("Nothing recorded for this deployment yet.")
+    else:
+        events = build_timeline(
+            execution,
+            deployment=material.get("deployment"),
+            record=material.get("record"),
+            approval=material.get("approval"),
+            votes=material.get("votes") or [],
+            audit=material.get("audit") or [],
         )
+        with st.container(key="dep_timeline"):
+            for item in story.story_rows(events):
+                icon = item.icon if item.tone == "gray" else f":{item.tone}[{item.icon}]"
+                line = f"{icon} `{item.time or '—'}` **{esc(item.title)}**"
+                if item.actor:
+                    line += f" · {esc(item.actor)}"
+                if item.duration:
+                    line += f" · {esc(item.duration)}"
+                st.markdown(line)
+                if item.detail:
+                    st.caption(esc(item.detail))
+
+with decision_tab:
+    decision = (
+        safe(reads.read_decision, services.store, db, row["decision_ref"], default=None, what="decision")
+        if row.get("decision_ref")
+        else None
     )
-    if fmt.field(approval, "comment"):
-        st.caption("Comment")
-        st.text(fmt.field(approval, "comment"))
-actions = safe(services.store.deployment_actions, execution_id, default=[], what="actions")
-if actions:
-    approver = fmt.field(approval, "decided_by") if approval else None
-    st.dataframe(
-        tables.actions_frame_of_run(actions, approver),
-        hide_index=True,
-        width="stretch",
-        key="dep_executed",
-        column_config={"finished": st.column_config.DatetimeColumn("Finished", format="HH:mm:ss")},
+    levels = (
+        safe(reads.read_levels, services.store, db, row["snapshot_ref"], default={}, what="metric levels")
+        if row.get("snapshot_ref")
+        else {}
     )
-if row.get("measured_status") or row.get("status") not in (None, "analyzing", "awaiting approval"):
-    parts = [f"**Outcome:** {esc(row.get('status') or '—')}"]
-    if row.get("simulated"):
-        parts.append("simulated")
-    if row.get("measured_status"):
-        parts.append(f"measured: {esc(row['measured_status'])}")
-    if row.get("expected_match") is not None:
-        parts.append(
-            "matches the scenario's expected verdict" if row["expected_match"] else "differs from the "
-            "scenario's expected verdict"
+    if decision is None:
+        st.info("The loop has not reached a decision for this deployment yet.")
+    else:
+        widgets.render_decision(decision, key="dep", levels=levels)
+
+with actions_tab:
+    approval = (material or {}).get("approval")
+    if approval:
+        st.markdown(
+            f"Approval **{esc(fmt.field(approval, 'status', '?'))}** · requested by "
+            f"**{esc(fmt.field(approval, 'requested_by', '?'))}** "
+            f"({esc(fmt.requester_source_text(fmt.field(approval, 'requested_by_source')))})"
+            + (
+                f" · decided by **{esc(fmt.field(approval, 'decided_by'))}**"
+                if fmt.field(approval, "decided_by")
+                else ""
+            )
         )
-    st.markdown(" · ".join(parts))
-elif not actions:
-    st.caption("No action executed yet.")
+        if fmt.field(approval, "comment"):
+            st.caption("Comment")
+            st.text(fmt.field(approval, "comment"))
+    actions = safe(services.store.deployment_actions, execution_id, default=[], what="actions")
+    if actions:
+        approver = fmt.field(approval, "decided_by") if approval else None
+        widgets.text_table(tables.actions_frame_of_run(actions, approver).astype(str).replace("NaT", ""))
+    if row.get("measured_status") or row.get("status") not in (None, "analyzing", "awaiting approval"):
+        parts = [f"**Outcome:** {esc(row.get('status') or '—')}"]
+        if row.get("simulated"):
+            parts.append("simulated")
+        if row.get("measured_status"):
+            parts.append(f"measured: {esc(row['measured_status'])}")
+        if row.get("expected_match") is not None:
+            parts.append(
+                "matches the scenario's expected verdict"
+                if row["expected_match"]
+                else "differs from the scenario's expected verdict"
+            )
+        st.markdown(" · ".join(parts))
+    elif not actions:
+        st.caption("No action executed yet.")

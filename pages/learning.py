@@ -29,9 +29,7 @@ if frame is None or frame.empty:
     )
     st.stop()
 
-quality, calibration, whatif, export = st.tabs(
-    ["Decision quality", "Confidence calibration", "Policy what-if", "Training data"]
-)
+quality, whatif, export = st.tabs(["Decision quality and calibration", "Policy what-if", "Training data"])
 
 with quality:
     agreement = learning.agreement_by_action(learning.votes_from_learning(frame))
@@ -41,7 +39,10 @@ with quality:
     c2.metric(
         "Decisions that held",
         fmt.format_percent(known.astype(bool).mean()) if len(known) else "—",
-        help="Held = matched the scenario's expected verdict, or a human approved its actions",
+        help=(
+            "Of the decisions with a conclusive measured outcome: a remediation that ran and the service "
+            f"recovered, or a rollback that did not run and the problem persisted ({len(known)} measured)"
+        ),
         border=True,
     )
     humans = int(frame["approval"].isin(["approved", "rejected"]).sum())
@@ -51,31 +52,36 @@ with quality:
         help="Approvals approved or rejected (expired ones excluded)",
         border=True,
     )
-    st.subheader("Human agreement per action")
-    if agreement.empty:
-        st.caption("No human has approved or rejected anything yet.")
-    else:
-        st.dataframe(
-            agreement,
-            hide_index=True,
+    left, right = st.columns([2, 3], gap="large")
+    with left:
+        st.subheader("Human agreement")
+        if agreement.empty:
+            st.caption("No human has approved or rejected anything yet.")
+        else:
+            widgets.text_table(learning.agreement_table(agreement))
+            st.caption("How often the people who decided approved what the loop proposed, per action.")
+    with right:
+        st.subheader("Confidence calibration")
+        table = learning.calibration_frame(frame)
+        st.plotly_chart(
+            charts.calibration_figure(table),
+            key="learn_calibration",
             width="stretch",
-            key="learn_agreement",
-            column_config={
-                "action": st.column_config.TextColumn("Action"),
-                "decisions": st.column_config.NumberColumn("Human decisions"),
-                "agreed": st.column_config.NumberColumn("Approved"),
-                "agreement": st.column_config.ProgressColumn(
-                    "Agreement", min_value=0, max_value=1, format="percent"
-                ),
-            },
+            config={"displayModeBar": False},
         )
-
-with calibration:
-    table = learning.calibration_frame(frame)
-    st.plotly_chart(charts.calibration_figure(table), key="learn_calibration", width="stretch")
-    st.caption("Points below the diagonal: the loop was more confident than its track record supports.")
-    if not table.empty:
-        st.dataframe(table, hide_index=True, key="learn_calibration_table")
+        st.caption(
+            "One point per confidence bucket, with its number of decisions (n) and the 95% interval of "
+            "its hold rate (Wilson). With a few decisions per bucket the intervals are wide: read the "
+            "points one by one, not as a curve. An interval wholly below the diagonal means the loop "
+            "was more confident than its record supports."
+        )
+        if not table.empty:
+            st.dataframe(
+                learning.calibration_table(table),
+                hide_index=True,
+                key="learn_calibration_table",
+                width="stretch",
+            )
 
 with whatif:
     threshold = st.slider(
@@ -84,6 +90,7 @@ with whatif:
         1.0,
         float(settings.auto_approve_confidence),
         0.05,
+        format="percent",
         key="learn_threshold",
     )
     routed = learning.whatif_frame(frame, settings, threshold)
@@ -93,11 +100,10 @@ with whatif:
         now_h, new_h = int(routed["now_needs_human"].sum()), int(routed["whatif_needs_human"].sum())
         unreviewed_wrong = int(((~routed["whatif_needs_human"]) & (routed["held"] == False)).sum())  # noqa: E712
         c1, c2, c3 = st.columns(3)
-        c1.metric(f"Need a human at {settings.auto_approve_confidence:.2f}", now_h, border=True)
-        c2.metric(
-            f"Need a human at {threshold:.2f}", new_h, delta=new_h - now_h, delta_color="off", border=True
-        )
-        c3.metric("Would run unreviewed and did not hold", unreviewed_wrong, border=True)
+        now_label, whatif_label = learning.whatif_labels(settings.auto_approve_confidence, threshold)
+        c1.metric(now_label, now_h, border=True)
+        c2.metric(whatif_label, new_h, delta=new_h - now_h, delta_color="off", border=True)
+        c3.metric(f"At {threshold:.0%}: would run unreviewed and did not hold", unreviewed_wrong, border=True)
         st.caption(
             "Only LOW-risk actions ever run without a human; HIGH and CRITICAL actions wait whatever "
             "the threshold."

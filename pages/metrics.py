@@ -1,6 +1,8 @@
 """Metrics of one deployment: exactly the series its decision saw (its snapshot), the deploy marked,
-the baseline and verification windows shaded, anomalies in red. Opens on the latest deployment;
-deep link ``/metrics?deployment=ID``. Long series are reduced with min/max buckets before plotting."""
+the baseline and verification windows shaded, anomalies in red, axes in the captions' units (% for
+ratios, ms). The comparison chart is coloured by each metric's direction: worse red, better green.
+Opens on the latest deployment; deep link ``/metrics?deployment=ID``. Long series are reduced with
+min/max buckets before plotting."""
 
 from __future__ import annotations
 
@@ -85,8 +87,19 @@ st.caption(
     + (" (a recorded demo scenario, moved to now)." if dep.get("source") == "scenario" else ".")
 )
 
+levels = safe(reads.read_levels, services.store, db, dep["snapshot_ref"], default={}, what="metric levels")
 if decision is not None and decision.metrics:
-    st.plotly_chart(charts.comparison_figure(decision.metrics), key="metrics_comparison", width="stretch")
+    st.plotly_chart(
+        charts.comparison_figure(decision.metrics, {n: (lv.baseline, lv.now) for n, lv in levels.items()}),
+        key="metrics_comparison",
+        width="stretch",
+        config={"displayModeBar": False},
+    )
+    st.caption(
+        "Each bar: the median before the deploy → the median of the last half of the verification "
+        "window (the numbers of the decision's summary); red got worse, green got better, grey did not "
+        "really move."
+    )
 
 cols = st.columns(2)
 for i, (metric, (times, values)) in enumerate(sorted(series.items())):

@@ -1,11 +1,12 @@
-"""Overview: today's KPIs, latest decisions, service health, engine and analyzer in use."""
+"""Overview: today's KPIs, latest decisions, service health (with the version that runs now: after a
+rollback the previous one, simulated said), engine and analyzer in use."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from console.presentation import formatting as fmt
-from console.presentation import tables
+from console.presentation import story, tables
 from ui import reads, widgets
 from ui.services import backend_health, get_services, safe
 from ui.shell import require_app_shell
@@ -32,39 +33,44 @@ if reads.require_store(services):
             "loop collect, analyse, decide and act."
         )
     else:
-        left, right = st.columns([3, 2], gap="large")
-        with left:
-            st.subheader("Latest decisions")
-            frame = tables.with_detail_links(tables.deployments_frame(latest))
-            st.dataframe(
-                fmt.style_statuses(frame),
-                hide_index=True,
-                column_order=["link", "service", "version", "verdict", "confidence", "status", "deployed_at"],
-                column_config={
-                    **widgets.deployment_columns(),
-                    "link": st.column_config.LinkColumn("", display_text="Open"),
-                },
-                width="stretch",
-                key="overview_latest",
-            )
-            st.page_link("pages/deployments.py", label="All deployments", icon=":material/rocket:")
-        with right:
-            st.subheader("Services")
-            health = safe(
-                reads.read_service_health,
-                services.store,
-                reads.db_key(services),
-                default=[],
-                what="service health",
-            )
-            for i, row in enumerate(health):
-                with st.container(border=True, key=f"service_card_{i}"):
-                    name_col, badge_col = st.columns([3, 2])
-                    name_col.markdown(f"**{fmt.md_escape(fmt.field(row, 'service', '?'))}**")
-                    name_col.caption(f"version {fmt.md_escape(fmt.field(row, 'version', '?'))}")
-                    with badge_col:
-                        widgets.verdict(fmt.field(row, "verdict", ""))
-                        widgets.status(fmt.field(row, "status", ""))
+        st.subheader("Services")
+        health = safe(
+            reads.read_service_health,
+            services.store,
+            reads.db_key(services),
+            default=[],
+            what="service health",
+        )
+        per_row = 4
+        for start in range(0, len(health), per_row):
+            part = health[start : start + per_row]
+            for i, (col, row) in enumerate(zip(st.columns(per_row)[: len(part)], part, strict=True), start):
+                with col, st.container(border=True, key=f"service_card_{i}"):
+                    st.markdown(f"**{fmt.md_escape(fmt.field(row, 'service', '?'))}**")
+                    running, note = story.running_parts(row)
+                    st.markdown(f"Running **{fmt.md_escape(running)}**")
+                    st.caption(fmt.md_escape(note) if note else "the deployed version")
+                    st.markdown(
+                        widgets.badge_md(fmt.verdict_badge(fmt.field(row, "verdict", "")))
+                        + " "
+                        + widgets.badge_md(fmt.status_badge(fmt.field(row, "status", "")))
+                    )
+
+        st.subheader("Latest decisions")
+        frame = tables.with_detail_links(tables.deployments_frame(latest))
+        st.dataframe(
+            fmt.style_statuses(frame),
+            hide_index=True,
+            column_order=["link", "service", "version", "verdict", "confidence", "status", "deployed_at"],
+            column_config={
+                **widgets.deployment_columns(),
+                "link": st.column_config.LinkColumn("", display_text="Open", width=50),
+                "deployed_at": st.column_config.DatetimeColumn("Deployed", format="YYYY-MM-DD HH:mm:ss"),
+            },
+            width="stretch",
+            key="overview_latest",
+        )
+        st.page_link("pages/deployments.py", label="All deployments", icon=":material/rocket:")
 
 st.subheader("Engine and analyzer")
 engine_col, analyzer_col = st.columns(2)

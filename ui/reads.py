@@ -15,7 +15,10 @@ from console.domain.executions import Execution
 from console.domain.models import Decision
 from console.engines.backend import Backend
 from console.loop import scenarios
+from console.loop.effectiveness import Effectiveness, action_effectiveness
+from console.loop.postmortem import Postmortem, write_postmortem
 from console.presentation import charts
+from console.presentation.approval_card import Levels, metric_levels
 from console.presentation.formatting import field, md_escape
 from console.presentation.learning import learning_frame, merge_learning
 from console.runtime import Services
@@ -95,6 +98,54 @@ def read_snapshot_series(
 ) -> dict[str, tuple[list[float], list[float]]]:
     """A deployment's metric series (a stored snapshot never changes: cached by its key)."""
     return charts.snapshot_series(_store.document(snapshot_ref))
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
+def read_levels(_store: Store, db: str, snapshot_ref: str) -> dict[str, Levels]:
+    """Each metric's level before the deploy and at the window's end, as the summary states them."""
+    return metric_levels(_store.document(snapshot_ref))
+
+
+@st.cache_data(ttl=2, show_spinner=False)
+def read_pending_count(_store: Store, db: str) -> int:
+    return _store.pending_approval_count()
+
+
+@st.cache_data(ttl=30, show_spinner=False)
+def read_effectiveness(_store: Store, db: str) -> list[Effectiveness]:
+    """Action effectiveness from the measured outcomes (console/loop/effectiveness.py)."""
+    return action_effectiveness(_store.effectiveness_rows())
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_deployment_of(_store: Store, db: str, execution_id: str) -> dict[str, Any] | None:
+    return _store.deployment_for_execution(execution_id)
+
+
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_story(_store: Store, db: str, execution_id: str) -> dict[str, Any]:
+    """What a deployment's story is told from (``Store.incident_material``)."""
+    return _store.incident_material(execution_id)
+
+
+def read_story_execution(services: Services, execution_id: str) -> Execution | None:
+    """The execution for a story's steps: the store's copy (embedded engine), else the engine's."""
+    found = services.store.get_execution(execution_id) if services.store is not None else None
+    if found is None and services.backend is not None:
+        try:
+            found = read_execution(services.backend, db_key(services), execution_id)
+        except Exception:  # a story without its steps is still a story
+            return None
+    return found
+
+
+@st.cache_data(ttl=24 * 3600, show_spinner=False, max_entries=64)
+def rewritten_postmortem(_services: Services, db: str, execution_id: str) -> Postmortem:
+    """The LLM's rewrite of an incident's postmortem, made once per execution (on a click: it
+    costs a call bounded by LLM_TIMEOUT_S) and kept for a day."""
+    material = _services.store.incident_material(execution_id)
+    execution = read_story_execution(_services, execution_id)
+    return write_postmortem(execution, _services.settings, execution_id=execution_id, **material)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=256)

@@ -31,8 +31,9 @@ def status(s: str | None) -> None:
 
 
 def badge_md(b: Badge) -> str:
-    """Badge as markdown (labels come from fixed enums, never from user text)."""
-    return f":{b.color}-badge[{b.icon} {b.label}]"
+    """Badge as markdown; the label is escaped (it usually comes from a fixed enum, but a verdict or
+    status read from an engine is text)."""
+    return f":{b.color}-badge[{b.icon} {fmt.md_escape(b.label)}]"
 
 
 def empty_state(message: str, *, link_scenarios: bool = True) -> None:
@@ -59,7 +60,7 @@ def deployment_columns() -> dict[str, Any]:
         "environment": st.column_config.TextColumn("Env"),
         "verdict": st.column_config.TextColumn("Verdict"),
         "confidence": st.column_config.ProgressColumn(
-            "Confidence", min_value=0.0, max_value=1.0, format="percent"
+            "Confidence", min_value=0, max_value=100, format="%d%%"
         ),
         "status": st.column_config.TextColumn("Status"),
         "deployed_at": st.column_config.DatetimeColumn("Deployed", format="YYYY-MM-DD HH:mm:ss"),
@@ -67,24 +68,39 @@ def deployment_columns() -> dict[str, Any]:
     }
 
 
-def render_decision(decision: Decision, *, key: str) -> None:
-    """The decision card: verdict, severity, confidence, summary, root cause, evidence, log patterns.
+def text_table(frame: Any) -> None:
+    """A static table that wraps long text instead of cutting it off. ``st.table`` renders Markdown
+    in its cells, so every cell (and header) goes through ``fmt.md_escape``: the text stays text."""
+    shown = frame.map(lambda v: fmt.md_escape(v) if isinstance(v, str) else v)
+    shown.columns = [fmt.md_escape(str(c)) for c in frame.columns]
+    st.table(shown, border="horizontal", hide_index=True)
 
-    All analyzer/LLM text goes through st.text / dataframes (never HTML or markdown), so text taken
+
+def render_decision(
+    decision: Decision, *, key: str, levels: dict[str, Any] | None = None, compact: bool = False
+) -> None:
+    """The decision card: verdict, severity, confidence, summary, root cause, evidence, log patterns.
+    ``compact`` leaves out the verdict row (the approval card shows it already); ``levels`` (the
+    summary's numbers per metric) make the evidence table agree with the summary.
+
+    All analyzer/LLM text goes through st.text / tables (never HTML or markdown), so text taken
     from logs cannot format or script the page.
     """
-    top = st.columns([1, 1, 1, 2])
-    with top[0]:
-        st.caption("Verdict")
-        verdict(decision.verdict.value)
-    with top[1]:
-        st.caption("Severity")
-        sev = decision.severity.value
-        badge(Badge(sev, fmt.SEVERITY_COLORS.get(sev, "gray"), ":material/warning:"))
-    top[2].metric("Confidence", fmt.format_percent(decision.confidence), border=False)
-    with top[3]:
-        st.caption("Analyzer")
-        st.text(decision.analyzer)
+    if not compact:
+        top = st.columns([1, 1, 1, 2])
+        with top[0]:
+            st.caption("Verdict")
+            verdict(decision.verdict.value)
+        with top[1]:
+            st.caption("Severity")
+            sev = decision.severity.value
+            badge(Badge(sev, fmt.SEVERITY_COLORS.get(sev, "gray"), ":material/warning:"))
+        top[2].metric("Confidence", fmt.format_percent(decision.confidence), border=False)
+        with top[3]:
+            st.caption("Analyzer")
+            st.text(decision.analyzer)
+    else:  # the card shows verdict, severity and confidence; who analysed is said here
+        st.caption(f"Analyzer: {fmt.md_escape(decision.analyzer)}")
     if decision.disagreement:
         st.warning(
             f"The LLM ({decision.llm_verdict.value}) and the rules ({decision.rules_verdict.value}) "
@@ -98,7 +114,7 @@ def render_decision(decision: Decision, *, key: str) -> None:
     st.text(decision.summary or "—")
     st.caption("Root cause")
     st.text(decision.root_cause or "—")
-    if decision.impact:
+    if decision.impact and not compact:
         st.caption("Impact")
         st.text(decision.impact)
     if decision.guards:
@@ -106,30 +122,27 @@ def render_decision(decision: Decision, *, key: str) -> None:
         st.text("; ".join(decision.guards))
     tabs = st.tabs(["Evidence per metric", "New log patterns", "Recommended actions"])
     with tabs[0]:
-        frame = tables.evidence_frame(decision)
+        frame = tables.evidence_frame(decision, levels)
         if frame.empty:
             st.caption("No metric evidence.")
         else:
-            st.dataframe(
-                frame,
-                hide_index=True,
-                width="stretch",
-                key=f"{key}_evidence",
-                column_config={
-                    "change": st.column_config.NumberColumn("Change", format="percent"),
-                    "p_value": st.column_config.NumberColumn("p", format="%.4f"),
-                    "effect": st.column_config.NumberColumn("Cliff's δ", format="%.2f"),
-                },
-            )
+            # a static table wraps long reasons instead of cutting them off
+            text_table(frame.rename(columns=tables.evidence_headers(levels)))
     with tabs[1]:
         frame = tables.log_patterns_frame(decision)
         if frame.empty:
             st.caption("No new or surging log patterns.")
         else:
-            st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_patterns")
+            st.dataframe(
+                frame,
+                hide_index=True,
+                width="stretch",
+                key=f"{key}_patterns",
+                column_config={"template": st.column_config.TextColumn("template", width="large")},
+            )
     with tabs[2]:
         frame = tables.actions_frame(decision)
         if frame.empty:
             st.caption("No action recommended.")
         else:
-            st.dataframe(frame, hide_index=True, width="stretch", key=f"{key}_actions")
+            text_table(frame)

@@ -1,5 +1,23 @@
 """Approvals: who may decide, how many must agree, what happens when nobody does.
 
+**Who may approve (one rule, enforced here for the pages, the command line and the HTTP API).** The
+people who *started* a run are its requester (who asked for the approval: ``requested_by``), its
+deployer (``deployed_by`` of the deployment) and its launcher (who launched the run: the console's
+record of its own launches, ``console_launches``, and the run's ``launched_by`` label); names are
+compared in canonical form (:func:`console.domain.names.same_person`). A person who started a run
+is never the only one to decide its risky action, in either direction (GitHub Environments'
+"prevent self-review"):
+
+- the requester never votes on their own request (approve or reject);
+- a deployer or launcher cannot approve an action that needs one approver, and cannot reject at
+  all (a rejection decides alone: it keeps the deployment, and whatever it broke, live);
+- on an action that needs two or more approvers (CRITICAL), at most one of the approvals may come
+  from a deployer or launcher: the others must come from people who started nothing.
+
+:func:`starter_refusal` is the rule as a pure function; :meth:`ApprovalService.decide` applies it
+inside the vote's transaction and :meth:`ApprovalService.vote_refusal` lets a page say beforehand
+why a button is off.
+
 Every check runs here, on the server side, whatever the UI shows (pages, command line or HTTP
 API alike): the deciding name is validated and normalised (:func:`console.access.auth.validate_name`:
 no control characters, no ``system:`` names, ``"bob "`` is ``bob``), nobody decides while the
@@ -262,6 +280,32 @@ class ApprovalService:
             )
         return DecisionResult(status, message, resumed=resumed)  # type: ignore[arg-type]
 
+    def starters(self, execution_id: str) -> list[dict[str, Any]]:
+        """Who started the run (requester, deployer, launcher): see :meth:`Store.run_starters`."""
+        return self.store.run_starters(execution_id)
+
+    def vote_refusal(
+        self,
+        approval: dict[str, Any],
+        identity: Identity | None,
+        approved: bool,
+        starters: list[dict[str, Any]] | None = None,
+    ) -> str | None:
+        """Why ``identity`` could not cast this vote on ``approval`` (a row with its ``votes``) under
+        the starters' rule, or None. For a page to explain a disabled button before the click;
+        :meth:`decide` checks again in its transaction."""
+        if identity is None:
+            return None
+        if starters is None:
+            starters = self.starters(approval["execution_id"])
+        return starter_refusal(
+            identity.name,
+            approved,
+            starters,
+            approval.get("votes") or [],
+            int(approval.get("required_approvals") or 1),
+        )
+
     def checked_identity(self, identity: Identity) -> Identity:
         """``identity`` with its name in canonical form, if it may decide at all here: not while
         the sign-in configuration is broken, not a picked demo identity where demo identity is
@@ -304,6 +348,15 @@ class ApprovalService:
                     f"{identity.name} already voted on this at {_hhmm(voted['at'])}; "
                     "a second approval must come from someone else"
                 )
+            refusal = starter_refusal(
+                identity.name,
+                approved,
+                self.store.run_starters(approval["execution_id"], conn),
+                self.store.approval_votes(approval_id, conn),
+                int(approval["required_approvals"] or 1),
+            )
+            if refusal is not None:
+                raise PermissionDenied(refusal)
             if not self.store.add_vote_in(conn, approval_id, identity.name, approved, comment, now):
                 raise AlreadyDecided(f"{identity.name} already voted on this")
             if approved:
@@ -498,6 +551,58 @@ class ApprovalService:
         return DecisionResult(_result_status(approval), "engine resumed", resumed=True)
 
 
+_ROLE_WORDS = {
+    "requester": "requested this approval",
+    "deployer": "deployed this version",
+    "launcher": "launched this run",
+}
+
+
+def starter_of(name: str, starters: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The entry of ``name`` among the run's starters (see :meth:`Store.run_starters`), or None."""
+    return next((p for p in starters if same_person(name, str(p.get("name") or ""))), None)
+
+
+def started_text(person: dict[str, Any]) -> str:
+    """``deployed this version and launched this run``: what a starter did, in words."""
+    words = [_ROLE_WORDS.get(role, role) for role in person.get("roles") or []]
+    return " and ".join(words) or "started this run"
+
+
+def starter_refusal(
+    name: str,
+    approved: bool,
+    starters: list[dict[str, Any]],
+    votes: list[dict[str, Any]],
+    required: int,
+) -> str | None:
+    """Why ``name`` may not cast this vote under the starters' rule (module docstring), or None.
+
+    ``starters`` are the run's requester, deployer and launcher; ``votes`` the votes so far;
+    ``required`` how many approvals the action needs."""
+    me = starter_of(name, starters)
+    if me is None:
+        return None
+    if "requester" in (me.get("roles") or []):
+        return "you cannot approve your own request"
+    did = started_text(me)
+    if not approved:
+        return (
+            f"you {did}: a rejection decides on its own, so it must come from someone who did not "
+            "start the run"
+        )
+    if required <= 1:
+        return f"you {did}: this action needs one approver, who must be someone who did not start the run"
+    for vote in votes:
+        other = starter_of(str(vote.get("actor") or ""), starters)
+        if vote.get("approved") and other is not None and not same_person(name, str(vote.get("actor"))):
+            return (
+                f"you {did} and {vote.get('actor')}, who also started it, already approved: the other "
+                "approvals must come from people who did not start the run"
+            )
+    return None
+
+
 def _role_text(identity: Identity) -> str:
     role = getattr(identity, "role", None)
     return str(getattr(role, "value", role))
@@ -524,4 +629,5 @@ __all__ = [
     "ApprovalService",
     "DecisionResult",
     "already_message",
+    "starter_refusal",
 ]

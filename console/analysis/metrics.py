@@ -144,7 +144,7 @@ def format_value(name: str, value: float | None) -> str:
     """A metric value as an operator reads it (35.2%, 480 ms, 1.5 restarts/min)."""
     if value is None or not math.isfinite(value):
         return "n/a"
-    unit = UNITS.get(name)
+    unit = UNITS.get(name) or ("ms" if name.endswith("_ms") else None)  # db_query_p95_ms: ms too
     if unit == "percent":
         return f"{value * 100:.1f}%"
     if unit == "ms":

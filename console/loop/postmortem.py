@@ -52,6 +52,7 @@ from console.loop.timeline import (
     as_time,
     build_timeline,
     gather,
+    measured_label,
     measured_text,
     percent,
 )
@@ -350,7 +351,7 @@ def _summary(
     guards = [g for g in d.get("guards") or [] if isinstance(g, str)]
     because = f", {len(guards)} hard guard(s) fired" if guards else ""
     ran = [f"{t.md(name, 60)} {word}" for name, word in facts.actions if word != SKIPPED]
-    status, _ = measured_text(story.measured)
+    status = measured_label(story.measured)
     sentences = [
         f"{t.md(facts.service, 80)} {t.md(facts.version, 60)} was deployed to "
         f"{t.md(dep.get('environment') or '?', 60)} by {t.md(dep.get('deployed_by') or 'unknown', 80)} "
@@ -512,7 +513,10 @@ def _actions(story: Story, approval: Mapping[str, Any] | None, votes: list[dict[
 def _outcome(
     story: Story, facts: Facts, approval: Mapping[str, Any] | None, execution: Execution | None, t: _Text
 ) -> str:
-    status, text = measured_text(story.measured)
+    bare, text = measured_text(story.measured)
+    status = measured_label(story.measured)
+    if status != bare:  # the label says the source and "simulated" already
+        text = str((story.measured or {}).get("reason") or "")
     lines = [
         "## Outcome",
         "",

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from console.domain.executions import Execution, TaskRun
@@ -366,7 +366,9 @@ def _approval(
         ).get("actions", "")
         detail = f"{actions} · {a.get('required_approvals') or 1} approver(s)"
         if a.get("expires_at"):
-            detail += f" · expires {a['expires_at']}"
+            deadline = as_time(a["expires_at"])
+            when = f"{deadline.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if deadline else str(a["expires_at"])
+            detail += f" · expires {when}"
         out.append(
             TimelineEvent(
                 as_time(a.get("requested_at")) or as_time((requested or {}).get("at")),
@@ -494,11 +496,25 @@ def measured_text(measured: Mapping[str, Any] | None) -> tuple[str, str]:
     return status, " · ".join(p for p in parts if p)
 
 
+def measured_label(measured: Mapping[str, Any] | None) -> str:
+    """The measured status as a reader must take it: ``resolved`` for a real measurement,
+    ``resolved (recorded scenario segment, simulated)`` when the "after" was a recording, so a
+    scenario run never reads as a bare ``resolved``."""
+    status, _ = measured_text(measured)
+    source = str((measured or {}).get("source") or "").strip()
+    if not measured or not (measured.get("simulated") or "scenario" in source):
+        return status
+    return f"{status} ({source}, simulated)" if source and source != "simulated" else f"{status} (simulated)"
+
+
 def _outcome(execution: Execution | None, story: Story) -> list[TimelineEvent]:
     deployment_status = story.outcome.get("deployment_status")
     if not deployment_status and not story.measured:
         return []
     status, text = measured_text(story.measured)
+    label = measured_label(story.measured)
+    if label != status:  # the label says the source and "simulated" already
+        text = str((story.measured or {}).get("reason") or "")
     simulated = bool(
         story.outcome.get("simulated")
         or (story.measured or {}).get("simulated")
@@ -512,7 +528,7 @@ def _outcome(execution: Execution | None, story: Story) -> list[TimelineEvent]:
             at,
             "outcome",
             title,
-            f"measured: {status}" + (f" · {text}" if text else ""),
+            f"measured: {label}" + (f" · {text}" if text else ""),
             status=status,
             simulated=simulated,
             data={"deployment_status": deployment_status, "measured_status": status},

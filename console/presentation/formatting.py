@@ -19,6 +19,7 @@ from typing import Any
 
 import pandas as pd
 
+from console.analysis.metrics import UNITS, format_value
 from console.domain.executions import State
 from console.domain.models import parse_time
 from console.domain.names import RequesterSource
@@ -70,6 +71,17 @@ def format_duration(seconds: float | None) -> str:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h {minutes:02d}m"
+
+
+def metric_value(metric: str, value: float | None) -> str:
+    """A metric's value as people read it and as the analyzer writes it in its summary (``34.9%``,
+    ``868 ms``, ``121.5 req/s``); a metric the analyzer has no unit for but whose name ends in
+    ``_ms`` is in milliseconds too."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    if metric not in UNITS and metric.endswith("_ms"):
+        return f"{value:.0f} ms"
+    return format_value(metric, value)
 
 
 def format_percent(value: float | None, digits: int = 0) -> str:
@@ -218,7 +230,7 @@ STATUS_TEXT_COLORS = {
 
 def cell_style(value: Any) -> str:
     """CSS for a verdict/status/state cell: its badge colour, bold (used with pandas Styler)."""
-    text = str(value or "")
+    text = str(value or "").split(" · ")[0]  # "rolled back · simulated" is coloured as rolled back
     badge = _VERDICT_BADGES.get(text.upper())
     if badge is None:
         badge = state_badge(text) if text.upper() in State.__members__ else status_badge(text)

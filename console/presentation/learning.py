@@ -43,8 +43,21 @@ def agreement_by_action(records: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["action", "decisions", "agreed", "agreement"])
 
 
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval of a proportion (95% by default): honest with a handful of points,
+    where the normal approximation gives intervals past 0 or 1."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, float(centre - half)), min(1.0, float(centre + half))
+
+
 def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame, bins: int = 5) -> pd.DataFrame:
-    """Stated confidence vs how often the decision held, in equal-width confidence bins.
+    """Stated confidence vs how often the decision held, in equal-width confidence bins, with each
+    bin's count and the 95% Wilson interval of its hold rate (``low``, ``high``).
 
     Each record (or DataFrame row) has ``confidence`` in [0, 1] and ``held`` (bool: the outcome
     confirmed the verdict); records missing either are left out.
@@ -66,15 +79,58 @@ def calibration_frame(records: Iterable[Mapping[str, Any]] | pd.DataFrame, bins:
             mask = index == i
             n = int(mask.sum())
             if n:
+                low, high = wilson_interval(int(held[mask].sum()), n)
                 rows.append(
                     {
                         "bin": f"{edges[i]:.1f}–{edges[i + 1]:.1f}",
                         "stated": float(conf[mask].mean()),
                         "held": float(held[mask].mean()),
                         "n": n,
+                        "low": low,
+                        "high": high,
                     }
                 )
-    return pd.DataFrame(rows, columns=["bin", "stated", "held", "n"])
+    return pd.DataFrame(rows, columns=["bin", "stated", "held", "n", "low", "high"])
+
+
+def agreement_table(agreement: pd.DataFrame) -> pd.DataFrame:
+    """Human agreement per action as text that fits a narrow column: ``3 of 3 approved (100%)``."""
+    rows = [
+        {
+            "action": str(r["action"]),
+            "humans approved": f"{int(r['agreed'])} of {int(r['decisions'])}"
+            + (f" ({r['agreement'] * 100:.0f}%)" if r["agreement"] is not None else ""),
+        }
+        for r in agreement.to_dict("records")
+    ]
+    return pd.DataFrame(rows, columns=["action", "humans approved"])
+
+
+def calibration_table(calibration: pd.DataFrame) -> pd.DataFrame:
+    """The calibration buckets as people read them: ``80–100%``, stated and held in %, the count,
+    and the interval of the hold rate."""
+    rows = [
+        {
+            "confidence bucket": "–".join(f"{float(edge) * 100:.0f}" for edge in str(r["bin"]).split("–"))
+            + "%",
+            "decisions": int(r["n"]),
+            "stated (mean)": f"{r['stated'] * 100:.0f}%",
+            "held": f"{r['held'] * 100:.0f}%",
+            "95% interval": f"{r['low'] * 100:.0f}–{r['high'] * 100:.0f}%",
+        }
+        for r in calibration.to_dict("records")
+    ]
+    return pd.DataFrame(
+        rows, columns=["confidence bucket", "decisions", "stated (mean)", "held", "95% interval"]
+    )
+
+
+def whatif_labels(current: float, threshold: float) -> tuple[str, str]:
+    """The two what-if cards' labels, never the same text (the slider may sit on today's value)."""
+    now = f"Need a human today (threshold {current:.0%})"
+    if abs(threshold - current) < 1e-9:
+        return now, f"Need a human at {threshold:.0%} (the same threshold)"
+    return now, f"Need a human at {threshold:.0%}"
 
 
 LEARNING_COLUMNS = [

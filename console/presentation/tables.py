@@ -20,6 +20,7 @@ import pandas as pd
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.models import Decision
 from console.domain.vocabulary import LOOP_TASKS
+from console.presentation.charts import metric_title
 from console.presentation.formatting import (
     CLASSIFICATION_LABELS,
     Badge,
@@ -28,6 +29,7 @@ from console.presentation.formatting import (
     field,
     format_duration,
     format_percent,
+    metric_value,
     state_badge,
 )
 from console.settings import mask_url
@@ -164,30 +166,43 @@ def execution_decision(execution: Execution) -> Decision | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def evidence_frame(decision: Decision) -> pd.DataFrame:
-    """Per-metric evidence: baseline vs after, classification Pass/High/Low and why."""
+EVIDENCE_COLUMNS = ["metric", "result", "before", "after", "change", "p", "Cliff's δ", "why"]
+
+
+def evidence_frame(decision: Decision, levels: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """Per-metric evidence as people read it: the metric's name, Pass/High/Low, the level before
+    and after the deploy in its unit (``0.8%``, ``868 ms``), the change, the test and why. With
+    ``levels`` (:func:`console.presentation.approval_card.metric_levels`) "after" is the number the
+    summary quotes (the median of the window's last half); without, the whole window's median."""
     rows = []
     for m in decision.metrics:
-        change = None
-        if m.baseline_median not in (None, 0) and m.after_median is not None:
-            change = (m.after_median - m.baseline_median) / abs(m.baseline_median)
+        level = (levels or {}).get(m.name)
+        before = getattr(level, "baseline", None) if level is not None else m.baseline_median
+        after = getattr(level, "now", None) if level is not None else m.after_median
+        change = ""
+        if before not in (None, 0) and after is not None:
+            change = f"{(after - before) / abs(before) * 100:+.0f}%".replace("-", "−")
         rows.append(
             {
-                "metric": m.name,
+                "metric": metric_title(m.name),
                 "result": CLASSIFICATION_LABELS.get(m.classification.value, m.classification.value),
-                "baseline": m.baseline_median,
-                "after": m.after_median,
+                "before": metric_value(m.name, before),
+                "after": metric_value(m.name, after),
                 "change": change,
-                "p_value": m.p_value,
-                "effect": m.effect_size,
-                "guard": m.guard or "",
-                "reason": m.reason,
+                # "<0.0001", not "<1e-4": a narrow column wraps a hyphen onto two lines
+                "p": "" if m.p_value is None else "<0.0001" if m.p_value < 1e-4 else f"{m.p_value:.2g}",
+                "Cliff's δ": f"{m.effect_size:+.2f}" if m.effect_size is not None else "",
+                "why": m.reason,
             }
         )
-    return pd.DataFrame(
-        rows,
-        columns=["metric", "result", "baseline", "after", "change", "p_value", "effect", "guard", "reason"],
-    )
+    return pd.DataFrame(rows, columns=EVIDENCE_COLUMNS)
+
+
+def evidence_headers(levels: Mapping[str, Any] | None) -> dict[str, str]:
+    """Column titles that say which statistic "before" and "after" are."""
+    if levels:
+        return {"before": "before (median)", "after": "end of window (median, last half)"}
+    return {"before": "before (median)", "after": "after (median, whole window)"}
 
 
 def log_patterns_frame(decision: Decision, only_changed: bool = True) -> pd.DataFrame:
@@ -243,8 +258,10 @@ def deployments_frame(rows: Iterable[Mapping[str, Any] | Any]) -> pd.DataFrame:
                 "previous_version": str(field(row, "previous_version", "")),
                 "environment": str(field(row, "environment", "production")),
                 "verdict": str(field(row, "verdict", "")),
-                "confidence": float(confidence) if confidence is not None else None,
-                "status": str(field(row, "status", "—")),
+                # in percent, whole: a table cell reads "95%", never "94.59%" or 0.9459
+                "confidence": round(float(confidence) * 100) if confidence is not None else None,
+                "status": str(field(row, "status", "—"))
+                + (" · simulated" if field(row, "simulated") and field(row, "status") else ""),
                 "deployed_at": pd.Timestamp(deployed_at) if deployed_at else pd.NaT,
                 "execution_id": str(field(row, "execution_id", "")),
             }

@@ -21,6 +21,9 @@ from console.storage.audit import AuditStore
 from console.storage.codec import put_large_in
 from console.storage.database import Connection, dumps, loads
 
+LAUNCH_LABEL_SOURCE = "launched_by label (unverified)"
+"""Where a launcher named by the run's ``launched_by`` label comes from (whoever launched set it)."""
+
 
 class ApprovalStore(AuditStore):
     """Approval requests, votes, decisions and whether the engine was told."""
@@ -58,6 +61,10 @@ class ApprovalStore(AuditStore):
         for status in statuses:
             args += [status, limit + offset]
         return [self._approval(r) for r in self.conn.execute(sql, [*args, limit, offset]).fetchall()]
+
+    def pending_approval_count(self) -> int:
+        """How many approvals wait for a decision (the navigation shows it)."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM approvals WHERE status = 'pending'").fetchone()[0])
 
     def approval_for_execution(self, execution_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
@@ -203,6 +210,49 @@ class ApprovalStore(AuditStore):
         ).fetchone()
         return dict(row) if row else None
 
+    def run_starters(self, execution_id: str, conn: Connection | None = None) -> list[dict[str, Any]]:
+        """Who started this run, as far as the console knows: its requester (the approval's
+        ``requested_by``), its deployer (the deployment's ``deployed_by``) and its launcher (the
+        console's record of its own launch, and the run's ``launched_by`` label when the engine's
+        executions are stored here). One entry per person (names compared in canonical form):
+        ``{"name", "roles": ["requester" | "deployer" | "launcher", ...], "sources": {role: where
+        the name came from}}``, roles in that order (a launch the console recorded beats the label).
+        The approval service decides who may vote from it."""
+        c = conn or self.conn
+        found: list[tuple[str, str, str]] = []
+        approval = c.execute(
+            "SELECT requested_by, requested_by_source FROM approvals WHERE execution_id = ? "
+            "ORDER BY requested_at DESC LIMIT 1",
+            (execution_id,),
+        ).fetchone()
+        if approval is not None and approval["requested_by"]:
+            found.append((approval["requested_by"], "requester", approval["requested_by_source"] or ""))
+        deployment = c.execute(
+            "SELECT deployed_by, source FROM deployments WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        if deployment is not None and deployment["deployed_by"]:
+            found.append((deployment["deployed_by"], "deployer", _deployer_source(deployment["source"])))
+        launch = c.execute(
+            "SELECT launched_by, source FROM console_launches WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        if launch is not None:
+            found.append((launch["launched_by"], "launcher", launch["source"]))
+        execution = c.execute("SELECT labels FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        label = loads(execution["labels"], {}).get("launched_by") if execution is not None else None
+        if isinstance(label, str) and label.strip():
+            found.append((label, "launcher", LAUNCH_LABEL_SOURCE))
+        people: list[dict[str, Any]] = []
+        for raw, role, source in found:
+            name = requester_name(raw)
+            person = next((p for p in people if same_person(p["name"], name)), None)
+            if person is None:
+                person = {"name": name, "roles": [], "sources": {}}
+                people.append(person)
+            if role not in person["roles"]:
+                person["roles"].append(role)
+            person["sources"].setdefault(role, source)
+        return people
+
     @staticmethod
     def add_vote_in(
         conn: Connection, approval_id: str, actor: str, approved: bool, comment: str, at: str
@@ -274,3 +324,12 @@ class ApprovalStore(AuditStore):
         data["actions"] = loads(data["actions"], [])
         data["decision"] = self.unpack(loads(data["decision"], {}), conn)
         return data
+
+
+def _deployer_source(source: str | None) -> str:
+    """Where a deployment's ``deployed_by`` came from, in words."""
+    if source == "scenario":
+        return "the scenario file"
+    if source == "snapshot":
+        return "the snapshot given as evidence"
+    return f"the deployment announcement ({source})" if source else "the deployment announcement"

@@ -568,3 +568,10 @@ def test_the_token_is_never_logged(client, runtime, caplog):
     assert TOKEN not in server_side  # (the test's own HTTP client logs its URLs; the server never does)
     assert "API GET /api/approvals -> 200 (token env" in caplog.text
     assert "API POST /api/approvals/" in caplog.text
+
+
+def test_whoever_launched_a_run_cannot_approve_it_through_the_api(runtime, api_settings, make_client):
+    _, approval = run_paused(runtime.engine)  # launched by alice
+    client = make_client(services_of(runtime, replace(api_settings, api_identity="alice")))
+    assert_json_error(decide(client, approval["id"], decision="approve"), 403, "launched this run")
+    assert runtime.store.approval_row(approval["id"])["status"] == "pending"

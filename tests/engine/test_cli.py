@@ -72,7 +72,11 @@ def test_run_pauses_then_approve_rolls_back_and_exports_training(cli, tmp_path):
 
 
 def test_run_with_reject_and_unknown_scenario(cli):
-    rejected = cli("run", ROLLBACK_SCENARIO, "--reject", "--comment", "false alarm", "--as", "alice")
+    own = cli("run", ROLLBACK_SCENARIO, "--reject", "--comment", "false alarm", "--as", "alice")
+    assert own.returncode == 2 and "--decide-as" in own.stderr  # the launcher never decides alone
+    rejected = cli(
+        "run", ROLLBACK_SCENARIO, "--reject", "--comment", "no", "--as", "alice", "--decide-as", "bob"
+    )
     assert rejected.returncode == 0, rejected.stderr
     assert json.loads(rejected.stdout)["outputs"]["deployment_status"] == "escalated"
     unknown = cli("run", "no-such-scenario")

@@ -56,6 +56,12 @@ def test_after_a_run_and_an_approval_the_latest_postmortem_is_printed(cli, tmp_p
     for section in ("Summary", "Impact", "Timeline", "Root cause", "Actions", "Outcome", "Follow-ups"):
         assert f"\n## {section}\n" in md
     assert "bob approved rollback_deployment" in md and execution_id in md
+    # a scenario's "after" is a recording: the measured outcome never reads as a bare "resolved"
+    summary, outcome = md.split("\n## Summary\n")[1], md.split("\n## Outcome\n")[1]
+    assert "measured outcome: resolved (recorded scenario segment, simulated)." in summary
+    assert "- Measured outcome: resolved (recorded scenario segment, simulated) — " in outcome
+    bare = r"(?i)measured(?: outcome)?: resolved(?! \(recorded scenario segment, simulated\))"
+    assert not re.search(bare, md)
     assert printed.stderr == ""
 
     out = tmp_path / "pm.md"

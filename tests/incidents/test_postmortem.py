@@ -55,7 +55,7 @@ def test_an_approved_rollback_gets_every_section_and_says_simulated(rt, settings
     assert "| collect_diagnostics | LOW | automatic | done: diagnostics collected (simulated) |" in actions
     outcome = section(md, "Outcome")
     assert "Deployment status: rolled back · simulated" in outcome
-    assert "Measured outcome: resolved — simulated" in outcome  # judged on the recorded segment
+    assert "Measured outcome: resolved (recorded scenario segment, simulated) — simulated" in outcome
     assert "Expected verdict of the recorded scenario (simulated): ROLLBACK — matches" in outcome
     timeline = section(md, "Timeline")
     assert "| Time (UTC) | Event | Detail |" in timeline

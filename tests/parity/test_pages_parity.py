@@ -162,8 +162,9 @@ def _page(page: str, **state: Any) -> AppTest:
 
 
 def _frame(at: AppTest, column: str, drop: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """The rows of the page's (first) table that has ``column``, as text, without ``drop``."""
-    for element in at.dataframe:
+    """The rows of the page's (first) table that has ``column``, as text, without ``drop``
+    (data grids, then static tables: the actions of a run are a wrapping ``st.table``)."""
+    for element in [*at.dataframe, *at.table]:
         frame = element.value
         if column in frame.columns:
             keep = [c for c in frame.columns if c not in drop]
@@ -220,8 +221,8 @@ def _views(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path)
             }
         approvals = _page("approvals")
         view["decided"] = _frame(approvals, "decided_by", drop)
-        view["pending"] = sorted(
-            c.value.split(" · execution ")[0] for c in approvals.caption if "Requested by" in c.value
+        view["pending"] = sorted(  # each card's line naming who started the run
+            m.value for m in approvals.markdown if "requested by **" in m.value.lower()
         )
         view["charts"] = {}
         store = Store(Path(env["CONSOLE_DATA_DIR"]) / "console.sqlite3")
@@ -233,8 +234,8 @@ def _views(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path)
         learn = _page("learning")
         view["learning"] = {
             "metrics": {m.label: m.value for m in learn.metric},
-            "agreement": _frame(learn, "agreed", drop),
-            "calibration": _frame(learn, "bucket", drop),
+            "agreement": _frame(learn, "humans approved", drop),
+            "calibration": _frame(learn, "confidence bucket", drop),
         }
         return view
 

@@ -146,7 +146,8 @@ def test_llm_down_slow_and_garbage_fall_back_with_a_note(start_console, fake_llm
             open_page(page, f"{console.url}/approvals")
             assert_rendered(page, "Approvals")
             card = page.locator(f".st-key-approval_{approval_id}")
-            card.get_by_text("Evidence").first.click()
+            if not card.get_by_text("Summary").first.is_visible():  # HIGH and CRITICAL open it already
+                card.get_by_text("Evidence").first.click()
             card.get_by_text("Summary").first.wait_for(timeout=10_000)
             text = card.inner_text()
             if note is None:

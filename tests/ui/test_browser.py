@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from console.storage import Store
 from tests.browser_support import CHROMIUM, wait_ready
@@ -58,18 +59,25 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
 
     page.goto(f"{url}/approvals")
     wait_ready(page)
-    page.get_by_test_id("stButton").filter(has_text="Approve").first.click()
+    # whoever launched the run (the demo name "operator") is never its only approver: bob decides
+    name = page.locator(".st-key-demo_name input")
+    name.fill("bob")
+    name.press("Enter")
+    wait_ready(page)
+    approve = page.get_by_test_id("stButton").filter(has_text="Approve").first.locator("button")
+    expect(approve).to_be_enabled(timeout=10_000)  # operator (the launcher) saw it disabled
+    approve.click()
     confirm = page.locator(".st-key-approval_confirm button")
     confirm.wait_for()
     page.wait_for_timeout(700)  # let the dialog finish opening: time the decision, not the animation
     # Measured inside the page: from the click event to the moment the result text is in the DOM.
-    page.evaluate(CLICK_TO_TEXT_JS, "approved by operator")
+    page.evaluate(CLICK_TO_TEXT_JS, "approved by bob")
     confirm.click()
     page.wait_for_function("() => window.__clickToText !== null", timeout=10_000)
     click_to_result = page.evaluate("() => window.__clickToText") / 1000.0
     print(f"\napproval click-to-result: {click_to_result * 1000:.0f} ms")
     assert click_to_result < 5.0
-    page.get_by_text("approved by operator").wait_for(timeout=10_000)
+    page.get_by_text("approved by bob").wait_for(timeout=10_000)
 
     deadline = time.monotonic() + 60
     while (store.deployment_for_execution(execution_id) or {}).get("status") != "rolled back":

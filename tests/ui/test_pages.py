@@ -100,7 +100,10 @@ def test_viewer_is_refused_by_the_service(app_env, paused_leak, engine):
 def test_requester_cannot_approve_own_request(app_env, paused_leak, engine):
     approval = engine.store.approval_for_execution(paused_leak.id)
     at = make_app(approval["requested_by"], "admin", "approvals")
-    at.button(key=f"approve_{approval['id']}").click().run()
+    assert at.button(key=f"approve_{approval['id']}").disabled  # the card says why
+    assert any("cannot approve your own request" in c for c in texts(at, "caption")), texts(at, "caption")
+    at.session_state["approval_request"] = {"id": approval["id"], "approved": True}  # crafted anyway
+    at.run()
     at.button(key="approval_confirm").click().run()
     assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
     assert engine.store.approval_row(approval["id"])["status"] == "pending"
@@ -126,7 +129,11 @@ def test_execution_deep_link_opens_detail(app_env, paused_leak):
     at.run()
     assert not at.exception
     assert paused_leak.id in [c.value for c in at.code]
-    assert "devops.loop.devops-loop" in texts(at, "subheader")
+    assert "payment-service v1.2.3" in texts(at, "subheader")  # titled by service and version
+    assert any(c.startswith("devops.loop.devops-loop · deployed") for c in texts(at, "caption"))
+    markdown = " ".join(texts(at, "markdown"))
+    assert "Run :orange-badge[:material/pause_circle: PAUSED] · deployment :orange-badge[" in markdown
+    assert "awaiting approval]" in markdown
     assert [t.label for t in at.tabs][:2] == ["All logs", "collect"]
 
 
@@ -158,8 +165,13 @@ def test_deployment_selection_shows_decision_card(app_env, paused_leak):
     assert not at.exception
     assert "payment-service v1.2.2 → v1.2.3" in texts(at, "subheader")
     assert ":red-badge[:material/undo: ROLLBACK]" in texts(at, "markdown")
-    evidence = next(df.value for df in at.dataframe if "metric" in df.value)
+    evidence = next(t.value for t in at.table if "metric" in t.value).map(plain)
+    evidence.columns = [plain(c) for c in evidence.columns]
     assert "High ▲" in set(evidence["result"])
+    error_rate = evidence[evidence["metric"] == "Error rate"].iloc[0]
+    # the summary's numbers, in %, under a header naming the statistic (st.table: never cut off)
+    after = error_rate["end of window (median, last half)"]
+    assert (error_rate["before (median)"], after) == ("0.8%", "34.9%")
 
 
 def test_settings_masks_secrets_and_needs_admin(app_env, monkeypatch):
@@ -302,8 +314,13 @@ def test_metrics_charts_mark_the_deploy_and_flag_anomalies(app_env, paused_leak)
     for element in at.get("plotly_chart"):
         fig = plotly.io.from_json(element.proto.spec)
         figures[fig.layout.title.text] = fig
-    assert "Baseline vs after (median change)" in figures
+    comparison = figures["Before vs after the deploy"]
+    colours = {bar.name: bar.marker.color for bar in comparison.data}
+    worse = next(bar for bar in comparison.data if bar.name == "worse")
+    assert colours["worse"] == "#D62728" and "Error rate" in worse.y  # errors rose: worse, red
+    assert any("0.8% → 34.9%" in text for text in worse.text)  # the summary's numbers, in %
     memory = figures["Memory utilisation"]
+    assert memory.layout.yaxis.tickformat == ".0%"  # the axis in % like the captions
     assert [s.type for s in memory.layout.shapes].count("line") == 1  # the deploy
     assert any(trace.name == "anomaly" for trace in memory.data)
     assert all(0 < len(series(trace.y)) <= 1200 for trace in memory.data)
@@ -321,10 +338,13 @@ def test_learning_what_if_threshold(app_env, paused_leak, engine):
     assert not at.exception
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Recorded decisions"] == "2" and tiles["Decided by a human"] == "1"
+    labels = [m.label for m in at.metric]
+    assert len(labels) == len(set(labels))  # the slider on today's threshold: still two labels
+    assert "Need a human at 80% (the same threshold)" in labels
     at.slider(key="learn_threshold").set_value(1.0).run()
     tiles = {m.label: m.value for m in at.metric}
     # at 1.0 no action runs on its own: both decisions wait for a human
-    assert tiles["Need a human at 1.00"] == "2"
+    assert tiles["Need a human at 100%"] == "2" and "Need a human today (threshold 80%)" in tiles
     assert [b.label for b in at.get("download_button")] == [
         "SFT (Oumi conversations)",
         "KTO (unpaired)",
@@ -352,7 +372,8 @@ def test_critical_action_needs_two_different_approvers(app_env, engine):
     execution = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
     approval_id = engine.store.approval_for_execution(execution.id)["id"]
     first = make_app("alice", "approver", "approvals")
-    assert any("Needs 2 different approvers" in c for c in texts(first, "caption"))
+    markdown = " ".join(texts(first, "markdown"))
+    assert "2 approvers needed" in markdown and "**Votes so far:** none yet" in markdown
     first.button(key=f"approve_{approval_id}").click().run()
     first.button(key="approval_confirm").click().run()
     assert any("1 more approver(s) needed" in s for s in texts(first, "success")), texts(first, "success")
@@ -362,7 +383,9 @@ def test_critical_action_needs_two_different_approvers(app_env, engine):
     first.button(key="approval_confirm").click().run()
     assert any(w.startswith("Already decided:") for w in texts(first, "warning")), texts(first, "warning")
     second = make_app("bob", "admin", "approvals")
-    assert any("alice (approved)" in c for c in texts(second, "caption"))
+    assert "**Votes so far:** alice approved" in texts(second, "markdown")
+    assert any("Still needed: 1 more approval from any approver except alice (voted)" in c
+               for c in texts(second, "caption"))  # fmt: skip
     second.button(key=f"approve_{approval_id}").click().run()
     second.button(key="approval_confirm").click().run()
     assert any("approved by bob" in s for s in texts(second, "success")), texts(second, "success")
@@ -484,7 +507,9 @@ def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
     assert engine.wait(own, timeout=60).state == State.PAUSED
     own_id = engine.store.approval_for_execution(own)["id"]
     at = make_app("Bob ", "admin", "approvals")
-    at.button(key=f"approve_{own_id}").click().run()
+    assert at.button(key=f"approve_{own_id}").disabled
+    at.session_state["approval_request"] = {"id": own_id, "approved": True}
+    at.run()
     at.button(key="approval_confirm").click().run()
     assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
     assert engine.store.approval_votes(own_id) == []

@@ -116,9 +116,28 @@ def test_gantt_one_bar_per_task_and_instant_tasks_visible():
     )
     fig = charts.gantt_figure(frame)
     bars = {task: width for tr in fig.data for task, width in zip(tr.y, tr.x, strict=True)}
+    labels = {task: text for tr in fig.data for task, text in zip(tr.y, tr.text, strict=True)}
+    starts = {task: base for tr in fig.data for task, base in zip(tr.y, tr.base, strict=True)}
     assert set(bars) == {"collect", "analyze", "approval"}
-    assert bars["collect"] == pytest.approx(2000)
-    assert bars["analyze"] >= 50  # zero-length task still drawn
+    assert fig.layout.xaxis.ticksuffix == " ms"  # a 3 s run is told in ms since its start
+    assert bars["collect"] == pytest.approx(2000) and starts["analyze"] == pytest.approx(2000)
+    assert labels == {"collect": "2.0 s", "analyze": "0 ms", "approval": "0 ms"}  # durations labelled
+    assert bars["analyze"] > 0  # zero-length task still drawn
+
+
+def test_gantt_of_a_run_of_a_few_hundred_milliseconds_is_in_ms():
+    ms = [T0 + timedelta(milliseconds=m) for m in (0, 120, 300)]
+    runs = [
+        TaskRun("r1", "collect", State.SUCCESS, [StateHistory(State.RUNNING, ms[0]),
+                                                 StateHistory(State.SUCCESS, ms[1])]),
+        TaskRun("r2", "analyze", State.SUCCESS, [StateHistory(State.RUNNING, ms[1]),
+                                                 StateHistory(State.SUCCESS, ms[2])]),
+    ]  # fmt: skip
+    frame = tables.task_runs_frame(_execution("e", T0, State.SUCCESS, runs))
+    fig = charts.gantt_figure(frame)
+    assert fig.layout.xaxis.ticksuffix == " ms"
+    assert [list(tr.text) for tr in fig.data] == [["120 ms", "180 ms"]]
+    assert [list(tr.base) for tr in fig.data] == [[0.0, 120.0]]
 
 
 # --- executions -----------------------------------------------------------------------------

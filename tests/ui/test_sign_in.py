@@ -83,8 +83,8 @@ def test_on_kestra_nobody_approves_until_a_sign_in_is_configured(kestra, tmp_pat
     assert any("python -m console.access.auth hash" in m for m in texts(at, "markdown"))
     assert "Demo mode" not in " ".join(texts(at, "caption"))
     assert approve_button(at).disabled
-    [card] = [c for c in texts(at, "caption") if c.startswith("Requested by")]
-    assert card.startswith("Requested by ci-bot — from the Kestra input, not verified")
+    [people] = [m for m in texts(at, "markdown") if "requested by **" in m]
+    assert "requested by **ci-bot** (the scenario file; from the Kestra input, not verified)" in people
 
     # a crafted request opens the dialog anyway: refused, and the service refuses a demo identity
     approval_id = approve_button(at).key.removeprefix("approve_")
@@ -129,13 +129,14 @@ def test_a_scenario_the_console_launches_on_kestra_is_requested_by_its_deployer(
     deadline = time.monotonic() + 30
     while True:
         at.switch_page("pages/approvals.py").run()
-        cards = [c for c in texts(at, "caption") if c.startswith("Requested by")]
+        cards = [m for m in texts(at, "markdown") if "requested by **" in m]
         if cards or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert cards == [
-        f"Requested by ci-bot — the deployer named in the scenario file · execution {execution_id}"
-    ]
+    [people] = cards
+    assert people.startswith("Deployed and requested by **ci-bot** (the scenario file)")
+    assert "launched by **dana** (signed in to the console)" in people  # the console's own record
+    assert approve_button(at).disabled  # dana launched it: someone else approves
     approval_id = approve_button(at).key.removeprefix("approve_")
     other = signed_in_app("erin", "approvals")
     other.button(key=f"approve_{approval_id}").click().run()
