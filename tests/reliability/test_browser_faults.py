@@ -103,7 +103,7 @@ def test_kestra_down_slow_and_garbage_keep_every_page_rendering(start_console, f
 def _launch(page, url: str, scenario: str) -> None:
     open_page(page, f"{url}/scenarios")
     page.locator(f".st-key-launch_{scenario} button").click()
-    page.get_by_text("Waiting for approval: decide").first.wait_for(timeout=90_000)
+    page.get_by_text("Open its approval card").first.wait_for(timeout=90_000)
 
 
 def test_llm_down_slow_and_garbage_fall_back_with_a_note(start_console, fake_llm, chromium):
