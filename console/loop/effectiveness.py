@@ -20,6 +20,7 @@ and only to route more strictly.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,18 @@ class Effectiveness:
         }
 
 
+def _line_count(value: object) -> int:
+    """A log pattern's line count; anything that is not a count (a malformed document) is none."""
+    if isinstance(value, bool):
+        return 0
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return int(value) if math.isfinite(value) else 0
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() else 0
+
+
 def root_cause_category(decision: Mapping[str, Any]) -> str:
     """The decision's root-cause category: a critical log category new since the deploy (the most
     lines first), else the metric behind a fired guard, else a regressed user-facing metric, else
@@ -114,7 +127,7 @@ def root_cause_category(decision: Mapping[str, Any]) -> str:
         and str(p.get("level", "")).upper() in ("ERROR", "WARN", "WARNING", "CRITICAL", "FATAL")
     ]
     if fresh:
-        best = max(fresh, key=lambda p: (int(p.get("count_after") or 0), str(p.get("category"))))
+        best = max(fresh, key=lambda p: (_line_count(p.get("count_after")), str(p.get("category"))))
         return str(best["category"])
     for guard in decision.get("guards") or []:
         metric = str(guard).split(" ", 1)[0]

@@ -83,6 +83,9 @@ def test_confidence_is_the_success_rate_weighted_by_how_many_runs():
         ({"metrics": {"latency_p95_ms": {"name": "latency_p95_ms", "classification": "High"}}}, "latency"),
         ({"metrics": [{"name": "error_rate", "classification": "High"}]}, "error_rate"),
         ({}, "unknown"),
+        # a malformed count (found by tests/reliability/test_bad_step_input.py) is no count, not a crash
+        ({"log_patterns": [{**OOM, "count_after": "9999-12-31T23:59:59-01:00"}]}, "out_of_memory"),
+        ({"log_patterns": [{**OOM, "count_after": float("nan")}]}, "out_of_memory"),
     ],
 )
 def test_root_cause_category(decision, category):
