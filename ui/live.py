@@ -424,7 +424,7 @@ def _charts(
             figure = view.live_figure(metric, result.metrics.get(metric, []), markers, start, end)
             st.plotly_chart(figure, key=f"live_chart_{name}_{metric}", config={"displayModeBar": False})
             link = result.links.get(metric)
-            if link:
+            if link and link.startswith(("http://", "https://")):  # a URL, never a script
                 st.link_button(
                     f"{view.live_title(metric)} in Prometheus",
                     link,

@@ -38,7 +38,7 @@ def sign_in(page, url: str, name: str) -> None:
     page.goto(url)
     wait_ready(page)
     signed_in = page.get_by_test_id("stSidebar").get_by_text(name, exact=True)
-    for wait_ms in (2_000, 10_000):  # the run after a submit is over once wait_ready returns
+    for wait_ms in (1_000, 10_000):  # the run after a submit is over once wait_ready returns
         page.locator(".st-key-login_user input").fill(name)
         page.locator(".st-key-login_password input").fill(PASSWORDS[name])
         page.locator(".st-key-sign_in button").click()
