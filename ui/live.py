@@ -47,10 +47,8 @@ WINDOWS = {"3 min": 180, "10 min": 600, "30 min": 1800}
 ACTION_LOOKBACK_S = 2 * 3600
 """Actions are looked for in runs launched up to this long before the chart's window."""
 START_HINT = (
-    "No live service is configured, so nothing live is shown here (never made-up data). "
-    "`./scripts/live.sh` starts one on this machine: the demo service with its load, Prometheus "
-    "scraping it every second, and this console pointed at them through CONSOLE_SERVICES_FILE. "
-    "Then deploy its versions from this section and watch the loop decide."
+    "No live service is configured: `./scripts/live.sh` starts one on this machine (the demo service "
+    "with its load, Prometheus, and this console pointed at them), then deploy its versions here."
 )
 
 
