@@ -291,8 +291,11 @@ def start_demo_stack(
     versions_file: Path | None = None,
     extra_args: tuple[str, ...] | list[str] = (),
     token: str | None = None,
+    deployer_port: int = 0,
+    service_port: int = 0,
 ) -> DemoStack:
-    """Start the deployer on free loopback ports with its files under ``workdir``; optionally load.
+    """Start the deployer on loopback ports (0: one the OS picks) with its files under ``workdir``;
+    optionally load.
 
     ``env`` adds environment variables (e.g. the one ``notify_token_env`` names). The returned
     handle has ``deployer_url``, ``service_url``, ``log_file``, ``token``, ``headers`` and ``stop()``.
@@ -300,7 +303,8 @@ def start_demo_stack(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     token = token or secrets.token_urlsafe(24)
-    deployer_port, service_port = free_port(), free_port()
+    deployer_port = deployer_port or free_port()
+    service_port = service_port or free_port()
     while service_port == deployer_port:
         service_port = free_port()
     log_file = workdir / "demo-service.log"

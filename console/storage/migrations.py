@@ -440,6 +440,9 @@ MIGRATIONS: tuple[Migration, ...] = (
               "how the console knows it", _requesters),
     Migration(7, "outcomes.effect: the few fields action effectiveness reads, beside each record",
               _add_column("outcomes", "effect", "TEXT")),
+    Migration(8, "deployments by scenario: the Scenarios page's latest run per scenario in one seek each",
+              _script("CREATE INDEX IF NOT EXISTS ix_deployments_scenario "
+                      "ON deployments (scenario, created_at DESC);")),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -8,6 +8,8 @@
 - :mod:`~console.storage.approvals` and :mod:`~console.storage.audit`: approvals, votes, the trail.
 - :mod:`~console.storage.read_models`: deployments, KPIs, outcomes, learning rows, metric points.
 - :mod:`~console.storage.stories`: an execution's story (timeline and postmortem material).
+- :mod:`~console.storage.scenario_reads`: the Scenarios page's reads (latest run per scenario,
+  actions on a live service in a time window).
 - :mod:`~console.storage.notifications`: the notifications outbox (cursor, messages, deliveries).
 - :mod:`~console.storage.inbound`: webhook deliveries (idempotency) and incidents with their alerts.
 
@@ -20,8 +22,9 @@ from __future__ import annotations
 from console.storage.executions import ExecutionStore
 from console.storage.inbound import InboundStore
 from console.storage.notifications import NotificationStore
+from console.storage.scenario_reads import ScenarioReadStore
 from console.storage.stories import StoryStore
 
 
-class Store(ExecutionStore, NotificationStore, StoryStore, InboundStore):
+class Store(ExecutionStore, NotificationStore, StoryStore, ScenarioReadStore, InboundStore):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""

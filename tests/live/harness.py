@@ -35,6 +35,7 @@ from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Settings
 from demo_service.testing import DemoStack, start_demo_stack
 from live.processes import PrometheusProcess, missing_reason, start_prometheus
+from live.stack import wait_steady
 
 SERVICE = "demo-service"
 
@@ -124,31 +125,9 @@ class LiveLane:
         return float(result[0]["value"][1]) if result else None
 
     def wait_steady(self, timeout: float = 90.0) -> float:
-        """Wait until Prometheus holds a whole baseline window of steady, healthy traffic: every
-        second of the last ``baseline_s`` recorded, the request rate near the load's, no errors, the
-        memory low. Returns the seconds waited."""
-        began = time.monotonic()
-        span = f"{self.windows.baseline_s + 2:g}s"
-        sel = f'{{service="{SERVICE}"}}'
-        while time.monotonic() - began < timeout:
-            points = self.query(f"count_over_time(service:http_requests:rate5s{sel}[{span}])")
-            slowest = self.query(f"min_over_time(service:http_requests:rate5s{sel}[{span}])")
-            errors = self.query(f"max_over_time(service:http_requests_errors:ratio_rate5s{sel}[{span}])")
-            memory = self.query(
-                f"max_over_time(service:process_resident_memory_bytes:max_ratio_limit{sel}[{span}])"
-            )
-            if (
-                points is not None
-                and points >= self.windows.baseline_s
-                and slowest is not None
-                and slowest >= 0.8 * self.rps
-                and errors == 0.0
-                and memory is not None
-                and memory < 0.5
-            ):
-                return time.monotonic() - began
-            time.sleep(0.5)
-        raise TimeoutError(f"no steady baseline in Prometheus within {timeout:g} s")
+        """Wait until Prometheus holds a whole baseline window of steady, healthy traffic
+        (:func:`live.stack.wait_steady`). Returns the seconds waited."""
+        return wait_steady(self.query, self.windows.baseline_s, self.rps, timeout)
 
     # -- the loop -------------------------------------------------------------------------------------
 

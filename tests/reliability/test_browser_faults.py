@@ -101,9 +101,16 @@ def test_kestra_down_slow_and_garbage_keep_every_page_rendering(start_console, f
 
 
 def _launch(page, url: str, scenario: str) -> None:
+    """Launch ``scenario`` and wait until its card links to the new run's approval card (the card
+    shows the scenario's latest run: a previous run awaiting approval links to its own card)."""
     open_page(page, f"{url}/scenarios")
+    link = page.locator(f".st-key-scenario_{scenario}").get_by_role("link", name="Open its approval card")
+    before = link.first.get_attribute("href") if link.count() else None
     page.locator(f".st-key-launch_{scenario} button").click()
-    page.get_by_text("Waiting for approval: decide").first.wait_for(timeout=90_000)
+    deadline = time.monotonic() + 90
+    while not link.count() or link.first.get_attribute("href") == before:
+        assert time.monotonic() < deadline, f"{scenario}: no new run awaiting approval within 90 s"
+        page.wait_for_timeout(200)
 
 
 def test_llm_down_slow_and_garbage_fall_back_with_a_note(start_console, fake_llm, chromium):

@@ -89,7 +89,7 @@ def test_log_text_and_outputs_are_never_html_and_secrets_never_shown(start_conso
     card = page.locator(f".st-key-scenario_{SCENARIO}")
     shows_payload_literally(page, card)
     card.locator("button").click()
-    page.get_by_text("Waiting for approval: decide").first.wait_for(timeout=90_000)
+    page.get_by_text("Open its approval card").first.wait_for(timeout=90_000)
     assert_not_pwned(page)
 
     store = Store(console.data_dir / "console.sqlite3")

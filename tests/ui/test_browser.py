@@ -1,5 +1,6 @@
-"""End to end in real headless Chromium: launch the memory-leak scenario, approve the rollback,
-see the deployment rolled back; then a deep link to the execution in a fresh session."""
+"""End to end in real headless Chromium: launch the memory-leak scenario (its card says "Awaiting
+approval" with a link to the approval card), approve the rollback, see the deployment rolled back
+and the scoreboard after a reload; then a deep link to the execution in a fresh session."""
 
 from __future__ import annotations
 
@@ -50,12 +51,17 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
 
     launch = page.locator(".st-key-launch_memory-leak button")
     launch.dblclick()  # a double click must launch once
-    page.get_by_text("Waiting for approval: decide").wait_for(timeout=60_000)
+    page.get_by_text("Open its approval card").wait_for(timeout=60_000)
     store = Store(data_dir / "console.sqlite3")
     executions, total = store.search_executions()
     assert total == 1, "a double click launched twice"
     execution_id = executions[0].id
-    assert page.get_by_text("match", exact=False).count() > 0
+    assert page.get_by_text("as expected", exact=False).count() > 0
+    card = page.locator(".st-key-scenario_memory-leak")
+    card.get_by_text("Awaiting approval").wait_for(timeout=10_000)  # a paused run is not "Running…"
+    assert card.get_by_text("Running…").count() == 0
+    href = card.get_by_role("link", name="Open its approval card").get_attribute("href") or ""
+    assert "approval=" in href, href
 
     page.goto(f"{url}/approvals")
     wait_ready(page)
@@ -83,6 +89,14 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     while (store.deployment_for_execution(execution_id) or {}).get("status") != "rolled back":
         assert time.monotonic() < deadline, "the deployment was not rolled back"
         time.sleep(0.2)
+    # the scoreboard comes from the store: a reload shows it; past runs are collapsed below the cards
+    page.goto(f"{url}/scenarios")
+    wait_ready(page)
+    page.get_by_text("1/1 as expected").wait_for(timeout=10_000)
+    past = page.get_by_test_id("stExpander").filter(has_text="Past scenario runs (1)")
+    past.wait_for(timeout=10_000)
+    assert past.locator("details").get_attribute("open") is None
+    assert page.locator(".st-key-scenario_memory-leak").bounding_box()["y"] < past.bounding_box()["y"]
     page.goto(url)
     wait_ready(page)
     # the service card (not the data grid, whose hidden accessibility copy also holds the text)

@@ -53,8 +53,8 @@ def test_launch_scenario_once_even_on_double_click(app_env, engine):
     wait_for(lambda: engine.get_execution(execution_id).state == State.PAUSED)
     at.run()
     markdown = " ".join(texts(at, "markdown"))
-    assert "match" in markdown and "mismatch" not in markdown
-    assert execution_id in " ".join(str(p.proto.text) for p in at.get("progress"))
+    assert "as expected" in markdown and "not as expected" not in markdown
+    assert "Awaiting approval" in markdown and "Running…" not in [b.label for b in at.button]
 
 
 def test_approve_rolls_back(app_env, paused_leak: Execution, engine: EmbeddedEngine):

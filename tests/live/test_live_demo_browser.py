@@ -1,0 +1,148 @@
+"""The live demo from the Scenarios page, in Debian's Chromium, on the live stack as
+``./scripts/live.sh`` starts it (live/stack.py: the demo service with its load, Prometheus, the
+console, two password users), with tight windows:
+
+alice signs in and double-clicks "v1.2.0-leak" in the Live section (one deploy, one run) → the
+loop decides ROLLBACK early and the section says "Awaiting approval" with a link to the card → bob,
+signed in elsewhere, follows that link and approves → the deployer runs v1.0.0 again → the section
+shows the measured outcome (resolved). Screenshots of the section mid-run and after the recovery go
+to ``LIVE_SCREENS_DIR`` when it is set (1440×900). About a minute.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from console.storage import Store
+from live.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
+from tests.browser_support import wait_ready
+from tests.live.conftest import require_prometheus
+
+pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.slow]
+
+PASSWORDS = {"alice": "alice-live-Pass-1", "bob": "bob-live-Pass-1"}
+LEAK = "v1.2.0-leak"
+SECTION = ".st-key-live_demo-service"
+
+
+def sign_in(page, url: str, name: str) -> None:
+    """Sign in with the password form. The first submit of a freshly loaded page is lost in
+    Streamlit 1.67 (the sidebar's widgets are created before st.navigation picks the page, so the
+    first run gives them other ids than the runs after it: the typed values are dropped); a second
+    submit works. Reported to the lead; until app.py's shell is fixed the test submits again."""
+    page.goto(url)
+    wait_ready(page)
+    signed_in = page.get_by_test_id("stSidebar").get_by_text(name, exact=True)
+    for wait_ms in (1_000, 10_000):  # the run after a submit is over once wait_ready returns
+        page.locator(".st-key-login_user input").fill(name)
+        page.locator(".st-key-login_password input").fill(PASSWORDS[name])
+        page.locator(".st-key-sign_in button").click()
+        wait_ready(page)
+        try:
+            signed_in.wait_for(timeout=wait_ms)
+            return
+        except PlaywrightTimeout:
+            continue
+    signed_in.wait_for(timeout=1_000)
+
+
+def screenshot(page, name: str) -> None:
+    """The viewport, then scrolled down to the scenario cards below the Live section."""
+    target = os.environ.get("LIVE_SCREENS_DIR")
+    if target:
+        page.mouse.move(1, 1)  # no tooltip left from a click
+        page.wait_for_timeout(2500)  # a chart refresh (every 2 s) with the latest points and markers
+        Path(target).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(target) / name))
+        # Streamlit scrolls inside its main block (a full-page shot is the viewport): scroll there
+        page.get_by_text("Demo scenarios").first.evaluate("el => el.scrollIntoView({block: 'center'})")
+        page.screenshot(path=str(Path(target) / name.replace(".png", "-cards.png")))
+        page.get_by_test_id("stMain").evaluate("el => el.scrollTo(0, 0)")
+
+
+def wait_text(locator, text: str, timeout_s: float) -> float:
+    """Seconds until ``text`` is in ``locator``'s text."""
+    started = time.monotonic()
+    locator.get_by_text(text, exact=False).first.wait_for(timeout=timeout_s * 1000)
+    return time.monotonic() - started
+
+
+def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
+    require_prometheus()
+    began = time.monotonic()
+    stack: LiveStack = start_live_stack(
+        StackOptions(
+            tmp_path / "live", ports=dict(FREE_PORTS), windows=Windows(8, 30, 8), passwords=PASSWORDS
+        )
+    )
+    contexts = []
+    print(f"\nstack started in {time.monotonic() - began:.1f} s")
+    try:
+        alice_ctx = chromium.new_context(viewport={"width": 1440, "height": 900})
+        bob_ctx = chromium.new_context(viewport={"width": 1440, "height": 900})
+        contexts += [alice_ctx, bob_ctx]
+        alice, bob = alice_ctx.new_page(), bob_ctx.new_page()
+        sign_in(alice, f"{stack.console_url}/scenarios", "alice")
+        section = alice.locator(SECTION)
+        section.get_by_text("runs v1.0.0", exact=False).wait_for(timeout=30_000)
+        print(f"alice signed in, Live section shown: {time.monotonic() - began:.1f} s from the start")
+        print(f"\nsteady baseline after {stack.wait_steady():.1f} s more")
+
+        # a double click deploys once and starts one run
+        clicked = time.monotonic()
+        alice.locator(
+            ".st-key-deploy_demo-service_v1-2-0-leak button"
+        ).first.dblclick()  # (a hidden copy follows)
+        wait_text(section, f"{LEAK} by alice", 30)
+        wait_text(section, "Awaiting approval", 60)
+        to_decision = time.monotonic() - clicked
+        print(f"click deploy → 'Awaiting approval' in the browser: {to_decision:.1f} s")
+        section.get_by_text("ROLLBACK").first.wait_for(timeout=5_000)
+        section.get_by_text("Decided early", exact=False).wait_for(timeout=5_000)
+        deploys = [d for d in stack.demo.deployments() if d["kind"] == "deploy"]
+        assert [d["version"] for d in deploys] == [LEAK], "a double click deployed twice"
+        assert deploys[0]["by"] == "alice"
+        screenshot(alice, "live-mid-run.png")
+
+        # bob opens the card's link, signs in and approves
+        link = section.get_by_role("link", name="Open its approval card")
+        href = link.get_attribute("href")
+        assert href and "approval=" in href
+        # a fresh page (as a link from a notification opens): bob signs in there
+        signing = time.monotonic()
+        sign_in(bob, href if href.startswith("http") else stack.console_url + "/" + href.lstrip("/"), "bob")
+        print(f"bob signed in on the card's link in {time.monotonic() - signing:.1f} s")
+        store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
+        try:
+            [row] = store.list_deployments(service="demo-service", limit=1)
+            assert row["source"] == "console" and row["deployed_by"] == "alice" and row["version"] == LEAK
+            approval = store.approval_for_execution(row["execution_id"])
+        finally:
+            store.close()
+        assert approval["requested_by"] == "alice"
+        bob.locator(f".st-key-approve_{approval['id']} button").click()
+        bob.locator(".st-key-approval_confirm button").click()
+        bob.get_by_text("approved by bob", exact=False).first.wait_for(timeout=30_000)
+        approved = time.monotonic()
+
+        # the previous version serves again, and the section shows the measured outcome
+        deadline = time.monotonic() + 30
+        while stack.demo.status()["version"] != "v1.0.0":
+            assert time.monotonic() < deadline, "the deployer did not run v1.0.0 again"
+            time.sleep(0.2)
+        print(f"approve → v1.0.0 serving: {time.monotonic() - approved:.1f} s")
+        section.get_by_text("runs v1.0.0", exact=False).wait_for(timeout=30_000)
+        wait_text(section, "Measured outcome", 60)
+        section.get_by_text("resolved", exact=True).first.wait_for(timeout=5_000)
+        print(f"approve → measured outcome shown: {time.monotonic() - approved:.1f} s")
+        screenshot(alice, "live-after-recovery.png")
+    finally:
+        for context in contexts:
+            context.close()
+        stack.stop()
+    assert not stack.demo.leftovers
