@@ -17,6 +17,8 @@ whether a remediation really ran, never from a scenario's expected verdict.
 
 from __future__ import annotations
 
+import math
+import statistics
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -97,7 +99,7 @@ def judge_recovery(
         "logs": [],
     }
     decision = analyze(parse_snapshot(doc), patterns=[])
-    status, reason = classify_recovery(decision)
+    status, reason = classify_recovery(decision, end_levels(window))
     return {
         "status": status,
         "reason": reason,
@@ -139,8 +141,25 @@ def _worse(decision: Decision) -> list[str]:
     return [m.name for m in decision.metrics if m.classification in (Classification.HIGH, Classification.LOW)]
 
 
-def classify_recovery(decision: Decision) -> tuple[str, str]:
-    """(status, one-line reason) from the judge's decision on baseline vs post-action window."""
+def end_levels(window: Mapping[str, list[list[Any]]]) -> dict[str, float]:
+    """Each metric's level at the end of the window: the median of its last third (at least one
+    point). A service that recovers during the window is judged on where it ended, and the reason
+    quotes that level, not the window's median (which still holds the failing first seconds)."""
+    levels = {}
+    for name, points in window.items():
+        values = [float(p[1]) for p in sorted(points, key=lambda p: _epoch(p[0])) if _finite(p[1])]
+        if values:
+            levels[name] = statistics.median(values[-max(1, len(values) // 3) :])
+    return levels
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def classify_recovery(decision: Decision, ends: Mapping[str, float] | None = None) -> tuple[str, str]:
+    """(status, one-line reason) from the judge's decision on baseline vs post-action window;
+    ``ends`` are the metrics' levels at the window's end (:func:`end_levels`) for the reason."""
     by_name = {m.name: m for m in decision.metrics}
     worse = _worse(decision)
     if decision.guards:
@@ -156,8 +175,14 @@ def classify_recovery(decision: Decision) -> tuple[str, str]:
     if worse:
         detail = "; ".join(f"{n}: {by_name[n].reason}" for n in worse)
         return INCONCLUSIVE, f"user-facing metrics are back, but other metrics still differ: {detail}"
+    ends = ends or {}
     levels = ", ".join(
-        f"{n} {_fmt(n, by_name[n].baseline_median)} before the deploy, {_fmt(n, by_name[n].after_median)} now"
+        f"{n} {_fmt(n, by_name[n].baseline_median)} before the deploy, "
+        + (
+            f"{_fmt(n, ends[n])} at the end of the window"
+            if n in ends
+            else f"{_fmt(n, by_name[n].after_median)} in the window"
+        )
         for n in judged
     )
     return RESOLVED, f"no metric is worse than before the deploy ({levels})"

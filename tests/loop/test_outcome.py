@@ -53,6 +53,28 @@ def test_back_to_the_baseline_is_resolved_with_per_metric_evidence():
     assert measured["measured_at"].endswith("Z")
 
 
+def test_a_recovery_within_the_window_quotes_the_level_at_its_end():
+    """Found in the live demo: the rollback took effect a few seconds into a short window, the judge
+    said recovered, and the reason quoted the window's median ("55.3% now") beside "resolved"."""
+    before = snapshot_until(DEPLOYED_AT - 1)
+    after = snapshot_until(
+        POST_START + 20, lambda t, v: {**v, "error_rate": 0.55} if DEPLOYED_AT + t < POST_START + 11 else v
+    )
+    start = format_ts(POST_START)
+    window = {n: [p for p in points if p[0] >= start] for n, points in after["metrics"].items()}
+    measured = O.judge_recovery(
+        before["deployment"],
+        O.split_baseline(before["metrics"], format_ts(DEPLOYED_AT)),
+        window,
+        window_start=format_ts(POST_START),
+        window_end=format_ts(POST_START + 20),
+    )
+    assert measured["metrics"]["error_rate"]["after_median"] > 0.2  # the window's median still fails
+    assert measured["status"] == O.RESOLVED
+    assert "error_rate 0.0% before the deploy, 0.0% at the end of the window" in measured["reason"]
+    assert "55" not in measured["reason"]
+
+
 def test_errors_still_there_are_not_resolved():
     measured = measure(lambda v: {**v, "error_rate": 0.4})
     assert measured["status"] == O.NOT_RESOLVED
