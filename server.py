@@ -16,6 +16,7 @@ from typing import Any
 
 import streamlit as st
 from starlette.concurrency import run_in_threadpool
+from streamlit.runtime.pages_manager import PagesManager
 
 from console.api import api_routes
 from console.runtime import close_shared_services, shared_services
@@ -42,5 +43,15 @@ async def lifespan(_app: Any) -> AsyncIterator[None]:
         await run_in_threadpool(close_shared_services, False)
 
 
+def _navigation_only() -> None:
+    """The console navigates with ``st.navigation`` (app.py) only. Left alone, Streamlit 1.67 runs
+    the first session after start in its legacy ``pages/``-folder mode until app.py's first
+    ``st.navigation`` call, and in a real browser that first session's first sign-in submit was
+    lost (tests/ui/test_sign_in_browser.py). Deciding it once here, before any session, gives every
+    session the same runs; ``ui/shell.py`` still covers ``streamlit run app.py`` and AppTest."""
+    PagesManager.uses_pages_directory = False
+
+
 _access_log()
+_navigation_only()
 app = st.App("app.py", routes=api_routes(), lifespan=lifespan)

@@ -20,6 +20,8 @@ def require_app_shell() -> None:
     role-filtered menu. So a page that finds itself there turns the legacy mode off and runs
     ``app.py`` in its place: its ``st.navigation`` resolves the same URL to this same page, which then
     renders inside the shell. The browser deep-link test and every AppTest page test cover this.
+    ``server.py`` (how the console is served) turns the legacy mode off before any session, so
+    there this only matters for ``streamlit run app.py`` and AppTest.
     """
     from streamlit.runtime.pages_manager import PagesManager
 

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from console.storage import Store
 from live.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
@@ -31,24 +30,14 @@ SECTION = ".st-key-live_demo-service"
 
 
 def sign_in(page, url: str, name: str) -> None:
-    """Sign in with the password form. The first submit of a freshly loaded page is lost in
-    Streamlit 1.67 (the sidebar's widgets are created before st.navigation picks the page, so the
-    first run gives them other ids than the runs after it: the typed values are dropped); a second
-    submit works. Reported to the lead; until app.py's shell is fixed the test submits again."""
+    """Sign in with the password form (one submit: tests/ui/test_sign_in_browser.py)."""
     page.goto(url)
     wait_ready(page)
-    signed_in = page.get_by_test_id("stSidebar").get_by_text(name, exact=True)
-    for wait_ms in (1_000, 10_000):  # the run after a submit is over once wait_ready returns
-        page.locator(".st-key-login_user input").fill(name)
-        page.locator(".st-key-login_password input").fill(PASSWORDS[name])
-        page.locator(".st-key-sign_in button").click()
-        wait_ready(page)
-        try:
-            signed_in.wait_for(timeout=wait_ms)
-            return
-        except PlaywrightTimeout:
-            continue
-    signed_in.wait_for(timeout=1_000)
+    page.locator(".st-key-login_user input").fill(name)
+    page.locator(".st-key-login_password input").fill(PASSWORDS[name])
+    page.locator(".st-key-sign_in button").click()
+    wait_ready(page)
+    page.get_by_test_id("stSidebar").get_by_text(name, exact=True).wait_for(timeout=10_000)
 
 
 def screenshot(page, name: str) -> None:
