@@ -29,6 +29,13 @@ if frame is None or frame.empty:
     )
     st.stop()
 
+total, simulated = safe(
+    reads.read_outcome_provenance, services.store, reads.db_key(services), default=(0, 0), what="outcomes"
+)
+note = learning.provenance_note(total, simulated)
+if note:
+    st.info(note, icon=":material/science:")
+
 quality, whatif, export = st.tabs(["Decision quality and calibration", "Policy what-if", "Training data"])
 
 with quality:

@@ -83,6 +83,11 @@ def read_learning(store: Store, db: str) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=30, show_spinner=False)
+@st.cache_data(ttl=READ_TTL_S, show_spinner=False)
+def read_outcome_provenance(_store: Store, db: str) -> tuple[int, int]:
+    return _store.outcome_provenance()
+
+
 def read_deployed_services(_store: Store, db: str) -> list[str]:
     return _store.deployed_services()
 

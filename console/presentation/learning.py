@@ -256,3 +256,20 @@ def whatif_frame(frame: pd.DataFrame, settings: Settings, threshold: float) -> p
         },
         columns=columns,
     )
+
+
+def provenance_note(total: int, simulated: int) -> str | None:
+    """What the Learning figures rest on, when any of it is simulated (None when all is measured on
+    real services): a scenario's actions are simulated and its outcome measured on its file's
+    recorded post-action segment, so its 'held' is a replay, not evidence from production."""
+    if total <= 0 or simulated <= 0:
+        return None
+    if simulated >= total:
+        return (
+            f"All {total} recorded decisions come from demo scenarios: their actions were simulated and "
+            "their outcomes measured on recorded segments (simulated), not on a running service."
+        )
+    return (
+        f"{simulated} of {total} recorded decisions come from demo scenarios (simulated actions, outcomes "
+        f"measured on recorded segments); {total - simulated} were measured on running services."
+    )

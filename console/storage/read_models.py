@@ -386,6 +386,15 @@ class ReadModelStore(ApprovalStore):
         with self.read() as conn:
             return [tuple(row) for row in conn.execute(_LEARNING_SQL, (int(after),)).fetchall()]  # type: ignore[misc]
 
+    def outcome_provenance(self) -> tuple[int, int]:
+        """(recorded outcomes, those of simulated runs): a scenario's actions are simulated and its
+        outcome measured on a recorded segment, so Learning says how much of it is that."""
+        row = self.conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(d.simulated), 0) FROM outcomes o "
+            "LEFT JOIN deployments d ON d.execution_id = o.execution_id"
+        ).fetchone()
+        return int(row[0]), int(row[1])
+
     # -- what a deployment's decision saw and what its actions did -------------------------------
 
     def deployment_decision(self, deployment: dict[str, Any]) -> dict[str, Any] | None:

@@ -338,6 +338,8 @@ def test_learning_what_if_threshold(app_env, paused_leak, engine):
     assert not at.exception
     tiles = {m.label: m.value for m in at.metric}
     assert tiles["Recorded decisions"] == "2" and tiles["Decided by a human"] == "1"
+    # both runs are scenarios: the page says its figures rest on simulated runs
+    assert any("All 2 recorded decisions come from demo scenarios" in i.value for i in at.info)
     labels = [m.label for m in at.metric]
     assert len(labels) == len(set(labels))  # the slider on today's threshold: still two labels
     assert "Need a human at 80% (the same threshold)" in labels

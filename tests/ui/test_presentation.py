@@ -426,3 +426,12 @@ def test_audit_csv_has_no_formula_cells(tmp_path):
     assert not [c for c in cells if c.lstrip(" ").startswith(("=", "+", "-", "@", "\t", "\r"))], cells
     assert all(len(row) == 6 for row in rows), rows
     assert {r[2] for r in rows[1:]} >= {"'" + text for text in hostile if text != "ok\r=1+1"} | {"ok\r=1+1"}
+
+
+def test_learning_says_how_much_of_it_is_simulated():
+    assert learning.provenance_note(0, 0) is None
+    assert learning.provenance_note(5, 0) is None  # all measured on running services
+    assert learning.provenance_note(3, 3).startswith("All 3 recorded decisions come from demo scenarios")
+    mixed = learning.provenance_note(10, 4)
+    assert mixed.startswith("4 of 10 recorded decisions come from demo scenarios")
+    assert "6 were measured on running services" in mixed
