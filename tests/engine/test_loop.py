@@ -86,7 +86,11 @@ def test_healthy_scenario_runs_to_success_without_approval(engine):
     [record] = engine.store.outcome_records()
     assert record["approval"]["status"] == "auto"
     assert record["scenario"]["id"] == HEALTHY_SCENARIO
-    assert record["outcome"]["held"] is True  # CONTINUE was the expected verdict
+    assert record["outcome"]["held"] is True  # it stayed healthy on the recorded post-action segment
+    # a scenario's log says at each step that what it did and measured is simulated
+    lines = {e.task_id: e.message for e in engine.execution_logs(execution.id)}
+    assert lines["verify"].startswith("measured (simulated): resolved")
+    assert lines["record"].startswith("outcome recorded (simulated): healthy")
 
 
 def test_launch_returns_at_once_and_the_worker_finishes(engine):

@@ -797,8 +797,9 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
         record = outputs["outcome"]
         status = record["outcome"]["deployment_status"]
         held = record["outcome"].get("held")
+        simulated = " (simulated)" if record["outcome"].get("simulated") else ""
         return (
-            f"outcome recorded: {status}, approval {record['approval']['status']}, "
+            f"outcome recorded{simulated}: {status}, approval {record['approval']['status']}, "
             f"measured {record['outcome'].get('measured_status')}, held {held}"
         )
     return f"{task_id} done"
