@@ -15,8 +15,10 @@ It starts, each on 127.0.0.1:
 
 Every file lives under the state directory (``.live/`` by default): the console's database (kept
 between starts), the processes' logs, Prometheus' data. The deployer starts afresh each time (at
-v1.0.0). Ctrl-C (or SIGTERM) stops everything. The deployer is started without a notify URL: the
-Scenarios page's Live section starts the loop itself after a deploy.
+v1.0.0). Ctrl-C (or SIGTERM) stops everything. The deployer announces every deploy to the console's
+``POST /api/deployments`` (a token made at each start), so a deploy made with curl against the
+deployer starts the loop as well as one made from the Scenarios page's Live section; both announce
+the same deployment id, and the console starts one run for it.
 
 Tests reuse :func:`start_live_stack` with free ports and tight windows::
 
@@ -55,6 +57,10 @@ from live.processes import LiveStackError, PrometheusProcess, missing_reason, st
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "demo-service"
 TOKEN_ENV = "DEMO_DEPLOYER_TOKEN"  # noqa: S105 -- the name of the variable, not a token
+ANNOUNCE_TOKEN_ENV = "LIVE_ANNOUNCE_TOKEN"  # noqa: S105 -- the name of the variable, not a token
+"""The deployer announces each deploy to the console's ``POST /api/deployments`` with this token
+(the console's ``CONSOLE_API_TOKEN``, acting as ``deployer``), so a deploy made with curl starts
+the loop too; made at each start, never printed."""
 USERS = ("alice", "bob")
 
 DEFAULT_PORTS = {"console": 8501, "deployer": 8700, "service": 8701, "prometheus": 9090}
@@ -193,9 +199,12 @@ class LiveStack:
     prom: PrometheusProcess
     services_file: Path
     secrets_file: Path
+    token_file: Path
+    """The deployer's bearer token (mode 600), for a deploy made with curl."""
     passwords: dict[str, str]
     console_proc: subprocess.Popen[bytes] | None = None
     console_port: int = 0
+    announce_token: str = field(default="", repr=False)
     _console_log: IO[bytes] | None = field(default=None, repr=False)
     stopped: bool = False
 
@@ -296,6 +305,7 @@ def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:
 
 
 def _start_console(stack: LiveStack, port: int) -> None:
+    """The console on ``port`` (chosen before the deployer, which announces to it)."""
     options = stack.options
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV and not k.startswith("KESTRA_")}
     env.update(
@@ -305,10 +315,12 @@ def _start_console(stack: LiveStack, port: int) -> None:
             "CONSOLE_SERVICES_FILE": str(stack.services_file),
             "LIVE_POLL_S": f"{options.poll_s:g}",
             TOKEN_ENV: stack.demo.token,
+            "CONSOLE_API_TOKEN": stack.announce_token,
+            "CONSOLE_API_TOKEN_NAME": "deployer",
             "PYTHONUNBUFFERED": "1",
         }
     )
-    stack.console_port = port or _free_port()
+    stack.console_port = port
     stack._console_log = stack.console_log.open("ab")
     stack.console_proc = subprocess.Popen(
         [
@@ -352,6 +364,8 @@ def start_live_stack(options: StackOptions) -> LiveStack:
     passwords = dict(options.passwords or {name: secrets.token_urlsafe(9) for name in USERS})
     demo: DemoStack | None = None
     prom: PrometheusProcess | None = None
+    console_port = (options.ports.get("console", 0) or _free_port()) if options.console else 0
+    announce_token = secrets.token_urlsafe(24) if options.console else ""
     try:
         try:
             demo = start_demo_stack(
@@ -359,6 +373,9 @@ def start_live_stack(options: StackOptions) -> LiveStack:
                 load_rps=options.rps,
                 deployer_port=options.ports.get("deployer", 0),
                 service_port=options.ports.get("service", 0),
+                notify_urls=[f"http://127.0.0.1:{console_port}/api/deployments"] if options.console else [],
+                notify_token_env=ANNOUNCE_TOKEN_ENV if options.console else None,
+                env={ANNOUNCE_TOKEN_ENV: announce_token} if options.console else None,
             )
         except RuntimeError as exc:
             raise StackError(f"the demo service did not start: {_flat(exc, 300)}") from None
@@ -380,11 +397,13 @@ def start_live_stack(options: StackOptions) -> LiveStack:
             prom,
             services_file=_private(state / "services.yaml", services_yaml(prom.url, demo, options.windows)),
             secrets_file=_private(state / "secrets.toml", secrets_toml(passwords)),
+            token_file=_private(state / "deployer.token", demo.token),
             passwords=passwords,
+            announce_token=announce_token,
         )
         if options.console:
             try:
-                _start_console(stack, options.ports.get("console", 0))
+                _start_console(stack, console_port)
             except BaseException:
                 stack.stop()
                 raise
@@ -505,7 +524,7 @@ def _print_started(stack: LiveStack) -> None:
         f"live: console     {stack.console_url}   → Scenarios → Live",
         f"live: sign in as  {users}   (approvers; whoever deploys cannot approve alone)",
         f"live: prometheus  {stack.prom.url}",
-        f"live: deployer    {stack.demo.deployer_url}   (token in the processes' {TOKEN_ENV}, not shown)",
+        f"live: deployer    {stack.demo.deployer_url}   (bearer token in {stack.token_file}, not shown)",
         f"live: service     {stack.demo.service_url}   (load {o.rps:g} req/s)",
         f"live: windows     baseline {o.windows.baseline_s:g} s, verification {o.windows.verify_s:g} s, "
         f"post-action {o.windows.post_action_s:g} s",

@@ -6,9 +6,11 @@ goes. Nothing here is made up: what cannot be read is one line saying why.
 A deploy starts from the button's ``on_click`` and runs in a background thread (:class:`DeployJobs`,
 one per console process): while a deploy of a service is in flight, or for a moment after it, more
 clicks do nothing, so a double click never deploys twice. The thread calls the deployer's
-``POST /deploy`` as the signed-in person, then starts the loop on the deployer's record
-(``launch_deployment(source="console")``) and records who launched it, so the approval it may ask
-for names that person and someone else has to approve.
+``POST /deploy`` as the signed-in person, then announces the deployer's record through the intake
+service (:meth:`console.inbound.Inbound.announce`, ``source="console"``) and records who launched
+it, so the approval it may ask for names that person and someone else has to approve. A deployer
+that announces its deploys itself (``scripts/live.sh`` points it at ``/api/deployments``) announces
+the same deployment id: whichever comes first starts the run, the other gets that run's id.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from typing import Any
 import streamlit as st
 
 from console.access import signin
+from console.access.approvals import launch_source
 from console.access.auth import Identity
 from console.domain.models import format_time
-from console.engines.backend import Backend
 from console.executors.config import ExecutorConfigError
 from console.executors.deployer_api import DeployerClient, DeployerUnavailable
+from console.inbound import Inbound
 from console.presentation import formatting as fmt
 from console.presentation import live as view
 from console.presentation import tables
@@ -110,6 +113,20 @@ class DeployJob:
 
 
 RecordLaunch = Callable[[str, Identity], None]
+Announce = Callable[[dict[str, Any], Identity], str]
+"""Starts the loop on a deployer's record (or finds the run its announcement started): its id."""
+
+
+def announcer(inbound: Inbound) -> Announce:
+    def announce(record: dict[str, Any], who: Identity) -> str:
+        outcome = inbound.announce(
+            record, source="console", announced_by=who.name, requester_source=launch_source(who)
+        )
+        if not outcome.execution_id:
+            raise RuntimeError(outcome.reason or f"the announcement was {outcome.status}")
+        return outcome.execution_id
+
+    return announce
 
 
 class DeployJobs:
@@ -129,7 +146,7 @@ class DeployJobs:
         version: str,
         who: Identity,
         client: DeployerClient,
-        backend: Backend,
+        announce: Announce,
         record_launch: RecordLaunch | None,
     ) -> str | None:
         """Start a deploy of ``version`` as ``who``; None when started, else why not (one line)."""
@@ -144,7 +161,7 @@ class DeployJobs:
             self.jobs[service] = job
         threading.Thread(
             target=self._run,
-            args=(job, who, client, backend, record_launch),
+            args=(job, who, client, announce, record_launch),
             name=f"deploy-{service}",
             daemon=True,
         ).start()
@@ -155,7 +172,7 @@ class DeployJobs:
         job: DeployJob,
         who: Identity,
         client: DeployerClient,
-        backend: Backend,
+        announce: Announce,
         record_launch: RecordLaunch | None,
     ) -> None:
         try:
@@ -172,7 +189,7 @@ class DeployJobs:
         else:
             job.record = record
             try:
-                job.execution_id = backend.launch_deployment(record, triggered_by=who.name, source="console")
+                job.execution_id = announce(record, who)
             except Exception as exc:
                 log.exception("launch after a deploy failed")
                 job.error = f"{job.version} is deployed, but the loop could not start: {one_line(exc)}"
@@ -210,7 +227,7 @@ def request_deploy(services: Services, service: ServiceConfig, version: str) -> 
     if who.source == "demo" and not policy.demo_allowed:
         st.session_state[key] = "A demo identity cannot deploy to a live service: sign in."
         return
-    if services.backend is None:
+    if services.backend is None or services.inbound is None:
         st.session_state[key] = services.error or "The engine is not available."
         return
     try:
@@ -222,7 +239,8 @@ def request_deploy(services: Services, service: ServiceConfig, version: str) -> 
         st.session_state[key] = f"{service.name} is deployed by its own pipeline, not from the console."
         return
     record_launch = services.approvals.record_launch if services.approvals is not None else None
-    refused = deploy_jobs().start(service.name, version, who, client, services.backend, record_launch)
+    announce = announcer(services.inbound)
+    refused = deploy_jobs().start(service.name, version, who, client, announce, record_launch)
     if refused:
         st.session_state[key] = refused
     else:

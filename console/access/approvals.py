@@ -108,6 +108,15 @@ def already_message(approval: dict[str, Any]) -> str:
     return f"already {status} by {_who(approval)} at {_hhmm(approval.get('decided_at'))}"
 
 
+def launch_source(identity: Identity) -> str:
+    """How the console knows who launched a run: a signed-in person, a demo identity, or another."""
+    if identity.source in ("password", "oidc"):
+        return RequesterSource.CONSOLE_SIGN_IN
+    if identity.source == "demo":
+        return RequesterSource.CONSOLE_DEMO
+    return f"console ({identity.source})"
+
+
 class ApprovalService:
     """Backend-agnostic approvals on top of the store."""
 
@@ -151,16 +160,9 @@ class ApprovalService:
         """The console launched ``execution_id`` for ``identity``: remember it, so the approval it
         may ask for names this signed-in person as the requester (on Kestra, whatever the
         execution's ``triggered_by`` input says)."""
-        source = (
-            RequesterSource.CONSOLE_SIGN_IN
-            if identity.source in ("password", "oidc")
-            else RequesterSource.CONSOLE_DEMO
-            if identity.source == "demo"
-            else f"console ({identity.source})"
-        )
         with self.store.write() as conn:
             self.store.record_console_launch_in(
-                conn, execution_id, launched_by=identity.name, source=source, at=now_text()
+                conn, execution_id, launched_by=identity.name, source=launch_source(identity), at=now_text()
             )
 
     def pending(self) -> list[dict[str, Any]]:

@@ -108,8 +108,10 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         print(f"bob signed in on the card's link in {time.monotonic() - signing:.1f} s")
         store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
         try:
-            [row] = store.list_deployments(service="demo-service", limit=1)
-            assert row["source"] == "console" and row["deployed_by"] == "alice" and row["version"] == LEAK
+            # the console and the deployer's own announcement name the same deploy: one run
+            [row] = store.list_deployments(service="demo-service", limit=10)
+            assert row["source"] in ("console", "deployer") and row["deployed_by"] == "alice"
+            assert row["version"] == LEAK
             approval = store.approval_for_execution(row["execution_id"])
         finally:
             store.close()
@@ -130,6 +132,21 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         section.get_by_text("resolved", exact=True).first.wait_for(timeout=5_000)
         print(f"approve → measured outcome shown: {time.monotonic() - approved:.1f} s")
         screenshot(alice, "live-after-recovery.png")
+
+        # a deploy made straight to the deployer (as with curl) starts the loop through its
+        # announcement to /api/deployments
+        direct = stack.demo.deploy("v1.1.0-fast", by="carol", reason="from a pipeline")
+        deadline = time.monotonic() + 20
+        store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
+        try:
+            while not (rows := [r for r in store.list_deployments(service="demo-service", limit=10)
+                                if r["version"] == "v1.1.0-fast"]):  # fmt: skip
+                assert time.monotonic() < deadline, "the deployer's announcement started no run"
+                time.sleep(0.2)
+        finally:
+            store.close()
+        assert rows[0]["deployed_by"] == "carol" and rows[0]["source"] == "deployer", rows[0]
+        assert direct["version"] == "v1.1.0-fast"
     finally:
         for context in contexts:
             context.close()

@@ -187,7 +187,10 @@ def test_live_sh_starts_everything_and_ctrl_c_stops_everything(tmp_path):
         url = next(line.split()[2] for line in text.splitlines() if line.startswith("live: console"))
         assert requests.get(f"{url}/_stcore/health", timeout=5).text == "ok"
         assert "alice / " in text and "bob / " in text  # the demo's passwords, printed once
-        assert "DEMO_DEPLOYER_TOKEN" in text and (state / "secrets.toml").stat().st_mode & 0o077 == 0
+        assert (state / "secrets.toml").stat().st_mode & 0o077 == 0
+        token_file = state / "deployer.token"
+        assert f"bearer token in {token_file}" in text and token_file.stat().st_mode & 0o077 == 0
+        assert token_file.read_text() not in text  # the token itself is never printed
         service = next(line.split()[2] for line in text.splitlines() if line.startswith("live: service"))
         console = f"--server.port {url.rsplit(':', 1)[1]}"
         load = f"--target {service}"  # the load's command line names the service, not the state dir
