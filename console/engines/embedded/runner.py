@@ -680,7 +680,9 @@ class EmbeddedEngine:
         return Health(
             ok=True,
             backend=self.name,
-            message=f"embedded engine, {count} execution(s) stored",
+            # no count in the sidebar's line: it is cached and a live run's fragment never
+            # refreshes it, so "0 executions" showed beside a running loop (the count is in details)
+            message="embedded engine, SQLite store ready",
             details={"database": str(self.store.path), "executions": count},
         )
 
