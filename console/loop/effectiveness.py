@@ -167,12 +167,15 @@ def remediations_run(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def action_effectiveness(records: Iterable[Mapping[str, Any]]) -> list[Effectiveness]:
-    """The table, sorted by category then action."""
+    """The table, sorted by category then action. A record with ``times`` counts that many times
+    (``Store.effectiveness_rows`` groups identical ones)."""
     counts: dict[tuple[str, str], list[int]] = {}
     for record in records:
         status = outcome_of(record)
         if status is None:
             continue
+        times = record.get("times", 1)  # the store groups identical records (effectiveness_rows)
+        times = times if isinstance(times, int) and not isinstance(times, bool) and times > 0 else 1
         outcome = record.get("outcome") if isinstance(record.get("outcome"), Mapping) else {}
         category = outcome.get("category")  # kept by the record step; older records: from the decision
         if not isinstance(category, str) or not category:
@@ -182,9 +185,9 @@ def action_effectiveness(records: Iterable[Mapping[str, Any]]) -> list[Effective
             simulated = action.get("simulated") is True or outcome.get("simulated") is True
             row = counts.setdefault((category, str(action["name"])), [0, 0, 0, 0])
             offset = 2 if simulated else 0
-            row[offset + 1] += 1
+            row[offset + 1] += times
             if status == RESOLVED:
-                row[offset] += 1
+                row[offset] += times
     return [Effectiveness(category, action, *row) for (category, action), row in sorted(counts.items())]
 
 

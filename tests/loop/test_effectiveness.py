@@ -126,6 +126,24 @@ def test_the_store_reads_what_effectiveness_needs_of_measured_records(settings):
     assert E.action_effectiveness(rows)[0].total == 1
 
 
+def test_the_store_groups_identical_effects_and_still_reads_records_of_before_the_column(settings):
+    store = Store(settings.db_path)
+    try:
+        with store.write() as conn:
+            for i in range(3):  # three identical measured rollbacks: one group of three
+                rec = record("rollback_deployment", "done", measured="not_resolved" if i == 2 else "resolved")
+                store.save_outcome_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
+            store.save_outcome_in(conn, "ex3", None, {**record("rollback_deployment", "done"), "plan": {}})
+            # a record written before the effect column existed
+            conn.execute("UPDATE outcomes SET effect = NULL WHERE execution_id = 'ex3'")
+        rows = store.effectiveness_rows()
+    finally:
+        store.close()
+    assert sorted(r["times"] for r in rows) == [1, 1, 2]  # two alike, one not resolved, one old record
+    [row] = E.action_effectiveness(rows)
+    assert (row.action, row.successes, row.total) == ("rollback_deployment", 3, 4)
+
+
 def _decision(confidence: float = 0.95) -> Decision:
     return Decision.from_dict(
         {
