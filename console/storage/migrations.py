@@ -443,6 +443,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(8, "deployments by scenario: the Scenarios page's latest run per scenario in one seek each",
               _script("CREATE INDEX IF NOT EXISTS ix_deployments_scenario "
                       "ON deployments (scenario, created_at DESC);")),
+    Migration(9, "outcomes by effect: action effectiveness groups identical effects from the index alone",
+              _script("CREATE INDEX IF NOT EXISTS ix_outcomes_effect ON outcomes (effect);")),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"
