@@ -70,8 +70,11 @@ LANES = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    """The three lanes' results (every process is stopped before the tests read them). Session
+    scope: xdist may interleave another module's test between these three, and a module fixture
+    would then run every lane again (72 s more in the suite)."""
     require_prometheus()
     base = tmp_path_factory.mktemp("live-loop")
 
