@@ -27,11 +27,11 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, ClassVar, Self, TypeVar
 from urllib.parse import urlsplit
 
 import requests
@@ -158,8 +158,9 @@ def render_prometheus_config(
 
 
 @dataclass
-class PrometheusProcess:
-    """A running Prometheus. ``stop()`` is idempotent; use it as a context manager in tests."""
+class DaemonProcess:
+    """A running Prometheus or Alertmanager on loopback. ``stop()`` is idempotent; use it as a
+    context manager in tests."""
 
     url: str
     port: int
@@ -168,6 +169,8 @@ class PrometheusProcess:
     storage_dir: Path
     log_path: Path
     _log: IO[bytes] | None = field(default=None, repr=False)
+
+    NAME: ClassVar[str] = "the process"
 
     @property
     def pid(self) -> int:
@@ -183,13 +186,27 @@ class PrometheusProcess:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
-    def reload(self, timeout_s: float = 10.0) -> None:
-        """Re-read the config file (after :func:`write_prometheus_config` changed it)."""
-        response = requests.post(f"{self.url}/-/reload", timeout=timeout_s)
-        if response.status_code != 200:
-            raise LiveStackError(
-                f"Prometheus reload failed (HTTP {response.status_code}): {response.text.strip()}"
-            )
+    def wait_ready(self, timeout_s: float, auth: tuple[str, str] | None = None) -> None:
+        """Until ``/-/ready`` answers 200; stops the process and raises :class:`LiveStackError`
+        with its log's tail when it exits or is not ready in time."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if not self.running():
+                raise LiveStackError(
+                    f"{self.NAME} exited with code {self.process.returncode} before it was ready; "
+                    f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+                )
+            try:
+                if requests.get(f"{self.url}/-/ready", timeout=1.0, auth=auth).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise LiveStackError(
+            f"{self.NAME} was not ready within {timeout_s:g} s; "
+            f"its log ({self.log_path}) ends with:\n{self.log_tail()}"
+        )
 
     def stop(self, timeout_s: float = 10.0) -> None:
         """SIGTERM, then SIGKILL after ``timeout_s``; waits for the process to be gone."""
@@ -204,7 +221,7 @@ class PrometheusProcess:
             self._log.close()
             self._log = None
 
-    def __enter__(self) -> PrometheusProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -213,31 +230,74 @@ class PrometheusProcess:
         self.stop()
 
 
+D = TypeVar("D", bound=DaemonProcess)
+
+
+def _launch(
+    kind: type[D],
+    binary: str,
+    args: Callable[[int], list[str]],
+    *,
+    tmp_dir: Path,
+    log_prefix: str,
+    port: int,
+    config_path: Path,
+    storage: Path,
+    ready_timeout_s: float,
+    ready_auth: tuple[str, str] | None = None,
+) -> D:
+    """Start ``binary`` with ``args(port)`` on ``127.0.0.1:port`` (0 = a free port, retried when
+    taken between the check and the bind), its output to a log file, and wait until it is ready."""
+    attempts = 1 if port else 3
+    for attempt in range(attempts):
+        chosen = port or free_port()
+        log_path = tmp_dir / f"{log_prefix}-{chosen}.log"
+        log = log_path.open("wb")
+        process = subprocess.Popen(
+            [binary, *args(chosen)], stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        handle = kind(
+            url=f"http://127.0.0.1:{chosen}",
+            port=chosen,
+            process=process,
+            config_path=config_path,
+            storage_dir=storage,
+            log_path=log_path,
+            _log=log,
+        )
+        try:
+            handle.wait_ready(ready_timeout_s, ready_auth)
+            return handle
+        except LiveStackError:
+            handle.stop()
+            if attempt + 1 < attempts and "address already in use" in handle.log_tail().lower():
+                continue
+            raise
+        except BaseException:
+            handle.stop()
+            raise
+    raise LiveStackError(f"{kind.NAME} could not bind a free port")  # pragma: no cover - returns or raises
+
+
+@dataclass
+class PrometheusProcess(DaemonProcess):
+    """A running Prometheus."""
+
+    NAME: ClassVar[str] = "Prometheus"
+
+    def reload(self, timeout_s: float = 10.0) -> None:
+        """Re-read the config file (after :func:`write_prometheus_config` changed it)."""
+        response = requests.post(f"{self.url}/-/reload", timeout=timeout_s)
+        if response.status_code != 200:
+            raise LiveStackError(
+                f"Prometheus reload failed (HTTP {response.status_code}): {response.text.strip()}"
+            )
+
+
 def write_prometheus_config(path: Path, config: Mapping[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(dict(config), sort_keys=False), encoding="utf-8")
     return path
-
-
-def _wait_ready(handle: PrometheusProcess, timeout_s: float, auth: tuple[str, str] | None = None) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not handle.running():
-            raise LiveStackError(
-                f"Prometheus exited with code {handle.process.returncode} before it was ready; "
-                f"its log ({handle.log_path}) ends with:\n{handle.log_tail()}"
-            )
-        try:
-            if requests.get(f"{handle.url}/-/ready", timeout=1.0, auth=auth).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    handle.stop()
-    raise LiveStackError(
-        f"Prometheus was not ready within {timeout_s:g} s; "
-        f"its log ({handle.log_path}) ends with:\n{handle.log_tail()}"
-    )
 
 
 def start_prometheus(
@@ -281,46 +341,25 @@ def start_prometheus(
         labels=labels,
     )
     config_path = write_prometheus_config(tmp_dir / "prometheus.yml", config)
-    attempts = 1 if port else 3  # a free port can be taken between the check and the bind
-    for attempt in range(attempts):
-        chosen = port or free_port()
-        log_path = tmp_dir / f"prometheus-{chosen}.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.tsdb.path={storage}",
-                f"--storage.tsdb.retention.time={retention}",
-                f"--web.listen-address=127.0.0.1:{chosen}",
-                "--web.enable-lifecycle",
-                *extra_args,
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        handle = PrometheusProcess(
-            url=f"http://127.0.0.1:{chosen}",
-            port=chosen,
-            process=process,
-            config_path=config_path,
-            storage_dir=storage,
-            log_path=log_path,
-            _log=log,
-        )
-        try:
-            _wait_ready(handle, ready_timeout_s, ready_auth)
-            return handle
-        except LiveStackError:
-            handle.stop()
-            if attempt + 1 < attempts and "address already in use" in handle.log_tail().lower():
-                continue
-            raise
-        except BaseException:
-            handle.stop()
-            raise
-    raise LiveStackError("Prometheus could not bind a free port")  # pragma: no cover - loop returns or raises
+    return _launch(
+        PrometheusProcess,
+        binary,
+        lambda chosen: [
+            f"--config.file={config_path}",
+            f"--storage.tsdb.path={storage}",
+            f"--storage.tsdb.retention.time={retention}",
+            f"--web.listen-address=127.0.0.1:{chosen}",
+            "--web.enable-lifecycle",
+            *extra_args,
+        ],
+        tmp_dir=tmp_dir,
+        log_prefix="prometheus",
+        port=port,
+        config_path=config_path,
+        storage=storage,
+        ready_timeout_s=ready_timeout_s,
+        ready_auth=ready_auth,
+    )
 
 
 def _promtool(*args: str, timeout_s: float = 120.0) -> str:
@@ -437,30 +476,10 @@ def render_alertmanager_config(
 
 
 @dataclass
-class AlertmanagerProcess:
-    """A running Alertmanager. ``stop()`` is idempotent; use it as a context manager in tests."""
+class AlertmanagerProcess(DaemonProcess):
+    """A running Alertmanager."""
 
-    url: str
-    port: int
-    process: subprocess.Popen[bytes]
-    config_path: Path
-    storage_dir: Path
-    log_path: Path
-    _log: IO[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    def running(self) -> bool:
-        return self.process.poll() is None
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            text = self.log_path.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+    NAME: ClassVar[str] = "Alertmanager"
 
     def alerts(self) -> list[dict[str, Any]]:
         """``GET /api/v2/alerts``: the alerts it holds now."""
@@ -471,26 +490,6 @@ class AlertmanagerProcess:
     def post_alerts(self, alerts: Sequence[Mapping[str, Any]]) -> None:
         """``POST /api/v2/alerts`` (what Prometheus does): alerts to route."""
         requests.post(f"{self.url}/api/v2/alerts", json=list(alerts), timeout=5).raise_for_status()
-
-    def stop(self, timeout_s: float = 10.0) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=timeout_s)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-    def __enter__(self) -> AlertmanagerProcess:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def start_alertmanager(
@@ -524,65 +523,22 @@ def start_alertmanager(
     config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     storage = tmp_dir / "alertmanager-data"
     storage.mkdir(exist_ok=True)
-    attempts = 1 if port else 3
-    for attempt in range(attempts):
-        chosen = port or free_port()
-        log_path = tmp_dir / f"alertmanager-{chosen}.log"
-        log = log_path.open("wb")
-        process = subprocess.Popen(
-            [
-                binary,
-                f"--config.file={config_path}",
-                f"--storage.path={storage}",
-                f"--web.listen-address=127.0.0.1:{chosen}",
-                "--cluster.listen-address=",  # no gossip port on every interface
-                "--log.level=info",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        handle = AlertmanagerProcess(
-            url=f"http://127.0.0.1:{chosen}",
-            port=chosen,
-            process=process,
-            config_path=config_path,
-            storage_dir=storage,
-            log_path=log_path,
-            _log=log,
-        )
-        try:
-            _wait_alertmanager(handle, ready_timeout_s)
-            return handle
-        except LiveStackError:
-            handle.stop()
-            if attempt + 1 < attempts and "address already in use" in handle.log_tail().lower():
-                continue
-            raise
-        except BaseException:
-            handle.stop()
-            raise
-    raise LiveStackError("Alertmanager could not bind a free port")  # pragma: no cover
-
-
-def _wait_alertmanager(handle: AlertmanagerProcess, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not handle.running():
-            raise LiveStackError(
-                f"Alertmanager exited with code {handle.process.returncode} before it was ready; "
-                f"its log ({handle.log_path}) ends with:\n{handle.log_tail()}"
-            )
-        try:
-            if requests.get(f"{handle.url}/-/ready", timeout=1.0).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    handle.stop()
-    raise LiveStackError(
-        f"Alertmanager was not ready within {timeout_s:g} s; its log ({handle.log_path}) ends with:\n"
-        f"{handle.log_tail()}"
+    return _launch(
+        AlertmanagerProcess,
+        binary,
+        lambda chosen: [
+            f"--config.file={config_path}",
+            f"--storage.path={storage}",
+            f"--web.listen-address=127.0.0.1:{chosen}",
+            "--cluster.listen-address=",  # no gossip port on every interface
+            "--log.level=info",
+        ],
+        tmp_dir=tmp_dir,
+        log_prefix="alertmanager",
+        port=port,
+        config_path=config_path,
+        storage=storage,
+        ready_timeout_s=ready_timeout_s,
     )
 
 
