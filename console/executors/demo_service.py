@@ -47,6 +47,43 @@ class DeployerAnswer(ActionFailed):
         self.status = status
 
 
+def deployer_request(
+    base_url: str,
+    token_env: str,
+    token: str,
+    method: str,
+    path: str,
+    *,
+    body: dict[str, Any] | None = None,
+    params: dict[str, Any] | None = None,
+    timeout_s: float,
+) -> dict[str, Any]:
+    """One call of the deployer's API, its answer's JSON object. Raises :class:`DeployerAnswer` for
+    an error status and :class:`ActionFailed` when it cannot be asked or answers no JSON object;
+    each with one line that names the deployer and never the token."""
+    try:
+        response = requests.request(
+            method,
+            base_url + path,
+            json=body,
+            params=params,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
+            timeout=timeout_s,
+            allow_redirects=False,
+        )
+    except requests.RequestException as exc:
+        raise ActionFailed(request_error(exc, "deployer", base_url, timeout_s)) from None
+    if not 200 <= response.status_code < 300:
+        line = f"deployer answered {response.status_code}: {answer_excerpt(response)}"
+        if response.status_code == 401:
+            line += f" (check the token in {token_env})"
+        raise DeployerAnswer(response.status_code, line)
+    doc = json_body(response)
+    if not isinstance(doc, dict):
+        raise ActionFailed(f"deployer answered {method} {path} with something other than a JSON object")
+    return doc
+
+
 class DemoServiceExecutor(BaseExecutor):
     name = "demo-service"
     simulated = False
@@ -139,27 +176,9 @@ class DemoServiceExecutor(BaseExecutor):
             shown = mask_url(url) + (f"?{urlencode(params)}" if params else "")
             payload = f" {json.dumps(body, sort_keys=True)}" if body is not None else ""
             log.command(f"{method} {shown}{payload} (Authorization: Bearer ***)")
-        try:
-            response = requests.request(
-                method,
-                url,
-                json=body,
-                params=params,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                timeout=timeout,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise ActionFailed(request_error(exc, "deployer", self.url, timeout)) from None
-        if not 200 <= response.status_code < 300:
-            line = f"deployer answered {response.status_code}: {answer_excerpt(response)}"
-            if response.status_code == 401:
-                line += f" (check the token in {self.token_env})"
-            raise DeployerAnswer(response.status_code, line)
-        doc = json_body(response)
-        if not isinstance(doc, dict):
-            raise ActionFailed(f"deployer answered {method} {path} with something other than a JSON object")
-        return doc
+        return deployer_request(
+            self.url, self.token_env, token, method, path, body=body, params=params, timeout_s=timeout
+        )
 
     def _deployment(self, doc: dict[str, Any], path: str) -> dict[str, Any]:
         record = doc.get("deployment")

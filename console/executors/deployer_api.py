@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import requests
-
 from console.executors.base import ActionFailed
-from console.executors.demo_service import DemoServiceExecutor
-from console.executors.http_support import answer_excerpt, json_body, read_secret, request_error
+from console.executors.demo_service import DemoServiceExecutor, DeployerAnswer, deployer_request
+from console.executors.http_support import read_secret
 
 READ_TIMEOUT_S = 3.0
 """Reads feed a page refreshed every few seconds: a deployer slower than this counts as down."""
@@ -54,30 +52,14 @@ class DeployerClient:
     ) -> dict[str, Any]:
         try:
             token = read_secret(self.token_env, "deployer token")
+            assert token is not None
+            return deployer_request(
+                self.url, self.token_env, token, method, path, body=body, timeout_s=timeout_s
+            )
+        except DeployerAnswer as exc:
+            raise DeployerUnavailable(str(exc), exc.status) from None
         except ActionFailed as exc:
             raise DeployerUnavailable(str(exc)) from None
-        try:
-            response = requests.request(
-                method,
-                self.url + path,
-                json=body,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"},
-                timeout=timeout_s,
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            raise DeployerUnavailable(request_error(exc, "deployer", self.url, timeout_s)) from None
-        if not 200 <= response.status_code < 300:
-            line = f"deployer answered {response.status_code}: {answer_excerpt(response)}"
-            if response.status_code == 401:
-                line += f" (check the token in {self.token_env})"
-            raise DeployerUnavailable(line, response.status_code)
-        doc = json_body(response)
-        if not isinstance(doc, dict):
-            raise DeployerUnavailable(
-                f"deployer answered {method} {path} with something other than a JSON object"
-            )
-        return doc
 
     def status(self) -> dict[str, Any]:
         """``GET /status``: version, previous_version, behaviour, ready, restarts, deploying..."""
