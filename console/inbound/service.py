@@ -34,7 +34,7 @@ from console.intake import (
     parse_alertmanager,
     parse_announcement,
 )
-from console.loop.incidents import INCIDENT_SOURCE
+from console.loop.incidents import INCIDENT_SOURCE, incident_of
 from console.settings import Settings
 from console.storage import Store
 from console.storage.database import now_text
@@ -356,17 +356,7 @@ class Inbound:
         suspect = self.store.suspect_deployment(
             alert.service, alert.starts_at, self.settings.incident_lookback_s
         )
-        document = {
-            "id": incident["id"],
-            "service": alert.service,
-            "severity": alert.severity.value,
-            "starts_at": alert.starts_at,
-            "alertname": alert.alertname,
-            "summary": alert.summary(),
-            "fingerprint": alert.fingerprint,
-            "labels": dict(alert.labels),
-            "deployment": suspect,
-        }
+        document = incident_of(alert, incident["id"], suspect)
         try:
             execution_id = self.backend.launch_incident(
                 document, triggered_by=INCIDENT_SOURCE, labels={"received_by": received_by}

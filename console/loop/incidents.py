@@ -28,7 +28,7 @@ from typing import Any
 
 from console.domain.actions import registry_risk
 from console.domain.models import Risk, Severity, format_time, parse_time
-from console.intake import AlertMapping, PayloadError, parse_alertmanager
+from console.intake import Alert, AlertMapping, PayloadError, parse_alertmanager
 from console.settings import Settings
 
 CHANGE_FREE = frozenset({"notify_only", "collect_diagnostics"})
@@ -129,8 +129,15 @@ def from_alertmanager(body: Any, settings: Settings) -> dict[str, Any]:
     alert = next((a for a in delivery.firing if a.service), None)
     if alert is None:
         raise IncidentError("alertmanager: no firing alert names a service")
+    return incident_of(alert)
+
+
+def incident_of(
+    alert: Alert, incident_id: str | None = None, deployment: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The incident document of a firing alert (the run's input; ``deployment``: the suspect)."""
     return {
-        "id": None,
+        "id": incident_id,
         "service": alert.service,
         "severity": alert.severity.value,
         "starts_at": alert.starts_at,
@@ -138,7 +145,7 @@ def from_alertmanager(body: Any, settings: Settings) -> dict[str, Any]:
         "summary": alert.summary(),
         "fingerprint": alert.fingerprint,
         "labels": dict(alert.labels),
-        "deployment": None,
+        "deployment": deployment,
     }
 
 
