@@ -232,13 +232,8 @@ class LiveStack:
         return None
 
     def query(self, promql: str) -> float | None:
-        """One instant query of the stack's Prometheus; the single sample's value, or None."""
-        try:
-            answer = requests.get(f"{self.prom.url}/api/v1/query", params={"query": promql}, timeout=5).json()
-        except (requests.RequestException, ValueError):
-            return None
-        result = (answer.get("data") or {}).get("result") or []
-        return float(result[0]["value"][1]) if result else None
+        """One instant query of the stack's Prometheus (:func:`instant_query`)."""
+        return instant_query(self.prom.url, promql)
 
     def wait_steady(self, timeout: float = 120.0) -> float:
         """Wait until Prometheus holds a whole baseline window of steady, healthy traffic: a point
@@ -292,6 +287,16 @@ def wait_steady(query: Callable[[str], float | None], baseline_s: float, rps: fl
             return time.monotonic() - began
         time.sleep(0.5)
     raise TimeoutError(f"no steady baseline in Prometheus within {timeout:g} s")
+
+
+def instant_query(prometheus_url: str, promql: str) -> float | None:
+    """One instant query; the first sample's value, or None (no answer, no sample)."""
+    try:
+        answer = requests.get(f"{prometheus_url}/api/v1/query", params={"query": promql}, timeout=5).json()
+    except (requests.RequestException, ValueError):
+        return None
+    result = (answer.get("data") or {}).get("result") or []
+    return float(result[0]["value"][1]) if result else None
 
 
 def _terminate(proc: subprocess.Popen[bytes], timeout: float) -> None:

@@ -35,7 +35,7 @@ from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Settings
 from demo_service.testing import DemoStack, start_demo_stack
 from live.processes import PrometheusProcess, missing_reason, start_prometheus
-from live.stack import wait_steady
+from live.stack import instant_query, wait_steady
 
 SERVICE = "demo-service"
 
@@ -116,13 +116,8 @@ class LiveLane:
     # -- Prometheus -----------------------------------------------------------------------------------
 
     def query(self, promql: str) -> float | None:
-        """One instant query; the single sample's value, or None."""
-        try:
-            answer = requests.get(f"{self.prom.url}/api/v1/query", params={"query": promql}, timeout=5).json()
-        except (requests.RequestException, ValueError):
-            return None
-        result = (answer.get("data") or {}).get("result") or []
-        return float(result[0]["value"][1]) if result else None
+        """One instant query (:func:`live.stack.instant_query`)."""
+        return instant_query(self.prom.url, promql)
 
     def wait_steady(self, timeout: float = 90.0) -> float:
         """Wait until Prometheus holds a whole baseline window of steady, healthy traffic
