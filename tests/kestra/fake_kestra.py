@@ -405,6 +405,66 @@ class FakeKestra:
     def _alive(self, execution: dict[str, Any]) -> bool:
         return execution["state"]["current"] not in TERMINAL and execution["state"]["current"] != "KILLING"
 
+    def _gate_execute_verify_record(
+        self,
+        ex: dict[str, Any],
+        *,
+        needs_approval: Any,
+        snapshot: dict[str, Any],
+        decision: dict[str, Any],
+        decided: dict[str, Any],
+        collected: dict[str, Any],
+        scenario: Any,
+        record_extra: dict[str, Any] | None = None,
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The tail both flows share: the approval gate (a Pause when needed), then execute, verify
+        and record with the flows' inputs; returns the outputs of execute, verify and record."""
+        gate = self._task_run(ex, "approval_gate")
+        approval: dict[str, Any] | None = None
+        if needs_approval:
+            approval = self._pause(ex, gate)
+        with self.lock:
+            gate["outputs"] = {}
+            _move(gate["state"], "SUCCESS")
+        self._check(ex)
+        target = {
+            "deployment": snapshot["deployment"],
+            "scenario": scenario,
+            "verification": collected.get("verification"),
+        }
+        executed = self._step(
+            ex,
+            "execute",
+            "execute",
+            {
+                "plan": decided["plan"],
+                "verdict": decided["verdict"],
+                "approval": approval,
+                **target,
+                "execution_id": ex["id"],
+            },
+        )
+        self._check(ex)
+        verified = self._step(ex, "verify", "verify", {**target, "executed": executed["executed"]})
+        self._check(ex)
+        recorded = self._step(
+            ex,
+            "record",
+            "record",
+            {
+                "execution_id": ex["id"],
+                "snapshot": snapshot,
+                "decision": decision,
+                "plan": decided["plan"],
+                "approval": approval,
+                "executed": executed["executed"],
+                "deployment_status": executed["deployment_status"],
+                "measured": verified["measured"],
+                **(record_extra or {}),
+            },
+        )
+        return executed, verified, recorded
+
     def _step(
         self, execution: dict[str, Any], task_id: str, step: str, payload: dict[str, Any]
     ) -> dict[str, Any]:
@@ -537,49 +597,14 @@ class FakeKestra:
         decided = self._subflow(ex, "decide", "decision-flow", {"decision": decision}, decide)
         self._check(ex)
 
-        gate = self._task_run(ex, "approval_gate")
-        approval: dict[str, Any] | None = None
-        if decided["needs_approval"]:
-            approval = self._pause(ex, gate)
-        with self.lock:
-            gate["outputs"] = {}
-            _move(gate["state"], "SUCCESS")
-        self._check(ex)
-
-        target = {
-            "deployment": snapshot["deployment"],
-            "scenario": snapshot.get("scenario"),
-            "verification": collected.get("verification"),
-        }
-        executed = self._step(
+        executed, verified, recorded = self._gate_execute_verify_record(
             ex,
-            "execute",
-            "execute",
-            {
-                "plan": decided["plan"],
-                "verdict": decided["verdict"],
-                "approval": approval,
-                **target,
-                "execution_id": ex["id"],
-            },
-        )
-        self._check(ex)
-        verified = self._step(ex, "verify", "verify", {**target, "executed": executed["executed"]})
-        self._check(ex)
-        recorded = self._step(
-            ex,
-            "record",
-            "record",
-            {
-                "execution_id": ex["id"],
-                "snapshot": snapshot,
-                "decision": decision,
-                "plan": decided["plan"],
-                "approval": approval,
-                "executed": executed["executed"],
-                "deployment_status": executed["deployment_status"],
-                "measured": verified["measured"],
-            },
+            needs_approval=decided["needs_approval"],
+            snapshot=snapshot,
+            decision=decision,
+            decided=decided,
+            collected=collected,
+            scenario=snapshot.get("scenario"),
         )
         with self.lock:
             ex["outputs"] = {
@@ -645,50 +670,15 @@ class FakeKestra:
             _move(log["state"], "SUCCESS")
             switch["outputs"] = {"value": routing["severity"], "defaults": case == "escalate"}
             _move(switch["state"], "SUCCESS")
-        gate = self._task_run(ex, "approval_gate")
-        approval: dict[str, Any] | None = None
-        if decided["plan"].get("needs_approval"):
-            approval = self._pause(ex, gate)
-        with self.lock:
-            gate["outputs"] = {}
-            _move(gate["state"], "SUCCESS")
-        self._check(ex)
-        target = {
-            "deployment": snapshot["deployment"],
-            "scenario": None,
-            "verification": collected.get("verification"),
-        }
-        executed = self._step(
+        executed, _verified, recorded = self._gate_execute_verify_record(
             ex,
-            "execute",
-            "execute",
-            {
-                "plan": decided["plan"],
-                "verdict": decided["verdict"],
-                "approval": approval,
-                **target,
-                "execution_id": ex["id"],
-            },
-        )
-        self._check(ex)
-        verified = self._step(ex, "verify", "verify", {**target, "executed": executed["executed"]})
-        self._check(ex)
-        recorded = self._step(
-            ex,
-            "record",
-            "record",
-            {
-                "execution_id": ex["id"],
-                "snapshot": snapshot,
-                "decision": decision,
-                "plan": decided["plan"],
-                "approval": approval,
-                "executed": executed["executed"],
-                "deployment_status": executed["deployment_status"],
-                "measured": verified["measured"],
-                "incident": collected["incident"],
-                "routing": routing,
-            },
+            needs_approval=decided["plan"].get("needs_approval"),
+            snapshot=snapshot,
+            decision=decision,
+            decided=decided,
+            collected=collected,
+            scenario=None,
+            record_extra={"incident": collected["incident"], "routing": routing},
         )
         with self.lock:
             ex["outputs"] = {
