@@ -1,4 +1,5 @@
-"""Command line: ``python -m console {analyze,run,approve,step,export-training,recover,postmortem,bench}``.
+"""Command line: ``python -m console {analyze,run,approve,step,export-training,recover,postmortem,bench}``
+and ``python -m console kestra lint [PATH]``.
 
 Exit codes: 0 ok, 1 the operation failed (execution FAILED, resume failed), 2 bad input.
 Errors are one line on stderr; no traceback reaches the user.
@@ -265,6 +266,23 @@ def cmd_bench(args: argparse.Namespace, settings: Settings) -> int:
     return int(result or 0)
 
 
+def cmd_kestra_lint(args: argparse.Namespace, settings: Settings | None) -> int:
+    """One line per violation on stdout (file, flow, path, rule, message); exit 1 when there is one."""
+    from console.engines.kestra.flow_lint import lint_path
+
+    path = Path(args.path)
+    if not path.exists():
+        raise CliError(f"{path}: no such file or folder")
+    violations = lint_path(path)
+    for violation in violations:
+        sys.stdout.write(f"{violation}\n")
+    if violations:
+        sys.stderr.write(f"{len(violations)} violation(s) in {path}: Kestra 1.3 would refuse or fail them\n")
+        return 1
+    sys.stderr.write(f"{path}: no violation\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m console", description="DevOps loop console CLI")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -319,6 +337,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="write the Markdown to this file instead of stdout")
     p.set_defaults(func=cmd_postmortem)
 
+    p = sub.add_parser("kestra", help="Kestra tooling that needs no server")
+    kestra = p.add_subparsers(dest="kestra_command", required=True)
+    lint = kestra.add_parser("lint", help="check flows against Kestra 1.3's rules and the project's, offline")
+    lint.add_argument("path", nargs="?", default="flows", help="a folder of flows or one flow file")
+    lint.set_defaults(func=cmd_kestra_lint, needs_settings=False)
+
     p = sub.add_parser("bench", help="run benchmarks/bench_analysis.py (its options follow)")
     p.add_argument("rest", nargs="*", help="options for the benchmark")
     p.set_defaults(func=cmd_bench)
@@ -334,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = parser.parse_args(raw)
     try:
-        settings = load_settings()
+        settings = load_settings() if getattr(args, "needs_settings", True) else None
         return args.func(args, settings)
     except (CliError, SettingsError) as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install (first run) and run every check: ruff, then the whole pytest suite including the browser
-# and live tests.
+# Install (first run) and run every check: ruff, the flow linter (what Kestra 1.3 would refuse in
+# flows/), then the whole pytest suite including the browser and live tests.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 "$ROOT/scripts/bootstrap.sh" requirements-dev.txt
@@ -21,4 +21,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
   fi
 fi
 .venv/bin/ruff check .
+.venv/bin/python -m console kestra lint flows/
 exec .venv/bin/python -m pytest -n 2 "$@"

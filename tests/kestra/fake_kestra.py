@@ -1,22 +1,31 @@
 """A small Kestra server for tests: Kestra's REST API (1.3 LTS paths, or 2.x by a switch) on
-127.0.0.1, following /work/shared/kestra/README.md and the OpenAPI specs there.
+127.0.0.1, following /work/shared/kestra/README.md and the OpenAPI specs there, and never more
+lenient than Kestra 1.3.
 
-What it does like Kestra: tenant paths (``/api/v1/main/...``), mandatory basic auth (401 without or
-with wrong credentials; ``/api/v1/configs`` is open), flows created/updated/validated from YAML,
-executions created from multipart/form-data inputs typed by the flow's declared inputs, search with
-``filters[...]`` and paging from 1 (``{"results", "total"}``; 2.x items carry no task runs), logs,
-resume with multipart ``onResume`` inputs (409 unless PAUSED; 204 in 1.x, 200 + execution in 2.x),
-kill (404 unknown, 409 finished), and 2.x ``/outputs/{executionId}``.
+It **runs the flows as written**: every task property is rendered with the strict Pebble subset of
+:mod:`console.engines.kestra.pebble` against the variables Kestra would give it (``inputs`` only
+when the execution has some, ``trigger`` only for triggered executions, ``outputs`` of the tasks that
+ran), and the Kestra rules of :mod:`console.engines.kestra.rules` decide the rest, each the same
+implementation the flow linter uses:
 
-It runs the loop the way ``flows/devops-loop.yaml`` describes it (and the incident path of
-``flows/incident-handler.yaml``), with the project's own steps
-(``console.loop.steps``) in-process: subflows become child executions (``parentId``), Commands tasks
-expose ``{"vars": ...}``, the ``approval`` Pause pauses the execution, and the pause's duration
-expiring applies its ``behavior`` (CANCEL/FAIL); ``execute``, ``verify`` and ``record`` follow it.
-A live deployment (the inputs, or a webhook body such as the demo deployer's announcement) is
-collected from the sources of ``settings.services_file``, as the flow's tasks would. Fault modes
-for tests: ``down()``, and ``fault = "slow" | "401" | "404" | "500" | "malformed"``, or
-``"503 once"`` (the next request only).
+- flows are refused on create, update and ``/flows/validate`` by the ``kestra/`` rules of
+  :mod:`console.engines.kestra.flow_lint` (``InputValidator``, ``FlowValidator``, the types and
+  properties); ``deploy_dir`` (Kestra's ``--flow-path`` loader) skips such a flow with a warning;
+- inputs are resolved and typed as ``FlowInputOutput`` does (every declared input defined, null
+  when not given; ``prefill`` never applied; BOOL is ``Boolean.valueOf``; an optional SELECT takes
+  any value), for API launches, subflows, webhooks and Pause ``onResume``;
+- a webhook execution has only the inputs its trigger declares (none without trigger ``inputs``);
+  the webhook path is open, as Kestra's default ``open-urls`` leave it: the key is its only guard;
+- a flow's outputs lose their null values (Jackson NON_NULL), task ``vars`` keep them;
+- kill answers only ``Accept`` types the route produces (``text/json``; Micronaut answers 406), and
+  202 for a finished execution when ``isOnKillCascade`` is true (409 only without cascade).
+
+Tasks: ``Commands`` runs ``python -m console step NAME input.json --kestra`` in-process on the
+rendered ``inputFiles`` (the project's own steps, ``console.loop.steps``); ``Subflow`` starts a child
+execution (``parentId``) and waits; ``If``, ``Switch``, ``Log`` as documented; ``Pause`` pauses until
+resumed, killed, or its ``pauseDuration`` applies its ``behavior``. Secrets (``secret('X')``) come
+from :attr:`FakeKestra.secrets`. Fault modes for tests: ``down()``, and ``fault = "slow" | "401" |
+"404" | "500" | "malformed"``, or ``"503 once"`` (the next request only).
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -40,21 +50,14 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import yaml
 
 from console.domain.models import format_time
+from console.engines.kestra import flow_lint, rules
+from console.engines.kestra.jackson import without_nulls
+from console.engines.kestra.pebble import PebbleError, render, render_value
 from console.settings import Settings
-from tests.kestra.flow_rules import check_documents
 
-LIVE_INPUTS = (
-    "deployment_id",
-    "service",
-    "version",
-    "previous_version",
-    "deployed_at",
-    "deployed_by",
-    "source",
-)
-"""The devops-loop inputs (and webhook body keys) of a live deployment."""
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "RETRIED", "SKIPPED", "RESUBMITTED"}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+_STEP = re.compile(r"^python -m console step (\w+) (\S+) --kestra$")
 
 
 def kestra_id() -> str:
@@ -81,6 +84,14 @@ class HttpError(Exception):
         self.message = message
 
 
+class _TaskFailed(Exception):
+    """A task failed: its run is FAILED and the reason logged; the execution fails."""
+
+
+class _Stopped(Exception):
+    """The execution was killed, cancelled or deleted; the runner stops quietly."""
+
+
 def _state(current: str) -> dict[str, Any]:
     now = _now()
     return {"current": current, "histories": [{"state": current, "date": now}], "startDate": now}
@@ -99,6 +110,11 @@ def _move(state: dict[str, Any], new: str) -> None:
         state.pop("duration", None)
 
 
+def _random_key() -> str:
+    """A webhook key as docs/kestra.md says to make one: 32 random bytes, URL-safe."""
+    return secrets.token_urlsafe(32)
+
+
 class FakeKestra:
     def __init__(
         self,
@@ -115,15 +131,24 @@ class FakeKestra:
         self.settings = settings or Settings()
         self.pause_seconds = pause_seconds  # overrides the flows' pauseDuration (tests of expiry)
         self.token: str | None = None  # set to accept `Authorization: Bearer <token>`
-        self.webhook_key = "fake-webhook-key-1234"  # the decoded SECRET_DEVOPS_LOOP_WEBHOOK_KEY
+        # Kestra secrets (SECRET_<NAME> env vars, base64-decoded): what `secret('NAME')` returns
+        self.secrets: dict[str, str] = {
+            "DEVOPS_LOOP_WEBHOOK_KEY": _random_key(),
+            "INCIDENT_WEBHOOK_KEY": _random_key(),
+            "DEMO_DEPLOYER_TOKEN": "",
+            "TOGETHER_API_KEY": "",
+        }
+        self.open_urls: tuple[str, ...] = rules.DEFAULT_OPEN_URLS  # kestra.server.basic-auth.open-urls
         self.fault: str | None = None
         self.slow_seconds = 3.0
         self.flows: dict[tuple[str, str], dict[str, Any]] = {}
+        self.skipped: list[str] = []  # what deploy_dir refused, as Kestra's --flow-path loader warns
         self.executions: dict[str, dict[str, Any]] = {}
         self.logs: dict[str, list[dict[str, Any]]] = {}
         self.requests: list[tuple[str, str]] = []
         self.lock = threading.RLock()
         self._resume_events: dict[str, threading.Event] = {}
+        self._paused: dict[str, dict[str, Any]] = {}  # execution id -> the Pause task waiting
         self._threads: list[threading.Thread] = []
         self._conns: set[socket.socket] = set()
         self._server: ThreadingHTTPServer | None = None
@@ -172,10 +197,14 @@ class FakeKestra:
                 event.set()
 
     def deploy_dir(self, flows_dir: Path) -> None:
-        """Load flows directly (like ``server standalone --flow-path``)."""
+        """Load flows like ``server standalone --flow-path``: a flow Kestra refuses is skipped with a
+        warning (:attr:`skipped`), so starting it later is a 404."""
         sources = [p.read_text(encoding="utf-8") for p in sorted(flows_dir.glob("*.yaml"))]
         for source in sorted(sources, key=lambda s: "io.kestra.plugin.core.flow.Subflow" in s):
-            self._store_flow(source, create=True, update=True)
+            try:
+                self._store_flow(source, create=True, update=True)
+            except HttpError as exc:
+                self.skipped.append(exc.message)
 
     def wait_state(self, execution_id: str, states: set[str], timeout: float = 30.0) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -187,10 +216,25 @@ class FakeKestra:
             time.sleep(0.02)
         raise AssertionError(f"{execution_id} did not reach {states}")
 
+    def webhook_path(self, flow_id: str, namespace: str = "devops.loop") -> str:
+        """``/api/v1/main/executions/webhook/<namespace>/<flow>/<key>`` with the key the flow's
+        Webhook trigger renders (from :attr:`secrets`)."""
+        flow = self._flow(namespace, flow_id)["doc"]
+        trigger = next(t for t in flow.get("triggers") or [] if t.get("type") == flow_lint.WEBHOOK)
+        key = render(str(trigger["key"]), {}, self._functions()).strip()
+        return f"/api/v1/main/executions/webhook/{namespace}/{flow_id}/{key}"
+
     # ------------------------------------------------------------------ flows
+    def _refusals(self, doc: Any, batch: Mapping[str, Any] | None = None) -> list[flow_lint.Violation]:
+        """What Kestra refuses when it saves or validates this flow (the linter's ``kestra/`` rules)."""
+        known = {f"{k[1]}.yaml": v["doc"] for k, v in self.flows.items()}
+        name = f"{doc.get('id')}.yaml" if isinstance(doc, dict) else "flow.yaml"
+        found = flow_lint.lint_documents({name: doc}, known={**known, **(batch or {})})
+        return [v for v in found if v.refused_on_deploy]
+
     def _store_flow(
         self, source: str, *, create: bool, update: bool, path_ref: tuple[str, str] | None = None
-    ):
+    ) -> dict[str, Any]:
         try:
             doc = yaml.safe_load(source)
         except yaml.YAMLError as exc:
@@ -200,10 +244,9 @@ class FakeKestra:
         ref = (doc["namespace"], doc["id"])
         if path_ref is not None and path_ref != ref:
             raise HttpError(422, "Illegal argument: namespace and id of the body must match the path")
-        known = {f"{k[1]}.yaml": v["doc"] for k, v in self.flows.items()}
-        problems = check_documents({f"{doc['id']}.yaml": doc}, known=known)
-        if problems:
-            raise HttpError(422, "Invalid entity: " + problems[0].split(": ", 1)[-1])
+        refused = self._refusals(doc)
+        if refused:
+            raise HttpError(422, f"Invalid entity: {refused[0].path}: {refused[0].message}")
         with self.lock:
             existing = self.flows.get(ref)
             if existing and not update:
@@ -215,24 +258,23 @@ class FakeKestra:
         return {**doc, "revision": revision, "source": source, "tenantId": "main", "deleted": False}
 
     def validate(self, body: str) -> list[dict[str, Any]]:
-        out = []
-        known = {f"{k[1]}.yaml": v["doc"] for k, v in self.flows.items()}
         try:
             docs = list(yaml.safe_load_all(body))
         except yaml.YAMLError as exc:
             return [{"index": 0, "constraints": f"Invalid yaml: {str(exc).splitlines()[0]}", "warnings": []}]
         batch = {f"{d.get('id')}.yaml": d for d in docs if isinstance(d, dict)}
+        out = []
         for i, doc in enumerate(docs):
             if not isinstance(doc, dict):
                 out.append({"index": i, "constraints": "flow must be a mapping", "warnings": []})
                 continue
-            problems = check_documents({f"{doc.get('id')}.yaml": doc}, known={**known, **batch})
+            refused = self._refusals(doc, batch)
             out.append(
                 {
                     "index": i,
                     "namespace": doc.get("namespace"),
                     "flow": doc.get("id"),
-                    "constraints": "\n".join(p.split(": ", 1)[-1] for p in problems) or None,
+                    "constraints": "\n".join(f"{v.path}: {v.message}" for v in refused) or None,
                     "outdated": False,
                     "deprecationPaths": [],
                     "warnings": [],
@@ -241,69 +283,34 @@ class FakeKestra:
             )
         return out
 
-    # ------------------------------------------------------------------ executions
     def _flow(self, namespace: str, flow_id: str) -> dict[str, Any]:
         flow = self.flows.get((namespace, flow_id))
         if flow is None:
             raise HttpError(404, f"Flow '{namespace}.{flow_id}' not found")
         return flow
 
-    def _typed_inputs(
-        self, declared: list[dict[str, Any]], given: dict[str, str], what: str
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for spec in declared:
-            name, kind = spec["id"], spec["type"]
-            if name not in given or given[name] == "":
-                if "defaults" in spec:
-                    out[name] = spec["defaults"]
-                elif spec.get("required", True):
-                    raise HttpError(
-                        422, f"Invalid {what} for `{name}`, missing required input, but received `null`"
-                    )
-                else:
-                    out[name] = None
-                continue
-            raw = given[name]
-            try:
-                if kind == "BOOLEAN":
-                    if raw.lower() not in {"true", "false"}:
-                        raise ValueError(raw)
-                    out[name] = raw.lower() == "true"
-                elif kind == "INT":
-                    out[name] = int(raw)
-                elif kind == "FLOAT":
-                    out[name] = float(raw)
-                elif kind == "JSON":
-                    out[name] = json.loads(raw)
-                elif kind == "SELECT":
-                    if raw not in spec.get("values", []):
-                        raise ValueError(raw)
-                    out[name] = raw
-                else:
-                    out[name] = raw
-            except ValueError:
-                raise HttpError(
-                    422, f"Invalid {what} for `{name}`, `{raw[:40]}` is not a valid {kind}"
-                ) from None
-        return out
-
+    # ------------------------------------------------------------------ starting executions
     def _new_execution(
-        self, namespace: str, flow_id: str, inputs: dict[str, Any], labels: dict[str, str], parent: str | None
+        self,
+        namespace: str,
+        flow_id: str,
+        inputs: dict[str, Any] | None,
+        labels: dict[str, str],
+        parent: str | None,
+        trigger: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         flow = self._flow(namespace, flow_id)
         now = _now()
         ex_id = kestra_id()
         flow_labels = flow["doc"].get("labels") or {}
         all_labels = {**{str(k): str(v) for k, v in flow_labels.items()}, **labels}
-        execution = {
+        execution: dict[str, Any] = {
             "id": ex_id,
             "namespace": namespace,
             "flowId": flow_id,
             "flowRevision": flow["revision"],
             "tenantId": "main",
             "deleted": False,
-            "inputs": inputs,
             "outputs": {},
             "labels": [{"key": k, "value": v} for k, v in all_labels.items()],
             "state": _state("CREATED"),
@@ -311,6 +318,10 @@ class FakeKestra:
             "originalId": ex_id,
             "metadata": {"attemptNumber": 1, "originalCreatedDate": now},
         }
+        if inputs is not None:
+            execution["inputs"] = inputs
+        if trigger is not None:
+            execution["trigger"] = trigger
         if parent:
             execution["parentId"] = parent
         with self.lock:
@@ -321,9 +332,67 @@ class FakeKestra:
     def trigger(
         self, namespace: str, flow_id: str, given: dict[str, str], labels: dict[str, str]
     ) -> dict[str, Any]:
+        """``POST /executions/{namespace}/{flowId}``: the multipart inputs resolved like Kestra."""
         flow = self._flow(namespace, flow_id)
-        inputs = self._typed_inputs(flow["doc"].get("inputs") or [], given, "input")
+        try:
+            inputs = rules.resolve_inputs(flow["doc"].get("inputs") or [], given)
+        except rules.InputError as exc:
+            raise HttpError(422, f"Invalid entity: {exc}") from None
         execution = self._new_execution(namespace, flow_id, inputs, labels, None)
+        self._start(execution)
+        return execution
+
+    def webhook(
+        self, namespace: str, flow_id: str, key: str, body: bytes, params: list[tuple[str, str]], headers: Any
+    ) -> dict[str, Any]:
+        """``/executions/webhook/{namespace}/{flowId}/{key}`` (1.x ``ExecutionController.webhook``):
+        404 unless a Webhook trigger's rendered key matches; the body becomes ``trigger.body``; the
+        execution has the trigger's ``inputs`` only (none when it declares none)."""
+        flow = self._flow(namespace, flow_id)
+        doc = flow["doc"]
+        functions = self._functions()
+        trigger = None
+        for candidate in doc.get("triggers") or []:
+            if candidate.get("type") != flow_lint.WEBHOOK:
+                continue
+            try:
+                expected = render(str(candidate.get("key")), {}, functions).strip()
+            except PebbleError:
+                continue  # Kestra filters a webhook whose key cannot render
+            if secrets.compare_digest(expected, key):
+                trigger = candidate
+                break
+        if trigger is None:
+            raise HttpError(404, "Not Found: Webhook not found")
+        text = body.decode("utf-8", "replace") if body else None
+        try:
+            payload: Any = json.loads(text) if text else None
+            if not isinstance(payload, dict | list):
+                payload = text
+        except ValueError:
+            payload = text
+        trigger_vars = {  # Webhook.Output, serialized NON_NULL: no body, no `body` key
+            "body": payload,
+            "headers": {k: [v] for k, v in headers.items()},
+            "parameters": {k: [v] for k, v in params},
+        }
+        variables = {"trigger": without_nulls(trigger_vars)}
+        variables["flow"] = {"id": flow_id, "namespace": namespace, "revision": flow["revision"]}
+        try:
+            inputs = rules.webhook_inputs(
+                trigger, doc.get("inputs") or [], lambda v: render_value(v, variables, functions)
+            )
+        except (PebbleError, rules.InputError) as exc:
+            # 1.x: "Unable to render the webhook inputs. Webhook will be ignored" -> 404; 2.x: 422
+            raise HttpError(422 if self.major >= 2 else 404, f"No execution triggered: {exc}") from None
+        execution = self._new_execution(
+            namespace,
+            flow_id,
+            inputs,
+            {},
+            None,
+            trigger={"id": trigger["id"], "type": trigger["type"], "variables": variables["trigger"]},
+        )
         self._start(execution)
         return execution
 
@@ -332,36 +401,44 @@ class FakeKestra:
         self._threads.append(thread)
         thread.start()
 
-    def webhook(self, namespace: str, flow_id: str, key: str, body: bytes) -> dict[str, Any]:
-        """POST /executions/webhook/{namespace}/{flowId}/{key}: 404 unless a Webhook trigger of
-        the flow has this key; the JSON body becomes ``trigger.body`` (inputs keep their defaults)."""
-        flow = self._flow(namespace, flow_id)
-        trigger = next(
-            (
-                t
-                for t in flow["doc"].get("triggers") or []
-                if t.get("type") == "io.kestra.plugin.core.trigger.Webhook"
-            ),
-            None,
-        )
-        expected = (
-            self.webhook_key if trigger and "{{" in str(trigger.get("key")) else (trigger or {}).get("key")
-        )
-        if trigger is None or not secrets.compare_digest(str(expected), key):
-            raise HttpError(404, "Not Found: flow or webhook key not found")
+    # ------------------------------------------------------------------ running flows
+    def _secret(self, name: Any) -> str:
+        value = self.secrets.get(str(name))
+        if value is None:
+            raise PebbleError(f"Cannot find secret for key '{name}'")
+        return value
+
+    def _functions(self) -> dict[str, Callable[..., Any]]:
+        return {"secret": self._secret}
+
+    def _variables(self, ex: dict[str, Any]) -> dict[str, Any]:
+        """What Kestra's ``RunVariables`` gives a task of ``ex``: ``inputs`` only when the execution
+        has some, ``trigger`` only when a trigger started it, ``outputs`` of the task runs that
+        have outputs."""
+        with self.lock:
+            outputs = {
+                run["taskId"]: run["outputs"]
+                for run in ex["taskRunList"]
+                if run.get("outputs") is not None and run["state"]["current"] == "SUCCESS"
+            }
+            variables: dict[str, Any] = {
+                "flow": {"id": ex["flowId"], "namespace": ex["namespace"], "revision": ex["flowRevision"]},
+                "execution": {"id": ex["id"], "startDate": ex["state"]["startDate"], "originalId": ex["id"]},
+                "labels": {label["key"]: label["value"] for label in ex["labels"]},
+                "outputs": json.loads(json.dumps(outputs)),
+            }
+            if ex.get("inputs"):
+                variables["inputs"] = json.loads(json.dumps(ex["inputs"]))
+            if ex.get("trigger"):
+                variables["trigger"] = json.loads(json.dumps(ex["trigger"]["variables"]))
+        return variables
+
+    def _render(self, run: dict[str, Any], value: Any, variables: Mapping[str, Any]) -> Any:
+        """A task property rendered as Kestra renders it; a failure fails the task."""
         try:
-            payload = json.loads(body or b"{}")
-        except ValueError:
-            payload = body.decode("utf-8", "replace")
-        inputs = self._typed_inputs(flow["doc"].get("inputs") or [], {}, "input")
-        execution = self._new_execution(namespace, flow_id, inputs, {}, None)
-        execution["trigger"] = {
-            "id": trigger["id"],
-            "type": trigger["type"],
-            "variables": {"body": payload, "headers": {}, "parameters": {}},
-        }
-        self._start(execution)
-        return execution
+            return render_value(value, variables, self._functions())
+        except PebbleError as exc:
+            raise _TaskFailed(str(exc)) from None
 
     def _log(
         self, execution: dict[str, Any], level: str, message: str, task_run: dict[str, Any] | None
@@ -382,9 +459,7 @@ class FakeKestra:
                 }
             )
 
-    def _task_run(
-        self, execution: dict[str, Any], task_id: str, parent_run: str | None = None
-    ) -> dict[str, Any]:
+    def _task_run(self, execution: dict[str, Any], task_id: str, parent_run: str | None) -> dict[str, Any]:
         run = {
             "id": kestra_id(),
             "executionId": execution["id"],
@@ -392,7 +467,7 @@ class FakeKestra:
             "flowId": execution["flowId"],
             "taskId": task_id,
             "state": _state("CREATED"),
-            "outputs": {},
+            "outputs": None,
             "attempts": [],
         }
         if parent_run:
@@ -405,331 +480,14 @@ class FakeKestra:
     def _alive(self, execution: dict[str, Any]) -> bool:
         return execution["state"]["current"] not in TERMINAL and execution["state"]["current"] != "KILLING"
 
-    def _gate_execute_verify_record(
-        self,
-        ex: dict[str, Any],
-        *,
-        needs_approval: Any,
-        snapshot: dict[str, Any],
-        decision: dict[str, Any],
-        decided: dict[str, Any],
-        collected: dict[str, Any],
-        scenario: Any,
-        record_extra: dict[str, Any] | None = None,
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        """The tail both flows share: the approval gate (a Pause when needed), then execute, verify
-        and record with the flows' inputs; returns the outputs of execute, verify and record."""
-        gate = self._task_run(ex, "approval_gate")
-        approval: dict[str, Any] | None = None
-        if needs_approval:
-            approval = self._pause(ex, gate)
-        with self.lock:
-            gate["outputs"] = {}
-            _move(gate["state"], "SUCCESS")
-        self._check(ex)
-        target = {
-            "deployment": snapshot["deployment"],
-            "scenario": scenario,
-            "verification": collected.get("verification"),
-        }
-        executed = self._step(
-            ex,
-            "execute",
-            "execute",
-            {
-                "plan": decided["plan"],
-                "verdict": decided["verdict"],
-                "approval": approval,
-                **target,
-                "execution_id": ex["id"],
-            },
-        )
-        self._check(ex)
-        verified = self._step(ex, "verify", "verify", {**target, "executed": executed["executed"]})
-        self._check(ex)
-        recorded = self._step(
-            ex,
-            "record",
-            "record",
-            {
-                "execution_id": ex["id"],
-                "snapshot": snapshot,
-                "decision": decision,
-                "plan": decided["plan"],
-                "approval": approval,
-                "executed": executed["executed"],
-                "deployment_status": executed["deployment_status"],
-                "measured": verified["measured"],
-                **(record_extra or {}),
-            },
-        )
-        return executed, verified, recorded
-
-    def _step(
-        self, execution: dict[str, Any], task_id: str, step: str, payload: dict[str, Any]
-    ) -> dict[str, Any]:
-        """A Commands task running ``python -m console step <step>``: outputs under ``vars``."""
-        from console.loop.steps import run_step
-
-        run = self._task_run(execution, task_id)
-        run["attempts"] = [{"state": _state("RUNNING")}]
-        self._log(execution, "INFO", f"python -m console step {step} input.json --kestra", run)
-        try:
-            # the CLI's JSON round trip, so the step sees what a container would
-            values = json.loads(json.dumps(run_step(step, json.loads(json.dumps(payload)), self.settings)))
-        except Exception as exc:
-            with self.lock:
-                _move(run["state"], "FAILED")
-                _move(run["attempts"][0]["state"], "FAILED")
-            self._log(execution, "ERROR", f"Command failed with exit code 1: {exc}", run)
-            raise
-        with self.lock:
-            run["outputs"] = {"vars": values, "exitCode": 0}
-            _move(run["attempts"][0]["state"], "SUCCESS")
-            _move(run["state"], "SUCCESS")
-        self._log(execution, "INFO", f"step {step} done", run)
-        return values
-
-    def _subflow(
-        self, parent: dict[str, Any], task_id: str, flow_id: str, inputs: dict[str, Any], body
-    ) -> dict[str, Any]:
-        """A Subflow task (wait: true, transmitFailed: true): a child execution with parentId."""
-        run = self._task_run(parent, task_id)
-        child = self._new_execution(parent["namespace"], flow_id, inputs, {}, parent["id"])
-        with self.lock:
-            _move(child["state"], "RUNNING")
-        try:
-            outputs = body(child)
-        except Exception:
-            with self.lock:
-                _move(child["state"], "FAILED")
-                run["outputs"] = {"executionId": child["id"], "state": "FAILED"}
-                _move(run["state"], "FAILED")
-            raise
-        with self.lock:
-            child["outputs"] = outputs
-            _move(child["state"], "SUCCESS")
-            run["outputs"] = {"executionId": child["id"], "state": "SUCCESS", "outputs": outputs}
-            _move(run["state"], "SUCCESS")
-        return outputs
-
-    def _run(self, execution_id: str) -> None:
-        execution = self.executions[execution_id]
-        with self.lock:
-            _move(execution["state"], "RUNNING")
-        try:
-            if (execution["namespace"], execution["flowId"]) == ("devops.loop", "devops-loop"):
-                self._devops_loop(execution)
-            elif (execution["namespace"], execution["flowId"]) == ("devops.loop", "incident-handler"):
-                self._incident_handler(execution)
-            else:
-                raise RuntimeError(f"the fake cannot run {execution['flowId']}")
-        except _Stopped:
-            return
-        except Exception as exc:
-            self._log(execution, "ERROR", f"{type(exc).__name__}: {exc}", None)
-            with self.lock:
-                if self._alive(execution):
-                    _move(execution["state"], "FAILED")
-
     def _check(self, execution: dict[str, Any]) -> None:
         with self.lock:
-            if execution["state"]["current"] == "KILLING":
-                _move(execution["state"], "KILLED")
-                for run in execution["taskRunList"]:
-                    if run["state"]["current"] not in TERMINAL:
-                        _move(run["state"], "KILLED")
+            if execution["id"] not in self.executions:
                 raise _Stopped
+            if execution["state"]["current"] == "KILLING":
+                raise self._killed(execution)
             if not self._alive(execution):
                 raise _Stopped
-
-    def _devops_loop(self, ex: dict[str, Any]) -> None:
-        body = (ex.get("trigger") or {}).get("variables", {}).get("body")
-        body = body if isinstance(body, dict) else {}
-        # the flow's `{{ inputs.x ?? trigger.body.x }}`
-        inputs = {k: ex["inputs"].get(k) if ex["inputs"].get(k) is not None else body.get(k)
-                  for k in (*LIVE_INPUTS, "scenario", "snapshot")}  # fmt: skip
-        # collect-snapshot's `is not empty` tests: null, "" and {} all mean "not given"
-        if inputs.get("snapshot"):
-            collect_in = {"snapshot": inputs["snapshot"]}
-        elif inputs.get("scenario"):
-            collect_in = {"scenario": inputs["scenario"]}
-        else:
-            collect_in = {k: inputs.get(k) for k in LIVE_INPUTS}
-
-        def collect(child: dict[str, Any]) -> dict[str, Any]:
-            values = self._step(child, "collect", "collect", collect_in)
-            return {"snapshot": values["snapshot"], "verification": values.get("verification")}
-
-        collected = self._subflow(
-            ex,
-            "collect",
-            "collect-snapshot",
-            {k: inputs.get(k) for k in (*LIVE_INPUTS, "scenario", "snapshot")},
-            collect,
-        )
-        snapshot = collected["snapshot"]
-        self._check(ex)
-
-        def summarize(child: dict[str, Any]) -> dict[str, Any]:
-            rules = self._step(child, "analyze", "analyze", {"snapshot": snapshot})["decision"]
-            return {
-                "decision": self._step(
-                    child, "summarize", "summarize", {"snapshot": snapshot, "decision": rules}
-                )["decision"]
-            }
-
-        decision = self._subflow(ex, "summarize", "summarize-incident", {"snapshot": snapshot}, summarize)[
-            "decision"
-        ]
-        self._check(ex)
-
-        def decide(child: dict[str, Any]) -> dict[str, Any]:
-            values = self._step(child, "decide", "decide", {"decision": decision})
-            return {
-                "plan": values["plan"],
-                "needs_approval": bool(values["plan"].get("needs_approval")),
-                "verdict": values["verdict"],
-                "severity": values["severity"],
-                "confidence": values["confidence"],
-            }
-
-        decided = self._subflow(ex, "decide", "decision-flow", {"decision": decision}, decide)
-        self._check(ex)
-
-        executed, verified, recorded = self._gate_execute_verify_record(
-            ex,
-            needs_approval=decided["needs_approval"],
-            snapshot=snapshot,
-            decision=decision,
-            decided=decided,
-            collected=collected,
-            scenario=snapshot.get("scenario"),
-        )
-        with self.lock:
-            ex["outputs"] = {
-                "verdict": decided["verdict"],
-                "severity": decided["severity"],
-                "decision": decision,
-                "plan": decided["plan"],
-                "deployment_status": executed["deployment_status"],
-                "measured": verified["measured"],
-                "outcome": recorded.get("outcome"),
-            }
-            if self._alive(ex):
-                _move(ex["state"], "SUCCESS")
-
-    def _incident_handler(self, ex: dict[str, Any]) -> None:
-        """``flows/incident-handler.yaml``: the steps as Commands tasks, the severity Switch (its
-        ``escalate`` Log for HIGH/CRITICAL), the approval gate, then execute, verify, record."""
-        inputs = ex["inputs"]
-        body = (ex.get("trigger") or {}).get("variables", {}).get("body")
-        incident = {
-            "id": inputs.get("incident_id"),
-            "service": inputs.get("service"),
-            "severity": inputs.get("severity"),
-            "starts_at": inputs.get("starts_at"),
-            "alertname": inputs.get("alertname"),
-            "summary": inputs.get("summary"),
-            "fingerprint": inputs.get("fingerprint"),
-            "labels": inputs.get("labels"),
-            "deployment": {
-                "id": inputs.get("deployment_id"),
-                "version": inputs.get("version"),
-                "previous_version": inputs.get("previous_version"),
-                "deployed_at": inputs.get("deployed_at"),
-                "deployed_by": inputs.get("deployed_by"),
-            },
-        }
-        collected = self._step(ex, "collect", "collect", {"incident": incident, "alertmanager": body})
-        snapshot = collected["snapshot"]
-        self._check(ex)
-        rules = self._step(ex, "analyze", "analyze", {"snapshot": snapshot})["decision"]
-        self._check(ex)
-        decision = self._step(ex, "summarize", "summarize", {"snapshot": snapshot, "decision": rules})[
-            "decision"
-        ]
-        self._check(ex)
-        decided = self._step(
-            ex, "decide", "decide", {"decision": decision, "incident": collected["incident"]}
-        )
-        self._check(ex)
-        routing = decided["routing"]
-        switch = self._task_run(ex, "route")
-        case = {"LOW": "route_low", "MEDIUM": "route_medium"}.get(routing["severity"], "escalate")
-        log = self._task_run(ex, case, switch["id"])
-        level = "ERROR" if case == "escalate" else "INFO"
-        message = (
-            f"ESCALATION {routing['severity']}: {collected['incident'].get('alertname') or 'incident'} on "
-            f"{collected['incident']['service']} — paging on-call"
-            if case == "escalate"
-            else f"{routing['severity']}: routed {routing['route']}"
-        )
-        self._log(ex, level, message, log)
-        with self.lock:
-            _move(log["state"], "SUCCESS")
-            switch["outputs"] = {"value": routing["severity"], "defaults": case == "escalate"}
-            _move(switch["state"], "SUCCESS")
-        executed, _verified, recorded = self._gate_execute_verify_record(
-            ex,
-            needs_approval=decided["plan"].get("needs_approval"),
-            snapshot=snapshot,
-            decision=decision,
-            decided=decided,
-            collected=collected,
-            scenario=None,
-            record_extra={"incident": collected["incident"], "routing": routing},
-        )
-        with self.lock:
-            ex["outputs"] = {
-                "verdict": decided["verdict"],
-                "severity": routing["severity"],
-                "routing": routing,
-                "deployment_status": executed["deployment_status"],
-                "outcome": recorded.get("outcome"),
-            }
-            if self._alive(ex):
-                _move(ex["state"], "SUCCESS")
-
-    def _approval_spec(self, ex: dict[str, Any]) -> dict[str, Any]:
-        """The flow's ``approval`` Pause (inside its approval gate)."""
-        flow = self._flow(ex["namespace"], ex["flowId"])["doc"]
-        for task in flow["tasks"]:
-            for child in [task, *(task.get("then") or [])]:
-                if child.get("id") == "approval":
-                    return child
-        raise HttpError(409, f"flow {ex['flowId']} has no approval Pause")
-
-    def _pause(self, ex: dict[str, Any], gate: dict[str, Any]) -> dict[str, Any]:
-        spec = self._approval_spec(ex)
-        run = self._task_run(ex, "approval", gate["id"])
-        event = threading.Event()
-        with self.lock:
-            _move(run["state"], "PAUSED")
-            _move(ex["state"], "PAUSED")
-            self._resume_events[ex["id"]] = event
-        self._log(ex, "INFO", "Execution paused, waiting for resume (approval)", run)
-        limit = self.pause_seconds if self.pause_seconds is not None else _iso_seconds(spec["pauseDuration"])
-        resumed = event.wait(limit)
-        with self.lock:
-            self._resume_events.pop(ex["id"], None)
-            if ex["id"] not in self.executions:  # deleted while it waited
-                raise _Stopped
-            if ex["state"]["current"] == "KILLING":
-                raise self._killed(ex)
-            if not resumed:  # pauseDuration expired: the flow's behavior decides
-                final = {"CANCEL": "CANCELLED", "FAIL": "FAILED"}.get(spec.get("behavior", "RESUME"))
-                if final is None:  # Kestra's default RESUME: what the flows must never rely on
-                    run["outputs"] = {"onResume": {}, "resumed": None}
-                    _move(run["state"], "SUCCESS")
-                    _move(ex["state"], "RUNNING")
-                    return {}
-                _move(run["state"], final)
-                _move(gate["state"], final)
-                _move(ex["state"], final)
-                self._log(ex, "WARN", f"Pause duration expired: execution {final}", run)
-                raise _Stopped
-            return run["outputs"]["onResume"]
 
     def _killed(self, ex: dict[str, Any]) -> _Stopped:
         _move(ex["state"], "KILLED")
@@ -738,44 +496,226 @@ class FakeKestra:
                 _move(run["state"], "KILLED")
         return _Stopped()
 
+    def _run(self, execution_id: str) -> None:
+        with self.lock:
+            execution = self.executions.get(execution_id)
+        if execution is not None:
+            self._execute(execution)
+
+    def _execute(self, ex: dict[str, Any]) -> None:
+        """Run a flow's tasks in order, then its outputs; the execution ends SUCCESS, FAILED
+        (a task failed), KILLED or CANCELLED."""
+        doc = self._flow(ex["namespace"], ex["flowId"])["doc"]
+        with self.lock:
+            _move(ex["state"], "RUNNING")
+        try:
+            self._run_tasks(ex, doc["tasks"], None)
+            outputs = self._flow_outputs(ex, doc)
+        except _Stopped:
+            return
+        except Exception as exc:  # a failed task, or a bug of the fake: the execution FAILS, visibly
+            reason = str(exc) if isinstance(exc, _TaskFailed) else f"fake error: {type(exc).__name__}: {exc}"
+            self._log(ex, "ERROR", reason, None)
+            with self.lock:
+                if self._alive(ex):
+                    _move(ex["state"], "FAILED")
+            return
+        with self.lock:
+            ex["outputs"] = outputs
+            if self._alive(ex):
+                _move(ex["state"], "SUCCESS")
+
+    def _flow_outputs(self, ex: dict[str, Any], doc: dict[str, Any]) -> dict[str, Any]:
+        """The flow's ``outputs`` rendered, typed and written as ``FlowInputOutput.typedOutputs`` does
+        (null values dropped)."""
+        declared = doc.get("outputs") or []
+        variables = self._variables(ex)
+        try:
+            rendered = {o["id"]: render_value(o.get("value"), variables, self._functions()) for o in declared}
+            return rules.typed_outputs(declared, rendered)
+        except (PebbleError, rules.InputError) as exc:
+            raise _TaskFailed(f"Failed to render output values: {exc}") from None
+
+    def _run_tasks(self, ex: dict[str, Any], tasks: list[dict[str, Any]], parent_run: str | None) -> None:
+        for task in tasks:
+            self._check(ex)
+            run = self._task_run(ex, task["id"], parent_run)
+            try:
+                outputs = self._run_task(ex, task, run)
+            except _TaskFailed as exc:
+                with self.lock:
+                    if run["state"]["current"] not in TERMINAL:
+                        _move(run["state"], "FAILED")
+                self._log(ex, "ERROR", f"{task['id']}: {exc}", run)
+                raise
+            with self.lock:
+                run["outputs"] = outputs
+                if run["state"]["current"] not in TERMINAL:
+                    _move(run["state"], "SUCCESS")
+        self._check(ex)
+
+    def _run_task(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        kind = task["type"]
+        if kind == flow_lint.COMMANDS:
+            return self._commands(ex, task, run)
+        if kind == flow_lint.SUBFLOW:
+            return self._subflow(ex, task, run)
+        if kind == flow_lint.IF:
+            condition = self._render(run, task["condition"], self._variables(ex))
+            branch = task.get("then") if rules.truthy(condition) else task.get("else")
+            self._run_tasks(ex, branch or [], run["id"])
+            return {}
+        if kind == flow_lint.SWITCH:
+            value = self._render(run, task["value"], self._variables(ex))
+            cases = task.get("cases") or {}
+            self._run_tasks(ex, cases.get(value) or task.get("defaults") or [], run["id"])
+            return {"value": value, "defaults": value not in cases}
+        if kind == flow_lint.LOG:
+            message = self._render(run, task["message"], self._variables(ex))
+            self._log(ex, task.get("level", "INFO"), message, run)
+            return {}
+        if kind == flow_lint.PAUSE:
+            return self._pause(ex, task, run)
+        raise _TaskFailed(f"the fake cannot run task type {kind}")
+
+    def _commands(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        """``python -m console step NAME FILE --kestra`` on the rendered ``inputFiles``; the step's
+        ``Kestra.outputs`` become ``vars`` (nulls kept: ``TaskRun.outputs`` is ``@JsonInclude(ALWAYS)``)."""
+        from console.loop.steps import StepError, run_step
+
+        working_dir = f"/tmp/kestra-wd/tmp/{run['id']}"
+        variables = {**self._variables(ex), "workingDir": working_dir}
+        self._render(run, task.get("env") or {}, variables)  # a missing secret fails the task here
+        files = self._render(run, task.get("inputFiles") or {}, variables)
+        commands = self._render(run, task.get("commands") or [], variables)
+        run["attempts"] = [{"state": _state("RUNNING")}]
+        values: dict[str, Any] = {}
+        for command in commands:
+            self._log(ex, "INFO", command.replace(working_dir + "/", ""), run)
+            m = _STEP.match(command)
+            name = m.group(2).removeprefix(working_dir + "/") if m else ""
+            if not m or name not in files:
+                raise _TaskFailed(f"Command failed with exit code 127: {command}")
+            try:
+                data = json.loads(files[name])
+            except ValueError as exc:
+                raise _TaskFailed(f"Command failed with exit code 2: {name}: not JSON: {exc}") from None
+            if not isinstance(data, dict):
+                raise _TaskFailed("Command failed with exit code 2: error: step input must be a JSON object")
+            try:
+                # the CLI's JSON round trip: the step sees what a container would
+                values = json.loads(json.dumps(run_step(m.group(1), data, self.settings)))
+            except StepError as exc:
+                raise _TaskFailed(f"Command failed with exit code 2: error: {exc}") from None
+            except Exception as exc:
+                raise _TaskFailed(f"Command failed with exit code 1: {type(exc).__name__}: {exc}") from None
+            self._log(ex, "INFO", f"step {m.group(1)} done", run)
+        with self.lock:
+            _move(run["attempts"][0]["state"], "SUCCESS")
+        return {"vars": values, "exitCode": 0}
+
+    def _subflow(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        """A Subflow task (wait: true, transmitFailed: true): its ``inputs`` rendered (each value a
+        string), the child's inputs resolved from them, the child run to its end; its flow outputs
+        are the task's ``outputs``."""
+        rendered = self._render(run, task.get("inputs") or {}, self._variables(ex))
+        try:
+            child_flow = self._flow(task["namespace"], task["flowId"])
+            inputs = rules.resolve_inputs(child_flow["doc"].get("inputs") or [], rendered)
+        except (HttpError, rules.InputError) as exc:
+            raise _TaskFailed(str(exc.message if isinstance(exc, HttpError) else exc)) from None
+        child = self._new_execution(task["namespace"], task["flowId"], inputs, {}, ex["id"])
+        with self.lock:
+            run["outputs"] = {"executionId": child["id"]}
+        self._execute(child)
+        with self.lock:
+            state = child["state"]["current"]
+            if state in ("KILLING", "KILLED") or ex["state"]["current"] == "KILLING":
+                raise self._killed(ex)
+            if state != "SUCCESS":
+                raise _TaskFailed(f"subflow {task['flowId']} ended {state} ({child['id']})")
+            return {"executionId": child["id"], "state": state, "outputs": child["outputs"]}
+
+    def _pause(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        event = threading.Event()
+        with self.lock:
+            _move(run["state"], "PAUSED")
+            _move(ex["state"], "PAUSED")
+            self._resume_events[ex["id"]] = event
+            self._paused[ex["id"]] = {"task": task, "run": run}
+        self._log(ex, "INFO", f"Execution paused, waiting for resume ({task['id']})", run)
+        limit = _iso_seconds(task.get("pauseDuration")) if self.pause_seconds is None else self.pause_seconds
+        resumed = event.wait(limit)
+        with self.lock:
+            self._resume_events.pop(ex["id"], None)
+            self._paused.pop(ex["id"], None)
+            if ex["id"] not in self.executions:  # deleted while it waited
+                raise _Stopped
+            if ex["state"]["current"] == "KILLING":
+                raise self._killed(ex)
+            if resumed:
+                return run["outputs"]
+            final = {"CANCEL": "CANCELLED", "FAIL": "FAILED"}.get(task.get("behavior", "RESUME"))
+            if final is None:  # Kestra's default RESUME: what the flows must never rely on
+                _move(ex["state"], "RUNNING")
+                return {"onResume": {}, "resumed": None}
+            _move(run["state"], final)
+            for other in ex["taskRunList"]:
+                if other["state"]["current"] not in TERMINAL:
+                    _move(other["state"], final)
+            _move(ex["state"], final)
+        self._log(ex, "WARN", f"Pause duration expired: execution {final}", run)
+        raise _Stopped
+
+    # ------------------------------------------------------------------ control
     def resume(self, execution_id: str, given: dict[str, str]) -> dict[str, Any]:
         with self.lock:
             ex = self.executions.get(execution_id)
             if ex is None:
                 raise HttpError(404, f"Execution '{execution_id}' not found")
-            if ex["state"]["current"] != "PAUSED":
+            paused = self._paused.get(execution_id)
+            if ex["state"]["current"] != "PAUSED" or paused is None:
                 raise HttpError(
                     409, f"Execution '{execution_id}' is not paused (state {ex['state']['current']})"
                 )
-            spec = self._approval_spec(ex)
-            values = self._typed_inputs(spec.get("onResume") or [], given, "resume input")
-            run = next(r for r in ex["taskRunList"] if r["taskId"] == "approval")
+            try:
+                values = rules.resolve_inputs(paused["task"].get("onResume") or [], given)
+            except rules.InputError as exc:
+                raise HttpError(422, f"Invalid entity: {exc}") from None
+            run = paused["run"]
             run["outputs"] = {
                 "onResume": values,
                 "resumed": {"by": self.username, "on": _now(), "to": "RUNNING"},
             }
             _move(run["state"], "RUNNING")
-            _move(run["state"], "SUCCESS")
             _move(ex["state"], "RUNNING")
             event = self._resume_events.get(execution_id)
         if event:
             event.set()
         return ex
 
-    def kill(self, execution_id: str) -> dict[str, Any]:
+    def kill(self, execution_id: str, cascade: bool = True) -> dict[str, Any]:
+        """``ExecutionController.killExecution``: 404 unknown; a finished execution is refused (409)
+        only without cascade, else accepted and left as it is; a running or paused one is killed
+        with its running subflow executions."""
         with self.lock:
             ex = self.executions.get(execution_id)
             if ex is None:
                 raise HttpError(404, f"Execution '{execution_id}' not found")
-            if ex["state"]["current"] in TERMINAL:
-                raise HttpError(409, f"Execution '{execution_id}' is already finished")
-            if ex["state"]["current"] == "PAUSED":
-                _move(ex["state"], "KILLING")
-                event = self._resume_events.get(execution_id)
-                if event:
-                    event.set()
-            elif ex["state"]["current"] != "KILLING":
-                _move(ex["state"], "KILLING")
+            state = ex["state"]["current"]
+            if rules.kill_refused(state, TERMINAL, cascade):
+                raise HttpError(409, "Illegal state: Execution is already finished, can't kill it")
+            if state in TERMINAL:
+                return ex  # the kill event finds nothing to kill
+            targets = [ex]
+            if cascade:
+                targets += [e for e in self.executions.values() if e.get("parentId") == execution_id]
+            for target in targets:
+                if target["state"]["current"] not in TERMINAL and target["state"]["current"] != "KILLING":
+                    _move(target["state"], "KILLING")
+                    event = self._resume_events.get(target["id"])
+                    if event:
+                        event.set()
         return ex
 
     # ------------------------------------------------------------------ JSON views
@@ -853,10 +793,6 @@ class FakeKestra:
         }
 
 
-class _Stopped(Exception):
-    """The execution was killed or ended; the runner stops quietly."""
-
-
 def _multipart(content_type: str, body: bytes) -> dict[str, str]:
     if not content_type.startswith("multipart/form-data"):
         raise HttpError(415, "Unsupported Media Type: multipart/form-data expected")
@@ -902,7 +838,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _send(
-        self, status: int, body: Any = None, *, raw: bytes | None = None, ctype: str = "application/json"
+        self, status: int, body: Any = None, *, raw: bytes | None = None, ctype: str = rules.JSON_MEDIA_TYPE
     ):
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         self.send_response(status)
@@ -958,7 +894,8 @@ class _Handler(BaseHTTPRequestHandler):
                         "isAiEnabled": False,
                     },
                 )
-            if fault == "401" or not self._authorized():
+            open_url = rules.is_open_url(path, fake.open_urls)  # AuthenticationFilter skips these
+            if fault == "401" or not (open_url or self._authorized()):
                 return self._send(401, {"message": "Unauthorized"})
             m = re.match(r"^/api/v1/([^/]+)(/.*)$", path)
             if not m:
@@ -1004,10 +941,17 @@ class _Handler(BaseHTTPRequestHandler):
             ex = fake.resume(seg[1], _multipart(ctype, body))
             return self._send(200, fake.view(ex)) if v2 else self._send(204)
         if len(seg) >= 3 and seg[0] == "executions" and seg[2:] == kill and method == "DELETE":
-            ex = fake.kill(seg[1])
-            return self._send(200, fake.view(ex)) if v2 else self._send(202)
+            # the route produces text/json only: Micronaut matches Accept exactly (406 otherwise)
+            self._produces(rules.KILL_MEDIA_TYPE)
+            cascade = dict(params).get("isOnKillCascade", "true").lower() != "false"
+            ex = fake.kill(seg[1], cascade)
+            if v2:
+                return self._send(200, fake.view(ex), ctype=rules.KILL_MEDIA_TYPE)
+            return self._send(202, ctype=rules.KILL_MEDIA_TYPE)
+        self._produces(rules.JSON_MEDIA_TYPE)
         if len(seg) == 5 and seg[:2] == ["executions", "webhook"] and method in {"POST", "PUT", "GET"}:
-            return self._send(200, fake.view(fake.webhook(seg[2], seg[3], seg[4], body)))
+            ex = fake.webhook(seg[2], seg[3], seg[4], body, params, self.headers)
+            return self._send(200, self._webhook_response(ex))
         if len(seg) == 3 and seg[0] == "executions" and method == "POST" and seg[1] != "webhook":
             labels = {}
             for key, value in params:
@@ -1051,6 +995,20 @@ class _Handler(BaseHTTPRequestHandler):
                     raise HttpError(404, f"Task run '{seg[2]}' not found")
                 return self._send(200, runs[seg[2]].get("outputs") or {})
         raise HttpError(404, f"Page Not Found: {method} {path}")
+
+    def _produces(self, media_type: str) -> None:
+        accept = self.headers.get("Accept")
+        if not rules.accepts(accept, media_type):
+            refused = f"Specified Accept Types [{accept}] not supported. Supported types: [{media_type}]"
+            raise HttpError(406, f"Not Acceptable: {refused}")
+
+    def _webhook_response(self, ex: dict[str, Any]) -> dict[str, Any]:
+        """1.x ``ExecutionController.WebhookResponse``: not the whole execution."""
+        fake = self.server_fake
+        view = fake.view(ex)
+        keys = "tenantId id namespace flowId flowRevision trigger outputs labels state".split()
+        url = f"{fake.url}/ui/main/executions/{ex['namespace']}/{ex['flowId']}/{ex['id']}"
+        return {**{k: view.get(k) for k in keys}, "url": url}
 
     def _logs(self, execution_id: str, params: list[tuple[str, str]]) -> list[dict[str, Any]]:
         fake = self.server_fake

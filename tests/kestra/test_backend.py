@@ -18,6 +18,8 @@ from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra, free_port
 
+pytestmark = pytest.mark.kestra
+
 
 def _settings(url: str, tmp_path: Path, **kw) -> Settings:
     return Settings(

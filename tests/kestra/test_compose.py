@@ -12,6 +12,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+pytestmark = pytest.mark.kestra
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yaml"
 SPEC = ROOT.parent / "shared" / "compose" / "compose-spec.json"
@@ -254,3 +256,35 @@ def test_alertmanager_config_passes_amtool() -> None:
     if missing_reason("amtool"):
         pytest.skip(missing_reason("amtool"))
     assert "SUCCESS" in check_alertmanager_config(ROOT / "live" / "compose" / "alertmanager.yml")
+
+
+# -- the webhook's security ------------------------------------------------------------------------------
+
+
+def test_the_webhook_path_is_open_as_the_docs_say_and_each_key_is_a_required_kestra_secret() -> None:
+    """Kestra's default open-urls leave the webhook path without login (the fake answers the same):
+    compose writes them out, the docs say the key is the only guard, and every flow's key comes
+    from a Kestra secret that compose refuses to start without."""
+    from console.engines.kestra.flow_lint import load_documents
+    from console.engines.kestra.rules import DEFAULT_OPEN_URLS
+
+    compose = _compose()
+    auth = _kestra_config(compose)["kestra"]["server"]["basic-auth"]
+    assert tuple(auth["open-urls"]) == DEFAULT_OPEN_URLS
+    assert "/api/v1/main/executions/webhook/" in auth["open-urls"]
+    guide = (ROOT / "docs" / "kestra.md").read_text(encoding="utf-8")
+    assert "only guard" in guide and "token_urlsafe(32)" in guide
+    webhook_example = guide[guide.index("## 7. Webhook") :].split("```")[1]
+    assert "curl" in webhook_example and "-u" not in webhook_example  # no login on that path
+    environment = compose["services"]["kestra"]["environment"]
+    docs, _ = load_documents(ROOT / "flows")
+    names = []
+    for doc in docs.values():
+        for trigger in doc.get("triggers") or []:
+            names += re.findall(r"secret\('([A-Z0-9_]+)'\)", trigger["key"])
+    assert sorted(names) == ["DEVOPS_LOOP_WEBHOOK_KEY", "INCIDENT_WEBHOOK_KEY"]
+    env_example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    for name in names:
+        assert environment[f"SECRET_{name}"].startswith(f"${{SECRET_{name}:?")  # required
+        assert f"SECRET_{name}=" in env_example
+    assert "token_urlsafe(32)" in env_example and "base64" in env_example

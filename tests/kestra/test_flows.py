@@ -1,9 +1,12 @@
-"""The flows in flows/ follow Kestra's documented task properties and the project's rules, and the
-checker rejects deliberately broken copies (so a passing check means something)."""
+"""The flows in flows/ pass the flow linter (Kestra 1.3's rules and the project's), the linter
+refuses deliberately broken copies with the rule that applies (so a clean run means something), and
+`python -m console kestra lint` reports them one line each."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,11 +14,22 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kestra.fake_kestra import LIVE_INPUTS
-from tests.kestra.flow_rules import check_flows, load_flows
+from console.engines.kestra.flow_lint import lint_documents, lint_path, load_documents
 
-FLOWS = Path(__file__).resolve().parents[2] / "flows"
+pytestmark = pytest.mark.kestra
+
+ROOT = Path(__file__).resolve().parents[2]
+FLOWS = ROOT / "flows"
+BEFORE = Path(__file__).parent / "fixtures" / "flows-before-issue-20"
 EXPECTED = {"collect-snapshot", "summarize-incident", "decision-flow", "devops-loop", "incident-handler"}
+LIVE_INPUTS = ("deployment_id", "service", "version", "previous_version", "deployed_at", "deployed_by",
+               "source")  # fmt: skip
+
+
+def _docs() -> dict[str, dict[str, Any]]:
+    docs, broken = load_documents(FLOWS)
+    assert broken == []
+    return {Path(name).name: doc for name, doc in docs.items()}
 
 
 def _tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -29,15 +43,15 @@ def _tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def test_all_flows_present_and_valid() -> None:
-    flows = load_flows(FLOWS)
-    assert {f.doc["id"] for f in flows.values()} == EXPECTED
-    assert {f.doc["namespace"] for f in flows.values()} == {"devops.loop"}
-    assert check_flows(FLOWS) == []
+def test_all_flows_present_and_clean() -> None:
+    docs = _docs()
+    assert {d["id"] for d in docs.values()} == EXPECTED
+    assert {d["namespace"] for d in docs.values()} == {"devops.loop"}
+    assert lint_path(FLOWS) == []
 
 
 def test_devops_loop_shape() -> None:
-    doc = load_flows(FLOWS)["devops-loop.yaml"].doc
+    doc = _docs()["devops-loop.yaml"]
     top = [t["id"] for t in doc["tasks"]]
     assert top == ["collect", "summarize", "decide", "approval_gate", "execute", "verify", "record"]
     subflows = [t for t in doc["tasks"] if t["type"].endswith("flow.Subflow")]
@@ -58,25 +72,26 @@ def test_devops_loop_shape() -> None:
     assert "secret('DEMO_DEPLOYER_TOKEN')" in execute["env"]["DEMO_DEPLOYER_TOKEN"]
     assert "outputs.execute.vars.executed" in verify["inputFiles"]["input.json"]
     assert "outputs.verify.vars.measured" in record["inputFiles"]["input.json"]
-    trigger = doc["triggers"][0]
-    assert trigger["type"] == "io.kestra.plugin.core.trigger.Webhook" and trigger["key"]
+    [trigger] = doc["triggers"]
+    assert trigger["type"] == "io.kestra.plugin.core.trigger.Webhook"
+    assert trigger["key"] == "{{ secret('DEVOPS_LOOP_WEBHOOK_KEY') }}"
     assert {i["id"] for i in doc["inputs"]} >= {*LIVE_INPUTS, "scenario", "triggered_by"}
-    # every live input is read from the webhook body too (the deployer's announcement)
-    collect = doc["tasks"][0]
+    # Kestra gives a webhook execution only the inputs its trigger declares: every live input is
+    # declared there from the deployer's body, guarded (a body may lack any of them)
     for name in LIVE_INPUTS:
-        assert f"trigger.body.{name}" in collect["inputs"][name]
+        assert f"trigger.body.{name} ??" in trigger["inputs"][name]
     assert {o["id"] for o in doc["outputs"]} >= {"verdict", "severity", "deployment_status"}
 
 
 def test_incident_handler_runs_the_loops_steps_routed_by_severity() -> None:
-    doc = load_flows(FLOWS)["incident-handler.yaml"].doc
+    doc = _docs()["incident-handler.yaml"]
     top = [t["id"] for t in doc["tasks"]]
     assert top == [
         "collect", "analyze", "summarize", "decide", "route", "approval_gate", "execute", "verify", "record",
     ]  # fmt: skip
     # collect reads the incident from the inputs, or Alertmanager's own delivery (the webhook)
     collect = doc["tasks"][0]["inputFiles"]["input.json"]
-    assert '"incident": {' in collect and "trigger.body" in collect
+    assert '"incident": {' in collect and "(trigger.body ?? null)" in collect
     for name in ("service", "severity", "starts_at", "labels", "deployment_id", "deployed_at"):
         assert f"inputs.{name}" in collect
     # decide routes by the incident's severity (console/loop/incidents.py); the Switch shows it
@@ -94,10 +109,61 @@ def test_incident_handler_runs_the_loops_steps_routed_by_severity() -> None:
     assert "outputs.approval.onResume" in doc["tasks"][6]["inputFiles"]["input.json"]
     severity = next(i for i in doc["inputs"] if i["id"] == "severity")
     assert set(severity["values"]) == {"LOW", "MEDIUM", "HIGH", "CRITICAL"}
-    assert doc["triggers"][0]["type"] == "io.kestra.plugin.core.trigger.Webhook"
+    [trigger] = doc["triggers"]
+    assert trigger["type"] == "io.kestra.plugin.core.trigger.Webhook"
+    assert trigger["inputs"] == {"source": "alertmanager", "triggered_by": "alertmanager"}
     for task in _tasks(doc["tasks"]):
         if task["type"].endswith("Pause"):
             assert task["behavior"] in {"CANCEL", "FAIL"}
+
+
+# ---------------------------------------------------------------- the flows as they were before issue 20
+def test_the_linter_flags_what_kestra_1_3_refused_in_the_old_flows() -> None:
+    """The flows of before issue 20 passed every check of the time; Kestra 1.3 refuses them."""
+    found = {(Path(v.file).name, v.path, v.rule) for v in lint_path(BEFORE)}
+    approval = "tasks[approval_gate].then[approval].onResume[comment]"
+    for file, path in [
+        ("devops-loop.yaml", "inputs[triggered_by]"),
+        ("devops-loop.yaml", approval),
+        ("incident-handler.yaml", "inputs[source]"),
+        ("incident-handler.yaml", "inputs[triggered_by]"),
+        ("incident-handler.yaml", approval),
+    ]:
+        assert (file, path, "kestra/input-defaults-required") in found
+    # both webhooks read inputs their executions do not have (strict Pebble)
+    assert ("devops-loop.yaml", "tasks[collect].inputs.snapshot", "runtime/webhook-inputs") in found
+    assert (
+        "incident-handler.yaml",
+        "tasks[collect].inputFiles.input.json",
+        "runtime/webhook-inputs",
+    ) in found
+    assert ("devops-loop.yaml", f"{approval[:-9]}[approved]", "project/legacy-type") in found
+
+
+def test_cli_lints_one_line_per_violation_with_a_non_zero_exit(tmp_path: Path) -> None:
+    clean = subprocess.run(
+        [sys.executable, "-m", "console", "kestra", "lint", str(FLOWS)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    assert clean.stdout == "" and "no violation" in clean.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "console", "kestra", "lint", str(BEFORE)],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1
+    lines = refused.stdout.splitlines()
+    assert lines == [str(v) for v in lint_path(BEFORE)]
+    line = next(ln for ln in lines if "inputs[triggered_by]" in ln and "devops-loop.yaml" in ln)
+    file, flow, path, rule, message = line.split(": ", 4)
+    assert file.endswith("flows-before-issue-20/devops-loop.yaml") and flow == "devops-loop"
+    assert (path, rule) == ("inputs[triggered_by]", "kestra/input-defaults-required")
+    assert message.startswith("Inputs with a default value must be required")
+    missing = subprocess.run(
+        [sys.executable, "-m", "console", "kestra", "lint", str(tmp_path / "nope")],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
+    )  # fmt: skip
+    assert missing.returncode == 2 and missing.stderr.startswith("error: ") and "no such" in missing.stderr
 
 
 # ---------------------------------------------------------------- broken copies are rejected
@@ -142,89 +208,184 @@ def _top(key: str, value: Any) -> Mutation:
     return mutate
 
 
-def _input_type(docs: dict[str, dict[str, Any]]) -> None:
-    _loop(docs)["inputs"][0]["type"] = "TEXT"
+def _input(name: str, **changes: Any) -> Mutation:
+    def mutate(docs: dict[str, dict[str, Any]]) -> None:
+        spec = next(i for i in _loop(docs)["inputs"] if i["id"] == name)
+        for key, value in changes.items():
+            if value is None:
+                spec.pop(key, None)
+            else:
+                spec[key] = value
+
+    return mutate
 
 
-def _resume_type(docs: dict[str, dict[str, Any]]) -> None:
-    _task(_loop(docs), "approval")["onResume"][0]["type"] = "STRING"
+def _resume_input(name: str, **changes: Any) -> Mutation:
+    def mutate(docs: dict[str, dict[str, Any]]) -> None:
+        spec = next(i for i in _task(_loop(docs), "approval")["onResume"] if i["id"] == name)
+        spec.update(changes)
+
+    return mutate
+
+
+def _trigger(**changes: Any) -> Mutation:
+    def mutate(docs: dict[str, dict[str, Any]]) -> None:
+        trigger = _loop(docs)["triggers"][0]
+        for key, value in changes.items():
+            if value is None:
+                trigger.pop(key, None)
+            else:
+                trigger[key] = value
+
+    return mutate
+
+
+def _trigger_input(name: str, value: Any) -> Mutation:
+    def mutate(docs: dict[str, dict[str, Any]]) -> None:
+        inputs = _loop(docs)["triggers"][0]["inputs"]
+        if value is None:
+            del inputs[name]
+        else:
+            inputs[name] = value
+
+    return mutate
 
 
 def _output_ref(docs: dict[str, dict[str, Any]]) -> None:
     _loop(docs)["outputs"][0]["value"] = "{{ outputs.decide.outputs.verdikt }}"
 
 
+def _duplicate_input(docs: dict[str, dict[str, Any]]) -> None:
+    _loop(docs)["inputs"].append({"id": "service", "type": "STRING", "required": False})
+
+
+def _required_input(docs: dict[str, dict[str, Any]]) -> None:
+    _loop(docs)["inputs"].append({"id": "team", "type": "STRING"})
+
+
 BROKEN: dict[str, tuple[Mutation, str]] = {
-    "pause resumes by default": (_set("approval", "behavior", "RESUME"), "behavior must be CANCEL or FAIL"),
-    "pause without behavior": (_drop("approval", "behavior"), "behavior must be CANCEL or FAIL"),
-    "pause without duration": (_drop("approval", "pauseDuration"), "pauseDuration"),
-    "pause bad duration": (_set("approval", "pauseDuration", "30 minutes"), "pauseDuration"),
-    "duplicate task id": (_set("record", "id", "execute"), "is not unique"),
-    "bad task id": (_set("record", "id", "record outcome"), "id does not match"),
-    "dotted task id": (_set("record", "id", "record.outcome"), "id does not match"),
-    "reference to no task": (
-        _replace_in("execute", "input.json", "outputs.decide.outputs.plan", "outputs.decider.outputs.plan"),
-        "refers to no task",
+    # Kestra refuses these when the flow is saved
+    "optional input with defaults (InputValidator)": (
+        _input("triggered_by", prefill=None, defaults="kestra"),
+        "kestra/input-defaults-required",
     ),
-    "wrong output family": (
-        _replace_in("execute", "input.json", "outputs.decide.outputs.plan", "outputs.decide.vars.plan"),
-        "has no 'vars' output",
+    "defaults and prefill (InputValidator)": (
+        _input("triggered_by", required=True, defaults="kestra"),
+        "kestra/input-defaults-prefill",
     ),
-    "undeclared subflow output": (_output_ref, "is not an output of decision-flow"),
-    "subflow target missing": (_set("collect", "flowId", "collect-snapshots"), "is not in flows/"),
-    "subflow does not wait": (_set("summarize", "wait", False), "wait: true"),
-    "undeclared subflow input": (_set("summarize", "inputs", {"snap": "x"}), "is not declared"),
-    "missing required subflow input": (_set("summarize", "inputs", {}), "required input 'snapshot'"),
+    "onResume input with defaults (InputValidator)": (
+        _resume_input("comment", defaults=""),
+        "kestra/input-defaults-required",
+    ),
+    "bad input type": (_input("service", type="TEXT"), "kestra/input-type"),
+    "duplicate input": (_duplicate_input, "kestra/duplicate-id"),
+    "duplicate task id": (_set("record", "id", "execute"), "kestra/duplicate-id"),
+    "bad task id": (_set("record", "id", "record outcome"), "kestra/id"),
+    "dotted task id": (_set("record", "id", "record.outcome"), "kestra/id"),
+    "recursive subflow": (_set("collect", "flowId", "devops-loop"), "kestra/recursive-subflow"),
     "unknown task type": (
         _set("record", "type", "io.kestra.plugin.scripts.python.Scripts"),
-        "not in the table",
+        "kestra/task-type",
     ),
-    "unknown property": (_set("record", "script", "print(1)"), "unknown property 'script'"),
-    "missing required property": (_drop("record", "commands"), "missing required property 'commands'"),
-    "not the project image": (_set("record", "containerImage", "python:3.11-slim"), "containerImage"),
-    "not a step command": (_set("record", "commands", ["python record.py"]), "python -m console step"),
-    "unknown step": (
-        _set("record", "commands", ["python -m console step publish {{ workingDir }}/input.json --kestra"]),
-        "python -m console step",
-    ),
-    "reads outputs before they exist": (
-        _replace_in("execute", "input.json", "outputs.decide.outputs.plan", "outputs.record.vars.outcome"),
-        "before it runs",
-    ),
-    "bad input type": (_input_type, "not a Kestra input type"),
-    "onResume typed wrong": (_resume_type, "onResume must be approved BOOLEAN"),
-    "bad namespace": (_top("namespace", "DevOps Loop"), "namespace"),
-    "unknown flow property": (_top("schedule", "@daily"), "unknown flow property"),
+    "unknown property": (_set("record", "script", "print(1)"), "kestra/task-property"),
+    "missing required property": (_drop("record", "commands"), "kestra/task-property"),
+    "bad namespace": (_top("namespace", "DevOps Loop"), "kestra/id"),
+    "unknown flow property": (_top("schedule", "@daily"), "kestra/flow-property"),
     "bad pull policy": (
         _set(
             "record",
             "taskRunner",
             {"type": "io.kestra.plugin.scripts.runner.docker.Docker", "pullPolicy": "X"},
         ),
-        "pullPolicy",
+        "kestra/task-property",
     ),
+    # Kestra saves these, and their executions fail (strict Pebble, inputs)
+    "webhook without inputs": (_trigger(inputs=None), "runtime/webhook-inputs"),
+    "webhook misses a required input": (_required_input, "runtime/webhook-input"),
+    "unguarded trigger body in the trigger": (
+        _trigger_input("service", "{{ trigger.body.service }}"),
+        "runtime/trigger-unguarded",
+    ),
+    "trigger read in a task": (
+        _replace_in("execute", "input.json", "{{ execution.id | toJson }}", "{{ trigger.body.id | toJson }}"),
+        "runtime/trigger-unguarded",
+    ),
+    "undeclared input": (
+        _replace_in("execute", "input.json", "{{ execution.id | toJson }}", "{{ inputs.team }}"),
+        "runtime/undeclared-input",
+    ),
+    "conditional task read unguarded": (
+        _replace_in(
+            "execute", "input.json", "(outputs.approval.onResume ?? null)", "outputs.approval.onResume"
+        ),
+        "runtime/conditional-output",
+    ),
+    "pebble outside the subset": (
+        _replace_in("execute", "input.json", "{{ execution.id | toJson }}", "{{ execution.id | upper }}"),
+        "runtime/pebble",
+    ),
+    "reference to no task": (
+        _replace_in("execute", "input.json", "outputs.decide.outputs.plan", "outputs.decider.outputs.plan"),
+        "runtime/output-ref",
+    ),
+    "wrong output family": (
+        _replace_in("execute", "input.json", "outputs.decide.outputs.plan", "outputs.decide.vars.plan"),
+        "runtime/output-ref",
+    ),
+    "undeclared subflow output": (_output_ref, "runtime/output-ref"),
+    "reads outputs before they exist": (
+        _replace_in("execute", "input.json", "outputs.decide.outputs.plan", "outputs.record.vars.outcome"),
+        "runtime/output-ref",
+    ),
+    "missing required subflow input": (_set("summarize", "inputs", {}), "runtime/subflow-input"),
+    # the project's rules
+    "pause resumes by default": (_set("approval", "behavior", "RESUME"), "project/pause-behavior"),
+    "pause without behavior": (_drop("approval", "behavior"), "project/pause-behavior"),
+    "pause without duration": (_drop("approval", "pauseDuration"), "project/pause-duration"),
+    "pause bad duration": (_set("approval", "pauseDuration", "30 minutes"), "project/pause-duration"),
+    "onResume typed wrong": (_resume_input("approved", type="STRING"), "project/approval-inputs"),
+    "legacy BOOLEAN": (_resume_input("approved", type="BOOLEAN"), "project/legacy-type"),
+    "subflow target missing": (_set("collect", "flowId", "collect-snapshots"), "project/subflow-target"),
+    "subflow does not wait": (_set("summarize", "wait", False), "project/subflow-wait"),
+    "undeclared subflow input": (
+        _set("summarize", "inputs", {"snapshot": "x", "snap": "x"}),
+        "project/subflow-input",
+    ),
+    "not the project image": (
+        _set("record", "containerImage", "python:3.11-slim"),
+        "project/container-image",
+    ),
+    "not a step command": (_set("record", "commands", ["python record.py"]), "project/step-command"),
+    "unknown step": (
+        _set("record", "commands", ["python -m console step publish {{ workingDir }}/input.json --kestra"]),
+        "project/step-command",
+    ),
+    "webhook key in clear": (_trigger(key="my-webhook-key-1234"), "project/webhook-key"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(BROKEN))
 def test_broken_copy_is_rejected(name: str, tmp_path: Path) -> None:
-    mutate, expected = BROKEN[name]
-    docs = {f.file: f.doc for f in load_flows(FLOWS).values()}
+    mutate, rule = BROKEN[name]
+    docs = _docs()
     mutate(docs)
     for file, doc in docs.items():
         (tmp_path / file).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    problems = check_flows(tmp_path)
-    assert any(expected in p for p in problems), problems
+    found = lint_path(tmp_path)
+    assert any(v.rule == rule for v in found), [str(v) for v in found]
+    assert all(v.file.startswith(str(tmp_path)) and v.path and v.message for v in found)
 
 
 def test_unparsable_yaml_is_rejected(tmp_path: Path) -> None:
     shutil.copytree(FLOWS, tmp_path / "flows")
     (tmp_path / "flows" / "devops-loop.yaml").write_text("id: devops-loop\ntasks: [\n", encoding="utf-8")
-    assert any("does not parse" in p for p in check_flows(tmp_path / "flows"))
+    [violation] = [v for v in lint_path(tmp_path / "flows") if v.rule == "kestra/yaml"]
+    assert violation.file.endswith("devops-loop.yaml") and "does not parse" in violation.message
 
 
 def test_untouched_copy_round_trips(tmp_path: Path) -> None:
     """The dump/reload used above keeps valid flows valid (so rejections come from the mutation)."""
-    for flow in load_flows(FLOWS).values():
-        (tmp_path / flow.file).write_text(yaml.safe_dump(flow.doc, sort_keys=False), encoding="utf-8")
-    assert check_flows(tmp_path) == []
+    for file, doc in _docs().items():
+        (tmp_path / file).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    assert lint_path(tmp_path) == []
+    assert lint_documents(_docs()) == []

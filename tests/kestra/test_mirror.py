@@ -19,7 +19,7 @@ from console.storage import Store
 from tests.kestra.conftest import PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.kestra, pytest.mark.slow]
 
 
 def _settings(url: str, tmp_path: Path) -> Settings:

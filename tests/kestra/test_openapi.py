@@ -16,6 +16,8 @@ from console.engines.kestra.client import KestraClient
 from tests.kestra.conftest import PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 
+pytestmark = pytest.mark.kestra
+
 SPEC_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "kestra"
 
 

@@ -14,9 +14,11 @@ from typing import Any
 import pytest
 
 from console.domain.vocabulary import STEP_TASKS
+from console.engines.kestra.flow_lint import COMMANDS, STEP_COMMAND, load_documents
 from console.telemetry.times import format_ts
 from tests.conftest import logs_only_service
-from tests.kestra.flow_rules import COMMANDS, STEP_COMMAND, load_flows
+
+pytestmark = pytest.mark.kestra
 
 ROOT = Path(__file__).resolve().parents[2]
 VARS_REF = re.compile(r"outputs\.([A-Za-z0-9_-]+)\.vars\.([A-Za-z0-9_]+)")
@@ -36,10 +38,11 @@ def _all_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def _flow_contract() -> dict[str, set[str]]:
     """step name → the ``vars`` keys some flow reads from a task running that step."""
     needed: dict[str, set[str]] = {}
-    for flow in load_flows(ROOT / "flows").values():
-        text = json.dumps(flow.doc)
+    docs, _ = load_documents(ROOT / "flows")
+    for doc in docs.values():
+        text = json.dumps(doc)
         steps = {}
-        for task in _all_tasks(flow.doc["tasks"]):
+        for task in _all_tasks(doc["tasks"]):
             if task["type"] == COMMANDS:
                 steps[task["id"]] = STEP_COMMAND.match(task["commands"][0]).group(1)
         for task_id, key in VARS_REF.findall(text):

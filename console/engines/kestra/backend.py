@@ -32,6 +32,7 @@ from console.engines.kestra.client import (
     KestraTimeout,
     KestraUnreachable,
 )
+from console.engines.kestra.flow_lint import lint_path
 from console.loop import incidents, scenarios, steps
 from console.settings import Settings
 
@@ -343,8 +344,8 @@ class KestraBackend:
         not sent)."""
         try:
             self.client.kill(execution_id)
-        except KestraConflict:
-            raise BackendError(f"execution {execution_id} has already ended; nothing to kill") from None
+        except KestraConflict as exc:
+            raise BackendError(str(exc)) from None
         except KestraNotFound:
             raise BackendError(f"execution {execution_id} not found") from None
         except KestraError as exc:
@@ -356,8 +357,17 @@ class KestraBackend:
 
     # ------------------------------------------------------------------ approvals and flows
     def sync_flows(self) -> list[dict[str, Any]]:
-        """Validate and deploy every flow in ``settings.flows_dir``; one summary row per flow:
-        ``{"file", "namespace", "id", "revision", "action": "created" | "updated"}``."""
+        """Lint, validate and deploy every flow in ``settings.flows_dir``; one summary row per flow:
+        ``{"file", "namespace", "id", "revision", "action": "created" | "updated"}``.
+
+        The flow linter runs first (:mod:`console.engines.kestra.flow_lint`: Kestra 1.3's rules and
+        the project's, including what Kestra accepts but then fails at run time), then Kestra's own
+        ``/flows/validate``; either one refusing deploys nothing and names the first violation."""
+        violations = lint_path(self.settings.flows_dir)
+        if violations:
+            others = len(violations) - 1
+            more = f" (and {others} more: python -m console kestra lint)" if others else ""
+            raise BackendError(f"flows not deployed: {violations[0]}{more}")
         return self._call(self.client.deploy_flows, self.settings.flows_dir)
 
     def approval_request(self, execution: Execution, pause: TaskRun | None = None) -> dict[str, Any]:

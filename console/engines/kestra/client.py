@@ -27,6 +27,7 @@ from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
 from console.domain.executions import Execution, LogEntry, MalformedExecutionError, State
+from console.engines.kestra.rules import KILL_MEDIA_TYPE
 from console.settings import Secret
 
 DEFAULT_SORT = "state.startDate:desc"
@@ -402,8 +403,8 @@ class KestraClient:
     def deploy_flows(self, flows_dir: Path) -> list[dict[str, Any]]:
         """Validate then deploy every ``*.yaml``/``*.yml`` in a folder, subflows first.
 
-        Raises KestraBadRequest naming the file when Kestra finds a flow invalid; nothing is
-        deployed then.
+        Raises KestraBadRequest naming the file and Kestra's first constraint when ``/flows/validate``
+        finds any flow invalid; nothing is deployed then.
         """
         files = sorted([*flows_dir.glob("*.yaml"), *flows_dir.glob("*.yml")])
         if not files:
@@ -419,8 +420,9 @@ class KestraClient:
             if result.get("constraints"):
                 index = result.get("index")
                 name = files[index].name if isinstance(index, int) and 0 <= index < len(files) else "?"
-                first = str(result["constraints"]).splitlines()[0]
-                raise KestraBadRequest(f"flow {name} is invalid: {first}")
+                lines = [ln.strip() for ln in str(result["constraints"]).splitlines() if ln.strip()]
+                more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
+                raise KestraBadRequest(f"flow {name} is invalid: {lines[0][:300]}{more}")
         order = deploy_order([yaml.safe_load(source) for source in sources])
         return [{**self.deploy_flow(sources[i]), "file": files[i].name} for i in order]
 
@@ -552,14 +554,24 @@ class KestraClient:
             raise KestraConflict(f"execution {execution_id} is not paused, it cannot be resumed") from exc
 
     def kill(self, execution_id: str) -> None:
-        """Kill an execution (and its subflows). KestraConflict when it already ended."""
+        """Kill a running or paused execution and its subflows (``isOnKillCascade=true``).
+
+        Kestra's kill route produces ``text/json`` only, and Micronaut refuses a request that does
+        not accept it (406): the call sends ``Accept: text/json``. With the cascade Kestra also
+        accepts (202) the kill of an execution that has already ended and leaves it as it was, so
+        the state is read first: KestraConflict, naming the state, when it has ended (and when a
+        server answers 409)."""
+        current = self.get_execution(execution_id, with_outputs=False).state
+        ended = f"execution {execution_id} has already ended"
+        if current.terminal:
+            raise KestraConflict(f"{ended} ({current.value}); nothing to kill")
         action = "/actions/kill" if self.major >= 2 else "/kill"
-        what = f"kill {execution_id}"
         path = f"/executions/{quote(execution_id, safe='')}{action}"
+        params, accept = {"isOnKillCascade": "true"}, {"Accept": KILL_MEDIA_TYPE}
         try:
-            self._request("DELETE", path, params={"isOnKillCascade": "true"}, what=what)
+            self._request("DELETE", path, params=params, headers=accept, what=f"kill {execution_id}")
         except KestraConflict as exc:
-            raise KestraConflict(f"execution {execution_id} has already ended, it cannot be killed") from exc
+            raise KestraConflict(f"{ended}; nothing to kill") from exc
 
 
 def _error_detail(resp: requests.Response) -> str:
