@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.access.approvals import ApprovalService
+from console.domain.text import one_line
 from console.engines.backend import Backend
 from console.engines.embedded.runner import EmbeddedEngine
 from console.engines.factory import make_backend
@@ -110,11 +111,6 @@ class EmbeddedRuntime:
         self.engine.close(wait=wait)
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
-
-
 def wire_embedded(
     engine: EmbeddedEngine,
     approvals: ApprovalService,
@@ -181,7 +177,7 @@ def open_services(settings: Settings | None = None) -> Services:
             settings = load_settings()
         except SettingsError as exc:
             # defaults to render with, marked so the sign-in fails closed (never demo mode)
-            fallback = Settings(load_error=_one_line(exc))
+            fallback = Settings(load_error=one_line(exc))
             return Services(fallback, None, None, None, error=f"Settings: {exc}")
     store: Store | None = None
     backend: Backend | None = None
@@ -192,12 +188,12 @@ def open_services(settings: Settings | None = None) -> Services:
         store = Store(settings.db_path)
     except Exception as exc:  # a missing/corrupt database must not take the console down
         log.exception("store unavailable")
-        errors.append(f"Store unavailable: {_one_line(exc)}")
+        errors.append(f"Store unavailable: {one_line(exc)}")
     try:
         backend = make_backend(settings, store)
     except Exception as exc:
         log.exception("backend unavailable")
-        errors.append(f"Engine unavailable: {_one_line(exc)}")
+        errors.append(f"Engine unavailable: {one_line(exc)}")
     mirror: KestraMirror | None = None
     if store is not None and isinstance(backend, KestraBackend):
         mirror = KestraMirror(store, backend, settings)
@@ -215,7 +211,7 @@ def open_services(settings: Settings | None = None) -> Services:
                 recovery = wire_embedded(backend, approvals)
         except Exception as exc:
             log.exception("approval service unavailable")
-            errors.append(f"Approvals unavailable: {_one_line(exc)}")
+            errors.append(f"Approvals unavailable: {one_line(exc)}")
     notifier: Dispatcher | None = None
     if store is not None:
         try:
@@ -225,7 +221,7 @@ def open_services(settings: Settings | None = None) -> Services:
             notifier = start_notifications(settings, store, before_round=expire)
         except Exception as exc:
             log.exception("notifications unavailable")
-            errors.append(f"Notifications unavailable: {_one_line(exc)}")
+            errors.append(f"Notifications unavailable: {one_line(exc)}")
     inbound = Inbound(store, backend, settings) if store is not None and backend is not None else None
     return Services(
         settings,

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from console.domain.text import one_line
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.intake import (
     Alert,
@@ -104,11 +105,6 @@ class Outcome:
         return out
 
 
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat[:limit] or "no detail"
-
-
 class Inbound:
     """Announcements and alerts acted on, idempotently (see the module's doc)."""
 
@@ -140,7 +136,7 @@ class Inbound:
                 "(add it, with a prometheus or logs section, to CONSOLE_SERVICES_FILE); no run started"
             ) from None
         except TelemetryError as exc:
-            raise Unavailable(f"the console's services file cannot be used: {_one_line(exc)}") from None
+            raise Unavailable(f"the console's services file cannot be used: {one_line(exc)}") from None
 
     def _settled(self, kind: str, key: str, row: dict[str, Any]) -> dict[str, Any]:
         """The delivery's row once the request that claimed it has finished (or after ``wait_s``)."""
@@ -165,7 +161,7 @@ class Inbound:
         )
 
     def _launch_failed(self, exc: BackendError) -> InboundError:
-        line = f"the engine could not start the run: {_one_line(exc)}"
+        line = f"the engine could not start the run: {one_line(exc)}"
         return Unavailable(line) if isinstance(exc, BackendUnavailable) else Refused(line)
 
     # -- deployments ---------------------------------------------------------------------------------
@@ -212,7 +208,7 @@ class Inbound:
                 dep, triggered_by=dep["deployed_by"], source=source, labels=dict(labels or {})
             )
         except BackendError as exc:
-            self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": _one_line(exc)})
+            self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)})
             raise self._launch_failed(exc) from None
         with self.store.write() as conn:
             self.store.finish_delivery_in(conn, DEPLOYMENT, key, status=LAUNCHED, execution_id=execution_id)
@@ -363,9 +359,9 @@ class Inbound:
             )
         except BackendError as exc:
             with self.store.write() as conn:
-                self.store.abandon_incident_in(conn, incident["id"], _one_line(exc))
+                self.store.abandon_incident_in(conn, incident["id"], one_line(exc))
                 self.store.finish_delivery_in(
-                    conn, ALERT, key, status="failed", detail={"error": _one_line(exc)}
+                    conn, ALERT, key, status="failed", detail={"error": one_line(exc)}
                 )
             raise self._launch_failed(exc) from None
         with self.store.write() as conn:
