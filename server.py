@@ -20,6 +20,7 @@ from streamlit.runtime.pages_manager import PagesManager
 
 from console.api import api_routes
 from console.api.guard import trusted_proxy_headers
+from console.api.session import session_routes
 from console.runtime import close_shared_services, shared_services
 from console.settings import Settings, SettingsError, load_settings
 
@@ -77,4 +78,4 @@ def _trusted_proxies_only() -> None:
 _access_log()
 _navigation_only()
 _trusted_proxies_only()
-app = st.App("app.py", routes=api_routes(), lifespan=lifespan)
+app = st.App("app.py", routes=[*api_routes(), *session_routes()], lifespan=lifespan)

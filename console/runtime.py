@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.access.approvals import ApprovalService
+from console.access.sessions import Sessions
 from console.domain.text import one_line
 from console.engines.backend import Backend
 from console.engines.embedded.runner import EmbeddedEngine
@@ -77,6 +78,8 @@ class Services:
     """On Kestra: what copies its executions into the read model."""
     inbound: Inbound | None = None
     """Announced deployments and alerts started as runs, once each (the API's and the pages')."""
+    sessions: Sessions | None = None
+    """Password sessions behind the session cookie (the pages' sign-in and ``/auth/session``)."""
     closed: bool = field(default=False, init=False, repr=False)
 
     def close(self, wait: bool = True) -> None:
@@ -223,6 +226,13 @@ def open_services(settings: Settings | None = None) -> Services:
             log.exception("notifications unavailable")
             errors.append(f"Notifications unavailable: {one_line(exc)}")
     inbound = Inbound(store, backend, settings) if store is not None and backend is not None else None
+    sessions: Sessions | None = None
+    if store is not None:
+        try:
+            sessions = Sessions(store, settings)
+        except OSError as exc:  # the session secret cannot be read or written
+            log.exception("sessions unavailable")
+            errors.append(f"Sessions unavailable (sign-ins last until a reload): {one_line(exc)}")
     return Services(
         settings,
         store,
@@ -233,6 +243,7 @@ def open_services(settings: Settings | None = None) -> Services:
         notifier=notifier,
         mirror=mirror,
         inbound=inbound,
+        sessions=sessions,
     )
 
 
