@@ -5,10 +5,7 @@ Chromium at 1440x900 against ``streamlit run server.py``."""
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,7 +13,9 @@ import pytest
 
 from console.access.auth import hash_password
 from console.access.sessions import COOKIE_NAME
-from tests.browser_support import PROJECT_ROOT, SCRUBBED_ENV, wait_ready
+from tests.api.test_server import launch_from_cli
+from tests.browser_support import wait_ready
+from tests.ui.conftest import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.identity]
 
@@ -24,37 +23,8 @@ PASSWORD = "correct horse 42"
 VIEWPORT = {"width": 1440, "height": 900}
 
 
-def paused_approval(data_dir: Path) -> str:
-    """A memory-leak run paused for approval on the server's database (the command line's run)."""
-    env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
-    env.update(CONSOLE_DATA_DIR=str(data_dir), CONSOLE_SECRETS=str(data_dir / "no-secrets.toml"))
-    done = subprocess.run(
-        [sys.executable, "-m", "console", "run", "memory-leak"],
-        capture_output=True,
-        text=True,
-        cwd=PROJECT_ROOT,
-        env=env,
-        timeout=120,
-        check=False,
-    )
-    found = re.search(r"waiting for approval (ap-[0-9a-f]+)", done.stderr)
-    assert found, done.stderr
-    return found.group(1)
-
-
 def session_cookie(context) -> dict | None:
     return next((c for c in context.cookies() if c["name"] == COOKIE_NAME), None)
-
-
-def wait_for(predicate, what: str, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.1)
 
 
 def signed_in_as(page, name: str) -> bool:
@@ -75,7 +45,7 @@ def test_a_sign_in_survives_a_reload_and_a_deep_link_in_a_new_tab_until_sign_out
         'role = "approver"\n'
     )
     server = start_console(CONSOLE_SECRETS=str(secrets))
-    approval_id = paused_approval(server.data_dir)
+    approval_id = launch_from_cli(server.data_dir)
     context = chromium.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
@@ -86,19 +56,19 @@ def test_a_sign_in_survives_a_reload_and_a_deep_link_in_a_new_tab_until_sign_out
         page.locator(".st-key-sign_in button").click()
         wait_ready(page)
         page.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").wait_for(timeout=15_000)
-        cookie = wait_for(lambda: session_cookie(context), "the session cookie")
+        cookie = wait_for(lambda: session_cookie(context))
         assert cookie["httpOnly"] is True and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
         assert cookie["expires"] > time.time() + 3600  # it expires, in CONSOLE_SESSION_HOURS (12)
         assert PASSWORD not in cookie["value"] and "bob" not in cookie["value"]
 
         page.reload()
         wait_ready(page)
-        assert wait_for(lambda: signed_in_as(page, "bob"), "bob still signed in after a reload")
+        assert wait_for(lambda: signed_in_as(page, "bob"))  # still signed in after a reload
 
         tab = context.new_page()
         tab.goto(f"{server.url}/approvals?approval={approval_id}")
         wait_ready(tab)
-        assert wait_for(lambda: signed_in_as(tab, "bob"), "bob signed in in the new tab")
+        assert wait_for(lambda: signed_in_as(tab, "bob"))  # signed in in the new tab
         card = tab.locator(f".st-key-approval_{approval_id}")
         card.wait_for(timeout=15_000)
         assert card.get_by_role("button", name=re.compile("Approve")).count() >= 1
@@ -107,7 +77,7 @@ def test_a_sign_in_survives_a_reload_and_a_deep_link_in_a_new_tab_until_sign_out
         tab.get_by_test_id("stSidebar").get_by_role("button", name="Sign out").click()
         wait_ready(tab)
         tab.locator(".st-key-login_password").wait_for(timeout=15_000)
-        wait_for(lambda: session_cookie(context) is None, "the cookie cleared")
+        wait_for(lambda: session_cookie(context) is None)
         page.reload()
         wait_ready(page)
         page.locator(".st-key-login_password").wait_for(timeout=15_000)
