@@ -21,7 +21,7 @@ from console.access.sessions import COOKIE_NAME, Sessions
 from console.api.session import PATH as SESSION_PATH
 from console.presentation.formatting import md_escape
 from console.settings import Settings
-from ui.services import get_services
+from ui.services import get_services, log
 
 ROLE_OPTIONS = [r.value for r in auth.Role]
 
@@ -211,7 +211,10 @@ def _password_sidebar(settings: Settings) -> auth.Identity | None:
             return None
         st.session_state["identity"] = found
         if sessions is not None:
-            st.session_state["session_id"], st.session_state["session_ticket"] = sessions.start(found)
+            try:
+                st.session_state["session_id"], st.session_state["session_ticket"] = sessions.start(found)
+            except Exception:  # signed in all the same, for this tab only
+                log.exception("could not start a session for %s", found.name)
         st.rerun()
     return None
 
