@@ -21,11 +21,12 @@ why a button is off.
 Every check runs here, on the server side, whatever the UI shows (pages, command line or HTTP
 API alike): the deciding name is validated and normalised (:func:`console.access.auth.validate_name`:
 no control characters, no ``system:`` names, ``"bob "`` is ``bob``), nobody decides while the
-sign-in configuration is broken, a picked demo identity decides only where demo identity is allowed
+sign-in configuration is broken, an identity no credential proved (a picked demo name, a name
+typed on the command line) decides only where demo identity is allowed
 (:mod:`console.access.signin`), viewers cannot decide, nobody approves their own request (names
-compared in canonical form, case-insensitively), a rejection needs a reason, CRITICAL actions need
-two different approvers (counted by the store from the registry's risk), any rejection rejects,
-and an approval nobody decides in time is rejected (never approved).
+compared in canonical form, ignoring case and look-alike letters), a rejection needs a reason,
+CRITICAL actions need two different approvers (counted by the store from the registry's risk), any
+rejection rejects, and an approval nobody decides in time is rejected (never approved).
 
 Decisions are idempotent and safe under concurrency: the vote and the status change happen in one
 ``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WHERE status = 'pending'``, so of
@@ -106,6 +107,17 @@ def already_message(approval: dict[str, Any]) -> str:
     if status == "cancelled":
         return f"this approval was cancelled at {_hhmm(approval.get('decided_at'))} (the execution stopped)"
     return f"already {status} by {_who(approval)} at {_hhmm(approval.get('decided_at'))}"
+
+
+VERIFIED_SOURCES = ("password", "oidc")
+"""Identity sources a credential proved (besides API tokens, ``api-token:<name>``)."""
+
+
+def verified(identity: Identity) -> bool:
+    """Whether a credential proved this identity: a password or OIDC sign-in, or an API token.
+    Anything else (a picked demo name, a name typed on the command line) decides only where a demo
+    identity may."""
+    return identity.source in VERIFIED_SOURCES or identity.source.startswith("api-token:")
 
 
 def launch_source(identity: Identity) -> str:
@@ -316,9 +328,10 @@ class ApprovalService:
         policy = sign_in(self.settings)
         if policy.broken:
             raise PermissionDenied(policy.error_line())
-        if identity.source == "demo" and not policy.demo_allowed:
+        if not verified(identity) and not policy.demo_allowed:
+            what = "a picked demo identity" if identity.source == "demo" else "a name no credential proved"
             raise PermissionDenied(
-                "a picked demo identity cannot decide here ("
+                f"{what} cannot decide here ("
                 + (policy.error_line() or "this console uses a configured sign-in")
                 + ")"
             )

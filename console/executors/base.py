@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from console.domain.text import one_line
+
 logger = logging.getLogger("console.executors")
 
 KNOWN_ACTIONS: tuple[str, ...] = (
@@ -51,12 +53,6 @@ DETAIL_LIMIT = 300
 def now_text() -> str:
     """The current time as RFC 3339 UTC with milliseconds and a trailing Z."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def one_line(text: object, limit: int = DETAIL_LIMIT) -> str:
-    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def last_line(text: str) -> str:

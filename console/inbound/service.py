@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from console.domain.names import is_system_name
+from console.domain.text import one_line
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.intake import (
     Alert,
@@ -104,11 +106,6 @@ class Outcome:
         return out
 
 
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat[:limit] or "no detail"
-
-
 class Inbound:
     """Announcements and alerts acted on, idempotently (see the module's doc)."""
 
@@ -140,7 +137,7 @@ class Inbound:
                 "(add it, with a prometheus or logs section, to CONSOLE_SERVICES_FILE); no run started"
             ) from None
         except TelemetryError as exc:
-            raise Unavailable(f"the console's services file cannot be used: {_one_line(exc)}") from None
+            raise Unavailable(f"the console's services file cannot be used: {one_line(exc)}") from None
 
     def _settled(self, kind: str, key: str, row: dict[str, Any]) -> dict[str, Any]:
         """The delivery's row once the request that claimed it has finished (or after ``wait_s``)."""
@@ -165,7 +162,7 @@ class Inbound:
         )
 
     def _launch_failed(self, exc: BackendError) -> InboundError:
-        line = f"the engine could not start the run: {_one_line(exc)}"
+        line = f"the engine could not start the run: {one_line(exc)}"
         return Unavailable(line) if isinstance(exc, BackendUnavailable) else Refused(line)
 
     # -- deployments ---------------------------------------------------------------------------------
@@ -178,21 +175,25 @@ class Inbound:
         announced_by: str,
         labels: Mapping[str, str] | None = None,
         requester_source: str | None = None,
+        caller_source: str | None = None,
     ) -> Outcome:
         """Start the loop on an announced deployment, once per service and deployment id.
 
         ``deployment`` is the loop's deployment (``id``, ``service``, ``version``,
         ``previous_version``, ``environment``, ``deployed_at``, ``deployed_by``; the deployer's
         record spellings ``by``/``at`` accepted); ``source`` who announced it (deployer, api,
-        github, argocd, console); ``announced_by`` who delivered it (a token's name, a signed-in
-        person): the requester when the deployment names nobody. ``requester_source`` says how the
-        requester is known (shown on the approval card; default: ``source``).
+        github, argocd, console); ``announced_by`` the authenticated person who delivered it (a
+        token's person, a signed-in person): the requester when the deployment names nobody, and
+        always one of the run's starters (its launcher: whoever announced a deployment never
+        decides its rollback alone, whatever ``deployed_by`` claims). ``requester_source`` says how
+        the requester is known (shown on the approval card; default: ``source``);
+        ``caller_source`` how the caller was authenticated (default: ``requester_source``).
         Raises :class:`NotConfigured`, :class:`Unavailable` or :class:`Refused`."""
         dep = _deployment(deployment, self.now())
         if not dep["service"] or not dep["version"]:
             raise Refused("the deployment needs at least 'service' and 'version'")
         self.require_source(dep["service"])
-        if not dep["deployed_by"]:
+        if not dep["deployed_by"] or is_system_name(dep["deployed_by"]):
             dep["deployed_by"] = announced_by
         key = f"{DEPLOYMENT}:{dep['service']}:{dep['id']}"
         claim = self.store.begin_delivery(
@@ -209,18 +210,21 @@ class Inbound:
             return self._duplicate(DEPLOYMENT, key, claim.row, deployment=dep)
         try:
             execution_id = self.backend.launch_deployment(
-                dep, triggered_by=dep["deployed_by"], source=source, labels=dict(labels or {})
+                dep,
+                triggered_by=dep["deployed_by"],
+                source=source,
+                labels={**(labels or {}), "launched_by": announced_by},
             )
         except BackendError as exc:
-            self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": _one_line(exc)})
+            self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)})
             raise self._launch_failed(exc) from None
         with self.store.write() as conn:
             self.store.finish_delivery_in(conn, DEPLOYMENT, key, status=LAUNCHED, execution_id=execution_id)
             self.store.record_console_launch_in(
                 conn,
                 execution_id,
-                launched_by=dep["deployed_by"],
-                source=requester_source or source,
+                launched_by=announced_by,
+                source=caller_source or requester_source or source,
                 at=now_text(),
             )
         log.info(
@@ -233,6 +237,7 @@ class Inbound:
         body: Any,
         *,
         announced_by: str,
+        caller_source: str | None = None,
         github_event: str | None = None,
         delivery_id: str | None = None,
     ) -> Outcome:
@@ -249,6 +254,7 @@ class Inbound:
             source=announcement.source,
             announced_by=announced_by,
             labels=announcement.labels,
+            caller_source=caller_source,
         )
 
     # -- alerts --------------------------------------------------------------------------------------
@@ -263,16 +269,22 @@ class Inbound:
         """Check an Alertmanager delivery (:class:`~console.intake.PayloadError` names the field)."""
         return parse_alertmanager(body, self.mapping())
 
-    def receive_alerts(self, body: Any, *, received_by: str = INCIDENT_SOURCE) -> list[Outcome]:
+    def receive_alerts(
+        self, body: Any, *, received_by: str = INCIDENT_SOURCE, caller_source: str | None = None
+    ) -> list[Outcome]:
         """Each alert of an Alertmanager delivery (webhook v4): a firing one opens an incident and
         starts its run, or is attached to the open incident of its service and name; a resolved one
         marks its alert resolved (and the incident, when none of its alerts fires any more).
+        ``received_by`` is the authenticated person who posted it (a token's person): the launcher
+        of the runs it starts, so whoever posts an alert never decides its rollback alone;
+        ``caller_source`` says how they were authenticated.
         Raises :class:`~console.intake.PayloadError` for a malformed delivery, :class:`Unavailable`
         or :class:`Refused` when a run could not be started (nothing of that alert is kept: the
         sender's retry starts it)."""
         delivery = self.parse_alerts(body)
+        caller = (received_by, caller_source or INCIDENT_SOURCE)
         return [
-            self._firing(alert, received_by) if alert.firing else self._resolved(alert)
+            self._firing(alert, caller) if alert.firing else self._resolved(alert)
             for alert in delivery.alerts
         ]
 
@@ -287,7 +299,7 @@ class Inbound:
             "alert_status": alert.status,
         }
 
-    def _firing(self, alert: Alert, received_by: str) -> Outcome:
+    def _firing(self, alert: Alert, caller: tuple[str, str]) -> Outcome:
         about = self._about(alert)
         if alert.service is None:
             return Outcome(IGNORED, alert.delivery_key, reason="; ".join(alert.notes), alert=about)
@@ -336,7 +348,7 @@ class Inbound:
                 ),
                 alert=about,
             )
-        return self._start_incident(alert, incident, key, about, received_by)
+        return self._start_incident(alert, incident, key, about, caller)
 
     def _incident_run(self, incident_id: str) -> str | None:
         """The run of an incident whose run another request is starting right now (briefly waited)."""
@@ -350,8 +362,9 @@ class Inbound:
             time.sleep(0.05)
 
     def _start_incident(
-        self, alert: Alert, incident: dict[str, Any], key: str, about: dict[str, Any], received_by: str
+        self, alert: Alert, incident: dict[str, Any], key: str, about: dict[str, Any], caller: tuple[str, str]
     ) -> Outcome:
+        received_by, caller_source = caller
         assert alert.service is not None
         suspect = self.store.suspect_deployment(
             alert.service, alert.starts_at, self.settings.incident_lookback_s
@@ -359,13 +372,15 @@ class Inbound:
         document = incident_of(alert, incident["id"], suspect)
         try:
             execution_id = self.backend.launch_incident(
-                document, triggered_by=INCIDENT_SOURCE, labels={"received_by": received_by}
+                document,
+                triggered_by=INCIDENT_SOURCE,
+                labels={"received_by": received_by, "launched_by": received_by},
             )
         except BackendError as exc:
             with self.store.write() as conn:
-                self.store.abandon_incident_in(conn, incident["id"], _one_line(exc))
+                self.store.abandon_incident_in(conn, incident["id"], one_line(exc))
                 self.store.finish_delivery_in(
-                    conn, ALERT, key, status="failed", detail={"error": _one_line(exc)}
+                    conn, ALERT, key, status="failed", detail={"error": one_line(exc)}
                 )
             raise self._launch_failed(exc) from None
         with self.store.write() as conn:
@@ -379,7 +394,7 @@ class Inbound:
                 detail={"incident": incident["id"]},
             )
             self.store.record_console_launch_in(
-                conn, execution_id, launched_by=INCIDENT_SOURCE, source=INCIDENT_SOURCE, at=now_text()
+                conn, execution_id, launched_by=received_by, source=caller_source, at=now_text()
             )
             self.store.audit_in(
                 conn,

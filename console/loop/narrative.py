@@ -49,6 +49,7 @@ from console.domain.models import (
     Verdict,
     stricter_verdict,
 )
+from console.domain.text import strip_invisible
 from console.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,16 +139,13 @@ class LLMFailure(Exception):
 # untrusted text
 
 
-_BIDI_AND_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
 def clean_text(value: Any, limit: int = MAX_LOG_TEXT, *, multiline: bool = False) -> str:
     """Strip control and invisible/bidi characters, collapse whitespace, truncate with an ellipsis.
 
     ``multiline`` keeps line breaks (for the model's narrative); log text is always one line.
     """
     text = "" if value is None else str(value)[: limit * 4 + 16]  # bound the work on huge lines
-    text = _BIDI_AND_INVISIBLE.sub("", text)
+    text = strip_invisible(text)
     if multiline:
         text = text.replace("\r\n", "\n")
         lines = [

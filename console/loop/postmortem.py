@@ -130,7 +130,10 @@ class Facts:
 
 # -- text ------------------------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`\[\]<>#|])")
+_MD_SPECIAL = re.compile(r"([\\`\[\]<>#|*~])")
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+"""An underscore that can open or close emphasis: not between two letters or digits (CommonMark
+never reads ``rollback_deployment`` as emphasis, so action and metric names stay as they are)."""
 
 
 class _Text:
@@ -144,8 +147,9 @@ class _Text:
         return text.replace("‹‹‹", "<<<").replace("›››", ">>>")
 
     def md(self, value: Any, limit: int = 600) -> str:
-        """Untrusted text as Markdown that renders as itself (no link, image, HTML, heading, cell break)."""
-        return _MD_SPECIAL.sub(r"\\\1", self.plain(value, limit))
+        """Untrusted text as Markdown that renders as itself (no link, image, HTML, heading, cell
+        break, emphasis or strikethrough)."""
+        return _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", self.plain(value, limit)))
 
     def code(self, value: Any, limit: int = 240) -> str:
         """Untrusted text in a code span (log templates)."""

@@ -27,6 +27,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from console.domain.text import strip_invisible
 from console.loop.outcome import remediation_ran
 
 SYSTEM_PROMPT = (
@@ -164,7 +165,9 @@ def export_rows(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[dict[st
 
 
 def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+    """One JSON object per line; no bidi or zero-width control in any string (it leaves the console)."""
+    lines = (json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
+    return "".join(strip_invisible(line) + "\n" for line in lines)
 
 
 def _prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:

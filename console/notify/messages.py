@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 from console.domain.models import parse_time
 from console.domain.redaction import redact
+from console.domain.text import one_line
 from console.settings import Settings
 
 SOURCE = "devops-loop-console"
@@ -71,9 +72,8 @@ class Notice:
 
 
 def _clean(value: Any, secrets: list[str], limit: int = MAX_TEXT) -> str:
-    """One line of redacted text, at most ``limit`` characters."""
-    text = " ".join(redact("" if value is None else str(value), secrets).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """One line of redacted text without bidi or zero-width controls, at most ``limit`` characters."""
+    return one_line(redact("" if value is None else str(value), secrets), limit)
 
 
 def _when(text: Any) -> str:

@@ -332,4 +332,7 @@ def _deployer_source(source: str | None) -> str:
         return "the scenario file"
     if source == "snapshot":
         return "the snapshot given as evidence"
-    return f"the deployment announcement ({source})" if source else "the deployment announcement"
+    if source == "console":
+        return "the console's own deploy"
+    what = f"the deployment announcement ({source})" if source else "the deployment announcement"
+    return f"claimed by {what}, not verified"

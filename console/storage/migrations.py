@@ -422,6 +422,27 @@ def _requesters(conn: sqlite3.Connection) -> None:
     )
 
 
+SCHEMA_10 = """
+CREATE TABLE IF NOT EXISTS sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at REAL NOT NULL,
+    locked_until REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    ticket_hash TEXT UNIQUE,
+    ticket_expires_at REAL,
+    revoked_at TEXT
+);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "executions, task runs, logs, deployments, approvals, votes, audit, outcomes, "
               "artifacts, metric points", _script(SCHEMA_1)),
@@ -445,6 +466,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                       "ON deployments (scenario, created_at DESC);")),
     Migration(9, "outcomes by effect: action effectiveness groups identical effects from the index alone",
               _script("CREATE INDEX IF NOT EXISTS ix_outcomes_effect ON outcomes (effect);")),
+    Migration(10, "sign-in failures (per person and per address, persisted so a restart forgives "
+              "nothing) and password sessions (the session cookie's server side)", _script(SCHEMA_10)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

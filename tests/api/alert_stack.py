@@ -68,6 +68,7 @@ def secrets_toml(path: Path) -> Path:
         "[console_api.tokens.chatops]\n"
         f'sha256 = "{hash_token(CHATOPS_TOKEN)}"\n'
         'role = "approver"\n'
+        'identity = "chatops-bot"\n'
         "act_for_users = true\n",
         encoding="utf-8",
     )

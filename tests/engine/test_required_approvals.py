@@ -40,11 +40,11 @@ def decide_claiming(required: int | None):
 
 
 def bob() -> Identity:
-    return Identity("bob", Role.APPROVER, source="cli")
+    return Identity("bob", Role.APPROVER, source="password")
 
 
 def carol() -> Identity:
-    return Identity("carol", Role.ADMIN, source="cli")
+    return Identity("carol", Role.ADMIN, source="password")
 
 
 @pytest.mark.parametrize("claimed", [None, 1, 0])

@@ -129,7 +129,7 @@ class EmbeddedEngine:
             raise BackendError("the deployment needs at least 'service' and 'version'")
         if not dep.get("environment"):
             dep["environment"] = steps.service_environment(str(dep["service"]), self.settings)
-        merged = {"source": source, **(labels or {})}
+        merged = {**(labels or {}), "source": source}  # the console's own key wins over a caller's
         return self._create({"deployment": dep, "source": source}, {"deployment": dep}, triggered_by, merged)
 
     def launch_incident(
