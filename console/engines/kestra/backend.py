@@ -171,7 +171,8 @@ class KestraBackend:
             "source": source,
             "triggered_by": triggered_by,
         }
-        return self._trigger(inputs, {"triggered_by": triggered_by, "source": source, **(labels or {})})
+        # the console's own key wins over a caller's, as on the embedded engine
+        return self._trigger(inputs, {"triggered_by": triggered_by, **(labels or {}), "source": source})
 
     def launch_incident(
         self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
