@@ -69,10 +69,6 @@ HOW_TO_ENABLE = (
 )
 
 
-class TokenConfigError(ValueError):
-    """The token configuration cannot be used; the message names the keys at fault."""
-
-
 class ActorNotAllowed(PermissionDenied):
     """The request names a person the token may not act for."""
 

@@ -85,10 +85,6 @@ async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
 # -- deployments ---------------------------------------------------------------------------------------
 
 
-def _github_signed(request: Request) -> bool:
-    return GITHUB_SIGNATURE in request.headers
-
-
 async def post_deployments(request: Request, ctx: Context, guard: Guard) -> JsonAnswer:
     """An announcement, bearer-authenticated (the endpoint's guard) or signed by GitHub."""
     settings = ctx.settings

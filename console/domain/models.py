@@ -12,10 +12,6 @@ from enum import StrEnum
 from typing import Any
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def parse_time(value: str) -> datetime:
     """Parse an ISO-8601 timestamp; naive values are taken as UTC."""
     text = value.strip()

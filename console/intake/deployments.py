@@ -1,5 +1,6 @@
 """Deployment announcements: the console's own shape, GitHub's ``deployment_status`` webhook event and
-Argo CD notifications, each mapped to the loop's deployment (CONTRACTS.md, ``launch_deployment``)::
+Argo CD notifications, each mapped to the loop's deployment (the Backend protocol's
+``launch_deployment``, docs/ARCHITECTURE.md)::
 
     {"id", "service", "version", "previous_version", "environment", "deployed_at", "deployed_by"}
 

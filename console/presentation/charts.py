@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -486,10 +486,6 @@ def calibration_figure(calibration: pd.DataFrame, height: int = 340) -> go.Figur
         "legend": {"orientation": "h", "y": -0.2},
     }
     return go.Figure({"data": data, "layout": layout})
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def _num(value: float) -> str:
