@@ -1,5 +1,5 @@
 """The demo-service executor: acts on the project's demo service through its deployer API
-(CONTRACTS.md, "The demo service").
+(demo_service/README.md, "API").
 
 - ``rollback_deployment``: ``POST /rollback`` (to the request's target version when known), then
   ``GET /status`` until that version runs and is ready, at most ``verify_timeout_s``.

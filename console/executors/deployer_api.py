@@ -1,5 +1,5 @@
-"""A small client of the demo service's deployer API for the console's Live section (CONTRACTS.md,
-"The demo service"): what runs (``GET /status``), what can be deployed (``GET /versions``), the
+"""A small client of the demo service's deployer API for the console's Live section (demo_service/README.md,
+"API"): what runs (``GET /status``), what can be deployed (``GET /versions``), the
 recent switches (``GET /deployments``), and a deploy (``POST /deploy``) on behalf of a person.
 
 The remediation actions (rollback, restart) stay with :class:`~console.executors.demo_service.
