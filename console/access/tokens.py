@@ -166,25 +166,28 @@ def _name(value: Any, where: str, problems: list[str]) -> str | None:
         return None
 
 
-def load_tokens(settings: Settings) -> TokenRegistry:
-    """Read and check every token the settings configure (never raises)."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    tokens: list[ApiToken] = []
-    if settings.api_token:
-        value = settings.api_token.get()
-        name = _name(settings.api_identity, "CONSOLE_API_TOKEN_NAME", problems)
-        role = _role(settings.api_role, "CONSOLE_API_TOKEN_ROLE", problems)
-        if value != value.strip() or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
-            problems.append("CONSOLE_API_TOKEN: contains spaces or control characters")
-        if len(value) < SHORT_TOKEN:
-            warnings.append(
-                f"CONSOLE_API_TOKEN is short ({len(value)} characters): generate one with "
-                "`python -m console.access.tokens hash`"
-            )
-        if name is not None:
-            identity = Identity(name, _capped(role, name, settings), source="api-token:env")
-            tokens.append(ApiToken("env", identity, digest=token_digest(value)))
+def _env_token(settings: Settings, problems: list[str], warnings: list[str]) -> ApiToken | None:
+    """``CONSOLE_API_TOKEN``, the one token of the environment, if it is set and usable."""
+    if not settings.api_token:
+        return None
+    value = settings.api_token.get()
+    name = _name(settings.api_identity, "CONSOLE_API_TOKEN_NAME", problems)
+    role = _role(settings.api_role, "CONSOLE_API_TOKEN_ROLE", problems)
+    if value != value.strip() or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        problems.append("CONSOLE_API_TOKEN: contains spaces or control characters")
+    if len(value) < SHORT_TOKEN:
+        warnings.append(
+            f"CONSOLE_API_TOKEN is short ({len(value)} characters): generate one with "
+            "`python -m console.access.tokens hash`"
+        )
+    if name is None:
+        return None
+    identity = Identity(name, _capped(role, name, settings), source="api-token:env")
+    return ApiToken("env", identity, digest=token_digest(value))
+
+
+def _token_tables(settings: Settings, problems: list[str]) -> Mapping[str, Any]:
+    """The ``[console_api.tokens.NAME]`` tables (empty, with a problem line, when malformed)."""
     raw = settings.api if settings.api is not None else {}
     if not isinstance(raw, Mapping):
         problems.append("[console_api]: must be a table")
@@ -195,48 +198,62 @@ def load_tokens(settings: Settings) -> TokenRegistry:
     table = raw.get("tokens", {})
     if not isinstance(table, Mapping):
         problems.append("[console_api.tokens]: must be a table of [console_api.tokens.NAME] tables")
-        table = {}
-    for key, entry in table.items():
-        where = f"[console_api.tokens.{key}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{where}: must be a table (sha256, role, act_for_users)")
-            continue
-        before = len(problems)
-        bad_keys = sorted(str(k) for k in entry if k not in TOKEN_KEYS)
-        if bad_keys:
-            hint = " (the token itself is never written here: only its sha256)" if "token" in bad_keys else ""
-            problems.append(f"{where}: unknown key(s) {', '.join(bad_keys)}{hint}")
-        digest_hex = entry.get("sha256")
-        if not isinstance(digest_hex, str) or not _HEX64.match(digest_hex.strip().lower()):
-            problems.append(f"{where}.sha256: must be 64 hex digits (python -m console.access.tokens hash)")
-        role = _role(entry.get("role"), f"{where}.role", problems)
-        act_for = _bool(entry.get("act_for_users"), f"{where}.act_for_users", problems)
-        if entry.get("identity") is None:
-            problems.append(
-                f'{where}.identity: missing: name the person this token acts for (identity = "alice"); '
-                "tokens of one person name the same identity and vote once"
-            )
-        name = _name(entry.get("identity"), f"{where}.identity", problems)
-        rate = _positive(entry.get("rate_per_minute"), f"{where}.rate_per_minute", problems, integer=False)
-        burst = _positive(entry.get("burst"), f"{where}.burst", problems, integer=True)
-        if len(problems) > before or name is None:
-            continue
-        capped = _capped(role, name, settings)
-        if capped != role:
-            warnings.append(
-                f"{where}: acts for {name}, a configured {capped.value}: its role {role.value} is "
-                f"lowered to {capped.value}"
-            )
-        tokens.append(
-            ApiToken(
-                str(key),
-                Identity(name, capped, source=f"api-token:{key}"),
-                act_for_users=act_for,
-                rate_per_minute=float(rate) if rate is not None else None,
-                burst=int(burst) if burst is not None else None,
-                digest=bytes.fromhex(digest_hex.strip().lower()),
-            )
+        return {}
+    return table
+
+
+def _table_token(
+    key: str, entry: Any, settings: Settings, problems: list[str], warnings: list[str]
+) -> ApiToken | None:
+    """One ``[console_api.tokens.KEY]`` table as a token, or None with its problems noted."""
+    where = f"[console_api.tokens.{key}]"
+    if not isinstance(entry, Mapping):
+        problems.append(f"{where}: must be a table (sha256, role, act_for_users)")
+        return None
+    before = len(problems)
+    bad_keys = sorted(str(k) for k in entry if k not in TOKEN_KEYS)
+    if bad_keys:
+        hint = " (the token itself is never written here: only its sha256)" if "token" in bad_keys else ""
+        problems.append(f"{where}: unknown key(s) {', '.join(bad_keys)}{hint}")
+    digest_hex = entry.get("sha256")
+    if not isinstance(digest_hex, str) or not _HEX64.match(digest_hex.strip().lower()):
+        problems.append(f"{where}.sha256: must be 64 hex digits (python -m console.access.tokens hash)")
+    role = _role(entry.get("role"), f"{where}.role", problems)
+    act_for = _bool(entry.get("act_for_users"), f"{where}.act_for_users", problems)
+    if entry.get("identity") is None:
+        problems.append(
+            f'{where}.identity: missing: name the person this token acts for (identity = "alice"); '
+            "tokens of one person name the same identity and vote once"
         )
+    name = _name(entry.get("identity"), f"{where}.identity", problems)
+    rate = _positive(entry.get("rate_per_minute"), f"{where}.rate_per_minute", problems, integer=False)
+    burst = _positive(entry.get("burst"), f"{where}.burst", problems, integer=True)
+    if len(problems) > before or name is None:
+        return None
+    capped = _capped(role, name, settings)
+    if capped != role:
+        warnings.append(
+            f"{where}: acts for {name}, a configured {capped.value}: its role {role.value} is "
+            f"lowered to {capped.value}"
+        )
+    return ApiToken(
+        str(key),
+        Identity(name, capped, source=f"api-token:{key}"),
+        act_for_users=act_for,
+        rate_per_minute=float(rate) if rate is not None else None,
+        burst=int(burst) if burst is not None else None,
+        digest=bytes.fromhex(str(digest_hex).strip().lower()),
+    )
+
+
+def load_tokens(settings: Settings) -> TokenRegistry:
+    """Read and check every token the settings configure (never raises)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    candidates = [_env_token(settings, problems, warnings)]
+    for key, entry in _token_tables(settings, problems).items():
+        candidates.append(_table_token(str(key), entry, settings, problems, warnings))
+    tokens = [token for token in candidates if token is not None]
     seen: dict[bytes, str] = {}
     for token in tokens:
         if token.digest in seen:
