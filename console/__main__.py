@@ -105,50 +105,66 @@ def _decider(args: argparse.Namespace, settings: Settings, store: Any, name: str
         raise CliError(str(exc)) from None
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from console.access.approvals import AlreadyDecided, ApprovalError
-    from console.access.auth import InvalidIdentity, PermissionDenied, validate_name
-    from console.domain.executions import State
-    from console.engines.backend import BackendError
+def _check_run_options(args: argparse.Namespace) -> str | None:
+    """The run's options checked before anything starts; the decider's canonical name, if any."""
+    from console.access.auth import InvalidIdentity, validate_name
 
     deciding = args.approve or args.reject
     if args.reject and not (args.comment or "").strip():
         raise CliError("--reject needs --comment saying why")
-    credential = args.token or args.password or bool(os.environ.get(CLI_TOKEN_ENV))
-    if deciding and not args.decide_as and not (args.token or os.environ.get(CLI_TOKEN_ENV)):
+    token = args.token or bool(os.environ.get(CLI_TOKEN_ENV))
+    if deciding and not args.decide_as and not token:
         raise CliError(
             "--approve/--reject need --decide-as NAME (or a token): whoever launches a run (--as) cannot "
             "decide it alone"
         )
-    if credential and not deciding:
+    if (token or args.password) and not deciding:
         raise CliError("--token/--password only serve --approve or --reject")
     try:
         args.as_name = validate_name(args.as_name)
-        decider = validate_name(args.decide_as) if args.decide_as else None
+        return validate_name(args.decide_as) if args.decide_as else None
     except InvalidIdentity as exc:
         raise CliError(f"--as/--decide-as: {exc}") from None
+
+
+def _decide_paused(runtime: Any, execution: Any, identity: Any, args: argparse.Namespace) -> Any:
+    """Decide the run's approval as ``identity``; the execution after the decision (None when the
+    decision was refused, with the reason on stderr)."""
+    from console.access.approvals import AlreadyDecided, ApprovalError
+    from console.access.auth import PermissionDenied
+
+    approval = runtime.approvals.for_execution(execution.id)
+    if approval is None:
+        raise CliError(f"execution {execution.id} is paused but has no approval")
+    try:
+        result = runtime.approvals.decide(approval["id"], identity, bool(args.approve), args.comment or "")
+    except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
+        _print_json(execution.to_kestra())
+        sys.stderr.write(f"error: {exc}\n")
+        return None
+    sys.stderr.write(f"{result.message}\n")
+    return runtime.engine.wait(execution.id)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    from console.domain.executions import State
+    from console.engines.backend import BackendError
+
+    decider = _check_run_options(args)
     runtime = _runtime(settings)
-    engine, service = runtime.engine, runtime.approvals
+    deciding = args.approve or args.reject
     identity = _decider(args, settings, runtime.store, decider) if deciding else None
     try:
-        execution = engine.run_sync(scenario=args.scenario, triggered_by=args.as_name)
+        execution = runtime.engine.run_sync(scenario=args.scenario, triggered_by=args.as_name)
     except BackendError as exc:
         raise CliError(str(exc)) from None
     if execution.state == State.PAUSED and identity is not None:
-        approval = service.for_execution(execution.id)
-        if approval is None:
-            raise CliError(f"execution {execution.id} is paused but has no approval")
-        try:
-            result = service.decide(approval["id"], identity, bool(args.approve), args.comment or "")
-        except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
-            _print_json(execution.to_kestra())
-            sys.stderr.write(f"error: {exc}\n")
+        execution = _decide_paused(runtime, execution, identity, args)
+        if execution is None:
             return 2
-        sys.stderr.write(f"{result.message}\n")
-        execution = engine.wait(execution.id)
     _print_json(execution.to_kestra())
     if execution.state == State.PAUSED:
-        approval = service.for_execution(execution.id)
+        approval = runtime.approvals.for_execution(execution.id)
         approval_id = approval["id"] if approval else "?"
         sys.stderr.write(
             f"paused: waiting for approval {approval_id}; decide with "
