@@ -528,6 +528,23 @@ def _format_seconds(value: float) -> str:
     return f"{value:g}" if value >= 1 else f"{value:.2g}"
 
 
+def _completion_text(response: Any, max_tokens: int) -> str:
+    """The text of a chat completion; :class:`LLMFailure` when it is none, or when it was cut off at
+    ``max_tokens`` before its JSON closed."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        # e.g. an HTML page from a proxy: the SDK hands back a str or a model without choices
+        raise LLMFailure("not a chat completion: is LLM_BASE_URL OpenAI-compatible?", unavailable=False)
+    text = getattr(getattr(choices[0], "message", None), "content", None)
+    text = text if isinstance(text, str) else ""
+    if getattr(choices[0], "finish_reason", None) == "length":
+        try:
+            json.loads(text)
+        except (ValueError, RecursionError):  # ValueError: also int-digit limits
+            raise LLMFailure(f"answer cut off at max_tokens={max_tokens}", unavailable=False) from None
+    return text
+
+
 def call_llm(
     client: Any,
     messages: list[dict[str, str]],
@@ -573,23 +590,7 @@ def call_llm(
             last = LLMFailure(_status_reason(err))
             exc = err
         else:
-            choices = getattr(response, "choices", None)
-            if not isinstance(choices, list) or not choices:
-                # e.g. an HTML page from a proxy: the SDK hands back a str or a model without choices
-                raise LLMFailure(
-                    "not a chat completion: is LLM_BASE_URL OpenAI-compatible?", unavailable=False
-                )
-            message = getattr(choices[0], "message", None)
-            text = getattr(message, "content", None)
-            text = text if isinstance(text, str) else ""
-            if getattr(choices[0], "finish_reason", None) == "length":
-                try:
-                    json.loads(text)
-                except (ValueError, RecursionError):  # ValueError: also int-digit limits
-                    raise LLMFailure(
-                        f"answer cut off at max_tokens={max_tokens}", unavailable=False
-                    ) from None
-            return text
+            return _completion_text(response, max_tokens)
         if not _retryable(exc) or attempt == attempts - 1:
             break
         wait = _retry_after(exc)
