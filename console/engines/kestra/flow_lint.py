@@ -104,10 +104,14 @@ TASK_TYPES: dict[str, TaskType] = {
         "outputs executionId state",
     ),
     PAUSE: _type("id type", "pauseDuration behavior onResume onPause delay", "onResume resumed"),
-    IF: _type("id type condition then", "else errors finally", "",
-              ("then", "else", "errors", "finally"), True),
+    IF: _type(
+        "id type condition then", "else errors finally", "", ("then", "else", "errors", "finally"), True
+    ),
     SWITCH: _type(
-        "id type value cases", "defaults errors finally", "value defaults", ("defaults", "errors", "finally"),
+        "id type value cases",
+        "defaults errors finally",
+        "value defaults",
+        ("defaults", "errors", "finally"),
         True,
     ),
     LOG: _type("id type message", "level", ""),
@@ -115,8 +119,9 @@ TASK_TYPES: dict[str, TaskType] = {
 TRIGGER_TYPES: dict[str, TaskType] = {
     WEBHOOK: TaskType(
         _words("id type key"),
-        _words("id type key description conditions disabled stopAfter inputs wait returnOutputs logLevel "
-               "labels"),
+        _words(
+            "id type key description conditions disabled stopAfter inputs wait returnOutputs logLevel labels"
+        ),
         frozenset(),
     ),
 }
@@ -454,7 +459,11 @@ def _lint_subflow(
 
 
 def _given_inputs(
-    flow: _Flow, where: str, given: Mapping[str, Any], declared: Mapping[Any, dict[str, Any]], rule: str,
+    flow: _Flow,
+    where: str,
+    given: Mapping[str, Any],
+    declared: Mapping[Any, dict[str, Any]],
+    rule: str,
     to: str,
 ) -> None:
     """Inputs passed to a flow (by a Subflow task, by a Webhook trigger) against what it declares, as

@@ -32,7 +32,7 @@ from console.domain.models import format_time, parse_time
 from console.domain.names import RequesterSource
 from console.domain.vocabulary import APPROVAL_TASK, DeploymentStatus
 from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, BackendUnavailable
-from console.engines.kestra.backend import KestraBackend, task_values, translate_error
+from console.engines.kestra.backend import KestraBackend, collected_snapshot, task_values, translate_error
 from console.engines.kestra.client import KestraError
 from console.engines.projection import Projection, deployment_row_id
 from console.settings import Settings
@@ -273,10 +273,7 @@ class KestraMirror:
         """The deployment, scenario, requester and source of a Kestra execution, from its inputs and
         what its collect step produced."""
         inputs = execution.inputs or {}
-        snapshot = task_values(execution.task_run("collect")).get("snapshot")
-        if not isinstance(snapshot, dict):
-            given = inputs.get("snapshot")
-            snapshot = given if isinstance(given, dict) else {}
+        snapshot = collected_snapshot(execution)
         scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
         if scenario is None and inputs.get("scenario"):
             scenario = {"id": inputs["scenario"]}
