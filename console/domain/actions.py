@@ -104,3 +104,14 @@ def registry_risk(actions: list[Any]) -> Risk:
         spec = ACTIONS.get(name) if isinstance(name, str) else None
         risks.append(spec.risk if spec is not None else Risk.CRITICAL)
     return max(risks, key=RISK_ORDER.index, default=Risk.LOW)
+
+
+def required_approvals(actions: list[Any], critical_approvers: int) -> int:
+    """How many distinct people must approve ``actions`` (planned action documents or
+    :class:`~console.domain.models.RecommendedAction`): none without an action,
+    ``critical_approvers`` (at least 2) when the registry rates one CRITICAL, else one. The one
+    place this rule lives: the policy, the incident routing and the stored request all ask here."""
+    if not actions:
+        return 0
+    documents = [a if isinstance(a, dict) else {"name": getattr(a, "name", None)} for a in actions]
+    return max(2, int(critical_approvers)) if registry_risk(documents) is Risk.CRITICAL else 1

@@ -14,8 +14,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.actions import registry_risk
-from console.domain.models import Risk, format_time, parse_time
+from console.domain.actions import registry_risk, required_approvals
+from console.domain.models import format_time, parse_time
 from console.domain.names import requester_name, same_person
 from console.storage.audit import AuditStore
 from console.storage.codec import put_large_in
@@ -128,7 +128,7 @@ class ApprovalStore(AuditStore):
             return existing["id"], existing["expires_at"]
         actions = list(plan.get("approval") or [])
         risk = registry_risk(actions)
-        required = max(2, int(critical_approvers)) if risk == Risk.CRITICAL else 1
+        required = required_approvals(actions, critical_approvers) or 1
         requester = requester_name(requested_by)
         now = parse_time(requested_at) if requested_at else datetime.now(UTC)
         approval_id = "ap-" + secrets.token_hex(6)
