@@ -27,6 +27,7 @@ from typing import Any
 
 import fastjsonschema
 
+from console.domain.actions import ROLLBACK
 from console.domain.executions import Execution
 from console.domain.models import Verdict
 from console.domain.redaction import redact
@@ -392,11 +393,7 @@ def _impact(story: Story, facts: Facts, timeline: list[TimelineEvent], t: _Text)
         lines.append("")
     deployed = as_time(story.deployment.get("deployed_at"))
     rollback = next(
-        (
-            e
-            for e in timeline
-            if e.kind == "action" and (e.data.get("name") == "rollback_deployment") and e.status == DONE
-        ),
+        (e for e in timeline if e.kind == "action" and (e.data.get("name") == ROLLBACK) and e.status == DONE),
         None,
     )
     if deployed and rollback and rollback.at:
@@ -571,13 +568,11 @@ def _follow_ups(story: Story, facts: Facts, approval: Mapping[str, Any] | None, 
     d = story.decision
     items: list[str] = []
     version, service = t.md(facts.version, 60), t.md(facts.service, 80)
-    rollback_missed = [
-        name for name, word in facts.actions if name == "rollback_deployment" and word in (FAILED, REFUSED)
-    ]
+    rollback_missed = [name for name, word in facts.actions if name == ROLLBACK and word in (FAILED, REFUSED)]
     if rollback_missed:
         items.append(
-            f"Roll {version} back by hand, or check that it is rolled back: the loop's rollback_deployment "
-            f"{dict(facts.actions)['rollback_deployment']}."
+            f"Roll {version} back by hand, or check that it is rolled back: the loop's {ROLLBACK} "
+            f"{dict(facts.actions)[ROLLBACK]}."
         )
     if facts.verdict == Verdict.ROLLBACK.value:
         known_good = t.md(facts.previous_version or "the previous version", 60)

@@ -26,6 +26,16 @@ from console.analysis.metrics import (
     TAIL_FRACTION,
     direction_of,
 )
+from console.domain.actions import (
+    COLLECT_DIAGNOSTICS,
+    FAILOVER_DATABASE,
+    INCREASE_RESOURCES,
+    NOTIFY_ONLY,
+    RESTART,
+    ROLLBACK,
+    SCALE,
+    wording,
+)
 from console.domain.models import Direction, Risk
 from console.domain.names import RequesterSource, same_person
 from console.domain.snapshot import SnapshotError, parse_snapshot
@@ -224,23 +234,23 @@ def action_sentence(action: Mapping[str, Any], deployment: Mapping[str, Any]) ->
     service = _deployment_text(deployment, "service", str(params.get("service") or "the service"))
     version = _deployment_text(deployment, "version")
     env = _deployment_text(deployment, "environment", "production")
-    if name == "rollback_deployment":
+    if name == ROLLBACK:
         target = str(params.get("to_version") or deployment.get("previous_version") or "the previous version")
         return f"Roll back {service} {version} → {target} in {env}"
-    if name == "scale_deployment":
+    if name == SCALE:
         replicas = params.get("replicas")
         if replicas:
             return f"Scale {service} to {replicas} replicas in {env}"
         return f"Add replicas to {service} in {env}"
-    if name == "restart_pod":
+    if name == RESTART:
         return f"Restart {service}'s pods one at a time in {env}"
-    if name == "increase_resources":
+    if name == INCREASE_RESOURCES:
         return f"Raise the CPU and memory limits of {service} in {env}"
-    if name == "collect_diagnostics":
+    if name == COLLECT_DIAGNOSTICS:
         return f"Collect heap/thread dumps, logs and events of {service} {version}"
-    if name == "failover_database":
+    if name == FAILOVER_DATABASE:
         return f"Fail the database of {service} over to its standby in {env} (a brief write outage)"
-    if name == "notify_only":
+    if name == NOTIFY_ONLY:
         return "Notify on-call; nothing changes"
     return f"Run {name} on {service} in {env}"
 
@@ -266,17 +276,6 @@ def _join(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
-ACTION_NOUNS = {
-    "rollback_deployment": "rollback",
-    "scale_deployment": "scale-out",
-    "restart_pod": "restart",
-    "increase_resources": "resource increase",
-    "collect_diagnostics": "diagnostics collection",
-    "failover_database": "database failover",
-    "notify_only": "notification",
-}
-
-
 def reject_sentence(
     actions: Sequence[Mapping[str, Any]], deployment: Mapping[str, Any], metrics: Sequence[DecisiveMetric]
 ) -> str:
@@ -285,9 +284,9 @@ def reject_sentence(
     bad = [consequence(m) for m in metrics if m.worse][:2]
     names = [str(a.get("name") or "?") for a in actions]
     while_text = f" while {_join(bad)}" if bad else ""
-    if "rollback_deployment" in names:
+    if ROLLBACK in names:
         return f"Nothing runs: {_deployment_text(deployment, 'version')} stays live{while_text}."
-    nouns = [ACTION_NOUNS.get(n, n) for n in names]
+    nouns = [wording(n)[1] for n in names]
     return f"Nothing runs: no {_join(nouns)}{while_text}; the deployment is marked escalated."
 
 

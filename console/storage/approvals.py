@@ -312,6 +312,31 @@ class ApprovalStore(AuditStore):
             )
         return len(ids)
 
+    def supersede_approval_in(self, conn: Connection, execution_id: str, reason: str, *, at: str) -> int:
+        """The execution's approved approval was never carried out: right before it ran, the service
+        no longer ran the version it was about. It closes as ``superseded`` with the reason (the
+        trail says so: ``approval.superseded``). Returns how many."""
+        ids = [
+            r[0]
+            for r in conn.execute(
+                "SELECT id FROM approvals WHERE execution_id = ? AND status = 'approved'", (execution_id,)
+            )
+        ]
+        for approval_id in ids:
+            conn.execute(
+                "UPDATE approvals SET status = 'superseded', comment = ? "
+                "WHERE id = ? AND status = 'approved'",
+                (f"superseded: {reason}", approval_id),
+            )
+            self.audit_in(
+                conn,
+                "system:precondition",
+                "approval.superseded",
+                approval_id,
+                {"execution_id": execution_id, "reason": reason, "at": at, "after": "approved"},
+            )
+        return len(ids)
+
     def set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
         with self.write() as conn:
             conn.execute(

@@ -411,6 +411,24 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 """
 
 
+SCHEMA_10 = """CREATE TABLE IF NOT EXISTS revision_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    service TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    execution_id TEXT,
+    actor TEXT,
+    window_start TEXT,
+    window_end TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_revision_events_service ON revision_events (service, at);
+"""
+
+
 def _requesters(conn: sqlite3.Connection) -> None:
     """approvals.requested_by_source (how the requester is known), and the executions the console
     itself launched on an engine it does not own (Kestra), with who was signed in."""
@@ -445,6 +463,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                       "ON deployments (scenario, created_at DESC);")),
     Migration(9, "outcomes by effect: action effectiveness groups identical effects from the index alone",
               _script("CREATE INDEX IF NOT EXISTS ix_outcomes_effect ON outcomes (effect);")),
+    Migration(10, "revision events: every version seen running, with the evidence that makes it "
+               "known-good or known-bad (the rollback target comes from them)", _script(SCHEMA_10)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -494,8 +494,12 @@ def _check_task(task: dict[str, Any], by_ref: dict[tuple[str, str], FlowDoc]) ->
             "approved": "BOOLEAN",
             "comment": "STRING",
             "approver": "STRING",
+            "rollback_target": "JSON",
         }:
-            problems.append(f"{where}: onResume must be approved BOOLEAN, comment STRING, approver STRING")
+            problems.append(
+                f"{where}: onResume must be approved BOOLEAN, comment STRING, approver STRING, "
+                "rollback_target JSON"
+            )
     elif ttype == SWITCH:
         if not isinstance(task.get("cases"), dict) or not task["cases"]:
             problems.append(f"{where}: 'cases' must be a non-empty mapping")
