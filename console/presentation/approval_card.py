@@ -11,6 +11,7 @@ part: it asks the service's executor what it would do (reading the services file
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ from console.domain.models import Direction, Risk
 from console.domain.names import RequesterSource, same_person
 from console.domain.snapshot import SnapshotError, parse_snapshot
 from console.loop.effectiveness import Effectiveness, lookup, root_cause_category
+from console.loop.revisions import Target
 from console.presentation.charts import metric_title
 from console.presentation.formatting import (
     as_time,
@@ -226,17 +228,24 @@ def _deployment_text(deployment: Mapping[str, Any], key: str, default: str = "?"
     return str(value) if value not in (None, "") else default
 
 
-def action_sentence(action: Mapping[str, Any], deployment: Mapping[str, Any]) -> str:
+def action_sentence(
+    action: Mapping[str, Any], deployment: Mapping[str, Any], target: Target | None = None
+) -> str:
     """What an action does, in one sentence: ``Roll back payment-service v1.2.3 → v1.2.2 in
-    production``."""
+    production``. For a live service the rollback's ``target`` comes from the revision history
+    (never the announced previous version)."""
     name = str(action.get("name") or "?")
     params = action.get("params") if isinstance(action.get("params"), Mapping) else {}
     service = _deployment_text(deployment, "service", str(params.get("service") or "the service"))
     version = _deployment_text(deployment, "version")
     env = _deployment_text(deployment, "environment", "production")
     if name == ROLLBACK:
-        target = str(params.get("to_version") or deployment.get("previous_version") or "the previous version")
-        return f"Roll back {service} {version} → {target} in {env}"
+        if target is not None:
+            if target.version is None:
+                return f"Roll back {service} {version}: no known-good version to roll back to"
+            return f"Roll back {service} {version} → {target.version} in {env}"
+        to = str(params.get("to_version") or deployment.get("previous_version") or "the previous version")
+        return f"Roll back {service} {version} → {to} in {env}"
     if name == SCALE:
         replicas = params.get("replicas")
         if replicas:
@@ -338,6 +347,18 @@ class ApprovalCard:
     effectiveness: list[str]
     notification: str | None
     expires_at: str | None = None
+    target: str | None = None
+    """Where the rollback goes and why (``v1.0.0: healthy, verified 10:02 for 45 s``), from the
+    revision history; None without a rollback on a live service."""
+    target_notes: list[str] = dataclasses.field(default_factory=list)
+    """The announced previous version's check (``... is known-bad ...: not a target``)."""
+    alternatives: list[str] = dataclasses.field(default_factory=list)
+    """The known-good versions an approver may pick instead."""
+    target_version: str | None = None
+    no_target: bool = False
+    """A rollback with no known-good version: Approve is off, Reject escalates."""
+    superseded: str | None = None
+    """Why the approval no longer applies (the service moved on): Approve is off."""
 
 
 _ROLE_LABELS = {"deployer": "deployed", "launcher": "launched", "requester": "requested"}
@@ -483,8 +504,12 @@ def build_card(
     notifications: Iterable[Mapping[str, Any]] = (),
     how: Sequence[str] = (),
     simulated: bool = False,
+    target: Target | None = None,
+    superseded: str | None = None,
 ) -> ApprovalCard:
-    """Everything the card says about one pending approval (a row of ``ApprovalService.pending``)."""
+    """Everything the card says about one pending approval (a row of ``ApprovalService.pending``);
+    ``target`` is the approval service's rollback choice, ``superseded`` why the service moved past
+    the decision (both None for a scenario)."""
     dep = dict(deployment or {})
     dep.setdefault("service", field(approval, "service", "?"))
     decision = field(approval, "decision", {}) or {}
@@ -495,7 +520,7 @@ def build_card(
     risk = str(field(approval, "risk", "") or "")
     votes = list(field(approval, "votes", []) or [])
     required = int(field(approval, "required_approvals", 1) or 1)
-    sentences = [action_sentence(a, dep) for a in actions]
+    sentences = [action_sentence(a, dep, target) for a in actions]
     bad = any(m.worse for m in metrics)
     return ApprovalCard(
         id=str(field(approval, "id", "")),
@@ -524,6 +549,14 @@ def build_card(
         effectiveness=effectiveness_lines(decision, actions, effectiveness),
         notification=notification_line(notifications),
         expires_at=field(approval, "expires_at"),
+        target=target.text if target is not None else None,
+        target_notes=list(target.notes) if target is not None else [],
+        alternatives=[
+            v for v in (target.alternatives if target else ()) if v != (target.version if target else None)
+        ],
+        target_version=target.version if target is not None else None,
+        no_target=target is not None and target.version is None,
+        superseded=superseded,
     )
 
 

@@ -90,7 +90,7 @@ class ApprovalStore(AuditStore):
         process died in between) or failed."""
         rows = self.conn.execute(
             "SELECT a.id FROM approvals a JOIN executions e ON e.id = a.execution_id "
-            "WHERE a.status IN ('approved', 'rejected', 'expired') "
+            "WHERE a.status IN ('approved', 'rejected', 'expired', 'superseded') "
             "AND a.resume_state IN ('pending', 'failed') "
             "AND e.state = 'PAUSED'"
         )
