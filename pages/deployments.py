@@ -117,7 +117,12 @@ execution = reads.read_story_execution(services, execution_id) if execution_id e
 if material and material.get("record") and row.get("verdict") in ("ROLLBACK", "ESCALATE"):
     try:
         markdown = build_postmortem(
-            execution, execution_id=execution_id, secrets=services.settings.secret_values(), **material
+            execution,
+            execution_id=execution_id,
+            secrets=services.settings.secret_values(),
+            settings=services.settings,
+            snapshot=safe(services.store.snapshot_for_execution, execution_id, default=None, what="snapshot"),
+            **material,
         )
     except NoIncident:
         markdown = None

@@ -14,20 +14,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from console.analysis.metrics import direction_of
-from console.domain.models import Direction
-from console.presentation.approval_card import GUARD_LEVELS, DecisiveMetric
+from console.loop.impact import ABSOLUTE_WORSE, RELATIVE_WORSE, bad_since, is_bad
+from console.presentation.approval_card import DecisiveMetric
 from console.presentation.formatting import as_time, metric_value
-
-RELATIVE_CHANGE = 0.5
-"""A metric moved since the decision when it is this much worse or better (relative) ..."""
-ABSOLUTE_CHANGE = {
-    "error_rate": 0.02,
-    "memory_utilization": 0.05,
-    "latency_p95_ms": 50.0,
-    "pod_restarts": 1.0,
-}
-"""... and by at least this much in its unit (small numbers jitter)."""
 
 
 @dataclass(frozen=True)
@@ -64,36 +53,12 @@ def _clock(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%H:%M:%S")
 
 
-def is_bad(metric: str, value: float, baseline: float | None) -> bool:
-    """Whether ``value`` is a bad level for ``metric``: at or past its hard guard, or clearly worse
-    than the baseline in the metric's bad direction."""
-    guard = GUARD_LEVELS.get(metric)
-    if guard is not None and value >= guard:
-        return True
-    if baseline is None or not math.isfinite(baseline):
-        return False
-    margin = max(abs(baseline) * RELATIVE_CHANGE, ABSOLUTE_CHANGE.get(metric, 0.0))
-    direction = direction_of(metric)
-    if direction is Direction.DECREASE:
-        return value < baseline - margin
-    return value > baseline + margin
-
-
-def bad_since(metric: str, points: Sequence[tuple[float, float]], baseline: float | None) -> float | None:
-    """When the trailing run of bad samples began (None when the newest sample is not bad)."""
-    since = None
-    for at, value in reversed(points):
-        if not is_bad(metric, value, baseline):
-            break
-        since = at
-    return since
-
-
 def _moved(metric: str, then: float | None, now: float) -> bool:
+    """Whether a metric moved since the decision, by the impact's own margins."""
     if then is None or not math.isfinite(then):
         return False
     delta = abs(now - then)
-    return delta >= ABSOLUTE_CHANGE.get(metric, 0.0) and delta >= abs(then) * RELATIVE_CHANGE
+    return delta >= ABSOLUTE_WORSE.get(metric, 0.0) and delta >= abs(then) * RELATIVE_WORSE
 
 
 def now_strip(

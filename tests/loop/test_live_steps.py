@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,10 +14,9 @@ import pytest
 from console.loop import steps
 from console.telemetry.times import format_ts
 from tests.executors.servers import closed_port_url, run_deployer
-from tests.loop.conftest import DEPLOYED_AT, FakeClock
+from tests.loop.conftest import DEPLOYED_AT, TOKEN, FakeClock
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "deployer-token-for-tests-0123456789"
 PLAN = {
     "auto": [{"name": "collect_diagnostics", "risk": "LOW", "reason": "dumps", "params": {}}],
     "approval": [
@@ -59,35 +57,6 @@ WATCHED_ROLLBACK = {
     "verification": WATCHED,
 }
 """execute's input: the approved rollback plan of a watched live deployment."""
-
-
-def services_file(tmp_path: Path, executor: str, *, prometheus: str | None = None) -> Path:
-    log = tmp_path / "demo-service.log"
-    if not log.exists():
-        log.write_text("", encoding="utf-8")
-    path = tmp_path / "services.yaml"
-    text = (
-        "services:\n  demo-service:\n    environment: live-demo\n"
-        "    windows: {baseline_s: 15, verify_s: 30, post_action_s: 15}\n"
-        f"    logs: {{type: jsonl, path: {log}}}\n"
-    )
-    if prometheus:
-        text += (
-            f"    prometheus: {{url: '{prometheus}', selector: 'service=\"demo-service\"', "
-            "scrape_interval_s: 1}\n"
-        )
-    path.write_text(text + executor, encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def live(settings, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEMO_DEPLOYER_TOKEN", TOKEN)
-
-    def configure(executor: str, **kw):
-        return replace(settings, services_file=services_file(tmp_path, executor, **kw))
-
-    return configure
 
 
 def executor_section(url: str) -> str:
