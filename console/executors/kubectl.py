@@ -450,17 +450,7 @@ class KubectlExecutor(BaseExecutor):
             rolling = int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0) or (
                 updated < desired or int(status.get("replicas") or 0) > updated
             )
-            restarts = None
-            selector = self._selector(doc)
-            if selector:
-                pods = self._get_json(
-                    ["get", "pods", "-n", self.namespace, "-l", selector, "-o", "json"], log
-                )
-                restarts = sum(
-                    int(c.get("restartCount") or 0)
-                    for pod in pods.get("items") or []
-                    for c in (pod.get("status") or {}).get("containerStatuses") or []
-                )
+            restarts = self._restarts(self._selector(doc), log)
         except (ActionFailed, ActionUnknown, ValueError, TypeError, AttributeError) as exc:
             raise ProbeError(f"cannot read {self.target} in {self.namespace}: {exc}") from None
         return ServiceState(
@@ -473,6 +463,21 @@ class KubectlExecutor(BaseExecutor):
             observed_at=now_text(),
             source=f"kubectl get {self.target} -n {self.namespace} -o json",
         )
+
+    def _restarts(self, selector: str | None, log: RunLog) -> int | None:
+        """The restart count of the Deployment's pods' containers (None when they cannot be listed:
+        the Deployment's own state still stands)."""
+        if not selector:
+            return None
+        try:
+            pods = self._get_json(["get", "pods", "-n", self.namespace, "-l", selector, "-o", "json"], log)
+            return sum(
+                int(c.get("restartCount") or 0)
+                for pod in pods.get("items") or []
+                for c in (pod.get("status") or {}).get("containerStatuses") or []
+            )
+        except (ActionFailed, ActionUnknown, ValueError, TypeError, AttributeError):
+            return None
 
     def _revision_of(self, version: str, log: RunLog) -> int:
         """The newest revision of the Deployment whose image is tagged ``version``."""

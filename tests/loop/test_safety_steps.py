@@ -164,3 +164,56 @@ def test_verify_gives_up_reconciling_after_its_bound_and_stays_unknown(live):
         )["measured"]  # fmt: skip
     assert "actions" not in measured  # nothing learnt: the record keeps execute's unknown
     assert steps.deployment_status("ROLLBACK", out["executed"], APPROVED).value == "result unknown"
+
+
+def test_the_kubectl_executor_checks_the_deployment_before_it_undoes(live, tmp_path, monkeypatch):
+    """The same precondition through kubectl's state (the image tag of the Deployment): another
+    version runs, nothing is undone; the version the decision was about runs, the rollback goes to
+    the revision running the target version."""
+    from tests.executors.kubectl_standin import install
+    from tests.executors.test_kubectl import deployment_json, replica_sets_json
+
+    fake = install(tmp_path, monkeypatch)
+    fake.on("get", "deployment/api", stdout=deployment_json("v1.2.0"))
+    settings = live("    executor: {type: kubectl, namespace: shop, deployment: api}\n")
+    out = run(settings)
+    assert out["deployment_status"] == "superseded"
+    assert out["superseded"]["reason"] == "v1.2.0 is running now: this decision was about v1.1.0"
+    assert not any("undo" in argv for argv in fake.calls())
+
+    fake.rules_path.unlink()
+    fake.on("get", "deployment/api", stdout=deployment_json("v1.1.0"))
+    fake.on("get", "rs", stdout=replica_sets_json((4, "v1.0.0"), (5, "v1.1.0")))
+    fake.on("get", "pods", stdout='{"items": []}')
+    done = run(settings)
+    assert done["deployment_status"] == "rolled back", done["executed"][1]["detail"]
+    assert ["rollout", "undo", "deployment/api", "-n", "shop", "--to-revision=4"] in fake.calls()
+
+
+def rollbacks(receiver) -> list:
+    return [d for d in receiver.deliveries if d.json()["action"] == "rollback_deployment"]
+
+
+def test_the_webhook_executor_checks_its_state_endpoint_before_it_sends(live, monkeypatch):
+    """The same precondition through a receiver's state_url (README, "Webhook executor")."""
+    from tests.executors.servers import serve
+    from tests.executors.test_webhook import TOKEN_ENV, StatefulReceiver
+
+    monkeypatch.setenv(TOKEN_ENV, "hook-token-5b1f0e")
+    receiver = StatefulReceiver(version="v1.2.0")
+    with serve(receiver.handle) as url:
+        settings = live(
+            f"    executor: {{type: webhook, url: '{url}/hook', state_url: '{url}/state', "
+            f"token_env: {TOKEN_ENV}, confirm_timeout_s: 1}}\n"
+        )
+        out = run(settings)
+        assert rollbacks(receiver) == []  # nothing sent
+        assert out["deployment_status"] == "superseded"
+        receiver.version = "v1.1.0"
+        done = run(settings)
+    [delivery] = rollbacks(receiver)
+    assert (
+        delivery.json()["expected_version"] == "v1.1.0"
+        and delivery.json()["params"]["to_version"] == "v1.0.0"
+    )
+    assert done["deployment_status"] == "rolled back", done["executed"][1]["detail"]
