@@ -268,7 +268,7 @@ def gate_on_health(measured: Mapping[str, Any], health: Mapping[str, Any]) -> di
     because nothing serves)."""
     out = {**measured, "health": dict(health)}
     problem = health_problem(health)
-    if problem is not None and measured.get("status") != NOT_RESOLVED:
+    if problem is not None:
         out["status"] = NOT_RESOLVED
         out["reason"] = f"the instance is unhealthy at the window's end ({problem}); {measured.get('reason')}"
     return out

@@ -401,7 +401,7 @@ def events_from_collect(
             )
         )
         restarts = state.get("restarts")
-        if isinstance(restarts, int) and restarts >= 2 and state.get("ready") is not True:
+        if isinstance(restarts, int) and restarts >= 2:  # ready between crashes or not: it keeps crashing
             out.append(
                 event(
                     service,
