@@ -46,8 +46,7 @@ if approvals is None:
     st.stop()
 
 
-NOW_EVERY_S = 5.0
-"""How often an open card's "now" strip is read again."""
+NOW_EVERY_S = 5.0  # how often an open card's "now" strip is read again (a docstring here would be drawn)
 
 
 def request_decision(
@@ -254,7 +253,7 @@ def now_fragment(card: cards.ApprovalCard, deployment: dict, requested_at: str |
         return
     check = safe(approvals.check_now, item, default=None, what="the service's state")
     since = fmt.as_time(requested_at)
-    names = [m.name for m in card.metrics]
+    names = [m.name for m in card.watch]
     live = safe(
         read_now,
         deployment,
@@ -268,7 +267,7 @@ def now_fragment(card: cards.ApprovalCard, deployment: dict, requested_at: str |
     if check is not None and check.unreadable:
         problems.append(f"the service's state could not be read: {check.unreadable}")
     strip = now_strip(
-        card.metrics,
+        card.watch,
         live.series if live is not None else {},
         running=check.state.to_dict() if check is not None and check.state else None,
         superseded=check.superseded if check is not None else None,

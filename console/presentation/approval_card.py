@@ -170,13 +170,32 @@ def _bad(item: Mapping[str, Any]) -> bool:
     return True
 
 
+STRIP_ALSO = ("error_rate", "latency_p95_ms")
+"""What users feel: on the now strip beside the decisive metrics (a leak's card watches its errors)."""
+
+
+def watched_metrics(decision: Mapping[str, Any], levels: Mapping[str, Levels]) -> list[DecisiveMetric]:
+    """The now strip's metrics: the decisive ones, then errors and latency when the decision has them."""
+    chosen = decisive_metrics(decision, levels)
+    names = {m.name for m in chosen}
+    extra = [
+        m
+        for m in decisive_metrics(decision, levels, limit=len(_metric_items(decision)), only=STRIP_ALSO)
+        if m.name not in names
+    ]
+    return chosen + extra
+
+
 def decisive_metrics(
-    decision: Mapping[str, Any], levels: Mapping[str, Levels], limit: int = MAX_DECISIVE
+    decision: Mapping[str, Any],
+    levels: Mapping[str, Levels],
+    limit: int = MAX_DECISIVE,
+    only: Sequence[str] = (),
 ) -> list[DecisiveMetric]:
     """The few metrics the decision rests on: those behind a hard guard first, then those that moved
     the wrong way (user-facing ones first, then by effect size); with nothing flagged, the
     user-facing metrics there are, so the card always shows where the service stands."""
-    items = _metric_items(decision)
+    items = [m for m in _metric_items(decision) if not only or m["name"] in only]
 
     def rank(item: Mapping[str, Any]) -> tuple[int, int, int, float]:
         name = str(item["name"])
@@ -187,7 +206,7 @@ def decisive_metrics(
             -abs(float(item.get("effect_size") or 0.0)),
         )
 
-    flagged = [m for m in items if m.get("guard") or _bad(m)]
+    flagged = [m for m in items if m.get("guard") or _bad(m)] if not only else items
     chosen = sorted(flagged, key=rank)[:limit]
     if not chosen:
         chosen = sorted((m for m in items if m["name"] in USER_FACING), key=rank)[: min(limit, 2)]
@@ -359,6 +378,8 @@ class ApprovalCard:
     """A rollback with no known-good version: Approve is off, Reject escalates."""
     superseded: str | None = None
     """Why the approval no longer applies (the service moved on): Approve is off."""
+    watch: list[DecisiveMetric] = dataclasses.field(default_factory=list)
+    """What the now strip shows: the decisive metrics, then what users feel (errors, latency)."""
 
 
 _ROLE_LABELS = {"deployer": "deployed", "launcher": "launched", "requester": "requested"}
@@ -557,6 +578,7 @@ def build_card(
         target_version=target.version if target is not None else None,
         no_target=target is not None and target.version is None,
         superseded=superseded,
+        watch=watched_metrics(decision, levels),
     )
 
 

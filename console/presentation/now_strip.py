@@ -85,21 +85,20 @@ def now_strip(
             continue
         at, value = points[-1]
         bad = is_bad(metric.name, value, metric.baseline_value)
-        since_at = bad_since(metric.name, points, metric.baseline_value) if bad else None
-        since = _clock(since_at) if since_at is not None else None
-        now_text = metric_value(metric.name, value)
-        changed = None
         was_bad = metric.now_value is not None and is_bad(
             metric.name, metric.now_value, metric.baseline_value
         )
+        # "since" only for what went bad after the decision (the samples read start there)
+        since_at = bad_since(metric.name, points, metric.baseline_value) if bad and not was_bad else None
+        since = _clock(since_at) if since_at is not None else None
+        now_text = metric_value(metric.name, value)
+        changed = None
         if bad and not was_bad:
             changed = f"{metric.title} {now_text} since {since} (was {metric.now} at the decision)"
         elif was_bad and not bad:
             changed = f"{metric.title} back to {now_text} (was {metric.now} at the decision)"
         elif _moved(metric.name, metric.now_value, value):
             changed = f"{metric.title} {now_text} now (was {metric.now} at the decision)"
-            if bad and since:
-                changed = f"{metric.title} {now_text} since {since} (was {metric.now} at the decision)"
         if changed:
             changes.append(changed)
         items.append(
