@@ -411,10 +411,14 @@ def _approval(
                     status="refused",
                 )
             )
-    if status in ("expired", "cancelled") or (not votes and status in ("approved", "rejected")):
+    if status in ("expired", "cancelled", "superseded") or (not votes and status in ("approved", "rejected")):
         texts = {
             "expired": ("Approval expired", "nobody decided in time: rejected, nothing risky runs"),
             "cancelled": ("Approval cancelled", "the execution stopped before a decision"),
+            "superseded": (
+                "Approval superseded",
+                str(a.get("comment") or "the service moved on: nothing ran"),
+            ),
             "approved": ("Approved", str(a.get("comment") or "")),
             "rejected": ("Rejected", str(a.get("comment") or "")),
         }

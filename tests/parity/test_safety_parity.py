@@ -221,6 +221,8 @@ def run_case(kind: str, root: Path, case: str) -> dict[str, Any]:
                 for p in deployer.posts("/rollback")
             ]
             out["kinds"] = [r["kind"] for r in deployer.records]
+            known = revisions.revisions(parts["store"].revision_events("demo-service"))
+            out["history"] = {r.version: r.status for r in known}  # the Deployments page's table
             events = {e["event"] for e in parts["store"].audit_trail(limit=100)}
             out["audited"] = sorted(events & {"approval.rollback_target", "approval.superseded"})
             return out
@@ -256,6 +258,7 @@ def test_approved_the_rollback_goes_to_the_known_good_version_on_both_engines(re
         "approved",
     )
     assert embedded["audited"] == ["approval.rollback_target"]
+    assert embedded["history"]["v1.2.0-leak"] == revisions.KNOWN_BAD  # rolled back, on both engines
 
 
 def test_approved_after_another_deploy_it_is_superseded_on_both_engines(results):

@@ -7,8 +7,9 @@ an action with a recorded result is not run again, one interrupted before its ca
 interrupted during its call is *reconciled* through the service's state (a target that keeps
 idempotency keys gets the same call with the same key; any other is only read), never reported
 failed while the change may have happened, never called twice. The history gets RESTARTED →
-RUNNING and the log says "interrupted: the console stopped while this ran". An execution that has already been restarted ``MAX_RESTARTS`` times is marked FAILED instead
-(so a step that kills the process cannot loop forever). PAUSED executions and their pending
+RUNNING and the log says "interrupted: the console stopped while this ran". An execution that has
+already been restarted ``MAX_RESTARTS`` times is marked FAILED instead (so a step that kills the
+process cannot loop forever). PAUSED executions and their pending
 approvals are left untouched: what happens to approvals at a restart is the approval service's
 (:meth:`console.access.approvals.ApprovalService.recover`).
 
