@@ -21,7 +21,6 @@ from tests.parity.test_safety_parity import (
     BOB,
     TOKEN,
     announced,
-    deploy,
     finished,
     paused_approval,
     seed_history,
@@ -39,7 +38,7 @@ def lane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("DEMO_DEPLOYER_TOKEN", TOKEN)
     monkeypatch.setattr(steps, "collect", watched_collect)
     with run_deployer(TOKEN, version="v1.0.0", previous_version=None) as deployer:
-        record = deploy(deployer, "v1.2.0-leak")
+        record = deployer.deploy("v1.2.0-leak")
         settings = Settings(
             data_dir=tmp_path / "data", services_file=services_yaml(tmp_path / "s.yaml", deployer.url)
         )

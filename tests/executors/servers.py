@@ -253,6 +253,19 @@ class FakeDeployer:
         self.records.append(record)
         return Reply(200, {"deployment": record, "replayed": False}, delay_s=self.answer_delay_s)
 
+    def deploy(self, version: str, by: str = "alice") -> dict[str, Any]:
+        """Deploy ``version`` through the API, as a person would (its record)."""
+        import requests
+
+        answer = requests.post(
+            f"{self.url}/deploy",
+            json={"version": version, "by": by},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["deployment"]
+
     def posts(self, path: str) -> list[dict[str, Any]]:
         """Bodies of the POSTs to ``path`` received so far."""
         return [r.json() for r in self.requests if r.method == "POST" and r.path == path]

@@ -37,6 +37,7 @@ from console.access.approvals import Superseded
 from console.access.auth import Identity, Role
 from console.domain.executions import State
 from console.loop import revisions
+from tests.demo_service.test_live import wait_for
 from tests.live.conftest import require_prometheus
 from tests.live.harness import LiveLane, Windows, task_outputs
 
@@ -44,16 +45,6 @@ pytestmark = [pytest.mark.live, pytest.mark.safety, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 WINDOWS = Windows(baseline_s=8.0, verify_s=20.0, post_action_s=8.0)
 BOB = Identity("bob", Role.APPROVER, source="password")
-
-
-def until(predicate, what: str, timeout: float = 90.0, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 @contextlib.contextmanager
@@ -119,7 +110,9 @@ def _race_lane(lane: LiveLane) -> dict[str, Any]:
     with frozen(lane):
         lane.runtime.approvals.decide(approval["id"], BOB, True, "leak")
         # execute gives up on the frozen deployer: its result is unknown, the deployment says so
-        until(lambda: row(lane, first).get("status") == "result unknown", "execute's unknown result", 120)
+        wait_for(
+            lambda: row(lane, first).get("status") == "result unknown", 120, what="execute's unknown result"
+        )
         out["while_frozen"] = task_outputs(lane.runtime.engine.get_execution(first), "execute")
     out["first_done"] = lane.finish(first, timeout=180)
     out["before_deploy"] = [d["kind"] for d in lane.stack.deployments()]
@@ -180,13 +173,15 @@ def _crash_lane(lane: LiveLane) -> dict[str, Any]:
                     for key, entry in progress.items()
                 )
 
-            until(calling, FREEZE_AND_DIE, 60)
+            wait_for(calling, 60, what=FREEZE_AND_DIE)
         finally:
             cli.send_signal(signal.SIGKILL)  # the console dies mid-call
             cli.wait()
     # the deployer runs the queued rollback now; the next console takes over the orphaned run
-    until(
-        lambda: any(d["kind"] == "rollback" for d in lane.stack.deployments()), "the deployer's rollback", 60
+    wait_for(
+        lambda: any(d["kind"] == "rollback" for d in lane.stack.deployments()),
+        60,
+        what="the deployer's rollback",
     )
     out["recovery"] = lane.runtime.engine.recover()
     out["done"] = lane.finish(execution_id, timeout=120)

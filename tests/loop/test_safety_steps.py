@@ -6,25 +6,13 @@ the status following it)."""
 from __future__ import annotations
 
 import pytest
-import requests
 
 from console.loop import acting, steps
-from tests.executors.servers import FakeDeployer, run_deployer
+from tests.executors.servers import run_deployer
 from tests.loop.test_live_steps import DEPLOYMENT, PLAN, TARGET, TOKEN, WATCHED, executor_section
 
 pytestmark = pytest.mark.safety
 APPROVED = {"approved": True, "approver": "bob", "comment": "leak", "rollback_target": TARGET}
-
-
-def deploy(deployer: FakeDeployer, version: str) -> dict:
-    answer = requests.post(
-        f"{deployer.url}/deploy",
-        json={"version": version, "by": "alice"},
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=5,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["deployment"]
 
 
 def run(settings, **extra) -> dict:
@@ -42,7 +30,7 @@ def test_an_approval_made_after_another_deploy_is_superseded_and_nothing_runs(li
     """The decision was about v1.1.0; v1.2.0 was deployed since: nothing is sent, the deployment and
     the result say what changed and when."""
     with run_deployer(TOKEN) as deployer:
-        newer = deploy(deployer, "v1.2.0")
+        newer = deployer.deploy("v1.2.0")
         out = run(live(executor_section(deployer.url)))
         assert deployer.posts("/rollback") == []
         assert [r["kind"] for r in deployer.records] == ["deploy"]  # the history is unchanged
@@ -61,7 +49,7 @@ def test_an_approval_made_after_another_deploy_is_superseded_and_nothing_runs(li
 
 def test_the_same_version_switched_in_again_since_the_decision_is_superseded(live):
     with run_deployer(TOKEN, version="v1.0.0", previous_version=None) as deployer:
-        deploy(deployer, "v1.1.0")  # v1.1.0 again, after the deploy the decision was about
+        deployer.deploy("v1.1.0")  # v1.1.0 again, after the deploy the decision was about
         out = run(live(executor_section(deployer.url)))
         assert deployer.posts("/rollback") == []
     assert out["deployment_status"] == "superseded"
@@ -77,7 +65,7 @@ def test_a_race_between_the_check_and_the_call_is_closed_by_compare_and_swap(liv
 
         def check_then_someone_deploys(executor, deployment, **kw):
             checked = real_check(executor, deployment, **kw)
-            deploy(deployer, "v1.2.0")
+            deployer.deploy("v1.2.0")
             return checked
 
         monkeypatch.setattr(acting, "check_now", check_then_someone_deploys)

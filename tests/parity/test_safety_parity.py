@@ -13,14 +13,12 @@ the embedded engine's plan already names it. The approval names it on both.)"""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 
 from console.access.approvals import ApprovalService, Superseded
 from console.access.auth import Identity, Role
@@ -33,6 +31,7 @@ from console.loop.scenarios import load_scenario_document
 from console.runtime import embedded_runtime
 from console.settings import Secret, Settings
 from console.storage import Store
+from tests.demo_service.test_live import wait_for
 from tests.executors.servers import FakeDeployer, run_deployer
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
@@ -88,17 +87,6 @@ def seed_history(store: Store) -> None:
         store.add_revision_events_in(conn, events)
 
 
-def deploy(deployer: FakeDeployer, version: str) -> dict[str, Any]:
-    answer = requests.post(
-        f"{deployer.url}/deploy",
-        json={"version": version, "by": "alice"},
-        headers={"Authorization": f"Bearer {TOKEN}"},
-        timeout=5,
-    )
-    assert answer.status_code == 200, answer.text
-    return answer.json()["deployment"]
-
-
 def announced(record: dict[str, Any]) -> dict[str, Any]:
     """The deploy as a CI token announced it: a forged, known-bad previous version."""
     return {
@@ -109,16 +97,6 @@ def announced(record: dict[str, Any]) -> dict[str, Any]:
         "deployed_at": record["at"],
         "deployed_by": "alice",
     }
-
-
-def wait_for(read: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextmanager
@@ -181,22 +159,23 @@ def engine(kind: str, root: Path, deployer: FakeDeployer) -> Iterator[dict[str, 
 
 
 def paused_approval(parts: dict[str, Any], execution_id: str) -> dict[str, Any]:
-    wait_for(lambda: parts["state"](execution_id) == State.PAUSED, "the pause")
+    wait_for(lambda: parts["state"](execution_id) == State.PAUSED, 60, what="the pause")
     return wait_for(
         lambda: next((a for a in parts["approvals"].pending() if a["execution_id"] == execution_id), None),
-        "the approval",
+        60,
+        what="the approval",
     )
 
 
 def finished(parts: dict[str, Any], execution_id: str) -> dict[str, Any]:
-    wait_for(lambda: parts["state"](execution_id) == State.SUCCESS, "the end of the run")
+    wait_for(lambda: parts["state"](execution_id) == State.SUCCESS, 60, what="the end of the run")
     parts["sync"]()
     return parts["store"].deployment_for_execution(execution_id)
 
 
 def run_case(kind: str, root: Path, case: str) -> dict[str, Any]:
     with run_deployer(TOKEN, version="v1.0.0", previous_version=None) as deployer:
-        record = deploy(deployer, "v1.2.0-leak")
+        record = deployer.deploy("v1.2.0-leak")
         with engine(kind, root, deployer) as parts:
             execution_id = parts["launch"](announced(record))
             approval = paused_approval(parts, execution_id)
@@ -206,7 +185,7 @@ def run_case(kind: str, root: Path, case: str) -> dict[str, Any]:
                 "notes": list(target.notes) if target else [],
             }
             if case == "superseded":
-                deploy(deployer, "v1.1.0")
+                deployer.deploy("v1.1.0")
                 with pytest.raises(Superseded) as refused:
                     parts["approvals"].decide(approval["id"], BOB, True, "")
                 out["refusal"] = str(refused.value).split(" at ")[0]
