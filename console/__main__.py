@@ -290,7 +290,10 @@ def cmd_postmortem(args: argparse.Namespace, settings: Settings) -> int:
     if execution is None and material["deployment"] is None and material["record"] is None:
         raise CliError(f"execution {execution_id} not found")
     try:
-        postmortem = write_postmortem(execution, settings, execution_id=execution_id, **material)
+        snapshot = store.snapshot_for_execution(execution_id)
+        postmortem = write_postmortem(
+            execution, settings, execution_id=execution_id, snapshot=snapshot, **material
+        )
     except NoIncident as exc:
         sys.stderr.write(f"{exc}\n")
         return 1

@@ -91,6 +91,9 @@ class Settings:
     """Window after the actions in which recovery is measured."""
     live_poll_s: float = 2.0
     """How often a live run re-fetches and re-analyses its verification window."""
+    live_reconcile_s: float = 120.0
+    """How long verify keeps reading a service whose action's result is unknown (a frozen deployer, a
+    lost answer) before measuring; the post-action window starts once the result is known."""
 
     # learning from measured outcomes (console/loop/effectiveness.py): when on, an automatic action
     # whose measured record for the root cause is poor goes to a human instead (stricter only)
@@ -335,6 +338,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_SIGNIN_MAX_LOCK_S": ("signin_max_lock_s", float),
     "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
     "LIVE_POLL_S": ("live_poll_s", float),
+    "LIVE_RECONCILE_S": ("live_reconcile_s", float),
     "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", flag),
 }
 
@@ -419,6 +423,8 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("CONSOLE_API_MAX_BODY_BYTES must be at least 1024")
     if settings.live_poll_s <= 0:
         raise SettingsError("LIVE_POLL_S must be positive")
+    if settings.live_reconcile_s < 0:
+        raise SettingsError("LIVE_RECONCILE_S must be zero or more")
     if settings.incident_lookback_s < 0:
         raise SettingsError("CONSOLE_INCIDENT_LOOKBACK_S must be 0 or more (seconds)")
     _check_identity(settings)

@@ -44,7 +44,7 @@ from console.analysis.metrics import (
     check_guard,
     format_value,
 )
-from console.domain.actions import get_action
+from console.domain.actions import ROLLBACK, get_action
 from console.domain.models import (
     Classification,
     Decision,
@@ -447,7 +447,7 @@ def _actions(
             # the text, not a second action (raising the limit would only hide the leak).
             reason += " If the rollback is blocked, increase_resources buys time; the leak remains."
         return [
-            _action("rollback_deployment", reason, service=dep.service, to_version=dep.previous_version),
+            _action(ROLLBACK, reason, service=dep.service, to_version=dep.previous_version),
             _action("collect_diagnostics", "Keep heap/thread dumps and logs of the bad version for the fix."),
         ]
     if verdict is Verdict.ESCALATE:

@@ -39,6 +39,13 @@ class DeploymentStatus(StrEnum):
     ``simulated`` flag says so)."""
     ROLLBACK_FAILED = "rollback failed"
     """A rollback was approved (or automatic) but failed or was refused by the executor."""
+    RESULT_UNKNOWN = "result unknown"
+    """A rollback was sent and whether it acted is not known yet (a timeout, a lost connection, a
+    receiver that accepted it without showing its effect): never "rolled back" until the target's
+    state shows it, never "rollback failed" when it may have happened."""
+    SUPERSEDED = "superseded"
+    """The service no longer ran the version the decision was about (another version, or another
+    switch since): nothing ran."""
     HEALTHY = "healthy"
     REMEDIATED = "remediated"
     ESCALATED = "escalated"
@@ -82,3 +89,7 @@ def outside_labels(labels: dict[str, str]) -> dict[str, str]:
         owned = bare in CONSOLE_LABELS or bare.startswith("system.") or bare.startswith("system:")
         out[CLAIMED_PREFIX + key.strip() if owned else key] = value
     return out
+
+SUPERSEDED_ACTOR = "system:superseded"
+"""Who closes an approval whose service moved past its decision (nothing runs; the comment says
+what changed and when)."""

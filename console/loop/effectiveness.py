@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from console.loop.outcome import NOT_RESOLVED, REMEDIATIONS, RESOLVED
+from console.domain.actions import REMEDIATIONS
+from console.loop.outcome import NOT_RESOLVED, RESOLVED
 from console.settings import Settings
 
 FULL_WEIGHT_RUNS = 10

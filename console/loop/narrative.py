@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import fastjsonschema
 
-from console.domain.actions import ACTIONS, get_action, is_known_action
+from console.domain.actions import ACTIONS, ROLLBACK, get_action, is_known_action
 from console.domain.models import (
     RISK_ORDER,
     VERDICT_STRICTNESS,
@@ -406,12 +406,8 @@ def merge(decision: Decision, answer: Answer, model: str) -> Decision:
         actions.append(RecommendedAction(name, spec.risk, f"Suggested by the LLM: {reason}"))
         present.add(name)
         notes.append(f"LLM added {name} ({spec.risk.value} risk, needs approval)")
-    if (
-        verdict == Verdict.ROLLBACK
-        and rules_verdict != Verdict.ROLLBACK
-        and "rollback_deployment" not in present
-    ):
-        spec = get_action("rollback_deployment")
+    if verdict == Verdict.ROLLBACK and rules_verdict != Verdict.ROLLBACK and ROLLBACK not in present:
+        spec = get_action(ROLLBACK)
         actions.append(
             RecommendedAction(
                 spec.name,

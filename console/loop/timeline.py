@@ -427,24 +427,26 @@ def _refused(row: dict[str, Any]) -> TimelineEvent:
 
 
 _APPROVAL_ENDS = {
-    "expired": ("Approval expired", "nobody decided in time: rejected, nothing risky runs"),
-    "cancelled": ("Approval cancelled", "the execution stopped before a decision"),
-    "approved": ("Approved", None),
-    "rejected": ("Rejected", None),
+    "expired": ("Approval expired", "nobody decided in time: rejected, nothing risky runs", False),
+    "cancelled": ("Approval cancelled", "the execution stopped before a decision", False),
+    "superseded": ("Approval superseded", "the service moved on: nothing ran", True),
+    "approved": ("Approved", "", True),
+    "rejected": ("Rejected", "", True),
 }
-"""How an approval that ended without a vote is told (None: its own comment is the detail)."""
+"""How an approval that ended without a vote is told: its title, its detail, and whether the
+approval's own comment, when it has one, replaces that detail."""
 
 
 def _approval_end(
     execution: Execution | None, story: Story, a: dict[str, Any], votes: list[dict[str, Any]]
 ) -> list[TimelineEvent]:
-    """How an approval ended when no vote tells it: expired, cancelled, decided without a vote row,
-    or, on Kestra with no approval row mirrored, the Pause's own resume outputs."""
+    """How an approval ended when no vote tells it: expired, cancelled, superseded, decided without a
+    vote row, or, on Kestra with no approval row mirrored, the Pause's own resume outputs."""
     status = a.get("status")
-    if status in ("expired", "cancelled") or (not votes and status in ("approved", "rejected")):
-        title, detail = _APPROVAL_ENDS[str(status)]
+    if status in ("expired", "cancelled", "superseded") or (not votes and status in ("approved", "rejected")):
+        title, detail, commented = _APPROVAL_ENDS[str(status)]
         who = a.get("decided_by") or (TIMEOUT_ACTOR if status == "expired" else None)
-        text = detail if detail is not None else str(a.get("comment") or "")
+        text = str(a.get("comment") or detail) if commented else detail
         return [
             TimelineEvent(as_time(a.get("decided_at")), "approval", title, text, actor=who, status=status)
         ]

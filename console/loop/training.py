@@ -27,6 +27,7 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from console.domain.actions import COLLECT_DIAGNOSTICS, NOTIFY_ONLY, ROLLBACK
 from console.domain.text import strip_invisible
 from console.loop.outcome import remediation_ran
 
@@ -205,9 +206,9 @@ def _opposite(verdict: str) -> str:
 
 def _default_actions(verdict: str) -> list[str]:
     return {
-        "ROLLBACK": ["rollback_deployment", "collect_diagnostics"],
-        "ESCALATE": ["collect_diagnostics", "notify_only"],
-        "CONTINUE": ["notify_only"],
+        "ROLLBACK": [ROLLBACK, COLLECT_DIAGNOSTICS],
+        "ESCALATE": [COLLECT_DIAGNOSTICS, NOTIFY_ONLY],
+        "CONTINUE": [NOTIFY_ONLY],
     }.get(verdict, [])
 
 

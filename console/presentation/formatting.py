@@ -168,6 +168,8 @@ _STATE_ICONS = {
 _STATUS_COLORS = {
     DeploymentStatus.ROLLED_BACK: "red",
     DeploymentStatus.ROLLBACK_FAILED: "red",
+    DeploymentStatus.RESULT_UNKNOWN: "orange",
+    DeploymentStatus.SUPERSEDED: "gray",
     DeploymentStatus.AWAITING_APPROVAL: "orange",
     DeploymentStatus.ESCALATED: "orange",
     DeploymentStatus.HEALTHY: "green",
@@ -180,6 +182,7 @@ DEPLOYMENT_STATUSES: list[str] = [
     status.value
     for status in (
         DeploymentStatus.ROLLBACK_FAILED,
+        DeploymentStatus.RESULT_UNKNOWN,
         DeploymentStatus.ROLLED_BACK,
         DeploymentStatus.AWAITING_APPROVAL,
         DeploymentStatus.ESCALATED,
@@ -187,6 +190,7 @@ DEPLOYMENT_STATUSES: list[str] = [
         DeploymentStatus.HEALTHY,
         DeploymentStatus.REMEDIATED,
         DeploymentStatus.FAILED,
+        DeploymentStatus.SUPERSEDED,
         DeploymentStatus.CANCELLED,
     )
 ]

@@ -411,17 +411,6 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 """
 
 
-def _requesters(conn: sqlite3.Connection) -> None:
-    """approvals.requested_by_source (how the requester is known), and the executions the console
-    itself launched on an engine it does not own (Kestra), with who was signed in."""
-    _add_column("approvals", "requested_by_source", "TEXT")(conn)
-    conn.execute(
-        "CREATE TABLE IF NOT EXISTS console_launches ("
-        "execution_id TEXT PRIMARY KEY, launched_by TEXT NOT NULL, source TEXT NOT NULL, "
-        "at TEXT NOT NULL)"
-    )
-
-
 SCHEMA_10 = """
 CREATE TABLE IF NOT EXISTS sign_in_failures (
     key TEXT PRIMARY KEY,
@@ -441,6 +430,35 @@ CREATE TABLE IF NOT EXISTS sessions (
     revoked_at TEXT
 );
 """
+
+
+SCHEMA_11 = """CREATE TABLE IF NOT EXISTS revision_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    service TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    execution_id TEXT,
+    actor TEXT,
+    window_start TEXT,
+    window_end TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_revision_events_service ON revision_events (service, at);
+"""
+
+
+def _requesters(conn: sqlite3.Connection) -> None:
+    """approvals.requested_by_source (how the requester is known), and the executions the console
+    itself launched on an engine it does not own (Kestra), with who was signed in."""
+    _add_column("approvals", "requested_by_source", "TEXT")(conn)
+    conn.execute(
+        "CREATE TABLE IF NOT EXISTS console_launches ("
+        "execution_id TEXT PRIMARY KEY, launched_by TEXT NOT NULL, source TEXT NOT NULL, "
+        "at TEXT NOT NULL)"
+    )
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -468,6 +486,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               _script("CREATE INDEX IF NOT EXISTS ix_outcomes_effect ON outcomes (effect);")),
     Migration(10, "sign-in failures (per person and per address, persisted so a restart forgives "
               "nothing) and password sessions (the session cookie's server side)", _script(SCHEMA_10)),
+    Migration(11, "revision events: every version seen running, with the evidence that makes it "
+               "known-good or known-bad (the rollback target comes from them)", _script(SCHEMA_11)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

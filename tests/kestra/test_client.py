@@ -124,6 +124,7 @@ def test_run_to_pause_get_logs_and_resume(loaded: FakeKestra, client: KestraClie
         "approved": True,
         "comment": "roll it back",
         "approver": "bob",
+        "rollback_target": None,
     }
     assert done.outputs["deployment_status"] == "rolled back"
     # resuming again: 409 → KestraConflict with a plain message

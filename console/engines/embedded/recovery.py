@@ -1,11 +1,15 @@
 """Crash recovery of the embedded engine, run when an engine starts.
 
 An execution left CREATED/RUNNING by a process that no longer exists is **re-run from its first
-unfinished task**. Finished tasks keep their stored outputs and are not run again; the steps are
-deterministic and the executor only simulates, so re-running the interrupted task is safe. The
-history gets RESTARTED → RUNNING and the log says "interrupted: the console stopped while this
-ran". An execution that has already been restarted ``MAX_RESTARTS`` times is marked FAILED instead
-(so a step that kills the process cannot loop forever). PAUSED executions and their pending
+unfinished task**. Finished tasks keep their stored outputs and are not run again. Re-running an
+interrupted ``execute`` is safe because it keeps its progress per action (``console/loop/steps.py``):
+an action with a recorded result is not run again, one interrupted before its call runs now, and one
+interrupted during its call is *reconciled* through the service's state (a target that keeps
+idempotency keys gets the same call with the same key; any other is only read), never reported
+failed while the change may have happened, never called twice. The history gets RESTARTED →
+RUNNING and the log says "interrupted: the console stopped while this ran". An execution that has
+already been restarted ``MAX_RESTARTS`` times is marked FAILED instead (so a step that kills the
+process cannot loop forever). PAUSED executions and their pending
 approvals are left untouched: what happens to approvals at a restart is the approval service's
 (:meth:`console.access.approvals.ApprovalService.recover`).
 

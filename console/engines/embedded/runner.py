@@ -395,7 +395,7 @@ class EmbeddedEngine:
             return steps.summarize({"snapshot": ctx["snapshot"], "decision": ctx["decision"]}, s)
         if task_id == "decide":
             routed = {"incident": ctx["incident"]} if ctx.get("incident") else {}
-            return steps.decide({"decision": ctx["decision"], **routed}, s)
+            return steps.decide({"decision": ctx["decision"], **routed, **self._history(ctx)}, s)
         if task_id == "execute":
             progress = (previous.outputs or {}).get("progress") if previous is not None else None
             return steps.execute(
@@ -410,6 +410,7 @@ class EmbeddedEngine:
                 s,
                 progress=progress if isinstance(progress, dict) else None,
                 on_progress=self._progress_saver(execution_id, task_id),
+                sleep=self._sleeper(execution_id),
             )
         if task_id == "verify":
             return steps.verify(
@@ -441,6 +442,15 @@ class EmbeddedEngine:
                 s,
             )
         raise StepError(f"unknown task {task_id!r}")
+
+    def _history(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        """For a watched live deployment, its service's revision history and the deployment, so the
+        plan takes its rollback target from the history (Kestra's tasks do not read the console's
+        store: there the approval does it)."""
+        deployment = (ctx.get("snapshot") or {}).get("deployment") or {}
+        if not ctx.get("verification") or not deployment.get("service"):
+            return {}
+        return {"revisions": self.store.revision_events(str(deployment["service"])), "deployment": deployment}
 
     def _guard_running(self, conn: Connection, execution_id: str) -> None:
         row = self.store.execution_state_in(conn, execution_id)
@@ -618,7 +628,15 @@ class EmbeddedEngine:
 
     # -- Backend: control -----------------------------------------------------------------------------
 
-    def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
+    def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool,
+        comment: str,
+        approver: str,
+        rollback_target: dict[str, Any] | None = None,
+    ) -> None:
         with self.store.write() as conn:
             row = self.store.execution_state_in(conn, execution_id)
             if row is None:
@@ -633,6 +651,8 @@ class EmbeddedEngine:
                 "approver": approver,
                 "resumed": {"by": approver, "on": now_text()},
             }
+            if rollback_target:
+                outputs["rollback_target"] = rollback_target
             self.store.transition_task_run_in(
                 conn, execution_id, APPROVAL_TASK, State.RUNNING, State.SUCCESS, outputs=outputs
             )

@@ -337,9 +337,20 @@ class KestraBackend:
         return f"{base}/ui/{tenant}/executions/{self.namespace}/{flow_id}/{execution_id}"
 
     # ------------------------------------------------------------------ control
-    def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
-        """Resume the ``approval`` Pause with its onResume inputs approved / comment / approver."""
-        inputs = {"approved": bool(approved), "comment": comment or "", "approver": approver}
+    def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool,
+        comment: str,
+        approver: str,
+        rollback_target: dict[str, Any] | None = None,
+    ) -> None:
+        """Resume the ``approval`` Pause with its onResume inputs approved / comment / approver, and
+        ``rollback_target`` (JSON) when the approval service confirmed one."""
+        inputs: dict[str, Any] = {"approved": bool(approved), "comment": comment or "", "approver": approver}
+        if rollback_target:
+            inputs["rollback_target"] = rollback_target
         try:
             self.client.resume(execution_id, inputs)
         except KestraConflict:

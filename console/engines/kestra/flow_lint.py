@@ -139,7 +139,9 @@ PROJECT_IMAGE = "devops-loop-console:latest"
 STEP_COMMAND = re.compile(r"^python -m console step (\w+) (?:\{\{ ?workingDir ?\}\}/)?([\w.-]+) --kestra$")
 ISO_DURATION = re.compile(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$")
 SECRET_KEY = re.compile(r"^\{\{\s*secret\('[A-Z0-9_]+'\)\s*\}\}$")
-APPROVAL_INPUTS = {"approved": "BOOL", "comment": "STRING", "approver": "STRING"}
+APPROVAL_INPUTS = {"approved": "BOOL", "comment": "STRING", "approver": "STRING", "rollback_target": "JSON"}
+"""The approval Pause's onResume inputs, as the console's resume sends them."""
+OPTIONAL_APPROVAL_INPUTS = ("comment", "rollback_target")
 
 
 @dataclass(frozen=True, order=True)
@@ -499,13 +501,17 @@ def _lint_pause(flow: _Flow, doc: dict[str, Any], where: str) -> None:
             flow.add(
                 f"{where}.onResume",
                 "project/approval-inputs",
-                "onResume must be approved BOOL, comment STRING, approver STRING (what the console sends)",
+                "onResume must be approved BOOL, comment STRING, approver STRING, rollback_target JSON "
+                "(what the console sends)",
             )
-        elif declared["comment"].get("required", True) or not declared["approver"].get("required", True):
+        elif any(
+            declared[iid].get("required", True) != (iid not in OPTIONAL_APPROVAL_INPUTS) for iid in declared
+        ):
             flow.add(
                 f"{where}.onResume",
                 "project/approval-inputs",
-                "comment is optional (required: false), approved and approver are required",
+                "comment and rollback_target are optional (required: false); approved and approver "
+                "are required",
             )
 
 
