@@ -22,9 +22,12 @@ Benjamini–Hochberg (``scipy.stats.false_discovery_control``); on p-values that
 e-values this is e-BH (Wang and Ramdas, "False discovery rate control with e-values", JRSS B 84,
 2022), which controls the false discovery rate under any dependence between the tests.
 
-**The baseline is estimated.** ``p0`` uses the baseline's one-sided upper Clopper–Pearson bound at
-``alpha / 2``: with probability at least ``1 - alpha/2`` it is above the baseline's true rate, and the
-sequential test spends the other ``alpha / 2`` (a union bound: ``alpha`` in all).
+**The baseline is estimated.** ``p0`` is at least the baseline's one-sided upper Clopper–Pearson
+bound at ``alpha / 2`` (with probability ``1 - alpha/2`` above the baseline's true rate), and at least
+its estimate plus the minimum change that matters to users (:func:`null_rate`). The sequential
+tests spend the other ``alpha / 2`` (Benjamini–Hochberg at ``alpha / 2``): a route whose rate did not
+rise is reported with probability at most ``alpha`` (a union bound), and one error, or a rise
+smaller than the minimum change, never is.
 
 **A fixed-sample test looked at repeatedly** (the point judge, the trend's interval) spends
 ``alpha * 6 / (pi^2 n^2)`` at its ``n``-th real sample (:func:`spent_alpha`): the sum over all ``n`` is
@@ -55,11 +58,13 @@ def upper_bound(events: float, trials: float, alpha: float) -> float:
 def null_rate(
     events: float, trials: float, alpha: float, *, relative: float, absolute: float, floor: float = 0.0
 ) -> float:
-    """The rate after the deploy that is still "no regression": the baseline's upper bound, raised
-    by the minimum change that matters (``relative`` and ``absolute``: the larger), never under
+    """The rate after the deploy that is still "no regression": the larger of the baseline's upper
+    bound (its uncertainty: an unchanged rate is under it with probability ``1 - alpha``) and its
+    estimate raised by the minimum change that matters (``relative`` and ``absolute``); never under
     ``floor``; capped below 1."""
     bound = upper_bound(events, trials, alpha)
-    return float(min(max(bound * (1.0 + relative), bound + absolute, floor), 0.999))
+    estimate = events / trials if trials > 0 else 1.0
+    return float(min(max(bound, estimate * (1.0 + relative), estimate + absolute, floor), 0.999))
 
 
 def log_e_value(events: float, trials: float, p0: float) -> float:

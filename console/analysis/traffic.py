@@ -62,6 +62,9 @@ MIN_REAL_SAMPLES = 5
 """Real scrapes a side needs before its counts say anything."""
 MIN_TAIL_SCRAPES = 5
 BASELINE_RESTARTS = 2
+ROUTE_SHARE = 0.5
+"""Routes found faulty that carry less than this share of the requests are named; more, and the
+whole service is reported."""
 BASELINE_ERROR_BURST = 0.05
 SIGNALS = ("error_rate", "latency_p95_ms", "failed_scrapes")
 
@@ -140,13 +143,16 @@ class Traffic:
         mine = [s for s in self.signals if s.metric == metric]
         if not mine:
             return None
+        overall = next((s for s in mine if s.dimension == ""), None)
+        routes = [s for s in mine if s.dimension and s.discovered and s.persists]
+        if routes and sum(s.share or 0.0 for s in routes) < ROUTE_SHARE:
+            return min(routes, key=lambda s: s.adjusted_p)  # a fault of a few routes: name the worst
         ranked = sorted(
-            mine, key=lambda s: (not s.discovered, not s.persists, s.adjusted_p, s.dimension != "")
+            mine, key=lambda s: (not s.discovered, not s.persists, s.dimension != "", s.adjusted_p)
         )
         best = ranked[0]
-        if not best.discovered:
-            overall = [s for s in mine if s.dimension == ""]
-            return overall[0] if overall else best
+        if not best.discovered and overall is not None:
+            return overall
         return best
 
 
@@ -346,7 +352,9 @@ def _signals(
 
 
 def _decide_family(signals: list[Signal], alpha: float) -> None:
-    found = discoveries([s.p_value for s in signals], alpha)
+    """Benjamini–Hochberg over every route and signal, at the half of ``alpha`` the baseline's
+    bounds do not spend (:mod:`console.analysis.sequential`)."""
+    found = discoveries([s.p_value for s in signals], alpha / 2)
     for s, flag, adj in zip(signals, found, adjusted([s.p_value for s in signals]), strict=True):
         s.discovered, s.adjusted_p = flag, adj
 
@@ -425,6 +433,8 @@ def _against_reference(evidence: Evidence, split: Split, alpha: float, out: Traf
         out.baseline = (
             "none: the window before the deploy is unhealthy and there is no known-good version or objectives"
         )
+        for signal in out.signals:  # worse or better than a broken window means nothing
+            signal.discovered = False
         return
     out.reference = reference
     out.baseline = reference.label

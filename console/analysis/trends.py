@@ -33,6 +33,9 @@ RESTART_DROP = 0.3
 SAME_PACE = 1.5
 """An after-deploy slope up to this many times the baseline's own (significant) slope is the same climb."""
 DEFAULT_HORIZON_S = 3600.0
+HEADROOM = 0.75
+"""A resource that rose after the deploy but is flat (no climb projected to its limit) and stays
+under this fraction of its limit has the room it needs: a heavier version, not a regression."""
 
 
 @dataclass(frozen=True)
