@@ -32,14 +32,23 @@ from console.analysis.metrics import (
     judge_metric,
 )
 from console.analysis.traffic import Traffic, counted_metrics, judge_traffic, traffic_judgements
-from console.analysis.trends import DEFAULT_HORIZON_S, is_resource, project, projection_text, trend_strength
+from console.analysis.trends import (
+    DEFAULT_HORIZON_S,
+    HEADROOM,
+    Projection,
+    duration_text,
+    is_resource,
+    project,
+    projection_text,
+    trend_strength,
+)
 from console.analysis.verdict import decide
 from console.domain.models import Classification, Decision, LogPattern, Snapshot
 from console.settings import Settings
 
 log = logging.getLogger(__name__)
 
-__all__ = ["NORMAL", "Level", "analyze", "analyze_document", "judge_snapshot_metrics"]
+__all__ = ["NORMAL", "Level", "analyze", "analyze_document", "judge_all", "judge_snapshot_metrics"]
 
 
 def judge_snapshot_metrics(
@@ -87,7 +96,10 @@ def apply_trends(judgements: list[MetricJudgement], snapshot: Snapshot, level: L
             continue
         times, values = snapshot.metrics[j.name]
         p = project(times, values, 1.0, deployed, alpha=level.alpha, horizon_s=horizon)
-        if p is None or not p.reaches:
+        if p is None:
+            continue
+        if not p.reaches:
+            _flat_rise(j, p)
             continue
         text = projection_text(p, j.name)
         j.status = "regression"
@@ -96,6 +108,34 @@ def apply_trends(judgements: list[MetricJudgement], snapshot: Snapshot, level: L
         j.result.projection = text
         j.result.reason = f"{text}; {j.result.reason}"
         j.strength = max(j.strength, trend_strength(p))
+
+
+def judge_all(snapshot: Snapshot, level: Level = NORMAL) -> tuple[list[MetricJudgement], Traffic | None]:
+    """Every metric's judgement, as the decision sees it: counts where the snapshot has them, points
+    for the rest, resources projected to their limit (the approval card quotes these numbers)."""
+    traffic = judge_traffic_of(snapshot, level)
+    skip = counted_metrics(traffic) if traffic is not None else set()
+    judgements = judge_snapshot_metrics(snapshot, level, skip=skip)
+    if traffic is not None:
+        judgements += traffic_judgements(traffic, level.alpha)
+    apply_trends(judgements, snapshot, level)
+    return judgements, traffic
+
+
+def _flat_rise(j: MetricJudgement, p: Projection) -> None:
+    """A resource that rose after the deploy but does not climb to its limit and keeps its
+    headroom: a heavier version, not a regression (the guard still watches the limit)."""
+    if j.status != "regression" or j.result.guard or (j.tail_level or 0.0) >= HEADROOM or p.reaches:
+        return
+    if p.latest is not None and p.latest <= p.horizon_s:
+        return
+    j.status = "pass"
+    j.result.classification = Classification.PASS
+    j.result.reason = (
+        f"higher after the deploy but flat and under {HEADROOM:.0%} of its limit (no climb to it within "
+        f"{duration_text(p.horizon_s)}): room enough; {j.result.reason}"
+    )
+    j.strength = 0.0
 
 
 def _patterns(snapshot: Snapshot, notes: list[str]) -> list[LogPattern]:
@@ -148,12 +188,7 @@ def analyze(
     stricter level before it decides early on points); ``patterns`` reuses log patterns mined
     already for the same snapshot (mining is the slow part of a second look)."""
     del settings  # the rules analyzer needs none today; kept for a stable signature
-    traffic = judge_traffic_of(snapshot, level)
-    skip = counted_metrics(traffic) if traffic is not None else set()
-    judgements = judge_snapshot_metrics(snapshot, level, skip=skip)
-    if traffic is not None:
-        judgements += traffic_judgements(traffic, level.alpha)
-    apply_trends(judgements, snapshot, level)
+    judgements, traffic = judge_all(snapshot, level)
     notes = _notes(snapshot, judgements, traffic)
     group_incident(judgements)
     load = explain_by_load(judgements)
