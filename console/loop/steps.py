@@ -52,6 +52,10 @@ Sleep = Callable[[float], None]
 Progress = dict[str, dict[str, Any]]
 
 
+STALE_DEPLOY_FACTOR = 10
+"""A deployed_at older than this many windows is said to be old in the run's notes."""
+
+
 class StepError(ValueError):
     """A step's input is not usable; the message is one line naming what is wrong."""
 
@@ -315,6 +319,12 @@ def collect_live(
         deployed = clock()
         notes.append("deployed_at not given: the deploy is taken to have happened when this run started")
     deployment = {**deployment, "deployed_at": format_ts(deployed)}
+    age = clock() - deployed
+    if age > STALE_DEPLOY_FACTOR * (config.windows.baseline_s + config.windows.verify_s):
+        notes.append(
+            f"deployed_at is {age / 3600:.1f} h old: the windows right before and after it are judged, "
+            "as they were then (not how the service runs now)"
+        )
     if not deployment.get("id"):
         deployment["id"] = f"{deployment['service']}-{deployment['version']}-{int(deployed)}"
     windows = config.windows

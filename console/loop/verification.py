@@ -26,8 +26,8 @@ judged by :func:`assess`, a pure function of the fetched window (a scheduler may
 - at the **window's end** otherwise, with whatever the judge says then. CONTINUE and ESCALATE are
   only ever given there. When the window's end still lacks evidence (too few real samples of the
   metrics that matter: Prometheus down, the target gone) the watch waits up to
-  ``INSUFFICIENT_WAIT_FRACTION`` of the window more, then the verdict is the analyzer's ESCALATE
-  saying what is missing.
+  ``INSUFFICIENT_WAIT_FRACTION`` of the window more (when the window is recent: samples of an old
+  window will not come), then the verdict is the analyzer's ESCALATE saying what is missing.
 
 Nothing here sleeps or reads the clock directly: ``clock`` and ``sleep`` are injected, so the rule
 is tested without waiting. Fetching is injected too (the ``collect`` step gives one that reads the
@@ -255,9 +255,10 @@ def watch(
         w.evaluations += 1
         if ev.conclusive is not None and not final:
             return w.result(fetched, ev, EARLY, ev.why)
-        if final and wait_for_samples and ev.insufficient and not w.extended and verify_s > 0:
+        extra = INSUFFICIENT_WAIT_FRACTION * verify_s
+        recent = clock() - w.deadline < extra  # samples may still come; for an old window they will not
+        if final and wait_for_samples and ev.insufficient and not w.extended and verify_s > 0 and recent:
             w.extended = True
-            extra = INSUFFICIENT_WAIT_FRACTION * verify_s
             w.deadline += extra
             w.note(
                 f"not enough evidence at the window's end: waiting up to {extra:g} s more for real samples"
