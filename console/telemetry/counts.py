@@ -310,6 +310,18 @@ def _bins(times: Iterable[float], start: float, end: float, step: float) -> dict
     return out
 
 
+def _covered(scrapes: Sequence[float], start: float, end: float, step: float) -> dict[float, float]:
+    """Per step bin, the seconds its requests were counted over: from the last scrape before it to
+    its last scrape (longer than a step after a gap: the counters kept counting meanwhile)."""
+    ordered = sorted(scrapes)
+    out: dict[float, float] = {}
+    for at, idx in _bins(ordered, start, end, step).items():
+        first, last = idx[0], idx[-1]
+        if first > 0:
+            out[at] = max(ordered[last] - ordered[first - 1], step)
+    return out
+
+
 def derived_points(
     *,
     requests: Sequence[CountSeries],
@@ -335,7 +347,8 @@ def derived_points(
             if s.status == "5xx":
                 errors[at] += n
     if total:
-        out["requests_per_second"] = [(t, total[t] / step) for t in sorted(total)]
+        covered = _covered(scrapes, start, end, step)
+        out["requests_per_second"] = [(t, total[t] / covered.get(t, step)) for t in sorted(total)]
         if any(s.status != "other" for s in requests):
             out["error_rate"] = [(t, errors[t] / total[t]) for t in sorted(total) if total[t] > 0]
     if latency.series:

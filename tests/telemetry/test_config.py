@@ -298,7 +298,8 @@ def test_a_new_service_is_a_url_a_selector_and_at_most_a_limit(services_file) ->
 
 def test_objectives_and_horizon_are_read(services_file) -> None:
     path = services_file(
-        "services:\n  x:\n    objectives: {error_ratio: 0.01, latency_p95_ms: 250}\n    trend_horizon_s: 600\n"
+        "services:\n  x:\n    objectives: {error_ratio: 0.01, latency_p95_ms: 250}\n"
+        "    trend_horizon_s: 600\n"
         "    prometheus: {url: 'http://h:1', dimension_label: route, status_label: status_code}\n"
     )
     service = load_services(path).service("x")

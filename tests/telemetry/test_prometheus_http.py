@@ -54,7 +54,7 @@ def test_the_request_is_a_form_encoded_post_with_the_bearer_token(local_server: 
     assert result.metrics == {"error_rate": [(1_800_000_000.0, 0.25)]}
     assert result.samples == {"error_rate": 1}
     assert "error_rate: Prometheus warned: results may be partial: one store unavailable" in result.notes
-    seen = {path.split("?")[0]: (method, headers, body) for method, path, headers, body in server.requests_seen}
+    seen = {p.split("?")[0]: (method, headers, body) for method, p, headers, body in server.requests_seen}
     method, headers, body = seen["/prom/api/v1/query_range"]
     assert method == "POST"
     assert headers["Content-Type"] == "application/x-www-form-urlencoded"

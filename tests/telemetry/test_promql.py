@@ -167,7 +167,7 @@ def test_profile_auto_without_a_fit_says_what_it_found() -> None:
 @pytest.mark.parametrize(
     ("promql", "selector"),
     [
-        ('service:http_requests_errors:ratio_rate5s{service="x"}', 'service:http_requests_errors:ratio_rate5s{service="x"}'),
+        ('rule:errors:ratio_rate5s{service="x"}', 'rule:errors:ratio_rate5s{service="x"}'),
         ('(sum(rate(x{code=~"5..",job="a"}[4s])) or vector(0)) / sum(rate(x{job="a"}[4s]))', 'x{job="a"}'),
         ('(sum(rate(x{code=~"5.."}[4s])) or vector(0)) / sum(rate(x[4s]))', "x"),
         ("clamp_min(a - a offset 1s, 0)", "a"),
