@@ -125,7 +125,7 @@ def known_good_reference(
         context.notes.append(f"baseline: no request counts in the known-good window of {row.get('version')}")
         return None
     label = (
-        f"the last known-good version {row.get('version')} (deployment {row.get('id') or row.get('ref')}, "
+        f"the last known-good version {row.get('version')} (deployment {row.get('ref') or row.get('id')}, "
         f"{format_ts(start)} + {window_s:g} s)"
     )
     return Reference(

@@ -42,16 +42,23 @@ MB = 1024 * 1024
 
 
 def services_yaml(
-    prom_url: str, *, baseline_s: float, verify_s: float, memory_limit: int, extra: str = ""
+    prom_url: str,
+    *,
+    baseline_s: float,
+    verify_s: float,
+    memory_limit: int,
+    prometheus_extra: str = "",
+    extra: str = "",
 ) -> str:
     """The services file: three lines for the service itself (url, profile auto with a selector,
-    a memory limit), plus the windows of a test."""
+    a memory limit), plus the windows of a test (``prometheus_extra``: more keys of the section)."""
+    more = f", {prometheus_extra}" if prometheus_extra else ""
     return (
         "services:\n"
         f"  {SERVICE}:\n"
         f"    windows: {{baseline_s: {baseline_s:g}, verify_s: {verify_s:g}, post_action_s: 10}}\n"
         f"    prometheus: {{url: '{prom_url}', profile: auto, selector: 'job=\"{JOB}\"', "
-        f"scrape_interval_s: 1, memory_limit_bytes: {memory_limit}}}\n" + extra
+        f"scrape_interval_s: 1, memory_limit_bytes: {memory_limit}{more}}}\n" + extra
     )
 
 
@@ -106,9 +113,12 @@ class UnseenLane:
     baseline_s: float
     verify_s: float
     rps: float
+    targets: dict[str, list[str]] = field(default_factory=dict)
     load: Load | None = None
     proc: subprocess.Popen[bytes] | None = None
     version: str | None = None
+    started_at: float = 0.0
+    """When the running version's process was started (Unix seconds)."""
     log_files: list[Any] = field(default_factory=list)
 
     @classmethod
@@ -121,21 +131,24 @@ class UnseenLane:
         rps: float = 20.0,
         memory_limit: int = 256 * MB,
         services_extra: str = "",
+        prometheus_extra: str = "",
         version: str = "v1",
         behaviour: dict[str, Any] | None = None,
+        extra_targets: dict[str, list[str]] | None = None,
     ) -> UnseenLane:
         """Prometheus first (its first scrape comes ~5 s after it is ready), then the service at
         ``version`` and the load."""
         workdir.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        prom = start_prometheus(workdir / "prometheus", {JOB: [f"127.0.0.1:{port}"]}, rule_files=())
+        targets = {JOB: [f"127.0.0.1:{port}"], **(extra_targets or {})}
+        prom = start_prometheus(workdir / "prometheus", targets, rule_files=())
         services = workdir / "services.yaml"
         services.write_text(
             services_yaml(prom.url, baseline_s=baseline_s, verify_s=verify_s, memory_limit=memory_limit,
-                          extra=services_extra),
+                          prometheus_extra=prometheus_extra, extra=services_extra),
             encoding="utf-8",
         )  # fmt: skip
-        lane = cls(workdir, port, prom, services, baseline_s, verify_s, rps)
+        lane = cls(workdir, port, prom, services, baseline_s, verify_s, rps, targets)
         try:
             lane._run(version, behaviour or {})
             lane.load = Load(f"http://127.0.0.1:{port}", rps)
@@ -150,6 +163,7 @@ class UnseenLane:
         log = (self.workdir / f"service-{version}.log").open("ab")
         self.log_files.append(log)
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
+        self.started_at = time.time()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "live.unseen.app", "--port", str(self.port), "--version", version,
              "--behaviour", json.dumps(behaviour)],
@@ -198,33 +212,54 @@ class UnseenLane:
     def query(self, promql: str) -> float | None:
         return instant_query(self.prom.url, promql)
 
+    def outage(self, seconds: float) -> tuple[float, float]:
+        """Stop Prometheus for ``seconds`` (a fault to inject, not a wait), then start it again on the
+        same port and data; returns when it stopped and when it answers again. Its first scrape
+        after that comes on its next target tick (about 5 s later)."""
+        stopped = time.time()
+        self.prom.stop()
+        time.sleep(seconds)
+        self.prom = start_prometheus(
+            self.workdir / "prometheus", self.targets, port=self.prom.port, rule_files=(),
+            storage_dir=self.prom.storage_dir,
+        )  # fmt: skip
+        return stopped, time.time()
+
     def wait_steady(self, timeout: float = 120.0) -> float:
-        """Until the running version has been up a whole baseline and Prometheus holds a real scrape
-        of it for (nearly) every second of that baseline. Returns the seconds waited."""
+        """Until Prometheus holds a whole baseline of the running version alone: a real scrape of it
+        for (nearly) every second of the last ``baseline_s``, none failed, and every sample's process
+        start time that of the version started last (so no sample of the one it replaced). Returns
+        the seconds waited."""
         began = time.monotonic()
+        self.wait_age(self.baseline_s, timeout=timeout)
+        return time.monotonic() - began
+
+    def wait_age(self, seconds: float, timeout: float = 120.0) -> None:
+        """Until Prometheus holds ``seconds`` of real scrapes of the running version alone."""
+        deadline = time.monotonic() + timeout
         sel = f'job="{JOB}"'
-        span = f"{self.baseline_s:g}s"
-        while time.monotonic() - began < timeout:
+        span = f"{seconds:g}s"
+        while time.monotonic() < deadline:
             scrapes = self.query(f"count_over_time(up{{{sel}}}[{span}])")
-            failed = self.query(f"sum_over_time((1 - up{{{sel}}})[{span}:1s])")
-            age = self.query(f"time() - max(process_start_time_seconds{{{sel}}})")
+            failed = self.query(f"count_over_time((up{{{sel}}} == 0)[{span}:1s])")
+            oldest = self.query(f"min_over_time(process_start_time_seconds{{{sel}}}[{span}])")
             if (
                 scrapes is not None
-                and scrapes >= self.baseline_s - 1
-                and failed == 0
-                and age is not None
-                and age >= self.baseline_s + 1
+                and scrapes >= seconds - 1
+                and not failed
+                and oldest is not None
+                and oldest >= self.started_at - 2
             ):
-                return time.monotonic() - began
+                return
             time.sleep(0.25)
-        raise TimeoutError(f"no steady baseline of the unseen service within {timeout:g} s")
+        raise TimeoutError(f"no {seconds:g} s of the running version in Prometheus within {timeout:g} s")
 
-    def wait_scrapes(self, count: int, since: float, timeout: float = 60.0) -> None:
+    def wait_scrapes(self, count: int, since: float, timeout: float = 60.0, job: str = JOB) -> None:
         """Until Prometheus holds ``count`` real scrapes of the service after ``since``."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             span = max(1, int(time.time() - since))
-            got = self.query(f'count_over_time(up{{job="{JOB}"}}[{span}s])')
+            got = self.query(f'count_over_time(up{{job="{job}"}}[{span}s])')
             if got is not None and got >= count:
                 return
             time.sleep(0.2)
