@@ -32,6 +32,7 @@ from typing import Any
 import requests
 
 from live.processes import PrometheusProcess, free_port, start_prometheus
+from live.stack import _terminate as terminate
 from live.stack import instant_query
 from live.unseen.app import HANDLERS
 
@@ -181,13 +182,8 @@ class UnseenLane:
         raise RuntimeError("the unseen service did not answer within 20 s")
 
     def _halt(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            terminate(self.proc, 10)
 
     def deploy(
         self, version: str, behaviour: dict[str, Any] | None = None, by: str = "bench"

@@ -6,17 +6,12 @@ from __future__ import annotations
 
 import pytest
 
-from live.processes import missing_reason
+from tests.live.conftest import require_prometheus
+
+__all__ = ["require_prometheus"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.nodeid.startswith("tests/evidence/"):
             item.add_marker(pytest.mark.xdist_group("evidence"))
-
-
-def require_prometheus() -> None:
-    reason = missing_reason("prometheus")
-    if reason:
-        print(f"SKIP: {reason}")
-        pytest.skip(reason)

@@ -30,7 +30,6 @@ from typing import Any
 import pytest
 
 from console.domain.models import format_time, parse_time
-from console.domain.vocabulary import DeploymentStatus
 from console.loop import outcome
 from console.storage import Store
 from console.telemetry import build_snapshot, load_services
@@ -38,6 +37,7 @@ from console.telemetry.prometheus import PrometheusConfig, PrometheusSource
 from live.unseen.lane import MB, UnseenLane
 from tests.evidence.conftest import require_prometheus
 from tests.evidence.exporters import Exporter
+from tests.loop.conftest import record_run
 
 pytestmark = [pytest.mark.evidence]
 
@@ -122,14 +122,7 @@ def gap(workdir: Path) -> dict[str, Any]:
 
 def _row(store: Store, i: int, version: str, at: float, verdict: str) -> None:
     stamp = format_time(datetime.fromtimestamp(at, UTC))
-    with store.write() as conn:
-        store.insert_deployment_in(
-            conn, deployment_id=f"r{i}", ref=f"d-{i}", service="shop-api", version=version,
-            previous_version=None, environment="test", deployed_at=stamp, deployed_by="alice",
-            execution_id=f"E{i}", scenario=None, status=DeploymentStatus.HEALTHY, engine="embedded",
-            source="deployer", created_at=stamp,
-        )  # fmt: skip
-        store.update_deployment_in(conn, f"E{i}", verdict=verdict)
+    record_run(store, i, service="shop-api", version=version, at=stamp, verdict=verdict)
 
 
 def baseline(workdir: Path) -> dict[str, Any]:

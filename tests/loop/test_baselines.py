@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from console.domain.models import format_time
-from console.domain.vocabulary import DeploymentStatus
 from console.loop.baselines import history_from_rows, read_context
 from console.settings import Settings
 from console.storage import Store
+from tests.loop.conftest import record_run
 
 NOW = datetime(2026, 11, 29, 17, 0, tzinfo=UTC)
 
@@ -55,14 +55,7 @@ def test_the_context_is_read_from_the_store(tmp_path):
     try:
         for i, (version, verdict) in enumerate((("v1", "CONTINUE"), ("v2", "ROLLBACK"))):
             at = format_time(NOW - timedelta(minutes=10 - i))
-            with store.write() as conn:
-                store.insert_deployment_in(
-                    conn, deployment_id=f"r{i}", ref=f"d-{i}", service="shop-api", version=version,
-                    previous_version=None, environment="prod", deployed_at=at, deployed_by="alice",
-                    execution_id=f"E{i}", scenario=None, status=DeploymentStatus.HEALTHY, engine="embedded",
-                    source="deployer", created_at=at,
-                )  # fmt: skip
-                store.update_deployment_in(conn, f"E{i}", verdict=verdict)
+            record_run(store, i, service="shop-api", version=version, at=at, verdict=verdict)
     finally:
         store.close()
     context = read_context("shop-api", "v3", NOW.timestamp(), settings)
