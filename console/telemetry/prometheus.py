@@ -620,7 +620,9 @@ class PrometheusSource:
             sel = clocks[name]
             stamps = [t for s in clock_answers[sel].series for t, _ in s.points] if sel else list(scrapes)
             if not sel and not stamps:
-                notes.append(f"{name}: no series to count its real samples on: its points are taken as they are")
+                notes.append(
+                    f"{name}: no series to count its real samples on: its points are kept as they are"
+                )
                 stamps = [t for t, _ in points]
             real = backed(points, stamps, step)
             if len(real) < len(points):
