@@ -166,6 +166,8 @@ def _notes(snapshot: Snapshot, judgements: list[MetricJudgement], traffic: Traff
         notes.extend(snapshot.evidence.notes)
         if snapshot.evidence.profile_reason:
             notes.append(snapshot.evidence.profile_reason)
+    if traffic is not None:
+        notes.extend(traffic.notes)
     if not judgements:
         notes.append("the snapshot has no metrics")
     elif traffic is None and all(j.status == "nodata" for j in judgements):

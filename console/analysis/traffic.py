@@ -27,7 +27,7 @@ version's own window, or the service's stated objectives) and the result says wh
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -328,27 +328,47 @@ def _signals(
     alpha: float,
     objectives: tuple[float | None, float | None] = (None, None),
 ) -> list[Signal]:
-    """Every route's signals and the whole service's (once, when there is one route)."""
+    """Every route's signals and the whole service's (once, when there is one route). A route with
+    no request before the deploy (new at it) is compared with the whole service's baseline."""
     dims = _dimensions(evidence)
     scopes: list[str | None] = [None] + ([d for d in dims] if len(dims) > 1 else [])
     has_status = any(s.status != "other" for s in requests)
     out = []
     after_total = sum(split.sides(s.times, s.counts)[1] for s in evidence.requests)
+    whole_errors = _errors(requests, split, None)
+    whole_buckets = _buckets(latency, split, None) if latency.series else None
     for scope in scopes:
         name = "" if scope is None else scope
         if has_status:
             counts = _errors(requests, split, scope)
+            if counts.before_trials <= 0:
+                counts = replace(
+                    counts, before_events=whole_errors.before_events, before_trials=whole_errors.before_trials
+                )
             if counts.after_trials > 0:
                 signal = _error_signal(counts, name, alpha, objectives[0])
                 signal.share = counts.after_trials / after_total if after_total else None
                 out.append(signal)
-        if latency.series:
+        if whole_buckets is not None:
             sides = _buckets(latency, split, scope)
+            if sides[0].sum() <= 0:
+                sides = (whole_buckets[0], sides[1], sides[2])
             signal = _latency_signal(latency, sides, name, alpha, objectives[1])
             if signal is not None:
-                signal.share = float(sides[1].sum() / max(sum(_buckets(latency, split, None)[1]), 1.0))
+                signal.share = float(sides[1].sum() / max(whole_buckets[1].sum(), 1.0))
                 out.append(signal)
     return out
+
+
+def new_routes(evidence: Evidence, split: Split) -> list[str]:
+    """Routes with requests after the deploy and none before it (a label set that changed with it)."""
+    before: dict[str, float] = {}
+    after: dict[str, float] = {}
+    for s in evidence.requests:
+        b, a, _ = split.sides(s.times, s.counts)
+        before[s.dimension] = before.get(s.dimension, 0.0) + b
+        after[s.dimension] = after.get(s.dimension, 0.0) + a
+    return sorted(d for d in after if d and after[d] > 0 and before.get(d, 0.0) <= 0)
 
 
 def _decide_family(signals: list[Signal], alpha: float) -> None:
@@ -394,6 +414,12 @@ def judge_traffic(
     out.requests_before, out.requests_after = totals.before_trials, totals.after_trials
     out.missing = _missing(evidence, out)
     out.unhealthy = unhealthy_baseline(evidence, split, version, previous)
+    fresh = new_routes(evidence, split) if out.scrapes_before else []
+    if fresh:
+        out.notes.append(
+            f"route{'s' if len(fresh) > 1 else ''} {', '.join(fresh)} had no request before the deploy "
+            "(new with it): compared with the whole service's baseline"
+        )
     signals = _signals(evidence, evidence.requests, evidence.latency, split, alpha)
     scrape = _scrape_signal(evidence, split, alpha)
     if scrape is not None:

@@ -12,7 +12,7 @@ import pytest
 from console.analysis import analyze_document
 from console.domain.evidence import History, Objectives, Reference
 from console.domain.models import Verdict
-from tests.count_windows import MB, Behaviour, count_window
+from tests.count_windows import DEPLOYED_AT, MB, Behaviour, count_window
 
 
 def test_a_redeploy_of_the_same_version_with_fresh_noise_is_never_rolled_back():
@@ -195,3 +195,28 @@ def test_a_heavier_but_flat_version_keeps_its_headroom():
     memory = next(m for m in d.metrics if m.name == "memory_utilization")
     assert d.verdict is Verdict.CONTINUE and memory.classification.value == "Pass"
     assert "room enough" in memory.reason
+
+
+def test_a_route_new_with_the_deploy_is_compared_with_the_whole_service_and_said_so():
+    """A label set that changes at the deploy: /api/v2/cart has no baseline of its own."""
+    routes = ("/api/items", "/api/cart", "/api/checkout", "/api/search", "/api/v2/cart")
+
+    def renamed(t: float, route: str) -> Behaviour:
+        if route == "/api/cart":
+            return Behaviour(error=0.0)
+        if route == "/api/v2/cart":
+            return Behaviour(error=0.3)
+        return Behaviour()
+
+    window = count_window(renamed, routes=routes, seed=30)
+    # the new route only serves after the deploy, the old one only before it
+    doc = window.doc
+    for series in doc["evidence"]["requests"] + doc["evidence"]["latency"]["series"]:
+        if series["dimension"] == "/api/v2/cart":
+            series["points"] = [p for p in series["points"] if p[0] > DEPLOYED_AT]
+        if series["dimension"] == "/api/cart":
+            series["points"] = [p for p in series["points"] if p[0] <= DEPLOYED_AT]
+    d = analyze_document(doc)
+    assert "route /api/v2/cart had no request before the deploy (new with it)" in " ".join(d.notes)
+    errors = next(m for m in d.metrics if m.name == "error_rate")
+    assert d.verdict is Verdict.ROLLBACK and errors.dimension == "/api/v2/cart"
