@@ -33,6 +33,9 @@ RESTART_DROP = 0.3
 SAME_PACE = 1.5
 """An after-deploy slope up to this many times the baseline's own (significant) slope is the same climb."""
 DEFAULT_HORIZON_S = 3600.0
+MAX_TREND_SAMPLES = 600
+"""Theil–Sen pairs every two samples (quadratic): longer series are thinned by an even stride first,
+which keeps the slope and the span (its interval gets a little wider: conservative)."""
 HEADROOM = 0.75
 """A resource that rose after the deploy but is flat (no climb projected to its limit) and stays
 under this fraction of its limit has the room it needs: a heavier version, not a regression."""
@@ -68,6 +71,13 @@ def _after_restart(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, n
     return times[start:], values[start:]
 
 
+def _thinned(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if times.size <= MAX_TREND_SAMPLES:
+        return times, values
+    keep = np.unique(np.linspace(0, times.size - 1, MAX_TREND_SAMPLES).round().astype(int))
+    return times[keep], values[keep]
+
+
 def _slope(times: np.ndarray, values: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
     """(slope, intercept, low, high); a constant series has a zero slope."""
     if np.ptp(values) == 0:
@@ -92,8 +102,10 @@ def project(
     ta, va = _after_restart(t[after], v[after])
     if ta.size < MIN_TREND_SAMPLES or not math.isfinite(limit) or limit <= 0:
         return None
+    samples = int(ta.size)
+    ta, va = _thinned(ta, va)
     x = ta - ta[0]
-    confidence = 1.0 - spent_alpha(alpha, int(ta.size))
+    confidence = 1.0 - spent_alpha(alpha, samples)
     slope, intercept, low, high = _slope(x, va, confidence)
     level = intercept + slope * x[-1]
     span = float(x[-1])
@@ -104,7 +116,7 @@ def project(
     baseline_slope, same = _baseline_pace(t[~after], v[~after], alpha, low)
     reaches = latest is not None and latest <= horizon and not same
     return Projection(
-        slope, low, high, level, limit, seconds, latest, horizon, int(ta.size), span, reaches,
+        slope, low, high, level, limit, seconds, latest, horizon, samples, span, reaches,
         baseline_slope, same,
     )  # fmt: skip
 
@@ -113,7 +125,7 @@ def _baseline_pace(
     times: np.ndarray, values: np.ndarray, alpha: float, low: float
 ) -> tuple[float | None, bool]:
     """The baseline's own significant climb, and whether the after-deploy climb is the same pace."""
-    tb, vb = _after_restart(times, values)
+    tb, vb = _thinned(*_after_restart(times, values))
     if tb.size < MIN_TREND_SAMPLES or low <= 0:
         return None, False
     slope, _, b_low, _ = _slope(tb - tb[0], vb, 1.0 - alpha)
