@@ -84,8 +84,12 @@ def test_confidence_is_the_success_rate_weighted_by_how_many_runs():
         ({"metrics": [{"name": "error_rate", "classification": "High"}]}, "error_rate"),
         # a leak decided on its climb to the limit, before any guard or out-of-memory log
         (
-            {"metrics": [{"name": "error_rate", "classification": "Pass"},
-                         {"name": "memory_utilization", "classification": "High", "basis": "trend"}]},
+            {
+                "metrics": [
+                    {"name": "error_rate", "classification": "Pass"},
+                    {"name": "memory_utilization", "classification": "High", "basis": "trend"},
+                ]
+            },
             "out_of_memory",
         ),
         ({}, "unknown"),
