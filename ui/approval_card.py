@@ -58,6 +58,8 @@ def render_card(
             if card.simulated:
                 line += " · :gray-badge[simulated]"
             st.markdown(line)
+            if card.verdict_rule:
+                st.caption(f":material/rule: verdict rule: {esc(card.verdict_rule)}")
         with clock:
             countdown(card.expires_at)
 

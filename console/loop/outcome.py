@@ -7,8 +7,9 @@ the actions, as if the window's start were a deploy. The status:
 - ``not_resolved``: a hard guard fires, or a user-facing metric (error rate, p95 latency,
   restarts) is still worse than before the deploy (a regression, or a degradation that began
   before the deploy and goes on);
-- ``inconclusive``: neither error rate nor latency has enough points on both sides, or only other
-  metrics (cpu, memory below its guard, throughput, ...) still differ from before the deploy;
+- ``inconclusive``: neither error rate nor latency has enough real samples on both sides (look-back
+  copies never count: a Prometheus that was down for most of the window gives too few), or only
+  other metrics (cpu, memory below its guard, throughput, ...) still differ from before the deploy;
 - ``resolved``: no metric is worse than before the deploy.
 
 Whether the decision *held* (:func:`decision_held`) comes from this measured status and from
@@ -83,20 +84,25 @@ def judge_recovery(
     simulated: bool = False,
     now: datetime | None = None,
     decisive: Sequence[str] = (),
+    evidence: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None] = (None, None),
 ) -> dict[str, Any]:
     """The ``measured`` document: ``baseline`` (pre-deploy points) against ``window`` (post-action
-    points), both ``{metric: [[ts, value], ...]}``. ``decisive``: the metrics the decision rested
-    on (:func:`decisive_metrics`), judged in place of the default set when given."""
+    points), both ``{metric: [[ts, value], ...]}``; ``evidence`` the counts of the baseline's fetch
+    and of the window's (a live service), judged the same way. ``decisive``: the metrics the
+    decision rested on (:func:`decisive_metrics`), judged in place of the default set when given."""
     first, _ = _span(baseline)
     merged = {
         name: sorted(list(baseline.get(name, [])) + list(window.get(name, [])), key=lambda p: _epoch(p[0]))
         for name in sorted(set(baseline) | set(window))
     }
-    doc = {
+    doc: dict[str, Any] = {
         "deployment": {**dict(deployment), "deployed_at": window_start},
         "metrics": {name: points for name, points in merged.items() if points},
         "logs": [],
     }
+    counts = merge_evidence(evidence[0], evidence[1], _epoch(str(deployment.get("deployed_at"))))
+    if counts is not None:
+        doc["evidence"] = counts
     decision = analyze(parse_snapshot(doc), patterns=[])
     if decisive:
         status, reason = classify_decisive(decision, decisive, end_levels(window))
@@ -159,6 +165,43 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def merge_evidence(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, deployed_at: float
+) -> dict[str, Any] | None:
+    """One evidence section for the recovery judge: the baseline fetch's counts up to the deploy and
+    the post-action window's counts (both from the same source, so their buckets agree)."""
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return None
+
+    def upto(series: list[Any], keep: Any) -> list[Any]:
+        return [{**s, "points": [p for p in s.get("points", []) if keep(p[0])]} for s in series]
+
+    def side(doc: Mapping[str, Any], keep: Any) -> tuple[list[Any], list[Any]]:
+        latency = doc.get("latency") or {}
+        return upto(list(doc.get("requests") or []), keep), upto(list(latency.get("series") or []), keep)
+
+    early, early_latency = side(before, lambda t: t <= deployed_at)
+    late, late_latency = side(after, lambda t: t > deployed_at)
+    bounds = (before.get("latency") or {}).get("bounds") or []
+    same_buckets = bounds == ((after.get("latency") or {}).get("bounds") or [])
+    scrapes_b, scrapes_a = before.get("scrapes") or {}, after.get("scrapes") or {}
+    return {
+        **dict(after),
+        "requests": early + late,
+        "latency": {"bounds": bounds, "series": early_latency + late_latency}
+        if same_buckets
+        else after.get("latency"),
+        "scrapes": {
+            key: [t for t in scrapes_b.get(key, []) if t <= deployed_at] + list(scrapes_a.get(key, []))
+            for key in ("up", "down")
+        },
+        "restarts": [t for t in before.get("restarts") or [] if t <= deployed_at]
+        + list(after.get("restarts") or []),
+        "history": before.get("history") or {},
+        "reference": before.get("reference"),
+    }
+
+
 def classify_recovery(decision: Decision, ends: Mapping[str, float] | None = None) -> tuple[str, str]:
     """(status, one-line reason) from the judge's decision on baseline vs post-action window;
     ``ends`` are the metrics' levels at the window's end (:func:`end_levels`) for the reason."""
@@ -166,6 +209,8 @@ def classify_recovery(decision: Decision, ends: Mapping[str, float] | None = Non
     worse = _worse(decision)
     if decision.guards:
         return NOT_RESOLVED, "still failing after the actions: " + "; ".join(decision.guards)
+    if decision.rule == "insufficient-evidence":
+        return INCONCLUSIVE, "not enough real samples to judge recovery: " + decision.reasoning.split("; ")[0]
     user = [name for name in worse if name in USER_FACING]
     if user:
         detail = "; ".join(f"{n}: {by_name[n].reason}" for n in user)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,13 +46,23 @@ from console.executors import (
 )
 from console.executors.base import AUTO, now_text
 from console.executors.simulated import SimulatedExecutor
-from console.loop import acting, effectiveness, incidents, outcome, revisions, scenarios, verification
+from console.loop import (
+    acting,
+    baselines,
+    effectiveness,
+    incidents,
+    outcome,
+    revisions,
+    scenarios,
+    verification,
+)
 from console.settings import Settings
 from console.telemetry import (
+    MetricSource,
     ServiceConfig,
     TelemetryError,
     build_snapshot,
-    choose_step,
+    build_source,
     load_services,
     service_config,
 )
@@ -61,6 +71,10 @@ from console.telemetry.times import format_ts, to_epoch
 Clock = Callable[[], float]
 Sleep = Callable[[float], None]
 Progress = dict[str, dict[str, Any]]
+
+
+STALE_DEPLOY_FACTOR = 10
+"""A deployed_at older than this many windows is said to be old in the run's notes."""
 
 
 class StepError(ValueError):
@@ -256,12 +270,56 @@ def _service_config(deployment: Mapping[str, Any], settings: Settings, step: str
         raise StepError(f"{step}: {exc}") from None
 
 
-def _step_s(config: ServiceConfig, window_s: float) -> float | None:
+def _metric_source(config: ServiceConfig, step: str) -> MetricSource | None:
+    """The service's metric source, built once for a run (its secrets read now)."""
+    if config.metrics is None:
+        return None
+    try:
+        return build_source(config.metrics)
+    except TelemetryError as exc:
+        raise StepError(f"{step}: {exc}") from None
+
+
+def _step_s(source: MetricSource | None, window_s: float) -> float | None:
     """One step for every query of a run (so baseline and window points line up): about 300
     points over ``window_s``, never finer than the scrape interval."""
-    if config.prometheus is None:
-        return None
-    return choose_step(max(window_s, 1.0), config.prometheus.scrape_interval_s).step_s
+    return source.step(window_s) if source is not None else None
+
+
+@dataclass
+class _Watched:
+    """What every poll of a run shares: the service, its source, the step, the history."""
+
+    config: ServiceConfig
+    source: MetricSource | None
+    step: float | None
+    context: baselines.Context
+    reference: Any = None
+
+    @classmethod
+    def open(
+        cls,
+        config: ServiceConfig,
+        deployment: Mapping[str, Any],
+        deployed: float,
+        span: float,
+        settings: Settings,
+    ) -> _Watched:
+        source = _metric_source(config, "collect")
+        windows = config.windows
+        step = _step_s(source, windows.baseline_s + span)
+        context = baselines.read_context(
+            config.name, str(deployment.get("version") or ""), deployed, settings
+        )
+        reference = None
+        if source is not None:
+            reference = baselines.known_good_reference(source, context, windows.verify_s, step)
+        return cls(config, source, step, context, reference)
+
+    def fetch(self, deployment: dict[str, Any], start: float, end: float) -> verification.Fetched:
+        collected = build_snapshot(self.config, deployment, start, end, step_s=self.step, source=self.source)
+        baselines.attach(collected.snapshot, self.context, self.reference)
+        return verification.Fetched(collected.snapshot, collected.notes + self.context.notes, collected.links)
 
 
 def collect_live(
@@ -282,18 +340,29 @@ def collect_live(
         deployed = clock()
         notes.append("deployed_at not given: the deploy is taken to have happened when this run started")
     deployment = {**deployment, "deployed_at": format_ts(deployed)}
+    age = clock() - deployed
+    if age > STALE_DEPLOY_FACTOR * (config.windows.baseline_s + config.windows.verify_s):
+        notes.append(
+            f"deployed_at is {age / 3600:.1f} h old: the windows right before and after it are judged, "
+            "as they were then (not how the service runs now)"
+        )
     if not deployment.get("id"):
         deployment["id"] = f"{deployment['service']}-{deployment['version']}-{int(deployed)}"
     windows = config.windows
-    step = _step_s(config, windows.baseline_s + windows.verify_s)
+    watched = _Watched.open(config, deployment, deployed, windows.verify_s, settings)
 
     def fetch(end: float) -> verification.Fetched:
-        collected = build_snapshot(config, deployment, deployed - windows.baseline_s, end, step_s=step)
-        return verification.Fetched(collected.snapshot, collected.notes, collected.links)
+        return watched.fetch(deployment, deployed - windows.baseline_s, end)
 
     try:
         result = verification.watch(
-            deployed, windows.verify_s, fetch, poll_s=settings.live_poll_s, clock=clock, sleep=sleep
+            deployed,
+            windows.verify_s,
+            fetch,
+            poll_s=settings.live_poll_s,
+            clock=clock,
+            sleep=sleep,
+            wait_for_samples=watched.source is not None,
         )
     except verification.WatchError as exc:
         raise StepError(f"collect: {exc}") from None
@@ -340,14 +409,21 @@ def collect_incident(
         deployment["deployed_at"] = format_ts(now)
     windows = config.windows
     span = max(windows.verify_s, now - start)
-    step = _step_s(config, windows.baseline_s + span)
+    watched = _Watched.open(config, deployment, start, span, settings)
 
     def fetch(end: float) -> verification.Fetched:
-        collected = build_snapshot(config, deployment, start - windows.baseline_s, end, step_s=step)
-        return verification.Fetched(collected.snapshot, collected.notes, collected.links)
+        return watched.fetch(deployment, start - windows.baseline_s, end)
 
     try:
-        result = verification.watch(start, span, fetch, poll_s=settings.live_poll_s, clock=clock, sleep=sleep)
+        result = verification.watch(
+            start,
+            span,
+            fetch,
+            poll_s=settings.live_poll_s,
+            clock=clock,
+            sleep=sleep,
+            wait_for_samples=watched.source is not None,
+        )
     except (verification.WatchError, TelemetryError) as exc:
         raise StepError(f"collect: {exc}") from None
     summary = result.to_dict()
@@ -918,7 +994,7 @@ def _verify_live(
         config = _service_config(deployment, settings, "verify")
     except StepError as exc:
         return outcome.inconclusive(str(exc).removeprefix("verify: "))
-    if config.prometheus is None:
+    if config.metrics is None:
         return outcome.inconclusive(
             f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
         )
@@ -932,13 +1008,14 @@ def _verify_live(
     while (left := end - clock()) > 0:
         sleep(left)
     metrics_only = replace(config, logs=None)
-    step = _step_s(config, max(windows.baseline_s, windows.post_action_s))
     base_start, base_end = known_good_window(executed) or (deployed - windows.baseline_s, deployed)
     baseline_span = (format_ts(base_start), format_ts(base_end))
     window_span = (format_ts(start), format_ts(end))
     try:
-        before = build_snapshot(metrics_only, deployment, base_start, base_end, step_s=step)
-        after = build_snapshot(metrics_only, deployment, start, end, step_s=step)
+        source = build_source(config.metrics)
+        step = _step_s(source, max(windows.baseline_s, windows.post_action_s))
+        before = build_snapshot(metrics_only, deployment, base_start, base_end, step_s=step, source=source)
+        after = build_snapshot(metrics_only, deployment, start, end, step_s=step, source=source)
     except TelemetryError as exc:
         return outcome.inconclusive(
             f"could not read the post-action window: {exc}", window=window_span, baseline=baseline_span
@@ -955,6 +1032,7 @@ def _verify_live(
         baseline_start=baseline_span[0],
         baseline_end=baseline_span[1],
         decisive=watch,
+        evidence=(before.snapshot.get("evidence"), after.snapshot.get("evidence")),
     )
     if executor is not None and executor.can_probe():
         try:

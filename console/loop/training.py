@@ -183,6 +183,7 @@ def _metadata(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "execution_id": record.get("execution_id"),
         "loop_verdict": (record.get("decision") or {}).get("verdict"),
+        "rule": (record.get("decision") or {}).get("rule"),
         "confidence": (record.get("decision") or {}).get("confidence"),
         "approval": approval.get("status"),
         "approvers": approval.get("approvers", []),

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from console.analysis import judge_snapshot_metrics
+from console.analysis import judge_all
 from console.analysis.metrics import (
     ERROR_RATE_GUARD,
     MEAN_METRICS,
@@ -81,17 +81,25 @@ def queue_order(approvals: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any
 class Levels:
     """A metric's level before the deploy and at the end of the verification window, as the analyzer
     states them in its reasons and summary (console/analysis/metrics.py: the baseline's median, and
-    the median of the window's last half; the mean for sparse counts)."""
+    the median of the window's last half; the mean for sparse counts; for counts, the ratio of all
+    requests on each side, or the p95 of the histogram's bucket counts)."""
 
     baseline: float | None
     now: float | None
     tail_points: int
     baseline_points: int
     statistic: str
-    """``median`` or ``mean``."""
+    """``median``, ``mean``, ``counts`` or ``trend``."""
     pre_level: float | None = None
     """For a metric degraded since before the deploy (the analyzer's "preexisting"): its level just
     before the deploy, the "before" the summary quotes for it."""
+    after_points: int = 0
+
+
+def _statistic(name: str, basis: str) -> str:
+    if basis == "counts":
+        return "counts"
+    return "mean" if name in MEAN_METRICS else "median"
 
 
 def metric_levels(snapshot_doc: Mapping[str, Any] | None) -> dict[str, Levels]:
@@ -104,18 +112,22 @@ def metric_levels(snapshot_doc: Mapping[str, Any] | None) -> dict[str, Levels]:
     except (SnapshotError, ValueError, TypeError, KeyError):
         return {}
     out = {}
-    for judged in judge_snapshot_metrics(snapshot):
+    for judged in judge_all(snapshot)[0]:
         after = judged.after_points
         result = judged.result
         tail = min(after, max(MIN_TAIL_POINTS, math.ceil(after * TAIL_FRACTION))) if after else 0
+        counted = result.basis == "counts"
         out[judged.name] = Levels(
-            baseline=judged.baseline_level if judged.baseline_level is not None else result.baseline_median,
-            now=judged.tail_level,
+            baseline=result.baseline_median if counted else (
+                judged.baseline_level if judged.baseline_level is not None else result.baseline_median
+            ),
+            now=result.after_median if counted else judged.tail_level,
             tail_points=tail,
             baseline_points=result.baseline_points,
-            statistic="mean" if judged.name in MEAN_METRICS else "median",
+            statistic=_statistic(judged.name, result.basis),
             pre_level=judged.pre_level if judged.status == "preexisting" else None,
-        )
+            after_points=after,
+        )  # fmt: skip
     return out
 
 
@@ -128,6 +140,11 @@ def statistic_text(levels: Levels) -> str:
     """Which statistic each number is, e.g. ``median before the deploy → median of the last 20
     points after it``."""
     word = levels.statistic
+    if word == "counts":
+        return (
+            f"all requests counted over the {levels.baseline_points} real scrapes before the deploy → "
+            f"over the {levels.after_points} since it"
+        )
     if levels.pre_level is not None:
         return (
             f"{word} just before the deploy (already degraded; {word} "
@@ -224,7 +241,7 @@ def decisive_metrics(
         out.append(
             DecisiveMetric(
                 name=name,
-                title=metric_title(name).removesuffix(" (ms)"),
+                title=_title(name, item),
                 before=value_text(name, before),
                 now=value_text(name, now),
                 statistic=statistic,
@@ -237,6 +254,18 @@ def decisive_metrics(
             )
         )
     return out
+
+
+def _title(name: str, item: Mapping[str, Any]) -> str:
+    """The metric's title, with the route it is about and that route's share of the requests."""
+    title = metric_title(name).removesuffix(" (ms)")
+    dimension = item.get("dimension")
+    if not dimension:
+        return title
+    share = item.get("share")
+    return f"{title} on {dimension}" + (
+        f" ({share:.0%} of the requests)" if isinstance(share, int | float) else ""
+    )
 
 
 # -- what each choice does ----------------------------------------------------------------------------
@@ -380,6 +409,8 @@ class ApprovalCard:
     """Why the approval no longer applies (the service moved on): Approve is off."""
     watch: list[DecisiveMetric] = dataclasses.field(default_factory=list)
     """What the now strip shows: the decisive metrics, then what users feel (errors, latency)."""
+    verdict_rule: str = ""
+    """The verdict rule that fired (console/analysis/verdict.py, ``RULES``)."""
 
 
 _ROLE_LABELS = {"deployer": "deployed", "launcher": "launched", "requester": "requested"}
@@ -579,6 +610,7 @@ def build_card(
         no_target=target is not None and target.version is None,
         superseded=superseded,
         watch=watched_metrics(decision, levels),
+        verdict_rule=str(decision.get("rule") or ""),
     )
 
 

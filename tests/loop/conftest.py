@@ -107,3 +107,17 @@ def live(settings, tmp_path, monkeypatch):
         return _replace(settings, services_file=services_file(tmp_path, executor, **kw))
 
     return configure
+
+
+def record_run(store, i: int, *, service: str, version: str, at: str, verdict: str) -> None:
+    """A deployment row of a real (non-scenario) run the loop judged ``verdict``, deployed at ``at``."""
+    from console.domain.vocabulary import DeploymentStatus
+
+    with store.write() as conn:
+        store.insert_deployment_in(
+            conn, deployment_id=f"r{i}", ref=f"d-{i}", service=service, version=version,
+            previous_version=None, environment="test", deployed_at=at, deployed_by="alice",
+            execution_id=f"E{i}", scenario=None, status=DeploymentStatus.HEALTHY, engine="embedded",
+            source="deployer", created_at=at,
+        )  # fmt: skip
+        store.update_deployment_in(conn, f"E{i}", verdict=verdict)

@@ -216,12 +216,15 @@ def test_collect_live_reads_the_configured_source_and_watches_the_window(live, t
     assert stamps[0] == format_ts(DEPLOYED_AT - 15) and stamps[-1] == format_ts(DEPLOYED_AT + 30)
     verification = out["verification"]
     assert set(verification) == {
-        "ended", "reason", "evaluations", "elapsed_s", "notes", "links", "baseline_health", "target_state",
+        "ended", "reason", "evaluations", "elapsed_s", "samples_after", "rule", "notes", "links",
+        "baseline_health", "target_state",
     }  # fmt: skip
     assert verification["target_state"] is None  # no real executor to read the state from
     assert verification["ended"] == "window end" and verification["elapsed_s"] == 30.0
     assert verification["evaluations"] == 15 and clock.now == pytest.approx(DEPLOYED_AT + 30)
     assert "metrics: no Prometheus configured for this service" in verification["notes"]
+    # logs only: nothing that matters can be judged, so no CONTINUE; no metric source, so no wait for one
+    assert verification["rule"] == "insufficient-evidence" and verification["samples_after"] == 0
 
 
 def test_verify_live_waits_the_post_action_window_and_a_failing_source_is_inconclusive(live):
