@@ -271,13 +271,16 @@ def _missing(judgements: list[MetricJudgement], traffic: Traffic | None) -> list
 
 
 def rollback_target(deployment: Deployment, history: History) -> tuple[str | None, str | None]:
-    """(the version a rollback redeploys, why there is none): never a version already judged bad."""
-    previous = deployment.previous_version
-    if previous and previous not in history.bad_versions:
-        return previous, None
+    """(the version a rollback redeploys, why there is none): the revision history's known-good
+    version when it has one; else the previous version, unless it is known-bad; never a known-bad
+    version. (For a watched live service the plan then holds the target to the revision history:
+    console/loop/steps.py ``plan_rollback_target``.)"""
     good = history.known_good_version
     if good and good != deployment.version and good not in history.bad_versions:
         return good, None
+    previous = deployment.previous_version
+    if previous and previous not in history.bad_versions:
+        return previous, None
     if previous:
         return (
             None,

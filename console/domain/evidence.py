@@ -148,14 +148,16 @@ class Reference:
 
 @dataclass(frozen=True)
 class History:
-    """What the console knows of the versions around a deploy (from its own records)."""
+    """What the console knows of the versions around a deploy (its revision history)."""
 
     bad_versions: tuple[str, ...] = ()
-    """Versions the loop judged ROLLBACK (or whose deploy was rolled back)."""
+    """Known-bad versions in the service's revision history (rolled back, judged faulty,
+    crash-looping, marked bad)."""
     open_incident: str | None = None
     """An incident of this service open when the deploy happened (its alert, one line)."""
     known_good_version: str | None = None
-    """The newest version judged healthy (CONTINUE, not measured unresolved)."""
+    """The revision history's rollback target: the newest known-good version other than the one
+    deployed."""
 
     def to_dict(self) -> dict[str, Any]:
         return {

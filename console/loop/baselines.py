@@ -1,13 +1,16 @@
-"""What the console's own records say about the versions around a deploy, and the healthy reference a
-deploy is compared with when the window before it is no baseline.
+"""What the console knows of the versions around a deploy, and the healthy reference a deploy is
+compared with when the window before it is no baseline.
 
-- **bad versions**: versions the loop judged ROLLBACK on real runs (never a scenario or a snapshot
-  given as evidence): a rollback never proposes one of them;
-- **known good**: the newest version judged CONTINUE on a real run and not measured unresolved
-  since; its own verification window, re-read from the service's metric source, is the reference
-  when the pre-deploy window is unhealthy (a crash loop, failing requests, a bad previous version,
-  an open incident: see :mod:`console.analysis.traffic`);
-- **an open incident** of the service.
+Everything about versions comes from the service's revision history (:mod:`console.loop.revisions`,
+the one record of what is known-good and known-bad, written by watched live runs and operators):
+
+- **bad versions**: the known-bad ones (rolled back, judged faulty, crash-looping, marked bad);
+- **known good**: the rollback target the history gives (the newest known-good version other than
+  the one deployed); and the newest known-good version measured before the deploy (the deployed one
+  too, when it is redeployed), whose window, re-read from the service's metric source, is the
+  reference when the pre-deploy window is unhealthy (a crash loop, failing requests, a bad previous
+  version, an open incident: see :mod:`console.analysis.traffic`);
+- **an open incident** of the service (the store's incidents).
 
 The records are read once per run; a console that cannot read them (a task container without the
 database) judges without them and says so.
@@ -16,70 +19,62 @@ database) judges without them and says so.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from console.domain.evidence import History, Reference
 from console.domain.models import parse_time
+from console.loop import revisions
 from console.settings import Settings
 from console.telemetry import MetricSource, TelemetryError
 from console.telemetry.times import format_ts
 
 log = logging.getLogger(__name__)
 
-NOT_A_DEPLOYMENT = ("scenario", "snapshot", "alertmanager")
-"""Row sources that are not a real deployment of the service."""
-HISTORY_ROWS = 50
+
+@dataclass(frozen=True)
+class KnownGood:
+    """The version a deploy may be compared with, and the measured window that made it known-good."""
+
+    version: str
+    reason: str
+    start: str | None
+    end: str | None
 
 
 @dataclass
 class Context:
     history: History = field(default_factory=History)
-    known_good: Mapping[str, Any] | None = None
-    """The known-good deployment's row (version, deployed_at, id)."""
+    known_good: KnownGood | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def _real(row: Mapping[str, Any]) -> bool:
-    return (
-        not row.get("scenario")
-        and not row.get("simulated")
-        and (row.get("source") or "") not in NOT_A_DEPLOYMENT
-    )
-
-
-def history_from_rows(
-    rows: list[Mapping[str, Any]], incidents: list[Mapping[str, Any]], *, version: str, deployed_at: float
+def context_from_history(
+    history: Sequence[revisions.Revision],
+    incidents: list[Mapping[str, Any]],
+    *,
+    version: str,
+    deployed_at: float,
 ) -> Context:
-    """The context from deployment rows (newest first) and the service's open incidents."""
-    bad: list[str] = []
+    """The context of a deploy of ``version`` from the service's revision history and its open
+    incidents (one opened before the deploy counts)."""
+    bad = tuple(r.version for r in history if r.status == revisions.KNOWN_BAD and r.version != version)
+    target = revisions.rollback_target(history, version)
+    measured = [r for r in history if r.status == revisions.KNOWN_GOOD and _before(r.window[1], deployed_at)]
+    # the reference may be the deployed version itself (a redeploy of a version known good)
     known_good = None
-    for row in rows:
-        if not _real(row):
-            continue
-        verdict = row.get("verdict")
-        if verdict == "ROLLBACK" and row.get("version") not in bad:
-            bad.append(str(row.get("version")))
-        try:
-            at = parse_time(str(row.get("deployed_at"))).timestamp()
-        except (TypeError, ValueError):
-            continue
-        good = verdict == "CONTINUE" and row.get("measured_status") != "not_resolved"
-        if known_good is None and good and at < deployed_at:
-            known_good = row
-    if known_good is not None and known_good.get("version") in bad:
-        known_good = None
+    if measured:
+        newest = measured[0]
+        known_good = KnownGood(newest.version, newest.reason, newest.window[0], newest.window[1])
     incident = next((i for i in incidents if _before(i.get("opened_at"), deployed_at)), None)
     open_incident = None
     if incident is not None:
         open_incident = str(incident.get("summary") or incident.get("alert_key") or incident.get("id"))
-    history = History(
-        bad_versions=tuple(v for v in bad if v != version),
-        open_incident=open_incident,
-        known_good_version=str(known_good["version"]) if known_good else None,
+    return Context(
+        History(bad_versions=bad, open_incident=open_incident, known_good_version=target.version),
+        known_good,
     )
-    return Context(history, known_good)
 
 
 def _before(stamp: Any, moment: float) -> bool:
@@ -96,42 +91,45 @@ def read_context(service: str, version: str, deployed_at: float, settings: Setti
 
         store = Store(settings.db_path)
         try:
-            rows = store.list_deployments(service=service, limit=HISTORY_ROWS)
+            events = store.revision_events(service)
             incidents = store.incidents(status="open", service=service, limit=5)
         finally:
             store.close()
     except Exception as exc:  # a task container without the console's database
-        log.info("no deployment history for %s: %s", service, type(exc).__name__)
+        log.info("no revision history for %s: %s", service, type(exc).__name__)
         return Context(notes=[f"baseline: the console's records cannot be read ({type(exc).__name__})"])
-    return history_from_rows(rows, incidents, version=version, deployed_at=deployed_at)
+    history = revisions.revisions(events)
+    return context_from_history(history, incidents, version=version, deployed_at=deployed_at)
 
 
-def known_good_reference(
-    source: MetricSource, context: Context, window_s: float, step_s: float | None
-) -> Reference | None:
-    """The known-good deployment's own verification window, re-read now (None without one, or when
-    the source has no counts for it: a note says so)."""
-    row = context.known_good
-    if row is None:
+def known_good_reference(source: MetricSource, context: Context, step_s: float | None) -> Reference | None:
+    """The known-good version's measured window, re-read now (None without one, or when the source
+    has no counts for it: a note says so)."""
+    good = context.known_good
+    if good is None:
+        return None
+    if not good.start or not good.end:
+        context.notes.append(
+            f"baseline: {good.version} is known-good ({good.reason}) with no measured window"
+        )
         return None
     try:
-        start = parse_time(str(row["deployed_at"])).timestamp()
-        fetched = source.fetch(start, start + window_s, step_s=step_s)
-    except (TelemetryError, ValueError, TypeError, KeyError) as exc:
+        start, end = parse_time(good.start).timestamp(), parse_time(good.end).timestamp()
+        fetched = source.fetch(start, end, step_s=step_s)
+    except (TelemetryError, ValueError, TypeError) as exc:
         context.notes.append(f"baseline: the known-good window could not be read ({exc})")
         return None
     evidence = fetched.evidence
     if evidence is None or not evidence.requests:
-        context.notes.append(f"baseline: no request counts in the known-good window of {row.get('version')}")
+        context.notes.append(f"baseline: no request counts in the known-good window of {good.version}")
         return None
     label = (
-        f"the last known-good version {row.get('version')} (deployment {row.get('ref') or row.get('id')}, "
-        f"{format_ts(start)} + {window_s:g} s)"
+        f"the last known-good version {good.version} ({good.reason}; {format_ts(start)} to {format_ts(end)})"
     )
     return Reference(
         kind="known-good",
         label=label,
-        version=str(row.get("version")),
+        version=good.version,
         requests=evidence.requests,
         latency=evidence.latency,
     )

@@ -6,7 +6,7 @@ Pure functions over **revision events** (dicts, stored by ``console/storage/revi
 - ``seen``: a version was seen: announced (a hint, never evidence), or running as the target
   itself says (the executor's state probe);
 - ``baseline_healthy`` (weak good): the version the target says ran before a deploy served the whole
-  pre-deploy baseline window without an error rate over ``BASELINE_MAX_ERROR_RATE``, memory at its
+  pre-deploy baseline window without an error rate over ``BASELINE_ERROR_BURST``, memory at its
   guard or a crash restart;
 - ``verified_healthy`` (good): measured healthy through a full post-action window after the loop
   rolled back to it, or through the verification and post-action windows of a CONTINUE;
@@ -30,6 +30,7 @@ fictional).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ from datetime import datetime
 from typing import Any
 
 from console.analysis.metrics import MEMORY_GUARD
+from console.analysis.traffic import BASELINE_ERROR_BURST
 from console.domain.actions import ROLLBACK, changes_service
 from console.domain.models import parse_time
 
@@ -58,8 +60,6 @@ BAD_KINDS = frozenset({ROLLED_BACK, JUDGED_FAULTY, CRASH_LOOPING, MARKED_BAD})
 STRONG_KINDS = frozenset({VERIFIED_HEALTHY, MARKED_GOOD} | BAD_KINDS)
 KINDS = frozenset({SEEN} | GOOD_KINDS | BAD_KINDS)
 
-BASELINE_MAX_ERROR_RATE = 0.05
-"""The highest error rate a baseline window may show and still count as healthy."""
 BASELINE_MIN_COVERAGE = 0.8
 """The part of the baseline window its points must span to count as a full window."""
 
@@ -316,11 +316,18 @@ def rollback_target(
 # -- evidence from a run -----------------------------------------------------------------------------------
 
 
+def _sample_interval(series: Mapping[str, list[tuple[float, float]]]) -> float:
+    """The typical time between two samples of a metric (the median gap; 0 with fewer than two)."""
+    gaps = sorted(b[0] - a[0] for points in series.values() for a, b in itertools.pairwise(sorted(points)))
+    return gaps[len(gaps) // 2] if gaps else 0.0
+
+
 def baseline_health(snapshot: Mapping[str, Any], baseline_s: float) -> dict[str, Any]:
     """Whether the pre-deploy baseline of a snapshot was a full, healthy window: points spanning at
-    least ``BASELINE_MIN_COVERAGE`` of ``baseline_s``, error rate never over
-    ``BASELINE_MAX_ERROR_RATE``, memory never at its guard, no crash restart. ``{"healthy",
-    "reason", "start", "end"}``."""
+    least ``BASELINE_MIN_COVERAGE`` of ``baseline_s`` (measured between the first and the last real
+    sample, each of which may sit up to one sample interval inside the window's edges), error rate
+    never over ``BASELINE_ERROR_BURST`` (the analysis's own bound for a failing baseline), memory
+    never at its guard, no crash restart. ``{"healthy", "reason", "start", "end"}``."""
     deployment = snapshot.get("deployment") or {}
     deployed = _epoch(deployment.get("deployed_at"))
     metrics = snapshot.get("metrics") or {}
@@ -341,14 +348,14 @@ def baseline_health(snapshot: Mapping[str, Any], baseline_s: float) -> dict[str,
         return {"healthy": False, "reason": "no point before the deploy", "start": None, "end": None}
     start, end = min(stamps), max(stamps)
     window = {"start": _iso(start), "end": _iso(end)}
-    if end - start < BASELINE_MIN_COVERAGE * baseline_s:
+    if end - start < BASELINE_MIN_COVERAGE * baseline_s - 2 * _sample_interval(before):
         return {
             **window,
             "healthy": False,
             "reason": f"the baseline spans {end - start:.0f} s of {baseline_s:g} s",
         }
     worst_errors = max((v for _, v in before.get("error_rate", [])), default=None)
-    if worst_errors is not None and worst_errors > BASELINE_MAX_ERROR_RATE:
+    if worst_errors is not None and worst_errors > BASELINE_ERROR_BURST:
         return {**window, "healthy": False, "reason": f"error rate reached {worst_errors * 100:.1f}%"}
     worst_memory = max((v for _, v in before.get("memory_utilization", [])), default=None)
     if worst_memory is not None and worst_memory >= MEMORY_GUARD:

@@ -313,7 +313,7 @@ class _Watched:
         )
         reference = None
         if source is not None:
-            reference = baselines.known_good_reference(source, context, windows.verify_s, step)
+            reference = baselines.known_good_reference(source, context, step)
         return cls(config, source, step, context, reference)
 
     def fetch(self, deployment: dict[str, Any], start: float, end: float) -> verification.Fetched:

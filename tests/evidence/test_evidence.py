@@ -37,7 +37,7 @@ from console.telemetry.prometheus import PrometheusConfig, PrometheusSource
 from live.unseen.lane import MB, UnseenLane
 from tests.evidence.conftest import require_prometheus
 from tests.evidence.exporters import Exporter
-from tests.loop.conftest import record_run
+from tests.loop.conftest import record_revision
 
 pytestmark = [pytest.mark.evidence]
 
@@ -120,9 +120,8 @@ def gap(workdir: Path) -> dict[str, Any]:
         lane.stop()
 
 
-def _row(store: Store, i: int, version: str, at: float, verdict: str) -> None:
-    stamp = format_time(datetime.fromtimestamp(at, UTC))
-    record_run(store, i, service="shop-api", version=version, at=stamp, verdict=verdict)
+def _stamp(at: float) -> str:
+    return format_time(datetime.fromtimestamp(at, UTC))
 
 
 def baseline(workdir: Path) -> dict[str, Any]:
@@ -134,9 +133,15 @@ def baseline(workdir: Path) -> dict[str, Any]:
         lane.wait_age(VERIFY_S + 2)  # v1 has run a whole verification window: the known-good one
         store = Store(settings.db_path)
         try:
-            _row(store, 1, "v1", time.time() - VERIFY_S - 1, "CONTINUE")
+            # v1 measured healthy through its whole verification window: known-good
+            start, end = time.time() - VERIFY_S - 1, time.time() - 1
+            record_revision(
+                store, "shop-api", "v1", "verified_healthy", _stamp(end), window=(_stamp(start), _stamp(end))
+            )
             bad = lane.deploy("v1.2-bad", {"errors": {"*": 0.6}, "latency_ms": 5})
-            _row(store, 2, "v1.2-bad", _epoch(bad["deployed_at"]), "ROLLBACK")
+            record_revision(
+                store, "shop-api", "v1.2-bad", "judged_faulty", _stamp(_epoch(bad["deployed_at"]))
+            )
         finally:
             store.close()
         lane.wait_steady()  # a whole baseline of the failing version
@@ -261,11 +266,12 @@ def test_an_unhealthy_baseline_is_replaced_and_named(runs):
     fixed = lane(runs, "baseline")["fixed"]
     decision = fixed["decision"]
     assert decision["verdict"] == "CONTINUE", decision["reasoning"]
-    assert "Baseline: the last known-good version v1 (deployment d-1" in decision["summary"]
+    assert "Baseline: the last known-good version v1 (healthy, verified" in decision["summary"]
     assert "of its requests failed (5xx)" in decision["summary"]
     assert "the previous version v1.2-bad was already judged bad" in decision["summary"]
     history = fixed["collect"]["snapshot"]["evidence"]["history"]
-    assert history == {"bad_versions": ["v1.2-bad"], "open_incident": None, "known_good_version": "v1"}
+    # v1 is the reference (its own measured window), not a rollback target of a v1 deploy
+    assert history == {"bad_versions": ["v1.2-bad"], "open_incident": None, "known_good_version": None}
 
 
 @pytest.mark.parametrize(

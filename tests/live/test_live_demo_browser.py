@@ -166,7 +166,10 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         stack.wait_steady()
         again = stack.demo.deploy(LEAK, by="alice", reason="once more")
         pending = wait_for_approval(stack, again["id"])
-        sign_in(bob, f"{stack.console_url}/approvals?approval={pending['id']}", "bob")
+        # bob is still signed in (the session cookie): the link opens the card at once
+        bob.goto(f"{stack.console_url}/approvals?approval={pending['id']}")
+        wait_ready(bob)
+        bob.get_by_test_id("stSidebar").get_by_text("bob", exact=True).wait_for(timeout=10_000)
         strip = bob.locator(f".st-key-now_{pending['id']}")
         strip.get_by_text("at the decision", exact=False).first.wait_for(timeout=30_000)
         assert "Error rate" in strip.inner_text()  # what users feel, beside the decisive memory

@@ -136,12 +136,18 @@ def _crash_lane(lane: LiveLane) -> dict[str, Any]:
     execution_id = lane.launch(leak)
     out: dict[str, Any] = {"execution_id": execution_id, "paused": lane.wait(execution_id, timeout=90)}
     approval = lane.runtime.approvals.for_execution(execution_id)
+    # the console acts for real here: the command line decides with bob's API token (its env var)
+    token = "bob-cli-token-0123456789abcdef"
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "CONSOLE_DATA_DIR": str(lane.runtime.settings.data_dir),
         "CONSOLE_SERVICES_FILE": str(lane.runtime.settings.services_file),
         "LIVE_POLL_S": "1",
+        "CONSOLE_API_TOKEN": token,
+        "CONSOLE_API_TOKEN_NAME": "bob",
+        "CONSOLE_API_TOKEN_ROLE": "approver",
+        "CONSOLE_CLI_TOKEN": token,
     }
     log = lane.workdir / "approve-cli.log"
     with frozen(lane):
@@ -153,8 +159,6 @@ def _crash_lane(lane: LiveLane) -> dict[str, Any]:
                     "console",
                     "approve",
                     approval["id"],
-                    "--as",
-                    "bob",
                     "--comment",
                     "leak",
                 ],

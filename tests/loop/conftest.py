@@ -109,15 +109,28 @@ def live(settings, tmp_path, monkeypatch):
     return configure
 
 
-def record_run(store, i: int, *, service: str, version: str, at: str, verdict: str) -> None:
-    """A deployment row of a real (non-scenario) run the loop judged ``verdict``, deployed at ``at``."""
-    from console.domain.vocabulary import DeploymentStatus
+def record_revision(
+    store,
+    service: str,
+    version: str,
+    kind: str,
+    at: str,
+    *,
+    window: tuple[str | None, str | None] = (None, None),
+) -> None:
+    """One event in a service's revision history, as a watched live run would leave it (``kind``:
+    ``verified_healthy``, ``judged_faulty``, ...)."""
+    from console.loop import revisions
 
+    ev = revisions.event(
+        service,
+        version,
+        kind,
+        at,
+        kind.replace("_", " "),
+        source="loop",
+        execution_id=f"E-{version}",
+        window=window,
+    )
     with store.write() as conn:
-        store.insert_deployment_in(
-            conn, deployment_id=f"r{i}", ref=f"d-{i}", service=service, version=version,
-            previous_version=None, environment="test", deployed_at=at, deployed_by="alice",
-            execution_id=f"E{i}", scenario=None, status=DeploymentStatus.HEALTHY, engine="embedded",
-            source="deployer", created_at=at,
-        )  # fmt: skip
-        store.update_deployment_in(conn, f"E{i}", verdict=verdict)
+        store.add_revision_events_in(conn, [ev])

@@ -261,6 +261,21 @@ def test_the_baseline_is_healthy_only_when_full_and_quiet() -> None:
     assert revisions.baseline_health(quiet, 60)["healthy"] is False  # 14 s of a 60 s window
 
 
+def test_a_full_baseline_of_real_samples_is_full_though_its_edges_fall_inside_the_window() -> None:
+    """Real samples at a 1 s scrape: the first lands up to a second after the window opens, the last
+    up to a second before the deploy, so 8 s of baseline span 6 s of samples, and that is full."""
+    deployed = 1_800_000_000.0
+
+    def snapshot(first: float, last: float) -> dict:
+        times = [deployed - s for s in range(int(last), int(first) + 1)][::-1]
+        points = [[format_ts(t), 0.0] for t in times]
+        return {"deployment": {"deployed_at": format_ts(deployed)}, "metrics": {"error_rate": points}}
+
+    assert revisions.baseline_health(snapshot(7, 1), 8.0)["healthy"] is True
+    half = revisions.baseline_health(snapshot(4, 1), 8.0)
+    assert half["healthy"] is False and half["reason"] == "the baseline spans 3 s of 8 s"
+
+
 def test_a_run_leaves_its_evidence_in_the_history() -> None:
     record = {
         "execution_id": "e9",
