@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console.presentation.formatting import md_escape
-from ui import reads
+from ui import refresh
 from ui.identity import identity_sidebar, sign_in_banners
 from ui.services import get_services, safe, sidebar_status
 
@@ -23,9 +23,15 @@ with st.sidebar:
 identity = identity_sidebar(settings)
 sidebar_status(services)
 
+refresh.hold(False)  # a page with a dialog open holds its refresh again (pages/approvals.py)
 pending = 0
-if services.store is not None:  # the count in the menu: "Approvals (3)"
-    pending = safe(reads.read_pending_count, services.store, reads.db_key(services), default=0)
+if services.store is not None:  # the count in the menu: "Approvals (3)", current on every page
+    store = services.store
+    digest = safe(store.approvals_digest, default=(), what="pending approvals")
+    refresh.drawn("approvals", digest)
+    pending = sum(1 for _, state, _ in digest if state == "pending")
+    with st.sidebar:
+        refresh.watch("approvals", store.approvals_digest)
 approvals_title = f"Approvals ({pending})" if pending else "Approvals"
 
 pages = {

@@ -3,7 +3,11 @@ its story: who deployed it, the loop's steps with their durations, the decision 
 every vote with its comment, each action and its result, the measured outcome, the service's
 revision history (every version seen running, known-good / known-bad and why; approvers may mark a
 version, audited); and, for a ROLLBACK or ESCALATE, its postmortem as Markdown (the LLM's rewrite
-only on a click, kept per execution)."""
+only on a click, kept per execution).
+
+The list stays current on its own (``ui/refresh.py``): a new deployment or a status that moved
+reruns the page within a few seconds. The selected deployment lives in the URL (``?deployment=``),
+so a row added above it keeps the same one open; the filters are keyed widgets and stay."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from console.loop.postmortem import NoIncident, build_postmortem
 from console.loop.timeline import build_timeline
 from console.presentation import formatting as fmt
 from console.presentation import story, tables
-from ui import reads, widgets
+from ui import reads, refresh, widgets
 from ui.revisions import render_revisions
 from ui.services import get_services, safe
 from ui.shell import require_app_shell
@@ -28,6 +32,16 @@ if not reads.require_store(services):
     st.stop()
 
 PAGE_SIZE = 100
+
+
+def selected_rows(state: object) -> list[int]:
+    """The rows a table's selection state holds (``st.session_state[key]``), or none."""
+    try:
+        return [int(i) for i in state["selection"]["rows"]]  # type: ignore[index]
+    except (KeyError, TypeError, ValueError):
+        return []
+
+
 services_seen = safe(
     reads.read_service_health, services.store, reads.db_key(services), default=[], what="services"
 )
@@ -35,17 +49,16 @@ f1, f2, f3 = st.columns([2, 2, 1])
 service = f1.selectbox("Service", ["All", *sorted({r["service"] for r in services_seen})], key="dep_service")
 status = f2.selectbox("Status", ["All", *fmt.DEPLOYMENT_STATUSES], key="dep_status")
 page = f3.number_input("Page", min_value=1, value=1, step=1, key="dep_page")
-rows = safe(
-    reads.read_deployments,
-    services.store,
-    reads.db_key(services),
-    None if service == "All" else service,
-    None if status == "All" else status,
-    PAGE_SIZE,
-    (int(page) - 1) * PAGE_SIZE,
-    default=[],
-    what="deployments",
-)
+query = {
+    "service": None if service == "All" else service,
+    "status": None if status == "All" else status,
+    "limit": PAGE_SIZE,
+    "offset": (int(page) - 1) * PAGE_SIZE,
+}
+store = services.store
+rows = safe(reads.read_deployments, store, reads.db_key(services), **query, default=[], what="deployments")
+refresh.drawn("deployments", rows)
+refresh.watch("deployments", lambda: store.list_deployments(**query), on_change=reads.read_deployments.clear)
 if not rows:
     if service == "All" and status == "All" and page == 1:
         widgets.empty_state("No deployments yet.")
@@ -54,6 +67,13 @@ if not rows:
     st.stop()
 
 frame = tables.deployments_frame(rows)
+ids = [str(i) for i in frame["deployment_id"]]
+chosen = st.query_params.get("deployment")
+shown = selected_rows(st.session_state.get("deployments_table"))
+if shown == st.session_state.get("dep_picked", []) and chosen in ids and shown != [ids.index(chosen)]:
+    # no new pick, but the rows moved under the open deployment (a refresh): its row stays highlighted
+    st.session_state["dep_picked"] = [ids.index(chosen)]
+    st.session_state["deployments_table"] = {"selection": {"rows": [ids.index(chosen)], "columns": []}}
 event = st.dataframe(
     fmt.style_statuses(frame),
     hide_index=True,
@@ -74,10 +94,13 @@ event = st.dataframe(
     column_config=widgets.deployment_columns(),
 )
 st.caption(f"{len(frame)} deployments on page {page} ({PAGE_SIZE} per page, newest first).")
-selected_rows = event.selection.rows if event is not None else []
-chosen = st.query_params.get("deployment")
-if selected_rows and selected_rows[0] < len(frame):
-    chosen = frame.iloc[selected_rows[0]]["deployment_id"]
+picked = list(event.selection.rows) if event is not None else []
+if picked != st.session_state.get("dep_picked", []):  # the operator picked a row, or unpicked it
+    st.session_state["dep_picked"] = picked
+    if picked and picked[0] < len(ids):  # to the URL: a row added above keeps the same one open
+        chosen = st.query_params["deployment"] = ids[picked[0]]
+    else:
+        chosen = st.query_params.pop("deployment", None)
 if not chosen:
     st.caption("Select a row to see the decision, the actions taken and the outcome.")
     st.stop()

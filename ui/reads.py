@@ -17,7 +17,7 @@ from console.engines.backend import Backend
 from console.loop import scenarios
 from console.loop.effectiveness import Effectiveness, action_effectiveness
 from console.loop.postmortem import Postmortem, write_postmortem
-from console.presentation import charts
+from console.presentation import charts, tables
 from console.presentation.approval_card import Levels, metric_levels
 from console.presentation.formatting import field, md_escape
 from console.presentation.learning import learning_frame, merge_learning
@@ -111,11 +111,6 @@ def read_levels(_store: Store, db: str, snapshot_ref: str) -> dict[str, Levels]:
     return metric_levels(_store.document(snapshot_ref))
 
 
-@st.cache_data(ttl=2, show_spinner=False)
-def read_pending_count(_store: Store, db: str) -> int:
-    return _store.pending_approval_count()
-
-
 @st.cache_data(ttl=30, show_spinner=False)
 def read_effectiveness(_store: Store, db: str) -> list[Effectiveness]:
     """Action effectiveness from the measured outcomes (console/loop/effectiveness.py)."""
@@ -184,6 +179,14 @@ def require_store(services: Services) -> bool:
         if report is not None and report.projected:
             st.cache_data.clear()
     return True
+
+
+@st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
+def read_plan(_backend: Backend, db: str, execution_id: str) -> dict[str, Any] | None:
+    """The plan a paused run waits on (``decide``'s output; it never changes once decided), so a page
+    refreshing every few seconds does not ask the engine again."""
+    plan = tables.task_output(_backend.get_execution(execution_id), "decide", "plan")
+    return dict(plan) if isinstance(plan, dict) else None
 
 
 @st.cache_data(ttl=2, show_spinner=False)

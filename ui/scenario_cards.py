@@ -4,9 +4,10 @@ runs, collapsed below (pages/scenarios.py draws them with :func:`render_scenario
 The cards and the scoreboard read the store (the latest run of each scenario), so they survive a
 reload and show runs launched elsewhere. A launch starts from the button's ``on_click`` and is
 idempotent per scenario: while a run of it is analysing, or for a moment after a launch, more clicks
-do nothing (a double click never launches twice). A fragment re-reads the cards every second while
-a run is analysing; a run waiting for a human says "Awaiting approval" with a link to its card and,
-for a CONTINUE, why it waits.
+do nothing (a double click never launches twice). A fragment re-reads the cards from the store every
+second while a run is analysing and every few seconds otherwise (``ui/refresh.py``'s pace), so a
+decision taken in another browser shows here on its own; a run waiting for a human says "Awaiting
+approval" with a link to its card and, for a CONTINUE, why it waits.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from console.presentation import live as live_view
 from console.presentation import tables
 from console.runtime import Services
 from console.storage import Store
-from ui import reads, widgets
+from ui import reads, refresh, widgets
 from ui.identity import current_identity
 from ui.services import clear_caches, log, one_line, safe
 
@@ -114,7 +115,7 @@ class ScenarioCards:
             st.warning(esc(notice))
         polling = self.running_now(self.latest_runs())
 
-        @st.fragment(run_every=1.0 if polling else None)
+        @st.fragment(run_every=1.0 if polling else refresh.EVERY_S)
         def scenario_cards() -> None:
             rows = self.latest_runs()
             decided = safe(
@@ -157,7 +158,7 @@ class ScenarioCards:
         status = row.get("status")
         execution_id = str(row.get("execution_id") or "")
         execution = None
-        if status in (ANALYZING, AWAITING):
+        if status == ANALYZING:
             execution = safe(self.backend.get_execution, execution_id, default=None, what="progress")
         if status == ANALYZING:
             if execution is not None:
@@ -169,15 +170,16 @@ class ScenarioCards:
             return
         decision_line(card, row)
         if status == AWAITING:
-            self.awaiting(row, execution)
+            self.awaiting(row)
         else:
             outcome_line(row)
         widgets.link_to_execution(execution_id)
 
-    def awaiting(self, row: dict[str, Any], execution: Any) -> None:
+    def awaiting(self, row: dict[str, Any]) -> None:
         execution_id = str(row.get("execution_id") or "")
         st.markdown(":orange-badge[:material/pause_circle: Awaiting approval]")
-        plan = tables.task_output(execution, "decide", "plan") if execution is not None else None
+        db = reads.db_key(self.services)
+        plan = safe(reads.read_plan, self.backend, db, execution_id, default=None, what="plan")
         why = live_view.waiting_reason(row.get("verdict"), row.get("confidence"), plan)
         if why:
             st.caption(esc(why))

@@ -62,9 +62,17 @@ class ApprovalStore(AuditStore):
             args += [status, limit + offset]
         return [self._approval(r) for r in self.conn.execute(sql, [*args, limit, offset]).fetchall()]
 
-    def pending_approval_count(self) -> int:
-        """How many approvals wait for a decision (the navigation shows it)."""
-        return int(self.conn.execute("SELECT COUNT(*) FROM approvals WHERE status = 'pending'").fetchone()[0])
+    def approvals_digest(self) -> tuple[tuple[str, ...], ...]:
+        """What the pages' live refresh compares (``ui/refresh.py``): each pending approval with
+        its number of votes, and each decision the engine could not be told about. Any decision,
+        vote, new request, expiry or failed resume changes it. Two index seeks."""
+        rows = self.conn.execute(
+            "SELECT a.id, 'pending', (SELECT COUNT(*) FROM approval_votes v WHERE v.approval_id = a.id) "
+            "FROM approvals a WHERE a.status = 'pending' "
+            "UNION ALL SELECT id, 'resume failed', 0 FROM approvals WHERE resume_state = 'failed' "
+            "ORDER BY 1, 2"
+        )
+        return tuple((str(r[0]), str(r[1]), str(r[2])) for r in rows)
 
     def approval_for_execution(self, execution_id: str) -> dict[str, Any] | None:
         row = self.conn.execute(
