@@ -1,24 +1,26 @@
-"""Approvals: risky actions waiting for a human, riskiest and soonest-expiring first. Each card says
-what Approve does and where a rollback goes (the revision history's known-good target; another one
-may be picked), what Reject or the timeout does, shows the decisive metrics at the decision and, for
-a live service, as they are now (a fragment refreshes them every few seconds without touching what
-the operator types), who started the run, the votes so far, the action's record and a notification
-that did not get out. A card whose service moved past its decision is superseded: Approve is off
-with the reason. A deep link ``?approval=ID`` (the notifications' link) puts that card first and
-outlines it.
+"""Approvals: risky actions waiting for a human, riskiest and soonest-expiring first. Each card opens
+with its decision bar (verdict and confidence, what Approve does and where a rollback goes, Approve
+and Reject, and beside a button that is off, why; a sign-in form right there when nobody is signed
+in), then what Reject or the timeout does, the decisive metrics at the decision and, for a live
+service, as they are now, who started the run, the votes so far, the action's record, a
+notification that did not get out, and the evidence (folded on a phone). A deep link
+``?approval=ID`` (the notifications' link) puts that card first and outlines it.
 
-Approve / Reject go through a confirm dialog driven by session_state (see NOTES: the dialog opens
-whenever ``approval_request`` is set; confirming or dismissing clears it), so a double click cannot
-decide twice and the write happens only in the confirm branch. Roles, self-approval, the starters'
-rule and double decisions are enforced by ``ApprovalService``; this page only shows its answers.
+The page stays current on its own (``ui/refresh.py``: the shell watches the pending approvals and
+reruns the page when another browser decides, a run pauses or a request expires).
+
+Approve decides in one click (its ``on_click``; a second click of the same session does nothing).
+Reject asks for a comment in a dialog driven by session_state (see NOTES: it opens whenever
+``approval_request`` is set; confirming or dismissing clears it), and the page holds its refresh
+while it is open. Roles, self-approval, the starters' rule and double decisions are enforced by
+``ApprovalService``; this page only shows its answers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import streamlit as st
 
+from console.access import signin
 from console.access.approvals import AlreadyDecided, NoRollbackTarget, Superseded, already_message
 from console.access.auth import PermissionDenied
 from console.domain.models import Decision
@@ -27,9 +29,9 @@ from console.presentation import approval_card as cards
 from console.presentation import formatting as fmt
 from console.presentation import tables
 from console.presentation.now_strip import now_strip
-from ui import reads, widgets
-from ui.approval_card import highlight, render_card, render_now
-from ui.identity import current_identity
+from ui import reads, refresh
+from ui.approval_card import fold_on_narrow_screens, highlight, render_card, render_now
+from ui.identity import current_identity, sign_in_here
 from ui.services import clear_caches, get_services, log, one_line, safe
 from ui.shell import require_app_shell
 
@@ -49,17 +51,22 @@ if approvals is None:
 NOW_EVERY_S = 5.0  # how often an open card's "now" strip is read again (a docstring here would be drawn)
 
 
-def request_decision(
-    approval_id: str, approved: bool, says: str = "", default_target: str | None = None
-) -> None:
-    """Button callback: remember what the operator asked for (and what it does, and another rollback
-    target picked on the card); the dialog confirms it."""
-    picked = st.session_state.get(f"rollback_to_{approval_id}") if approved else None
+def approve(approval_id: str, default_target: str | None) -> None:
+    """Approve's on_click: decide now, with another known-good target if one was picked on the
+    card. A second click of a double click finds the decision already made here and does nothing."""
+    decided_here = st.session_state.setdefault("decided_here", [])
+    if approval_id in decided_here:
+        return
+    picked = st.session_state.get(f"rollback_to_{approval_id}")
     rollback_to = picked if picked and picked != default_target else None
-    if rollback_to:
-        says = f"{says} Roll back to {rollback_to} (your pick among the known-good versions)."
-    request = {"id": approval_id, "approved": approved, "says": says, "rollback_to": rollback_to}
-    st.session_state["approval_request"] = request
+    st.session_state.pop("approval_request", None)
+    if decide(approval_id, True, "", rollback_to):
+        decided_here.append(approval_id)
+
+
+def request_reject(approval_id: str, says: str) -> None:
+    """Reject's on_click: the dialog asks why (a rejection needs a comment) before deciding."""
+    st.session_state["approval_request"] = {"id": approval_id, "says": says}
     st.session_state.pop("approval_result", None)
 
 
@@ -67,8 +74,13 @@ def clear_request() -> None:
     st.session_state.pop("approval_request", None)
 
 
-def decide(approval_id: str, approved: bool, comment: str, rollback_to: str | None = None) -> None:
-    """Call the service and keep its one-line answer for the next run."""
+def sign_in_form(card_id: str) -> None:
+    """The sign-in on the first card's decision bar (a phone hides the sidebar)."""
+    sign_in_here(services.settings, "card_login")
+
+
+def decide(approval_id: str, approved: bool, comment: str, rollback_to: str | None = None) -> bool:
+    """Call the service and keep its one-line answer for the next run; True when it was taken."""
     who = current_identity()
     verb = "approved" if approved else "rejected"
     try:
@@ -92,21 +104,19 @@ def decide(approval_id: str, approved: bool, comment: str, rollback_to: str | No
         message = fmt.field(result, "message", "") or f"{verb.capitalize()} {approval_id}."
         saved_only = fmt.field(result, "status") != "recorded" and not fmt.field(result, "resumed", True)
         st.session_state["approval_result"] = ("warning" if saved_only else "success", str(message))
+        clear_caches()
+        return True
     clear_caches()
+    return False
 
 
-@st.dialog("Confirm decision", on_dismiss=clear_request)
-def confirm_dialog(request: dict) -> None:
-    approved = request["approved"]
-    verb = "approve" if approved else "reject"
-    st.markdown(f"You are about to **{verb}** approval {esc(request['id'])}.")
+@st.dialog("Reject", on_dismiss=clear_request)
+def reject_dialog(request: dict) -> None:
+    st.markdown(f"You are about to **reject** approval {esc(request['id'])}.")
     says = str(request.get("says") or "")
     if says:
         st.markdown(esc(says))
-    elif approved:
-        st.caption("The recommended actions will run as soon as you confirm.")
-    if not approved:
-        st.caption("A comment is required when rejecting.")
+    st.caption("A rejection needs a comment: say why.")
     comment = st.text_area("Comment", key="approval_comment", max_chars=1000)
     left, right = st.columns(2)
     confirmed = left.button("Confirm", type="primary", key="approval_confirm")
@@ -116,10 +126,10 @@ def confirm_dialog(request: dict) -> None:
         st.session_state.pop("approval_comment", None)
         st.rerun()
     if confirmed:
-        if not approved and not comment.strip():
+        if not comment.strip():
             st.error("A rejection needs a comment saying why.")
             return
-        decide(request["id"], approved, comment.strip(), request.get("rollback_to"))
+        decide(request["id"], False, comment.strip())
         clear_request()
         st.session_state.pop("approval_comment", None)
         st.rerun()
@@ -132,14 +142,13 @@ def countdown(expires_at: str | None) -> None:
     left = fmt.seconds_left(expires_at)
     text = fmt.countdown_text(expires_at)
     if left is not None and left <= 0:
-        st.error(f"{text} — rejected (nobody decided in time)", icon=":material/timer_off:")
+        st.markdown(f":red-badge[:material/timer_off: {text}] rejected (nobody decided in time)")
         if left > -3:  # rerun the page once, right after the deadline
             clear_caches()
             st.rerun(scope="app")
         return
-    (st.warning if left is not None and left < 300 else st.info)(
-        f"{text} — rejected automatically on expiry", icon=":material/timer:"
-    )
+    colour = "orange" if left is not None and left < 300 else "blue"
+    st.markdown(f":{colour}-badge[:material/timer: {text}] rejected automatically on expiry")
 
 
 result = st.session_state.get("approval_result")
@@ -148,12 +157,17 @@ if result:
     {"success": st.success, "warning": st.warning, "error": st.error}[kind](esc(message))
 
 request = st.session_state.get("approval_request")
+refresh.hold(bool(request))  # what the operator types in the dialog is never lost to a refresh
 if request:
-    confirm_dialog(request)
+    reject_dialog(request)
 
 can_decide = identity is not None and identity.can_approve
-if identity is not None and not can_decide:
-    st.info(f"You are signed in as a {identity.role.value}: you can see approvals but not decide them.")
+viewer = cards.Viewer(
+    name=identity.name if identity is not None else None,
+    can_decide=can_decide,
+    role=identity.role.value if identity is not None else "",
+    sign_in=signin.sign_in(services.settings).mode,
+)
 
 
 def retry_resume(approval_id: str) -> None:
@@ -280,43 +294,6 @@ def now_fragment(card: cards.ApprovalCard, deployment: dict, requested_at: str |
         st.rerun(scope="app")
 
 
-def decision_buttons(refusals: tuple[str | None, str | None]) -> Callable[[cards.ApprovalCard], None]:
-    """The Approve / Reject row of a card; a button the starters' rule closes says why."""
-
-    def draw(card: cards.ApprovalCard) -> None:
-        approve_refusal, reject_refusal = refusals
-        b1, b2, b3 = st.columns([1, 1, 3])
-        blocked = card.superseded or (card.target if card.no_target else None)
-        b1.button(
-            "Approve",
-            key=f"approve_{card.id}",
-            type="primary",
-            disabled=not can_decide or approve_refusal is not None or blocked is not None,
-            on_click=request_decision,
-            args=(card.id, True, f"Approve: {card.headline}.", card.target_version),
-            icon=":material/check:",
-        )
-        b2.button(
-            "Reject",
-            key=f"reject_{card.id}",
-            disabled=not can_decide or reject_refusal is not None,
-            on_click=request_decision,
-            args=(card.id, False, f"Reject: {card.reject}"),
-            icon=":material/close:",
-        )
-        with b3:
-            widgets.link_to_execution(card.execution_id, "Open the execution")
-        refusal = approve_refusal or reject_refusal
-        if can_decide and refusal:
-            st.caption(f":material/person_off: {esc(refusal[:1].upper() + refusal[1:])}.")
-        if blocked is not None:
-            why = f"{blocked}: this approval is superseded" if card.superseded else blocked
-            with st.container(key=f"approve_off_{card.id}"):
-                st.caption(f":material/block: Approve is off: {esc(why)}. Reject escalates the deployment.")
-
-    return draw
-
-
 store = services.store
 linked = st.query_params.get("approval")
 pending_tab, history_tab = st.tabs(["Pending", "History"])
@@ -352,14 +329,17 @@ with pending_tab:
             highlight(linked_id)
     if len(queue) > 1:
         st.caption(f"{len(queue)} waiting, riskiest first, then the soonest to expire.")
+    sign_in_drawn = False  # one sign-in form, on the first card (the linked one comes first)
     for item in queue:
         starters = safe(
             approvals.starters, str(fmt.field(item, "execution_id")), default=[], what="who started the run"
         )
         card, series, levels, deployment = card_of(item, starters)
-        refusals = (
-            approvals.vote_refusal(item, identity, True, starters) if can_decide else None,
-            approvals.vote_refusal(item, identity, False, starters) if can_decide else None,
+        bar = cards.decision_bar(
+            card,
+            viewer,
+            approve_refusal=approvals.vote_refusal(item, identity, True, starters) if can_decide else None,
+            reject_refusal=approvals.vote_refusal(item, identity, False, starters) if can_decide else None,
         )
         strip = None
         if live_card(deployment):
@@ -370,15 +350,21 @@ with pending_tab:
 
         render_card(
             card,
+            bar,
             decision=decision_of(item),
             series=series,
             levels=levels,
             deployed_at=fmt.as_time((deployment or {}).get("deployed_at")),
             countdown=countdown,
-            buttons=decision_buttons(refusals),
+            on_approve=approve,
+            on_reject=request_reject,
+            sign_in=sign_in_form if bar.sign_in and not sign_in_drawn else None,
             now=strip,
             linked=card.id == linked_id,
         )
+        sign_in_drawn = sign_in_drawn or bar.sign_in
+    if queue:
+        fold_on_narrow_screens()
 
 with history_tab:
     decided = safe(approvals.decided, default=[], what="decided approvals")

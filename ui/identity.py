@@ -180,8 +180,7 @@ def _client_address() -> str:
 
 
 def _password_sidebar(settings: Settings) -> auth.Identity | None:
-    services = get_services()
-    sessions = services.sessions
+    sessions = get_services().sessions
     ident = _signed_in_session(settings, sessions)
     if ident is not None:
         ticket = st.session_state.get("session_ticket")
@@ -194,44 +193,56 @@ def _password_sidebar(settings: Settings) -> auth.Identity | None:
         return ident
     if st.session_state.pop("clear_session_cookie", False):
         _browser_call("DELETE")
-    with st.form("login", border=False):
-        name = st.text_input("User", key="login_user")
-        password = st.text_input("Password", type="password", key="login_password")
-        submitted = st.form_submit_button("Sign in", key="sign_in")
-    if submitted:
-        if services.store is None:
-            st.error("Signing in is unavailable: the console's store did not start.")
-            return None
-        try:
-            found = password_sign_in(
-                services.store, settings, name, password, address=_client_address(), via="console page"
-            )
-        except SignInRefused as exc:
-            st.error(md_escape(str(exc)[:1].upper() + str(exc)[1:]))
-            return None
-        st.session_state["identity"] = found
-        if sessions is not None:
-            try:
-                st.session_state["session_id"], st.session_state["session_ticket"] = sessions.start(found)
-            except Exception:  # signed in all the same, for this tab only
-                log.exception("could not start a session for %s", found.name)
-        st.rerun()
+    password_form(settings, "login", "sign_in")
     return None
+
+
+def password_form(settings: Settings, key: str, button: str) -> None:
+    """The password form (the sidebar's, or the one on an approval card's decision bar: a phone
+    hides the sidebar). A good submit signs in through the attempt limits, starts the session whose
+    cookie keeps it across reloads and tabs, and reruns; a refusal is one line under the form."""
+    services = get_services()
+    with st.form(key, border=False):
+        name = st.text_input("User", key=f"{key}_user")
+        password = st.text_input("Password", type="password", key=f"{key}_password")
+        submitted = st.form_submit_button("Sign in", key=button)
+    if not submitted:
+        return
+    if services.store is None:
+        st.error("Signing in is unavailable: the console's store did not start.")
+        return
+    try:
+        found = password_sign_in(
+            services.store, settings, name, password, address=_client_address(), via="console page"
+        )
+    except SignInRefused as exc:
+        st.error(md_escape(str(exc)[:1].upper() + str(exc)[1:]))
+        return
+    st.session_state["identity"] = found
+    sessions = services.sessions
+    if sessions is not None:
+        try:
+            st.session_state["session_id"], st.session_state["session_ticket"] = sessions.start(found)
+        except Exception:  # signed in all the same, for this tab only
+            log.exception("could not start a session for %s", found.name)
+    st.rerun()
+
+
+def sign_in_here(settings: Settings, key: str) -> None:
+    """Sign-in in the page itself (an approval card's decision bar), for the sign-in that applies."""
+    policy = signin.sign_in(settings)
+    if policy.mode == "password":
+        password_form(settings, key, f"{key}_submit")
+    elif policy.mode == "oidc":
+        _oidc_buttons(settings, key)
+    elif policy.mode == "demo":
+        st.caption("Pick a name and a role in the sidebar.")
 
 
 def _oidc_sidebar(settings: Settings) -> auth.Identity | None:
     user = st.user
     if not getattr(user, "is_logged_in", False):
-        for provider in signin.oidc_providers(settings):
-            if provider is None:
-                st.button("Log in", on_click=st.login, key="oidc_login")
-            else:
-                st.button(
-                    f"Log in with {md_escape(provider)}",
-                    on_click=st.login,
-                    args=(provider,),
-                    key=f"oidc_login_{provider}",
-                )
+        _oidc_buttons(settings, "oidc_login")
         return None
     ident = auth.identity_from_oidc(user.to_dict(), settings)
     if ident is None:
@@ -241,3 +252,16 @@ def _oidc_sidebar(settings: Settings) -> auth.Identity | None:
     st.markdown(f"**{md_escape(ident.name)}** · {ident.role.value}")
     st.button("Log out", on_click=st.logout, key="oidc_logout")
     return ident
+
+
+def _oidc_buttons(settings: Settings, key: str) -> None:
+    for provider in signin.oidc_providers(settings):
+        if provider is None:
+            st.button("Log in", on_click=st.login, key=key)
+        else:
+            st.button(
+                f"Log in with {md_escape(provider)}",
+                on_click=st.login,
+                args=(provider,),
+                key=f"{key}_{provider}",
+            )

@@ -15,7 +15,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from console.analysis import judge_all
@@ -411,6 +411,8 @@ class ApprovalCard:
     """What the now strip shows: the decisive metrics, then what users feel (errors, latency)."""
     verdict_rule: str = ""
     """The verdict rule that fired (console/analysis/verdict.py, ``RULES``)."""
+    voters: list[str] = dataclasses.field(default_factory=list)
+    """Who voted so far (a CRITICAL action's first approval): they cannot vote again."""
 
 
 _ROLE_LABELS = {"deployer": "deployed", "launcher": "launched", "requester": "requested"}
@@ -611,6 +613,111 @@ def build_card(
         superseded=superseded,
         watch=watched_metrics(decision, levels),
         verdict_rule=str(decision.get("rule") or ""),
+        voters=[str(v.get("actor")) for v in votes if isinstance(v, Mapping) and v.get("actor")],
+    )
+
+
+# -- the decision bar ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    """Who looks at the card, as far as deciding goes."""
+
+    name: str | None
+    """The signed-in person, or None."""
+    can_decide: bool = False
+    """An approver or admin."""
+    role: str = ""
+    sign_in: str = "password"
+    """How people sign in here (:data:`console.access.signin.Mode`): ``password``, ``oidc``,
+    ``demo``, ``none`` or ``broken``."""
+
+
+@dataclass(frozen=True)
+class DecisionBar:
+    """The top of a card: what is decided, on what, the two buttons and, for a button that is off,
+    why, in words. Everything an on-call engineer needs to decide, in the first screen of a phone."""
+
+    verdict: str
+    confidence: str
+    does: str
+    """What Approve does, all actions in one line."""
+    target: str | None
+    """For a rollback: the version it goes to and why (the revision history's words)."""
+    approve_off: str | None
+    reject_off: str | None
+    sign_in: bool = False
+    """Nobody is signed in and this console has a sign-in: the form goes right here."""
+
+
+def _sentence(text: str) -> str:
+    text = text.strip().rstrip(".")
+    return text[:1].upper() + text[1:] + "." if text else ""
+
+
+def _viewer_off(viewer: Viewer) -> tuple[str | None, bool]:
+    """Why this viewer cannot decide at all (or None), and whether a sign-in form helps."""
+    if viewer.name is None:
+        if viewer.sign_in == "broken":
+            return "The sign-in configuration cannot be used: nobody can decide until it is fixed.", False
+        if viewer.sign_in == "none":
+            return "No sign-in is configured on this console: nobody can decide here.", False
+        return "Sign in to decide.", True
+    if not viewer.can_decide:
+        return (
+            f"You are signed in as a {viewer.role or 'viewer'}: you can read approvals, "
+            "approvers decide them.",
+            False,
+        )
+    return None, False
+
+
+def decision_bar(
+    card: ApprovalCard,
+    viewer: Viewer,
+    *,
+    approve_refusal: str | None = None,
+    reject_refusal: str | None = None,
+    closed: str | None = None,
+    now: datetime | None = None,
+) -> DecisionBar:
+    """The card's decision bar for ``viewer``. ``approve_refusal`` / ``reject_refusal`` are the
+    starters' rule's answers (``ApprovalService.vote_refusal``: self-review), ``closed`` why the
+    approval is no longer pending (``already_message``); the approval service checks every one of
+    these again when a button is pressed."""
+    off: str | None = None
+    sign_in = False
+    deadline = as_time(card.expires_at)
+    if closed:
+        off = _sentence(closed)
+    elif deadline is not None and deadline <= (now or datetime.now(UTC)):
+        off = (
+            f"Expired at {deadline.astimezone(UTC):%H:%M} UTC: nobody decided in time, so it counts "
+            "as a rejection."
+        )
+    else:
+        off, sign_in = _viewer_off(viewer)
+    if off is None and viewer.name is not None and any(same_person(viewer.name, v) for v in card.voters):
+        off = "You already voted on this: the next approval must come from someone else."
+    approve_off = reject_off = off
+    if off is None:
+        approve_off = _sentence(approve_refusal) if approve_refusal else None
+        reject_off = _sentence(reject_refusal) if reject_refusal else None
+        if card.superseded:
+            approve_off = _sentence(f"Superseded: {card.superseded}") + " Reject escalates the deployment."
+        elif card.no_target:
+            approve_off = _sentence(card.target or "no known-good version to roll back to") + (
+                " Reject escalates the deployment."
+            )
+    return DecisionBar(
+        verdict=card.verdict,
+        confidence=card.confidence,
+        does=card.headline,
+        target=card.target,
+        approve_off=approve_off,
+        reject_off=reject_off,
+        sign_in=sign_in,
     )
 
 

@@ -65,6 +65,15 @@ def make_app(name: str = "alice", role: str = "approver", page: str | None = Non
     return at
 
 
+def crafted_reject(at: AppTest, approval_id: str) -> None:
+    """A rejection the card's disabled button would not allow, through a crafted session state (AppTest
+    cannot click a disabled button): what reaches the approval service is refused there."""
+    at.session_state["approval_request"] = {"id": approval_id, "says": ""}
+    at.run()
+    at.text_area(key="approval_comment").input("crafted")
+    at.button(key="approval_confirm").click().run()
+
+
 def texts(at: AppTest, kind: str) -> list[str]:
     """The text of every element of a kind as the page shows it: Markdown escapes and the word
     joiners that stop autolinks taken out (see console.presentation.formatting.md_escape)."""

@@ -119,8 +119,8 @@ def test_the_queue_the_cards_sentences_charts_votes_and_the_pending_count(seeded
     assert order == [seeded.critical, seeded.leak, seeded.latency]
 
     leak = page.locator(f".st-key-approval_{seeded.leak}")
-    approve_says = leak.locator(f".st-key-approve_says_{seeded.leak}")
-    assert "Roll back payment-service v1.2.3 → v1.2.2 in production." in shown(approve_says)
+    bar = leak.locator(f".st-key-bar_{seeded.leak}")
+    assert "Approve: Roll back payment-service v1.2.3 → v1.2.2 in production." in shown(bar)
     reject_says = shown(leak.locator(f".st-key-reject_says_{seeded.leak}"))
     assert (
         "Nothing runs: v1.2.3 stays live while errors are at 34.9% and memory is at 91.8% of its limit."

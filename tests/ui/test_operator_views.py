@@ -3,6 +3,7 @@ queue's order, the story's rows, the charts' colours and units, calibration inte
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,6 +119,68 @@ def test_effectiveness_failed_notifications_and_the_executors_words(leak, tmp_pa
     how, simulated = cards.describe_actions(approval, live, settings)
     assert not simulated
     assert how[0].startswith("POST http://127.0.0.1:8700/rollback to v1.2.2, then wait up to")
+
+
+def test_the_decision_bar_says_what_is_decided_and_why_a_button_is_off(leak):
+    _, _, deployment, approval = leak
+    card = cards.build_card(approval, deployment=deployment, levels={}, starters=STARTERS)
+    before = datetime(2026, 11, 29, 20, 0, tzinfo=UTC)  # the request expires at 20:15
+    bob = cards.Viewer("bob", can_decide=True, role="approver")
+
+    bar = cards.decision_bar(card, bob, now=before)
+    assert (bar.verdict, bar.confidence) == ("ROLLBACK", "99%")
+    assert bar.does == "Roll back payment-service v1.2.3 → v1.2.2 in production"
+    assert bar.approve_off is None and bar.reject_off is None and not bar.sign_in
+
+    def off(viewer: cards.Viewer = bob, **kwargs) -> tuple:
+        bar = cards.decision_bar(kwargs.pop("card", card), viewer, now=kwargs.pop("now", before), **kwargs)
+        return bar.approve_off, bar.reject_off, bar.sign_in
+
+    nobody = "Sign in to decide."
+    assert off(cards.Viewer(None, sign_in="password")) == (nobody, nobody, True)  # the form goes right here
+    assert off(cards.Viewer(None, sign_in="oidc")) == (nobody, nobody, True)
+    none = off(cards.Viewer(None, sign_in="none"))
+    assert none[0] == none[1] == "No sign-in is configured on this console: nobody can decide here."
+    assert not none[2]
+    assert off(cards.Viewer(None, sign_in="broken"))[0].startswith("The sign-in configuration cannot be used")
+    viewer = off(cards.Viewer("vic", can_decide=False, role="viewer"))
+    assert (
+        viewer[0]
+        == viewer[1]
+        == ("You are signed in as a viewer: you can read approvals, approvers decide them.")
+    )
+    # self-review: the starters' rule's own words, per button
+    refused = off(
+        approve_refusal="you launched this run: this action needs one approver, who must be someone who "
+        "did not start the run",
+        reject_refusal="you launched this run: a rejection decides on its own",
+    )
+    assert refused[0].startswith("You launched this run: this action needs one approver")
+    assert refused[1] == "You launched this run: a rejection decides on its own."
+    # the service moved on: Approve off, Reject still decides
+    moved = dataclasses.replace(card, superseded="v1.1.0 is running now since 19:58 UTC")
+    assert off(card=moved) == (
+        "Superseded: v1.1.0 is running now since 19:58 UTC. Reject escalates the deployment.",
+        None,
+        False,
+    )
+    no_target = dataclasses.replace(
+        card, no_target=True, target="no known-good version of payment-service on record"
+    )
+    assert off(card=no_target)[:2] == (
+        "No known-good version of payment-service on record. Reject escalates the deployment.",
+        None,
+    )
+    closed = off(closed="already approved by carol at 19:59 UTC")
+    assert closed[0] == closed[1] == "Already approved by carol at 19:59 UTC."
+    late = off(now=datetime(2026, 11, 29, 20, 16, tzinfo=UTC))
+    assert (
+        late[0] == late[1] == ("Expired at 20:15 UTC: nobody decided in time, so it counts as a rejection.")
+    )
+    voted = dataclasses.replace(card, voters=["Bob"])  # the same person, spelled differently
+    assert off(card=voted)[0] == (
+        "You already voted on this: the next approval must come from someone else."
+    )
 
 
 def test_the_queue_is_riskiest_first_then_soonest_to_expire():
@@ -262,7 +325,7 @@ def test_the_approvals_page_orders_the_queue_and_keeps_cancel_after_the_comment_
     headings = [t for t in texts(at, "markdown") if t.startswith("#### ")]
     assert headings == ["#### billing-service v6.3.2", "#### payment-service v1.2.3"]  # CRITICAL first
     markdown = texts(at, "markdown")
-    assert ":material/play_arrow: Roll back payment-service v1.2.3 → v1.2.2 in production." in markdown
+    assert "**Approve:** Roll back payment-service v1.2.3 → v1.2.2 in production." in markdown
     assert any(
         w.startswith("Nothing runs: v1.2.3 stays live while errors are at 34.9%")
         for w in texts(at, "warning")
@@ -290,7 +353,6 @@ def test_an_approval_link_to_a_decided_or_unknown_request_says_so(app_env, pause
     at.run()
     assert any(":blue-badge[:material/link: opened from a link]" in m for m in texts(at, "markdown"))
     at.button(key=f"approve_{approval_id}").click().run()
-    at.button(key="approval_confirm").click().run()
     assert any(
         i.startswith(f"Approval {approval_id} is no longer pending: already approved by alice at ")
         for i in texts(at, "info")
@@ -304,7 +366,6 @@ def test_after_an_approved_rollback_the_story_the_postmortem_and_overview_agree(
     approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
     at = make_app("alice", "approver", "approvals")
     at.button(key=f"approve_{approval_id}").click().run()
-    at.button(key="approval_confirm").click().run()
     wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
     deployment = engine.store.deployment_for_execution(paused_leak.id)
 

@@ -8,7 +8,18 @@ from streamlit.testing.v1 import AppTest
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
 from console.presentation.formatting import md_escape, plain
-from tests.ui.conftest import APP, PAGES, make_app, series, signed_in_app, texts, wait_for, write_users
+from tests.ui.conftest import (
+    APP,
+    PAGES,
+    crafted_reject,
+    make_app,
+    password_of,
+    series,
+    signed_in_app,
+    texts,
+    wait_for,
+    write_users,
+)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -57,13 +68,18 @@ def test_launch_scenario_once_even_on_double_click(app_env, engine):
     assert "Awaiting approval" in markdown and "Running…" not in [b.label for b in at.button]
 
 
-def test_approve_rolls_back(app_env, paused_leak: Execution, engine: EmbeddedEngine):
+def test_approve_rolls_back_in_one_click_and_a_double_click_decides_once(
+    app_env, paused_leak: Execution, engine: EmbeddedEngine
+):
     at = make_app("alice", "approver", "approvals")
     approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
-    at.button(key=f"approve_{approval_id}").click().run()
-    at.button(key="approval_confirm").click().run()
+    button = at.button(key=f"approve_{approval_id}")
+    button.click().run()
     assert not at.exception
     assert any("approved by alice" in s for s in texts(at, "success"))
+    button.click().run()  # the second click of a double click, on the card drawn before the first
+    assert any("approved by alice" in s for s in texts(at, "success")), texts(at, "warning")
+    assert not texts(at, "warning")  # not "Already decided": the first click decided, here
     wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
     deployment = engine.store.deployment_for_execution(paused_leak.id)
     assert deployment["status"] == "rolled back"
@@ -87,10 +103,10 @@ def test_viewer_is_refused_by_the_service(app_env, paused_leak, engine):
     approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
     at = make_app("victor", "viewer", "approvals")
     assert at.button(key=f"approve_{approval_id}").disabled
-    # a crafted session state opens the dialog anyway: the service must refuse, cleanly
-    at.session_state["approval_request"] = {"id": approval_id, "approved": True}
-    at.run()
-    at.button(key="approval_confirm").click().run()
+    assert at.button(key=f"reject_{approval_id}").disabled
+    assert any("Approve and Reject are off: You are signed in as a viewer" in c for c in texts(at, "caption"))
+    # a crafted session state opens the reject dialog anyway: the service must refuse, cleanly
+    crafted_reject(at, approval_id)
     assert not at.exception
     errors = texts(at, "error")
     assert any(e.startswith("Not allowed:") and "viewer" in e for e in errors), errors
@@ -102,9 +118,7 @@ def test_requester_cannot_approve_own_request(app_env, paused_leak, engine):
     at = make_app(approval["requested_by"], "admin", "approvals")
     assert at.button(key=f"approve_{approval['id']}").disabled  # the card says why
     assert any("cannot approve your own request" in c for c in texts(at, "caption")), texts(at, "caption")
-    at.session_state["approval_request"] = {"id": approval["id"], "approved": True}  # crafted anyway
-    at.run()
-    at.button(key="approval_confirm").click().run()
+    crafted_reject(at, approval["id"])
     assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
     assert engine.store.approval_row(approval["id"])["status"] == "pending"
 
@@ -114,7 +128,6 @@ def test_second_decision_gets_already_decided(app_env, paused_leak, engine):
     first = make_app("alice", "approver", "approvals")
     second = make_app("bob", "approver", "approvals")  # both saw the request pending
     first.button(key=f"approve_{approval_id}").click().run()
-    first.button(key="approval_confirm").click().run()
     second.button(key=f"reject_{approval_id}").click().run()
     second.text_area(key="approval_comment").input("no").run()
     second.button(key="approval_confirm").click().run()
@@ -232,6 +245,27 @@ def test_password_mode_signs_in_with_a_hashed_password(app_env, tmp_path, monkey
     assert not next(b for b in at.button if (b.key or "").startswith("approve_")).disabled
 
 
+def test_the_card_signs_in_right_where_the_decision_is_then_approves_in_one_click(
+    app_env, tmp_path, monkeypatch, paused_leak, engine
+):
+    """A phone hides the sidebar: the first card's decision bar carries the sign-in form."""
+    monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", carol="approver")))
+    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    at = AppTest.from_file(APP, default_timeout=30).run()
+    at.switch_page("pages/approvals.py").run()
+    assert at.button(key=f"approve_{approval_id}").disabled
+    assert ":material/block: Approve and Reject are off: Sign in to decide." in texts(at, "caption")
+    at.text_input(key="card_login_user").input("carol")
+    at.text_input(key="card_login_password").input(password_of("carol"))
+    at.button(key="card_login_submit").click().run()
+    assert not at.exception
+    assert "**carol** · approver" in texts(at, "markdown")  # the sidebar knows it too
+    assert not [t for t in at.text_input if t.key == "card_login_user"]  # the form is gone
+    at.button(key=f"approve_{approval_id}").click().run()
+    assert any("approved by carol" in s for s in texts(at, "success")), texts(at, "error")
+    assert engine.store.approval_row(approval_id)["decided_by"] == "carol"
+
+
 def test_oidc_mode_maps_the_logged_in_email_to_a_role(app_env, tmp_path, monkeypatch, paused_leak):
     secrets = tmp_path / "secrets.toml"
     secrets.write_text(
@@ -276,7 +310,6 @@ def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_le
         conn.execute("UPDATE executions SET id = id || '-away' WHERE id = ?", (paused_leak.id,))
     at = make_app("alice", "approver", "approvals")
     at.button(key=f"approve_{approval_id}").click().run()
-    at.button(key="approval_confirm").click().run()
     warnings = texts(at, "warning")
     assert any("saved but the engine could not be resumed" in w for w in warnings), warnings
     assert any("decision(s) are saved but the engine could not be told" in w for w in warnings)
@@ -377,19 +410,16 @@ def test_critical_action_needs_two_different_approvers(app_env, engine):
     markdown = " ".join(texts(first, "markdown"))
     assert "2 approvers needed" in markdown and "**Votes so far:** none yet" in markdown
     first.button(key=f"approve_{approval_id}").click().run()
-    first.button(key="approval_confirm").click().run()
     assert any("1 more approver(s) needed" in s for s in texts(first, "success")), texts(first, "success")
     assert engine.store.approval_row(approval_id)["status"] == "pending"
-    # the same person cannot be the second approver
-    first.button(key=f"approve_{approval_id}").click().run()
-    first.button(key="approval_confirm").click().run()
-    assert any(w.startswith("Already decided:") for w in texts(first, "warning")), texts(first, "warning")
+    # the same person cannot be the second approver: the bar says so (the service checks it too, below)
+    assert first.button(key=f"approve_{approval_id}").disabled
+    assert any("You already voted on this" in c for c in texts(first, "caption")), texts(first, "caption")
     second = make_app("bob", "admin", "approvals")
     assert "**Votes so far:** alice approved" in texts(second, "markdown")
     assert any("Still needed: 1 more approval from any approver except alice (voted)" in c
                for c in texts(second, "caption"))  # fmt: skip
     second.button(key=f"approve_{approval_id}").click().run()
-    second.button(key="approval_confirm").click().run()
     assert any("approved by bob" in s for s in texts(second, "success")), texts(second, "success")
     assert engine.store.approval_row(approval_id)["status"] == "approved"
 
@@ -426,6 +456,8 @@ def test_two_overlapping_runs_of_one_service_each_chart_their_own_snapshot(app_e
         charted[execution_id] = lines[memory]
     leak, healthy = (charted[i] for i in ids)
     assert max(leak) > 0.85 and max(healthy) < 0.7  # the leak's memory climbs; the hotfix's does not
+
+
 ATTACK = "[Re-login](http://127.0.0.1:9/phish) ![t](http://127.0.0.1:9/t.png)"
 
 
@@ -510,9 +542,7 @@ def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
     own_id = engine.store.approval_for_execution(own)["id"]
     at = make_app("Bob ", "admin", "approvals")
     assert at.button(key=f"approve_{own_id}").disabled
-    at.session_state["approval_request"] = {"id": own_id, "approved": True}
-    at.run()
-    at.button(key="approval_confirm").click().run()
+    crafted_reject(at, own_id)
     assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
     assert engine.store.approval_votes(own_id) == []
 
@@ -520,10 +550,9 @@ def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
     critical_id = engine.store.approval_for_execution(critical.id)["id"]
     first = make_app("alice", "approver", "approvals")
     first.button(key=f"approve_{critical_id}").click().run()
-    first.button(key="approval_confirm").click().run()
     again = make_app("ALICE ", "approver", "approvals")
-    again.button(key=f"approve_{critical_id}").click().run()
-    again.button(key="approval_confirm").click().run()
+    assert again.button(key=f"approve_{critical_id}").disabled  # the bar knows alice voted
+    crafted_reject(again, critical_id)  # the service knows it too
     assert any("already voted" in w for w in texts(again, "warning")), texts(again, "warning")
     assert engine.store.approval_row(critical_id)["status"] == "pending"
     assert [v["actor"] for v in engine.store.approval_votes(critical_id)] == ["alice"]

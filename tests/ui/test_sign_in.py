@@ -18,7 +18,7 @@ from console.engines.kestra.backend import KestraBackend
 from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
-from tests.ui.conftest import APP, PAGES, TIMEOUT, make_app, signed_in_app, texts, write_users
+from tests.ui.conftest import APP, PAGES, TIMEOUT, crafted_reject, make_app, signed_in_app, texts, write_users
 
 
 @pytest.fixture
@@ -86,11 +86,9 @@ def test_on_kestra_nobody_approves_until_a_sign_in_is_configured(kestra, tmp_pat
     [people] = [m for m in texts(at, "markdown") if "requested by **" in m]
     assert "requested by **ci-bot** (the scenario file; from the Kestra input, not verified)" in people
 
-    # a crafted request opens the dialog anyway: refused, and the service refuses a demo identity
+    # a crafted request opens the reject dialog anyway: refused, and the service refuses a demo identity
     approval_id = approve_button(at).key.removeprefix("approve_")
-    at.session_state["approval_request"] = {"id": approval_id, "approved": True}
-    at.run()
-    at.button(key="approval_confirm").click().run()
+    crafted_reject(at, approval_id)
     assert any(e.startswith("Not allowed:") for e in texts(at, "error")), texts(at, "error")
     from ui.services import get_services
 
@@ -106,7 +104,6 @@ def test_on_kestra_nobody_approves_until_a_sign_in_is_configured(kestra, tmp_pat
     assert "**carol** · admin" in texts(at, "markdown")
     assert not approve_button(at).disabled
     at.button(key=f"approve_{approval_id}").click().run()
-    at.button(key="approval_confirm").click().run()
     assert any("approved by carol" in s for s in texts(at, "success")), (
         texts(at, "success"),
         texts(at, "error"),
@@ -140,7 +137,6 @@ def test_a_scenario_the_console_launches_on_kestra_is_requested_by_its_deployer(
     approval_id = approve_button(at).key.removeprefix("approve_")
     other = signed_in_app("erin", "approvals")
     other.button(key=f"approve_{approval_id}").click().run()
-    other.button(key="approval_confirm").click().run()
     assert any("approved by erin" in s for s in texts(other, "success")), texts(other, "error")
 
 
@@ -186,12 +182,7 @@ def test_a_broken_sign_in_configuration_is_one_error_and_never_demo(
     assert not [t for t in at.text_input if t.key in ("demo_name", "login_user")]
     assert "Demo mode" not in " ".join(texts(at, "caption"))
     assert approve_button(at).disabled
-    at.session_state["approval_request"] = {
-        "id": approve_button(at).key.removeprefix("approve_"),
-        "approved": True,
-    }
-    at.run()
-    at.button(key="approval_confirm").click().run()
+    crafted_reject(at, approve_button(at).key.removeprefix("approve_"))
     assert any(e.startswith("Not allowed:") for e in texts(at, "error"))
 
 
