@@ -319,7 +319,7 @@ with pending_tab:
             row = safe(store.approval_row, str(linked), default=None, what="approval") if store else None
             if row is None:
                 st.warning(f"Approval {esc(linked)} not found.", icon=":material/search_off:")
-            else:
+            elif linked not in st.session_state.get("decided_here", []):  # else the result says it
                 st.info(
                     f"Approval {esc(linked)} is no longer pending: {esc(already_message(row))}.",
                     icon=":material/history:",

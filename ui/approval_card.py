@@ -81,6 +81,10 @@ def render_card(
         if card.notification:
             st.warning(esc(card.notification), icon=":material/notifications_off:")
 
+        with st.container(horizontal=True, vertical_alignment="center"):
+            if card.verdict_rule:
+                st.caption(f":material/rule: verdict rule: {esc(card.verdict_rule)}", width="content")
+            widgets.link_to_execution(card.execution_id, "Open the execution")
         with st.container(key=f"evidence_{card.id}"), st.expander("Evidence", expanded=card.evidence_open):
             evidence(card, decision, series, levels, deployed_at)
 
@@ -109,8 +113,6 @@ def decision_bar(
         if card.simulated:
             line += " · :gray-badge[simulated]"
         st.markdown(line)
-        if card.verdict_rule:
-            st.caption(f":material/rule: verdict rule: {esc(card.verdict_rule)}")
         st.markdown(f"**Approve:** {esc(bar.does)}.")  # every action, in the order they run
         if bar.target is not None:
             with st.container(key=f"target_{card.id}"):
@@ -144,7 +146,6 @@ def decision_bar(
                 args=(card.id, f"Reject: {card.reject}"),
                 icon=":material/close:",
             )
-            widgets.link_to_execution(card.execution_id, "Open the execution")
         if bar.approve_off is not None:
             with st.container(key=f"approve_off_{card.id}"):
                 both = bar.reject_off == bar.approve_off

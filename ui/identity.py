@@ -197,14 +197,18 @@ def _password_sidebar(settings: Settings) -> auth.Identity | None:
     return None
 
 
-def password_form(settings: Settings, key: str, button: str) -> None:
+def password_form(settings: Settings, key: str, button: str, *, compact: bool = False) -> None:
     """The password form (the sidebar's, or the one on an approval card's decision bar: a phone
-    hides the sidebar). A good submit signs in through the attempt limits, starts the session whose
-    cookie keeps it across reloads and tabs, and reruns; a refusal is one line under the form."""
+    hides the sidebar; ``compact`` puts the labels inside the boxes). A good submit signs in through
+    the attempt limits, starts the session whose cookie keeps it across reloads and tabs, and
+    reruns; a refusal is one line under the form."""
     services = get_services()
+    shown = "collapsed" if compact else "visible"
     with st.form(key, border=False):
-        name = st.text_input("User", key=f"{key}_user")
-        password = st.text_input("Password", type="password", key=f"{key}_password")
+        name = st.text_input("User", key=f"{key}_user", placeholder="User", label_visibility=shown)
+        password = st.text_input(
+            "Password", type="password", key=f"{key}_password", placeholder="Password", label_visibility=shown
+        )
         submitted = st.form_submit_button("Sign in", key=button)
     if not submitted:
         return
@@ -232,7 +236,7 @@ def sign_in_here(settings: Settings, key: str) -> None:
     """Sign-in in the page itself (an approval card's decision bar), for the sign-in that applies."""
     policy = signin.sign_in(settings)
     if policy.mode == "password":
-        password_form(settings, key, f"{key}_submit")
+        password_form(settings, key, f"{key}_submit", compact=True)
     elif policy.mode == "oidc":
         _oidc_buttons(settings, key)
     elif policy.mode == "demo":

@@ -144,8 +144,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         finally:
             store.close()
         assert approval["requested_by"] == "alice"
-        bob.locator(f".st-key-approve_{approval['id']} button").click()
-        bob.locator(".st-key-approval_confirm button").click()
+        bob.locator(f".st-key-approve_{approval['id']} button").click()  # one click decides
         bob.get_by_text("approved by bob", exact=False).first.wait_for(timeout=30_000)
         approved = time.monotonic()
 
@@ -176,8 +175,8 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         first = read_at(strip)
         approve = bob.locator(f".st-key-approve_{pending['id']} button")
         assert approve.is_enabled()
-        # bob starts approving and types while the strip keeps reading: nothing he typed is lost
-        approve.click()
+        # bob starts rejecting and types why while the strip keeps reading: nothing he typed is lost
+        bob.locator(f".st-key-reject_{pending['id']} button").click()
         comment = bob.locator(".st-key-approval_comment textarea")
         comment.fill("checking the heap first")
         opened = time.monotonic()

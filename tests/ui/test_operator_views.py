@@ -353,9 +353,14 @@ def test_an_approval_link_to_a_decided_or_unknown_request_says_so(app_env, pause
     at.run()
     assert any(":blue-badge[:material/link: opened from a link]" in m for m in texts(at, "markdown"))
     at.button(key=f"approve_{approval_id}").click().run()
+    assert any(s.startswith("approved by alice") for s in texts(at, "success"))  # said once, not twice
+    assert not texts(at, "info")
+    later = make_app("bob", "approver")  # someone else follows the same link afterwards
+    later.query_params["approval"] = approval_id
+    later.switch_page("pages/approvals.py").run()
     assert any(
         i.startswith(f"Approval {approval_id} is no longer pending: already approved by alice at ")
-        for i in texts(at, "info")
+        for i in texts(later, "info")
     )
 
 
