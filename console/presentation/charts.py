@@ -76,6 +76,22 @@ def axis_format(metric: str, values: Sequence[float] | np.ndarray | None = None)
     return {"hoverformat": ".3g"}
 
 
+SECONDS_UNDER_S = 15 * 60
+"""A time axis spanning less than this says seconds (a live window of 40 s would read "10:22 10:22")."""
+DATES_OVER_S = 2 * 86400
+
+
+def time_tickformat(times: Sequence[float] | np.ndarray) -> str:
+    """The time axis' tick format for a series spanning these epoch seconds: seconds on short
+    windows, the day on windows of several days, hours and minutes in between."""
+    t = np.asarray(times, dtype=float)
+    t = t[np.isfinite(t)]
+    span = float(t.max() - t.min()) if t.size else 0.0
+    if span < SECONDS_UNDER_S:
+        return "%H:%M:%S"
+    return "%b %d %H:%M" if span > DATES_OVER_S else "%H:%M"
+
+
 def downsample_minmax(
     times: Sequence[float] | np.ndarray, values: Sequence[float] | np.ndarray, max_points: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -237,7 +253,7 @@ def metric_figure(
         "shapes": shapes,
         "annotations": annotations,
         "yaxis": axis_format(metric, v),
-        "xaxis": {"tickformat": "%H:%M"},
+        "xaxis": {"tickformat": time_tickformat(t)},
     }
     return go.Figure({"data": data, "layout": layout})
 
@@ -318,7 +334,7 @@ def card_metric_figure(
         "shapes": shapes,
         "annotations": annotations,
         "yaxis": yaxis,
-        "xaxis": {"nticks": 4, "tickformat": "%H:%M"},
+        "xaxis": {"nticks": 4, "tickformat": time_tickformat(t)},
     }
     return go.Figure({"data": data, "layout": layout})
 

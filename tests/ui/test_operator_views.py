@@ -235,6 +235,18 @@ def test_metric_axes_use_the_captions_units():
     assert charts.axis_format("db_query_p95_ms")["ticksuffix"] == " ms"
 
 
+def test_a_short_live_window_labels_its_time_axis_with_seconds():
+    start = T0.timestamp()
+    live = [start + i for i in range(40)]  # a 40 s live window: minutes alone would repeat "17:00"
+    card = charts.card_metric_figure(live, [0.1] * 40, metric="error_rate", title="", deployed_at=T0)
+    page = charts.metric_figure(live, [0.1] * 40, metric="error_rate")
+    assert card.layout.xaxis.tickformat == page.layout.xaxis.tickformat == "%H:%M:%S"
+    hour = [start + 60 * i for i in range(60)]
+    assert charts.metric_figure(hour, [0.1] * 60, metric="error_rate").layout.xaxis.tickformat == "%H:%M"
+    week = [start + 3600 * i for i in range(24 * 7)]
+    assert charts.time_tickformat(week) == "%b %d %H:%M"
+
+
 def test_calibration_buckets_carry_counts_and_wilson_intervals():
     low, high = learning.wilson_interval(0, 1)
     assert low == 0.0 and high == pytest.approx(0.7935, abs=1e-3)
