@@ -21,7 +21,8 @@ st.title(":material/dashboard: Overview")
 if reads.require_store(services):
     kpis = safe(reads.read_kpis, services.store, reads.db_key(services), default=None, what="KPIs")
     if kpis is not None:
-        for col, tile in zip(st.columns(5), tables.kpi_tiles(kpis), strict=True):
+        tiles = tables.kpi_tiles(kpis)
+        for col, tile in zip(st.columns(len(tiles)), tiles, strict=True):
             col.metric(tile.label, tile.value, help=tile.help, border=True)
 
     latest = safe(

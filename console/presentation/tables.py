@@ -286,9 +286,9 @@ class Tile:
 
 
 def kpi_tiles(kpis: Any) -> list[Tile]:
-    """The five Overview tiles from the store's dashboard KPIs (``Store.dashboard_kpis``)."""
+    """The Overview tiles from the store's dashboard KPIs (``Store.dashboard_kpis``): the loop's own
+    time to a decision and the time people took are two tiles, never one mean."""
     share = field(kpis, "auto_approved_share")
-    mttd = field(kpis, "mean_time_to_decision_s")
     rollbacks = int(field(kpis, "rollbacks_today", 0))
     escalations = int(field(kpis, "escalations_today", 0))
     deployments = str(field(kpis, "deployments_today", 0))
@@ -297,8 +297,23 @@ def kpi_tiles(kpis: Any) -> list[Tile]:
         Tile("Deployments today", deployments, "Deployments analysed since 00:00 UTC"),
         Tile("Rollbacks", str(rollbacks), f"Rolled back today ({escalations} escalated)"),
         Tile("Pending approvals", pending, "Risky actions waiting for a human"),
-        Tile("Auto-approved", format_percent(share), "Today's decided deployments that needed no human"),
-        Tile("Mean time to decision", format_duration(mttd), "Request to final decision, today"),
+        Tile(
+            "Without a human",
+            format_percent(share),
+            "Today's decided deployments whose actions ran on their own: no approval asked and no "
+            "escalation (an ESCALATE always needs a human)",
+        ),
+        Tile(
+            "Loop time",
+            format_duration(field(kpis, "mean_loop_time_s")),
+            "Mean time from the deploy to the loop's decision, today (a demo scenario or an incident: "
+            "from the run's launch)",
+        ),
+        Tile(
+            "Human wait",
+            format_duration(field(kpis, "mean_human_wait_s")),
+            "Mean time from an approval request to its decision or expiry, today",
+        ),
     ]
 
 

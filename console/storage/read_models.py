@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import format_time
+from console.domain.models import Verdict, format_time
 from console.domain.vocabulary import DeploymentStatus
 from console.storage.approvals import ApprovalStore
 from console.storage.codec import pack, put_large_in
@@ -30,11 +30,15 @@ class DashboardKpis:
     escalations_today: int
     pending_approvals: int
     auto_approved_share: float | None
-    """Share of today's decided deployments whose actions ran without a human."""
-    mean_time_to_decision_s: float | None
+    """Share of today's decided deployments that needed no human: their actions ran on their own
+    (an ESCALATE, whatever ran, asks for a human; so does an approval)."""
+    mean_human_wait_s: float | None
     """Mean time from a request for approval to its final decision, for approvals decided today."""
     failed_today: int
     verdicts_today: dict[str, int] = field(default_factory=dict)
+    mean_loop_time_s: float | None = None
+    """Mean time from the deploy (a scenario's or an incident's: the run's launch) to the loop's
+    decision (the plan ran on its own, or asked for approval), for today's deployments."""
 
 
 DEPLOYMENT_ROWS = (
@@ -308,13 +312,34 @@ class ReadModelStore(ApprovalStore):
             ).fetchall()
             pending = conn.execute("SELECT COUNT(*) FROM approvals WHERE status = 'pending'").fetchone()[0]
             # "+status": the day's range on decided_at is the narrow index, not the status
-            mttd = conn.execute(
+            human = conn.execute(
                 "SELECT AVG((julianday(decided_at) - julianday(requested_at)) * 86400.0) FROM approvals "
                 "WHERE decided_at >= ? AND decided_at < ? AND +status IN ('approved', 'rejected', 'expired')",
                 (day_start, day_end),
             ).fetchone()[0]
+            # the loop's decision: when it asked for approval, else when its plan ran on its own; a
+            # live deploy counts from the deploy, a scenario (its data recorded long before) or an
+            # incident (the alert's window reaches back) from the run's launch
+            loop = conn.execute(
+                """
+                SELECT AVG((julianday(decided) - julianday(started)) * 86400.0) FROM (
+                    SELECT COALESCE((SELECT MIN(a.requested_at) FROM approvals a
+                                     WHERE a.execution_id = d.execution_id),
+                                    CASE WHEN d.approval IN ('auto', 'not_required') THEN d.decided_at END)
+                               AS decided,
+                           CASE WHEN d.scenario IS NULL AND d.deployed_at <= d.created_at
+                                     AND NOT EXISTS (SELECT 1 FROM incidents i
+                                                     WHERE i.execution_id = d.execution_id)
+                                THEN d.deployed_at ELSE d.created_at END AS started
+                    FROM deployments d WHERE d.created_at >= ? AND d.created_at < ?
+                ) WHERE decided IS NOT NULL
+                """,
+                (day_start, day_end),
+            ).fetchone()[0]
         totals = [sum(row[i] for row in groups) for i in range(1, 7)]
-        deployments, failed, rollbacks, escalations, auto, decided = totals
+        deployments, failed, rollbacks, escalations, _, decided = totals
+        # an ESCALATE asks for a human whatever ran on its own (notify_only, diagnostics)
+        auto = sum(row[5] for row in groups if row[0] != Verdict.ESCALATE.value)
         return DashboardKpis(
             day=start.date().isoformat(),
             executions_today=deployments,
@@ -324,7 +349,8 @@ class ReadModelStore(ApprovalStore):
             escalations_today=escalations,
             pending_approvals=pending,
             auto_approved_share=(auto / decided) if decided else None,
-            mean_time_to_decision_s=float(mttd) if mttd is not None else None,
+            mean_human_wait_s=float(human) if human is not None else None,
+            mean_loop_time_s=float(loop) if loop is not None else None,
             verdicts_today={row[0]: row[1] for row in groups if row[0] is not None},
         )
 

@@ -211,7 +211,7 @@ def test_dashboard_read_models(engine, approvals, bob):
     kpis = engine.store.dashboard_kpis()
     assert kpis.pending_approvals == 0 and kpis.rollbacks_today == 1
     assert kpis.auto_approved_share == 0.5
-    assert kpis.mean_time_to_decision_s is not None and kpis.mean_time_to_decision_s >= 0
+    assert kpis.mean_human_wait_s is not None and kpis.mean_human_wait_s >= 0
     assert kpis.verdicts_today == {"CONTINUE": 1, "ROLLBACK": 1}
     latest = engine.store.latest_decisions(5)
     assert latest[0]["execution_id"] == execution.id

@@ -279,6 +279,36 @@ def test_dashboard_reads_stay_fast_with_100k_deployments(store):
     assert max(timings.values()) < 500, timings
 
 
+def test_overview_kpis_keep_the_loops_time_and_the_humans_apart_and_an_escalate_needs_a_human(store):
+    now = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
+    rows = [  # id, scenario, verdict, approval, deployed_at, created_at, decided_at
+        ("live", None, "CONTINUE", "not_required", "10:00:00", "10:00:01", "10:00:31"),  # 31 s
+        ("esc", None, "ESCALATE", "auto", "10:05:00", "10:05:01", "10:05:41"),  # notify_only ran alone: 41 s
+        # a recorded scenario's deploy is hours old in its data: its loop counts from the launch (2 s)
+        ("demo", "memory-leak", "ROLLBACK", "approved", "09:20:00", "11:00:00", "11:01:02"),
+    ]
+    day = "2026-11-29T"
+    with store.write() as conn:
+        for key, scenario, verdict, approval, deployed, created, decided in rows:
+            conn.execute(
+                "INSERT INTO deployments (id, ref, service, version, deployed_at, execution_id, scenario, "
+                "verdict, approval, status, created_at, decided_at, updated_at) "
+                "VALUES (?, ?, 'svc', 'v2', ?, ?, ?, ?, ?, 'healthy', ?, ?, ?)",
+                (key, key, f"{day}{deployed}Z", f"ex-{key}", scenario, verdict, approval, f"{day}{created}Z",
+                 f"{day}{decided}Z", f"{day}{decided}Z"),
+            )  # fmt: skip
+        conn.execute(  # the scenario asked at 11:00:02; a human took a minute
+            "INSERT INTO approvals (id, execution_id, service, actions, risk, required_approvals, "
+            "requested_by, requested_at, expires_at, status, decided_at) VALUES ('ap-1', 'ex-demo', 'svc', "
+            "'[]', 'HIGH', 1, 'ci-bot', ?, ?, 'approved', ?)",
+            (f"{day}11:00:02Z", f"{day}11:30:02Z", f"{day}11:01:02Z"),
+        )
+    kpis = store.dashboard_kpis(now)
+    assert kpis.mean_loop_time_s == pytest.approx((31 + 41 + 2) / 3, abs=0.01)
+    assert kpis.mean_human_wait_s == pytest.approx(60, abs=0.01)
+    assert kpis.auto_approved_share == pytest.approx(1 / 3)  # the ESCALATE asked for a human
+
+
 def test_only_an_explicit_yes_approves():
     plan = {"auto": [], "approval": [{"name": "rollback_deployment", "risk": "HIGH"}], "needs_approval": True}
     for value, runs in [

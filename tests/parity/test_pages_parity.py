@@ -196,7 +196,7 @@ def _plain(value: Any) -> Any:
 TIMES = ("deployed_at", "requested_at", "decided_at", "expires_at", "finished", "at", "start")
 IDS = ("id", "deployment_id", "execution_id", "link", "subject")
 OUTCOME_LINES = ("**Outcome", "Approval")
-KPI_TIMES = ("Mean time to decision",)  # how long the test took to decide: not the engine's to agree on
+KPI_TIMES = ("Loop time", "Human wait")  # how long the test took: not the engines' to agree on
 
 
 def _views(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path) -> dict[str, Any]:

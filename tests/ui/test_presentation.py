@@ -208,14 +208,15 @@ def test_countdown_and_durations():
 
 
 def test_kpi_tiles_from_store_kpis():
-    kpis = DashboardKpis("2026-11-20", 5, 4, 2, 1, 3, 0.5, 95.0, 0)
+    kpis = DashboardKpis("2026-11-20", 5, 4, 2, 1, 3, 0.5, 95.0, 0, mean_loop_time_s=10.4)
     tiles = {t.label: t.value for t in tables.kpi_tiles(kpis)}
     assert tiles == {
         "Deployments today": "4",
         "Rollbacks": "2",
         "Pending approvals": "3",
-        "Auto-approved": "50%",
-        "Mean time to decision": "1m 35s",
+        "Without a human": "50%",
+        "Loop time": "10.4 s",  # the loop's own time to a decision
+        "Human wait": "1m 35s",  # how long people took, apart
     }
 
 
