@@ -67,7 +67,7 @@ def show_detail(execution_id: str) -> None:
         )
     else:
         st.subheader(fmt.md_escape(flow))
-    line = f"Run {widgets.badge_md(fmt.state_badge(execution.state.value))}"
+    line = f"Run {widgets.badge_md(story.run_badge(execution.state.value, deployment))}"
     if deployment:
         outcome = fmt.Badge(
             story.outcome_text(deployment), story.outcome_color(deployment), ":material/rocket:"

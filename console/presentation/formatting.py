@@ -166,7 +166,7 @@ _STATE_ICONS = {
 }
 
 _STATUS_COLORS = {
-    DeploymentStatus.ROLLED_BACK: "red",
+    DeploymentStatus.ROLLED_BACK: "green",  # the rollback worked: the verdict badge says the deploy was bad
     DeploymentStatus.ROLLBACK_FAILED: "red",
     DeploymentStatus.RESULT_UNKNOWN: "orange",
     DeploymentStatus.SUPERSEDED: "gray",
@@ -211,10 +211,13 @@ def state_badge(state: Any) -> Badge:
     return Badge(text or "—", color, _STATE_ICONS[color])
 
 
+_STATUS_ICONS = {DeploymentStatus.ROLLED_BACK: ":material/undo:"}
+
+
 def status_badge(status: str | None) -> Badge:
     text = (status or "").strip().lower()
     color = _STATUS_COLORS.get(text, "gray")
-    return Badge(text or "—", color, _STATE_ICONS[color])
+    return Badge(text or "—", color, _STATUS_ICONS.get(text, _STATE_ICONS[color]))
 
 
 SEVERITY_COLORS = {"LOW": "green", "MEDIUM": "orange", "HIGH": "red", "CRITICAL": "red"}

@@ -12,7 +12,7 @@ from datetime import UTC
 from typing import Any
 
 from console.loop.timeline import TimelineEvent
-from console.presentation.formatting import as_time, field, format_duration, status_badge
+from console.presentation.formatting import Badge, as_time, field, format_duration, state_badge, status_badge
 
 ICONS = {
     "deployed": ":material/rocket_launch:",
@@ -50,6 +50,8 @@ class StoryRow:
 
 def _tone(event: TimelineEvent) -> str:
     status = str(event.status or "").lower()
+    if event.kind == "finished" and status == "success":
+        return "gray"  # the loop ran to its end; the outcome row says how the deployment did
     if status in _BAD or status.startswith("rollback failed"):
         return "red"
     if status in _GOOD:
@@ -101,6 +103,18 @@ def outcome_text(deployment: Mapping[str, Any] | None) -> str:
 
 def outcome_color(deployment: Mapping[str, Any] | None) -> str:
     return status_badge(str(field(deployment, "status", "") or "")).color if deployment else "gray"
+
+
+def run_badge(state: Any, deployment: Mapping[str, Any] | None) -> Badge:
+    """An execution's state as its header shows it beside the deployment's outcome. Kestra's
+    SUCCESS says the loop ran to its end, not that all is well: next to a deployment it reads "loop
+    finished", green only when the outcome is (a rejected or escalated run is never a green
+    SUCCESS). A failed or killed run keeps its own state."""
+    badge = state_badge(state)
+    if not deployment or badge.label != "SUCCESS":
+        return badge
+    good = outcome_color(deployment) == "green"
+    return Badge("loop finished", "green" if good else "gray", ":material/flag:")
 
 
 def running_parts(row: Mapping[str, Any]) -> tuple[str, str]:

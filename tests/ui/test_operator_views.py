@@ -16,6 +16,7 @@ from console.loop.scenarios import load_scenario_document
 from console.loop.timeline import TimelineEvent
 from console.presentation import approval_card as cards
 from console.presentation import charts, learning, story
+from console.presentation import formatting as fmt
 from console.settings import Settings
 from tests.conftest import MOCK_DATA
 
@@ -290,7 +291,16 @@ def test_story_rows_and_the_version_that_runs():
     assert story.running_parts(rolled) == ("v1.2.2", "rolled back from v1.2.3 · simulated")
     assert story.running_parts({"version": "v1.2.3", "running_version": "v1.2.3"}) == ("v1.2.3", "")
     assert story.outcome_text(rolled) == "rolled back · simulated · measured resolved"
-    assert story.outcome_color(rolled) == "red"
+    assert story.outcome_color(rolled) == "green"  # the rollback worked
+    # Kestra's SUCCESS is the loop reaching its end: beside a rejected or escalated deployment it is
+    # never a green "SUCCESS"
+    escalated = story.run_badge("SUCCESS", {"status": "escalated"})
+    assert (escalated.label, escalated.color) == ("loop finished", "gray")
+    assert story.run_badge("SUCCESS", {"status": "healthy"}).color == "green"
+    assert story.run_badge("FAILED", {"status": "escalated"}).label == "FAILED"
+    assert story.run_badge("SUCCESS", None) == fmt.state_badge("SUCCESS")  # no deployment: Kestra's words
+    finished = TimelineEvent(T0, "finished", "Loop finished: SUCCESS", status="success")
+    assert story.story_rows([finished])[0].tone == "gray"
     assert story.postmortem_filename({"service": "pay svc", "version": "v1"}, "abcdefghijklmnop") == (
         "postmortem-pay-svc-v1-abcdefghijkl.md"
     )

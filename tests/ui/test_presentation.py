@@ -185,7 +185,9 @@ def test_status_colours():
     assert fmt.verdict_badge("CONTINUE").color == "green"
     assert fmt.state_badge(State.PAUSED).color == "orange"
     assert fmt.state_badge("FAILED").color == "red"
-    assert fmt.status_badge("rolled back").color == "red"
+    # a rollback that worked is no error (the ROLLBACK verdict says the deploy was bad); one that failed is
+    assert fmt.status_badge("rolled back") == fmt.Badge("rolled back", "green", ":material/undo:")
+    assert fmt.status_badge("rollback failed").color == "red"
     assert fmt.cell_style("ROLLBACK") == "color: #C62828; font-weight: 600"
     assert fmt.cell_style("PAUSED").startswith("color: #B26A00")
 
@@ -193,7 +195,7 @@ def test_status_colours():
 def test_every_deployment_status_is_in_the_filter_and_coloured():
     assert sorted(fmt.DEPLOYMENT_STATUSES) == sorted(s.value for s in DeploymentStatus)
     colours = {s: fmt.status_badge(s.value).color for s in DeploymentStatus}
-    assert colours[DeploymentStatus.ROLLED_BACK] == "red" and colours[DeploymentStatus.HEALTHY] == "green"
+    assert colours[DeploymentStatus.ROLLBACK_FAILED] == "red" and colours[DeploymentStatus.HEALTHY] == "green"
     assert colours[DeploymentStatus.ANALYZING] == "blue" and colours[DeploymentStatus.ESCALATED] == "orange"
 
 
