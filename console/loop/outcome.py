@@ -354,6 +354,19 @@ def decision_held(
     return None
 
 
+def outcome_words(outcome: Mapping[str, Any]) -> str:
+    """A recorded outcome's measurement and whether the decision held, in words for the run's log:
+    ``measured resolved; the decision held``, never ``held None``."""
+    measured = outcome.get("measured_status")
+    held = outcome.get("held")
+    if held is None:
+        verdict = "whether the decision held is not known: the measurement could not tell"
+    else:
+        verdict = "the decision held" if held else "the decision did not hold"
+    measured_text = f"measured {str(measured).replace('_', ' ')}" if measured else "not measured"
+    return f"{measured_text}; {verdict}"
+
+
 def scenario_segment(
     doc: Mapping[str, Any], executed: Iterable[Mapping[str, Any]]
 ) -> tuple[str, dict[str, Any]] | None:

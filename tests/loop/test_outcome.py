@@ -221,3 +221,24 @@ def test_verify_of_a_live_service_without_a_source_is_inconclusive_not_a_failure
     assert out["metrics"] == {} and out["simulated"] is False
     given = steps.verify({"snapshot": {"deployment": deployment}}, settings)["measured"]
     assert given["status"] == "inconclusive" and given["reason"].startswith("a snapshot given as evidence")
+
+
+def test_the_runs_log_says_whether_the_decision_held_in_words_never_held_none():
+    from console.engines.embedded.runner import task_log_line
+
+    record = {
+        "outcome": {"deployment_status": "escalated", "measured_status": "inconclusive", "held": None},
+        "approval": {"status": "rejected"},
+    }
+    line = task_log_line("record", {"outcome": record})
+    assert line == (
+        "outcome recorded: escalated, approval rejected, measured inconclusive; whether the decision held "
+        "is not known: the measurement could not tell"
+    )
+    assert O.outcome_words({"measured_status": "not_resolved", "held": False}) == (
+        "measured not resolved; the decision did not hold"
+    )
+    assert O.outcome_words({"measured_status": "resolved", "held": True}) == (
+        "measured resolved; the decision held"
+    )
+    assert O.outcome_words({}).startswith("not measured; whether the decision held is not known")

@@ -26,7 +26,7 @@ from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
 from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
 from console.engines.projection import Projection
-from console.loop import incidents, scenarios, steps
+from console.loop import incidents, outcome, scenarios, steps
 from console.loop.steps import StepError
 from console.settings import Settings
 from console.storage import Connection, Store, loads, now_text
@@ -818,10 +818,9 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
     if task_id == "record":
         record = outputs["outcome"]
         status = record["outcome"]["deployment_status"]
-        held = record["outcome"].get("held")
         simulated = " (simulated)" if record["outcome"].get("simulated") else ""
         return (
             f"outcome recorded{simulated}: {status}, approval {record['approval']['status']}, "
-            f"measured {record['outcome'].get('measured_status')}, held {held}"
+            f"{outcome.outcome_words(record['outcome'])}"
         )
     return f"{task_id} done"
