@@ -13,10 +13,17 @@ from ui.shell import require_app_shell
 
 require_app_shell()
 
+PRODUCT_LINE = (
+    "The console of an autonomous DevOps loop: every deployment is watched, judged on its metrics and "
+    "logs (CONTINUE, ROLLBACK or ESCALATE), low-risk fixes run on their own, and anything risky waits "
+    "here for a human to approve."
+)
+
 services = get_services()
 settings = services.settings
 
 st.title(":material/dashboard: Overview")
+st.caption(PRODUCT_LINE)
 
 if reads.require_store(services):
     kpis = safe(reads.read_kpis, services.store, reads.db_key(services), default=None, what="KPIs")

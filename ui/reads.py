@@ -204,8 +204,9 @@ class ScenarioCard:
 
 @st.cache_data(ttl=300, show_spinner=False)
 def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
-    """The demo scenarios (``console.loop.scenarios.list_scenarios``), as plain cards."""
-    return [
+    """The demo scenarios (``console.loop.scenarios.list_scenarios``), as plain cards: the README's
+    one-click demo first (above the fold), then by id."""
+    cards = [
         ScenarioCard(
             id=str(_attr(s, "id")),
             title=str(_attr(s, "title") or _attr(s, "id")),
@@ -214,6 +215,7 @@ def read_scenarios(mock_dir: str) -> list[ScenarioCard]:
         )
         for s in scenarios.list_scenarios(mock_dir)
     ]
+    return sorted(cards, key=lambda card: card.id != scenarios.DEMO_SCENARIO)
 
 
 def _attr(obj: object, name: str) -> object:

@@ -20,6 +20,7 @@ import pandas as pd
 import streamlit as st
 
 from console.engines.backend import Backend
+from console.loop.scenarios import DEMO_SCENARIO
 from console.presentation import formatting as fmt
 from console.presentation import live as live_view
 from console.presentation import tables
@@ -133,7 +134,8 @@ class ScenarioCards:
         self.past_runs()
 
     def card(self, card: reads.ScenarioCard, row: dict[str, Any] | None, pending: str | None) -> None:
-        st.markdown(f"**{esc(card.title)}**")
+        demo = " :blue-badge[:material/star: the one-click demo]" if card.id == DEMO_SCENARIO else ""
+        st.markdown(f"**{esc(card.title)}**{demo}")
         st.markdown(f"Expected {widgets.badge_md(fmt.verdict_badge(card.expected_verdict))}")
         st.caption(esc(card.description))
         self.card_status(card, row, pending)

@@ -22,6 +22,8 @@ from console.settings import Settings
 log = logging.getLogger(__name__)
 
 SCENARIO_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+DEMO_SCENARIO = "memory-leak"
+"""The one-click demo the README names: the Scenarios page shows it first."""
 
 
 class ScenarioError(ValueError):

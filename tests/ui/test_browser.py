@@ -6,6 +6,7 @@ execution in a fresh session."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ CLICK_TO_TEXT_JS = """
 def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     console = start_console()
     url, data_dir = console.url, console.data_dir
-    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    context = chromium.new_context(viewport={"width": 1440, "height": 900})
     page = context.new_page()
     page.goto(f"{url}/scenarios")  # the first session of a fresh server is a deep link
     wait_ready(page)
@@ -52,6 +53,10 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     page.get_by_test_id("stSidebar").get_by_text("DevOps Loop").wait_for(timeout=10_000)
 
     launch = page.locator(".st-key-launch_memory-leak button")
+    box = launch.bounding_box()  # the README's one click is in the first screen, nothing scrolled
+    assert box is not None and box["y"] + box["height"] <= 900, box
+    if os.environ.get("CONSOLE_SCREENS_DIR"):
+        page.screenshot(path=str(Path(os.environ["CONSOLE_SCREENS_DIR"]) / "scenarios-1440x900.png"))
     launch.dblclick()  # a double click must launch once
     page.get_by_text("Open its approval card").wait_for(timeout=60_000)
     store = Store(data_dir / "console.sqlite3")
@@ -66,7 +71,7 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     assert "approval=" in href, href
 
     # a second browser: bob follows the card's link and approves in one click
-    other = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    other = chromium.new_context(viewport={"width": 1440, "height": 900})
     bob = other.new_page()
     bob.goto(f"{url}/{href.lstrip('/')}" if not href.startswith("http") else href)
     wait_ready(bob)

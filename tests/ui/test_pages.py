@@ -29,11 +29,16 @@ def test_every_page_runs_on_a_fresh_machine(app_env, page):
     assert not texts(at, "error"), texts(at, "error")
 
 
-def test_fresh_overview_points_to_scenarios(app_env):
+def test_fresh_overview_says_what_the_product_is_and_points_to_the_one_click_demo(app_env):
     at = make_app(page="overview")
+    assert texts(at, "caption")[1].startswith("The console of an autonomous DevOps loop: every deployment")
     infos = " ".join(texts(at, "info"))
     assert "No deployment has been analysed" in infos
     assert "Demo mode" in " ".join(texts(at, "caption"))
+    at.switch_page("pages/scenarios.py").run()
+    launches = [b.key for b in at.button if (b.key or "").startswith("launch_")]
+    assert launches[0] == "launch_memory-leak" and len(launches) > 1  # the README's demo comes first
+    assert any("the one-click demo" in m for m in texts(at, "markdown"))
 
 
 @pytest.mark.parametrize("page", PAGES)
