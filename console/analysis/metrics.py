@@ -141,7 +141,7 @@ def direction_of(name: str) -> Direction:
 
 
 def format_value(name: str, value: float | None) -> str:
-    """A metric value as an operator reads it (35.2%, 480 ms, 1.5 restarts/min)."""
+    """A metric value as an operator reads it (35.2%, 480 ms, 121.5 req/s, 0.50 per sample)."""
     if value is None or not math.isfinite(value):
         return "n/a"
     unit = UNITS.get(name) or ("ms" if name.endswith("_ms") else None)  # db_query_p95_ms: ms too
@@ -149,8 +149,8 @@ def format_value(name: str, value: float | None) -> str:
         return f"{value * 100:.1f}%"
     if unit == "ms":
         return f"{value:.0f} ms"
-    if unit == "count":
-        return f"{value:.2f}/interval"
+    if unit == "count":  # a sparse count is judged by its mean per sample: said so, never "/interval"
+        return f"{value:.2f} per sample"
     if unit == "rps":
         return f"{value:.1f} req/s"
     return f"{value:.4g}"

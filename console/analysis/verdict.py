@@ -724,7 +724,8 @@ def _escalate_actions(f: Facts) -> list[RecommendedAction]:
 
 def _describe(j: MetricJudgement) -> str:
     if j.name == "pod_restarts":
-        return f"pod_restarts {j.after_sum:.0f} since the deploy (baseline {j.baseline_mean:.2f}/interval)"
+        baseline = format_value(j.name, j.baseline_mean)
+        return f"pod_restarts {j.after_sum:.0f} since the deploy (baseline {baseline})"
     if j.result.dimension:
         share = f", {j.result.share:.0%} of the requests" if j.result.share is not None else ""
         return (

@@ -185,6 +185,7 @@ def test_latency_that_follows_traffic_is_load_not_regression():
 def test_format_value_units():
     assert M.format_value("error_rate", 0.352) == "35.2%"
     assert M.format_value("latency_p95_ms", 480.4) == "480 ms"
+    assert M.format_value("pod_restarts", 0.22) == "0.22 per sample"  # a mean count, never "0.22/interval"
     assert M.format_value("x", None) == "n/a"
 
 
