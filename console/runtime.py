@@ -189,7 +189,7 @@ def open_services(settings: Settings | None = None) -> Services:
     recovery: list[dict[str, Any]] = []
     errors: list[str] = []
     try:
-        store = Store(settings.db_path)
+        store = Store(settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000))
     except Exception as exc:  # a missing/corrupt database must not take the console down
         log.exception("store unavailable")
         errors.append(f"Store unavailable: {_one_line(exc)}")

@@ -16,8 +16,13 @@ from typing import Any
 from console.domain.executions import Execution, State
 from console.domain.models import format_time
 from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
+from console.loop.verification import TELEMETRY_LOST
 from console.storage import Connection, Store
 from console.storage.codec import put_document_in
+
+ESCALATED_EVENT = "deployment.escalated"
+"""The audit event of a run that escalates without a human's decision (telemetry lost, the store
+refusing writes); the notifications follow it."""
 
 
 def deployment_row_id(deployment: dict[str, Any], execution_id: str) -> str:
@@ -71,6 +76,9 @@ class Projection:
         """What a finished step changes (``outputs`` as the step returned them; ``at`` when it ended)."""
         if task_id == "collect":
             self._collected(conn, execution_id, outputs["snapshot"])
+            watched = outputs.get("verification")
+            if isinstance(watched, dict) and watched.get("ended") == TELEMETRY_LOST:
+                self.escalated(conn, execution_id, str(watched.get("reason") or TELEMETRY_LOST))
         elif task_id in ("analyze", "summarize"):
             decision = outputs["decision"]
             self.store.update_deployment_in(
@@ -107,6 +115,21 @@ class Projection:
 
     def failed(self, conn: Connection, execution_id: str) -> None:
         self.store.update_deployment_in(conn, execution_id, status=DeploymentStatus.FAILED)
+
+    def escalated(self, conn: Connection, execution_id: str, reason: str) -> None:
+        """The run could not reach a decision and says so: the deployment is escalated with the
+        reason, and an audit row (``deployment.escalated``) that the notifications announce. Once
+        per execution (a mirror may fold it again)."""
+        self.store.update_deployment_in(conn, execution_id, status=DeploymentStatus.ESCALATED, note=reason)
+        if not self.store.audited_in(conn, execution_id, ESCALATED_EVENT):
+            ref = self.store.deployment_ref_in(conn, execution_id)
+            versions = self.store.deployment_versions_in(conn, execution_id)
+            detail = {
+                "reason": reason,
+                "service": ref[1] if ref else None,
+                "version": versions[0] if versions else None,
+            }
+            self.store.audit_in(conn, "system:loop", ESCALATED_EVENT, execution_id, detail)
 
     def killed(self, conn: Connection, execution_id: str, note: str | None = None) -> None:
         values: dict[str, Any] = {"status": DeploymentStatus.CANCELLED}

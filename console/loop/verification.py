@@ -22,9 +22,12 @@ analysed by the rules analyzer (:func:`console.analysis.analyze`). The watch end
   ESCALATE are only ever given there: a healthy deploy is judged on its whole window, and a rise
   that recovers within the window is a transient, not a rollback.
 
-Nothing here sleeps or reads the clock directly: ``clock`` and ``sleep`` are injected, so the rule
-is tested without waiting. Fetching is injected too (the ``collect`` step gives one that reads the
-service's configured sources).
+Nothing here sleeps or reads the clock directly. :func:`look` is one look at ``now``: it returns the
+result, or a :class:`Wait` (when to look again, and the small :class:`WatchState` to look with), so
+an engine persists the wait instead of holding a worker; :func:`watch` loops over it with injected
+``clock`` and ``sleep``, so the rule is tested without waiting. Fetching is injected too (the
+``collect`` step gives one that reads the service's configured sources). A source that fails at the
+window's end is waited for up to a grace, then :class:`TelemetryLost`.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ MAX_NOTES = 20
 
 EARLY = "early"
 WINDOW_END = "window end"
+TELEMETRY_LOST = "telemetry lost"
+"""How a watch ended when the source failed at the window's end and stayed down past the grace
+(the ``collect`` step's ``verification.ended``; the decision then escalates)."""
 
 
 class WatchError(RuntimeError):
@@ -122,6 +128,163 @@ def evaluate(snapshot_doc: dict[str, Any], end: float) -> Evaluation:
     return Evaluation(end, decision, conclusive)
 
 
+@dataclass
+class WatchState:
+    """What a watch carries from one look to the next; the engines persist it between looks (it is
+    small: counts, at most :data:`MAX_NOTES` notes, the graph links)."""
+
+    evaluations: int = 0
+    streak: int = 0
+    notes: list[str] = field(default_factory=list)
+    links: dict[str, str] = field(default_factory=dict)
+    lost_since: float | None = None
+    """When the source began failing (Unix seconds), while it still does."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evaluations": self.evaluations,
+            "streak": self.streak,
+            "notes": list(self.notes),
+            "links": dict(self.links),
+            "lost_since": self.lost_since,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> WatchState:
+        """A state read back (anything unusable starts afresh rather than failing the run)."""
+        if not isinstance(doc, dict):
+            return cls()
+        notes = [n for n in doc.get("notes") or [] if isinstance(n, str)][:MAX_NOTES]
+        links = doc.get("links") if isinstance(doc.get("links"), dict) else {}
+        lost = doc.get("lost_since")
+        counts = [doc.get("evaluations"), doc.get("streak")]
+        evaluations, streak = (c if isinstance(c, int) and not isinstance(c, bool) else 0 for c in counts)
+        return cls(
+            evaluations=evaluations,
+            streak=streak,
+            notes=notes,
+            links={str(k): str(v) for k, v in links.items()},
+            lost_since=float(lost) if isinstance(lost, int | float) and not isinstance(lost, bool) else None,
+        )
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A look that is not the last: look again at ``until`` (Unix seconds) with ``state``."""
+
+    until: float
+    state: WatchState
+    reason: str
+    """What the watch waits for, in a few words (shown while the run waits)."""
+    urgent: bool = False
+    """The next look may decide (the judge already says ROLLBACK, or it is the window's end)."""
+
+
+class TelemetryLost(WatchError):
+    """The source failed at the window's end and did not come back within the grace."""
+
+    def __init__(self, since: float, detail: str) -> None:
+        super().__init__(detail)
+        self.since = since
+        self.detail = detail
+
+
+def look(
+    deployed_at: float,
+    verify_s: float,
+    fetch: Callable[[float], Fetched],
+    state: WatchState | None = None,
+    *,
+    now: float,
+    poll_s: float = DEFAULT_POLL_S,
+    grace_s: float = 0.0,
+    judge: Callable[[dict[str, Any], float], Evaluation] = evaluate,
+) -> WatchResult | Wait:
+    """One look at ``[deployed_at, deployed_at + verify_s]`` at ``now``; see the module docstring
+    for the rule. Returns the result, or when to look again.
+
+    ``fetch(end)`` returns the snapshot up to ``end`` (Unix seconds). A fetch that fails before the
+    window's end is a note and the next look tries again; at the window's end the watch waits for
+    the source up to ``grace_s`` after it began failing, then raises :class:`TelemetryLost`."""
+    state = state or WatchState()
+    deadline = deployed_at + max(verify_s, 0.0)
+    poll_s = max(poll_s, 0.05)
+    first = min(deployed_at + poll_s, deadline)
+    if now < first:
+        ahead = deployed_at - now
+        reason = (
+            f"the deploy is announced {ahead:.0f} s ahead: first look {poll_s:g} s after it"
+            if ahead > 0
+            else "the first look after the deploy"
+        )
+        return Wait(first, state, reason)
+    end = min(now, deadline)
+    final = end >= deadline
+    try:
+        fetched = fetch(end)
+    except Exception as exc:  # the source's one-line error
+        detail = " ".join(str(exc).split()) or type(exc).__name__
+        if state.lost_since is None:
+            state.lost_since = now
+        if not final:
+            _note(state.notes, f"evaluation at +{end - deployed_at:.0f} s skipped: {detail}")
+            return Wait(min(now + poll_s, deadline), state, f"the next look (the source failed: {detail})")
+        give_up = state.lost_since + max(grace_s, 0.0)
+        if now >= give_up:
+            raise TelemetryLost(state.lost_since, detail) from None
+        return Wait(
+            min(now + poll_s, give_up),
+            state,
+            f"telemetry to come back (failing since +{state.lost_since - deployed_at:.0f} s: {detail})",
+        )
+    state.lost_since = None
+    for note in fetched.notes:
+        _note(state.notes, note)
+    state.links.update(fetched.links)
+    ev = judge(fetched.snapshot, end)
+    state.evaluations += 1
+    conclusive = ev.conclusive is not None and ev.points_after >= EARLY_MIN_POINTS
+    state.streak = state.streak + 1 if conclusive else 0
+    reason = None
+    if state.streak >= CONFIRMATIONS:
+        if ev.conclusive == "guard":
+            why = "hard guard: " + "; ".join(ev.decision.guards)
+        else:
+            why = (
+                f"the judge at the strict level (p < {STRICT_ALPHA:g}, |δ| ≥ {STRICT_EFFECT:g}) says ROLLBACK"
+            )
+        reason = f"{why} (conclusive on {state.streak} consecutive evaluations, {ev.points_after} points)"
+    if reason is not None and not final:
+        return WatchResult(
+            fetched.snapshot,
+            ev.decision,
+            EARLY,
+            reason,
+            state.evaluations,
+            end - deployed_at,
+            state.notes,
+            state.links,
+        )
+    if final:
+        reason = (
+            f"verification window of {verify_s:g} s over: {ev.decision.verdict.value} "
+            f"({ev.decision.severity.value}, confidence {ev.decision.confidence:.2f})"
+        )
+        return WatchResult(
+            fetched.snapshot,
+            ev.decision,
+            WINDOW_END,
+            reason,
+            state.evaluations,
+            end - deployed_at,
+            state.notes,
+            state.links,
+        )
+    following = min(now + poll_s, deadline)
+    urgent = ev.decision.verdict is Verdict.ROLLBACK or following >= deadline
+    return Wait(following, state, "the next look at the verification window", urgent)
+
+
 def watch(
     deployed_at: float,
     verify_s: float,
@@ -131,70 +294,19 @@ def watch(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     judge: Callable[[dict[str, Any], float], Evaluation] = evaluate,
+    grace_s: float = 0.0,
 ) -> WatchResult:
-    """Watch ``[deployed_at, deployed_at + verify_s]``; see the module docstring for the rule.
-
-    ``fetch(end)`` returns the snapshot up to ``end`` (Unix seconds). A fetch that fails before
-    the window's end is a note and the next poll tries again; at the window's end it raises
-    :class:`WatchError`. ``sleep`` may raise to stop the watch (the engine does when the execution
-    is killed)."""
-    deadline = deployed_at + max(verify_s, 0.0)
-    poll_s = max(poll_s, 0.05)
-    notes: list[str] = []
-    links: dict[str, str] = {}
-    evaluations = 0
-    streak = 0
-    first = min(deployed_at + poll_s, deadline)
-    if clock() < first:
-        sleep(first - clock())
+    """The whole watch in one call: :func:`look` until it decides, sleeping in between (the engines
+    persist a :class:`Wait` instead). ``sleep`` may raise to stop the watch."""
+    state = WatchState()
     while True:
-        end = min(clock(), deadline)
-        final = end >= deadline
-        try:
-            fetched = fetch(end)
-        except Exception as exc:  # the source's one-line error
-            if final:
-                raise WatchError(str(exc)) from None
-            _note(notes, f"evaluation at +{end - deployed_at:.0f} s skipped: {exc}")
-            sleep(max(0.0, min(poll_s, deadline - clock())))
-            continue
-        for note in fetched.notes:
-            _note(notes, note)
-        links.update(fetched.links)
-        ev = judge(fetched.snapshot, end)
-        evaluations += 1
-        conclusive = ev.conclusive is not None and ev.points_after >= EARLY_MIN_POINTS
-        streak = streak + 1 if conclusive else 0
-        reason = None
-        if streak >= CONFIRMATIONS:
-            if ev.conclusive == "guard":
-                why = "hard guard: " + "; ".join(ev.decision.guards)
-            else:
-                why = (
-                    f"the judge at the strict level (p < {STRICT_ALPHA:g}, |δ| ≥ {STRICT_EFFECT:g}) "
-                    "says ROLLBACK"
-                )
-            reason = f"{why} (conclusive on {streak} consecutive evaluations, {ev.points_after} points)"
-        if reason is not None and not final:
-            return WatchResult(
-                fetched.snapshot, ev.decision, EARLY, reason, evaluations, end - deployed_at, notes, links
-            )
-        if final:
-            reason = (
-                f"verification window of {verify_s:g} s over: {ev.decision.verdict.value} "
-                f"({ev.decision.severity.value}, confidence {ev.decision.confidence:.2f})"
-            )
-            return WatchResult(
-                fetched.snapshot,
-                ev.decision,
-                WINDOW_END,
-                reason,
-                evaluations,
-                end - deployed_at,
-                notes,
-                links,
-            )
-        sleep(max(0.0, min(poll_s, deadline - clock())))
+        out = look(
+            deployed_at, verify_s, fetch, state, now=clock(), poll_s=poll_s, grace_s=grace_s, judge=judge
+        )
+        if isinstance(out, WatchResult):
+            return out
+        state = out.state
+        sleep(max(0.0, out.until - clock()))
 
 
 def _note(notes: list[str], text: str) -> None:

@@ -411,6 +411,19 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 """
 
 
+SCHEMA_10 = """CREATE TABLE IF NOT EXISTS run_queue (
+    execution_id TEXT PRIMARY KEY,
+    due_at REAL NOT NULL,
+    priority INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    queued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_run_queue_due ON run_queue (due_at);
+CREATE INDEX IF NOT EXISTS ix_run_queue_order ON run_queue (priority, due_at);
+"""
+
+
 def _requesters(conn: sqlite3.Connection) -> None:
     """approvals.requested_by_source (how the requester is known), and the executions the console
     itself launched on an engine it does not own (Kestra), with who was signed in."""
@@ -445,6 +458,8 @@ MIGRATIONS: tuple[Migration, ...] = (
                       "ON deployments (scenario, created_at DESC);")),
     Migration(9, "outcomes by effect: action effectiveness groups identical effects from the index alone",
               _script("CREATE INDEX IF NOT EXISTS ix_outcomes_effect ON outcomes (effect);")),
+    Migration(10, "run_queue: a run that waits (a watched window, a backoff) or is due is a row with its "
+              "wake-up time and priority, held by no worker", _script(SCHEMA_10)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -12,6 +12,7 @@
   actions on a live service in a time window).
 - :mod:`~console.storage.notifications`: the notifications outbox (cursor, messages, deliveries).
 - :mod:`~console.storage.inbound`: webhook deliveries (idempotency) and incidents with their alerts.
+- :mod:`~console.storage.queue`: the run queue (runs due or waiting, with wake-up time and priority).
 
 Methods named ``*_in`` run inside the caller's transaction (``with store.write() as conn``), so
 the caller decides what commits together; the others open their own.
@@ -22,9 +23,10 @@ from __future__ import annotations
 from console.storage.executions import ExecutionStore
 from console.storage.inbound import InboundStore
 from console.storage.notifications import NotificationStore
+from console.storage.queue import QueueStore
 from console.storage.scenario_reads import ScenarioReadStore
 from console.storage.stories import StoryStore
 
 
-class Store(ExecutionStore, NotificationStore, StoryStore, ScenarioReadStore, InboundStore):
+class Store(ExecutionStore, NotificationStore, StoryStore, ScenarioReadStore, InboundStore, QueueStore):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""
