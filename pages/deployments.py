@@ -5,6 +5,8 @@ or ESCALATE, its postmortem as Markdown (the LLM's rewrite only on a click, kept
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from console.loop.postmortem import NoIncident, build_postmortem
@@ -50,7 +52,9 @@ if not rows:
         st.info("No deployments match these filters.")
     st.stop()
 
-frame = tables.deployments_frame(rows)
+analyzing = [r["execution_id"] for r in rows if r.get("status") == "analyzing" and r.get("execution_id")]
+positions = safe(services.store.queue_positions, analyzing, time.time(), default={}, what="the run queue")
+frame = tables.deployments_frame(rows, positions)
 event = st.dataframe(
     fmt.style_statuses(frame),
     hide_index=True,

@@ -20,14 +20,12 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from console.intake import fields
 from console.intake.errors import PayloadError, kind
 
-MAX_FUTURE = timedelta(minutes=5)
-"""A deployment announced further in the future than this (clock skew allowed) is refused."""
 NATIVE_KEYS = (
     "service",
     "version",
@@ -92,8 +90,8 @@ def _digest(*parts: str) -> str:
 
 
 def _not_future(moment: datetime, at: str, now: datetime) -> None:
-    if moment > now + MAX_FUTURE:
-        raise PayloadError(at, "is in the future")
+    """A deployment's time within the sane range (:func:`console.intake.fields.sane_time`)."""
+    fields.sane_time(moment, at, now)
 
 
 def _name(doc: Mapping[str, Any], key: str, where: str = "", *, required: bool = False) -> str | None:
