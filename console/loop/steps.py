@@ -22,11 +22,14 @@ rollback twice.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import requests
 
 from console.domain.models import Decision, Severity, Verdict, format_time, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
@@ -231,6 +234,18 @@ def waiting(
     }
 
 
+_HTTP = threading.local()
+
+
+def http_session() -> requests.Session:
+    """This thread's HTTP session, kept: the looks of every watch reuse its connections to the
+    sources (a look that opened six new connections each time cost more than its analysis)."""
+    session = getattr(_HTTP, "session", None)
+    if session is None:
+        session = _HTTP.session = requests.Session()
+    return session
+
+
 def _watch_doc(data: Mapping[str, Any], step: str) -> dict[str, Any]:
     """What the previous look gave this one (``watch``: a JSON string or an object; {} at first)."""
     given = data.get("watch")
@@ -349,7 +364,8 @@ def collect_live(
     step = _step_s(config, windows.baseline_s + windows.verify_s)
 
     def fetch(end: float) -> verification.Fetched:
-        collected = build_snapshot(config, deployment, deployed - windows.baseline_s, end, step_s=step)
+        start = deployed - windows.baseline_s
+        collected = build_snapshot(config, deployment, start, end, step_s=step, session=http_session())
         return verification.Fetched(collected.snapshot, collected.notes, collected.links)
 
     out = _look_at_window(deployed, windows.verify_s, fetch, watch, settings, now=now, deployment=deployment,
@@ -391,7 +407,8 @@ def collect_incident(
     step = _step_s(config, windows.baseline_s + span)
 
     def fetch(end: float) -> verification.Fetched:
-        collected = build_snapshot(config, deployment, start - windows.baseline_s, end, step_s=step)
+        begin = start - windows.baseline_s
+        collected = build_snapshot(config, deployment, begin, end, step_s=step, session=http_session())
         return verification.Fetched(collected.snapshot, collected.notes, collected.links)
 
     incident["deployment"] = deployment
@@ -836,10 +853,11 @@ def _verify_live(
     baseline_span = (format_ts(deployed - windows.baseline_s), format_ts(deployed))
     window_span = (format_ts(start), format_ts(end))
     try:
+        session = http_session()
         before = build_snapshot(
-            metrics_only, deployment, deployed - windows.baseline_s, deployed, step_s=step
+            metrics_only, deployment, deployed - windows.baseline_s, deployed, step_s=step, session=session
         )
-        after = build_snapshot(metrics_only, deployment, start, end, step_s=step)
+        after = build_snapshot(metrics_only, deployment, start, end, step_s=step, session=session)
     except TelemetryError as exc:
         lost_since = _epoch(watch.get("lost_since")) or now
         give_up = lost_since + max(settings.live_telemetry_grace_s, 0.0)

@@ -9,9 +9,10 @@ Faults that pass are :class:`StoreFault` with a one-line message for operators, 
 them out instead of failing: :class:`StoreBusy` (the database stayed locked by another writer) and
 :class:`StoreFull` (the disk is full or failing: SQLITE_FULL, SQLITE_IOERR). The last fault and when
 it began stay readable (:meth:`Database.fault`) until a write commits again: the health check and
-the pages' banner say so. The WAL is kept small: ``journal_size_limit`` truncates it after each
-checkpoint that resets it, and :meth:`Database.checkpoint` (called periodically, and by a commit that
-finds it over :data:`WAL_MAX_BYTES`) truncates it outright when no reader holds it.
+the pages' banner say so. The WAL is kept small: SQLite checkpoints it every
+:data:`WAL_AUTOCHECKPOINT_PAGES` pages so it is reused from its start, ``journal_size_limit``
+truncates it when it is reset, and :meth:`Database.checkpoint` (called periodically, and by a commit
+that finds it over :data:`WAL_MAX_BYTES`) truncates it outright when no reader holds it.
 """
 
 from __future__ import annotations
@@ -33,10 +34,16 @@ from console.storage import migrations
 BUSY_TIMEOUT_MS = 5000
 LOCK_RETRIES = 5
 WAL_MAX_BYTES = 4 * 1024 * 1024
-"""The WAL is checkpointed (TRUNCATE) when it grows past this; ``journal_size_limit`` too."""
+"""The bound of the WAL: a commit that finds it larger checkpoints it (TRUNCATE) at once."""
+WAL_AUTOCHECKPOINT_PAGES = 64
+"""SQLite checkpoints (PASSIVE) after a commit leaves this many pages (256 KiB) in the WAL, so the
+WAL is reused from its start instead of growing (the default, 1,000 pages, let a burst of writes
+fill a small disk before the first checkpoint)."""
+WAL_SIZE_LIMIT = 1024 * 1024
+"""``journal_size_limit``: a WAL larger than this is truncated to it when it is reset."""
 WAL_CHECKPOINT_FLOOR = 256 * 1024
 """Periodic upkeep (:meth:`Database.maintain`) truncates a WAL larger than this."""
-WAL_CHECK_EVERY = 64
+WAL_CHECK_EVERY = 16
 """A commit looks at the WAL's size once every this many commits."""
 
 Connection = sqlite3.Connection
@@ -133,7 +140,8 @@ class Database:
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute(f"PRAGMA journal_size_limit={WAL_MAX_BYTES}")
+            conn.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
             self._local.conn = conn
@@ -196,11 +204,25 @@ class Database:
             self.checkpoint()
 
     def _faulted(self, fault: StoreFault) -> StoreFault:
-        """Remember the fault (kept until a write commits again) and return it to raise."""
+        """Remember the fault (kept until a write commits again) and return it to raise. After a
+        full or failing disk this thread's connection is dropped: SQLite may keep such a connection
+        in its error state, failing every later write even once the disk has room again."""
+        if isinstance(fault, StoreFull):
+            self._drop_connection()
         current = self._fault
         since = current.since if current is not None and current.kind == fault.kind else time.time()
         self._fault = FaultState(fault.kind, since, str(fault))
         return fault
+
+    def _drop_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            return
+        self._local.conn = None
+        with self._all_lock:
+            self._all = [(thread, other) for thread, other in self._all if other is not conn]
+        with suppress(sqlite3.Error):
+            conn.close()
 
     def fault(self) -> FaultState | None:
         """The fault the last write met, while no write has committed since (None when healthy)."""

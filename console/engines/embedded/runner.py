@@ -427,11 +427,14 @@ class EmbeddedEngine:
             self.fail(execution_id, f"internal error: {one_line(exc)}")
 
     def _run_tasks(self, execution_id: str) -> None:
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
-            if row is None or row.state not in (State.CREATED, State.RUNNING) or row.owner != self.owner:
-                return
-            if row.state == State.CREATED:
+        row = self.store.execution_state_in(self.store.conn, execution_id)  # a read: the claim holds it
+        if row is None or row.state not in (State.CREATED, State.RUNNING) or row.owner != self.owner:
+            return
+        if row.state == State.CREATED:
+            with self.store.write() as conn:
+                row = self.store.execution_state_in(conn, execution_id)
+                if row is None or row.state != State.CREATED or row.owner != self.owner:
+                    return
                 self.store.transition_execution_in(conn, execution_id, State.RUNNING, owner=self.owner)
         launch = self.store.launch_input(execution_id)
         runs = self.store.task_runs_by_task(execution_id)
@@ -541,14 +544,14 @@ class EmbeddedEngine:
             raise _Killed
 
     def _start_task(self, execution_id: str, seq: int, task_id: str, run: StoredTaskRun | None) -> None:
+        if run is not None and (run.outputs or {}).get("done") is False:
+            return  # the next look of a step that waits: the same task run goes on (the claim beat)
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             if run is None:
                 self.store.insert_task_run_in(
                     conn, task_run_id=new_id(), execution_id=execution_id, seq=seq, task_id=task_id
                 )
-            elif (run.outputs or {}).get("done") is False:
-                pass  # the next look of a step that waits: the same task run goes on
             else:  # interrupted earlier: run it again (a start is in the task run's history; a
                 # second start is worth a line in the log too)
                 self.store.transition_task_run_in(conn, execution_id, task_id, State.RESTARTED, State.RUNNING)

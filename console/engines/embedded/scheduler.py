@@ -269,10 +269,11 @@ class Scheduler:
             self._wake.set()
 
     def _sweep(self, now: float) -> None:
-        try:
-            self.engine.sweep(self.busy())
-            self.store.maintain()
-        except StoreFault as exc:
-            log.warning("scheduler: sweep skipped: %s", exc)
-        except Exception:
-            log.exception("scheduler: sweep failed")
+        chores = (("sweep", lambda: self.engine.sweep(self.busy())), ("WAL upkeep", self.store.maintain))
+        for what, step in chores:
+            try:
+                step()
+            except StoreFault as exc:
+                log.warning("scheduler: %s skipped: %s", what, exc)
+            except Exception:
+                log.exception("scheduler: %s failed", what)
