@@ -35,6 +35,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -82,7 +83,11 @@ class Soak:
             "APPROVAL_TIMEOUT_MINUTES": "60",
         }
 
-    def post(self, path: str, body: dict[str, Any], what: str, deadline_s: float = 60.0) -> None:
+    def restart(self, env: dict[str, str], after_s: float) -> None:
+        time.sleep(after_s)
+        self.console = start_console_server(self.workdir, "soak", **env)
+
+    def post(self, path: str, body: dict[str, Any], what: str, deadline_s: float = 90.0) -> None:
         """Send until a 2xx (retrying a 5xx or no answer, as Alertmanager and CI do)."""
         give_up = time.monotonic() + deadline_s
         while time.monotonic() < give_up:
@@ -278,7 +283,9 @@ def main() -> int:
                     soak.console.proc.wait()
                     soak.console = None
                     soak.kills += 1
-                    soak.console = start_console_server(soak.workdir, "soak", **env)
+                    # started again a few seconds later, in the background: requests sent meanwhile get
+                    # no answer and are sent again, as Alertmanager and CI would
+                    threading.Thread(target=soak.restart, args=(env, rng.uniform(2, 6)), daemon=True).start()
                     next_kill = now + rng.uniform(60, 90)
                 if prom_back is None and now >= next_prom:
                     prom.stop()
@@ -293,6 +300,8 @@ def main() -> int:
                 prom = start_prometheus(soak.workdir / "prometheus", targets, port=prom_port)
                 soak.prometheus_restarts += 1
             # settle: no new traffic; the accepted runs finish their windows
+            while soak.console is None:  # a restart under way
+                time.sleep(0.5)
             settle_end = time.monotonic() + args.settle * 60
             db = soak.workdir / "data" / "console.sqlite3"
             while time.monotonic() < settle_end and read_results(db, soak.accepted)["stuck"]:

@@ -224,11 +224,3 @@ def check_invariants(path: Path) -> None:
             )
     finally:
         conn.close()
-
-
-def open_runs(path: Path) -> list[str]:
-    conn = sqlite3.connect(path)
-    try:
-        return [r[0] for r in conn.execute("SELECT id FROM executions WHERE state IN ('CREATED', 'RUNNING')")]
-    finally:
-        conn.close()

@@ -1,12 +1,15 @@
-"""Crash recovery of the embedded engine, run when an engine starts.
+"""Crash recovery of the embedded engine, run when an engine starts and by its scheduler's periodic
+sweep (so a run a dead process left is taken over while a console runs, not only at its next start).
 
-An execution left CREATED/RUNNING by a process that no longer exists is **re-run from its first
-unfinished task**. Finished tasks keep their stored outputs and are not run again; the steps are
-deterministic and the executor only simulates, so re-running the interrupted task is safe. The
-history gets RESTARTED → RUNNING and the log says "interrupted: the console stopped while this
-ran". An execution that has already been restarted ``MAX_RESTARTS`` times is marked FAILED instead
-(so a step that kills the process cannot loop forever). PAUSED executions and their pending
-approvals are left untouched: what happens to approvals at a restart is the approval service's
+An execution left CREATED/RUNNING, not queued, by a process that no longer exists is **re-run from
+its first unfinished task** (queued again, due now). A queued run is not an orphan: it waits on
+purpose, held by nobody, and the scheduler takes it when due (after a restart too). Finished tasks
+keep their stored outputs and are not run again; a look of a watch is taken again where it was, and
+``execute`` keeps its progress so no action runs twice. The history gets RESTARTED → RUNNING and the
+log says "interrupted: the console stopped while this ran". An execution that has already been
+restarted ``MAX_RESTARTS`` times is marked FAILED instead (so a step that kills the process cannot
+loop forever). PAUSED executions and their pending approvals are left untouched: what happens to
+approvals at a restart is the approval service's
 (:meth:`console.access.approvals.ApprovalService.recover`).
 
 The engine is given as an argument (:class:`Recoverable`), so this module does not import it.
