@@ -19,7 +19,10 @@ from starlette.concurrency import run_in_threadpool
 from streamlit.runtime.pages_manager import PagesManager
 
 from console.api import api_routes
+from console.api.guard import trusted_proxy_headers
+from console.api.session import session_routes
 from console.runtime import close_shared_services, shared_services
+from console.settings import Settings, SettingsError, load_settings
 
 
 def _access_log() -> None:
@@ -52,6 +55,27 @@ def _navigation_only() -> None:
     PagesManager.uses_pages_directory = False
 
 
+def _trusted_proxies_only() -> None:
+    """Who the client is, for the API's failure limits and the sign-in limits: uvicorn (which runs
+    an ``st.App``) replaces the peer's address with ``X-Forwarded-For`` for the peers in its
+    ``FORWARDED_ALLOW_IPS``, loopback by default, so anything on this machine could pose as any
+    address. The console trusts only ``CONSOLE_TRUSTED_PROXIES`` (none by default) instead:
+    uvicorn builds that middleware right after importing this module, through the name replaced
+    here (:func:`console.api.guard.trusted_proxy_headers`)."""
+    import uvicorn.config
+
+    try:
+        settings = load_settings()
+    except SettingsError:
+        settings = Settings()  # the pages say what is wrong; trust no proxy meanwhile
+
+    def proxy_headers(app: Any, trusted_hosts: Any = None) -> Any:
+        return trusted_proxy_headers(app, settings)
+
+    uvicorn.config.ProxyHeadersMiddleware = proxy_headers  # type: ignore[attr-defined,assignment]
+
+
 _access_log()
 _navigation_only()
-app = st.App("app.py", routes=api_routes(), lifespan=lifespan)
+_trusted_proxies_only()
+app = st.App("app.py", routes=[*api_routes(), *session_routes()], lifespan=lifespan)

@@ -80,6 +80,7 @@ def main() -> int:
         stack = AlertStack.start(Path(tmp))
         try:
             stack.wait_scraped()
+            stack.mark_known_good("v1.0.0")  # the rollback target (this console watched no deploy)
             rows: list[dict[str, float]] = []
             seen: set[str] = set()
             for n in range(args.cycles):

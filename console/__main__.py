@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import runpy
 import sys
+from getpass import getpass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +20,10 @@ from console.settings import PROJECT_ROOT, Settings, SettingsError, load_setting
 
 if TYPE_CHECKING:
     from console.runtime import EmbeddedRuntime
+
+
+CLI_TOKEN_ENV = "CONSOLE_CLI_TOKEN"  # noqa: S105 - the variable's name, not a token
+"""An API token to decide with, from the environment (instead of --token)."""
 
 
 class CliError(Exception):
@@ -73,49 +79,96 @@ def _runtime(settings: Settings) -> EmbeddedRuntime:
     return embedded_runtime(settings, synchronous=True)
 
 
-def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+def _secret_input(prompt: str) -> str:
+    """A secret read without echo from the terminal, or the first line of standard input (scripts)."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass(prompt)
+    return (sys.stdin.readline() if sys.stdin is not None else "").rstrip("\r\n")
+
+
+def _decider(args: argparse.Namespace, settings: Settings, store: Any, name: str | None) -> Any:
+    """Who decides: the person a credential proves (``--token`` or ``CONSOLE_CLI_TOKEN``, or
+    ``--password`` for ``--as``), or, where a demo identity is allowed, the name alone
+    (:func:`console.access.credentials.cli_identity`)."""
+    from console.access.auth import InvalidIdentity, PermissionDenied
+    from console.access.credentials import cli_identity
+
+    token = _secret_input("API token: ") if args.token else os.environ.get(CLI_TOKEN_ENV) or None
+    if args.token and not token:
+        raise CliError("--token: no token was read (type it at the prompt or pipe it on standard input)")
+    password = _secret_input(f"Password for {name}: ") if args.password and name else None
+    if args.password and not name:
+        raise CliError("--password needs the name whose password it is (--as / --decide-as NAME)")
+    try:
+        return cli_identity(store, settings, name=name, token=token, password=password)
+    except (PermissionDenied, InvalidIdentity) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _check_run_options(args: argparse.Namespace) -> str | None:
+    """The run's options checked before anything starts; the decider's canonical name, if any."""
+    from console.access.auth import InvalidIdentity, validate_name
+
+    deciding = args.approve or args.reject
+    if args.reject and not (args.comment or "").strip():
+        raise CliError("--reject needs --comment saying why")
+    token = args.token or bool(os.environ.get(CLI_TOKEN_ENV))
+    if deciding and not args.decide_as and not token:
+        raise CliError(
+            "--approve/--reject need --decide-as NAME (or a token): whoever launches a run (--as) cannot "
+            "decide it alone"
+        )
+    if (token or args.password) and not deciding:
+        raise CliError("--token/--password only serve --approve or --reject")
+    try:
+        args.as_name = validate_name(args.as_name)
+        return validate_name(args.decide_as) if args.decide_as else None
+    except InvalidIdentity as exc:
+        raise CliError(f"--as/--decide-as: {exc}") from None
+
+
+def _decide_paused(runtime: Any, execution: Any, identity: Any, args: argparse.Namespace) -> Any:
+    """Decide the run's approval as ``identity``; the execution after the decision (None when the
+    decision was refused, with the reason on stderr)."""
     from console.access.approvals import AlreadyDecided, ApprovalError
-    from console.access.auth import Identity, InvalidIdentity, PermissionDenied, Role, validate_name
+    from console.access.auth import PermissionDenied
+
+    approval = runtime.approvals.for_execution(execution.id)
+    if approval is None:
+        raise CliError(f"execution {execution.id} is paused but has no approval")
+    try:
+        result = runtime.approvals.decide(approval["id"], identity, bool(args.approve), args.comment or "")
+    except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
+        _print_json(execution.to_kestra())
+        sys.stderr.write(f"error: {exc}\n")
+        return None
+    sys.stderr.write(f"{result.message}\n")
+    return runtime.engine.wait(execution.id)
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from console.domain.executions import State
     from console.engines.backend import BackendError
 
-    if args.reject and not (args.comment or "").strip():
-        raise CliError("--reject needs --comment saying why")
-    if (args.approve or args.reject) and not args.decide_as:
-        raise CliError(
-            "--approve/--reject need --decide-as NAME: whoever launches a run (--as) cannot decide it alone"
-        )
-    try:
-        args.as_name = validate_name(args.as_name)
-        decider = validate_name(args.decide_as) if args.decide_as else None
-    except InvalidIdentity as exc:
-        raise CliError(f"--as/--decide-as: {exc}") from None
+    decider = _check_run_options(args)
     runtime = _runtime(settings)
-    engine, service = runtime.engine, runtime.approvals
+    deciding = args.approve or args.reject
+    identity = _decider(args, settings, runtime.store, decider) if deciding else None
     try:
-        execution = engine.run_sync(scenario=args.scenario, triggered_by=args.as_name)
+        execution = runtime.engine.run_sync(scenario=args.scenario, triggered_by=args.as_name)
     except BackendError as exc:
         raise CliError(str(exc)) from None
-    if execution.state == State.PAUSED and (args.approve or args.reject):
-        approval = service.for_execution(execution.id)
-        if approval is None:
-            raise CliError(f"execution {execution.id} is paused but has no approval")
-        identity = Identity(decider or args.as_name, Role.APPROVER, source="cli")
-        try:
-            result = service.decide(approval["id"], identity, bool(args.approve), args.comment or "")
-        except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
-            _print_json(execution.to_kestra())
-            sys.stderr.write(f"error: {exc}\n")
+    if execution.state == State.PAUSED and identity is not None:
+        execution = _decide_paused(runtime, execution, identity, args)
+        if execution is None:
             return 2
-        sys.stderr.write(f"{result.message}\n")
-        execution = engine.wait(execution.id)
     _print_json(execution.to_kestra())
     if execution.state == State.PAUSED:
-        approval = service.for_execution(execution.id)
+        approval = runtime.approvals.for_execution(execution.id)
         approval_id = approval["id"] if approval else "?"
         sys.stderr.write(
             f"paused: waiting for approval {approval_id}; decide with "
-            f"`python -m console approve {approval_id} --as NAME` "
+            f"`python -m console approve {approval_id}` and --as NAME, --token or --password "
             f"(or --reject --comment WHY)\n"
         )
     return 1 if execution.state == State.FAILED else 0
@@ -123,11 +176,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
     from console.access.approvals import AlreadyDecided, ApprovalError
-    from console.access.auth import Identity, PermissionDenied, Role
+    from console.access.auth import PermissionDenied
 
     runtime = _runtime(settings)
     service = runtime.approvals
-    identity = Identity(args.as_name, Role.APPROVER, source="cli")
+    identity = _decider(args, settings, runtime.store, args.as_name)
     try:
         result = service.decide(args.approval_id, identity, not args.reject, args.comment or "")
     except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
@@ -237,7 +290,10 @@ def cmd_postmortem(args: argparse.Namespace, settings: Settings) -> int:
     if execution is None and material["deployment"] is None and material["record"] is None:
         raise CliError(f"execution {execution_id} not found")
     try:
-        postmortem = write_postmortem(execution, settings, execution_id=execution_id, **material)
+        snapshot = store.snapshot_for_execution(execution_id)
+        postmortem = write_postmortem(
+            execution, settings, execution_id=execution_id, snapshot=snapshot, **material
+        )
     except NoIncident as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
@@ -283,6 +339,20 @@ def cmd_kestra_lint(args: argparse.Namespace, settings: Settings | None) -> int:
     return 0
 
 
+def _credential_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--token",
+        action="store_true",
+        help="decide as an API token's person: the token is read without echo (or from stdin); "
+        f"or set {CLI_TOKEN_ENV}",
+    )
+    p.add_argument(
+        "--password",
+        action="store_true",
+        help="decide as the named user: their password is read without echo (or from stdin)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m console", description="DevOps loop console CLI")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -299,16 +369,21 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--reject", action="store_true")
     p.add_argument("--comment", default="")
     p.add_argument("--as", dest="as_name", default="cli-operator", help="who launches the run")
-    p.add_argument(
-        "--decide-as", dest="decide_as", default=None, help="who decides (never the launcher)"
-    )
+    p.add_argument("--decide-as", dest="decide_as", default=None, help="who decides (never the launcher)")
+    _credential_options(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("approve", help="approve (or --reject) a pending approval")
+    p = sub.add_parser(
+        "approve",
+        help="approve (or --reject) a pending approval",
+        description="Where the console acts for real, deciding needs a credential: --token (or "
+        f"{CLI_TOKEN_ENV}) or --password for --as NAME; --as alone only where demo identity is allowed.",
+    )
     p.add_argument("approval_id")
     p.add_argument("--reject", action="store_true")
     p.add_argument("--comment", default="")
-    p.add_argument("--as", dest="as_name", required=True)
+    p.add_argument("--as", dest="as_name", default=None, help="who decides (whose password, with --password)")
+    _credential_options(p)
     p.set_defaults(func=cmd_approve)
 
     p = sub.add_parser("step", help="run one step of the loop on a JSON input")

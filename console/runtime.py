@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from console.access.approvals import ApprovalService
+from console.access.sessions import Sessions
+from console.domain.text import one_line
 from console.engines.backend import Backend
 from console.engines.embedded.runner import EmbeddedEngine
 from console.engines.factory import make_backend
@@ -79,6 +81,8 @@ class Services:
     """On Kestra: what copies its executions into the read model."""
     inbound: Inbound | None = None
     """Announced deployments and alerts started as runs, once each (the API's and the pages')."""
+    sessions: Sessions | None = None
+    """Password sessions behind the session cookie (the pages' sign-in and ``/auth/session``)."""
     closed: bool = field(default=False, init=False, repr=False)
 
     def store_condition(self) -> StoreCondition | None:
@@ -136,11 +140,6 @@ class EmbeddedRuntime:
             self.notifier.stop()
         self.approvals.stop()
         self.engine.close(wait=wait)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
 
 
 def wire_embedded(
@@ -209,7 +208,7 @@ def open_services(settings: Settings | None = None) -> Services:
             settings = load_settings()
         except SettingsError as exc:
             # defaults to render with, marked so the sign-in fails closed (never demo mode)
-            fallback = Settings(load_error=_one_line(exc))
+            fallback = Settings(load_error=one_line(exc))
             return Services(fallback, None, None, None, error=f"Settings: {exc}")
     store: Store | None = None
     backend: Backend | None = None
@@ -220,12 +219,12 @@ def open_services(settings: Settings | None = None) -> Services:
         store = Store(settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000))
     except Exception as exc:  # a missing/corrupt database must not take the console down
         log.exception("store unavailable")
-        errors.append(f"Store unavailable: {_one_line(exc)}")
+        errors.append(f"Store unavailable: {one_line(exc)}")
     try:
         backend = make_backend(settings, store)
     except Exception as exc:
         log.exception("backend unavailable")
-        errors.append(f"Engine unavailable: {_one_line(exc)}")
+        errors.append(f"Engine unavailable: {one_line(exc)}")
     mirror: KestraMirror | None = None
     if store is not None and isinstance(backend, KestraBackend):
         mirror = KestraMirror(store, backend, settings)
@@ -243,7 +242,7 @@ def open_services(settings: Settings | None = None) -> Services:
                 recovery = wire_embedded(backend, approvals)
         except Exception as exc:
             log.exception("approval service unavailable")
-            errors.append(f"Approvals unavailable: {_one_line(exc)}")
+            errors.append(f"Approvals unavailable: {one_line(exc)}")
     notifier: Dispatcher | None = None
     if store is not None:
         try:
@@ -253,11 +252,18 @@ def open_services(settings: Settings | None = None) -> Services:
             notifier = start_notifications(settings, store, before_round=expire)
         except Exception as exc:
             log.exception("notifications unavailable")
-            errors.append(f"Notifications unavailable: {_one_line(exc)}")
+            errors.append(f"Notifications unavailable: {one_line(exc)}")
     inbound = None
     if store is not None and backend is not None:  # on the embedded engine, intake and launch commit together
         local = backend if isinstance(backend, EmbeddedEngine) else None
         inbound = Inbound(store, backend, settings, local=local)
+    sessions: Sessions | None = None
+    if store is not None:
+        try:
+            sessions = Sessions(store, settings)
+        except OSError as exc:  # the session secret cannot be read or written
+            log.exception("sessions unavailable")
+            errors.append(f"Sessions unavailable (sign-ins last until a reload): {one_line(exc)}")
     return Services(
         settings,
         store,
@@ -268,6 +274,7 @@ def open_services(settings: Settings | None = None) -> Services:
         notifier=notifier,
         mirror=mirror,
         inbound=inbound,
+        sessions=sessions,
     )
 
 

@@ -6,6 +6,7 @@ so that printing, logging or rendering a settings object never shows them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -90,6 +91,9 @@ class Settings:
     """Window after the actions in which recovery is measured."""
     live_poll_s: float = 2.0
     """How often a live run re-fetches and re-analyses its verification window."""
+    live_reconcile_s: float = 120.0
+    """How long verify keeps reading a service whose action's result is unknown (a frozen deployer, a
+    lost answer) before measuring; the post-action window starts once the result is known."""
     live_telemetry_grace_s: float = 120.0
     """How long a live run waits for a source that fails at the moment it must judge (the window's
     end, the post-action window) before it escalates "telemetry lost since T"."""
@@ -163,6 +167,23 @@ class Settings:
     api: Any = field(default_factory=dict)
     """The [console_api] table of secrets.toml as written (hashed tokens:
     ``[console_api.tokens.<name>]``); console/access/tokens.py validates it and fails closed."""
+    trusted_proxies: str = ""
+    """Comma-separated addresses or networks (``10.0.0.5, 192.168.0.0/24``) of reverse proxies
+    whose ``X-Forwarded-For`` names the client. Empty: the connection's peer is the client, and a
+    forwarded header from anyone is ignored (the API's failure limits and the sign-in limits count
+    per client address)."""
+
+    # sessions and sign-in attempts (console/access/sessions.py, console/access/attempts.py)
+    session_secret: Secret = field(default_factory=lambda: Secret(""))
+    """Signs the session cookie; unset: a random one is made once and kept in
+    ``CONSOLE_DATA_DIR/session-secret`` (mode 600)."""
+    session_hours: float = 12.0
+    """A password sign-in lasts this long (cookie and server-side session), then asks again."""
+    signin_attempts: int = 5
+    """Wrong passwords allowed per user and per address before each further one locks them out,
+    for a time that doubles (1 s, 2 s, 4 s ...)."""
+    signin_max_lock_s: float = 900.0
+    """The longest such lock-out."""
 
     # incoming alerts (console/intake/alertmanager.py): which labels name the service and the
     # severity, and how severity values map to LOW/MEDIUM/HIGH/CRITICAL
@@ -185,6 +206,10 @@ class Settings:
     @property
     def db_path(self) -> Path:
         return self.data_dir / "console.sqlite3"
+
+    @property
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        return tuple(p.strip() for p in self.trusted_proxies.split(",") if p.strip())
 
     @property
     def api_tokens_configured(self) -> bool:
@@ -326,6 +351,11 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
     "CONSOLE_INCIDENT_LOOKBACK_S": ("incident_lookback_s", float),
     "CONSOLE_GITHUB_WEBHOOK_SECRET": ("github_webhook_secret", Secret),
+    "CONSOLE_TRUSTED_PROXIES": ("trusted_proxies", str),
+    "CONSOLE_SESSION_SECRET": ("session_secret", Secret),
+    "CONSOLE_SESSION_HOURS": ("session_hours", float),
+    "CONSOLE_SIGNIN_ATTEMPTS": ("signin_attempts", int),
+    "CONSOLE_SIGNIN_MAX_LOCK_S": ("signin_max_lock_s", float),
     "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
     "LIVE_POLL_S": ("live_poll_s", float),
     "LIVE_TELEMETRY_GRACE_S": ("live_telemetry_grace_s", float),
@@ -334,6 +364,7 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_ENGINE_SWEEP_S": ("engine_sweep_s", float),
     "CONSOLE_INTAKE_BUDGET": ("intake_budget", int),
     "CONSOLE_ALERTS_PER_DELIVERY": ("alerts_per_delivery", int),
+    "LIVE_RECONCILE_S": ("live_reconcile_s", float),
     "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", flag),
 }
 
@@ -418,6 +449,8 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("CONSOLE_API_MAX_BODY_BYTES must be at least 1024")
     if settings.live_poll_s <= 0:
         raise SettingsError("LIVE_POLL_S must be positive")
+    if settings.live_reconcile_s < 0:
+        raise SettingsError("LIVE_RECONCILE_S must be zero or more")
     if settings.incident_lookback_s < 0:
         raise SettingsError("CONSOLE_INCIDENT_LOOKBACK_S must be 0 or more (seconds)")
     if settings.live_telemetry_grace_s < 0:
@@ -428,7 +461,25 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("CONSOLE_STORE_BUSY_TIMEOUT_S and CONSOLE_ENGINE_SWEEP_S must be positive")
     if settings.intake_budget < 1 or settings.alerts_per_delivery < 1:
         raise SettingsError("CONSOLE_INTAKE_BUDGET and CONSOLE_ALERTS_PER_DELIVERY must be at least 1")
+    _check_identity(settings)
     return settings
+
+
+def _check_identity(settings: Settings) -> None:
+    for entry in settings.trusted_proxy_list:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"CONSOLE_TRUSTED_PROXIES: {entry[:60]!r} is not an IP address or network (e.g. 10.0.0.5, "
+                "10.0.0.0/8)"
+            ) from None
+    if not settings.session_hours > 0:
+        raise SettingsError("CONSOLE_SESSION_HOURS must be positive")
+    if settings.signin_attempts < 1 or not settings.signin_max_lock_s >= 1:
+        raise SettingsError(
+            "CONSOLE_SIGNIN_ATTEMPTS must be at least 1 and CONSOLE_SIGNIN_MAX_LOCK_S at least 1"
+        )
 
 
 def _url_parts(url: str) -> SplitResult | None:

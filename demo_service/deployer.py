@@ -17,7 +17,7 @@ import socket
 import sys
 import threading
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,10 +47,11 @@ MAX_LIMIT = 1000
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.extra = dict(extra or {})
 
 
 # ---- request bodies (pure; unit-tested) -----------------------------------------------------------
@@ -94,6 +95,33 @@ class SwitchRequest:
     reason: str | None = None
     version: str | None = None
     behaviour: Behaviour | None = None
+    expected_version: str | None = None
+    """Act only while this version runs (compare-and-swap); 409 otherwise."""
+    key: str | None = None
+    """The request's ``Idempotency-Key``: a second request with it gets the first one's answer."""
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+MAX_KEY = 200
+
+
+def parse_key(header: str | None) -> str | None:
+    """An ``Idempotency-Key`` header: None when absent; 400 unless 1..200 printable characters."""
+    if header is None:
+        return None
+    key = header.strip()
+    if not key or len(key) > MAX_KEY or any(ord(ch) < 33 or ord(ch) > 126 for ch in key):
+        raise ApiError(400, f"{IDEMPOTENCY_HEADER} must be 1 to {MAX_KEY} printable characters, no spaces")
+    return key
+
+
+def _expected(body: dict[str, Any]) -> str | None:
+    if body.get("expected_version") is None:
+        return None
+    try:
+        return check_version_name(body["expected_version"], where="field 'expected_version'")
+    except BehaviourError as exc:
+        raise ApiError(400, str(exc)) from None
 
 
 def parse_deploy(
@@ -126,7 +154,7 @@ def parse_deploy(
 
 
 def parse_rollback(body: dict[str, Any]) -> SwitchRequest:
-    _check_fields(body, ("by", "to", "reason"))
+    _check_fields(body, ("by", "to", "reason", "expected_version"))
     by = _text(body, "by", required=True, limit=100)
     reason = _text(body, "reason", required=False, limit=500)
     to = None
@@ -136,14 +164,15 @@ def parse_rollback(body: dict[str, Any]) -> SwitchRequest:
         except BehaviourError as exc:
             raise ApiError(400, str(exc)) from None
     assert by is not None
-    return SwitchRequest("rollback", by, reason, to)
+    return SwitchRequest("rollback", by, reason, to, expected_version=_expected(body))
 
 
 def parse_restart(body: dict[str, Any]) -> SwitchRequest:
-    _check_fields(body, ("by", "reason"))
+    _check_fields(body, ("by", "reason", "expected_version"))
     by = _text(body, "by", required=True, limit=100)
     assert by is not None
-    return SwitchRequest("restart", by, _text(body, "reason", required=False, limit=500))
+    reason = _text(body, "reason", required=False, limit=500)
+    return SwitchRequest("restart", by, reason, expected_version=_expected(body))
 
 
 def parse_limit(query: str, default: int = 50) -> int:
@@ -188,13 +217,21 @@ class Deployer:
         self.wait_s = supervisor.ready_timeout + supervisor.drain_timeout + 15
 
     def switch(self, request: SwitchRequest) -> dict[str, Any]:
+        """``{"deployment": record, "replayed": bool}`` once the switch is done; ``replayed`` when the
+        request's idempotency key was seen before (nothing was done again: this is the first one's)."""
         try:
-            future = self.supervisor.submit(
-                request.kind, request.by, request.reason, request.version, request.behaviour
+            future, replayed = self.supervisor.submit(
+                request.kind,
+                request.by,
+                request.reason,
+                request.version,
+                request.behaviour,
+                expected_version=request.expected_version,
+                key=request.key,
             )
-            return future.result(timeout=self.wait_s)
+            return {"deployment": future.result(timeout=self.wait_s), "replayed": replayed}
         except DeployError as exc:
-            raise ApiError(exc.status, exc.message) from None
+            raise ApiError(exc.status, exc.message, exc.extra) from None
         except FutureTimeout:
             raise ApiError(503, f"the {request.kind} did not finish within {self.wait_s:g} s") from None
 
@@ -266,7 +303,7 @@ class ApiHandler(BaseHTTPRequestHandler):
                 raise ApiError(401, "missing or wrong bearer token")
             self._json(200, self._authorised(route, parts.query, raw))
         except ApiError as exc:
-            self._json(exc.status, {"error": exc.message})
+            self._json(exc.status, {"error": exc.message, **exc.extra})
         except Exception as exc:  # one line, never a traceback
             self._json(500, {"error": f"internal error: {type(exc).__name__}"})
 
@@ -278,15 +315,16 @@ class ApiHandler(BaseHTTPRequestHandler):
             return {"versions": [spec.to_dict() for spec in deployer.versions.values()]}
         if route == ("GET", "/deployments"):
             return {"deployments": deployer.history.newest_first(parse_limit(query))}
+        key = parse_key(self.headers.get(IDEMPOTENCY_HEADER)) if route[0] == "POST" else None
         if route == ("POST", "/deploy"):
             body = parse_body(raw)
             version = body.get("version")
             recorded = deployer.history.behaviour_of(version) if isinstance(version, str) else None
-            return {"deployment": deployer.switch(parse_deploy(body, deployer.versions, recorded))}
+            return deployer.switch(replace(parse_deploy(body, deployer.versions, recorded), key=key))
         if route == ("POST", "/rollback"):
-            return {"deployment": deployer.switch(parse_rollback(parse_body(raw)))}
+            return deployer.switch(replace(parse_rollback(parse_body(raw)), key=key))
         if route == ("POST", "/restart"):
-            return {"deployment": deployer.switch(parse_restart(parse_body(raw)))}
+            return deployer.switch(replace(parse_restart(parse_body(raw)), key=key))
         known_paths = {"/status", "/versions", "/deployments", "/deploy", "/rollback", "/restart"}
         if route[1] in known_paths:
             raise ApiError(405, f"{route[0]} is not allowed on {route[1]}")

@@ -31,6 +31,9 @@ class ServiceState:
     version: str
     behaviour: Behaviour
     previous_version: str | None = None
+    deployment_id: str | None = None
+    """The record of the switch (deploy or rollback) that put ``version`` in place."""
+    switched_at: str | None = None
 
     def advance(self, record: dict[str, Any]) -> None:
         """Apply one successful deployment record (a restart changes nothing but the instance)."""
@@ -40,6 +43,8 @@ class ServiceState:
             self.previous_version = self.version
         self.version = record["version"]
         self.behaviour = parse_behaviour(record["behaviour"], where=f"deployment {record['id']} behaviour")
+        self.deployment_id = record["id"]
+        self.switched_at = record["at"]
 
 
 def new_record(
@@ -52,6 +57,7 @@ def new_record(
     behaviour: Behaviour,
     reason: str | None = None,
     duration_ms: int | None = None,
+    idempotency_key: str | None = None,
 ) -> dict[str, Any]:
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)} (got {kind!r})")
@@ -66,6 +72,7 @@ def new_record(
         "behaviour": behaviour.to_dict(),
         "reason": reason,
         "duration_ms": duration_ms,
+        "idempotency_key": idempotency_key,
     }
 
 
@@ -117,6 +124,11 @@ class DeploymentHistory:
     def newest_first(self, limit: int) -> list[dict[str, Any]]:
         with self._lock:
             return list(reversed(self.records[-limit:])) if limit > 0 else []
+
+    def by_key(self, key: str) -> dict[str, Any] | None:
+        """The record a switch with this idempotency key left, if any (it survives a restart)."""
+        with self._lock:
+            return next((r for r in reversed(self.records) if r.get("idempotency_key") == key), None)
 
     def behaviour_of(self, version: str) -> Behaviour | None:
         """The behaviour ``version`` last ran with, if it was ever deployed."""

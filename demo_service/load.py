@@ -18,7 +18,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import requests
 
@@ -76,16 +75,6 @@ class LoadStats:
             f"skipped {self.skipped}; latency {latency}"
         )
 
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "sent": self.sent,
-            "elapsed_s": round(self.elapsed, 3),
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "failures": dict(self.failures),
-            "skipped": self.skipped,
-            "p50_ms": self.percentile_ms(0.50),
-            "p95_ms": self.percentile_ms(0.95),
-        }
 
 
 class LoadGenerator:

@@ -31,7 +31,7 @@ def safe_url(url: str) -> str:
 
 
 def announcement(record: dict[str, Any], environment: str) -> dict[str, Any]:
-    """The payload the loop's trigger expects (CONTRACTS.md)."""
+    """The payload the loop's trigger expects (README "HTTP API": POST /api/deployments)."""
     return {
         "service": SERVICE_NAME,
         "version": record["version"],

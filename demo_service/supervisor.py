@@ -53,12 +53,14 @@ def describe_exit(code: int | None) -> str:
 
 
 class DeployError(Exception):
-    """A deploy, rollback or restart that cannot be done; ``status`` is the HTTP status to answer."""
+    """A deploy, rollback or restart that cannot be done; ``status`` is the HTTP status to answer,
+    ``extra`` more fields of the JSON answer (the current state beside a 409 on ``expected_version``)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.extra = dict(extra or {})
 
 
 @dataclass
@@ -79,6 +81,7 @@ class _Command:
     reason: str | None
     future: Future[dict[str, Any]]
     accepted: float = field(default_factory=time.monotonic)
+    key: str | None = None
 
 
 class Supervisor:
@@ -128,6 +131,8 @@ class Supervisor:
         # Every instance holds the read end; when the deployer dies (even by SIGKILL) the write end
         # closes and the instances shut down instead of living on as orphans.
         self._lifeline_r, self._lifeline_w = os.pipe()
+        self._keys: dict[str, Future[dict[str, Any]]] = {}
+        """Idempotency keys of this run's switches: a second request with a key gets the first's answer."""
         self._thread = threading.Thread(target=self._loop, name="supervisor", daemon=True)
 
     # ---- public side (called from API threads) -------------------------------------------------
@@ -149,11 +154,34 @@ class Supervisor:
         reason: str | None = None,
         version: str | None = None,
         behaviour: Behaviour | None = None,
-    ) -> Future[dict[str, Any]]:
-        """Queue a switch; raises DeployError 409 when one is in progress, 404 for an unknown target."""
+        *,
+        expected_version: str | None = None,
+        key: str | None = None,
+    ) -> tuple[Future[dict[str, Any]], bool]:
+        """Queue a switch; (its future, whether it is the answer of an earlier request with the same
+        idempotency ``key``). Raises DeployError 409 when one is in progress or the service no
+        longer runs ``expected_version`` (compare-and-swap: checked under the lock that starts the
+        switch, so nothing can slip in between), 404 for an unknown target."""
         with self._lock:
+            if key is not None:
+                earlier = self._keys.get(key)
+                if earlier is None:
+                    recorded = self.history.by_key(key)
+                    if recorded is not None:  # a key of before a restart of the deployer
+                        earlier = Future()
+                        earlier.set_result(recorded)
+                        self._keys[key] = earlier
+                if earlier is not None:
+                    return earlier, True
             if self._stopping.is_set():
                 raise DeployError(503, "the deployer is shutting down")
+            if expected_version is not None and expected_version != self.state.version:
+                raise DeployError(
+                    409,
+                    f"the service runs {self.state.version}, not {expected_version} (expected_version): "
+                    f"nothing was done",
+                    {"current": self._current_switch()},
+                )
             if self._busy:
                 raise DeployError(409, "a deploy is already in progress")
             if kind == "restart":
@@ -167,8 +195,18 @@ class Supervisor:
                 raise DeployError(404, f"unknown version {version!r}")
             future: Future[dict[str, Any]] = Future()
             self._busy = True
-            self._commands.put(_Command(kind, version, behaviour, by, reason, future))
-            return future
+            if key is not None:
+                self._keys[key] = future
+            self._commands.put(_Command(kind, version, behaviour, by, reason, future, key=key))
+            return future, False
+
+    def _current_switch(self) -> dict[str, Any]:
+        """What runs and which switch put it there (called under the lock)."""
+        return {
+            "version": self.state.version,
+            "deployment_id": self.state.deployment_id,
+            "switched_at": self.state.switched_at,
+        }
 
     def status(self) -> dict[str, Any]:
         with self._lock:
@@ -184,6 +222,8 @@ class Supervisor:
                 "ready": alive,
                 "restarts": self._restarts,
                 "deploying": self._busy,
+                "deployment_id": self.state.deployment_id,
+                "switched_at": self.state.switched_at,
             }
 
     def pids(self) -> list[int]:
@@ -230,6 +270,8 @@ class Supervisor:
                 except Exception as exc:  # never leave the API waiting or the deployer "busy"
                     with self._lock:
                         self._busy = False
+                        if command.key is not None:
+                            self._keys.pop(command.key, None)
                     self._error(f"{command.kind} to {command.version} failed: {type(exc).__name__}: {exc}")
                     if not command.future.done():
                         command.future.set_exception(
@@ -251,6 +293,8 @@ class Supervisor:
             self._error(f"{command.kind} to {command.version} failed: {exc.message}; {keeps}")
             with self._lock:
                 self._busy = False
+                if command.key is not None:  # nothing was done: the same key may try again
+                    self._keys.pop(command.key, None)
             command.future.set_exception(exc)
             return
         with self._lock:
@@ -272,6 +316,7 @@ class Supervisor:
             behaviour=command.behaviour,
             reason=command.reason,
             duration_ms=duration_ms,
+            idempotency_key=command.key,
         )
         try:
             self.history.append(record)

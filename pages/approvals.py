@@ -1,7 +1,11 @@
 """Approvals: risky actions waiting for a human, riskiest and soonest-expiring first. Each card says
-what Approve does and what Reject or the timeout does, shows the decisive metrics, who started the
-run, the votes so far, the action's record and a notification that did not get out. A deep link
-``?approval=ID`` (the notifications' link) puts that card first and outlines it.
+what Approve does and where a rollback goes (the revision history's known-good target; another one
+may be picked), what Reject or the timeout does, shows the decisive metrics at the decision and, for
+a live service, as they are now (a fragment refreshes them every few seconds without touching what
+the operator types), who started the run, the votes so far, the action's record and a notification
+that did not get out. A card whose service moved past its decision is superseded: Approve is off
+with the reason. A deep link ``?approval=ID`` (the notifications' link) puts that card first and
+outlines it.
 
 Approve / Reject go through a confirm dialog driven by session_state (see NOTES: the dialog opens
 whenever ``approval_request`` is set; confirming or dismissing clears it), so a double click cannot
@@ -15,14 +19,16 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from console.access.approvals import AlreadyDecided, already_message
+from console.access.approvals import AlreadyDecided, NoRollbackTarget, Superseded, already_message
 from console.access.auth import PermissionDenied
 from console.domain.models import Decision
+from console.loop.now import read_now
 from console.presentation import approval_card as cards
 from console.presentation import formatting as fmt
 from console.presentation import tables
+from console.presentation.now_strip import now_strip
 from ui import reads, widgets
-from ui.approval_card import highlight, render_card
+from ui.approval_card import highlight, render_card, render_now
 from ui.identity import current_identity
 from ui.services import clear_caches, get_services, log, one_line, safe
 from ui.shell import require_app_shell
@@ -40,9 +46,20 @@ if approvals is None:
     st.stop()
 
 
-def request_decision(approval_id: str, approved: bool, says: str = "") -> None:
-    """Button callback: remember what the operator asked for (and what it does); the dialog confirms it."""
-    st.session_state["approval_request"] = {"id": approval_id, "approved": approved, "says": says}
+NOW_EVERY_S = 5.0  # how often an open card's "now" strip is read again (a docstring here would be drawn)
+
+
+def request_decision(
+    approval_id: str, approved: bool, says: str = "", default_target: str | None = None
+) -> None:
+    """Button callback: remember what the operator asked for (and what it does, and another rollback
+    target picked on the card); the dialog confirms it."""
+    picked = st.session_state.get(f"rollback_to_{approval_id}") if approved else None
+    rollback_to = picked if picked and picked != default_target else None
+    if rollback_to:
+        says = f"{says} Roll back to {rollback_to} (your pick among the known-good versions)."
+    request = {"id": approval_id, "approved": approved, "says": says, "rollback_to": rollback_to}
+    st.session_state["approval_request"] = request
     st.session_state.pop("approval_result", None)
 
 
@@ -50,16 +67,20 @@ def clear_request() -> None:
     st.session_state.pop("approval_request", None)
 
 
-def decide(approval_id: str, approved: bool, comment: str) -> None:
+def decide(approval_id: str, approved: bool, comment: str, rollback_to: str | None = None) -> None:
     """Call the service and keep its one-line answer for the next run."""
     who = current_identity()
     verb = "approved" if approved else "rejected"
     try:
         if who is None:
             raise PermissionDenied("sign in first")
-        result = approvals.decide(approval_id, who, approved, comment)
+        result = approvals.decide(approval_id, who, approved, comment, rollback_to=rollback_to)
     except PermissionDenied as exc:
         st.session_state["approval_result"] = ("error", f"Not allowed: {exc}")
+    except Superseded as exc:
+        st.session_state["approval_result"] = ("warning", f"Superseded, nothing ran: {exc}")
+    except NoRollbackTarget as exc:
+        st.session_state["approval_result"] = ("error", f"Not approved: {exc}")
     except AlreadyDecided as exc:
         st.session_state["approval_result"] = ("warning", f"Already decided: {exc}")
     except ValueError as exc:
@@ -98,7 +119,7 @@ def confirm_dialog(request: dict) -> None:
         if not approved and not comment.strip():
             st.error("A rejection needs a comment saying why.")
             return
-        decide(request["id"], approved, comment.strip())
+        decide(request["id"], approved, comment.strip(), request.get("rollback_to"))
         clear_request()
         st.session_state.pop("approval_comment", None)
         st.rerun()
@@ -193,6 +214,8 @@ def card_of(item: dict, starters: list[dict]) -> tuple[cards.ApprovalCard, dict,
     how, simulated = safe(
         cards.describe_actions, item, deployment, services.settings, default=([], False), what="executor"
     )
+    check = safe(approvals.check_now, item, default=None, what="the service's state")
+    target = safe(approvals.rollback_choice, item, default=None, what="the rollback target")
     card = cards.build_card(
         item,
         deployment=deployment,
@@ -204,8 +227,57 @@ def card_of(item: dict, starters: list[dict]) -> tuple[cards.ApprovalCard, dict,
         ),
         how=how,
         simulated=simulated,
+        target=target,
+        superseded=check.superseded if check is not None else None,
     )
     return card, series, levels, deployment
+
+
+def live_card(deployment: dict | None) -> bool:
+    """A card about a live service (the now strip reads it), not a scenario or a given snapshot."""
+    return (
+        bool(deployment)
+        and deployment.get("source") not in ("scenario", "snapshot")
+        and not deployment.get("scenario")
+    )
+
+
+@st.fragment(run_every=NOW_EVERY_S)
+def now_fragment(card: cards.ApprovalCard, deployment: dict, requested_at: str | None) -> None:
+    """The card's now strip, read again every few seconds (only this fragment reruns: a comment being
+    typed in the dialog is kept). When the service moves past the decision the page reruns, so
+    Approve turns off with the reason."""
+    item = safe(approvals.get, card.id, default=None, what="approval")
+    if item is None or item.get("status") != "pending":
+        st.caption("This approval is no longer pending.")
+        return
+    check = safe(approvals.check_now, item, default=None, what="the service's state")
+    since = fmt.as_time(requested_at)
+    names = [m.name for m in card.watch]
+    live = safe(
+        read_now,
+        deployment,
+        names,
+        services.settings,
+        since=since.timestamp() if since else None,
+        default=None,
+        what="live figures",
+    )
+    problems = list(live.problems) if live is not None else ["the live figures could not be read"]
+    if check is not None and check.unreadable:
+        problems.append(f"the service's state could not be read: {check.unreadable}")
+    strip = now_strip(
+        card.watch,
+        live.series if live is not None else {},
+        running=check.state.to_dict() if check is not None and check.state else None,
+        superseded=check.superseded if check is not None else None,
+        problems=problems,
+        read_at=live.read_at if live is not None else None,
+    )
+    render_now(card.id, strip)
+    if bool(strip.superseded) != bool(card.superseded):
+        clear_caches()
+        st.rerun(scope="app")
 
 
 def decision_buttons(refusals: tuple[str | None, str | None]) -> Callable[[cards.ApprovalCard], None]:
@@ -214,13 +286,14 @@ def decision_buttons(refusals: tuple[str | None, str | None]) -> Callable[[cards
     def draw(card: cards.ApprovalCard) -> None:
         approve_refusal, reject_refusal = refusals
         b1, b2, b3 = st.columns([1, 1, 3])
+        blocked = card.superseded or (card.target if card.no_target else None)
         b1.button(
             "Approve",
             key=f"approve_{card.id}",
             type="primary",
-            disabled=not can_decide or approve_refusal is not None,
+            disabled=not can_decide or approve_refusal is not None or blocked is not None,
             on_click=request_decision,
-            args=(card.id, True, f"Approve: {card.headline}."),
+            args=(card.id, True, f"Approve: {card.headline}.", card.target_version),
             icon=":material/check:",
         )
         b2.button(
@@ -236,6 +309,10 @@ def decision_buttons(refusals: tuple[str | None, str | None]) -> Callable[[cards
         refusal = approve_refusal or reject_refusal
         if can_decide and refusal:
             st.caption(f":material/person_off: {esc(refusal[:1].upper() + refusal[1:])}.")
+        if blocked is not None:
+            why = f"{blocked}: this approval is superseded" if card.superseded else blocked
+            with st.container(key=f"approve_off_{card.id}"):
+                st.caption(f":material/block: Approve is off: {esc(why)}. Reject escalates the deployment.")
 
     return draw
 
@@ -284,6 +361,13 @@ with pending_tab:
             approvals.vote_refusal(item, identity, True, starters) if can_decide else None,
             approvals.vote_refusal(item, identity, False, starters) if can_decide else None,
         )
+        strip = None
+        if live_card(deployment):
+            requested = fmt.field(item, "requested_at")
+
+            def strip(card: cards.ApprovalCard, dep: dict = deployment, at: str | None = requested) -> None:
+                now_fragment(card, dep, at)
+
         render_card(
             card,
             decision=decision_of(item),
@@ -292,6 +376,7 @@ with pending_tab:
             deployed_at=fmt.as_time((deployment or {}).get("deployed_at")),
             countdown=countdown,
             buttons=decision_buttons(refusals),
+            now=strip,
             linked=card.id == linked_id,
         )
 

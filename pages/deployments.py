@@ -1,7 +1,9 @@
 """Deployments: every deployment the loop looked at; select one (or deep link ``?deployment=ID``) for
 its story: who deployed it, the loop's steps with their durations, the decision and its evidence,
-every vote with its comment, each action and its result, the measured outcome; and, for a ROLLBACK
-or ESCALATE, its postmortem as Markdown (the LLM's rewrite only on a click, kept per execution)."""
+every vote with its comment, each action and its result, the measured outcome, the service's
+revision history (every version seen running, known-good / known-bad and why; approvers may mark a
+version, audited); and, for a ROLLBACK or ESCALATE, its postmortem as Markdown (the LLM's rewrite
+only on a click, kept per execution)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from console.loop.timeline import build_timeline
 from console.presentation import formatting as fmt
 from console.presentation import story, tables
 from ui import reads, widgets
+from ui.revisions import render_revisions
 from ui.services import get_services, safe
 from ui.shell import require_app_shell
 
@@ -118,7 +121,12 @@ execution = reads.read_story_execution(services, execution_id) if execution_id e
 if material and material.get("record") and row.get("verdict") in ("ROLLBACK", "ESCALATE"):
     try:
         markdown = build_postmortem(
-            execution, execution_id=execution_id, secrets=services.settings.secret_values(), **material
+            execution,
+            execution_id=execution_id,
+            secrets=services.settings.secret_values(),
+            settings=services.settings,
+            snapshot=safe(services.store.snapshot_for_execution, execution_id, default=None, what="snapshot"),
+            **material,
         )
     except NoIncident:
         markdown = None
@@ -160,7 +168,12 @@ if material and material.get("record") and row.get("verdict") in ("ROLLBACK", "E
                             else "The rewrite was not used: " + ("; ".join(rewritten.notes) or "no reason"))
                     )  # fmt: skip
 
-story_tab, decision_tab, actions_tab = st.tabs(["Story", "Decision and evidence", "Actions and outcome"])
+story_tab, decision_tab, actions_tab, history_tab = st.tabs(
+    ["Story", "Decision and evidence", "Actions and outcome", "Revision history"]
+)
+
+with history_tab:
+    render_revisions(services, str(row["service"]))
 
 with story_tab:
     if not material:

@@ -165,3 +165,70 @@ def test_the_architecture_picture_draws_the_contracts_layers():
     chain = re.findall(r"\bL(\d+)\s*-->\s*(?=L(\d+))", picture)
     assert chain and all(int(b) == int(a) + 1 for a, b in chain)
     assert {int(a) for a, _ in chain} == set(range(1, len(drawn)))
+
+
+# -- docs/ARCHITECTURE.md names every module of console/ -------------------------------------------------
+
+
+def _package_rows(text: str) -> dict[str, str]:
+    """The package table's rows by their first cell's path (``console/loop/``, ``console/runtime.py``)."""
+    rows: dict[str, str] = {}
+    for line in text.splitlines():
+        match = re.match(r"^\|\s*`(console/[^`]*)`", line)
+        if match:
+            rows[match.group(1)] = line
+    return rows
+
+
+def _unnamed_modules(architecture: str, console_dir: Path) -> list[str]:
+    """Modules of ``console_dir`` the package table of ``architecture`` does not name: a module of a
+    package is named when its file name (``runner.py``) is in that package's row; a top-level module
+    has a row of its own."""
+    rows = _package_rows(architecture)
+    missing: list[str] = []
+    for path in sorted(console_dir.rglob("*.py")):
+        rel = path.relative_to(console_dir.parent).as_posix()
+        if path.name == "__init__.py":
+            continue
+        parts = path.relative_to(console_dir).parts
+        if len(parts) == 1:
+            if f"console/{parts[0]}" not in rows:
+                missing.append(rel)
+            continue
+        row = rows.get(f"console/{parts[0]}/", "")
+        if f"`{path.name}`" not in row and f"{path.name}`" not in row and f"/{path.name}" not in row:
+            missing.append(rel)
+    return missing
+
+
+def test_architecture_names_every_module():
+    architecture = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    missing = _unnamed_modules(architecture, ROOT / "console")
+    assert not missing, "docs/ARCHITECTURE.md's package table does not name: " + ", ".join(missing)
+
+
+def test_the_module_check_sees_a_missing_module(tmp_path: Path):
+    package = tmp_path / "console" / "loop"
+    package.mkdir(parents=True)
+    (package / "steps.py").write_text("")
+    (package / "wiring.py").write_text("")
+    (tmp_path / "console" / "runtime.py").write_text("")
+    doc = "| `console/loop/` | `steps.py` (the steps) |\n| `console/runtime.py` | the root |\n"
+    assert _unnamed_modules(doc, tmp_path / "console") == ["console/loop/wiring.py"]
+
+
+def test_no_module_cites_a_missing_document():
+    cited = re.compile(r"\b([A-Z][A-Z_]+\.md)\b")
+    skip = {".venv", ".git", "node_modules"}
+    documents = {
+        path.name
+        for top in (ROOT, ROOT.parent / "shared")
+        for path in top.rglob("*.md")
+        if not skip & set(path.relative_to(top).parts)
+    }
+    missing = []
+    for path in [*ROOT.glob("console/**/*.py"), *ROOT.glob("demo_service/*.py"), *ROOT.glob("live/*.py")]:
+        for name in set(cited.findall(path.read_text(encoding="utf-8"))):
+            if name not in documents:
+                missing.append(f"{path.relative_to(ROOT)} cites {name}")
+    assert not missing, "; ".join(sorted(missing))

@@ -1,16 +1,27 @@
 """Who is at the console: the sign-in widgets for the sign-in that applies (password, OIDC, demo;
 or none configured, or a broken configuration: see :mod:`console.access.signin`) and the identity
-kept in the session. Roles, and who may decide at all, are enforced again by the approval service."""
+kept in the session. Roles, and who may decide at all, are enforced again by the approval service.
+
+A password sign-in goes through the attempt limits (:mod:`console.access.attempts`) and starts a
+session (:mod:`console.access.sessions`): the page hands its one-time ticket to the browser, which
+exchanges it at ``/auth/session`` for an HttpOnly cookie, so a reload or a deep link in a new tab
+stays signed in; each run reads that cookie through ``st.context.cookies`` and checks the session
+in the store, so a sign-out anywhere ends it everywhere."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 import streamlit as st
 
 from console.access import auth, signin
+from console.access.attempts import SignInRefused, password_sign_in
+from console.access.sessions import COOKIE_NAME, Sessions
+from console.api.session import PATH as SESSION_PATH
 from console.presentation.formatting import md_escape
 from console.settings import Settings
+from ui.services import get_services, log
 
 ROLE_OPTIONS = [r.value for r in auth.Role]
 
@@ -123,25 +134,88 @@ def _still_configured(settings: Settings, ident: auth.Identity) -> bool:
         return False
 
 
-def _password_sidebar(settings: Settings) -> auth.Identity | None:
+_SESSION_KEYS = ("identity", "session_id", "session_ticket")
+
+
+def _signed_in_session(settings: Settings, sessions: Sessions | None) -> auth.Identity | None:
+    """The password identity of this browser session, if still good: kept from a sign-in in this
+    tab (its stored session still live), or resumed from the session cookie (a reload, a new tab)."""
     ident = current_identity()
-    if ident is not None and ident.source == "password" and _still_configured(settings, ident):
-        st.markdown(f"**{md_escape(ident.name)}** · {ident.role.value}")
-        if st.button("Sign out", key="sign_out"):
-            st.session_state.pop("identity", None)
-            st.rerun()
+    session_id = st.session_state.get("session_id")
+    kept = ident is not None and ident.source == "password" and _still_configured(settings, ident)
+    if kept and (sessions is None or not session_id or sessions.check(session_id) is not None):
         return ident
+    for key in _SESSION_KEYS:  # signed out elsewhere, expired, or no longer configured
+        st.session_state.pop(key, None)
+    resumed = sessions.resume(st.context.cookies.get(COOKIE_NAME)) if sessions is not None else None
+    if resumed is None:
+        return None
+    st.session_state["identity"] = resumed.identity
+    st.session_state["session_id"] = resumed.session_id
+    return resumed.identity
+
+
+def _browser_call(method: str, body: dict[str, str] | None = None) -> None:
+    """Have the browser call ``/auth/session`` (only the browser can receive or drop an HttpOnly
+    cookie). Nothing here comes from a user: the path is fixed and a ticket is a random token."""
+    payload = f", headers: {{'Content-Type': 'application/json'}}, body: {json.dumps(json.dumps(body))}"
+    script = (
+        f"<script>fetch({json.dumps(SESSION_PATH)}, {{method: {json.dumps(method)}, "
+        f"credentials: 'same-origin'{payload if body is not None else ''}}});</script>"
+    )
+    st.html(script, unsafe_allow_javascript=True)
+
+
+def _sign_out(sessions: Sessions | None) -> None:
+    session_id = st.session_state.get("session_id")
+    if sessions is not None and session_id:
+        sessions.end(session_id=session_id)
+    for key in _SESSION_KEYS:
+        st.session_state.pop(key, None)
+    st.session_state["clear_session_cookie"] = True
+
+
+def _client_address() -> str:
+    return st.context.ip_address or "local"
+
+
+def _password_sidebar(settings: Settings) -> auth.Identity | None:
+    services = get_services()
+    sessions = services.sessions
+    ident = _signed_in_session(settings, sessions)
+    if ident is not None:
+        ticket = st.session_state.get("session_ticket")
+        if ticket and sessions is not None and sessions.ticket_pending(ticket):
+            _browser_call("POST", {"ticket": ticket})  # until the browser has its cookie
+        else:
+            st.session_state.pop("session_ticket", None)
+        st.markdown(f"**{md_escape(ident.name)}** · {ident.role.value}")
+        st.button("Sign out", key="sign_out", on_click=_sign_out, args=(sessions,))
+        return ident
+    if st.session_state.pop("clear_session_cookie", False):
+        _browser_call("DELETE")
     with st.form("login", border=False):
         name = st.text_input("User", key="login_user")
         password = st.text_input("Password", type="password", key="login_password")
         submitted = st.form_submit_button("Sign in", key="sign_in")
     if submitted:
-        found = auth.verify_password(settings, name, password)
-        if found is None:
-            st.error("Unknown user or wrong password")
-        else:
-            st.session_state["identity"] = found
-            st.rerun()
+        if services.store is None:
+            st.error("Signing in is unavailable: the console's store did not start.")
+            return None
+        try:
+            found = password_sign_in(
+                services.store, settings, name, password, address=_client_address(), via="console page"
+            )
+        except SignInRefused as exc:
+            st.error(md_escape(str(exc)[:1].upper() + str(exc)[1:]))
+            return None
+        st.session_state["identity"] = found
+        if sessions is not None:
+            try:
+                st.session_state["session_id"], st.session_state["session_ticket"] = sessions.start(found)
+            except Exception:  # signed in all the same, for this tab only
+                log.exception("could not start a session for %s", found.name)
+        st.rerun()
     return None
 
 

@@ -37,7 +37,7 @@ from console.presentation import live as view
 from console.presentation import tables
 from console.runtime import Services
 from console.settings import Settings
-from console.telemetry import PrometheusSource, ServiceConfig, TelemetryError, load_services
+from console.telemetry import ServiceConfig, TelemetryError, build_source, load_services
 from ui import widgets
 from ui.identity import current_identity
 from ui.services import log, one_line, safe
@@ -414,11 +414,11 @@ def _charts(
         st.segmented_control(
             "Window", list(WINDOWS), default="3 min", key=f"live_window_{name}", label_visibility="collapsed"
         )
-    if service.prometheus is None:
+    if service.metrics is None:
         st.caption(fmt.md_escape(f"{name} has no prometheus section in CONSOLE_SERVICES_FILE: no charts."))
         return
     try:
-        source = PrometheusSource.from_config(service.prometheus)
+        source = build_source(service.metrics)
         result = source.fetch(start, end, metrics=view.LIVE_METRICS)
     except TelemetryError as exc:
         st.warning(fmt.md_escape(f"Prometheus: {one_line(exc)}"), icon=":material/cloud_off:")

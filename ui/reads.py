@@ -150,7 +150,10 @@ def rewritten_postmortem(_services: Services, db: str, execution_id: str) -> Pos
     costs a call bounded by LLM_TIMEOUT_S) and kept for a day."""
     material = _services.store.incident_material(execution_id)
     execution = read_story_execution(_services, execution_id)
-    return write_postmortem(execution, _services.settings, execution_id=execution_id, **material)
+    snapshot = _services.store.snapshot_for_execution(execution_id)
+    return write_postmortem(
+        execution, _services.settings, execution_id=execution_id, snapshot=snapshot, **material
+    )
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=256)

@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import streamlit as st
 
+from console.domain.text import one_line
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.presentation import formatting as fmt
 from console.runtime import Services, shared_services
@@ -28,11 +29,6 @@ def get_services() -> Services:
 def clear_caches() -> None:
     """After a write: drop cached reads so the next render shows it."""
     st.cache_data.clear()
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:300]
 
 
 def safe(fn: Callable[..., T], *args: Any, default: T, what: str = "", **kwargs: Any) -> T:

@@ -101,6 +101,8 @@ def render_decision(
             st.text(decision.analyzer)
     else:  # the card shows verdict, severity and confidence; who analysed is said here
         st.caption(f"Analyzer: {fmt.md_escape(decision.analyzer)}")
+    if decision.rule:
+        st.caption(f"Verdict rule: {fmt.md_escape(decision.rule)}")
     if decision.disagreement:
         st.warning(
             f"The LLM ({decision.llm_verdict.value}) and the rules ({decision.rules_verdict.value}) "

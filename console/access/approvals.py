@@ -21,11 +21,12 @@ why a button is off.
 Every check runs here, on the server side, whatever the UI shows (pages, command line or HTTP
 API alike): the deciding name is validated and normalised (:func:`console.access.auth.validate_name`:
 no control characters, no ``system:`` names, ``"bob "`` is ``bob``), nobody decides while the
-sign-in configuration is broken, a picked demo identity decides only where demo identity is allowed
+sign-in configuration is broken, an identity no credential proved (a picked demo name, a name
+typed on the command line) decides only where demo identity is allowed
 (:mod:`console.access.signin`), viewers cannot decide, nobody approves their own request (names
-compared in canonical form, case-insensitively), a rejection needs a reason, CRITICAL actions need
-two different approvers (counted by the store from the registry's risk), any rejection rejects,
-and an approval nobody decides in time is rejected (never approved).
+compared in canonical form, ignoring case and look-alike letters), a rejection needs a reason,
+CRITICAL actions need two different approvers (counted by the store from the registry's risk), any
+rejection rejects, and an approval nobody decides in time is rejected (never approved).
 
 Decisions are idempotent and safe under concurrency: the vote and the status change happen in one
 ``BEGIN IMMEDIATE`` transaction with a conditional ``UPDATE ... WHERE status = 'pending'``, so of
@@ -34,6 +35,15 @@ two operators clicking at once exactly one decides and the other is told who did
 Every attempt, granted or refused, is appended to the audit trail. Once a decision is final the
 engine is resumed; if that fails (Kestra down), the decision stays and the approval is marked
 ``resume_state = 'failed'`` until :meth:`ApprovalService.retry_resume` succeeds.
+
+**The world as it is now.** Before an approval of an action that changes a real service counts, the
+service reads what runs (:meth:`ApprovalService.check_now`, the executor's state probe): if the
+service no longer runs the version the decision was about, or another switch happened since, the
+approval is closed as ``superseded`` with what changed and when (:class:`Superseded`), the run is
+resumed so that nothing runs, and the trail says so. A rollback is approved only to a known-good
+version of the revision history (:meth:`ApprovalService.rollback_choice`: the newest one, or another
+known-good one the approver picks, checked here and audited); with none, approving is refused
+(:class:`NoRollbackTarget`): a rejection escalates. The target goes to the engine with the decision.
 
 The service also owns expiry: :meth:`ApprovalService.expire_overdue` (called by :meth:`pending`,
 throttled by :meth:`maybe_expire` for the engine's reads, and every few seconds by the background
@@ -54,17 +64,20 @@ from typing import Any, Literal
 
 from console.access.auth import Identity, InvalidIdentity, PermissionDenied, require_approver, validate_name
 from console.access.signin import sign_in
+from console.domain.actions import ROLLBACK
 from console.domain.models import parse_time
 from console.domain.names import RequesterSource, requester_name, same_person
-from console.domain.vocabulary import TIMEOUT_ACTOR
+from console.domain.vocabulary import SUPERSEDED_ACTOR, TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError, BackendUnavailable
+from console.loop import acting, revisions
+from console.loop.steps import acts_for_real, executor_for
 from console.settings import Settings
 from console.storage import Connection, Store, now_text
 
 log = logging.getLogger(__name__)
 
 MAX_COMMENT = 2000
-FINAL = ("approved", "rejected", "expired", "cancelled")
+FINAL = ("approved", "rejected", "expired", "cancelled", "superseded")
 
 
 class ApprovalError(Exception):
@@ -77,6 +90,16 @@ class ApprovalNotFound(ApprovalError, LookupError):
 
 class AlreadyDecided(ApprovalError):
     """The approval was decided already (or this person already voted)."""
+
+
+class Superseded(AlreadyDecided):
+    """The service moved past the approval's decision: it was closed as superseded (the message says
+    what changed and when); nothing ran."""
+
+
+class NoRollbackTarget(ApprovalError):
+    """A rollback cannot be approved: no known-good version to roll back to (reject it: it escalates;
+    or mark a version known-good)."""
 
 
 @dataclass
@@ -105,7 +128,21 @@ def already_message(approval: dict[str, Any]) -> str:
         )
     if status == "cancelled":
         return f"this approval was cancelled at {_hhmm(approval.get('decided_at'))} (the execution stopped)"
+    if status == "superseded":
+        why = str(approval.get("comment") or "").removeprefix("superseded: ")
+        return f"this approval was superseded at {_hhmm(approval.get('decided_at'))}: {why}"
     return f"already {status} by {_who(approval)} at {_hhmm(approval.get('decided_at'))}"
+
+
+VERIFIED_SOURCES = ("password", "oidc")
+"""Identity sources a credential proved (besides API tokens, ``api-token:<name>``)."""
+
+
+def verified(identity: Identity) -> bool:
+    """Whether a credential proved this identity: a password or OIDC sign-in, or an API token.
+    Anything else (a picked demo name, a name typed on the command line) decides only where a demo
+    identity may."""
+    return identity.source in VERIFIED_SOURCES or identity.source.startswith("api-token:")
 
 
 def launch_source(identity: Identity) -> str:
@@ -234,12 +271,20 @@ class ApprovalService:
     # -- deciding -----------------------------------------------------------------------------------
 
     def decide(
-        self, approval_id: str, identity: Identity, approved: bool, comment: str = ""
+        self,
+        approval_id: str,
+        identity: Identity,
+        approved: bool,
+        comment: str = "",
+        rollback_to: str | None = None,
     ) -> DecisionResult:
+        """One vote. ``rollback_to``: another known-good version the approver picks for the plan's
+        rollback (checked against the revision history here; audited)."""
         comment = (comment or "").strip()
         approved = approved is True
         verb = "approve" if approved else "reject"
         claimed = identity
+        target: revisions.Target | None = None
         try:
             identity = self.checked_identity(identity)
             require_approver(identity)
@@ -247,8 +292,10 @@ class ApprovalService:
                 raise ValueError(
                     f"the comment is too long ({len(comment)} characters; at most {MAX_COMMENT})"
                 )
+            if approved:
+                target = self._before_approving(approval_id, identity, rollback_to)
             outcome = self._vote(approval_id, identity, approved, comment)
-        except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError) as exc:
+        except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError, NoRollbackTarget) as exc:
             actor, detail = _audit_actor(claimed)
             self.store.audit(
                 actor,
@@ -272,8 +319,15 @@ class ApprovalService:
                 "recorded", f"approval recorded; {missing} more approver(s) needed from someone else"
             )
         approvers = ", ".join(v["actor"] for v in self.store.approval_votes(approval_id) if v["approved"])
+        chosen = target.to_dict() if target is not None and target.version else None
+        if chosen is not None and status == "approved":
+            self.store.audit(identity.name, "approval.rollback_target", approval_id, chosen)
         resumed, error = self._resume(
-            approval, approved=status == "approved", comment=comment, approver=approvers or identity.name
+            approval,
+            approved=status == "approved",
+            comment=comment,
+            approver=approvers or identity.name,
+            rollback_target=chosen if status == "approved" else None,
         )
         message = f"{status} by {identity.name}"
         if not resumed:
@@ -281,6 +335,100 @@ class ApprovalService:
                 f"; the decision is saved but the engine could not be resumed ({error}); retry it later"
             )
         return DecisionResult(status, message, resumed=resumed)  # type: ignore[arg-type]
+
+    # -- the world as it is now (see the module docstring) --------------------------------------------
+
+    def _live_deployment(self, approval: dict[str, Any]) -> dict[str, Any] | None:
+        """The approval's deployment when its run acts on a real service (None for a scenario, a
+        snapshot given as evidence, or a service without a real executor)."""
+        row = self.store.deployment_for_execution(str(approval.get("execution_id") or ""))
+        if not row or row.get("source") in ("scenario", "snapshot") or row.get("scenario"):
+            return None
+        deployment = {
+            "id": row.get("ref") or None,
+            "service": row.get("service"),
+            "version": row.get("version"),
+            "previous_version": row.get("previous_version"),
+            "deployed_at": row.get("deployed_at"),
+        }
+        return deployment if acts_for_real(deployment, self.settings) else None
+
+    def check_now(self, approval: dict[str, Any]) -> acting.Check | None:
+        """What the approval's service runs now and whether its decision still applies (None when
+        the run acts on nothing real, or nothing it would do changes the service)."""
+        deployment = self._live_deployment(approval)
+        if deployment is None:
+            return None
+        executor, _ = executor_for(deployment, None, self.settings, live=True)
+        if executor is None:
+            return None
+        return acting.check_now(executor, deployment, busy_reads=1)
+
+    def rollback_choice(
+        self, approval: dict[str, Any], chosen: str | None = None, by: str | None = None
+    ) -> revisions.Target | None:
+        """Where the approval's rollback would go (the revision history's newest known-good version
+        other than the one under judgement, or ``chosen``: TargetRefused unless it is known-good);
+        None when it has no rollback or acts on nothing real."""
+        if not any(isinstance(a, dict) and a.get("name") == ROLLBACK for a in approval.get("actions") or []):
+            return None
+        deployment = self._live_deployment(approval)
+        if deployment is None:
+            return None
+        history = revisions.revisions(self.store.revision_events(str(deployment["service"])))
+        return revisions.rollback_target(
+            history,
+            str(deployment["version"]),
+            hint=deployment.get("previous_version"),
+            chosen=chosen or None,
+            chosen_by=by if chosen else None,
+        )
+
+    def _before_approving(
+        self, approval_id: str, identity: Identity, rollback_to: str | None
+    ) -> revisions.Target | None:
+        """Right before an approval counts: close it as superseded when the service moved on
+        (:class:`Superseded`), refuse it without a known-good rollback target
+        (:class:`NoRollbackTarget`), else the target it approves."""
+        approval = self.store.approval_row(approval_id)
+        if approval is None or approval["status"] != "pending":
+            return None  # the vote says why (not found, already decided)
+        check = self.check_now(approval)
+        if check is not None and check.superseded:
+            self.supersede(approval, check.superseded)
+            raise Superseded(already_message(self.store.approval_row(approval_id) or approval))
+        target = self.rollback_choice(approval, rollback_to, identity.name)
+        if target is not None and target.version is None:
+            raise NoRollbackTarget(
+                f"{target.reason}; reject it (the deployment is escalated) or mark a version known-good "
+                "on the Deployments page"
+            )
+        return target
+
+    def supersede(self, approval: dict[str, Any], reason: str) -> bool:
+        """Close a pending approval as superseded (the service moved past its decision) and resume its
+        run so that nothing runs. False when it was not pending any more."""
+        now = now_text()
+        with self.store.write() as conn:
+            closed = self.store.close_approval_in(
+                conn,
+                approval["id"],
+                status="superseded",
+                decided_by=SUPERSEDED_ACTOR,
+                comment=f"superseded: {reason}",
+                at=now,
+            )
+            if closed:
+                self.store.audit_in(
+                    conn,
+                    SUPERSEDED_ACTOR,
+                    "approval.superseded",
+                    approval["id"],
+                    {"execution_id": approval["execution_id"], "reason": reason, "at": now},
+                )
+        if closed:
+            self._resume(approval, approved=False, comment=f"superseded: {reason}", approver=SUPERSEDED_ACTOR)
+        return closed
 
     def starters(self, execution_id: str) -> list[dict[str, Any]]:
         """Who started the run (requester, deployer, launcher): see :meth:`Store.run_starters`."""
@@ -316,9 +464,10 @@ class ApprovalService:
         policy = sign_in(self.settings)
         if policy.broken:
             raise PermissionDenied(policy.error_line())
-        if identity.source == "demo" and not policy.demo_allowed:
+        if not verified(identity) and not policy.demo_allowed:
+            what = "a picked demo identity" if identity.source == "demo" else "a name no credential proved"
             raise PermissionDenied(
-                "a picked demo identity cannot decide here ("
+                f"{what} cannot decide here ("
                 + (policy.error_line() or "this console uses a configured sign-in")
                 + ")"
             )
@@ -500,11 +649,21 @@ class ApprovalService:
     # -- resuming the engine --------------------------------------------------------------------------
 
     def _resume(
-        self, approval: dict[str, Any], *, approved: bool, comment: str, approver: str
+        self,
+        approval: dict[str, Any],
+        *,
+        approved: bool,
+        comment: str,
+        approver: str,
+        rollback_target: dict[str, Any] | None = None,
     ) -> tuple[bool, str]:
         try:
             self.backend.resume(
-                approval["execution_id"], approved=approved, comment=comment, approver=approver
+                approval["execution_id"],
+                approved=approved,
+                comment=comment,
+                approver=approver,
+                rollback_target=rollback_target,
             )
         except Exception as exc:
             message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -530,21 +689,28 @@ class ApprovalService:
     def retry_resume(self, approval_id: str) -> DecisionResult:
         """Resume the engine again for a decision whose resume failed."""
         approval = self.get(approval_id)
-        if approval["status"] not in ("approved", "rejected", "expired"):
+        if approval["status"] not in ("approved", "rejected", "expired", "superseded"):
             raise ApprovalError(f"approval {approval_id} is {approval['status']}; nothing to resume")
         if approval.get("resume_state") == "done":
             return DecisionResult(_result_status(approval), "already resumed", resumed=True)
+        target = None
         if approval["status"] == "expired":
             approved, comment, approver = (
                 False,
                 approval.get("comment") or self._timeout_comment(),
                 TIMEOUT_ACTOR,
             )
+        elif approval["status"] == "superseded":
+            approved, comment, approver = False, approval.get("comment") or "superseded", SUPERSEDED_ACTOR
         else:
             approved = approval["status"] == "approved"
             comment = approval.get("comment") or ""
             approver = approval.get("decided_by") or "unknown"
-        resumed, error = self._resume(approval, approved=approved, comment=comment, approver=approver)
+            found = self.rollback_choice(approval) if approved else None
+            target = found.to_dict() if found is not None and found.version else None
+        resumed, error = self._resume(
+            approval, approved=approved, comment=comment, approver=approver, rollback_target=target
+        )
         self.store.audit(
             "system", "approval.resume_retried", approval_id, {"ok": resumed, "error": error or None}
         )
@@ -630,6 +796,8 @@ __all__ = [
     "ApprovalNotFound",
     "ApprovalService",
     "DecisionResult",
+    "NoRollbackTarget",
+    "Superseded",
     "already_message",
     "starter_refusal",
 ]

@@ -70,11 +70,6 @@ def require_approver(identity: Identity) -> None:
         )
 
 
-def require_admin(identity: Identity) -> None:
-    if not identity.is_admin:
-        raise PermissionDenied(f"{identity.name} has the {identity.role.value} role; this needs admin")
-
-
 def parse_role(value: Any) -> Role:
     try:
         return Role(str(value).strip().lower())

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from console.access.auth import InvalidIdentity, parse_role, validate_name
+from console.domain.names import same_person
 from console.settings import Settings
 from console.telemetry.config import load_services
 from console.telemetry.errors import NoSourceConfigured
@@ -252,6 +253,14 @@ def _user_problems(users: Any) -> list[str]:
             problems.append(f"{where}.role: missing (viewer, approver or admin)")
         else:
             problems += _role_problem(f"{where}.role", user["role"])
+    names = [str(name) for name in users]
+    for i, name in enumerate(names):
+        twin = next((other for other in names[:i] if same_person(other, name)), None)
+        if twin is not None:
+            problems.append(
+                f"console_auth.users: {name!r} and {twin!r} are the same person to the console (names "
+                "compare ignoring case and look-alike letters); keep one"
+            )
     return problems
 
 

@@ -13,7 +13,14 @@ Two ways to configure tokens, both read from the settings (never from a request)
       sha256 = "9f86d0...(64 hex digits)"   # python -m console.access.tokens hash
       role = "approver"                      # viewer | approver | admin (default viewer)
       act_for_users = true                   # a bot deciding for the person who clicked
-      identity = "chatops-bot"               # optional: the name it acts as (default: the table's name)
+      identity = "chatops-bot"               # required: the person (or bot) it acts for
+
+**Every token maps to a person.** A table must say whom it acts for in ``identity``; one without it
+is a broken configuration (a person's two tokens named ``alice-laptop`` and ``alice-ci`` would
+otherwise act as two people and cast both votes of a CRITICAL action). Tokens naming the same
+``identity`` are one person: one vote between them. When ``identity`` is a configured console user
+(a password user or an OIDC e-mail), the token's role is capped by that user's role (a token cannot
+make a viewer an approver).
 
 A token allowed to act for users names the person in the request (``actor``); that person's role
 comes from the configured users (``[console_auth.users.<name>].role``) or OIDC roles
@@ -47,6 +54,7 @@ from console.access.auth import (
     parse_role,
     validate_name,
 )
+from console.domain.names import same_person
 from console.settings import Settings
 
 TOKEN_PREFIX = "dlc_"  # noqa: S105 - a marker, not a secret
@@ -59,10 +67,6 @@ HOW_TO_ENABLE = (
     "set CONSOLE_API_TOKEN, or add a [console_api.tokens.NAME] table with the sha256 printed by "
     "`python -m console.access.tokens hash` to .streamlit/secrets.toml, then restart the console"
 )
-
-
-class TokenConfigError(ValueError):
-    """The token configuration cannot be used; the message names the keys at fault."""
 
 
 class ActorNotAllowed(PermissionDenied):
@@ -80,6 +84,11 @@ class ApiToken:
     rate_per_minute: float | None = None
     burst: int | None = None
     digest: bytes = field(default=b"", repr=False)
+
+    @property
+    def caller_source(self) -> str:
+        """How the console knows who called with this token (the approval card's words)."""
+        return f"the API token {self.name} (authenticated)"
 
 
 def token_digest(token: str) -> bytes:
@@ -157,25 +166,28 @@ def _name(value: Any, where: str, problems: list[str]) -> str | None:
         return None
 
 
-def load_tokens(settings: Settings) -> TokenRegistry:
-    """Read and check every token the settings configure (never raises)."""
-    problems: list[str] = []
-    warnings: list[str] = []
-    tokens: list[ApiToken] = []
-    if settings.api_token:
-        value = settings.api_token.get()
-        name = _name(settings.api_identity, "CONSOLE_API_TOKEN_NAME", problems)
-        role = _role(settings.api_role, "CONSOLE_API_TOKEN_ROLE", problems)
-        if value != value.strip() or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
-            problems.append("CONSOLE_API_TOKEN: contains spaces or control characters")
-        if len(value) < SHORT_TOKEN:
-            warnings.append(
-                f"CONSOLE_API_TOKEN is short ({len(value)} characters): generate one with "
-                "`python -m console.access.tokens hash`"
-            )
-        if name is not None:
-            identity = Identity(name, role, source="api-token:env")
-            tokens.append(ApiToken("env", identity, digest=token_digest(value)))
+def _env_token(settings: Settings, problems: list[str], warnings: list[str]) -> ApiToken | None:
+    """``CONSOLE_API_TOKEN``, the one token of the environment, if it is set and usable."""
+    if not settings.api_token:
+        return None
+    value = settings.api_token.get()
+    name = _name(settings.api_identity, "CONSOLE_API_TOKEN_NAME", problems)
+    role = _role(settings.api_role, "CONSOLE_API_TOKEN_ROLE", problems)
+    if value != value.strip() or any(ord(ch) < 33 or ord(ch) == 127 for ch in value):
+        problems.append("CONSOLE_API_TOKEN: contains spaces or control characters")
+    if len(value) < SHORT_TOKEN:
+        warnings.append(
+            f"CONSOLE_API_TOKEN is short ({len(value)} characters): generate one with "
+            "`python -m console.access.tokens hash`"
+        )
+    if name is None:
+        return None
+    identity = Identity(name, _capped(role, name, settings), source="api-token:env")
+    return ApiToken("env", identity, digest=token_digest(value))
+
+
+def _token_tables(settings: Settings, problems: list[str]) -> Mapping[str, Any]:
+    """The ``[console_api.tokens.NAME]`` tables (empty, with a problem line, when malformed)."""
     raw = settings.api if settings.api is not None else {}
     if not isinstance(raw, Mapping):
         problems.append("[console_api]: must be a table")
@@ -186,37 +198,62 @@ def load_tokens(settings: Settings) -> TokenRegistry:
     table = raw.get("tokens", {})
     if not isinstance(table, Mapping):
         problems.append("[console_api.tokens]: must be a table of [console_api.tokens.NAME] tables")
-        table = {}
-    for key, entry in table.items():
-        where = f"[console_api.tokens.{key}]"
-        if not isinstance(entry, Mapping):
-            problems.append(f"{where}: must be a table (sha256, role, act_for_users)")
-            continue
-        before = len(problems)
-        bad_keys = sorted(str(k) for k in entry if k not in TOKEN_KEYS)
-        if bad_keys:
-            hint = " (the token itself is never written here: only its sha256)" if "token" in bad_keys else ""
-            problems.append(f"{where}: unknown key(s) {', '.join(bad_keys)}{hint}")
-        digest_hex = entry.get("sha256")
-        if not isinstance(digest_hex, str) or not _HEX64.match(digest_hex.strip().lower()):
-            problems.append(f"{where}.sha256: must be 64 hex digits (python -m console.access.tokens hash)")
-        role = _role(entry.get("role"), f"{where}.role", problems)
-        act_for = _bool(entry.get("act_for_users"), f"{where}.act_for_users", problems)
-        name = _name(entry.get("identity", key), f"{where}.identity", problems)
-        rate = _positive(entry.get("rate_per_minute"), f"{where}.rate_per_minute", problems, integer=False)
-        burst = _positive(entry.get("burst"), f"{where}.burst", problems, integer=True)
-        if len(problems) > before or name is None:
-            continue
-        tokens.append(
-            ApiToken(
-                str(key),
-                Identity(name, role, source=f"api-token:{key}"),
-                act_for_users=act_for,
-                rate_per_minute=float(rate) if rate is not None else None,
-                burst=int(burst) if burst is not None else None,
-                digest=bytes.fromhex(digest_hex.strip().lower()),
-            )
+        return {}
+    return table
+
+
+def _table_token(
+    key: str, entry: Any, settings: Settings, problems: list[str], warnings: list[str]
+) -> ApiToken | None:
+    """One ``[console_api.tokens.KEY]`` table as a token, or None with its problems noted."""
+    where = f"[console_api.tokens.{key}]"
+    if not isinstance(entry, Mapping):
+        problems.append(f"{where}: must be a table (sha256, role, act_for_users)")
+        return None
+    before = len(problems)
+    bad_keys = sorted(str(k) for k in entry if k not in TOKEN_KEYS)
+    if bad_keys:
+        hint = " (the token itself is never written here: only its sha256)" if "token" in bad_keys else ""
+        problems.append(f"{where}: unknown key(s) {', '.join(bad_keys)}{hint}")
+    digest_hex = entry.get("sha256")
+    if not isinstance(digest_hex, str) or not _HEX64.match(digest_hex.strip().lower()):
+        problems.append(f"{where}.sha256: must be 64 hex digits (python -m console.access.tokens hash)")
+    role = _role(entry.get("role"), f"{where}.role", problems)
+    act_for = _bool(entry.get("act_for_users"), f"{where}.act_for_users", problems)
+    if entry.get("identity") is None:
+        problems.append(
+            f'{where}.identity: missing: name the person this token acts for (identity = "alice"); '
+            "tokens of one person name the same identity and vote once"
         )
+    name = _name(entry.get("identity"), f"{where}.identity", problems)
+    rate = _positive(entry.get("rate_per_minute"), f"{where}.rate_per_minute", problems, integer=False)
+    burst = _positive(entry.get("burst"), f"{where}.burst", problems, integer=True)
+    if len(problems) > before or name is None:
+        return None
+    capped = _capped(role, name, settings)
+    if capped != role:
+        warnings.append(
+            f"{where}: acts for {name}, a configured {capped.value}: its role {role.value} is "
+            f"lowered to {capped.value}"
+        )
+    return ApiToken(
+        str(key),
+        Identity(name, capped, source=f"api-token:{key}"),
+        act_for_users=act_for,
+        rate_per_minute=float(rate) if rate is not None else None,
+        burst=int(burst) if burst is not None else None,
+        digest=bytes.fromhex(str(digest_hex).strip().lower()),
+    )
+
+
+def load_tokens(settings: Settings) -> TokenRegistry:
+    """Read and check every token the settings configure (never raises)."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    candidates = [_env_token(settings, problems, warnings)]
+    for key, entry in _token_tables(settings, problems).items():
+        candidates.append(_table_token(str(key), entry, settings, problems, warnings))
+    tokens = [token for token in candidates if token is not None]
     seen: dict[bytes, str] = {}
     for token in tokens:
         if token.digest in seen:
@@ -225,17 +262,26 @@ def load_tokens(settings: Settings) -> TokenRegistry:
     return TokenRegistry(tuple(tokens), tuple(problems), tuple(warnings))
 
 
+def _capped(role: Role, name: str, settings: Settings) -> Role:
+    """``role``, lowered to the role the sign-in configuration gives ``name`` when it is a
+    configured person: a token never has more power than the person it acts for."""
+    try:
+        configured = _configured_role(settings, name)
+    except InvalidIdentity:
+        configured = None
+    return role if configured is None else min(role, configured, key=_ROLE_ORDER.index)
+
+
 def _configured_role(settings: Settings, name: str) -> Role | None:
     """The role the sign-in configuration gives ``name`` (a password user, or an OIDC e-mail)."""
     users = configured_users(settings)
-    folded = name.casefold()
-    matches = [user for key, user in users.items() if str(key).casefold() == folded]
+    matches = [user for key, user in users.items() if same_person(str(key), name)]
     if len(matches) == 1 and isinstance(matches[0], Mapping):
         return parse_role(matches[0].get("role", "viewer"))
     roles = settings.auth.get("oidc_roles") if isinstance(settings.auth, Mapping) else None
     if isinstance(roles, Mapping):
         for email, role in roles.items():
-            if str(email).strip().casefold() == folded:
+            if same_person(str(email).strip(), name):
                 return parse_role(role)
     return None
 
@@ -293,6 +339,7 @@ def main(argv: list[str]) -> int:
     print(f"token (give it to the client; it is shown only now):\n  {token}\n")
     print("add to .streamlit/secrets.toml (rename NAME, pick the role):")
     print(f'  [console_api.tokens.NAME]\n  sha256 = "{hash_token(token)}"\n  role = "viewer"')
+    print('  identity = "NAME"        # the person (or bot) this token acts for')
     print("  act_for_users = false")
     return 0
 

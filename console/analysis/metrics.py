@@ -364,6 +364,203 @@ def _blip(
     return int(outside.sum()), peak
 
 
+def _nodata(name: str, direction: Direction, base: np.ndarray, after: np.ndarray) -> MetricJudgement:
+    reason = (
+        f"not enough data: {base.size} baseline and {after.size} verification points "
+        f"(need {MIN_BASELINE_POINTS} and {MIN_AFTER_POINTS})"
+    )
+    result = MetricResult(
+        name, Classification.NODATA, direction,
+        float(np.median(base)) if base.size else None, float(np.median(after)) if after.size else None,
+        None, None, reason, baseline_points=int(base.size), after_points=int(after.size),
+    )  # fmt: skip
+    tail = after[-max(1, math.ceil(after.size * TAIL_FRACTION)) :] if after.size else after
+    return MetricJudgement(
+        result, "nodata", after_points=int(after.size),
+        tail_level=_level(name, tail) if tail.size else None,
+        after_sum=float(after.sum()), tail_sum=float(tail.sum()),
+    )  # fmt: skip
+
+
+@dataclass
+class _Window:
+    """One metric split at the deploy, with the comparisons every branch reads."""
+
+    name: str
+    direction: Direction
+    times: np.ndarray
+    values: np.ndarray
+    split: int
+    deployed_at: float
+    level: Level
+    base: np.ndarray
+    after: np.ndarray
+    tail: np.ndarray
+    whole: Comparison
+    tail_c: Comparison
+
+    @property
+    def base_level(self) -> float:
+        return self.whole.ref_level
+
+    @property
+    def tail_level(self) -> float:
+        return self.tail_c.test_level
+
+
+@dataclass
+class _Call:
+    """What a branch of the judge concluded."""
+
+    status: str
+    deciding: Comparison
+    reason: str
+    worsened: bool = False
+
+
+@dataclass
+class _Onset:
+    offset: float | None = None
+    before: bool = False
+    good_shift_before: bool = False
+    early: np.ndarray | None = None
+    pre_level: float | None = None
+    call: _Call | None = None
+
+
+def _pre_deploy_call(w: _Window, cp: int, early: np.ndarray, pre: np.ndarray, shift: Comparison) -> _Call:
+    """A bad shift that began before the deploy: worse after it, on the same course, or not."""
+    name, direction, level = w.name, w.direction, w.level
+    onset_offset = float(w.times[cp] - w.deployed_at)
+    pre_level = shift.test_level
+    ongoing = compare(name, early, w.tail, level)
+    worse = compare(name, pre, w.tail, level)
+    # "worse" is further in the direction the pre-deploy shift took: for a metric without a known
+    # direction a return towards the early level is a recovery, not a regression
+    same_way = direction is not Direction.EITHER or worse.sign == shift.sign
+    worse_bad = is_bad(direction, worse.sign) and same_way
+    k = max(w.split - cp, TREND_MIN_POINTS)
+    trend = _trend_explains(
+        name, direction, w.times[w.split - k : w.split], w.values[w.split - k : w.split],
+        w.times[-w.tail.size :], w.tail, early,
+    )  # fmt: skip
+    before = f"{format_value(name, shift.ref_level)} → {format_value(name, pre_level)}"
+    now = format_value(name, w.tail_level)
+    if worse_bad and trend is not None:
+        return _Call(
+            "preexisting", ongoing,
+            f"worsening since {ago_text(onset_offset)} before the deploy ({before} before it, {now} now, "
+            f"{format_value(name, trend)} expected from the pre-deploy trend): the deploy did not change "
+            "the course",
+            worsened=True,
+        )  # fmt: skip
+    if worse_bad:
+        return _Call(
+            "regression", worse,
+            f"already degraded {ago_text(onset_offset)} before the deploy ({before}) and worse after it "
+            f"({now}, p={worse.p_value:.2g}, δ={worse.delta:+.2f})",
+        )  # fmt: skip
+    if is_bad(direction, ongoing.sign):
+        return _Call(
+            "preexisting", ongoing,
+            f"degraded since {ago_text(onset_offset)} before the deploy ({before}), not worse after it "
+            f"({now}): not caused by the deploy",
+        )  # fmt: skip
+    return _Call(
+        "ended", ongoing,
+        f"anomaly began {ago_text(onset_offset)} before the deploy and has ended "
+        f"(now {now} vs {format_value(name, shift.ref_level)})",
+    )  # fmt: skip
+
+
+def _onset(w: _Window) -> _Onset:
+    """A change point in the baseline (the onset is searched there only: a shift that starts there
+    began before the deploy)."""
+    cp = change_point(w.base)
+    if cp is None:
+        return _Onset()
+    out = _Onset(offset=float(w.times[cp] - w.deployed_at))
+    long_enough = (
+        w.split - cp >= ONSET_MIN_POINTS
+        and cp >= MIN_BASELINE_POINTS
+        and w.deployed_at - w.times[cp] >= onset_min_seconds(w.deployed_at - float(w.times[0]))
+    )
+    if not long_enough:
+        return out
+    early, pre = w.values[:cp], w.values[cp : w.split]
+    shift = compare(w.name, early, pre, w.level)
+    out.early = early
+    out.before = is_bad(w.direction, shift.sign)
+    out.good_shift_before = shift.sign != 0 and not out.before
+    if out.before:
+        out.pre_level = shift.test_level
+        out.call = _pre_deploy_call(w, cp, early, pre, shift)
+    return out
+
+
+def _back_to_normal(w: _Window, onset: _Onset) -> Comparison | None:
+    """A baseline inflated by a pre-deploy anomaly in the *good* direction (a traffic spike) makes
+    the return to normal look like a drop: a regression must also hold against the level before
+    that anomaly."""
+    if onset.early is None or not onset.good_shift_before or not is_bad(w.direction, w.tail_c.sign):
+        return None
+    vs_early = compare(w.name, onset.early, w.tail, w.level)
+    gap = vs_early.test_level - vs_early.ref_level
+    worse_by = {Direction.INCREASE: gap, Direction.DECREASE: -gap}.get(w.direction, abs(gap))
+    if not is_bad(w.direction, vs_early.sign) and worse_by < tolerance(w.name, vs_early.ref_level):
+        return vs_early
+    return None
+
+
+def _after_deploy_call(w: _Window, onset: _Onset, tail_n: int) -> _Call:
+    """No bad shift before the deploy: what happened after it."""
+    name, direction = w.name, w.direction
+    base_level, tail_level = format_value(name, w.base_level), format_value(name, w.tail_level)
+    back = _back_to_normal(w, onset)
+    if back is not None:
+        return _Call(
+            "pass", back,
+            f"{base_level} → {tail_level}, but the baseline was skewed by a change "
+            f"{ago_text(onset.offset or 0.0)} before the deploy; against the level before it "
+            f"({format_value(name, back.ref_level)}) nothing regressed",
+        )  # fmt: skip
+    tail_c, whole = w.tail_c, w.whole
+    if is_bad(direction, tail_c.sign):
+        return _Call(
+            "regression", tail_c,
+            f"{base_level} → {tail_level} after the deploy "
+            f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f}, persists to the end of the window)",
+        )  # fmt: skip
+    head = _head(name, w.base, w.after, tail_n, whole, w.level)
+    if is_bad(direction, head.sign) or is_bad(direction, whole.sign):
+        deciding = head if is_bad(direction, head.sign) else whole
+        return _Call(
+            "transient", deciding,
+            f"moved after the deploy ({base_level} → {format_value(name, deciding.test_level)} right after "
+            f"it) but recovered: {tail_level} at the end",
+        )  # fmt: skip
+    if tail_c.sign != 0 or whole.sign != 0:
+        deciding = tail_c if tail_c.sign != 0 else whole
+        return _Call(
+            "improved", deciding,
+            f"improved: {base_level} → {format_value(name, deciding.test_level)} "
+            f"(p={deciding.p_value:.2g}, δ={deciding.delta:+.2f})",
+        )  # fmt: skip
+    blip = _blip(name, direction, w.base, w.after[: w.after.size - tail_n], w.base_level)
+    if blip is not None:
+        points, peak = blip
+        return _Call(
+            "transient", tail_c,
+            f"{points}-point excursion right after the deploy (peak {format_value(name, peak)}) that "
+            f"recovered: {tail_level} at the end vs {base_level} before",
+        )  # fmt: skip
+    return _Call(
+        "pass",
+        tail_c,
+        f"no meaningful change: {base_level} → {tail_level} (p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f})",
+    )
+
+
 def judge_metric(
     name: str, times: np.ndarray, values: np.ndarray, deployed_at: float, level: Level = NORMAL
 ) -> MetricJudgement:
@@ -373,22 +570,7 @@ def judge_metric(
     split = int(np.searchsorted(times, deployed_at, side="left"))
     base, after = values[:split], values[split:]
     if base.size < MIN_BASELINE_POINTS or after.size < MIN_AFTER_POINTS:
-        reason = (
-            f"not enough data: {base.size} baseline and {after.size} verification points "
-            f"(need {MIN_BASELINE_POINTS} and {MIN_AFTER_POINTS})"
-        )
-        result = MetricResult(
-            name, Classification.NODATA, direction,
-            float(np.median(base)) if base.size else None, float(np.median(after)) if after.size else None,
-            None, None, reason, baseline_points=int(base.size), after_points=int(after.size),
-        )  # fmt: skip
-        tail = after[-max(1, math.ceil(after.size * TAIL_FRACTION)) :] if after.size else after
-        return MetricJudgement(
-            result, "nodata", after_points=int(after.size),
-            tail_level=_level(name, tail) if tail.size else None,
-            after_sum=float(after.sum()), tail_sum=float(tail.sum()),
-        )  # fmt: skip
-
+        return _nodata(name, direction, base, after)
     tail_n = min(after.size, max(MIN_TAIL_POINTS, math.ceil(after.size * TAIL_FRACTION)))
     tail = after[-tail_n:]
     whole = compare(name, base, after, level)
@@ -397,132 +579,14 @@ def judge_metric(
         # sparse events (restarts): too few in the tail alone for a test; still happening at the end of
         # a significant window is persistence enough
         tail_c = whole
-    base_level, tail_level = whole.ref_level, tail_c.test_level
-
-    # onset: a bad shift that started before the deploy?
-    onset_offset = None
-    pre_level = None
-    worsened = False
-    status = "pass"
-    deciding = tail_c
-    # the onset is searched in the baseline only: a shift that starts there began before the deploy
-    cp = change_point(base)
-    onset_before = False
-    good_shift_before = False
-    early = None
-    if cp is not None:
-        onset_offset = float(times[cp] - deployed_at)
-        if (
-            split - cp >= ONSET_MIN_POINTS
-            and cp >= MIN_BASELINE_POINTS
-            and deployed_at - times[cp] >= onset_min_seconds(deployed_at - float(times[0]))
-        ):
-            early, pre = values[:cp], values[cp:split]
-            shift = compare(name, early, pre, level)
-            onset_before = is_bad(direction, shift.sign)
-            good_shift_before = shift.sign != 0 and not onset_before
-            if onset_before:
-                pre_level = shift.test_level
-                ongoing = compare(name, early, tail, level)
-                worse = compare(name, pre, tail, level)
-                # "worse" is further in the direction the pre-deploy shift took: for a metric without
-                # a known direction a return towards the early level is a recovery, not a regression
-                worse_bad = is_bad(direction, worse.sign) and (
-                    direction is not Direction.EITHER or worse.sign == shift.sign
-                )
-                k = max(split - cp, TREND_MIN_POINTS)
-                trend = _trend_explains(
-                    name, direction, times[split - k : split], values[split - k : split],
-                    times[-tail.size :], tail, early,
-                )  # fmt: skip
-                if worse_bad and trend is not None:
-                    status, deciding, worsened = "preexisting", ongoing, True
-                    reason = (
-                        f"worsening since {ago_text(onset_offset)} before the deploy "
-                        f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)} "
-                        f"before it, {format_value(name, tail_level)} now, {format_value(name, trend)} "
-                        "expected from the pre-deploy trend): the deploy did not change the course"
-                    )
-                elif worse_bad:
-                    status, deciding = "regression", worse
-                    reason = (
-                        f"already degraded {ago_text(onset_offset)} before the deploy "
-                        f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)}) and "
-                        f"worse after it ({format_value(name, tail_level)}, "
-                        f"p={worse.p_value:.2g}, δ={worse.delta:+.2f})"
-                    )
-                elif is_bad(direction, ongoing.sign):
-                    status, deciding = "preexisting", ongoing
-                    reason = (
-                        f"degraded since {ago_text(onset_offset)} before the deploy "
-                        f"({format_value(name, shift.ref_level)} → {format_value(name, pre_level)}), "
-                        f"not worse after it ({format_value(name, tail_level)}): not caused by the deploy"
-                    )
-                else:
-                    status, deciding = "ended", ongoing
-                    reason = (
-                        f"anomaly began {ago_text(onset_offset)} before the deploy and has ended "
-                        f"(now {format_value(name, tail_level)} vs {format_value(name, shift.ref_level)})"
-                    )
-    if not onset_before:
-        # a baseline inflated by a pre-deploy anomaly in the *good* direction (a traffic spike) makes
-        # the return to normal look like a drop: a regression must also hold against the level
-        # before that anomaly
-        back_to_normal = None
-        if early is not None and good_shift_before and is_bad(direction, tail_c.sign):
-            vs_early = compare(name, early, tail, level)
-            gap = vs_early.test_level - vs_early.ref_level
-            worse_by = {Direction.INCREASE: gap, Direction.DECREASE: -gap}.get(direction, abs(gap))
-            if not is_bad(direction, vs_early.sign) and worse_by < tolerance(name, vs_early.ref_level):
-                back_to_normal = vs_early
-        if back_to_normal is not None:
-            deciding = back_to_normal
-            reason = (
-                f"{format_value(name, base_level)} → {format_value(name, tail_level)}, but the baseline was "
-                f"skewed by a change {ago_text(onset_offset or 0.0)} before the deploy; against the "
-                f"level before it ({format_value(name, back_to_normal.ref_level)}) nothing regressed"
-            )
-        elif is_bad(direction, tail_c.sign):
-            status = "regression"
-            reason = (
-                f"{format_value(name, base_level)} → {format_value(name, tail_level)} after the deploy "
-                f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f}, persists to the end of the window)"
-            )
-        elif is_bad(direction, (head := _head(name, base, after, tail_n, whole, level)).sign) or is_bad(
-            direction, whole.sign
-        ):
-            status, deciding = "transient", head if is_bad(direction, head.sign) else whole
-            reason = (
-                f"moved after the deploy ({format_value(name, base_level)} → "
-                f"{format_value(name, deciding.test_level)} right after it) but recovered: "
-                f"{format_value(name, tail_level)} at the end"
-            )
-        elif tail_c.sign != 0 or whole.sign != 0:
-            status = "improved"
-            deciding = tail_c if tail_c.sign != 0 else whole
-            reason = (
-                f"improved: {format_value(name, base_level)} → {format_value(name, deciding.test_level)} "
-                f"(p={deciding.p_value:.2g}, δ={deciding.delta:+.2f})"
-            )
-        elif (blip := _blip(name, direction, base, after[: after.size - tail_n], base_level)) is not None:
-            points, peak = blip
-            status = "transient"
-            reason = (
-                f"{points}-point excursion right after the deploy (peak {format_value(name, peak)}) "
-                f"that recovered: {format_value(name, tail_level)} at the end "
-                f"vs {format_value(name, base_level)} before"
-            )
-        else:
-            reason = (
-                f"no meaningful change: {format_value(name, base_level)} → {format_value(name, tail_level)} "
-                f"(p={tail_c.p_value:.2g}, δ={tail_c.delta:+.2f})"
-            )
-
+    w = _Window(name, direction, times, values, split, deployed_at, level, base, after, tail, whole, tail_c)
+    onset = _onset(w)
+    call = onset.call if onset.before and onset.call is not None else _after_deploy_call(w, onset, tail_n)
+    status, deciding = call.status, call.deciding
+    classification = Classification.PASS
     if status in ("regression", "preexisting"):
         higher = deciding.test_level > deciding.ref_level
         classification = Classification.HIGH if higher else Classification.LOW
-    else:
-        classification = Classification.PASS
     result = MetricResult(
         name=name,
         classification=classification,
@@ -531,24 +595,24 @@ def judge_metric(
         after_median=float(np.median(after)),
         p_value=round(deciding.p_value, 6),
         effect_size=round(deciding.delta, 4),
-        reason=reason,
+        reason=call.reason,
         baseline_points=int(base.size),
         after_points=int(after.size),
     )
     return MetricJudgement(
         result=result,
         status=status,
-        baseline_level=base_level,
-        tail_level=tail_level,
+        baseline_level=w.base_level,
+        tail_level=w.tail_level,
         strength=_strength(deciding, level) if status in ("regression", "preexisting", "transient") else 0.0,
-        onset_offset_s=onset_offset,
-        pre_level=pre_level,
+        onset_offset_s=onset.offset,
+        pre_level=onset.pre_level,
         after_sum=float(after.sum()),
         tail_sum=float(tail.sum()),
         baseline_mean=float(base.mean()),
         after_points=int(after.size),
-        onset_before=onset_before,
-        worsened=worsened,
+        onset_before=onset.before,
+        worsened=call.worsened,
         last_level=_level(name, after[-LAST_POINTS:]),
     )
 

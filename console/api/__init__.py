@@ -10,7 +10,8 @@ imports Streamlit.
 - ``POST /api/deployments``: a deployment announcement (the console's, GitHub's, Argo CD's shape).
 
 Tokens: :mod:`console.access.tokens`; limits and errors: :mod:`console.api.guard`,
-:mod:`console.api.http`.
+:mod:`console.api.http`. Beside it, outside ``/api/``: ``/auth/session``
+(:mod:`console.api.session`), where a browser's password sign-in becomes the session cookie.
 """
 
 from console.api.app import PREFIX, Api, api_routes, create_api

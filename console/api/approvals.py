@@ -14,7 +14,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from console.access.approvals import FINAL, MAX_COMMENT, AlreadyDecided, ApprovalNotFound
+from console.access.approvals import FINAL, MAX_COMMENT, AlreadyDecided, ApprovalNotFound, NoRollbackTarget
 from console.access.auth import InvalidIdentity, PermissionDenied
 from console.access.tokens import acting_identity
 from console.api.context import Context
@@ -27,6 +27,7 @@ STATUS_FILTERS: dict[str, list[str] | None] = {
     "rejected": ["rejected"],
     "expired": ["expired"],
     "cancelled": ["cancelled"],
+    "superseded": ["superseded"],
     "decided": list(FINAL),
     "all": None,
 }
@@ -172,9 +173,11 @@ async def decide(request: Request, ctx: Context) -> JsonAnswer:
         raise ApiError(403, str(exc)) from None
     except ApprovalNotFound:
         raise ApiError(404, f"approval {approval_id} not found") from None
-    except AlreadyDecided as exc:
+    except AlreadyDecided as exc:  # also Superseded: closed because the service moved on
         current = await run_in_threadpool(_current, service, approval_id)
         raise ApiError(409, str(exc), extra={"approval": current}) from None
+    except NoRollbackTarget as exc:
+        raise ApiError(409, str(exc)) from None
     except ValueError as exc:
         raise ApiError(400, f"comment: {exc}") from None
     approval = await run_in_threadpool(service.get, approval_id)

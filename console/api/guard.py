@@ -4,20 +4,28 @@
 - No token configured: 403, saying how to turn the API on (reads are off too).
 - A token configuration that cannot be read: 503, nobody gets in (fail closed); the problems are in
   the server log, never in the answer.
-- No or a wrong token: 401 with ``WWW-Authenticate: Bearer``. Failed attempts are limited per
-  client address (a guesser gets 429 before the token is even compared).
+- No or a wrong token: 401 with ``WWW-Authenticate: Bearer``. The credential is checked first and
+  only failures are counted, per client address and per presented credential: once either has
+  failed too often the failures get 429 instead of 401, while a valid token from the same address
+  goes through (someone else's guessing never locks a valid caller out).
 - Each token has its own bucket (``CONSOLE_API_RATE_PER_MINUTE`` / ``CONSOLE_API_BURST``, or the
   token's ``rate_per_minute`` / ``burst``): 429 with ``Retry-After`` when it is empty.
 
-The token's value is never logged and never put in an answer.
+The client's address is the connection's peer; ``X-Forwarded-For`` is honoured only when that peer
+is one of ``CONSOLE_TRUSTED_PROXIES`` (:func:`trusted_proxy_headers`, which ``server.py`` puts in
+front of the whole server, pages included). The token's value is never logged and never put in an
+answer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
+from typing import Any
 
 from starlette.requests import Request
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from console.access.tokens import HOW_TO_ENABLE, ApiToken, TokenRegistry, load_tokens
 from console.api.http import ApiError
@@ -37,6 +45,24 @@ BROKEN_MESSAGE = (
     "no token is accepted until it is fixed"
 )
 CHALLENGE = 'Bearer realm="devops-loop-console"'
+THROTTLED = "too many failed authentications from this address or with this credential; wait and retry"
+
+
+def trusted_proxy_headers(app: Any, settings: Settings) -> Any:
+    """``app`` behind uvicorn's ``X-Forwarded-For`` handling, trusting only the peers listed in
+    ``CONSOLE_TRUSTED_PROXIES`` (none by default: the peer is the client). The ``Forwarded``
+    header is never read."""
+    return ProxyHeadersMiddleware(app, trusted_hosts=list(settings.trusted_proxy_list))
+
+
+def client_address(request: Request) -> str:
+    """The client's address as the proxy handling left it (see :func:`trusted_proxy_headers`)."""
+    return request.client.host if request.client else "unknown"
+
+
+def _credential_key(presented: str) -> str:
+    """What a presented credential's failures are counted under (a digest, never the value)."""
+    return "credential:" + hashlib.sha256(presented.encode("utf-8", "replace")).hexdigest()[:32]
 
 
 class Guard:
@@ -76,22 +102,16 @@ class Guard:
             return "not configured", "no token configured: only GET /api/health answers"
         return "up", f"{len(registry.tokens)} token(s) configured"
 
-    def _client(self, request: Request) -> str:
-        return f"ip:{request.client.host if request.client else 'unknown'}"
-
-    def check_failures(self, request: Request) -> None:
-        """429 when this address has failed too often lately (before any secret is compared)."""
-        wait = self._failures.peek(self._client(request))
+    def refuse(self, request: Request, error: ApiError, credential: str | None = None) -> ApiError:
+        """A failed authentication: counted against the client's address and the presented
+        ``credential``; the error to answer is ``error``, or 429 once either has failed too often."""
+        keys = ["address:" + client_address(request)]
+        if credential:
+            keys.append(_credential_key(credential))
+        wait = max(self._failures.take(key) for key in keys)
         if wait:
-            raise ApiError(
-                429,
-                "too many requests with a missing or wrong token from this address; wait and retry",
-                headers={"Retry-After": retry_after(wait)},
-            )
-
-    def failed(self, request: Request) -> None:
-        """Count one failed authentication of this address."""
-        self._failures.take(self._client(request))
+            return ApiError(429, THROTTLED, headers={"Retry-After": retry_after(wait)})
+        return error
 
     def limit(self, name: str, settings: Settings) -> None:
         """The rate limit of a caller that is not a token (a signed webhook): 429 when exhausted."""
@@ -112,35 +132,36 @@ class Guard:
             raise ApiError(503, BROKEN_MESSAGE)
         if not registry.tokens:
             raise ApiError(403, OFF_MESSAGE)
-        client = f"ip:{request.client.host if request.client else 'unknown'}"
-        wait = self._failures.peek(client)
-        if wait:
-            raise ApiError(
-                429,
-                "too many requests with a missing or wrong token from this address; wait and retry",
-                headers={"Retry-After": retry_after(wait)},
-            )
         header = request.headers.get("authorization")
         scheme, _, presented = (header or "").strip().partition(" ")
+        presented = presented.strip()
         if not header:
-            self._failures.take(client)
-            raise ApiError(
-                401,
-                "this endpoint needs Authorization: Bearer <token>",
-                headers={"WWW-Authenticate": CHALLENGE},
+            raise self.refuse(
+                request,
+                ApiError(
+                    401,
+                    "this endpoint needs Authorization: Bearer <token>",
+                    headers={"WWW-Authenticate": CHALLENGE},
+                ),
             )
-        if scheme.lower() != "bearer" or not presented.strip():
-            self._failures.take(client)
-            raise ApiError(
-                401,
-                "the Authorization header must be: Bearer <token>",
-                headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_request"'},
+        if scheme.lower() != "bearer" or not presented:
+            raise self.refuse(
+                request,
+                ApiError(
+                    401,
+                    "the Authorization header must be: Bearer <token>",
+                    headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_request"'},
+                ),
+                header.strip(),
             )
-        token = registry.verify(presented.strip())
+        token = registry.verify(presented)
         if token is None:
-            self._failures.take(client)
-            raise ApiError(
-                401, "invalid token", headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'}
+            raise self.refuse(
+                request,
+                ApiError(
+                    401, "invalid token", headers={"WWW-Authenticate": f'{CHALLENGE}, error="invalid_token"'}
+                ),
+                presented,
             )
         assert self._limiter is not None
         rate = token.rate_per_minute / 60.0 if token.rate_per_minute else None

@@ -34,7 +34,8 @@ from console.domain.models import format_time
 from console.loop.narrative import LLMFailure, normalize_base_url
 from console.presentation.health import store_problem
 from console.runtime import Services
-from console.telemetry.config import PrometheusConfig, load_services, resolve_secret
+from console.telemetry import build_source
+from console.telemetry.config import load_services
 from console.telemetry.errors import TelemetryError
 
 UP, DOWN, NOT_CONFIGURED, DEGRADED = "up", "down", "not configured", "degraded"
@@ -95,37 +96,12 @@ def check_engine(services: Services) -> Check:
     return Check(UP, _line(health.message or services.backend.name))
 
 
-def _prometheus_auth(config: PrometheusConfig) -> tuple[dict[str, str], tuple[str, str] | None]:
-    token = resolve_secret(config.token_env, config.where)
-    password = resolve_secret(config.password_env, config.where)
-    headers = {"Authorization": f"Bearer {token.get()}"} if token else {}
-    basic = (config.username, password.get()) if config.username and password else None
-    return headers, basic
-
-
-def probe_prometheus(config: PrometheusConfig, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """None when ``/-/ready`` answers 200, else why not (one line, no URL)."""
-    timeout = min(config.timeout_s, timeout_s)
+def probe_prometheus(config: Any, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when the metric source answers ready, else why not (one line, no URL)."""
     try:
-        headers, basic = _prometheus_auth(config)
+        return build_source(config).probe(timeout_s)
     except TelemetryError as exc:
         return _line(exc)
-    try:
-        response = requests.get(
-            f"{config.url}/-/ready",
-            headers=headers,
-            auth=basic,
-            timeout=timeout,
-            verify=str(config.ca_file) if config.ca_file else True,
-            allow_redirects=False,
-        )
-    except requests.RequestException as exc:
-        return _http_reason(exc, timeout)
-    if response.status_code == 200:
-        return None
-    if response.status_code in (401, 403):
-        return f"credentials refused (HTTP {response.status_code})"
-    return f"not ready (HTTP {response.status_code})"
 
 
 def check_prometheus(services: Services, timeout_s: float = PROBE_TIMEOUT_S) -> Check:
@@ -136,10 +112,10 @@ def check_prometheus(services: Services, timeout_s: float = PROBE_TIMEOUT_S) -> 
         config = load_services(settings.services_file, settings)
     except TelemetryError as exc:
         return Check(DOWN, f"services file: {_line(exc, 160)}")
-    servers: dict[str, tuple[PrometheusConfig, list[str]]] = {}
+    servers: dict[str, tuple[Any, list[str]]] = {}
     for name, service in sorted(config.services.items()):
-        if service.prometheus is not None:
-            servers.setdefault(service.prometheus.url, (service.prometheus, []))[1].append(name)
+        if service.metrics is not None:
+            servers.setdefault(service.metrics.url, (service.metrics, []))[1].append(name)
     if not servers:
         return Check(NOT_CONFIGURED, "no service of the services file has a prometheus section")
     with ThreadPoolExecutor(max_workers=min(4, len(servers))) as pool:

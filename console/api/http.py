@@ -17,6 +17,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from console.domain.text import strip_invisible
+
 JSON_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
@@ -59,6 +61,7 @@ def dumps(doc: Any) -> bytes:
         text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
     except ValueError:
         text = json.dumps(_finite_only(doc), ensure_ascii=False, separators=(",", ":"), default=str)
+    text = strip_invisible(text)  # no bidi or zero-width control reaches a client, in any string
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026").encode("utf-8")
 
 

@@ -37,6 +37,7 @@ from console.intake import PayloadError, verify_github_signature
 
 GITHUB_SIGNATURE = "x-hub-signature-256"
 GITHUB_CALLER = "github"
+GITHUB_CALLER_SOURCE = "GitHub's webhook signature (authenticated)"
 
 
 def _links(execution_id: str | None) -> dict[str, str] | None:
@@ -63,8 +64,11 @@ async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
     body = await read_json(request, ctx.settings.api_max_body_bytes)
     inbound = ctx.inbound()
     caller = ctx.token.identity.name if ctx.token is not None else "alertmanager"
+    caller_source = ctx.token.caller_source if ctx.token is not None else None
     try:
-        outcomes: list[Outcome] = await run_in_threadpool(inbound.receive_alerts, body, received_by=caller)
+        outcomes: list[Outcome] = await run_in_threadpool(
+            lambda: inbound.receive_alerts(body, received_by=caller, caller_source=caller_source)
+        )
     except PayloadError as exc:
         raise ApiError(400, str(exc)) from None
     except InboundError as exc:
@@ -93,33 +97,32 @@ async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
 # -- deployments ---------------------------------------------------------------------------------------
 
 
-def _github_signed(request: Request) -> bool:
-    return GITHUB_SIGNATURE in request.headers
-
-
 async def post_deployments(request: Request, ctx: Context, guard: Guard) -> JsonAnswer:
     """An announcement, bearer-authenticated (the endpoint's guard) or signed by GitHub."""
     settings = ctx.settings
     raw = await read_body(request, settings.api_max_body_bytes)
     if ctx.token is None:  # no bearer token was asked for: a GitHub delivery, checked here
-        guard.check_failures(request)
         secret = settings.github_webhook_secret
+        signature = request.headers.get(GITHUB_SIGNATURE)
         if not secret:
-            guard.failed(request)
-            raise ApiError(
-                401,
-                "GitHub-signed deliveries are not accepted here: set CONSOLE_GITHUB_WEBHOOK_SECRET to the "
-                "webhook's secret (or send Authorization: Bearer <token>)",
+            raise guard.refuse(
+                request,
+                ApiError(
+                    401,
+                    "GitHub-signed deliveries are not accepted here: set CONSOLE_GITHUB_WEBHOOK_SECRET to "
+                    "the webhook's secret (or send Authorization: Bearer <token>)",
+                ),
             )
-        if not verify_github_signature(raw, request.headers.get(GITHUB_SIGNATURE), secret.get()):
-            guard.failed(request)
-            raise ApiError(
-                401, "X-Hub-Signature-256 does not match the body signed with the webhook's secret"
+        if not verify_github_signature(raw, signature, secret.get()):
+            raise guard.refuse(
+                request,
+                ApiError(401, "X-Hub-Signature-256 does not match the body signed with the webhook's secret"),
+                signature,
             )
         guard.limit(GITHUB_CALLER, settings)
-        announced_by = GITHUB_CALLER
+        announced_by, caller_source = GITHUB_CALLER, GITHUB_CALLER_SOURCE
     else:
-        announced_by = ctx.token.identity.name
+        announced_by, caller_source = ctx.token.identity.name, ctx.token.caller_source
     body = parse_json(raw)
     inbound = ctx.inbound()
     event = request.headers.get("x-github-event")
@@ -127,7 +130,11 @@ async def post_deployments(request: Request, ctx: Context, guard: Guard) -> Json
     try:
         outcome: Outcome = await run_in_threadpool(
             lambda: inbound.announce_payload(
-                body, announced_by=announced_by, github_event=event, delivery_id=delivery
+                body,
+                announced_by=announced_by,
+                caller_source=caller_source,
+                github_event=event,
+                delivery_id=delivery,
             )
         )
     except PayloadError as exc:

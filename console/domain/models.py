@@ -9,11 +9,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
+if TYPE_CHECKING:
+    from console.domain.evidence import Evidence
 
 
 def parse_time(value: str) -> datetime:
@@ -127,9 +126,11 @@ class Snapshot:
     deployment: Deployment
     metrics: dict[str, tuple[list[float], list[float]]]
     logs: list[LogRecord]
+    evidence: Evidence | None = None
+    """Live snapshots: the counts behind the metrics (console/domain/evidence.py)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "deployment": self.deployment.to_dict(),
             "metrics": {
                 name: [
@@ -148,6 +149,9 @@ class Snapshot:
                 for r in self.logs
             ],
         }
+        if self.evidence is not None:
+            doc["evidence"] = self.evidence.to_dict()
+        return doc
 
 
 @dataclass
@@ -165,6 +169,16 @@ class MetricResult:
     """Name of the absolute guard this metric tripped, if any."""
     baseline_points: int = 0
     after_points: int = 0
+    """Real samples before / after the deploy the result rests on (look-back copies never count)."""
+    basis: str = "points"
+    """What was compared: ``points`` (the series' points), ``counts`` (requests and errors, or
+    histogram bucket counts, against traffic) or ``trend`` (a climb projected to its limit)."""
+    dimension: str | None = None
+    """The route / handler the result is about (the worst one), when the metrics have one."""
+    share: float | None = None
+    """That dimension's share of the requests after the deploy."""
+    projection: str | None = None
+    """For a trend: when the metric reaches its limit, with its interval (one line)."""
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -241,6 +255,8 @@ class Decision:
     """Analyzer notes shown to operators (e.g. "LLM unavailable: timeout, rules summary used")."""
     impact: str = ""
     reasoning: str = ""
+    rule: str = ""
+    """The name of the verdict rule that fired (console/analysis/verdict.py, ``RULES``)."""
 
     @property
     def disagreement(self) -> bool:
@@ -268,6 +284,7 @@ class Decision:
             "disagreement": self.disagreement,
             "guards": list(self.guards),
             "notes": list(self.notes),
+            "rule": self.rule,
         }
 
     @classmethod
@@ -290,4 +307,5 @@ class Decision:
             llm_verdict=Verdict(data["llm_verdict"]) if data.get("llm_verdict") else None,
             guards=list(data.get("guards", [])),
             notes=list(data.get("notes", [])),
+            rule=str(data.get("rule") or ""),
         )

@@ -14,6 +14,7 @@ from typing import Any
 
 import fastjsonschema
 
+from console.domain.evidence import EvidenceError, parse_evidence
 from console.domain.models import Deployment, LogRecord, Snapshot, parse_time
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "snapshot.schema.json"
@@ -104,7 +105,13 @@ def parse_snapshot(doc: Any) -> Snapshot:
         )
         for i, rec in enumerate(doc["logs"])
     ]
-    return Snapshot(deployment=deployment, metrics=metrics, logs=logs)
+    evidence = None
+    if doc.get("evidence") is not None:
+        try:
+            evidence = parse_evidence(doc["evidence"])
+        except EvidenceError as exc:
+            raise SnapshotError(str(exc)) from None
+    return Snapshot(deployment=deployment, metrics=metrics, logs=logs, evidence=evidence)
 
 
 def parse_time_checked(value: str, where: str):

@@ -110,8 +110,18 @@ class Backend(Protocol):
         """The snapshot document the execution analysed, or None before ``collect`` finished."""
         ...
 
-    def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
-        """Resume a PAUSED execution with the approval decision (Kestra's Pause onResume inputs)."""
+    def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool,
+        comment: str,
+        approver: str,
+        rollback_target: dict[str, Any] | None = None,
+    ) -> None:
+        """Resume a PAUSED execution with the approval decision (Kestra's Pause onResume inputs);
+        ``rollback_target`` is the known-good version the approval service confirmed (or the
+        approver picked) for the plan's rollback, with why: ``execute`` rolls back to it only."""
         ...
 
     def kill(self, execution_id: str, *, by: str = "console") -> None:

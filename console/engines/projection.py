@@ -13,11 +13,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.domain.actions import ROLLBACK, changes_service
 from console.domain.executions import Execution, State
 from console.domain.models import format_time
-from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
+from console.domain.vocabulary import (
+    APPROVAL_TASK,
+    LOOP_TASKS,
+    SUPERSEDED_ACTOR,
+    TIMEOUT_ACTOR,
+    DeploymentStatus,
+)
+from console.loop import revisions
 from console.loop.verification import TELEMETRY_LOST
-from console.storage import Connection, Store
+from console.storage import Connection, Store, now_text
 from console.storage.codec import put_document_in
 
 ESCALATED_EVENT = "deployment.escalated"
@@ -76,6 +84,7 @@ class Projection:
         """What a finished step changes (``outputs`` as the step returned them; ``at`` when it ended)."""
         if task_id == "collect":
             self._collected(conn, execution_id, outputs["snapshot"])
+            self._history_from_collect(conn, execution_id, outputs, at)
             watched = outputs.get("verification")
             if isinstance(watched, dict) and watched.get("ended") == TELEMETRY_LOST:
                 self.escalated(conn, execution_id, str(watched.get("reason") or TELEMETRY_LOST))
@@ -100,9 +109,20 @@ class Projection:
             self._executed(conn, execution_id, outputs)
         elif task_id == "verify":
             measured = outputs.get("measured") or {}
-            self.store.update_deployment_in(conn, execution_id, measured_status=measured.get("status"))
+            values: dict[str, Any] = {"measured_status": measured.get("status")}
+            if isinstance(measured.get("actions"), list):  # verify reconciled an unknown result
+                settled = [a for a in measured["actions"] if isinstance(a, dict)]
+                self.store.update_action_rows_in(conn, execution_id, [_action_row(a) for a in settled])
+                values.update(self._running(conn, execution_id, measured.get("deployment_status"), settled))
+            if measured.get("deployment_status"):
+                values["status"] = measured["deployment_status"]
+            self.store.update_deployment_in(conn, execution_id, **values)
         elif task_id == "record":
             self._recorded(conn, execution_id, outputs["outcome"], at)
+            if not self._scenario(conn, execution_id):
+                self.store.add_revision_events_in(
+                    conn, revisions.events_from_record(outputs["outcome"], at=at)
+                )
 
     def paused(self, conn: Connection, execution_id: str) -> None:
         self.store.update_deployment_in(
@@ -111,6 +131,8 @@ class Projection:
 
     def resumed(self, conn: Connection, execution_id: str, *, approved: bool, approver: str, at: str) -> None:
         outcome = "expired" if approver == TIMEOUT_ACTOR else "approved" if approved else "rejected"
+        if approver == SUPERSEDED_ACTOR:
+            outcome = "superseded"
         self.store.update_deployment_in(conn, execution_id, approval=outcome, decided_at=at)
 
     def failed(self, conn: Connection, execution_id: str) -> None:
@@ -213,15 +235,48 @@ class Projection:
         self.store.replace_actions_in(conn, execution_id, rows)
         status = outputs.get("deployment_status")
         simulated = bool(outputs.get("simulated")) or any(row["simulated"] for row in rows)
-        values: dict[str, Any] = {"simulated": simulated}
+        values: dict[str, Any] = {
+            "simulated": simulated,
+            **self._running(conn, execution_id, status, executed),
+        }
         if status:
             values["status"] = status
-        versions = self.store.deployment_versions_in(conn, execution_id)
-        if versions is not None:
-            version, previous = versions
-            rolled_back = status == DeploymentStatus.ROLLED_BACK.value and previous
-            values["running_version"] = previous if rolled_back else version
         self.store.update_deployment_in(conn, execution_id, **values)
+        superseded = outputs.get("superseded")
+        if isinstance(superseded, dict) and superseded.get("by") == "precondition":
+            # approved, then found superseded right before it ran: the approval says so, for both engines
+            self.store.supersede_approval_in(
+                conn, execution_id, str(superseded.get("reason") or ""), at=now_text()
+            )
+
+    def _running(
+        self, conn: Connection, execution_id: str, status: str | None, executed: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The version running after the actions: a rollback's target once it is rolled back."""
+        versions = self.store.deployment_versions_in(conn, execution_id)
+        if versions is None:
+            return {}
+        version, previous = versions
+        if status != DeploymentStatus.ROLLED_BACK.value:
+            return {"running_version": version}
+        rollback = next((a for a in executed if a.get("name") == ROLLBACK and a.get("status") == "done"), {})
+        target = (rollback.get("params") or {}).get("to_version") if isinstance(rollback, dict) else None
+        return {"running_version": target or previous or version}
+
+    def _scenario(self, conn: Connection, execution_id: str) -> bool:
+        """Whether the run is a scenario or a snapshot given as evidence (no revision history)."""
+        source = self.store.deployment_source_in(conn, execution_id)
+        return source is None or source[0] in ("scenario", "snapshot") or bool(source[1])
+
+    def _history_from_collect(
+        self, conn: Connection, execution_id: str, outputs: dict[str, Any], at: str
+    ) -> None:
+        verification = outputs.get("verification")
+        if not isinstance(verification, dict) or self._scenario(conn, execution_id):
+            return
+        deployment = (outputs.get("snapshot") or {}).get("deployment") or {}
+        events = revisions.events_from_collect(deployment, verification, execution_id=execution_id, at=at)
+        self.store.add_revision_events_in(conn, events)
 
     def _recorded(self, conn: Connection, execution_id: str, record: dict[str, Any], at: str) -> None:
         ref = self.store.deployment_ref_in(conn, execution_id)
@@ -268,7 +323,10 @@ def _action_row(action: dict[str, Any]) -> dict[str, Any]:
         "mode": action.get("mode") or "auto",
         "status": status,
         "simulated": simulated,
-        "changed": bool(action.get("changed")),
+        "changed": status == "done"
+        and not simulated
+        and not action.get("dry_run")
+        and changes_service(action.get("name")),
         "executor": action.get("executor") or ("simulated" if simulated else None),
         "label": label,
         "detail": action.get("detail"),

@@ -1,4 +1,4 @@
-"""Choosing an executor from the ``executor`` section of a service's config (CONTRACTS.md)."""
+"""Choosing an executor from the ``executor`` section of a service's config (README, "Live mode")."""
 
 from __future__ import annotations
 

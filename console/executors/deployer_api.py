@@ -1,5 +1,5 @@
-"""A small client of the demo service's deployer API for the console's Live section (CONTRACTS.md,
-"The demo service"): what runs (``GET /status``), what can be deployed (``GET /versions``), the
+"""A small client of the demo service's deployer API for the console's Live section (demo_service/README.md,
+"API"): what runs (``GET /status``), what can be deployed (``GET /versions``), the
 recent switches (``GET /deployments``), and a deploy (``POST /deploy``) on behalf of a person.
 
 The remediation actions (rollback, restart) stay with :class:`~console.executors.demo_service.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from console.executors.base import ActionFailed
+from console.executors.base import ActionFailed, ActionUnknown
 from console.executors.demo_service import DemoServiceExecutor, DeployerAnswer, deployer_request
 from console.executors.http_support import read_secret
 
@@ -58,7 +58,7 @@ class DeployerClient:
             )
         except DeployerAnswer as exc:
             raise DeployerUnavailable(str(exc), exc.status) from None
-        except ActionFailed as exc:
+        except (ActionFailed, ActionUnknown) as exc:
             raise DeployerUnavailable(str(exc)) from None
 
     def status(self) -> dict[str, Any]:

@@ -44,6 +44,21 @@ def request_error(exc: requests.RequestException, who: str, url: str, timeout_s:
     return f"{who} request to {where} failed: {type(exc).__name__}"
 
 
+def maybe_sent(exc: requests.RequestException) -> bool:
+    """Whether the request may have reached the other side before ``exc``: a read timeout, or a
+    connection closed or reset while waiting for the answer. A connect timeout, a refused
+    connection or an unresolved name mean it never left."""
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    if isinstance(exc, requests.Timeout):
+        return True
+    if isinstance(exc, requests.ConnectionError):
+        text = str(exc)
+        never = ("Connection refused", "ECONNREFUSED", "Name or service not known", "getaddrinfo")
+        return not any(word in text for word in never) and not isinstance(exc, requests.exceptions.SSLError)
+    return False
+
+
 def answer_excerpt(response: requests.Response, limit: int = 200) -> str:
     """The ``{"error": ...}`` line of a JSON error answer, else a bounded one-line excerpt of the body."""
     text = response.text or ""

@@ -3,9 +3,12 @@
 Commands (``<k>`` is the configured binary; ``--context=C`` and ``--kubeconfig=K`` end every command
 when configured; ``--dry-run=server`` ends every changing command in server dry-run mode):
 
-- ``rollback_deployment``: ``<k> rollout undo deployment/<name> -n <ns> [--to-revision=N]`` then
-  ``<k> rollout status deployment/<name> -n <ns> --timeout=<t>s``. ``N`` comes from
-  ``params.revision`` (a Kubernetes revision number; without it kubectl goes to the previous one).
+- ``rollback_deployment``: ``<k> rollout undo deployment/<name> -n <ns> --to-revision=N`` then
+  ``<k> rollout status deployment/<name> -n <ns> --timeout=<t>s``. ``N`` is ``params.revision`` (a
+  Kubernetes revision number) or the newest revision whose container image is tagged with the
+  loop's target version (``params.to_version``), found with ``<k> get rs -n <ns> -l <selector> -o
+  json``; without either the rollback is refused (kubectl's own "previous revision" may be the
+  known-bad one).
 - ``restart_pod``: ``<k> rollout restart deployment/<name> -n <ns>`` then the same status command.
 - ``scale_deployment``: ``<k> scale deployment/<name> -n <ns> --replicas=N`` then the status command;
   ``N`` from ``params.replicas`` (1 .. ``max_replicas``), refused without it.
@@ -25,9 +28,18 @@ restart sends the patch ``rollout restart`` would send (the ``kubectl.kubernetes
 pod-template annotation) as ``<k> patch deployment/<name> -n <ns> --type=merge -p <json>
 --dry-run=server``.
 
+The service's state (:meth:`KubectlExecutor.probe`): ``<k> get deployment/<name> -n <ns> -o json``
+(the version is the tag of the container's image, ``container`` or the first; the revision
+annotation; ready when the ready and updated replicas reach the desired count) and ``<k> get pods
+-n <ns> -l <selector> -o json`` (their containers' restart counts). ``rollout undo`` cannot carry an
+expected revision, so the loop's check right before the call narrows a race with another change; it
+cannot close it (the demo deployer's ``expected_version`` does).
+
 Every command runs through ``subprocess.run`` with an argument list (no shell), a timeout and
 captured, bounded output; a non-zero exit is a failed result naming the command, its exit code and
-the last line of its error output.
+the last line of its error output. A changing command that times out is ``unknown`` (the API server
+may have applied it); a failure after the change was applied (the rollout status wait) leaves the
+result ``done`` with the problem said: the change happened, its health is what verify measures.
 """
 
 from __future__ import annotations
@@ -41,13 +53,25 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from console.domain.actions import (
+    COLLECT_DIAGNOSTICS,
+    FAILOVER_DATABASE,
+    INCREASE_RESOURCES,
+    NOTIFY_ONLY,
+    RESTART,
+    ROLLBACK,
+    SCALE,
+)
 from console.executors.base import (
     ActionFailed,
     ActionRefused,
     ActionRequest,
+    ActionUnknown,
     BaseExecutor,
     Handler,
+    ProbeError,
     RunLog,
+    ServiceState,
     bounded,
     last_line,
     now_text,
@@ -202,17 +226,17 @@ class KubectlExecutor(BaseExecutor):
 
     def _handlers(self) -> Mapping[str, Handler]:
         return {
-            "rollback_deployment": self._rollback,
-            "restart_pod": self._restart,
-            "scale_deployment": self._scale,
-            "increase_resources": self._resources,
-            "collect_diagnostics": self._diagnostics,
-            "notify_only": self._notify,
+            ROLLBACK: self._rollback,
+            RESTART: self._restart,
+            SCALE: self._scale,
+            INCREASE_RESOURCES: self._resources,
+            COLLECT_DIAGNOSTICS: self._diagnostics,
+            NOTIFY_ONLY: self._notify,
         }
 
     def _refusals(self) -> Mapping[str, str]:
         return {
-            "failover_database": f"a database failover is not a change to {self.target} "
+            FAILOVER_DATABASE: f"a database failover is not a change to {self.target} "
             "(configure a webhook executor for it)",
         }
 
@@ -249,25 +273,31 @@ class KubectlExecutor(BaseExecutor):
             steps.append(self._status_step())
         return steps
 
-    def plan(self, request: ActionRequest) -> list[_Step]:
-        """The commands for ``request``, in order; ActionRefused when its params are not usable."""
+    def plan(self, request: ActionRequest, revision: int | str | None = None) -> list[_Step]:
+        """The commands for ``request``, in order; ActionRefused when its params are not usable.
+        ``revision``: the rollback's revision when it was resolved from the target version."""
         target, ns = self.target, self.namespace
         action = request.action
-        if action == "rollback_deployment":
-            revision = _revision(request.params)
-            extra = [f"--to-revision={revision}"] if revision is not None else []
-            return self._change(["rollout", "undo", target, "-n", ns, *extra], "rollout undo")
-        if action == "restart_pod":
+        if action == ROLLBACK:
+            revision = _revision(request.params) or revision
+            if revision is None:
+                if not request.target_version:
+                    raise ActionRefused(NO_TARGET)
+                revision = f"<the revision running {request.target_version}>"
+            return self._change(
+                ["rollout", "undo", target, "-n", ns, f"--to-revision={revision}"], "rollout undo"
+            )
+        if action == RESTART:
             if self.dry_run:
                 annotation = {"kubectl.kubernetes.io/restartedAt": now_text()}
                 patch = {"spec": {"template": {"metadata": {"annotations": annotation}}}}
                 args = ["patch", target, "-n", ns, "--type=merge", "-p", json.dumps(patch, sort_keys=True)]
                 return [_Step([*args, *self._dry()], "patch (rollout restart)", self.command_timeout_s, True)]
             return self._change(["rollout", "restart", target, "-n", ns], "rollout restart")
-        if action == "scale_deployment":
+        if action == SCALE:
             replicas = self._replicas(request.params)
             return self._change(["scale", target, "-n", ns, f"--replicas={replicas}"], "scale")
-        if action == "increase_resources":
+        if action == INCREASE_RESOURCES:
             limits, requests = _resources(request.params)
             args = ["set", "resources", target, "-n", ns]
             if self.container:
@@ -277,7 +307,7 @@ class KubectlExecutor(BaseExecutor):
             if requests:
                 args.append(f"--requests={_join(requests)}")
             return self._change(args, "set resources")
-        if action == "collect_diagnostics":
+        if action == COLLECT_DIAGNOSTICS:
             return [
                 _Step(["describe", target, "-n", ns], "describe", self.command_timeout_s),
                 _Step(
@@ -330,7 +360,10 @@ class KubectlExecutor(BaseExecutor):
         except PermissionError:
             raise ActionFailed(f"cannot run {self.kubectl!r}: permission denied") from None
         except subprocess.TimeoutExpired:
-            raise ActionFailed(f"kubectl {step.what} did not finish within {step.timeout_s:g} s") from None
+            line = f"kubectl {step.what} did not finish within {step.timeout_s:g} s"
+            if step.changes:  # the API server may have applied it before kubectl was stopped
+                raise ActionUnknown(f"{line}: the change may have been applied") from None
+            raise ActionFailed(line) from None
         except OSError as exc:
             raise ActionFailed(f"cannot run {self.kubectl!r}: {exc.strerror or type(exc).__name__}") from None
         log.evidence.setdefault("kubectl", []).append(
@@ -346,45 +379,152 @@ class KubectlExecutor(BaseExecutor):
             raise ActionFailed(f"kubectl {step.what} exited {done.returncode}: {why}")
         return done
 
-    def _run_plan(self, request: ActionRequest, log: RunLog) -> list[subprocess.CompletedProcess[str]]:
-        steps = self.plan(request)
+    def _run_plan(
+        self, request: ActionRequest, log: RunLog, revision: int | None = None
+    ) -> list[subprocess.CompletedProcess[str]]:
+        steps = self.plan(request, revision)
         log.dry_run = self.dry_run and any(step.changes for step in steps)
         outputs: list[subprocess.CompletedProcess[str]] = []
         applied: str | None = None
         for step in steps:
             try:
                 outputs.append(self._exec(step, log))
-            except ActionFailed as exc:
-                if applied is not None:
-                    raise ActionFailed(f"{exc} ({applied} was applied)") from None
-                raise
+            except (ActionFailed, ActionUnknown) as exc:
+                if applied is None:
+                    raise
+                # the change happened: never "failed"; what did not follow is said, verify measures
+                log.evidence["after_change"] = f"{exc} ({applied} was applied)"
+                break
             if step.changes:
                 applied = f"kubectl {step.what}"
         return outputs
 
-    def _outcome(self, outputs: list[subprocess.CompletedProcess[str]], done_text: str) -> str:
+    def _outcome(self, outputs: list[subprocess.CompletedProcess[str]], done_text: str, log: RunLog) -> str:
         where = f"{self.target} in {self.namespace}"
         if self.dry_run:
             answer = last_line(outputs[0].stdout) or "ok"
             return f"server dry run accepted for {where}: {answer}; nothing changed"
+        if log.evidence.get("after_change"):
+            return f"{where} {done_text}; but {log.evidence['after_change']}"
         status = last_line(outputs[-1].stdout) or "rollout complete"
         return f"{where} {done_text}; {status}"
+
+    # -- the service's state --------------------------------------------------------------------------
+
+    def _get_json(self, args: list[str], log: RunLog) -> dict[str, Any]:
+        done = self._exec(_Step(args, f"get {args[1]}", self.command_timeout_s), log)
+        try:
+            doc = json.loads(done.stdout)
+        except ValueError:
+            raise ActionFailed(f"kubectl get {args[1]} printed no JSON") from None
+        if not isinstance(doc, dict):
+            raise ActionFailed(f"kubectl get {args[1]} printed no JSON object")
+        return doc
+
+    def _deployment_doc(self, log: RunLog) -> dict[str, Any]:
+        return self._get_json(["get", self.target, "-n", self.namespace, "-o", "json"], log)
+
+    def _selector(self, deployment: Mapping[str, Any]) -> str | None:
+        labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels")
+        if not isinstance(labels, dict) or not labels:
+            return None
+        return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
+
+    def _image_version(self, template: Mapping[str, Any]) -> str | None:
+        containers = ((template.get("spec") or {}).get("containers")) or []
+        chosen = (
+            next((c for c in containers if c.get("name") == self.container), None) if self.container else None
+        )
+        chosen = chosen or (containers[0] if containers else None)
+        image = str((chosen or {}).get("image") or "")
+        return image_tag(image)
+
+    def _probe(self, service: str) -> ServiceState:
+        log = RunLog()
+        try:
+            doc = self._deployment_doc(log)
+            meta, spec, status = doc.get("metadata") or {}, doc.get("spec") or {}, doc.get("status") or {}
+            desired = int(spec.get("replicas", 1) or 0)
+            ready_count = int(status.get("readyReplicas") or 0)
+            updated = int(status.get("updatedReplicas") or 0)
+            rolling = int(status.get("observedGeneration") or 0) < int(meta.get("generation") or 0) or (
+                updated < desired or int(status.get("replicas") or 0) > updated
+            )
+            restarts = self._restarts(self._selector(doc), log)
+        except (ActionFailed, ActionUnknown, ValueError, TypeError, AttributeError) as exc:
+            raise ProbeError(f"cannot read {self.target} in {self.namespace}: {exc}") from None
+        return ServiceState(
+            version=self._image_version(spec.get("template") or {}),
+            ready=ready_count >= desired and not rolling,
+            restarts=restarts,
+            deploying=rolling,
+            revision=(meta.get("annotations") or {}).get("deployment.kubernetes.io/revision"),
+            replicas=desired,
+            observed_at=now_text(),
+            source=f"kubectl get {self.target} -n {self.namespace} -o json",
+        )
+
+    def _restarts(self, selector: str | None, log: RunLog) -> int | None:
+        """The restart count of the Deployment's pods' containers (None when they cannot be listed:
+        the Deployment's own state still stands)."""
+        if not selector:
+            return None
+        try:
+            pods = self._get_json(["get", "pods", "-n", self.namespace, "-l", selector, "-o", "json"], log)
+            return sum(
+                int(c.get("restartCount") or 0)
+                for pod in pods.get("items") or []
+                for c in (pod.get("status") or {}).get("containerStatuses") or []
+            )
+        except (ActionFailed, ActionUnknown, ValueError, TypeError, AttributeError):
+            return None
+
+    def _revision_of(self, version: str, log: RunLog) -> int:
+        """The newest revision of the Deployment whose image is tagged ``version``."""
+        doc = self._deployment_doc(log)
+        selector = self._selector(doc)
+        if selector is None:
+            raise ActionRefused(f"{self.target} has no label selector to find its ReplicaSets by")
+        sets = self._get_json(["get", "rs", "-n", self.namespace, "-l", selector, "-o", "json"], log)
+        found: list[tuple[int, str | None]] = []
+        for item in sets.get("items") or []:
+            meta = item.get("metadata") or {}
+            revision = str((meta.get("annotations") or {}).get("deployment.kubernetes.io/revision") or "")
+            if revision.isdigit():
+                found.append(
+                    (int(revision), self._image_version((item.get("spec") or {}).get("template") or {}))
+                )
+        matching = [number for number, tag in found if tag == version]
+        if not matching:
+            known = ", ".join(f"{n}: {tag}" for n, tag in sorted(found)) or "none"
+            raise ActionRefused(f"no revision of {self.target} runs {version} (revisions {known})")
+        return max(matching)
 
     # -- actions -----------------------------------------------------------------------------------------
 
     def _rollback(self, request: ActionRequest, log: RunLog) -> str:
         revision = _revision(request.params)
-        outputs = self._run_plan(request, log)
-        return self._outcome(outputs, "rolled back" + (f" to revision {revision}" if revision else ""))
+        if revision is None:
+            if not request.target_version:
+                raise ActionRefused(NO_TARGET)
+            revision = self._revision_of(request.target_version, log)
+        outputs = self._run_plan(request, log, revision)
+        log.evidence["revision"] = revision
+        to = (
+            f" to {request.target_version} (revision {revision})"
+            if request.target_version
+            else f" to revision {revision}"
+        )
+        return self._outcome(outputs, "rolled back" + to, log)
 
     def _restart(self, request: ActionRequest, log: RunLog) -> str:
-        return self._outcome(self._run_plan(request, log), "restarted")
+        return self._outcome(self._run_plan(request, log), "restarted", log)
 
     def _scale(self, request: ActionRequest, log: RunLog) -> str:
         replicas = self._replicas(request.params)
         outputs = self._run_plan(request, log)
         log.evidence["replicas"] = replicas
-        return self._outcome(outputs, f"scaled to {replicas} replicas")
+        return self._outcome(outputs, f"scaled to {replicas} replicas", log)
 
     def _resources(self, request: ActionRequest, log: RunLog) -> str:
         limits, requests = _resources(request.params)
@@ -394,7 +534,7 @@ class KubectlExecutor(BaseExecutor):
             f"limits {_join(limits)}" if limits else "",
             f"requests {_join(requests)}" if requests else "",
         ]
-        return self._outcome(outputs, "resources set: " + ", ".join(p for p in parts if p))
+        return self._outcome(outputs, "resources set: " + ", ".join(p for p in parts if p), log)
 
     def _diagnostics(self, request: ActionRequest, log: RunLog) -> str:
         describe, events = self._run_plan(request, log)
@@ -408,6 +548,19 @@ class KubectlExecutor(BaseExecutor):
         return f"no change made to {self.target} in {self.namespace}: notify only"
 
 
+NO_TARGET = (
+    "no rollback target: give params.to_version (a known-good version) or params.revision "
+    "(kubectl's own previous revision may be the known-bad one)"
+)
+
+
+def image_tag(image: str) -> str | None:
+    """The tag of a container image reference (``repo/app:v1.2.0@sha256:…`` → ``v1.2.0``)."""
+    name = image.split("@", 1)[0]
+    last = name.rsplit("/", 1)[-1]
+    return last.rsplit(":", 1)[1] if ":" in last else None
+
+
 def _revision(params: Mapping[str, Any]) -> int | None:
     value = params.get("revision")
     if value is None:
@@ -415,7 +568,7 @@ def _revision(params: Mapping[str, Any]) -> int | None:
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ActionRefused(f"rollback_deployment: params.revision must be a whole number ≥ 1, got {value!r}")
+        raise ActionRefused(f"{ROLLBACK}: params.revision must be a whole number ≥ 1, got {value!r}")
     return value
 
 

@@ -6,25 +6,34 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from console.executors.base import KNOWN_ACTIONS, ActionRequest, BaseExecutor, Handler, RunLog
+from console.domain.actions import (
+    ACTION_NAMES,
+    COLLECT_DIAGNOSTICS,
+    FAILOVER_DATABASE,
+    INCREASE_RESOURCES,
+    RESTART,
+    ROLLBACK,
+    SCALE,
+)
+from console.executors.base import ActionRequest, BaseExecutor, Handler, RunLog
 from console.executors.config import ConfigReader
 
 
 def _would(request: ActionRequest) -> str:
     service = request.service or "the service"
     params = request.params
-    if request.action == "rollback_deployment":
+    if request.action == ROLLBACK:
         return f"roll back {service} to {request.target_version or 'the previous version'}"
-    if request.action == "scale_deployment":
+    if request.action == SCALE:
         replicas = params.get("replicas")
         return f"scale {service}" + (f" to {replicas} replicas" if replicas is not None else "")
-    if request.action == "restart_pod":
+    if request.action == RESTART:
         return f"restart {service}"
-    if request.action == "increase_resources":
+    if request.action == INCREASE_RESOURCES:
         return f"raise the resources of {service}"
-    if request.action == "collect_diagnostics":
+    if request.action == COLLECT_DIAGNOSTICS:
         return f"collect diagnostics of {service}"
-    if request.action == "failover_database":
+    if request.action == FAILOVER_DATABASE:
         return f"fail over the database of {service}"
     return f"notify on-call about {service}, changing nothing"
 
@@ -39,7 +48,7 @@ class SimulatedExecutor(BaseExecutor):
         return cls()
 
     def _handlers(self) -> Mapping[str, Handler]:
-        return dict.fromkeys(KNOWN_ACTIONS, self._simulate)
+        return dict.fromkeys(ACTION_NAMES, self._simulate)
 
     def _simulate(self, request: ActionRequest, log: RunLog) -> str:
         log.evidence["simulated"] = True

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from console.domain.names import is_system_name
+from console.domain.text import one_line
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.intake import (
     Alert,
@@ -155,11 +157,6 @@ class Outcome:
         return out
 
 
-def _one_line(text: object, limit: int = 300) -> str:
-    flat = " ".join(str(text).split())
-    return flat[:limit] or "no detail"
-
-
 class Inbound:
     """Announcements and alerts acted on, idempotently (see the module's doc)."""
 
@@ -194,7 +191,7 @@ class Inbound:
                 "(add it, with a prometheus or logs section, to CONSOLE_SERVICES_FILE); no run started"
             ) from None
         except TelemetryError as exc:
-            raise Unavailable(f"the console's services file cannot be used: {_one_line(exc)}") from None
+            raise Unavailable(f"the console's services file cannot be used: {one_line(exc)}") from None
 
     def _settled(self, kind: str, key: str, row: dict[str, Any]) -> dict[str, Any]:
         """The delivery's row once the request that claimed it has finished (or after ``wait_s``)."""
@@ -228,7 +225,7 @@ class Inbound:
             )
 
     def _launch_failed(self, exc: BackendError) -> InboundError:
-        line = f"the engine could not start the run: {_one_line(exc)}"
+        line = f"the engine could not start the run: {one_line(exc)}"
         return Unavailable(line) if isinstance(exc, BackendUnavailable) else Refused(line)
 
     # -- deployments ---------------------------------------------------------------------------------
@@ -241,28 +238,33 @@ class Inbound:
         announced_by: str,
         labels: Mapping[str, str] | None = None,
         requester_source: str | None = None,
+        caller_source: str | None = None,
     ) -> Outcome:
         """Start the loop on an announced deployment, once per service and deployment id.
 
         ``deployment`` is the loop's deployment (``id``, ``service``, ``version``,
         ``previous_version``, ``environment``, ``deployed_at``, ``deployed_by``; the deployer's
         record spellings ``by``/``at`` accepted); ``source`` who announced it (deployer, api,
-        github, argocd, console); ``announced_by`` who delivered it (a token's name, a signed-in
-        person): the requester when the deployment names nobody. ``requester_source`` says how the
-        requester is known (shown on the approval card; default: ``source``).
+        github, argocd, console); ``announced_by`` the authenticated person who delivered it (a
+        token's person, a signed-in person): the requester when the deployment names nobody, and
+        always one of the run's starters (its launcher: whoever announced a deployment never
+        decides its rollback alone, whatever ``deployed_by`` claims). ``requester_source`` says how
+        the requester is known (shown on the approval card; default: ``source``);
+        ``caller_source`` how the caller was authenticated (default: ``requester_source``).
         Raises :class:`NotConfigured`, :class:`Unavailable` or :class:`Refused`."""
         dep = _deployment(deployment, self.now())
         if not dep["service"] or not dep["version"]:
             raise Refused("the deployment needs at least 'service' and 'version'")
         self.require_source(dep["service"])
-        if not dep["deployed_by"]:
+        if not dep["deployed_by"] or is_system_name(dep["deployed_by"]):
             dep["deployed_by"] = announced_by
         key = f"{DEPLOYMENT}:{dep['service']}:{dep['id']}"
         detail = {"source": source, "service": dep["service"], "version": dep["version"], "by": announced_by}
-        run_labels = {**dict(labels or {}), CALLER_LABEL: announced_by}
+        run_labels = {**dict(labels or {}), CALLER_LABEL: announced_by, "launched_by": announced_by}
+        launch_source = caller_source or requester_source or source
         if self.local is not None:
             execution_id = self._announce_in_one_transaction(
-                dep, key, detail, source, run_labels, requester_source
+                dep, key, detail, source, run_labels, (announced_by, launch_source)
             )
             if execution_id is None:
                 return self._duplicate(
@@ -277,12 +279,10 @@ class Inbound:
                     dep, triggered_by=dep["deployed_by"], source=source, labels=run_labels
                 )
             except BackendError as exc:
-                self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": _one_line(exc)})
+                self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)})
                 raise self._launch_failed(exc) from None
             with self.store.write() as conn:
-                self._launched_in(
-                    conn, DEPLOYMENT, key, execution_id, dep["deployed_by"], requester_source or source
-                )
+                self._launched_in(conn, DEPLOYMENT, key, execution_id, announced_by, launch_source)
         log.info(
             "deployment %s of %s announced by %s: run %s", dep["id"], dep["service"], source, execution_id
         )
@@ -295,10 +295,11 @@ class Inbound:
         detail: dict[str, Any],
         source: str,
         labels: dict[str, str],
-        requester_source: str | None,
+        launcher: tuple[str, str],
     ) -> str | None:
         """Claim the delivery, check the caller's budget and create the run, together; the run
-        starts once committed. None when the delivery was claimed before (a duplicate)."""
+        starts once committed. ``launcher``: who launched it and how they are known. None when the
+        delivery was claimed before (a duplicate)."""
         assert self.local is not None
         with self.store.write() as conn:
             claim = self.store.begin_delivery_in(conn, DEPLOYMENT, key, detail=detail)
@@ -311,9 +312,7 @@ class Inbound:
                 )
             except BackendError as exc:
                 raise self._launch_failed(exc) from None
-            self._launched_in(
-                conn, DEPLOYMENT, key, execution_id, dep["deployed_by"], requester_source or source
-            )
+            self._launched_in(conn, DEPLOYMENT, key, execution_id, *launcher)
         self.local.wake(execution_id)
         return execution_id
 
@@ -340,6 +339,7 @@ class Inbound:
         body: Any,
         *,
         announced_by: str,
+        caller_source: str | None = None,
         github_event: str | None = None,
         delivery_id: str | None = None,
     ) -> Outcome:
@@ -356,6 +356,7 @@ class Inbound:
             source=announcement.source,
             announced_by=announced_by,
             labels=announcement.labels,
+            caller_source=caller_source,
         )
 
     # -- alerts --------------------------------------------------------------------------------------
@@ -370,15 +371,21 @@ class Inbound:
         """Check an Alertmanager delivery (:class:`~console.intake.PayloadError` names the field)."""
         return parse_alertmanager(body, self.mapping(), now=self.now())
 
-    def receive_alerts(self, body: Any, *, received_by: str = INCIDENT_SOURCE) -> list[Outcome]:
+    def receive_alerts(
+        self, body: Any, *, received_by: str = INCIDENT_SOURCE, caller_source: str | None = None
+    ) -> list[Outcome]:
         """Each alert of an Alertmanager delivery (webhook v4): a firing one opens an incident and
         starts its run, or is attached to the open incident of its service and name; a resolved one
         marks its alert resolved (and the incident, when none of its alerts fires any more).
+        ``received_by`` is the authenticated person who posted it (a token's person): the launcher
+        of the runs it starts, so whoever posts an alert never decides its rollback alone;
+        ``caller_source`` says how they were authenticated.
         Raises :class:`~console.intake.PayloadError` for a malformed delivery, :class:`Unavailable`
         or :class:`Refused` when a run could not be started (nothing of that alert is kept: the
         sender's retry starts it). Past the delivery's cap or the caller's budget an alert is
         ``deferred`` (see the module's doc)."""
         delivery = self.parse_alerts(body)
+        caller = (received_by, caller_source or INCIDENT_SOURCE)
         cap = self.settings.alerts_per_delivery
         outcomes: list[Outcome] = []
         taken = 0  # alerts this request handled anew
@@ -397,7 +404,7 @@ class Inbound:
                 outcomes.append(Outcome(DEFERRED, alert.delivery_key, reason=held, alert=self._about(alert)))
                 continue
             try:
-                outcome = self._firing(alert, received_by)
+                outcome = self._firing(alert, caller)
             except OverBudget as exc:
                 over_budget = str(exc)
                 outcome = Outcome(DEFERRED, alert.delivery_key, reason=over_budget, alert=self._about(alert))
@@ -421,7 +428,7 @@ class Inbound:
             "alert_status": alert.status,
         }
 
-    def _firing(self, alert: Alert, received_by: str) -> Outcome:
+    def _firing(self, alert: Alert, caller: tuple[str, str]) -> Outcome:
         about = self._about(alert)
         if alert.service is None:
             return Outcome(IGNORED, alert.delivery_key, reason="; ".join(alert.notes), alert=about)
@@ -431,7 +438,7 @@ class Inbound:
             return Outcome(IGNORED, alert.delivery_key, reason=str(exc), alert=about, not_configured=True)
         key = alert.delivery_key
         if self.local is not None:
-            return self._firing_in_one_transaction(alert, key, about, received_by)
+            return self._firing_in_one_transaction(alert, key, about, caller)
         with self.store.write() as conn:
             claim, incident, created = self._claim_and_open_in(conn, alert, key)
             if incident is not None and not created:
@@ -448,7 +455,7 @@ class Inbound:
         if not created:
             execution_id = incident.get("execution_id") or self._incident_run(incident["id"])
             return self._attached(alert, key, incident, execution_id, about)
-        return self._start_incident(alert, incident, key, about, received_by)
+        return self._start_incident(alert, incident, key, about, caller)
 
     def _claim_and_open_in(
         self, conn: Connection, alert: Alert, key: str
@@ -475,12 +482,13 @@ class Inbound:
         return claim, incident, created
 
     def _firing_in_one_transaction(
-        self, alert: Alert, key: str, about: dict[str, Any], received_by: str
+        self, alert: Alert, key: str, about: dict[str, Any], caller: tuple[str, str]
     ) -> Outcome:
         """Claim the alert, open (or attach to) its incident and, for an incident with no run yet,
         check the caller's budget and create its run: one transaction, started once committed. An
         open incident left without a run (by a console of before) gets its run here."""
         assert self.local is not None and alert.service is not None
+        received_by, caller_source = caller
         duplicate: dict[str, Any] | None = None
         with self.store.write() as conn:
             claim, incident, created = self._claim_and_open_in(conn, alert, key)
@@ -498,13 +506,13 @@ class Inbound:
                             conn,
                             incident_of(alert, incident["id"], suspect),
                             triggered_by=INCIDENT_SOURCE,
-                            labels={CALLER_LABEL: received_by},
+                            labels={CALLER_LABEL: received_by, "launched_by": received_by},
                         )
                     except BackendError as exc:
                         raise self._launch_failed(exc) from None
                     self.store.set_incident_execution_in(conn, incident["id"], execution_id)
                     self._launched_in(
-                        conn, ALERT, key, execution_id, INCIDENT_SOURCE, INCIDENT_SOURCE,
+                        conn, ALERT, key, execution_id, received_by, caller_source,
                         detail={"incident": incident["id"]},
                     )  # fmt: skip
                     self._incident_opened_in(conn, alert, incident["id"], execution_id, suspect)
@@ -586,8 +594,9 @@ class Inbound:
             time.sleep(0.05)
 
     def _start_incident(
-        self, alert: Alert, incident: dict[str, Any], key: str, about: dict[str, Any], received_by: str
+        self, alert: Alert, incident: dict[str, Any], key: str, about: dict[str, Any], caller: tuple[str, str]
     ) -> Outcome:
+        received_by, caller_source = caller
         assert alert.service is not None
         suspect = self.store.suspect_deployment(
             alert.service, alert.starts_at, self.settings.incident_lookback_s
@@ -595,13 +604,15 @@ class Inbound:
         document = incident_of(alert, incident["id"], suspect)
         try:
             execution_id = self.backend.launch_incident(
-                document, triggered_by=INCIDENT_SOURCE, labels={CALLER_LABEL: received_by}
+                document,
+                triggered_by=INCIDENT_SOURCE,
+                labels={CALLER_LABEL: received_by, "launched_by": received_by},
             )
         except BackendError as exc:
             with self.store.write() as conn:
-                self.store.abandon_incident_in(conn, incident["id"], _one_line(exc))
+                self.store.abandon_incident_in(conn, incident["id"], one_line(exc))
                 self.store.finish_delivery_in(
-                    conn, ALERT, key, status="failed", detail={"error": _one_line(exc)}
+                    conn, ALERT, key, status="failed", detail={"error": one_line(exc)}
                 )
             raise self._launch_failed(exc) from None
         with self.store.write() as conn:
@@ -611,8 +622,8 @@ class Inbound:
                 ALERT,
                 key,
                 execution_id,
-                INCIDENT_SOURCE,
-                INCIDENT_SOURCE,
+                received_by,
+                caller_source,
                 detail={"incident": incident["id"]},
             )
             self._incident_opened_in(conn, alert, incident["id"], execution_id, suspect)

@@ -1,5 +1,6 @@
 """Deployment announcements: the console's own shape, GitHub's ``deployment_status`` webhook event and
-Argo CD notifications, each mapped to the loop's deployment (CONTRACTS.md, ``launch_deployment``)::
+Argo CD notifications, each mapped to the loop's deployment (the Backend protocol's
+``launch_deployment``, docs/ARCHITECTURE.md)::
 
     {"id", "service", "version", "previous_version", "environment", "deployed_at", "deployed_by"}
 
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from console.domain.names import is_system_name
+from console.domain.vocabulary import CLAIMED_PREFIX, outside_labels
 from console.intake import fields
 from console.intake.errors import PayloadError, kind
 
@@ -134,7 +137,7 @@ def parse_native(doc: Any, *, now: datetime) -> Announcement:
         key = f"deployment:{source}:{service}|{version}|{stamp}"
     else:
         key = f"deployment:{source}:{service}|{version}|received {stamp}"
-    labels = fields.labels(body, "labels")
+    labels = outside_labels(fields.labels(body, "labels"))
     for name, value in labels.items():
         if len(name) > 64 or not fields.single_line(value) or len(value) > fields.MAX_TEXT:
             raise PayloadError(
@@ -143,6 +146,9 @@ def parse_native(doc: Any, *, now: datetime) -> Announcement:
             )
     if raw_source:
         labels = {**labels, "announced_by": raw_source}
+    deployed_by = _name(body, "deployed_by")
+    if deployed_by is not None and is_system_name(deployed_by):
+        raise PayloadError("deployed_by", "names starting with 'system:' belong to the console itself")
     deployment = _deployment(
         deployment_id=given_id or f"dep-{_digest(source, service, version, stamp)}",
         service=service,
@@ -150,7 +156,7 @@ def parse_native(doc: Any, *, now: datetime) -> Announcement:
         previous_version=_name(body, "previous_version"),
         environment=_name(body, "environment"),
         deployed_at=deployed_at,
-        deployed_by=_name(body, "deployed_by"),
+        deployed_by=deployed_by,
     )
     return Announcement(source, key, deployment, labels=labels)
 
@@ -248,6 +254,8 @@ def parse_github_deployment_status(
     def declared(name: str) -> str | None:
         value = payload.get(name)
         if isinstance(value, str) and value.strip() and fields.single_line(value):
+            if name == "deployed_by" and is_system_name(value):
+                return None  # the console's own names are never a deployer's
             return value.strip()[: fields.MAX_TEXT]
         return None
 
@@ -367,7 +375,8 @@ def parse_argocd(doc: Any, *, now: datetime) -> Announcement:
     ``version``, else the revision (a commit sha shortened to 12); previous_version =
     ``previousRevision``, else the history's entry before the current one; environment =
     ``environment``, else the destination namespace; deployed_by = who started the sync
-    (``argocd (automated)`` for an automated one); deployed_at = ``finishedAt``, else the history's
+    (``argocd (automated)`` for an automated one; Argo CD's own ``system:...`` names are kept as
+    the label ``claimed.initiated_by``, never as a deployer); deployed_at = ``finishedAt``, else the history's
     ``deployedAt``, else ``now``. Retries are recognised by app + revision + finishedAt (keep
     ``finishedAt`` in the template)."""
     body = fields.mapping(doc, "")
@@ -483,6 +492,10 @@ def _argocd_result(
         return Announcement("argocd", key, ignored=why)
     _not_future(deployed_at, "finishedAt", now)
     labels = {"argocd_app": name, "revision": revision}
+    if initiated_by is not None and is_system_name(initiated_by):
+        # Argo CD's own names ("system:...") are never a person: kept as a claim, not as the deployer
+        labels[CLAIMED_PREFIX + "initiated_by"] = initiated_by
+        initiated_by = None
     if health:
         labels["health"] = health
     if repo:

@@ -25,7 +25,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from console.loop.outcome import NOT_RESOLVED, REMEDIATIONS, RESOLVED
+from console.domain.actions import REMEDIATIONS
+from console.loop.outcome import NOT_RESOLVED, RESOLVED
 from console.settings import Settings
 
 FULL_WEIGHT_RUNS = 10
@@ -44,7 +45,12 @@ GUARD_CATEGORIES = {
     "pod_restarts": "crash_loop",
     "error_rate": "error_rate",
 }
-METRIC_CATEGORIES = {"error_rate": "error_rate", "latency_p95_ms": "latency", "pod_restarts": "crash_loop"}
+METRIC_CATEGORIES = {
+    "memory_utilization": "out_of_memory",  # a climb to the limit (trend) decided before any guard or log
+    "error_rate": "error_rate",
+    "latency_p95_ms": "latency",
+    "pod_restarts": "crash_loop",
+}
 CATEGORY_WORDS = {
     "out_of_memory": "out-of-memory",
     "crash_loop": "crash-loop",

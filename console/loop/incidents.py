@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from console.domain.actions import registry_risk
-from console.domain.models import Risk, Severity, format_time, parse_time
+from console.domain.actions import required_approvals
+from console.domain.models import Severity, format_time, parse_time
 from console.intake import Alert, AlertMapping, PayloadError, parse_alertmanager
 from console.settings import Settings
 
@@ -221,12 +221,7 @@ def route(
     if moved:
         names = ", ".join(str(a.get("name")) for a in moved)
         notes.append(f"incident {level.value}: {names} sent to a human")
-    if not approval:
-        required = 0
-    elif registry_risk(approval) is Risk.CRITICAL:  # the registry's risk, never the document's
-        required = max(2, critical_approvers)
-    else:
-        required = 1
+    required = required_approvals(approval, critical_approvers)  # the registry's risk, never the document's
     routed = {
         **dict(plan),
         "auto": auto,

@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 
 import fastjsonschema
 
-from console.domain.actions import ACTIONS, get_action, is_known_action
+from console.domain.actions import ACTIONS, ROLLBACK, get_action, is_known_action
 from console.domain.models import (
     RISK_ORDER,
     VERDICT_STRICTNESS,
@@ -49,6 +49,7 @@ from console.domain.models import (
     Verdict,
     stricter_verdict,
 )
+from console.domain.text import strip_invisible
 from console.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -138,16 +139,13 @@ class LLMFailure(Exception):
 # untrusted text
 
 
-_BIDI_AND_INVISIBLE = re.compile("[\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
-
-
 def clean_text(value: Any, limit: int = MAX_LOG_TEXT, *, multiline: bool = False) -> str:
     """Strip control and invisible/bidi characters, collapse whitespace, truncate with an ellipsis.
 
     ``multiline`` keeps line breaks (for the model's narrative); log text is always one line.
     """
     text = "" if value is None else str(value)[: limit * 4 + 16]  # bound the work on huge lines
-    text = _BIDI_AND_INVISIBLE.sub("", text)
+    text = strip_invisible(text)
     if multiline:
         text = text.replace("\r\n", "\n")
         lines = [
@@ -408,12 +406,8 @@ def merge(decision: Decision, answer: Answer, model: str) -> Decision:
         actions.append(RecommendedAction(name, spec.risk, f"Suggested by the LLM: {reason}"))
         present.add(name)
         notes.append(f"LLM added {name} ({spec.risk.value} risk, needs approval)")
-    if (
-        verdict == Verdict.ROLLBACK
-        and rules_verdict != Verdict.ROLLBACK
-        and "rollback_deployment" not in present
-    ):
-        spec = get_action("rollback_deployment")
+    if verdict == Verdict.ROLLBACK and rules_verdict != Verdict.ROLLBACK and ROLLBACK not in present:
+        spec = get_action(ROLLBACK)
         actions.append(
             RecommendedAction(
                 spec.name,
@@ -530,6 +524,23 @@ def _format_seconds(value: float) -> str:
     return f"{value:g}" if value >= 1 else f"{value:.2g}"
 
 
+def _completion_text(response: Any, max_tokens: int) -> str:
+    """The text of a chat completion; :class:`LLMFailure` when it is none, or when it was cut off at
+    ``max_tokens`` before its JSON closed."""
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, list) or not choices:
+        # e.g. an HTML page from a proxy: the SDK hands back a str or a model without choices
+        raise LLMFailure("not a chat completion: is LLM_BASE_URL OpenAI-compatible?", unavailable=False)
+    text = getattr(getattr(choices[0], "message", None), "content", None)
+    text = text if isinstance(text, str) else ""
+    if getattr(choices[0], "finish_reason", None) == "length":
+        try:
+            json.loads(text)
+        except (ValueError, RecursionError):  # ValueError: also int-digit limits
+            raise LLMFailure(f"answer cut off at max_tokens={max_tokens}", unavailable=False) from None
+    return text
+
+
 def call_llm(
     client: Any,
     messages: list[dict[str, str]],
@@ -575,23 +586,7 @@ def call_llm(
             last = LLMFailure(_status_reason(err))
             exc = err
         else:
-            choices = getattr(response, "choices", None)
-            if not isinstance(choices, list) or not choices:
-                # e.g. an HTML page from a proxy: the SDK hands back a str or a model without choices
-                raise LLMFailure(
-                    "not a chat completion: is LLM_BASE_URL OpenAI-compatible?", unavailable=False
-                )
-            message = getattr(choices[0], "message", None)
-            text = getattr(message, "content", None)
-            text = text if isinstance(text, str) else ""
-            if getattr(choices[0], "finish_reason", None) == "length":
-                try:
-                    json.loads(text)
-                except (ValueError, RecursionError):  # ValueError: also int-digit limits
-                    raise LLMFailure(
-                        f"answer cut off at max_tokens={max_tokens}", unavailable=False
-                    ) from None
-            return text
+            return _completion_text(response, max_tokens)
         if not _retryable(exc) or attempt == attempts - 1:
             break
         wait = _retry_after(exc)

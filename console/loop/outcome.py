@@ -7,8 +7,9 @@ the actions, as if the window's start were a deploy. The status:
 - ``not_resolved``: a hard guard fires, or a user-facing metric (error rate, p95 latency,
   restarts) is still worse than before the deploy (a regression, or a degradation that began
   before the deploy and goes on);
-- ``inconclusive``: neither error rate nor latency has enough points on both sides, or only other
-  metrics (cpu, memory below its guard, throughput, ...) still differ from before the deploy;
+- ``inconclusive``: neither error rate nor latency has enough real samples on both sides (look-back
+  copies never count: a Prometheus that was down for most of the window gives too few), or only
+  other metrics (cpu, memory below its guard, throughput, ...) still differ from before the deploy;
 - ``resolved``: no metric is worse than before the deploy.
 
 Whether the decision *held* (:func:`decision_held`) comes from this measured status and from
@@ -19,12 +20,13 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from console.analysis import analyze
 from console.analysis.verdict import USER_FACING
+from console.domain.actions import REMEDIATIONS
 from console.domain.models import Classification, Decision, format_time
 from console.domain.snapshot import parse_snapshot
 
@@ -36,10 +38,6 @@ MEASURED_STATUSES = (RESOLVED, NOT_RESOLVED, INCONCLUSIVE)
 PROMETHEUS = "prometheus"
 RECORDED = "recorded scenario segment"
 
-REMEDIATIONS = frozenset(
-    {"rollback_deployment", "restart_pod", "scale_deployment", "increase_resources", "failover_database"}
-)
-"""Actions that change the service (the others collect, notify or change nothing)."""
 CORE = ("error_rate", "latency_p95_ms")
 """Metrics without which recovery cannot be judged."""
 
@@ -85,21 +83,31 @@ def judge_recovery(
     source: str = PROMETHEUS,
     simulated: bool = False,
     now: datetime | None = None,
+    decisive: Sequence[str] = (),
+    evidence: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None] = (None, None),
 ) -> dict[str, Any]:
     """The ``measured`` document: ``baseline`` (pre-deploy points) against ``window`` (post-action
-    points), both ``{metric: [[ts, value], ...]}``."""
+    points), both ``{metric: [[ts, value], ...]}``; ``evidence`` the counts of the baseline's fetch
+    and of the window's (a live service), judged the same way. ``decisive``: the metrics the
+    decision rested on (:func:`decisive_metrics`), judged in place of the default set when given."""
     first, _ = _span(baseline)
     merged = {
         name: sorted(list(baseline.get(name, [])) + list(window.get(name, [])), key=lambda p: _epoch(p[0]))
         for name in sorted(set(baseline) | set(window))
     }
-    doc = {
+    doc: dict[str, Any] = {
         "deployment": {**dict(deployment), "deployed_at": window_start},
         "metrics": {name: points for name, points in merged.items() if points},
         "logs": [],
     }
+    counts = merge_evidence(evidence[0], evidence[1], _epoch(str(deployment.get("deployed_at"))))
+    if counts is not None:
+        doc["evidence"] = counts
     decision = analyze(parse_snapshot(doc), patterns=[])
-    status, reason = classify_recovery(decision, end_levels(window))
+    if decisive:
+        status, reason = classify_decisive(decision, decisive, end_levels(window))
+    else:
+        status, reason = classify_recovery(decision, end_levels(window))
     return {
         "status": status,
         "reason": reason,
@@ -157,6 +165,43 @@ def _finite(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def merge_evidence(
+    before: Mapping[str, Any] | None, after: Mapping[str, Any] | None, deployed_at: float
+) -> dict[str, Any] | None:
+    """One evidence section for the recovery judge: the baseline fetch's counts up to the deploy and
+    the post-action window's counts (both from the same source, so their buckets agree)."""
+    if not isinstance(before, Mapping) or not isinstance(after, Mapping):
+        return None
+
+    def upto(series: list[Any], keep: Any) -> list[Any]:
+        return [{**s, "points": [p for p in s.get("points", []) if keep(p[0])]} for s in series]
+
+    def side(doc: Mapping[str, Any], keep: Any) -> tuple[list[Any], list[Any]]:
+        latency = doc.get("latency") or {}
+        return upto(list(doc.get("requests") or []), keep), upto(list(latency.get("series") or []), keep)
+
+    early, early_latency = side(before, lambda t: t <= deployed_at)
+    late, late_latency = side(after, lambda t: t > deployed_at)
+    bounds = (before.get("latency") or {}).get("bounds") or []
+    same_buckets = bounds == ((after.get("latency") or {}).get("bounds") or [])
+    scrapes_b, scrapes_a = before.get("scrapes") or {}, after.get("scrapes") or {}
+    return {
+        **dict(after),
+        "requests": early + late,
+        "latency": {"bounds": bounds, "series": early_latency + late_latency}
+        if same_buckets
+        else after.get("latency"),
+        "scrapes": {
+            key: [t for t in scrapes_b.get(key, []) if t <= deployed_at] + list(scrapes_a.get(key, []))
+            for key in ("up", "down")
+        },
+        "restarts": [t for t in before.get("restarts") or [] if t <= deployed_at]
+        + list(after.get("restarts") or []),
+        "history": before.get("history") or {},
+        "reference": before.get("reference"),
+    }
+
+
 def classify_recovery(decision: Decision, ends: Mapping[str, float] | None = None) -> tuple[str, str]:
     """(status, one-line reason) from the judge's decision on baseline vs post-action window;
     ``ends`` are the metrics' levels at the window's end (:func:`end_levels`) for the reason."""
@@ -164,6 +209,8 @@ def classify_recovery(decision: Decision, ends: Mapping[str, float] | None = Non
     worse = _worse(decision)
     if decision.guards:
         return NOT_RESOLVED, "still failing after the actions: " + "; ".join(decision.guards)
+    if decision.rule == "insufficient-evidence":
+        return INCONCLUSIVE, "not enough real samples to judge recovery: " + decision.reasoning.split("; ")[0]
     user = [name for name in worse if name in USER_FACING]
     if user:
         detail = "; ".join(f"{n}: {by_name[n].reason}" for n in user)
@@ -188,6 +235,90 @@ def classify_recovery(decision: Decision, ends: Mapping[str, float] | None = Non
     return RESOLVED, f"no metric is worse than before the deploy ({levels})"
 
 
+# -- what the decision was about: its metrics, and the instance's health -----------------------------------
+
+CRASH_METRICS = ("pod_restarts",)
+"""Checked besides the decisive metrics when the decision was about a crash loop."""
+
+
+def decisive_metrics(decision: Mapping[str, Any]) -> list[str]:
+    """The metrics a decision rested on: those behind a hard guard and those that moved the wrong
+    way (memory for a leak, the error rate of a failing handler); a crash loop adds the restarts.
+    Empty when nothing moved (a CONTINUE): the default set is judged then."""
+    items = decision.get("metrics")
+    metrics = items.values() if isinstance(items, Mapping) else items if isinstance(items, list) else []
+    names = [
+        str(m.get("name"))
+        for m in metrics
+        if isinstance(m, Mapping)
+        and m.get("name")
+        and (m.get("guard") or m.get("classification") in ("High", "Low"))
+    ]
+    guards = [str(g).split(" ", 1)[0] for g in decision.get("guards") or [] if isinstance(g, str)]
+    names += [g for g in guards if g not in names]
+    if "pod_restarts" in names or any("crash" in str(g) for g in decision.get("guards") or []):
+        names += [m for m in CRASH_METRICS if m not in names]
+    return sorted(set(names), key=names.index)
+
+
+def classify_decisive(
+    decision: Decision, decisive: Sequence[str], ends: Mapping[str, float] | None = None
+) -> tuple[str, str]:
+    """(status, reason) judging only the metrics the decision rested on: not resolved while a guard
+    fires (any metric: safety first) or one of them is still worse; inconclusive when one of them
+    has no points to judge; else resolved, quoting them."""
+    by_name = {m.name: m for m in decision.metrics}
+    if decision.guards:
+        return NOT_RESOLVED, "still failing after the actions: " + "; ".join(decision.guards)
+    wanted = [n for n in decisive if n in by_name or n not in CRASH_METRICS]
+    worse = [
+        n
+        for n in wanted
+        if n in by_name and by_name[n].classification in (Classification.HIGH, Classification.LOW)
+    ]
+    if worse:
+        detail = "; ".join(f"{n}: {by_name[n].reason}" for n in worse)
+        return NOT_RESOLVED, f"what the decision was about is still worse than before: {detail}"
+    missing = [n for n in wanted if n not in by_name or by_name[n].classification is Classification.NODATA]
+    if missing:
+        return INCONCLUSIVE, f"not enough points to judge what the decision was about ({', '.join(missing)})"
+    ends = ends or {}
+    levels = ", ".join(
+        f"{n} {_fmt(n, by_name[n].baseline_median)} before, "
+        + (
+            f"{_fmt(n, ends[n])} at the end of the window"
+            if n in ends
+            else f"{_fmt(n, by_name[n].after_median)}"
+        )
+        for n in wanted
+    )
+    return RESOLVED, f"what the decision was about is back to its baseline ({levels})"
+
+
+def health_problem(health: Mapping[str, Any] | None) -> str | None:
+    """Why the instance's state (an executor's probe at the window's end) rules out "resolved": not
+    ready, crash-looping, or still switching; None when it is healthy or unknown."""
+    if not isinstance(health, Mapping) or "version" not in health:
+        return None
+    restarts = health.get("restarts")
+    crash = isinstance(restarts, int) and not isinstance(restarts, bool) and restarts >= 2
+    if health.get("ready") is False or crash or health.get("deploying") is True:
+        return str(health.get("text") or "not ready")
+    return None
+
+
+def gate_on_health(measured: Mapping[str, Any], health: Mapping[str, Any]) -> dict[str, Any]:
+    """``measured`` with the instance's state at the window's end: a service that is not ready or
+    crash-looping is never resolved, whatever its remaining metrics say (they may be "back" only
+    because nothing serves)."""
+    out = {**measured, "health": dict(health)}
+    problem = health_problem(health)
+    if problem is not None:
+        out["status"] = NOT_RESOLVED
+        out["reason"] = f"the instance is unhealthy at the window's end ({problem}); {measured.get('reason')}"
+    return out
+
+
 def _fmt(name: str, value: float | None) -> str:
     from console.analysis.metrics import format_value
 
@@ -209,6 +340,8 @@ def decision_held(
     """
     if measured_status not in (RESOLVED, NOT_RESOLVED):
         return None
+    if any(a.get("status") == "unknown" for a in executed if isinstance(a, Mapping)):
+        return None  # whether the remediation ran is not known: the measurement cannot judge the call
     resolved = measured_status == RESOLVED
     if remediation_ran(executed):
         return resolved

@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from console.domain.actions import get_action, is_known_action
-from console.domain.models import RISK_ORDER, Decision, RecommendedAction, Risk
+from console.domain.actions import get_action, is_known_action, required_approvals
+from console.domain.models import Decision, RecommendedAction, Risk
 from console.loop.effectiveness import Effectiveness, lookup, root_cause_category
 from console.settings import Settings
 
@@ -38,11 +38,6 @@ class Plan:
     @property
     def needs_approval(self) -> bool:
         return bool(self.approval)
-
-    @property
-    def max_risk(self) -> Risk | None:
-        risks = [a.risk for a in self.approval] or [a.risk for a in self.auto]
-        return max(risks, key=RISK_ORDER.index) if risks else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -118,8 +113,5 @@ def plan_actions(
                 auto.append(planned)
         else:
             approval.append(planned)
-    if any(a.risk == Risk.CRITICAL for a in approval):
-        required = max(2, settings.critical_approvers)
-    else:
-        required = 1 if approval else 0
+    required = required_approvals(approval, settings.critical_approvers)
     return Plan(auto=auto, approval=approval, required_approvals=required, threshold=limit, notes=notes)

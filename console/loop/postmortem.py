@@ -22,14 +22,17 @@ import secrets as tokens
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import fastjsonschema
 
+from console.analysis.metrics import format_value
+from console.domain.actions import ROLLBACK
 from console.domain.executions import Execution
 from console.domain.models import Verdict
 from console.domain.redaction import redact
+from console.loop import impact as incident_impact
 from console.loop.narrative import (
     FENCE_CLOSE,
     FENCE_OPEN,
@@ -130,7 +133,10 @@ class Facts:
 
 # -- text ------------------------------------------------------------------------------------------------
 
-_MD_SPECIAL = re.compile(r"([\\`\[\]<>#|])")
+_MD_SPECIAL = re.compile(r"([\\`\[\]<>#|*~])")
+_MD_UNDERSCORE = re.compile(r"(?<![^\W_])_|_(?![^\W_])")
+"""An underscore that can open or close emphasis: not between two letters or digits (CommonMark
+never reads ``rollback_deployment`` as emphasis, so action and metric names stay as they are)."""
 
 
 class _Text:
@@ -144,8 +150,9 @@ class _Text:
         return text.replace("‹‹‹", "<<<").replace("›››", ">>>")
 
     def md(self, value: Any, limit: int = 600) -> str:
-        """Untrusted text as Markdown that renders as itself (no link, image, HTML, heading, cell break)."""
-        return _MD_SPECIAL.sub(r"\\\1", self.plain(value, limit))
+        """Untrusted text as Markdown that renders as itself (no link, image, HTML, heading, cell
+        break, emphasis or strikethrough)."""
+        return _MD_UNDERSCORE.sub(r"\\_", _MD_SPECIAL.sub(r"\\\1", self.plain(value, limit)))
 
     def code(self, value: Any, limit: int = 240) -> str:
         """Untrusted text in a code span (log templates)."""
@@ -253,10 +260,14 @@ def build_postmortem(
     votes: Iterable[Mapping[str, Any]] = (),
     audit: Iterable[Mapping[str, Any]] = (),
     secrets: Iterable[str] = (),
+    snapshot: Mapping[str, Any] | None = None,
+    settings: Settings | None = None,
 ) -> str:
     """The postmortem in Markdown, deterministic from what the loop recorded. NoIncident when the run
     has not finished or was not an incident. ``secrets`` (the settings' secret values) are masked
-    wherever free text is quoted."""
+    wherever free text is quoted. The Impact covers the incident from its onset to its verified
+    recovery from real samples: a live service's Prometheus read now (``settings``), else the
+    decision's ``snapshot`` (which ends at the decision, said so)."""
     story = gather(execution, deployment=deployment, record=record)
     ident = _ident(execution, execution_id, record)
     incident_check(story, ident)
@@ -267,10 +278,11 @@ def build_postmortem(
     )
     t = _Text(secrets)
     facts = facts_of(story)
+    measured = _measured_impact(story, record, snapshot, settings)
     parts = [
         _header(story, facts, ident, t),
         _summary(story, facts, approval, votes, t),
-        _impact(story, facts, timeline, t),
+        _impact(story, facts, timeline, t, measured),
         _timeline_section(timeline, t),
         _root_cause(story, t),
         _actions(story, approval, votes, t),
@@ -376,11 +388,72 @@ def _metric_items(decision: Mapping[str, Any]) -> list[dict[str, Any]]:
     return [m for m in items if isinstance(m, dict)]
 
 
-def _impact(story: Story, facts: Facts, timeline: list[TimelineEvent], t: _Text) -> str:
+def _measured_impact(
+    story: Story,
+    record: Mapping[str, Any] | None,
+    snapshot: Mapping[str, Any] | None,
+    settings: Settings | None,
+) -> incident_impact.Impact | None:
+    """The incident's impact from real samples, when there are any to read."""
+    deployed = as_time(story.deployment.get("deployed_at"))
+    if deployed is None or (snapshot is None and settings is None):
+        return None
+    series, source = incident_impact.incident_series(story.deployment, record, snapshot, settings)
+    if not any(series.values()):
+        return None
+    if story.scenario:
+        source += ", a recorded scenario (simulated)"
+    return incident_impact.impact(
+        series,
+        deployed_at=deployed.timestamp(),
+        recovered_at=incident_impact.recovered_at(record),
+        source=source,
+    )
+
+
+def _impact_lines(found: incident_impact.Impact, t: _Text) -> list[str]:
+    if found.onset is None:
+        source = t.md(found.source, 200)
+        return [f"- No user-facing metric was bad after the deploy in the samples read ({source})."]
+    onset = datetime.fromtimestamp(found.onset, UTC)
+    end = datetime.fromtimestamp(found.end, UTC) if found.end is not None else None
+    span = duration_text(found.end - found.onset) if found.end is not None else "?"
+    until = (
+        f"verified recovery at {_clock(end)}"
+        if found.recovered
+        else f"the last sample at {_clock(end)}, without a verified recovery"
+    )
+    lines = [
+        f"- From the onset at {_clock(onset)} to {until}: {span} "
+        f"(from real samples: {t.md(found.source, 200)}).",
+        "",
+        "| Metric | Peak | Bad for | From | To |",
+        "|---|---|---|---|---|",
+    ]
+    for row in found.rows:
+        peak, first, last = (
+            _clock(datetime.fromtimestamp(x, UTC)) for x in (row.peak_at, row.first_bad, row.last_bad)
+        )
+        lines.append(
+            f"| {t.md(row.metric, 60)} | {format_value(row.metric, row.peak)} at {peak} | "
+            f"{duration_text(row.bad_s)} | {first} | {last} |"
+        )
+    return [*lines, ""]
+
+
+def _impact(
+    story: Story,
+    facts: Facts,
+    timeline: list[TimelineEvent],
+    t: _Text,
+    measured: incident_impact.Impact | None = None,
+) -> str:
     d = story.decision
     lines = ["## Impact", ""]
     if d.get("impact"):
         lines += [t.md(d.get("impact"), 1200), ""]
+    if measured is not None:
+        lines += _impact_lines(measured, t)
     moved = [m for m in _metric_items(d) if m.get("classification") in ("High", "Low")]
     if moved:
         lines += ["| Metric | What changed after the deploy | Hard guard |", "|---|---|---|"]
@@ -392,11 +465,7 @@ def _impact(story: Story, facts: Facts, timeline: list[TimelineEvent], t: _Text)
         lines.append("")
     deployed = as_time(story.deployment.get("deployed_at"))
     rollback = next(
-        (
-            e
-            for e in timeline
-            if e.kind == "action" and (e.data.get("name") == "rollback_deployment") and e.status == DONE
-        ),
+        (e for e in timeline if e.kind == "action" and (e.data.get("name") == ROLLBACK) and e.status == DONE),
         None,
     )
     if deployed and rollback and rollback.at:
@@ -571,13 +640,11 @@ def _follow_ups(story: Story, facts: Facts, approval: Mapping[str, Any] | None, 
     d = story.decision
     items: list[str] = []
     version, service = t.md(facts.version, 60), t.md(facts.service, 80)
-    rollback_missed = [
-        name for name, word in facts.actions if name == "rollback_deployment" and word in (FAILED, REFUSED)
-    ]
+    rollback_missed = [name for name, word in facts.actions if name == ROLLBACK and word in (FAILED, REFUSED)]
     if rollback_missed:
         items.append(
-            f"Roll {version} back by hand, or check that it is rolled back: the loop's rollback_deployment "
-            f"{dict(facts.actions)['rollback_deployment']}."
+            f"Roll {version} back by hand, or check that it is rolled back: the loop's {ROLLBACK} "
+            f"{dict(facts.actions)[ROLLBACK]}."
         )
     if facts.verdict == Verdict.ROLLBACK.value:
         known_good = t.md(facts.previous_version or "the previous version", 60)
@@ -807,6 +874,7 @@ def write_postmortem(
     votes: Iterable[Mapping[str, Any]] = (),
     audit: Iterable[Mapping[str, Any]] = (),
     client: Any = None,
+    snapshot: Mapping[str, Any] | None = None,
 ) -> Postmortem:
     """The postmortem of a finished incident: deterministic, then rewritten by the LLM when one is
     configured (checked; else the deterministic text with a note). NoIncident when there is none.
@@ -825,6 +893,8 @@ def write_postmortem(
         votes=votes,
         audit=audit,
         secrets=settings.secret_values(),
+        snapshot=snapshot,
+        settings=settings,
     )
     facts = facts_of(story)
     markdown, author, notes = rewrite_postmortem(draft, facts, settings, client=client)

@@ -25,32 +25,59 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import requests
 
+from console.domain.actions import ROLLBACK, changes_service
 from console.domain.models import Decision, Severity, Verdict, format_time, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
-from console.domain.vocabulary import STEP_TASKS, TIMEOUT_ACTOR, DeploymentStatus
-from console.executors import FAILED, ActionRequest, ActionResult, Executor, build_executor
-from console.executors.base import AUTO, HANDOFF_EXECUTORS, now_text
+from console.domain.vocabulary import STEP_TASKS, SUPERSEDED_ACTOR, TIMEOUT_ACTOR, DeploymentStatus
+from console.executors import (
+    DONE,
+    FAILED,
+    REFUSED,
+    UNKNOWN,
+    ActionRequest,
+    ActionResult,
+    Executor,
+    ProbeError,
+    ServiceState,
+    build_executor,
+)
+from console.executors.base import AUTO, now_text
 from console.executors.simulated import SimulatedExecutor
-from console.loop import effectiveness, incidents, outcome, scenarios, verification
+from console.loop import (
+    acting,
+    baselines,
+    effectiveness,
+    incidents,
+    outcome,
+    revisions,
+    scenarios,
+    verification,
+)
 from console.settings import Settings
 from console.telemetry import (
+    MetricSource,
     ServiceConfig,
     TelemetryError,
     build_snapshot,
-    choose_step,
+    build_source,
     load_services,
     service_config,
 )
 from console.telemetry.times import format_ts, to_epoch
 
 Clock = Callable[[], float]
+Sleep = Callable[[float], None]
 Progress = dict[str, dict[str, Any]]
+
+
+STALE_DEPLOY_FACTOR = 10
+"""A deployed_at older than this many windows is said to be old in the run's notes."""
 
 
 class StepError(ValueError):
@@ -330,12 +357,58 @@ def _service_config(deployment: Mapping[str, Any], settings: Settings, step: str
         raise StepError(f"{step}: {exc}") from None
 
 
-def _step_s(config: ServiceConfig, window_s: float) -> float | None:
+def _metric_source(config: ServiceConfig, step: str) -> MetricSource | None:
+    """The service's metric source, built once for a run (its secrets read now)."""
+    if config.metrics is None:
+        return None
+    try:
+        return build_source(config.metrics, session=http_session())
+    except TelemetryError as exc:
+        raise StepError(f"{step}: {exc}") from None
+
+
+def _step_s(source: MetricSource | None, window_s: float) -> float | None:
     """One step for every query of a run (so baseline and window points line up): about 300
     points over ``window_s``, never finer than the scrape interval."""
-    if config.prometheus is None:
-        return None
-    return choose_step(max(window_s, 1.0), config.prometheus.scrape_interval_s).step_s
+    return source.step(window_s) if source is not None else None
+
+
+@dataclass
+class _Watched:
+    """What every poll of a run shares: the service, its source, the step, the history."""
+
+    config: ServiceConfig
+    source: MetricSource | None
+    step: float | None
+    context: baselines.Context
+    reference: Any = None
+
+    @classmethod
+    def open(
+        cls,
+        config: ServiceConfig,
+        deployment: Mapping[str, Any],
+        deployed: float,
+        span: float,
+        settings: Settings,
+    ) -> _Watched:
+        source = _metric_source(config, "collect")
+        windows = config.windows
+        step = _step_s(source, windows.baseline_s + span)
+        context = baselines.read_context(
+            config.name, str(deployment.get("version") or ""), deployed, settings
+        )
+        reference = None
+        if source is not None:
+            reference = baselines.known_good_reference(source, context, step)
+        return cls(config, source, step, context, reference)
+
+    def fetch(self, deployment: dict[str, Any], start: float, end: float) -> verification.Fetched:
+        collected = build_snapshot(
+            self.config, deployment, start, end, step_s=self.step, source=self.source, session=http_session()
+        )
+        baselines.attach(collected.snapshot, self.context, self.reference)
+        return verification.Fetched(collected.snapshot, collected.notes + self.context.notes, collected.links)
 
 
 def collect_live(
@@ -358,23 +431,42 @@ def collect_live(
         deployed = _epoch(watch.get("deployed_at")) or now
         notes.append("deployed_at not given: the deploy is taken to have happened when this run started")
     deployment = {**deployment, "deployed_at": format_ts(deployed)}
+    age = clock() - deployed
+    if age > STALE_DEPLOY_FACTOR * (config.windows.baseline_s + config.windows.verify_s):
+        notes.append(
+            f"deployed_at is {age / 3600:.1f} h old: the windows right before and after it are judged, "
+            "as they were then (not how the service runs now)"
+        )
     if not deployment.get("id"):
         deployment["id"] = f"{deployment['service']}-{deployment['version']}-{int(deployed)}"
     windows = config.windows
-    step = _step_s(config, windows.baseline_s + windows.verify_s)
+    watched = _Watched.open(config, deployment, deployed, windows.verify_s, settings)
 
     def fetch(end: float) -> verification.Fetched:
-        start = deployed - windows.baseline_s
-        collected = build_snapshot(config, deployment, start, end, step_s=step, session=http_session())
-        return verification.Fetched(collected.snapshot, collected.notes, collected.links)
+        return watched.fetch(deployment, deployed - windows.baseline_s, end)
 
     out = _look_at_window(deployed, windows.verify_s, fetch, watch, settings, now=now, deployment=deployment,
-                          progress={"deployed_at": deployed})  # fmt: skip
+                          progress={"deployed_at": deployed},
+                          wait_for_samples=watched.source is not None)  # fmt: skip
     if isinstance(out, dict):
         return out
     summary = out.to_dict()
     summary["notes"] = notes + summary["notes"]
+    summary["baseline_health"] = revisions.baseline_health(out.snapshot, windows.baseline_s)
+    summary["target_state"] = target_state(deployment, settings)
     return looked({"snapshot": out.snapshot, "verification": summary})
+
+
+def target_state(deployment: Mapping[str, Any], settings: Settings | None) -> dict[str, Any] | None:
+    """What the service's executor says runs now (its ``probe``), or None when it has no real
+    executor or its state cannot be read. Evidence for the revision history, taken at decision time."""
+    executor, _ = executor_for(deployment, None, settings, live=True)
+    if executor is None or executor.simulated or not executor.can_probe():
+        return None
+    try:
+        return executor.probe(str(deployment.get("service") or "")).to_dict()
+    except ProbeError:
+        return None
 
 
 def collect_incident(
@@ -404,20 +496,20 @@ def collect_incident(
         start = min(start, now)  # an alert from a clock ahead of ours
         span = max(windows.verify_s, now - start)
     deployment["deployed_at"] = format_ts(start)
-    step = _step_s(config, windows.baseline_s + span)
+    watched = _Watched.open(config, deployment, start, span, settings)
 
     def fetch(end: float) -> verification.Fetched:
-        begin = start - windows.baseline_s
-        collected = build_snapshot(config, deployment, begin, end, step_s=step, session=http_session())
-        return verification.Fetched(collected.snapshot, collected.notes, collected.links)
+        return watched.fetch(deployment, start - windows.baseline_s, end)
 
     incident["deployment"] = deployment
     out = _look_at_window(start, span, fetch, watch, settings, now=now, deployment=deployment,
-                          progress={"start": start, "span": span}, extra={"incident": incident})  # fmt: skip
+                          progress={"start": start, "span": span}, extra={"incident": incident},
+                          wait_for_samples=watched.source is not None)  # fmt: skip
     if isinstance(out, dict):
         return out
     summary = out.to_dict()
     summary["notes"] = [incidents.window_note(incident, out.snapshot["deployment"]), *summary["notes"]]
+    summary["target_state"] = target_state(deployment, settings)
     incident["deployment"] = out.snapshot["deployment"]
     return looked({"snapshot": out.snapshot, "verification": summary, "incident": incident})
 
@@ -433,6 +525,7 @@ def _look_at_window(
     deployment: dict[str, Any],
     progress: dict[str, Any],
     extra: dict[str, Any] | None = None,
+    wait_for_samples: bool = True,
 ) -> dict[str, Any] | verification.WatchResult:
     """One look at the watched window ``[start, start + span]``: the watch's result, or collect's
     outputs when it is not decided (waiting) or the telemetry was lost (done, escalating).
@@ -449,6 +542,7 @@ def _look_at_window(
             now=now,
             poll_s=settings.live_poll_s,
             grace_s=settings.live_telemetry_grace_s,
+            wait_for_samples=wait_for_samples,
         )
     except verification.TelemetryLost as exc:
         empty = {"deployment": deployment, "metrics": {}, "logs": []}
@@ -521,6 +615,11 @@ def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         table = effectiveness.load_effectiveness(settings)
     plan = plan_actions(decision, settings, effectiveness=table)
     plan_doc = {**plan.to_dict(), "needs_approval": bool(plan.needs_approval)}
+    plan_doc["watch"] = outcome.decisive_metrics(decision.to_dict())
+    history = data.get("revisions")
+    deployment = data.get("deployment")
+    if isinstance(history, list) and isinstance(deployment, dict) and acts_for_real(deployment, settings):
+        plan_doc = plan_rollback_target(plan_doc, revisions.revisions(history), deployment)
     out: dict[str, Any] = {
         "plan": plan_doc,
         "verdict": decision.verdict.value,
@@ -537,6 +636,49 @@ def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
             )
         except incidents.IncidentError as exc:
             raise StepError(f"decide: {exc}") from None
+    return out
+
+
+def acts_for_real(deployment: Mapping[str, Any], settings: Settings | None) -> bool:
+    """Whether a watched deployment's actions would change a real service (its executor is not the
+    simulated one): only then do the revision history and the preconditions apply."""
+    if not deployment.get("version"):
+        return False
+    executor, _ = executor_for(deployment, None, settings, live=True)
+    return executor is not None and not executor.simulated
+
+
+def plan_rollback_target(
+    plan: dict[str, Any], history: list[revisions.Revision], deployment: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The plan with its rollback's target taken from the revision history
+    (:func:`console.loop.revisions.rollback_target`): the newest known-good version before the
+    current one, never the announced previous version (a hint, only checked). With no known-good
+    version the rollback leaves the plan, which says so: the run escalates."""
+    current = str(deployment.get("version"))
+    target = revisions.rollback_target(history, current, hint=_text(deployment.get("previous_version")))
+    out = {**plan, "notes": list(plan.get("notes") or [])}
+    out["notes"] += [f"rollback target: {note}" for note in target.notes]
+    escalated = []
+    for key in ("auto", "approval"):
+        kept = []
+        for action in out.get(key) or []:
+            if action.get("name") != ROLLBACK:
+                kept.append(action)
+            elif target.version is None:
+                escalated.append({**action, "skipped": "no known-good version", "reason": target.reason})
+            else:
+                params = {k: v for k, v in (action.get("params") or {}).items() if k != "to_version"}
+                kept.append(
+                    {**action, "params": {**params, "to_version": target.version}, "target": target.to_dict()}
+                )
+        out[key] = kept
+    if escalated:
+        out["notes"].append(f"no rollback: {target.reason}; escalated to a human")
+        out["escalated"] = escalated
+        out["needs_approval"] = bool(out.get("approval"))
+        if not out.get("approval"):
+            out["required_approvals"] = 0
     return out
 
 
@@ -595,45 +737,43 @@ def _approver(mode: str, approval: Mapping[str, Any] | None) -> str:
     return _text(approval.get("approver")) or "approver"
 
 
-def _interrupted(name: str, executor: str, started_at: str) -> dict[str, Any]:
-    return ActionResult(
-        action=name,
-        status=FAILED,
-        simulated=executor == "simulated",
-        executor=executor,
-        detail=(
-            f"interrupted: the console stopped while this action ran (started {started_at}); "
-            "not run again, check the service"
-        ),
-        started_at=started_at,
-        finished_at=now_text(),
-    ).to_dict()
-
-
 def execute(
     data: dict[str, Any],
     settings: Settings | None,
     *,
     progress: Progress | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    sleep: Sleep | None = None,
 ) -> dict[str, Any]:
     """Run the plan through the service's executor when the run is a watched live deployment
     (``verification``, collect's output, in the input), else the simulated one. Auto actions always
-    run; approval actions only when approved: a rejected or expired approval runs nothing risky.
+    run; approval actions only when approved: a rejected, expired or superseded approval runs
+    nothing risky.
+
+    On a real target each action that changes the service is checked right before it runs
+    (:mod:`console.loop.acting`): a service that moved on since the decision supersedes it (nothing
+    runs, ``superseded`` says what changed and when); a rollback goes only to the target the
+    approval (or the plan, from the revision history) named; an unknown result is reconciled.
 
     ``progress`` is what an interrupted run of this step reported (``on_progress`` is called with
-    it, updated, before and after each action): an action already started is never run again,
-    its recorded result is used (or, started but without a result, a failure saying so)."""
+    it, updated, as each action moves on): an action with a recorded result is not run again; one
+    interrupted during its call is reconciled through the target's state (never reported failed
+    while the change happened, never called twice on a target without idempotency keys); one
+    interrupted before its call runs now."""
     plan = _plan(data, "execute")
     approval = data.get("approval")
     if approval is not None and not isinstance(approval, dict):
         raise StepError("execute: 'approval' must be an object or null")
     deployment, scenario = _target(data)
-    executor, problem = executor_for(deployment, scenario, settings, live=watched(data))
+    live = watched(data)
+    executor, problem = executor_for(deployment, scenario, settings, live=live)
+    real = live and executor is not None and not executor.simulated
+    sleep = sleep or time.sleep
     runs: list[tuple[str, dict[str, Any]]] = [
         ("auto", a) for a in _objects(plan.get("auto"), "execute: plan.auto")
     ]
-    skipped: list[dict[str, Any]] = []
+    skipped: list[dict[str, Any]] = list(_objects(plan.get("escalated"), "execute: plan.escalated"))
+    superseded: dict[str, Any] | None = None
     approval_actions = _objects(plan.get("approval"), "execute: plan.approval")
     if approval_actions:
         if is_approved(approval):
@@ -642,26 +782,48 @@ def execute(
             reason = "no approval" if approval is None else "rejected"
             if _expired(approval):
                 reason = "expired"
-            skipped = [{**a, "skipped": reason} for a in approval_actions]
+            if _superseded(approval):
+                reason = "superseded"
+                superseded = {
+                    "reason": str((approval or {}).get("comment") or "superseded"),
+                    "by": "approval",
+                }
+            skipped += [{**a, "skipped": reason} for a in approval_actions]
     state: Progress = {k: dict(v) for k, v in (progress or {}).items() if isinstance(v, dict)}
     executed = []
     dep = deployment or {}
+    version = acting.decided_version(dep, data.get("verification"))
+    watch = list(plan.get("watch") or [])
+
+    def save() -> None:
+        if on_progress:
+            on_progress(state)
+
     for index, (mode, action) in enumerate(runs):
         name = str(action.get("name"))
         key = f"{index}:{mode}:{name}"
         entry = state.get(key)
+        params = dict(action.get("params")) if isinstance(action.get("params"), dict) else {}
+        extra: dict[str, Any] = {}
         if entry is not None and isinstance(entry.get("result"), dict):
             result = entry["result"]
-        elif entry is not None and entry.get("executor") != "simulated":  # a simulation is re-run
-            result = _interrupted(name, entry.get("executor") or "?", entry.get("started_at") or "?")
+            extra = {k: entry[k] for k in ("target", "precondition", "request") if entry.get(k) is not None}
+            params = (entry.get("request") or {}).get("params") or params
+        elif (
+            entry is not None
+            and executor is not None
+            and not executor.simulated
+            and entry.get("phase") != "checking"
+        ):
+            result = acting.reconcile_interrupted(executor, entry, sleep=sleep).to_dict()
+            params = (entry.get("request") or {}).get("params") or params
+            extra = {k: entry[k] for k in ("target", "precondition", "request") if entry.get(k) is not None}
             state[key] = {**entry, "result": result}
-            if on_progress:
-                on_progress(state)
-        else:
-            label = executor.name if executor is not None else "unconfigured"
-            state[key] = {"started_at": now_text(), "executor": label}
-            if on_progress:
-                on_progress(state)
+            save()
+        else:  # not started, interrupted before its call (nothing was sent), or a simulation
+            state[key] = {"started_at": now_text(), "executor": executor.name if executor else "unconfigured"}
+            state[key]["phase"] = "checking"
+            save()
             if executor is None:
                 result = ActionResult(
                     action=name,
@@ -673,51 +835,135 @@ def execute(
                     finished_at=now_text(),
                 ).to_dict()
             else:
-                params = action.get("params")
-                request = ActionRequest(
-                    action=name,
-                    service=_text(dep.get("service")) or "unknown",
-                    params=dict(params) if isinstance(params, dict) else {},
-                    version=_text(dep.get("version")),
-                    previous_version=_text(dep.get("previous_version")),
-                    deployment_id=_text(dep.get("id")),
-                    execution_id=_text(data.get("execution_id")),
-                    approved_by=_approver(mode, approval),
+                result, params, extra = _act(
+                    executor,
+                    action,
+                    mode=mode,
+                    approval=approval,
+                    dep=dep,
+                    data=data,
+                    real=real,
+                    version=version,
+                    superseded=superseded,
+                    state=state[key],
+                    save=save,
+                    sleep=sleep,
                 )
-                result = executor.run(request).to_dict()
-            state[key]["result"] = result
-            if on_progress:
-                on_progress(state)
-        executed.append({**action, "mode": mode, **result})
+            state[key].update({"result": result, **extra})
+            save()
+        reason = acting.superseded_reason(result)
+        if reason and superseded is None:
+            superseded = {"reason": reason, "by": "precondition", "at": now_text()}
+        executed.append({**action, "mode": mode, **result, "params": params, "watch": watch, **extra})
     verdict = data.get("verdict") or plan.get("verdict")
+    status = deployment_status(verdict, executed, approval)
+    if superseded is not None:
+        status = DeploymentStatus.SUPERSEDED
     return {
         "executed": executed,
         "skipped": skipped,
-        "deployment_status": deployment_status(verdict, executed, approval).value,
+        "deployment_status": status.value,
         "simulated": bool(executor.simulated) if executor is not None else False,
+        "superseded": superseded,
     }
+
+
+def _act(
+    executor: Executor,
+    action: Mapping[str, Any],
+    *,
+    mode: str,
+    approval: Mapping[str, Any] | None,
+    dep: Mapping[str, Any],
+    data: Mapping[str, Any],
+    real: bool,
+    version: str | None,
+    superseded: Mapping[str, Any] | None,
+    state: dict[str, Any],
+    save: Callable[[], None],
+    sleep: Sleep,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """One action, checked and attempted: (result, the request's params, what to keep beside it)."""
+    name = str(action.get("name"))
+    params = dict(action.get("params")) if isinstance(action.get("params"), dict) else {}
+    target: dict[str, Any] | None = None
+    refusal: str | None = None
+    if name == ROLLBACK:
+        params, target, refusal = acting.rollback_params(action, approval, live=real)
+    checked = real and changes_service(name)
+    request = ActionRequest(
+        action=name,
+        service=_text(dep.get("service")) or "unknown",
+        params=params,
+        version=_text(dep.get("version")),
+        previous_version=_text(dep.get("previous_version")),
+        deployment_id=_text(dep.get("id")),
+        execution_id=_text(data.get("execution_id")),
+        approved_by=_approver(mode, approval),
+        expected_version=version if checked else None,
+    )
+    extra: dict[str, Any] = {"target": target} if target else {}
+    now = now_text()
+    if refusal is not None:
+        return _refused(executor, name, refusal, now), params, extra
+    if checked and superseded is not None:  # an earlier action found the decision superseded
+        why = str(superseded.get("reason"))
+        return (
+            acting.superseded_result(name, executor, why, acting.Check(None, at=now)).to_dict(),
+            params,
+            extra,
+        )
+    check = acting.check_now(executor, dep, version=version, sleep=sleep) if checked else None
+    if check is not None:
+        extra["precondition"] = check.to_dict()
+        if check.superseded:
+            return acting.superseded_result(name, executor, check.superseded, check).to_dict(), params, extra
+        if check.busy:
+            return _refused(executor, name, f"{check.busy}: nothing was sent", now), params, extra
+    before = check.state if check is not None else None
+    state.update(
+        {"phase": "calling", "request": request.to_dict(), "before": before.to_dict() if before else None}
+    )
+    save()
+    extra["request"] = request.to_dict()
+    result = acting.attempt(executor, request, before=before, sleep=sleep)
+    return result.to_dict(), params, extra
+
+
+def _refused(executor: Executor, name: str, detail: str, at: str) -> dict[str, Any]:
+    return ActionResult(
+        action=name,
+        status=REFUSED,
+        simulated=bool(executor.simulated),
+        executor=executor.name,
+        detail=detail,
+        started_at=at,
+        finished_at=now_text(),
+    ).to_dict()
 
 
 def _rollback_changed(action: Mapping[str, Any]) -> bool:
     """A rollback that was done and changed the target (simulated for a scenario: the flag says so)."""
     if action.get("status") == "simulated":  # records of before the executors
         return True
-    return (
-        action.get("status") == "done"
-        and not action.get("dry_run")
-        and (action.get("simulated") is True or action.get("executor") not in HANDOFF_EXECUTORS)
-    )
+    return action.get("status") == DONE and not action.get("dry_run")
 
 
 def deployment_status(
     verdict: str | None, executed: list[dict[str, Any]], approval: dict[str, Any] | None
 ) -> DeploymentStatus:
-    """The deployment's status after execute: ``rolled back`` only when a rollback was done and
-    changed the target, ``rollback failed`` when one was attempted and failed or was refused."""
-    rollbacks = [a for a in executed if isinstance(a, dict) and a.get("name") == "rollback_deployment"]
+    """The deployment's status from the (reconciled) results: ``rolled back`` only when a rollback
+    was done and changed the target; ``result unknown`` while a rollback's result is not known;
+    ``superseded`` when the service had moved past the decision; ``rollback failed`` when one was
+    attempted and failed or was refused."""
+    rollbacks = [a for a in executed if isinstance(a, dict) and a.get("name") == ROLLBACK]
     if any(_rollback_changed(a) for a in rollbacks):
         return DeploymentStatus.ROLLED_BACK
-    if any(a.get("status") in ("failed", "refused") for a in rollbacks):
+    if any(a.get("status") == UNKNOWN for a in rollbacks):
+        return DeploymentStatus.RESULT_UNKNOWN
+    if any(acting.superseded_reason(a) for a in executed if isinstance(a, dict)) or _superseded(approval):
+        return DeploymentStatus.SUPERSEDED
+    if any(a.get("status") in (FAILED, REFUSED) for a in rollbacks):
         return DeploymentStatus.ROLLBACK_FAILED
     if approval is not None and not is_approved(approval):
         return DeploymentStatus.ESCALATED  # a human kept risky actions from running, or nobody answered
@@ -729,11 +975,24 @@ def deployment_status(
         a
         for a in executed
         if isinstance(a, dict)
-        and a.get("name") in outcome.REMEDIATIONS
+        and changes_service(a.get("name"))
         and a.get("status") in ("done", "simulated")
         and not a.get("dry_run")
     ]
     return DeploymentStatus.REMEDIATED if remediated else DeploymentStatus.HEALTHY
+
+
+def status_after_verify(executed: list[dict[str, Any]], current: str | None) -> str | None:
+    """The deployment's status once verify reconciled its actions: what the reconciled rollback
+    says (rolled back, still unknown, failed), else ``current`` unchanged."""
+    rollbacks = [a for a in executed if isinstance(a, dict) and a.get("name") == ROLLBACK]
+    if not rollbacks:
+        return current
+    if any(_rollback_changed(a) for a in rollbacks):
+        return DeploymentStatus.ROLLED_BACK.value
+    if any(a.get("status") == UNKNOWN for a in rollbacks):
+        return DeploymentStatus.RESULT_UNKNOWN.value
+    return current
 
 
 # -- verify ----------------------------------------------------------------------------------------------
@@ -768,12 +1027,50 @@ def verify(
     if scenario:
         measured = _verify_scenario(scenario, deployment, executed, settings)
     elif watched(data):
-        return _verify_live(deployment, settings, _watch_doc(data, "verify"), clock or time.time)
+        return _verify_live(
+            deployment, settings, _watch_doc(data, "verify"), clock or time.time,
+            executed=executed, status=_text(data.get("deployment_status")),
+        )  # fmt: skip
     else:
         measured = outcome.inconclusive(
             "a snapshot given as evidence, not a deployment the loop watched: nothing to measure after it"
         )
     return looked({"measured": measured})
+
+
+def reconcile_pending(
+    executed: list[dict[str, Any]], executor: Executor, within_s: float, clock: Clock, sleep: Sleep
+) -> list[dict[str, Any]]:
+    """``executed`` with each action whose result was unknown settled by reading the target (a keyed
+    target gets the same call again, never acting twice), for at most ``within_s`` seconds with
+    backoff: the post-action window is measured from when the results are known. An action still
+    unknown at the end stays unknown (never turned into failed)."""
+    out = [dict(a) for a in executed]
+    pending = [
+        i for i, a in enumerate(out) if a.get("status") == UNKNOWN and isinstance(a.get("request"), dict)
+    ]
+    deadline = clock() + within_s
+    pause = 1.0
+    while pending:
+        for i in list(pending):
+            try:
+                request = ActionRequest.from_dict(out[i]["request"])
+                result = ActionResult.from_dict(out[i])
+            except ValueError:
+                pending.remove(i)
+                continue
+            check = out[i].get("precondition")
+            before = ServiceState.from_dict(check.get("state")) if isinstance(check, dict) else None
+            settled = executor.reconcile(request, result, before=before, attempts=1, sleep=sleep)
+            if settled.status != UNKNOWN:
+                out[i] = {**out[i], **settled.to_dict()}
+                pending.remove(i)
+        left = deadline - clock()
+        if not pending or left <= 0:
+            break
+        sleep(min(pause, left))
+        pause = min(pause * 2, 5.0)
+    return out
 
 
 def _shift_series(metrics: Mapping[str, Any], delta: timedelta) -> dict[str, list[list[Any]]]:
@@ -825,39 +1122,96 @@ def _verify_scenario(
 
 
 def _verify_live(
-    deployment: dict[str, Any], settings: Settings, watch: dict[str, Any], clock: Clock
+    deployment: dict[str, Any],
+    settings: Settings,
+    watch: dict[str, Any],
+    clock: Clock,
+    *,
+    executed: list[dict[str, Any]],
+    status: str | None,
 ) -> dict[str, Any]:
-    """One look at the post-action window (``watch``: ``{"start", "lost_since"}`` of the looks
-    before): verify's outputs, done or waiting."""
+    """One look at the post-action window (``watch``: what the looks before kept: the actions as
+    reconciled so far, when the window started, since when the source fails): verify's outputs,
+    done or waiting. First, an action whose result is unknown is settled by reading the target, one
+    reading a look, for at most ``live_reconcile_s`` (the window starts once the results are known);
+    then the window is measured against the baseline: the known-good target's measured window when
+    a rollback went to one, else the pre-deploy baseline, on the metrics the decision rested on
+    (``watch`` of the plan), and the instance's state at the window's end gates it: a service not
+    ready or crash-looping is never resolved."""
     now = clock()
     finals = ("measured",)
+    executor, _ = executor_for(deployment, None, settings, live=True)
+    real = executor if executor is not None and not executor.simulated else None
+    settled = _objects(watch.get("actions"), "verify: 'watch.actions'") if "actions" in watch else executed
+    start = _epoch(watch.get("start"))
+    if start is None and real is not None:  # reconciling: the window starts once the results are known
+        settled = reconcile_pending(settled, real, 0.0, clock, lambda _s: None)
+        until = _epoch(watch.get("reconcile_until")) or now + settings.live_reconcile_s
+        if any(a.get("status") == UNKNOWN for a in settled) and now < until:
+            pause = min(max(_epoch(watch.get("pause")) or 1.0, 1.0), 5.0)
+            progress = {"actions": settled, "reconcile_until": until, "pause": min(pause * 2, 5.0)}
+            return waiting(min(now + pause, until), progress, "the action's result (reading the target)",
+                           now=now, urgent=False, finals=finals)  # fmt: skip
+
+    def done(measured: dict[str, Any]) -> dict[str, Any]:
+        if settled != executed:  # what reconciliation learnt: the record and the status follow it
+            measured["actions"] = settled
+            measured["deployment_status"] = status_after_verify(settled, status)
+        return looked({"measured": measured})
+
     try:
         config = _service_config(deployment, settings, "verify")
     except StepError as exc:
-        return looked({"measured": outcome.inconclusive(str(exc).removeprefix("verify: "))})
-    if config.prometheus is None:
-        why = f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
-        return looked({"measured": outcome.inconclusive(why)})
-    windows = config.windows
+        return done(outcome.inconclusive(str(exc).removeprefix("verify: ")))
+    if config.metrics is None:
+        return done(outcome.inconclusive(
+            f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
+        ))  # fmt: skip
     try:
         deployed = to_epoch(str(deployment["deployed_at"]))
     except (KeyError, ValueError, TypeError, OverflowError):
-        why = "deployment.deployed_at is missing or not a timestamp"
-        return looked({"measured": outcome.inconclusive(why)})
-    start = _epoch(watch.get("start")) or now
-    end = start + windows.post_action_s
+        return done(outcome.inconclusive("deployment.deployed_at is missing or not a timestamp"))
+    start = start if start is not None else now
+    end = start + config.windows.post_action_s
     if now < end:
-        return waiting(end, {"start": start}, "the post-action window", now=now, urgent=False, finals=finals)
+        kept = {"actions": settled, "start": start}
+        return waiting(end, kept, "the post-action window", now=now, urgent=False, finals=finals)
+    measured = _measure_window(deployment, config, deployed, (start, end), settled, watch, now, settings)
+    if measured.get("done") is False:
+        return measured
+    if real is not None and real.can_probe():
+        try:
+            health = real.probe(str(deployment.get("service") or ""))
+        except ProbeError as exc:
+            measured["notes"] = [*measured.get("notes", []), f"the instance's state could not be read: {exc}"]
+        else:
+            measured = outcome.gate_on_health(measured, health.to_dict())
+    return done(measured)
+
+
+def _measure_window(
+    deployment: dict[str, Any],
+    config: ServiceConfig,
+    deployed: float,
+    span: tuple[float, float],
+    executed: list[dict[str, Any]],
+    watch: dict[str, Any],
+    now: float,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The measured document of the post-action window ``span``, or verify's waiting outputs while
+    the source fails (up to ``live_telemetry_grace_s``, then inconclusive, saying since when)."""
+    start, end = span
+    windows = config.windows
     metrics_only = replace(config, logs=None)
-    step = _step_s(config, max(windows.baseline_s, windows.post_action_s))
-    baseline_span = (format_ts(deployed - windows.baseline_s), format_ts(deployed))
+    base_start, base_end = known_good_window(executed) or (deployed - windows.baseline_s, deployed)
+    baseline_span = (format_ts(base_start), format_ts(base_end))
     window_span = (format_ts(start), format_ts(end))
     try:
-        session = http_session()
-        before = build_snapshot(
-            metrics_only, deployment, deployed - windows.baseline_s, deployed, step_s=step, session=session
-        )
-        after = build_snapshot(metrics_only, deployment, start, end, step_s=step, session=session)
+        source = build_source(config.metrics, session=http_session())
+        step = _step_s(source, max(windows.baseline_s, windows.post_action_s))
+        before = build_snapshot(metrics_only, deployment, base_start, base_end, step_s=step, source=source)
+        after = build_snapshot(metrics_only, deployment, start, end, step_s=step, source=source)
     except TelemetryError as exc:
         lost_since = _epoch(watch.get("lost_since")) or now
         give_up = lost_since + max(settings.live_telemetry_grace_s, 0.0)
@@ -865,25 +1219,45 @@ def _verify_live(
         if now < give_up:
             return waiting(
                 min(now + settings.live_poll_s, give_up),
-                {"start": start, "lost_since": lost_since},
+                {"actions": executed, "start": start, "lost_since": lost_since},
                 f"telemetry to come back (failing since {since})",
                 now=now,
                 urgent=False,
-                finals=finals,
+                finals=("measured",),
             )
         why = f"could not read the post-action window: {exc} (telemetry lost since {since})"
-        return looked({"measured": outcome.inconclusive(why, window=window_span, baseline=baseline_span)})
+        return outcome.inconclusive(why, window=window_span, baseline=baseline_span)
     dep = before.snapshot["deployment"]
-    measured = outcome.judge_recovery(
+    decisive = sorted({str(m) for a in executed for m in (a.get("watch") or []) if isinstance(m, str)})
+    cut = baseline_span[1] if base_end != deployed else dep["deployed_at"]
+    return outcome.judge_recovery(
         dep,
-        outcome.split_baseline(before.snapshot["metrics"], dep["deployed_at"]),
+        outcome.split_baseline(before.snapshot["metrics"], cut),
         after.snapshot["metrics"],
         window_start=window_span[0],
         window_end=window_span[1],
         baseline_start=baseline_span[0],
         baseline_end=baseline_span[1],
+        decisive=decisive,
+        evidence=(before.snapshot.get("evidence"), after.snapshot.get("evidence")),
     )
-    return looked({"measured": measured})
+
+
+def known_good_window(executed: list[dict[str, Any]]) -> tuple[float, float] | None:
+    """The measured window of the known-good version a rollback went to (the revision history's
+    evidence, carried by the target), when it is one to compare with."""
+    for action in executed:
+        target = action.get("target") if isinstance(action.get("target"), dict) else {}
+        span = target.get("baseline") if isinstance(target.get("baseline"), dict) else {}
+        if action.get("name") != ROLLBACK or action.get("status") != DONE or not span.get("start"):
+            continue
+        try:
+            start, end = to_epoch(str(span["start"])), to_epoch(str(span.get("end")))
+        except (ValueError, TypeError):
+            continue
+        if end - start >= 5:
+            return start, end
+    return None
 
 
 def is_approved(approval: dict[str, Any] | None) -> bool:
@@ -901,12 +1275,19 @@ def _expired(approval: dict[str, Any] | None) -> bool:
     )
 
 
+def _superseded(approval: Mapping[str, Any] | None) -> bool:
+    """The approval service closed the approval because the service moved past the decision."""
+    return bool(approval) and (approval or {}).get("approver") == SUPERSEDED_ACTOR
+
+
 def approval_status(plan: dict[str, Any], approval: dict[str, Any] | None) -> str:
     if plan.get("needs_approval") or plan.get("approval"):
         if approval is None:
             return "rejected"
         if _expired(approval):
             return "expired"
+        if _superseded(approval):
+            return "superseded"
         return "approved" if is_approved(approval) else "rejected"
     return "auto" if plan.get("auto") else "not_required"
 
@@ -923,6 +1304,8 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     approval = _object(data.get("approval"), "record: 'approval'", optional=True)
     executed = _objects(data.get("executed"), "record: 'executed'")
     measured = _object(data.get("measured"), "record: 'measured'", optional=True)
+    if measured and isinstance(measured.get("actions"), list):  # verify reconciled what was unknown
+        executed = _objects(measured["actions"], "record: 'measured.actions'")
     assert snapshot is not None and decision is not None
     status = approval_status(plan, approval)
     scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
@@ -940,7 +1323,9 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         or any(a.get("simulated") is True for a in executed)
     )
     status_text = (
-        data.get("deployment_status") or deployment_status(decision.get("verdict"), executed, approval).value
+        (measured or {}).get("deployment_status")
+        or data.get("deployment_status")
+        or deployment_status(decision.get("verdict"), executed, approval).value
     )
     approvers = []
     if approval and approval.get("approver") and not _expired(approval):

@@ -357,30 +357,43 @@ def _approval(
     votes: list[dict[str, Any]],
     audit: list[dict[str, Any]],
 ) -> list[TimelineEvent]:
-    out: list[TimelineEvent] = []
+    """The approval's part of the story: requested, each vote, each refused attempt, and how it ended."""
     a = _dict(approval)
+    out = _approval_requested(a, audit)
+    out += _votes(votes, a.get("status"))
+    out += [_refused(row) for row in audit if row.get("event") == "approval.refused"]
+    out += _approval_end(execution, story, a, votes)
+    return out
+
+
+def _approval_requested(a: dict[str, Any], audit: list[dict[str, Any]]) -> list[TimelineEvent]:
     requested = next((r for r in audit if r.get("event") == "approval.requested"), None)
-    if a or requested:
-        actions = ", ".join(str(x.get("name")) for x in _list(a.get("actions"))) or _dict(
-            (requested or {}).get("detail")
-        ).get("actions", "")
-        detail = f"{actions} · {a.get('required_approvals') or 1} approver(s)"
-        if a.get("expires_at"):
-            deadline = as_time(a["expires_at"])
-            when = f"{deadline.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if deadline else str(a["expires_at"])
-            detail += f" · expires {when}"
-        out.append(
-            TimelineEvent(
-                as_time(a.get("requested_at")) or as_time((requested or {}).get("at")),
-                "approval_requested",
-                "Approval requested",
-                detail,
-                actor=a.get("requested_by") or (requested or {}).get("actor"),
-                status="pending",
-                data={"approval_id": a.get("id") or (requested or {}).get("subject")},
-            )
+    if not a and not requested:
+        return []
+    requested = requested or {}
+    actions = ", ".join(str(x.get("name")) for x in _list(a.get("actions"))) or _dict(
+        requested.get("detail")
+    ).get("actions", "")
+    detail = f"{actions} · {a.get('required_approvals') or 1} approver(s)"
+    if a.get("expires_at"):
+        deadline = as_time(a["expires_at"])
+        when = f"{deadline.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC" if deadline else str(a["expires_at"])
+        detail += f" · expires {when}"
+    return [
+        TimelineEvent(
+            as_time(a.get("requested_at")) or as_time(requested.get("at")),
+            "approval_requested",
+            "Approval requested",
+            detail,
+            actor=a.get("requested_by") or requested.get("actor"),
+            status="pending",
+            data={"approval_id": a.get("id") or requested.get("subject")},
         )
-    status = a.get("status")
+    ]
+
+
+def _votes(votes: list[dict[str, Any]], status: Any) -> list[TimelineEvent]:
+    out: list[TimelineEvent] = []
     for i, vote in enumerate(votes):
         verb = "approved" if vote.get("approved") else "rejected"
         final = i == len(votes) - 1 and status in ("approved", "rejected")
@@ -398,49 +411,62 @@ def _approval(
                 data={"comment": vote.get("comment") or "", "final": final},
             )
         )
-    for row in audit:
-        if row.get("event") == "approval.refused":
-            d = _dict(row.get("detail"))
-            out.append(
-                TimelineEvent(
-                    as_time(row.get("at")),
-                    "refused",
-                    f"{row.get('actor')} could not {d.get('attempt') or 'decide'}",
-                    str(d.get("reason") or ""),
-                    actor=row.get("actor"),
-                    status="refused",
-                )
-            )
-    if status in ("expired", "cancelled") or (not votes and status in ("approved", "rejected")):
-        texts = {
-            "expired": ("Approval expired", "nobody decided in time: rejected, nothing risky runs"),
-            "cancelled": ("Approval cancelled", "the execution stopped before a decision"),
-            "approved": ("Approved", str(a.get("comment") or "")),
-            "rejected": ("Rejected", str(a.get("comment") or "")),
-        }
-        title, detail = texts[str(status)]
-        who = a.get("decided_by") or (TIMEOUT_ACTOR if status == "expired" else None)
-        out.append(
-            TimelineEvent(as_time(a.get("decided_at")), "approval", title, detail, actor=who, status=status)
-        )
-    elif not a and story.approval_outputs.get("approver"):
-        # a Kestra Pause resumed with no approval row mirrored: the resume's own outputs say who
-        outs = story.approval_outputs
-        approved = str(outs.get("approved")).lower() == "true"
-        who = outs.get("approver")
-        run = execution.task_run(APPROVAL_TASK) if execution else None
-        status_text = "expired" if who == TIMEOUT_ACTOR else "approved" if approved else "rejected"
-        out.append(
-            TimelineEvent(
-                _run_end(run),
-                "approval",
-                status_text.capitalize(),
-                str(outs.get("comment") or ""),
-                actor=who,
-                status=status_text,
-            )
-        )
     return out
+
+
+def _refused(row: dict[str, Any]) -> TimelineEvent:
+    d = _dict(row.get("detail"))
+    return TimelineEvent(
+        as_time(row.get("at")),
+        "refused",
+        f"{row.get('actor')} could not {d.get('attempt') or 'decide'}",
+        str(d.get("reason") or ""),
+        actor=row.get("actor"),
+        status="refused",
+    )
+
+
+_APPROVAL_ENDS = {
+    "expired": ("Approval expired", "nobody decided in time: rejected, nothing risky runs", False),
+    "cancelled": ("Approval cancelled", "the execution stopped before a decision", False),
+    "superseded": ("Approval superseded", "the service moved on: nothing ran", True),
+    "approved": ("Approved", "", True),
+    "rejected": ("Rejected", "", True),
+}
+"""How an approval that ended without a vote is told: its title, its detail, and whether the
+approval's own comment, when it has one, replaces that detail."""
+
+
+def _approval_end(
+    execution: Execution | None, story: Story, a: dict[str, Any], votes: list[dict[str, Any]]
+) -> list[TimelineEvent]:
+    """How an approval ended when no vote tells it: expired, cancelled, superseded, decided without a
+    vote row, or, on Kestra with no approval row mirrored, the Pause's own resume outputs."""
+    status = a.get("status")
+    if status in ("expired", "cancelled", "superseded") or (not votes and status in ("approved", "rejected")):
+        title, detail, commented = _APPROVAL_ENDS[str(status)]
+        who = a.get("decided_by") or (TIMEOUT_ACTOR if status == "expired" else None)
+        text = str(a.get("comment") or detail) if commented else detail
+        return [
+            TimelineEvent(as_time(a.get("decided_at")), "approval", title, text, actor=who, status=status)
+        ]
+    if a or not story.approval_outputs.get("approver"):
+        return []
+    outs = story.approval_outputs
+    approved = str(outs.get("approved")).lower() == "true"
+    who = outs.get("approver")
+    run = execution.task_run(APPROVAL_TASK) if execution else None
+    status_text = "expired" if who == TIMEOUT_ACTOR else "approved" if approved else "rejected"
+    return [
+        TimelineEvent(
+            _run_end(run),
+            "approval",
+            status_text.capitalize(),
+            str(outs.get("comment") or ""),
+            actor=who,
+            status=status_text,
+        )
+    ]
 
 
 def _actions(execution: Execution | None, story: Story) -> list[TimelineEvent]:

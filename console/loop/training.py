@@ -27,6 +27,8 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from console.domain.actions import COLLECT_DIAGNOSTICS, NOTIFY_ONLY, ROLLBACK
+from console.domain.text import strip_invisible
 from console.loop.outcome import remediation_ran
 
 SYSTEM_PROMPT = (
@@ -164,7 +166,9 @@ def export_rows(records: Iterable[dict[str, Any]], fmt: str) -> Iterator[dict[st
 
 
 def to_jsonl(rows: Iterable[dict[str, Any]]) -> str:
-    return "".join(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n" for row in rows)
+    """One JSON object per line; no bidi or zero-width control in any string (it leaves the console)."""
+    lines = (json.dumps(row, ensure_ascii=False, sort_keys=True) for row in rows)
+    return "".join(strip_invisible(line) + "\n" for line in lines)
 
 
 def _prompt_messages(record: dict[str, Any]) -> list[dict[str, str]]:
@@ -179,6 +183,7 @@ def _metadata(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "execution_id": record.get("execution_id"),
         "loop_verdict": (record.get("decision") or {}).get("verdict"),
+        "rule": (record.get("decision") or {}).get("rule"),
         "confidence": (record.get("decision") or {}).get("confidence"),
         "approval": approval.get("status"),
         "approvers": approval.get("approvers", []),
@@ -202,9 +207,9 @@ def _opposite(verdict: str) -> str:
 
 def _default_actions(verdict: str) -> list[str]:
     return {
-        "ROLLBACK": ["rollback_deployment", "collect_diagnostics"],
-        "ESCALATE": ["collect_diagnostics", "notify_only"],
-        "CONTINUE": ["notify_only"],
+        "ROLLBACK": [ROLLBACK, COLLECT_DIAGNOSTICS],
+        "ESCALATE": [COLLECT_DIAGNOSTICS, NOTIFY_ONLY],
+        "CONTINUE": [NOTIFY_ONLY],
     }.get(verdict, [])
 
 

@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
 from console.domain.models import parse_time
+from console.domain.text import one_line
 from console.notify.channels import Attempt, Channel, configured_channels, guard_library_logs, post
 from console.notify.messages import KINDS, RENDERERS, build_notice
 from console.settings import Settings
@@ -128,7 +129,7 @@ class Dispatcher:
                 try:
                     self.before_round()
                 except Exception as exc:  # the hook's failure must not stop the deliveries
-                    log.warning("notifications: before-round hook failed: %s", _one_line(exc))
+                    log.warning("notifications: before-round hook failed: %s", one_line(exc, 200))
             while True:
                 queued, more = self._enqueue(now)
                 result.queued += queued
@@ -241,7 +242,7 @@ class Dispatcher:
             try:
                 self.run_once()
             except Exception as exc:  # e.g. the database busy: try again next round
-                log.warning("notifications: round failed: %s", _one_line(exc))
+                log.warning("notifications: round failed: %s", one_line(exc, 200))
             self._stop.wait(self.poll_s)
 
     def stop(self, timeout_s: float | None = None) -> None:
@@ -258,7 +259,3 @@ def _older_than(text: Any, limit: datetime) -> bool:
     except ValueError:
         return False
 
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text[:200]

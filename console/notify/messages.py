@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 from console.domain.models import parse_time
 from console.domain.redaction import redact
+from console.domain.text import one_line
 from console.settings import Settings
 
 SOURCE = "devops-loop-console"
@@ -74,9 +75,8 @@ class Notice:
 
 
 def _clean(value: Any, secrets: list[str], limit: int = MAX_TEXT) -> str:
-    """One line of redacted text, at most ``limit`` characters."""
-    text = " ".join(redact("" if value is None else str(value), secrets).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """One line of redacted text without bidi or zero-width controls, at most ``limit`` characters."""
+    return one_line(redact("" if value is None else str(value), secrets), limit)
 
 
 def _when(text: Any) -> str:
@@ -152,144 +152,237 @@ def escalation_notice(row: dict[str, Any], settings: Settings) -> Notice:
     )
 
 
-def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings: Settings) -> Notice:
-    """The message for one audit row about an approval (``material`` as
-    ``Store.notification_material`` returns it; None when the approval is unknown), or about an
-    escalation (:func:`escalation_notice`)."""
+@dataclass(frozen=True)
+class _Facts:
+    """What a message about one audit row may say, each text already cleaned and redacted."""
+
+    event: str
+    kind: str
+    at: str
+    approval: dict[str, Any]
+    approval_id: str
+    execution_id: Any
+    votes: list[dict[str, Any]]
+    actions: list[dict[str, Any]]
+    service: str
+    version: str
+    previous: str
+    environment: str
+    verdict: str
+    scenario: str
+    actions_text: str
+    actor: str
+    decider: str | None
+    comment: str
+    required: int
+    secrets: list[str]
+
+    @property
+    def what(self) -> str:
+        return f"{self.verdict} {self.service} {self.version}"
+
+    def clean(self, value: Any, limit: int = MAX_TEXT) -> str:
+        return _clean(value, self.secrets, limit)
+
+
+def _deployment_texts(
+    deployment: dict[str, Any], approval: dict[str, Any], secrets: list[str]
+) -> dict[str, str]:
+    """The deployment's words in a message: service, versions, environment, verdict, scenario."""
+    service = deployment.get("service") or approval.get("service") or "unknown service"
+    return {
+        "service": _clean(service, secrets, 80),
+        "version": _clean(deployment.get("version") or "?", secrets, 60),
+        "previous": _clean(deployment.get("previous_version"), secrets, 60),
+        "environment": _clean(deployment.get("environment"), secrets, 60),
+        "verdict": _clean(approval.get("verdict") or "?", secrets, 20),
+        "scenario": _clean(deployment.get("scenario"), secrets, 80),
+    }
+
+
+def _votes_until(material: dict[str, Any] | None, at: str) -> list[dict[str, Any]]:
+    """The votes cast up to an event (the approval may be read after later votes)."""
+    return [v for v in (material or {}).get("votes") or [] if str(v.get("at") or "") <= at]
+
+
+def _required(approval: dict[str, Any], detail: dict[str, Any]) -> int:
+    return int(approval.get("required_approvals") or detail.get("required_approvals") or 1)
+
+
+def _facts(row: dict[str, Any], material: dict[str, Any] | None, settings: Settings) -> _Facts:
     secrets = settings.secret_values()
-    event = str(row.get("event"))
-    kind = KINDS.get(event, "other")
-    if kind == "escalated":
-        return escalation_notice(row, settings)
+    kind = KINDS.get(str(row.get("event")), "other")
     detail = row.get("detail") if isinstance(row.get("detail"), dict) else {}
     approval = dict((material or {}).get("approval") or {})
-    deployment = dict((material or {}).get("deployment") or {})
     at = str(row.get("at") or "")
-    # the votes cast up to this event (the approval may be read after later votes)
-    votes = [v for v in (material or {}).get("votes") or [] if str(v.get("at") or "") <= at]
-    approval_id = str(approval.get("id") or row.get("subject") or "?")
+    votes = _votes_until(material, at)
     actions = [a for a in approval.get("actions") or [] if isinstance(a, dict)]
-
-    service = _clean(deployment.get("service") or approval.get("service") or "unknown service", secrets, 80)
-    version = _clean(deployment.get("version") or "?", secrets, 60)
-    previous = _clean(deployment.get("previous_version"), secrets, 60)
-    environment = _clean(deployment.get("environment"), secrets, 60)
-    verdict = _clean(approval.get("verdict") or "?", secrets, 20)
-    scenario = _clean(deployment.get("scenario"), secrets, 80)
-    simulated = bool(scenario)
-    what = f"{verdict} {service} {version}"
-    actions_text = _actions_text(actions, secrets)
     actor = _clean(row.get("actor") or "unknown", secrets, 80)
-    decider = {
-        "approved": _clean(approval.get("decided_by") or actor, secrets, 120),
-        "rejected": actor,
-        "expired": actor,
-    }.get(kind)
-    comment = _clean(detail.get("comment") or "", secrets)
-    required = int(approval.get("required_approvals") or detail.get("required_approvals") or 1)
-    link = approval_link(settings, approval_id)
+    deciders = {"approved": _clean(approval.get("decided_by") or actor, secrets, 120), "rejected": actor}
+    return _Facts(
+        event=str(row.get("event")),
+        kind=kind,
+        at=at,
+        approval=approval,
+        approval_id=str(approval.get("id") or row.get("subject") or "?"),
+        execution_id=approval.get("execution_id") or detail.get("execution_id"),
+        votes=votes,
+        actions=actions,
+        **_deployment_texts(dict((material or {}).get("deployment") or {}), approval, secrets),
+        actions_text=_actions_text(actions, secrets),
+        actor=actor,
+        decider=deciders.get(kind, actor if kind == "expired" else None),
+        comment=_clean(detail.get("comment") or "", secrets),
+        required=_required(approval, detail),
+        secrets=secrets,
+    )
 
-    fields: list[tuple[str, str]] = [
-        ("Service", f"{service}" + (f" ({environment})" if environment else "")),
-        ("Version", version + (f" (previous {previous})" if previous else "")),
-        (
-            "Verdict",
-            f"{verdict} · {_clean(approval.get('severity') or '?', secrets, 20)} · "
-            f"confidence {_confidence(approval.get('confidence'))}",
-        ),
-        ("Risk", _clean(approval.get("risk") or "?", secrets, 20)),
-        ("Actions", actions_text),
+
+_Wording = tuple[str, list[str], list[tuple[str, str]]]
+"""A kind's title, its sentences and the fields it adds."""
+
+
+def _pending(f: _Facts) -> _Wording:
+    expires = _when(f.approval.get("expires_at"))
+    summary = f.clean((f.approval.get("decision") or {}).get("summary"))
+    lines = [summary] if summary else []
+    lines.append(f"Approve runs {f.actions_text}. Reject, or no decision by {expires}, runs nothing risky.")
+    fields = [
+        ("Expires", expires),
+        ("Approvers needed", str(f.required)),
+        ("Requested by", f.clean(f.approval.get("requested_by") or "unknown", 80)),
     ]
-    lines: list[str] = []
-    if kind == "pending":
-        title = f"Approval needed: {what}"
-        summary = _clean((approval.get("decision") or {}).get("summary"), secrets)
-        if summary:
-            lines.append(summary)
-        lines.append(
-            f"Approve runs {actions_text}. Reject, or no decision by {_when(approval.get('expires_at'))}, "
-            "runs nothing risky."
-        )
-        fields += [
-            ("Expires", _when(approval.get("expires_at"))),
-            ("Approvers needed", str(required)),
-            ("Requested by", _clean(approval.get("requested_by") or "unknown", secrets, 80)),
-        ]
-    elif kind == "vote":
-        approving = [v for v in votes if v.get("approved")]
-        title = f"{actor} approved {what} ({len(approving)} of {required})"
-        missing = max(required - len(approving), 0)
-        lines.append(f"{missing} more approver(s) needed before {_when(approval.get('expires_at'))}.")
-        if comment:
-            lines.append(f"Comment: {comment}")
-    elif kind in ("approved", "rejected"):
-        title = f"{kind.capitalize()} by {decider}: {what}"
-        lines.append(
-            f"{actions_text} now run" + (" (simulated: recorded scenario)." if simulated else ".")
-            if kind == "approved"
-            else f"Nothing risky runs: {actions_text} skipped."
-        )
-        lines.append(f"Comment: {comment}" if comment else "No comment.")
-        fields += [("Decided", f"{decider} at {_when(at)}")]
-    elif kind == "expired":
-        title = f"Expired: nobody decided on {what}"
-        lines.append(f"Rejected automatically at {_when(at)}: {actions_text} did not run.")
-        fields += [("Expired", _when(approval.get("expires_at") or at))]
-    elif kind == "cancelled":
-        title = f"Cancelled: {what}"
-        lines.append("The execution stopped before a decision: nothing runs.")
-        fields += [("Cancelled", _when(at))]
-    else:
-        title = f"{_clean(event, secrets, 60)}: {what}"
-    if votes and kind in ("approved", "rejected", "vote"):
-        fields.append(("Votes", "; ".join(_vote_text(v, secrets) for v in votes)))
+    return f"Approval needed: {f.what}", lines, fields
 
-    data = {
+
+def _vote(f: _Facts) -> _Wording:
+    approving = [v for v in f.votes if v.get("approved")]
+    missing = max(f.required - len(approving), 0)
+    lines = [f"{missing} more approver(s) needed before {_when(f.approval.get('expires_at'))}."]
+    if f.comment:
+        lines.append(f"Comment: {f.comment}")
+    return f"{f.actor} approved {f.what} ({len(approving)} of {f.required})", lines, []
+
+
+def _approved(f: _Facts) -> _Wording:
+    ran = f"{f.actions_text} now run" + (" (simulated: recorded scenario)." if f.scenario else ".")
+    lines = [ran, f"Comment: {f.comment}" if f.comment else "No comment."]
+    return f"Approved by {f.decider}: {f.what}", lines, [("Decided", f"{f.decider} at {_when(f.at)}")]
+
+
+def _rejected(f: _Facts) -> _Wording:
+    lines = [
+        f"Nothing risky runs: {f.actions_text} skipped.",
+        f"Comment: {f.comment}" if f.comment else "No comment.",
+    ]
+    return f"Rejected by {f.decider}: {f.what}", lines, [("Decided", f"{f.decider} at {_when(f.at)}")]
+
+
+def _expired(f: _Facts) -> _Wording:
+    lines = [f"Rejected automatically at {_when(f.at)}: {f.actions_text} did not run."]
+    return (
+        f"Expired: nobody decided on {f.what}",
+        lines,
+        [("Expired", _when(f.approval.get("expires_at") or f.at))],
+    )
+
+
+def _cancelled(f: _Facts) -> _Wording:
+    lines = ["The execution stopped before a decision: nothing runs."]
+    return f"Cancelled: {f.what}", lines, [("Cancelled", _when(f.at))]
+
+
+def _other(f: _Facts) -> _Wording:
+    return f"{f.clean(f.event, 60)}: {f.what}", [], []
+
+
+WORDING: dict[str, Any] = {
+    "pending": _pending,
+    "vote": _vote,
+    "approved": _approved,
+    "rejected": _rejected,
+    "expired": _expired,
+    "cancelled": _cancelled,
+}
+"""Each kind of message (:data:`KINDS`) and the function that words it; any other event is worded
+by its name."""
+
+
+def _common_fields(f: _Facts) -> list[tuple[str, str]]:
+    confidence = f"confidence {_confidence(f.approval.get('confidence'))}"
+    return [
+        ("Service", f.service + (f" ({f.environment})" if f.environment else "")),
+        ("Version", f.version + (f" (previous {f.previous})" if f.previous else "")),
+        ("Verdict", f"{f.verdict} · {f.clean(f.approval.get('severity') or '?', 20)} · {confidence}"),
+        ("Risk", f.clean(f.approval.get("risk") or "?", 20)),
+        ("Actions", f.actions_text),
+    ]
+
+
+def _data(f: _Facts) -> dict[str, Any]:
+    """The structured facts a generic webhook receives beside the text."""
+    approval = f.approval
+    decided = f.kind in ("approved", "rejected", "expired", "cancelled")
+    votes = [
+        {
+            "actor": f.clean(v.get("actor"), 80),
+            "approved": bool(v.get("approved")),
+            "comment": f.clean(v.get("comment")) or None,
+            "at": v.get("at"),
+        }
+        for v in f.votes
+    ]
+    return {
         "approval": {
-            "id": approval_id,
-            "status": "pending" if kind in ("pending", "vote") else kind,
-            "execution_id": approval.get("execution_id") or detail.get("execution_id"),
-            "service": service,
+            "id": f.approval_id,
+            "status": "pending" if f.kind in ("pending", "vote") else f.kind,
+            "execution_id": f.execution_id,
+            "service": f.service,
             "verdict": approval.get("verdict"),
             "severity": approval.get("severity"),
             "confidence": approval.get("confidence"),
             "risk": approval.get("risk"),
-            "actions": [{"name": _clean(a.get("name"), secrets, 60), "risk": a.get("risk")} for a in actions],
-            "required_approvals": required,
-            "requested_by": _clean(approval.get("requested_by"), secrets, 80) or None,
+            "actions": [{"name": f.clean(a.get("name"), 60), "risk": a.get("risk")} for a in f.actions],
+            "required_approvals": f.required,
+            "requested_by": f.clean(approval.get("requested_by"), 80) or None,
             "requested_at": approval.get("requested_at"),
             "expires_at": approval.get("expires_at"),
-            "decided_by": decider,
-            "decided_at": at if kind in ("approved", "rejected", "expired", "cancelled") else None,
-            "comment": comment or None,
-            "votes": [
-                {
-                    "actor": _clean(v.get("actor"), secrets, 80),
-                    "approved": bool(v.get("approved")),
-                    "comment": _clean(v.get("comment"), secrets) or None,
-                    "at": v.get("at"),
-                }
-                for v in votes
-            ],
+            "decided_by": f.decider,
+            "decided_at": f.at if decided else None,
+            "comment": f.comment or None,
+            "votes": votes,
         },
         "deployment": {
-            "service": service,
-            "version": version,
-            "previous_version": previous or None,
-            "environment": environment or None,
-            "scenario": scenario or None,
+            "service": f.service,
+            "version": f.version,
+            "previous_version": f.previous or None,
+            "environment": f.environment or None,
+            "scenario": f.scenario or None,
         },
     }
+
+
+def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings: Settings) -> Notice:
+    """The message for one audit row about an approval (``material`` as
+    ``Store.notification_material`` returns it; None when the approval is unknown), or about an
+    escalation (:func:`escalation_notice`)."""
+    if KINDS.get(str(row.get("event"))) == "escalated":
+        return escalation_notice(row, settings)
+    facts = _facts(row, material, settings)
+    title, lines, extra = WORDING.get(facts.kind, _other)(facts)
+    fields = _common_fields(facts) + extra
+    if facts.votes and facts.kind in ("approved", "rejected", "vote"):
+        fields.append(("Votes", "; ".join(_vote_text(v, facts.secrets) for v in facts.votes)))
     return Notice(
-        event=event,
-        kind=kind,
-        at=at,
+        event=facts.event,
+        kind=facts.kind,
+        at=facts.at,
         title=title,
         lines=lines,
         fields=fields,
-        link=link,
-        simulated=simulated,
-        data=data,
+        link=approval_link(settings, facts.approval_id),
+        simulated=bool(facts.scenario),
+        data=_data(facts),
     )
 
 

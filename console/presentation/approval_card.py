@@ -11,13 +11,14 @@ part: it asks the service's executor what it would do (reading the services file
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC
 from typing import Any
 
-from console.analysis import judge_snapshot_metrics
+from console.analysis import judge_all
 from console.analysis.metrics import (
     ERROR_RATE_GUARD,
     MEAN_METRICS,
@@ -26,10 +27,21 @@ from console.analysis.metrics import (
     TAIL_FRACTION,
     direction_of,
 )
+from console.domain.actions import (
+    COLLECT_DIAGNOSTICS,
+    FAILOVER_DATABASE,
+    INCREASE_RESOURCES,
+    NOTIFY_ONLY,
+    RESTART,
+    ROLLBACK,
+    SCALE,
+    wording,
+)
 from console.domain.models import Direction, Risk
 from console.domain.names import RequesterSource, same_person
 from console.domain.snapshot import SnapshotError, parse_snapshot
 from console.loop.effectiveness import Effectiveness, lookup, root_cause_category
+from console.loop.revisions import Target
 from console.presentation.charts import metric_title
 from console.presentation.formatting import (
     as_time,
@@ -69,17 +81,25 @@ def queue_order(approvals: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any
 class Levels:
     """A metric's level before the deploy and at the end of the verification window, as the analyzer
     states them in its reasons and summary (console/analysis/metrics.py: the baseline's median, and
-    the median of the window's last half; the mean for sparse counts)."""
+    the median of the window's last half; the mean for sparse counts; for counts, the ratio of all
+    requests on each side, or the p95 of the histogram's bucket counts)."""
 
     baseline: float | None
     now: float | None
     tail_points: int
     baseline_points: int
     statistic: str
-    """``median`` or ``mean``."""
+    """``median``, ``mean``, ``counts`` or ``trend``."""
     pre_level: float | None = None
     """For a metric degraded since before the deploy (the analyzer's "preexisting"): its level just
     before the deploy, the "before" the summary quotes for it."""
+    after_points: int = 0
+
+
+def _statistic(name: str, basis: str) -> str:
+    if basis == "counts":
+        return "counts"
+    return "mean" if name in MEAN_METRICS else "median"
 
 
 def metric_levels(snapshot_doc: Mapping[str, Any] | None) -> dict[str, Levels]:
@@ -92,18 +112,22 @@ def metric_levels(snapshot_doc: Mapping[str, Any] | None) -> dict[str, Levels]:
     except (SnapshotError, ValueError, TypeError, KeyError):
         return {}
     out = {}
-    for judged in judge_snapshot_metrics(snapshot):
+    for judged in judge_all(snapshot)[0]:
         after = judged.after_points
         result = judged.result
         tail = min(after, max(MIN_TAIL_POINTS, math.ceil(after * TAIL_FRACTION))) if after else 0
+        counted = result.basis == "counts"
         out[judged.name] = Levels(
-            baseline=judged.baseline_level if judged.baseline_level is not None else result.baseline_median,
-            now=judged.tail_level,
+            baseline=result.baseline_median if counted else (
+                judged.baseline_level if judged.baseline_level is not None else result.baseline_median
+            ),
+            now=result.after_median if counted else judged.tail_level,
             tail_points=tail,
             baseline_points=result.baseline_points,
-            statistic="mean" if judged.name in MEAN_METRICS else "median",
+            statistic=_statistic(judged.name, result.basis),
             pre_level=judged.pre_level if judged.status == "preexisting" else None,
-        )
+            after_points=after,
+        )  # fmt: skip
     return out
 
 
@@ -116,6 +140,11 @@ def statistic_text(levels: Levels) -> str:
     """Which statistic each number is, e.g. ``median before the deploy → median of the last 20
     points after it``."""
     word = levels.statistic
+    if word == "counts":
+        return (
+            f"all requests counted over the {levels.baseline_points} real scrapes before the deploy → "
+            f"over the {levels.after_points} since it"
+        )
     if levels.pre_level is not None:
         return (
             f"{word} just before the deploy (already degraded; {word} "
@@ -158,13 +187,32 @@ def _bad(item: Mapping[str, Any]) -> bool:
     return True
 
 
+STRIP_ALSO = ("error_rate", "latency_p95_ms")
+"""What users feel: on the now strip beside the decisive metrics (a leak's card watches its errors)."""
+
+
+def watched_metrics(decision: Mapping[str, Any], levels: Mapping[str, Levels]) -> list[DecisiveMetric]:
+    """The now strip's metrics: the decisive ones, then errors and latency when the decision has them."""
+    chosen = decisive_metrics(decision, levels)
+    names = {m.name for m in chosen}
+    extra = [
+        m
+        for m in decisive_metrics(decision, levels, limit=len(_metric_items(decision)), only=STRIP_ALSO)
+        if m.name not in names
+    ]
+    return chosen + extra
+
+
 def decisive_metrics(
-    decision: Mapping[str, Any], levels: Mapping[str, Levels], limit: int = MAX_DECISIVE
+    decision: Mapping[str, Any],
+    levels: Mapping[str, Levels],
+    limit: int = MAX_DECISIVE,
+    only: Sequence[str] = (),
 ) -> list[DecisiveMetric]:
     """The few metrics the decision rests on: those behind a hard guard first, then those that moved
     the wrong way (user-facing ones first, then by effect size); with nothing flagged, the
     user-facing metrics there are, so the card always shows where the service stands."""
-    items = _metric_items(decision)
+    items = [m for m in _metric_items(decision) if not only or m["name"] in only]
 
     def rank(item: Mapping[str, Any]) -> tuple[int, int, int, float]:
         name = str(item["name"])
@@ -175,7 +223,7 @@ def decisive_metrics(
             -abs(float(item.get("effect_size") or 0.0)),
         )
 
-    flagged = [m for m in items if m.get("guard") or _bad(m)]
+    flagged = [m for m in items if m.get("guard") or _bad(m)] if not only else items
     chosen = sorted(flagged, key=rank)[:limit]
     if not chosen:
         chosen = sorted((m for m in items if m["name"] in USER_FACING), key=rank)[: min(limit, 2)]
@@ -193,7 +241,7 @@ def decisive_metrics(
         out.append(
             DecisiveMetric(
                 name=name,
-                title=metric_title(name).removesuffix(" (ms)"),
+                title=_title(name, item),
                 before=value_text(name, before),
                 now=value_text(name, now),
                 statistic=statistic,
@@ -208,6 +256,18 @@ def decisive_metrics(
     return out
 
 
+def _title(name: str, item: Mapping[str, Any]) -> str:
+    """The metric's title, with the route it is about and that route's share of the requests."""
+    title = metric_title(name).removesuffix(" (ms)")
+    dimension = item.get("dimension")
+    if not dimension:
+        return title
+    share = item.get("share")
+    return f"{title} on {dimension}" + (
+        f" ({share:.0%} of the requests)" if isinstance(share, int | float) else ""
+    )
+
+
 # -- what each choice does ----------------------------------------------------------------------------
 
 
@@ -216,31 +276,38 @@ def _deployment_text(deployment: Mapping[str, Any], key: str, default: str = "?"
     return str(value) if value not in (None, "") else default
 
 
-def action_sentence(action: Mapping[str, Any], deployment: Mapping[str, Any]) -> str:
+def action_sentence(
+    action: Mapping[str, Any], deployment: Mapping[str, Any], target: Target | None = None
+) -> str:
     """What an action does, in one sentence: ``Roll back payment-service v1.2.3 → v1.2.2 in
-    production``."""
+    production``. For a live service the rollback's ``target`` comes from the revision history
+    (never the announced previous version)."""
     name = str(action.get("name") or "?")
     params = action.get("params") if isinstance(action.get("params"), Mapping) else {}
     service = _deployment_text(deployment, "service", str(params.get("service") or "the service"))
     version = _deployment_text(deployment, "version")
     env = _deployment_text(deployment, "environment", "production")
-    if name == "rollback_deployment":
-        target = str(params.get("to_version") or deployment.get("previous_version") or "the previous version")
-        return f"Roll back {service} {version} → {target} in {env}"
-    if name == "scale_deployment":
+    if name == ROLLBACK:
+        if target is not None:
+            if target.version is None:
+                return f"Roll back {service} {version}: no known-good version to roll back to"
+            return f"Roll back {service} {version} → {target.version} in {env}"
+        to = str(params.get("to_version") or deployment.get("previous_version") or "the previous version")
+        return f"Roll back {service} {version} → {to} in {env}"
+    if name == SCALE:
         replicas = params.get("replicas")
         if replicas:
             return f"Scale {service} to {replicas} replicas in {env}"
         return f"Add replicas to {service} in {env}"
-    if name == "restart_pod":
+    if name == RESTART:
         return f"Restart {service}'s pods one at a time in {env}"
-    if name == "increase_resources":
+    if name == INCREASE_RESOURCES:
         return f"Raise the CPU and memory limits of {service} in {env}"
-    if name == "collect_diagnostics":
+    if name == COLLECT_DIAGNOSTICS:
         return f"Collect heap/thread dumps, logs and events of {service} {version}"
-    if name == "failover_database":
+    if name == FAILOVER_DATABASE:
         return f"Fail the database of {service} over to its standby in {env} (a brief write outage)"
-    if name == "notify_only":
+    if name == NOTIFY_ONLY:
         return "Notify on-call; nothing changes"
     return f"Run {name} on {service} in {env}"
 
@@ -266,17 +333,6 @@ def _join(words: Sequence[str]) -> str:
     return ", ".join(words[:-1]) + " and " + words[-1]
 
 
-ACTION_NOUNS = {
-    "rollback_deployment": "rollback",
-    "scale_deployment": "scale-out",
-    "restart_pod": "restart",
-    "increase_resources": "resource increase",
-    "collect_diagnostics": "diagnostics collection",
-    "failover_database": "database failover",
-    "notify_only": "notification",
-}
-
-
 def reject_sentence(
     actions: Sequence[Mapping[str, Any]], deployment: Mapping[str, Any], metrics: Sequence[DecisiveMetric]
 ) -> str:
@@ -285,9 +341,9 @@ def reject_sentence(
     bad = [consequence(m) for m in metrics if m.worse][:2]
     names = [str(a.get("name") or "?") for a in actions]
     while_text = f" while {_join(bad)}" if bad else ""
-    if "rollback_deployment" in names:
+    if ROLLBACK in names:
         return f"Nothing runs: {_deployment_text(deployment, 'version')} stays live{while_text}."
-    nouns = [ACTION_NOUNS.get(n, n) for n in names]
+    nouns = [wording(n)[1] for n in names]
     return f"Nothing runs: no {_join(nouns)}{while_text}; the deployment is marked escalated."
 
 
@@ -339,6 +395,22 @@ class ApprovalCard:
     effectiveness: list[str]
     notification: str | None
     expires_at: str | None = None
+    target: str | None = None
+    """Where the rollback goes and why (``v1.0.0: healthy, verified 10:02 for 45 s``), from the
+    revision history; None without a rollback on a live service."""
+    target_notes: list[str] = dataclasses.field(default_factory=list)
+    """The announced previous version's check (``... is known-bad ...: not a target``)."""
+    alternatives: list[str] = dataclasses.field(default_factory=list)
+    """The known-good versions an approver may pick instead."""
+    target_version: str | None = None
+    no_target: bool = False
+    """A rollback with no known-good version: Approve is off, Reject escalates."""
+    superseded: str | None = None
+    """Why the approval no longer applies (the service moved on): Approve is off."""
+    watch: list[DecisiveMetric] = dataclasses.field(default_factory=list)
+    """What the now strip shows: the decisive metrics, then what users feel (errors, latency)."""
+    verdict_rule: str = ""
+    """The verdict rule that fired (console/analysis/verdict.py, ``RULES``)."""
 
 
 _ROLE_LABELS = {"deployer": "deployed", "launcher": "launched", "requester": "requested"}
@@ -484,8 +556,12 @@ def build_card(
     notifications: Iterable[Mapping[str, Any]] = (),
     how: Sequence[str] = (),
     simulated: bool = False,
+    target: Target | None = None,
+    superseded: str | None = None,
 ) -> ApprovalCard:
-    """Everything the card says about one pending approval (a row of ``ApprovalService.pending``)."""
+    """Everything the card says about one pending approval (a row of ``ApprovalService.pending``);
+    ``target`` is the approval service's rollback choice, ``superseded`` why the service moved past
+    the decision (both None for a scenario)."""
     dep = dict(deployment or {})
     dep.setdefault("service", field(approval, "service", "?"))
     decision = field(approval, "decision", {}) or {}
@@ -496,7 +572,7 @@ def build_card(
     risk = str(field(approval, "risk", "") or "")
     votes = list(field(approval, "votes", []) or [])
     required = int(field(approval, "required_approvals", 1) or 1)
-    sentences = [action_sentence(a, dep) for a in actions]
+    sentences = [action_sentence(a, dep, target) for a in actions]
     bad = any(m.worse for m in metrics)
     return ApprovalCard(
         id=str(field(approval, "id", "")),
@@ -525,6 +601,16 @@ def build_card(
         effectiveness=effectiveness_lines(decision, actions, effectiveness),
         notification=notification_line(notifications),
         expires_at=field(approval, "expires_at"),
+        target=target.text if target is not None else None,
+        target_notes=list(target.notes) if target is not None else [],
+        alternatives=[
+            v for v in (target.alternatives if target else ()) if v != (target.version if target else None)
+        ],
+        target_version=target.version if target is not None else None,
+        no_target=target is not None and target.version is None,
+        superseded=superseded,
+        watch=watched_metrics(decision, levels),
+        verdict_rule=str(decision.get("rule") or ""),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -116,6 +116,25 @@ def snapshot_series(snapshot: dict) -> dict[str, tuple[list[float], list[float]]
     return out
 
 
+GAP_FACTOR = 2.0
+"""Samples further apart than this many typical steps have a gap between them: no line across it."""
+
+
+def with_gaps(times: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Gaps stay gaps: a NaN point (null in plotly's JSON; ``connectgaps`` is off) between two
+    samples more than :data:`GAP_FACTOR` typical steps apart, so a Prometheus that was down, or a
+    target that was not scraped, shows as a break instead of a line drawn over missing data."""
+    t = np.asarray(times, dtype=float)
+    v = np.asarray(values, dtype=float)
+    if t.size < 3:
+        return t, v
+    steps = np.diff(t)
+    cut = np.nonzero(steps > GAP_FACTOR * float(np.median(steps)))[0]
+    if not cut.size:
+        return t, v
+    return np.insert(t, cut + 1, (t[cut] + t[cut + 1]) / 2), np.insert(v, cut + 1, np.nan)
+
+
 def _to_datetimes(epochs: np.ndarray) -> pd.DatetimeIndex:
     return pd.to_datetime(epochs, unit="s", utc=True)
 
@@ -141,12 +160,14 @@ def metric_figure(
     """
     t, v = downsample_minmax(times, values, max_points)
     x = _to_datetimes(t)
+    gap_t, gap_v = with_gaps(t, v)
     data: list[dict] = [
         {
             "type": "scattergl",
-            "x": x,
-            "y": v,
+            "x": _to_datetimes(gap_t),
+            "y": gap_v,
             "mode": "lines",
+            "connectgaps": False,
             "name": metric_title(metric),
             "line": {"color": COLORS["line"]},
         }
@@ -240,9 +261,10 @@ def card_metric_figure(
     summary's number is taken from shaded."""
     t, v = downsample_minmax(times, values, max_points)
     x = _to_datetimes(t)
+    gap_t, gap_v = with_gaps(t, v)
     data: list[dict] = [
-        {"type": "scatter", "x": x, "y": v, "mode": "lines", "name": metric_title(metric),
-         "line": {"color": COLORS["line"], "width": 1.6}}
+        {"type": "scatter", "x": _to_datetimes(gap_t), "y": gap_v, "mode": "lines", "connectgaps": False,
+         "name": metric_title(metric), "line": {"color": COLORS["line"], "width": 1.6}}
     ]  # fmt: skip
     shapes: list[dict] = []
     annotations: list[dict] = []
@@ -486,10 +508,6 @@ def calibration_figure(calibration: pd.DataFrame, height: int = 340) -> go.Figur
         "legend": {"orientation": "h", "y": -0.2},
     }
     return go.Figure({"data": data, "layout": layout})
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def _num(value: float) -> str:

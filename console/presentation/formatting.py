@@ -23,6 +23,7 @@ from console.analysis.metrics import UNITS, format_value
 from console.domain.executions import State
 from console.domain.models import parse_time
 from console.domain.names import RequesterSource
+from console.domain.text import strip_invisible
 from console.domain.vocabulary import DeploymentStatus
 
 # ---------------------------------------------------------------------------------------------
@@ -167,6 +168,8 @@ _STATE_ICONS = {
 _STATUS_COLORS = {
     DeploymentStatus.ROLLED_BACK: "red",
     DeploymentStatus.ROLLBACK_FAILED: "red",
+    DeploymentStatus.RESULT_UNKNOWN: "orange",
+    DeploymentStatus.SUPERSEDED: "gray",
     DeploymentStatus.AWAITING_APPROVAL: "orange",
     DeploymentStatus.ESCALATED: "orange",
     DeploymentStatus.HEALTHY: "green",
@@ -179,6 +182,7 @@ DEPLOYMENT_STATUSES: list[str] = [
     status.value
     for status in (
         DeploymentStatus.ROLLBACK_FAILED,
+        DeploymentStatus.RESULT_UNKNOWN,
         DeploymentStatus.ROLLED_BACK,
         DeploymentStatus.AWAITING_APPROVAL,
         DeploymentStatus.ESCALATED,
@@ -186,6 +190,7 @@ DEPLOYMENT_STATUSES: list[str] = [
         DeploymentStatus.HEALTHY,
         DeploymentStatus.REMEDIATED,
         DeploymentStatus.FAILED,
+        DeploymentStatus.SUPERSEDED,
         DeploymentStatus.CANCELLED,
     )
 ]
@@ -303,11 +308,12 @@ _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "＝", "＋", "－", "�
 def csv_cell(value: Any) -> Any:
     """A cell fit for a CSV a spreadsheet will open: text starting (after spaces) with ``=``,
     ``+``, ``-``, ``@``, a tab or a line break (or their full-width forms) is prefixed with ``'``
-    so it is read as text, never as a formula (``=HYPERLINK(...)`` in a name or a comment).
-    Other values are returned unchanged."""
-    if isinstance(value, str) and value.lstrip(" ").startswith(_FORMULA_STARTS):
-        return "'" + value
-    return value
+    so it is read as text, never as a formula (``=HYPERLINK(...)`` in a name or a comment); bidi
+    and zero-width controls are dropped from text. Other values are returned unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = strip_invisible(value)
+    return "'" + value if value.lstrip(" ").startswith(_FORMULA_STARTS) else value
 
 
 def plain(text: Any) -> str:

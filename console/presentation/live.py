@@ -11,11 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from console.domain.models import parse_time
 from console.loop.verification import EARLY
-from console.presentation.charts import COLORS, metric_title
+from console.presentation.charts import COLORS, metric_title, with_gaps
 from console.telemetry import ServiceConfig, ServicesConfig
 
 LIVE_METRICS = ("error_rate", "latency_p95_ms", "requests_per_second", "memory_utilization")
@@ -181,8 +182,10 @@ def live_figure(
     rollbacks as labelled vertical lines at the top, the loop's actions as dotted lines labelled at
     the bottom (the full text on hover)."""
     factor, unit, axis = _SCALES.get(metric, (1.0, "", metric_title(metric)))
-    x = [_when(t) for t, _ in points]
-    y = [v * factor for _, v in points]
+    gap_t, gap_v = with_gaps(np.asarray([t for t, _ in points]), np.asarray([v for _, v in points]))
+    x = [_when(t) for t in gap_t]
+    y = [None if math.isnan(v) else v * factor for v in gap_v]
+    shown = [value for value in y if value is not None]
     latest = value_text(metric, points[-1][1]) if points else "no data"
     data: list[dict[str, Any]] = [
         {
@@ -190,6 +193,7 @@ def live_figure(
             "x": x,
             "y": y,
             "mode": "lines",
+            "connectgaps": False,
             "name": live_title(metric),
             "line": {"color": COLORS["line"], "width": 2},
             "hovertemplate": f"%{{y:.3g}} {unit}<extra></extra>",
@@ -249,10 +253,10 @@ def live_figure(
         "shapes": shapes,
         "annotations": annotations,
     }
-    if metric in ("error_rate", "memory_utilization") and (not y or max(y) <= 100):
+    if metric in ("error_rate", "memory_utilization") and (not shown or max(shown) <= 100):
         layout["yaxis"]["range"] = [
             0,
-            100 if metric == "memory_utilization" else max(5.0, max(y or [0]) * 1.2),
+            100 if metric == "memory_utilization" else max(5.0, max(shown or [0]) * 1.2),
         ]
     return go.Figure({"data": data, "layout": layout})
 

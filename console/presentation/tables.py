@@ -474,3 +474,27 @@ def with_detail_links(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(
         link=["deployments?deployment=" + quote(str(i), safe="") for i in frame["deployment_id"]]
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Revision history
+# ---------------------------------------------------------------------------------------------
+
+REVISION_COLUMNS = ["version", "status", "why", "decided_at", "last_seen", "marked_by"]
+
+
+def revisions_frame(history: Iterable[Any]) -> pd.DataFrame:
+    """A service's revision history (``console.loop.revisions.Revision``), most recently seen first:
+    known-good / known-bad / unknown and why."""
+    rows = [
+        {
+            "version": field(r, "version", "?"),
+            "status": field(r, "status", "unknown"),
+            "why": field(r, "reason", "") or "never verified",
+            "decided_at": as_time(field(r, "decided_at")),
+            "last_seen": as_time(field(r, "last_seen")),
+            "marked_by": field(r, "marked_by", "") or "",
+        }
+        for r in history
+    ]
+    return pd.DataFrame(rows, columns=REVISION_COLUMNS)

@@ -14,8 +14,8 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.actions import registry_risk
-from console.domain.models import Risk, format_time, parse_time
+from console.domain.actions import registry_risk, required_approvals
+from console.domain.models import format_time, parse_time
 from console.domain.names import requester_name, same_person
 from console.storage.audit import AuditStore
 from console.storage.codec import put_large_in
@@ -90,7 +90,7 @@ class ApprovalStore(AuditStore):
         process died in between) or failed."""
         rows = self.conn.execute(
             "SELECT a.id FROM approvals a JOIN executions e ON e.id = a.execution_id "
-            "WHERE a.status IN ('approved', 'rejected', 'expired') "
+            "WHERE a.status IN ('approved', 'rejected', 'expired', 'superseded') "
             "AND a.resume_state IN ('pending', 'failed') "
             "AND e.state = 'PAUSED'"
         )
@@ -128,7 +128,7 @@ class ApprovalStore(AuditStore):
             return existing["id"], existing["expires_at"]
         actions = list(plan.get("approval") or [])
         risk = registry_risk(actions)
-        required = max(2, int(critical_approvers)) if risk == Risk.CRITICAL else 1
+        required = required_approvals(actions, critical_approvers) or 1
         requester = requester_name(requested_by)
         now = parse_time(requested_at) if requested_at else datetime.now(UTC)
         approval_id = "ap-" + secrets.token_hex(6)
@@ -295,20 +295,52 @@ class ApprovalStore(AuditStore):
     def cancel_pending_approvals_in(self, conn: Connection, execution_id: str, at: str) -> int:
         """The execution stopped (killed, failed): its pending approval is cancelled, and the trail
         says so (``approval.cancelled``, which the notifications follow). Returns how many."""
+        return self._close_all_in(
+            conn, execution_id, "pending", "cancelled", {"decided_at": at}, "system", {"at": at}
+        )
+
+    def supersede_approval_in(self, conn: Connection, execution_id: str, reason: str, *, at: str) -> int:
+        """The execution's approved approval was never carried out: right before it ran, the service
+        no longer ran the version it was about. It closes as ``superseded`` with the reason (the
+        trail says so: ``approval.superseded``). Returns how many."""
+        return self._close_all_in(
+            conn,
+            execution_id,
+            "approved",
+            "superseded",
+            {"comment": f"superseded: {reason}"},
+            "system:precondition",
+            {"reason": reason, "at": at, "after": "approved"},
+        )
+
+    def _close_all_in(
+        self,
+        conn: Connection,
+        execution_id: str,
+        was: str,
+        status: str,
+        values: dict[str, str],
+        actor: str,
+        detail: dict[str, Any],
+    ) -> int:
+        """Every approval of the execution in status ``was`` moves to ``status`` (with ``values``:
+        ``decided_at`` or ``comment``), each with its ``approval.<status>`` audit row."""
+        column = "decided_at" if "decided_at" in values else "comment"
         ids = [
             r[0]
             for r in conn.execute(
-                "SELECT id FROM approvals WHERE execution_id = ? AND status = 'pending'", (execution_id,)
+                "SELECT id FROM approvals WHERE execution_id = ? AND status = ?", (execution_id, was)
             )
         ]
         for approval_id in ids:
             conn.execute(
-                "UPDATE approvals SET status = 'cancelled', decided_at = ? "
-                "WHERE id = ? AND status = 'pending'",
-                (at, approval_id),
+                "UPDATE approvals SET status = ?, decided_at = CASE WHEN ? = 'decided_at' THEN ? "
+                "ELSE decided_at END, comment = CASE WHEN ? = 'comment' THEN ? ELSE comment END "
+                "WHERE id = ? AND status = ?",
+                (status, column, values[column], column, values[column], approval_id, was),
             )
             self.audit_in(
-                conn, "system", "approval.cancelled", approval_id, {"execution_id": execution_id, "at": at}
+                conn, actor, f"approval.{status}", approval_id, {"execution_id": execution_id, **detail}
             )
         return len(ids)
 
@@ -332,4 +364,7 @@ def _deployer_source(source: str | None) -> str:
         return "the scenario file"
     if source == "snapshot":
         return "the snapshot given as evidence"
-    return f"the deployment announcement ({source})" if source else "the deployment announcement"
+    if source == "console":
+        return "the console's own deploy"
+    what = f"the deployment announcement ({source})" if source else "the deployment announcement"
+    return f"claimed by {what}, not verified"

@@ -377,11 +377,6 @@ class InboundStore(Database):
         }
 
     @staticmethod
-    def incident_in(conn: Connection, incident_id: str) -> dict[str, Any] | None:
-        row = conn.execute("SELECT id FROM incidents WHERE id = ?", (incident_id,)).fetchone()
-        return InboundStore._incident_in(conn, row["id"]) if row else None
-
-    @staticmethod
     def abandon_incident_in(conn: Connection, incident_id: str, reason: str) -> None:
         """An incident whose run could not be started: closed as ``failed`` (so the sender's retry
         opens a new one and starts its run), with the reason as its summary's tail."""

@@ -411,7 +411,46 @@ CREATE TABLE IF NOT EXISTS incident_alerts (
 """
 
 
-SCHEMA_10 = """CREATE TABLE IF NOT EXISTS run_queue (
+SCHEMA_10 = """
+CREATE TABLE IF NOT EXISTS sign_in_failures (
+    key TEXT PRIMARY KEY,
+    failures INTEGER NOT NULL,
+    last_at REAL NOT NULL,
+    locked_until REAL NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    source TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    expires_at REAL NOT NULL,
+    ticket_hash TEXT UNIQUE,
+    ticket_expires_at REAL,
+    revoked_at TEXT
+);
+"""
+
+
+SCHEMA_11 = """CREATE TABLE IF NOT EXISTS revision_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL UNIQUE,
+    service TEXT NOT NULL,
+    version TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    execution_id TEXT,
+    actor TEXT,
+    window_start TEXT,
+    window_end TEXT
+);
+CREATE INDEX IF NOT EXISTS ix_revision_events_service ON revision_events (service, at);
+"""
+
+
+SCHEMA_12 = """CREATE TABLE IF NOT EXISTS run_queue (
     execution_id TEXT PRIMARY KEY,
     due_at REAL NOT NULL,
     priority INTEGER NOT NULL,
@@ -458,8 +497,12 @@ MIGRATIONS: tuple[Migration, ...] = (
                       "ON deployments (scenario, created_at DESC);")),
     Migration(9, "outcomes by effect: action effectiveness groups identical effects from the index alone",
               _script("CREATE INDEX IF NOT EXISTS ix_outcomes_effect ON outcomes (effect);")),
-    Migration(10, "run_queue: a run that waits (a watched window, a backoff) or is due is a row with its "
-              "wake-up time and priority, held by no worker", _script(SCHEMA_10)),
+    Migration(10, "sign-in failures (per person and per address, persisted so a restart forgives "
+              "nothing) and password sessions (the session cookie's server side)", _script(SCHEMA_10)),
+    Migration(11, "revision events: every version seen running, with the evidence that makes it "
+               "known-good or known-bad (the rollback target comes from them)", _script(SCHEMA_11)),
+    Migration(12, "run_queue: a run that waits (a watched window, a backoff) or is due is a row with its "
+              "wake-up time and priority, held by no worker", _script(SCHEMA_12)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

@@ -194,13 +194,6 @@ class NotificationStore(ReadModelStore):
         )
         return [_notification(r) for r in rows]
 
-    def notification_counts(self) -> dict[str, int]:
-        """How many messages are in each status."""
-        rows = self.conn.execute("SELECT status, COUNT(*) FROM notifications GROUP BY status")
-        counts = dict.fromkeys(NOTIFICATION_STATUSES, 0)
-        counts.update({status: n for status, n in rows})
-        return counts
-
 
 def _notification(row: Any) -> dict[str, Any]:
     data = dict(row)

@@ -158,6 +158,36 @@ class ReadModelStore(ApprovalStore):
         return (row["version"], row["previous_version"]) if row else None
 
     @staticmethod
+    def deployment_source_in(conn: Connection, execution_id: str) -> tuple[str | None, str | None] | None:
+        """(source, scenario) of the execution's deployment."""
+        row = conn.execute(
+            "SELECT source, scenario FROM deployments WHERE execution_id = ?", (execution_id,)
+        ).fetchone()
+        return (row["source"], row["scenario"]) if row else None
+
+    @staticmethod
+    def update_action_rows_in(conn: Connection, execution_id: str, actions: list[dict[str, Any]]) -> None:
+        """The first ``len(actions)`` actions of the execution (those that ran, in order) as they were
+        settled later (verify reconciled an unknown result); skipped ones after them stay."""
+        conn.executemany(
+            "UPDATE actions SET status = ?, changed = ?, label = ?, detail = ?, finished_at = ?, result = ? "
+            "WHERE execution_id = ? AND seq = ?",
+            [
+                (
+                    str(a.get("status") or "?"),
+                    int(bool(a.get("changed"))),
+                    a.get("label"),
+                    a.get("detail"),
+                    a.get("finished_at"),
+                    dumps(a.get("result") or {}),
+                    execution_id,
+                    seq,
+                )
+                for seq, a in enumerate(actions)
+            ],
+        )
+
+    @staticmethod
     def replace_actions_in(conn: Connection, execution_id: str, actions: list[dict[str, Any]]) -> None:
         """The execution's actions as they ran (or were skipped), in order, replacing any earlier
         projection of them. Each item: name, risk, mode, status, simulated, changed, executor,

@@ -13,6 +13,8 @@
 - :mod:`~console.storage.notifications`: the notifications outbox (cursor, messages, deliveries).
 - :mod:`~console.storage.inbound`: webhook deliveries (idempotency) and incidents with their alerts.
 - :mod:`~console.storage.queue`: the run queue (runs due or waiting, with wake-up time and priority).
+- :mod:`~console.storage.identity`: failed sign-ins and password sessions.
+- :mod:`~console.storage.revisions`: the revision history (events per service and version).
 
 Methods named ``*_in`` run inside the caller's transaction (``with store.write() as conn``), so
 the caller decides what commits together; the others open their own.
@@ -21,12 +23,23 @@ the caller decides what commits together; the others open their own.
 from __future__ import annotations
 
 from console.storage.executions import ExecutionStore
+from console.storage.identity import IdentityStore
 from console.storage.inbound import InboundStore
 from console.storage.notifications import NotificationStore
 from console.storage.queue import QueueStore
+from console.storage.revisions import RevisionStore
 from console.storage.scenario_reads import ScenarioReadStore
 from console.storage.stories import StoryStore
 
 
-class Store(ExecutionStore, NotificationStore, StoryStore, ScenarioReadStore, InboundStore, QueueStore):
+class Store(
+    ExecutionStore,
+    NotificationStore,
+    StoryStore,
+    ScenarioReadStore,
+    InboundStore,
+    IdentityStore,
+    RevisionStore,
+    QueueStore,
+):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""

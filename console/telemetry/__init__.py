@@ -6,6 +6,7 @@ import-linter contract). Typical use::
 
     config = service_config("demo-service", settings)          # NoSourceConfigured if absent
     collected = build_snapshot(config, deployment, start, end)  # CollectedSnapshot
+    source = build_source(config.metrics)                       # the service's MetricSource
     collected.snapshot, collected.notes, collected.links
 """
 
@@ -30,11 +31,14 @@ from console.telemetry.errors import (
     TelemetryError,
 )
 from console.telemetry.logs import JsonlLogSource, LogsResult, LokiSource
-from console.telemetry.prometheus import MetricsResult, PrometheusSource
+from console.telemetry.prometheus import PrometheusSource
 from console.telemetry.promql import choose_step
+from console.telemetry.registry import SOURCES, build_source
 from console.telemetry.snapshot import CollectedSnapshot, build_snapshot, build_snapshot_for
+from console.telemetry.source import MetricSource, MetricsResult
 
 __all__ = [
+    "SOURCES",
     "CollectedSnapshot",
     "ConfigError",
     "InvalidDeployment",
@@ -45,6 +49,7 @@ __all__ = [
     "LokiError",
     "LokiLogsConfig",
     "LokiSource",
+    "MetricSource",
     "MetricsResult",
     "NoSourceConfigured",
     "PrometheusConfig",
@@ -57,6 +62,7 @@ __all__ = [
     "Windows",
     "build_snapshot",
     "build_snapshot_for",
+    "build_source",
     "choose_step",
     "load_services",
     "service_config",

@@ -89,9 +89,12 @@ class HttpClient:
         *,
         data: dict[str, Any] | None = None,
         params: dict[str, Any] | None = None,
+        timeout_s: float | None = None,
     ) -> requests.Response:
-        """Send one request; transport failures and 401/403 raise, every other answer returns."""
+        """Send one request; transport failures and 401/403 raise, every other answer returns.
+        ``timeout_s`` shortens the client's timeout for this request (a health probe)."""
         headers, basic = self._auth_headers()
+        timeout = self.timeout_s if timeout_s is None else timeout_s
         try:
             response = self._session.request(
                 method,
@@ -100,11 +103,11 @@ class HttpClient:
                 params=params,
                 headers=headers,
                 auth=basic,
-                timeout=self.timeout_s,
+                timeout=timeout,
                 verify=self._verify,
             )
         except requests.Timeout:
-            raise self.kinds.timeout(f"{self.where} did not answer within {self.timeout_s:g} s") from None
+            raise self.kinds.timeout(f"{self.where} did not answer within {timeout:g} s") from None
         except requests.exceptions.SSLError as exc:
             raise self.kinds.unreachable(f"{self.where} is unreachable (TLS: {_reason(exc)})") from None
         except requests.ConnectionError as exc:

@@ -1,16 +1,30 @@
 """The services file (setting ``CONSOLE_SERVICES_FILE``): where each service's telemetry comes from
-and which executor acts on it.
+and which executor acts on it. A new service needs a URL, a selector and, at most, a limit:
+
+```yaml
+services:
+  shop-api:
+    prometheus: {url: http://127.0.0.1:9090, profile: auto, selector: 'job="shop-api"'}
+    # memory_limit_bytes: 536870912   # when the metrics carry no memory limit
+```
+
+Every key:
 
 ```yaml
 services:
   demo-service:
     environment: live-demo
     windows: {baseline_s: 20, verify_s: 30, post_action_s: 20}   # optional, else the settings
-    prometheus:
+    objectives: {error_ratio: 0.01, latency_p95_ms: 300}         # optional: the service's targets
+    trend_horizon_s: 3600            # optional: a climb that reaches its limit sooner rolls back
+    prometheus:                      # the metric source (console/telemetry/registry.py)
       url: http://127.0.0.1:9090
-      profile: demo-service          # console/telemetry/promql.yaml
+      profile: demo-service          # or auto (console/telemetry/promql.yaml)
       selector: 'service="demo-service"'
       http_selector: '...'           # optional: matchers of the HTTP metrics (kubernetes profile)
+      memory_limit_bytes: 268435456  # optional: the limit where the metrics carry none
+      dimension_label: handler       # optional: the per-route label (else found among the usual)
+      status_label: code             # optional: the status label (else found among the usual)
       queries: {}                    # optional per-metric PromQL; null drops a metric
       metrics: [error_rate, ...]     # optional: only these
       scrape_interval_s: 1           # optional, default 15: the finest useful step
@@ -34,24 +48,39 @@ when a source is built (:func:`resolve_secret`), so no config object ever holds 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 import yaml
 
-from console.settings import Secret, Settings
+from console.domain.evidence import Objectives
+from console.settings import Settings
+from console.telemetry.checks import Checker, auth_pair, resolve_secret
 from console.telemetry.errors import ConfigError, NoSourceConfigured
-from console.telemetry.promql import load_profiles, normalize_selector, profile_names
+from console.telemetry.prometheus import PrometheusConfig
+from console.telemetry.registry import SOURCES
 
-ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+__all__ = [
+    "JsonlLogsConfig",
+    "LogsConfig",
+    "LokiLogsConfig",
+    "PrometheusConfig",
+    "ServiceConfig",
+    "ServicesConfig",
+    "Windows",
+    "load_services",
+    "parse_services",
+    "resolve_secret",
+    "service_config",
+]
+
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-SECRET_KEYS = ("token", "password", "bearer_token", "api_key", "secret")
 DEFAULT_MAX_LOG_LINES = 10_000
+DEFAULT_TREND_HORIZON_S = 3600.0
+"""A resource climbing to its limit within this horizon rolls back (services file: trend_horizon_s)."""
 
 
 @dataclass(frozen=True)
@@ -59,24 +88,6 @@ class Windows:
     baseline_s: float
     verify_s: float
     post_action_s: float
-
-
-@dataclass(frozen=True)
-class PrometheusConfig:
-    url: str
-    profile: str = "demo-service"
-    selector: str = ""
-    http_selector: str | None = None
-    queries: Mapping[str, str | None] = field(default_factory=dict)
-    metrics: tuple[str, ...] | None = None
-    scrape_interval_s: float = 15.0
-    timeout_s: float = 10.0
-    token_env: str | None = None
-    username: str | None = None
-    password_env: str | None = None
-    ca_file: Path | None = None
-    where: str = "prometheus"
-    """Path of this section in the file, for error messages."""
 
 
 @dataclass(frozen=True)
@@ -113,14 +124,23 @@ class ServiceConfig:
     environment: str
     windows: Windows
     """The file's windows, each missing one taken from the settings."""
-    prometheus: PrometheusConfig | None = None
+    metrics: Any | None = None
+    """The metric source's section as parsed (its ``kind`` names it in ``registry.SOURCES``); read
+    it through :func:`console.telemetry.registry.build_source`."""
     logs: LogsConfig | None = None
     executor: dict[str, Any] | None = None
     """Raw: validated by the executor that reads it."""
+    objectives: Objectives = field(default_factory=Objectives)
+    trend_horizon_s: float = DEFAULT_TREND_HORIZON_S
 
     @property
     def has_telemetry(self) -> bool:
-        return self.prometheus is not None or self.logs is not None
+        return self.metrics is not None or self.logs is not None
+
+    @property
+    def prometheus(self) -> PrometheusConfig | None:
+        """The metric source's section when it is Prometheus (for readers that only know that one)."""
+        return self.metrics if isinstance(self.metrics, PrometheusConfig) else None
 
 
 @dataclass(frozen=True)
@@ -143,118 +163,6 @@ def default_windows(settings: Settings) -> Windows:
     return Windows(settings.live_baseline_s, settings.live_verify_s, settings.live_post_action_s)
 
 
-class _Checker:
-    """Collects problems while reading typed values out of the decoded YAML."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def problem(self, where: str, text: str) -> None:
-        self.problems.append(f"{where}: {text}")
-
-    def mapping(self, value: Any, where: str) -> dict[str, Any] | None:
-        if not isinstance(value, dict):
-            self.problem(where, f"must be a mapping, got {_kind(value)}")
-            return None
-        return value
-
-    def keys(self, section: dict[str, Any], where: str, allowed: tuple[str, ...]) -> None:
-        for key in section:
-            if key in SECRET_KEYS:
-                self.problem(
-                    f"{where}.{key}",
-                    "secrets are never written in this file: put it in an environment variable "
-                    "and give that variable's name (token_env / password_env)",
-                )
-            elif key not in allowed:
-                self.problem(f"{where}.{key}", f"unknown key (allowed: {', '.join(allowed)})")
-
-    def string(self, section: dict[str, Any], key: str, where: str, *, required: bool = False) -> str | None:
-        value = section.get(key)
-        if value is None:
-            if required:
-                self.problem(f"{where}.{key}", "missing")
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problem(f"{where}.{key}", f"must be a non-empty string, got {_kind(value)}")
-            return None
-        return value.strip()
-
-    def url(self, section: dict[str, Any], key: str, where: str) -> str | None:
-        value = self.string(section, key, where, required=True)
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            self.problem(f"{where}.{key}", "not a URL (expected http://host:port or https://...)")
-            return None
-        if parts.username or parts.password:
-            self.problem(
-                f"{where}.{key}",
-                "credentials in the URL are not allowed: use token_env or username + password_env",
-            )
-            return None
-        return value.rstrip("/")
-
-    def env_name(self, section: dict[str, Any], key: str, where: str) -> str | None:
-        value = section.get(key)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not ENV_NAME.match(value):
-            # never echo the value: someone may have pasted the secret itself here
-            self.problem(
-                f"{where}.{key}",
-                "not an environment variable name (letters, digits, _): the file names the "
-                "variable that holds the secret, never the secret",
-            )
-            return None
-        return value
-
-    def number(
-        self, section: dict[str, Any], key: str, where: str, default: float, *, integer: bool = False
-    ) -> float:
-        value = section.get(key)
-        if value is None:
-            return default
-        ok_type = isinstance(value, int) if integer else isinstance(value, int | float)
-        if isinstance(value, bool) or not ok_type or not value > 0 or value != value:
-            kind = "a positive whole number" if integer else "a positive number"
-            self.problem(f"{where}.{key}", f"must be {kind}, got {value!r}")
-            return default
-        return value
-
-    def path(
-        self, section: dict[str, Any], key: str, where: str, base: Path, *, required: bool
-    ) -> Path | None:
-        value = self.string(section, key, where, required=required)
-        if value is None:
-            return None
-        path = Path(value).expanduser()
-        return path if path.is_absolute() else base / path
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
-
-
-PROMETHEUS_KEYS = (
-    "url",
-    "profile",
-    "selector",
-    "http_selector",
-    "queries",
-    "metrics",
-    "scrape_interval_s",
-    "timeout_s",
-    "token_env",
-    "username",
-    "password_env",
-    "ca_file",
-)
 JSONL_KEYS = ("type", "path", "max_lines", "source")
 LOKI_KEYS = (
     "type",
@@ -270,93 +178,10 @@ LOKI_KEYS = (
     "ca_file",
     "source",
 )
-SERVICE_KEYS = ("environment", "windows", "prometheus", "logs", "executor")
+SERVICE_KEYS = ("environment", "windows", "objectives", "trend_horizon_s", "logs", "executor", *SOURCES)
 
 
-def _auth_pair(check: _Checker, section: dict[str, Any], where: str) -> None:
-    has_user = section.get("username") is not None
-    has_password = section.get("password_env") is not None
-    if has_user != has_password:
-        check.problem(where, "username and password_env go together (basic auth)")
-    if has_user and section.get("token_env") is not None:
-        check.problem(where, "give either token_env (bearer) or username + password_env (basic), not both")
-
-
-def _prometheus(check: _Checker, raw: Any, where: str, base: Path) -> PrometheusConfig | None:
-    section = check.mapping(raw, where)
-    if section is None:
-        return None
-    before = len(check.problems)
-    check.keys(section, where, PROMETHEUS_KEYS)
-    url = check.url(section, "url", where)
-    known = profile_names()
-    profile = check.string(section, "profile", where) or "demo-service"
-    if profile not in known:
-        check.problem(f"{where}.profile", f"unknown profile {profile!r} (known: {', '.join(known)})")
-    selectors: dict[str, str | None] = {}
-    for key in ("selector", "http_selector"):
-        value = section.get(key)
-        if value is None or (key == "selector" and value == ""):
-            selectors[key] = None
-        elif not isinstance(value, str) or "\n" in value:
-            check.problem(f"{where}.{key}", 'must be label matchers on one line, e.g. service="demo-service"')
-            selectors[key] = None
-        else:
-            selectors[key] = normalize_selector(value)
-    queries: dict[str, str | None] = {}
-    raw_queries = section.get("queries")
-    if raw_queries is not None and check.mapping(raw_queries, f"{where}.queries") is not None:
-        for metric, expr in raw_queries.items():
-            if not isinstance(metric, str) or not metric:
-                check.problem(f"{where}.queries", f"metric names must be strings, got {metric!r}")
-            elif expr is not None and (not isinstance(expr, str) or not expr.strip()):
-                check.problem(f"{where}.queries.{metric}", "must be a PromQL string, or null to drop it")
-            else:
-                queries[metric] = " ".join(expr.split()) if expr is not None else None
-    metrics: tuple[str, ...] | None = None
-    raw_metrics = section.get("metrics")
-    if raw_metrics is not None:
-        if not isinstance(raw_metrics, list) or not all(isinstance(m, str) and m for m in raw_metrics):
-            check.problem(f"{where}.metrics", "must be a list of metric names")
-        else:
-            metrics = tuple(raw_metrics)
-            if profile in known:
-                defined = {m for m in load_profiles()[profile].metrics if queries.get(m, "") is not None}
-                defined |= {m for m, q in queries.items() if q is not None}
-                for name in metrics:
-                    if name not in defined:
-                        check.problem(
-                            f"{where}.metrics",
-                            f"{name!r} has no query (profile {profile} defines {', '.join(sorted(defined))}; "
-                            "add it under queries)",
-                        )
-    scrape = check.number(section, "scrape_interval_s", where, 15.0)
-    timeout = check.number(section, "timeout_s", where, 10.0)
-    token_env = check.env_name(section, "token_env", where)
-    username = check.string(section, "username", where)
-    password_env = check.env_name(section, "password_env", where)
-    _auth_pair(check, section, where)
-    ca_file = check.path(section, "ca_file", where, base, required=False)
-    if url is None or len(check.problems) > before:
-        return None
-    return PrometheusConfig(
-        url=url,
-        profile=profile,
-        selector=selectors["selector"] or "",
-        http_selector=selectors["http_selector"],
-        queries=queries,
-        metrics=metrics,
-        scrape_interval_s=float(scrape),
-        timeout_s=float(timeout),
-        token_env=token_env,
-        username=username,
-        password_env=password_env,
-        ca_file=ca_file,
-        where=where,
-    )
-
-
-def _logs(check: _Checker, raw: Any, where: str, base: Path) -> LogsConfig | None:
+def _logs(check: Checker, raw: Any, where: str, base: Path) -> LogsConfig | None:
     section = check.mapping(raw, where)
     if section is None:
         return None
@@ -378,7 +203,7 @@ def _logs(check: _Checker, raw: Any, where: str, base: Path) -> LogsConfig | Non
         token_env = check.env_name(section, "token_env", where)
         username = check.string(section, "username", where)
         password_env = check.env_name(section, "password_env", where)
-        _auth_pair(check, section, where)
+        auth_pair(check, section, where)
         timeout = check.number(section, "timeout_s", where, 10.0)
         page_size = int(check.number(section, "page_size", where, 1000, integer=True))
         ca_file = check.path(section, "ca_file", where, base, required=False)
@@ -402,7 +227,7 @@ def _logs(check: _Checker, raw: Any, where: str, base: Path) -> LogsConfig | Non
     return None
 
 
-def _windows(check: _Checker, raw: Any, where: str, defaults: Windows) -> Windows:
+def _windows(check: Checker, raw: Any, where: str, defaults: Windows) -> Windows:
     if raw is None:
         return defaults
     section = check.mapping(raw, where)
@@ -416,11 +241,37 @@ def _windows(check: _Checker, raw: Any, where: str, defaults: Windows) -> Window
     )
 
 
+def _metric_source(check: Checker, section: dict[str, Any], where: str, base: Path) -> Any | None:
+    """The one metric-source section a service has (``prometheus``, or another registered kind)."""
+    present = [key for key in SOURCES if section.get(key) is not None]
+    if len(present) > 1:
+        check.problem(where, f"give one metric source, not {' and '.join(present)}")
+        return None
+    if not present:
+        return None
+    key = present[0]
+    return SOURCES[key].parse(check, section[key], f"{where}.{key}", base)
+
+
+def _objectives(check: Checker, raw: Any, where: str) -> Objectives:
+    if raw is None:
+        return Objectives()
+    section = check.mapping(raw, where)
+    if section is None:
+        return Objectives()
+    check.keys(section, where, ("error_ratio", "latency_p95_ms"))
+    ratio = check.number(section, "error_ratio", where, 0.0) if "error_ratio" in section else None
+    if ratio is not None and ratio >= 1:
+        check.problem(f"{where}.error_ratio", f"a fraction of the requests below 1, got {ratio!r}")
+    latency = check.number(section, "latency_p95_ms", where, 0.0) if "latency_p95_ms" in section else None
+    return Objectives(error_ratio=ratio or None, latency_p95_ms=latency or None)
+
+
 def parse_services(
     doc: Any, *, base_dir: Path, defaults: Windows, source: str = "services file"
 ) -> dict[str, ServiceConfig]:
     """Validate a decoded services document; raise :class:`ConfigError` listing every problem."""
-    check = _Checker()
+    check = Checker()
     top = check.mapping(doc, "(document)")
     services_raw: dict[str, Any] = {}
     if top is not None:
@@ -442,11 +293,7 @@ def parse_services(
         check.keys(section, where, SERVICE_KEYS)
         environment = check.string(section, "environment", where) or "production"
         windows = _windows(check, section.get("windows"), f"{where}.windows", defaults)
-        prometheus = (
-            _prometheus(check, section["prometheus"], f"{where}.prometheus", base_dir)
-            if section.get("prometheus") is not None
-            else None
-        )
+        metrics = _metric_source(check, section, where, base_dir)
         logs = (
             _logs(check, section["logs"], f"{where}.logs", base_dir)
             if section.get("logs") is not None
@@ -455,14 +302,18 @@ def parse_services(
         executor = None
         if section.get("executor") is not None:
             executor = check.mapping(section["executor"], f"{where}.executor")
+        objectives = _objectives(check, section.get("objectives"), f"{where}.objectives")
+        horizon = check.number(section, "trend_horizon_s", where, DEFAULT_TREND_HORIZON_S)
         if len(check.problems) == before:
             services[name] = ServiceConfig(
                 name=name,
                 environment=environment,
                 windows=windows,
-                prometheus=prometheus,
+                metrics=metrics,
                 logs=logs,
                 executor=dict(executor) if executor is not None else None,
+                objectives=objectives,
+                trend_horizon_s=float(horizon),
             )
     if check.problems:
         raise ConfigError(source, check.problems)
@@ -539,18 +390,3 @@ def service_config(name: str, settings: Settings) -> ServiceConfig:
             f"to it in CONSOLE_SERVICES_FILE ({settings.services_file})"
         )
     return config
-
-
-def resolve_secret(env_name: str | None, where: str, env: Mapping[str, str] | None = None) -> Secret | None:
-    """The value of the environment variable a config names (``token_env``/``password_env``).
-
-    Read only when a source is built; a named variable that is unset is a clear error rather than
-    an unauthenticated request that fails later with a vaguer 401."""
-    if env_name is None:
-        return None
-    value = (os.environ if env is None else env).get(env_name, "")
-    if not value:
-        raise ConfigError(
-            where, [f"the environment variable {env_name} is not set (it should hold the secret)"]
-        )
-    return Secret(value)

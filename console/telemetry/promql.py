@@ -7,8 +7,9 @@ console's chart links use them directly.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
@@ -27,26 +28,151 @@ NICE_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 1
 PLACEHOLDERS = ("{selector}", "{http_selector}", "{range}", "{step}")
 
 
+FAMILY_KINDS = ("requests", "latency", "memory", "cpu", "restarts")
+"""The raw series a profile may name (see promql.yaml, ``families``)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    metric: str
+    unit: str = "s"
+    """``s`` or ``ms`` (latency histograms only)."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """Raw series of one kind (requests, latency, memory, cpu, restarts) and how to read them."""
+
+    kind: str
+    candidates: tuple[Candidate, ...]
+    """Metric names in order of preference: the first the target has is read."""
+    match: str = ""
+    """Extra label matchers (``area="heap"``)."""
+    selector: str = "default"
+    """``default`` ({selector}) or ``http`` ({http_selector})."""
+    group_by: tuple[str, ...] = ("instance",)
+    """The labels of one instance (gauges: a limit matches its gauge on these)."""
+    counter: str = "counter"
+    """Restarts: ``counter`` (an increase is a restart) or ``start_time`` (a new value is one)."""
+    limit: Family | None = None
+    """Memory: the gauge that holds its limit, matched on ``group_by``."""
+
+
+@dataclass(frozen=True)
+class Detect:
+    all: tuple[str, ...] = ()
+    any: tuple[str, ...] = ()
+
+    def fits(self, names: set[str]) -> bool:
+        if not self.all and not self.any:
+            return False
+        return all(n in names for n in self.all) and (not self.any or any(n in names for n in self.any))
+
+    def why(self, names: set[str]) -> str:
+        found = [n for n in self.all if n in names] + [n for n in self.any if n in names][:1]
+        return ", ".join(found)
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
     description: str
     metrics: Mapping[str, str]
+    """Canonical metric -> PromQL template (read with query_range)."""
+    families: Mapping[str, Family] = field(default_factory=dict)
+    detect: Detect = field(default_factory=Detect)
+    samples: Mapping[str, str] = field(default_factory=dict)
+    """Canonical metric -> the selector whose raw samples are that metric's real samples."""
+
+
+def _candidates(raw: object) -> tuple[Candidate, ...]:
+    items = raw if isinstance(raw, list) else [raw]
+    out = []
+    for item in items:
+        if isinstance(item, dict):
+            out.append(Candidate(str(item["metric"]), str(item.get("unit", "s"))))
+        else:
+            out.append(Candidate(str(item)))
+    return tuple(out)
+
+
+def _family(kind: str, body: dict) -> Family:
+    limit = body.get("limit")
+    return Family(
+        kind=kind,
+        candidates=_candidates(body["metric"]),
+        match=str(body.get("match", "")),
+        selector=str(body.get("selector", "default")),
+        group_by=tuple(body.get("group_by", ("instance",))),
+        counter=str(body.get("kind", "counter")),
+        limit=_family(kind, {"group_by": body.get("group_by", ("instance",)), **limit}) if limit else None,
+    )
+
+
+def _flat(expr: object) -> str:
+    return " ".join(str(expr).split())
 
 
 @lru_cache(maxsize=1)
 def load_profiles() -> Mapping[str, Profile]:
-    """The packaged profiles (read once)."""
+    """The packaged profiles (read once), in the order ``profile: auto`` tries them."""
     doc = yaml.safe_load(PROFILES_PATH.read_text(encoding="utf-8"))
     profiles: dict[str, Profile] = {}
     for name, body in doc["profiles"].items():
-        metrics = {metric: " ".join(str(expr).split()) for metric, expr in body["metrics"].items()}
-        profiles[name] = Profile(name, " ".join(str(body.get("description", "")).split()), metrics)
+        detect = body.get("detect") or {}
+        profiles[name] = Profile(
+            name=name,
+            description=_flat(body.get("description", "")),
+            metrics=MappingProxyType({m: _flat(e) for m, e in (body.get("metrics") or {}).items()}),
+            families=MappingProxyType(
+                {kind: _family(kind, spec) for kind, spec in (body.get("families") or {}).items()}
+            ),
+            detect=Detect(tuple(detect.get("all", ())), tuple(detect.get("any", ()))),
+            samples=MappingProxyType({m: _flat(e) for m, e in (body.get("samples") or {}).items()}),
+        )
     return MappingProxyType(profiles)
 
 
 def profile_names() -> tuple[str, ...]:
     return tuple(load_profiles())
+
+
+def detect_profile(names: set[str]) -> tuple[Profile | None, str]:
+    """The first profile whose ``detect`` fits these metric names, and why (one line)."""
+    for profile in load_profiles().values():
+        if profile.detect.fits(names):
+            return (
+                profile,
+                f"profile {profile.name} picked automatically: the selector has {profile.detect.why(names)}",
+            )
+    shown = ", ".join(sorted(names)[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "")
+    known = ", ".join(load_profiles())
+    return None, (
+        f"profile auto: no profile fits the metric names the selector has ({shown or 'none'}); "
+        f"pick one of {known} or write the queries"
+    )
+
+
+VECTOR_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\s*(\{[^{}]*\})")
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\([^()]*\)")
+BARE_NAME = re.compile(r"(?<![A-Za-z0-9_:.\"'])([A-Za-z_:][A-Za-z0-9_:]*)(?![A-Za-z0-9_:]|\s*[({])")
+KEYWORDS = frozenset({"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
+                      "and", "or", "unless", "inf", "nan"})  # fmt: skip
+
+
+def sample_selector(promql: str) -> str | None:
+    """The series whose raw samples stand for a PromQL expression's real samples: its last vector
+    selector (the denominator of a ratio, the only series of a rule). None when the expression
+    has none (then the service's request samples stand for it)."""
+    text = re.sub(r"\[[^\]]*\]|\boffset\s+\S+", " ", GROUPING.sub(" ", promql))
+    found = [(m.start(), m.group(1) + m.group(2)) for m in VECTOR_SELECTOR.finditer(text)]
+    braced = [(m.start(), m.end()) for m in VECTOR_SELECTOR.finditer(text)]
+    found += [
+        (m.start(), m.group(1))
+        for m in BARE_NAME.finditer(text)
+        if m.group(1).lower() not in KEYWORDS and not any(a <= m.start() < b for a, b in braced)
+    ]
+    return max(found)[1] if found else None
 
 
 def format_duration(seconds: float) -> str:

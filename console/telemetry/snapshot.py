@@ -4,7 +4,7 @@ service's configured sources. Never any mock data: no source, no snapshot."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import requests
@@ -13,7 +13,8 @@ from console.settings import Settings
 from console.telemetry.config import JsonlLogsConfig, LogsConfig, ServiceConfig, service_config
 from console.telemetry.errors import InvalidDeployment, NoSourceConfigured
 from console.telemetry.logs import JsonlLogSource, LogsResult, LokiSource
-from console.telemetry.prometheus import PrometheusSource
+from console.telemetry.registry import build_source
+from console.telemetry.source import MetricSource
 from console.telemetry.times import Instant, format_ts, to_epoch
 
 LogSource = JsonlLogSource | LokiSource
@@ -26,9 +27,9 @@ class CollectedSnapshot:
     notes: list[str]
     """What was missing, dropped or cut, one line each."""
     queries: dict[str, str]
-    """PromQL sent per metric (empty without Prometheus)."""
+    """What was read per metric (empty without a metric source)."""
     links: dict[str, str]
-    """Prometheus graph link per metric."""
+    """Graph link per metric."""
     step_s: float | None
     start: str
     end: str
@@ -101,12 +102,14 @@ def build_snapshot(
     step_s: float | None = None,
     env: Mapping[str, str] | None = None,
     session: requests.Session | None = None,
+    source: MetricSource | None = None,
 ) -> CollectedSnapshot:
     """The snapshot of ``deployment`` over [start, end] from the service's sources.
 
     ``end`` past ``now`` is cut to ``now``. ``step_s`` None chooses the metrics' step from the
-    window. A source that fails raises its one-line error (a partial snapshot could decide on
-    missing evidence); a metric or log line that is merely absent is a note.
+    window. ``source`` reuses a metric source built already (a run's polls), else one is built from
+    the service's section. A source that fails raises its one-line error (a partial snapshot could
+    decide on missing evidence); a metric or log line that is merely absent is a note.
     """
     if not service.has_telemetry:
         raise NoSourceConfigured(
@@ -126,7 +129,9 @@ def build_snapshot(
     own_session = session is None
     session = session or requests.Session()
     try:
-        return _collect(service, dep, start_s, end_s, notes, step_s, env, session)
+        if source is None and service.metrics is not None:
+            source = build_source(service.metrics, env, session)
+        return _collect(service, dep, start_s, end_s, notes, step_s, env, session, source)
     finally:
         if own_session:
             session.close()
@@ -141,17 +146,22 @@ def _collect(
     step_s: float | None,
     env: Mapping[str, str] | None,
     session: requests.Session,
+    source: MetricSource | None,
 ) -> CollectedSnapshot:
     metrics: dict[str, list[list[Any]]] = {}
     queries: dict[str, str] = {}
     links: dict[str, str] = {}
     step: float | None = None
-    if service.prometheus is not None:
-        prom = PrometheusSource.from_config(service.prometheus, env, session)
-        fetched = prom.fetch(start_s, end_s, step_s=step_s)
+    evidence = None
+    if source is not None:
+        fetched = source.fetch(start_s, end_s, step_s=step_s)
         metrics = {name: [[format_ts(t), v] for t, v in points] for name, points in fetched.metrics.items()}
         notes.extend(fetched.notes)
         queries, links, step = fetched.queries, fetched.links, fetched.step_s
+        if fetched.evidence is not None:
+            evidence = replace(
+                fetched.evidence, objectives=service.objectives, trend_horizon_s=service.trend_horizon_s
+            )
     else:
         notes.append("metrics: no Prometheus configured for this service")
     logs: list[dict[str, Any]] = []
@@ -165,7 +175,9 @@ def _collect(
             notes.append("logs: no log lines in that window")
     else:
         notes.append("logs: no log source configured for this service")
-    document = {"deployment": dep, "metrics": metrics, "logs": logs}
+    document: dict[str, Any] = {"deployment": dep, "metrics": metrics, "logs": logs}
+    if evidence is not None:
+        document["evidence"] = evidence.to_dict()
     return CollectedSnapshot(document, notes, queries, links, step, format_ts(start_s), format_ts(end_s))
 
 

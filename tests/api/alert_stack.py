@@ -26,6 +26,7 @@ import yaml
 
 from console.access.auth import hash_password
 from console.access.tokens import hash_token
+from console.loop import revisions
 from console.storage import Store
 from demo_service.testing import DemoStack, start_demo_stack
 from live.processes import (
@@ -68,6 +69,7 @@ def secrets_toml(path: Path) -> Path:
         "[console_api.tokens.chatops]\n"
         f'sha256 = "{hash_token(CHATOPS_TOKEN)}"\n'
         'role = "approver"\n'
+        'identity = "chatops-bot"\n'
         "act_for_users = true\n",
         encoding="utf-8",
     )
@@ -149,6 +151,20 @@ class AlertStack:
 
     def store(self) -> Store:
         return Store(self.console.data_dir / "console.sqlite3")
+
+    def mark_known_good(self, version: str = "v1.0.0") -> None:
+        """This console never watched a deploy of demo-service: an operator says ``version`` is
+        known-good (else an incident has no rollback target and escalates without one)."""
+        marked = revisions.event(
+            "demo-service", version, revisions.MARKED_GOOD, "2026-01-01T00:00:00Z", "ran for a year",
+            source="operator", actor="carol",
+        )  # fmt: skip
+        store = self.store()
+        try:
+            with store.write() as conn:
+                store.add_revision_events_in(conn, [marked])
+        finally:
+            store.close()
 
     def wait_scraped(self, timeout: float = 30.0) -> None:
         """Until Prometheus has scraped the service (its first scrape comes a few seconds after it

@@ -1,6 +1,9 @@
-"""A stand-in Prometheus for the intake tests: answers ``/api/v1/query_range`` (and ``/-/ready``)
-with one series per query, its values a function of time, so an incident run or a deployment run
-collects a window without a real Prometheus (the live tests use Debian's binary)."""
+"""A stand-in Prometheus for the intake tests: answers ``/api/v1/query_range`` with one series per
+query, its values a function of time; the raw samples of a recording rule (a range vector at an
+instant, ``/api/v1/query``, one sample a second: what the source counts as real samples); the metric
+names of the selector (the recording rules only: no raw counters, so the runs are judged on points);
+and ``/-/ready``. An incident run or a deployment run collects a window without a real Prometheus
+(the live tests use Debian's binary)."""
 
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from live.processes import duration_seconds
 
 Profile = Callable[[float], dict[str, float]]
 """Unix seconds -> the canonical metrics' values at that moment."""
@@ -80,7 +85,9 @@ class PrometheusStub:
                 parts = urlsplit(self.path)
                 if parts.path == "/-/ready":
                     return self._answer(200, b"Prometheus Server is Ready.\n")
-                if parts.path != "/api/v1/query_range":
+                if parts.path == "/api/v1/label/__name__/values":
+                    return self._answer(200, {"status": "success", "data": sorted(RULES)})
+                if parts.path not in ("/api/v1/query_range", "/api/v1/query"):
                     return self._answer(404, {"status": "error", "error": "not here"})
                 if not outer.gate.is_set():
                     outer.held += 1
@@ -91,6 +98,8 @@ class PrometheusStub:
                 params = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 params.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
                 outer.queries += 1
+                if parts.path == "/api/v1/query":
+                    return self._answer(200, outer.samples(params))
                 self._answer(200, outer.matrix(params))
 
             def do_GET(self) -> None:
@@ -124,10 +133,28 @@ class PrometheusStub:
         result = [{"metric": {"service": "demo-service"}, "values": values}] if values else []
         return {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
+    def samples(self, params: dict[str, str]) -> dict[str, Any]:
+        """A range vector ``rule{...}[Ns]`` at ``time``: one raw sample a second."""
+        query = params.get("query", "")
+        metric = next((name for rule, name in RULES.items() if query.startswith(rule)), None)
+        result = []
+        if metric is not None and query.endswith("]"):
+            end = float(params["time"])
+            span = duration_seconds(query[query.rindex("[") + 1 : -1])
+            values = [[round(t, 3), repr(float(self.profile(t)[metric]))] for t in _seconds(end - span, end)]
+            result = [{"metric": {"service": "demo-service"}, "values": values}]
+        return {"status": "success", "data": {"resultType": "matrix", "result": result}}
+
     def stop(self) -> None:
         self.gate.set()
         self.server.shutdown()
         self.server.server_close()
+
+
+def _seconds(start: float, end: float) -> list[float]:
+    """Whole seconds in (start, end]."""
+    first = math.floor(start) + 1
+    return [float(t) for t in range(first, math.floor(end) + 1)]
 
 
 def services_yaml(

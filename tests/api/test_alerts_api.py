@@ -14,16 +14,20 @@ from collections.abc import Iterator
 import pytest
 
 from console.access.auth import Identity, Role
+from console.access.tokens import hash_token
 from console.domain.executions import State
 from console.engines.backend import BackendUnavailable
 from console.inbound import DUPLICATE, LAUNCHED
 from tests.api.conftest import AUTH
 from tests.api.intake_support import Console, alert, delivery, start_console, stop_console
 
+ONCALL = "oncall-token-0123456789abcdef"
+
 
 @pytest.fixture
 def console(tmp_path, make_client) -> Iterator[Console]:
-    c = start_console(tmp_path, make_client)
+    oncall = {"sha256": hash_token(ONCALL), "role": "approver", "identity": "oncall"}
+    c = start_console(tmp_path, make_client, api={"tokens": {"oncall": oncall}})
     yield c
     stop_console(c)
 
@@ -76,9 +80,16 @@ def test_a_critical_alert_starts_an_incident_run_that_escalates_waits_for_approv
     events = [e["event"] for e in console.runtime.store.audit_trail(limit=50)]
     assert "incident.opened" in events and "incident.escalated" in events
 
-    # an approver decides through the API (the token acts as "api", role approver): not the requester
-    decided = console.client.post(
+    # the token that posted the alert ("api", an approver) launched the run: it cannot approve alone
+    own = console.client.post(
         f"/api/approvals/{approval['id']}/decision", json={"decision": "approve"}, headers=AUTH
+    )
+    assert own.status_code == 403 and "you launched this run" in own.json()["error"], own.text
+    # another approver decides through the API: neither the requester nor the one who posted it
+    decided = console.client.post(
+        f"/api/approvals/{approval['id']}/decision",
+        json={"decision": "approve"},
+        headers={"Authorization": f"Bearer {ONCALL}"},
     )
     assert decided.status_code == 200, decided.text
     console.rolled_back()

@@ -25,6 +25,7 @@ def test_a_leak_fires_the_alert_the_incident_run_waits_is_approved_rolls_back_an
     stack = AlertStack.start(tmp_path)
     try:
         stack.wait_scraped()
+        stack.mark_known_good("v1.0.0")
         stack.demo.deploy("v1.2.0-leak", by="alice")
         store = stack.store()
         try:

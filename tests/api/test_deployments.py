@@ -26,7 +26,7 @@ SHA = "9f2c5e1d8b7a6c4e3f2a1b0c9d8e7f6a5b4c3d2e"
 
 
 def demo_deployer_announcement() -> dict:
-    """What ``demo_service.deployer --notify-url`` posts (CONTRACTS.md)."""
+    """What ``demo_service.deployer --notify-url`` posts (demo_service/README.md)."""
     return {
         "service": "demo-service",
         "version": "v1.2.0",

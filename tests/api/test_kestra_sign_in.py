@@ -27,9 +27,11 @@ TOKENS = (
     "[console_api.tokens.chatops]\n"
     f'sha256 = "{hash_token(CHATOPS)}"\n'
     'role = "approver"\n'
+    'identity = "chatops-bot"\n'
     "act_for_users = true\n\n"
     "[console_api.tokens.reader]\n"
     f'sha256 = "{hash_token(READER)}"\n'
+    'identity = "reader"\n'
 )
 
 

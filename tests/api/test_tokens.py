@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def hashed(name: str, token: str, **extra) -> dict:
-    return {name: {"sha256": hash_token(token), **extra}}
+    return {name: {"sha256": hash_token(token), "identity": name, **extra}}
 
 
 def test_nothing_configured_means_the_api_is_off(settings):
@@ -71,6 +71,7 @@ identity = "chatops-bot"
 
 [console_api.tokens.ci]
 sha256 = "{hash_token(ci).upper()}"
+identity = "ci"
 rate_per_minute = 30
 burst = 5
 """
@@ -115,7 +116,12 @@ burst = 5
         ),
         ({"tokens": {"bot": {"sha256": "a" * 64, "burst": 0}}}, "burst: must be a positive whole number"),
         (
-            {"tokens": {"a": {"sha256": "a" * 64}, "b": {"sha256": "A" * 64}}},
+            {
+                "tokens": {
+                    "a": {"sha256": "a" * 64, "identity": "a"},
+                    "b": {"sha256": "A" * 64, "identity": "b"},
+                }
+            },
             "tokens a and b are the same token",
         ),
     ],

@@ -190,19 +190,21 @@ def test_decision_round_trips_through_json(gen):
     assert metrics["error_rate"]["guard"].startswith("error_rate")
 
 
-def test_no_metrics_and_no_logs_is_a_low_confidence_continue():
+def test_no_metrics_and_no_logs_is_never_a_continue():
+    """An empty window is insufficient evidence: ESCALATE saying what is missing, never CONTINUE."""
     d = analyze(parsed(snapshot_doc({})))
-    assert d.verdict is Verdict.CONTINUE
-    assert d.confidence <= 0.5
+    assert d.verdict is Verdict.ESCALATE and d.rule == "insufficient-evidence"
+    assert "no error-rate or latency series" in d.reasoning
     assert "no metrics" in " ".join(d.notes)
+    assert any(a.name == "notify_only" and "not enough evidence" in a.reason for a in d.actions)
 
 
-def test_nodata_metrics_reported_and_do_not_decide():
+def test_too_few_points_is_insufficient_evidence_naming_the_counts():
     doc = snapshot_doc({"error_rate": series([0.01, 0.01, 0.01], start_min=0)})
     d = analyze(parsed(doc))
-    assert d.verdict is Verdict.CONTINUE
+    assert d.verdict is Verdict.ESCALATE and d.rule == "insufficient-evidence"
     assert d.metrics[0].classification.value == "NoData"
-    assert d.confidence <= 0.5
+    assert "error_rate: 0 real samples before the deploy and 3 after it (need 5 each)" in d.reasoning
     assert any("not backed by metrics" in n for n in d.notes)
 
 

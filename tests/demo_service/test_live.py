@@ -201,6 +201,8 @@ def test_api_auth_and_bad_requests(demo_stack):
         "ready",
         "restarts",
         "deploying",
+        "deployment_id",
+        "switched_at",
     }
     listed = stack.api("GET", "/versions").json()["versions"]
     assert [v["version"] for v in listed][:4] == ["v1.0.0", "v1.0.1", "v1.1.0-fast", "v1.2.0-leak"]
@@ -524,4 +526,46 @@ def test_a_busy_service_port_is_one_line(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip() == (
         f"demo deployer: cannot listen on 127.0.0.1:{port} for the service: Address already in use"
+    )
+
+
+def test_a_keyed_switch_acts_once_and_an_expected_version_guards_it(demo_stack):
+    """The two guards the loop's calls carry: ``Idempotency-Key`` (the same key again gets the first
+    switch's record, nothing is done twice, even across a restart of the deployer) and
+    ``expected_version`` (409 with what runs, nothing done, when another version runs)."""
+    stack = demo_stack()
+    stack.deploy("v1.2.0-leak", by="alice")
+    leak = stack.status()
+    assert leak["deployment_id"] == stack.deployments()[0]["id"] and leak["switched_at"]
+    keyed = {**stack.headers, "Idempotency-Key": "devops-loop-test-1"}
+    body = {"by": "bob", "to": "v1.0.0", "expected_version": "v1.2.0-leak"}
+
+    def post(path: str, payload: dict, headers: dict) -> requests.Response:
+        return requests.post(stack.deployer_url + path, json=payload, headers=headers, timeout=60)
+
+    first = post("/rollback", body, keyed)
+    assert first.status_code == 200 and first.json()["replayed"] is False
+    again = post("/rollback", body, keyed)
+    assert again.status_code == 200 and again.json() == {**first.json(), "replayed": True}
+    assert [d["kind"] for d in stack.deployments()] == ["rollback", "deploy"]
+    assert stack.serving_versions() == ["v1.0.0"]
+
+    # the decision was about the leak; v1.0.0 runs now: refused with what runs, nothing done
+    stale = post("/rollback", {**body, "to": "v1.1.0-fast"}, {**stack.headers, "Idempotency-Key": "k-2"})
+    assert stale.status_code == 409
+    assert (
+        stale.json()["error"]
+        == "the service runs v1.0.0, not v1.2.0-leak (expected_version): nothing was done"
+    )
+    assert stale.json()["current"]["version"] == "v1.0.0"
+    assert stale.json()["current"]["deployment_id"] == first.json()["deployment"]["id"]
+    assert [d["kind"] for d in stack.deployments()] == ["rollback", "deploy"]
+
+    stack.stop_deployer()
+    stack.start_deployer()
+    replay = post("/rollback", body, keyed)  # the key survives the restart in the history file
+    assert replay.status_code == 200 and replay.json()["deployment"] == first.json()["deployment"]
+    assert [d["kind"] for d in stack.deployments()] == ["rollback", "deploy"]
+    assert (
+        post("/restart", {"by": "carol"}, {**stack.headers, "Idempotency-Key": "bad key"}).status_code == 400
     )

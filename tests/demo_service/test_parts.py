@@ -110,6 +110,23 @@ def test_rollback_and_restart_bodies():
     assert api_error(parse_rollback, {"by": "bob", "version": "v1"})[1].startswith("unknown field 'version'")
     assert parse_restart({"by": "carol"}).kind == "restart"
     assert api_error(parse_restart, {})[1] == "field 'by' is required"
+    guarded = parse_rollback({"by": "bob", "to": "v1.0.0", "expected_version": "v1.2.0-leak"})
+    assert guarded.expected_version == "v1.2.0-leak"
+    assert parse_restart({"by": "carol", "expected_version": "v1.0.0"}).expected_version == "v1.0.0"
+    assert api_error(parse_rollback, {"by": "bob", "expected_version": "a b"})[1].startswith(
+        "field 'expected_version' must be a version"
+    )
+
+
+def test_idempotency_key_header():
+    from demo_service.deployer import parse_key
+
+    assert parse_key(None) is None
+    assert parse_key(" devops-loop-3f2a ") == "devops-loop-3f2a"
+    for bad in ("", "two words", "x" * 201, "tab\there"):
+        with pytest.raises(ApiError) as caught:
+            parse_key(bad)
+        assert caught.value.status == 400
 
 
 def test_limit():

@@ -186,11 +186,17 @@ class FlakyBackend:
         self.engine = engine
         self.failures = failures
 
-    def resume(self, execution_id, *, approved, comment, approver):
+    def resume(self, execution_id, *, approved, comment, approver, rollback_target=None):
         if self.failures:
             self.failures -= 1
             raise BackendUnavailable("Kestra is not reachable at http://127.0.0.1:9/")
-        self.engine.resume(execution_id, approved=approved, comment=comment, approver=approver)
+        self.engine.resume(
+            execution_id,
+            approved=approved,
+            comment=comment,
+            approver=approver,
+            rollback_target=rollback_target,
+        )
 
 
 def test_a_failed_resume_keeps_the_decision_and_can_be_retried(engine, settings, bob):

@@ -1,6 +1,8 @@
-"""A console that dies in the middle of ``execute`` never runs an action twice: the rollback it
-already made is kept from the task run's progress when recovery re-runs the task (``kubectl
-rollout undo`` twice would deploy the bad version again)."""
+"""A console that dies in the middle of ``execute`` never runs an action twice and never reports a
+rollback failed that may have happened: the rollback it already made is kept from the task run's
+progress when recovery re-runs the task (``kubectl rollout undo`` twice would deploy the bad version
+again); one cut off during its call is reconciled through the target (the demo deployer keeps
+idempotency keys: the same call with the same key acts once); one cut off before its call runs."""
 
 from __future__ import annotations
 
@@ -14,7 +16,9 @@ from pathlib import Path
 
 from console.domain.executions import State
 from console.engines.embedded.runner import EmbeddedEngine
+from console.loop import revisions
 from console.loop.scenarios import load_scenario_document
+from console.storage import Store
 from tests.engine.conftest import PROJECT_ROOT_DIR
 from tests.executors.servers import run_deployer
 
@@ -49,9 +53,11 @@ DIE_AFTER_THE_ROLLBACK = textwrap.dedent(
             done = [k for k, v in progress.items() if "rollback" in k and "result" in v]
             if done and sys.argv[4] == "after":
                 os._exit(9)  # the process dies right after the rollback's result was kept
-            started = [k for k, v in progress.items() if "rollback" in k and "result" not in v]
-            if started and sys.argv[4] == "during":
-                os._exit(9)  # ... or while the rollback call is under way
+            phase = [v.get("phase") for k, v in progress.items() if "rollback" in k and "result" not in v]
+            if "calling" in phase and sys.argv[4] == "during":
+                os._exit(9)  # ... or as the rollback call goes out
+            if "checking" in phase and sys.argv[4] == "before":
+                os._exit(9)  # ... or while the service's state is being checked, before any call
 
         return save_then_die
 
@@ -85,6 +91,14 @@ def _setup(tmp_path: Path, settings, url: str):
     }
     snapshot = tmp_path / "snapshot.json"
     snapshot.write_text(json.dumps(doc), encoding="utf-8")
+    store = Store(settings.db_path)  # v1.0.0 is known-good: the plan's rollback target
+    with store.write() as conn:
+        good = revisions.event(
+            "demo-service", "v1.0.0", revisions.MARKED_GOOD, "2026-01-01T00:00:00Z", "ran for a year",
+            source="operator", actor="carol",
+        )  # fmt: skip
+        store.add_revision_events_in(conn, [good])
+    store.close()
     return replace(settings, services_file=services), snapshot
 
 
@@ -120,7 +134,10 @@ def test_recovery_keeps_the_rollback_made_before_the_crash(settings, tmp_path, m
             engine.close()
 
 
-def test_a_rollback_cut_off_mid_call_is_not_retried_but_reported(settings, tmp_path, monkeypatch):
+def test_a_rollback_cut_off_during_its_call_is_reconciled_once_never_failed(settings, tmp_path, monkeypatch):
+    """The console died as the call went out: recovery cannot know whether it arrived. The result is
+    unknown until the target says; the demo deployer keeps idempotency keys, so the same call with the
+    same key tells it (and acts once if the first never arrived). Never "rollback failed"."""
     monkeypatch.setenv("DEMO_DEPLOYER_TOKEN", TOKEN)
     with run_deployer(TOKEN) as deployer:
         settings, snapshot = _setup(tmp_path, settings, deployer.url)
@@ -131,10 +148,38 @@ def test_a_rollback_cut_off_mid_call_is_not_retried_but_reported(settings, tmp_p
             [recovered] = engine.last_recovery
             execution = engine.get_execution(recovered["execution_id"])
             assert execution.state == State.SUCCESS
-            assert deployer.posts("/rollback") == []  # unknown outcome: never retried blindly
+            [post] = deployer.posts("/rollback")  # the keyed call, once
+            assert post["to"] == "v1.0.0" and post["expected_version"] == "v1.1.0"
+            assert [r["kind"] for r in deployer.records] == ["rollback"]
             execute = execution.task_run("execute").outputs
             rollback = next(a for a in execute["executed"] if a["name"] == "rollback_deployment")
-            assert rollback["status"] == "failed" and "interrupted" in rollback["detail"]
-            assert execute["deployment_status"] == "rollback failed"
+            assert rollback["status"] == "done", rollback["detail"]
+            assert rollback["evidence"]["reconciled"]["from"] == "unknown"
+            assert rollback["evidence"]["reconciled"]["first_detail"].startswith(
+                "interrupted: the console stopped"
+            )
+            assert execute["deployment_status"] == "rolled back"
+            row = engine.store.deployment_for_execution(execution.id)
+            assert row["status"] == "rolled back" and row["running_version"] == "v1.0.0"
+        finally:
+            engine.close()
+
+
+def test_a_rollback_cut_off_before_its_call_runs_once_after_recovery(settings, tmp_path, monkeypatch):
+    """Killed while checking the service's state: nothing was sent, so recovery simply runs it."""
+    monkeypatch.setenv("DEMO_DEPLOYER_TOKEN", TOKEN)
+    with run_deployer(TOKEN) as deployer:
+        settings, snapshot = _setup(tmp_path, settings, deployer.url)
+        _crash(settings, snapshot, "before")
+        assert deployer.posts("/rollback") == []
+        engine = EmbeddedEngine(settings, synchronous=True)
+        try:
+            [recovered] = engine.last_recovery
+            execution = engine.get_execution(recovered["execution_id"])
+            assert execution.state == State.SUCCESS
+            assert len(deployer.posts("/rollback")) == 1
+            execute = execution.task_run("execute").outputs
+            rollback = next(a for a in execute["executed"] if a["name"] == "rollback_deployment")
+            assert rollback["status"] == "done" and "reconciled" not in (rollback["evidence"] or {})
         finally:
             engine.close()

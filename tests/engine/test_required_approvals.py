@@ -40,11 +40,11 @@ def decide_claiming(required: int | None):
 
 
 def bob() -> Identity:
-    return Identity("bob", Role.APPROVER, source="cli")
+    return Identity("bob", Role.APPROVER, source="password")
 
 
 def carol() -> Identity:
-    return Identity("carol", Role.ADMIN, source="cli")
+    return Identity("carol", Role.ADMIN, source="password")
 
 
 @pytest.mark.parametrize("claimed", [None, 1, 0])
@@ -156,3 +156,15 @@ def test_a_plan_from_settings_with_more_critical_approvers(settings):
         assert engine.store.approval_for_execution(execution.id)["required_approvals"] == 3
     finally:
         engine.close()
+
+
+def test_the_rule_lives_in_the_registry():
+    """One rule for the policy, the incident routing and the store: the registry's risk of the
+    names, never the risk a document states; an unknown name is CRITICAL; no action needs no one."""
+    from console.domain.actions import required_approvals
+
+    assert required_approvals([], 3) == 0
+    assert required_approvals([{"name": "restart_pod", "risk": "CRITICAL"}], 3) == 1
+    assert required_approvals([{"name": "failover_database", "risk": "LOW"}], 3) == 3
+    assert required_approvals([{"name": "failover_database"}], 1) == 2
+    assert required_approvals([{"name": "no_such_action"}], 2) == 2

@@ -126,6 +126,9 @@ class FakeDeployer:
     restarts: int = 0
     records: list[dict[str, Any]] = field(default_factory=list)
     requests: list[Request] = field(default_factory=list)
+    deployment_id: str | None = None
+    switched_at: str | None = None
+    started_at: str = field(default_factory=lambda: now())
     # fault switches
     error: tuple[int, str] | None = None
     """Answer every POST /rollback and /restart with this status and error line."""
@@ -169,7 +172,12 @@ class FakeDeployer:
                 return Reply(400, {"error": "body is not JSON"})
             if not isinstance(body, dict):
                 return Reply(400, {"error": "body must be a JSON object"})
-            return self._change(req.path[1:], body)
+            key = req.headers.get("idempotency-key")
+            if key:
+                earlier = next((r for r in self.records if r.get("idempotency_key") == key), None)
+                if earlier is not None:  # the same call again: the first one's answer, nothing done
+                    return Reply(200, {"deployment": earlier, "replayed": True}, delay_s=self.answer_delay_s)
+            return self._change(req.path[1:], body, key)
         return Reply(404, {"error": f"no route {req.method} {req.path}"})
 
     def _status(self) -> dict[str, Any]:
@@ -181,13 +189,24 @@ class FakeDeployer:
             "previous_version": self.previous_version,
             "behaviour": VERSIONS.get(shown, {}).get("behaviour", {}),
             "pid": 4242,
-            "started_at": now(),
+            "started_at": self.started_at,
             "ready": self.ready,
             "restarts": self.restarts,
             "deploying": self.deploying,
+            "deployment_id": self.deployment_id,
+            "switched_at": self.switched_at,
         }
 
-    def _change(self, kind: str, body: dict[str, Any]) -> Reply:
+    def _change(self, kind: str, body: dict[str, Any], key: str | None = None) -> Reply:
+        expected = body.get("expected_version")
+        if expected is not None and expected != self.version:
+            current = {
+                "version": self.version,
+                "deployment_id": self.deployment_id,
+                "switched_at": self.switched_at,
+            }
+            error = f"the service runs {self.version}, not {expected} (expected_version): nothing was done"
+            return Reply(409, {"error": error, "current": current})
         by = body.get("by")
         if not isinstance(by, str) or not by:
             return Reply(400, {"error": "'by' is required (a non-empty string)"})
@@ -211,14 +230,17 @@ class FakeDeployer:
             status, line = self.error
             return Reply(status, {"error": line}, delay_s=self.answer_delay_s)
         old = self.version
+        record_id = f"dep-{uuid.uuid4().hex[:8]}"
         if not self.ignore_changes or kind == "deploy":
             if kind != "restart":
                 self.previous_version, self.version = old, target
+                self.deployment_id, self.switched_at = record_id, now()
+            self.started_at = now()
             self.ready = not self.never_ready
             if self.status_lag_polls:
                 self._lag = [old] * self.status_lag_polls
         record = {
-            "id": f"dep-{uuid.uuid4().hex[:8]}",
+            "id": record_id,
             "service": SERVICE,
             "version": target,
             "previous_version": old,
@@ -226,9 +248,23 @@ class FakeDeployer:
             "at": now(),
             "kind": kind,
             "behaviour": VERSIONS[target]["behaviour"],
+            "idempotency_key": key,
         }
         self.records.append(record)
-        return Reply(200, {"deployment": record}, delay_s=self.answer_delay_s)
+        return Reply(200, {"deployment": record, "replayed": False}, delay_s=self.answer_delay_s)
+
+    def deploy(self, version: str, by: str = "alice") -> dict[str, Any]:
+        """Deploy ``version`` through the API, as a person would (its record)."""
+        import requests
+
+        answer = requests.post(
+            f"{self.url}/deploy",
+            json={"version": version, "by": by},
+            headers={"Authorization": f"Bearer {self.token}"},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()["deployment"]
 
     def posts(self, path: str) -> list[dict[str, Any]]:
         """Bodies of the POSTs to ``path`` received so far."""

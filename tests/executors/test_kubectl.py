@@ -30,21 +30,116 @@ def request(action: str, **params: object) -> ActionRequest:
     return ActionRequest(action, "payment-api", params=dict(params), execution_id="e1", approved_by="bob")
 
 
-def test_rollback_argv(fake_kubectl: FakeKubectl) -> None:
+def template(tag: str) -> dict:
+    return {"spec": {"containers": [{"name": "app", "image": f"registry.example/shop/api:{tag}@sha256:ab"}]}}
+
+
+def deployment_json(tag: str, *, revision: str = "7", ready: int = 2, updated: int = 2) -> str:
+    return json.dumps(
+        {
+            "metadata": {"generation": 9, "annotations": {"deployment.kubernetes.io/revision": revision}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "api"}}, "template": template(tag)},
+            "status": {
+                "observedGeneration": 9,
+                "replicas": 2,
+                "readyReplicas": ready,
+                "updatedReplicas": updated,
+            },
+        }
+    )
+
+
+def replica_sets_json(*revisions: tuple[int, str]) -> str:
+    items = [
+        {
+            "metadata": {"annotations": {"deployment.kubernetes.io/revision": str(n)}},
+            "spec": {"template": template(t)},
+        }
+        for n, t in revisions
+    ]
+    return json.dumps({"items": items})
+
+
+def pods_json(*restarts: int) -> str:
+    items = [{"status": {"containerStatuses": [{"name": "app", "restartCount": n}]}} for n in restarts]
+    return json.dumps({"items": items})
+
+
+GET_DEPLOYMENT = ["get", TARGET, "-n", NS, "-o", "json"]
+GET_RS = ["get", "rs", "-n", NS, "-l", "app=api", "-o", "json"]
+
+
+def test_rollback_goes_to_the_newest_revision_running_the_target_version(fake_kubectl: FakeKubectl) -> None:
+    """Never kubectl's bare "previous revision" (it may be the known-bad one): the loop's target
+    version is looked up among the Deployment's ReplicaSets."""
+    fake_kubectl.on("get", TARGET, stdout=deployment_json("v1.3.0-slow"))
+    fake_kubectl.on(
+        "get", "rs", stdout=replica_sets_json((3, "v1.0.0"), (5, "v1.0.0"), (6, "v1.5.0-crashloop"))
+    )
     fake_kubectl.on("undo", stdout="deployment.apps/api rolled back\n")
     fake_kubectl.on("status", stdout='Waiting for rollout...\ndeployment "api" successfully rolled out\n')
-    result = kubectl().run(request("rollback_deployment"))
-    assert fake_kubectl.calls() == [["rollout", "undo", TARGET, "-n", NS], STATUS]
+    result = kubectl().run(request("rollback_deployment", to_version="v1.0.0"))
+    undo = ["rollout", "undo", TARGET, "-n", NS, "--to-revision=5"]
+    assert fake_kubectl.calls() == [GET_DEPLOYMENT, GET_RS, undo, STATUS]
     assert result.status == "done", result.detail
     assert result.label == "rolled back"
     assert result.changed and not result.dry_run
-    assert result.detail == f'{TARGET} in {NS} rolled back; deployment "api" successfully rolled out'
-    assert result.commands == (
-        "kubectl rollout undo deployment/api -n shop",
+    assert result.detail == (
+        f'{TARGET} in {NS} rolled back to v1.0.0 (revision 5); deployment "api" successfully rolled out'
+    )
+    assert result.commands[2:] == (
+        "kubectl rollout undo deployment/api -n shop --to-revision=5",
         "kubectl rollout status deployment/api -n shop --timeout=300s",
     )
-    assert result.evidence is not None
-    assert [run["exit_code"] for run in result.evidence["kubectl"]] == [0, 0]
+
+
+def test_rollback_without_a_target_or_to_a_version_no_revision_runs_is_refused(
+    fake_kubectl: FakeKubectl,
+) -> None:
+    refused = kubectl().run(request("rollback_deployment"))
+    assert refused.status == "refused" and refused.detail.startswith("no rollback target")
+    fake_kubectl.on("get", TARGET, stdout=deployment_json("v1.3.0-slow"))
+    fake_kubectl.on("get", "rs", stdout=replica_sets_json((6, "v1.5.0-crashloop"), (7, "v1.3.0-slow")))
+    missing = kubectl().run(request("rollback_deployment", to_version="v1.0.0"))
+    assert missing.status == "refused"
+    assert (
+        missing.detail
+        == f"no revision of {TARGET} runs v1.0.0 (revisions 6: v1.5.0-crashloop, 7: v1.3.0-slow)"
+    )
+    assert not any("undo" in argv for argv in fake_kubectl.calls())
+
+
+def test_probe_reads_the_image_tag_readiness_revision_and_restarts(fake_kubectl: FakeKubectl) -> None:
+    fake_kubectl.on("get", TARGET, stdout=deployment_json("v1.5.0-crashloop", revision="6", ready=0))
+    fake_kubectl.on("get", "pods", stdout=pods_json(3, 2))
+    state = kubectl(container="app").probe("payment-api")
+    assert (state.version, state.revision, state.ready, state.restarts, state.replicas) == (
+        "v1.5.0-crashloop",
+        "6",
+        False,
+        5,
+        2,
+    )
+    assert state.crash_looping and not state.deploying
+    assert state.source == f"kubectl get {TARGET} -n {NS} -o json"
+    assert fake_kubectl.calls() == [GET_DEPLOYMENT, ["get", "pods", "-n", NS, "-l", "app=api", "-o", "json"]]
+
+
+def test_a_rollout_under_way_is_not_ready_and_deploying(fake_kubectl: FakeKubectl) -> None:
+    fake_kubectl.on("get", TARGET, stdout=deployment_json("v1.0.0", ready=2, updated=1))
+    fake_kubectl.on("get", "pods", stdout=pods_json(0, 0))
+    state = kubectl().probe("payment-api")
+    assert state.deploying and state.ready is False and state.restarts == 0
+
+
+def test_a_probe_that_cannot_read_says_why(fake_kubectl: FakeKubectl) -> None:
+    from console.executors import ProbeError
+
+    fake_kubectl.on("get", exit=1, stderr='Error from server (NotFound): deployments.apps "api" not found\n')
+    with pytest.raises(
+        ProbeError, match="cannot read deployment/api in shop: kubectl get deployment/api exited 1"
+    ):
+        kubectl().probe("payment-api")
 
 
 def test_rollback_to_a_revision_with_context_and_kubeconfig(fake_kubectl: FakeKubectl) -> None:
@@ -196,45 +291,57 @@ def test_non_zero_exit_is_a_failed_result_with_stderrs_last_line(fake_kubectl: F
     fake_kubectl.on(
         "undo", exit=1, stderr='warning: something\nerror: no rollout history found for deployment "api"\n'
     )
-    result = kubectl().run(request("rollback_deployment"))
+    result = kubectl().run(request("rollback_deployment", revision=3))
     assert result.status == "failed"
     assert (
         result.detail == 'kubectl rollout undo exited 1: error: no rollout history found for deployment "api"'
     )
     assert result.label == f"rollback failed: {result.detail}"
     assert "rolled back" not in result.label
-    assert fake_kubectl.calls() == [["rollout", "undo", TARGET, "-n", NS]]  # no status wait after a failure
+    # no status wait after a failure
+    assert fake_kubectl.calls() == [["rollout", "undo", TARGET, "-n", NS, "--to-revision=3"]]
 
 
-def test_a_rollout_that_does_not_complete_fails_and_says_the_undo_was_applied(
+def test_a_rollout_that_does_not_complete_is_done_and_says_what_did_not_follow(
     fake_kubectl: FakeKubectl,
 ) -> None:
+    """The undo was applied: the change happened, so the result is never "failed"; the rollout's
+    problem is said, and verify measures the service."""
     fake_kubectl.on("status", exit=1, stderr='error: deployment "api" exceeded its progress deadline\n')
-    result = kubectl().run(request("rollback_deployment"))
-    assert result.status == "failed"
+    result = kubectl().run(request("rollback_deployment", revision=3))
+    assert result.status == "done"
     assert result.detail == (
-        'kubectl rollout status exited 1: error: deployment "api" exceeded its progress deadline '
-        "(kubectl rollout undo was applied)"
+        f"{TARGET} in {NS} rolled back to revision 3; but kubectl rollout status exited 1: error: deployment "
+        '"api" exceeded its progress deadline (kubectl rollout undo was applied)'
     )
 
 
 def test_output_kept_is_bounded(fake_kubectl: FakeKubectl) -> None:
     fake_kubectl.on("undo", exit=2, stderr="e" * 10000 + "\nerror: the last line\n")
-    result = kubectl().run(request("rollback_deployment"))
+    result = kubectl().run(request("rollback_deployment", revision=3))
     assert result.detail == "kubectl rollout undo exited 2: error: the last line"
     assert result.evidence is not None
     assert len(result.evidence["kubectl"][0]["stderr"]) == 2000
 
 
-def test_timeout_is_a_failed_result(fake_kubectl: FakeKubectl) -> None:
+def test_a_changing_command_that_times_out_is_unknown_a_read_that_times_out_failed(
+    fake_kubectl: FakeKubectl,
+) -> None:
     fake_kubectl.on("undo", sleep=5)
-    result = kubectl(command_timeout_s=0.5).run(request("rollback_deployment"))
-    assert result.status == "failed"
-    assert result.detail == "kubectl rollout undo did not finish within 0.5 s"
+    fake_kubectl.on("describe", sleep=5)
+    result = kubectl(command_timeout_s=0.5).run(request("rollback_deployment", revision=3))
+    assert result.status == "unknown"
+    assert (
+        result.detail == "kubectl rollout undo did not finish within 0.5 s: the change may have been applied"
+    )
+    read = kubectl(command_timeout_s=0.5).run(request("collect_diagnostics"))
+    assert read.status == "failed" and read.detail == "kubectl describe did not finish within 0.5 s"
 
 
 def test_missing_binary(fake_kubectl: FakeKubectl, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    result = kubectl(kubectl=str(tmp_path / "nowhere" / "kubectl")).run(request("rollback_deployment"))
+    result = kubectl(kubectl=str(tmp_path / "nowhere" / "kubectl")).run(
+        request("rollback_deployment", revision=2)
+    )
     assert result.status == "failed"
     assert result.detail == (
         f"kubectl not found: '{tmp_path}/nowhere/kubectl' is not at that path "
@@ -256,9 +363,9 @@ def test_configured_binary_path_is_used(fake_kubectl: FakeKubectl) -> None:
 
 def test_server_dry_run_rollback(fake_kubectl: FakeKubectl) -> None:
     fake_kubectl.on("undo", stdout="deployment.apps/api rolled back (server dry run)\n")
-    result = kubectl(dry_run="server").run(request("rollback_deployment"))
+    result = kubectl(dry_run="server").run(request("rollback_deployment", revision=4))
     assert fake_kubectl.calls() == [
-        ["rollout", "undo", TARGET, "-n", NS, "--dry-run=server"]
+        ["rollout", "undo", TARGET, "-n", NS, "--to-revision=4", "--dry-run=server"]
     ]  # no status wait
     assert result.status == "done"
     assert result.dry_run and not result.changed
@@ -305,9 +412,9 @@ def test_server_dry_run_refused_by_the_api_server_is_a_failed_dry_run(fake_kubec
 
 def test_describe_shows_the_exact_commands(fake_kubectl: FakeKubectl) -> None:
     executor = kubectl(context="prod")
-    assert executor.describe(request("rollback_deployment")) == (
-        "kubectl rollout undo deployment/api -n shop --context=prod ; then "
-        "kubectl rollout status deployment/api -n shop --timeout=300s --context=prod"
+    assert executor.describe(request("rollback_deployment", to_version="v1.0.0")) == (
+        "kubectl rollout undo deployment/api -n shop '--to-revision=<the revision running v1.0.0>' "
+        "--context=prod ; then kubectl rollout status deployment/api -n shop --timeout=300s --context=prod"
     )
     assert executor.describe(request("scale_deployment")).startswith("refused: scale_deployment needs")
     assert fake_kubectl.calls() == []

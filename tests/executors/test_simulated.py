@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from console.executors import KNOWN_ACTIONS, ActionRequest, SimulatedExecutor
+from console.domain.actions import ACTION_NAMES
+from console.executors import ActionRequest, SimulatedExecutor
 
 
-@pytest.mark.parametrize("action", KNOWN_ACTIONS)
+@pytest.mark.parametrize("action", ACTION_NAMES)
 def test_every_action_is_a_simulated_done(action: str) -> None:
     executor = SimulatedExecutor()
     assert executor.supports(action)
@@ -26,7 +27,7 @@ def test_every_action_is_a_simulated_done(action: str) -> None:
 
 def test_rollback_wording() -> None:
     executor = SimulatedExecutor()
-    request = ActionRequest("rollback_deployment", "payment-service", previous_version="v1.1.0")
+    request = ActionRequest("rollback_deployment", "payment-service", params={"to_version": "v1.1.0"})
     result = executor.run(request)
     assert result.label == "rolled back (simulated)"
     assert result.detail == "simulated: would roll back payment-service to v1.1.0; nothing was touched"

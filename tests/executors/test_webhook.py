@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from console.executors import KNOWN_ACTIONS, ActionRequest, WebhookExecutor
+from console.domain.actions import ACTION_NAMES
+from console.executors import ActionRequest, WebhookExecutor
 from console.executors.webhook import idempotency_key
 from tests.executors.conftest import result_text
 from tests.executors.servers import Reply, Request, closed_port_url, serve
@@ -69,17 +70,20 @@ ROLLBACK = ActionRequest(
     deployment_id="dep-42",
     execution_id="exec-7",
     approved_by="alice",
+    expected_version="v42",
 )
+NOTIFY = ActionRequest("notify_only", "checkout", deployment_id="dep-42", execution_id="exec-7")
 
 
 def test_delivery_signed_and_accepted(receiver: Receiver, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     result = webhook(receiver.url).run(ROLLBACK)
-    assert result.status == "done", result.detail
-    assert result.label == "rollback sent: webhook answered 202"
-    assert "rolled back" not in result.label  # accepted is not carried out
-    assert result.handed_off and not result.changed
-    assert result.detail == f"receiver at {receiver.url} answered 202 Accepted"
+    assert result.status == "unknown", result.detail  # accepted is not carried out, and nothing shows it
+    assert result.label == (
+        f"rollback result unknown: receiver at {receiver.url} answered 202 Accepted; whether it acted "
+        "cannot be read (no state_url configured for this receiver)"
+    )
+    assert "rolled back" not in result.label and not result.changed
     [delivery] = receiver.deliveries
     assert receiver.bad_signatures == 0
     body = delivery.json()
@@ -89,6 +93,7 @@ def test_delivery_signed_and_accepted(receiver: Receiver, caplog: pytest.LogCapt
         "service": "checkout",
         "version": "v42",
         "previous_version": "v41",
+        "expected_version": "v42",
         "deployment_id": "dep-42",
         "execution_id": "exec-7",
         "approved_by": "alice",
@@ -109,9 +114,10 @@ def test_delivery_signed_and_accepted(receiver: Receiver, caplog: pytest.LogCapt
 
 def test_500_then_200_is_retried_with_the_same_key_and_body(receiver: Receiver) -> None:
     receiver.replies = [Reply(500, {"error": "flow engine busy"}), Reply(200, {"ok": True})]
-    result = webhook(receiver.url).run(ROLLBACK)
+    result = webhook(receiver.url).run(NOTIFY)
     assert result.status == "done", result.detail
     assert result.detail == f"receiver at {receiver.url} answered 200 OK after 2 attempts"
+    assert result.label == "notification sent: webhook answered 200"
     first, second = receiver.deliveries
     assert first.body == second.body
     assert first.headers["idempotency-key"] == second.headers["idempotency-key"]
@@ -152,11 +158,14 @@ def test_error_excerpt_is_bounded(receiver: Receiver) -> None:
     assert len(result.detail) < 240
 
 
-def test_slow_receiver_times_out_and_is_retried(receiver: Receiver) -> None:
+def test_slow_receiver_times_out_is_retried_and_stays_unknown(receiver: Receiver) -> None:
+    """The request reached the receiver each time: it may have acted; never "failed"."""
     receiver.replies = [Reply(200, {"ok": True}, delay_s=1.5)]
     result = webhook(receiver.url, timeout_s=0.3, retries=1).run(ROLLBACK)
-    assert result.status == "failed"
-    assert result.detail == f"receiver did not answer within 0.3 s ({receiver.url}) (2 attempts)"
+    assert result.status == "unknown"
+    assert result.detail == (
+        f"receiver did not answer within 0.3 s ({receiver.url}) (2 attempts): the receiver may have acted"
+    )
     assert len(receiver.deliveries) == 2
 
 
@@ -196,28 +205,28 @@ def test_redirects_are_not_followed(receiver: Receiver) -> None:
 
 def test_non_json_and_huge_answers(receiver: Receiver) -> None:
     receiver.replies = [Reply(200, "ok")]
-    plain = webhook(receiver.url).run(ROLLBACK)
+    plain = webhook(receiver.url).run(NOTIFY)
     assert plain.status == "done" and plain.evidence is not None and "response" not in plain.evidence
     receiver.replies = [Reply(200, {"log": "x" * 20000})]
-    huge = webhook(receiver.url).run(ROLLBACK)
+    huge = webhook(receiver.url).run(NOTIFY)
     assert huge.evidence is not None and huge.evidence["response"]["truncated"] is True
     assert len(huge.evidence["response"]["excerpt"]) == 4000
 
 
 def test_secret_in_the_url_query_is_masked(receiver: Receiver) -> None:
     result = webhook(receiver.url + "?token=abc123xyz&flow=rollback").run(ROLLBACK)
-    assert result.status == "done", result.detail
+    assert result.status == "unknown", result.detail
     assert "abc123xyz" not in result_text(result)
     assert "token=***&flow=rollback" in result.commands[0]
 
 
-def test_idempotency_key_is_stable_per_execution_and_action() -> None:
+def test_idempotency_key_is_one_per_attempt_of_an_action_of_an_execution() -> None:
     same = ActionRequest.from_dict(ROLLBACK.to_dict())
     assert idempotency_key(ROLLBACK) == idempotency_key(same)
     others = [
         ActionRequest.from_dict({**ROLLBACK.to_dict(), "execution_id": "exec-8"}),
         ActionRequest.from_dict({**ROLLBACK.to_dict(), "action": "restart_pod"}),
-        ActionRequest.from_dict({**ROLLBACK.to_dict(), "params": {"to_version": "v40"}}),
+        ActionRequest.from_dict({**ROLLBACK.to_dict(), "attempt": 2}),
     ]
     assert len({idempotency_key(r) for r in [ROLLBACK, *others]}) == 4
     loose = ActionRequest("notify_only", "checkout")  # nothing stable to derive from: unique
@@ -226,13 +235,14 @@ def test_idempotency_key_is_stable_per_execution_and_action() -> None:
 
 def test_every_known_action_can_be_sent_unknown_is_refused(receiver: Receiver) -> None:
     executor = webhook(receiver.url)
-    assert all(executor.supports(a) for a in KNOWN_ACTIONS)
+    assert all(executor.supports(a) for a in ACTION_NAMES)
     result = executor.run(ActionRequest("format_disk", "checkout"))
     assert result.status == "refused"
     assert receiver.deliveries == []
     assert executor.describe(ROLLBACK) == (
         f"POST {receiver.url} with the rollback_deployment action as JSON "
-        "(Idempotency-Key, Authorization: Bearer ***, X-Signature-256)"
+        "(Idempotency-Key, Authorization: Bearer ***, X-Signature-256); no state_url: whether the "
+        "receiver acted cannot be read (the result stays unknown)"
     )
 
 
@@ -244,7 +254,88 @@ def test_unsigned_unauthenticated_webhook(monkeypatch: pytest.MonkeyPatch) -> No
         return Reply(204, None)
 
     with serve(accept) as url:
-        result = WebhookExecutor.from_config({"type": "webhook", "url": url}).run(ROLLBACK)
+        result = WebhookExecutor.from_config({"type": "webhook", "url": url}).run(NOTIFY)
     assert result.status == "done", result.detail
-    assert result.label == "rollback sent: webhook answered 204"
+    assert result.label == "notification sent: webhook answered 204"
     assert "authorization" not in seen[0].headers and "x-signature-256" not in seen[0].headers
+
+
+@dataclass
+class StatefulReceiver:
+    """A receiver that publishes its service's state at ``/state`` (README, "Webhook executor") and
+    acts on a rollback ``delay_polls`` state reads after accepting it (0: at once; None: never)."""
+
+    version: str = "v42"
+    delay_polls: int | None = 0
+    deliveries: list[Request] = field(default_factory=list)
+    pending: str | None = None
+    state_reads: int = 0
+
+    def handle(self, req: Request) -> Reply:
+        if req.method == "GET" and req.path == "/state":
+            if req.headers.get("authorization") != f"Bearer {TOKEN}":
+                return Reply(401, {"error": "bad token"})
+            self.state_reads += 1
+            if self.pending and self.delay_polls is not None and self.state_reads > self.delay_polls:
+                self.version, self.pending = self.pending, None
+            return Reply(200, {"version": self.version, "ready": True, "restarts": 0, "deploying": False})
+        self.deliveries.append(req)
+        body = req.json()
+        if body["expected_version"] != self.version:
+            return Reply(409, {"error": f"runs {self.version}, not {body['expected_version']}"})
+        self.pending = body["params"]["to_version"]
+        return Reply(202, {"accepted": True})
+
+
+@pytest.fixture
+def stateful(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[StatefulReceiver, str]]:
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    rec = StatefulReceiver()
+    with serve(rec.handle) as url:
+        yield rec, url
+
+
+def stateful_webhook(url: str, **extra: object) -> WebhookExecutor:
+    config = {
+        "type": "webhook",
+        "url": url + "/hook",
+        "state_url": url + "/state",
+        "token_env": TOKEN_ENV,
+        "confirm_timeout_s": 2,
+        **extra,
+    }
+    executor = WebhookExecutor.from_config(config)
+    executor.poll_interval_s = 0.01
+    return executor
+
+
+def test_a_202_is_done_once_the_state_shows_the_rollback(stateful: tuple[StatefulReceiver, str]) -> None:
+    receiver, url = stateful
+    receiver.delay_polls = 3  # the receiver acts a moment after it answered 202
+    executor = stateful_webhook(url)
+    state = executor.probe("checkout")
+    assert (state.version, state.ready, state.source) == ("v42", True, f"GET {url}/state")
+    result = executor.run(ROLLBACK)
+    assert result.status == "done", result.detail
+    assert result.label == "rolled back" and result.changed
+    assert result.detail.endswith("; confirmed: checkout runs v41 · ready · 0 crash restarts")
+
+
+def test_a_202_that_never_acted_is_unknown_not_rolled_back(stateful: tuple[StatefulReceiver, str]) -> None:
+    receiver, url = stateful
+    receiver.delay_polls = None
+    result = stateful_webhook(url, confirm_timeout_s=0.2).run(ROLLBACK)
+    assert result.status == "unknown"
+    assert result.detail.endswith("; after 0.2 s the state does not show it (v42 · ready · 0 crash restarts)")
+    assert "rolled back" not in result.label and not result.changed
+
+
+def test_a_state_endpoint_that_answers_nonsense_is_a_one_line_probe_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from console.executors import ProbeError
+
+    monkeypatch.setenv(TOKEN_ENV, TOKEN)
+    with serve(lambda req: Reply(200, ["not", "a", "state"])) as url:
+        with pytest.raises(ProbeError, match="answered no JSON object with a 'version' string"):
+            stateful_webhook(url).probe("checkout")

@@ -155,8 +155,12 @@ def start_lab(
     prometheus = PrometheusStub(profile)
     steady = PrometheusStub(healthy)
     tokens = {
-        "alertmanager": {"sha256": hash_token(ALERTMANAGER_TOKEN), "role": "viewer"},
-        "deployer": {"sha256": hash_token(DEPLOYER_TOKEN), "role": "viewer"},
+        "alertmanager": {
+            "sha256": hash_token(ALERTMANAGER_TOKEN),
+            "role": "viewer",
+            "identity": "alertmanager",
+        },
+        "deployer": {"sha256": hash_token(DEPLOYER_TOKEN), "role": "viewer", "identity": "ci-deployer"},
     }
     settings = Settings(
         data_dir=data_dir or tmp_path / "data",

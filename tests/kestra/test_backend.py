@@ -83,6 +83,7 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
         "approved": True,
         "comment": "leak confirmed",
         "approver": "bob",
+        "rollback_target": None,  # a scenario's rollback keeps its recorded target
     }
     executed = task_values(done.task_run("execute"))["executed"]
     assert any(a.get("mode") == "approved" for a in executed)

@@ -124,6 +124,7 @@ def test_run_to_pause_get_logs_and_resume(loaded: FakeKestra, client: KestraClie
         "approved": True,
         "comment": "roll it back",
         "approver": "bob",
+        "rollback_target": None,
     }
     assert done.outputs["deployment_status"] == "rolled back"
     # resuming again: 409 → KestraConflict with a plain message
@@ -136,11 +137,16 @@ def test_resume_requires_the_required_inputs(loaded: FakeKestra, client: KestraC
     with pytest.raises(KestraBadRequest, match="approver"):
         client.resume(ex_id, {"approved": True})
     assert loaded.executions[ex_id]["state"]["current"] == "PAUSED"
-    # comment is optional: absent, it is null (Kestra applies no prefill)
+    # comment and rollback_target are optional: absent, they are null (Kestra applies no prefill)
     client.resume(ex_id, {"approved": True, "approver": "bob"})
     loaded.wait_state(ex_id, {"SUCCESS", "FAILED"})
     run = next(r for r in loaded.executions[ex_id]["taskRunList"] if r["taskId"] == "approval")
-    assert run["outputs"]["onResume"] == {"approved": True, "comment": None, "approver": "bob"}
+    assert run["outputs"]["onResume"] == {
+        "approved": True,
+        "comment": None,
+        "approver": "bob",
+        "rollback_target": None,
+    }
 
 
 def test_kill_paused_then_conflict_and_unknown(loaded: FakeKestra, client: KestraClient) -> None:

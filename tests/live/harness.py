@@ -47,7 +47,9 @@ class Windows:
     post_action_s: float = 15.0
 
 
-def services_yaml(prom_url: str, stack: DemoStack, windows: Windows, token_env: str) -> str:
+def services_yaml(
+    prom_url: str, stack: DemoStack, windows: Windows, token_env: str, executor_extra: str = ""
+) -> str:
     return (
         "services:\n"
         f"  {SERVICE}:\n"
@@ -58,7 +60,7 @@ def services_yaml(prom_url: str, stack: DemoStack, windows: Windows, token_env: 
         "scrape_interval_s: 1}\n"
         f"    logs: {{type: jsonl, path: '{stack.log_file}'}}\n"
         f"    executor: {{type: demo-service, url: '{stack.deployer_url}', token_env: {token_env}, "
-        "verify_timeout_s: 15}\n"
+        f"verify_timeout_s: 15{executor_extra}}}\n"
     )
 
 
@@ -83,6 +85,7 @@ class LiveLane:
         windows: Windows = Windows(),
         rps: float = 20.0,
         poll_s: float = 2.0,
+        executor_extra: str = "",
     ) -> LiveLane:
         """The demo service with load, then Prometheus on its two ports, then the engine.
 
@@ -103,7 +106,9 @@ class LiveLane:
             )
             os.environ[token_env] = stack.token if token is None else token
             services = workdir / "services.yaml"
-            services.write_text(services_yaml(prom.url, stack, windows, token_env), encoding="utf-8")
+            services.write_text(
+                services_yaml(prom.url, stack, windows, token_env, executor_extra), encoding="utf-8"
+            )
             settings = Settings(data_dir=workdir / "data", services_file=services, live_poll_s=poll_s)
             runtime = embedded_runtime(settings, max_workers=2)
         except BaseException:

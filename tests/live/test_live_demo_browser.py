@@ -5,8 +5,11 @@ console, two password users), with tight windows:
 alice signs in and double-clicks "v1.2.0-leak" in the Live section (one deploy, one run) → the
 loop decides ROLLBACK early and the section says "Awaiting approval" with a link to the card → bob,
 signed in elsewhere, follows that link and approves → the deployer runs v1.0.0 again → the section
-shows the measured outcome (resolved). Screenshots of the section mid-run and after the recovery go
-to ``LIVE_SCREENS_DIR`` when it is set (1440×900). About a minute.
+shows the measured outcome (resolved). Then the card shows now: the leak again, its card open in
+bob's browser, its now strip changing while it is open; a deploy straight to the deployer meanwhile
+supersedes it, and Approve goes off with the reason. Screenshots of the section mid-run, after the
+recovery and of the superseded card go to ``LIVE_SCREENS_DIR`` when it is set (1440×900). About a
+minute and a half.
 """
 
 from __future__ import annotations
@@ -59,6 +62,31 @@ def wait_text(locator, text: str, timeout_s: float) -> float:
     started = time.monotonic()
     locator.get_by_text(text, exact=False).first.wait_for(timeout=timeout_s * 1000)
     return time.monotonic() - started
+
+
+def read_at(strip) -> str:
+    """When the card's now strip was last read (its first line: "Now (read 12:54:48 UTC) · ...")."""
+    return strip.inner_text().splitlines()[0].split(")")[0]
+
+
+def wait_for_approval(stack: LiveStack, deployment_id: str, timeout_s: float = 90) -> dict:
+    """The pending approval of the run the deployer's announcement of ``deployment_id`` started."""
+    deadline = time.monotonic() + timeout_s
+    store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
+    try:
+        while True:
+            rows = [
+                r
+                for r in store.list_deployments(service="demo-service", limit=20)
+                if r.get("ref") == deployment_id
+            ]
+            approval = store.approval_for_execution(rows[0]["execution_id"]) if rows else None
+            if approval is not None and approval["status"] == "pending":
+                return approval
+            assert time.monotonic() < deadline, f"no pending approval for {deployment_id}"
+            time.sleep(0.2)
+    finally:
+        store.close()
 
 
 def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
@@ -133,9 +161,45 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         print(f"approve → measured outcome shown: {time.monotonic() - approved:.1f} s")
         screenshot(alice, "live-after-recovery.png")
 
+        # the card shows now: alice deploys the leak again; bob keeps its card open; its now strip
+        # changes while it is open; a deploy made meanwhile supersedes it and Approve goes off
+        stack.wait_steady()
+        again = stack.demo.deploy(LEAK, by="alice", reason="once more")
+        pending = wait_for_approval(stack, again["id"])
+        # bob is still signed in (the session cookie): the link opens the card at once
+        bob.goto(f"{stack.console_url}/approvals?approval={pending['id']}")
+        wait_ready(bob)
+        bob.get_by_test_id("stSidebar").get_by_text("bob", exact=True).wait_for(timeout=10_000)
+        strip = bob.locator(f".st-key-now_{pending['id']}")
+        strip.get_by_text("at the decision", exact=False).first.wait_for(timeout=30_000)
+        assert "Error rate" in strip.inner_text()  # what users feel, beside the decisive memory
+        first = read_at(strip)
+        approve = bob.locator(f".st-key-approve_{pending['id']} button")
+        assert approve.is_enabled()
+        # bob starts approving and types while the strip keeps reading: nothing he typed is lost
+        approve.click()
+        comment = bob.locator(".st-key-approval_comment textarea")
+        comment.fill("checking the heap first")
+        opened = time.monotonic()
+        while read_at(strip) == first:
+            assert time.monotonic() < opened + 30, f"the now strip was not read again: {first}"
+            bob.wait_for_timeout(250)
+        print(f"the now strip was read again {time.monotonic() - opened:.1f} s later, the dialog open")
+        assert comment.input_value() == "checking the heap first"
+        bob.locator(".st-key-approval_cancel button").click()
+
         # a deploy made straight to the deployer (as with curl) starts the loop through its
-        # announcement to /api/deployments
+        # announcement to /api/deployments, and supersedes the open card
         direct = stack.demo.deploy("v1.1.0-fast", by="carol", reason="from a pipeline")
+        strip.get_by_text("running v1.1.0-fast", exact=False).first.wait_for(timeout=30_000)
+        bob.get_by_text("this approval is superseded and cannot be approved", exact=False).first.wait_for(
+            timeout=30_000
+        )
+        off = bob.locator(f".st-key-approve_off_{pending['id']}")
+        off.get_by_text("v1.1.0-fast is running now", exact=False).first.wait_for(timeout=10_000)
+        assert not bob.locator(f".st-key-approve_{pending['id']} button").is_enabled()
+        if os.environ.get("LIVE_SCREENS_DIR"):
+            bob.screenshot(path=str(Path(os.environ["LIVE_SCREENS_DIR"]) / "live-card-superseded.png"))
         deadline = time.monotonic() + 20
         store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
         try:

@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from console.loop import revisions
 from tests.live.conftest import require_prometheus
 from tests.live.harness import LiveLane, task_outputs
 
@@ -63,10 +64,22 @@ def _finish(lane: LiveLane, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _leak_known_good(lane: LiveLane) -> dict[str, Any]:
+    """The leak where the executor cannot reach the deployer: v1.0.0 is known-good because an
+    operator marked it so (the loop cannot read the deployer to learn it), so the rollback is planned."""
+    marked = revisions.event(
+        "demo-service", "v1.0.0", revisions.MARKED_GOOD, "2026-01-01T00:00:00Z", "ran for a year",
+        source="operator", actor="carol",
+    )  # fmt: skip
+    with lane.runtime.store.write() as conn:
+        lane.runtime.store.add_revision_events_in(conn, [marked])
+    return _leak(lane)
+
+
 LANES = {
     "leak": (_leak, None),
     "healthy": (_healthy, None),
-    "failing": (_leak, WRONG_TOKEN),
+    "failing": (_leak_known_good, WRONG_TOKEN),
 }
 
 
@@ -109,11 +122,11 @@ def _lane(lanes: dict[str, dict[str, Any]], name: str) -> dict[str, Any]:
 def test_a_leak_is_rolled_back_early_after_approval_and_its_recovery_measured(lanes):
     out = _lane(lanes, "leak")
     paused, done = out["paused"], out["done"]
-    # decided before the verification window's end, on evidence the strict rule calls conclusive
+    # decided before the verification window's end, on evidence that holds at any stopping time
     assert paused.state.value == "PAUSED", out["logs"]
     collect = task_outputs(paused, "collect")["verification"]
     assert collect["ended"] == "early" and collect["elapsed_s"] < 30, collect
-    assert "consecutive evaluations" in collect["reason"]
+    assert f"conclusive after {collect['samples_after']} real samples since the deploy" in collect["reason"]
     assert set(collect["links"]) >= {"error_rate", "memory_utilization"}
     assert out["paused_after_s"] < 30
     decision = task_outputs(paused, "summarize")["decision"]

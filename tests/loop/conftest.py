@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from dataclasses import replace as _replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
+import pytest
 
 from console.telemetry.times import format_ts
 
 DEPLOYED_AT = datetime(2026, 11, 29, 17, 0, tzinfo=UTC).timestamp()
+TOKEN = "deployer-token-for-tests-0123456789"
+"""The deployer token of the ``live`` fixture (the stand-in deployer's, in DEMO_DEPLOYER_TOKEN)."""
 BASELINE_S = 15.0
 
 Profile = Callable[[float], dict[str, float]]
@@ -87,3 +92,59 @@ def until_done(step, data: dict, settings, clock: FakeClock, *, looks: list | No
         out = step({**data, "watch": out["watch"]}, settings, clock=clock)
     return out
 
+
+def services_file(tmp_path: Path, executor: str, *, prometheus: str | None = None) -> Path:
+    log = tmp_path / "demo-service.log"
+    if not log.exists():
+        log.write_text("", encoding="utf-8")
+    path = tmp_path / "services.yaml"
+    text = (
+        "services:\n  demo-service:\n    environment: live-demo\n"
+        "    windows: {baseline_s: 15, verify_s: 30, post_action_s: 15}\n"
+        f"    logs: {{type: jsonl, path: {log}}}\n"
+    )
+    if prometheus:
+        text += (
+            f"    prometheus: {{url: '{prometheus}', selector: 'service=\"demo-service\"', "
+            "scrape_interval_s: 1}\n"
+        )
+    path.write_text(text + executor, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def live(settings, tmp_path, monkeypatch):
+    """``live(executor_section)``: settings whose services file gives demo-service that executor."""
+    monkeypatch.setenv("DEMO_DEPLOYER_TOKEN", TOKEN)
+
+    def configure(executor: str, **kw):
+        return _replace(settings, services_file=services_file(tmp_path, executor, **kw))
+
+    return configure
+
+
+def record_revision(
+    store,
+    service: str,
+    version: str,
+    kind: str,
+    at: str,
+    *,
+    window: tuple[str | None, str | None] = (None, None),
+) -> None:
+    """One event in a service's revision history, as a watched live run would leave it (``kind``:
+    ``verified_healthy``, ``judged_faulty``, ...)."""
+    from console.loop import revisions
+
+    ev = revisions.event(
+        service,
+        version,
+        kind,
+        at,
+        kind.replace("_", " "),
+        source="loop",
+        execution_id=f"E-{version}",
+        window=window,
+    )
+    with store.write() as conn:
+        store.add_revision_events_in(conn, [ev])

@@ -82,6 +82,16 @@ def test_confidence_is_the_success_rate_weighted_by_how_many_runs():
         ({"guards": ["memory_utilization 95.2% ≥ 90% and rising"]}, "out_of_memory"),
         ({"metrics": {"latency_p95_ms": {"name": "latency_p95_ms", "classification": "High"}}}, "latency"),
         ({"metrics": [{"name": "error_rate", "classification": "High"}]}, "error_rate"),
+        # a leak decided on its climb to the limit, before any guard or out-of-memory log
+        (
+            {
+                "metrics": [
+                    {"name": "error_rate", "classification": "Pass"},
+                    {"name": "memory_utilization", "classification": "High", "basis": "trend"},
+                ]
+            },
+            "out_of_memory",
+        ),
         ({}, "unknown"),
         # Handed over by Kestra, so malformed: guards that are a number, a metric named by a dict.
         ({"guards": 7, "metrics": 3, "log_patterns": "x"}, "unknown"),

@@ -15,10 +15,9 @@ import pytest
 from console.loop import steps
 from console.telemetry.times import format_ts
 from tests.executors.servers import closed_port_url, run_deployer
-from tests.loop.conftest import DEPLOYED_AT, FakeClock, until_done
+from tests.loop.conftest import DEPLOYED_AT, TOKEN, FakeClock, until_done
 
 ROOT = Path(__file__).resolve().parents[2]
-TOKEN = "deployer-token-for-tests-0123456789"
 PLAN = {
     "auto": [{"name": "collect_diagnostics", "risk": "LOW", "reason": "dumps", "params": {}}],
     "approval": [
@@ -38,7 +37,10 @@ DEPLOYMENT = {
     "previous_version": "v1.0.0",
     "deployed_at": format_ts(DEPLOYED_AT),
 }
-APPROVED = {"approved": True, "approver": "bob", "comment": "leak confirmed"}
+TARGET = {"version": "v1.0.0", "reason": "healthy, verified 10:02 for 45 s", "source": "revision history"}
+APPROVED = {"approved": True, "approver": "bob", "comment": "leak confirmed", "rollback_target": TARGET}
+"""An approval as the approval service resumes the run: with the target it checked against the
+revision history (the plan's ``to_version`` came from the announcement: a hint, never used)."""
 WATCHED = {
     "ended": "early",
     "reason": "hard guard",
@@ -56,35 +58,6 @@ WATCHED_ROLLBACK = {
     "verification": WATCHED,
 }
 """execute's input: the approved rollback plan of a watched live deployment."""
-
-
-def services_file(tmp_path: Path, executor: str, *, prometheus: str | None = None) -> Path:
-    log = tmp_path / "demo-service.log"
-    if not log.exists():
-        log.write_text("", encoding="utf-8")
-    path = tmp_path / "services.yaml"
-    text = (
-        "services:\n  demo-service:\n    environment: live-demo\n"
-        "    windows: {baseline_s: 15, verify_s: 30, post_action_s: 15}\n"
-        f"    logs: {{type: jsonl, path: {log}}}\n"
-    )
-    if prometheus:
-        text += (
-            f"    prometheus: {{url: '{prometheus}', selector: 'service=\"demo-service\"', "
-            "scrape_interval_s: 1}\n"
-        )
-    path.write_text(text + executor, encoding="utf-8")
-    return path
-
-
-@pytest.fixture
-def live(settings, tmp_path, monkeypatch):
-    monkeypatch.setenv("DEMO_DEPLOYER_TOKEN", TOKEN)
-
-    def configure(executor: str, **kw):
-        return replace(settings, services_file=services_file(tmp_path, executor, **kw))
-
-    return configure
 
 
 def executor_section(url: str) -> str:
@@ -106,16 +79,20 @@ def test_execute_rolls_back_through_the_deployer_and_says_so(live):
                 "by": "devops-loop (approved by bob)",
                 "reason": "devops-loop rollback_deployment, execution x, after deployment dep-1, of v1.1.0",
                 "to": "v1.0.0",
+                "expected_version": "v1.1.0",  # compare-and-swap: the version the decision was about
             }
         ]
     assert out["deployment_status"] == "rolled back" and out["simulated"] is False and out["skipped"] == []
     diagnostics, rollback = out["executed"]
     assert diagnostics["mode"] == "auto" and diagnostics["label"] == "diagnostics collected"
     assert set(rollback) == {
-        "name", "risk", "reason", "params", "mode",
+        "name", "risk", "reason", "params", "mode", "watch", "target", "precondition", "request",
         "action", "status", "simulated", "dry_run", "executor", "detail", "label", "commands",
         "started_at", "finished_at", "evidence",
     }  # fmt: skip
+    assert rollback["target"] == TARGET and rollback["params"]["to_version"] == "v1.0.0"
+    assert rollback["precondition"]["state"]["version"] == "v1.1.0"  # read right before the call
+    assert rollback["precondition"]["superseded"] is None and out["superseded"] is None
     assert (
         rollback["mode"] == "approved" and rollback["status"] == "done" and rollback["label"] == "rolled back"
     )
@@ -188,26 +165,29 @@ def test_an_action_recorded_by_an_interrupted_run_is_never_run_again(live):
         reports: list[dict] = []
         first = steps.execute(data, settings, on_progress=lambda p: reports.append(json.loads(json.dumps(p))))
         assert len(deployer.posts("/rollback")) == 1
-        # each action is reported started, then with its result, in order
+        # each action is reported checking, calling (a change), then with its result, in order
         assert [sorted(k for k, v in r.items() if "result" in v) for r in reports] == [
-            [], ["0:auto:collect_diagnostics"], ["0:auto:collect_diagnostics"],
-            ["0:auto:collect_diagnostics", "1:approved:rollback_deployment"],
+            [], [], ["0:auto:collect_diagnostics"], ["0:auto:collect_diagnostics"],
+            ["0:auto:collect_diagnostics"], ["0:auto:collect_diagnostics", "1:approved:rollback_deployment"],
         ]  # fmt: skip
+        phases = [r.get("1:approved:rollback_deployment", {}).get("phase") for r in reports]
+        assert phases == [None, None, None, "checking", "calling", "calling"]
         again = steps.execute(data, settings, progress=reports[-1])
         assert len(deployer.posts("/rollback")) == 1  # not a second time
         assert again["executed"] == first["executed"] and again["deployment_status"] == "rolled back"
-        # started but no result (the process died during the call): not run again, a failure saying so
-        started = {
-            **reports[-1],
-            "1:approved:rollback_deployment": reports[2]["1:approved:rollback_deployment"],
-        }
-        unknown = steps.execute(data, settings, progress=started)
-        assert len(deployer.posts("/rollback")) == 1
-    rollback = unknown["executed"][1]
-    assert rollback["status"] == "failed" and rollback["detail"].startswith(
-        "interrupted: the console stopped"
-    )
-    assert unknown["deployment_status"] == "rollback failed"
+        # the process died during the call (its request was kept): never "failed"; the deployer keeps
+        # idempotency keys, so the same call with the same key answers what the first one did
+        calling = next(
+            r for r in reports if r.get("1:approved:rollback_deployment", {}).get("phase") == "calling"
+        )
+        started = {**reports[-1], "1:approved:rollback_deployment": calling["1:approved:rollback_deployment"]}
+        settled = steps.execute(data, settings, progress=started)
+        assert len(deployer.posts("/rollback")) == 2 and len(deployer.records) == 1  # asked again, acted once
+    rollback = settled["executed"][1]
+    assert rollback["status"] == "done", rollback["detail"]
+    assert rollback["evidence"]["reconciled"]["first_detail"].startswith("interrupted: the console stopped")
+    assert rollback["evidence"]["replayed"] is True
+    assert settled["deployment_status"] == "rolled back"
 
 
 def test_collect_live_reads_the_configured_source_and_watches_the_window(live, tmp_path):
@@ -234,10 +214,16 @@ def test_collect_live_reads_the_configured_source_and_watches_the_window(live, t
     stamps = [r["ts"] for r in out["snapshot"]["logs"]]
     assert stamps[0] == format_ts(DEPLOYED_AT - 15) and stamps[-1] == format_ts(DEPLOYED_AT + 30)
     verification = out["verification"]
-    assert set(verification) == {"ended", "reason", "evaluations", "elapsed_s", "notes", "links"}
+    assert set(verification) == {
+        "ended", "reason", "evaluations", "elapsed_s", "samples_after", "rule", "notes", "links",
+        "baseline_health", "target_state",
+    }  # fmt: skip
+    assert verification["target_state"] is None  # no real executor to read the state from
     assert verification["ended"] == "window end" and verification["elapsed_s"] == 30.0
     assert verification["evaluations"] == 15 and clock.now == pytest.approx(DEPLOYED_AT + 30)
     assert "metrics: no Prometheus configured for this service" in verification["notes"]
+    # logs only: nothing that matters can be judged, so no CONTINUE; no metric source, so no wait for one
+    assert verification["rule"] == "insufficient-evidence" and verification["samples_after"] == 0
 
 
 def test_verify_live_waits_the_post_action_window_and_a_failing_source_is_inconclusive(live):

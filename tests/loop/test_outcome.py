@@ -103,7 +103,7 @@ def test_too_few_points_is_inconclusive():
         window_start=format_ts(POST_START),
         window_end=format_ts(POST_START + 1),
     )
-    assert measured["status"] == O.INCONCLUSIVE and "not enough points" in measured["reason"]
+    assert measured["status"] == O.INCONCLUSIVE and "not enough real samples" in measured["reason"]
 
 
 ROLLBACK_DONE = {"name": "rollback_deployment", "status": "done", "simulated": False}

@@ -116,9 +116,23 @@ def test_overrides_drop_and_add_metrics(services_file) -> None:
         ("services: {x: {prometheus: {}}}", "services.x.prometheus.url: missing"),
         (
             "services: {x: {prometheus: {url: 'http://h:1', profile: k8s}}}",
-            "services.x.prometheus.profile: unknown profile 'k8s' (known: demo-service, kubernetes, "
-            "micrometer)",
+            "services.x.prometheus.profile: unknown profile 'k8s' (known: auto, demo-service, micrometer, "
+            "opentelemetry, go, python, kubernetes, client)",
         ),
+        (
+            "services: {x: {prometheus: {url: 'http://h:1', profile: auto}}}",
+            'services.x.prometheus.selector: profile auto needs a selector (e.g. job="shop-api")',
+        ),
+        (
+            "services: {x: {prometheus: {url: 'http://h:1', dimension_label: 'a-b'}}}",
+            "services.x.prometheus.dimension_label: 'a-b' is not a Prometheus label name",
+        ),
+        (
+            "services: {x: {prometheus: {url: 'http://h:1', memory_limit_bytes: -5}}}",
+            "services.x.prometheus.memory_limit_bytes: must be a positive number, got -5",
+        ),
+        ("services: {x: {objectives: {error_ratio: 2}}}", "services.x.objectives.error_ratio: a fraction"),
+        ("services: {x: {objectives: {apdex: 2}}}", "services.x.objectives.apdex: unknown key"),
         (
             "services: {x: {prometheus: {url: 'http://h:1', urll: 1}}}",
             "services.x.prometheus.urll: unknown key (allowed: url, profile",
@@ -262,3 +276,33 @@ def test_settings_read_the_services_file_and_windows_from_the_environment(tmp_pa
     defaults = Settings()
     assert defaults.services_file is None
     assert (defaults.live_baseline_s, defaults.live_verify_s, defaults.live_post_action_s) == (30, 45, 30)
+
+
+def test_a_new_service_is_a_url_a_selector_and_at_most_a_limit(services_file) -> None:
+    """The three lines of the README: profile auto, a selector, a memory limit; the rest defaults."""
+    path = services_file(
+        "services:\n"
+        "  shop-api:\n"
+        "    prometheus: {url: 'http://127.0.0.1:9090', profile: auto, selector: 'job=\"shop-api\"', "
+        "memory_limit_bytes: 268435456}\n"
+    )
+    service = load_services(path).service("shop-api")
+    prom = service.metrics
+    assert (prom.kind, prom.profile, prom.selector, prom.memory_limit_bytes) == (
+        "prometheus", "auto", 'job="shop-api"', 268435456.0,
+    )  # fmt: skip
+    assert service.prometheus is prom  # the section as readers of Prometheus only know it
+    assert prom.dimension_label is None and prom.status_label is None  # found in the series
+    assert service.objectives.empty and service.trend_horizon_s == 3600.0
+
+
+def test_objectives_and_horizon_are_read(services_file) -> None:
+    path = services_file(
+        "services:\n  x:\n    objectives: {error_ratio: 0.01, latency_p95_ms: 250}\n"
+        "    trend_horizon_s: 600\n"
+        "    prometheus: {url: 'http://h:1', dimension_label: route, status_label: status_code}\n"
+    )
+    service = load_services(path).service("x")
+    assert (service.objectives.error_ratio, service.objectives.latency_p95_ms) == (0.01, 250.0)
+    assert service.trend_horizon_s == 600.0
+    assert (service.metrics.dimension_label, service.metrics.status_label) == ("route", "status_code")

@@ -169,7 +169,7 @@ def test_a_snapshot_from_real_prometheus_and_the_log_file(backfilled: Backfilled
         name="demo-service",
         environment="live-demo",
         windows=Windows(60, 60, 30),
-        prometheus=backfilled.config(),
+        metrics=backfilled.config(),
         logs=JsonlLogsConfig(path=log),
     )
     deployment = {"id": "d-1", "service": "demo-service", "version": "v1.2.0", "previous_version": "v1.0.0",

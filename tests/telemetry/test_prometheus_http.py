@@ -29,30 +29,70 @@ def source(url: str, **kw: object) -> PrometheusSource:
 
 
 def test_the_request_is_a_form_encoded_post_with_the_bearer_token(local_server: Callable) -> None:
-    answer = {
-        "status": "success",
-        "warnings": ["results may be partial: one store unavailable"],
-        "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1800000000, "0.25"]]}]},
+    rule = "service:http_requests_errors:ratio_rate5s"
+    answers = {
+        "/prom/api/v1/query_range": {
+            "status": "success",
+            "warnings": ["results may be partial: one store unavailable"],
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1800000000, "0.25"]]}]},
+        },
+        # the rule's raw samples: the point at 1800000000 rests on a real one
+        "/prom/api/v1/query": {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": [[1799999999.2, "0.25"]]}]},
+        },
+        "/prom/api/v1/label/__name__/values": {"status": "success", "data": [rule]},
     }
     server = local_server(
-        lambda request, method, body: (200, {"Content-Type": "application/json"}, json_body(answer))
-    )
+        lambda request, method, body: (
+            200, {"Content-Type": "application/json"}, json_body(answers[request.path.split("?")[0]])
+        )
+    )  # fmt: skip
     result = source(server.url + "/prom/", token_env="PROM_TOKEN", selector='service="x"').fetch(
         1_800_000_000 - 30, 1_800_000_000
     )
     assert result.metrics == {"error_rate": [(1_800_000_000.0, 0.25)]}
-    assert result.notes == ["error_rate: Prometheus warned: results may be partial: one store unavailable"]
-    method, path, headers, body = server.requests_seen[0]
-    assert (method, path) == ("POST", "/prom/api/v1/query_range")
+    assert result.samples == {"error_rate": 1}
+    assert "error_rate: Prometheus warned: results may be partial: one store unavailable" in result.notes
+    seen = {p.split("?")[0]: (method, headers, body) for method, p, headers, body in server.requests_seen}
+    method, headers, body = seen["/prom/api/v1/query_range"]
+    assert method == "POST"
     assert headers["Content-Type"] == "application/x-www-form-urlencoded"
-    assert headers["Authorization"] == "Bearer tok-secret"
+    assert all(h["Authorization"] == "Bearer tok-secret" for _, h, _ in seen.values())
     form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
     assert form == {
-        "query": 'service:http_requests_errors:ratio_rate5s{service="x"}',
+        "query": f'{rule}{{service="x"}}',
         "start": "1799999970.000",
         "end": "1800000000.000",
         "step": "15",  # 30 s window, default 15 s scrape interval
     }
+    samples = {k: v[0] for k, v in parse_qs(seen["/prom/api/v1/query"][2].decode()).items()}
+    assert samples == {"query": f'{rule}{{service="x"}}[30s]', "time": "1800000000.000"}
+
+
+def test_a_point_without_a_real_sample_behind_it_is_a_look_back_copy(local_server: Callable) -> None:
+    """Prometheus repeats the last sample for up to 5 minutes where it has none: those points go."""
+    points = [[1_800_000_000 - 60 + 15 * i, "0.5"] for i in range(5)]
+    samples = [[1_800_000_000 - 60 + 15 * i - 0.4, "0.5"] for i in (0, 1)]  # then Prometheus stopped
+    answers = {
+        "/api/v1/query_range": {"status": "success", "data": {"resultType": "matrix",
+                                                             "result": [{"metric": {}, "values": points}]}},
+        "/api/v1/query": {"status": "success", "data": {"resultType": "matrix",
+                                                       "result": [{"metric": {}, "values": samples}]}},
+        "/api/v1/label/__name__/values": {"status": "success", "data": []},
+    }  # fmt: skip
+    server = local_server(
+        lambda request, method, body: (
+            200, {"Content-Type": "application/json"}, json_body(answers[request.path.split("?")[0]])
+        )
+    )  # fmt: skip
+    result = source(server.url, selector='service="x"').fetch(1_800_000_000 - 60, 1_800_000_000)
+    assert result.metrics == {"error_rate": [(1_800_000_000 - 60.0, 0.5), (1_800_000_000 - 45.0, 0.5)]}
+    assert result.samples == {"error_rate": 2}
+    assert (
+        "error_rate: 3 of 5 points had no real sample behind them (Prometheus' look-back copies): left out"
+        in result.notes
+    )
 
 
 @pytest.mark.parametrize(

@@ -11,14 +11,16 @@ import pytest
 import yaml
 
 from console.telemetry.config import PrometheusConfig
-from console.telemetry.prometheus import PrometheusSource, parse_matrix
+from console.telemetry.prometheus import PrometheusSource, parse_matrix, profile_metrics
 from console.telemetry.promql import (
     MAX_POINTS,
     choose_step,
+    detect_profile,
     format_duration,
     load_profiles,
     rate_range,
     render,
+    sample_selector,
 )
 from live.processes import (
     RULES_FILE,
@@ -115,16 +117,68 @@ def test_rendering_fills_selector_range_and_step() -> None:
 
 def test_every_profile_defines_canonical_metrics_only_with_known_placeholders() -> None:
     profiles = load_profiles()
-    assert set(profiles) == {"demo-service", "kubernetes", "micrometer"}
+    assert list(profiles) == [
+        "demo-service", "micrometer", "opentelemetry", "go", "python", "kubernetes", "client",
+    ]  # fmt: skip
     assert set(profiles["demo-service"].metrics) == CANONICAL
     assert set(profiles["kubernetes"].metrics) == CANONICAL
     assert set(profiles["micrometer"].metrics) == CANONICAL - {"pod_restarts"}
     for profile in profiles.values():
         assert profile.description
+        # every profile counts requests and latency from raw series; the standard ones need no PromQL
+        assert {"requests", "latency"} <= set(profile.families), profile.name
+        assert CANONICAL - {"cpu_utilization"} <= profile_metrics(profile) | {"memory_utilization"}
         for expr in profile.metrics.values():
             rendered = render(expr, selector='a="b"', range_s=4, step_s=1)
             assert "{selector}" not in rendered and "{range}" not in rendered and "{step}" not in rendered
             assert "{http_selector}" not in rendered
+
+
+@pytest.mark.parametrize(
+    ("names", "picked"),
+    [
+        ({"http_requests_total", "http_request_duration_seconds_bucket", "python_info",
+          "process_resident_memory_bytes"}, "python"),
+        ({"http_requests_total", "go_goroutines", "go_info", "process_resident_memory_bytes"}, "go"),
+        ({"http_server_request_duration_seconds_bucket", "http_server_request_duration_seconds_count",
+          "process_memory_usage_bytes"}, "opentelemetry"),
+        ({"http_server_duration_milliseconds_bucket", "go_goroutines"}, "opentelemetry"),
+        ({"http_server_requests_seconds_count", "jvm_memory_used_bytes"}, "micrometer"),
+        ({"service:http_requests:rate5s", "http_requests_total"}, "demo-service"),
+        ({"container_memory_working_set_bytes", "kube_pod_container_status_restarts_total"}, "kubernetes"),
+        ({"http_requests_total", "process_cpu_seconds_total"}, "client"),
+    ],
+)  # fmt: skip
+def test_profile_auto_picks_from_the_metric_names_and_says_why(names: set[str], picked: str) -> None:
+    profile, why = detect_profile(names)
+    assert profile is not None and profile.name == picked
+    assert why.startswith(f"profile {picked} picked automatically: the selector has ")
+
+
+def test_profile_auto_without_a_fit_says_what_it_found() -> None:
+    profile, why = detect_profile({"node_load1", "node_cpu_seconds_total"})
+    assert profile is None
+    assert why.startswith(
+        "profile auto: no profile fits the metric names the selector has (node_cpu_seconds_total, "
+    )
+    assert "pick one of demo-service, micrometer" in why
+
+
+@pytest.mark.parametrize(
+    ("promql", "selector"),
+    [
+        ('rule:errors:ratio_rate5s{service="x"}', 'rule:errors:ratio_rate5s{service="x"}'),
+        ('(sum(rate(x{code=~"5..",job="a"}[4s])) or vector(0)) / sum(rate(x{job="a"}[4s]))', 'x{job="a"}'),
+        ('(sum(rate(x{code=~"5.."}[4s])) or vector(0)) / sum(rate(x[4s]))', "x"),
+        ("clamp_min(a - a offset 1s, 0)", "a"),
+        ("1000 * histogram_quantile(0.95, sum by (le) (rate(b_bucket[5s])))", "b_bucket"),
+        ("max(process_cpu_usage * on (job, instance) system_cpu_count)", "system_cpu_count"),
+        ("vector(1)", None),
+    ],
+)  # fmt: skip
+def test_the_series_that_counts_a_querys_real_samples(promql: str, selector: str | None) -> None:
+    """The last vector selector: the denominator of a ratio, the only series of a rule."""
+    assert sample_selector(promql) == selector
 
 
 def test_values_arrive_as_strings_and_non_numbers_are_dropped_and_counted() -> None:

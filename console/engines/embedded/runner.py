@@ -149,7 +149,7 @@ class EmbeddedEngine:
         return (
             {"deployment": dep, "source": source},
             {"deployment": dep},
-            {"source": source, **(labels or {})},
+            {**(labels or {}), "source": source},  # the console's own key wins over a caller's
         )
 
     def launch_deployment(
@@ -509,6 +509,8 @@ class EmbeddedEngine:
             )
         if task_id == "verify":
             return steps.verify(data, s, clock=self.clock)
+        if task_id == "decide":
+            return steps.decide({**data, **self._history(outputs)}, s)
         step: Callable[[dict[str, Any], Settings], dict[str, Any]] = getattr(steps, task_id)
         return step(data, s)
 
@@ -537,6 +539,16 @@ class EmbeddedEngine:
             self._enqueue_in(
                 conn, execution_id, launch, None, due_at=due, reason=reason, urgent=bool(result.get("urgent"))
             )
+
+    def _history(self, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """For a watched live deployment, its service's revision history and the deployment, which
+        ``decide`` takes besides the wiring's inputs, so the plan takes its rollback target from the
+        history (Kestra's tasks do not read the console's store: there the approval does it)."""
+        collected = outputs.get("collect") or {}
+        deployment = (collected.get("snapshot") or {}).get("deployment") or {}
+        if not collected.get("verification") or not deployment.get("service"):
+            return {}
+        return {"revisions": self.store.revision_events(str(deployment["service"])), "deployment": deployment}
 
     def _guard_running(self, conn: Connection, execution_id: str) -> None:
         row = self.store.execution_state_in(conn, execution_id)
@@ -740,7 +752,15 @@ class EmbeddedEngine:
 
     # -- Backend: control -----------------------------------------------------------------------------
 
-    def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
+    def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool,
+        comment: str,
+        approver: str,
+        rollback_target: dict[str, Any] | None = None,
+    ) -> None:
         with self.store.write() as conn:
             row = self.store.execution_state_in(conn, execution_id)
             if row is None:
@@ -755,6 +775,8 @@ class EmbeddedEngine:
                 "approver": approver,
                 "resumed": {"by": approver, "on": now_text()},
             }
+            if rollback_target:
+                outputs["rollback_target"] = rollback_target
             self.store.transition_task_run_in(
                 conn, execution_id, APPROVAL_TASK, State.RUNNING, State.SUCCESS, outputs=outputs
             )

@@ -61,6 +61,15 @@ def task_values(run: TaskRun | None) -> dict[str, Any]:
     return {}
 
 
+def collected_snapshot(execution: Execution) -> dict[str, Any]:
+    """The snapshot an execution's ``collect`` produced, else the one it was given as input, else {}."""
+    snapshot = task_values(execution.task_run("collect")).get("snapshot")
+    if isinstance(snapshot, dict):
+        return snapshot
+    given = (execution.inputs or {}).get("snapshot")
+    return given if isinstance(given, dict) else {}
+
+
 class KestraBackend:
     """Implements :class:`console.engines.backend.Backend` against Kestra's REST API."""
 
@@ -171,7 +180,8 @@ class KestraBackend:
             "source": source,
             "triggered_by": triggered_by,
         }
-        return self._trigger(inputs, {"triggered_by": triggered_by, "source": source, **(labels or {})})
+        # the console's own key wins over a caller's, as on the embedded engine
+        return self._trigger(inputs, {"triggered_by": triggered_by, **(labels or {}), "source": source})
 
     def launch_incident(
         self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
@@ -327,9 +337,20 @@ class KestraBackend:
         return f"{base}/ui/{tenant}/executions/{self.namespace}/{flow_id}/{execution_id}"
 
     # ------------------------------------------------------------------ control
-    def resume(self, execution_id: str, *, approved: bool, comment: str, approver: str) -> None:
-        """Resume the ``approval`` Pause with its onResume inputs approved / comment / approver."""
-        inputs = {"approved": bool(approved), "comment": comment or "", "approver": approver}
+    def resume(
+        self,
+        execution_id: str,
+        *,
+        approved: bool,
+        comment: str,
+        approver: str,
+        rollback_target: dict[str, Any] | None = None,
+    ) -> None:
+        """Resume the ``approval`` Pause with its onResume inputs approved / comment / approver, and
+        ``rollback_target`` (JSON) when the approval service confirmed one."""
+        inputs: dict[str, Any] = {"approved": bool(approved), "comment": comment or "", "approver": approver}
+        if rollback_target:
+            inputs["rollback_target"] = rollback_target
         try:
             self.client.resume(execution_id, inputs)
         except KestraConflict:
@@ -380,19 +401,13 @@ class KestraBackend:
         pause = pause or execution.task_run(APPROVAL_TASK)
         decided = task_values(execution.task_run("decide"))
         plan = decided.get("plan") if isinstance(decided.get("plan"), dict) else {}
-        decision = task_values(execution.task_run("summarize")).get("decision") or {}
         actions = list(plan.get("approval") or [])
         requested = (pause.start if pause else None) or execution.start
         expires = requested + timedelta(minutes=self.settings.approval_timeout_minutes) if requested else None
-        snapshot = task_values(execution.task_run("collect")).get("snapshot")
-        if not isinstance(snapshot, dict):
-            given = execution.inputs.get("snapshot")
-            snapshot = given if isinstance(given, dict) else {}
-        deployment = snapshot.get("deployment") or {}
+        deployment = collected_snapshot(execution).get("deployment") or {}
         requested_by = (
             execution.inputs.get("triggered_by") or execution.labels.get("triggered_by") or "kestra"
         )
-        confidence = decided.get("confidence")
         return {
             "execution_id": execution.id,
             "deployment_id": execution.inputs.get("deployment_id") or deployment.get("id"),
@@ -403,12 +418,22 @@ class KestraBackend:
             "requested_by": requested_by,
             "requested_at": format_time(requested) if requested else None,
             "expires_at": format_time(expires) if expires else None,
-            "verdict": decided.get("verdict") or decision.get("verdict"),
-            "severity": decided.get("severity") or decision.get("severity"),
-            "confidence": confidence if confidence is not None else decision.get("confidence"),
-            "decision": decision,
+            **_verdict_of(execution, decided),
             "plan": plan,
         }
+
+
+def _verdict_of(execution: Execution, decided: dict[str, Any]) -> dict[str, Any]:
+    """Verdict, severity and confidence as ``decide`` gave them, else as the decision said, and the
+    decision itself."""
+    decision = task_values(execution.task_run("summarize")).get("decision") or {}
+    confidence = decided.get("confidence")
+    return {
+        "verdict": decided.get("verdict") or decision.get("verdict"),
+        "severity": decided.get("severity") or decision.get("severity"),
+        "confidence": confidence if confidence is not None else decision.get("confidence"),
+        "decision": decision,
+    }
 
 
 def _flatten(execution: Execution) -> Execution:

@@ -107,10 +107,14 @@ TASK_TYPES: dict[str, TaskType] = {
         "outputs executionId state",
     ),
     PAUSE: _type("id type", "pauseDuration behavior onResume onPause delay", "onResume resumed"),
-    IF: _type("id type condition then", "else errors finally", "",
-              ("then", "else", "errors", "finally"), True),
+    IF: _type(
+        "id type condition then", "else errors finally", "", ("then", "else", "errors", "finally"), True
+    ),
     SWITCH: _type(
-        "id type value cases", "defaults errors finally", "value defaults", ("defaults", "errors", "finally"),
+        "id type value cases",
+        "defaults errors finally",
+        "value defaults",
+        ("defaults", "errors", "finally"),
         True,
     ),
     LOG: _type("id type message", "level", ""),
@@ -122,8 +126,9 @@ TASK_TYPES: dict[str, TaskType] = {
 TRIGGER_TYPES: dict[str, TaskType] = {
     WEBHOOK: TaskType(
         _words("id type key"),
-        _words("id type key description conditions disabled stopAfter inputs wait returnOutputs logLevel "
-               "labels"),
+        _words(
+            "id type key description conditions disabled stopAfter inputs wait returnOutputs logLevel labels"
+        ),
         frozenset(),
     ),
 }
@@ -142,7 +147,9 @@ PROJECT_IMAGE = "devops-loop-console:latest"
 STEP_COMMAND = re.compile(r"^python -m console step (\w+) (?:\{\{ ?workingDir ?\}\}/)?([\w.-]+) --kestra$")
 ISO_DURATION = re.compile(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$")
 SECRET_KEY = re.compile(r"^\{\{\s*secret\('[A-Z0-9_]+'\)\s*\}\}$")
-APPROVAL_INPUTS = {"approved": "BOOL", "comment": "STRING", "approver": "STRING"}
+APPROVAL_INPUTS = {"approved": "BOOL", "comment": "STRING", "approver": "STRING", "rollback_target": "JSON"}
+"""The approval Pause's onResume inputs, as the console's resume sends them."""
+OPTIONAL_APPROVAL_INPUTS = ("comment", "rollback_target")
 
 
 @dataclass(frozen=True, order=True)
@@ -469,7 +476,11 @@ def _lint_subflow(
 
 
 def _given_inputs(
-    flow: _Flow, where: str, given: Mapping[str, Any], declared: Mapping[Any, dict[str, Any]], rule: str,
+    flow: _Flow,
+    where: str,
+    given: Mapping[str, Any],
+    declared: Mapping[Any, dict[str, Any]],
+    rule: str,
     to: str,
 ) -> None:
     """Inputs passed to a flow (by a Subflow task, by a Webhook trigger) against what it declares, as
@@ -524,13 +535,17 @@ def _lint_pause(flow: _Flow, doc: dict[str, Any], where: str, task: _Task) -> No
             flow.add(
                 f"{where}.onResume",
                 "project/approval-inputs",
-                "onResume must be approved BOOL, comment STRING, approver STRING (what the console sends)",
+                "onResume must be approved BOOL, comment STRING, approver STRING, rollback_target JSON "
+                "(what the console sends)",
             )
-        elif declared["comment"].get("required", True) or not declared["approver"].get("required", True):
+        elif any(
+            declared[iid].get("required", True) != (iid not in OPTIONAL_APPROVAL_INPUTS) for iid in declared
+        ):
             flow.add(
                 f"{where}.onResume",
                 "project/approval-inputs",
-                "comment is optional (required: false), approved and approver are required",
+                "comment and rollback_target are optional (required: false); approved and approver "
+                "are required",
             )
 
 

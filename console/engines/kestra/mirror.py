@@ -32,7 +32,7 @@ from console.domain.models import format_time, parse_time
 from console.domain.names import RequesterSource
 from console.domain.vocabulary import APPROVAL_TASK, DeploymentStatus
 from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, BackendUnavailable
-from console.engines.kestra.backend import KestraBackend, task_values, translate_error
+from console.engines.kestra.backend import KestraBackend, collected_snapshot, task_values, translate_error
 from console.engines.kestra.client import KestraError
 from console.engines.projection import Projection, deployment_row_id
 from console.settings import Settings
@@ -273,41 +273,16 @@ class KestraMirror:
         """The deployment, scenario, requester and source of a Kestra execution, from its inputs and
         what its collect step produced."""
         inputs = execution.inputs or {}
-        snapshot = task_values(execution.task_run("collect")).get("snapshot")
-        if not isinstance(snapshot, dict):
-            given = inputs.get("snapshot")
-            snapshot = given if isinstance(given, dict) else {}
-        deployment = dict(snapshot.get("deployment") or {})
-        for key, name in (("deployment_id", "id"), ("service", "service"), ("version", "version"),
-                          ("previous_version", "previous_version"), ("deployed_at", "deployed_at"),
-                          ("deployed_by", "deployed_by")):  # fmt: skip
-            if inputs.get(key) and not deployment.get(name):
-                deployment[name] = inputs[key]
-        incident = task_values(execution.task_run("collect")).get("incident")
-        if execution.flow_id == INCIDENT_FLOW_ID and isinstance(incident, dict):
-            for name in ("service", "version"):
-                if incident.get(name) and not deployment.get(name):
-                    deployment[name] = incident[name]
-            deployment.setdefault("deployed_at", inputs.get("starts_at") or incident.get("starts_at"))
-        elif execution.flow_id == INCIDENT_FLOW_ID and not deployment.get("deployed_at"):
-            deployment["deployed_at"] = inputs.get("starts_at")
+        snapshot = collected_snapshot(execution)
         scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
         if scenario is None and inputs.get("scenario"):
             scenario = {"id": inputs["scenario"]}
-        if execution.flow_id == INCIDENT_FLOW_ID:
-            source = str(inputs.get("source") or "alertmanager")
-        elif inputs.get("scenario"):
-            source = "scenario"
-        elif isinstance(inputs.get("snapshot"), dict) and inputs["snapshot"]:
-            source = "snapshot"
-        else:
-            source = str(inputs.get("source") or "deployment")
         triggered_by = str(inputs.get("triggered_by") or execution.labels.get("triggered_by") or "kestra")
         return {
-            "deployment": deployment,
+            "deployment": _deployment_of(execution, snapshot),
             "scenario": scenario,
             "triggered_by": triggered_by,
-            "source": source,
+            "source": _source_of(execution),
         }
 
     # -- in the background ------------------------------------------------------------------------------
@@ -334,3 +309,48 @@ class KestraMirror:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+_INPUT_FIELDS = (
+    ("deployment_id", "id"),
+    ("service", "service"),
+    ("version", "version"),
+    ("previous_version", "previous_version"),
+    ("deployed_at", "deployed_at"),
+    ("deployed_by", "deployed_by"),
+)
+"""The flow inputs that fill a deployment's fields its snapshot leaves empty."""
+
+
+def _deployment_of(execution: Execution, snapshot: dict[str, Any]) -> dict[str, Any]:
+    """The execution's deployment: its snapshot's, completed from the inputs (and, for an incident,
+    from the incident collect found; its window starts at the alert's start)."""
+    inputs = execution.inputs or {}
+    deployment = dict(snapshot.get("deployment") or {})
+    for key, name in _INPUT_FIELDS:
+        if inputs.get(key) and not deployment.get(name):
+            deployment[name] = inputs[key]
+    if execution.flow_id != INCIDENT_FLOW_ID:
+        return deployment
+    incident = task_values(execution.task_run("collect")).get("incident")
+    if not isinstance(incident, dict):
+        if not deployment.get("deployed_at"):
+            deployment["deployed_at"] = inputs.get("starts_at")
+        return deployment
+    for name in ("service", "version"):
+        if incident.get(name) and not deployment.get(name):
+            deployment[name] = incident[name]
+    deployment.setdefault("deployed_at", inputs.get("starts_at") or incident.get("starts_at"))
+    return deployment
+
+
+def _source_of(execution: Execution) -> str:
+    """Where the run came from, as the read model's ``source`` says it."""
+    inputs = execution.inputs or {}
+    if execution.flow_id == INCIDENT_FLOW_ID:
+        return str(inputs.get("source") or "alertmanager")
+    if inputs.get("scenario"):
+        return "scenario"
+    if isinstance(inputs.get("snapshot"), dict) and inputs["snapshot"]:
+        return "snapshot"
+    return str(inputs.get("source") or "deployment")

@@ -381,6 +381,8 @@ class _Filter(_Node):
 _PRECEDENCE = {
     "or": 10, "and": 15, "is": 20, "is not": 20, "==": 30, "!=": 30, "|": 100, "??": 120, "???": 120,
 }  # fmt: skip
+
+
 def _outside(what: str, line: int, known: frozenset[str] = frozenset()) -> PebbleSyntaxError:
     supported = f" (supported: {', '.join(sorted(known))})" if known else ""
     what = f"{what} (line {line})"

@@ -63,11 +63,13 @@ def input_problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     if "required" in spec and not isinstance(spec["required"], bool):
         problems.append(("kestra/input", "'required' must be a boolean (Input.required)"))
     if spec.get("defaults") is not None and spec.get("required") is False:
-        problems.append((
-            "kestra/input-defaults-required",
-            "Inputs with a default value must be required, since the default is always applied "
-            "(InputValidator): drop 'required: false', or use 'prefill' for an optional initial value",
-        ))
+        problems.append(
+            (
+                "kestra/input-defaults-required",
+                "Inputs with a default value must be required, since the default is always applied "
+                "(InputValidator): drop 'required: false', or use 'prefill' for an optional initial value",
+            )
+        )
     if spec.get("defaults") is not None and spec.get("prefill") is not None:
         message = "Inputs with a default value cannot also have a prefill (InputValidator)"
         problems.append(("kestra/input-defaults-prefill", message))
@@ -100,7 +102,7 @@ def parse_value(kind: str, raw: Any, what: str) -> Any:
                 return raw
             text = str(raw)
             if not _JAVA_INT.match(text) or not -(2**31) <= int(text) < 2**31:
-                raise ValueError(f"For input string: \"{text}\"")
+                raise ValueError(f'For input string: "{text}"')
             return int(text)
         if kind == "FLOAT":
             if isinstance(raw, int | float) and not isinstance(raw, bool):
@@ -109,7 +111,7 @@ def parse_value(kind: str, raw: Any, what: str) -> Any:
             if text in ("NaN", "Infinity", "+Infinity", "-Infinity"):
                 return float(text.replace("Infinity", "inf"))
             if not _JAVA_FLOAT.match(text):
-                raise ValueError(f"For input string: \"{raw}\"")
+                raise ValueError(f'For input string: "{raw}"')
             return java_float(float(text.rstrip("fFdD")))
         if kind == "JSON":
             if isinstance(raw, dict | list):
