@@ -12,6 +12,7 @@ from console.presentation.formatting import md_escape
 from ui import refresh
 from ui.identity import identity_sidebar, sign_in_banners
 from ui.services import get_services, safe, sidebar_status
+from ui.shell import degraded_banner
 
 st.set_page_config(page_title="DevOps Loop Console", page_icon=":material/autorenew:", layout="wide")
 
@@ -53,5 +54,6 @@ if identity is not None and identity.is_admin:
 sign_in_banners(settings)
 if services.error:
     st.warning(md_escape(services.error), icon="⚠️")
+degraded_banner(services)
 
 st.navigation(pages).run()

@@ -31,6 +31,7 @@ Approvals page go through the same approval service, store and engine.
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,8 +47,10 @@ from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
 from console.inbound import Inbound
 from console.notify import Dispatcher
+from console.presentation.health import StoreCondition
 from console.settings import Settings, SettingsError, load_settings
 from console.storage import Store
+from console.storage.database import WAL_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +84,31 @@ class Services:
     sessions: Sessions | None = None
     """Password sessions behind the session cookie (the pages' sign-in and ``/auth/session``)."""
     closed: bool = field(default=False, init=False, repr=False)
+
+    def store_condition(self) -> StoreCondition | None:
+        """What the health check and the pages' banner judge the store by (None without a store)."""
+        store = self.store
+        if store is None:
+            return None
+        fault = store.fault()
+        try:
+            usage = shutil.disk_usage(store.path.parent)
+            free, total = usage.free, usage.total
+        except OSError:
+            free = total = None
+        retrying = 0
+        if isinstance(self.backend, EmbeddedEngine) and self.backend.scheduler is not None:
+            retrying = self.backend.scheduler.snapshot().retrying
+        return StoreCondition(
+            fault_kind=fault.kind if fault else None,
+            fault_since=fault.since if fault else None,
+            fault_message=fault.message if fault else "",
+            free_bytes=free,
+            total_bytes=total,
+            wal_bytes=store.wal_bytes(),
+            wal_bound_bytes=WAL_MAX_BYTES,
+            retrying_runs=retrying,
+        )
 
     def close(self, wait: bool = True) -> None:
         """Stop the notifications, the mirror, the expiry timer and the engine's workers."""
@@ -168,7 +196,7 @@ def embedded_runtime(
     approvals = ApprovalService(engine.store, engine, settings, expire_every_s=expire_every_s)
     report = wire_embedded(engine, approvals, recover=recover, expiry_timer_s=expiry_timer_s)
     notifier = None if synchronous else start_notifications(settings, engine.store, poll_s=notify_poll_s)
-    inbound = Inbound(engine.store, engine, settings)
+    inbound = Inbound(engine.store, engine, settings, local=engine)
     return EmbeddedRuntime(settings, engine.store, engine, approvals, report, notifier, inbound)
 
 
@@ -188,7 +216,7 @@ def open_services(settings: Settings | None = None) -> Services:
     recovery: list[dict[str, Any]] = []
     errors: list[str] = []
     try:
-        store = Store(settings.db_path)
+        store = Store(settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000))
     except Exception as exc:  # a missing/corrupt database must not take the console down
         log.exception("store unavailable")
         errors.append(f"Store unavailable: {one_line(exc)}")
@@ -225,7 +253,10 @@ def open_services(settings: Settings | None = None) -> Services:
         except Exception as exc:
             log.exception("notifications unavailable")
             errors.append(f"Notifications unavailable: {one_line(exc)}")
-    inbound = Inbound(store, backend, settings) if store is not None and backend is not None else None
+    inbound = None
+    if store is not None and backend is not None:  # on the embedded engine, intake and launch commit together
+        local = backend if isinstance(backend, EmbeddedEngine) else None
+        inbound = Inbound(store, backend, settings, local=local)
     sessions: Sessions | None = None
     if store is not None:
         try:

@@ -94,6 +94,26 @@ class Settings:
     live_reconcile_s: float = 120.0
     """How long verify keeps reading a service whose action's result is unknown (a frozen deployer, a
     lost answer) before measuring; the post-action window starts once the result is known."""
+    live_telemetry_grace_s: float = 120.0
+    """How long a live run waits for a source that fails at the moment it must judge (the window's
+    end, the post-action window) before it escalates "telemetry lost since T"."""
+
+    # reliability of the embedded engine (console/engines/embedded): faults are waited out, then escalated
+    store_busy_timeout_s: float = 5.0
+    """How long one write waits for a lock another writer holds before it counts as a fault."""
+    store_fault_escalate_s: float = 600.0
+    """A run whose store writes keep failing (locked, disk full) retries with backoff this long,
+    then escalates (a note on the deployment, a notification) instead of waiting on."""
+    engine_sweep_s: float = 15.0
+    """How often the engine looks for runs nobody runs (a dead process's, a worker that stopped)."""
+
+    # fairness of what arrives (console/inbound): one caller cannot fill the engine's queue
+    intake_budget: int = 20
+    """Runs in progress (not paused, not ended) one caller (an API token, GitHub, the console) may
+    have; past it a delivery is answered 503 with Retry-After and nothing of it is kept."""
+    alerts_per_delivery: int = 50
+    """Alerts of one Alertmanager delivery handled per request (Alertmanager's own max_alerts
+    shape); the rest are answered 503 so Alertmanager sends them again."""
 
     # learning from measured outcomes (console/loop/effectiveness.py): when on, an automatic action
     # whose measured record for the root cause is poor goes to a human instead (stricter only)
@@ -338,6 +358,12 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_SIGNIN_MAX_LOCK_S": ("signin_max_lock_s", float),
     "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
     "LIVE_POLL_S": ("live_poll_s", float),
+    "LIVE_TELEMETRY_GRACE_S": ("live_telemetry_grace_s", float),
+    "CONSOLE_STORE_BUSY_TIMEOUT_S": ("store_busy_timeout_s", float),
+    "CONSOLE_STORE_FAULT_ESCALATE_S": ("store_fault_escalate_s", float),
+    "CONSOLE_ENGINE_SWEEP_S": ("engine_sweep_s", float),
+    "CONSOLE_INTAKE_BUDGET": ("intake_budget", int),
+    "CONSOLE_ALERTS_PER_DELIVERY": ("alerts_per_delivery", int),
     "LIVE_RECONCILE_S": ("live_reconcile_s", float),
     "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", flag),
 }
@@ -427,6 +453,14 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         raise SettingsError("LIVE_RECONCILE_S must be zero or more")
     if settings.incident_lookback_s < 0:
         raise SettingsError("CONSOLE_INCIDENT_LOOKBACK_S must be 0 or more (seconds)")
+    if settings.live_telemetry_grace_s < 0:
+        raise SettingsError("LIVE_TELEMETRY_GRACE_S must be 0 or more (seconds)")
+    if settings.store_fault_escalate_s <= 0:
+        raise SettingsError("CONSOLE_STORE_FAULT_ESCALATE_S must be positive (seconds)")
+    if settings.store_busy_timeout_s <= 0 or settings.engine_sweep_s <= 0:
+        raise SettingsError("CONSOLE_STORE_BUSY_TIMEOUT_S and CONSOLE_ENGINE_SWEEP_S must be positive")
+    if settings.intake_budget < 1 or settings.alerts_per_delivery < 1:
+        raise SettingsError("CONSOLE_INTAKE_BUDGET and CONSOLE_ALERTS_PER_DELIVERY must be at least 1")
     _check_identity(settings)
     return settings
 

@@ -11,6 +11,8 @@ so a row added above it keeps the same one open; the filters are keyed widgets a
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from console.loop.postmortem import NoIncident, build_postmortem
@@ -66,7 +68,19 @@ if not rows:
         st.info("No deployments match these filters.")
     st.stop()
 
-frame = tables.deployments_frame(rows)
+analyzing = [r["execution_id"] for r in rows if r.get("status") == "analyzing" and r.get("execution_id")]
+
+
+def standing(positions: dict[str, dict]) -> dict[str, tuple[bool, int]]:
+    """What the list shows of the queue ("queued, N ahead"): a change to it reruns the page."""
+    return {run: (bool(p.get("due")), int(p.get("ahead") or 0)) for run, p in positions.items()}
+
+
+positions = safe(store.queue_positions, analyzing, time.time(), default={}, what="the run queue")
+refresh.drawn("deployments_queue", standing(positions))
+if analyzing:
+    refresh.watch("deployments_queue", lambda: standing(store.queue_positions(analyzing, time.time())))
+frame = tables.deployments_frame(rows, positions)
 ids = [str(i) for i in frame["deployment_id"]]
 chosen = st.query_params.get("deployment")
 shown = selected_rows(st.session_state.get("deployments_table"))

@@ -1,4 +1,5 @@
-"""Every page runs inside ``app.py``'s shell (sidebar, identity, role-filtered menu), deep links too."""
+"""Every page runs inside ``app.py``'s shell (sidebar, identity, role-filtered menu), deep links too;
+the shell's banners (the store degraded) show on every page."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ import runpy
 from pathlib import Path
 
 import streamlit as st
+
+from console.presentation import formatting as fmt
+from console.presentation import health
+from console.runtime import Services
 
 APP_SCRIPT = Path(__file__).resolve().parent.parent / "app.py"
 
@@ -29,3 +34,15 @@ def require_app_shell() -> None:
         PagesManager.uses_pages_directory = False
         runpy.run_path(str(APP_SCRIPT), run_name="__main__")
         st.stop()
+
+
+def degraded_banner(services: Services) -> None:
+    """The banner of every page while the store is degraded (locked, disk full, nearly full)."""
+    try:
+        condition = services.store_condition()
+    except Exception:  # the banner never takes a page down
+        return
+    text = health.degraded_banner(condition) if condition is not None else None
+    if text:
+        st.error(fmt.md_escape(text), icon=":material/database:")
+

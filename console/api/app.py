@@ -2,8 +2,9 @@
 
 Every endpoint but ``GET /api/health`` goes through the :class:`~console.api.guard.Guard` (token,
 rate limit). Every answer is JSON, errors included: unknown paths (404), wrong methods (405), a
-busy store (503 with ``Retry-After``: the request either committed or did nothing) and anything
-unexpected (500, one line; the traceback goes to the server log only). One log line per request
+busy store (503 with ``Retry-After``) or a full or failing disk (507 with ``Retry-After``: either
+way the request either committed or did nothing) and anything unexpected (500, one line; the
+traceback goes to the server log only). One log line per request
 names the method, the path, the status, the token's name and the time; never a header, a query
 string or a body.
 """
@@ -30,12 +31,11 @@ from console.api.health import HealthChecker
 from console.api.http import ApiError, JsonAnswer, error_answer
 from console.api.intake import GITHUB_CALLER, GITHUB_SIGNATURE, post_alerts, post_deployments
 from console.runtime import Services, shared_services
-from console.storage import StoreBusy
+from console.storage import StoreFault, StoreFull
 
 log = logging.getLogger("console.api")
 
 PREFIX = "/api"
-BUSY_RETRY_S = "2"
 Handler = Callable[[Request, Context], Awaitable[Response]]
 _UNSAFE = re.compile(r"[^\x21-\x7e]")
 
@@ -75,8 +75,10 @@ class Api:
                 response = await handler(request, Context(services, token))
             except ApiError as exc:
                 response = error_answer(exc)
-            except StoreBusy as exc:
-                response = error_answer(ApiError(503, str(exc), headers={"Retry-After": BUSY_RETRY_S}))
+            except StoreFault as exc:
+                status = 507 if isinstance(exc, StoreFull) else 503
+                retry = {"Retry-After": str(exc.retry_after_s)}
+                response = error_answer(ApiError(status, str(exc), headers=retry, extra={"fault": exc.kind}))
             except Exception as exc:
                 log.exception("API %s %s failed", request.method, _log_path(request.url.path))
                 response = error_answer(

@@ -1,4 +1,6 @@
-"""``GET /api/executions/{id}``: where a run stands — its state, the decision (verdict, severity,
+"""``GET /api/executions/{id}``: where a run stands — its state, its place in the engine's queue
+(``queue``: "queued" with how many runs go first, or "waiting" until a moment; the deployment's
+``progress`` says it in words), the decision (verdict, severity,
 confidence, summary), the plan, the approval, the deployment's status and the recorded outcome —
 on either engine, read through the same parts as the Executions page. An incident run
 (``incident-handler``, ``kind: "incident"``) also says its incident (open or resolved, its alerts)
@@ -6,6 +8,7 @@ and how the alert's severity routed the plan (``routing``)."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -17,15 +20,19 @@ from console.api.http import ApiError, JsonAnswer, finite
 from console.domain.executions import Execution
 from console.domain.models import format_time
 from console.engines.backend import INCIDENT_FLOW_ID, BackendError, BackendUnavailable
+from console.presentation.queue import queue_state, run_progress
 from console.presentation.tables import execution_decision, task_output
 
 MEASURED_KEYS = ("status", "reason", "source", "simulated", "window", "measured_at")
 
 
-def _deployment_json(row: dict[str, Any] | None, execute: dict[str, Any]) -> dict[str, Any] | None:
+def _deployment_json(
+    row: dict[str, Any] | None, execute: dict[str, Any], position: dict[str, Any] | None
+) -> dict[str, Any] | None:
     if row is None and not execute:
         return None
     row = row or {}
+    status = row.get("status") or execute.get("deployment_status")
     return {
         "id": row.get("id"),
         "service": row.get("service"),
@@ -34,7 +41,8 @@ def _deployment_json(row: dict[str, Any] | None, execute: dict[str, Any]) -> dic
         "environment": row.get("environment"),
         "deployed_at": row.get("deployed_at"),
         "deployed_by": row.get("deployed_by"),
-        "status": row.get("status") or execute.get("deployment_status"),
+        "status": status,
+        "progress": run_progress(status, position),
         "simulated": execute.get("simulated"),
     }
 
@@ -112,8 +120,10 @@ def execution_json(
     deployment: dict[str, Any] | None,
     engine_link: str | None = None,
     incident: dict[str, Any] | None = None,
+    position: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The run as the API shows it (pure: the reads happen in the handler)."""
+    """The run as the API shows it (pure: the reads happen in the handler); ``position`` is its
+    place in the embedded engine's queue (``Store.queue_positions``), if it is queued."""
     decision = execution_decision(execution)
     execute = task_output(execution, "execute", "executed") is not None
     execute_out: dict[str, Any] = {}
@@ -129,6 +139,7 @@ def execution_json(
         "flow": f"{execution.namespace}.{execution.flow_id}",
         "kind": "incident" if execution.flow_id == INCIDENT_FLOW_ID else "deployment",
         "state": execution.state.value,
+        "queue": queue_state(position),
         "started_at": format_time(execution.start) if execution.start else None,
         "ended_at": format_time(execution.end) if execution.end else None,
         "duration_s": finite(execution.duration_s),
@@ -147,7 +158,7 @@ def execution_json(
         else None,
         "plan": plan if isinstance(plan, dict) else None,
         "approval": approval_json(approval) if approval is not None else None,
-        "deployment": _deployment_json(deployment, execute_out),
+        "deployment": _deployment_json(deployment, execute_out, position),
         "incident": _incident_json(incident, execution),
         "routing": task_output(execution, "decide", "routing"),
         "outcome": _outcome_json(task_output(execution, "record", "outcome")),
@@ -178,6 +189,7 @@ async def get_execution(request: Request, ctx: Context) -> JsonAnswer:
             deployment=store.deployment_for_execution(execution_id),
             engine_link=backend.ui_link(execution_id),
             incident=store.incident_for_execution(execution_id),
+            position=store.queue_positions([execution_id], time.time()).get(execution_id),
         )
 
     return JsonAnswer(await run_in_threadpool(read))

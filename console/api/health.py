@@ -1,9 +1,12 @@
 """``GET /api/health``: can the console serve, and how are the parts it talks to.
 
-Each part is ``{"status": "up" | "down" | "not configured", "reason": "one line"}``:
+Each part is ``{"status": "up" | "degraded" | "down" | "not configured", "reason": "one line"}``:
 
 - ``store`` (SQLite) and ``engine`` (embedded or Kestra): the answer is 200 when both are up, 503
-  otherwise (a load balancer takes the console out);
+  otherwise (a load balancer takes the console out). A store that reads but refuses writes (locked,
+  disk full), a disk nearly full, or runs waiting out such a fault, is ``degraded`` with the reason
+  (:func:`console.presentation.health.store_problem`); the answer is then 200 with the overall
+  ``status: "degraded"``: reads are served, writes answer 503/507 with Retry-After;
 - ``kestra`` when ``KESTRA_URL`` is set (then it is the engine), ``prometheus`` for every server the
   services file names (``GET /-/ready``, with the source's credentials), ``llm`` when
   ``TOGETHER_API_KEY`` is set (``GET /v1/models``): reported, never the reason for a 503;
@@ -29,12 +32,13 @@ import requests
 
 from console.domain.models import format_time
 from console.loop.narrative import LLMFailure, normalize_base_url
+from console.presentation.health import store_problem
 from console.runtime import Services
 from console.telemetry import build_source
 from console.telemetry.config import load_services
 from console.telemetry.errors import TelemetryError
 
-UP, DOWN, NOT_CONFIGURED = "up", "down", "not configured"
+UP, DOWN, NOT_CONFIGURED, DEGRADED = "up", "down", "not configured", "degraded"
 CACHE_S = 5.0
 LLM_CACHE_S = 60.0
 """The LLM is a paid service on the internet: its probe is repeated at most once a minute."""
@@ -71,6 +75,10 @@ def check_store(services: Services) -> Check:
         services.store.ping()
     except Exception as exc:
         return Check(DOWN, f"cannot read the database ({type(exc).__name__})")
+    condition = services.store_condition()
+    problem = store_problem(condition) if condition is not None else None
+    if problem is not None:
+        return Check(DEGRADED, _line(problem, 300))
     return Check(UP, f"SQLite, schema version {services.store.schema_version}")
 
 
@@ -204,9 +212,10 @@ class HealthChecker:
             )
             checks["prometheus"] = prometheus.result()
             checks["llm"] = llm.result()
-        serving = checks["store"].status == UP and checks["engine"].status == UP
+        serving = checks["store"].status in (UP, DEGRADED) and checks["engine"].status == UP
+        degraded = checks["store"].status == DEGRADED
         body = {
-            "status": UP if serving else DOWN,
+            "status": (DEGRADED if degraded else UP) if serving else DOWN,
             "engine": services.settings.backend_name,
             "checked_at": format_time(datetime.now(UTC)),
             "checks": {name: check.to_dict() for name, check in checks.items()},

@@ -8,10 +8,14 @@ Answers (JSON):
 - ``200`` when nothing new was started: a retried or concurrent duplicate (with the run the first
   one started), an alert attached to its open incident, a resolved alert, a payload that announces
   nothing (a GitHub status that is not ``success``);
-- ``400`` naming the field of a malformed payload; ``422`` when the service has no telemetry source
-  configured (every alert of the delivery, for alerts); ``503`` (``Retry-After``) when the engine or
-  the console's configuration cannot serve now, ``502`` when the engine refused: nothing is kept, a
-  retry starts it.
+- ``400`` naming the field of a malformed payload (a time outside the sane range too); ``422`` when
+  the service has no telemetry source configured (every alert of the delivery, for alerts); ``503``
+  (``Retry-After``) when the engine or the console's configuration cannot serve now, or the caller
+  has its budget of runs in progress, ``502`` when the engine refused: nothing is kept, a retry
+  starts it;
+- ``503`` (``Retry-After``) for a delivery some of whose alerts were **deferred** (past
+  ``CONSOLE_ALERTS_PER_DELIVERY`` new alerts, or past the caller's budget): the body lists each
+  alert's status; Alertmanager retries any 5xx, and the alerts already handled are duplicates then.
 
 GitHub cannot send a bearer token: a request carrying ``X-Hub-Signature-256`` is authenticated by
 that HMAC of the raw body with ``CONSOLE_GITHUB_WEBHOOK_SECRET`` instead (failures count against the
@@ -28,7 +32,7 @@ from starlette.requests import Request
 from console.api.context import Context
 from console.api.guard import Guard
 from console.api.http import ApiError, JsonAnswer, parse_json, read_body, read_json
-from console.inbound import IGNORED, LAUNCHED, InboundError, Outcome
+from console.inbound import DEFERRED, IGNORED, LAUNCHED, InboundError, Outcome
 from console.intake import PayloadError, verify_github_signature
 
 GITHUB_SIGNATURE = "x-hub-signature-256"
@@ -45,8 +49,11 @@ def _links(execution_id: str | None) -> dict[str, str] | None:
     }
 
 
+DEFERRED_RETRY_S = "5"
+
+
 def _inbound_error(exc: InboundError) -> ApiError:
-    headers = {"Retry-After": "5"} if exc.status == 503 else None
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.status == 503 else None
     return ApiError(exc.status, str(exc), headers=headers)
 
 
@@ -72,13 +79,18 @@ async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
         reasons = list(dict.fromkeys(o.reason for o in outcomes if o.reason))
         raise ApiError(422, "; ".join(reasons)[:500] or "no alert could be handled")
     launched = any(o.status == LAUNCHED for o in outcomes)
+    deferred = sum(1 for o in outcomes if o.status == DEFERRED)
     answer: dict[str, Any] = {
-        "status": "accepted",
+        "status": "partly deferred" if deferred else "accepted",
         "execution_id": runs[0] if runs else None,
         "execution_ids": runs,
         "launched": sum(1 for o in outcomes if o.status == LAUNCHED),
+        "deferred": deferred,
         "alerts": [o.to_dict() for o in outcomes],
     }
+    if deferred:  # 5xx: Alertmanager sends the delivery again (a 4xx it would drop)
+        answer["error"] = f"{deferred} alert(s) deferred: send the delivery again after Retry-After"
+        return JsonAnswer(answer, 503, {"Retry-After": DEFERRED_RETRY_S})
     return JsonAnswer(answer, 202 if launched else 200)
 
 

@@ -116,10 +116,16 @@ class Execution:
         return (self.end - self.start).total_seconds()
 
     def task_run(self, task_id: str) -> TaskRun | None:
-        for run in self.task_runs:
-            if run.task_id == task_id:
+        """The task's run. A step that looks (collect, verify in a Kestra loop) runs once per look:
+        the first run that is not a look still waiting (``done: false`` in its outputs or their
+        ``vars``), else its latest look."""
+        runs = [run for run in self.task_runs if run.task_id == task_id]
+        for run in runs:
+            outputs = run.outputs or {}
+            inner = outputs.get("vars") if isinstance(outputs.get("vars"), dict) else outputs
+            if inner.get("done") is not False:
                 return run
-        return None
+        return runs[-1] if runs else None
 
     def to_kestra(self) -> dict[str, Any]:
         state: dict[str, Any] = {

@@ -24,8 +24,13 @@ from console.domain.vocabulary import (
     DeploymentStatus,
 )
 from console.loop import revisions
+from console.loop.verification import TELEMETRY_LOST
 from console.storage import Connection, Store, now_text
 from console.storage.codec import put_document_in
+
+ESCALATED_EVENT = "deployment.escalated"
+"""The audit event of a run that escalates without a human's decision (telemetry lost, the store
+refusing writes); the notifications follow it."""
 
 
 def deployment_row_id(deployment: dict[str, Any], execution_id: str) -> str:
@@ -80,6 +85,9 @@ class Projection:
         if task_id == "collect":
             self._collected(conn, execution_id, outputs["snapshot"])
             self._history_from_collect(conn, execution_id, outputs, at)
+            watched = outputs.get("verification")
+            if isinstance(watched, dict) and watched.get("ended") == TELEMETRY_LOST:
+                self.escalated(conn, execution_id, str(watched.get("reason") or TELEMETRY_LOST))
         elif task_id in ("analyze", "summarize"):
             decision = outputs["decision"]
             self.store.update_deployment_in(
@@ -129,6 +137,21 @@ class Projection:
 
     def failed(self, conn: Connection, execution_id: str) -> None:
         self.store.update_deployment_in(conn, execution_id, status=DeploymentStatus.FAILED)
+
+    def escalated(self, conn: Connection, execution_id: str, reason: str) -> None:
+        """The run could not reach a decision and says so: the deployment is escalated with the
+        reason, and an audit row (``deployment.escalated``) that the notifications announce. Once
+        per execution (a mirror may fold it again)."""
+        self.store.update_deployment_in(conn, execution_id, status=DeploymentStatus.ESCALATED, note=reason)
+        if not self.store.audited_in(conn, execution_id, ESCALATED_EVENT):
+            ref = self.store.deployment_ref_in(conn, execution_id)
+            versions = self.store.deployment_versions_in(conn, execution_id)
+            detail = {
+                "reason": reason,
+                "service": ref[1] if ref else None,
+                "version": versions[0] if versions else None,
+            }
+            self.store.audit_in(conn, "system:loop", ESCALATED_EVENT, execution_id, detail)
 
     def killed(self, conn: Connection, execution_id: str, note: str | None = None) -> None:
         values: dict[str, Any] = {"status": DeploymentStatus.CANCELLED}

@@ -12,8 +12,19 @@ moment when that one is still starting it). An incident is one per service and a
 open (the store's unique index): a firing alert whose incident is open is attached to it, and a
 resolved alert marks its incident resolved once none of its alerts fires any more.
 
-A run that cannot be started (the engine down) leaves nothing half-done: the delivery is marked
-failed and a newly opened incident is closed as failed, so the sender's retry starts it again.
+On the embedded engine (a :class:`LocalLauncher`) accepting a delivery, opening its incident and
+creating its run is **one transaction**: there is never an open incident without a run, and any
+failure keeps nothing, so the sender's retry starts it. On Kestra (a launch is an HTTP call) a run
+that cannot be started leaves nothing half-done either: the delivery is marked failed and a newly
+opened incident is closed as failed, so the sender's retry starts it again.
+
+Fairness: each caller (an API token's identity, GitHub, the console) may have at most
+``intake_budget`` runs in progress (not paused, not ended); past it a deployment is refused with
+:class:`OverBudget` (503, Retry-After) and nothing is kept, and an alert is **deferred**. An
+Alertmanager delivery is handled ``alerts_per_delivery`` new alerts at a time (Alertmanager's own
+``max_alerts`` shape): the rest are deferred too. A delivery with a deferred alert is answered 503,
+which Alertmanager retries (any 5xx); the alerts already handled are duplicates then, and the next
+ones are taken. Nothing is dropped silently.
 """
 
 from __future__ import annotations
@@ -23,7 +34,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from console.domain.names import is_system_name
 from console.domain.text import one_line
@@ -38,7 +49,7 @@ from console.intake import (
 )
 from console.loop.incidents import INCIDENT_SOURCE, incident_of
 from console.settings import Settings
-from console.storage import Store
+from console.storage import Connection, DeliveryClaim, Store
 from console.storage.database import now_text
 from console.telemetry import TelemetryError, service_config
 from console.telemetry.errors import NoSourceConfigured
@@ -52,12 +63,20 @@ WAIT_FOR_OTHER_S = 5.0
 """How long a duplicate waits for the request that claimed the delivery to name its run."""
 
 LAUNCHED, DUPLICATE, ATTACHED, RESOLVED, IGNORED = "launched", "duplicate", "attached", "resolved", "ignored"
+DEFERRED = "deferred"
+"""An alert not handled in this request (the delivery's cap, the caller's budget): answered 503 so
+the sender delivers it again."""
+CALLER_LABEL = "received_by"
+"""The run's label naming the caller that delivered it (the budgets count by it; so does the
+scheduler's fairness)."""
 
 
 class InboundError(Exception):
     """Nothing was started; the message is one line for the caller."""
 
     status = 503
+    retry_after_s = 5
+    """When the sender may try again (the 503's Retry-After)."""
 
 
 class NotConfigured(InboundError):
@@ -76,6 +95,38 @@ class Refused(InboundError):
     """The engine refused to start the run."""
 
     status = 502
+
+
+class OverBudget(Unavailable):
+    """The caller has as many runs in progress as its budget allows; nothing was kept."""
+
+    retry_after_s = 10
+
+
+class LocalLauncher(Protocol):
+    """An engine whose runs live in the console's own store (the embedded engine): it creates a run
+    inside the caller's transaction, and starts it once that has committed (``wake``)."""
+
+    def launch_deployment_in(
+        self,
+        conn: Connection,
+        deployment: dict[str, Any],
+        *,
+        triggered_by: str,
+        source: str,
+        labels: dict[str, str] | None = None,
+    ) -> str: ...
+
+    def launch_incident_in(
+        self,
+        conn: Connection,
+        incident: dict[str, Any],
+        *,
+        triggered_by: str,
+        labels: dict[str, str] | None = None,
+    ) -> str: ...
+
+    def wake(self, execution_id: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -117,12 +168,15 @@ class Inbound:
         *,
         wait_s: float = WAIT_FOR_OTHER_S,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        local: LocalLauncher | None = None,
     ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.wait_s = wait_s
         self.now = now
+        self.local = local
+        """Set when the engine's runs live in this store: intake and launch commit together."""
 
     # -- shared ------------------------------------------------------------------------------------
 
@@ -161,6 +215,15 @@ class Inbound:
             **extra,
         )
 
+    def _check_budget_in(self, conn: Connection, caller: str) -> None:
+        """:class:`OverBudget` when ``caller`` already has ``intake_budget`` runs in progress."""
+        budget = self.settings.intake_budget
+        if self.store.active_runs_in(conn, CALLER_LABEL, caller) >= budget:
+            raise OverBudget(
+                f"{caller[:80]} has {budget} runs in progress (its budget, CONSOLE_INTAKE_BUDGET): "
+                "nothing was kept; send it again later"
+            )
+
     def _launch_failed(self, exc: BackendError) -> InboundError:
         line = f"the engine could not start the run: {one_line(exc)}"
         return Unavailable(line) if isinstance(exc, BackendUnavailable) else Refused(line)
@@ -196,41 +259,80 @@ class Inbound:
         if not dep["deployed_by"] or is_system_name(dep["deployed_by"]):
             dep["deployed_by"] = announced_by
         key = f"{DEPLOYMENT}:{dep['service']}:{dep['id']}"
-        claim = self.store.begin_delivery(
-            DEPLOYMENT,
-            key,
-            detail={
-                "source": source,
-                "service": dep["service"],
-                "version": dep["version"],
-                "by": announced_by,
-            },
-        )
-        if not claim.claimed:
-            return self._duplicate(DEPLOYMENT, key, claim.row, deployment=dep)
-        try:
-            execution_id = self.backend.launch_deployment(
-                dep,
-                triggered_by=dep["deployed_by"],
-                source=source,
-                labels={**(labels or {}), "launched_by": announced_by},
+        detail = {"source": source, "service": dep["service"], "version": dep["version"], "by": announced_by}
+        run_labels = {**dict(labels or {}), CALLER_LABEL: announced_by, "launched_by": announced_by}
+        launch_source = caller_source or requester_source or source
+        if self.local is not None:
+            execution_id = self._announce_in_one_transaction(
+                dep, key, detail, source, run_labels, (announced_by, launch_source)
             )
-        except BackendError as exc:
-            self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)})
-            raise self._launch_failed(exc) from None
-        with self.store.write() as conn:
-            self.store.finish_delivery_in(conn, DEPLOYMENT, key, status=LAUNCHED, execution_id=execution_id)
-            self.store.record_console_launch_in(
-                conn,
-                execution_id,
-                launched_by=announced_by,
-                source=caller_source or requester_source or source,
-                at=now_text(),
-            )
+            if execution_id is None:
+                return self._duplicate(
+                    DEPLOYMENT, key, self.store.delivery(DEPLOYMENT, key) or {}, deployment=dep
+                )
+        else:
+            claim = self.store.begin_delivery(DEPLOYMENT, key, detail=detail)
+            if not claim.claimed:
+                return self._duplicate(DEPLOYMENT, key, claim.row, deployment=dep)
+            try:
+                execution_id = self.backend.launch_deployment(
+                    dep, triggered_by=dep["deployed_by"], source=source, labels=run_labels
+                )
+            except BackendError as exc:
+                self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)})
+                raise self._launch_failed(exc) from None
+            with self.store.write() as conn:
+                self._launched_in(conn, DEPLOYMENT, key, execution_id, announced_by, launch_source)
         log.info(
             "deployment %s of %s announced by %s: run %s", dep["id"], dep["service"], source, execution_id
         )
         return Outcome(LAUNCHED, key, execution_id=execution_id, deployment=dep)
+
+    def _announce_in_one_transaction(
+        self,
+        dep: dict[str, Any],
+        key: str,
+        detail: dict[str, Any],
+        source: str,
+        labels: dict[str, str],
+        launcher: tuple[str, str],
+    ) -> str | None:
+        """Claim the delivery, check the caller's budget and create the run, together; the run
+        starts once committed. ``launcher``: who launched it and how they are known. None when the
+        delivery was claimed before (a duplicate)."""
+        assert self.local is not None
+        with self.store.write() as conn:
+            claim = self.store.begin_delivery_in(conn, DEPLOYMENT, key, detail=detail)
+            if not claim.claimed:
+                return None
+            self._check_budget_in(conn, labels[CALLER_LABEL])
+            try:
+                execution_id = self.local.launch_deployment_in(
+                    conn, dep, triggered_by=dep["deployed_by"], source=source, labels=labels
+                )
+            except BackendError as exc:
+                raise self._launch_failed(exc) from None
+            self._launched_in(conn, DEPLOYMENT, key, execution_id, *launcher)
+        self.local.wake(execution_id)
+        return execution_id
+
+    def _launched_in(
+        self,
+        conn: Connection,
+        kind: str,
+        key: str,
+        execution_id: str,
+        launched_by: str,
+        source: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """The delivery finished with its run, and the console's record of its own launch."""
+        self.store.finish_delivery_in(
+            conn, kind, key, status=LAUNCHED, execution_id=execution_id, detail=detail
+        )
+        self.store.record_console_launch_in(
+            conn, execution_id, launched_by=launched_by, source=source, at=now_text()
+        )
 
     def announce_payload(
         self,
@@ -267,7 +369,7 @@ class Inbound:
 
     def parse_alerts(self, body: Any) -> AlertmanagerDelivery:
         """Check an Alertmanager delivery (:class:`~console.intake.PayloadError` names the field)."""
-        return parse_alertmanager(body, self.mapping())
+        return parse_alertmanager(body, self.mapping(), now=self.now())
 
     def receive_alerts(
         self, body: Any, *, received_by: str = INCIDENT_SOURCE, caller_source: str | None = None
@@ -280,13 +382,40 @@ class Inbound:
         ``caller_source`` says how they were authenticated.
         Raises :class:`~console.intake.PayloadError` for a malformed delivery, :class:`Unavailable`
         or :class:`Refused` when a run could not be started (nothing of that alert is kept: the
-        sender's retry starts it)."""
+        sender's retry starts it). Past the delivery's cap or the caller's budget an alert is
+        ``deferred`` (see the module's doc)."""
         delivery = self.parse_alerts(body)
         caller = (received_by, caller_source or INCIDENT_SOURCE)
-        return [
-            self._firing(alert, caller) if alert.firing else self._resolved(alert)
-            for alert in delivery.alerts
-        ]
+        cap = self.settings.alerts_per_delivery
+        outcomes: list[Outcome] = []
+        taken = 0  # alerts this request handled anew
+        over_budget: str | None = None  # once the caller is over its budget, the rest wait too
+        for alert in delivery.alerts:
+            if not alert.firing:
+                outcomes.append(self._resolved(alert))
+                continue
+            held = over_budget or (
+                f"more than {cap} new alerts in one delivery (CONSOLE_ALERTS_PER_DELIVERY): "
+                "not handled now; Alertmanager sends it again"
+                if taken >= cap
+                else None
+            )
+            if held is not None and not self._seen(alert):
+                outcomes.append(Outcome(DEFERRED, alert.delivery_key, reason=held, alert=self._about(alert)))
+                continue
+            try:
+                outcome = self._firing(alert, caller)
+            except OverBudget as exc:
+                over_budget = str(exc)
+                outcome = Outcome(DEFERRED, alert.delivery_key, reason=over_budget, alert=self._about(alert))
+            taken += outcome.status in (LAUNCHED, ATTACHED)
+            outcomes.append(outcome)
+        return outcomes
+
+    def _seen(self, alert: Alert) -> bool:
+        """A delivery of this alert was received before and did not fail (a retry answers it)."""
+        row = self.store.delivery(ALERT, alert.delivery_key)
+        return row is not None and row.get("status") != "failed"
 
     @staticmethod
     def _about(alert: Alert) -> dict[str, Any]:
@@ -308,47 +437,150 @@ class Inbound:
         except NotConfigured as exc:
             return Outcome(IGNORED, alert.delivery_key, reason=str(exc), alert=about, not_configured=True)
         key = alert.delivery_key
+        if self.local is not None:
+            return self._firing_in_one_transaction(alert, key, about, caller)
         with self.store.write() as conn:
-            claim = self.store.begin_delivery_in(
-                conn, ALERT, key, detail={"alertname": alert.alertname, "service": alert.service}
-            )
-            if claim.claimed:
-                incident, created = self.store.open_or_attach_incident_in(
+            claim, incident, created = self._claim_and_open_in(conn, alert, key)
+            if incident is not None and not created:
+                self.store.finish_delivery_in(
                     conn,
-                    service=alert.service,
-                    alert_key=alert.incident_key,
-                    fingerprint=alert.fingerprint,
-                    starts_at=alert.starts_at,
-                    severity=alert.severity,
-                    labels=alert.labels,
-                    annotations=alert.annotations,
-                    summary=alert.summary(),
+                    ALERT,
+                    key,
+                    status=ATTACHED,
+                    execution_id=incident.get("execution_id"),
+                    detail={"incident": incident["id"]},
                 )
-                if not created:
-                    self.store.finish_delivery_in(
-                        conn,
-                        ALERT,
-                        key,
-                        status=ATTACHED,
-                        execution_id=incident.get("execution_id"),
-                        detail={"incident": incident["id"]},
-                    )
         if not claim.claimed:
             return self._duplicate(ALERT, key, claim.row, alert=about)
         if not created:
             execution_id = incident.get("execution_id") or self._incident_run(incident["id"])
-            return Outcome(
-                ATTACHED,
-                key,
-                execution_id=execution_id,
-                incident_id=incident["id"],
-                reason=(
-                    f"incident {incident['id']} is open for {alert.service} / {alert.incident_key}: "
-                    "attached to it"
-                ),
-                alert=about,
-            )
+            return self._attached(alert, key, incident, execution_id, about)
         return self._start_incident(alert, incident, key, about, caller)
+
+    def _claim_and_open_in(
+        self, conn: Connection, alert: Alert, key: str
+    ) -> tuple[DeliveryClaim, dict[str, Any] | None, bool]:
+        """Claim the alert's delivery and, when this request claimed it, open or attach its incident:
+        (the claim, the incident or None for a duplicate, whether it was opened now)."""
+        assert alert.service is not None
+        claim = self.store.begin_delivery_in(
+            conn, ALERT, key, detail={"alertname": alert.alertname, "service": alert.service}
+        )
+        if not claim.claimed:
+            return claim, None, False
+        incident, created = self.store.open_or_attach_incident_in(
+            conn,
+            service=alert.service,
+            alert_key=alert.incident_key,
+            fingerprint=alert.fingerprint,
+            starts_at=alert.starts_at,
+            severity=alert.severity,
+            labels=alert.labels,
+            annotations=alert.annotations,
+            summary=alert.summary(),
+        )
+        return claim, incident, created
+
+    def _firing_in_one_transaction(
+        self, alert: Alert, key: str, about: dict[str, Any], caller: tuple[str, str]
+    ) -> Outcome:
+        """Claim the alert, open (or attach to) its incident and, for an incident with no run yet,
+        check the caller's budget and create its run: one transaction, started once committed. An
+        open incident left without a run (by a console of before) gets its run here."""
+        assert self.local is not None and alert.service is not None
+        received_by, caller_source = caller
+        duplicate: dict[str, Any] | None = None
+        with self.store.write() as conn:
+            claim, incident, created = self._claim_and_open_in(conn, alert, key)
+            if incident is None:
+                duplicate = claim.row
+            else:
+                execution_id = incident.get("execution_id")
+                if execution_id is None:
+                    self._check_budget_in(conn, received_by)
+                    suspect = self.store.suspect_deployment(
+                        alert.service, alert.starts_at, self.settings.incident_lookback_s
+                    )
+                    try:
+                        execution_id = self.local.launch_incident_in(
+                            conn,
+                            incident_of(alert, incident["id"], suspect),
+                            triggered_by=INCIDENT_SOURCE,
+                            labels={CALLER_LABEL: received_by, "launched_by": received_by},
+                        )
+                    except BackendError as exc:
+                        raise self._launch_failed(exc) from None
+                    self.store.set_incident_execution_in(conn, incident["id"], execution_id)
+                    self._launched_in(
+                        conn, ALERT, key, execution_id, received_by, caller_source,
+                        detail={"incident": incident["id"]},
+                    )  # fmt: skip
+                    self._incident_opened_in(conn, alert, incident["id"], execution_id, suspect)
+                else:
+                    self.store.finish_delivery_in(
+                        conn, ALERT, key, status=ATTACHED, execution_id=execution_id,
+                        detail={"incident": incident["id"]},
+                    )  # fmt: skip
+        if duplicate is not None:
+            return self._duplicate(ALERT, key, duplicate, alert=about)
+        if created or incident.get("execution_id") is None:
+            self.local.wake(execution_id)
+            self._log_incident(alert, incident["id"], execution_id)
+            return Outcome(LAUNCHED, key, execution_id=execution_id, incident_id=incident["id"], alert=about)
+        return self._attached(alert, key, incident, execution_id, about)
+
+    def _attached(
+        self,
+        alert: Alert,
+        key: str,
+        incident: dict[str, Any],
+        execution_id: str | None,
+        about: dict[str, Any],
+    ) -> Outcome:
+        return Outcome(
+            ATTACHED,
+            key,
+            execution_id=execution_id,
+            incident_id=incident["id"],
+            reason=(
+                f"incident {incident['id']} is open for {alert.service} / {alert.incident_key}: "
+                "attached to it"
+            ),
+            alert=about,
+        )
+
+    def _incident_opened_in(
+        self,
+        conn: Connection,
+        alert: Alert,
+        incident_id: str,
+        execution_id: str,
+        suspect: dict[str, Any] | None,
+    ) -> None:
+        self.store.audit_in(
+            conn,
+            INCIDENT_SOURCE,
+            "incident.opened",
+            execution_id,
+            {
+                "incident": incident_id,
+                "service": alert.service,
+                "alertname": alert.alertname,
+                "severity": alert.severity.value,
+                "suspect_deployment": (suspect or {}).get("id"),
+            },
+        )
+
+    @staticmethod
+    def _log_incident(alert: Alert, incident_id: str, execution_id: str) -> None:
+        log.info(
+            "alert %s on %s (%s): incident %s, run %s",
+            alert.alertname,
+            alert.service,
+            alert.severity.value,
+            incident_id,
+            execution_id,
+        )
 
     def _incident_run(self, incident_id: str) -> str | None:
         """The run of an incident whose run another request is starting right now (briefly waited)."""
@@ -374,7 +606,7 @@ class Inbound:
             execution_id = self.backend.launch_incident(
                 document,
                 triggered_by=INCIDENT_SOURCE,
-                labels={"received_by": received_by, "launched_by": received_by},
+                labels={CALLER_LABEL: received_by, "launched_by": received_by},
             )
         except BackendError as exc:
             with self.store.write() as conn:
@@ -385,38 +617,17 @@ class Inbound:
             raise self._launch_failed(exc) from None
         with self.store.write() as conn:
             self.store.set_incident_execution_in(conn, incident["id"], execution_id)
-            self.store.finish_delivery_in(
+            self._launched_in(
                 conn,
                 ALERT,
                 key,
-                status=LAUNCHED,
-                execution_id=execution_id,
+                execution_id,
+                received_by,
+                caller_source,
                 detail={"incident": incident["id"]},
             )
-            self.store.record_console_launch_in(
-                conn, execution_id, launched_by=received_by, source=caller_source, at=now_text()
-            )
-            self.store.audit_in(
-                conn,
-                INCIDENT_SOURCE,
-                "incident.opened",
-                execution_id,
-                {
-                    "incident": incident["id"],
-                    "service": alert.service,
-                    "alertname": alert.alertname,
-                    "severity": alert.severity.value,
-                    "suspect_deployment": (suspect or {}).get("id"),
-                },
-            )
-        log.info(
-            "alert %s on %s (%s): incident %s, run %s",
-            alert.alertname,
-            alert.service,
-            alert.severity.value,
-            incident["id"],
-            execution_id,
-        )
+            self._incident_opened_in(conn, alert, incident["id"], execution_id, suspect)
+        self._log_incident(alert, incident["id"], execution_id)
         return Outcome(LAUNCHED, key, execution_id=execution_id, incident_id=incident["id"], alert=about)
 
     def _resolved(self, alert: Alert) -> Outcome:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from console.domain.models import Severity
@@ -228,7 +228,11 @@ def _string(doc: Mapping[str, Any], key: str, where: str = "", *, max_len: int =
     return fields.text(doc, key, where, required=False, max_len=max_len, allow_empty=True) or ""
 
 
-def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping) -> Alert:
+ENDS_AT_FUTURE = timedelta(days=1)
+"""An ``endsAt`` may run ahead of ``startsAt`` by Alertmanager's resolve timeout; a day is plenty."""
+
+
+def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping, now: datetime) -> Alert:
     item = fields.mapping(doc, where)
     status = _status(item, where)
     labels = fields.labels(item, "labels", where, required=True)
@@ -239,7 +243,10 @@ def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping) -> Alert
     starts = fields.timestamp(item, "startsAt", where)
     ends = fields.timestamp(item, "endsAt", where, required=False)
     assert starts is not None and starts_raw is not None
+    fields.sane_time(starts, fields.path(where, "startsAt"), now)
     ends_at = None if ends is None or ends.year == ZERO_TIME_YEAR else fields.rfc3339(ends)
+    if ends is not None and ends_at is not None:
+        fields.sane_time(ends, fields.path(where, "endsAt"), now, future=ENDS_AT_FUTURE)
     if status == "resolved" and ends_at is None:
         raise PayloadError(fields.path(where, "endsAt"), "a resolved alert needs the time it ended")
     fingerprint = fields.text(item, "fingerprint", where, max_len=64)
@@ -273,8 +280,12 @@ def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping) -> Alert
     )
 
 
-def parse_alertmanager(doc: Any, mapping: AlertMapping = DEFAULT_MAPPING) -> AlertmanagerDelivery:
-    """Check one webhook delivery and map its alerts; :class:`PayloadError` names the field at fault."""
+def parse_alertmanager(
+    doc: Any, mapping: AlertMapping = DEFAULT_MAPPING, *, now: datetime | None = None
+) -> AlertmanagerDelivery:
+    """Check one webhook delivery and map its alerts; :class:`PayloadError` names the field at fault
+    (a ``startsAt`` or ``endsAt`` outside the sane range too: :func:`console.intake.fields.sane_time`)."""
+    now = now or datetime.now(UTC)
     top = fields.mapping(doc, "")
     version = top.get("version")
     if version is None:
@@ -301,7 +312,7 @@ def parse_alertmanager(doc: Any, mapping: AlertMapping = DEFAULT_MAPPING) -> Ale
         raise PayloadError("alerts", f"too many alerts ({len(raw_alerts)}; at most {MAX_ALERTS})")
     alerts: dict[str, Alert] = {}
     for i, item in enumerate(raw_alerts):
-        alert = _alert(item, fields.path("alerts", i), group_key, mapping)
+        alert = _alert(item, fields.path("alerts", i), group_key, mapping, now)
         alerts.setdefault(alert.delivery_key, alert)  # the same alert twice counts once
     return AlertmanagerDelivery(
         version=VERSION,

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from console.domain.names import is_system_name
@@ -29,8 +29,6 @@ from console.domain.vocabulary import CLAIMED_PREFIX, outside_labels
 from console.intake import fields
 from console.intake.errors import PayloadError, kind
 
-MAX_FUTURE = timedelta(minutes=5)
-"""A deployment announced further in the future than this (clock skew allowed) is refused."""
 NATIVE_KEYS = (
     "service",
     "version",
@@ -95,8 +93,8 @@ def _digest(*parts: str) -> str:
 
 
 def _not_future(moment: datetime, at: str, now: datetime) -> None:
-    if moment > now + MAX_FUTURE:
-        raise PayloadError(at, "is in the future")
+    """A deployment's time within the sane range (:func:`console.intake.fields.sane_time`)."""
+    fields.sane_time(moment, at, now)
 
 
 def _name(doc: Mapping[str, Any], key: str, where: str = "", *, required: bool = False) -> str | None:

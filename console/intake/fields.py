@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console.domain.models import format_time
@@ -100,6 +100,22 @@ def timestamp(doc: Mapping[str, Any], key: str, where: str = "", *, required: bo
         return datetime.fromisoformat(value.upper()).astimezone(UTC)
     except (ValueError, OverflowError):
         raise PayloadError(at, "not a valid date and time") from None
+
+
+MAX_FUTURE = timedelta(minutes=5)
+"""A time this far ahead of the console's clock is refused (clock skew allowed)."""
+MAX_PAST = timedelta(days=400)
+"""A time further back than this is refused: no deployment or alert the loop could judge is that
+old, and the loop's windows are built around it (Go's zero time, year 1, broke them)."""
+
+
+def sane_time(moment: datetime, at: str, now: datetime, *, future: timedelta = MAX_FUTURE) -> None:
+    """:class:`PayloadError` naming ``at`` unless ``moment`` lies within
+    ``[now - MAX_PAST, now + future]``."""
+    if moment > now + future:
+        raise PayloadError(at, "is in the future")
+    if moment < now - MAX_PAST:
+        raise PayloadError(at, f"is more than {MAX_PAST.days} days before now ({format_time(now)})")
 
 
 def rfc3339(moment: datetime) -> str:

@@ -22,14 +22,17 @@ rollback twice.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import requests
+
 from console.domain.actions import ROLLBACK, changes_service
-from console.domain.models import Decision, Verdict, format_time, parse_time
+from console.domain.models import Decision, Severity, Verdict, format_time, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
 from console.domain.vocabulary import STEP_TASKS, SUPERSEDED_ACTOR, TIMEOUT_ACTOR, DeploymentStatus
 from console.executors import (
@@ -179,7 +182,6 @@ def collect(
     *,
     now: datetime | None = None,
     clock: Clock | None = None,
-    sleep: Sleep | None = None,
 ) -> dict[str, Any]:
     """Snapshot for the run, and for a live deployment how its verification window ended.
 
@@ -193,8 +195,13 @@ def collect(
       verification window watched until the evidence is conclusive or the window ends
       (:mod:`console.loop.verification`). No source configured: a StepError, never mock data.
 
+    A live collect is one **look** (:func:`console.loop.verification.look`): it never sleeps. Until
+    the watch decides, it returns ``done: false`` with when to look again (``wait``, ``until``),
+    what it waits for and the ``watch`` to give the next look (see :func:`waiting`); the engine
+    waits (a persisted wake-up, a Kestra Pause) and calls it again with ``watch`` in the input.
+
     Output: ``{"snapshot": doc, "verification": {...} or null}`` (null for scenarios and given
-    snapshots: nothing was watched).
+    snapshots: nothing was watched), plus the look's keys (``done: true``).
     """
     if not isinstance(data, dict):
         raise StepError("collect: input must be a JSON object")
@@ -205,20 +212,100 @@ def collect(
             validate_document(doc)
         except SnapshotError as exc:
             raise StepError(f"collect: snapshot {exc}") from None
-        return {"snapshot": doc, "verification": None}
+        return looked({"snapshot": doc, "verification": None})
     if data.get("scenario") is not None:
         doc = {k: v for k, v in load_scenario(str(data["scenario"]), settings).items() if k != "post_action"}
         try:
             validate_document(doc)
         except SnapshotError as exc:
             raise StepError(f"collect: snapshot {exc}") from None
-        return {"snapshot": shift_document(doc, now - latest_time(doc)), "verification": None}
+        return looked({"snapshot": shift_document(doc, now - latest_time(doc)), "verification": None})
+    watch = _watch_doc(data, "collect")
     if data.get("incident") is not None or data.get("alertmanager") is not None:
-        return collect_incident(data, settings, clock=clock or time.time, sleep=sleep or time.sleep)
+        return collect_incident(data, settings, watch, clock=clock or time.time)
     deployment = live_deployment(data)
     if deployment is None:
         raise StepError("collect: input needs 'scenario', 'snapshot', 'deployment', 'service' or 'incident'")
-    return collect_live(deployment, settings, clock=clock or time.time, sleep=sleep or time.sleep)
+    return collect_live(deployment, settings, watch, clock=clock or time.time)
+
+
+# -- looks: a step that waits returns when to look again instead of sleeping -----------------------------
+
+LOOK_KEYS = ("done", "wait", "until", "watch", "waiting_for", "urgent")
+"""The keys every output of ``collect`` and ``verify`` carries (always present: Kestra reads them
+with strict Pebble, and merges a looping task's outputs key by key, a null never replacing a value)."""
+TELEMETRY_LOST = verification.TELEMETRY_LOST
+
+
+def looked(outputs: dict[str, Any]) -> dict[str, Any]:
+    """A step's final outputs, marked done."""
+    return {**outputs, "done": True, "wait": None, "until": None, "watch": None, "waiting_for": None,
+            "urgent": False}  # fmt: skip
+
+
+def waiting(
+    until: float, watch: dict[str, Any], reason: str, *, now: float, urgent: bool, finals: tuple[str, ...]
+) -> dict[str, Any]:
+    """A look that is not the last: ``wait`` (ISO-8601 duration, for a Kestra Pause), ``until``
+    (RFC 3339), ``watch`` (the progress to give the next look, a JSON string: Kestra merges a
+    string whole), ``waiting_for`` (a few words), ``urgent`` (the next look may decide); the final
+    keys ``finals`` are null."""
+    return {
+        **dict.fromkeys(finals),
+        "done": False,
+        "wait": f"PT{max(until - now, 0.001):.3f}S",
+        "until": format_ts(until),
+        "watch": json.dumps(watch, separators=(",", ":")),
+        "waiting_for": reason,
+        "urgent": bool(urgent),
+    }
+
+
+_HTTP = threading.local()
+
+
+def http_session() -> requests.Session:
+    """This thread's HTTP session, kept: the looks of every watch reuse its connections to the
+    sources (a look that opened six new connections each time cost more than its analysis)."""
+    session = getattr(_HTTP, "session", None)
+    if session is None:
+        session = _HTTP.session = requests.Session()
+    return session
+
+
+def _watch_doc(data: Mapping[str, Any], step: str) -> dict[str, Any]:
+    """What the previous look gave this one (``watch``: a JSON string or an object; {} at first)."""
+    given = data.get("watch")
+    if given is None or given == "":
+        return {}
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except ValueError:
+            raise StepError(f"{step}: 'watch' is not the JSON a previous look returned") from None
+    if not isinstance(given, dict):
+        raise StepError(f"{step}: 'watch' must be an object")
+    return given
+
+
+def _epoch(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _lost_verification(
+    exc: verification.TelemetryLost, state: verification.WatchState, elapsed: float
+) -> dict[str, Any]:
+    """collect's ``verification`` when the source never came back: the decision escalates."""
+    since = format_ts(exc.since)
+    return {
+        "ended": TELEMETRY_LOST,
+        "reason": f"telemetry lost since {since}: {exc.detail}",
+        "lost_since": since,
+        "evaluations": state.evaluations,
+        "elapsed_s": round(elapsed, 3),
+        "notes": list(state.notes),
+        "links": dict(state.links),
+    }
 
 
 def live_deployment(data: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -275,7 +362,7 @@ def _metric_source(config: ServiceConfig, step: str) -> MetricSource | None:
     if config.metrics is None:
         return None
     try:
-        return build_source(config.metrics)
+        return build_source(config.metrics, session=http_session())
     except TelemetryError as exc:
         raise StepError(f"{step}: {exc}") from None
 
@@ -317,27 +404,31 @@ class _Watched:
         return cls(config, source, step, context, reference)
 
     def fetch(self, deployment: dict[str, Any], start: float, end: float) -> verification.Fetched:
-        collected = build_snapshot(self.config, deployment, start, end, step_s=self.step, source=self.source)
+        collected = build_snapshot(
+            self.config, deployment, start, end, step_s=self.step, source=self.source, session=http_session()
+        )
         baselines.attach(collected.snapshot, self.context, self.reference)
         return verification.Fetched(collected.snapshot, collected.notes + self.context.notes, collected.links)
 
 
 def collect_live(
-    deployment: dict[str, Any], settings: Settings, *, clock: Clock = time.time, sleep: Sleep = time.sleep
+    deployment: dict[str, Any], settings: Settings, watch: dict[str, Any], *, clock: Clock = time.time
 ) -> dict[str, Any]:
+    """One look at a live deployment's window (``watch``: what the previous look returned)."""
     config = _service_config(deployment, settings, "collect")
     if not deployment.get("version"):
         raise StepError("collect: deployment needs 'version'")
+    now = clock()
     notes: list[str] = []
     if deployment.get("deployed_at"):
         try:
             deployed = to_epoch(str(deployment["deployed_at"]))
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, OverflowError):
             raise StepError(
                 f"collect: deployment.deployed_at {deployment['deployed_at']!r} is not a timestamp"
             ) from None
-    else:
-        deployed = clock()
+    else:  # the first look fixed the moment; later looks keep it
+        deployed = _epoch(watch.get("deployed_at")) or now
         notes.append("deployed_at not given: the deploy is taken to have happened when this run started")
     deployment = {**deployment, "deployed_at": format_ts(deployed)}
     age = clock() - deployed
@@ -354,25 +445,16 @@ def collect_live(
     def fetch(end: float) -> verification.Fetched:
         return watched.fetch(deployment, deployed - windows.baseline_s, end)
 
-    try:
-        result = verification.watch(
-            deployed,
-            windows.verify_s,
-            fetch,
-            poll_s=settings.live_poll_s,
-            clock=clock,
-            sleep=sleep,
-            wait_for_samples=watched.source is not None,
-        )
-    except verification.WatchError as exc:
-        raise StepError(f"collect: {exc}") from None
-    except TelemetryError as exc:  # a problem of the deployment itself (InvalidDeployment)
-        raise StepError(f"collect: {exc}") from None
-    summary = result.to_dict()
+    out = _look_at_window(deployed, windows.verify_s, fetch, watch, settings, now=now, deployment=deployment,
+                          progress={"deployed_at": deployed},
+                          wait_for_samples=watched.source is not None)  # fmt: skip
+    if isinstance(out, dict):
+        return out
+    summary = out.to_dict()
     summary["notes"] = notes + summary["notes"]
-    summary["baseline_health"] = revisions.baseline_health(result.snapshot, windows.baseline_s)
+    summary["baseline_health"] = revisions.baseline_health(out.snapshot, windows.baseline_s)
     summary["target_state"] = target_state(deployment, settings)
-    return {"snapshot": result.snapshot, "verification": summary}
+    return looked({"snapshot": out.snapshot, "verification": summary})
 
 
 def target_state(deployment: Mapping[str, Any], settings: Settings | None) -> dict[str, Any] | None:
@@ -388,14 +470,14 @@ def target_state(deployment: Mapping[str, Any], settings: Settings | None) -> di
 
 
 def collect_incident(
-    data: Mapping[str, Any], settings: Settings, *, clock: Clock = time.time, sleep: Sleep = time.sleep
+    data: Mapping[str, Any], settings: Settings, watch: dict[str, Any], *, clock: Clock = time.time
 ) -> dict[str, Any]:
     """An incident's snapshot (:mod:`console.loop.incidents`): the service's configured sources over
     the baseline before the suspect deploy (or before the alert started) and the window since,
     watched like a deployment's verification window: it ends early when the evidence is
     conclusive, else once the service's ``verify_s`` has passed since the window's start (at once
-    when the alert started longer ago than that). Output: collect's, plus ``incident`` (the
-    incident as checked, with its ``deployment``)."""
+    when the alert started longer ago than that). One look per call, like :func:`collect_live`.
+    Output: collect's, plus ``incident`` (the incident as checked, with its ``deployment``)."""
     try:
         incident = incidents.incident_input(data, settings)
     except incidents.IncidentError as exc:
@@ -403,34 +485,76 @@ def collect_incident(
     config = _service_config(incident, settings, "collect")
     deployment = incidents.incident_deployment(incident, config.environment)
     now = clock()
-    start = to_epoch(deployment["deployed_at"])
-    if start > now:  # an alert from a clock ahead of ours
-        start = now
-        deployment["deployed_at"] = format_ts(now)
+    start, span = _epoch(watch.get("start")), _epoch(watch.get("span"))
     windows = config.windows
-    span = max(windows.verify_s, now - start)
+    if start is None or span is None:  # the first look fixes the window
+        try:
+            start = to_epoch(deployment["deployed_at"])
+        except (ValueError, TypeError, OverflowError):
+            shown = deployment["deployed_at"]
+            raise StepError(f"collect: the incident's start {shown!r} is not usable") from None
+        start = min(start, now)  # an alert from a clock ahead of ours
+        span = max(windows.verify_s, now - start)
+    deployment["deployed_at"] = format_ts(start)
     watched = _Watched.open(config, deployment, start, span, settings)
 
     def fetch(end: float) -> verification.Fetched:
         return watched.fetch(deployment, start - windows.baseline_s, end)
 
+    incident["deployment"] = deployment
+    out = _look_at_window(start, span, fetch, watch, settings, now=now, deployment=deployment,
+                          progress={"start": start, "span": span}, extra={"incident": incident},
+                          wait_for_samples=watched.source is not None)  # fmt: skip
+    if isinstance(out, dict):
+        return out
+    summary = out.to_dict()
+    summary["notes"] = [incidents.window_note(incident, out.snapshot["deployment"]), *summary["notes"]]
+    summary["target_state"] = target_state(deployment, settings)
+    incident["deployment"] = out.snapshot["deployment"]
+    return looked({"snapshot": out.snapshot, "verification": summary, "incident": incident})
+
+
+def _look_at_window(
+    start: float,
+    span: float,
+    fetch: Callable[[float], verification.Fetched],
+    watch: dict[str, Any],
+    settings: Settings,
+    *,
+    now: float,
+    deployment: dict[str, Any],
+    progress: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+    wait_for_samples: bool = True,
+) -> dict[str, Any] | verification.WatchResult:
+    """One look at the watched window ``[start, start + span]``: the watch's result, or collect's
+    outputs when it is not decided (waiting) or the telemetry was lost (done, escalating).
+    ``progress`` is what the next look needs besides the watch's state; ``extra`` final outputs
+    besides the snapshot and the verification."""
+    extra = extra or {}
+    state = verification.WatchState.from_dict(watch.get("state"))
     try:
-        result = verification.watch(
+        out = verification.look(
             start,
             span,
             fetch,
+            state,
+            now=now,
             poll_s=settings.live_poll_s,
-            clock=clock,
-            sleep=sleep,
-            wait_for_samples=watched.source is not None,
+            grace_s=settings.live_telemetry_grace_s,
+            wait_for_samples=wait_for_samples,
         )
-    except (verification.WatchError, TelemetryError) as exc:
+    except verification.TelemetryLost as exc:
+        empty = {"deployment": deployment, "metrics": {}, "logs": []}
+        lost = _lost_verification(exc, state, now - start)
+        return looked({"snapshot": empty, "verification": lost, **extra})
+    except TelemetryError as exc:  # a problem of the deployment itself (InvalidDeployment)
         raise StepError(f"collect: {exc}") from None
-    summary = result.to_dict()
-    summary["notes"] = [incidents.window_note(incident, result.snapshot["deployment"]), *summary["notes"]]
-    summary["target_state"] = target_state(deployment, settings)
-    incident["deployment"] = result.snapshot["deployment"]
-    return {"snapshot": result.snapshot, "verification": summary, "incident": incident}
+    if isinstance(out, verification.Wait):
+        finals = ("snapshot", "verification", *extra)
+        next_look = {**progress, "state": out.state.to_dict()}
+        return waiting(out.until, next_look, out.reason, now=now, urgent=out.urgent, finals=finals)
+    return out
 
 
 def analyze(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -441,7 +565,31 @@ def analyze(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
         snapshot = parse_snapshot(doc)
     except SnapshotError as exc:
         raise StepError(f"analyze: snapshot {exc}") from None
+    watched_window = data.get("verification")
+    if isinstance(watched_window, Mapping) and watched_window.get("ended") == TELEMETRY_LOST:
+        return {"decision": telemetry_lost_decision(watched_window).to_dict()}
     return {"decision": run_analysis(snapshot, settings).to_dict()}
+
+
+def telemetry_lost_decision(watched_window: Mapping[str, Any]) -> Decision:
+    """The decision when the window could not be read at all when it had to be judged: nobody can
+    say the deployment is healthy, so a person must (ESCALATE, no action), with the reason."""
+    reason = _text(watched_window.get("reason")) or "telemetry lost"
+    return Decision(
+        verdict=Verdict.ESCALATE,
+        severity=Severity.HIGH,
+        confidence=0.4,
+        summary=f"{reason}. The deployment could not be judged: a person must check it.",
+        root_cause="telemetry lost: the service's metrics could not be read when the window had to be judged",
+        actions=[],
+        metrics=[],
+        log_patterns=[],
+        analyzer="rules",
+        rules_verdict=Verdict.ESCALATE,
+        notes=[reason],
+        impact="unknown: nothing was measured",
+        reasoning="No evidence either way; the loop never calls a deployment healthy without evidence.",
+    )
 
 
 def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
@@ -855,7 +1003,6 @@ def verify(
     settings: Settings,
     *,
     clock: Clock | None = None,
-    sleep: Sleep | None = None,
 ) -> dict[str, Any]:
     """Measure the outcome: the post-action window against the pre-deploy baseline, by the same
     metric judge (:mod:`console.loop.outcome`).
@@ -865,9 +1012,12 @@ def verify(
     remediation ran) and ``"verification"`` (collect's; present for a watched live deployment). A
     scenario is judged on its file's recorded post-action segment, time-shifted like its snapshot
     (``source: "recorded scenario segment"``, ``simulated: true``); a live deployment on a window of
-    ``post_action_s`` seconds that starts now, read from its Prometheus; a snapshot given as
-    evidence is inconclusive (nothing was watched). A source that fails gives ``inconclusive`` with
-    the reason, never a failed step: the actions have run by now and the record must be kept."""
+    ``post_action_s`` seconds that starts at the first look, read from its Prometheus: like
+    ``collect``, a live verify is a look that returns ``done: false`` until the window has passed
+    (``watch`` in the next input). A snapshot given as evidence is inconclusive (nothing was
+    watched). A source that fails is waited for up to ``live_telemetry_grace_s``, then gives
+    ``inconclusive`` with the reason, never a failed step: the actions have run by now and the
+    record must be kept."""
     if not isinstance(data, dict):
         raise StepError("verify: input must be a JSON object")
     deployment, scenario = _target(data)
@@ -877,21 +1027,15 @@ def verify(
     if scenario:
         measured = _verify_scenario(scenario, deployment, executed, settings)
     elif watched(data):
-        clock, sleep = clock or time.time, sleep or time.sleep
-        executor, _ = executor_for(deployment, None, settings, live=True)
-        real = executor if executor is not None and not executor.simulated else None
-        settled = (
-            reconcile_pending(executed, real, settings.live_reconcile_s, clock, sleep) if real else executed
-        )
-        measured = _verify_live(deployment, settings, clock, sleep, executed=settled, executor=real)
-        if settled != executed:  # what reconciliation learnt: the record and the status follow it
-            measured["actions"] = settled
-            measured["deployment_status"] = status_after_verify(settled, _text(data.get("deployment_status")))
+        return _verify_live(
+            deployment, settings, _watch_doc(data, "verify"), clock or time.time,
+            executed=executed, status=_text(data.get("deployment_status")),
+        )  # fmt: skip
     else:
         measured = outcome.inconclusive(
             "a snapshot given as evidence, not a deployment the loop watched: nothing to measure after it"
         )
-    return {"measured": measured}
+    return looked({"measured": measured})
 
 
 def reconcile_pending(
@@ -980,50 +1124,113 @@ def _verify_scenario(
 def _verify_live(
     deployment: dict[str, Any],
     settings: Settings,
+    watch: dict[str, Any],
     clock: Clock,
-    sleep: Sleep,
     *,
-    executed: list[dict[str, Any]] = (),  # type: ignore[assignment]
-    executor: Executor | None = None,
+    executed: list[dict[str, Any]],
+    status: str | None,
 ) -> dict[str, Any]:
-    """The post-action window against the baseline: the known-good target's measured window when a
-    rollback went to one, else the pre-deploy baseline. The metrics judged are those the decision
-    rested on (``watch``, from the plan), and the instance's state at the window's end gates it: a
-    service not ready or crash-looping is never resolved."""
+    """One look at the post-action window (``watch``: what the looks before kept: the actions as
+    reconciled so far, when the window started, since when the source fails): verify's outputs,
+    done or waiting. First, an action whose result is unknown is settled by reading the target, one
+    reading a look, for at most ``live_reconcile_s`` (the window starts once the results are known);
+    then the window is measured against the baseline: the known-good target's measured window when
+    a rollback went to one, else the pre-deploy baseline, on the metrics the decision rested on
+    (``watch`` of the plan), and the instance's state at the window's end gates it: a service not
+    ready or crash-looping is never resolved."""
+    now = clock()
+    finals = ("measured",)
+    executor, _ = executor_for(deployment, None, settings, live=True)
+    real = executor if executor is not None and not executor.simulated else None
+    settled = _objects(watch.get("actions"), "verify: 'watch.actions'") if "actions" in watch else executed
+    start = _epoch(watch.get("start"))
+    if start is None and real is not None:  # reconciling: the window starts once the results are known
+        settled = reconcile_pending(settled, real, 0.0, clock, lambda _s: None)
+        until = _epoch(watch.get("reconcile_until")) or now + settings.live_reconcile_s
+        if any(a.get("status") == UNKNOWN for a in settled) and now < until:
+            pause = min(max(_epoch(watch.get("pause")) or 1.0, 1.0), 5.0)
+            progress = {"actions": settled, "reconcile_until": until, "pause": min(pause * 2, 5.0)}
+            return waiting(min(now + pause, until), progress, "the action's result (reading the target)",
+                           now=now, urgent=False, finals=finals)  # fmt: skip
+
+    def done(measured: dict[str, Any]) -> dict[str, Any]:
+        if settled != executed:  # what reconciliation learnt: the record and the status follow it
+            measured["actions"] = settled
+            measured["deployment_status"] = status_after_verify(settled, status)
+        return looked({"measured": measured})
+
     try:
         config = _service_config(deployment, settings, "verify")
     except StepError as exc:
-        return outcome.inconclusive(str(exc).removeprefix("verify: "))
+        return done(outcome.inconclusive(str(exc).removeprefix("verify: ")))
     if config.metrics is None:
-        return outcome.inconclusive(
+        return done(outcome.inconclusive(
             f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
-        )
-    windows = config.windows
+        ))  # fmt: skip
     try:
         deployed = to_epoch(str(deployment["deployed_at"]))
-    except (KeyError, ValueError, TypeError):
-        return outcome.inconclusive("deployment.deployed_at is missing or not a timestamp")
-    start = clock()
-    end = start + windows.post_action_s
-    while (left := end - clock()) > 0:
-        sleep(left)
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return done(outcome.inconclusive("deployment.deployed_at is missing or not a timestamp"))
+    start = start if start is not None else now
+    end = start + config.windows.post_action_s
+    if now < end:
+        kept = {"actions": settled, "start": start}
+        return waiting(end, kept, "the post-action window", now=now, urgent=False, finals=finals)
+    measured = _measure_window(deployment, config, deployed, (start, end), settled, watch, now, settings)
+    if measured.get("done") is False:
+        return measured
+    if real is not None and real.can_probe():
+        try:
+            health = real.probe(str(deployment.get("service") or ""))
+        except ProbeError as exc:
+            measured["notes"] = [*measured.get("notes", []), f"the instance's state could not be read: {exc}"]
+        else:
+            measured = outcome.gate_on_health(measured, health.to_dict())
+    return done(measured)
+
+
+def _measure_window(
+    deployment: dict[str, Any],
+    config: ServiceConfig,
+    deployed: float,
+    span: tuple[float, float],
+    executed: list[dict[str, Any]],
+    watch: dict[str, Any],
+    now: float,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The measured document of the post-action window ``span``, or verify's waiting outputs while
+    the source fails (up to ``live_telemetry_grace_s``, then inconclusive, saying since when)."""
+    start, end = span
+    windows = config.windows
     metrics_only = replace(config, logs=None)
     base_start, base_end = known_good_window(executed) or (deployed - windows.baseline_s, deployed)
     baseline_span = (format_ts(base_start), format_ts(base_end))
     window_span = (format_ts(start), format_ts(end))
     try:
-        source = build_source(config.metrics)
+        source = build_source(config.metrics, session=http_session())
         step = _step_s(source, max(windows.baseline_s, windows.post_action_s))
         before = build_snapshot(metrics_only, deployment, base_start, base_end, step_s=step, source=source)
         after = build_snapshot(metrics_only, deployment, start, end, step_s=step, source=source)
     except TelemetryError as exc:
-        return outcome.inconclusive(
-            f"could not read the post-action window: {exc}", window=window_span, baseline=baseline_span
-        )
+        lost_since = _epoch(watch.get("lost_since")) or now
+        give_up = lost_since + max(settings.live_telemetry_grace_s, 0.0)
+        since = format_ts(lost_since)
+        if now < give_up:
+            return waiting(
+                min(now + settings.live_poll_s, give_up),
+                {"actions": executed, "start": start, "lost_since": lost_since},
+                f"telemetry to come back (failing since {since})",
+                now=now,
+                urgent=False,
+                finals=("measured",),
+            )
+        why = f"could not read the post-action window: {exc} (telemetry lost since {since})"
+        return outcome.inconclusive(why, window=window_span, baseline=baseline_span)
     dep = before.snapshot["deployment"]
-    watch = sorted({str(m) for a in executed for m in (a.get("watch") or []) if isinstance(m, str)})
+    decisive = sorted({str(m) for a in executed for m in (a.get("watch") or []) if isinstance(m, str)})
     cut = baseline_span[1] if base_end != deployed else dep["deployed_at"]
-    measured = outcome.judge_recovery(
+    return outcome.judge_recovery(
         dep,
         outcome.split_baseline(before.snapshot["metrics"], cut),
         after.snapshot["metrics"],
@@ -1031,17 +1238,9 @@ def _verify_live(
         window_end=window_span[1],
         baseline_start=baseline_span[0],
         baseline_end=baseline_span[1],
-        decisive=watch,
+        decisive=decisive,
         evidence=(before.snapshot.get("evidence"), after.snapshot.get("evidence")),
     )
-    if executor is not None and executor.can_probe():
-        try:
-            health = executor.probe(str(deployment.get("service") or ""))
-        except ProbeError as exc:
-            measured["notes"] = [*measured.get("notes", []), f"the instance's state could not be read: {exc}"]
-        else:
-            measured = outcome.gate_on_health(measured, health.to_dict())
-    return measured
 
 
 def known_good_window(executed: list[dict[str, Any]]) -> tuple[float, float] | None:

@@ -29,9 +29,12 @@ judged by :func:`assess`, a pure function of the fetched window (a scheduler may
   ``INSUFFICIENT_WAIT_FRACTION`` of the window more (when the window is recent: samples of an old
   window will not come), then the verdict is the analyzer's ESCALATE saying what is missing.
 
-Nothing here sleeps or reads the clock directly: ``clock`` and ``sleep`` are injected, so the rule
-is tested without waiting. Fetching is injected too (the ``collect`` step gives one that reads the
-service's configured sources).
+Nothing here sleeps or reads the clock directly. :func:`look` is one look at ``now``: it returns the
+result, or a :class:`Wait` (when to look again, and the small :class:`WatchState` to look with), so
+an engine persists the wait instead of holding a worker; :func:`watch` loops over it with injected
+``clock`` and ``sleep``, so the rule is tested without waiting. Fetching is injected too (the
+``collect`` step gives one that reads the service's configured sources). A source that fails at the
+window's end is waited for up to a grace, then :class:`TelemetryLost`.
 """
 
 from __future__ import annotations
@@ -57,6 +60,9 @@ MAX_NOTES = 20
 
 EARLY = "early"
 WINDOW_END = "window end"
+TELEMETRY_LOST = "telemetry lost"
+"""How a watch ended when the source failed at the window's end and stayed down past the grace
+(the ``collect`` step's ``verification.ended``; the decision then escalates)."""
 
 
 class WatchError(RuntimeError):
@@ -182,37 +188,180 @@ class WatchResult:
         }
 
 
+def _window_end_reason(verify_s: float, ev: Evaluation) -> str:
+    d = ev.decision
+    reason = (
+        f"verification window of {verify_s:g} s over: {d.verdict.value} "
+        f"({d.severity.value}, confidence {d.confidence:.2f}; "
+        f"{ev.samples_after} real samples since the deploy)"
+    )
+    if ev.insufficient:
+        reason += "; " + d.reasoning.split("; ")[0]
+    return reason
+
+
 @dataclass
-class _Watch:
-    deployed_at: float
-    verify_s: float
-    deadline: float
-    poll_s: float
+class WatchState:
+    """What a watch carries from one look to the next; the engines persist it between looks (it is
+    small: counts, at most :data:`MAX_NOTES` notes, the graph links)."""
+
+    evaluations: int = 0
     notes: list[str] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
-    evaluations: int = 0
+    lost_since: float | None = None
+    """When the source began failing (Unix seconds), while it still does."""
     extended: bool = False
+    """The window's end lacked evidence and the watch waits a bounded time more for samples."""
 
-    def result(self, fetched: Fetched, ev: Evaluation, ended: str, reason: str) -> WatchResult:
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "evaluations": self.evaluations,
+            "notes": list(self.notes),
+            "links": dict(self.links),
+            "lost_since": self.lost_since,
+            "extended": self.extended,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Any) -> WatchState:
+        """A state read back (anything unusable starts afresh rather than failing the run)."""
+        if not isinstance(doc, dict):
+            return cls()
+        notes = [n for n in doc.get("notes") or [] if isinstance(n, str)][:MAX_NOTES]
+        links = doc.get("links") if isinstance(doc.get("links"), dict) else {}
+        lost = doc.get("lost_since")
+        evaluations = doc.get("evaluations")
+        return cls(
+            evaluations=evaluations
+            if isinstance(evaluations, int) and not isinstance(evaluations, bool)
+            else 0,
+            notes=notes,
+            links={str(k): str(v) for k, v in links.items()},
+            lost_since=float(lost) if isinstance(lost, int | float) and not isinstance(lost, bool) else None,
+            extended=doc.get("extended") is True,
+        )
+
+
+@dataclass(frozen=True)
+class Wait:
+    """A look that is not the last: look again at ``until`` (Unix seconds) with ``state``."""
+
+    until: float
+    state: WatchState
+    reason: str
+    """What the watch waits for, in a few words (shown while the run waits)."""
+    urgent: bool = False
+    """The next look may decide (the judge already says ROLLBACK, or it is the window's end)."""
+
+
+class TelemetryLost(WatchError):
+    """The source failed at the window's end and did not come back within the grace."""
+
+    def __init__(self, since: float, detail: str) -> None:
+        super().__init__(detail)
+        self.since = since
+        self.detail = detail
+
+
+def _failed_fetch(
+    exc: Exception,
+    state: WatchState,
+    *,
+    deployed_at: float,
+    end: float,
+    now: float,
+    final: bool,
+    deadline: float,
+    poll_s: float,
+    grace_s: float,
+) -> Wait:
+    """A fetch that failed: before the window's end a note, and the next look tries again; at the
+    window's end a wait for the source up to ``grace_s`` after it began failing, then
+    :class:`TelemetryLost`."""
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if state.lost_since is None:
+        state.lost_since = now
+    if not final:
+        _note(state.notes, f"evaluation at +{end - deployed_at:.0f} s skipped: {detail}")
+        return Wait(min(now + poll_s, deadline), state, f"the next look (the source failed: {detail})")
+    give_up = state.lost_since + max(grace_s, 0.0)
+    if now >= give_up:
+        raise TelemetryLost(state.lost_since, detail) from None
+    return Wait(
+        min(now + poll_s, give_up),
+        state,
+        f"telemetry to come back (failing since +{state.lost_since - deployed_at:.0f} s: {detail})",
+    )  # fmt: skip
+
+
+def look(
+    deployed_at: float,
+    verify_s: float,
+    fetch: Callable[[float], Fetched],
+    state: WatchState | None = None,
+    *,
+    now: float,
+    poll_s: float = DEFAULT_POLL_S,
+    grace_s: float = 0.0,
+    judge: Callable[[dict[str, Any], float], Evaluation] = assess,
+    wait_for_samples: bool = True,
+) -> WatchResult | Wait:
+    """One look at ``[deployed_at, deployed_at + verify_s]`` at ``now``; see the module docstring
+    for the rule. Returns the result, or when to look again.
+
+    ``fetch(end)`` returns the snapshot up to ``end`` (Unix seconds); a failing source is waited for
+    (:func:`_failed_fetch`). ``wait_for_samples`` False: no bounded wait for missing samples (a
+    service with no metric source: none will come)."""
+    state = state or WatchState()
+    poll_s = max(poll_s, 0.05)
+    extra = INSUFFICIENT_WAIT_FRACTION * verify_s
+    deadline = deployed_at + max(verify_s, 0.0) + (extra if state.extended else 0.0)
+    first = min(deployed_at + poll_s, deadline)
+    if now < first:
+        ahead = deployed_at - now
+        reason = (
+            f"the deploy is announced {ahead:.0f} s ahead: first look {poll_s:g} s after it"
+            if ahead > 0
+            else "the first look after the deploy"
+        )
+        return Wait(first, state, reason)
+    end = min(now, deadline)
+    final = end >= deadline
+    try:
+        fetched = fetch(end)
+    except Exception as exc:  # the source's one-line error
+        return _failed_fetch(
+            exc, state, deployed_at=deployed_at, end=end, now=now, final=final, deadline=deadline,
+            poll_s=poll_s, grace_s=grace_s,
+        )  # fmt: skip
+    state.lost_since = None
+    for note in fetched.notes:
+        _note(state.notes, note)
+    state.links.update(fetched.links)
+    ev = judge(fetched.snapshot, end)
+    state.evaluations += 1
+
+    def result(ended: str, reason: str) -> WatchResult:
         return WatchResult(
-            fetched.snapshot, ev.decision, ended, reason, self.evaluations, ev.end - self.deployed_at,
-            self.notes, self.links, ev.samples_after,
+            fetched.snapshot, ev.decision, ended, reason, state.evaluations, ev.end - deployed_at,
+            state.notes, state.links, ev.samples_after,
         )  # fmt: skip
 
-    def window_end(self, fetched: Fetched, ev: Evaluation) -> WatchResult:
-        d = ev.decision
-        reason = (
-            f"verification window of {self.verify_s:g} s over: {d.verdict.value} "
-            f"({d.severity.value}, confidence {d.confidence:.2f}; "
-            f"{ev.samples_after} real samples since the deploy)"
+    if ev.conclusive is not None and not final:
+        return result(EARLY, ev.why)
+    recent = now - deadline < extra  # samples may still come; for an old window they will not
+    if final and wait_for_samples and ev.insufficient and not state.extended and verify_s > 0 and recent:
+        state.extended = True
+        _note(
+            state.notes,
+            f"not enough evidence at the window's end: waiting up to {extra:g} s more for real samples",
         )
-        if ev.insufficient:
-            reason += "; " + d.reasoning.split("; ")[0]
-        return self.result(fetched, ev, WINDOW_END, reason)
-
-    def note(self, text: str) -> None:
-        if text not in self.notes and len(self.notes) < MAX_NOTES:
-            self.notes.append(text)
+        return Wait(min(now + poll_s, deadline + extra), state, "real samples the window still lacks", True)
+    if final:
+        return result(WINDOW_END, _window_end_reason(verify_s, ev))
+    following = min(now + poll_s, deadline)
+    urgent = ev.decision.verdict is Verdict.ROLLBACK or following >= deadline
+    return Wait(following, state, "the next look at the verification window", urgent)
 
 
 def watch(
@@ -224,47 +373,23 @@ def watch(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     judge: Callable[[dict[str, Any], float], Evaluation] = assess,
+    grace_s: float = 0.0,
     wait_for_samples: bool = True,
 ) -> WatchResult:
-    """Watch ``[deployed_at, deployed_at + verify_s]``; see the module docstring for the rule.
-
-    ``fetch(end)`` returns the snapshot up to ``end`` (Unix seconds). A fetch that fails before
-    the window's end is a note and the next poll tries again; at the window's end it raises
-    :class:`WatchError`. ``sleep`` may raise to stop the watch (the engine does when the execution
-    is killed). ``wait_for_samples`` False: no bounded wait for missing samples (a service with no
-    metric source: none will come)."""
-    w = _Watch(deployed_at, verify_s, deployed_at + max(verify_s, 0.0), max(poll_s, 0.05))
-    first = min(deployed_at + w.poll_s, w.deadline)
-    if clock() < first:
-        sleep(first - clock())
+    """The whole watch in one call: :func:`look` until it decides, sleeping in between (the engines
+    persist a :class:`Wait` instead). ``sleep`` may raise to stop the watch."""
+    state = WatchState()
     while True:
-        end = min(clock(), w.deadline)
-        final = end >= w.deadline
-        try:
-            fetched = fetch(end)
-        except Exception as exc:  # the source's one-line error
-            if final:
-                raise WatchError(str(exc)) from None
-            w.note(f"evaluation at +{end - deployed_at:.0f} s skipped: {exc}")
-            sleep(max(0.0, min(w.poll_s, w.deadline - clock())))
-            continue
-        for note in fetched.notes:
-            w.note(note)
-        w.links.update(fetched.links)
-        ev = judge(fetched.snapshot, end)
-        w.evaluations += 1
-        if ev.conclusive is not None and not final:
-            return w.result(fetched, ev, EARLY, ev.why)
-        extra = INSUFFICIENT_WAIT_FRACTION * verify_s
-        recent = clock() - w.deadline < extra  # samples may still come; for an old window they will not
-        if final and wait_for_samples and ev.insufficient and not w.extended and verify_s > 0 and recent:
-            w.extended = True
-            w.deadline += extra
-            w.note(
-                f"not enough evidence at the window's end: waiting up to {extra:g} s more for real samples"
-            )
-            sleep(max(0.0, min(w.poll_s, w.deadline - clock())))
-            continue
-        if final:
-            return w.window_end(fetched, ev)
-        sleep(max(0.0, min(w.poll_s, w.deadline - clock())))
+        out = look(
+            deployed_at, verify_s, fetch, state, now=clock(), poll_s=poll_s, grace_s=grace_s, judge=judge,
+            wait_for_samples=wait_for_samples,
+        )  # fmt: skip
+        if isinstance(out, WatchResult):
+            return out
+        state = out.state
+        sleep(max(0.0, out.until - clock()))
+
+
+def _note(notes: list[str], text: str) -> None:
+    if text not in notes and len(notes) < MAX_NOTES:
+        notes.append(text)

@@ -1,7 +1,8 @@
-"""What a notification about an approval says, for Slack and for a generic JSON webhook.
+"""What a notification about an approval (or an escalation) says, for Slack and for a generic JSON webhook.
 
 One audit row (``approval.requested``, ``.vote``, ``.approved``, ``.rejected``, ``.expired``,
-``.cancelled``) and what the store knows of its approval become a :class:`Notice`: a title, a few
+``.cancelled``; ``deployment.escalated``: a run that could not decide, the telemetry lost or the
+store refusing writes) and what the store knows of its approval become a :class:`Notice`: a title, a few
 sentences, labelled fields, the deep link to the approval card and the structured facts. The Notice
 is then rendered for each channel: :func:`slack_payload` (``text`` plus simple ``blocks``, every
 piece of untrusted text escaped so a comment or an action name cannot make a link or a mention) and
@@ -34,6 +35,7 @@ KINDS: dict[str, str] = {
     "approval.rejected": "rejected",
     "approval.expired": "expired",
     "approval.cancelled": "cancelled",
+    "deployment.escalated": "escalated",
 }
 """The audit events a notification follows, and the kind of message each one makes."""
 
@@ -47,6 +49,7 @@ _SLACK_ICONS = {
     "rejected": ":x:",
     "expired": ":alarm_clock:",
     "cancelled": ":no_entry_sign:",
+    "escalated": ":rotating_light:",
 }
 SLACK_SECTION_LIMIT = 3000
 SLACK_FIELD_LIMIT = 2000
@@ -118,6 +121,35 @@ def _confidence(value: Any) -> str:
         return f"{float(value) * 100:.0f}%"
     except (TypeError, ValueError):
         return "?"
+
+
+def escalation_notice(row: dict[str, Any], settings: Settings) -> Notice:
+    """The message of a run that escalated without a decision (``deployment.escalated``: its
+    detail names the service, the version and the reason)."""
+    secrets = settings.secret_values()
+    detail = row.get("detail") if isinstance(row.get("detail"), dict) else {}
+    service = _clean(detail.get("service") or "unknown service", secrets, 80)
+    version = _clean(detail.get("version") or "?", secrets, 60)
+    reason = _clean(detail.get("reason") or "no reason recorded", secrets)
+    execution_id = _clean(row.get("subject"), secrets, 80)
+    at = str(row.get("at") or "")
+    return Notice(
+        event=str(row.get("event")),
+        kind="escalated",
+        at=at,
+        title=f"Escalated: {service} {version} needs a person",
+        lines=[reason, "The loop could not decide on its own: check the deployment by hand."],
+        fields=[("Service", service), ("Version", version), ("Run", execution_id), ("At", _when(at))],
+        data={
+            "escalation": {
+                "execution_id": execution_id or None,
+                "service": service,
+                "version": version,
+                "reason": reason,
+                "at": at,
+            }
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -332,7 +364,10 @@ def _data(f: _Facts) -> dict[str, Any]:
 
 def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings: Settings) -> Notice:
     """The message for one audit row about an approval (``material`` as
-    ``Store.notification_material`` returns it; None when the approval is unknown)."""
+    ``Store.notification_material`` returns it; None when the approval is unknown), or about an
+    escalation (:func:`escalation_notice`)."""
+    if KINDS.get(str(row.get("event"))) == "escalated":
+        return escalation_notice(row, settings)
     facts = _facts(row, material, settings)
     title, lines, extra = WORDING.get(facts.kind, _other)(facts)
     fields = _common_fields(facts) + extra

@@ -32,6 +32,7 @@ from console.presentation.formatting import (
     metric_value,
     state_badge,
 )
+from console.presentation.queue import run_progress
 from console.settings import mask_url
 
 # ---------------------------------------------------------------------------------------------
@@ -244,10 +245,16 @@ DEPLOYMENT_COLUMNS = [
 ]
 
 
-def deployments_frame(rows: Iterable[Mapping[str, Any] | Any]) -> pd.DataFrame:
-    """Deployments newest first, in the columns the Deployments page shows."""
+def deployments_frame(
+    rows: Iterable[Mapping[str, Any] | Any], positions: Mapping[str, Mapping[str, Any]] | None = None
+) -> pd.DataFrame:
+    """Deployments newest first, in the columns the Deployments page shows; ``positions`` (execution
+    id -> its place in the engine's queue) turns an ``analyzing`` status into "queued, N ahead" or
+    "waiting until …" (:func:`console.presentation.queue.run_progress`)."""
     records = []
+    positions = positions or {}
     for row in rows:
+        status = run_progress(field(row, "status"), positions.get(str(field(row, "execution_id", ""))))
         deployed_at = as_time(field(row, "deployed_at"))
         confidence = field(row, "confidence")
         records.append(
@@ -260,8 +267,7 @@ def deployments_frame(rows: Iterable[Mapping[str, Any] | Any]) -> pd.DataFrame:
                 "verdict": str(field(row, "verdict", "")),
                 # in percent, whole: a table cell reads "95%", never "94.59%" or 0.9459
                 "confidence": round(float(confidence) * 100) if confidence is not None else None,
-                "status": str(field(row, "status", "—"))
-                + (" · simulated" if field(row, "simulated") and field(row, "status") else ""),
+                "status": (status or "—") + (" · simulated" if field(row, "simulated") and status else ""),
                 "deployed_at": pd.Timestamp(deployed_at) if deployed_at else pd.NaT,
                 "execution_id": str(field(row, "execution_id", "")),
             }

@@ -20,6 +20,14 @@ class AuditStore(DocumentStore):
             (now_text(), actor, event, subject, dumps(detail)),
         )
 
+    @staticmethod
+    def audited_in(conn: Connection, subject: str, event: str) -> bool:
+        """Whether the trail already has ``event`` about ``subject`` (for events written once)."""
+        row = conn.execute(
+            "SELECT 1 FROM audit WHERE subject = ? AND event = ? LIMIT 1", (subject, event)
+        ).fetchone()
+        return row is not None
+
     def audit(self, actor: str, event: str, subject: str | None, detail: dict[str, Any]) -> None:
         with self.write() as conn:
             self.audit_in(conn, actor, event, subject, detail)

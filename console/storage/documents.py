@@ -32,8 +32,8 @@ class DocumentMissing(LookupError):
 class DocumentStore(Database):
     """Reads of the documents table, with a small cache of decoded documents."""
 
-    def __init__(self, path: Any) -> None:
-        super().__init__(path)
+    def __init__(self, path: Any, **options: Any) -> None:
+        super().__init__(path, **options)
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
 

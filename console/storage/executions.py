@@ -75,7 +75,11 @@ class ExecutionStore(DocumentStore):
 
     def execution_row(self, execution_id: str) -> dict[str, Any] | None:
         """The raw row (JSON columns as text), for checks and tests."""
-        row = self.conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        return self.execution_row_in(self.conn, execution_id)
+
+    @staticmethod
+    def execution_row_in(conn: Connection, execution_id: str) -> dict[str, Any] | None:
+        row = conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
         return dict(row) if row else None
 
     def count_executions(self) -> int:
@@ -148,10 +152,11 @@ class ExecutionStore(DocumentStore):
         }
 
     def orphan_candidates(self) -> list[OrphanCandidate]:
-        """Executions left CREATED or RUNNING, with how often they were restarted already."""
+        """Executions left CREATED or RUNNING and not queued (a queued run is held by nobody on
+        purpose: the scheduler takes it when due), with how often they were restarted already."""
         rows = self.conn.execute(
             "SELECT id, state, owner, heartbeat_at, histories FROM executions WHERE state IN "
-            "('CREATED', 'RUNNING')"
+            "('CREATED', 'RUNNING') AND id NOT IN (SELECT execution_id FROM run_queue)"
         ).fetchall()
         return [
             OrphanCandidate(
@@ -177,9 +182,9 @@ class ExecutionStore(DocumentStore):
         labels: dict[str, str],
         triggered_by: str,
         launch: dict[str, Any],
-        owner: str,
+        owner: str | None,
     ) -> None:
-        """A new execution, CREATED now and owned by ``owner``."""
+        """A new execution, CREATED now and owned by ``owner`` (None: queued, held by nobody)."""
         now = now_text()
         conn.execute(
             "INSERT INTO executions (id, namespace, flow_id, state, start_date, updated_at, inputs, labels, "

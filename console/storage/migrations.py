@@ -450,6 +450,19 @@ CREATE INDEX IF NOT EXISTS ix_revision_events_service ON revision_events (servic
 """
 
 
+SCHEMA_12 = """CREATE TABLE IF NOT EXISTS run_queue (
+    execution_id TEXT PRIMARY KEY,
+    due_at REAL NOT NULL,
+    priority INTEGER NOT NULL,
+    source TEXT NOT NULL DEFAULT '',
+    reason TEXT NOT NULL DEFAULT '',
+    queued_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS ix_run_queue_due ON run_queue (due_at);
+CREATE INDEX IF NOT EXISTS ix_run_queue_order ON run_queue (priority, due_at);
+"""
+
+
 def _requesters(conn: sqlite3.Connection) -> None:
     """approvals.requested_by_source (how the requester is known), and the executions the console
     itself launched on an engine it does not own (Kestra), with who was signed in."""
@@ -488,6 +501,8 @@ MIGRATIONS: tuple[Migration, ...] = (
               "nothing) and password sessions (the session cookie's server side)", _script(SCHEMA_10)),
     Migration(11, "revision events: every version seen running, with the evidence that makes it "
                "known-good or known-bad (the rollback target comes from them)", _script(SCHEMA_11)),
+    Migration(12, "run_queue: a run that waits (a watched window, a backoff) or is due is a row with its "
+              "wake-up time and priority, held by no worker", _script(SCHEMA_12)),
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migrations are numbered 1..N"

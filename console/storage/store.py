@@ -12,6 +12,7 @@
   actions on a live service in a time window).
 - :mod:`~console.storage.notifications`: the notifications outbox (cursor, messages, deliveries).
 - :mod:`~console.storage.inbound`: webhook deliveries (idempotency) and incidents with their alerts.
+- :mod:`~console.storage.queue`: the run queue (runs due or waiting, with wake-up time and priority).
 - :mod:`~console.storage.identity`: failed sign-ins and password sessions.
 - :mod:`~console.storage.revisions`: the revision history (events per service and version).
 
@@ -25,6 +26,7 @@ from console.storage.executions import ExecutionStore
 from console.storage.identity import IdentityStore
 from console.storage.inbound import InboundStore
 from console.storage.notifications import NotificationStore
+from console.storage.queue import QueueStore
 from console.storage.revisions import RevisionStore
 from console.storage.scenario_reads import ScenarioReadStore
 from console.storage.stories import StoryStore
@@ -38,5 +40,6 @@ class Store(
     InboundStore,
     IdentityStore,
     RevisionStore,
+    QueueStore,
 ):
     """Thread-safe access to the console's SQLite file (every part of the package, one object)."""

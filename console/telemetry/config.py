@@ -320,10 +320,33 @@ def parse_services(
     return services
 
 
+_PARSED: dict[tuple[str, int, int, Windows], ServicesConfig] = {}
+"""Files read already, by path, modification time, size and default windows: every look of every
+watched window reads its service's configuration, and parsing the YAML each time cost as much as
+the look's analysis."""
+
+
 def load_services(path: Path, settings: Settings | None = None) -> ServicesConfig:
-    """Read and validate the services file. A missing file is :class:`NoSourceConfigured`
-    (nothing is configured), a bad one :class:`ConfigError`."""
+    """Read and validate the services file (once per version of the file). A missing file is
+    :class:`NoSourceConfigured` (nothing is configured), a bad one :class:`ConfigError`."""
     defaults = default_windows(settings or Settings())
+    try:
+        stat = path.stat()
+    except OSError:
+        key = None
+    else:
+        key = (str(path), stat.st_mtime_ns, stat.st_size, defaults)
+        if key in _PARSED:
+            return _PARSED[key]
+    config = _read_services(path, defaults)
+    if key is not None:
+        if len(_PARSED) >= 32:
+            _PARSED.clear()
+        _PARSED[key] = config
+    return config
+
+
+def _read_services(path: Path, defaults: Windows) -> ServicesConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -49,7 +49,7 @@ WINDOWS = {"baseline_s": 10, "verify_s": 20, "post_action_s": 4}
 T = TypeVar("T")
 
 
-def wait_for(what: str, predicate: Callable[[], T], timeout: float, every: float = 0.2) -> T:
+def wait_for(what: str, predicate: Callable[[], T], timeout: float = 60.0, every: float = 0.2) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -44,7 +44,7 @@ def runtime(api_settings: Settings) -> Iterator[EmbeddedRuntime]:
 def services_of(runtime: EmbeddedRuntime, settings: Settings | None = None) -> Services:
     inbound = runtime.inbound
     if settings is not None and inbound is not None:
-        inbound = Inbound(runtime.store, runtime.engine, settings)
+        inbound = Inbound(runtime.store, runtime.engine, settings, local=runtime.engine)
     return Services(
         settings or runtime.settings, runtime.store, runtime.engine, runtime.approvals, inbound=inbound
     )

@@ -63,6 +63,13 @@ class PrometheusStub:
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
         self.queries = 0
+        self.failing = False
+        """While True every query is answered 503 (Prometheus down for the tests of faults)."""
+        self.gate = threading.Event()
+        self.gate.set()
+        """Cleared, every query waits until it is set again (a look caught mid-fetch)."""
+        self.held = 0
+        """Queries waiting at the gate now."""
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -82,6 +89,12 @@ class PrometheusStub:
                     return self._answer(200, {"status": "success", "data": sorted(RULES)})
                 if parts.path not in ("/api/v1/query_range", "/api/v1/query"):
                     return self._answer(404, {"status": "error", "error": "not here"})
+                if not outer.gate.is_set():
+                    outer.held += 1
+                    outer.gate.wait()
+                    outer.held -= 1
+                if outer.failing:
+                    return self._answer(503, {"status": "error", "errorType": "unavailable", "error": "down"})
                 params = {k: v[0] for k, v in parse_qs(parts.query).items()}
                 params.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
                 outer.queries += 1
@@ -133,6 +146,7 @@ class PrometheusStub:
         return {"status": "success", "data": {"resultType": "matrix", "result": result}}
 
     def stop(self) -> None:
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()
 

@@ -244,7 +244,7 @@ def test_an_alert_for_a_service_without_sources_is_422_and_starts_nothing(consol
 
 def test_a_run_that_cannot_start_is_a_503_and_the_retry_starts_it(console, monkeypatch):
     engine = console.runtime.engine
-    real = engine.launch_incident
+    real = engine.launch_incident_in  # on the embedded engine the run is made in the intake's transaction
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -253,16 +253,19 @@ def test_a_run_that_cannot_start_is_a_503_and_the_retry_starts_it(console, monke
             raise BackendUnavailable("the engine is restarting")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(engine, "launch_incident", flaky)
+    monkeypatch.setattr(engine, "launch_incident_in", flaky)
     body = delivery(alert(starts=console.onset))
     refused = post(console, body)
     assert refused.status_code == 503 and refused.headers["retry-after"] == "5"
     assert "could not start the run: the engine is restarting" in refused.json()["error"]
     assert console.incident_runs() == 0
+    # the delivery, the incident and the run commit together: nothing of the failed attempt is kept
+    assert console.runtime.store.incidents(service="demo-service") == []
+    assert console.runtime.store.deliveries(kind="alert") == []
     retried = post(console, body)
     assert retried.status_code == 202, retried.text
     statuses = sorted(i["status"] for i in console.runtime.store.incidents(service="demo-service"))
-    assert statuses == ["failed", "open"]
+    assert statuses == ["open"]
     console.wait(retried.json()["execution_id"])
 
 

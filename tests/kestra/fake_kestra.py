@@ -22,8 +22,11 @@ implementation the flow linter uses:
 
 Tasks: ``Commands`` runs ``python -m console step NAME input.json --kestra`` in-process on the
 rendered ``inputFiles`` (the project's own steps, ``console.loop.steps``); ``Subflow`` starts a child
-execution (``parentId``) and waits; ``If``, ``Switch``, ``Log`` as documented; ``Pause`` pauses until
-resumed, killed, or its ``pauseDuration`` applies its ``behavior``. Secrets (``secret('X')``) come
+execution (``parentId``) and waits; ``If``, ``Switch``, ``Log`` as documented; ``LoopUntil`` runs its
+children round after round until its ``condition`` (1.3's ``io.kestra.plugin.core.flow.LoopUntil``);
+``Pause`` pauses until resumed, killed, or its (rendered) ``pauseDuration`` applies its
+``behavior``. A task that ran several times reads as its runs merged (``Execution.outputs()``,
+``MapUtils.merge``). Secrets (``secret('X')``) come
 from :attr:`FakeKestra.secrets`. Fault modes for tests: ``down()``, and ``fault = "slow" | "401" |
 "404" | "500" | "malformed"``, or ``"503 once"`` (the next request only).
 """
@@ -414,13 +417,13 @@ class FakeKestra:
     def _variables(self, ex: dict[str, Any]) -> dict[str, Any]:
         """What Kestra's ``RunVariables`` gives a task of ``ex``: ``inputs`` only when the execution
         has some, ``trigger`` only when a trigger started it, ``outputs`` of the task runs that
-        have outputs."""
+        have outputs (``Execution.outputs()``: a task that ran several times, in a loop, reads as
+        its runs merged, :func:`console.engines.kestra.rules.merge_outputs`)."""
         with self.lock:
-            outputs = {
-                run["taskId"]: run["outputs"]
-                for run in ex["taskRunList"]
-                if run.get("outputs") is not None and run["state"]["current"] == "SUCCESS"
-            }
+            outputs: dict[str, Any] = {}
+            for run in ex["taskRunList"]:  # Execution.outputs(): every run with outputs, merged in order
+                if run.get("outputs") is not None:
+                    outputs = rules.merge_outputs(outputs, {run["taskId"]: run["outputs"]})
             variables: dict[str, Any] = {
                 "flow": {"id": ex["flowId"], "namespace": ex["namespace"], "revision": ex["flowRevision"]},
                 "execution": {"id": ex["id"], "startDate": ex["state"]["startDate"], "originalId": ex["id"]},
@@ -459,7 +462,9 @@ class FakeKestra:
                 }
             )
 
-    def _task_run(self, execution: dict[str, Any], task_id: str, parent_run: str | None) -> dict[str, Any]:
+    def _task_run(
+        self, execution: dict[str, Any], task_id: str, parent_run: str | None, iteration: int | None = None
+    ) -> dict[str, Any]:
         run = {
             "id": kestra_id(),
             "executionId": execution["id"],
@@ -472,6 +477,8 @@ class FakeKestra:
         }
         if parent_run:
             run["parentTaskRunId"] = parent_run
+        if iteration is not None:  # TaskRun.iteration: the children of a LoopUntil, per round
+            run["iteration"] = iteration
         with self.lock:
             execution["taskRunList"].append(run)
             _move(run["state"], "RUNNING")
@@ -536,10 +543,16 @@ class FakeKestra:
         except (PebbleError, rules.InputError) as exc:
             raise _TaskFailed(f"Failed to render output values: {exc}") from None
 
-    def _run_tasks(self, ex: dict[str, Any], tasks: list[dict[str, Any]], parent_run: str | None) -> None:
+    def _run_tasks(
+        self,
+        ex: dict[str, Any],
+        tasks: list[dict[str, Any]],
+        parent_run: str | None,
+        iteration: int | None = None,
+    ) -> None:
         for task in tasks:
             self._check(ex)
-            run = self._task_run(ex, task["id"], parent_run)
+            run = self._task_run(ex, task["id"], parent_run, iteration)
             try:
                 outputs = self._run_task(ex, task, run)
             except _TaskFailed as exc:
@@ -576,7 +589,42 @@ class FakeKestra:
             return {}
         if kind == flow_lint.PAUSE:
             return self._pause(ex, task, run)
+        if kind == flow_lint.LOOP_UNTIL:
+            return self._loop_until(ex, task, run)
         raise _TaskFailed(f"the fake cannot run task type {kind}")
+
+    def _loop_until(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+        """``io.kestra.plugin.core.flow.LoopUntil`` (1.3; alias ``WaitFor``): the children run, in
+        order, round after round (their runs carry ``iteration``); after each round ``condition`` is
+        rendered and a truthy one (:func:`rules.truthy`) ends the loop; else the next round starts
+        ``checkFrequency.interval`` later (1.3's default PT1M), unless ``maxIterations`` or
+        ``maxDuration`` is reached: then the loop ends, FAILED with ``failOnMaxReached``."""
+        frequency = task.get("checkFrequency") or {}
+        variables = self._variables(ex)
+        interval = _iso_seconds(self._render(run, frequency.get("interval") or "PT1M", variables))
+        max_iterations = frequency.get("maxIterations")
+        max_duration = frequency.get("maxDuration")
+        limit_s = _iso_seconds(self._render(run, max_duration, variables)) if max_duration else None
+        started = time.monotonic()
+        count = 0
+        while True:
+            count += 1
+            with self.lock:
+                run["outputs"] = {"iterationCount": count}
+            self._run_tasks(ex, task.get("tasks") or [], run["id"], count)
+            if rules.truthy(self._render(run, task["condition"], self._variables(ex))):
+                return {"iterationCount": count}
+            reached = (max_iterations is not None and count >= int(max_iterations)) or (
+                limit_s is not None and time.monotonic() - started >= limit_s
+            )
+            if reached:
+                if task.get("failOnMaxReached") is True:
+                    raise _TaskFailed("Max iterations or duration reached")
+                return {"iterationCount": count}
+            deadline = time.monotonic() + interval
+            while (left := deadline - time.monotonic()) > 0:  # the executor's delay, not a worker's
+                self._check(ex)
+                time.sleep(min(left, 0.05))
 
     def _commands(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         """``python -m console step NAME FILE --kestra`` on the rendered ``inputFiles``; the step's
@@ -644,7 +692,11 @@ class FakeKestra:
             self._resume_events[ex["id"]] = event
             self._paused[ex["id"]] = {"task": task, "run": run}
         self._log(ex, "INFO", f"Execution paused, waiting for resume ({task['id']})", run)
-        limit = _iso_seconds(task.get("pauseDuration")) if self.pause_seconds is None else self.pause_seconds
+        # pauseDuration is a Property<Duration>: rendered; the tests' override is for approvals only
+        given = task.get("pauseDuration")
+        limit = _iso_seconds(self._render(run, given, self._variables(ex))) if given else None
+        if task.get("onResume") and self.pause_seconds is not None:
+            limit = self.pause_seconds
         resumed = event.wait(limit)
         with self.lock:
             self._resume_events.pop(ex["id"], None)

@@ -234,7 +234,7 @@ def test_flow_outputs_lose_null_values_task_vars_keep_them(
     execution = client.trigger(NS, "devops-loop", {"scenario": "healthy-hotfix"})
     loaded.wait_state(execution.id, {"SUCCESS"})
     child = next(e for e in loaded.executions.values() if e["flowId"] == "collect-snapshot")
-    [run] = child["taskRunList"]
+    run = next(r for r in child["taskRunList"] if r["taskId"] == "collect")  # the one look of a scenario
     assert run["outputs"]["vars"]["verification"] is None  # TaskRun.outputs: @JsonInclude(ALWAYS)
     assert "verification" not in child["outputs"] and "snapshot" in child["outputs"]  # typedOutputs
 
@@ -281,3 +281,110 @@ def test_a_non_boolean_approval_is_a_rejection(loaded: FakeKestra, client: Kestr
     approval = next(r for r in done["taskRunList"] if r["taskId"] == "approval")
     assert approval["outputs"]["onResume"]["approved"] is False
     assert done["outputs"]["deployment_status"] != "rolled back"
+
+
+# -- LoopUntil, timer Pauses and the outputs of a task that runs several times ---------------------------
+def test_outputs_of_repeated_runs_merge_as_kestras_map_utils_does() -> None:
+    from console.engines.kestra.rules import merge_outputs
+
+    first = {
+        "look": {"vars": {"done": False, "watch": "a", "notes": ["x"], "links": {"m": "1"}, "snapshot": None}}
+    }
+    second = {
+        "look": {
+            "vars": {"done": True, "watch": None, "notes": ["x", "y"], "links": {"n": "2"}, "snapshot": {}}
+        }
+    }
+    merged = merge_outputs(first, second)["look"]["vars"]
+    # the latest scalar wins, a null never replaces a value, lists join, maps merge
+    assert merged == {
+        "done": True,
+        "watch": "a",
+        "notes": ["x", "y"],
+        "links": {"m": "1", "n": "2"},
+        "snapshot": {},
+    }
+
+
+LOOKS = """  - id: watch
+    type: io.kestra.plugin.core.flow.LoopUntil
+    condition: "{{ outputs.collect.vars.done }}"
+    failOnMaxReached: true
+    checkFrequency:
+      interval: PT0.05S
+      maxDuration: PT1M
+    tasks:
+      - id: collect
+        type: io.kestra.plugin.scripts.python.Commands
+        containerImage: devops-loop-console:latest
+        inputFiles:
+          input.json: |
+            {"service": "demo-service", "version": "v2", "deployment_id": "d1",
+             "watch": {{ (outputs.collect.vars.watch ?? null) | toJson }}}
+        commands:
+          - python -m console step collect {{ workingDir }}/input.json --kestra
+      - id: look_again
+        type: io.kestra.plugin.core.flow.If
+        condition: "{{ not outputs.collect.vars.done }}"
+        then:
+          - id: wait
+            type: io.kestra.plugin.core.flow.Pause
+            pauseDuration: "{{ outputs.collect.vars.wait }}"
+            behavior: RESUME
+"""
+
+
+def test_a_watch_loops_one_look_per_round_with_a_timer_pause_between(
+    fake: FakeKestra, tmp_path: Path
+) -> None:
+    from tests.conftest import logs_only_service
+
+    services, _ = logs_only_service(tmp_path, lines=3)
+    fake.settings = Settings(data_dir=tmp_path / "fake-data", services_file=services, live_poll_s=0.1)
+    assert _post_flow(fake, f"id: looks\nnamespace: {NS}\ntasks:\n{LOOKS}").status_code == 200
+    execution = _api(fake, "POST", f"/executions/{NS}/looks", files={})
+    done = fake.wait_state(execution.json()["id"], {"SUCCESS", "FAILED", "KILLED"})
+    assert done["state"]["current"] == "SUCCESS", fake.logs[done["id"]]
+    runs = done["taskRunList"]
+    looks = [r for r in runs if r["taskId"] == "collect"]
+    timers = [r for r in runs if r["taskId"] == "wait"]
+    assert len(looks) >= 2 and len(timers) == len(looks) - 1  # a timer between two looks, none after
+    assert [r["iteration"] for r in looks] == list(range(1, len(looks) + 1))
+    assert (
+        all(r["outputs"]["vars"]["done"] is False for r in looks[:-1])
+        and looks[-1]["outputs"]["vars"]["done"]
+    )
+    assert looks[-1]["outputs"]["vars"]["verification"]["ended"] == "window end"
+    loop = next(r for r in runs if r["taskId"] == "watch")
+    assert loop["outputs"] == {"iterationCount": len(looks)}
+    # each timer paused the execution, then Kestra resumed it: PAUSED, then RUNNING again
+    states = [h["state"] for h in done["state"]["histories"]]
+    assert states.count("PAUSED") == len(timers) and states[-1] == "SUCCESS"
+
+
+def test_a_loop_that_reaches_its_limit_fails_with_fail_on_max_reached(fake: FakeKestra) -> None:
+    never = LOOKS.replace('"{{ outputs.collect.vars.done }}"', '"{{ outputs.collect.vars.done and false }}"')
+    never = never.replace("maxDuration: PT1M", "maxDuration: PT1M\n      maxIterations: 2")
+    never = never.replace(
+        '"service": "demo-service", "version": "v2", "deployment_id": "d1",', '"scenario": "healthy-hotfix",'
+    )
+    assert _post_flow(fake, f"id: bounded\nnamespace: {NS}\ntasks:\n{never}").status_code == 200
+    execution = _api(fake, "POST", f"/executions/{NS}/bounded", files={})
+    assert "Max iterations or duration reached" in _failed_with(fake, execution.json()["id"])
+
+
+def test_killing_a_watch_in_its_timer_pause_ends_it(fake: FakeKestra, tmp_path: Path) -> None:
+    from tests.conftest import logs_only_service
+
+    services, _ = logs_only_service(tmp_path, lines=3)
+    slow = services.read_text(encoding="utf-8").replace("verify_s: 0.3", "verify_s: 60")
+    services.write_text(slow, encoding="utf-8")
+    fake.settings = Settings(data_dir=tmp_path / "fake-data", services_file=services, live_poll_s=30)
+    assert _post_flow(fake, f"id: looks\nnamespace: {NS}\ntasks:\n{LOOKS}").status_code == 200
+    execution_id = _api(fake, "POST", f"/executions/{NS}/looks", files={}).json()["id"]
+    paused = fake.wait_state(execution_id, {"PAUSED"})
+    assert [r["taskId"] for r in paused["taskRunList"] if r["state"]["current"] == "PAUSED"] == ["wait"]
+    killed = _api(fake, "DELETE", f"/executions/{execution_id}/kill", headers={"Accept": "text/json"})
+    assert killed.status_code == 202
+    done = fake.wait_state(execution_id, {"KILLED"})
+    assert not [r for r in done["taskRunList"] if r["taskId"] == "collect" and r.get("iteration") == 2]

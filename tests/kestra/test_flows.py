@@ -36,7 +36,7 @@ def _tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for task in tasks:
         out.append(task)
-        for key in ("then", "else", "defaults"):
+        for key in ("then", "else", "defaults", "tasks"):
             out += _tasks(task.get(key) or [])
         for sub in (task.get("cases") or {}).values():
             out += _tasks(sub)
@@ -53,7 +53,7 @@ def test_all_flows_present_and_clean() -> None:
 def test_devops_loop_shape() -> None:
     doc = _docs()["devops-loop.yaml"]
     top = [t["id"] for t in doc["tasks"]]
-    assert top == ["collect", "summarize", "decide", "approval_gate", "execute", "verify", "record"]
+    assert top == ["collect", "summarize", "decide", "approval_gate", "execute", "measure", "record"]
     subflows = [t for t in doc["tasks"] if t["type"].endswith("flow.Subflow")]
     assert [t["flowId"] for t in subflows] == ["collect-snapshot", "summarize-incident", "decision-flow"]
     gate = doc["tasks"][3]
@@ -66,7 +66,16 @@ def test_devops_loop_shape() -> None:
     execute = doc["tasks"][4]
     assert "outputs.approval.onResume" in execute["inputFiles"]["input.json"]
     # the live tasks read the services file; execute acts with the deployer's token (a Kestra secret)
-    verify, record = doc["tasks"][5], doc["tasks"][6]
+    measure, record = doc["tasks"][5], doc["tasks"][6]
+    # verify looks at the post-action window in a LoopUntil; a timer Pause waits between looks
+    assert (
+        measure["type"] == "io.kestra.plugin.core.flow.LoopUntil"
+        and "verify.vars.done" in measure["condition"]
+    )
+    verify, again = measure["tasks"]
+    timer = again["then"][0]
+    assert timer["type"] == "io.kestra.plugin.core.flow.Pause" and timer["behavior"] == "RESUME"
+    assert "outputs.verify.vars.wait" in timer["pauseDuration"] and "onResume" not in timer
     for task in (execute, verify):
         assert task["env"]["CONSOLE_SERVICES_FILE"] == "/app/live/compose/services.yaml"
     assert "secret('DEMO_DEPLOYER_TOKEN')" in execute["env"]["DEMO_DEPLOYER_TOKEN"]
@@ -87,10 +96,11 @@ def test_incident_handler_runs_the_loops_steps_routed_by_severity() -> None:
     doc = _docs()["incident-handler.yaml"]
     top = [t["id"] for t in doc["tasks"]]
     assert top == [
-        "collect", "analyze", "summarize", "decide", "route", "approval_gate", "execute", "verify", "record",
+        "watch", "analyze", "summarize", "decide", "route", "approval_gate", "execute", "measure", "record",
     ]  # fmt: skip
-    # collect reads the incident from the inputs, or Alertmanager's own delivery (the webhook)
-    collect = doc["tasks"][0]["inputFiles"]["input.json"]
+    # collect reads the incident from the inputs, or Alertmanager's own delivery (the webhook), one
+    # look per round of the watch
+    collect = doc["tasks"][0]["tasks"][0]["inputFiles"]["input.json"]
     assert '"incident": {' in collect and "(trigger.body ?? null)" in collect
     for name in ("service", "severity", "starts_at", "labels", "deployment_id", "deployed_at"):
         assert f"inputs.{name}" in collect
@@ -112,9 +122,9 @@ def test_incident_handler_runs_the_loops_steps_routed_by_severity() -> None:
     [trigger] = doc["triggers"]
     assert trigger["type"] == "io.kestra.plugin.core.trigger.Webhook"
     assert trigger["inputs"] == {"source": "alertmanager", "triggered_by": "alertmanager"}
-    for task in _tasks(doc["tasks"]):
+    for task in _tasks(doc["tasks"]):  # the approval rejects; the waits between two looks go on
         if task["type"].endswith("Pause"):
-            assert task["behavior"] in {"CANCEL", "FAIL"}
+            assert task["behavior"] in ({"CANCEL", "FAIL"} if task.get("onResume") else {"RESUME"})
 
 
 # ---------------------------------------------------------------- the flows as they were before issue 20
@@ -218,6 +228,13 @@ def _input(name: str, **changes: Any) -> Mutation:
                 spec[key] = value
 
     return mutate
+
+
+def _timer_outside_loop(docs: dict[str, dict[str, Any]]) -> None:
+    """The wait between two looks moved out of its LoopUntil, to the top of the flow."""
+    loop = _loop(docs)
+    measure = _task(loop, "measure")
+    loop["tasks"].insert(0, measure["tasks"][1]["then"][0])
 
 
 def _resume_input(name: str, **changes: Any) -> Mutation:
@@ -361,6 +378,17 @@ BROKEN: dict[str, tuple[Mutation, str]] = {
         "project/step-command",
     ),
     "webhook key in clear": (_trigger(key="my-webhook-key-1234"), "project/webhook-key"),
+    # waits are Kestra's own: a timer Pause between the looks of a LoopUntil, bounded
+    "timer pause that cancels": (_set("post_action_wait", "behavior", "CANCEL"), "project/pause-behavior"),
+    "timer pause outside a loop": (_timer_outside_loop, "project/timer-pause"),
+    "loop without bounds": (_drop("measure", "checkFrequency"), "project/loop-bounds"),
+    "loop without a limit": (_set("measure", "checkFrequency", {"interval": "PT1S"}), "project/loop-bounds"),
+    "loop that ends quietly": (_set("measure", "failOnMaxReached", False), "project/loop-bounds"),
+    "loop with an unknown frequency key": (
+        _set("measure", "checkFrequency", {"interval": "PT1S", "maxDuration": "PT1H", "every": "PT1S"}),
+        "kestra/task-property",
+    ),
+    "loop without condition": (_drop("measure", "condition"), "kestra/task-property"),
 }
 
 

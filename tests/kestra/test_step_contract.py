@@ -28,7 +28,7 @@ def _all_tasks(tasks: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for task in tasks:
         out.append(task)
-        for key in ("then", "else", "defaults"):
+        for key in ("then", "else", "defaults", "tasks"):
             out += _all_tasks(task.get(key) or [])
         for sub in (task.get("cases") or {}).values():
             out += _all_tasks(sub)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ import pytest
 from console.loop import steps
 from console.telemetry.times import format_ts
 from tests.executors.servers import closed_port_url, run_deployer
-from tests.loop.conftest import DEPLOYED_AT, TOKEN, FakeClock
+from tests.loop.conftest import DEPLOYED_AT, TOKEN, FakeClock, until_done
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAN = {
@@ -200,9 +201,7 @@ def test_collect_live_reads_the_configured_source_and_watches_the_window(live, t
     clock = FakeClock(DEPLOYED_AT + 0.5)
     record = {"id": "dep-9", "service": "demo-service", "version": "v1.1.0", "previous_version": "v1.0.0",
               "by": "alice", "at": format_ts(DEPLOYED_AT), "kind": "deploy"}  # fmt: skip
-    out = steps.collect(
-        {"deployment": record, "source": "deployer"}, settings, clock=clock, sleep=clock.sleep
-    )
+    out = until_done(steps.collect, {"deployment": record, "source": "deployer"}, settings, clock)
     assert out["snapshot"]["deployment"] == {
         "id": "dep-9",
         "service": "demo-service",
@@ -228,13 +227,19 @@ def test_collect_live_reads_the_configured_source_and_watches_the_window(live, t
 
 
 def test_verify_live_waits_the_post_action_window_and_a_failing_source_is_inconclusive(live):
-    settings = live("", prometheus=closed_port_url())
+    settings = replace(live("", prometheus=closed_port_url()), live_telemetry_grace_s=10)
     clock = FakeClock(DEPLOYED_AT + 40)
     data = {"deployment": DEPLOYMENT, "executed": [], "verification": WATCHED}
-    out = steps.verify(data, settings, clock=clock, sleep=clock.sleep)["measured"]
-    assert clock.now == pytest.approx(DEPLOYED_AT + 55)  # post_action_s: 15
+    looks: list[dict] = []
+    out = until_done(steps.verify, data, settings, clock, looks=looks)["measured"]
+    # one wait for the window (post_action_s: 15), then looks every poll until the grace is over
+    assert looks[0]["until"] == format_ts(DEPLOYED_AT + 55)
+    assert looks[0]["waiting_for"] == "the post-action window"
+    assert all(look["waiting_for"].startswith("telemetry to come back") for look in looks[1:])
+    assert clock.now == pytest.approx(DEPLOYED_AT + 55 + 10)
     assert out["status"] == "inconclusive" and out["source"] == "prometheus"
     assert out["reason"].startswith("could not read the post-action window: Prometheus")
+    assert out["reason"].endswith(f"(telemetry lost since {format_ts(DEPLOYED_AT + 55)})")
     assert out["window"] == {"start": format_ts(DEPLOYED_AT + 40), "end": format_ts(DEPLOYED_AT + 55)}
     assert out["baseline"] == {"start": format_ts(DEPLOYED_AT - 15), "end": format_ts(DEPLOYED_AT)}
 

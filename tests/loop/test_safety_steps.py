@@ -9,6 +9,7 @@ import pytest
 
 from console.loop import acting, steps
 from tests.executors.servers import run_deployer
+from tests.loop.conftest import FakeClock, until_done
 from tests.loop.test_live_steps import DEPLOYMENT, PLAN, TARGET, TOKEN, WATCHED, executor_section
 
 pytestmark = pytest.mark.safety
@@ -118,12 +119,14 @@ def test_an_unknown_result_is_reconciled_by_verify_and_the_record_follows(live, 
         assert out["deployment_status"] == "result unknown"
         assert [r["kind"] for r in deployer.records] == ["rollback"]  # it did act, once
         deployer.answer_delay_s = 0.0
-        clock = iter(range(0, 1000)).__next__
-        measured = steps.verify(
+        looks: list = []
+        measured = until_done(
+            steps.verify,
             {"deployment": DEPLOYMENT, "verification": WATCHED, "executed": out["executed"],
              "deployment_status": out["deployment_status"]},
-            settings, clock=lambda: float(clock()), sleep=lambda s: None,
+            settings, FakeClock(1_000.0), looks=looks,
         )["measured"]  # fmt: skip
+        assert looks == []  # the first look read the target back (no metrics here: nothing to wait for)
         assert [r["kind"] for r in deployer.records] == ["rollback"]  # asked again, never acted twice
     [_, settled] = measured["actions"]
     assert settled["status"] == "done" and settled["evidence"]["reconciled"]["from"] == "unknown"
@@ -145,11 +148,15 @@ def test_verify_gives_up_reconciling_after_its_bound_and_stays_unknown(live):
             "timeout_s: 0.2}\n"
         )
         out = run(settings)
-        ticks = iter(range(0, 10_000, 50)).__next__  # 50 s a read: the 120 s bound passes in three
-        measured = steps.verify(
+        looks: list = []
+        measured = until_done(
+            steps.verify,
             {"deployment": DEPLOYMENT, "verification": WATCHED, "executed": out["executed"]},
-            settings, clock=lambda: float(ticks()), sleep=lambda s: None,
+            settings, FakeClock(1_000.0), looks=looks,
         )["measured"]  # fmt: skip
+    # one reading a look, backing off (1, 2, 4, 5, 5 ... s) until the 120 s bound, never longer
+    assert all(look["waiting_for"] == "the action's result (reading the target)" for look in looks)
+    assert 20 <= len(looks) <= 30
     assert "actions" not in measured  # nothing learnt: the record keeps execute's unknown
     assert steps.deployment_status("ROLLBACK", out["executed"], APPROVED).value == "result unknown"
 

@@ -59,7 +59,7 @@ def watched_collect(data: dict[str, Any], settings: Settings, **_: Any) -> dict[
     delta = parse_time(str(dep["deployed_at"])) - parse_time(doc["deployment"]["deployed_at"])
     doc = steps.shift_document(doc, delta)
     doc["deployment"] = {**doc["deployment"], **{k: v for k, v in dep.items() if v}}
-    return {"snapshot": doc, "verification": WATCHED}
+    return steps.looked({"snapshot": doc, "verification": WATCHED})
 
 
 def services_yaml(path: Path, deployer: str) -> Path:

@@ -84,7 +84,11 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
         before = {
             r["id"]: r["state"] for r in store.conn.execute("SELECT id, state FROM executions").fetchall()
         }
-        interrupted = [i for i, s in before.items() if s in ("CREATED", "RUNNING")]
+        # a run a worker held was interrupted; a run in the queue was only waiting its turn
+        queued = {r[0] for r in store.conn.execute("SELECT execution_id FROM run_queue").fetchall()}
+        open_runs = [i for i, s in before.items() if s in ("CREATED", "RUNNING")]
+        interrupted = [i for i in open_runs if i not in queued]
+        waiting = [i for i in open_runs if i in queued]
         if interrupted:
             break
         store.close()
@@ -119,7 +123,7 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
         report = runtime.recovery
         print(
             f"\ncrash (seed {seed}): {len(before)} executions, {len(interrupted)} interrupted, "
-            f"{len(decided)} decided, {len(pending_before)} pending; recovery took "
+            f"{len(waiting)} queued, {len(decided)} decided, {len(pending_before)} pending; recovery took "
             f"{1000 * (time.perf_counter() - t0):.0f} ms"
         )
         recovered = {r["execution_id"] for r in report if "execution_id" in r}
@@ -131,6 +135,11 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
             logs = " ".join(e.message for e in engine.execution_logs(execution_id))
             assert State.RESTARTED in history or states[execution_id] == State.FAILED
             assert INTERRUPTED in logs
+        for execution_id in waiting:  # taken from the queue by the new console, never "interrupted"
+            history = [h.state for h in engine.get_execution(execution_id).histories]
+            logs = " ".join(e.message for e in engine.execution_logs(execution_id))
+            assert State.RESTARTED not in history and INTERRUPTED not in logs
+            assert execution_id not in recovered
         # pending approvals are still pending and their executions still wait
         for approval_id, execution_id in pending_before.items():
             assert engine.store.approval_row(approval_id)["status"] == "pending"

@@ -1,16 +1,19 @@
-"""Crash recovery of the embedded engine, run when an engine starts.
+"""Crash recovery of the embedded engine, run when an engine starts and by its scheduler's periodic
+sweep (so a run a dead process left is taken over while a console runs, not only at its next start).
 
-An execution left CREATED/RUNNING by a process that no longer exists is **re-run from its first
-unfinished task**. Finished tasks keep their stored outputs and are not run again. Re-running an
-interrupted ``execute`` is safe because it keeps its progress per action (``console/loop/steps.py``):
-an action with a recorded result is not run again, one interrupted before its call runs now, and one
-interrupted during its call is *reconciled* through the service's state (a target that keeps
-idempotency keys gets the same call with the same key; any other is only read), never reported
-failed while the change may have happened, never called twice. The history gets RESTARTED →
-RUNNING and the log says "interrupted: the console stopped while this ran". An execution that has
-already been restarted ``MAX_RESTARTS`` times is marked FAILED instead (so a step that kills the
-process cannot loop forever). PAUSED executions and their pending
-approvals are left untouched: what happens to approvals at a restart is the approval service's
+An execution left CREATED/RUNNING, not queued, by a process that no longer exists is **re-run from
+its first unfinished task** (queued again, due now). A queued run is not an orphan: it waits on
+purpose, held by nobody, and the scheduler takes it when due (after a restart too). Finished tasks
+keep their stored outputs and are not run again; a look of a watch is taken again where it was.
+Re-running an interrupted ``execute`` is safe because it keeps its progress per action
+(``console/loop/steps.py``): an action with a recorded result is not run again, one interrupted
+before its call runs now, and one interrupted during its call is *reconciled* through the service's
+state (a target that keeps idempotency keys gets the same call with the same key; any other is only
+read), never reported failed while the change may have happened, never called twice. The history
+gets RESTARTED → RUNNING and the log says "interrupted: the console stopped while this ran". An
+execution that has already been restarted ``MAX_RESTARTS`` times is marked FAILED instead (so a step
+that kills the process cannot loop forever). PAUSED executions and their pending approvals are left
+untouched: what happens to approvals at a restart is the approval service's
 (:meth:`console.access.approvals.ApprovalService.recover`).
 
 The engine is given as an argument (:class:`Recoverable`), so this module does not import it.

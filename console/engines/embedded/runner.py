@@ -1,10 +1,16 @@
 """The embedded engine: runs the loop in-process and keeps executions in SQLite in Kestra's shape.
 
-``launch`` returns an execution id at once; a bounded thread pool runs the steps. When the plan
+``launch`` returns an execution id at once: the run is queued (:mod:`console.storage.queue`) and the
+scheduler (:mod:`~console.engines.embedded.scheduler`) hands it to a bounded pool of workers as
+**units**: its tasks up to its next wait, pause or end. A step that waits (``collect`` watching a
+window, ``verify`` its post-action window) returns when to look again instead of sleeping; the run
+keeps the look's progress in its task run and waits in the queue with its wake-up time, holding no
+worker. Each step's input comes from the wiring table (:mod:`console.loop.wiring`). When the plan
 needs a human, the ``approval`` task and the execution go PAUSED, one approval row is created and
-the worker stops; :meth:`EmbeddedEngine.resume` (called by the approval service once a decision is
-final) continues. After each task the read models are updated in the same transaction
-(:mod:`~console.engines.projection`, which the Kestra mirror uses too); an engine that starts takes
+the unit ends; :meth:`EmbeddedEngine.resume` (called by the approval service once a decision is
+final) queues it again. After each task the read models are updated in the same transaction
+(:mod:`~console.engines.projection`, which the Kestra mirror uses too). Store faults are waited
+out, then escalated (the scheduler); an engine that starts, and the scheduler's periodic sweep, take
 over the executions a dead process left running (:mod:`~console.engines.embedded.recovery`).
 """
 
@@ -17,19 +23,22 @@ import socket
 import string
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
+from datetime import UTC, datetime
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State
+from console.domain.models import format_time, parse_time
 from console.domain.names import RequesterSource
 from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
 from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
+from console.engines.embedded.scheduler import Scheduler, run_priority
 from console.engines.projection import Projection
-from console.loop import incidents, outcome, scenarios, steps
+from console.loop import incidents, outcome, scenarios, steps, wiring
 from console.loop.steps import StepError
 from console.settings import Settings
-from console.storage import Connection, Store, loads, now_text
+from console.storage import Connection, Store, StoreFault, loads, now_text
 from console.storage.codec import put_document_in
 from console.storage.executions import StoredTaskRun
 
@@ -67,19 +76,35 @@ class EmbeddedEngine:
         max_workers: int = 2,
         synchronous: bool = False,
         recover: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.store = store or Store(settings.db_path)
+        self.store = store or Store(
+            settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000)
+        )
         self.projection = Projection(self.store, self.name)
         self.namespace = settings.kestra_namespace or "devops.loop"
         self.synchronous = synchronous
+        self.clock = clock
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id(8)}"
         recovery.LIVE_OWNERS.add(self.owner)
-        self._pool = None if synchronous else ThreadPoolExecutor(max_workers, thread_name_prefix="loop")
+        self.scheduler = (
+            None
+            if synchronous
+            else Scheduler(
+                self,
+                max_workers,
+                sweep_s=settings.engine_sweep_s,
+                escalate_s=settings.store_fault_escalate_s,
+                clock=clock,
+            )
+        )
         self._read_hooks: list[Callable[[], None]] = []
         self.last_recovery: list[dict[str, Any]] = []
         if recover:
             self.last_recovery = self.recover()
+        if self.scheduler is not None:
+            self.scheduler.start()
 
     def add_read_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` before every read of executions and read models (the composition root
@@ -113,6 +138,20 @@ class EmbeddedEngine:
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
         return self._create({"scenario": scenario_id}, doc, requester, merged)
 
+    def _deployment_launch(
+        self, deployment: dict[str, Any], source: str, labels: dict[str, str] | None
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
+        dep = steps.live_deployment({"deployment": deployment}) if isinstance(deployment, dict) else None
+        if dep is None or not dep.get("service") or not dep.get("version"):
+            raise BackendError("the deployment needs at least 'service' and 'version'")
+        if not dep.get("environment"):
+            dep["environment"] = steps.service_environment(str(dep["service"]), self.settings)
+        return (
+            {"deployment": dep, "source": source},
+            {"deployment": dep},
+            {**(labels or {}), "source": source},  # the console's own key wins over a caller's
+        )
+
     def launch_deployment(
         self,
         deployment: dict[str, Any],
@@ -124,20 +163,27 @@ class EmbeddedEngine:
         """Start the loop on a real deployment: ``collect`` reads the service's configured sources
         and watches its verification window; ``execute`` acts through its configured executor.
         The launch input is ``{"deployment": {...}, "source": source}``."""
-        dep = steps.live_deployment({"deployment": deployment}) if isinstance(deployment, dict) else None
-        if dep is None or not dep.get("service") or not dep.get("version"):
-            raise BackendError("the deployment needs at least 'service' and 'version'")
-        if not dep.get("environment"):
-            dep["environment"] = steps.service_environment(str(dep["service"]), self.settings)
-        merged = {**(labels or {}), "source": source}  # the console's own key wins over a caller's
-        return self._create({"deployment": dep, "source": source}, {"deployment": dep}, triggered_by, merged)
+        launch, doc, merged = self._deployment_launch(deployment, source, labels)
+        return self._create(launch, doc, triggered_by, merged)
 
-    def launch_incident(
-        self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
+    def launch_deployment_in(
+        self,
+        conn: Connection,
+        deployment: dict[str, Any],
+        *,
+        triggered_by: str,
+        source: str,
+        labels: dict[str, str] | None = None,
     ) -> str:
-        """Start ``incident-handler`` for a firing alert (:mod:`console.loop.incidents`). The launch
-        input is ``{"incident": {...}, "source": "alertmanager"}``; the read model's row is the
-        incident's deployment block (the suspect deployment, or the alert itself)."""
+        """:meth:`launch_deployment` inside the caller's transaction (the intake: the delivery, and
+        the run it starts, commit together). The run starts once the caller has committed and
+        called :meth:`wake`."""
+        launch, doc, merged = self._deployment_launch(deployment, source, labels)
+        return self._create_in(conn, launch, doc, triggered_by, merged)
+
+    def _incident_launch(
+        self, incident: dict[str, Any], labels: dict[str, str] | None
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
         try:
             checked = incidents.incident_input({"incident": incident})
         except incidents.IncidentError as exc:
@@ -151,13 +197,28 @@ class EmbeddedEngine:
             **({"alertname": checked["alertname"]} if checked["alertname"] else {}),
             **(labels or {}),
         }
-        return self._create(
-            {"incident": checked, "source": incidents.INCIDENT_SOURCE},
-            {"deployment": dep},
-            triggered_by,
-            merged,
-            flow_id=INCIDENT_FLOW_ID,
-        )
+        return {"incident": checked, "source": incidents.INCIDENT_SOURCE}, {"deployment": dep}, merged
+
+    def launch_incident(
+        self, incident: dict[str, Any], *, triggered_by: str, labels: dict[str, str] | None = None
+    ) -> str:
+        """Start ``incident-handler`` for a firing alert (:mod:`console.loop.incidents`). The launch
+        input is ``{"incident": {...}, "source": "alertmanager"}``; the read model's row is the
+        incident's deployment block (the suspect deployment, or the alert itself)."""
+        launch, doc, merged = self._incident_launch(incident, labels)
+        return self._create(launch, doc, triggered_by, merged, flow_id=INCIDENT_FLOW_ID)
+
+    def launch_incident_in(
+        self,
+        conn: Connection,
+        incident: dict[str, Any],
+        *,
+        triggered_by: str,
+        labels: dict[str, str] | None = None,
+    ) -> str:
+        """:meth:`launch_incident` inside the caller's transaction (see :meth:`launch_deployment_in`)."""
+        launch, doc, merged = self._incident_launch(incident, labels)
+        return self._create_in(conn, launch, doc, triggered_by, merged, flow_id=INCIDENT_FLOW_ID)
 
     def run_sync(
         self,
@@ -195,6 +256,22 @@ class EmbeddedEngine:
         *,
         flow_id: str = LOOP_FLOW_ID,
     ) -> str:
+        with self.store.write() as conn:
+            execution_id = self._create_in(conn, launch_input, doc, triggered_by, labels, flow_id=flow_id)
+        self.submit(execution_id)
+        return execution_id
+
+    def _create_in(
+        self,
+        conn: Connection,
+        launch_input: dict[str, Any],
+        doc: dict[str, Any],
+        triggered_by: str,
+        labels: dict[str, str],
+        *,
+        flow_id: str = LOOP_FLOW_ID,
+    ) -> str:
+        """The execution, its read-model row, its audit row and its place in the queue (due now)."""
         dep = doc.get("deployment") or {}
         scenario = doc.get("scenario") if isinstance(doc.get("scenario"), dict) else None
         execution_id = new_id()
@@ -218,96 +295,177 @@ class EmbeddedEngine:
                 "triggered_by": triggered_by,
             }
         labels = {str(k): str(v) for k, v in labels.items()}
-        with self.store.write() as conn:
-            self.store.insert_execution_in(
-                conn,
-                execution_id=execution_id,
-                namespace=self.namespace,
-                flow_id=flow_id,
-                inputs=inputs,
-                labels=labels,
-                triggered_by=triggered_by,
-                launch=launch_input,
-                owner=self.owner,
-            )
-            self.projection.launched(
-                conn,
-                execution_id,
-                deployment=dep,
-                scenario=scenario or ({"id": inputs["scenario"]} if inputs.get("scenario") else None),
-                triggered_by=triggered_by,
-                source=launch_source(launch_input),
-                at=now_text(),
-            )
-            self.store.audit_in(
-                conn,
-                labels.get("launched_by") or triggered_by,
-                "execution.launched",
-                execution_id,
-                {
-                    "service": inputs["service"],
-                    "version": inputs["version"],
-                    "scenario": inputs.get("scenario"),
-                    **({"incident": inputs.get("incident_id"), "flow": flow_id} if incident else {}),
-                },
-            )
-        self.submit(execution_id)
+        self.store.insert_execution_in(
+            conn,
+            execution_id=execution_id,
+            namespace=self.namespace,
+            flow_id=flow_id,
+            inputs=inputs,
+            labels=labels,
+            triggered_by=triggered_by,
+            launch=launch_input,
+            owner=None,
+        )
+        self.projection.launched(
+            conn,
+            execution_id,
+            deployment=dep,
+            scenario=scenario or ({"id": inputs["scenario"]} if inputs.get("scenario") else None),
+            triggered_by=triggered_by,
+            source=launch_source(launch_input),
+            at=now_text(),
+        )
+        self.store.audit_in(
+            conn,
+            labels.get("launched_by") or triggered_by,
+            "execution.launched",
+            execution_id,
+            {
+                "service": inputs["service"],
+                "version": inputs["version"],
+                "scenario": inputs.get("scenario"),
+                **({"incident": inputs.get("incident_id"), "flow": flow_id} if incident else {}),
+            },
+        )
+        self._enqueue_in(conn, execution_id, launch_input, labels, due_at=self.clock(), reason="queued")
         return execution_id
 
+    # -- the queue ------------------------------------------------------------------------------------
+
+    def _enqueue_in(
+        self,
+        conn: Connection,
+        execution_id: str,
+        launch: dict[str, Any] | None,
+        labels: dict[str, str] | None,
+        *,
+        due_at: float,
+        reason: str,
+        urgent: bool = False,
+    ) -> None:
+        if launch is None or labels is None:
+            row = self.store.execution_row_in(conn, execution_id) or {}
+            launch = loads(row.get("launch"), {}) or {}
+            labels = loads(row.get("labels"), {}) or {}
+        self.store.enqueue_in(
+            conn,
+            execution_id,
+            due_at=due_at,
+            priority=run_priority(launch, urgent=urgent),
+            source=caller_of(launch, labels),
+            reason=reason,
+            now=self.clock(),
+        )
+
     def submit(self, execution_id: str) -> None:
-        """Run the execution's unfinished tasks: on the pool, or inline when synchronous."""
-        if self._pool is None:
-            self._advance(execution_id)
-        else:
-            self._pool.submit(self._advance, execution_id)
+        """Run the execution's unfinished tasks: queue it due now (a run already queued keeps its
+        place) and wake the scheduler; a synchronous engine runs it here, through its waits."""
+        try:
+            with self.store.write() as conn:
+                if self.store.queued_run_in(conn, execution_id) is None:
+                    self._enqueue_in(conn, execution_id, None, None, due_at=self.clock(), reason="queued")
+        except StoreFault:
+            log.warning("execution %s: could not be queued now; the sweep will", execution_id)
+        self.wake(execution_id)
 
-    # -- the worker -----------------------------------------------------------------------------------
+    def wake(self, execution_id: str | None = None) -> None:
+        """Something was queued (by this engine, or in a caller's committed transaction): the
+        scheduler looks now; a synchronous engine runs ``execution_id`` here."""
+        if self.scheduler is not None:
+            self.scheduler.wake()
+        elif execution_id is not None:
+            self._drive(execution_id)
 
-    def _advance(self, execution_id: str) -> None:
-        """Run the execution's unfinished tasks until it pauses, fails or succeeds."""
+    def _drive(self, execution_id: str) -> None:
+        """The synchronous engine (the command line has no scheduler): run one queued run to its
+        end or a pause, sleeping through its waits; store faults are waited out, then escalated."""
+        faulted: tuple[float, StoreFault] | None = None
+        while True:
+            entry = self.store.queued_run(execution_id)
+            if entry is None:
+                return
+            time.sleep(max(0.0, entry.due_at - self.clock()))
+            try:
+                if faulted is not None and self.clock() - faulted[0] >= self.settings.store_fault_escalate_s:
+                    self.escalate_fault(execution_id, *faulted)
+                    return
+                with self.store.write() as conn:
+                    claimed = self.store.claim_queued_in(
+                        conn, execution_id, owner=self.owner, now=max(self.clock(), entry.due_at)
+                    )
+                if not claimed:
+                    return  # another engine took it
+                self.run_unit(execution_id)
+                faulted = None
+            except StoreFault as fault:
+                faulted = faulted or (self.clock(), fault)
+                log.warning("execution %s: %s; trying again", execution_id, fault)
+                time.sleep(1.0)
+                with suppress(StoreFault), self.store.write() as conn:
+                    self.store.requeue_lost_in(
+                        conn,
+                        execution_id,
+                        owner=self.owner,
+                        priority=entry.priority,
+                        source=entry.source,
+                        now=self.clock(),
+                    )
+
+    # -- a unit: the run's tasks up to its next wait, pause or end -----------------------------------
+
+    def run_unit(self, execution_id: str) -> None:
+        """Run the execution's unfinished tasks until it waits, pauses, fails or succeeds. Store
+        faults propagate (the scheduler retries the unit); any other error fails the run."""
         try:
             self._run_tasks(execution_id)
         except _Killed:
             return
+        except StoreFault:
+            raise
         except Exception as exc:  # never leave an execution RUNNING because of a bug
             log.exception("execution %s: unexpected error", execution_id)
             self.fail(execution_id, f"internal error: {one_line(exc)}")
 
     def _run_tasks(self, execution_id: str) -> None:
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
-            if row is None or row.state not in (State.CREATED, State.RUNNING):
-                return
-            if row.state == State.CREATED:
+        row = self.store.execution_state_in(self.store.conn, execution_id)  # a read: the claim holds it
+        if row is None or row.state not in (State.CREATED, State.RUNNING) or row.owner != self.owner:
+            return
+        if row.state == State.CREATED:
+            with self.store.write() as conn:
+                row = self.store.execution_state_in(conn, execution_id)
+                if row is None or row.state != State.CREATED or row.owner != self.owner:
+                    return
                 self.store.transition_execution_in(conn, execution_id, State.RUNNING, owner=self.owner)
-        ctx: dict[str, Any] = {}
-        incident = self.store.launch_input(execution_id).get("incident")
-        if isinstance(incident, dict):  # incident-handler: decide routes by the alert's severity
-            ctx["incident"] = incident
+        launch = self.store.launch_input(execution_id)
         runs = self.store.task_runs_by_task(execution_id)
+        outputs: dict[str, dict[str, Any]] = {wiring.EXECUTION: {"id": execution_id}}
         for seq, task_id in enumerate(LOOP_TASKS):
             run = runs.get(task_id)
             if run is not None and run.state == State.SUCCESS:
-                self._remember(execution_id, task_id, run.outputs, ctx)
+                outputs[task_id] = self._readable(execution_id, task_id, run.outputs)
                 continue
             if run is not None and run.state == State.PAUSED:
                 return
             self._start_task(execution_id, seq, task_id, run)
             if task_id == APPROVAL_TASK:
-                if self._approval(execution_id, ctx):
+                if self._approval(execution_id, outputs):
                     return  # paused
-                ctx["approval"] = None
                 continue
+            if run is not None and run.state == State.RUNNING:
+                outputs[task_id] = dict(run.outputs or {})  # a look in progress: its watch
             try:
-                outputs = self._call(task_id, execution_id, ctx, run)
-            except _Killed:
+                result = self._call(task_id, execution_id, launch, outputs, run)
+            except (_Killed, StoreFault):
                 raise
             except Exception as exc:
                 if not isinstance(exc, StepError | ValueError):
                     log.warning("execution %s task %s failed", execution_id, task_id, exc_info=True)
                 self._fail_task(execution_id, task_id, one_line(exc))
                 return
-            self._finish_task(execution_id, task_id, outputs, ctx)
+            if result.get("done") is False:
+                self._wait(execution_id, task_id, launch, result)
+                return
+            outputs[task_id] = self._finish_task(execution_id, task_id, result, outputs)
         # every task had already finished (an execution marked RUNNING after its last task): close it
         with self.store.write() as conn:
             row = self.store.execution_state_in(conn, execution_id)
@@ -320,53 +478,41 @@ class EmbeddedEngine:
             ):
                 self._succeed(conn, execution_id, record.outputs)
 
-    def _remember(
-        self, execution_id: str, task_id: str, outputs: dict[str, Any], ctx: dict[str, Any]
-    ) -> None:
-        """Put a finished task's outputs where the next steps look for them."""
+    def _readable(self, execution_id: str, task_id: str, stored: dict[str, Any]) -> dict[str, Any]:
+        """A finished task's outputs as later steps read them (collect's snapshot document put back
+        where its outputs point at it; the approval's ``required: false`` is no approval)."""
         if task_id == "collect":
-            ctx["snapshot"] = self.snapshot_document(execution_id)
-            ctx["verification"] = outputs.get("verification")
-            if isinstance(outputs.get("incident"), dict):
-                ctx["incident"] = outputs["incident"]
-        elif task_id in ("analyze", "summarize"):
-            ctx["decision"] = outputs.get("decision")
-        elif task_id == "decide":
-            ctx["plan"] = outputs.get("plan")
-            ctx["verdict"] = outputs.get("verdict")
-            ctx["routing"] = outputs.get("routing")
-        elif task_id == APPROVAL_TASK:
-            ctx["approval"] = outputs if outputs.get("required", True) else None
-        elif task_id == "execute":
-            ctx["executed"] = outputs.get("executed", [])
-            ctx["deployment_status"] = outputs.get("deployment_status")
-        elif task_id == "verify":
-            ctx["measured"] = outputs.get("measured")
+            return {**stored, "snapshot": self.snapshot_document(execution_id)}
+        if task_id == APPROVAL_TASK and stored.get("required") is False:
+            return {}
+        return dict(stored)
 
-    # -- live-run support: waiting that a kill interrupts, and progress a re-run can resume --------
-
-    HEARTBEAT_EVERY_S = 30.0
-
-    def _sleeper(self, execution_id: str) -> Callable[[float], None]:
-        """``sleep`` for a step that waits (a live verification window): in short slices, raising
-        _Killed as soon as the execution stops being this worker's, with a heartbeat now and then so
-        another host does not take a long wait for a dead owner."""
-        last_beat = [time.monotonic()]
-
-        def sleep(seconds: float) -> None:
-            end = time.monotonic() + max(0.0, seconds)
-            while True:
-                with self.store.write() as conn:
-                    self._guard_running(conn, execution_id)
-                    if time.monotonic() - last_beat[0] >= self.HEARTBEAT_EVERY_S:
-                        self.store.heartbeat_in(conn, execution_id)
-                        last_beat[0] = time.monotonic()
-                left = end - time.monotonic()
-                if left <= 0:
-                    return
-                time.sleep(min(left, 0.25))
-
-        return sleep
+    def _call(
+        self,
+        task_id: str,
+        execution_id: str,
+        launch: dict[str, Any],
+        outputs: dict[str, dict[str, Any]],
+        previous: StoredTaskRun | None,
+    ) -> dict[str, Any]:
+        s = self.settings
+        data = wiring.step_input(task_id, outputs)
+        if task_id == "collect":
+            return steps.collect({**launch, **data}, s, clock=self.clock)
+        if task_id == "execute":
+            progress = (previous.outputs or {}).get("progress") if previous is not None else None
+            return steps.execute(
+                data,
+                s,
+                progress=progress if isinstance(progress, dict) else None,
+                on_progress=self._progress_saver(execution_id, task_id),
+            )
+        if task_id == "verify":
+            return steps.verify(data, s, clock=self.clock)
+        if task_id == "decide":
+            return steps.decide({**data, **self._history(outputs)}, s)
+        step: Callable[[dict[str, Any], Settings], dict[str, Any]] = getattr(steps, task_id)
+        return step(data, s)
 
     def _progress_saver(self, execution_id: str, task_id: str) -> Callable[[dict[str, Any]], None]:
         """Keep execute's progress in its task run's outputs as each action starts and ends, in its own
@@ -379,76 +525,28 @@ class EmbeddedEngine:
 
         return save
 
-    def _call(
-        self,
-        task_id: str,
-        execution_id: str,
-        ctx: dict[str, Any],
-        previous: StoredTaskRun | None = None,
-    ) -> dict[str, Any]:
-        s = self.settings
-        if task_id == "collect":
-            return steps.collect(self.store.launch_input(execution_id), s, sleep=self._sleeper(execution_id))
-        if task_id == "analyze":
-            return steps.analyze({"snapshot": ctx["snapshot"]}, s)
-        if task_id == "summarize":
-            return steps.summarize({"snapshot": ctx["snapshot"], "decision": ctx["decision"]}, s)
-        if task_id == "decide":
-            routed = {"incident": ctx["incident"]} if ctx.get("incident") else {}
-            return steps.decide({"decision": ctx["decision"], **routed, **self._history(ctx)}, s)
-        if task_id == "execute":
-            progress = (previous.outputs or {}).get("progress") if previous is not None else None
-            return steps.execute(
-                {
-                    "plan": ctx["plan"],
-                    "approval": ctx.get("approval"),
-                    "verdict": ctx["verdict"],
-                    "snapshot": ctx["snapshot"],
-                    "verification": ctx.get("verification"),
-                    "execution_id": execution_id,
-                },
-                s,
-                progress=progress if isinstance(progress, dict) else None,
-                on_progress=self._progress_saver(execution_id, task_id),
-                sleep=self._sleeper(execution_id),
+    def _wait(self, execution_id: str, task_id: str, launch: dict[str, Any], result: dict[str, Any]) -> None:
+        """A look that is not the last: keep its progress in the task run and queue the run for
+        its next look; no worker holds it meanwhile."""
+        try:
+            due = parse_time(str(result["until"])).timestamp()
+        except (KeyError, TypeError, ValueError):
+            due = self.clock() + self.settings.live_poll_s
+        reason = f"{task_id}: {result.get('waiting_for') or 'waiting'}"
+        with self.store.write() as conn:
+            self._guard_running(conn, execution_id)
+            self.store.save_task_run_outputs_in(conn, execution_id, task_id, result)
+            self._enqueue_in(
+                conn, execution_id, launch, None, due_at=due, reason=reason, urgent=bool(result.get("urgent"))
             )
-        if task_id == "verify":
-            return steps.verify(
-                {
-                    "snapshot": ctx["snapshot"],
-                    "verification": ctx.get("verification"),
-                    "executed": ctx.get("executed", []),
-                },
-                s,
-                sleep=self._sleeper(execution_id),
-            )
-        if task_id == "record":
-            return steps.record(
-                {
-                    "execution_id": execution_id,
-                    "snapshot": ctx["snapshot"],
-                    "decision": ctx["decision"],
-                    "plan": ctx["plan"],
-                    "approval": ctx.get("approval"),
-                    "executed": ctx.get("executed", []),
-                    "deployment_status": ctx.get("deployment_status"),
-                    "measured": ctx.get("measured"),
-                    **(
-                        {"incident": ctx["incident"], "routing": ctx.get("routing")}
-                        if ctx.get("incident")
-                        else {}
-                    ),
-                },
-                s,
-            )
-        raise StepError(f"unknown task {task_id!r}")
 
-    def _history(self, ctx: dict[str, Any]) -> dict[str, Any]:
-        """For a watched live deployment, its service's revision history and the deployment, so the
-        plan takes its rollback target from the history (Kestra's tasks do not read the console's
-        store: there the approval does it)."""
-        deployment = (ctx.get("snapshot") or {}).get("deployment") or {}
-        if not ctx.get("verification") or not deployment.get("service"):
+    def _history(self, outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """For a watched live deployment, its service's revision history and the deployment, which
+        ``decide`` takes besides the wiring's inputs, so the plan takes its rollback target from the
+        history (Kestra's tasks do not read the console's store: there the approval does it)."""
+        collected = outputs.get("collect") or {}
+        deployment = (collected.get("snapshot") or {}).get("deployment") or {}
+        if not collected.get("verification") or not deployment.get("service"):
             return {}
         return {"revisions": self.store.revision_events(str(deployment["service"])), "deployment": deployment}
 
@@ -458,6 +556,8 @@ class EmbeddedEngine:
             raise _Killed
 
     def _start_task(self, execution_id: str, seq: int, task_id: str, run: StoredTaskRun | None) -> None:
+        if run is not None and (run.outputs or {}).get("done") is False:
+            return  # the next look of a step that waits: the same task run goes on (the claim beat)
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             if run is None:
@@ -473,15 +573,17 @@ class EmbeddedEngine:
             self.store.heartbeat_in(conn, execution_id)
 
     def _finish_task(
-        self, execution_id: str, task_id: str, outputs: dict[str, Any], ctx: dict[str, Any]
-    ) -> None:
-        stored = outputs
+        self, execution_id: str, task_id: str, outputs: dict[str, Any], before: dict[str, dict[str, Any]]
+    ) -> dict[str, Any]:
+        """The step's outputs stored, the read model projected; returns them as later steps read them."""
+        stored = {k: v for k, v in outputs.items() if k not in steps.LOOK_KEYS}
+        readable = dict(stored)
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             if task_id == "collect":  # the snapshot is kept once, compressed; the outputs point at it
                 snapshot = outputs["snapshot"]
                 stored = {
-                    **{k: v for k, v in outputs.items() if k != "snapshot"},
+                    **{k: v for k, v in stored.items() if k != "snapshot"},
                     "metrics": len(snapshot["metrics"]),
                     "points": sum(len(points) for points in snapshot["metrics"].values()),
                     "log_lines": len(snapshot["logs"]),
@@ -500,18 +602,18 @@ class EmbeddedEngine:
             )
             routing = outputs.get("routing") if task_id == "decide" else None
             if isinstance(routing, dict) and routing.get("escalate"):
-                self._escalate(conn, execution_id, routing, ctx)
+                self._escalate(conn, execution_id, routing, before)
             if task_id == "record":
                 self._succeed(conn, execution_id, outputs)
-        self._remember(execution_id, task_id, stored, ctx)
+        return readable
 
     def _escalate(
-        self, conn: Connection, execution_id: str, routing: dict[str, Any], ctx: dict[str, Any]
+        self, conn: Connection, execution_id: str, routing: dict[str, Any], before: dict[str, dict[str, Any]]
     ) -> None:
         """A HIGH or CRITICAL incident: an ERROR line in the execution's log and an audit row
         (``incident.escalated``), like incident-handler's ``escalate`` task on Kestra."""
-        incident = ctx.get("incident") or {}
-        summary = (ctx.get("decision") or {}).get("summary")
+        incident = before.get("collect", {}).get("incident") or {}
+        summary = (before.get("summarize") or {}).get("decision", {}).get("summary")
         line = incidents.escalation_line(incident, routing, summary)
         self.store.log_in(conn, execution_id, "ERROR", line, task_id="decide")
         self.store.audit_in(
@@ -539,6 +641,7 @@ class EmbeddedEngine:
         self.store.transition_execution_in(
             conn, execution_id, State.SUCCESS, ended=True, outputs=flow_outputs
         )
+        self.store.dequeue_in(conn, execution_id)
 
     def _fail_task(self, execution_id: str, task_id: str, message: str) -> None:
         """A step failed: its task run and the execution end FAILED."""
@@ -562,8 +665,27 @@ class EmbeddedEngine:
 
     def _fail_in(self, conn: Connection, execution_id: str) -> None:
         self.store.transition_execution_in(conn, execution_id, State.FAILED, ended=True)
+        self.store.dequeue_in(conn, execution_id)
         self.projection.failed(conn, execution_id)
         self.store.cancel_pending_approvals_in(conn, execution_id, now_text())
+
+    def escalate_fault(self, execution_id: str, since: float, fault: StoreFault) -> None:
+        """The store refused this run's writes for ``store_fault_escalate_s``: stop waiting and say
+        so, honestly (the run FAILED, its deployment escalated with the reason, an audit row that
+        the notifications announce). Raises StoreFault when even that cannot be written yet."""
+        started = format_time(datetime.fromtimestamp(since, UTC))
+        reason = (
+            f"the console's store refused writes since {started} ({fault.kind}): "
+            "the run stopped before a decision; check the deployment by hand"
+        )
+        with self.store.write() as conn:
+            row = self.store.execution_state_in(conn, execution_id)
+            if row is None or row.state.terminal or row.state == State.PAUSED:
+                return
+            self.store.end_task_runs_in(conn, execution_id, now_in=(State.RUNNING,), state=State.FAILED)
+            self.store.log_in(conn, execution_id, "ERROR", reason)
+            self._fail_in(conn, execution_id)
+            self.projection.escalated(conn, execution_id, reason)
 
     def _requester_source(self, execution_id: str) -> str:
         """How the requester (the execution's ``triggered_by``) is known: a scenario's deployer, the
@@ -579,9 +701,10 @@ class EmbeddedEngine:
         label = labels.get(RequesterSource.LABEL)
         return str(label)[:100] if label else RequesterSource.LAUNCHER
 
-    def _approval(self, execution_id: str, ctx: dict[str, Any]) -> bool:
-        """Pause for a human when the plan needs one. Returns True when paused."""
-        plan = ctx["plan"]
+    def _approval(self, execution_id: str, outputs: dict[str, dict[str, Any]]) -> bool:
+        """Pause for a human when the plan needs one (the run then holds no worker and is not
+        queued: a decision resumes it). Returns True when paused."""
+        plan = outputs["decide"]["plan"]
         with self.store.write() as conn:
             self._guard_running(conn, execution_id)
             if not plan.get("needs_approval"):
@@ -602,7 +725,7 @@ class EmbeddedEngine:
                 conn,
                 execution_id=execution_id,
                 plan=plan,
-                decision=ctx["decision"],
+                decision=outputs["summarize"]["decision"],
                 requested_by=(row.triggered_by if row else None) or "unknown",
                 service=deployment[1] if deployment else "unknown",
                 deployment_id=deployment[0] if deployment else None,
@@ -614,6 +737,7 @@ class EmbeddedEngine:
                 conn, execution_id, APPROVAL_TASK, State.PAUSED, outputs={"approval_id": approval_id}
             )
             self.store.transition_execution_in(conn, execution_id, State.PAUSED, ended=True)
+            self.store.dequeue_in(conn, execution_id)
             self.projection.paused(conn, execution_id)
             names = ", ".join(a["name"] for a in plan.get("approval", []))
             self.store.log_in(
@@ -656,9 +780,7 @@ class EmbeddedEngine:
             self.store.transition_task_run_in(
                 conn, execution_id, APPROVAL_TASK, State.RUNNING, State.SUCCESS, outputs=outputs
             )
-            self.store.transition_execution_in(
-                conn, execution_id, State.RUNNING, ended=False, owner=self.owner
-            )
+            self.store.transition_execution_in(conn, execution_id, State.RUNNING, ended=False)
             self.projection.resumed(conn, execution_id, approved=approved, approver=approver, at=now_text())
             self.store.log_in(
                 conn,
@@ -668,7 +790,11 @@ class EmbeddedEngine:
                 + (f" ({comment})" if comment else ""),
                 task_id=APPROVAL_TASK,
             )
-        self.submit(execution_id)
+            # acting on a decision goes before new work
+            self._enqueue_in(
+                conn, execution_id, None, None, due_at=self.clock(), reason="resumed", urgent=True
+            )
+        self.wake(execution_id)
 
     def kill(self, execution_id: str, *, by: str = "console") -> None:
         with self.store.write() as conn:
@@ -678,6 +804,7 @@ class EmbeddedEngine:
             if row.state.terminal:
                 raise BackendError(f"execution {execution_id} is already {row.state.value}")
             self.store.transition_execution_in(conn, execution_id, State.KILLED, ended=True)
+            self.store.dequeue_in(conn, execution_id)  # a killed run that waited never wakes
             self.store.end_task_runs_in(
                 conn, execution_id, now_in=(State.RUNNING, State.PAUSED, State.CREATED), state=State.KILLED
             )
@@ -695,16 +822,25 @@ class EmbeddedEngine:
     def health(self) -> Health:
         try:
             count = self.store.count_executions()
+            due, waiting = self.store.queue_depth(self.clock())
         except Exception as exc:
             return Health(ok=False, backend=self.name, message=f"database unavailable: {one_line(exc)}")
-        return Health(
-            ok=True,
-            backend=self.name,
-            # no count in the sidebar's line: it is cached and a live run's fragment never
-            # refreshes it, so "0 executions" showed beside a running loop (the count is in details)
-            message="embedded engine, SQLite store ready",
-            details={"database": str(self.store.path), "executions": count},
-        )
+        details: dict[str, Any] = {
+            "database": str(self.store.path),
+            "executions": count,
+            "queue": {"due": due, "waiting": waiting},
+        }
+        message = "embedded engine, SQLite store ready"
+        if self.scheduler is not None:
+            stats = self.scheduler.snapshot()
+            details["queue"].update(running=stats.running, retrying=stats.retrying)
+            if stats.retrying:
+                message = (
+                    f"embedded engine: {stats.retrying} run(s) waiting out a store fault ({stats.fault})"
+                )
+        # no count in the sidebar's line: it is cached and a live run's fragment never refreshes it,
+        # so "0 executions" showed beside a running loop (the count is in the details)
+        return Health(ok=True, backend=self.name, message=message, details=details)
 
     def search_executions(
         self,
@@ -740,16 +876,47 @@ class EmbeddedEngine:
             "the embedded engine runs the loop itself; flow sync is for Kestra (set KESTRA_URL)"
         )
 
-    # -- recovery and shutdown --------------------------------------------------------------------------
+    # -- recovery, the sweep and shutdown -------------------------------------------------------------
 
     def recover(self) -> list[dict[str, Any]]:
         """Take over executions a dead process left running; see :mod:`~console.engines.embedded.recovery`."""
         return recovery.recover(self)
 
+    def sweep(self, busy: set[str]) -> None:
+        """The scheduler's periodic sweep: what a dead process left (recovery, not only at start),
+        and runs this engine holds that no unit runs (``busy``: those that do), queued again."""
+        for item in self.recover():
+            log.warning("sweep: execution %s %s", item["execution_id"], item["action"])
+        for execution_id in self.store.owned_unqueued(self.owner):
+            if execution_id in busy:
+                continue
+            launch = self.store.launch_input(execution_id)
+            with self.store.write() as conn:
+                if self.store.requeue_lost_in(
+                    conn,
+                    execution_id,
+                    owner=self.owner,
+                    priority=run_priority(launch),
+                    source=caller_of(launch, {}),
+                    now=self.clock(),
+                ):
+                    self.store.log_in(
+                        conn, execution_id, "WARN", "a worker stopped while this ran; queued again"
+                    )
+
     def close(self, wait: bool = True) -> None:
         recovery.LIVE_OWNERS.discard(self.owner)
-        if self._pool is not None:
-            self._pool.shutdown(wait=wait)
+        if self.scheduler is not None:
+            self.scheduler.stop(wait=wait)
+
+
+def caller_of(launch: dict[str, Any], labels: dict[str, str]) -> str:
+    """Whose run this is, for the scheduler's fairness: the caller that delivered it (an API token,
+    a signed webhook), else who launched it, else its source."""
+    for key in ("received_by", "launched_by"):
+        if labels.get(key):
+            return str(labels[key])
+    return str(launch.get("source") or ("scenario" if launch.get("scenario") else "console"))
 
 
 SNAPSHOT_REF = "store://documents/"

@@ -66,6 +66,9 @@ PAUSE = "io.kestra.plugin.core.flow.Pause"
 IF = "io.kestra.plugin.core.flow.If"
 SWITCH = "io.kestra.plugin.core.flow.Switch"
 LOG = "io.kestra.plugin.core.log.Log"
+LOOP_UNTIL = "io.kestra.plugin.core.flow.LoopUntil"
+"""1.3's loop (``WaitFor`` before, an alias): its children run round after round until ``condition``
+is true; between rounds the executor waits ``checkFrequency.interval`` (no worker is held)."""
 WEBHOOK = "io.kestra.plugin.core.trigger.Webhook"
 DOCKER_RUNNER = "io.kestra.plugin.scripts.runner.docker.Docker"
 PROCESS_RUNNER = "io.kestra.plugin.core.runner.Process"
@@ -115,6 +118,10 @@ TASK_TYPES: dict[str, TaskType] = {
         True,
     ),
     LOG: _type("id type message", "level", ""),
+    LOOP_UNTIL: _type(
+        "id type condition tasks", "checkFrequency failOnMaxReached errors finally", "iterationCount",
+        ("tasks", "errors", "finally"),
+    ),
 }
 TRIGGER_TYPES: dict[str, TaskType] = {
     WEBHOOK: TaskType(
@@ -134,6 +141,7 @@ RUNNER_KEYS = {
 }
 PULL_POLICIES = frozenset({"IF_NOT_PRESENT", "ALWAYS", "NEVER"})
 PAUSE_BEHAVIORS_REJECTING = frozenset({"CANCEL", "FAIL"})
+CHECK_FREQUENCY_KEYS = _words("interval maxDuration maxIterations")
 LOG_LEVELS = frozenset({"ERROR", "WARN", "INFO", "DEBUG", "TRACE"})
 PROJECT_IMAGE = "devops-loop-console:latest"
 STEP_COMMAND = re.compile(r"^python -m console step (\w+) (?:\{\{ ?workingDir ?\}\}/)?([\w.-]+) --kestra$")
@@ -166,6 +174,7 @@ class _Task:
     doc: dict[str, Any]
     path: str  # e.g. tasks[approval_gate].then[approval]
     branch: tuple[str, ...]  # the conditional branches it sits in, outermost first
+    loop: str | None = None  # the LoopUntil it runs in (the innermost), if any
 
 
 @dataclass
@@ -325,7 +334,9 @@ def _legacy_type(flow: _Flow, where: str, spec: dict[str, Any]) -> None:
         flow.add(where, "project/legacy-type", f"type {spec['type']} is the older spelling: use {newer}")
 
 
-def _walk(flow: _Flow, tasks: Any, where: str, branch: tuple[str, ...], out: list[_Task]) -> None:
+def _walk(
+    flow: _Flow, tasks: Any, where: str, branch: tuple[str, ...], out: list[_Task], loop: str | None = None
+) -> None:
     if not isinstance(tasks, list):
         flow.add(where, "kestra/task-property", "must be a list of tasks")
         return
@@ -334,17 +345,19 @@ def _walk(flow: _Flow, tasks: Any, where: str, branch: tuple[str, ...], out: lis
             flow.add(f"{where}[{j}]", "kestra/task-property", "a task must be a mapping")
             continue
         path = f"{where}[{task.get('id')}]"
-        out.append(_Task(task, path, branch))
+        out.append(_Task(task, path, branch, loop))
         spec = TASK_TYPES.get(task.get("type"))
         if spec is None:
             continue
+        inner_loop = str(task.get("id")) if task.get("type") == LOOP_UNTIL else loop
         for child in spec.children:
             if child in task:
                 inner = (*branch, f"{task.get('id')}.{child}") if spec.conditional else branch
-                _walk(flow, task[child], f"{path}.{child}", inner, out)
+                _walk(flow, task[child], f"{path}.{child}", inner, out, inner_loop)
         if task.get("type") == SWITCH and isinstance(task.get("cases"), dict):
             for case, sub in task["cases"].items():
-                _walk(flow, sub, f"{path}.cases[{case}]", (*branch, f"{task.get('id')}.cases.{case}"), out)
+                cased = (*branch, f"{task.get('id')}.cases.{case}")
+                _walk(flow, sub, f"{path}.cases[{case}]", cased, out, inner_loop)
 
 
 def _own_properties(task: dict[str, Any]) -> dict[str, Any]:
@@ -390,7 +403,9 @@ def _lint_task(flow: _Flow, task: _Task, by_ref: Mapping[tuple[Any, Any], dict[s
     elif ttype == SUBFLOW:
         _lint_subflow(flow, doc, where, by_ref)
     elif ttype == PAUSE:
-        _lint_pause(flow, doc, where)
+        _lint_pause(flow, doc, where, task)
+    elif ttype == LOOP_UNTIL:
+        _lint_loop(flow, doc, where)
     elif ttype == SWITCH and (not isinstance(doc.get("cases"), dict) or not doc["cases"]):
         flow.add(where, "kestra/task-property", "'cases' must be a non-empty mapping")
     elif ttype == LOG and doc.get("level", "INFO") not in LOG_LEVELS:
@@ -481,17 +496,36 @@ def _given_inputs(
                      f"required input '{key}' of {to} is not given: it cannot start")  # fmt: skip
 
 
-def _lint_pause(flow: _Flow, doc: dict[str, Any], where: str) -> None:
+def _lint_pause(flow: _Flow, doc: dict[str, Any], where: str, task: _Task) -> None:
+    """Two kinds of Pause: an approval (``onResume`` inputs) that rejects when nobody decides in
+    time, and a timer (no ``onResume``: the wait between two looks of a watch, inside a LoopUntil)
+    that carries on when its duration is over."""
     duration = doc.get("pauseDuration")
-    if not isinstance(duration, str) or not ISO_DURATION.match(duration) or duration in {"P", "PT"}:
+    templated = isinstance(duration, str) and is_template(duration)
+    valid = isinstance(duration, str) and (
+        templated or (ISO_DURATION.match(duration) and duration not in {"P", "PT"})
+    )
+    if not valid:
         flow.add(where, "project/pause-duration", "a Pause needs an ISO-8601 pauseDuration")
-    if doc.get("behavior") not in PAUSE_BEHAVIORS_REJECTING:
-        flow.add(
-            where,
-            "project/pause-behavior",
-            f"Pause behavior must be CANCEL or FAIL (got {doc.get('behavior')!r}; "
-            "Kestra's default RESUME approves what nobody approved)",
-        )
+    if doc.get("onResume"):
+        if doc.get("behavior") not in PAUSE_BEHAVIORS_REJECTING:
+            flow.add(
+                where,
+                "project/pause-behavior",
+                f"Pause behavior must be CANCEL or FAIL (got {doc.get('behavior')!r}; "
+                "Kestra's default RESUME approves what nobody approved)",
+            )
+    else:
+        if doc.get("behavior") != "RESUME":
+            flow.add(
+                where,
+                "project/pause-behavior",
+                "a Pause without onResume is a timer: its behavior must say RESUME (the run goes on)",
+            )
+        if task.loop is None:
+            flow.add(
+                where, "project/timer-pause", "a timer Pause belongs inside a LoopUntil (between two looks)"
+            )
     if "delay" in doc:
         flow.add(where, "project/pause-delay", "'delay' is the pre-0.22 property; use pauseDuration")
     declared = _inputs(flow, doc.get("onResume") or [], f"{where}.onResume")
@@ -513,6 +547,28 @@ def _lint_pause(flow: _Flow, doc: dict[str, Any], where: str) -> None:
                 "comment and rollback_target are optional (required: false); approved and approver "
                 "are required",
             )
+
+
+def _lint_loop(flow: _Flow, doc: dict[str, Any], where: str) -> None:
+    """A LoopUntil says how often and how long: 1.3's defaults are a one-minute interval and no
+    limit at all (migration guide 0.23), so a watch that never decides would loop forever."""
+    frequency = doc.get("checkFrequency")
+    if not isinstance(frequency, dict):
+        flow.add(where, "project/loop-bounds", "set checkFrequency (interval, maxDuration): 1.3 has no limit")
+        return
+    for key in frequency:
+        if key not in CHECK_FREQUENCY_KEYS:
+            flow.add(f"{where}.checkFrequency", "kestra/task-property", f"unknown property '{key}'")
+    for key in ("interval", "maxDuration"):
+        value = frequency.get(key)
+        if not isinstance(value, str) or not ISO_DURATION.match(value) or value in {"P", "PT"}:
+            flow.add(
+                f"{where}.checkFrequency", "project/loop-bounds", f"'{key}' must be an ISO-8601 duration"
+            )
+    if doc.get("failOnMaxReached") is not True:
+        flow.add(
+            where, "project/loop-bounds", "failOnMaxReached: true (a loop that ran out must fail, visibly)"
+        )
 
 
 def _outputs(flow: _Flow, outputs: Any, scope: _Scope, after: int) -> None:

@@ -219,6 +219,28 @@ def kill_refused(state: str, terminal: Iterable[str], cascade: bool) -> bool:
     return state in set(terminal) and not cascade
 
 
+def merge_outputs(a: Mapping[str, Any] | None, b: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``MapUtils.merge``, as ``Execution.outputs()`` folds the outputs of the task runs in list
+    order into the ``outputs`` variable: ``b`` over ``a`` key by key, a null in ``b`` never replacing
+    a value, maps merged recursively, lists joined (``b``'s items not already in ``a`` appended),
+    anything else ``b``'s. So a task that runs several times (a loop's child) reads as its runs
+    merged: its latest scalars, but lists and maps of every run together."""
+    result: dict[str, Any] = dict(a or {})
+    for key, value_b in (b or {}).items():
+        value_a = result.get(key)
+        if value_b is None:
+            result[key] = value_a
+        elif value_a is None:
+            result[key] = value_b
+        elif isinstance(value_a, Mapping) and isinstance(value_b, Mapping):
+            result[key] = merge_outputs(value_a, value_b)
+        elif isinstance(value_a, list) and isinstance(value_b, list):
+            result[key] = value_a + [item for item in value_b if item not in value_a]
+        else:
+            result[key] = value_b
+    return result
+
+
 def truthy(rendered: str | None) -> bool:
     """``TruthUtils.isTruthy``: an If's rendered condition is true unless null, "", "false", "0" or "-0"."""
     return rendered is not None and rendered not in ("false", "0", "-0", "")
