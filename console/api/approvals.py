@@ -9,6 +9,7 @@ the body names (:func:`console.access.tokens.acting_identity`); never a role fro
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -19,6 +20,7 @@ from console.access.auth import InvalidIdentity, PermissionDenied
 from console.access.tokens import acting_identity
 from console.api.context import Context
 from console.api.http import ApiError, JsonAnswer, finite, read_json
+from console.loop.revisions import TargetRefused
 
 ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
 STATUS_FILTERS: dict[str, list[str] | None] = {
@@ -32,7 +34,7 @@ STATUS_FILTERS: dict[str, list[str] | None] = {
     "all": None,
 }
 DEFAULT_LIMIT, MAX_LIMIT = 50, 200
-DECISION_FIELDS = ("decision", "comment", "actor")
+DECISION_FIELDS = ("decision", "comment", "actor", "rollback_to")
 
 
 def query(request: Request, allowed: dict[str, str]) -> dict[str, str]:
@@ -124,10 +126,23 @@ async def list_approvals(request: Request, ctx: Context) -> JsonAnswer:
     return JsonAnswer(body)
 
 
-def parse_decision(body: Any) -> tuple[bool, str, str | None]:
-    """(approve?, comment, actor) from a decision body; :class:`ApiError` 400 naming the field."""
+@dataclass(frozen=True)
+class DecisionBody:
+    """A decision as the API takes it: ``rollback_to`` is another known-good version the approver
+    picks for the plan's rollback (checked against the revision history when the vote counts)."""
+
+    approve: bool
+    comment: str
+    actor: str | None = None
+    rollback_to: str | None = None
+
+
+def parse_decision(body: Any) -> DecisionBody:
+    """The decision in a request body; :class:`ApiError` 400 naming the field."""
     if not isinstance(body, dict):
-        raise ApiError(400, "body: must be a JSON object with decision, comment and optionally actor")
+        raise ApiError(
+            400, "body: must be a JSON object with decision, comment and optionally actor and rollback_to"
+        )
     for key in body:
         if key not in DECISION_FIELDS:
             raise ApiError(400, f"{key[:60]}: unknown field (allowed: {', '.join(DECISION_FIELDS)})")
@@ -149,7 +164,13 @@ def parse_decision(body: Any) -> tuple[bool, str, str | None]:
     actor = body.get("actor")
     if actor is not None and not isinstance(actor, str):
         raise ApiError(400, "actor: must be a string (the person's name)")
-    return decision == "approve", comment, actor
+    rollback_to = body.get("rollback_to")
+    if rollback_to is not None:
+        if not isinstance(rollback_to, str) or not rollback_to.strip():
+            raise ApiError(400, "rollback_to: must be a version (a non-empty string)")
+        if decision != "approve":
+            raise ApiError(400, "rollback_to: only an approval picks a rollback target")
+    return DecisionBody(decision == "approve", comment, actor, rollback_to.strip() if rollback_to else None)
 
 
 async def decide(request: Request, ctx: Context) -> JsonAnswer:
@@ -157,10 +178,10 @@ async def decide(request: Request, ctx: Context) -> JsonAnswer:
     if not ID.match(approval_id):
         raise ApiError(404, "approval not found")
     body = await read_json(request, ctx.settings.api_max_body_bytes)
-    approve, comment, actor = parse_decision(body)
+    asked = parse_decision(body)
     assert ctx.token is not None
     try:
-        identity = acting_identity(ctx.token, actor, ctx.settings)
+        identity = acting_identity(ctx.token, asked.actor, ctx.settings)
     except InvalidIdentity as exc:
         text = str(exc)
         raise ApiError(400, text if text.startswith("actor:") else f"actor: {text}") from None
@@ -168,7 +189,9 @@ async def decide(request: Request, ctx: Context) -> JsonAnswer:
         raise ApiError(403, str(exc)) from None
     service = ctx.approval_service()
     try:
-        result = await run_in_threadpool(service.decide, approval_id, identity, approve, comment)
+        result = await run_in_threadpool(
+            service.decide, approval_id, identity, asked.approve, asked.comment, asked.rollback_to
+        )
     except PermissionDenied as exc:
         raise ApiError(403, str(exc)) from None
     except ApprovalNotFound:
@@ -178,6 +201,8 @@ async def decide(request: Request, ctx: Context) -> JsonAnswer:
         raise ApiError(409, str(exc), extra={"approval": current}) from None
     except NoRollbackTarget as exc:
         raise ApiError(409, str(exc)) from None
+    except TargetRefused as exc:
+        raise ApiError(400, f"rollback_to: {exc}") from None
     except ValueError as exc:
         raise ApiError(400, f"comment: {exc}") from None
     approval = await run_in_threadpool(service.get, approval_id)

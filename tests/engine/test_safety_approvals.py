@@ -5,6 +5,7 @@ approving is refused); operator marks are role-checked, need a reason and are au
 
 from __future__ import annotations
 
+from dataclasses import replace as with_fields
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,8 @@ from console.access.revisions import mark_revision
 from console.loop import revisions, steps
 from console.loop.revisions import TargetRefused
 from console.runtime import embedded_runtime
-from console.settings import Settings
+from console.settings import Secret, Settings
+from tests.api.conftest import make_client, services_of  # noqa: F401  (make_client: a fixture)
 from tests.executors.servers import run_deployer
 from tests.parity.test_safety_parity import (
     BOB,
@@ -138,3 +140,24 @@ def test_marks_are_for_approvers_need_a_reason_and_are_audited(lane):
     ]
     assert trail.count(("carol", "revision.marked_bad")) == 1
     assert ("vic", "revision.mark_refused") in trail and trail.count(("carol", "revision.mark_refused")) == 2
+
+
+def test_the_api_takes_the_approvers_rollback_target_and_refuses_a_known_bad_one(lane, make_client):  # noqa: F811
+    runtime, deployer, record = lane
+    seed_history(runtime.store)
+    execution_id = launch(runtime, record)
+    approval = paused_approval(parts_of(runtime), execution_id)
+    settings = with_fields(runtime.settings, api_token=Secret("t" * 32), api_role="approver")
+    client = make_client(services_of(runtime, settings))
+    url, auth = f"/api/approvals/{approval['id']}/decision", {"Authorization": f"Bearer {'t' * 32}"}
+    bad = client.post(url, json={"decision": "approve", "rollback_to": "v1.5.0-crashloop"}, headers=auth)
+    assert bad.status_code == 400 and bad.json()["error"].startswith("rollback_to: ")
+    assert "known-bad" in bad.json()["error"]
+    rejecting = {"decision": "reject", "comment": "no", "rollback_to": "v1.0.0"}
+    odd = client.post(url, json=rejecting, headers=auth)
+    assert odd.status_code == 400 and odd.json()["error"].startswith("rollback_to: only an approval")
+    assert runtime.approvals.get(approval["id"])["status"] == "pending"  # nothing decided
+    ok = client.post(url, json={"decision": "approve", "rollback_to": "v1.0.0"}, headers=auth)
+    assert ok.status_code == 200, ok.text
+    finished(parts_of(runtime), execution_id)
+    assert [p["to"] for p in deployer.posts("/rollback")] == ["v1.0.0"]
