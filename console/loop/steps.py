@@ -261,6 +261,28 @@ def waiting(
     }
 
 
+def run_looks(
+    step: Callable[..., dict[str, Any]],
+    data: Mapping[str, Any],
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    sleep: Sleep = time.sleep,
+    looks: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Call a step that looks (collect, collect_incident, verify) until its last look, here: each
+    waiting output's ``until`` is slept to and its ``watch`` given to the next look. For benchmarks,
+    scripts and tests; the engines persist the wake-up instead and hold no thread while waiting.
+    ``looks`` collects the waiting outputs, if given."""
+    out = step(data, settings, clock=clock)
+    while out.get("done") is False:
+        if looks is not None:
+            looks.append(out)
+        sleep(max(0.0, to_epoch(str(out["until"])) - clock()))
+        out = step({**data, "watch": out["watch"]}, settings, clock=clock)
+    return out
+
+
 _HTTP = threading.local()
 
 

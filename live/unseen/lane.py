@@ -275,7 +275,7 @@ class UnseenLane:
         from console.loop import steps
 
         settings = settings or self.settings()
-        collected = steps.collect({"deployment": record, "source": "bench"}, settings)
+        collected = steps.run_looks(steps.collect, {"deployment": record, "source": "bench"}, settings)
         decision = steps.analyze({"snapshot": collected["snapshot"]}, settings)["decision"]
         return {"collect": collected, "decision": decision}
 

@@ -80,17 +80,10 @@ class FakeClock:
 
 
 def until_done(step, data: dict, settings, clock: FakeClock, *, looks: list | None = None) -> dict:
-    """Call a step that looks (collect, verify) until it is done, as an engine would: each waiting
-    output's ``until`` is slept to on ``clock`` and its ``watch`` given to the next look."""
-    from console.telemetry.times import to_epoch
+    """Call a step that looks (collect, verify) until it is done, as an engine would, on ``clock``."""
+    from console.loop.steps import run_looks
 
-    out = step(data, settings, clock=clock)
-    while out["done"] is False:
-        if looks is not None:
-            looks.append(out)
-        clock.sleep(max(0.0, to_epoch(out["until"]) - clock.now))
-        out = step({**data, "watch": out["watch"]}, settings, clock=clock)
-    return out
+    return run_looks(step, data, settings, clock=clock, sleep=clock.sleep, looks=looks)
 
 
 def services_file(tmp_path: Path, executor: str, *, prometheus: str | None = None) -> Path:
