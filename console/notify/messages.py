@@ -1,8 +1,9 @@
 """What a notification about an approval (or an escalation) says, for Slack and for a generic JSON webhook.
 
 One audit row (``approval.requested``, ``.vote``, ``.approved``, ``.rejected``, ``.expired``,
-``.cancelled``; ``deployment.escalated``: a run that could not decide, the telemetry lost or the
-store refusing writes) and what the store knows of its approval become a :class:`Notice`: a title, a few
+``.cancelled``, ``.superseded``: closed unrun because the service moved past it;
+``deployment.escalated``: a run that could not decide, the telemetry lost or the store refusing
+writes) and what the store knows of its approval become a :class:`Notice`: a title, a few
 sentences, labelled fields, the deep link to the approval card and the structured facts. The Notice
 is then rendered for each channel: :func:`slack_payload` (``text`` plus simple ``blocks``, every
 piece of untrusted text escaped so a comment or an action name cannot make a link or a mention) and
@@ -35,6 +36,7 @@ KINDS: dict[str, str] = {
     "approval.rejected": "rejected",
     "approval.expired": "expired",
     "approval.cancelled": "cancelled",
+    "approval.superseded": "superseded",
     "deployment.escalated": "escalated",
 }
 """The audit events a notification follows, and the kind of message each one makes."""
@@ -49,6 +51,7 @@ _SLACK_ICONS = {
     "rejected": ":x:",
     "expired": ":alarm_clock:",
     "cancelled": ":no_entry_sign:",
+    "superseded": ":fast_forward:",
     "escalated": ":rotating_light:",
 }
 SLACK_SECTION_LIMIT = 3000
@@ -174,6 +177,7 @@ class _Facts:
     actor: str
     decider: str | None
     comment: str
+    reason: str
     required: int
     secrets: list[str]
 
@@ -231,8 +235,9 @@ def _facts(row: dict[str, Any], material: dict[str, Any] | None, settings: Setti
         **_deployment_texts(dict((material or {}).get("deployment") or {}), approval, secrets),
         actions_text=_actions_text(actions, secrets),
         actor=actor,
-        decider=deciders.get(kind, actor if kind == "expired" else None),
+        decider=deciders.get(kind, actor if kind in ("expired", "superseded") else None),
         comment=_clean(detail.get("comment") or "", secrets),
+        reason=_clean(detail.get("reason") or "", secrets),
         required=_required(approval, detail),
         secrets=secrets,
     )
@@ -292,6 +297,12 @@ def _cancelled(f: _Facts) -> _Wording:
     return f"Cancelled: {f.what}", lines, [("Cancelled", _when(f.at))]
 
 
+def _superseded(f: _Facts) -> _Wording:
+    why = f.reason or "the service moved past the decision"
+    lines = [f"Closed without running: {why}.", f"{f.actions_text} did not run; no vote is needed any more."]
+    return f"Superseded: {f.what}", lines, [("Superseded", _when(f.at))]
+
+
 def _other(f: _Facts) -> _Wording:
     return f"{f.clean(f.event, 60)}: {f.what}", [], []
 
@@ -303,6 +314,7 @@ WORDING: dict[str, Any] = {
     "rejected": _rejected,
     "expired": _expired,
     "cancelled": _cancelled,
+    "superseded": _superseded,
 }
 """Each kind of message (:data:`KINDS`) and the function that words it; any other event is worded
 by its name."""
@@ -322,7 +334,7 @@ def _common_fields(f: _Facts) -> list[tuple[str, str]]:
 def _data(f: _Facts) -> dict[str, Any]:
     """The structured facts a generic webhook receives beside the text."""
     approval = f.approval
-    decided = f.kind in ("approved", "rejected", "expired", "cancelled")
+    decided = f.kind in ("approved", "rejected", "expired", "cancelled", "superseded")
     votes = [
         {
             "actor": f.clean(v.get("actor"), 80),

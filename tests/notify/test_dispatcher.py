@@ -383,3 +383,17 @@ def test_a_vote_read_after_the_quorum_still_says_how_many_had_voted_then(runtime
         "bob"
     ]
     assert bodies[2]["approval"]["decided_by"] == "bob, carol"
+
+
+def test_a_superseded_approval_posts_that_nothing_ran_and_why(runtime, receiver):
+    _, approval = paused(runtime)
+    assert runtime.approvals.supersede(approval, "checkout-service now runs v2.0.1, deployed after it")
+    dispatcher(runtime).run_once()
+    kinds = [w.body["kind"] for w in webhook(receiver)]
+    assert kinds == ["pending", "superseded"]
+    body = webhook(receiver)[1].body
+    assert body["title"].startswith("Superseded: ")
+    assert "Closed without running: checkout-service now runs v2.0.1, deployed after it." in body["text"]
+    assert body["approval"]["status"] == "superseded"
+    assert body["approval"]["decided_by"] == "system:superseded"
+    assert "Superseded" in slack_text(slack(receiver)[1].body)
