@@ -42,13 +42,15 @@ def cycle(stack: AlertStack, seen: set[str]) -> dict[str, float]:
     try:
         incident = wait_for(
             "the incident",
-            lambda: next((i for i in store.incidents(service="demo-service") if i["id"] not in seen), None),
+            lambda: next(
+                (i for i in store.incidents.list(service="demo-service") if i["id"] not in seen), None
+            ),
             90,
         )
         seen.add(incident["id"])
-        execution_id = wait_for("its run", lambda: store.incident(incident["id"])["execution_id"], 30)
-        approval = wait_for("its approval", lambda: store.approval_for_execution(execution_id), 90)
-        starts = parse_time(store.incident(incident["id"])["alerts"][0]["starts_at"]).timestamp()
+        execution_id = wait_for("its run", lambda: store.incidents.get(incident["id"])["execution_id"], 30)
+        approval = wait_for("its approval", lambda: store.approvals.for_execution(execution_id), 90)
+        starts = parse_time(store.incidents.get(incident["id"])["alerts"][0]["starts_at"]).timestamp()
         opened = parse_time(incident["opened_at"]).timestamp()
         paused = parse_time(approval["requested_at"]).timestamp()
         approved = time.time()
@@ -58,9 +60,11 @@ def cycle(stack: AlertStack, seen: set[str]) -> dict[str, float]:
         wait_for("v1.0.0 serving", lambda: stack.demo.status()["version"] == "v1.0.0", 30, every=0.05)
         serving = time.time()
         resolved = wait_for(
-            "the resolution", lambda: (i := store.incident(incident["id"]))["status"] == "resolved" and i, 90
+            "the resolution",
+            lambda: (i := store.incidents.get(incident["id"]))["status"] == "resolved" and i,
+            90,
         )
-        wait_for("the run's end", lambda: store.get_execution(execution_id).state.terminal, 90)
+        wait_for("the run's end", lambda: store.executions.get(execution_id).state.terminal, 90)
         return {
             "deploy → alert fired": starts - deployed,
             "alert fired → received": opened - starts,

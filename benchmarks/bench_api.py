@@ -40,7 +40,7 @@ def seed(data_dir: Path, count: int) -> list[tuple[str, str]]:
     pairs = []
     for _ in range(count):
         execution = engine.run_sync(scenario="memory-leak", triggered_by="bench")
-        approval = engine.store.approval_for_execution(execution.id)
+        approval = engine.store.approvals.for_execution(execution.id)
         pairs.append((approval["id"], execution.id))
     engine.close()
     engine.store.close()

@@ -134,7 +134,7 @@ def main() -> int:
             f"after the decisions every execution ended in {time.perf_counter() - t0:.2f} s: "
             f"{dict(Counter(s.value for s in after.values()))}"
         )
-        db_errors = store.conn.execute(
+        db_errors = store.db.conn.execute(
             "SELECT COUNT(*) FROM execution_logs WHERE message LIKE '%locked%' OR message LIKE '%sqlite%' "
             "OR message LIKE '%internal error%'"
         ).fetchone()[0]

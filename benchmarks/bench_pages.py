@@ -2,7 +2,7 @@
 
 Seeds a private data directory: each demo scenario runs once through the embedded engine (real
 analysis, real task runs, logs, approvals, outcomes), then those executions are cloned inside
-SQLite (through ``Store.write``) with new ids and earlier start times until the store holds the
+SQLite (through ``Store.db.write``) with new ids and earlier start times until the store holds the
 requested count. Then each page is run under ``streamlit.testing.v1.AppTest``:
 
 - cold: ``st.cache_data`` cleared before every run (what a user pays after the 5 s read TTL);
@@ -45,7 +45,7 @@ def seed(data_dir: Path, executions: int) -> dict[str, float]:
         engine.run_sync(scenario=scenario.id, triggered_by="bench", timeout=120)
     real_s = time.perf_counter() - started
     store = engine.store
-    with store.read() as conn:
+    with store.db.read() as conn:
         base = [dict(r) for r in conn.execute("SELECT * FROM executions").fetchall()]
         runs = {
             e["id"]: [
@@ -72,7 +72,7 @@ def seed(data_dir: Path, executions: int) -> dict[str, float]:
     started = time.perf_counter()
     made = len(base)
     i = 0
-    with store.write() as conn:
+    with store.db.write() as conn:
         while made < executions:
             src = finished[i % len(finished)]
             i += 1

@@ -5,7 +5,7 @@ The store is seeded the way the console fills it, only faster:
 * every demo scenario runs once through the embedded engine (real analysis, task runs, logs,
   approvals decided by a second person, actions, outcomes, audit rows, the snapshot and decision
   documents): these are the templates;
-* the templates are cloned in bulk inside ``Store.write()`` transactions (``executemany``, 5,000
+* the templates are cloned in bulk inside ``Store.db.write()`` transactions (``executemany``, 5,000
   executions per transaction) with new ids, start times spread over the last ``--days`` days, one
   of ``--services`` services, and their task runs, logs, deployment, actions, outcome, decided
   approval + vote and audit rows. Each clone gets a decision document of its own (a real
@@ -162,17 +162,17 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
     from console.storage.executions import encode_history
 
     store = Store(data_dir / "console.sqlite3")
-    have = store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
+    have = store.db.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0]
     if have >= target:
         store.close()
         return {"cloned": 0, "clone_s": 0.0}
-    templates = _templates(store.conn)
+    templates = _templates(store.db.conn)
     for t in templates:
         key = t["deployment"]["decision_ref"]
-        t["decision"] = store.document(key) if key else None
+        t["decision"] = store.documents.get(key) if key else None
         record_ref = json.loads(t["outcome"]["record"]) if t["outcome"] else None
         t["record_key"] = record_ref.get("$doc") if isinstance(record_ref, dict) else None
-        t["record"] = store.document(t["record_key"]) if t["record_key"] else None
+        t["record"] = store.documents.get(t["record_key"]) if t["record_key"] else None
     rng = random.Random(have)
     now = datetime.now(UTC)
     span_s = days * 86400
@@ -185,7 +185,7 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
         )  # fmt: skip
         rows: dict[str, list[dict[str, Any]]] = {k: [] for k in (*tables, "approval_votes", "audit")}
         rows["logs"] = rows.pop("execution_logs")
-        with store.write() as conn:
+        with store.db.write() as conn:
             for _ in range(batch):
                 n = have + made
                 made += 1
@@ -287,7 +287,7 @@ def seed_clones(data_dir: Path, target: int, services: list[str], days: float) -
             for table, items in rows.items():
                 _insert(conn, table, items)
     elapsed = time.perf_counter() - t0
-    store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     # no ANALYZE: the console never runs it, so the query plans measured are the ones users get
     store.close()
     return {"cloned": made, "clone_s": elapsed}
@@ -313,12 +313,12 @@ def storage_bytes(data_dir: Path) -> dict[str, float]:
 
     store = Store(data_dir / "console.sqlite3")
     try:
-        store.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        executions = store.count_executions()
-        snapshots, snapshot_bytes = store.document_bytes("snapshot")
-        page_size = store.conn.execute("PRAGMA page_size").fetchone()[0]
-        pages = store.conn.execute("PRAGMA page_count").fetchone()[0]
-        free = store.conn.execute("PRAGMA freelist_count").fetchone()[0]
+        store.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        executions = store.executions.count()
+        snapshots, snapshot_bytes = store.documents.stored_bytes("snapshot")
+        page_size = store.db.conn.execute("PRAGMA page_size").fetchone()[0]
+        pages = store.db.conn.execute("PRAGMA page_count").fetchone()[0]
+        free = store.db.conn.execute("PRAGMA freelist_count").fetchone()[0]
     finally:
         store.close()
     used = (pages - free) * page_size

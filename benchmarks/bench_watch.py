@@ -108,7 +108,7 @@ def run_level(rt: Any, leak_stack: Any, query: Any, level: int, rep: int) -> dic
     depth: list[tuple[float, int, int]] = []
     leak_decided = None
     while True:
-        due, waiting = rt.store.queue_depth(time.time())
+        due, waiting = rt.store.queue.depth(time.time())
         depth.append((time.time() - wall0, due, waiting))
         execution = engine.get_execution(leak)
         leak_decided = leak_decided or decided_at(execution)

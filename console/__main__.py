@@ -215,7 +215,7 @@ def cmd_export_training(args: argparse.Namespace, settings: Settings) -> int:
     from console.loop.training import export_rows, to_jsonl
     from console.storage import Store
 
-    records = Store(settings.db_path).outcome_records()
+    records = Store(settings.db_path).outcomes.records()
     text = to_jsonl(export_rows(records, args.format))
     if args.out:
         try:
@@ -243,13 +243,13 @@ def _incident_id(store: Any, wanted: str | None) -> str:
     missing incident is reported by the caller, exit 1)."""
     if wanted:
         return wanted
-    latest = store.latest_incident_execution_id()
+    latest = store.stories.latest_incident_execution_id()
     if latest is not None:
         return latest
-    newest = store.latest_outcome_execution_id()
+    newest = store.outcomes.latest_execution_id()
     if newest is None:
         raise _NoIncident("no incident: no run has finished yet, so there is no postmortem to write")
-    verdict = ((store.outcome_record(newest) or {}).get("decision") or {}).get("verdict") or "unknown"
+    verdict = ((store.outcomes.record(newest) or {}).get("decision") or {}).get("verdict") or "unknown"
     raise _NoIncident(
         f"no incident: no finished ROLLBACK or ESCALATE run (the latest run, {newest}, ended {verdict})"
     )
@@ -262,7 +262,7 @@ class _NoIncident(Exception):
 def _engine_execution(settings: Settings, store: Any, execution_id: str) -> Any:
     """The execution as its engine has it: the console's own store (embedded), else Kestra; None
     (with a note on stderr) when Kestra cannot be reached."""
-    execution = store.get_execution(execution_id)
+    execution = store.executions.get(execution_id)
     if execution is not None or not settings.kestra_url:
         return execution
     from console.engines.backend import BackendError
@@ -285,12 +285,12 @@ def cmd_postmortem(args: argparse.Namespace, settings: Settings) -> int:
     except _NoIncident as exc:
         sys.stderr.write(f"{exc}\n")
         return 1
-    material = store.incident_material(execution_id)
+    material = store.stories.incident_material(execution_id)
     execution = _engine_execution(settings, store, execution_id)
     if execution is None and material["deployment"] is None and material["record"] is None:
         raise CliError(f"execution {execution_id} not found")
     try:
-        snapshot = store.snapshot_for_execution(execution_id)
+        snapshot = store.deployments.snapshot_for_execution(execution_id)
         postmortem = write_postmortem(
             execution, settings, execution_id=execution_id, snapshot=snapshot, **material
         )

@@ -90,9 +90,9 @@ class Services:
         store = self.store
         if store is None:
             return None
-        fault = store.fault()
+        fault = store.db.fault()
         try:
-            usage = shutil.disk_usage(store.path.parent)
+            usage = shutil.disk_usage(store.db.path.parent)
             free, total = usage.free, usage.total
         except OSError:
             free = total = None
@@ -105,7 +105,7 @@ class Services:
             fault_message=fault.message if fault else "",
             free_bytes=free,
             total_bytes=total,
-            wal_bytes=store.wal_bytes(),
+            wal_bytes=store.db.wal_bytes(),
             wal_bound_bytes=WAL_MAX_BYTES,
             retrying_runs=retrying,
         )

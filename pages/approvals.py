@@ -237,7 +237,7 @@ def card_of(item: dict, starters: list[dict]) -> tuple[cards.ApprovalCard, dict,
         starters=starters,
         effectiveness=safe(reads.read_effectiveness, store, db, default=[], what="effectiveness"),
         notifications=safe(
-            store.notifications, subject=str(fmt.field(item, "id")), default=[], what="notifications"
+            store.notifications.list, subject=str(fmt.field(item, "id")), default=[], what="notifications"
         ),
         how=how,
         simulated=simulated,
@@ -316,7 +316,7 @@ with pending_tab:
     if linked:
         linked_id = next((str(fmt.field(i, "id")) for i in queue if str(fmt.field(i, "id")) == linked), None)
         if linked_id is None:
-            row = safe(store.approval_row, str(linked), default=None, what="approval") if store else None
+            row = safe(store.approvals.get, str(linked), default=None, what="approval") if store else None
             if row is None:
                 st.warning(f"Approval {esc(linked)} not found.", icon=":material/search_off:")
             elif linked not in st.session_state.get("decided_here", []):  # else the result says it

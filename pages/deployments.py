@@ -60,7 +60,7 @@ query = {
 store = services.store
 rows = safe(reads.read_deployments, store, reads.db_key(services), **query, default=[], what="deployments")
 refresh.drawn("deployments", rows)
-refresh.watch("deployments", lambda: store.list_deployments(**query), on_change=reads.read_deployments.clear)
+refresh.watch("deployments", lambda: store.deployments.list(**query), on_change=reads.read_deployments.clear)
 if not rows:
     if service == "All" and status == "All" and page == 1:
         widgets.empty_state("No deployments yet.")
@@ -76,10 +76,10 @@ def standing(positions: dict[str, dict]) -> dict[str, tuple[bool, int]]:
     return {run: (bool(p.get("due")), int(p.get("ahead") or 0)) for run, p in positions.items()}
 
 
-positions = safe(store.queue_positions, analyzing, time.time(), default={}, what="the run queue")
+positions = safe(store.queue.positions, analyzing, time.time(), default={}, what="the run queue")
 refresh.drawn("deployments_queue", standing(positions))
 if analyzing:
-    refresh.watch("deployments_queue", lambda: standing(store.queue_positions(analyzing, time.time())))
+    refresh.watch("deployments_queue", lambda: standing(store.queue.positions(analyzing, time.time())))
 frame = tables.deployments_frame(rows, positions)
 ids = [str(i) for i in frame["deployment_id"]]
 chosen = st.query_params.get("deployment")
@@ -121,7 +121,7 @@ if not chosen:
 
 row = next((r for r in rows if str(fmt.field(r, "id", "")) == str(chosen)), None)
 if row is None:  # deep link to a deployment on another page
-    row = safe(services.store.get_deployment, str(chosen), default=None, what="deployment")
+    row = safe(services.store.deployments.get, str(chosen), default=None, what="deployment")
 if row is None:
     st.warning(f"Deployment {esc(chosen)} not found.")
     st.stop()
@@ -158,7 +158,9 @@ if material and material.get("record") and row.get("verdict") in ("ROLLBACK", "E
             execution_id=execution_id,
             secrets=services.settings.secret_values(),
             settings=services.settings,
-            snapshot=safe(services.store.snapshot_for_execution, execution_id, default=None, what="snapshot"),
+            snapshot=safe(
+                services.store.deployments.snapshot_for_execution, execution_id, default=None, what="snapshot"
+            ),
             **material,
         )
     except NoIncident:
@@ -264,7 +266,7 @@ with actions_tab:
         if fmt.field(approval, "comment"):
             st.caption("Comment")
             st.text(fmt.field(approval, "comment"))
-    actions = safe(services.store.deployment_actions, execution_id, default=[], what="actions")
+    actions = safe(services.store.actions.for_execution, execution_id, default=[], what="actions")
     if actions:
         approver = fmt.field(approval, "decided_by") if approval else None
         widgets.text_table(tables.actions_frame_of_run(actions, approver).astype(str).replace("NaT", ""))

@@ -121,7 +121,7 @@ with export:
 
     def export_file(kind: str) -> bytes:
         """Built only when the button is clicked (whole records are large)."""
-        return training.to_jsonl(training.export_rows(services.store.outcome_records(), kind)).encode()
+        return training.to_jsonl(training.export_rows(services.store.outcomes.records(), kind)).encode()
 
     cols = st.columns(3)
     labels = {"sft": "SFT (Oumi conversations)", "kto": "KTO (unpaired)", "dpo": "DPO (pairs)"}

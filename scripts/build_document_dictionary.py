@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
                 result = runtime.approvals.decide(item["id"], Identity(who, Role.APPROVER), True, "ok")
                 if result.status != "recorded":
                     break
-        rows = runtime.store.conn.execute(
+        rows = runtime.store.db.conn.execute(
             "SELECT kind, dictionary, body FROM documents WHERE kind != 'snapshot' ORDER BY kind, key"
         ).fetchall()
         runtime.close()

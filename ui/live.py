@@ -426,7 +426,7 @@ def _charts(
     markers = view.deployer_markers(records, start, end)
     if services.store is not None:
         actions = safe(
-            services.store.service_actions,
+            services.store.actions.on_service,
             name,
             since=_iso(start),
             launched_since=_iso(start - ACTION_LOOKBACK_S),
@@ -453,7 +453,7 @@ def _latest_run(services: Services, service: ServiceConfig) -> None:
     store = services.store
     if store is None:
         return
-    rows = safe(store.list_deployments, service=service.name, limit=1, default=[], what="runs")
+    rows = safe(store.deployments.list, service=service.name, limit=1, default=[], what="runs")
     st.markdown("**The loop on the latest deploy**")
     if not rows:
         st.caption("No run yet: deploy a version and the loop starts on it.")
@@ -494,7 +494,7 @@ def render_run(services: Services, row: dict[str, Any]) -> None:
     elif status == "analyzing":
         st.caption("Watching the verification window: it decides as soon as the evidence is conclusive.")
     if waiting and store is not None:
-        approval = safe(store.approval_for_execution, execution_id, default=None, what="approval")
+        approval = safe(store.approvals.for_execution, execution_id, default=None, what="approval")
         with st.container(horizontal=True, vertical_alignment="center", gap="small"):
             st.markdown(":orange-badge[:material/pause_circle: Awaiting approval]", width="content")
             if approval is not None:
@@ -505,7 +505,7 @@ def render_run(services: Services, row: dict[str, Any]) -> None:
                     query_params={"approval": str(approval["id"])},
                     width="content",
                 )
-    actions = safe(store.deployment_actions, execution_id, default=[], what="actions") if store else []
+    actions = safe(store.actions.for_execution, execution_id, default=[], what="actions") if store else []
     for action in actions:
         label = action.get("label") or action.get("status")
         mode = action.get("mode")
@@ -517,7 +517,7 @@ def render_run(services: Services, row: dict[str, Any]) -> None:
         )
     measured = row.get("measured_status")
     if measured:
-        record = safe(store.outcome_record, execution_id, default=None, what="outcome") if store else None
+        record = safe(store.outcomes.record, execution_id, default=None, what="outcome") if store else None
         reason = ((record or {}).get("measured") or {}).get("reason")
         color = {"resolved": "green", "not_resolved": "red"}.get(str(measured), "gray")
         st.markdown(

@@ -31,7 +31,7 @@ FIRST_SYNC_WAIT_S = 15.0
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_kpis(_store: Store, db: str) -> DashboardKpis:
-    return _store.dashboard_kpis()
+    return _store.deployments.dashboard_kpis()
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
@@ -43,22 +43,22 @@ def read_deployments(
     limit: int = 100,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    return _store.list_deployments(service=service or None, status=status or None, limit=limit, offset=offset)
+    return _store.deployments.list(service=service or None, status=status or None, limit=limit, offset=offset)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_latest_decisions(_store: Store, db: str, limit: int = 10) -> list[dict[str, Any]]:
-    return _store.latest_decisions(limit)
+    return _store.deployments.latest_decisions(limit)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_service_health(_store: Store, db: str) -> list[dict[str, Any]]:
-    return _store.service_health()
+    return _store.deployments.service_health()
 
 
 class _LearningCache:
     """The Learning read model, kept per process and refreshed incrementally (only outcome
-    rows written since the last read are fetched, see ``Store.learning_rows``)."""
+    rows written since the last read are fetched, see ``Store.outcomes.learning_rows``)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -74,7 +74,7 @@ def _learning_cache() -> _LearningCache:
 def read_learning(store: Store, db: str) -> pd.DataFrame:
     cache = _learning_cache()
     with cache.lock:
-        fresh = learning_frame(store.learning_rows(after=cache.after.get(db, 0)))
+        fresh = learning_frame(store.outcomes.learning_rows(after=cache.after.get(db, 0)))
         frame = merge_learning(cache.frames.get(db), fresh)
         cache.frames[db] = frame
         if not frame.empty:
@@ -85,16 +85,16 @@ def read_learning(store: Store, db: str) -> pd.DataFrame:
 @st.cache_data(ttl=30, show_spinner=False)
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_outcome_provenance(_store: Store, db: str) -> tuple[int, int]:
-    return _store.outcome_provenance()
+    return _store.outcomes.provenance()
 
 
 def read_deployed_services(_store: Store, db: str) -> list[str]:
-    return _store.deployed_services()
+    return _store.deployments.services()
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_deployment(_store: Store, db: str, deployment_id: str) -> dict[str, Any] | None:
-    return _store.get_deployment(deployment_id)
+    return _store.deployments.get(deployment_id)
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
@@ -102,35 +102,35 @@ def read_snapshot_series(
     _store: Store, db: str, snapshot_ref: str
 ) -> dict[str, tuple[list[float], list[float]]]:
     """A deployment's metric series (a stored snapshot never changes: cached by its key)."""
-    return charts.snapshot_series(_store.document(snapshot_ref))
+    return charts.snapshot_series(_store.documents.get(snapshot_ref))
 
 
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=64)
 def read_levels(_store: Store, db: str, snapshot_ref: str) -> dict[str, Levels]:
     """Each metric's level before the deploy and at the window's end, as the summary states them."""
-    return metric_levels(_store.document(snapshot_ref))
+    return metric_levels(_store.documents.get(snapshot_ref))
 
 
 @st.cache_data(ttl=30, show_spinner=False)
 def read_effectiveness(_store: Store, db: str) -> list[Effectiveness]:
     """Action effectiveness from the measured outcomes (console/loop/effectiveness.py)."""
-    return action_effectiveness(_store.effectiveness_rows())
+    return action_effectiveness(_store.outcomes.effectiveness_rows())
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_deployment_of(_store: Store, db: str, execution_id: str) -> dict[str, Any] | None:
-    return _store.deployment_for_execution(execution_id)
+    return _store.deployments.for_execution(execution_id)
 
 
 @st.cache_data(ttl=READ_TTL_S, show_spinner=False)
 def read_story(_store: Store, db: str, execution_id: str) -> dict[str, Any]:
-    """What a deployment's story is told from (``Store.incident_material``)."""
-    return _store.incident_material(execution_id)
+    """What a deployment's story is told from (``Store.stories.incident_material``)."""
+    return _store.stories.incident_material(execution_id)
 
 
 def read_story_execution(services: Services, execution_id: str) -> Execution | None:
     """The execution for a story's steps: the store's copy (embedded engine), else the engine's."""
-    found = services.store.get_execution(execution_id) if services.store is not None else None
+    found = services.store.executions.get(execution_id) if services.store is not None else None
     if found is None and services.backend is not None:
         try:
             found = read_execution(services.backend, db_key(services), execution_id)
@@ -143,9 +143,9 @@ def read_story_execution(services: Services, execution_id: str) -> Execution | N
 def rewritten_postmortem(_services: Services, db: str, execution_id: str) -> Postmortem:
     """The LLM's rewrite of an incident's postmortem, made once per execution (on a click: it
     costs a call bounded by LLM_TIMEOUT_S) and kept for a day."""
-    material = _services.store.incident_material(execution_id)
+    material = _services.store.stories.incident_material(execution_id)
     execution = read_story_execution(_services, execution_id)
-    snapshot = _services.store.snapshot_for_execution(execution_id)
+    snapshot = _services.store.deployments.snapshot_for_execution(execution_id)
     return write_postmortem(
         execution, _services.settings, execution_id=execution_id, snapshot=snapshot, **material
     )
@@ -154,7 +154,7 @@ def rewritten_postmortem(_services: Services, db: str, execution_id: str) -> Pos
 @st.cache_data(ttl=3600, show_spinner=False, max_entries=256)
 def read_decision(_store: Store, db: str, decision_ref: str) -> Decision:
     """A deployment's decision (a stored document never changes: cached by its key)."""
-    return Decision.from_dict(_store.document(decision_ref))
+    return Decision.from_dict(_store.documents.get(decision_ref))
 
 
 def db_key(services: Services) -> str:

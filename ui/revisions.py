@@ -23,7 +23,7 @@ def render_revisions(services: Services, service: str) -> None:
     store = services.store
     if store is None:
         return
-    history = revisions.revisions(safe(store.revision_events, service, default=[], what="revision history"))
+    history = revisions.revisions(safe(store.revisions.events, service, default=[], what="revision history"))
     if not history:
         st.caption(
             f"No revision history of {esc(service)} yet: it is written by deployments the loop watched "

@@ -67,7 +67,7 @@ class ScenarioCards:
     # -- reads and the launch -------------------------------------------------------------------------
 
     def latest_runs(self) -> dict[str, dict[str, Any]]:
-        return safe(self.store.latest_scenario_runs, self.ids, default={}, what="scenario runs")
+        return safe(self.store.scenario_runs.latest, self.ids, default={}, what="scenario runs")
 
     def launch(self, scenario_id: str) -> None:
         """on_click: start a run unless one of this scenario is analysing or was launched a moment ago."""
@@ -120,7 +120,7 @@ class ScenarioCards:
         def scenario_cards() -> None:
             rows = self.latest_runs()
             decided = safe(
-                self.store.latest_scenario_runs, self.ids, decided=True, default={}, what="scoreboard"
+                self.store.scenario_runs.latest, self.ids, decided=True, default={}, what="scoreboard"
             )
             scoreboard(len(self.ids), decided)
             cols = st.columns(3)
@@ -185,7 +185,7 @@ class ScenarioCards:
         why = live_view.waiting_reason(row.get("verdict"), row.get("confidence"), plan)
         if why:
             st.caption(esc(why))
-        approval = safe(self.store.approval_for_execution, execution_id, default=None, what="approval")
+        approval = safe(self.store.approvals.for_execution, execution_id, default=None, what="approval")
         if approval is not None:
             st.page_link(
                 "pages/approvals.py",
@@ -195,7 +195,7 @@ class ScenarioCards:
             )
 
     def past_runs(self) -> None:
-        past = safe(self.store.scenario_runs, limit=PAST_RUNS, default=[], what="past runs")
+        past = safe(self.store.scenario_runs.list, limit=PAST_RUNS, default=[], what="past runs")
         more = "+" if len(past) >= PAST_RUNS else ""
         with st.expander(f"Past scenario runs ({len(past)}{more})", expanded=False):
             if not past:

@@ -82,7 +82,7 @@ def sidebar_status(services: Services) -> None:
         if message:
             st.caption(fmt.md_escape(message))
         if services.mirror is not None and services.store is not None:
-            state = services.store.mirror_state("kestra")
+            state = services.store.mirror.state("kestra")
             st.caption(fmt.md_escape(fmt.mirror_caption(state, datetime.now(UTC))))
         analyzer = settings.analyzer_name
         label = "rules" if analyzer == "rules" else "LLM"

@@ -197,8 +197,8 @@ class ApprovalService:
         """The console launched ``execution_id`` for ``identity``: remember it, so the approval it
         may ask for names this signed-in person as the requester (on Kestra, whatever the
         execution's ``triggered_by`` input says)."""
-        with self.store.write() as conn:
-            self.store.record_console_launch_in(
+        with self.store.db.write() as conn:
+            self.store.launches.record_in(
                 conn, execution_id, launched_by=identity.name, source=launch_source(identity), at=now_text()
             )
 
@@ -212,30 +212,30 @@ class ApprovalService:
         else:
             self.sync_error = None
         self.expire_overdue()
-        items = self.store.approvals(statuses=["pending"])
+        items = self.store.approvals.list(statuses=["pending"])
         for item in items:
-            item["votes"] = self.store.approval_votes(item["id"])
+            item["votes"] = self.store.approvals.votes(item["id"])
         return items
 
     def get(self, approval_id: str) -> dict[str, Any]:
-        approval = self.store.approval_row(approval_id)
+        approval = self.store.approvals.get(approval_id)
         if approval is None:
             raise ApprovalNotFound(f"approval {approval_id} not found")
-        approval["votes"] = self.store.approval_votes(approval_id)
+        approval["votes"] = self.store.approvals.votes(approval_id)
         return approval
 
     def for_execution(self, execution_id: str) -> dict[str, Any] | None:
-        approval = self.store.approval_for_execution(execution_id)
+        approval = self.store.approvals.for_execution(execution_id)
         if approval is not None:
-            approval["votes"] = self.store.approval_votes(approval["id"])
+            approval["votes"] = self.store.approvals.votes(approval["id"])
         return approval
 
     def decided(self, limit: int = 200) -> list[dict[str, Any]]:
-        return self.store.approvals(statuses=list(FINAL), limit=limit)
+        return self.store.approvals.list(statuses=list(FINAL), limit=limit)
 
     def history(self, limit: int = 200, offset: int = 0) -> list[dict[str, Any]]:
         """The audit trail, newest first."""
-        return self.store.audit_trail(limit=limit, offset=offset)
+        return self.store.audit.trail(limit=limit, offset=offset)
 
     def request(
         self,
@@ -252,9 +252,9 @@ class ApprovalService:
 
         The embedded engine does this itself when it pauses; the Kestra backend calls this for a
         PAUSED execution it finds. ``requested_by`` is stored in canonical form and the number of
-        approvers comes from the actions' risk (see :meth:`Store.request_approval_in`)."""
-        with self.store.write() as conn:
-            approval_id, _ = self.store.request_approval_in(
+        approvers comes from the actions' risk (see :meth:`Store.approvals.request_in`)."""
+        with self.store.db.write() as conn:
+            approval_id, _ = self.store.approvals.request_in(
                 conn,
                 execution_id=execution_id,
                 plan=plan,
@@ -297,7 +297,7 @@ class ApprovalService:
             outcome = self._vote(approval_id, identity, approved, comment)
         except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError, NoRollbackTarget) as exc:
             actor, detail = _audit_actor(claimed)
-            self.store.audit(
+            self.store.audit.record(
                 actor,
                 "approval.refused",
                 approval_id,
@@ -308,20 +308,20 @@ class ApprovalService:
         if expired_now:
             self._resume(approval, approved=False, comment=self._timeout_comment(), approver=TIMEOUT_ACTOR)
             message = already_message(approval)
-            self.store.audit(
+            self.store.audit.record(
                 identity.name, "approval.refused", approval_id, {"attempt": verb, "reason": message}
             )
             raise AlreadyDecided(message)
         if status == "recorded":
-            votes = self.store.approval_votes(approval_id)
+            votes = self.store.approvals.votes(approval_id)
             missing = approval["required_approvals"] - sum(1 for v in votes if v["approved"])
             return DecisionResult(
                 "recorded", f"approval recorded; {missing} more approver(s) needed from someone else"
             )
-        approvers = ", ".join(v["actor"] for v in self.store.approval_votes(approval_id) if v["approved"])
+        approvers = ", ".join(v["actor"] for v in self.store.approvals.votes(approval_id) if v["approved"])
         chosen = target.to_dict() if target is not None and target.version else None
         if chosen is not None and status == "approved":
-            self.store.audit(identity.name, "approval.rollback_target", approval_id, chosen)
+            self.store.audit.record(identity.name, "approval.rollback_target", approval_id, chosen)
         resumed, error = self._resume(
             approval,
             approved=status == "approved",
@@ -341,7 +341,7 @@ class ApprovalService:
     def _live_deployment(self, approval: dict[str, Any]) -> dict[str, Any] | None:
         """The approval's deployment when its run acts on a real service (None for a scenario, a
         snapshot given as evidence, or a service without a real executor)."""
-        row = self.store.deployment_for_execution(str(approval.get("execution_id") or ""))
+        row = self.store.deployments.for_execution(str(approval.get("execution_id") or ""))
         if not row or row.get("source") in ("scenario", "snapshot") or row.get("scenario"):
             return None
         deployment = {
@@ -375,7 +375,7 @@ class ApprovalService:
         deployment = self._live_deployment(approval)
         if deployment is None:
             return None
-        history = revisions.revisions(self.store.revision_events(str(deployment["service"])))
+        history = revisions.revisions(self.store.revisions.events(str(deployment["service"])))
         return revisions.rollback_target(
             history,
             str(deployment["version"]),
@@ -390,13 +390,13 @@ class ApprovalService:
         """Right before an approval counts: close it as superseded when the service moved on
         (:class:`Superseded`), refuse it without a known-good rollback target
         (:class:`NoRollbackTarget`), else the target it approves."""
-        approval = self.store.approval_row(approval_id)
+        approval = self.store.approvals.get(approval_id)
         if approval is None or approval["status"] != "pending":
             return None  # the vote says why (not found, already decided)
         check = self.check_now(approval)
         if check is not None and check.superseded:
             self.supersede(approval, check.superseded)
-            raise Superseded(already_message(self.store.approval_row(approval_id) or approval))
+            raise Superseded(already_message(self.store.approvals.get(approval_id) or approval))
         target = self.rollback_choice(approval, rollback_to, identity.name)
         if target is not None and target.version is None:
             raise NoRollbackTarget(
@@ -409,8 +409,8 @@ class ApprovalService:
         """Close a pending approval as superseded (the service moved past its decision) and resume its
         run so that nothing runs. False when it was not pending any more."""
         now = now_text()
-        with self.store.write() as conn:
-            closed = self.store.close_approval_in(
+        with self.store.db.write() as conn:
+            closed = self.store.approvals.close_in(
                 conn,
                 approval["id"],
                 status="superseded",
@@ -419,7 +419,7 @@ class ApprovalService:
                 at=now,
             )
             if closed:
-                self.store.audit_in(
+                self.store.audit.record_in(
                     conn,
                     SUPERSEDED_ACTOR,
                     "approval.superseded",
@@ -431,8 +431,8 @@ class ApprovalService:
         return closed
 
     def starters(self, execution_id: str) -> list[dict[str, Any]]:
-        """Who started the run (requester, deployer, launcher): see :meth:`Store.run_starters`."""
-        return self.store.run_starters(execution_id)
+        """Who started the run (requester, deployer, launcher): see :meth:`Store.launches.starters`."""
+        return self.store.launches.starters(execution_id)
 
     def vote_refusal(
         self,
@@ -479,21 +479,21 @@ class ApprovalService:
     ) -> tuple[str, dict[str, Any], bool]:
         """Record one vote in one transaction. Returns (status, approval row, expired_now)."""
         now = now_text()
-        with self.store.write() as conn:
-            approval = self.store.approval_row(approval_id, conn)
+        with self.store.db.write() as conn:
+            approval = self.store.approvals.get(approval_id, conn)
             if approval is None:
                 raise ApprovalNotFound(f"approval {approval_id} not found")
             if approval["status"] != "pending":
                 raise AlreadyDecided(already_message(approval))
             if parse_time(approval["expires_at"]) <= datetime.now(UTC):
                 self._expire_in(conn, approval, now)
-                return "expired", self.store.approval_row(approval_id, conn) or approval, True
+                return "expired", self.store.approvals.get(approval_id, conn) or approval, True
             # canonical names compare case-insensitively: "Alice" and "alice " are one person
             if same_person(identity.name, requester_name(approval["requested_by"])):
                 raise PermissionDenied("you cannot approve your own request")
             if not approved and not comment:
                 raise ValueError("a rejection needs a comment saying why")
-            voted = self.store.vote_in(conn, approval_id, identity.name)
+            voted = self.store.approvals.vote_in(conn, approval_id, identity.name)
             if voted is not None:
                 raise AlreadyDecided(
                     f"{identity.name} already voted on this at {_hhmm(voted['at'])}; "
@@ -502,22 +502,22 @@ class ApprovalService:
             refusal = starter_refusal(
                 identity.name,
                 approved,
-                self.store.run_starters(approval["execution_id"], conn),
-                self.store.approval_votes(approval_id, conn),
+                self.store.launches.starters(approval["execution_id"], conn),
+                self.store.approvals.votes(approval_id, conn),
                 int(approval["required_approvals"] or 1),
             )
             if refusal is not None:
                 raise PermissionDenied(refusal)
-            if not self.store.add_vote_in(conn, approval_id, identity.name, approved, comment, now):
+            if not self.store.approvals.add_vote_in(conn, approval_id, identity.name, approved, comment, now):
                 raise AlreadyDecided(f"{identity.name} already voted on this")
             if approved:
-                count = len(self.store.voters_in(conn, approval_id, approved=True))
+                count = len(self.store.approvals.voters_in(conn, approval_id, approved=True))
                 status = "approved" if count >= approval["required_approvals"] else "recorded"
             else:
                 status = "rejected"
             if status != "recorded":
-                approvers = self.store.voters_in(conn, approval_id, approved=approved)
-                closed = self.store.close_approval_in(
+                approvers = self.store.approvals.voters_in(conn, approval_id, approved=approved)
+                closed = self.store.approvals.close_in(
                     conn,
                     approval_id,
                     status=status,
@@ -527,9 +527,9 @@ class ApprovalService:
                 )
                 if not closed:  # cannot happen under BEGIN IMMEDIATE; kept as the last line of defence
                     raise AlreadyDecided(
-                        already_message(self.store.approval_row(approval_id, conn) or approval)
+                        already_message(self.store.approvals.get(approval_id, conn) or approval)
                     )
-            self.store.audit_in(
+            self.store.audit.record_in(
                 conn,
                 identity.name,
                 f"approval.{status if status != 'recorded' else 'vote'}",
@@ -542,7 +542,7 @@ class ApprovalService:
                     "required_approvals": approval["required_approvals"],
                 },
             )
-            final = self.store.approval_row(approval_id, conn) or approval
+            final = self.store.approvals.get(approval_id, conn) or approval
         return status, final, False
 
     def _timeout_comment(self) -> str:
@@ -550,7 +550,7 @@ class ApprovalService:
         return f"expired: nobody decided within {minutes:g} minutes"
 
     def _expire_in(self, conn: Connection, approval: dict[str, Any], now: str) -> bool:
-        changed = self.store.close_approval_in(
+        changed = self.store.approvals.close_in(
             conn,
             approval["id"],
             status="expired",
@@ -559,7 +559,7 @@ class ApprovalService:
             at=now,
         )
         if changed:
-            self.store.audit_in(
+            self.store.audit.record_in(
                 conn,
                 TIMEOUT_ACTOR,
                 "approval.expired",
@@ -571,13 +571,13 @@ class ApprovalService:
     def expire_overdue(self, now: datetime | None = None) -> list[str]:
         """Reject every pending approval past its deadline and resume its execution with approved=False."""
         expired: list[dict[str, Any]] = []
-        ids = self.store.overdue_approval_ids(now)
+        ids = self.store.approvals.overdue_ids(now)
         if not ids:
             return []
         stamp = now_text()
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             for approval_id in ids:
-                approval = self.store.approval_row(approval_id, conn)
+                approval = self.store.approvals.get(approval_id, conn)
                 if approval is not None and self._expire_in(conn, approval, stamp):
                     expired.append(approval)
         for approval in expired:
@@ -592,7 +592,7 @@ class ApprovalService:
             return
         try:
             self._last_expiry = now
-            if self.store.overdue_approval_ids():
+            if self.store.approvals.overdue_ids():
                 self.expire_overdue()
         except Exception:
             log.warning("approval expiry failed", exc_info=True)
@@ -629,7 +629,7 @@ class ApprovalService:
             log.warning("approval expiry failed during recovery", exc_info=True)
             expired = []
         report: list[dict[str, Any]] = [{"approval_id": a, "action": "expired (rejected)"} for a in expired]
-        for approval_id in self.store.unresumed_decision_ids():
+        for approval_id in self.store.approvals.unresumed_decision_ids():
             try:
                 result = self.retry_resume(approval_id)
             except Exception as exc:
@@ -673,7 +673,7 @@ class ApprovalService:
                 return True, ""
             log.warning("resume of %s failed: %s", approval["execution_id"], message)
             self._set_resume_state(approval["id"], "failed", message)
-            self.store.audit(
+            self.store.audit.record(
                 "system", "approval.resume_failed", approval["id"], {"error": message, "approver": approver}
             )
             return False, message
@@ -681,10 +681,10 @@ class ApprovalService:
         return True, ""
 
     def _set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
-        self.store.set_resume_state(approval_id, state, error)
+        self.store.approvals.set_resume_state(approval_id, state, error)
 
     def resume_failed(self) -> list[dict[str, Any]]:
-        return [self.get(approval_id) for approval_id in self.store.resume_failed_ids()]
+        return [self.get(approval_id) for approval_id in self.store.approvals.resume_failed_ids()]
 
     def retry_resume(self, approval_id: str) -> DecisionResult:
         """Resume the engine again for a decision whose resume failed."""
@@ -711,7 +711,7 @@ class ApprovalService:
         resumed, error = self._resume(
             approval, approved=approved, comment=comment, approver=approver, rollback_target=target
         )
-        self.store.audit(
+        self.store.audit.record(
             "system", "approval.resume_retried", approval_id, {"ok": resumed, "error": error or None}
         )
         if not resumed:
@@ -727,7 +727,7 @@ _ROLE_WORDS = {
 
 
 def starter_of(name: str, starters: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The entry of ``name`` among the run's starters (see :meth:`Store.run_starters`), or None."""
+    """The entry of ``name`` among the run's starters (see :meth:`Store.launches.starters`), or None."""
     return next((p for p in starters if same_person(name, str(p.get("name") or ""))), None)
 
 

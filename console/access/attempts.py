@@ -81,36 +81,36 @@ def password_sign_in(
     password: the same answer for both)."""
     attempt = Attempt(str(name or ""), address, via)
     moment = now()
-    rows = store.sign_in_failures(attempt.keys)
+    rows = store.sign_in_failures.get(attempt.keys)
     wait = max((row["locked_until"] - moment for row in rows.values()), default=0.0)
     detail = {"via": via, "address": attempt.address, "claimed_name": requester_name(name, fallback="")[:100]}
     if wait > 0:
-        store.audit(attempt.actor, "signin.locked", None, {**detail, "retry_after_s": math.ceil(wait)})
+        store.audit.record(attempt.actor, "signin.locked", None, {**detail, "retry_after_s": math.ceil(wait)})
         raise SignInLocked(
             f"too many failed sign-ins for this user or from this address: try again in {math.ceil(wait)} s",
             wait,
         )
     identity = verify_password(settings, attempt.name, password)
-    with store.write() as conn:
+    with store.db.write() as conn:
         if identity is not None:
-            store.clear_sign_in_failures_in(conn, attempt.keys[0])
-            store.audit_in(
+            store.sign_in_failures.clear_in(conn, attempt.keys[0])
+            store.audit.record_in(
                 conn, identity.name, "signin.succeeded", None, {"via": via, "address": attempt.address}
             )
             return identity
         counts = {}
         for key in attempt.keys:
-            row = store.sign_in_failures([key], conn).get(key)
+            row = store.sign_in_failures.get([key], conn).get(key)
             fresh = row is None or moment - row["last_at"] > FORGET_AFTER_S
             failures = 1 if fresh else int(row["failures"]) + 1
             lock = _lock_s(failures, settings)
-            store.set_sign_in_failure_in(
+            store.sign_in_failures.set_in(
                 conn, key, failures=failures, last_at=moment, locked_until=moment + lock
             )
             counts[key] = (failures, lock)
         user_failures = counts[attempt.keys[0]][0]
         locked_for = max(lock for _, lock in counts.values())
-        store.audit_in(
+        store.audit.record_in(
             conn,
             attempt.actor,
             "signin.failed",

@@ -49,7 +49,7 @@ def cli_identity(
             )
         found = registry.verify(token.strip())
         if found is None:
-            store.audit("(unknown token)", "signin.failed", None, {"via": "command line token"})
+            store.audit.record("(unknown token)", "signin.failed", None, {"via": "command line token"})
             raise PermissionDenied("the token is not valid: check --token or CONSOLE_CLI_TOKEN")
         actor = name if name and not same_person(name, found.identity.name) else None
         return acting_identity(found, actor, settings)

@@ -34,18 +34,18 @@ def mark_revision(
             raise ValueError("a mark needs a reason (what was checked, where)")
         if len(reason) > MAX_REASON:
             raise ValueError(f"the reason is too long ({len(reason)} characters; at most {MAX_REASON})")
-        known = {r.version for r in revisions.revisions(store.revision_events(service))}
+        known = {r.version for r in revisions.revisions(store.revisions.events(service))}
         if version not in known:
             raise ValueError(f"{version} of {service} was never seen running: nothing to mark")
     except (PermissionDenied, ValueError) as exc:
         actor = requester_name(getattr(identity, "name", ""), fallback="(invalid name)")
-        store.audit(actor, "revision.mark_refused", subject, {"kind": kind, "reason": str(exc)})
+        store.audit.record(actor, "revision.mark_refused", subject, {"kind": kind, "reason": str(exc)})
         raise
     at = now_text()
     ev = revisions.event(service, version, kind, at, reason, source="operator", actor=identity.name)
-    with store.write() as conn:
-        store.add_revision_events_in(conn, [ev])
-        store.audit_in(
+    with store.db.write() as conn:
+        store.revisions.add_in(conn, [ev])
+        store.audit.record_in(
             conn, identity.name, f"revision.{kind}", subject, {"reason": reason, "role": identity.role.value}
         )
-    return next(r for r in revisions.revisions(store.revision_events(service)) if r.version == version)
+    return next(r for r in revisions.revisions(store.revisions.events(service)) if r.version == version)

@@ -99,9 +99,9 @@ class Sessions:
         browser exchanges for the cookie)."""
         session_id, ticket = pysecrets.token_urlsafe(32), pysecrets.token_urlsafe(32)
         moment = now()
-        with self.store.write() as conn:
-            self.store.forget_expired_sessions_in(conn, moment)
-            self.store.create_session_in(
+        with self.store.db.write() as conn:
+            self.store.sessions.forget_expired_in(conn, moment)
+            self.store.sessions.create_in(
                 conn,
                 session_id=session_id,
                 name=identity.name,
@@ -116,14 +116,14 @@ class Sessions:
 
     def ticket_pending(self, ticket: str) -> bool:
         """Whether the browser has not exchanged ``ticket`` yet (a page shows its hand-off until then)."""
-        return self.store.ticket_pending(_digest(ticket))
+        return self.store.sessions.ticket_pending(_digest(ticket))
 
     def redeem(self, ticket: object) -> str | None:
         """The cookie's value for a valid ticket (used up at once), else None."""
         if not isinstance(ticket, str) or not ticket or len(ticket) > 200:
             return None
-        with self.store.write() as conn:
-            row = self.store.redeem_ticket_in(conn, _digest(ticket), now())
+        with self.store.db.write() as conn:
+            row = self.store.sessions.redeem_ticket_in(conn, _digest(ticket), now())
         return None if row is None else self._signer.dumps(row["id"])
 
     def resume(self, cookie: str | None) -> Session | None:
@@ -134,7 +134,7 @@ class Sessions:
 
     def check(self, session_id: str) -> Session | None:
         """The session ``session_id`` if it is still live (see :meth:`resume`)."""
-        row = self.store.session_row(session_id)
+        row = self.store.sessions.get(session_id)
         if row is None or row["revoked_at"] or row["expires_at"] < now():
             return None
         identity = _configured(self.settings, row["name"], row["role"])
@@ -145,11 +145,13 @@ class Sessions:
         session_id = session_id or self._session_id(cookie, any_age=True)
         if not session_id:
             return False
-        with self.store.write() as conn:
-            ended = self.store.revoke_session_in(conn, session_id, now_text())
-            row = self.store.session_row(session_id) if ended else None
+        with self.store.db.write() as conn:
+            ended = self.store.sessions.revoke_in(conn, session_id, now_text())
+            row = self.store.sessions.get(session_id) if ended else None
             if row is not None:
-                self.store.audit_in(conn, row["name"], "signin.signed_out", None, {"via": "console page"})
+                self.store.audit.record_in(
+                    conn, row["name"], "signin.signed_out", None, {"via": "console page"}
+                )
         return ended
 
     def _session_id(self, cookie: str | None, *, any_age: bool = False) -> str | None:

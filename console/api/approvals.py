@@ -108,9 +108,9 @@ async def list_approvals(request: Request, ctx: Context) -> JsonAnswer:
         if status == "pending":
             items = service.pending()[:limit]
             return items, service.sync_error
-        items = service.store.approvals(statuses=STATUS_FILTERS[status], limit=limit)
+        items = service.store.approvals.list(statuses=STATUS_FILTERS[status], limit=limit)
         for item in items:
-            item["votes"] = service.store.approval_votes(item["id"])
+            item["votes"] = service.store.approvals.votes(item["id"])
         return items, None
 
     items, warning = await run_in_threadpool(read)

@@ -123,7 +123,7 @@ def execution_json(
     position: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The run as the API shows it (pure: the reads happen in the handler); ``position`` is its
-    place in the embedded engine's queue (``Store.queue_positions``), if it is queued."""
+    place in the embedded engine's queue (``Store.queue.positions``), if it is queued."""
     decision = execution_decision(execution)
     execute = task_output(execution, "execute", "executed") is not None
     execute_out: dict[str, Any] = {}
@@ -186,10 +186,10 @@ async def get_execution(request: Request, ctx: Context) -> JsonAnswer:
         return execution_json(
             execution,
             approval=service.for_execution(execution_id),
-            deployment=store.deployment_for_execution(execution_id),
+            deployment=store.deployments.for_execution(execution_id),
             engine_link=backend.ui_link(execution_id),
-            incident=store.incident_for_execution(execution_id),
-            position=store.queue_positions([execution_id], time.time()).get(execution_id),
+            incident=store.incidents.for_execution(execution_id),
+            position=store.queue.positions([execution_id], time.time()).get(execution_id),
         )
 
     return JsonAnswer(await run_in_threadpool(read))

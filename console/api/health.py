@@ -72,14 +72,14 @@ def check_store(services: Services) -> Check:
     if services.store is None:
         return Check(DOWN, _line(services.error or "the store did not open"))
     try:
-        services.store.ping()
+        services.store.db.ping()
     except Exception as exc:
         return Check(DOWN, f"cannot read the database ({type(exc).__name__})")
     condition = services.store_condition()
     problem = store_problem(condition) if condition is not None else None
     if problem is not None:
         return Check(DEGRADED, _line(problem, 300))
-    return Check(UP, f"SQLite, schema version {services.store.schema_version}")
+    return Check(UP, f"SQLite, schema version {services.store.db.schema_version}")
 
 
 def check_engine(services: Services) -> Check:

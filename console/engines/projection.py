@@ -59,7 +59,7 @@ class Projection:
         at: str,
     ) -> None:
         """The run's deployment row, ``analyzing`` (kept as it is when it exists)."""
-        self.store.insert_deployment_in(
+        self.store.deployments.insert_in(
             conn,
             deployment_id=deployment_row_id(deployment, execution_id),
             ref=str(deployment.get("id") or ""),
@@ -90,7 +90,7 @@ class Projection:
                 self.escalated(conn, execution_id, str(watched.get("reason") or TELEMETRY_LOST))
         elif task_id in ("analyze", "summarize"):
             decision = outputs["decision"]
-            self.store.update_deployment_in(
+            self.store.deployments.update_in(
                 conn,
                 execution_id,
                 verdict=decision["verdict"],
@@ -102,7 +102,7 @@ class Projection:
         elif task_id == "decide":
             plan = outputs["plan"]
             if not plan.get("needs_approval"):
-                self.store.update_deployment_in(
+                self.store.deployments.update_in(
                     conn, execution_id, approval="auto" if plan.get("auto") else "not_required", decided_at=at
                 )
         elif task_id == "execute":
@@ -112,20 +112,18 @@ class Projection:
             values: dict[str, Any] = {"measured_status": measured.get("status")}
             if isinstance(measured.get("actions"), list):  # verify reconciled an unknown result
                 settled = [a for a in measured["actions"] if isinstance(a, dict)]
-                self.store.update_action_rows_in(conn, execution_id, [_action_row(a) for a in settled])
+                self.store.actions.update_in(conn, execution_id, [_action_row(a) for a in settled])
                 values.update(self._running(conn, execution_id, measured.get("deployment_status"), settled))
             if measured.get("deployment_status"):
                 values["status"] = measured["deployment_status"]
-            self.store.update_deployment_in(conn, execution_id, **values)
+            self.store.deployments.update_in(conn, execution_id, **values)
         elif task_id == "record":
             self._recorded(conn, execution_id, outputs["outcome"], at)
             if not self._scenario(conn, execution_id):
-                self.store.add_revision_events_in(
-                    conn, revisions.events_from_record(outputs["outcome"], at=at)
-                )
+                self.store.revisions.add_in(conn, revisions.events_from_record(outputs["outcome"], at=at))
 
     def paused(self, conn: Connection, execution_id: str) -> None:
-        self.store.update_deployment_in(
+        self.store.deployments.update_in(
             conn, execution_id, status=DeploymentStatus.AWAITING_APPROVAL, approval="pending"
         )
 
@@ -133,31 +131,31 @@ class Projection:
         outcome = "expired" if approver == TIMEOUT_ACTOR else "approved" if approved else "rejected"
         if approver == SUPERSEDED_ACTOR:
             outcome = "superseded"
-        self.store.update_deployment_in(conn, execution_id, approval=outcome, decided_at=at)
+        self.store.deployments.update_in(conn, execution_id, approval=outcome, decided_at=at)
 
     def failed(self, conn: Connection, execution_id: str) -> None:
-        self.store.update_deployment_in(conn, execution_id, status=DeploymentStatus.FAILED)
+        self.store.deployments.update_in(conn, execution_id, status=DeploymentStatus.FAILED)
 
     def escalated(self, conn: Connection, execution_id: str, reason: str) -> None:
         """The run could not reach a decision and says so: the deployment is escalated with the
         reason, and an audit row (``deployment.escalated``) that the notifications announce. Once
         per execution (a mirror may fold it again)."""
-        self.store.update_deployment_in(conn, execution_id, status=DeploymentStatus.ESCALATED, note=reason)
-        if not self.store.audited_in(conn, execution_id, ESCALATED_EVENT):
-            ref = self.store.deployment_ref_in(conn, execution_id)
-            versions = self.store.deployment_versions_in(conn, execution_id)
+        self.store.deployments.update_in(conn, execution_id, status=DeploymentStatus.ESCALATED, note=reason)
+        if not self.store.audit.has_in(conn, execution_id, ESCALATED_EVENT):
+            ref = self.store.deployments.ref_in(conn, execution_id)
+            versions = self.store.deployments.versions_in(conn, execution_id)
             detail = {
                 "reason": reason,
                 "service": ref[1] if ref else None,
                 "version": versions[0] if versions else None,
             }
-            self.store.audit_in(conn, "system:loop", ESCALATED_EVENT, execution_id, detail)
+            self.store.audit.record_in(conn, "system:loop", ESCALATED_EVENT, execution_id, detail)
 
     def killed(self, conn: Connection, execution_id: str, note: str | None = None) -> None:
         values: dict[str, Any] = {"status": DeploymentStatus.CANCELLED}
         if note:
             values["note"] = note
-        self.store.update_deployment_in(conn, execution_id, **values)
+        self.store.deployments.update_in(conn, execution_id, **values)
 
     # -- a whole execution (the Kestra mirror) ----------------------------------------------------------
 
@@ -226,13 +224,13 @@ class Projection:
         for name in ("deployed_at", "deployed_by", "previous_version", "environment"):
             if dep.get(name):
                 values[name] = dep[name]
-        self.store.update_deployment_in(conn, execution_id, **values)
+        self.store.deployments.update_in(conn, execution_id, **values)
 
     def _executed(self, conn: Connection, execution_id: str, outputs: dict[str, Any]) -> None:
         executed = [a for a in outputs.get("executed") or [] if isinstance(a, dict)]
         skipped = [a for a in outputs.get("skipped") or [] if isinstance(a, dict)]
         rows = [_action_row(a) for a in executed] + [_skipped_row(a) for a in skipped]
-        self.store.replace_actions_in(conn, execution_id, rows)
+        self.store.actions.replace_in(conn, execution_id, rows)
         status = outputs.get("deployment_status")
         simulated = bool(outputs.get("simulated")) or any(row["simulated"] for row in rows)
         values: dict[str, Any] = {
@@ -241,11 +239,11 @@ class Projection:
         }
         if status:
             values["status"] = status
-        self.store.update_deployment_in(conn, execution_id, **values)
+        self.store.deployments.update_in(conn, execution_id, **values)
         superseded = outputs.get("superseded")
         if isinstance(superseded, dict) and superseded.get("by") == "precondition":
             # approved, then found superseded right before it ran: the approval says so, for both engines
-            self.store.supersede_approval_in(
+            self.store.approvals.supersede_in(
                 conn, execution_id, str(superseded.get("reason") or ""), at=now_text()
             )
 
@@ -253,7 +251,7 @@ class Projection:
         self, conn: Connection, execution_id: str, status: str | None, executed: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """The version running after the actions: a rollback's target once it is rolled back."""
-        versions = self.store.deployment_versions_in(conn, execution_id)
+        versions = self.store.deployments.versions_in(conn, execution_id)
         if versions is None:
             return {}
         version, previous = versions
@@ -265,7 +263,7 @@ class Projection:
 
     def _scenario(self, conn: Connection, execution_id: str) -> bool:
         """Whether the run is a scenario or a snapshot given as evidence (no revision history)."""
-        source = self.store.deployment_source_in(conn, execution_id)
+        source = self.store.deployments.source_in(conn, execution_id)
         return source is None or source[0] in ("scenario", "snapshot") or bool(source[1])
 
     def _history_from_collect(
@@ -276,11 +274,11 @@ class Projection:
             return
         deployment = (outputs.get("snapshot") or {}).get("deployment") or {}
         events = revisions.events_from_collect(deployment, verification, execution_id=execution_id, at=at)
-        self.store.add_revision_events_in(conn, events)
+        self.store.revisions.add_in(conn, events)
 
     def _recorded(self, conn: Connection, execution_id: str, record: dict[str, Any], at: str) -> None:
-        ref = self.store.deployment_ref_in(conn, execution_id)
-        self.store.save_outcome_in(conn, execution_id, ref[0] if ref else None, record, recorded_at=at)
+        ref = self.store.deployments.ref_in(conn, execution_id)
+        self.store.outcomes.save_in(conn, execution_id, ref[0] if ref else None, record, recorded_at=at)
         values: dict[str, Any] = {}
         expected = record.get("expected")
         if isinstance(expected, dict) and expected.get("matches") is not None:
@@ -289,7 +287,7 @@ class Projection:
         if isinstance(measured, dict) and measured.get("status"):
             values["measured_status"] = measured["status"]
         if values:
-            self.store.update_deployment_in(conn, execution_id, **values)
+            self.store.deployments.update_in(conn, execution_id, **values)
 
 
 def _has_step_outputs(task_id: str, outputs: dict[str, Any]) -> bool:

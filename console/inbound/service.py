@@ -4,7 +4,7 @@ Alertmanager delivery opens (or updates) incidents and starts their runs. The HT
 makes itself goes through :meth:`Inbound.announce`, with the same idempotency key as the deployer's
 own announcement of it, so the two never start two runs).
 
-Idempotency (``inbound_deliveries``, :mod:`console.storage.inbound`): every delivery is claimed by
+Idempotency (``inbound_deliveries``, :mod:`console.storage.deliveries`): every delivery is claimed by
 its key before anything starts — a deployment by service + deployment id, an alert by Alertmanager's
 group key + fingerprint + ``startsAt`` — so a retry, or the same delivery arriving twice at once,
 never starts a second run: the duplicate answers with the run the first one started (waiting a
@@ -198,7 +198,7 @@ class Inbound:
         deadline = time.monotonic() + self.wait_s
         while row.get("status") == "received" and time.monotonic() < deadline:
             time.sleep(0.05)
-            row = self.store.delivery(kind, key) or row
+            row = self.store.deliveries.get(kind, key) or row
         return row
 
     def _duplicate(self, kind: str, key: str, row: dict[str, Any], **extra: Any) -> Outcome:
@@ -218,7 +218,7 @@ class Inbound:
     def _check_budget_in(self, conn: Connection, caller: str) -> None:
         """:class:`OverBudget` when ``caller`` already has ``intake_budget`` runs in progress."""
         budget = self.settings.intake_budget
-        if self.store.active_runs_in(conn, CALLER_LABEL, caller) >= budget:
+        if self.store.executions.active_runs_in(conn, CALLER_LABEL, caller) >= budget:
             raise OverBudget(
                 f"{caller[:80]} has {budget} runs in progress (its budget, CONSOLE_INTAKE_BUDGET): "
                 "nothing was kept; send it again later"
@@ -268,10 +268,10 @@ class Inbound:
             )
             if execution_id is None:
                 return self._duplicate(
-                    DEPLOYMENT, key, self.store.delivery(DEPLOYMENT, key) or {}, deployment=dep
+                    DEPLOYMENT, key, self.store.deliveries.get(DEPLOYMENT, key) or {}, deployment=dep
                 )
         else:
-            claim = self.store.begin_delivery(DEPLOYMENT, key, detail=detail)
+            claim = self.store.deliveries.begin(DEPLOYMENT, key, detail=detail)
             if not claim.claimed:
                 return self._duplicate(DEPLOYMENT, key, claim.row, deployment=dep)
             try:
@@ -279,9 +279,11 @@ class Inbound:
                     dep, triggered_by=dep["deployed_by"], source=source, labels=run_labels
                 )
             except BackendError as exc:
-                self.store.finish_delivery(DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)})
+                self.store.deliveries.finish(
+                    DEPLOYMENT, key, status="failed", detail={"error": one_line(exc)}
+                )
                 raise self._launch_failed(exc) from None
-            with self.store.write() as conn:
+            with self.store.db.write() as conn:
                 self._launched_in(conn, DEPLOYMENT, key, execution_id, announced_by, launch_source)
         log.info(
             "deployment %s of %s announced by %s: run %s", dep["id"], dep["service"], source, execution_id
@@ -301,8 +303,8 @@ class Inbound:
         starts once committed. ``launcher``: who launched it and how they are known. None when the
         delivery was claimed before (a duplicate)."""
         assert self.local is not None
-        with self.store.write() as conn:
-            claim = self.store.begin_delivery_in(conn, DEPLOYMENT, key, detail=detail)
+        with self.store.db.write() as conn:
+            claim = self.store.deliveries.begin_in(conn, DEPLOYMENT, key, detail=detail)
             if not claim.claimed:
                 return None
             self._check_budget_in(conn, labels[CALLER_LABEL])
@@ -327,10 +329,10 @@ class Inbound:
         detail: dict[str, Any] | None = None,
     ) -> None:
         """The delivery finished with its run, and the console's record of its own launch."""
-        self.store.finish_delivery_in(
+        self.store.deliveries.finish_in(
             conn, kind, key, status=LAUNCHED, execution_id=execution_id, detail=detail
         )
-        self.store.record_console_launch_in(
+        self.store.launches.record_in(
             conn, execution_id, launched_by=launched_by, source=source, at=now_text()
         )
 
@@ -414,7 +416,7 @@ class Inbound:
 
     def _seen(self, alert: Alert) -> bool:
         """A delivery of this alert was received before and did not fail (a retry answers it)."""
-        row = self.store.delivery(ALERT, alert.delivery_key)
+        row = self.store.deliveries.get(ALERT, alert.delivery_key)
         return row is not None and row.get("status") != "failed"
 
     @staticmethod
@@ -439,10 +441,10 @@ class Inbound:
         key = alert.delivery_key
         if self.local is not None:
             return self._firing_in_one_transaction(alert, key, about, caller)
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             claim, incident, created = self._claim_and_open_in(conn, alert, key)
             if incident is not None and not created:
-                self.store.finish_delivery_in(
+                self.store.deliveries.finish_in(
                     conn,
                     ALERT,
                     key,
@@ -463,12 +465,12 @@ class Inbound:
         """Claim the alert's delivery and, when this request claimed it, open or attach its incident:
         (the claim, the incident or None for a duplicate, whether it was opened now)."""
         assert alert.service is not None
-        claim = self.store.begin_delivery_in(
+        claim = self.store.deliveries.begin_in(
             conn, ALERT, key, detail={"alertname": alert.alertname, "service": alert.service}
         )
         if not claim.claimed:
             return claim, None, False
-        incident, created = self.store.open_or_attach_incident_in(
+        incident, created = self.store.incidents.open_or_attach_in(
             conn,
             service=alert.service,
             alert_key=alert.incident_key,
@@ -490,7 +492,7 @@ class Inbound:
         assert self.local is not None and alert.service is not None
         received_by, caller_source = caller
         duplicate: dict[str, Any] | None = None
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             claim, incident, created = self._claim_and_open_in(conn, alert, key)
             if incident is None:
                 duplicate = claim.row
@@ -498,7 +500,7 @@ class Inbound:
                 execution_id = incident.get("execution_id")
                 if execution_id is None:
                     self._check_budget_in(conn, received_by)
-                    suspect = self.store.suspect_deployment(
+                    suspect = self.store.deployments.suspect(
                         alert.service, alert.starts_at, self.settings.incident_lookback_s
                     )
                     try:
@@ -510,14 +512,14 @@ class Inbound:
                         )
                     except BackendError as exc:
                         raise self._launch_failed(exc) from None
-                    self.store.set_incident_execution_in(conn, incident["id"], execution_id)
+                    self.store.incidents.set_execution_in(conn, incident["id"], execution_id)
                     self._launched_in(
                         conn, ALERT, key, execution_id, received_by, caller_source,
                         detail={"incident": incident["id"]},
                     )  # fmt: skip
                     self._incident_opened_in(conn, alert, incident["id"], execution_id, suspect)
                 else:
-                    self.store.finish_delivery_in(
+                    self.store.deliveries.finish_in(
                         conn, ALERT, key, status=ATTACHED, execution_id=execution_id,
                         detail={"incident": incident["id"]},
                     )  # fmt: skip
@@ -557,7 +559,7 @@ class Inbound:
         execution_id: str,
         suspect: dict[str, Any] | None,
     ) -> None:
-        self.store.audit_in(
+        self.store.audit.record_in(
             conn,
             INCIDENT_SOURCE,
             "incident.opened",
@@ -586,7 +588,7 @@ class Inbound:
         """The run of an incident whose run another request is starting right now (briefly waited)."""
         deadline = time.monotonic() + self.wait_s
         while True:
-            incident = self.store.incident(incident_id) or {}
+            incident = self.store.incidents.get(incident_id) or {}
             if incident.get("execution_id") or incident.get("status") != "open":
                 return incident.get("execution_id")
             if time.monotonic() >= deadline:
@@ -598,7 +600,7 @@ class Inbound:
     ) -> Outcome:
         received_by, caller_source = caller
         assert alert.service is not None
-        suspect = self.store.suspect_deployment(
+        suspect = self.store.deployments.suspect(
             alert.service, alert.starts_at, self.settings.incident_lookback_s
         )
         document = incident_of(alert, incident["id"], suspect)
@@ -609,14 +611,14 @@ class Inbound:
                 labels={CALLER_LABEL: received_by, "launched_by": received_by},
             )
         except BackendError as exc:
-            with self.store.write() as conn:
-                self.store.abandon_incident_in(conn, incident["id"], one_line(exc))
-                self.store.finish_delivery_in(
+            with self.store.db.write() as conn:
+                self.store.incidents.abandon_in(conn, incident["id"], one_line(exc))
+                self.store.deliveries.finish_in(
                     conn, ALERT, key, status="failed", detail={"error": one_line(exc)}
                 )
             raise self._launch_failed(exc) from None
-        with self.store.write() as conn:
-            self.store.set_incident_execution_in(conn, incident["id"], execution_id)
+        with self.store.db.write() as conn:
+            self.store.incidents.set_execution_in(conn, incident["id"], execution_id)
             self._launched_in(
                 conn,
                 ALERT,
@@ -636,12 +638,12 @@ class Inbound:
             return Outcome(IGNORED, alert.delivery_key, reason="; ".join(alert.notes), alert=about)
         key = alert.delivery_key
         incident: dict[str, Any] | None = None
-        with self.store.write() as conn:
-            claim = self.store.begin_delivery_in(
+        with self.store.db.write() as conn:
+            claim = self.store.deliveries.begin_in(
                 conn, ALERT_RESOLVED, key, detail={"alertname": alert.alertname, "service": alert.service}
             )
             if claim.claimed:
-                incident = self.store.resolve_incident_alert_in(
+                incident = self.store.incidents.resolve_alert_in(
                     conn,
                     service=alert.service,
                     alert_key=alert.incident_key,
@@ -650,12 +652,12 @@ class Inbound:
                     ends_at=alert.ends_at,
                 )
                 if incident is None:
-                    self.store.finish_delivery_in(
+                    self.store.deliveries.finish_in(
                         conn, ALERT_RESOLVED, key, status=IGNORED, detail={"reason": "no open incident"}
                     )
                 else:
                     execution_id = incident.get("execution_id")
-                    self.store.finish_delivery_in(
+                    self.store.deliveries.finish_in(
                         conn,
                         ALERT_RESOLVED,
                         key,
@@ -689,7 +691,7 @@ class Inbound:
     def _incident_resolved_in(self, conn: Any, incident: dict[str, Any]) -> None:
         execution_id = incident.get("execution_id")
         when = incident.get("resolved_at") or now_text()
-        self.store.audit_in(
+        self.store.audit.record_in(
             conn,
             INCIDENT_SOURCE,
             "incident.resolved",
@@ -697,7 +699,7 @@ class Inbound:
             {"incident": incident["id"], "service": incident["service"], "alertname": incident["alert_key"]},
         )
         if execution_id:
-            self.store.update_deployment_in(
+            self.store.deployments.update_in(
                 conn,
                 execution_id,
                 note=f"incident {incident['id']} resolved at {when}: its alert(s) stopped firing",

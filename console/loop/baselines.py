@@ -91,8 +91,8 @@ def read_context(service: str, version: str, deployed_at: float, settings: Setti
 
         store = Store(settings.db_path)
         try:
-            events = store.revision_events(service)
-            incidents = store.incidents(status="open", service=service, limit=5)
+            events = store.revisions.events(service)
+            incidents = store.incidents.list(status="open", service=service, limit=5)
         finally:
             store.close()
     except Exception as exc:  # a task container without the console's database

@@ -13,7 +13,7 @@ action, when it really ran, was followed by a resolved outcome.
 
 Pure functions over outcome records (``console/loop/steps.py``'s ``record``, which keeps the
 root-cause category in ``outcome.category``); the store keeps the few fields this needs beside
-each record and ``Store.effectiveness_rows()`` returns them in the record's shape. The policy
+each record and ``Store.outcomes.effectiveness_rows()`` returns them in the record's shape. The policy
 (``console/loop/policy.py``) reads the table only when ``settings.policy_use_effectiveness`` is on,
 and only to route more strictly.
 """
@@ -174,7 +174,7 @@ def remediations_run(record: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 def action_effectiveness(records: Iterable[Mapping[str, Any]]) -> list[Effectiveness]:
     """The table, sorted by category then action. A record with ``times`` counts that many times
-    (``Store.effectiveness_rows`` groups identical ones)."""
+    (``Store.outcomes.effectiveness_rows`` groups identical ones)."""
     counts: dict[tuple[str, str], list[int]] = {}
     for record in records:
         status = outcome_of(record)
@@ -210,6 +210,6 @@ def load_effectiveness(settings: Settings) -> list[Effectiveness]:
     except Exception:  # a policy input, never a reason to fail a run
         return []
     try:
-        return action_effectiveness(store.effectiveness_rows())
+        return action_effectiveness(store.outcomes.effectiveness_rows())
     finally:
         store.close()

@@ -879,7 +879,7 @@ def write_postmortem(
     """The postmortem of a finished incident: deterministic, then rewritten by the LLM when one is
     configured (checked; else the deterministic text with a note). NoIncident when there is none.
 
-    The keyword arguments are what ``Store.incident_material(execution_id)`` returns; ``execution``
+    The keyword arguments are what ``Store.stories.incident_material(execution_id)`` returns; ``execution``
     is the engine's (``backend.get_execution``), or None when the engine cannot give it.
     """
     story = gather(execution, deployment=deployment, record=record)

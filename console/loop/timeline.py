@@ -3,7 +3,7 @@ outcome.
 
 :func:`build_timeline` reads what is known of one execution (its Kestra-shaped
 :class:`~console.domain.executions.Execution`, its deployment row, its outcome record, its approval
-and votes, its audit rows; see ``Store.incident_material``) and returns :class:`TimelineEvent`\\ s in
+and votes, its audit rows; see ``Store.stories.incident_material``) and returns :class:`TimelineEvent`\\ s in
 time order: deployed (by whom), loop started, each step with its start and duration, the decision
 (verdict, confidence, key evidence), the approval request, each vote with its comment (and attempts
 that were refused), each action and its result (done, failed with its reason, refused, skipped;

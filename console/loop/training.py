@@ -1,6 +1,6 @@
 """Outcome records → training data.
 
-An outcome record (built by the ``record`` step, read with ``Store.outcome_records()``) holds what
+An outcome record (built by the ``record`` step, read with ``Store.outcomes.records()``) holds what
 the loop saw, what it decided, what the human said and what happened:
 ``{"execution_id", "deployment", "scenario", "decision", "plan", "approval", "executed", "measured",
 "expected", "outcome"}`` with ``outcome.held`` True/False/None (was the decision right, from the

@@ -12,12 +12,12 @@ Delivery is at least once per message and channel: a message is marked delivered
 receiver's 2xx, so a process killed between the two sends it again on restart; every message
 carries an ``Idempotency-Key`` header (stable across attempts) for receivers that deduplicate.
 Retries are bounded (``NOTIFY_MAX_ATTEMPTS``, doubling backoff, ``Retry-After`` honoured) and a
-message given up on keeps its one-line reason (``Store.notifications``).
+message given up on keeps its one-line reason (``store.notifications.list``).
 
 :class:`Dispatcher` does one round with :meth:`Dispatcher.run_once` (tests, the CLI) or runs rounds
 in a daemon thread (:meth:`Dispatcher.start` / :meth:`Dispatcher.stop`, called by the composition
-root). The store is any object with the outbox methods of :class:`OutboxStore` (the console's
-``Store``): this package sits beside the storage layer, not above it.
+root). The store is any object with the outbox and the audit feed of :class:`OutboxStore` (the
+console's ``Store``): this package sits beside the storage layer, not above it.
 """
 
 from __future__ import annotations
@@ -44,26 +44,22 @@ MAX_EVENT_AGE = timedelta(hours=24)
 """An event older than this when first seen (the console was down for a day) is not announced."""
 
 
-class OutboxStore(Protocol):
-    """What the dispatcher needs of the store (``console.storage.Store`` has all of it)."""
+class Outbox(Protocol):
+    """The outbox's part of the store (``store.notifications``, :mod:`console.storage.notifications`)."""
 
-    def notify_cursor(self, feed: str) -> int: ...
+    def cursor(self, feed: str) -> int: ...
 
-    def audit_after(
-        self, seq: int, events: Sequence[str], limit: int = 100
-    ) -> tuple[list[dict[str, Any]], int]: ...
+    def material(self, approval_id: str) -> dict[str, Any] | None: ...
 
-    def notification_material(self, approval_id: str) -> dict[str, Any] | None: ...
-
-    def enqueue_notifications(
+    def enqueue(
         self, feed: str, *, expected: int, cursor: int, messages: Sequence[dict[str, Any]]
     ) -> bool: ...
 
-    def claim_notifications(
+    def claim(
         self, *, limit: int = 20, lease_s: float = 60.0, now: datetime | None = None
     ) -> list[dict[str, Any]]: ...
 
-    def settle_notification(
+    def settle(
         self,
         notification_id: int,
         *,
@@ -71,6 +67,24 @@ class OutboxStore(Protocol):
         error: str | None = None,
         next_attempt_at: datetime | None = None,
     ) -> None: ...
+
+
+class AuditFeed(Protocol):
+    """The audit trail's part the outbox follows (``store.audit``)."""
+
+    def after(
+        self, seq: int, events: Sequence[str], limit: int = 100
+    ) -> tuple[list[dict[str, Any]], int]: ...
+
+
+class OutboxStore(Protocol):
+    """What the dispatcher needs of the store (``console.storage.Store`` has all of it)."""
+
+    @property
+    def notifications(self) -> Outbox: ...
+
+    @property
+    def audit(self) -> AuditFeed: ...
 
 
 @dataclass
@@ -142,8 +156,8 @@ class Dispatcher:
         """Queue the messages of the next batch of audit rows. Returns (messages queued, more rows)."""
         if not self._channels:
             return 0, False
-        cursor = self.store.notify_cursor(FEED)
-        rows, read_to = self.store.audit_after(cursor, EVENTS, BATCH)
+        cursor = self.store.notifications.cursor(FEED)
+        rows, read_to = self.store.audit.after(cursor, EVENTS, BATCH)
         if read_to <= cursor:
             return 0, False
         oldest = (now or datetime.now(UTC)) - MAX_EVENT_AGE
@@ -153,7 +167,7 @@ class Dispatcher:
                 log.info("notifications: audit row %s is older than a day, not announced", row["seq"])
                 continue
             notice = build_notice(
-                row, self.store.notification_material(str(row.get("subject"))), self.settings
+                row, self.store.notifications.material(str(row.get("subject"))), self.settings
             )
             for name in self._channels:
                 messages.append(
@@ -165,14 +179,14 @@ class Dispatcher:
                         "payload": RENDERERS[name](notice),
                     }
                 )
-        if not self.store.enqueue_notifications(FEED, expected=cursor, cursor=read_to, messages=messages):
+        if not self.store.notifications.enqueue(FEED, expected=cursor, cursor=read_to, messages=messages):
             return 0, True  # another dispatcher moved the cursor: read again from where it is now
         return len(messages), len(rows) == BATCH
 
     def _deliver_due(self, result: Round, now: datetime | None) -> None:
         lease_s = self.settings.notify_timeout_s * 2 + 30
         while not self._stop.is_set():
-            claimed = self.store.claim_notifications(limit=10, lease_s=lease_s, now=now)
+            claimed = self.store.notifications.claim(limit=10, lease_s=lease_s, now=now)
             if not claimed:
                 return
             for item in claimed:
@@ -181,7 +195,7 @@ class Dispatcher:
     def _deliver(self, item: dict[str, Any], result: Round, now: datetime | None) -> None:
         channel: Channel | None = self._channels.get(item["channel"])
         if channel is None:
-            self.store.settle_notification(
+            self.store.notifications.settle(
                 item["id"], status="failed", error=f"channel {item['channel']} is not configured any more"
             )
             result.failed += 1
@@ -199,7 +213,7 @@ class Dispatcher:
         attempts = int(item["attempts"])
         where = f"notification {item['id']} ({item['event']} {item.get('subject')}) to {channel.name}"
         if attempt.delivered:
-            self.store.settle_notification(item["id"], status="delivered")
+            self.store.notifications.settle(item["id"], status="delivered")
             result.delivered += 1
             log.info("%s delivered (attempt %d)", where, attempts)
             return
@@ -208,7 +222,7 @@ class Dispatcher:
             wait = min(self.backoff_s * (2 ** (attempts - 1)), self.max_backoff_s)
             if attempt.retry_after_s is not None:
                 wait = min(max(wait, attempt.retry_after_s), self.max_backoff_s)
-            self.store.settle_notification(
+            self.store.notifications.settle(
                 item["id"],
                 status="pending",
                 error=reason,
@@ -219,7 +233,7 @@ class Dispatcher:
             return
         if attempt.retryable:
             reason = f"gave up after {attempts} attempts: {reason}"
-        self.store.settle_notification(item["id"], status="failed", error=reason[:300])
+        self.store.notifications.settle(item["id"], status="failed", error=reason[:300])
         result.failed += 1
         log.warning("%s failed: %s", where, reason)
 
@@ -258,4 +272,3 @@ def _older_than(text: Any, limit: datetime) -> bool:
         return parse_time(str(text)) < limit
     except ValueError:
         return False
-

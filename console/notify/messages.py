@@ -376,7 +376,7 @@ def _data(f: _Facts) -> dict[str, Any]:
 
 def build_notice(row: dict[str, Any], material: dict[str, Any] | None, settings: Settings) -> Notice:
     """The message for one audit row about an approval (``material`` as
-    ``Store.notification_material`` returns it; None when the approval is unknown), or about an
+    ``Store.notifications.material`` returns it; None when the approval is unknown), or about an
     escalation (:func:`escalation_notice`)."""
     if KINDS.get(str(row.get("event"))) == "escalated":
         return escalation_notice(row, settings)

@@ -1,7 +1,7 @@
 """Learning analytics: how often humans agreed with the loop, how honest its confidence is, what
 another auto-approve threshold would have routed, from the Learning read model's rows.
 
-Pure functions: the rows come from :meth:`console.storage.Store.learning_rows`.
+Pure functions: the rows come from :meth:`console.storage.Store.outcomes.learning_rows`.
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ LEARNING_COLUMNS = [
 
 
 def learning_frame(rows: Iterable[tuple[str, int, str | None, str | None]]) -> pd.DataFrame:
-    """The Learning page's frame from :meth:`Store.learning_rows` (execution id, seq, the few
+    """The Learning page's frame from :meth:`Store.outcomes.learning_rows` (execution id, seq, the few
     learning fields as JSON text, the final approval status when a human decided).
 
     Only verdict, confidence, action names, the approval status (the approvals table wins over the

@@ -292,8 +292,8 @@ class Tile:
 
 
 def kpi_tiles(kpis: Any) -> list[Tile]:
-    """The Overview tiles from the store's dashboard KPIs (``Store.dashboard_kpis``): the loop's own
-    time to a decision and the time people took are two tiles, never one mean."""
+    """The Overview tiles from the store's dashboard KPIs (``Store.deployments.dashboard_kpis``): the
+    loop's own time to a decision and the time people took are two tiles, never one mean."""
     share = field(kpis, "auto_approved_share")
     rollbacks = int(field(kpis, "rollbacks_today", 0))
     escalations = int(field(kpis, "escalations_today", 0))
@@ -435,7 +435,7 @@ def step_badge(step: StepProgress) -> Badge:
 
 
 def audit_frame(rows: Iterable[Mapping[str, Any]]) -> pd.DataFrame:
-    """The append-only audit trail (``Store.audit_trail``) as a table; details as compact JSON."""
+    """The append-only audit trail (``Store.audit.trail``) as a table; details as compact JSON."""
     out = []
     for row in rows:
         detail = row.get("detail")

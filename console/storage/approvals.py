@@ -17,32 +17,38 @@ from typing import Any
 from console.domain.actions import registry_risk, required_approvals
 from console.domain.models import format_time, parse_time
 from console.domain.names import requester_name, same_person
-from console.storage.audit import AuditStore
+from console.storage.audit import Audit
 from console.storage.codec import put_large_in
-from console.storage.database import Connection, dumps, loads
-
-LAUNCH_LABEL_SOURCE = "launched_by label (unverified)"
-"""Where a launcher named by the run's ``launched_by`` label comes from (whoever launched set it)."""
+from console.storage.database import Connection, Database, dumps, loads
+from console.storage.documents import Documents
 
 
-class ApprovalStore(AuditStore):
-    """Approval requests, votes, decisions and whether the engine was told."""
+class Approvals:
+    """Approval requests, votes, decisions and whether the engine was told. A request and a closing
+    write their audit row in the same transaction (through :class:`Audit`)."""
+
+    def __init__(self, db: Database, documents: Documents, audit: Audit) -> None:
+        self.db = db
+        self.documents = documents
+        self.audit = audit
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def approval_row(self, approval_id: str, conn: Connection | None = None) -> dict[str, Any] | None:
-        row = (conn or self.conn).execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+    def get(self, approval_id: str, conn: Connection | None = None) -> dict[str, Any] | None:
+        row = (
+            (conn or self.db.conn).execute("SELECT * FROM approvals WHERE id = ?", (approval_id,)).fetchone()
+        )
         return self._approval(row, conn) if row else None
 
-    def approval_votes(self, approval_id: str, conn: Connection | None = None) -> list[dict[str, Any]]:
-        rows = (conn or self.conn).execute(
+    def votes(self, approval_id: str, conn: Connection | None = None) -> list[dict[str, Any]]:
+        rows = (conn or self.db.conn).execute(
             "SELECT actor, approved, comment, at FROM approval_votes WHERE approval_id = ? "
             "ORDER BY at, rowid",
             (approval_id,),
         )
         return [{**dict(r), "approved": bool(r["approved"])} for r in rows]
 
-    def approvals(
+    def list(
         self, *, statuses: list[str] | None = None, limit: int = 200, offset: int = 0
     ) -> list[dict[str, Any]]:
         """Newest request first. With statuses, each status is read through the (status,
@@ -51,7 +57,7 @@ class ApprovalStore(AuditStore):
         approval, ~450 ms at 100k."""
         limit, offset = max(0, int(limit)), max(0, int(offset))
         if not statuses:
-            rows = self.conn.execute(
+            rows = self.db.conn.execute(
                 "SELECT * FROM approvals ORDER BY requested_at DESC LIMIT ? OFFSET ?", (limit, offset)
             )
             return [self._approval(r) for r in rows]
@@ -60,13 +66,13 @@ class ApprovalStore(AuditStore):
         args: list[Any] = []
         for status in statuses:
             args += [status, limit + offset]
-        return [self._approval(r) for r in self.conn.execute(sql, [*args, limit, offset]).fetchall()]
+        return [self._approval(r) for r in self.db.conn.execute(sql, [*args, limit, offset]).fetchall()]
 
-    def approvals_digest(self) -> tuple[tuple[str, ...], ...]:
+    def digest(self) -> tuple[tuple[str, ...], ...]:
         """What the pages' live refresh compares (``ui/refresh.py``): each pending approval with
         its number of votes, and each decision the engine could not be told about. Any decision,
         vote, new request, expiry or failed resume changes it. Two index seeks."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT a.id, 'pending', (SELECT COUNT(*) FROM approval_votes v WHERE v.approval_id = a.id) "
             "FROM approvals a WHERE a.status = 'pending' "
             "UNION ALL SELECT id, 'resume failed', 0 FROM approvals WHERE resume_state = 'failed' "
@@ -74,29 +80,31 @@ class ApprovalStore(AuditStore):
         )
         return tuple((str(r[0]), str(r[1]), str(r[2])) for r in rows)
 
-    def approval_for_execution(self, execution_id: str) -> dict[str, Any] | None:
-        row = self.conn.execute(
+    def for_execution(self, execution_id: str) -> dict[str, Any] | None:
+        row = self.db.conn.execute(
             "SELECT * FROM approvals WHERE execution_id = ? ORDER BY requested_at DESC LIMIT 1",
             (execution_id,),
         ).fetchone()
         return self._approval(row) if row else None
 
-    def overdue_approval_ids(self, now: datetime | None = None) -> list[str]:
+    def overdue_ids(self, now: datetime | None = None) -> list[str]:
         now_s = format_time(now or datetime.now(UTC))
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT id FROM approvals WHERE status = 'pending' AND expires_at <= ?", (now_s,)
         )
         return [r[0] for r in rows]
 
     def resume_failed_ids(self) -> list[str]:
         """Decisions the engine could not be told about, oldest decision first."""
-        rows = self.conn.execute("SELECT id FROM approvals WHERE resume_state = 'failed' ORDER BY decided_at")
+        rows = self.db.conn.execute(
+            "SELECT id FROM approvals WHERE resume_state = 'failed' ORDER BY decided_at"
+        )
         return [r[0] for r in rows]
 
     def unresumed_decision_ids(self) -> list[str]:
         """Final decisions whose execution still waits PAUSED: the resume never happened (the
         process died in between) or failed."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT a.id FROM approvals a JOIN executions e ON e.id = a.execution_id "
             "WHERE a.status IN ('approved', 'rejected', 'expired', 'superseded') "
             "AND a.resume_state IN ('pending', 'failed') "
@@ -106,7 +114,7 @@ class ApprovalStore(AuditStore):
 
     # -- writes -----------------------------------------------------------------------------------
 
-    def request_approval_in(
+    def request_in(
         self,
         conn: Connection,
         *,
@@ -164,7 +172,7 @@ class ApprovalStore(AuditStore):
                 dumps(put_large_in(conn, "decision", decision)),
             ),
         )
-        self.audit_in(
+        self.audit.record_in(
             conn,
             requester,
             "approval.requested",
@@ -197,70 +205,6 @@ class ApprovalStore(AuditStore):
                 }
         return None
 
-    # -- what the console launched itself (an engine it does not own: Kestra) -------------------
-
-    @staticmethod
-    def record_console_launch_in(
-        conn: Connection, execution_id: str, *, launched_by: str, source: str, at: str
-    ) -> None:
-        """Remember that the console launched this execution, as whom and how it knew (first
-        record wins: a launch happens once)."""
-        conn.execute(
-            "INSERT OR IGNORE INTO console_launches (execution_id, launched_by, source, at) "
-            "VALUES (?, ?, ?, ?)",
-            (execution_id, requester_name(launched_by), source, at),
-        )
-
-    def console_launch(self, execution_id: str) -> dict[str, Any] | None:
-        """``{"launched_by", "source", "at"}`` when the console launched this execution, else None."""
-        row = self.conn.execute(
-            "SELECT launched_by, source, at FROM console_launches WHERE execution_id = ?", (execution_id,)
-        ).fetchone()
-        return dict(row) if row else None
-
-    def run_starters(self, execution_id: str, conn: Connection | None = None) -> list[dict[str, Any]]:
-        """Who started this run, as far as the console knows: its requester (the approval's
-        ``requested_by``), its deployer (the deployment's ``deployed_by``) and its launcher (the
-        console's record of its own launch, and the run's ``launched_by`` label when the engine's
-        executions are stored here). One entry per person (names compared in canonical form):
-        ``{"name", "roles": ["requester" | "deployer" | "launcher", ...], "sources": {role: where
-        the name came from}}``, roles in that order (a launch the console recorded beats the label).
-        The approval service decides who may vote from it."""
-        c = conn or self.conn
-        found: list[tuple[str, str, str]] = []
-        approval = c.execute(
-            "SELECT requested_by, requested_by_source FROM approvals WHERE execution_id = ? "
-            "ORDER BY requested_at DESC LIMIT 1",
-            (execution_id,),
-        ).fetchone()
-        if approval is not None and approval["requested_by"]:
-            found.append((approval["requested_by"], "requester", approval["requested_by_source"] or ""))
-        deployment = c.execute(
-            "SELECT deployed_by, source FROM deployments WHERE execution_id = ?", (execution_id,)
-        ).fetchone()
-        if deployment is not None and deployment["deployed_by"]:
-            found.append((deployment["deployed_by"], "deployer", _deployer_source(deployment["source"])))
-        launch = c.execute(
-            "SELECT launched_by, source FROM console_launches WHERE execution_id = ?", (execution_id,)
-        ).fetchone()
-        if launch is not None:
-            found.append((launch["launched_by"], "launcher", launch["source"]))
-        execution = c.execute("SELECT labels FROM executions WHERE id = ?", (execution_id,)).fetchone()
-        label = loads(execution["labels"], {}).get("launched_by") if execution is not None else None
-        if isinstance(label, str) and label.strip():
-            found.append((label, "launcher", LAUNCH_LABEL_SOURCE))
-        people: list[dict[str, Any]] = []
-        for raw, role, source in found:
-            name = requester_name(raw)
-            person = next((p for p in people if same_person(p["name"], name)), None)
-            if person is None:
-                person = {"name": name, "roles": [], "sources": {}}
-                people.append(person)
-            if role not in person["roles"]:
-                person["roles"].append(role)
-            person["sources"].setdefault(role, source)
-        return people
-
     @staticmethod
     def add_vote_in(
         conn: Connection, approval_id: str, actor: str, approved: bool, comment: str, at: str
@@ -286,7 +230,7 @@ class ApprovalStore(AuditStore):
         return [r[0] for r in rows]
 
     @staticmethod
-    def close_approval_in(
+    def close_in(
         conn: Connection, approval_id: str, *, status: str, decided_by: str, comment: str, at: str
     ) -> bool:
         """Make a pending approval final (approved, rejected or expired) with the engine still to be
@@ -300,14 +244,14 @@ class ApprovalStore(AuditStore):
             == 1
         )
 
-    def cancel_pending_approvals_in(self, conn: Connection, execution_id: str, at: str) -> int:
+    def cancel_pending_in(self, conn: Connection, execution_id: str, at: str) -> int:
         """The execution stopped (killed, failed): its pending approval is cancelled, and the trail
         says so (``approval.cancelled``, which the notifications follow). Returns how many."""
         return self._close_all_in(
             conn, execution_id, "pending", "cancelled", {"decided_at": at}, "system", {"at": at}
         )
 
-    def supersede_approval_in(self, conn: Connection, execution_id: str, reason: str, *, at: str) -> int:
+    def supersede_in(self, conn: Connection, execution_id: str, reason: str, *, at: str) -> int:
         """The execution's approved approval was never carried out: right before it ran, the service
         no longer ran the version it was about. It closes as ``superseded`` with the reason (the
         trail says so: ``approval.superseded``). Returns how many."""
@@ -347,13 +291,13 @@ class ApprovalStore(AuditStore):
                 "WHERE id = ? AND status = ?",
                 (status, column, values[column], column, values[column], approval_id, was),
             )
-            self.audit_in(
+            self.audit.record_in(
                 conn, actor, f"approval.{status}", approval_id, {"execution_id": execution_id, **detail}
             )
         return len(ids)
 
     def set_resume_state(self, approval_id: str, state: str, error: str | None) -> None:
-        with self.write() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 "UPDATE approvals SET resume_state = ?, resume_error = ? WHERE id = ?",
                 (state, error, approval_id),
@@ -362,17 +306,5 @@ class ApprovalStore(AuditStore):
     def _approval(self, row: Any, conn: Connection | None = None) -> dict[str, Any]:
         data = dict(row)
         data["actions"] = loads(data["actions"], [])
-        data["decision"] = self.unpack(loads(data["decision"], {}), conn)
+        data["decision"] = self.documents.unpack(loads(data["decision"], {}), conn)
         return data
-
-
-def _deployer_source(source: str | None) -> str:
-    """Where a deployment's ``deployed_by`` came from, in words."""
-    if source == "scenario":
-        return "the scenario file"
-    if source == "snapshot":
-        return "the snapshot given as evidence"
-    if source == "console":
-        return "the console's own deploy"
-    what = f"the deployment announcement ({source})" if source else "the deployment announcement"
-    return f"claimed by {what}, not verified"

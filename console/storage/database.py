@@ -113,7 +113,7 @@ def loads(text: str | None, default: Any = None) -> Any:
 
 
 class Database:
-    """Thread-safe access to the console's SQLite file (the base of every part of the store)."""
+    """Thread-safe access to the console's SQLite file, shared by every repository of the store."""
 
     def __init__(self, path: str | Path, *, busy_timeout_ms: int | None = None) -> None:
         self.path = Path(path)

@@ -8,7 +8,7 @@ the hash of its canonical JSON (identical documents share one row: the rules dec
 zlib-compressed, and the places that held a copy hold a reference ``{"$doc": "<key>"}`` instead.
 
 :func:`console.storage.codec.pack` replaces the large documents under ``DOCUMENT_KEYS``
-by references as a value is written; :meth:`DocumentStore.unpack` puts them back as it is read, so
+by references as a value is written; :meth:`Documents.unpack` puts them back as it is read, so
 callers always see whole documents. Decoded documents are kept in a small per-process cache: they
 never change.
 """
@@ -29,23 +29,25 @@ class DocumentMissing(LookupError):
     """A reference points at no document (the file was edited by hand or truncated)."""
 
 
-class DocumentStore(Database):
+class Documents:
     """Reads of the documents table, with a small cache of decoded documents."""
 
-    def __init__(self, path: Any, **options: Any) -> None:
-        super().__init__(path, **options)
+    def __init__(self, db: Database) -> None:
+        self.db = db
         self._cache: OrderedDict[str, Any] = OrderedDict()
         self._cache_lock = threading.Lock()
 
-    def document(self, key: str, conn: Connection | None = None) -> Any:
+    def get(self, key: str, conn: Connection | None = None) -> Any:
         cache = self._cache
         with self._cache_lock:
             if key in cache:
                 cache.move_to_end(key)
                 return _copy(cache[key])
-        row = (conn or self.conn).execute(
-            "SELECT dictionary, body FROM documents WHERE key = ?", (key,)
-        ).fetchone()
+        row = (
+            (conn or self.db.conn)
+            .execute("SELECT dictionary, body FROM documents WHERE key = ?", (key,))
+            .fetchone()
+        )
         if row is None:
             raise DocumentMissing(f"stored document {key} is missing")
         value = decode(row["body"], row["dictionary"])
@@ -62,17 +64,17 @@ class DocumentStore(Database):
         if not isinstance(value, dict):
             return value
         if is_ref(value):
-            return self.unpack(self.document(value["$doc"], conn), conn)
+            return self.unpack(self.get(value["$doc"], conn), conn)
         return {key: self.unpack(item, conn) for key, item in value.items()}
 
-    def document_bytes(self, kind: str | None = None) -> tuple[int, int]:
+    def stored_bytes(self, kind: str | None = None) -> tuple[int, int]:
         """(count, compressed bytes) of the stored documents, of one kind or all."""
         sql = "SELECT COUNT(*), COALESCE(SUM(LENGTH(body)), 0) FROM documents"
         args: tuple[Any, ...] = ()
         if kind is not None:
             sql += " WHERE kind = ?"
             args = (kind,)
-        count, size = self.conn.execute(sql, args).fetchone()
+        count, size = self.db.conn.execute(sql, args).fetchone()
         return int(count), int(size)
 
 

@@ -17,8 +17,8 @@ from typing import Any
 from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun, history_with
 from console.domain.models import format_time, parse_time
 from console.storage.codec import pack
-from console.storage.database import Connection, dumps, loads, now_text
-from console.storage.documents import DocumentStore
+from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.storage.documents import Documents
 
 
 @dataclass(frozen=True)
@@ -51,13 +51,17 @@ class OrphanCandidate:
     restarts: int
 
 
-class ExecutionStore(DocumentStore):
+class Executions:
     """Execution rows, task runs and logs."""
+
+    def __init__(self, db: Database, documents: Documents) -> None:
+        self.db = db
+        self.documents = documents
 
     # -- reads ------------------------------------------------------------------------------------
 
-    def get_execution(self, execution_id: str, *, with_task_runs: bool = True) -> Execution | None:
-        with self.read() as conn:
+    def get(self, execution_id: str, *, with_task_runs: bool = True) -> Execution | None:
+        with self.db.read() as conn:
             row = conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
             if row is None:
                 return None
@@ -68,24 +72,24 @@ class ExecutionStore(DocumentStore):
                 if with_task_runs
                 else []
             )
-            task_runs = [_task_run(r, self.unpack(loads(r["outputs"], {}), conn)) for r in runs]
+            task_runs = [_task_run(r, self.documents.unpack(loads(r["outputs"], {}), conn)) for r in runs]
         execution = _execution(row)
         execution.task_runs = task_runs
         return execution
 
-    def execution_row(self, execution_id: str) -> dict[str, Any] | None:
+    def row(self, execution_id: str) -> dict[str, Any] | None:
         """The raw row (JSON columns as text), for checks and tests."""
-        return self.execution_row_in(self.conn, execution_id)
+        return self.row_in(self.db.conn, execution_id)
 
     @staticmethod
-    def execution_row_in(conn: Connection, execution_id: str) -> dict[str, Any] | None:
+    def row_in(conn: Connection, execution_id: str) -> dict[str, Any] | None:
         row = conn.execute("SELECT * FROM executions WHERE id = ?", (execution_id,)).fetchone()
         return dict(row) if row else None
 
-    def count_executions(self) -> int:
-        return int(self.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
+    def count(self) -> int:
+        return int(self.db.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0])
 
-    def search_executions(
+    def search(
         self,
         *,
         states: list[State] | None = None,
@@ -106,7 +110,7 @@ class ExecutionStore(DocumentStore):
             args.append(flow_id)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         columns = "id, namespace, flow_id, state, start_date, inputs, outputs, labels, histories"
-        with self.read() as conn:
+        with self.db.read() as conn:
             total = conn.execute(f"SELECT COUNT(*) FROM executions{clause}", args).fetchone()[0]  # noqa: S608
             # the page's ids come from a covering index (deep pages skip index entries, not rows)
             rows = conn.execute(
@@ -117,8 +121,8 @@ class ExecutionStore(DocumentStore):
             ).fetchall()
         return [_execution(r) for r in rows], total
 
-    def execution_logs(self, execution_id: str) -> list[LogEntry]:
-        rows = self.conn.execute(
+    def logs(self, execution_id: str) -> list[LogEntry]:
+        rows = self.db.conn.execute(
             "SELECT l.ts, l.level, l.message, l.task_id, t.id AS task_run_id FROM logs l "
             "LEFT JOIN task_runs t ON t.execution_id = l.execution_id AND t.task_id = l.task_id "
             "WHERE l.execution_id = ? ORDER BY l.seq",
@@ -137,16 +141,16 @@ class ExecutionStore(DocumentStore):
 
     def launch_input(self, execution_id: str) -> dict[str, Any]:
         """What the execution was launched with (the ``collect`` step's input)."""
-        row = self.conn.execute("SELECT launch FROM executions WHERE id = ?", (execution_id,)).fetchone()
+        row = self.db.conn.execute("SELECT launch FROM executions WHERE id = ?", (execution_id,)).fetchone()
         return loads(row["launch"], {}) if row else {}
 
     def task_runs_by_task(self, execution_id: str) -> dict[str, StoredTaskRun]:
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT id, task_id, state, outputs FROM task_runs WHERE execution_id = ?", (execution_id,)
         ).fetchall()
         return {
             r["task_id"]: StoredTaskRun(
-                r["id"], r["task_id"], State(r["state"]), self.unpack(loads(r["outputs"], {}))
+                r["id"], r["task_id"], State(r["state"]), self.documents.unpack(loads(r["outputs"], {}))
             )
             for r in rows
         }
@@ -154,7 +158,7 @@ class ExecutionStore(DocumentStore):
     def orphan_candidates(self) -> list[OrphanCandidate]:
         """Executions left CREATED or RUNNING and not queued (a queued run is held by nobody on
         purpose: the scheduler takes it when due), with how often they were restarted already."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT id, state, owner, heartbeat_at, histories FROM executions WHERE state IN "
             "('CREATED', 'RUNNING') AND id NOT IN (SELECT execution_id FROM run_queue)"
         ).fetchall()
@@ -172,7 +176,7 @@ class ExecutionStore(DocumentStore):
     # -- writes inside the caller's transaction -----------------------------------------------------
 
     @staticmethod
-    def insert_execution_in(
+    def insert_in(
         conn: Connection,
         *,
         execution_id: str,
@@ -207,7 +211,7 @@ class ExecutionStore(DocumentStore):
         )
 
     @staticmethod
-    def execution_state_in(conn: Connection, execution_id: str) -> ExecutionState | None:
+    def state_in(conn: Connection, execution_id: str) -> ExecutionState | None:
         """The execution's state and owner, read inside the caller's transaction."""
         row = conn.execute(
             "SELECT state, owner, triggered_by FROM executions WHERE id = ?", (execution_id,)
@@ -215,7 +219,7 @@ class ExecutionStore(DocumentStore):
         return ExecutionState(State(row["state"]), row["owner"], row["triggered_by"]) if row else None
 
     @staticmethod
-    def transition_execution_in(
+    def transition_in(
         conn: Connection,
         execution_id: str,
         *states: State,
@@ -358,6 +362,17 @@ class ExecutionStore(DocumentStore):
             "(SELECT COALESCE(MAX(seq), 0) + 1 FROM logs WHERE execution_id = ?), ?, ?, ?, ?)",
             (execution_id, execution_id, task_id, now_text(), level, message),
         )
+
+    @staticmethod
+    def active_runs_in(conn: Connection, label: str, value: str) -> int:
+        """CREATED/RUNNING executions whose label ``label`` is ``value`` (a caller's runs in progress;
+        a paused run waits for a human and costs nothing)."""
+        row = conn.execute(
+            "SELECT COUNT(*) FROM executions WHERE state IN ('CREATED', 'RUNNING') "
+            "AND json_extract(labels, '$.' || ?) = ?",
+            (label, value),
+        ).fetchone()
+        return int(row[0])
 
 
 # -- row converters ------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 channel with its delivery status.
 
 The dispatcher (:mod:`console.notify`) reads the audit rows after the cursor, builds the messages and
-hands them to :meth:`NotificationStore.enqueue_notifications`, which inserts them and moves the cursor
+hands them to :meth:`Notifications.enqueue`, which inserts them and moves the cursor
 in one transaction (compare-and-set: of two dispatchers reading the same rows, one enqueues them;
 ``UNIQUE (audit_seq, channel)`` keeps a message from being queued twice anyway). Deliveries are
 claimed with a lease (``status = 'sending'``, ``lease_until``) inside ``BEGIN IMMEDIATE``, so two
@@ -20,60 +20,42 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console.domain.models import format_time
-from console.storage.database import dumps, loads, now_text
-from console.storage.read_models import ReadModelStore
+from console.storage.approvals import Approvals
+from console.storage.database import Database, dumps, loads, now_text
 
 NOTIFICATION_STATUSES = ("pending", "sending", "delivered", "failed")
 
 
-class NotificationStore(ReadModelStore):
+class Notifications:
     """The outbox's cursor, its messages and their delivery status."""
+
+    def __init__(self, db: Database, approvals: Approvals) -> None:
+        self.db = db
+        self.approvals = approvals
 
     # -- the cursor and what it follows ---------------------------------------------------------------
 
-    def notify_cursor(self, feed: str) -> int:
+    def cursor(self, feed: str) -> int:
         """The last audit ``seq`` the feed has turned into messages (created at the audit trail's end
         the first time a feed is read, so a new feed does not replay history)."""
-        row = self.conn.execute("SELECT seq FROM notify_cursor WHERE feed = ?", (feed,)).fetchone()
+        row = self.db.conn.execute("SELECT seq FROM notify_cursor WHERE feed = ?", (feed,)).fetchone()
         if row is not None:
             return int(row[0])
-        with self.write() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 "INSERT OR IGNORE INTO notify_cursor (feed, seq) SELECT ?, COALESCE(MAX(seq), 0) FROM audit",
                 (feed,),
             )
             return int(conn.execute("SELECT seq FROM notify_cursor WHERE feed = ?", (feed,)).fetchone()[0])
 
-    def audit_after(
-        self, seq: int, events: Sequence[str], limit: int = 100
-    ) -> tuple[list[dict[str, Any]], int]:
-        """Audit rows after ``seq`` whose event is one of ``events``, oldest first, and how far the
-        trail was read: the last row returned when ``limit`` cut the list, else the trail's end (read
-        in the same snapshot, so no matching row can hide below it). A cursor moved there never reads
-        the other events again."""
-        marks = ", ".join("?" for _ in events)
-        with self.read() as conn:
-            rows = conn.execute(
-                f"SELECT seq, at, actor, event, subject, detail FROM audit "  # noqa: S608 - placeholders only
-                f"WHERE seq > ? AND event IN ({marks}) ORDER BY seq LIMIT ?",
-                (int(seq), *events, int(limit)),
-            ).fetchall()
-            if len(rows) >= limit:
-                read_to = int(rows[-1]["seq"])
-            else:
-                read_to = max(
-                    int(seq), int(conn.execute("SELECT COALESCE(MAX(seq), 0) FROM audit").fetchone()[0])
-                )
-        return [{**dict(r), "detail": loads(r["detail"], {})} for r in rows], read_to
-
-    def notification_material(self, approval_id: str) -> dict[str, Any] | None:
+    def material(self, approval_id: str) -> dict[str, Any] | None:
         """What a message about an approval says: the approval row, its votes and its deployment row
         (None when the approval does not exist)."""
-        with self.read() as conn:
-            approval = self.approval_row(approval_id, conn)
+        with self.db.read() as conn:
+            approval = self.approvals.get(approval_id, conn)
             if approval is None:
                 return None
-            votes = self.approval_votes(approval_id, conn)
+            votes = self.approvals.votes(approval_id, conn)
             row = conn.execute(
                 "SELECT * FROM deployments WHERE execution_id = ?", (approval["execution_id"],)
             ).fetchone()
@@ -86,14 +68,12 @@ class NotificationStore(ReadModelStore):
 
     # -- the outbox -----------------------------------------------------------------------------------
 
-    def enqueue_notifications(
-        self, feed: str, *, expected: int, cursor: int, messages: Sequence[dict[str, Any]]
-    ) -> bool:
+    def enqueue(self, feed: str, *, expected: int, cursor: int, messages: Sequence[dict[str, Any]]) -> bool:
         """Queue ``messages`` (``audit_seq``, ``channel``, ``event``, ``subject``, ``payload``) and move
         the feed's cursor from ``expected`` to ``cursor``, together. False (nothing written) when the
         cursor is no longer at ``expected``: another dispatcher took these rows."""
         now = now_text()
-        with self.write() as conn:
+        with self.db.write() as conn:
             moved = conn.execute(
                 "UPDATE notify_cursor SET seq = ? WHERE feed = ? AND seq = ?",
                 (int(cursor), feed, int(expected)),
@@ -118,14 +98,14 @@ class NotificationStore(ReadModelStore):
             )
         return True
 
-    def claim_notifications(
+    def claim(
         self, *, limit: int = 20, lease_s: float = 60.0, now: datetime | None = None
     ) -> list[dict[str, Any]]:
         """Claim the messages due now (pending and due, or sending with a lease that ran out), oldest
         first: each comes back with ``attempts`` already counting this attempt."""
         moment = now or datetime.now(UTC)
         now_s, lease = format_time(moment), format_time(moment + timedelta(seconds=lease_s))
-        with self.write() as conn:
+        with self.db.write() as conn:
             rows = conn.execute(
                 "SELECT id FROM notifications WHERE status = 'pending' AND next_attempt_at <= ? "
                 "UNION SELECT id FROM notifications WHERE status = 'sending' AND lease_until <= ? "
@@ -144,7 +124,7 @@ class NotificationStore(ReadModelStore):
                 claimed.append(_notification(row))
         return claimed
 
-    def settle_notification(
+    def settle(
         self,
         notification_id: int,
         *,
@@ -157,7 +137,7 @@ class NotificationStore(ReadModelStore):
         if status not in ("delivered", "failed", "pending"):
             raise ValueError(f"not a settled notification status: {status!r}")
         now = now_text()
-        with self.write() as conn:
+        with self.db.write() as conn:
             conn.execute(
                 "UPDATE notifications SET status = ?, last_error = ?, lease_until = NULL, "
                 "next_attempt_at = COALESCE(?, next_attempt_at), "
@@ -175,7 +155,7 @@ class NotificationStore(ReadModelStore):
 
     # -- reads for the pages --------------------------------------------------------------------------
 
-    def notifications(
+    def list(
         self, *, subject: str | None = None, statuses: Sequence[str] | None = None, limit: int = 100
     ) -> list[dict[str, Any]]:
         """Messages newest first (optionally about one approval, or in some statuses)."""
@@ -188,7 +168,7 @@ class NotificationStore(ReadModelStore):
             where.append(f"status IN ({', '.join('?' for _ in statuses)})")
             args += list(statuses)
         clause = f" WHERE {' AND '.join(where)}" if where else ""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             f"SELECT * FROM notifications{clause} ORDER BY id DESC LIMIT ?",  # noqa: S608 - fixed text
             [*args, int(limit)],
         )

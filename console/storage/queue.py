@@ -4,8 +4,8 @@ A run of the embedded engine that waits (for its baseline, its verification wind
 in the future, a post-action window, a backoff after a fault) is one row here with its wake-up time
 (``due_at``, Unix seconds) and its ``priority`` (lower runs first), not a sleeping thread; a run just
 launched or resumed is a row due now. The engine's scheduler takes due rows in order of priority
-then wake-up time (:meth:`QueueStore.due_runs`) and claims each one before a worker runs it
-(:meth:`QueueStore.claim_queued_in`: the row goes and the execution gets the worker's owner token in
+then wake-up time (:meth:`RunQueue.due_runs`) and claims each one before a worker runs it
+(:meth:`RunQueue.claim_in`: the row goes and the execution gets the worker's owner token in
 one transaction, so two engines on one file never run it twice). While a run is queued its
 execution has no owner. The rows survive a restart; a killed run's row goes with the kill.
 """
@@ -45,11 +45,14 @@ _AHEAD = (
     "SELECT COUNT(*) FROM run_queue WHERE due_at <= :now AND (priority < :p OR (priority = :p AND "
     "(due_at < :d OR (due_at = :d AND execution_id < :id))))"
 )
-"""Due rows that run before a given one (same order as :meth:`QueueStore.due_runs`)."""
+"""Due rows that run before a given one (same order as :meth:`RunQueue.due_runs`)."""
 
 
-class QueueStore(Database):
+class RunQueue:
     """The run queue of the embedded engine."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     # -- writes inside the caller's transaction ------------------------------------------------------
 
@@ -84,7 +87,7 @@ class QueueStore(Database):
         conn.execute("DELETE FROM run_queue WHERE execution_id = ?", (execution_id,))
 
     @staticmethod
-    def claim_queued_in(conn: Connection, execution_id: str, *, owner: str, now: float) -> bool:
+    def claim_in(conn: Connection, execution_id: str, *, owner: str, now: float) -> bool:
         """Take a due run off the queue for ``owner``'s worker; False when it is not due, already
         taken, or no longer running (its stale row is dropped then)."""
         taken = conn.execute(
@@ -102,9 +105,8 @@ class QueueStore(Database):
         )
         return True
 
-    @staticmethod
     def requeue_lost_in(
-        conn: Connection, execution_id: str, *, owner: str, priority: int, source: str, now: float
+        self, conn: Connection, execution_id: str, *, owner: str, priority: int, source: str, now: float
     ) -> bool:
         """Queue again, due now, a run ``owner`` holds without running it (its worker stopped before
         it could queue or end the run); False when the run is queued, ended or taken meanwhile."""
@@ -120,7 +122,7 @@ class QueueStore(Database):
             or row["state"] not in ("CREATED", "RUNNING")
         ):
             return False
-        QueueStore.enqueue_in(
+        self.enqueue_in(
             conn,
             execution_id,
             due_at=now,
@@ -135,7 +137,7 @@ class QueueStore(Database):
 
     def due_runs(self, now: float, limit: int = 64) -> list[QueuedRun]:
         """Due rows, in the order they should run: priority, then wake-up time."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT * FROM run_queue WHERE due_at <= ? ORDER BY priority, due_at, execution_id LIMIT ?",
             (float(now), max(1, int(limit))),
         ).fetchall()
@@ -143,25 +145,25 @@ class QueueStore(Database):
 
     def next_wake(self) -> float | None:
         """The earliest wake-up time in the queue (None when it is empty)."""
-        row = self.conn.execute("SELECT MIN(due_at) FROM run_queue").fetchone()
+        row = self.db.conn.execute("SELECT MIN(due_at) FROM run_queue").fetchone()
         return float(row[0]) if row and row[0] is not None else None
 
-    def queued_run(self, execution_id: str) -> QueuedRun | None:
-        return self.queued_run_in(self.conn, execution_id)
+    def get(self, execution_id: str) -> QueuedRun | None:
+        return self.get_in(self.db.conn, execution_id)
 
     @staticmethod
-    def queued_run_in(conn: Connection, execution_id: str) -> QueuedRun | None:
+    def get_in(conn: Connection, execution_id: str) -> QueuedRun | None:
         row = conn.execute("SELECT * FROM run_queue WHERE execution_id = ?", (execution_id,)).fetchone()
         return _queued(row) if row else None
 
-    def queue_positions(self, execution_ids: list[str], now: float) -> dict[str, dict[str, Any]]:
+    def positions(self, execution_ids: list[str], now: float) -> dict[str, dict[str, Any]]:
         """Where each queued run of ``execution_ids`` stands: ``{"due": bool, "ahead": n (due runs
         that go first; 0 for a run that is not due yet), "due_at", "reason", "queued_at"}``; runs not
         in the queue are absent."""
         if not execution_ids:
             return {}
         out: dict[str, dict[str, Any]] = {}
-        with self.read() as conn:
+        with self.db.read() as conn:
             marks = ",".join("?" for _ in execution_ids)
             rows = conn.execute(
                 f"SELECT * FROM run_queue WHERE execution_id IN ({marks})",  # noqa: S608 - placeholders only
@@ -184,9 +186,9 @@ class QueueStore(Database):
                 }
         return out
 
-    def queue_depth(self, now: float) -> tuple[int, int]:
+    def depth(self, now: float) -> tuple[int, int]:
         """(runs due now, runs waiting for a later moment)."""
-        row = self.conn.execute(
+        row = self.db.conn.execute(
             "SELECT COALESCE(SUM(due_at <= ?), 0), COALESCE(SUM(due_at > ?), 0) FROM run_queue",
             (float(now), float(now)),
         ).fetchone()
@@ -194,20 +196,9 @@ class QueueStore(Database):
 
     def owned_unqueued(self, owner: str) -> list[str]:
         """CREATED/RUNNING executions ``owner`` holds that are not queued."""
-        rows = self.conn.execute(
+        rows = self.db.conn.execute(
             "SELECT id FROM executions WHERE state IN ('CREATED', 'RUNNING') AND owner = ? "
             "AND id NOT IN (SELECT execution_id FROM run_queue)",
             (owner,),
         ).fetchall()
         return [r["id"] for r in rows]
-
-    @staticmethod
-    def active_runs_in(conn: Connection, label: str, value: str) -> int:
-        """CREATED/RUNNING executions whose label ``label`` is ``value`` (a caller's runs in progress;
-        a paused run waits for a human and costs nothing)."""
-        row = conn.execute(
-            "SELECT COUNT(*) FROM executions WHERE state IN ('CREATED', 'RUNNING') "
-            "AND json_extract(labels, '$.' || ?) = ?",
-            (label, value),
-        ).fetchone()
-        return int(row[0])

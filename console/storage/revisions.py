@@ -8,8 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from console.storage.audit import AuditStore
-from console.storage.database import Connection
+from console.storage.database import Connection, Database
 
 _COLUMNS: tuple[str, ...] = (
     "key",
@@ -34,11 +33,14 @@ _SELECT = (
 )
 
 
-class RevisionStore(AuditStore):
+class Revisions:
     """Revision events per service."""
 
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
     @staticmethod
-    def add_revision_events_in(conn: Connection, events: Iterable[Mapping[str, Any]]) -> int:
+    def add_in(conn: Connection, events: Iterable[Mapping[str, Any]]) -> int:
         """Store the events not stored yet (by ``key``); how many were new."""
         added = 0
         for ev in events:
@@ -46,12 +48,12 @@ class RevisionStore(AuditStore):
             added += cursor.rowcount
         return added
 
-    def revision_events(self, service: str, conn: Connection | None = None) -> list[dict[str, Any]]:
+    def events(self, service: str, conn: Connection | None = None) -> list[dict[str, Any]]:
         """A service's events, oldest first."""
-        rows = (conn or self.conn).execute(_SELECT, (service,))
+        rows = (conn or self.db.conn).execute(_SELECT, (service,))
         return [dict(row) for row in rows]
 
-    def revision_services(self) -> list[str]:
+    def services(self) -> list[str]:
         """The services with a revision history, by name."""
-        rows = self.conn.execute("SELECT DISTINCT service FROM revision_events ORDER BY service")
+        rows = self.db.conn.execute("SELECT DISTINCT service FROM revision_events ORDER BY service")
         return [row[0] for row in rows]

@@ -6,21 +6,29 @@ from __future__ import annotations
 from typing import Any
 
 from console.domain.models import Verdict
-from console.storage.database import loads
-from console.storage.read_models import ReadModelStore
+from console.storage.approvals import Approvals
+from console.storage.audit import Audit
+from console.storage.database import Database, loads
+from console.storage.documents import Documents
 
 INCIDENT_VERDICTS = (Verdict.ROLLBACK.value, Verdict.ESCALATE.value)
 """The verdicts that make a finished run an incident (a CONTINUE is not one)."""
 
 
-class StoryStore(ReadModelStore):
-    """Reads of an execution's story."""
+class Stories:
+    """Reads of an execution's story (several tables, one snapshot)."""
+
+    def __init__(self, db: Database, documents: Documents, approvals: Approvals, audit: Audit) -> None:
+        self.db = db
+        self.documents = documents
+        self.approvals = approvals
+        self.audit = audit
 
     def incident_material(self, execution_id: str) -> dict[str, Any]:
         """``deployment`` (row or None), ``record`` (the outcome record or None while the run has not
         finished), ``approval`` (the latest approval row or None), ``votes`` (oldest first) and
         ``audit`` (the rows about the execution and its approvals, oldest first), in one snapshot."""
-        with self.read() as conn:
+        with self.db.read() as conn:
             deployment = conn.execute(
                 "SELECT * FROM deployments WHERE execution_id = ?", (execution_id,)
             ).fetchone()
@@ -33,28 +41,16 @@ class StoryStore(ReadModelStore):
                     "SELECT id FROM approvals WHERE execution_id = ? ORDER BY requested_at", (execution_id,)
                 )
             ]
-            approval = self.approval_row(approval_ids[-1], conn) if approval_ids else None
-            votes = self.approval_votes(approval_ids[-1], conn) if approval_ids else []
-            subjects = [execution_id, *approval_ids]
-            audit = conn.execute(
-                "SELECT seq, at, actor, event, subject, detail FROM audit "  # noqa: S608 - placeholders only
-                f"WHERE subject IN ({', '.join('?' for _ in subjects)}) ORDER BY seq",
-                subjects,
-            ).fetchall()
+            approval = self.approvals.get(approval_ids[-1], conn) if approval_ids else None
+            votes = self.approvals.votes(approval_ids[-1], conn) if approval_ids else []
+            audit = self.audit.about_in(conn, [execution_id, *approval_ids])
         return {
             "deployment": dict(deployment) if deployment else None,
-            "record": self.unpack(loads(outcome["record"], None)) if outcome else None,
+            "record": self.documents.unpack(loads(outcome["record"], None)) if outcome else None,
             "approval": approval,
             "votes": votes,
-            "audit": [{**dict(r), "detail": loads(r["detail"], {})} for r in audit],
+            "audit": audit,
         }
-
-    def outcome_record(self, execution_id: str) -> dict[str, Any] | None:
-        """The execution's outcome record as the record task wrote it, or None."""
-        row = self.conn.execute(
-            "SELECT record FROM outcomes WHERE execution_id = ?", (execution_id,)
-        ).fetchone()
-        return self.unpack(loads(row["record"], None)) if row else None
 
     def latest_incident_execution_id(self) -> str | None:
         """The execution of the newest finished incident (ROLLBACK or ESCALATE with an outcome record):
@@ -62,7 +58,7 @@ class StoryStore(ReadModelStore):
         deployment row (an engine that wrote none) are looked at only when there is no such
         deployment. None when there is no incident."""
         marks = ", ".join("?" for _ in INCIDENT_VERDICTS)
-        row = self.conn.execute(
+        row = self.db.conn.execute(
             "SELECT d.execution_id FROM deployments d "  # noqa: S608 - placeholders only
             "JOIN outcomes o ON o.execution_id = d.execution_id "
             f"WHERE d.verdict IN ({marks}) ORDER BY d.created_at DESC LIMIT 1",
@@ -71,7 +67,7 @@ class StoryStore(ReadModelStore):
         if row is None:
             # the ids come from the primary key's index: a record's own columns (4 KB each, read past
             # on the way to recorded_at) are read only for the few without a deployment row
-            row = self.conn.execute(
+            row = self.db.conn.execute(
                 "SELECT o.execution_id FROM outcomes o WHERE o.execution_id IN ("  # noqa: S608
                 "SELECT x.execution_id FROM outcomes x "
                 "WHERE NOT EXISTS (SELECT 1 FROM deployments d WHERE d.execution_id = x.execution_id)) "
@@ -80,11 +76,4 @@ class StoryStore(ReadModelStore):
                 "ORDER BY o.recorded_at DESC, o.rowid DESC LIMIT 1",
                 INCIDENT_VERDICTS,
             ).fetchone()
-        return row[0] if row else None
-
-    def latest_outcome_execution_id(self) -> str | None:
-        """The execution of the newest outcome record written, whatever its verdict."""
-        row = self.conn.execute(  # a record written again gets a new rowid: the newest write is last
-            "SELECT execution_id FROM outcomes ORDER BY rowid DESC LIMIT 1"
-        ).fetchone()
         return row[0] if row else None

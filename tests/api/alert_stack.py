@@ -161,8 +161,8 @@ class AlertStack:
         )  # fmt: skip
         store = self.store()
         try:
-            with store.write() as conn:
-                store.add_revision_events_in(conn, [marked])
+            with store.db.write() as conn:
+                store.revisions.add_in(conn, [marked])
         finally:
             store.close()
 

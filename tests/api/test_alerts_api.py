@@ -75,9 +75,9 @@ def test_a_critical_alert_starts_an_incident_run_that_escalates_waits_for_approv
     assert incident["status"] == "open" and incident["severity"] == "CRITICAL"
     assert incident["alertname"] == "DemoServiceOutOfMemory" and len(incident["alerts"]) == 1
     assert view["deployment"]["status"] == "awaiting approval"
-    row = console.runtime.store.deployment_for_execution(execution_id)
+    row = console.runtime.store.deployments.for_execution(execution_id)
     assert row["source"] == "alertmanager" and row["incident_status"] == "open"
-    events = [e["event"] for e in console.runtime.store.audit_trail(limit=50)]
+    events = [e["event"] for e in console.runtime.store.audit.trail(limit=50)]
     assert "incident.opened" in events and "incident.escalated" in events
 
     # the token that posted the alert ("api", an approver) launched the run: it cannot approve alone
@@ -95,16 +95,16 @@ def test_a_critical_alert_starts_an_incident_run_that_escalates_waits_for_approv
     console.rolled_back()
     done = console.wait(execution_id)
     assert done.state == State.SUCCESS
-    assert console.runtime.store.deployment_for_execution(execution_id)["status"] == "rolled back"
+    assert console.runtime.store.deployments.for_execution(execution_id)["status"] == "rolled back"
 
     resolved = post(console, delivery(alert(starts=console.onset, ends=time.time())))
     assert resolved.status_code == 200
     assert resolved.json()["alerts"][0]["status"] == "resolved"
     view = console.client.get(f"/api/executions/{execution_id}", headers=AUTH).json()
     assert view["incident"]["status"] == "resolved" and view["incident"]["resolved_at"]
-    row = console.runtime.store.deployment_for_execution(execution_id)
+    row = console.runtime.store.deployments.for_execution(execution_id)
     assert row["incident_status"] == "resolved" and "resolved" in row["note"]
-    [listed] = [r for r in console.runtime.store.list_deployments() if r["execution_id"] == execution_id]
+    [listed] = [r for r in console.runtime.store.deployments.list() if r["execution_id"] == execution_id]
     assert listed["incident_status"] == "resolved"
     assert console.incident_runs() == 1
 
@@ -152,12 +152,12 @@ def test_an_alert_of_an_open_incident_is_attached_and_the_incident_resolves_with
     statuses = [a["status"] for a in answer.json()["alerts"]]
     assert statuses == ["duplicate", "attached"]
     assert answer.json()["execution_ids"] == [execution_id]
-    incident = console.runtime.store.incident_for_execution(execution_id)
+    incident = console.runtime.store.incidents.for_execution(execution_id)
     assert incident["status"] == "open" and len(incident["alerts"]) == 2
 
     one = post(console, delivery(alert("0000000000000001", starts=console.onset, ends=time.time())))
     assert "stays open (1 alert(s) still firing)" in one.json()["alerts"][0]["reason"]
-    assert console.runtime.store.incident_for_execution(execution_id)["status"] == "open"
+    assert console.runtime.store.incidents.for_execution(execution_id)["status"] == "open"
     last = post(
         console,
         delivery(
@@ -165,7 +165,7 @@ def test_an_alert_of_an_open_incident_is_attached_and_the_incident_resolves_with
         ),
     )
     assert "resolved: none of its alerts fires" in last.json()["alerts"][0]["reason"]
-    assert console.runtime.store.incident_for_execution(execution_id)["status"] == "resolved"
+    assert console.runtime.store.incidents.for_execution(execution_id)["status"] == "resolved"
     # the same alert firing again later is a new incident, and a new run
     again = post(console, delivery(alert("0000000000000001", starts=time.time() - 1)))
     assert again.status_code == 202 and again.json()["execution_id"] != execution_id
@@ -260,11 +260,11 @@ def test_a_run_that_cannot_start_is_a_503_and_the_retry_starts_it(console, monke
     assert "could not start the run: the engine is restarting" in refused.json()["error"]
     assert console.incident_runs() == 0
     # the delivery, the incident and the run commit together: nothing of the failed attempt is kept
-    assert console.runtime.store.incidents(service="demo-service") == []
-    assert console.runtime.store.deliveries(kind="alert") == []
+    assert console.runtime.store.incidents.list(service="demo-service") == []
+    assert console.runtime.store.deliveries.list(kind="alert") == []
     retried = post(console, body)
     assert retried.status_code == 202, retried.text
-    statuses = sorted(i["status"] for i in console.runtime.store.incidents(service="demo-service"))
+    statuses = sorted(i["status"] for i in console.runtime.store.incidents.list(service="demo-service"))
     assert statuses == ["open"]
     console.wait(retried.json()["execution_id"])
 

@@ -30,11 +30,13 @@ def test_a_leak_fires_the_alert_the_incident_run_waits_is_approved_rolls_back_an
         store = stack.store()
         try:
             incident = wait_for(
-                "the incident", lambda: next(iter(store.incidents(service="demo-service")), None), 60
+                "the incident", lambda: next(iter(store.incidents.list(service="demo-service")), None), 60
             )
             assert incident["alert_key"] == "DemoServiceOutOfMemory" and incident["severity"] == "CRITICAL"
-            execution_id = wait_for("its run", lambda: store.incident(incident["id"])["execution_id"], 20)
-            wait_for("the approval request", lambda: store.approval_for_execution(execution_id), 60)
+            execution_id = wait_for(
+                "its run", lambda: store.incidents.get(incident["id"])["execution_id"], 20
+            )
+            wait_for("the approval request", lambda: store.approvals.for_execution(execution_id), 60)
             [approval] = [
                 a
                 for a in stack.api("GET", "/api/approvals").json()["approvals"]
@@ -56,13 +58,13 @@ def test_a_leak_fires_the_alert_the_incident_run_waits_is_approved_rolls_back_an
             wait_for("the previous version serving", lambda: stack.demo.status()["version"] == "v1.0.0", 30)
             resolved = wait_for(
                 "the incident resolved",
-                lambda: (i := store.incident(incident["id"]))["status"] == "resolved" and i,
+                lambda: (i := store.incidents.get(incident["id"]))["status"] == "resolved" and i,
                 60,
             )
             assert all(a["status"] == "resolved" for a in resolved["alerts"])
             wait_for(
                 "the run's end",
-                lambda: store.get_execution(execution_id).state.value in ("SUCCESS", "FAILED"),
+                lambda: store.executions.get(execution_id).state.value in ("SUCCESS", "FAILED"),
                 60,
             )
             done = stack.api("GET", f"/api/executions/{execution_id}").json()
@@ -70,9 +72,9 @@ def test_a_leak_fires_the_alert_the_incident_run_waits_is_approved_rolls_back_an
             assert done["deployment"]["status"] == "rolled back" and done["incident"]["status"] == "resolved"
             rollback = next(a for a in done["outcome"]["executed"] if a["name"] == "rollback_deployment")
             assert rollback["status"] == "done" and rollback["simulated"] is False
-            row = store.deployment_for_execution(execution_id)
+            row = store.deployments.for_execution(execution_id)
             assert row["incident_status"] == "resolved" and row["source"] == "alertmanager"
-            assert len(store.incidents(service="demo-service")) == 1  # one alert, one incident, one run
+            assert len(store.incidents.list(service="demo-service")) == 1  # one alert, one incident, one run
         finally:
             store.close()
         time.sleep(0.2)

@@ -197,11 +197,11 @@ def test_a_real_alertmanager_delivery_posted_again_and_at_once_starts_one_run(
     assert len(ids) == 1 and None not in ids
     store = server.store()
     try:
-        incidents = [i for i in store.incidents(service="api-demo") if i["alert_key"] == "ApiDemoErrors"]
+        incidents = [i for i in store.incidents.list(service="api-demo") if i["alert_key"] == "ApiDemoErrors"]
         assert len(incidents) == 1 and incidents[0]["execution_id"] in ids
         sent = received[0]["alerts"][0]
         key = f"{received[0]['groupKey']}|{sent['fingerprint']}|{sent['startsAt']}"
-        assert store.delivery("alert", key)["status"] == "launched"
+        assert store.deliveries.get("alert", key)["status"] == "launched"
     finally:
         store.close()
 
@@ -224,7 +224,7 @@ def test_the_demo_deployer_s_announcement_starts_the_loop_once(server: Server, t
     try:
         key = f"deployment:demo-service:{record['id']}"
         deadline = time.monotonic() + 20
-        while (row := store.delivery("deployment", key)) is None or row["status"] == "received":
+        while (row := store.deliveries.get("deployment", key)) is None or row["status"] == "received":
             assert time.monotonic() < deadline, "the deployer's announcement did not arrive"
             time.sleep(0.1)
         assert row["status"] == "launched" and row["detail"]["source"] == "deployer"

@@ -270,7 +270,7 @@ def test_untrusted_text_is_only_ever_json_escaped(client, runtime):
     assert b"<img" not in response.content and b"\\u003cimg src=x" in response.content
     assert response.json()["error"].startswith("<img src=x onerror=alert(1)>: unknown field")
     _, approval = run_paused(runtime.engine)
-    with runtime.store.write() as conn:
+    with runtime.store.db.write() as conn:
         conn.execute(
             "UPDATE approvals SET actions = ? WHERE id = ?",
             (
@@ -310,7 +310,7 @@ def test_list_and_approve_through_the_api_then_the_run_finishes(client, runtime)
         and body["approval"]["votes"][0]["comment"] == "leak confirmed"
     )
     assert runtime.engine.wait(execution.id, timeout=30).state == State.SUCCESS
-    trail = runtime.store.audit_trail(subject=approval["id"])
+    trail = runtime.store.audit.trail(subject=approval["id"])
     assert ("api", "approval.approved") in [(row["actor"], row["event"]) for row in trail]
 
     again = decide(client, approval["id"], decision="approve")
@@ -342,7 +342,7 @@ def test_reject_with_a_comment_escalates(client, runtime):
     assert response.status_code == 200 and response.json()["status"] == "rejected"
     done = runtime.engine.wait(execution.id, timeout=30)
     assert done.state == State.SUCCESS
-    assert runtime.store.deployment_for_execution(execution.id)["status"] == "escalated"
+    assert runtime.store.deployments.for_execution(execution.id)["status"] == "escalated"
 
 
 def test_unknown_approvals_are_404(client):
@@ -365,9 +365,9 @@ def test_a_viewer_token_reads_but_cannot_decide_and_the_refusal_is_audited(
     assert_json_error(
         decide(client, approval["id"], decision="approve"), 403, "dashboards has the viewer role"
     )
-    assert runtime.store.approval_row(approval["id"])["status"] == "pending"
+    assert runtime.store.approvals.get(approval["id"])["status"] == "pending"
     assert ("dashboards", "approval.refused") in [
-        (row["actor"], row["event"]) for row in runtime.store.audit_trail(subject=approval["id"])
+        (row["actor"], row["event"]) for row in runtime.store.audit.trail(subject=approval["id"])
     ]
 
 
@@ -413,7 +413,7 @@ def test_a_chatops_bot_decides_for_configured_people_and_critical_needs_two(
 ):
     client = make_client(services_of(runtime, bot_settings(api_settings)))
     execution, approval = run_paused(runtime.engine)
-    with runtime.store.write() as conn:
+    with runtime.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
     assert_json_error(decide(client, approval["id"], BOT_AUTH, decision="approve"), 400, "actor: required")
     assert_json_error(
@@ -454,7 +454,7 @@ def test_an_overdue_approval_is_expired_not_approved(api_settings, make_client):
 
         time.sleep(0.5)
         assert_json_error(decide(client, approval["id"], decision="approve"), 409, "expired")
-        assert rt.store.approval_row(approval["id"])["status"] == "expired"
+        assert rt.store.approvals.get(approval["id"])["status"] == "expired"
         assert rt.engine.wait(execution.id, timeout=30).state == State.SUCCESS
     finally:
         rt.close()
@@ -462,10 +462,10 @@ def test_an_overdue_approval_is_expired_not_approved(api_settings, make_client):
 
 def test_a_busy_store_is_503_and_the_decision_either_commits_or_does_nothing(client, runtime, monkeypatch):
     _, approval = run_paused(runtime.engine)
-    audit_before = len(runtime.store.audit_trail(limit=1000))
+    audit_before = len(runtime.store.audit.trail(limit=1000))
     monkeypatch.setattr(database, "BUSY_TIMEOUT_MS", 50)
     monkeypatch.setattr(database, "LOCK_RETRIES", 2)
-    blocker = sqlite3.connect(runtime.store.path, timeout=1)
+    blocker = sqlite3.connect(runtime.store.db.path, timeout=1)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         busy = decide(client, approval["id"], decision="approve")
@@ -474,9 +474,9 @@ def test_a_busy_store_is_503_and_the_decision_either_commits_or_does_nothing(cli
         blocker.close()
     assert_json_error(busy, 503, "busy")
     assert busy.headers["retry-after"] == "2"
-    assert runtime.store.approval_row(approval["id"])["status"] == "pending"
-    assert runtime.store.approval_votes(approval["id"]) == []
-    assert len(runtime.store.audit_trail(limit=1000)) == audit_before
+    assert runtime.store.approvals.get(approval["id"])["status"] == "pending"
+    assert runtime.store.approvals.votes(approval["id"]) == []
+    assert len(runtime.store.audit.trail(limit=1000)) == audit_before
     assert decide(client, approval["id"], decision="approve").status_code == 200  # the retry goes through
 
 
@@ -580,4 +580,4 @@ def test_whoever_launched_a_run_cannot_approve_it_through_the_api(runtime, api_s
     _, approval = run_paused(runtime.engine)  # launched by alice
     client = make_client(services_of(runtime, replace(api_settings, api_identity="alice")))
     assert_json_error(decide(client, approval["id"], decision="approve"), 403, "launched this run")
-    assert runtime.store.approval_row(approval["id"])["status"] == "pending"
+    assert runtime.store.approvals.get(approval["id"])["status"] == "pending"

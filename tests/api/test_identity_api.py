@@ -122,7 +122,7 @@ def test_the_token_that_posted_an_alert_cannot_approve_its_rollback_alone(consol
     assert refused.status_code == 403 and "you launched this run" in refused.json()["error"]
     launched = [
         r
-        for r in console.runtime.store.audit_trail(subject=execution_id)
+        for r in console.runtime.store.audit.trail(subject=execution_id)
         if r["event"] == "execution.launched"
     ]
     assert [r["actor"] for r in launched] == ["ci"]
@@ -149,7 +149,7 @@ def test_one_persons_two_tokens_cast_one_vote(console):
     assert first.status_code == 200 and first.json()["status"] == "recorded"
     second = decide(console, approval["id"], bearer(ALICE_CI))
     assert second.status_code == 409 and "alice already voted" in second.json()["error"]
-    assert console.runtime.store.approval_row(approval["id"])["status"] == "pending"
+    assert console.runtime.store.approvals.get(approval["id"])["status"] == "pending"
 
 
 def test_a_token_without_a_person_is_a_broken_configuration(console, make_client):
@@ -189,7 +189,7 @@ def test_console_owned_labels_from_outside_are_kept_only_as_claims(console):
     assert execution.labels["claimed.launched_by"] == "system:timeout"
     assert execution.labels["claimed.triggered_by"] == "erin"
     assert execution.labels["claimed.source"] == "scenario"
-    actors = {r["actor"] for r in console.runtime.store.audit_trail(subject=execution_id)}
+    actors = {r["actor"] for r in console.runtime.store.audit.trail(subject=execution_id)}
     assert not any(a.startswith("system:") for a in actors) and "erin" not in actors
     starters = {p["name"] for p in console.runtime.approvals.starters(execution_id)}
     assert starters == {"carol", "ci"}

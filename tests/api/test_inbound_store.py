@@ -14,7 +14,7 @@ import pytest
 
 from console.settings import Settings
 from console.storage import Store, migrations
-from console.storage.inbound import STALE_AFTER_S
+from console.storage.deliveries import STALE_AFTER_S
 
 
 @pytest.fixture
@@ -25,35 +25,35 @@ def store(settings: Settings):
 
 
 def test_a_delivery_is_claimed_once_and_duplicates_see_the_run(store):
-    first = store.begin_delivery("alert", "g|fp|t", detail={"alertname": "HighErrorRate"})
+    first = store.deliveries.begin("alert", "g|fp|t", detail={"alertname": "HighErrorRate"})
     assert first.claimed and not first.retry and first.row["status"] == "received"
     assert first.row["detail"] == {"alertname": "HighErrorRate"} and first.row["attempts"] == 1
-    in_progress = store.begin_delivery("alert", "g|fp|t")
+    in_progress = store.deliveries.begin("alert", "g|fp|t")
     assert not in_progress.claimed and in_progress.row["status"] == "received"
-    assert store.finish_delivery(
+    assert store.deliveries.finish(
         "alert", "g|fp|t", status="launched", execution_id="E1", detail={"incident": "i"}
     )
-    duplicate = store.begin_delivery("alert", "g|fp|t")
+    duplicate = store.deliveries.begin("alert", "g|fp|t")
     assert not duplicate.claimed and duplicate.row["execution_id"] == "E1"
     assert duplicate.row["detail"] == {"alertname": "HighErrorRate", "incident": "i"}
     # the same key of another kind is another delivery
-    assert store.begin_delivery("alert-resolved", "g|fp|t").claimed
-    assert [d["kind"] for d in store.deliveries()] == ["alert-resolved", "alert"]
-    assert store.delivery("alert", "nope") is None
-    assert not store.finish_delivery("alert", "nope", status="ignored")
+    assert store.deliveries.begin("alert-resolved", "g|fp|t").claimed
+    assert [d["kind"] for d in store.deliveries.list()] == ["alert-resolved", "alert"]
+    assert store.deliveries.get("alert", "nope") is None
+    assert not store.deliveries.finish("alert", "nope", status="ignored")
     with pytest.raises(ValueError, match="not a finished delivery status"):
-        store.finish_delivery("alert", "g|fp|t", status="received")
+        store.deliveries.finish("alert", "g|fp|t", status="received")
 
 
 def test_a_failed_or_abandoned_delivery_is_claimed_again(store):
-    store.begin_delivery("deployment", "k1")
-    store.finish_delivery("deployment", "k1", status="failed", detail={"error": "engine down"})
-    again = store.begin_delivery("deployment", "k1")
+    store.deliveries.begin("deployment", "k1")
+    store.deliveries.finish("deployment", "k1", status="failed", detail={"error": "engine down"})
+    again = store.deliveries.begin("deployment", "k1")
     assert again.claimed and again.retry and again.row["attempts"] == 2 and again.row["execution_id"] is None
-    store.begin_delivery("deployment", "k2")
-    assert not store.begin_delivery("deployment", "k2").claimed  # still in progress
+    store.deliveries.begin("deployment", "k2")
+    assert not store.deliveries.begin("deployment", "k2").claimed  # still in progress
     later = datetime.now(UTC) + timedelta(seconds=STALE_AFTER_S + 1)
-    abandoned = store.begin_delivery("deployment", "k2", now=later)
+    abandoned = store.deliveries.begin("deployment", "k2", now=later)
     assert abandoned.claimed and abandoned.retry
 
 
@@ -64,7 +64,7 @@ def test_of_concurrent_identical_deliveries_exactly_one_is_claimed(settings):
 
     def deliver(s: Store) -> None:
         barrier.wait()
-        claims.append(s.begin_delivery("alert", "same").claimed)
+        claims.append(s.deliveries.begin("alert", "same").claimed)
 
     threads = [threading.Thread(target=deliver, args=(stores[i % 4],)) for i in range(8)]
     for t in threads:
@@ -77,7 +77,7 @@ def test_of_concurrent_identical_deliveries_exactly_one_is_claimed(settings):
 
 
 def firing(store, fingerprint="aa01", *, alert_key="HighErrorRate", severity="HIGH", service="demo-service"):
-    return store.open_or_attach_incident(
+    return store.incidents.open_or_attach(
         service=service,
         alert_key=alert_key,
         fingerprint=fingerprint,
@@ -92,18 +92,18 @@ def firing(store, fingerprint="aa01", *, alert_key="HighErrorRate", severity="HI
 def test_alerts_of_an_open_incident_attach_to_it_and_the_last_resolution_resolves_it(store):
     incident, created = firing(store)
     assert created and incident["status"] == "open" and incident["severity"] == "HIGH"
-    with store.write() as conn:
-        store.set_incident_execution_in(conn, incident["id"], "E1")
+    with store.db.write() as conn:
+        store.incidents.set_execution_in(conn, incident["id"], "E1")
     second, created = firing(store, "bb02", severity="CRITICAL")
     assert not created and second["id"] == incident["id"] and second["severity"] == "CRITICAL"
     again, created = firing(store, "bb02", severity="LOW")  # a retry of the same alert
     assert not created and len(again["alerts"]) == 2 and again["severity"] == "CRITICAL"
     other, created = firing(store, alert_key="HighLatency")
     assert created and other["id"] != incident["id"]
-    assert store.incident_for_execution("E1")["id"] == incident["id"]
-    assert store.open_incident("demo-service", "HighErrorRate")["id"] == incident["id"]
+    assert store.incidents.for_execution("E1")["id"] == incident["id"]
+    assert store.incidents.find_open("demo-service", "HighErrorRate")["id"] == incident["id"]
 
-    half = store.resolve_incident_alert(
+    half = store.incidents.resolve_alert(
         service="demo-service",
         alert_key="HighErrorRate",
         fingerprint="aa01",
@@ -115,17 +115,17 @@ def test_alerts_of_an_open_incident_attach_to_it_and_the_last_resolution_resolve
         ("aa01", "resolved", "2026-11-29T17:09:00Z"),
         ("bb02", "firing", None),
     ]
-    done = store.resolve_incident_alert(
+    done = store.incidents.resolve_alert(
         service="demo-service",
         alert_key="HighErrorRate",
         fingerprint="bb02",
         starts_at="2026-11-29T17:00:00Z",
     )
     assert done["status"] == "resolved" and done["resolved_at"] is not None
-    assert store.open_incident("demo-service", "HighErrorRate") is None
+    assert store.incidents.find_open("demo-service", "HighErrorRate") is None
     # a resolution nobody opened (or a second one) finds nothing
     assert (
-        store.resolve_incident_alert(
+        store.incidents.resolve_alert(
             service="demo-service",
             alert_key="HighErrorRate",
             fingerprint="bb02",
@@ -136,9 +136,9 @@ def test_alerts_of_an_open_incident_attach_to_it_and_the_last_resolution_resolve
     # the alert fires again: a new incident
     reopened, created = firing(store)
     assert created and reopened["id"] != incident["id"]
-    assert [i["status"] for i in store.incidents(service="demo-service")].count("resolved") == 1
-    assert len(store.incidents(status="open")) == 2
-    assert store.incident(incident["id"])["alerts"][0]["labels"] == {
+    assert [i["status"] for i in store.incidents.list(service="demo-service")].count("resolved") == 1
+    assert len(store.incidents.list(status="open")) == 2
+    assert store.incidents.get(incident["id"])["alerts"][0]["labels"] == {
         "alertname": "HighErrorRate",
         "instance": "aa01",
     }
@@ -146,7 +146,7 @@ def test_alerts_of_an_open_incident_attach_to_it_and_the_last_resolution_resolve
 
 def test_only_one_incident_is_ever_open_per_service_and_alert(store):
     firing(store)
-    with pytest.raises(sqlite3.IntegrityError), store.write() as conn:
+    with pytest.raises(sqlite3.IntegrityError), store.db.write() as conn:
         conn.execute(
             "INSERT INTO incidents (id, service, alert_key, status, severity, opened_at, updated_at) "
             "VALUES ('inc-x', 'demo-service', 'HighErrorRate', 'open', 'LOW', 'now', 'now')"
@@ -155,7 +155,7 @@ def test_only_one_incident_is_ever_open_per_service_and_alert(store):
 
 def test_the_migration_upgrades_an_older_file_in_place(settings):
     store = Store(settings.db_path)
-    store.audit("alice", "test.kept", None, {"n": 1})
+    store.audit.record("alice", "test.kept", None, {"n": 1})
     store.close()
     inbound = next(m.version for m in migrations.MIGRATIONS if m.what.startswith("inbound deliveries"))
     before = inbound - 1
@@ -167,9 +167,9 @@ def test_the_migration_upgrades_an_older_file_in_place(settings):
     raw.close()
     upgraded = Store(settings.db_path)
     try:
-        assert upgraded.schema_version == len(migrations.MIGRATIONS)
-        assert upgraded.audit_trail()[0]["event"] == "test.kept"
-        assert upgraded.begin_delivery("alert", "k").claimed
+        assert upgraded.db.schema_version == len(migrations.MIGRATIONS)
+        assert upgraded.audit.trail()[0]["event"] == "test.kept"
+        assert upgraded.deliveries.begin("alert", "k").claimed
     finally:
         upgraded.close()
 
@@ -182,5 +182,5 @@ def test_the_migration_runs_again_harmlessly_on_a_file_that_has_the_tables(setti
     raw.commit()
     raw.close()
     again = Store(Path(settings.db_path))
-    assert again.schema_version == len(migrations.MIGRATIONS)
+    assert again.db.schema_version == len(migrations.MIGRATIONS)
     again.close()

@@ -78,7 +78,7 @@ def run_paused(engine: EmbeddedEngine, scenario: str = ROLLBACK_SCENARIO) -> tup
     """Run a scenario that needs approval; return the PAUSED execution and its approval row."""
     execution = engine.run_sync(scenario=scenario, triggered_by="alice", timeout=30)
     assert execution.state == State.PAUSED, engine.execution_logs(execution.id)
-    approval = engine.store.approval_for_execution(execution.id)
+    approval = engine.store.approvals.for_execution(execution.id)
     assert approval is not None
     return execution, approval
 

@@ -18,14 +18,14 @@ from tests.engine.conftest import run_paused
 
 
 def events(store, subject):
-    return [(row["actor"], row["event"]) for row in reversed(store.audit_trail(subject=subject))]
+    return [(row["actor"], row["event"]) for row in reversed(store.audit.trail(subject=subject))]
 
 
 def test_viewer_is_denied_on_the_server_side_and_audited(engine, approvals, viewer):
     execution, approval = run_paused(engine)
     with pytest.raises(PermissionDenied, match="viewer"):
         approvals.decide(approval["id"], viewer, True, "")
-    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+    assert engine.store.approvals.get(approval["id"])["status"] == "pending"
     assert engine.get_execution(execution.id).state == State.PAUSED
     assert ("victor", "approval.refused") in events(engine.store, approval["id"])
 
@@ -35,7 +35,7 @@ def test_nobody_approves_their_own_request(engine, approvals):
     requester = Identity(approval["requested_by"], Role.ADMIN)
     with pytest.raises(PermissionDenied, match="you cannot approve your own request"):
         approvals.decide(approval["id"], requester, True, "")
-    assert engine.store.approval_votes(approval["id"]) == []
+    assert engine.store.approvals.votes(approval["id"]) == []
 
 
 def test_names_compare_case_insensitively_for_self_approval_and_second_approver(engine, approvals, bob):
@@ -43,12 +43,12 @@ def test_names_compare_case_insensitively_for_self_approval_and_second_approver(
     shouting_requester = Identity(approval["requested_by"].upper(), Role.APPROVER)
     with pytest.raises(PermissionDenied, match="your own request"):
         approvals.decide(approval["id"], shouting_requester, True, "")
-    with engine.store.write() as conn:
+    with engine.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
     assert approvals.decide(approval["id"], bob, True, "").status == "recorded"
     with pytest.raises(AlreadyDecided, match="already voted"):
         approvals.decide(approval["id"], Identity("BOB", Role.APPROVER), True, "")
-    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+    assert engine.store.approvals.get(approval["id"])["status"] == "pending"
 
 
 def test_reject_needs_a_comment_then_nothing_risky_runs(engine, approvals, bob):
@@ -64,7 +64,7 @@ def test_reject_needs_a_comment_then_nothing_risky_runs(engine, approvals, bob):
     assert {a["name"] for a in execute["skipped"]} == {a["name"] for a in approval["actions"]}
     assert "rollback_deployment" not in {a["name"] for a in execute["executed"]}
     assert done.outputs["deployment_status"] == "escalated"
-    [record] = engine.store.outcome_records()
+    [record] = engine.store.outcomes.records()
     assert record["approval"]["status"] == "rejected"
     assert record["approval"]["comment"] == "the leak is in a dependency, keep it"
 
@@ -80,7 +80,9 @@ def test_double_click_gives_a_clear_message_and_no_second_effect(engine, approva
 
 def test_critical_needs_two_different_approvers(engine, approvals, bob, carol):
     execution, approval = run_paused(engine)
-    with engine.store.write() as conn:  # make this plan a CRITICAL one (the policy's rule is tested in core)
+    with (
+        engine.store.db.write() as conn
+    ):  # make this plan a CRITICAL one (the policy's rule is tested in core)
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
     first = approvals.decide(approval["id"], bob, True, "")
     assert first.status == "recorded" and "1 more approver" in first.message
@@ -91,20 +93,20 @@ def test_critical_needs_two_different_approvers(engine, approvals, bob, carol):
     assert second.status == "approved"
     done = engine.wait(execution.id, timeout=30)
     assert done.outputs["deployment_status"] == "rolled back"
-    row = engine.store.approval_row(approval["id"])
+    row = engine.store.approvals.get(approval["id"])
     assert row["decided_by"] == "bob, carol"
-    [record] = engine.store.outcome_records()
+    [record] = engine.store.outcomes.records()
     assert record["approval"]["approvers"] == ["bob", "carol"]
 
 
 def test_any_reject_rejects_a_two_approver_plan(engine, approvals, bob, carol):
     execution, approval = run_paused(engine)
-    with engine.store.write() as conn:
+    with engine.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
     approvals.decide(approval["id"], bob, True, "")
     assert approvals.decide(approval["id"], carol, False, "not during the sale").status == "rejected"
     assert engine.wait(execution.id, timeout=30).outputs["deployment_status"] == "escalated"
-    [record] = engine.store.outcome_records()
+    [record] = engine.store.outcomes.records()
     assert record["approval"]["status"] == "rejected" and record["approval"]["approvers"] == ["carol"]
 
 
@@ -132,7 +134,7 @@ def test_concurrent_deciders_get_exactly_one_decision(engine, approvals):
         if name != winners[0]:
             assert isinstance(r, AlreadyDecided)
             assert f"already approved by {winners[0]} at" in str(r)
-    assert len(engine.store.approval_votes(approval["id"])) == 1
+    assert len(engine.store.approvals.votes(approval["id"])) == 1
     done = engine.wait(execution.id, timeout=30)
     assert done.state == State.SUCCESS
     assert [h.state.value for h in done.histories].count("RUNNING") == 2
@@ -153,14 +155,14 @@ def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
         pause = done.task_run("approval").outputs
         assert pause["approved"] is False and pause["approver"] == "system:timeout"
         assert "rollback_deployment" not in {a["name"] for a in done.task_run("execute").outputs["executed"]}
-        row = engine.store.approval_row(approval["id"])
+        row = engine.store.approvals.get(approval["id"])
         assert row["status"] == "expired" and row["decided_by"] == "system:timeout"
         assert ("system:timeout", "approval.expired") in events(engine.store, approval["id"])
         with pytest.raises(AlreadyDecided, match=r"expired .* and was rejected"):
             service.decide(approval["id"], bob, True, "")
-        [record] = engine.store.outcome_records()
+        [record] = engine.store.outcomes.records()
         assert record["approval"]["status"] == "expired"
-        assert engine.store.deployment_for_execution(execution.id)["approval"] == "expired"
+        assert engine.store.deployments.for_execution(execution.id)["approval"] == "expired"
     finally:
         runtime.close()
 
@@ -173,7 +175,7 @@ def test_deciding_an_overdue_approval_expires_it_instead(fast_expiry_settings, b
         time.sleep(0.8)  # overdue, but nothing has expired it yet
         with pytest.raises(AlreadyDecided, match="expired"):
             service.decide(approval["id"], bob, True, "")
-        assert engine.store.approval_row(approval["id"])["status"] == "expired"
+        assert engine.store.approvals.get(approval["id"])["status"] == "expired"
         assert engine.wait(execution.id, timeout=30).task_run("approval").outputs["approved"] is False
     finally:
         engine.close()
@@ -205,27 +207,27 @@ def test_a_failed_resume_keeps_the_decision_and_can_be_retried(engine, settings,
     result = service.decide(approval["id"], bob, True, "")
     assert result.status == "approved" and not result.resumed
     assert "could not be resumed" in result.message
-    row = engine.store.approval_row(approval["id"])
+    row = engine.store.approvals.get(approval["id"])
     assert row["status"] == "approved" and row["resume_state"] == "failed"
     assert [a["id"] for a in service.resume_failed()] == [approval["id"]]
     assert engine.get_execution(execution.id).state == State.PAUSED
     assert not service.retry_resume(approval["id"]).resumed
     assert service.retry_resume(approval["id"]).resumed
     assert engine.wait(execution.id, timeout=30).outputs["deployment_status"] == "rolled back"
-    assert engine.store.approval_row(approval["id"])["resume_state"] == "done"
+    assert engine.store.approvals.get(approval["id"])["resume_state"] == "done"
     assert service.resume_failed() == []
 
 
 def test_audit_trail_is_append_only(engine, approvals, bob):
     _, approval = run_paused(engine)
     approvals.decide(approval["id"], bob, True, "")
-    before = engine.store.audit_trail()
+    before = engine.store.audit.trail()
     assert before
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"), engine.store.write() as conn:
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), engine.store.db.write() as conn:
         conn.execute("UPDATE audit SET actor = 'mallory'")
-    with pytest.raises(sqlite3.DatabaseError, match="append-only"), engine.store.write() as conn:
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"), engine.store.db.write() as conn:
         conn.execute("DELETE FROM audit")
-    assert engine.store.audit_trail() == before
+    assert engine.store.audit.trail() == before
     history = approvals.history()
     assert history[0]["seq"] > history[-1]["seq"]  # newest first
     assert {"execution.launched", "approval.requested", "approval.approved"} <= {h["event"] for h in history}
@@ -235,7 +237,7 @@ def test_pending_lists_votes_and_unknown_id_is_clear(engine, approvals, bob, car
     from console.access.approvals import ApprovalNotFound
 
     _, approval = run_paused(engine)
-    with engine.store.write() as conn:
+    with engine.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
     approvals.decide(approval["id"], bob, True, "")
     [pending] = approvals.pending()
@@ -251,7 +253,7 @@ def test_request_is_idempotent_per_execution(engine, approvals):
         execution.id, plan=plan, decision={}, requested_by="ci", service=approval["service"]
     )
     assert again == approval["id"]
-    assert len(engine.store.approvals()) == 1
+    assert len(engine.store.approvals.list()) == 1
 
 
 def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
@@ -261,10 +263,10 @@ def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
         execution, approval = run_paused(engine)
         deadline = time.monotonic() + 10
         while (
-            engine.store.approval_row(approval["id"])["status"] == "pending" and time.monotonic() < deadline
+            engine.store.approvals.get(approval["id"])["status"] == "pending" and time.monotonic() < deadline
         ):
             time.sleep(0.05)
-        assert engine.store.approval_row(approval["id"])["status"] == "expired"
+        assert engine.store.approvals.get(approval["id"])["status"] == "expired"
         done = engine.wait(execution.id, timeout=30)
         assert done.task_run("approval").outputs["approved"] is False
     finally:
@@ -278,4 +280,4 @@ def test_overlong_comment_is_refused_and_truthy_values_do_not_approve(engine, ap
     # only True approves: a truthy non-bool from a sloppy caller is treated as a reject (needs a comment)
     with pytest.raises(ValueError, match="needs a comment"):
         approvals.decide(approval["id"], bob, "yes", "")
-    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+    assert engine.store.approvals.get(approval["id"])["status"] == "pending"

@@ -92,12 +92,12 @@ def _setup(tmp_path: Path, settings, url: str):
     snapshot = tmp_path / "snapshot.json"
     snapshot.write_text(json.dumps(doc), encoding="utf-8")
     store = Store(settings.db_path)  # v1.0.0 is known-good: the plan's rollback target
-    with store.write() as conn:
+    with store.db.write() as conn:
         good = revisions.event(
             "demo-service", "v1.0.0", revisions.MARKED_GOOD, "2026-01-01T00:00:00Z", "ran for a year",
             source="operator", actor="carol",
         )  # fmt: skip
-        store.add_revision_events_in(conn, [good])
+        store.revisions.add_in(conn, [good])
     store.close()
     return replace(settings, services_file=services), snapshot
 
@@ -129,7 +129,7 @@ def test_recovery_keeps_the_rollback_made_before_the_crash(settings, tmp_path, m
             rollback = next(a for a in execute["executed"] if a["name"] == "rollback_deployment")
             assert rollback["status"] == "done" and rollback["label"] == "rolled back"
             assert execute["deployment_status"] == "rolled back"
-            assert engine.store.deployment_for_execution(execution.id)["status"] == "rolled back"
+            assert engine.store.deployments.for_execution(execution.id)["status"] == "rolled back"
         finally:
             engine.close()
 
@@ -159,7 +159,7 @@ def test_a_rollback_cut_off_during_its_call_is_reconciled_once_never_failed(sett
                 "interrupted: the console stopped"
             )
             assert execute["deployment_status"] == "rolled back"
-            row = engine.store.deployment_for_execution(execution.id)
+            row = engine.store.deployments.for_execution(execution.id)
             assert row["status"] == "rolled back" and row["running_version"] == "v1.0.0"
         finally:
             engine.close()

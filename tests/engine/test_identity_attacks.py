@@ -27,7 +27,7 @@ def seed(env: dict[str, str], *, requested_by: str, scenario: str = ROLLBACK_SCE
     try:
         execution_id = engine.launch(load_scenario(scenario, settings), triggered_by=requested_by)
         assert engine.wait(execution_id, timeout=60).state == State.PAUSED
-        approval = engine.store.approval_for_execution(execution_id)
+        approval = engine.store.approvals.for_execution(execution_id)
     finally:
         engine.close()
     assert approval is not None
@@ -39,9 +39,9 @@ def approval_row(env: dict[str, str], approval_id: str) -> tuple[dict, list[dict
     try:
         store = engine.store
         return (
-            store.approval_row(approval_id),
-            store.approval_votes(approval_id),
-            store.audit_trail(subject=approval_id),
+            store.approvals.get(approval_id),
+            store.approvals.votes(approval_id),
+            store.audit.trail(subject=approval_id),
         )
     finally:
         engine.close()
@@ -107,7 +107,7 @@ def test_service_self_review_holds_for_every_spelling(engine, approvals, alias):
     approval = bob_request(engine, approvals)
     with pytest.raises(PermissionDenied, match="your own request"):
         approvals.decide(approval["id"], Identity(alias, Role.ADMIN, source="cli"), True, "")
-    assert engine.store.approval_votes(approval["id"]) == []
+    assert engine.store.approvals.votes(approval["id"]) == []
 
 
 @pytest.mark.parametrize(
@@ -125,8 +125,8 @@ def test_service_refuses_invalid_names_whoever_built_the_identity(engine, approv
     approval = bob_request(engine, approvals)
     with pytest.raises(InvalidIdentity, match=why):
         approvals.decide(approval["id"], Identity(name, Role.ADMIN, source="api"), True, "")
-    assert engine.store.approval_row(approval["id"])["status"] == "pending"
-    assert engine.store.approval_votes(approval["id"]) == []
+    assert engine.store.approvals.get(approval["id"])["status"] == "pending"
+    assert engine.store.approvals.votes(approval["id"]) == []
 
 
 def test_service_counts_one_vote_per_person_however_spelled(engine, approvals):
@@ -138,9 +138,9 @@ def test_service_counts_one_vote_per_person_however_spelled(engine, approvals):
     for alias in ("émile", "E\u0301MILE ", "ÉMILE"):
         with pytest.raises(AlreadyDecided, match="already voted"):
             approvals.decide(approval["id"], Identity(alias, Role.APPROVER, source="cli"), True, "")
-    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+    assert engine.store.approvals.get(approval["id"])["status"] == "pending"
     # the vote is stored under the canonical name
-    assert [v["actor"] for v in engine.store.approval_votes(approval["id"])] == ["Émile"]
+    assert [v["actor"] for v in engine.store.approvals.votes(approval["id"])] == ["Émile"]
 
 
 def test_requested_by_is_stored_in_canonical_form(engine, approvals):
@@ -149,7 +149,7 @@ def test_requested_by_is_stored_in_canonical_form(engine, approvals):
     with pytest.raises(PermissionDenied, match="your own request"):
         approvals.decide(approval["id"], Identity("bob", Role.APPROVER, source="cli"), True, "")
     requested = [
-        r for r in engine.store.audit_trail(subject=approval["id"]) if r["event"] == "approval.requested"
+        r for r in engine.store.audit.trail(subject=approval["id"]) if r["event"] == "approval.requested"
     ]
     assert [r["actor"] for r in requested] == ["Bob"]
 
@@ -157,8 +157,8 @@ def test_requested_by_is_stored_in_canonical_form(engine, approvals):
 def test_request_through_the_service_normalises_the_requester(engine, approvals: ApprovalService):
     execution = engine.run_sync(scenario=ROLLBACK_SCENARIO, triggered_by="seed", timeout=60)
     plan = engine.get_execution(execution.id).task_run("decide").outputs["plan"]
-    with engine.store.write() as conn:  # a request the service itself creates (Kestra's path)
-        engine.store.cancel_pending_approvals_in(conn, execution.id, "2026-01-01T00:00:00Z")
+    with engine.store.db.write() as conn:  # a request the service itself creates (Kestra's path)
+        engine.store.approvals.cancel_pending_in(conn, execution.id, "2026-01-01T00:00:00Z")
     approval_id = approvals.request(
         execution.id, plan=plan, decision={}, requested_by=" ＣＡＲＯＬ ", service="payment-service"
     )

@@ -114,12 +114,12 @@ def test_command_line_passwords_share_the_sign_in_limits_and_are_audited(cli, tm
     settings = load_settings(env=cli.env)
     store = Store(settings.db_path)
     try:
-        [failed] = [r for r in store.audit_trail(limit=50) if r["event"] == "signin.failed"]
+        [failed] = [r for r in store.audit.trail(limit=50) if r["event"] == "signin.failed"]
         assert failed["actor"] == "bob" and failed["detail"]["via"] == "command line"
         assert "nope" not in str(failed)
         # bob has failed often lately (the same counts the sign-in form keeps, in the store)
-        with store.write() as conn:
-            store.set_sign_in_failure_in(
+        with store.db.write() as conn:
+            store.sign_in_failures.set_in(
                 conn, "user:bob", failures=9, last_at=time.time(), locked_until=time.time() + 600
             )
     finally:

@@ -27,7 +27,7 @@ def test_every_scenario_pauses_exactly_when_the_plan_needs_a_human(engine, appro
     decide = execution.task_run("decide")
     assert decide is not None and decide.state == State.SUCCESS
     plan = decide.outputs["plan"]
-    approval = engine.store.approval_for_execution(execution.id)
+    approval = engine.store.approvals.for_execution(execution.id)
     if plan["needs_approval"]:
         assert execution.state == State.PAUSED
         assert execution.task_run("approval").state == State.PAUSED
@@ -35,7 +35,7 @@ def test_every_scenario_pauses_exactly_when_the_plan_needs_a_human(engine, appro
         assert [a["name"] for a in approval["actions"]] == [a["name"] for a in plan["approval"]]
         critical = any(a["risk"] == "CRITICAL" for a in plan["approval"])
         assert approval["required_approvals"] == (2 if critical else 1)
-        assert engine.store.deployment_for_execution(execution.id)["status"] == "awaiting approval"
+        assert engine.store.deployments.for_execution(execution.id)["status"] == "awaiting approval"
     else:
         assert execution.state == State.SUCCESS
         assert approval is None
@@ -70,7 +70,7 @@ def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bo
     executed = done.task_run("execute").outputs["executed"]
     assert "rollback_deployment" in {a["name"] for a in executed}
     assert done.outputs["deployment_status"] == "rolled back"
-    deployment = engine.store.deployment_for_execution(execution.id)
+    deployment = engine.store.deployments.for_execution(execution.id)
     assert deployment["status"] == "rolled back" and deployment["approval"] == "approved"
     assert deployment["verdict"] == "ROLLBACK"
 
@@ -82,8 +82,8 @@ def test_healthy_scenario_runs_to_success_without_approval(engine):
     assert execution.outputs["verdict"] == "CONTINUE"
     assert execution.outputs["deployment_status"] == "healthy"
     assert execution.task_run("approval").outputs == {"required": False}
-    assert engine.store.approval_for_execution(execution.id) is None
-    [record] = engine.store.outcome_records()
+    assert engine.store.approvals.for_execution(execution.id) is None
+    [record] = engine.store.outcomes.records()
     assert record["approval"]["status"] == "auto"
     assert record["scenario"]["id"] == HEALTHY_SCENARIO
     assert record["outcome"]["held"] is True  # it stayed healthy on the recorded post-action segment
@@ -112,8 +112,8 @@ def test_scenario_timestamps_are_shifted_to_now(engine):
     deployed = parse_time(snapshot["deployment"]["deployed_at"])
     assert deployed < newest
     # the deployment's charts read exactly this snapshot, at the shifted times
-    deployment = engine.store.deployment_for_execution(execution.id)
-    assert engine.store.deployment_snapshot(deployment) == snapshot
+    deployment = engine.store.deployments.for_execution(execution.id)
+    assert engine.store.deployments.snapshot(deployment) == snapshot
     metric = next(iter(snapshot["metrics"]))
     times, values = snapshot_series(snapshot)[metric]
     assert times[-1] == newest.timestamp() and len(values) == len(snapshot["metrics"][metric])
@@ -145,7 +145,7 @@ def test_a_failing_step_fails_the_task_and_the_execution_with_one_line(engine, m
     assert errors[0].task_id == "analyze"
     assert errors[0].message == "RuntimeError: analysis exploded on two lines"
     assert "Traceback" not in errors[0].message
-    assert engine.store.deployment_for_execution(execution.id)["status"] == "failed"
+    assert engine.store.deployments.for_execution(execution.id)["status"] == "failed"
 
 
 def test_invalid_snapshot_fails_in_collect(engine):
@@ -179,7 +179,7 @@ def test_kill_a_paused_execution_cancels_its_approval(engine, approvals, bob):
     killed = engine.get_execution(execution.id)
     assert killed.state == State.KILLED
     assert killed.task_run("approval").state == State.KILLED
-    assert engine.store.approval_row(approval["id"])["status"] == "cancelled"
+    assert engine.store.approvals.get(approval["id"])["status"] == "cancelled"
     with pytest.raises(AlreadyDecided, match="cancelled"):
         approvals.decide(approval["id"], bob, True, "")
     with pytest.raises(BackendError, match="already KILLED"):
@@ -203,19 +203,19 @@ def test_search_is_newest_first_with_state_filter_and_paging(engine):
 def test_dashboard_read_models(engine, approvals, bob):
     engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice", timeout=30)
     execution, approval = run_paused(engine)
-    kpis = engine.store.dashboard_kpis()
+    kpis = engine.store.deployments.dashboard_kpis()
     assert kpis.executions_today == 2 and kpis.pending_approvals == 1
     assert kpis.auto_approved_share == 1.0  # the only decided deployment ran on its own
     approvals.decide(approval["id"], bob, True, "")
     engine.wait(execution.id, timeout=30)
-    kpis = engine.store.dashboard_kpis()
+    kpis = engine.store.deployments.dashboard_kpis()
     assert kpis.pending_approvals == 0 and kpis.rollbacks_today == 1
     assert kpis.auto_approved_share == 0.5
     assert kpis.mean_human_wait_s is not None and kpis.mean_human_wait_s >= 0
     assert kpis.verdicts_today == {"CONTINUE": 1, "ROLLBACK": 1}
-    latest = engine.store.latest_decisions(5)
+    latest = engine.store.deployments.latest_decisions(5)
     assert latest[0]["execution_id"] == execution.id
-    health = {h["service"]: h for h in engine.store.service_health()}
+    health = {h["service"]: h for h in engine.store.deployments.service_health()}
     assert health[latest[0]["service"]]["status"] == "rolled back"
     engine_health = engine.health()
     assert engine_health.ok and engine_health.details["executions"] == 2
@@ -225,7 +225,7 @@ def test_dashboard_read_models(engine, approvals, bob):
 def test_synchronous_engine_runs_inline(settings):
     engine = EmbeddedEngine(settings, synchronous=True)
     execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "cli")
-    assert engine.store.get_execution(execution_id).state == State.SUCCESS
+    assert engine.store.executions.get(execution_id).state == State.SUCCESS
 
 
 def test_an_engine_bug_still_ends_the_execution_failed(engine, monkeypatch):
@@ -268,7 +268,7 @@ def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
     assert execution.task_run("summarize").state == State.KILLED
     assert execution.task_run("decide") is None
     assert ("carol", "execution.killed") in [
-        (r["actor"], r["event"]) for r in engine.store.audit_trail(subject=execution_id)
+        (r["actor"], r["event"]) for r in engine.store.audit.trail(subject=execution_id)
     ]
 
 
@@ -301,7 +301,7 @@ def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_liv
         execution_id = engine.launch_deployment(
             record, triggered_by="alice", source="deployer", labels={"x": "y"}
         )
-        assert engine.store.launch_input(execution_id) == {
+        assert engine.store.executions.launch_input(execution_id) == {
             "deployment": {
                 "id": "dep-5",
                 "service": "demo-service",
@@ -318,7 +318,7 @@ def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_liv
         assert execution.state in (State.PAUSED, State.SUCCESS)
         verification = execution.task_run("collect").outputs["verification"]
         assert verification["ended"] == "window end"
-        row = engine.store.deployment_for_execution(execution_id)
+        row = engine.store.deployments.for_execution(execution_id)
         assert row["environment"] == "live-demo" and row["deployed_by"] == "alice"
         with pytest.raises(BackendError, match="needs at least 'service' and 'version'"):
             engine.launch_deployment({"service": "demo-service"}, triggered_by="alice", source="api")

@@ -25,13 +25,13 @@ def _version(path: Path) -> int:
 
 
 def _columns(store: Store, table: str) -> set[str]:
-    return {row[1] for row in store.conn.execute(f"PRAGMA table_info({table})")}
+    return {row[1] for row in store.db.conn.execute(f"PRAGMA table_info({table})")}
 
 
 def test_a_new_file_gets_every_migration_and_the_latest_version(settings: Settings):
     store = Store(settings.db_path)
     try:
-        assert store.schema_version == migrations.LATEST == _version(settings.db_path)
+        assert store.db.schema_version == migrations.LATEST == _version(settings.db_path)
         assert "learning" in _columns(store, "outcomes")
     finally:
         store.close()
@@ -44,11 +44,11 @@ def test_a_database_of_before_versioning_is_upgraded_with_its_rows(settings: Set
     engine.run_sync(scenario=HEALTHY_SCENARIO, triggered_by="alice")
     execution, approval = run_paused(engine)
     before = {
-        "executions": engine.store.search_executions()[1],
-        "outcomes": engine.store.outcome_records(),
-        "approval": engine.store.approval_row(approval["id"]),
-        "audit": engine.store.audit_trail(),
-        "deployments": engine.store.list_deployments(),
+        "executions": engine.store.executions.search()[1],
+        "outcomes": engine.store.outcomes.records(),
+        "approval": engine.store.approvals.get(approval["id"]),
+        "audit": engine.store.audit.trail(),
+        "deployments": engine.store.deployments.list(),
     }
     engine.close()
     engine.store.close()
@@ -60,12 +60,12 @@ def test_a_database_of_before_versioning_is_upgraded_with_its_rows(settings: Set
     reopened = EmbeddedEngine(settings, synchronous=True)
     try:
         store = reopened.store
-        assert store.schema_version == migrations.LATEST == _version(settings.db_path)
-        assert store.search_executions()[1] == before["executions"]
-        assert store.outcome_records() == before["outcomes"]
-        assert store.approval_row(approval["id"]) == before["approval"]
-        assert store.audit_trail() == before["audit"]
-        assert store.list_deployments() == before["deployments"]
+        assert store.db.schema_version == migrations.LATEST == _version(settings.db_path)
+        assert store.executions.search()[1] == before["executions"]
+        assert store.outcomes.records() == before["outcomes"]
+        assert store.approvals.get(approval["id"]) == before["approval"]
+        assert store.audit.trail() == before["audit"]
+        assert store.deployments.list() == before["deployments"]
         # and it keeps working: the paused run resumes, a new one runs
         reopened.resume(execution.id, approved=True, comment="", approver="bob")
         assert reopened.get_execution(execution.id).outputs["deployment_status"] == "rolled back"
@@ -90,8 +90,8 @@ def test_a_database_from_before_the_learning_column_gets_it_with_its_rows(tmp_pa
     conn.close()
     store = Store(path)
     try:
-        assert "learning" in _columns(store, "outcomes") and store.schema_version == migrations.LATEST
-        [row] = learning_frame(store.learning_rows()).drop(columns="seq").to_dict("records")
+        assert "learning" in _columns(store, "outcomes") and store.db.schema_version == migrations.LATEST
+        [row] = learning_frame(store.outcomes.learning_rows()).drop(columns="seq").to_dict("records")
         assert row == {
             "execution_id": "old-1",
             "verdict": "ROLLBACK",
@@ -125,7 +125,7 @@ def test_several_processes_opening_an_old_file_at_once_upgrade_it_once(tmp_path:
     for t in threads:
         t.join(30)
     assert errors == [] and len(stores) == 6
-    assert {s.schema_version for s in stores} == {migrations.LATEST}
+    assert {s.db.schema_version for s in stores} == {migrations.LATEST}
     assert "learning" in _columns(stores[0], "outcomes")
     for s in stores:
         s.close()
@@ -170,13 +170,13 @@ def test_a_file_of_version_2_keeps_each_snapshot_once_compressed_and_drops_per_s
 
     store = Store(path)
     try:
-        assert store.schema_version == migrations.LATEST
-        tables = {r[0] for r in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert store.db.schema_version == migrations.LATEST
+        tables = {r[0] for r in store.db.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert "artifacts" not in tables and "metric_points" not in tables
-        deployment = store.get_deployment("d-1")
-        assert store.deployment_snapshot(deployment) == snapshot
+        deployment = store.deployments.get("d-1")
+        assert store.deployments.snapshot(deployment) == snapshot
         assert deployment["engine"] == "embedded" and deployment["running_version"] == "v2"
-        count, size = store.document_bytes("snapshot")
+        count, size = store.documents.stored_bytes("snapshot")
         assert count == 1 and size < len(json.dumps(snapshot)) / 3
     finally:
         store.close()

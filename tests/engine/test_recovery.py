@@ -43,7 +43,7 @@ def crash_mid_run(settings, scenario) -> str:
     )
     assert proc.returncode == 9, proc.stderr
     store = Store(settings.db_path)
-    [row] = store.conn.execute("SELECT id, state FROM executions").fetchall()
+    [row] = store.db.conn.execute("SELECT id, state FROM executions").fetchall()
     assert row["state"] == "RUNNING"
     store.close()
     return row["id"]
@@ -71,9 +71,9 @@ def test_killed_console_is_recovered_from_the_interrupted_task(settings):
         restarts = [e.task_id for e in engine.execution_logs(execution_id) if " restarted" in e.message]
         assert restarts == ["summarize"]
         assert any(INTERRUPTED in e.message for e in engine.execution_logs(execution_id))
-        assert len(engine.store.outcome_records()) == 1
+        assert len(engine.store.outcomes.records()) == 1
         assert ("system:recovery", "execution.recovered") in [
-            (r["actor"], r["event"]) for r in engine.store.audit_trail(subject=execution_id)
+            (r["actor"], r["event"]) for r in engine.store.audit.trail(subject=execution_id)
         ]
         # a second start finds nothing to do
         assert EmbeddedEngine(settings, engine.store, synchronous=True).last_recovery == []
@@ -87,7 +87,7 @@ def test_recovery_gives_up_after_repeated_restarts(settings):
     histories = [{"state": "CREATED", "date": now_text()}] + [
         {"state": s, "date": now_text()} for _ in range(MAX_RESTARTS) for s in ("RESTARTED", "RUNNING")
     ]
-    with store.write() as conn:
+    with store.db.write() as conn:
         conn.execute("UPDATE executions SET histories = ? WHERE id = ?", (dumps(histories), execution_id))
     engine = EmbeddedEngine(settings, store, synchronous=True)
     assert engine.last_recovery[0]["action"] == "failed"
@@ -102,7 +102,7 @@ def test_paused_executions_and_pending_approvals_survive_a_restart(settings, sto
     second = EmbeddedEngine(settings, Store(settings.db_path), synchronous=True)
     assert second.last_recovery == []
     assert second.get_execution(execution.id).state == State.PAUSED
-    assert second.store.approval_row(approval["id"])["status"] == "pending"
+    assert second.store.approvals.get(approval["id"])["status"] == "pending"
     second.resume(execution.id, approved=True, comment="", approver="bob")
     assert second.get_execution(execution.id).outputs["deployment_status"] == "rolled back"
 
@@ -111,13 +111,13 @@ def test_an_execution_owned_by_a_live_process_is_left_alone(settings, store):
     engine = EmbeddedEngine(settings, store, synchronous=True)
     execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "alice")
     live_owner = f"{os.uname().nodename}:{os.getppid()}:other"
-    with store.write() as conn:  # pretend another live console is in the middle of it
+    with store.db.write() as conn:  # pretend another live console is in the middle of it
         conn.execute(
             "UPDATE executions SET state = 'RUNNING', owner = ?, heartbeat_at = ? WHERE id = ?",
             (live_owner, now_text(), execution_id),
         )
     assert EmbeddedEngine(settings, store, synchronous=True).last_recovery == []
-    assert store.execution_row(execution_id)["owner"] == live_owner
+    assert store.executions.row(execution_id)["owner"] == live_owner
 
 
 def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, store):
@@ -147,22 +147,22 @@ def test_a_previous_process_with_the_same_pid_is_recognised_as_dead(settings, st
     engine = EmbeddedEngine(settings, store, synchronous=True)
     execution_id = engine.launch_scenario(HEALTHY_SCENARIO, "alice")
     previous_life = f"{socket.gethostname()}:{os.getpid()}:deadbeef"
-    with store.write() as conn:
+    with store.db.write() as conn:
         conn.execute(
             "UPDATE executions SET state = 'RUNNING', owner = ?, heartbeat_at = ? WHERE id = ?",
             (previous_life, now_text(), execution_id),
         )
     # a live engine of this same process is not taken over...
     live = EmbeddedEngine(settings, store, synchronous=True, recover=False)
-    with store.write() as conn:
+    with store.db.write() as conn:
         conn.execute("UPDATE executions SET owner = ? WHERE id = ?", (live.owner, execution_id))
     assert EmbeddedEngine(settings, store, synchronous=True).last_recovery == []
     # ...but an owner token no engine of this process holds is a previous life: recovered
-    with store.write() as conn:
+    with store.db.write() as conn:
         conn.execute("UPDATE executions SET owner = ? WHERE id = ?", (previous_life, execution_id))
     assert EmbeddedEngine(settings, store, synchronous=True).last_recovery[0]["execution_id"] == execution_id
     # every task had finished already: the execution is closed, nothing runs twice
     execution = engine.get_execution(execution_id)
     assert execution.state == State.SUCCESS
     assert [h.state.value for h in execution.histories][-3:] == ["RESTARTED", "RUNNING", "SUCCESS"]
-    assert len(store.outcome_records()) == 1
+    assert len(store.outcomes.records()) == 1

@@ -24,7 +24,7 @@ SCENARIO = "memory-leak"
 
 def paused_approval(engine: EmbeddedEngine, execution_id: str) -> dict:
     assert engine.wait(execution_id, timeout=60).state == State.PAUSED
-    approval = engine.store.approval_for_execution(execution_id)
+    approval = engine.store.approvals.for_execution(execution_id)
     assert approval is not None
     return approval
 

@@ -63,7 +63,7 @@ def test_embedded_request_needs_two_for_a_critical_action_whatever_the_plan_says
         assert approval["required_approvals"] == 2
         assert approval["risk"] == "CRITICAL"
         assert service.decide(approval["id"], bob(), True, "").status == "recorded"
-        assert engine.store.approval_row(approval["id"])["status"] == "pending"
+        assert engine.store.approvals.get(approval["id"])["status"] == "pending"
         assert service.decide(approval["id"], carol(), True, "").status == "approved"
     finally:
         engine.close()
@@ -73,8 +73,8 @@ def test_critical_approvers_setting_raises_the_count_but_never_below_two(setting
     store = Store(settings.db_path)
     try:
         for setting, expected in ((3, 3), (1, 2)):
-            with store.write() as conn:
-                approval_id, _ = store.request_approval_in(
+            with store.db.write() as conn:
+                approval_id, _ = store.approvals.request_in(
                     conn,
                     execution_id=f"ex-{setting}",
                     plan={
@@ -88,7 +88,7 @@ def test_critical_approvers_setting_raises_the_count_but_never_below_two(setting
                     timeout_minutes=30,
                     critical_approvers=setting,
                 )
-            assert store.approval_row(approval_id)["required_approvals"] == expected
+            assert store.approvals.get(approval_id)["required_approvals"] == expected
     finally:
         store.close()
 
@@ -105,8 +105,8 @@ def test_critical_approvers_setting_raises_the_count_but_never_below_two(setting
 def test_risk_and_approvers_come_from_the_registry(settings, actions, risk, required):
     store = Store(settings.db_path)
     try:
-        with store.write() as conn:
-            approval_id, _ = store.request_approval_in(
+        with store.db.write() as conn:
+            approval_id, _ = store.approvals.request_in(
                 conn,
                 execution_id="ex-1",
                 plan={"approval": actions, "required_approvals": 5},
@@ -116,7 +116,7 @@ def test_risk_and_approvers_come_from_the_registry(settings, actions, risk, requ
                 deployment_id=None,
                 timeout_minutes=30,
             )
-        row = store.approval_row(approval_id)
+        row = store.approvals.get(approval_id)
         assert (row["risk"], row["required_approvals"]) == (risk, required)
     finally:
         store.close()
@@ -141,7 +141,7 @@ def test_kestra_mirror_needs_two_for_a_critical_action_whatever_the_plan_says(
         [pending] = service.pending()  # request_approval_in, the mirror's path
         assert pending["required_approvals"] == 2 and pending["risk"] == "CRITICAL"
         assert service.decide(pending["id"], bob(), True, "").status == "recorded"
-        assert store.approval_row(pending["id"])["status"] == "pending"
+        assert store.approvals.get(pending["id"])["status"] == "pending"
     finally:
         store.close()
         backend.close()
@@ -153,7 +153,7 @@ def test_a_plan_from_settings_with_more_critical_approvers(settings):
     engine = EmbeddedEngine(settings, max_workers=1)
     try:
         execution = engine.run_sync(scenario=CRITICAL_SCENARIO, triggered_by="seed", timeout=60)
-        assert engine.store.approval_for_execution(execution.id)["required_approvals"] == 3
+        assert engine.store.approvals.for_execution(execution.id)["required_approvals"] == 3
     finally:
         engine.close()
 

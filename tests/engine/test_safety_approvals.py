@@ -67,8 +67,8 @@ def launch(runtime, record) -> str:
 def test_an_approver_may_pick_another_known_good_target_never_a_known_bad_one(lane):
     runtime, deployer, record = lane
     seed_history(runtime.store)
-    with runtime.store.write() as conn:
-        runtime.store.add_revision_events_in(
+    with runtime.store.db.write() as conn:
+        runtime.store.revisions.add_in(
             conn,
             [revisions.event("demo-service", "v1.1.0", revisions.VERIFIED_HEALTHY, "2026-11-29T10:09:00Z",
                              "measured", source="loop", execution_id="old-3")],
@@ -80,13 +80,13 @@ def test_an_approver_may_pick_another_known_good_target_never_a_known_bad_one(la
     with pytest.raises(TargetRefused, match="cannot be the rollback target: it is known-bad"):
         runtime.approvals.decide(approval["id"], BOB, True, "", rollback_to="v1.5.0-crashloop")
     assert runtime.approvals.get(approval["id"])["status"] == "pending"  # refused: nothing decided
-    refused = [a for a in runtime.store.audit_trail(limit=50) if a["event"] == "approval.refused"]
+    refused = [a for a in runtime.store.audit.trail(limit=50) if a["event"] == "approval.refused"]
     assert "known-bad" in refused[0]["detail"]["reason"]
     runtime.approvals.decide(approval["id"], BOB, True, "v1.0.0 ran for a year", rollback_to="v1.0.0")
     row = finished(parts_of(runtime), execution_id)
     assert [p["to"] for p in deployer.posts("/rollback")] == ["v1.0.0"]
     assert row["status"] == "rolled back" and row["running_version"] == "v1.0.0"
-    [chosen] = [a for a in runtime.store.audit_trail(limit=50) if a["event"] == "approval.rollback_target"]
+    [chosen] = [a for a in runtime.store.audit.trail(limit=50) if a["event"] == "approval.rollback_target"]
     assert chosen["actor"] == "bob" and chosen["detail"]["chosen_by"] == "bob"
 
 
@@ -108,7 +108,7 @@ def test_approving_a_rollback_with_no_known_good_version_is_refused(lane, monkey
     seed_history(runtime.store)
     execution_id = launch(runtime, record)
     approval = paused_approval(parts_of(runtime), execution_id)
-    with runtime.store.write() as conn:
+    with runtime.store.db.write() as conn:
         conn.execute("DELETE FROM revision_events")
     with pytest.raises(NoRollbackTarget, match="nothing safe to roll back to; reject it"):
         runtime.approvals.decide(approval["id"], BOB, True, "")
@@ -128,14 +128,14 @@ def test_marks_are_for_approvers_need_a_reason_and_are_audited(lane):
         mark_revision(runtime.approvals, CAROL, "demo-service", "v1.2.0-leak", True, "  ")
     with pytest.raises(ValueError, match="was never seen running"):
         mark_revision(runtime.approvals, CAROL, "demo-service", "v9.9.9", True, "trust me")
-    assert runtime.store.revision_services() == ["demo-service"]
+    assert runtime.store.revisions.services() == ["demo-service"]
     marked = mark_revision(
         runtime.approvals, CAROL, "demo-service", "v1.2.0-leak", False, "leaks, seen in prod"
     )
     assert marked.status == revisions.KNOWN_BAD and marked.reason.startswith("marked known-bad by carol")
     trail = [
         (a["actor"], a["event"])
-        for a in runtime.store.audit_trail(limit=50)
+        for a in runtime.store.audit.trail(limit=50)
         if a["event"].startswith("revision.")
     ]
     assert trail.count(("carol", "revision.marked_bad")) == 1

@@ -26,7 +26,7 @@ def launched(engine, scenario: str, *, deployer: str, requester: str, launcher: 
     doc["deployment"]["deployed_by"] = deployer
     execution_id = engine.launch(doc, triggered_by=requester, labels={"launched_by": launcher})
     assert engine.wait(execution_id, timeout=30).state == State.PAUSED
-    return engine.store.approval_for_execution(execution_id)
+    return engine.store.approvals.for_execution(execution_id)
 
 
 def test_the_launcher_can_neither_approve_nor_reject_a_one_approver_action(engine, approvals, bob):
@@ -37,8 +37,8 @@ def test_the_launcher_can_neither_approve_nor_reject_a_one_approver_action(engin
         approvals.decide(approval["id"], who("Alice "), True, "")
     with pytest.raises(PermissionDenied, match="a rejection decides on its own"):
         approvals.decide(approval["id"], who("alice"), False, "it is fine")
-    assert engine.store.approval_votes(approval["id"]) == []
-    assert [r["event"] for r in engine.store.audit_trail(subject=approval["id"])][:2] == [
+    assert engine.store.approvals.votes(approval["id"]) == []
+    assert [r["event"] for r in engine.store.audit.trail(subject=approval["id"])][:2] == [
         "approval.refused",
         "approval.refused",
     ]
@@ -65,7 +65,7 @@ def test_two_approvers_take_at_most_one_starter(engine, approvals, bob, carol):
     with pytest.raises(PermissionDenied, match="your own request"):
         approvals.decide(approval["id"], who("ci"), True, "")
     assert approvals.decide(approval["id"], bob, True, "").status == "approved"
-    assert engine.store.approval_row(approval["id"])["decided_by"] == "alice, bob"
+    assert engine.store.approvals.get(approval["id"])["decided_by"] == "alice, bob"
 
     other = launched(engine, CRITICAL_SCENARIO, deployer="dave", requester="ci", launcher="alice")
     assert approvals.decide(other["id"], carol, True, "").status == "recorded"

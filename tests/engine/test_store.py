@@ -19,25 +19,25 @@ from console.storage.documents import DocumentMissing
 def test_documents_are_stored_once_compressed_and_read_back_whole(store):
     decision = {"verdict": "ROLLBACK", "summary": "memory climbs " * 80, "metrics": [{"name": "x"}] * 20}
     small = {"verdict": "CONTINUE"}
-    with store.write() as conn:
+    with store.db.write() as conn:
         packed = pack(conn, {"analyze": {"decision": decision}, "again": {"decision": dict(decision)},
                              "tiny": {"decision": small}, "list": [{"decision": decision}]})  # fmt: skip
     ref = packed["analyze"]["decision"]
     assert set(ref) == {"$doc"} and packed["again"]["decision"] == ref == packed["list"][0]["decision"]
     assert packed["tiny"]["decision"] == small  # too small to be worth a document
-    count, size = store.document_bytes()
+    count, size = store.documents.stored_bytes()
     assert count == 1 and size < len(json.dumps(decision)) / 3
-    assert store.unpack(packed) == {
+    assert store.documents.unpack(packed) == {
         "analyze": {"decision": decision},
         "again": {"decision": decision},
         "tiny": {"decision": small},
         "list": [{"decision": decision}],
     }
-    whole = store.document(ref["$doc"])
+    whole = store.documents.get(ref["$doc"])
     whole["verdict"] = "changed by a caller"
-    assert store.document(ref["$doc"])["verdict"] == "ROLLBACK"  # callers get private copies
+    assert store.documents.get(ref["$doc"])["verdict"] == "ROLLBACK"  # callers get private copies
     with pytest.raises(DocumentMissing, match="missing"):
-        store.document("0" * 32)
+        store.documents.get("0" * 32)
 
 
 def _fill_executions(store: Store, n: int) -> None:
@@ -59,7 +59,7 @@ def _fill_executions(store: Store, n: int) -> None:
                 dumps([{"state": "CREATED", "date": start}]),
             )
         )
-    with store.write() as conn:
+    with store.db.write() as conn:
         conn.executemany(
             "INSERT INTO executions (id, namespace, flow_id, state, start_date, updated_at, inputs, "
             "labels, histories)"
@@ -78,19 +78,19 @@ def test_listing_stays_fast_with_100k_executions(store):
         "FAILED page 200": {"states": ["FAILED"], "page": 200},
     }.items():
         start = time.perf_counter()
-        items, total = store.search_executions(**kwargs)
+        items, total = store.executions.search(**kwargs)
         timings[label] = (time.perf_counter() - start) * 1000
         assert len(items) == 50
     assert total == 25_000
-    deep, _ = store.search_executions(page=1000, size=50)
+    deep, _ = store.executions.search(page=1000, size=50)
     assert [e.id for e in deep] == [f"e{i:06d}" for i in range(50049, 49999, -1)]
-    items, _ = store.search_executions(states=["PAUSED"])
+    items, _ = store.executions.search(states=["PAUSED"])
     assert items[0].id == "e099998" and all(e.state.value == "PAUSED" for e in items)
     print("listing over 100k executions (ms):", {k: round(v, 1) for k, v in timings.items()})
     assert max(timings.values()) < 250, timings
     plan = " ".join(
         r[3]
-        for r in store.conn.execute(
+        for r in store.db.conn.execute(
             "EXPLAIN QUERY PLAN SELECT id FROM executions WHERE state IN (?) "
             "ORDER BY start_date DESC, id DESC LIMIT 50",
             ["PAUSED"],
@@ -107,26 +107,26 @@ def test_busy_database_gives_a_clear_error_not_a_lock_error(settings, monkeypatc
     blocker = sqlite3.connect(settings.db_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StoreBusy, match="busy; please try again"), store.write():
+        with pytest.raises(StoreBusy, match="busy; please try again"), store.db.write():
             pass
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    with store.write() as conn:  # the lock is gone: writes work again
+    with store.db.write() as conn:  # the lock is gone: writes work again
         conn.execute("INSERT INTO audit (at, actor, event) VALUES ('now', 'x', 'y')")
 
 
 def test_concurrent_writers_from_many_threads_all_land(store):
     def write(i):
         for j in range(20):
-            store.audit(f"t{i}", "test.write", str(j), {})
+            store.audit.record(f"t{i}", "test.write", str(j), {})
 
     threads = [threading.Thread(target=write, args=(i,)) for i in range(6)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    assert store.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 120
+    assert store.db.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] == 120
 
 
 def test_execute_runs_auto_actions_and_only_approved_risky_ones():
@@ -220,14 +220,14 @@ def test_collect_shifts_a_scenario_so_its_newest_point_is_now(settings):
 
 def test_connections_of_finished_threads_are_closed(store):
     def read():
-        store.search_executions()
+        store.executions.search()
 
     for _ in range(30):  # like Streamlit, one short-lived thread per script run
         t = threading.Thread(target=read)
         t.start()
         t.join()
     read()
-    assert store.open_connections() <= 3
+    assert store.db.open_connections() <= 3
 
 
 def test_dashboard_reads_stay_fast_with_100k_deployments(store):
@@ -253,7 +253,7 @@ def test_dashboard_reads_stay_fast_with_100k_deployments(store):
                 at,
             )
         )
-    with store.write() as conn:
+    with store.db.write() as conn:
         conn.executemany(
             "INSERT INTO deployments (id, ref, service, version, deployed_at, execution_id, verdict, "
             "severity, confidence, approval, status, created_at, updated_at) "
@@ -262,20 +262,20 @@ def test_dashboard_reads_stay_fast_with_100k_deployments(store):
         )
     timings = {}
     for label, call in {
-        "dashboard_kpis": lambda: store.dashboard_kpis(now),
-        "latest_decisions": lambda: store.latest_decisions(10),
-        "service_health": store.service_health,
-        "list_deployments(service)": lambda: store.list_deployments(service="svc7", limit=50),
+        "dashboard_kpis": lambda: store.deployments.dashboard_kpis(now),
+        "latest_decisions": lambda: store.deployments.latest_decisions(10),
+        "service_health": store.deployments.service_health,
+        "list_deployments(service)": lambda: store.deployments.list(service="svc7", limit=50),
     }.items():
         start = time.perf_counter()
         result = call()
         timings[label] = (time.perf_counter() - start) * 1000
         assert result
     print("reads over 100k deployments (ms):", {k: round(v, 1) for k, v in timings.items()})
-    kpis = store.dashboard_kpis(now)
+    kpis = store.deployments.dashboard_kpis(now)
     today = now.hour * 60 + now.minute + 1  # one deployment per minute since midnight
     assert kpis.deployments_today == today
-    assert len(store.service_health()) == 40
+    assert len(store.deployments.service_health()) == 40
     assert max(timings.values()) < 500, timings
 
 
@@ -288,7 +288,7 @@ def test_overview_kpis_keep_the_loops_time_and_the_humans_apart_and_an_escalate_
         ("demo", "memory-leak", "ROLLBACK", "approved", "09:20:00", "11:00:00", "11:01:02"),
     ]
     day = "2026-11-29T"
-    with store.write() as conn:
+    with store.db.write() as conn:
         for key, scenario, verdict, approval, deployed, created, decided in rows:
             conn.execute(
                 "INSERT INTO deployments (id, ref, service, version, deployed_at, execution_id, scenario, "
@@ -303,7 +303,7 @@ def test_overview_kpis_keep_the_loops_time_and_the_humans_apart_and_an_escalate_
             "'[]', 'HIGH', 1, 'ci-bot', ?, ?, 'approved', ?)",
             (f"{day}11:00:02Z", f"{day}11:30:02Z", f"{day}11:01:02Z"),
         )
-    kpis = store.dashboard_kpis(now)
+    kpis = store.deployments.dashboard_kpis(now)
     assert kpis.mean_loop_time_s == pytest.approx((31 + 41 + 2) / 3, abs=0.01)
     assert kpis.mean_human_wait_s == pytest.approx(60, abs=0.01)
     assert kpis.auto_approved_share == pytest.approx(1 / 3)  # the ESCALATE asked for a human

@@ -25,14 +25,14 @@ def test_every_page_shows_the_banner_while_the_store_refuses_writes(app_env, mon
 
     store = get_services().store
     assert _banners("overview") == []
-    lock = Lock(store.path)
+    lock = Lock(store.db.path)
     try:
         with pytest.raises(StoreBusy):
-            store.audit("tester", "probe", None, {})
+            store.audit.record("tester", "probe", None, {})
         for page in PAGES:
             [banner] = _banners(page)
             assert "busy since" in banner and "Retry-After" in banner, (page, banner)
     finally:
         lock.release()
-    store.audit("tester", "probe", None, {})  # a write commits again: the fault is over
+    store.audit.record("tester", "probe", None, {})  # a write commits again: the fault is over
     assert _banners("deployments") == []

@@ -32,7 +32,7 @@ def test_a_year_one_alert_is_400_and_keeps_nothing_then_the_real_alert_starts_it
         far = alert(starts=time.time(), severity="critical", fingerprint="aa")
         far["startsAt"] = "9999-12-31T23:59:59Z"
         assert lab.alerts(delivery(far)).status_code == 400
-        assert lab.store.deliveries(kind="alert") == [] and lab.store.incidents() == []
+        assert lab.store.deliveries.list(kind="alert") == [] and lab.store.incidents.list() == []
         real = lab.alerts(delivery(alert(starts=time.time() - 5, severity="critical")))
         assert real.status_code == 202, real.text
         [outcome] = real.json()["alerts"]
@@ -47,7 +47,7 @@ def test_an_incident_left_without_a_run_gets_its_run_from_the_next_alert(tmp_pat
     lab = start_lab(tmp_path)
     try:
         # what a console of before could leave: an open incident whose run was never created
-        lab.store.open_or_attach_incident(
+        lab.store.incidents.open_or_attach(
             service="demo-service", alert_key="DemoServiceOutOfMemory", fingerprint="0f",
             starts_at="2026-01-01T00:00:00Z", severity="CRITICAL",
         )  # fmt: skip
@@ -55,7 +55,7 @@ def test_an_incident_left_without_a_run_gets_its_run_from_the_next_alert(tmp_pat
         assert answer.status_code == 202, answer.text
         [outcome] = answer.json()["alerts"]
         assert outcome["status"] == "launched", outcome  # not "attached" to a run that does not exist
-        [incident] = lab.store.incidents(status="open")
+        [incident] = lab.store.incidents.list(status="open")
         assert incident["execution_id"] == outcome["execution_id"]
         lab.decided(outcome["execution_id"])
     finally:
@@ -132,8 +132,8 @@ def test_a_deployment_announced_in_the_future_holds_no_worker_while_it_waits(tmp
         future = lab.deploy("v2.0.0", leaky=False, at=time.time() + 299)
         assert future.status_code == 202, future.text
         waiting = future.json()["execution_id"]
-        wait_for("the future deploy to wait", lambda: lab.store.queued_run(waiting) is not None
-                 and lab.store.queued_run(waiting).due_at > time.time() + 250)  # fmt: skip
+        wait_for("the future deploy to wait", lambda: lab.store.queue.get(waiting) is not None
+                 and lab.store.queue.get(waiting).due_at > time.time() + 250)  # fmt: skip
         api = lab.client.get(f"/api/executions/{waiting}", headers=DEPLOYER).json()
         assert api["queue"]["state"] == "waiting" and "ahead" in api["queue"]["reason"]
         assert api["deployment"]["progress"].startswith("waiting until")
@@ -143,7 +143,7 @@ def test_a_deployment_announced_in_the_future_holds_no_worker_while_it_waits(tmp
         assert lab.execution(waiting).state == State.RUNNING and waiting not in lab.engine.scheduler.busy()
         # killed while it waits: it never wakes
         lab.engine.kill(waiting, by="test")
-        assert lab.store.queued_run(waiting) is None
+        assert lab.store.queue.get(waiting) is None
     finally:
         lab.close()
     check_invariants(lab.settings.db_path)

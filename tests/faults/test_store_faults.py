@@ -34,7 +34,7 @@ class Lock:
 
 
 def _watching(lab: Lab, execution_id: str) -> bool:
-    queued = lab.store.queued_run(execution_id)
+    queued = lab.store.queue.get(execution_id)
     return queued is not None and queued.reason.startswith("collect")
 
 
@@ -159,8 +159,8 @@ def test_a_full_disk_is_waited_out_then_every_run_decides_and_the_wal_stays_boun
         # the WAL is checkpointed: it never outgrows its bound, and the periodic upkeep truncates it
         for _ in range(5):
             assert lab.deploy(f"v2.{len(sizes)}", leaky=False).status_code == 202
-            sizes.append((lab.store.data_bytes(), lab.store.wal_bytes()))
-        wait_for("the WAL truncated", lambda: lab.store.wal_bytes() < 256 * 1024)
+            sizes.append((lab.store.db.data_bytes(), lab.store.db.wal_bytes()))
+        wait_for("the WAL truncated", lambda: lab.store.db.wal_bytes() < 256 * 1024)
         assert lab.client.get("/api/health").json()["status"] == "up"
     finally:
         lab.close()
@@ -181,9 +181,9 @@ def test_faults_that_last_past_the_bound_escalate_the_run_honestly(tmp_path: Pat
             lock.release()
         done = wait_for("the escalation", lambda: (e := lab.execution(run)).state.terminal and e)
         assert done.state == State.FAILED
-        row = lab.store.deployment_for_execution(run)
+        row = lab.store.deployments.for_execution(run)
         assert row["status"] == "escalated" and "refused writes since" in row["note"]
-        events = [r["event"] for r in lab.store.audit_trail(subject=run)]
+        events = [r["event"] for r in lab.store.audit.trail(subject=run)]
         assert events.count("deployment.escalated") == 1
     finally:
         lab.close()

@@ -33,11 +33,11 @@ def test_prometheus_down_for_the_whole_window_escalates_with_the_time_it_was_los
             assert "answered HTTP 503" in watched["reason"] or "503" in watched["reason"]
             decision = done.task_run("summarize").outputs["decision"]
             assert decision["verdict"] == "ESCALATE" and decision["actions"] == []
-            row = lab.store.deployment_for_execution(run)
+            row = lab.store.deployments.for_execution(run)
             assert row["status"] == "escalated" and row["verdict"] == "ESCALATE"
             assert row["note"].startswith("telemetry lost since")
             # the escalation is announced: an audit row the notifications follow, once
-            events = [r["event"] for r in lab.store.audit_trail(subject=run)]
+            events = [r["event"] for r in lab.store.audit.trail(subject=run)]
             assert events.count("deployment.escalated") == 1
             message = wait_for(
                 "the notification", lambda: [r for r in receiver.received if r.path == "/hook"]
@@ -46,7 +46,7 @@ def test_prometheus_down_for_the_whole_window_escalates_with_the_time_it_was_los
             assert body["kind"] == "escalated" and body["escalation"]["execution_id"] == run
             assert "telemetry lost since" in body["escalation"]["reason"]
             # it waited for the data for the grace, no more (the lost time is the first failure)
-            lost_since = lab.store.deployment_for_execution(run)["note"].split("since ")[1][:20]
+            lost_since = lab.store.deployments.for_execution(run)["note"].split("since ")[1][:20]
             assert lost_since >= time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(lost_from - 1))
         finally:
             lab.close()
@@ -62,7 +62,7 @@ def test_prometheus_back_within_the_grace_is_judged_as_usual(tmp_path: Path) -> 
         # past the window's end, the look waits for telemetry instead of failing
         wait_for(
             "the run to wait for its telemetry",
-            lambda: (q := lab.store.queued_run(run)) is not None and "telemetry to come back" in q.reason,
+            lambda: (q := lab.store.queue.get(run)) is not None and "telemetry to come back" in q.reason,
         )
         assert lab.execution(run).state == State.RUNNING
         lab.prometheus.failing = False
@@ -71,7 +71,7 @@ def test_prometheus_back_within_the_grace_is_judged_as_usual(tmp_path: Path) -> 
         watched = done.task_run("collect").outputs["verification"]
         assert watched["ended"] == "window end"
         assert done.task_run("summarize").outputs["decision"]["verdict"] == "ROLLBACK"
-        assert lab.store.deployment_for_execution(run)["status"] == "awaiting approval"
+        assert lab.store.deployments.for_execution(run)["status"] == "awaiting approval"
     finally:
         lab.close()
     check_invariants(lab.settings.db_path)

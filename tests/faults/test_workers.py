@@ -50,8 +50,8 @@ def test_queued_runs_say_how_many_go_before_them(tmp_path: Path, monkeypatch) ->
             }
             assert api["deployment"]["status"] == "analyzing"
             assert api["deployment"]["progress"] == f"queued, {ahead} ahead"
-        rows = lab.store.list_deployments(limit=10)
-        positions = lab.store.queue_positions([r["execution_id"] for r in rows], time.time())
+        rows = lab.store.deployments.list(limit=10)
+        positions = lab.store.queue.positions([r["execution_id"] for r in rows], time.time())
         frame = deployments_frame(rows, positions)
         assert sorted(frame["status"]) == [
             "analyzing",
@@ -75,12 +75,12 @@ def test_a_restart_picks_up_the_persisted_wake_ups(tmp_path: Path) -> None:
     wait_for(
         "the watch",
         lambda: (
-            lab.store.queued_run(run) is not None and lab.store.queued_run(run).reason.startswith("collect")
+            lab.store.queue.get(run) is not None and lab.store.queue.get(run).reason.startswith("collect")
         ),
     )
-    looks_before = (lab.store.task_runs_by_task(run)["collect"].outputs or {}).get("watch")
+    looks_before = (lab.store.executions.task_runs_by_task(run)["collect"].outputs or {}).get("watch")
     lab.runtime.close()  # the console stops while the run waits: nothing is running it
-    assert lab.store.queued_run(run) is not None and lab.execution(run).state == State.RUNNING
+    assert lab.store.queue.get(run) is not None and lab.execution(run).state == State.RUNNING
     again = embedded_runtime(lab.settings, max_workers=2)
     try:
         assert [r for r in again.recovery if r.get("execution_id") == run] == []  # waiting, not orphaned
@@ -173,7 +173,7 @@ def test_the_synchronous_engine_runs_through_its_waits(tmp_path: Path) -> None:
             )
             done = engine.get_execution(run)
             assert done.state == State.PAUSED or done.state.terminal
-            assert engine.store.queued_run(run) is None
+            assert engine.store.queue.get(run) is None
         finally:
             engine.close()
     finally:

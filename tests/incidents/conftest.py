@@ -27,14 +27,14 @@ def run(rt: EmbeddedRuntime, scenario: str, *, approve: bool | None = True, comm
     """Run a scenario to its end (deciding its approval when it pauses, unless ``approve`` is None)."""
     execution = rt.engine.run_sync(scenario=scenario, triggered_by="alice")
     if execution.state == State.PAUSED and approve is not None:
-        approval = rt.store.approval_for_execution(execution.id)
+        approval = rt.store.approvals.for_execution(execution.id)
         rt.approvals.decide(approval["id"], Identity(by, Role.APPROVER), approve, comment)
         execution = rt.engine.wait(execution.id)
     return execution
 
 
 def material(rt: EmbeddedRuntime, execution_id: str) -> dict[str, Any]:
-    return rt.store.incident_material(execution_id)
+    return rt.store.stories.incident_material(execution_id)
 
 
 def _result(name: str, risk: str, mode: str, status: str, executor: str, detail: str, label: str,

@@ -39,7 +39,7 @@ def section(markdown: str, name: str) -> str:
 def test_an_approved_rollback_gets_every_section_and_says_simulated(rt, settings):
     execution = run(rt, "memory-leak", comment="go ahead")
     postmortem = write_postmortem(
-        rt.store.get_execution(execution.id), settings, **material(rt, execution.id)
+        rt.store.executions.get(execution.id), settings, **material(rt, execution.id)
     )
     md = postmortem.markdown
     assert headings(md) == list(SECTIONS)
@@ -97,7 +97,7 @@ def test_a_live_record_reports_failures_refusals_and_the_measured_outcome_and_no
 def test_a_rejected_escalation_lists_what_did_not_run_and_the_decision_to_make(rt, settings):
     execution = run(rt, "database-outage-before-deploy", approve=False, comment="the primary is back")
     md = write_postmortem(
-        rt.store.get_execution(execution.id), settings, **material(rt, execution.id)
+        rt.store.executions.get(execution.id), settings, **material(rt, execution.id)
     ).markdown
     assert headings(md) == list(SECTIONS)
     assert "ESCALATE" in section(md, "Summary")
@@ -119,7 +119,7 @@ def test_what_people_and_logs_wrote_cannot_format_link_or_leak(rt, settings):
     items = material(rt, execution.id)
     items["record"]["decision"]["log_patterns"][0]["template"] = "boom `rm -rf` <script>alert(1)</script>"
     md = build_postmortem(
-        rt.store.get_execution(execution.id), **items, secrets=secret_settings.secret_values()
+        rt.store.executions.get(execution.id), **items, secrets=secret_settings.secret_values()
     )
     assert headings(md) == list(SECTIONS)  # the comment's "## Actions" is not a heading
     outside_code = re.sub(r"`[^`]*`", "", md)
@@ -137,12 +137,12 @@ def test_what_people_and_logs_wrote_cannot_format_link_or_leak(rt, settings):
 def test_no_postmortem_for_a_continue_or_an_unfinished_run(rt, settings):
     healthy = run(rt, "healthy-hotfix")
     with pytest.raises(NoIncident, match="ended with verdict CONTINUE: no incident"):
-        write_postmortem(rt.store.get_execution(healthy.id), settings, **material(rt, healthy.id))
+        write_postmortem(rt.store.executions.get(healthy.id), settings, **material(rt, healthy.id))
     paused = run(rt, "memory-leak", approve=None)
     with pytest.raises(NoIncident, match="has not finished"):
-        build_postmortem(rt.store.get_execution(paused.id), **material(rt, paused.id))
-    assert rt.store.latest_incident_execution_id() is None
-    assert rt.store.latest_outcome_execution_id() == healthy.id
+        build_postmortem(rt.store.executions.get(paused.id), **material(rt, paused.id))
+    assert rt.store.stories.latest_incident_execution_id() is None
+    assert rt.store.outcomes.latest_execution_id() == healthy.id
 
 
 @pytest.mark.parametrize(
@@ -158,8 +158,8 @@ def test_the_draft_itself_passes_the_checks_a_rewrite_must_pass(rt, scenario, ap
     """The rewrite check asks for nothing the console's own text lacks (else every rewrite would fail)."""
     execution = run(rt, scenario, approve=approve, comment="" if approve else "not now")
     items = material(rt, execution.id)
-    draft = build_postmortem(rt.store.get_execution(execution.id), **items)
-    check_rewrite(draft, draft, facts_of(gather(rt.store.get_execution(execution.id), **_story_args(items))))
+    draft = build_postmortem(rt.store.executions.get(execution.id), **items)
+    check_rewrite(draft, draft, facts_of(gather(rt.store.executions.get(execution.id), **_story_args(items))))
 
 
 def test_the_live_draft_passes_the_checks_too():
@@ -175,11 +175,11 @@ def _story_args(items: dict) -> dict:
 def test_the_newest_incident_is_found_with_or_without_a_deployment_row(rt):
     rolled_back = run(rt, "memory-leak")
     run(rt, "healthy-hotfix")
-    assert rt.store.latest_incident_execution_id() == rolled_back.id
-    with rt.store.write() as conn:  # a record of an engine that wrote no deployment row
-        rt.store.save_outcome_in(conn, "live-exec-1", None, live_record())
-    assert rt.store.latest_incident_execution_id() == rolled_back.id  # deployments first
-    assert rt.store.latest_outcome_execution_id() == "live-exec-1"
-    with rt.store.write() as conn:
+    assert rt.store.stories.latest_incident_execution_id() == rolled_back.id
+    with rt.store.db.write() as conn:  # a record of an engine that wrote no deployment row
+        rt.store.outcomes.save_in(conn, "live-exec-1", None, live_record())
+    assert rt.store.stories.latest_incident_execution_id() == rolled_back.id  # deployments first
+    assert rt.store.outcomes.latest_execution_id() == "live-exec-1"
+    with rt.store.db.write() as conn:
         conn.execute("UPDATE deployments SET verdict = 'CONTINUE'")
-    assert rt.store.latest_incident_execution_id() == "live-exec-1"
+    assert rt.store.stories.latest_incident_execution_id() == "live-exec-1"

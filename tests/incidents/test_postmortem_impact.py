@@ -15,8 +15,8 @@ def test_the_postmortem_impact_covers_the_incident_from_real_samples(rt, setting
     Impact names each bad user-facing metric's peak and how long it was bad."""
     execution = run(rt, "memory-leak", comment="go ahead")
     md = build_postmortem(
-        rt.store.get_execution(execution.id),
-        snapshot=rt.store.snapshot_for_execution(execution.id),
+        rt.store.executions.get(execution.id),
+        snapshot=rt.store.deployments.snapshot_for_execution(execution.id),
         settings=settings,
         **material(rt, execution.id),
     )

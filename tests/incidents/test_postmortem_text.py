@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.identity]
 def test_emphasis_and_controls_in_a_comment_are_shown_as_written_not_rendered(rt):
     comment = "**urgent** approve __now__, ~~no review~~ _needed_ \u202eevil\u202c\u200b done"
     execution = run(rt, "memory-leak", approve=False, comment=comment)
-    md = build_postmortem(rt.store.get_execution(execution.id), **material(rt, execution.id))
+    md = build_postmortem(rt.store.executions.get(execution.id), **material(rt, execution.id))
     assert re.findall(f"[{BIDI_CONTROLS}{ZERO_WIDTH}]", md) == []
     assert "\\*\\*urgent\\*\\* approve \\_\\_now\\_\\_, \\~\\~no review\\~\\~ \\_needed\\_ evil done" in md
     # no unescaped emphasis marker is left anywhere in what the comment became

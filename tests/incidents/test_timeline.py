@@ -27,7 +27,7 @@ def first(events, kind):
 
 def test_an_approved_rollback_tells_its_story_in_order(rt):
     execution = run(rt, "memory-leak", comment="go ahead")
-    events = build_timeline(rt.store.get_execution(execution.id), **material(rt, execution.id))
+    events = build_timeline(rt.store.executions.get(execution.id), **material(rt, execution.id))
     order = kinds(events)
     assert order[0] == "deployed" and order[-1] == "finished"
     sequence = ["loop_started", "decision", "approval_requested", "vote", "action", "outcome", "finished"]
@@ -74,7 +74,7 @@ def test_an_approved_rollback_tells_its_story_in_order(rt):
 
 def test_a_rejection_shows_the_vote_and_what_did_not_run(rt):
     execution = run(rt, "memory-leak", approve=False, comment="peak traffic, not now")
-    events = build_timeline(rt.store.get_execution(execution.id), **material(rt, execution.id))
+    events = build_timeline(rt.store.executions.get(execution.id), **material(rt, execution.id))
     vote = first(events, "vote")
     assert (
         vote.status == "rejected"
@@ -91,7 +91,7 @@ def test_an_expired_approval_and_a_refused_attempt_are_in_the_story(settings):
     rt = embedded_runtime(replace(settings, approval_timeout_minutes=0.002), synchronous=True)
     try:
         execution = rt.engine.run_sync(scenario="memory-leak", triggered_by="alice")
-        approval = rt.store.approval_for_execution(execution.id)
+        approval = rt.store.approvals.for_execution(execution.id)
         with pytest.raises(PermissionDenied):  # ci-bot asked for it: no self-approval
             rt.approvals.decide(approval["id"], Identity("ci-bot", Role.APPROVER), True, "")
         time.sleep(0.15)
@@ -111,7 +111,7 @@ def test_an_expired_approval_and_a_refused_attempt_are_in_the_story(settings):
 def test_a_paused_run_has_its_decision_from_the_steps_and_no_outcome_yet(rt):
     execution = run(rt, "memory-leak", approve=None)
     assert execution.state == State.PAUSED
-    events = build_timeline(rt.store.get_execution(execution.id), **material(rt, execution.id))
+    events = build_timeline(rt.store.executions.get(execution.id), **material(rt, execution.id))
     assert first(events, "decision").status == "ROLLBACK"
     assert first(events, "approval_requested").status == "pending"
     assert "outcome" not in kinds(events) and "finished" not in kinds(events)
@@ -122,7 +122,7 @@ def test_a_paused_run_has_its_decision_from_the_steps_and_no_outcome_yet(rt):
 def test_a_killed_run_says_who_killed_it(rt):
     execution = run(rt, "memory-leak", approve=None)
     rt.engine.kill(execution.id, by="carol")
-    events = build_timeline(rt.store.get_execution(execution.id), **material(rt, execution.id))
+    events = build_timeline(rt.store.executions.get(execution.id), **material(rt, execution.id))
     assert first(events, "killed").actor == "carol"
     assert first(events, "approval").status == "cancelled"
     assert first(events, "finished").title == "Loop finished: KILLED"

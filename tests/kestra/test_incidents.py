@@ -104,7 +104,7 @@ def test_an_alert_runs_incident_handler_on_kestra_and_the_console_decides_it(par
     [pending] = parts.approvals.pending()  # the mirror reads the Pause and asks for the approval
     assert pending["execution_id"] == execution_id and pending["service"] == "demo-service"
     assert pending["requested_by"] == "alertmanager" and pending["requested_by_source"] == "alertmanager"
-    row = parts.store.deployment_for_execution(execution_id)
+    row = parts.store.deployments.for_execution(execution_id)
     assert row["source"] == "alertmanager" and row["engine"] == "kestra" and row["incident_status"] == "open"
     assert parts.backend.ui_link(execution_id).endswith(f"/devops.loop/incident-handler/{execution_id}")
 
@@ -118,12 +118,12 @@ def test_an_alert_runs_incident_handler_on_kestra_and_the_console_decides_it(par
     assert done["outputs"]["routing"]["route"] == "escalate"
     assert done["outputs"]["outcome"]["incident"]["id"] == outcome.incident_id
     parts.mirror.sync()
-    row = parts.store.deployment_for_execution(execution_id)
+    row = parts.store.deployments.for_execution(execution_id)
     assert row["status"] == "rolled back" and row["approval"] == "approved" and row["verdict"] == "ROLLBACK"
 
     [resolved] = parts.inbound.receive_alerts(delivery(alert(starts=parts.onset, ends=time.time())))
     assert resolved.status == "resolved"
-    assert parts.store.deployment_for_execution(execution_id)["incident_status"] == "resolved"
+    assert parts.store.deployments.for_execution(execution_id)["incident_status"] == "resolved"
     # Alertmanager retrying the firing delivery starts nothing on Kestra
     [again] = parts.inbound.receive_alerts(delivery(alert(starts=parts.onset)))
     assert again.status == "duplicate" and again.execution_id == execution_id
@@ -142,7 +142,7 @@ def test_alertmanager_straight_to_the_flow_s_webhook_runs_it_from_its_own_delive
     assert "route_low" in runs and "escalate" not in runs  # info = LOW: no escalation
     # the mirror waits for collect to name the service, then shows the run like any other
     parts.mirror.sync()
-    row = parts.store.deployment_for_execution(execution_id)
+    row = parts.store.deployments.for_execution(execution_id)
     assert row["service"] == "demo-service" and row["source"] == "alertmanager"
     assert row["status"] == "awaiting approval"
     parts.backend.kill(execution_id)

@@ -61,26 +61,26 @@ def test_a_sync_copies_runs_once_and_a_second_sync_changes_nothing(parts):
 
     first = mirror.sync()
     assert first.error is None and first.projected == 2 and first.approvals_requested == 1
-    ok = store.deployment_for_execution(healthy)
+    ok = store.deployments.for_execution(healthy)
     assert (ok["engine"], ok["source"], ok["scenario"], ok["verdict"], ok["status"]) == (
         "kestra", "scenario", "healthy-hotfix", "CONTINUE", "healthy"
     )  # fmt: skip
-    assert store.deployment_decision(ok)["verdict"] == "CONTINUE"
-    assert store.deployment_snapshot(ok) == backend.snapshot_document(healthy)  # what the decision saw
-    paused = store.deployment_for_execution(leak)
+    assert store.deployments.decision(ok)["verdict"] == "CONTINUE"
+    assert store.deployments.snapshot(ok) == backend.snapshot_document(healthy)  # what the decision saw
+    paused = store.deployments.for_execution(leak)
     assert (paused["status"], paused["approval"]) == ("awaiting approval", "pending")
-    request = store.approval_for_execution(leak)
+    request = store.approvals.for_execution(leak)
     assert request["status"] == "pending" and "rollback_deployment" in {a["name"] for a in request["actions"]}
 
     before = {
-        "deployments": store.list_deployments(),
-        "approvals": store.approvals(),
-        "actions": store.deployment_actions(healthy),
+        "deployments": store.deployments.list(),
+        "approvals": store.approvals.list(),
+        "actions": store.actions.for_execution(healthy),
     }
     again = mirror.sync()
     assert again.projected == 0 and again.approvals_requested == 0  # unchanged fingerprints: not re-read
-    assert store.list_deployments() == before["deployments"] and store.approvals() == before["approvals"]
-    assert store.mirror_state("kestra")["cursor"] is not None
+    assert store.deployments.list() == before["deployments"] and store.approvals.list() == before["approvals"]
+    assert store.mirror.state("kestra")["cursor"] is not None
 
 
 def test_the_approval_decided_in_the_console_resumes_kestra_and_the_outcome_comes_back(parts):
@@ -94,13 +94,13 @@ def test_the_approval_decided_in_the_console_resumes_kestra_and_the_outcome_come
     assert result.status == "approved" and result.resumed
     _wait(backend, leak, {State.SUCCESS})
     mirror.sync()
-    deployment = store.deployment_for_execution(leak)
+    deployment = store.deployments.for_execution(leak)
     assert deployment["status"] == "rolled back" and deployment["running_version"] == "v1.2.2"
     assert deployment["simulated"] is True  # a recorded scenario: the rollback was simulated
-    actions = store.deployment_actions(leak)
+    actions = store.actions.for_execution(leak)
     ran = {(a["name"], a["mode"], a["status"], a["simulated"]) for a in actions}
     assert ("rollback_deployment", "approved", "done", True) in ran
-    [record] = store.outcome_records()
+    [record] = store.outcomes.records()
     assert record["execution_id"] == leak and record["approval"]["approvers"] == ["bob"]
     assert approvals.pending() == []
 
@@ -115,7 +115,7 @@ def test_a_new_mirror_resumes_from_the_stored_cursor(parts, tmp_path):
     _wait(backend, second, {State.SUCCESS, State.PAUSED})
     report = restarted.sync()
     assert report.projected == 1 and report.projected_ids == [second]
-    assert {d["execution_id"] for d in store.list_deployments()} == {first, second}
+    assert {d["execution_id"] for d in store.deployments.list()} == {first, second}
 
 
 def test_kestra_down_is_one_line_and_the_next_sync_catches_up(parts, loaded: FakeKestra):
@@ -123,7 +123,7 @@ def test_kestra_down_is_one_line_and_the_next_sync_catches_up(parts, loaded: Fak
     loaded.down()
     report = mirror.sync()
     assert report.error and "\n" not in report.error and PASSWORD not in report.error
-    assert store.mirror_state("kestra")["last_error"] == report.error
+    assert store.mirror.state("kestra")["last_error"] == report.error
     with pytest.raises(AssertionError):  # pages keep what they had: nothing, and say why
         assert approvals.pending()
     assert approvals.sync_error
@@ -131,8 +131,8 @@ def test_kestra_down_is_one_line_and_the_next_sync_catches_up(parts, loaded: Fak
     execution_id = backend.launch_scenario("healthy-hotfix", "alice")
     _wait(backend, execution_id, {State.SUCCESS})
     again = mirror.sync()
-    assert again.error is None and store.deployment_for_execution(execution_id)["status"] == "healthy"
-    assert store.mirror_state("kestra")["last_error"] is None
+    assert again.error is None and store.deployments.for_execution(execution_id)["status"] == "healthy"
+    assert store.mirror.state("kestra")["last_error"] is None
 
 
 def test_killed_failed_and_deleted_executions(parts, loaded: FakeKestra):
@@ -145,18 +145,18 @@ def test_killed_failed_and_deleted_executions(parts, loaded: FakeKestra):
     failed = backend.client.trigger(backend.namespace, "devops-loop", {"scenario": "no-such-scenario"}).id
     _wait(backend, failed, {State.FAILED})
     mirror.sync()
-    assert store.approval_for_execution(killed)["status"] == "pending"
+    assert store.approvals.for_execution(killed)["status"] == "pending"
 
     backend.kill(killed)
     _wait(backend, killed, {State.KILLED})
     loaded.delete(deleted)
     report = mirror.sync()
     assert report.error is None and report.gone == 1
-    gone = store.deployment_for_execution(deleted)
+    gone = store.deployments.for_execution(deleted)
     assert gone["status"] == "cancelled" and "deleted in Kestra" in gone["note"]
-    assert store.approval_for_execution(deleted)["status"] == "cancelled"
-    stopped = store.deployment_for_execution(killed)
+    assert store.approvals.for_execution(deleted)["status"] == "cancelled"
+    stopped = store.deployments.for_execution(killed)
     assert stopped["status"] == "cancelled" and stopped["note"] == "killed in Kestra"
-    assert store.approval_for_execution(killed)["status"] == "cancelled"
-    assert store.deployment_for_execution(failed)["status"] == "failed"
+    assert store.approvals.for_execution(killed)["status"] == "cancelled"
+    assert store.deployments.for_execution(failed)["status"] == "failed"
     assert mirror.sync().gone == 0  # a deleted execution is not looked for again

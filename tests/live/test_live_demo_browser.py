@@ -77,10 +77,10 @@ def wait_for_approval(stack: LiveStack, deployment_id: str, timeout_s: float = 9
         while True:
             rows = [
                 r
-                for r in store.list_deployments(service="demo-service", limit=20)
+                for r in store.deployments.list(service="demo-service", limit=20)
                 if r.get("ref") == deployment_id
             ]
-            approval = store.approval_for_execution(rows[0]["execution_id"]) if rows else None
+            approval = store.approvals.for_execution(rows[0]["execution_id"]) if rows else None
             if approval is not None and approval["status"] == "pending":
                 return approval
             assert time.monotonic() < deadline, f"no pending approval for {deployment_id}"
@@ -137,10 +137,10 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
         try:
             # the console and the deployer's own announcement name the same deploy: one run
-            [row] = store.list_deployments(service="demo-service", limit=10)
+            [row] = store.deployments.list(service="demo-service", limit=10)
             assert row["source"] in ("console", "deployer") and row["deployed_by"] == "alice"
             assert row["version"] == LEAK
-            approval = store.approval_for_execution(row["execution_id"])
+            approval = store.approvals.for_execution(row["execution_id"])
         finally:
             store.close()
         assert approval["requested_by"] == "alice"
@@ -202,7 +202,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         deadline = time.monotonic() + 20
         store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
         try:
-            while not (rows := [r for r in store.list_deployments(service="demo-service", limit=10)
+            while not (rows := [r for r in store.deployments.list(service="demo-service", limit=10)
                                 if r["version"] == "v1.1.0-fast"]):  # fmt: skip
                 assert time.monotonic() < deadline, "the deployer's announcement started no run"
                 time.sleep(0.2)

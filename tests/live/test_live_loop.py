@@ -58,9 +58,9 @@ def _finish(lane: LiveLane, out: dict[str, Any]) -> dict[str, Any]:
     out["deployments"] = lane.stack.deployments()
     out["serving"] = lane.serving()
     if execution_id:
-        out["row"] = lane.runtime.store.deployment_for_execution(execution_id)
+        out["row"] = lane.runtime.store.deployments.for_execution(execution_id)
         out["logs"] = lane.logs(execution_id)
-    out["records"] = lane.runtime.store.outcome_records()
+    out["records"] = lane.runtime.store.outcomes.records()
     return out
 
 
@@ -71,8 +71,8 @@ def _leak_known_good(lane: LiveLane) -> dict[str, Any]:
         "demo-service", "v1.0.0", revisions.MARKED_GOOD, "2026-01-01T00:00:00Z", "ran for a year",
         source="operator", actor="carol",
     )  # fmt: skip
-    with lane.runtime.store.write() as conn:
-        lane.runtime.store.add_revision_events_in(conn, [marked])
+    with lane.runtime.store.db.write() as conn:
+        lane.runtime.store.revisions.add_in(conn, [marked])
     return _leak(lane)
 
 

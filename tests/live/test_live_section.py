@@ -77,13 +77,13 @@ def test_live_section_shows_the_service_and_deploys_once_on_a_double_click(stack
     assert any("not deployed again" in w for w in texts(at, "warning")), texts(at, "warning")
     from ui.services import get_services
 
-    runs = wait_for(lambda: get_services().store.list_deployments(service="demo-service"), timeout=30)
+    runs = wait_for(lambda: get_services().store.deployments.list(service="demo-service"), timeout=30)
     deploys = [d for d in stack.demo.deployments() if d["kind"] == "deploy"]
     assert [(d["version"], d["by"]) for d in deploys] == [("v1.0.1", "alice")]
     [row] = runs
     assert (row["source"], row["deployed_by"], row["version"]) == ("console", "alice", "v1.0.1")
     assert row["ref"] == deploys[0]["id"]  # the loop watches the deployer's own record
-    launch = get_services().store.console_launch(row["execution_id"])
+    launch = get_services().store.launches.get(row["execution_id"])
     assert launch["launched_by"] == "alice" and launch["source"] == "console sign-in"
     at.run()
     assert any("runs **v1.0.1**" in line for line in texts(at, "markdown"))

@@ -59,11 +59,11 @@ def frozen(lane: LiveLane):
 
 
 def history(lane: LiveLane) -> dict[str, revisions.Revision]:
-    return {r.version: r for r in revisions.revisions(lane.runtime.store.revision_events("demo-service"))}
+    return {r.version: r for r in revisions.revisions(lane.runtime.store.revisions.events("demo-service"))}
 
 
 def row(lane: LiveLane, execution_id: str) -> dict[str, Any]:
-    return lane.runtime.store.deployment_for_execution(execution_id) or {}
+    return lane.runtime.store.deployments.for_execution(execution_id) or {}
 
 
 def forged(record: dict[str, Any], previous: str) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def _crash_lane(lane: LiveLane) -> dict[str, Any]:
         try:
 
             def calling() -> bool:
-                run = lane.runtime.store.task_runs_by_task(execution_id).get("execute")
+                run = lane.runtime.store.executions.task_runs_by_task(execution_id).get("execute")
                 progress = ((run.outputs or {}) if run is not None else {}).get("progress") or {}
                 return any(
                     "rollback" in key and entry.get("phase") == "calling" and "result" not in entry
@@ -216,8 +216,8 @@ def safety_lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
             )
             out = LANES[name](lane)
             out["deployments"] = lane.stack.deployments()
-            out["records"] = lane.runtime.store.outcome_records()
-            out["rows"] = {r["execution_id"]: r for r in lane.runtime.store.list_deployments()}
+            out["records"] = lane.runtime.store.outcomes.records()
+            out["rows"] = {r["execution_id"]: r for r in lane.runtime.store.deployments.list()}
             return out
         except BaseException:
             out["error"] = traceback.format_exc()

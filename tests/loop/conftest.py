@@ -139,5 +139,5 @@ def record_revision(
         execution_id=f"E-{version}",
         window=window,
     )
-    with store.write() as conn:
-        store.add_revision_events_in(conn, [ev])
+    with store.db.write() as conn:
+        store.revisions.add_in(conn, [ev])

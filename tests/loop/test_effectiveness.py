@@ -119,15 +119,15 @@ def test_root_cause_category_ranks_a_garbage_count_as_zero(count, category):
 def test_the_store_reads_what_effectiveness_needs_of_measured_records(settings):
     store = Store(settings.db_path)
     try:
-        with store.write() as conn:
+        with store.db.write() as conn:
             for i, rec in enumerate(
                 [
                     record("rollback_deployment", "done"),
                     record("restart_pod", "done", measured="inconclusive"),
                 ]
             ):
-                store.save_outcome_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
-        rows = store.effectiveness_rows()
+                store.outcomes.save_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
+        rows = store.outcomes.effectiveness_rows()
     finally:
         store.close()
     assert len(rows) == 1  # the inconclusive one is left out
@@ -139,14 +139,14 @@ def test_the_store_reads_what_effectiveness_needs_of_measured_records(settings):
 def test_the_store_groups_identical_effects_and_still_reads_records_of_before_the_column(settings):
     store = Store(settings.db_path)
     try:
-        with store.write() as conn:
+        with store.db.write() as conn:
             for i in range(3):  # three identical measured rollbacks: one group of three
                 rec = record("rollback_deployment", "done", measured="not_resolved" if i == 2 else "resolved")
-                store.save_outcome_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
-            store.save_outcome_in(conn, "ex3", None, {**record("rollback_deployment", "done"), "plan": {}})
+                store.outcomes.save_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
+            store.outcomes.save_in(conn, "ex3", None, {**record("rollback_deployment", "done"), "plan": {}})
             # a record written before the effect column existed
             conn.execute("UPDATE outcomes SET effect = NULL WHERE execution_id = 'ex3'")
-        rows = store.effectiveness_rows()
+        rows = store.outcomes.effectiveness_rows()
     finally:
         store.close()
     assert sorted(r["times"] for r in rows) == [1, 1, 2]  # two alike, one not resolved, one old record
@@ -201,10 +201,10 @@ def test_the_decide_step_reads_the_table_from_the_store_when_configured(settings
     from console.loop import steps
 
     store = Store(settings.db_path)
-    with store.write() as conn:
+    with store.db.write() as conn:
         for i in range(3):
             rec = record("restart_pod", "done", measured="not_resolved")
-            store.save_outcome_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
+            store.outcomes.save_in(conn, f"ex{i}", None, {**rec, "plan": {}, "approval": {}})
     store.close()
     decision = _decision().to_dict()
     assert steps.decide({"decision": decision}, settings)["plan"]["approval"] == []
@@ -218,8 +218,8 @@ def test_export_training_writes_the_effectiveness_table(settings, monkeypatch, c
     from console.__main__ import main
 
     store = Store(settings.db_path)
-    with store.write() as conn:
-        store.save_outcome_in(
+    with store.db.write() as conn:
+        store.outcomes.save_in(
             conn, "ex1", None, {**record("rollback_deployment", "done"), "plan": {}, "approval": {}}
         )
     store.close()

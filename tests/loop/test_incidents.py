@@ -141,8 +141,8 @@ def test_the_suspect_is_the_latest_real_deployment_still_running_within_the_look
 
     def row(i: int, *, minutes: float, source: str = "deployer", scenario: str | None = None,
             running: str | None = None) -> None:  # fmt: skip
-        with store.write() as conn:
-            store.insert_deployment_in(
+        with store.db.write() as conn:
+            store.deployments.insert_in(
                 conn, deployment_id=f"r{i}", ref=f"d-{i}", service="demo-service", version=f"v{i}",
                 previous_version=f"v{i - 1}", environment="live-demo",
                 deployed_at=format_time(starts - timedelta(minutes=minutes)), deployed_by="alice",
@@ -150,25 +150,25 @@ def test_the_suspect_is_the_latest_real_deployment_still_running_within_the_look
                 source=source, created_at=format_time(starts - timedelta(minutes=minutes)),
             )  # fmt: skip
             if running:
-                store.update_deployment_in(conn, f"E{i}", running_version=running)
+                store.deployments.update_in(conn, f"E{i}", running_version=running)
 
     at = format_time(starts)
-    assert store.suspect_deployment("demo-service", at, 3600) is None
+    assert store.deployments.suspect("demo-service", at, 3600) is None
     row(1, minutes=90)  # too old
-    assert store.suspect_deployment("demo-service", at, 3600) is None
+    assert store.deployments.suspect("demo-service", at, 3600) is None
     row(2, minutes=20)
     row(3, minutes=10, source="scenario", scenario="memory-leak")  # a demo, not a deploy
     row(4, minutes=5, source="alertmanager")  # an incident run
-    found = store.suspect_deployment("demo-service", at, 3600)
+    found = store.deployments.suspect("demo-service", at, 3600)
     assert found is not None and (found["id"], found["version"], found["previous_version"]) == (
         "d-2",
         "v2",
         "v1",
     )
-    assert store.suspect_deployment("demo-service", at, 600) is None  # outside a 10-minute lookback
+    assert store.deployments.suspect("demo-service", at, 600) is None  # outside a 10-minute lookback
     row(5, minutes=2, running="v4")  # rolled back since: what runs is not that deploy
-    assert store.suspect_deployment("demo-service", at, 3600) is None
-    assert store.suspect_deployment("other", at, 3600) is None
+    assert store.deployments.suspect("demo-service", at, 3600) is None
+    assert store.deployments.suspect("other", at, 3600) is None
     store.close()
 
 

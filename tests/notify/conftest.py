@@ -66,6 +66,6 @@ def dispatcher(runtime: EmbeddedRuntime, settings: Settings | None = None, **kwa
 def paused(runtime: EmbeddedRuntime, scenario: str = "memory-leak") -> tuple[Execution, dict]:
     execution = runtime.engine.run_sync(scenario=scenario, triggered_by="alice")
     assert execution.state == State.PAUSED
-    approval = runtime.store.approval_for_execution(execution.id)
+    approval = runtime.store.approvals.for_execution(execution.id)
     assert approval is not None
     return execution, approval

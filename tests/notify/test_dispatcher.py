@@ -82,7 +82,7 @@ def test_a_decision_posts_who_when_and_the_comment(runtime, receiver):
     s, w = slack(receiver)[-1], webhook(receiver)[-1]
     text = slack_text(s.body)
     assert "Approved by bob" in text and "ship the rollback" in text and "now run" in text
-    decided = runtime.store.approval_row(approval["id"])
+    decided = runtime.store.approvals.get(approval["id"])
     assert w.body["kind"] == "approved" and w.body["event"] == "approval.approved"
     assert w.body["approval"]["decided_by"] == "bob"
     assert w.body["approval"]["decided_at"] is not None
@@ -118,7 +118,7 @@ def test_expired_and_cancelled_approvals_post_their_result(notify_settings, rece
         rt.approvals.expire_overdue()
         second, approval = paused(rt)
         rt.engine.kill(second.id, by="carol")
-        assert rt.store.approval_row(approval["id"])["status"] == "cancelled"
+        assert rt.store.approvals.get(approval["id"])["status"] == "cancelled"
         dispatcher(rt).run_once()
     finally:
         rt.close()
@@ -163,7 +163,7 @@ def test_a_500_then_200_is_delivered_once_after_a_retry(runtime, receiver):
     d = dispatcher(runtime, backoff_s=0.05)
     first = d.run_once()
     assert (first.delivered, first.retrying) == (1, 1)
-    [row] = runtime.store.notifications(statuses=["pending"])
+    [row] = runtime.store.notifications.list(statuses=["pending"])
     assert row["channel"] == "slack" and row["attempts"] == 1 and row["last_error"].startswith("HTTP 500")
     assert d.run_once().delivered == 0  # not due yet: backoff
     time.sleep(0.06)
@@ -174,7 +174,7 @@ def test_a_500_then_200_is_delivered_once_after_a_retry(runtime, receiver):
     assert len(attempts) == 2 and attempts[0].raw == attempts[1].raw
     assert attempts[0].headers["idempotency-key"] == attempts[1].headers["idempotency-key"]
     assert len(webhook(receiver)) == 1
-    rows = runtime.store.notifications()
+    rows = runtime.store.notifications.list()
     assert {r["status"] for r in rows} == {"delivered"}
     assert {(r["channel"], r["attempts"]) for r in rows} == {("slack", 2), ("webhook", 1)}
 
@@ -185,7 +185,7 @@ def test_a_4xx_is_final_at_once_and_a_429_is_retried(runtime, receiver):
     d = dispatcher(runtime, backoff_s=0.01)
     result = d.run_once()
     assert (result.failed, result.retrying) == (1, 1)
-    failed = runtime.store.notifications(statuses=["failed"])[0]
+    failed = runtime.store.notifications.list(statuses=["failed"])[0]
     assert failed["attempts"] == 1 and failed["last_error"] == "HTTP 404: answer 404"
     time.sleep(0.02)
     assert d.run_once().delivered == 1
@@ -202,11 +202,11 @@ def test_a_receiver_that_is_down_gets_bounded_attempts_and_a_failed_status(notif
         started = time.monotonic()
         for _ in range(20):
             d.run_once()
-            if not rt.store.notifications(statuses=["pending", "sending"]):
+            if not rt.store.notifications.list(statuses=["pending", "sending"]):
                 break
             time.sleep(0.03)
         took = time.monotonic() - started
-        [failed] = rt.store.notifications(statuses=["failed"])
+        [failed] = rt.store.notifications.list(statuses=["failed"])
     finally:
         rt.close()
     assert failed["channel"] == "slack" and failed["attempts"] == down.notify_max_attempts == 3
@@ -233,9 +233,9 @@ def test_delivery_never_holds_up_the_loop(notify_settings):
             started = time.monotonic()
             execution_id = rt.engine.launch_scenario("memory-leak", "alice")
             deadline = time.monotonic() + 20
-            while rt.store.approval_for_execution(execution_id) is None and time.monotonic() < deadline:
+            while rt.store.approvals.for_execution(execution_id) is None and time.monotonic() < deadline:
                 time.sleep(0.02)
-            approval = rt.store.approval_for_execution(execution_id)
+            approval = rt.store.approvals.for_execution(execution_id)
             slow.wait_for(1, timeout=5)  # a delivery is in flight
             decided = time.monotonic()
             rt.approvals.decide(approval["id"], BOB, True, "go")
@@ -243,7 +243,9 @@ def test_delivery_never_holds_up_the_loop(notify_settings):
             execution = rt.engine.wait(execution_id, timeout=20)
             assert execution.state == State.SUCCESS
             assert time.monotonic() - started < 10
-            assert rt.store.notifications(statuses=["delivered"]) == []  # the receiver never answered in time
+            assert (
+                rt.store.notifications.list(statuses=["delivered"]) == []
+            )  # the receiver never answered in time
         finally:
             stopping = time.monotonic()
             rt.close()
@@ -273,12 +275,12 @@ def test_a_message_claimed_by_a_dispatcher_that_died_is_sent_once_by_the_next(ru
     paused(runtime)
     dead = dispatcher(runtime)
     dead._enqueue(None)  # queued, then claimed with a lease that has run out: the process died mid-send
-    claimed = runtime.store.claim_notifications(lease_s=-1)
+    claimed = runtime.store.notifications.claim(lease_s=-1)
     assert len(claimed) == 2 and not receiver.received
     dispatcher(runtime).run_once()
     dispatcher(runtime).run_once()
     assert len(slack(receiver)) == 1 and len(webhook(receiver)) == 1
-    assert {r["attempts"] for r in runtime.store.notifications()} == {2}
+    assert {r["attempts"] for r in runtime.store.notifications.list()} == {2}
 
 
 def test_two_dispatchers_on_one_file_deliver_each_message_once(runtime, receiver, notify_settings):
@@ -317,8 +319,8 @@ def test_no_secret_appears_in_any_message_the_store_or_the_logs(runtime, receive
     d.run_once()
     assert len(receiver.received) == 4
     everything = [r.raw.decode() for r in receiver.received]
-    everything += [json.dumps(row["payload"]) for row in runtime.store.notifications()]
-    everything += [row["last_error"] or "" for row in runtime.store.notifications()]
+    everything += [json.dumps(row["payload"]) for row in runtime.store.notifications.list()]
+    everything += [row["last_error"] or "" for row in runtime.store.notifications.list()]
     everything.append(caplog.text)
     for text in everything:
         for secret in SECRETS:
@@ -346,7 +348,7 @@ def test_a_channel_removed_from_the_settings_fails_its_queued_messages(runtime, 
     dispatcher(runtime)._enqueue(None)
     only_slack = replace(notify_settings, notify_webhook_url=Secret(""))
     dispatcher(runtime, only_slack).run_once()
-    [failed] = runtime.store.notifications(statuses=["failed"])
+    [failed] = runtime.store.notifications.list(statuses=["failed"])
     assert (
         failed["channel"] == "webhook"
         and failed["last_error"] == "channel webhook is not configured any more"
@@ -368,8 +370,8 @@ def test_the_deep_link_follows_the_public_url(runtime, receiver, notify_settings
 def test_the_cursor_moves_past_the_events_it_does_not_announce(runtime, receiver):
     runtime.engine.run_sync(scenario="healthy-hotfix", triggered_by="alice")  # no approval
     assert dispatcher(runtime).run_once().queued == 0
-    last = runtime.store.audit_trail(limit=1)[0]["seq"]
-    assert runtime.store.notify_cursor("approvals") == last and not receiver.received
+    last = runtime.store.audit.trail(limit=1)[0]["seq"]
+    assert runtime.store.notifications.cursor("approvals") == last and not receiver.received
 
 
 def test_a_vote_read_after_the_quorum_still_says_how_many_had_voted_then(runtime, receiver):

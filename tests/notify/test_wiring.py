@@ -110,7 +110,7 @@ def test_the_outbox_migration_does_not_replay_an_old_databases_history(tmp_path)
     path = tmp_path / "old.sqlite3"
     store = Store(path)
     for i in range(3):
-        store.audit("alice", "approval.requested", f"ap-{i}", {})
+        store.audit.record("alice", "approval.requested", f"ap-{i}", {})
     store.close()
     with sqlite3.connect(path) as conn:  # back to the schema of before the outbox
         conn.execute("DROP TABLE notifications")
@@ -119,14 +119,14 @@ def test_the_outbox_migration_does_not_replay_an_old_databases_history(tmp_path)
         conn.execute(f"PRAGMA user_version = {outbox - 1}")
     store = Store(path)
     try:
-        assert store.schema_version == len(MIGRATIONS)
-        assert store.notify_cursor("approvals") == 3
-        store.audit("alice", "approval.requested", "ap-new", {})
-        rows, read_to = store.audit_after(3, ["approval.requested"])
+        assert store.db.schema_version == len(MIGRATIONS)
+        assert store.notifications.cursor("approvals") == 3
+        store.audit.record("alice", "approval.requested", "ap-new", {})
+        rows, read_to = store.audit.after(3, ["approval.requested"])
         assert [r["subject"] for r in rows] == ["ap-new"] and read_to == 4
-        store.audit("alice", "execution.launched", "ex-1", {})
-        assert store.audit_after(4, ["approval.requested"]) == ([], 5)  # read past what is not followed
-        assert store.audit_after(3, ["approval.requested"], limit=1)[1] == 4
+        store.audit.record("alice", "execution.launched", "ex-1", {})
+        assert store.audit.after(4, ["approval.requested"]) == ([], 5)  # read past what is not followed
+        assert store.audit.after(3, ["approval.requested"], limit=1)[1] == 4
     finally:
         store.close()
 

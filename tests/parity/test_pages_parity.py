@@ -49,7 +49,7 @@ LAUNCHER = Identity("alice", Role.APPROVER, source="password")
 def _decide_all(approvals: ApprovalService, store: Store) -> None:
     """Each pending approval decided the way RUNS says for its scenario (or left waiting)."""
     for item in approvals.pending():
-        how = dict(RUNS)[store.deployment_for_execution(item["execution_id"])["scenario"]]
+        how = dict(RUNS)[store.deployments.for_execution(item["execution_id"])["scenario"]]
         if how is not None:
             verb, who = how
             comment = "" if verb == "approve" else "not now"
@@ -227,7 +227,7 @@ def _views(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], tmp_path: Path)
         view["charts"] = {}
         store = Store(Path(env["CONSOLE_DATA_DIR"]) / "console.sqlite3")
         for service in list(_page("metrics").selectbox(key="metrics_service").options):
-            for row in store.list_deployments(service=service):  # this world's ids, picked as a user would
+            for row in store.deployments.list(service=service):  # this world's ids, picked as a user would
                 at = _page("metrics", metrics_service=service, metrics_deployment=row["id"])
                 view["charts"][(service, row["version"], row["verdict"])] = _figures(at)
         store.close()

@@ -83,8 +83,8 @@ def seed_history(store: Store) -> None:
         revisions.event("demo-service", "v1.5.0-crashloop", revisions.CRASH_LOOPING, "2026-11-29T10:05:00Z",
                         "not ready · 8 crash restarts", source="probe", execution_id="old-2"),
     ]  # fmt: skip
-    with store.write() as conn:
-        store.add_revision_events_in(conn, events)
+    with store.db.write() as conn:
+        store.revisions.add_in(conn, events)
 
 
 def announced(record: dict[str, Any]) -> dict[str, Any]:
@@ -170,7 +170,7 @@ def paused_approval(parts: dict[str, Any], execution_id: str) -> dict[str, Any]:
 def finished(parts: dict[str, Any], execution_id: str) -> dict[str, Any]:
     wait_for(lambda: parts["state"](execution_id) == State.SUCCESS, 60, what="the end of the run")
     parts["sync"]()
-    return parts["store"].deployment_for_execution(execution_id)
+    return parts["store"].deployments.for_execution(execution_id)
 
 
 def run_case(kind: str, root: Path, case: str) -> dict[str, Any]:
@@ -200,9 +200,9 @@ def run_case(kind: str, root: Path, case: str) -> dict[str, Any]:
                 for p in deployer.posts("/rollback")
             ]
             out["kinds"] = [r["kind"] for r in deployer.records]
-            known = revisions.revisions(parts["store"].revision_events("demo-service"))
+            known = revisions.revisions(parts["store"].revisions.events("demo-service"))
             out["history"] = {r.version: r.status for r in known}  # the Deployments page's table
-            events = {e["event"] for e in parts["store"].audit_trail(limit=100)}
+            events = {e["event"] for e in parts["store"].audit.trail(limit=100)}
             out["audited"] = sorted(events & {"approval.rollback_target", "approval.superseded"})
             return out
 

@@ -85,14 +85,14 @@ def wait_all(engine: EmbeddedEngine, ids: list[str], timeout: float) -> dict[str
     pending = set(ids)
     while pending and time.monotonic() < deadline:
         for execution_id in list(pending):
-            state = engine.store.get_execution(execution_id, with_task_runs=False).state
+            state = engine.store.executions.get(execution_id, with_task_runs=False).state
             states[execution_id] = state
             if state.terminal or state == State.PAUSED:
                 pending.discard(execution_id)
         if pending:
             time.sleep(0.05)
     for execution_id in pending:
-        states[execution_id] = engine.store.get_execution(execution_id, with_task_runs=False).state
+        states[execution_id] = engine.store.executions.get(execution_id, with_task_runs=False).state
     return states
 
 
@@ -119,9 +119,9 @@ class Readers:
                 for item in page.items[:3]:
                     self.engine.get_execution(item.id)
                     self.engine.execution_logs(item.id)
-                store.dashboard_kpis()
-                store.list_deployments(limit=100)
-                store.audit_trail(limit=200)
+                store.deployments.dashboard_kpis()
+                store.deployments.list(limit=100)
+                store.audit.trail(limit=200)
                 if self.service is not None:
                     self.service.pending()
                     self.service.decided()
@@ -220,7 +220,7 @@ def decide_storm(
                 if outcome in ("approved", "rejected"):
                     open_ids.discard(target)
                 elif outcome.startswith("refused:AlreadyDecided"):
-                    row = service.store.approval_row(target)
+                    row = service.store.approvals.get(target)
                     if row and row["status"] != "pending":
                         open_ids.discard(target)
 
@@ -243,7 +243,7 @@ def check_decisions(service: ApprovalService, approval_ids: list[str], attempts:
     for a in attempts:
         by_item[a.approval_id].append(a)
     for approval_id in approval_ids:
-        row = store.approval_row(approval_id)
+        row = store.approvals.get(approval_id)
         if row is None:
             problems.append(f"{approval_id}: lost")
             continue
@@ -255,7 +255,7 @@ def check_decisions(service: ApprovalService, approval_ids: list[str], attempts:
             problems.append(f"{approval_id}: {len(finals)} callers were told they decided it")
         elif finals[0].outcome != row["status"]:
             problems.append(f"{approval_id}: caller told {finals[0].outcome}, stored {row['status']}")
-        trail = list(reversed(store.audit_trail(subject=approval_id, limit=10_000)))
+        trail = list(reversed(store.audit.trail(subject=approval_id, limit=10_000)))
         final_events = [e for e in trail if e["event"] in FINAL_EVENTS]
         if len(final_events) != 1:
             problems.append(f"{approval_id}: {len(final_events)} final decision events in the audit trail")
@@ -264,7 +264,7 @@ def check_decisions(service: ApprovalService, approval_ids: list[str], attempts:
             problems.append(f"{approval_id}: {len(mine)} attempts but {len(attempt_events)} audit events")
         if Counter(e["actor"] for e in attempt_events) != Counter(a.actor for a in mine):
             problems.append(f"{approval_id}: audit actors differ from the attempts")
-        votes = store.approval_votes(approval_id)
+        votes = store.approvals.votes(approval_id)
         if len({v["actor"] for v in votes}) != len(votes):
             problems.append(f"{approval_id}: one person voted twice")
         if row["requested_by"] in {v["actor"] for v in votes}:

@@ -144,12 +144,12 @@ def test_llm_down_slow_and_garbage_fall_back_with_a_note(start_console, fake_llm
             started = time.perf_counter()
             _launch(page, console.url, "memory-leak")
             took = time.perf_counter() - started
-            [latest] = store.list_deployments(limit=1)
+            [latest] = store.deployments.list(limit=1)
             execution_id = latest["execution_id"]
             open_page(page, f"{console.url}/executions?execution={execution_id}")
             assert_rendered(page, "Executions")
             # the decision card (with the analyzer's notes) of the pending approval
-            approval_id = store.approval_for_execution(execution_id)["id"]
+            approval_id = store.approvals.for_execution(execution_id)["id"]
             open_page(page, f"{console.url}/approvals")
             assert_rendered(page, "Approvals")
             card = page.locator(f".st-key-approval_{approval_id}")
@@ -165,7 +165,7 @@ def test_llm_down_slow_and_garbage_fall_back_with_a_note(start_console, fake_llm
                 assert "rules summary used" in text
             print(f"\nLLM {name}: launch to pause in the browser {took:.1f} s")
             # the rules decision is kept: ROLLBACK still waits for a human
-            assert store.approval_for_execution(execution_id)["status"] == "pending"
+            assert store.approvals.for_execution(execution_id)["status"] == "pending"
     finally:
         store.close()
     log = console.log_text()

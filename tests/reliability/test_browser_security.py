@@ -94,9 +94,9 @@ def test_log_text_and_outputs_are_never_html_and_secrets_never_shown(start_conso
 
     store = Store(console.data_dir / "console.sqlite3")
     try:
-        [deployment] = store.list_deployments(limit=1)
+        [deployment] = store.deployments.list(limit=1)
         execution_id = deployment["execution_id"]
-        approval = store.approval_for_execution(execution_id)
+        approval = store.approvals.for_execution(execution_id)
     finally:
         store.close()
     assert approval is not None and PAYLOAD in approval["requested_by"]

@@ -41,7 +41,7 @@ def engine(settings):
 
 def _no_sqlite_error_anywhere(engine: EmbeddedEngine) -> None:
     """No execution failed on, and no log line mentions, a database error."""
-    rows = engine.store.conn.execute(
+    rows = engine.store.db.conn.execute(
         "SELECT execution_id, message FROM logs WHERE message LIKE '%database is%' "
         "OR message LIKE '%sqlite%' OR message LIKE '%locked%' OR message LIKE '%OperationalError%' "
         "OR message LIKE '%busy%' OR message LIKE '%internal error%'"
@@ -67,12 +67,12 @@ def test_parallel_launches_are_all_recorded_and_finish(engine):
     )
     page = engine.search_executions(size=500)
     assert page.total == LAUNCHES and {e.id for e in page.items} == set(report.ids)
-    launched = [r for r in engine.store.audit_trail(limit=1000) if r["event"] == "execution.launched"]
+    launched = [r for r in engine.store.audit.trail(limit=1000) if r["event"] == "execution.launched"]
     assert sorted(r["subject"] for r in launched) == sorted(report.ids)
     # one deployment row and at most one approval per execution, one approval per paused one
     for execution_id, state in states.items():
-        assert engine.store.deployment_for_execution(execution_id) is not None
-        approvals = engine.store.conn.execute(
+        assert engine.store.deployments.for_execution(execution_id) is not None
+        approvals = engine.store.db.conn.execute(
             "SELECT COUNT(*) FROM approvals WHERE execution_id = ?", (execution_id,)
         ).fetchone()[0]
         assert approvals == (1 if state == State.PAUSED else 0)
@@ -107,7 +107,9 @@ def test_decision_storm_exactly_one_decision_per_approval(engine, settings):
     states = wait_all(engine, report.ids, timeout=120)
     assert set(states.values()) == {State.SUCCESS}, Counter(states.values())
     assert (
-        engine.store.conn.execute("SELECT COUNT(*) FROM approvals WHERE resume_state != 'done'").fetchone()[0]
+        engine.store.db.conn.execute(
+            "SELECT COUNT(*) FROM approvals WHERE resume_state != 'done'"
+        ).fetchone()[0]
         == 0
     )
     _no_sqlite_error_anywhere(engine)
@@ -117,7 +119,7 @@ def test_the_audit_trail_cannot_be_rewritten_under_load(engine, settings):
     """Append-only holds for every connection, including one opened behind the console's back."""
     report = launch_parallel(engine, PAUSING * 2, threads=5)
     wait_all(engine, report.ids, timeout=60)
-    raw = sqlite3.connect(engine.store.path)
+    raw = sqlite3.connect(engine.store.db.path)
     try:
         with pytest.raises(sqlite3.DatabaseError, match="append-only"):
             raw.execute("UPDATE audit SET actor = 'mallory'")

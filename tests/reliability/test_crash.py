@@ -82,10 +82,10 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
         launched, decided = run_and_kill(settings.data_dir, launches=12 + 4 * seed, decisions=2, seed=seed)
         store = Store(settings.db_path)
         before = {
-            r["id"]: r["state"] for r in store.conn.execute("SELECT id, state FROM executions").fetchall()
+            r["id"]: r["state"] for r in store.db.conn.execute("SELECT id, state FROM executions").fetchall()
         }
         # a run a worker held was interrupted; a run in the queue was only waiting its turn
-        queued = {r[0] for r in store.conn.execute("SELECT execution_id FROM run_queue").fetchall()}
+        queued = {r[0] for r in store.db.conn.execute("SELECT execution_id FROM run_queue").fetchall()}
         open_runs = [i for i, s in before.items() if s in ("CREATED", "RUNNING")]
         interrupted = [i for i in open_runs if i not in queued]
         waiting = [i for i in open_runs if i in queued]
@@ -93,23 +93,23 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
             break
         store.close()
     assert interrupted, "the kill never caught an execution mid-run"
-    assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert store.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
     # everything the child reported as done is in the store
     assert set(launched) <= set(before)
-    audit = store.conn.execute("SELECT event, subject FROM audit").fetchall()
+    audit = store.db.conn.execute("SELECT event, subject FROM audit").fetchall()
     launched_events = {r["subject"] for r in audit if r["event"] == "execution.launched"}
     assert set(launched) <= launched_events
     for approval_id, status, _ in decided:
-        row = store.approval_row(approval_id)
+        row = store.approvals.get(approval_id)
         assert row is not None and row["status"] == status
         assert (
             sum(1 for r in audit if r["subject"] == approval_id and r["event"] == f"approval.{status}") == 1
         )
-        assert store.approval_votes(approval_id), "the vote is kept"
+        assert store.approvals.votes(approval_id), "the vote is kept"
     pending_before = {
         r["id"]: r["execution_id"]
-        for r in store.conn.execute("SELECT id, execution_id FROM approvals WHERE status = 'pending'")
+        for r in store.db.conn.execute("SELECT id, execution_id FROM approvals WHERE status = 'pending'")
     }
     assert pending_before, "some approvals were left pending on purpose"
     audit_count = len(audit)
@@ -142,18 +142,18 @@ def test_sigkill_mid_way_loses_nothing_committed(tmp_path: Path, seed: int):
             assert execution_id not in recovered
         # pending approvals are still pending and their executions still wait
         for approval_id, execution_id in pending_before.items():
-            assert engine.store.approval_row(approval_id)["status"] == "pending"
+            assert engine.store.approvals.get(approval_id)["status"] == "pending"
             assert states[execution_id] == State.PAUSED
         # decided approvals reached the engine (even if the kill came between the vote and the resume)
         for approval_id, status, execution_id in decided:
-            assert engine.store.approval_row(approval_id)["resume_state"] == "done"
+            assert engine.store.approvals.get(approval_id)["resume_state"] == "done"
             assert states[execution_id] == State.SUCCESS
             approval_run = engine.get_execution(execution_id).task_run("approval")
             assert approval_run.outputs["approved"] is (status == "approved")
         # nothing was removed from the audit trail
-        assert engine.store.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] >= audit_count
+        assert engine.store.db.conn.execute("SELECT COUNT(*) FROM audit").fetchone()[0] >= audit_count
         assert (
-            engine.store.conn.execute(
+            engine.store.db.conn.execute(
                 "SELECT COUNT(*) FROM logs WHERE message LIKE '%internal error%'"
             ).fetchone()[0]
             == 0

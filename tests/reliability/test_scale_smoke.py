@@ -51,28 +51,28 @@ def test_page_queries_use_indexes(seeded: Path):
     engine = EmbeddedEngine(settings, store, recover=False)
     service = ApprovalService(store, engine, settings)
     statements: list[str] = []
-    store.conn.set_trace_callback(statements.append)
+    store.db.conn.set_trace_callback(statements.append)
     try:
-        assert store.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] >= 2000
-        services = store.deployed_services()
+        assert store.db.conn.execute("SELECT COUNT(*) FROM executions").fetchone()[0] >= 2000
+        services = store.deployments.services()
         assert len(services) >= 5
-        newest = store.list_deployments(service=services[0], limit=50)
-        assert newest and store.deployment_decision(newest[0]) is not None
-        store.deployment_actions(newest[0]["execution_id"])
-        store.approvals(statuses=["pending"])
+        newest = store.deployments.list(service=services[0], limit=50)
+        assert newest and store.deployments.decision(newest[0]) is not None
+        store.actions.for_execution(newest[0]["execution_id"])
+        store.approvals.list(statuses=["pending"])
         decided = service.decided()
         assert decided and all(a["status"] != "pending" for a in decided)
         service.resume_failed()
-        store.dashboard_kpis()
-        store.search_executions(page=1, size=50)
-        store.search_executions(page=30, size=50)
-        store.list_deployments(limit=100)
-        store.latest_decisions(10)
-        store.overdue_approval_ids()
-        store.audit_trail(limit=1000)
+        store.deployments.dashboard_kpis()
+        store.executions.search(page=1, size=50)
+        store.executions.search(page=30, size=50)
+        store.deployments.list(limit=100)
+        store.deployments.latest_decisions(10)
+        store.approvals.overdue_ids()
+        store.audit.trail(limit=1000)
     finally:
-        store.conn.set_trace_callback(None)
-    plans = _plans(store.conn, statements)
+        store.db.conn.set_trace_callback(None)
+    plans = _plans(store.db.conn, statements)
     assert plans, "no statement captured"
     problems = []
     for sql, plan in plans.items():

@@ -55,11 +55,11 @@ def test_roles_and_self_approval_are_enforced_by_the_service(
     if not allowed:
         with pytest.raises(PermissionDenied):
             service.decide(item["id"], identity, approved, "a reason")
-        row = engine.store.approval_row(item["id"])
-        assert row["status"] == "pending" and engine.store.approval_votes(item["id"]) == []
+        row = engine.store.approvals.get(item["id"])
+        assert row["status"] == "pending" and engine.store.approvals.votes(item["id"]) == []
         assert engine.get_execution(execution.id).state == State.PAUSED
         [refusal] = [
-            r for r in engine.store.audit_trail(subject=item["id"]) if r["event"] == "approval.refused"
+            r for r in engine.store.audit.trail(subject=item["id"]) if r["event"] == "approval.refused"
         ]
         assert refusal["actor"] == name and refusal["detail"]["role"] == who.value
     else:
@@ -77,7 +77,7 @@ def test_a_role_cannot_be_smuggled_in_as_text(engine, settings):
     [item] = service.pending()
     with pytest.raises(PermissionDenied):
         service.decide(item["id"], Identity("admin", Role.VIEWER), True, "")
-    assert engine.store.approval_row(item["id"])["status"] == "pending"
+    assert engine.store.approvals.get(item["id"])["status"] == "pending"
 
 
 # ------------------------------------------------------------------ secrets in messages and logs

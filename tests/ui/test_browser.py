@@ -60,7 +60,7 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     launch.dblclick()  # a double click must launch once
     page.get_by_text("Open its approval card").wait_for(timeout=60_000)
     store = Store(data_dir / "console.sqlite3")
-    executions, total = store.search_executions()
+    executions, total = store.executions.search()
     assert total == 1, "a double click launched twice"
     execution_id = executions[0].id
     assert page.get_by_text("as expected", exact=False).count() > 0
@@ -90,13 +90,13 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     print(f"\napproval click-to-result (one click): {click_to_result * 1000:.0f} ms")
     bob.get_by_text("approved by bob").first.wait_for(timeout=10_000)
     decided = time.monotonic()
-    assert store.approval_row(href.split("approval=")[1])["decided_by"] == "bob"
+    assert store.approvals.get(href.split("approval=")[1])["decided_by"] == "bob"
 
     # the first browser's card follows on its own (no reload): not awaiting within 5 s, then the outcome
     card.get_by_text("Awaiting approval").wait_for(state="detached", timeout=5_000)
     print(f"the scenario card left 'Awaiting approval' {time.monotonic() - decided:.1f} s after the approval")
     card.get_by_text("rolled back", exact=False).first.wait_for(timeout=60_000)
-    assert (store.deployment_for_execution(execution_id) or {}).get("status") == "rolled back"
+    assert (store.deployments.for_execution(execution_id) or {}).get("status") == "rolled back"
     page.get_by_text("1/1 as expected").wait_for(timeout=10_000)
     past = page.get_by_test_id("stExpander").filter(has_text="Past scenario runs (1)")
     past.wait_for(timeout=10_000)

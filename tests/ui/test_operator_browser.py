@@ -69,9 +69,9 @@ def _seed(data_dir: Path) -> dict[str, str]:
         ids = {"leak": paused("memory-leak"), "latency": paused("latency-regression"), "critical": critical}
         store = engine.store
         ids["rolled_execution"] = rolled
-        ids["rolled_deployment"] = str(store.deployment_for_execution(rolled)["id"])
-        ids["improved_deployment"] = str(store.deployment_for_execution(improved.id)["id"])
-        assert store.deployment_for_execution(rolled)["status"] == "rolled back"
+        ids["rolled_deployment"] = str(store.deployments.for_execution(rolled)["id"])
+        ids["improved_deployment"] = str(store.deployments.for_execution(improved.id)["id"])
+        assert store.deployments.for_execution(rolled)["status"] == "rolled back"
         return ids
     finally:
         runtime.close()
@@ -162,7 +162,7 @@ def test_the_reject_dialog_keeps_cancel_after_asking_for_a_comment(seeded, page)
     dialog.wait_for(state="detached", timeout=10_000)
     store = Store(seeded.server.data_dir / "console.sqlite3")
     try:
-        assert store.approval_row(seeded.leak)["status"] == "pending"  # nothing was decided
+        assert store.approvals.get(seeded.leak)["status"] == "pending"  # nothing was decided
     finally:
         store.close()
     _no_exception(page)

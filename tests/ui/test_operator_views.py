@@ -340,8 +340,8 @@ def test_the_approvals_page_orders_the_queue_and_keeps_cancel_after_the_comment_
 
     leak = engine.run_sync(scenario="memory-leak", triggered_by="seed", timeout=60)
     critical = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
-    leak_id = engine.store.approval_for_execution(leak.id)["id"]
-    critical_id = engine.store.approval_for_execution(critical.id)["id"]
+    leak_id = engine.store.approvals.for_execution(leak.id)["id"]
+    critical_id = engine.store.approvals.for_execution(critical.id)["id"]
     at = make_app("alice", "approver", "approvals")
     assert not at.exception
     headings = [t for t in texts(at, "markdown") if t.startswith("#### ")]
@@ -359,8 +359,8 @@ def test_the_approvals_page_orders_the_queue_and_keeps_cancel_after_the_comment_
     assert "A rejection needs a comment saying why." in texts(at, "error")
     at.button(key="approval_cancel").click().run()  # still there after the error
     assert "approval_request" not in at.session_state
-    assert engine.store.approval_row(leak_id)["status"] == "pending"
-    assert engine.store.approval_row(critical_id)["status"] == "pending"
+    assert engine.store.approvals.get(leak_id)["status"] == "pending"
+    assert engine.store.approvals.get(critical_id)["status"] == "pending"
 
 
 def test_an_approval_link_to_a_decided_or_unknown_request_says_so(app_env, paused_leak, engine):
@@ -370,7 +370,7 @@ def test_an_approval_link_to_a_decided_or_unknown_request_says_so(app_env, pause
     at.query_params["approval"] = "ap-000000000000"
     at.run()
     assert "Approval ap-000000000000 not found." in texts(at, "warning")
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     at.query_params["approval"] = approval_id
     at.run()
     assert any(":blue-badge[:material/link: opened from a link]" in m for m in texts(at, "markdown"))
@@ -390,11 +390,11 @@ def test_after_an_approved_rollback_the_story_the_postmortem_and_overview_agree(
     from console.domain.executions import State
     from tests.ui.conftest import make_app, texts, wait_for
 
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     at = make_app("alice", "approver", "approvals")
     at.button(key=f"approve_{approval_id}").click().run()
     wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
-    deployment = engine.store.deployment_for_execution(paused_leak.id)
+    deployment = engine.store.deployments.for_execution(paused_leak.id)
 
     at.switch_page("pages/deployments.py")
     at.query_params["deployment"] = str(deployment["id"])

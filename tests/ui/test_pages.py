@@ -63,7 +63,7 @@ def test_launch_scenario_once_even_on_double_click(app_env, engine):
     assert "memory-leak is already running; not launched again." in texts(at, "warning")
     launches = at.session_state["launches"]
     assert list(launches) == ["memory-leak"]
-    _, total = engine.store.search_executions()
+    _, total = engine.store.executions.search()
     assert total == 1
     execution_id = launches["memory-leak"]["execution_id"]
     wait_for(lambda: engine.get_execution(execution_id).state == State.PAUSED)
@@ -77,7 +77,7 @@ def test_approve_rolls_back_in_one_click_and_a_double_click_decides_once(
     app_env, paused_leak: Execution, engine: EmbeddedEngine
 ):
     at = make_app("alice", "approver", "approvals")
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     button = at.button(key=f"approve_{approval_id}")
     button.click().run()
     assert not at.exception
@@ -86,26 +86,26 @@ def test_approve_rolls_back_in_one_click_and_a_double_click_decides_once(
     assert any("approved by alice" in s for s in texts(at, "success")), texts(at, "warning")
     assert not texts(at, "warning")  # not "Already decided": the first click decided, here
     wait_for(lambda: engine.get_execution(paused_leak.id).state == State.SUCCESS)
-    deployment = engine.store.deployment_for_execution(paused_leak.id)
+    deployment = engine.store.deployments.for_execution(paused_leak.id)
     assert deployment["status"] == "rolled back"
 
 
 def test_rejection_needs_a_comment(app_env, paused_leak, engine):
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     at = make_app("alice", "approver", "approvals")
     at.button(key=f"reject_{approval_id}").click().run()
     at.button(key="approval_confirm").click().run()
     assert "A rejection needs a comment saying why." in texts(at, "error")
-    assert engine.store.approval_row(approval_id)["status"] == "pending"
+    assert engine.store.approvals.get(approval_id)["status"] == "pending"
     at.text_area(key="approval_comment").input("leak is in a dependency, rolling forward").run()
     at.button(key="approval_confirm").click().run()
     assert any("rejected by alice" in s for s in texts(at, "success"))
-    row = engine.store.approval_row(approval_id)
+    row = engine.store.approvals.get(approval_id)
     assert row["status"] == "rejected" and row["comment"] == "leak is in a dependency, rolling forward"
 
 
 def test_viewer_is_refused_by_the_service(app_env, paused_leak, engine):
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     at = make_app("victor", "viewer", "approvals")
     assert at.button(key=f"approve_{approval_id}").disabled
     assert at.button(key=f"reject_{approval_id}").disabled
@@ -115,21 +115,21 @@ def test_viewer_is_refused_by_the_service(app_env, paused_leak, engine):
     assert not at.exception
     errors = texts(at, "error")
     assert any(e.startswith("Not allowed:") and "viewer" in e for e in errors), errors
-    assert engine.store.approval_row(approval_id)["status"] == "pending"
+    assert engine.store.approvals.get(approval_id)["status"] == "pending"
 
 
 def test_requester_cannot_approve_own_request(app_env, paused_leak, engine):
-    approval = engine.store.approval_for_execution(paused_leak.id)
+    approval = engine.store.approvals.for_execution(paused_leak.id)
     at = make_app(approval["requested_by"], "admin", "approvals")
     assert at.button(key=f"approve_{approval['id']}").disabled  # the card says why
     assert any("cannot approve your own request" in c for c in texts(at, "caption")), texts(at, "caption")
     crafted_reject(at, approval["id"])
     assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
-    assert engine.store.approval_row(approval["id"])["status"] == "pending"
+    assert engine.store.approvals.get(approval["id"])["status"] == "pending"
 
 
 def test_second_decision_gets_already_decided(app_env, paused_leak, engine):
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     first = make_app("alice", "approver", "approvals")
     second = make_app("bob", "approver", "approvals")  # both saw the request pending
     first.button(key=f"approve_{approval_id}").click().run()
@@ -165,8 +165,8 @@ def test_unknown_execution_is_one_line(app_env):
 
 def test_log_text_is_never_html(app_env, paused_leak, engine):
     payload = "<script>alert('x')</script> **bold**"
-    with engine.store.write() as conn:
-        engine.store.log_in(conn, paused_leak.id, "ERROR", payload, task_id="collect")
+    with engine.store.db.write() as conn:
+        engine.store.executions.log_in(conn, paused_leak.id, "ERROR", payload, task_id="collect")
     at = make_app(page="executions")
     at.query_params["execution"] = paused_leak.id
     at.run()
@@ -255,7 +255,7 @@ def test_the_card_signs_in_right_where_the_decision_is_then_approves_in_one_clic
 ):
     """A phone hides the sidebar: the first card's decision bar carries the sign-in form."""
     monkeypatch.setenv("CONSOLE_SECRETS", str(write_users(tmp_path / "secrets.toml", carol="approver")))
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     at = AppTest.from_file(APP, default_timeout=30).run()
     at.switch_page("pages/approvals.py").run()
     assert at.button(key=f"approve_{approval_id}").disabled
@@ -268,7 +268,7 @@ def test_the_card_signs_in_right_where_the_decision_is_then_approves_in_one_clic
     assert not [t for t in at.text_input if t.key == "card_login_user"]  # the form is gone
     at.button(key=f"approve_{approval_id}").click().run()
     assert any("approved by carol" in s for s in texts(at, "success")), texts(at, "error")
-    assert engine.store.approval_row(approval_id)["decided_by"] == "carol"
+    assert engine.store.approvals.get(approval_id)["decided_by"] == "carol"
 
 
 def test_oidc_mode_maps_the_logged_in_email_to_a_role(app_env, tmp_path, monkeypatch, paused_leak):
@@ -310,15 +310,15 @@ def test_hostile_service_name_is_shown_literally(app_env, engine):
 
 
 def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_leak, engine):
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
-    with engine.store.write() as conn:  # the engine cannot find the execution (e.g. Kestra down)
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
+    with engine.store.db.write() as conn:  # the engine cannot find the execution (e.g. Kestra down)
         conn.execute("UPDATE executions SET id = id || '-away' WHERE id = ?", (paused_leak.id,))
     at = make_app("alice", "approver", "approvals")
     at.button(key=f"approve_{approval_id}").click().run()
     warnings = texts(at, "warning")
     assert any("saved but the engine could not be resumed" in w for w in warnings), warnings
     assert any("decision(s) are saved but the engine could not be told" in w for w in warnings)
-    with engine.store.write() as conn:  # it is back
+    with engine.store.db.write() as conn:  # it is back
         conn.execute("UPDATE executions SET id = ? WHERE id = ?", (paused_leak.id, paused_leak.id + "-away"))
     at.button(key=f"retry_{approval_id}").click().run()
     assert f"{approval_id}: engine resumed" in texts(at, "success")
@@ -326,7 +326,7 @@ def test_decision_saved_but_engine_not_resumed_can_be_retried(app_env, paused_le
 
 
 def test_deployment_deep_link(app_env, paused_leak, engine):
-    deployment = engine.store.deployment_for_execution(paused_leak.id)
+    deployment = engine.store.deployments.for_execution(paused_leak.id)
     at = make_app(page="deployments")
     at.query_params["deployment"] = deployment["id"]
     at.run()
@@ -365,7 +365,7 @@ def test_metrics_charts_mark_the_deploy_and_flag_anomalies(app_env, paused_leak)
 
 
 def test_learning_what_if_threshold(app_env, paused_leak, engine):
-    approval_id = engine.store.approval_for_execution(paused_leak.id)["id"]
+    approval_id = engine.store.approvals.for_execution(paused_leak.id)["id"]
     from console.access.approvals import ApprovalService
     from console.access.auth import Identity, Role
 
@@ -410,13 +410,13 @@ def test_sync_flows_failure_is_one_line(app_env, tmp_path, monkeypatch):
 
 def test_critical_action_needs_two_different_approvers(app_env, engine):
     execution = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
-    approval_id = engine.store.approval_for_execution(execution.id)["id"]
+    approval_id = engine.store.approvals.for_execution(execution.id)["id"]
     first = make_app("alice", "approver", "approvals")
     markdown = " ".join(texts(first, "markdown"))
     assert "2 approvers needed" in markdown and "**Votes so far:** none yet" in markdown
     first.button(key=f"approve_{approval_id}").click().run()
     assert any("1 more approver(s) needed" in s for s in texts(first, "success")), texts(first, "success")
-    assert engine.store.approval_row(approval_id)["status"] == "pending"
+    assert engine.store.approvals.get(approval_id)["status"] == "pending"
     # the same person cannot be the second approver: the bar says so (the service checks it too, below)
     assert first.button(key=f"approve_{approval_id}").disabled
     assert any("You already voted on this" in c for c in texts(first, "caption")), texts(first, "caption")
@@ -426,7 +426,7 @@ def test_critical_action_needs_two_different_approvers(app_env, engine):
                for c in texts(second, "caption"))  # fmt: skip
     second.button(key=f"approve_{approval_id}").click().run()
     assert any("approved by bob" in s for s in texts(second, "success")), texts(second, "success")
-    assert engine.store.approval_row(approval_id)["status"] == "approved"
+    assert engine.store.approvals.get(approval_id)["status"] == "approved"
 
 
 def test_two_overlapping_runs_of_one_service_each_chart_their_own_snapshot(app_env, engine):
@@ -442,7 +442,7 @@ def test_two_overlapping_runs_of_one_service_each_chart_their_own_snapshot(app_e
         wait_for(lambda i=execution_id: engine.get_execution(i).state in (State.PAUSED, State.SUCCESS))
     charted = {}
     for execution_id in ids:
-        deployment = engine.store.deployment_for_execution(execution_id)
+        deployment = engine.store.deployments.for_execution(execution_id)
         assert deployment["service"] == "payment-service"
         at = AppTest.from_file(APP, default_timeout=30)
         at.session_state["demo_name"] = "alice"
@@ -544,20 +544,20 @@ def test_pages_a_differently_spelled_name_is_the_same_person(app_env, engine):
 
     own = engine.launch(load_scenario("memory-leak", app_env), triggered_by="bob")
     assert engine.wait(own, timeout=60).state == State.PAUSED
-    own_id = engine.store.approval_for_execution(own)["id"]
+    own_id = engine.store.approvals.for_execution(own)["id"]
     at = make_app("Bob ", "admin", "approvals")
     assert at.button(key=f"approve_{own_id}").disabled
     crafted_reject(at, own_id)
     assert any("cannot approve your own request" in e for e in texts(at, "error")), texts(at, "error")
-    assert engine.store.approval_votes(own_id) == []
+    assert engine.store.approvals.votes(own_id) == []
 
     critical = engine.run_sync(scenario="database-outage-before-deploy", triggered_by="seed", timeout=60)
-    critical_id = engine.store.approval_for_execution(critical.id)["id"]
+    critical_id = engine.store.approvals.for_execution(critical.id)["id"]
     first = make_app("alice", "approver", "approvals")
     first.button(key=f"approve_{critical_id}").click().run()
     again = make_app("ALICE ", "approver", "approvals")
     assert again.button(key=f"approve_{critical_id}").disabled  # the bar knows alice voted
     crafted_reject(again, critical_id)  # the service knows it too
     assert any("already voted" in w for w in texts(again, "warning")), texts(again, "warning")
-    assert engine.store.approval_row(critical_id)["status"] == "pending"
-    assert [v["actor"] for v in engine.store.approval_votes(critical_id)] == ["alice"]
+    assert engine.store.approvals.get(critical_id)["status"] == "pending"
+    assert [v["actor"] for v in engine.store.approvals.votes(critical_id)] == ["alice"]

@@ -248,7 +248,7 @@ def finished_runs(settings):
     approvals = ApprovalService(engine.store, engine, settings)
     for item in approvals.pending():
         approvals.decide(item["id"], Identity("alice", Role.APPROVER), False, "not now")
-    for ex in engine.store.search_executions()[0]:
+    for ex in engine.store.executions.search()[0]:
         engine.wait(ex.id, timeout=60)
     yield engine
     engine.close()
@@ -256,8 +256,8 @@ def finished_runs(settings):
 
 def test_learning_frame_matches_outcome_records(finished_runs, settings):
     store = finished_runs.store
-    records = store.outcome_records()
-    frame = learning.learning_frame(store.learning_rows())
+    records = store.outcomes.records()
+    frame = learning.learning_frame(store.outcomes.learning_rows())
     assert len(frame) == len(records) >= 3
     by_id = {r["execution_id"]: r for r in records}
     for row in frame.to_dict("records"):
@@ -268,23 +268,23 @@ def test_learning_frame_matches_outcome_records(finished_runs, settings):
         assert row["approval"] == rec["approval"]["status"]
         assert row["actions"] == [a["name"] for a in rec["decision"]["actions"]]
     # incremental read: nothing new after the last rowid, everything after 0
-    assert learning.learning_frame(store.learning_rows(after=int(frame["seq"].max()))).empty
+    assert learning.learning_frame(store.outcomes.learning_rows(after=int(frame["seq"].max()))).empty
     assert learning.merge_learning(frame, frame.tail(1)).shape == frame.shape
 
 
 def test_learning_frame_reads_the_small_column_and_falls_back_for_older_rows(finished_runs):
     store = finished_runs.store
-    with store.read() as conn:
+    with store.db.read() as conn:
         assert conn.execute("SELECT COUNT(*) FROM outcomes WHERE learning IS NULL").fetchone()[0] == 0
-    from_column = learning.learning_frame(store.learning_rows()).drop(columns="seq")
-    with store.write() as conn:  # rows recorded before the column existed (their records were inline)
+    from_column = learning.learning_frame(store.outcomes.learning_rows()).drop(columns="seq")
+    with store.db.write() as conn:  # rows recorded before the column existed (their records were inline)
         for execution_id, record in conn.execute("SELECT execution_id, record FROM outcomes").fetchall():
-            whole = store.unpack(json.loads(record), conn)
+            whole = store.documents.unpack(json.loads(record), conn)
             conn.execute(
                 "UPDATE outcomes SET learning = NULL, record = ? WHERE execution_id = ?",
                 (json.dumps(whole), execution_id),
             )
-    from_records = learning.learning_frame(store.learning_rows()).drop(columns="seq")
+    from_records = learning.learning_frame(store.outcomes.learning_rows()).drop(columns="seq")
     assert from_column.sort_values("execution_id").to_dict("records") == from_records.sort_values(
         "execution_id"
     ).to_dict("records")
@@ -305,16 +305,16 @@ def test_a_store_from_before_the_learning_column_is_upgraded_in_place(tmp_path):
             "INSERT INTO outcomes VALUES ('old-1', 'd', '{\"decision\": {\"verdict\": \"CONTINUE\"}}', 't')"
         )
     store = Store(path)
-    frame = learning.learning_frame(store.learning_rows())
+    frame = learning.learning_frame(store.outcomes.learning_rows())
     assert list(frame["execution_id"]) == ["old-1"] and list(frame["verdict"]) == ["CONTINUE"]
     store.close()
 
 
 @pytest.mark.parametrize("threshold", [0.0, 0.5, 0.8, 1.0])
 def test_whatif_matches_plan_actions_on_full_decisions(finished_runs, settings, threshold):
-    records = finished_runs.store.outcome_records()
+    records = finished_runs.store.outcomes.records()
     routed = learning.whatif_frame(
-        learning.learning_frame(finished_runs.store.learning_rows()), settings, threshold
+        learning.learning_frame(finished_runs.store.outcomes.learning_rows()), settings, threshold
     )
     expected = [
         plan_actions(Decision.from_dict(r["decision"]), settings, threshold=threshold) for r in records
@@ -324,7 +324,7 @@ def test_whatif_matches_plan_actions_on_full_decisions(finished_runs, settings, 
 
 
 def test_votes_from_learning_feed_the_agreement_table(finished_runs):
-    frame = learning.learning_frame(finished_runs.store.learning_rows())
+    frame = learning.learning_frame(finished_runs.store.outcomes.learning_rows())
     votes = learning.votes_from_learning(frame)
     assert votes and all(v["approved"] is False for v in votes)
     table = learning.agreement_by_action(votes)
@@ -333,7 +333,7 @@ def test_votes_from_learning_feed_the_agreement_table(finished_runs):
 
 def test_execution_decision_reads_the_verdict_and_evidence_of_a_finished_run(finished_runs):
     leak = next(
-        ex for ex in finished_runs.store.search_executions()[0] if ex.labels.get("scenario") == "memory-leak"
+        ex for ex in finished_runs.store.executions.search()[0] if ex.labels.get("scenario") == "memory-leak"
     )
     execution = finished_runs.get_execution(leak.id)
     decision = tables.execution_decision(execution)
@@ -418,9 +418,9 @@ def test_audit_csv_has_no_formula_cells(tmp_path):
             "ok\r=1+1",  # a line break must not start a row with a formula
         ]
         for text in hostile:
-            store.audit(text, "approval.requested", "ap-1", {"comment": "c"})
-            store.audit("bob", "approval.rejected", "ap-1", {"comment": text})
-        frame = tables.audit_frame(store.audit_trail())
+            store.audit.record(text, "approval.requested", "ap-1", {"comment": "c"})
+            store.audit.record("bob", "approval.rejected", "ap-1", {"comment": text})
+        frame = tables.audit_frame(store.audit.trail())
     finally:
         store.close()
     rows = list(csv.reader(io.StringIO(tables.csv_bytes(frame).decode(), newline="")))

@@ -20,8 +20,8 @@ def seed(store, service: str) -> None:
         revisions.event(service, "v1.2.4", revisions.SEEN, "2026-11-29T10:06:00Z", "announced",
                         source="announcement", execution_id="e2"),
     ]  # fmt: skip
-    with store.write() as conn:
-        store.add_revision_events_in(conn, events)
+    with store.db.write() as conn:
+        store.revisions.add_in(conn, events)
 
 
 def open_history(at, deployment_id: str) -> None:
@@ -34,7 +34,7 @@ def open_history(at, deployment_id: str) -> None:
 def test_the_history_tab_shows_every_version_and_an_approver_marks_one(app_env, paused_leak, engine):
     from tests.ui.conftest import make_app, texts
 
-    deployment = engine.store.deployment_for_execution(paused_leak.id)
+    deployment = engine.store.deployments.for_execution(paused_leak.id)
     service = deployment["service"]
     seed(engine.store, service)
 
@@ -57,5 +57,5 @@ def test_the_history_tab_shows_every_version_and_an_approver_marks_one(app_env, 
     assert any(s.startswith("v1.2.4 is known-good: marked known-good by alice") for s in texts(at, "success"))
     table = next(d.value for d in at.dataframe if "why" in d.value.columns)
     assert table.set_index("version").loc["v1.2.4", "status"] == "known-good"
-    [audit] = [a for a in engine.store.audit_trail(limit=50) if a["event"] == "revision.marked_good"]
+    [audit] = [a for a in engine.store.audit.trail(limit=50) if a["event"] == "revision.marked_good"]
     assert audit["actor"] == "alice" and audit["subject"] == f"{service}@v1.2.4"

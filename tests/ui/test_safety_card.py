@@ -35,7 +35,7 @@ def test_the_card_names_the_target_and_turns_approve_off_once_superseded(app_env
                 announced(record), triggered_by="alice", source="deployer"
             )
             wait_for(lambda: engine.get_execution(execution_id).state.value == "PAUSED")
-            approval_id = engine.store.approval_for_execution(execution_id)["id"]
+            approval_id = engine.store.approvals.for_execution(execution_id)["id"]
 
             at = make_app("bob", "approver", "approvals")
             assert not at.exception

@@ -47,7 +47,7 @@ def test_scoreboard_and_cards_come_from_the_store_and_survive_a_reload(app_env, 
 
 
 def test_a_paused_run_says_awaiting_approval_with_a_link_to_its_card(app_env, paused_leak, engine):
-    approval = engine.store.approval_for_execution(paused_leak.id)
+    approval = engine.store.approvals.for_execution(paused_leak.id)
     at = make_app(page="scenarios")
     card = " ".join(texts(at, "markdown"))
     assert "Awaiting approval" in card

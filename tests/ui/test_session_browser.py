@@ -101,7 +101,7 @@ def test_a_sign_in_survives_a_reload_and_a_deep_link_in_a_new_tab_until_sign_out
         tab.locator(f".st-key-approve_{approval_id} button").click()  # one click decides
         tab.get_by_text("approved by bob").first.wait_for(timeout=15_000)
         print(f"\none click to 'approved by bob': {time.monotonic() - clicked:.2f} s")
-        assert store.approval_row(approval_id)["decided_by"] == "bob"
+        assert store.approvals.get(approval_id)["decided_by"] == "bob"
 
         # bob's first tab shows the queue; carol, on a phone, follows the other notification's link
         page.goto(f"{server.url}/approvals")

@@ -61,7 +61,7 @@ def test_forty_wrong_passwords_then_the_right_one_is_still_refused(app_env, tmp_
 
     store = Store(app_env.db_path)
     try:
-        trail = store.audit_trail(limit=200)
+        trail = store.audit.trail(limit=200)
         failed = [r for r in trail if r["event"] == "signin.failed"]
         locked = [r for r in trail if r["event"] == "signin.locked"]
         assert len(failed) == 5 and len(locked) == 36  # the clock stood still: one lock-out, 1 s
@@ -90,7 +90,7 @@ def test_each_further_failure_doubles_the_lock_out(app_env, tmp_path, monkeypatc
         try_password(at, "bob", f"wrong-{i}")
         store = Store(app_env.db_path)
         try:
-            row = store.sign_in_failures(["user:bob"])["user:bob"]
+            row = store.sign_in_failures.get(["user:bob"])["user:bob"]
         finally:
             store.close()
         locks.append(row["locked_until"] - clock.now)

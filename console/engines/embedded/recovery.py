@@ -88,23 +88,25 @@ def recover(engine: Recoverable) -> list[dict[str, Any]]:
     """Take over executions whose process died; see the module docstring. Returns what was done."""
     store = engine.store
     report: list[dict[str, Any]] = []
-    for candidate in store.orphan_candidates():
+    for candidate in store.executions.orphan_candidates():
         if not orphaned(candidate.owner, candidate.heartbeat_at, me=engine.owner):
             continue
-        with store.write() as conn:
-            if not store.claim_in(conn, candidate.id, owner=engine.owner, was=candidate):
+        with store.db.write() as conn:
+            if not store.executions.claim_in(conn, candidate.id, owner=engine.owner, was=candidate):
                 continue
-            where = store.first_unfinished_task_in(conn, candidate.id) or "the start"
+            where = store.executions.first_unfinished_task_in(conn, candidate.id) or "the start"
             if candidate.restarts >= MAX_RESTARTS:
                 action = "failed"
-                store.log_in(
+                store.executions.log_in(
                     conn, candidate.id, "ERROR", f"{INTERRUPTED}; gave up after {candidate.restarts} restarts"
                 )
             else:
                 action = f"resumed from {where}"
-                store.transition_execution_in(conn, candidate.id, State.RESTARTED, State.RUNNING)
-                store.log_in(conn, candidate.id, "WARN", f"{INTERRUPTED}; resuming from {where}")
-            store.audit_in(conn, "system:recovery", "execution.recovered", candidate.id, {"action": action})
+                store.executions.transition_in(conn, candidate.id, State.RESTARTED, State.RUNNING)
+                store.executions.log_in(conn, candidate.id, "WARN", f"{INTERRUPTED}; resuming from {where}")
+            store.audit.record_in(
+                conn, "system:recovery", "execution.recovered", candidate.id, {"action": action}
+            )
         if action == "failed":
             engine.fail(candidate.id, f"{INTERRUPTED} (too many restarts)")
         else:

@@ -256,7 +256,7 @@ class EmbeddedEngine:
         *,
         flow_id: str = LOOP_FLOW_ID,
     ) -> str:
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             execution_id = self._create_in(conn, launch_input, doc, triggered_by, labels, flow_id=flow_id)
         self.submit(execution_id)
         return execution_id
@@ -295,7 +295,7 @@ class EmbeddedEngine:
                 "triggered_by": triggered_by,
             }
         labels = {str(k): str(v) for k, v in labels.items()}
-        self.store.insert_execution_in(
+        self.store.executions.insert_in(
             conn,
             execution_id=execution_id,
             namespace=self.namespace,
@@ -315,7 +315,7 @@ class EmbeddedEngine:
             source=launch_source(launch_input),
             at=now_text(),
         )
-        self.store.audit_in(
+        self.store.audit.record_in(
             conn,
             labels.get("launched_by") or triggered_by,
             "execution.launched",
@@ -344,10 +344,10 @@ class EmbeddedEngine:
         urgent: bool = False,
     ) -> None:
         if launch is None or labels is None:
-            row = self.store.execution_row_in(conn, execution_id) or {}
+            row = self.store.executions.row_in(conn, execution_id) or {}
             launch = loads(row.get("launch"), {}) or {}
             labels = loads(row.get("labels"), {}) or {}
-        self.store.enqueue_in(
+        self.store.queue.enqueue_in(
             conn,
             execution_id,
             due_at=due_at,
@@ -361,8 +361,8 @@ class EmbeddedEngine:
         """Run the execution's unfinished tasks: queue it due now (a run already queued keeps its
         place) and wake the scheduler; a synchronous engine runs it here, through its waits."""
         try:
-            with self.store.write() as conn:
-                if self.store.queued_run_in(conn, execution_id) is None:
+            with self.store.db.write() as conn:
+                if self.store.queue.get_in(conn, execution_id) is None:
                     self._enqueue_in(conn, execution_id, None, None, due_at=self.clock(), reason="queued")
         except StoreFault:
             log.warning("execution %s: could not be queued now; the sweep will", execution_id)
@@ -381,7 +381,7 @@ class EmbeddedEngine:
         end or a pause, sleeping through its waits; store faults are waited out, then escalated."""
         faulted: tuple[float, StoreFault] | None = None
         while True:
-            entry = self.store.queued_run(execution_id)
+            entry = self.store.queue.get(execution_id)
             if entry is None:
                 return
             time.sleep(max(0.0, entry.due_at - self.clock()))
@@ -389,8 +389,8 @@ class EmbeddedEngine:
                 if faulted is not None and self.clock() - faulted[0] >= self.settings.store_fault_escalate_s:
                     self.escalate_fault(execution_id, *faulted)
                     return
-                with self.store.write() as conn:
-                    claimed = self.store.claim_queued_in(
+                with self.store.db.write() as conn:
+                    claimed = self.store.queue.claim_in(
                         conn, execution_id, owner=self.owner, now=max(self.clock(), entry.due_at)
                     )
                 if not claimed:
@@ -401,8 +401,8 @@ class EmbeddedEngine:
                 faulted = faulted or (self.clock(), fault)
                 log.warning("execution %s: %s; trying again", execution_id, fault)
                 time.sleep(1.0)
-                with suppress(StoreFault), self.store.write() as conn:
-                    self.store.requeue_lost_in(
+                with suppress(StoreFault), self.store.db.write() as conn:
+                    self.store.queue.requeue_lost_in(
                         conn,
                         execution_id,
                         owner=self.owner,
@@ -427,17 +427,17 @@ class EmbeddedEngine:
             self.fail(execution_id, f"internal error: {one_line(exc)}")
 
     def _run_tasks(self, execution_id: str) -> None:
-        row = self.store.execution_state_in(self.store.conn, execution_id)  # a read: the claim holds it
+        row = self.store.executions.state_in(self.store.db.conn, execution_id)  # a read: the claim holds it
         if row is None or row.state not in (State.CREATED, State.RUNNING) or row.owner != self.owner:
             return
         if row.state == State.CREATED:
-            with self.store.write() as conn:
-                row = self.store.execution_state_in(conn, execution_id)
+            with self.store.db.write() as conn:
+                row = self.store.executions.state_in(conn, execution_id)
                 if row is None or row.state != State.CREATED or row.owner != self.owner:
                     return
-                self.store.transition_execution_in(conn, execution_id, State.RUNNING, owner=self.owner)
-        launch = self.store.launch_input(execution_id)
-        runs = self.store.task_runs_by_task(execution_id)
+                self.store.executions.transition_in(conn, execution_id, State.RUNNING, owner=self.owner)
+        launch = self.store.executions.launch_input(execution_id)
+        runs = self.store.executions.task_runs_by_task(execution_id)
         outputs: dict[str, dict[str, Any]] = {wiring.EXECUTION: {"id": execution_id}}
         for seq, task_id in enumerate(LOOP_TASKS):
             run = runs.get(task_id)
@@ -467,8 +467,8 @@ class EmbeddedEngine:
                 return
             outputs[task_id] = self._finish_task(execution_id, task_id, result, outputs)
         # every task had already finished (an execution marked RUNNING after its last task): close it
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
+        with self.store.db.write() as conn:
+            row = self.store.executions.state_in(conn, execution_id)
             record = runs.get("record")
             if (
                 row is not None
@@ -519,9 +519,11 @@ class EmbeddedEngine:
         transaction, so a crash between two actions leaves a record of the first."""
 
         def save(progress: dict[str, Any]) -> None:
-            with self.store.write() as conn:
+            with self.store.db.write() as conn:
                 self._guard_running(conn, execution_id)
-                self.store.save_task_run_outputs_in(conn, execution_id, task_id, {"progress": progress})
+                self.store.executions.save_task_run_outputs_in(
+                    conn, execution_id, task_id, {"progress": progress}
+                )
 
         return save
 
@@ -533,9 +535,9 @@ class EmbeddedEngine:
         except (KeyError, TypeError, ValueError):
             due = self.clock() + self.settings.live_poll_s
         reason = f"{task_id}: {result.get('waiting_for') or 'waiting'}"
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             self._guard_running(conn, execution_id)
-            self.store.save_task_run_outputs_in(conn, execution_id, task_id, result)
+            self.store.executions.save_task_run_outputs_in(conn, execution_id, task_id, result)
             self._enqueue_in(
                 conn, execution_id, launch, None, due_at=due, reason=reason, urgent=bool(result.get("urgent"))
             )
@@ -548,29 +550,34 @@ class EmbeddedEngine:
         deployment = (collected.get("snapshot") or {}).get("deployment") or {}
         if not collected.get("verification") or not deployment.get("service"):
             return {}
-        return {"revisions": self.store.revision_events(str(deployment["service"])), "deployment": deployment}
+        return {
+            "revisions": self.store.revisions.events(str(deployment["service"])),
+            "deployment": deployment,
+        }
 
     def _guard_running(self, conn: Connection, execution_id: str) -> None:
-        row = self.store.execution_state_in(conn, execution_id)
+        row = self.store.executions.state_in(conn, execution_id)
         if row is None or row.state != State.RUNNING or row.owner != self.owner:
             raise _Killed
 
     def _start_task(self, execution_id: str, seq: int, task_id: str, run: StoredTaskRun | None) -> None:
         if run is not None and (run.outputs or {}).get("done") is False:
             return  # the next look of a step that waits: the same task run goes on (the claim beat)
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             self._guard_running(conn, execution_id)
             if run is None:
-                self.store.insert_task_run_in(
+                self.store.executions.insert_task_run_in(
                     conn, task_run_id=new_id(), execution_id=execution_id, seq=seq, task_id=task_id
                 )
             else:  # interrupted earlier: run it again (a start is in the task run's history; a
                 # second start is worth a line in the log too)
-                self.store.transition_task_run_in(conn, execution_id, task_id, State.RESTARTED, State.RUNNING)
-                self.store.log_in(
+                self.store.executions.transition_task_run_in(
+                    conn, execution_id, task_id, State.RESTARTED, State.RUNNING
+                )
+                self.store.executions.log_in(
                     conn, execution_id, "WARN", f"{task_id} restarted: it was interrupted", task_id=task_id
                 )
-            self.store.heartbeat_in(conn, execution_id)
+            self.store.executions.heartbeat_in(conn, execution_id)
 
     def _finish_task(
         self, execution_id: str, task_id: str, outputs: dict[str, Any], before: dict[str, dict[str, Any]]
@@ -578,7 +585,7 @@ class EmbeddedEngine:
         """The step's outputs stored, the read model projected; returns them as later steps read them."""
         stored = {k: v for k, v in outputs.items() if k not in steps.LOOK_KEYS}
         readable = dict(stored)
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             self._guard_running(conn, execution_id)
             if task_id == "collect":  # the snapshot is kept once, compressed; the outputs point at it
                 snapshot = outputs["snapshot"]
@@ -590,10 +597,12 @@ class EmbeddedEngine:
                     "scenario": (snapshot.get("scenario") or {}).get("id"),
                     "snapshot": SNAPSHOT_REF + put_document_in(conn, "snapshot", snapshot),
                 }
-            self.store.transition_task_run_in(conn, execution_id, task_id, State.SUCCESS, outputs=stored)
-            self.store.heartbeat_in(conn, execution_id)
+            self.store.executions.transition_task_run_in(
+                conn, execution_id, task_id, State.SUCCESS, outputs=stored
+            )
+            self.store.executions.heartbeat_in(conn, execution_id)
             self.projection.task_finished(conn, execution_id, task_id, outputs, at=now_text())
-            self.store.log_in(
+            self.store.executions.log_in(
                 conn,
                 execution_id,
                 "INFO",
@@ -615,8 +624,8 @@ class EmbeddedEngine:
         incident = before.get("collect", {}).get("incident") or {}
         summary = (before.get("summarize") or {}).get("decision", {}).get("summary")
         line = incidents.escalation_line(incident, routing, summary)
-        self.store.log_in(conn, execution_id, "ERROR", line, task_id="decide")
-        self.store.audit_in(
+        self.store.executions.log_in(conn, execution_id, "ERROR", line, task_id="decide")
+        self.store.audit.record_in(
             conn,
             "system:loop",
             "incident.escalated",
@@ -638,36 +647,38 @@ class EmbeddedEngine:
             "approval": record["approval"]["status"],
             "deployment_status": record["outcome"]["deployment_status"],
         }
-        self.store.transition_execution_in(
+        self.store.executions.transition_in(
             conn, execution_id, State.SUCCESS, ended=True, outputs=flow_outputs
         )
-        self.store.dequeue_in(conn, execution_id)
+        self.store.queue.dequeue_in(conn, execution_id)
 
     def _fail_task(self, execution_id: str, task_id: str, message: str) -> None:
         """A step failed: its task run and the execution end FAILED."""
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
+        with self.store.db.write() as conn:
+            row = self.store.executions.state_in(conn, execution_id)
             if row is None or row.state.terminal:
                 return
-            self.store.transition_task_run_in(conn, execution_id, task_id, State.FAILED)
-            self.store.log_in(conn, execution_id, "ERROR", message, task_id=task_id)
+            self.store.executions.transition_task_run_in(conn, execution_id, task_id, State.FAILED)
+            self.store.executions.log_in(conn, execution_id, "ERROR", message, task_id=task_id)
             self._fail_in(conn, execution_id)
 
     def fail(self, execution_id: str, message: str) -> None:
         """End the execution FAILED (any task still RUNNING too) with one log line."""
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
+        with self.store.db.write() as conn:
+            row = self.store.executions.state_in(conn, execution_id)
             if row is None or row.state.terminal:
                 return
-            self.store.end_task_runs_in(conn, execution_id, now_in=(State.RUNNING,), state=State.FAILED)
-            self.store.log_in(conn, execution_id, "ERROR", message)
+            self.store.executions.end_task_runs_in(
+                conn, execution_id, now_in=(State.RUNNING,), state=State.FAILED
+            )
+            self.store.executions.log_in(conn, execution_id, "ERROR", message)
             self._fail_in(conn, execution_id)
 
     def _fail_in(self, conn: Connection, execution_id: str) -> None:
-        self.store.transition_execution_in(conn, execution_id, State.FAILED, ended=True)
-        self.store.dequeue_in(conn, execution_id)
+        self.store.executions.transition_in(conn, execution_id, State.FAILED, ended=True)
+        self.store.queue.dequeue_in(conn, execution_id)
         self.projection.failed(conn, execution_id)
-        self.store.cancel_pending_approvals_in(conn, execution_id, now_text())
+        self.store.approvals.cancel_pending_in(conn, execution_id, now_text())
 
     def escalate_fault(self, execution_id: str, since: float, fault: StoreFault) -> None:
         """The store refused this run's writes for ``store_fault_escalate_s``: stop waiting and say
@@ -678,12 +689,14 @@ class EmbeddedEngine:
             f"the console's store refused writes since {started} ({fault.kind}): "
             "the run stopped before a decision; check the deployment by hand"
         )
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
+        with self.store.db.write() as conn:
+            row = self.store.executions.state_in(conn, execution_id)
             if row is None or row.state.terminal or row.state == State.PAUSED:
                 return
-            self.store.end_task_runs_in(conn, execution_id, now_in=(State.RUNNING,), state=State.FAILED)
-            self.store.log_in(conn, execution_id, "ERROR", reason)
+            self.store.executions.end_task_runs_in(
+                conn, execution_id, now_in=(State.RUNNING,), state=State.FAILED
+            )
+            self.store.executions.log_in(conn, execution_id, "ERROR", reason)
             self._fail_in(conn, execution_id)
             self.projection.escalated(conn, execution_id, reason)
 
@@ -691,7 +704,7 @@ class EmbeddedEngine:
         """How the requester (the execution's ``triggered_by``) is known: a scenario's deployer, the
         announcement's source (``launch_deployment``), or what the launcher said in the label
         ``requested_by_source``; else a name the launcher typed."""
-        row = self.store.execution_row(execution_id) or {}
+        row = self.store.executions.row(execution_id) or {}
         launch = loads(row.get("launch"), {}) or {}
         labels = loads(row.get("labels"), {}) or {}
         if launch.get("scenario"):
@@ -705,13 +718,13 @@ class EmbeddedEngine:
         """Pause for a human when the plan needs one (the run then holds no worker and is not
         queued: a decision resumes it). Returns True when paused."""
         plan = outputs["decide"]["plan"]
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             self._guard_running(conn, execution_id)
             if not plan.get("needs_approval"):
-                self.store.transition_task_run_in(
+                self.store.executions.transition_task_run_in(
                     conn, execution_id, APPROVAL_TASK, State.SUCCESS, outputs={"required": False}
                 )
-                self.store.log_in(
+                self.store.executions.log_in(
                     conn,
                     execution_id,
                     "INFO",
@@ -719,9 +732,9 @@ class EmbeddedEngine:
                     task_id=APPROVAL_TASK,
                 )
                 return False
-            row = self.store.execution_state_in(conn, execution_id)
-            deployment = self.store.deployment_ref_in(conn, execution_id)
-            approval_id, expires = self.store.request_approval_in(
+            row = self.store.executions.state_in(conn, execution_id)
+            deployment = self.store.deployments.ref_in(conn, execution_id)
+            approval_id, expires = self.store.approvals.request_in(
                 conn,
                 execution_id=execution_id,
                 plan=plan,
@@ -733,14 +746,14 @@ class EmbeddedEngine:
                 requested_by_source=self._requester_source(execution_id),
                 critical_approvers=self.settings.critical_approvers,
             )
-            self.store.transition_task_run_in(
+            self.store.executions.transition_task_run_in(
                 conn, execution_id, APPROVAL_TASK, State.PAUSED, outputs={"approval_id": approval_id}
             )
-            self.store.transition_execution_in(conn, execution_id, State.PAUSED, ended=True)
-            self.store.dequeue_in(conn, execution_id)
+            self.store.executions.transition_in(conn, execution_id, State.PAUSED, ended=True)
+            self.store.queue.dequeue_in(conn, execution_id)
             self.projection.paused(conn, execution_id)
             names = ", ".join(a["name"] for a in plan.get("approval", []))
-            self.store.log_in(
+            self.store.executions.log_in(
                 conn,
                 execution_id,
                 "INFO",
@@ -761,13 +774,13 @@ class EmbeddedEngine:
         approver: str,
         rollback_target: dict[str, Any] | None = None,
     ) -> None:
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
+        with self.store.db.write() as conn:
+            row = self.store.executions.state_in(conn, execution_id)
             if row is None:
                 raise BackendError(f"execution {execution_id} not found")
             if row.state != State.PAUSED:
                 raise BackendError(f"execution {execution_id} is {row.state.value}, not PAUSED")
-            if self.store.task_run_id_in(conn, execution_id, APPROVAL_TASK) is None:
+            if self.store.executions.task_run_id_in(conn, execution_id, APPROVAL_TASK) is None:
                 raise BackendError(f"execution {execution_id} is PAUSED but has no approval task")
             outputs = {
                 "approved": bool(approved),
@@ -777,12 +790,12 @@ class EmbeddedEngine:
             }
             if rollback_target:
                 outputs["rollback_target"] = rollback_target
-            self.store.transition_task_run_in(
+            self.store.executions.transition_task_run_in(
                 conn, execution_id, APPROVAL_TASK, State.RUNNING, State.SUCCESS, outputs=outputs
             )
-            self.store.transition_execution_in(conn, execution_id, State.RUNNING, ended=False)
+            self.store.executions.transition_in(conn, execution_id, State.RUNNING, ended=False)
             self.projection.resumed(conn, execution_id, approved=approved, approver=approver, at=now_text())
-            self.store.log_in(
+            self.store.executions.log_in(
                 conn,
                 execution_id,
                 "INFO",
@@ -797,23 +810,23 @@ class EmbeddedEngine:
         self.wake(execution_id)
 
     def kill(self, execution_id: str, *, by: str = "console") -> None:
-        with self.store.write() as conn:
-            row = self.store.execution_state_in(conn, execution_id)
+        with self.store.db.write() as conn:
+            row = self.store.executions.state_in(conn, execution_id)
             if row is None:
                 raise BackendError(f"execution {execution_id} not found")
             if row.state.terminal:
                 raise BackendError(f"execution {execution_id} is already {row.state.value}")
-            self.store.transition_execution_in(conn, execution_id, State.KILLED, ended=True)
-            self.store.dequeue_in(conn, execution_id)  # a killed run that waited never wakes
-            self.store.end_task_runs_in(
+            self.store.executions.transition_in(conn, execution_id, State.KILLED, ended=True)
+            self.store.queue.dequeue_in(conn, execution_id)  # a killed run that waited never wakes
+            self.store.executions.end_task_runs_in(
                 conn, execution_id, now_in=(State.RUNNING, State.PAUSED, State.CREATED), state=State.KILLED
             )
-            cancelled = self.store.cancel_pending_approvals_in(conn, execution_id, now_text())
+            cancelled = self.store.approvals.cancel_pending_in(conn, execution_id, now_text())
             self.projection.killed(conn, execution_id)
-            self.store.log_in(
+            self.store.executions.log_in(
                 conn, execution_id, "WARN", "killed" + (" (pending approval cancelled)" if cancelled else "")
             )
-            self.store.audit_in(
+            self.store.audit.record_in(
                 conn, by, "execution.killed", execution_id, {"approval_cancelled": bool(cancelled)}
             )
 
@@ -821,12 +834,12 @@ class EmbeddedEngine:
 
     def health(self) -> Health:
         try:
-            count = self.store.count_executions()
-            due, waiting = self.store.queue_depth(self.clock())
+            count = self.store.executions.count()
+            due, waiting = self.store.queue.depth(self.clock())
         except Exception as exc:
             return Health(ok=False, backend=self.name, message=f"database unavailable: {one_line(exc)}")
         details: dict[str, Any] = {
-            "database": str(self.store.path),
+            "database": str(self.store.db.path),
             "executions": count,
             "queue": {"due": due, "waiting": waiting},
         }
@@ -851,25 +864,25 @@ class EmbeddedEngine:
         size: int = 50,
     ) -> Page:
         self._before_read()
-        items, total = self.store.search_executions(states=states, flow_id=flow_id, page=page, size=size)
+        items, total = self.store.executions.search(states=states, flow_id=flow_id, page=page, size=size)
         return Page(items=items, total=total, page=max(1, page), size=size)
 
     def get_execution(self, execution_id: str) -> Execution:
         self._before_read()
-        execution = self.store.get_execution(execution_id)
+        execution = self.store.executions.get(execution_id)
         if execution is None:
             raise BackendError(f"execution {execution_id} not found")
         return execution
 
     def execution_logs(self, execution_id: str) -> list[LogEntry]:
-        return self.store.execution_logs(execution_id)
+        return self.store.executions.logs(execution_id)
 
     def ui_link(self, execution_id: str) -> str | None:
         return None
 
     def snapshot_document(self, execution_id: str) -> dict[str, Any] | None:
         """The snapshot an execution analysed (after collect), or None before that."""
-        return self.store.snapshot_for_execution(execution_id)
+        return self.store.deployments.snapshot_for_execution(execution_id)
 
     def sync_flows(self) -> list[dict[str, Any]]:
         raise BackendError(
@@ -887,12 +900,12 @@ class EmbeddedEngine:
         and runs this engine holds that no unit runs (``busy``: those that do), queued again."""
         for item in self.recover():
             log.warning("sweep: execution %s %s", item["execution_id"], item["action"])
-        for execution_id in self.store.owned_unqueued(self.owner):
+        for execution_id in self.store.queue.owned_unqueued(self.owner):
             if execution_id in busy:
                 continue
-            launch = self.store.launch_input(execution_id)
-            with self.store.write() as conn:
-                if self.store.requeue_lost_in(
+            launch = self.store.executions.launch_input(execution_id)
+            with self.store.db.write() as conn:
+                if self.store.queue.requeue_lost_in(
                     conn,
                     execution_id,
                     owner=self.owner,
@@ -900,7 +913,7 @@ class EmbeddedEngine:
                     source=caller_of(launch, {}),
                     now=self.clock(),
                 ):
-                    self.store.log_in(
+                    self.store.executions.log_in(
                         conn, execution_id, "WARN", "a worker stopped while this ran; queued again"
                     )
 

@@ -172,7 +172,7 @@ class Scheduler:
             until += [r.due for r in self._retries.values()]
         if not self._stalled:
             try:
-                wake = self.store.next_wake()
+                wake = self.store.queue.next_wake()
             except Exception:
                 wake = None
             if wake is not None:
@@ -190,7 +190,7 @@ class Scheduler:
         if free <= 0 or now < self._claim_backoff_until:
             return
         try:
-            due = self.store.due_runs(now, limit=max(64, free * 8))
+            due = self.store.queue.due_runs(now, limit=max(64, free * 8))
         except Exception as exc:
             log.warning("scheduler: the queue cannot be read now: %s", exc)
             return
@@ -204,8 +204,8 @@ class Scheduler:
             if free <= 0:
                 break
             try:
-                with self.store.write() as conn:
-                    claimed = self.store.claim_queued_in(
+                with self.store.db.write() as conn:
+                    claimed = self.store.queue.claim_in(
                         conn, entry.execution_id, owner=self.engine.owner, now=now
                     )
             except StoreFault as exc:
@@ -269,7 +269,7 @@ class Scheduler:
             self._wake.set()
 
     def _sweep(self, now: float) -> None:
-        chores = (("sweep", lambda: self.engine.sweep(self.busy())), ("WAL upkeep", self.store.maintain))
+        chores = (("sweep", lambda: self.engine.sweep(self.busy())), ("WAL upkeep", self.store.db.maintain))
         for what, step in chores:
             try:
                 step()

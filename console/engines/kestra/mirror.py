@@ -91,7 +91,7 @@ class KestraMirror:
         with self._lock:
             started = time.monotonic()
             report = SyncReport()
-            state = self.store.mirror_state(SOURCE)
+            state = self.store.mirror.state(SOURCE)
             cursor = state.get("cursor")
             try:
                 newest = self._sync_new(cursor, report)
@@ -99,10 +99,10 @@ class KestraMirror:
             except BackendError as exc:
                 report.error = " ".join(str(exc).split())[:300] or type(exc).__name__
                 log.warning("Kestra mirror: %s", report.error)
-                self.store.save_mirror_state(SOURCE, success=False, error=report.error)
+                self.store.mirror.save_state(SOURCE, success=False, error=report.error)
             else:
                 report.cursor = newest or cursor
-                self.store.save_mirror_state(SOURCE, cursor=report.cursor, success=True)
+                self.store.mirror.save_state(SOURCE, cursor=report.cursor, success=True)
             report.duration_s = time.monotonic() - started
             self._last_run = time.monotonic()
             self.last_report = report
@@ -135,7 +135,7 @@ class KestraMirror:
         while True:
             items, total = self._search(since, page)
             report.seen += len(items)
-            known = self.store.mirrored_fingerprints([item.id for item in items])
+            known = self.store.mirror.fingerprints([item.id for item in items])
             for item in items:
                 if item.flow_id not in MIRRORED_FLOWS:
                     continue
@@ -167,10 +167,10 @@ class KestraMirror:
         terminal = tuple(s.value for s in TERMINAL_STATES)
         stale = [
             execution_id
-            for execution_id in self.store.open_mirrored_ids(terminal, limit=MAX_REOPEN)
+            for execution_id in self.store.mirror.open_ids(terminal, limit=MAX_REOPEN)
             if execution_id not in report.listed_ids
         ]
-        known = self.store.mirrored_fingerprints(stale)
+        known = self.store.mirror.fingerprints(stale)
         for execution_id in stale:
             self._mirror(execution_id, report, known.get(execution_id))
 
@@ -189,8 +189,8 @@ class KestraMirror:
         if not facts["deployment"].get("service") and not execution.state.terminal:
             # an incident run Alertmanager started straight on Kestra: its service is known once its
             # collect step has read the delivery; kept open (read again next sync), not projected
-            with self.store.write() as conn:
-                self.store.mark_mirrored_in(
+            with self.store.db.write() as conn:
+                self.store.mirror.mark_in(
                     conn,
                     execution.id,
                     flow_id=execution.flow_id,
@@ -199,13 +199,13 @@ class KestraMirror:
                     start_date=format_time(execution.start) if execution.start else None,
                 )
             return
-        with self.store.write() as conn:
+        with self.store.db.write() as conn:
             self.projection.project_execution(conn, execution, **facts)
             if self._needs_approval_request(execution):
                 self._request_approval(conn, execution, facts, report)
             if execution.state.terminal:  # ended in Kestra (killed, failed, the pause ran out)
-                self.store.cancel_pending_approvals_in(conn, execution.id, format_time(datetime.now(UTC)))
-            self.store.mark_mirrored_in(
+                self.store.approvals.cancel_pending_in(conn, execution.id, format_time(datetime.now(UTC)))
+            self.store.mirror.mark_in(
                 conn,
                 execution.id,
                 flow_id=execution.flow_id,
@@ -224,17 +224,17 @@ class KestraMirror:
         ``triggered_by`` the console itself gave, as on the embedded engine), else the signed-in
         person who launched it. When someone else launched it: Kestra's ``triggered_by`` input,
         typed by whoever that was (marked unverified)."""
-        if self.store.approval_for_execution(execution.id) is not None:
+        if self.store.approvals.for_execution(execution.id) is not None:
             return
         request = self.backend.approval_request(execution)
-        launched = self.store.console_launch(execution.id)
+        launched = self.store.launches.get(execution.id)
         if launched is not None and facts["source"] == "scenario":
             requested_by, source = request["requested_by"], RequesterSource.SCENARIO
         elif launched is not None:
             requested_by, source = launched["launched_by"], launched["source"]
         else:
             requested_by, source = request["requested_by"], RequesterSource.KESTRA_INPUT
-        self.store.request_approval_in(
+        self.store.approvals.request_in(
             conn,
             execution_id=execution.id,
             plan=request["plan"] or {"approval": request["actions"]},
@@ -251,15 +251,15 @@ class KestraMirror:
         report.approvals_requested += 1
 
     def _gone(self, execution_id: str) -> None:
-        with self.store.write() as conn:
-            self.store.update_deployment_in(
+        with self.store.db.write() as conn:
+            self.store.deployments.update_in(
                 conn,
                 execution_id,
                 status=DeploymentStatus.CANCELLED,
                 note="deleted in Kestra: the console keeps what it mirrored",
             )
-            self.store.cancel_pending_approvals_in(conn, execution_id, format_time(datetime.now(UTC)))
-            self.store.mark_mirrored_in(
+            self.store.approvals.cancel_pending_in(conn, execution_id, format_time(datetime.now(UTC)))
+            self.store.mirror.mark_in(
                 conn, execution_id, flow_id="?", state="DELETED", fingerprint="gone", start_date=None,
                 gone=True,
             )  # fmt: skip
