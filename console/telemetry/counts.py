@@ -363,7 +363,7 @@ def derived_points(
     requests_per_second, latency_p95_ms (from the bin's bucket counts), memory_utilization (the
     instance nearest its limit), cpu_utilization (the busiest instance), pod_restarts (None:
     restarts are not counted). A metric without a point is left out."""
-    grid = _Grid(start, end, step)
+    grid = StepWindow(start, end, step)
     out = {
         **_request_points(requests, scrapes, grid),
         "latency_p95_ms": _latency_p95(latency, grid),
@@ -375,19 +375,20 @@ def derived_points(
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """The step bins of a window (see :func:`_bins`)."""
+class StepWindow:
+    """A window [start, end] (Unix seconds) and the step of its query grid."""
 
     start: float
     end: float
     step: float
 
     def bins(self, times: Iterable[float]) -> dict[float, list[int]]:
+        """The indexes of ``times`` per step bin (see :func:`_bins`)."""
         return _bins(times, self.start, self.end, self.step)
 
 
 def _request_points(
-    requests: Sequence[CountSeries], scrapes: Sequence[float], grid: _Grid
+    requests: Sequence[CountSeries], scrapes: Sequence[float], grid: StepWindow
 ) -> dict[str, list[tuple[float, float]]]:
     """requests_per_second over the seconds each bin's requests were counted in, and error_rate
     (when a status is known) per bin with requests."""
@@ -408,7 +409,7 @@ def _request_points(
     return out
 
 
-def _latency_p95(latency: Latency, grid: _Grid) -> list[tuple[float, float]]:
+def _latency_p95(latency: Latency, grid: StepWindow) -> list[tuple[float, float]]:
     """Milliseconds, from the bucket counts of each bin summed over the dimensions."""
     width = len(latency.bounds) + 1
     buckets: dict[float, list[float]] = defaultdict(lambda: [0.0] * width)
@@ -421,7 +422,7 @@ def _latency_p95(latency: Latency, grid: _Grid) -> list[tuple[float, float]]:
     return [(t, 1000 * q) for t, q in p95 if q is not None]
 
 
-def _memory_utilization(gauges_: Sequence[GaugeSeries], grid: _Grid) -> list[tuple[float, float]]:
+def _memory_utilization(gauges_: Sequence[GaugeSeries], grid: StepWindow) -> list[tuple[float, float]]:
     """Per bin, the highest last value of a gauge against its limit (gauges without one are skipped)."""
     levels: dict[float, float] = {}
     for g in gauges_:
@@ -432,7 +433,7 @@ def _memory_utilization(gauges_: Sequence[GaugeSeries], grid: _Grid) -> list[tup
     return sorted(levels.items())
 
 
-def _busiest_cpu(cpu: Mapping[str, list[tuple[float, float]]], grid: _Grid) -> list[tuple[float, float]]:
+def _busiest_cpu(cpu: Mapping[str, list[tuple[float, float]]], grid: StepWindow) -> list[tuple[float, float]]:
     """Per bin, the highest CPU rate of any instance."""
     busiest: dict[float, float] = {}
     for rates in cpu.values():
@@ -442,7 +443,7 @@ def _busiest_cpu(cpu: Mapping[str, list[tuple[float, float]]], grid: _Grid) -> l
 
 
 def _restarts_per_bin(
-    restarts: Sequence[float] | None, scrapes: Sequence[float], grid: _Grid
+    restarts: Sequence[float] | None, scrapes: Sequence[float], grid: StepWindow
 ) -> list[tuple[float, float]]:
     """Restarts counted in each bin with a scrape (none when restarts are not counted)."""
     if not scrapes or restarts is None:

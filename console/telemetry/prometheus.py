@@ -317,13 +317,6 @@ class _Plan:
 
 
 @dataclass(frozen=True)
-class _Window:
-    start_s: float
-    end_s: float
-    step_s: float
-
-
-@dataclass(frozen=True)
 class _Answers:
     """What one fetch read."""
 
@@ -618,20 +611,20 @@ class PrometheusSource:
         them (see the module docstring). ``step_s`` None chooses it from the window."""
         start_s, end_s = to_epoch(start), to_epoch(end)
         choice = choose_step(end_s - start_s, self.config.scrape_interval_s, requested_s=step_s)
-        window = _Window(start_s, end_s, choice.step_s)
+        window = counts.StepWindow(start_s, end_s, choice.step_s)
         notes = [f"metrics: {choice.note}"] if choice.note else []
         plan = self._plan(start_s, end_s, notes)
         if plan is None:
-            return MetricsResult({}, notes, {}, {}, window.step_s, {}, None)
+            return MetricsResult({}, notes, {}, {}, window.step, {}, None)
         wanted = set(metrics) if metrics is not None else None
         promql = {
             name: q
-            for name, q in self.queries(window.step_s, plan.profile).items()
+            for name, q in self.queries(window.step, plan.profile).items()
             if wanted is None or name in wanted
         }
         answers = self._read(plan, promql, window)
-        evidence, derived = self._evidence(plan, answers.families, start_s, end_s, window.step_s, notes)
-        out = self._real_points(answers, _scrape_times(evidence), window.step_s, notes)
+        evidence, derived = self._evidence(plan, answers.families, start_s, end_s, window.step, notes)
+        out = self._real_points(answers, _scrape_times(evidence), window.step, notes)
         queries = dict(promql)
         for name, points in derived.items():
             if name not in out and name not in promql and self._computed_metric_wanted(name, wanted):
@@ -639,12 +632,12 @@ class PrometheusSource:
                 queries[name] = _derived_query(name, plan, self)
         counted = {name: len(points) for name, points in out.items()}
         links = self._links(out, promql, queries, plan, window)
-        return MetricsResult(out, notes, queries, links, window.step_s, counted, evidence)
+        return MetricsResult(out, notes, queries, links, window.step, counted, evidence)
 
-    def _read(self, plan: _Plan, promql: Mapping[str, str], window: _Window) -> _Answers:
+    def _read(self, plan: _Plan, promql: Mapping[str, str], window: counts.StepWindow) -> _Answers:
         """Every query of one window, at most :attr:`max_parallel` in flight: the PromQL metrics,
         the raw samples behind each, the families' raw samples."""
-        start_s, end_s, step = window.start_s, window.end_s, window.step_s
+        start_s, end_s, step = window.start, window.end, window.step
         clocks = {name: self._clock(name, q, plan.profile) for name, q in promql.items()}
         with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
             ranges = {
@@ -700,11 +693,11 @@ class PrometheusSource:
         promql: Mapping[str, str],
         queries: Mapping[str, str],
         plan: _Plan,
-        window: _Window,
+        window: counts.StepWindow,
     ) -> dict[str, str]:
         """A graph link per metric with points (a computed one drawn by an equivalent PromQL where
         there is one), then per PromQL metric without points."""
-        start_s, end_s, step = window.start_s, window.end_s, window.step_s
+        start_s, end_s, step = window.start, window.end, window.step
         links = {}
         for name in out:
             shown = promql.get(name) or _link_promql(name, plan.profile, self.config, step, plan)
