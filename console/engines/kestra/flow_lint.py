@@ -751,21 +751,25 @@ class _Scope:
     def _check_output_field(self, where: str, read: Read, task: _Task) -> None:
         """``outputs.<subflow>.outputs.X`` is an output the called flow declares (when it is known);
         ``outputs.<pause>.onResume.X`` an input the Pause declares."""
-        path, shown = read.path, _shown(read)
-        doc = task.doc
-        if doc.get("type") == SUBFLOW and path[2] == "outputs":
-            target = self.by_ref.get((doc.get("namespace"), doc.get("flowId")))
-            declared = {o.get("id") for o in (target or {}).get("outputs") or [] if isinstance(o, dict)}
-            if target is not None and path[3] not in declared:
+        kind, attr = task.doc.get("type"), read.path[2]
+        if kind == SUBFLOW and attr == "outputs":
+            self._check_subflow_output(where, read, task.doc)
+        if kind == PAUSE and attr == "onResume":
+            declared = {i.get("id") for i in task.doc.get("onResume") or [] if isinstance(i, dict)}
+            if read.path[3] not in declared:
                 self.flow.add(
-                    where,
-                    "runtime/output-ref",
-                    f"{shown}: '{path[3]}' is not an output of {doc.get('flowId')}",
+                    where, "runtime/output-ref", f"{_shown(read)}: '{read.path[3]}' is not an onResume input"
                 )
-        if doc.get("type") == PAUSE and path[2] == "onResume":
-            declared = {i.get("id") for i in doc.get("onResume") or [] if isinstance(i, dict)}
-            if path[3] not in declared:
-                self.flow.add(where, "runtime/output-ref", f"{shown}: '{path[3]}' is not an onResume input")
+
+    def _check_subflow_output(self, where: str, read: Read, doc: dict[str, Any]) -> None:
+        target = self.by_ref.get((doc.get("namespace"), doc.get("flowId")))
+        declared = {o.get("id") for o in (target or {}).get("outputs") or [] if isinstance(o, dict)}
+        if target is not None and read.path[3] not in declared:
+            self.flow.add(
+                where,
+                "runtime/output-ref",
+                f"{_shown(read)}: '{read.path[3]}' is not an output of {doc.get('flowId')}",
+            )
 
 
 def _shown(read: Read) -> str:
