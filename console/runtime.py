@@ -35,7 +35,7 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from console.access.approvals import ApprovalService
 from console.access.sessions import Sessions
@@ -53,6 +53,7 @@ from console.storage import Store
 from console.storage.database import WAL_MAX_BYTES
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXPIRY_TIMER_S = 15.0
 """How often the background timer expires overdue approvals."""
@@ -60,7 +61,6 @@ READ_EXPIRY_EVERY_S = 2.0
 """At most this often an engine read expires overdue approvals first."""
 NOTIFY_POLL_S = 1.0
 """How often the notifications dispatcher looks at the audit trail and the messages due."""
-
 
 
 @dataclass
@@ -210,60 +210,50 @@ def open_services(settings: Settings | None = None) -> Services:
             # defaults to render with, marked so the sign-in fails closed (never demo mode)
             fallback = Settings(load_error=one_line(exc))
             return Services(fallback, None, None, None, error=f"Settings: {exc}")
-    store: Store | None = None
-    backend: Backend | None = None
-    approvals: ApprovalService | None = None
-    recovery: list[dict[str, Any]] = []
+    return _wired(settings)
+
+
+def _wired(settings: Settings) -> Services:
+    """The parts of :func:`open_services` on ``settings``; without a store only the engine starts."""
     errors: list[str] = []
-    try:
-        store = Store(settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000))
-    except Exception as exc:  # a missing/corrupt database must not take the console down
-        log.exception("store unavailable")
-        errors.append(f"Store unavailable: {one_line(exc)}")
-    try:
-        backend = make_backend(settings, store)
-    except Exception as exc:
-        log.exception("backend unavailable")
-        errors.append(f"Engine unavailable: {one_line(exc)}")
+    store = _started(
+        errors,
+        "store",
+        "Store unavailable",
+        lambda: Store(settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000)),
+    )
+    backend = _started(errors, "backend", "Engine unavailable", lambda: make_backend(settings, store))
+    if store is None:
+        return Services(settings, None, backend, None, error="; ".join(errors))
     mirror: KestraMirror | None = None
-    if store is not None and isinstance(backend, KestraBackend):
+    if isinstance(backend, KestraBackend):
         mirror = KestraMirror(store, backend, settings)
         mirror.start(settings.kestra_mirror_interval_s)
-    if store is not None and backend is not None:
-        try:
-            approvals = ApprovalService(
-                store,
-                backend,
-                settings,
-                expire_every_s=READ_EXPIRY_EVERY_S,
-                refresh=mirror.refresh if mirror is not None else None,
-            )
-            if isinstance(backend, EmbeddedEngine):
-                recovery = wire_embedded(backend, approvals)
-        except Exception as exc:
-            log.exception("approval service unavailable")
-            errors.append(f"Approvals unavailable: {one_line(exc)}")
-    notifier: Dispatcher | None = None
-    if store is not None:
-        try:
-            # on Kestra nothing else expires approvals while no page is open (the embedded
-            # engine's approval timer does it there)
-            expire = approvals.maybe_expire if approvals is not None and mirror is not None else None
-            notifier = start_notifications(settings, store, before_round=expire)
-        except Exception as exc:
-            log.exception("notifications unavailable")
-            errors.append(f"Notifications unavailable: {one_line(exc)}")
-    inbound = None
-    if store is not None and backend is not None:  # on the embedded engine, intake and launch commit together
-        local = backend if isinstance(backend, EmbeddedEngine) else None
-        inbound = Inbound(store, backend, settings, local=local)
-    sessions: Sessions | None = None
-    if store is not None:
-        try:
-            sessions = Sessions(store, settings)
-        except OSError as exc:  # the session secret cannot be read or written
-            log.exception("sessions unavailable")
-            errors.append(f"Sessions unavailable (sign-ins last until a reload): {one_line(exc)}")
+    approvals: ApprovalService | None = None
+    recovery: list[dict[str, Any]] = []
+    inbound: Inbound | None = None
+    if backend is not None:
+        approvals, recovery = _approvals(settings, store, backend, mirror, errors)
+        # on the embedded engine, intake and launch commit together
+        inbound = Inbound(
+            store, backend, settings, local=backend if isinstance(backend, EmbeddedEngine) else None
+        )
+    # on Kestra nothing else expires approvals while no page is open (the embedded engine's
+    # approval timer does it there)
+    expire = approvals.maybe_expire if approvals is not None and mirror is not None else None
+    notifier = _started(
+        errors,
+        "notifications",
+        "Notifications unavailable",
+        lambda: start_notifications(settings, store, before_round=expire),
+    )
+    sessions = _started(
+        errors,
+        "sessions",
+        "Sessions unavailable (sign-ins last until a reload)",
+        lambda: Sessions(store, settings),
+        catch=OSError,  # the session secret cannot be read or written
+    )
     return Services(
         settings,
         store,
@@ -276,6 +266,48 @@ def open_services(settings: Settings | None = None) -> Services:
         inbound=inbound,
         sessions=sessions,
     )
+
+
+def _approvals(
+    settings: Settings, store: Store, backend: Backend, mirror: KestraMirror | None, errors: list[str]
+) -> tuple[ApprovalService | None, list[dict[str, Any]]]:
+    """The approval service (refreshed by the mirror on Kestra) and, on the embedded engine, the
+    start-up recovery its wiring runs."""
+    approvals = _started(
+        errors,
+        "approval service",
+        "Approvals unavailable",
+        lambda: ApprovalService(
+            store,
+            backend,
+            settings,
+            expire_every_s=READ_EXPIRY_EVERY_S,
+            refresh=mirror.refresh if mirror is not None else None,
+        ),
+    )
+    if approvals is None or not isinstance(backend, EmbeddedEngine):
+        return approvals, []
+    recovery = _started(
+        errors, "approval service", "Approvals unavailable", lambda: wire_embedded(backend, approvals)
+    )
+    return approvals, recovery or []
+
+
+def _started(
+    errors: list[str],
+    part: str,
+    unavailable: str,
+    start: Callable[[], T],
+    catch: type[Exception] = Exception,
+) -> T | None:
+    """``start()``; when it raises ``catch``, None, the traceback in the log and ``unavailable: why``
+    in ``errors`` (a missing or corrupt database must not take the console down)."""
+    try:
+        return start()
+    except catch as exc:
+        log.exception("%s unavailable", part)
+        errors.append(f"{unavailable}: {one_line(exc)}")
+        return None
 
 
 _shared: Services | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -369,7 +370,6 @@ _ENV: dict[str, tuple[str, Any]] = {
 }
 
 
-
 class SettingsError(ValueError):
     pass
 
@@ -409,18 +409,41 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
     """
     env = dict(os.environ if env is None else env)
     secrets = _read_secrets(secrets_path or Path(env.get("CONSOLE_SECRETS", DEFAULT_SECRETS_PATH)))
+    settings = Settings(**_named_values(env, secrets), **_table_values(secrets))
+    _check_bounds(settings, _POLICY_BOUNDS)
+    _check_notify(settings)
+    _check_bounds(settings, _RUNTIME_BOUNDS)
+    _check_identity(settings)
+    return settings
+
+
+def _named_values(env: dict[str, str], secrets: dict[str, Any]) -> dict[str, Any]:
+    """The fields set by name (:data:`_ENV`), the environment first, converted."""
     values: dict[str, Any] = {}
     for name, (attr, convert) in _ENV.items():
-        raw = env.get(name)
-        if raw is None or raw == "":
-            raw = secrets.get(name)
-        if raw is None or raw == "":
+        raw = _raw_value(name, env, secrets)
+        if raw is None:
             continue
         try:
             values[attr] = convert(str(raw)) if convert is not str else str(raw).strip()
         except ValueError:
             kind = "1/true/yes/on or 0/false/no/off" if convert is flag else f"a {convert.__name__}"
             raise SettingsError(f"{name} must be {kind}, got {raw!r}") from None
+    return values
+
+
+def _raw_value(name: str, env: dict[str, str], secrets: dict[str, Any]) -> Any:
+    """The environment's value, else the secrets file's; None when neither sets it (empty is unset)."""
+    for source in (env, secrets):
+        raw = source.get(name)
+        if raw is not None and raw != "":
+            return raw
+    return None
+
+
+def _table_values(secrets: dict[str, Any]) -> dict[str, Any]:
+    """The fields from the secrets file's tables: the console's users, its API tokens, Streamlit's OIDC."""
+    values: dict[str, Any] = {}
     auth = secrets.get("console_auth")
     if auth is not None:
         values["auth_type"] = _toml_type(auth)
@@ -437,32 +460,45 @@ def load_settings(env: dict[str, str] | None = None, secrets_path: Path | None =
         values["oidc_configured"] = bool(
             streamlit_auth.get("client_id") or any(p.get("client_id") for p in providers)
         )
-    settings = Settings(**values)
-    if not 0.0 <= settings.auto_approve_confidence <= 1.0:
-        raise SettingsError("AUTO_APPROVE_CONFIDENCE must be between 0 and 1")
-    if settings.approval_timeout_minutes <= 0:
-        raise SettingsError("APPROVAL_TIMEOUT_MINUTES must be positive")
-    _check_notify(settings)
-    if not settings.api_rate_per_minute > 0 or settings.api_burst < 1:
-        raise SettingsError("CONSOLE_API_RATE_PER_MINUTE must be positive and CONSOLE_API_BURST at least 1")
-    if settings.api_max_body_bytes < 1024:
-        raise SettingsError("CONSOLE_API_MAX_BODY_BYTES must be at least 1024")
-    if settings.live_poll_s <= 0:
-        raise SettingsError("LIVE_POLL_S must be positive")
-    if settings.live_reconcile_s < 0:
-        raise SettingsError("LIVE_RECONCILE_S must be zero or more")
-    if settings.incident_lookback_s < 0:
-        raise SettingsError("CONSOLE_INCIDENT_LOOKBACK_S must be 0 or more (seconds)")
-    if settings.live_telemetry_grace_s < 0:
-        raise SettingsError("LIVE_TELEMETRY_GRACE_S must be 0 or more (seconds)")
-    if settings.store_fault_escalate_s <= 0:
-        raise SettingsError("CONSOLE_STORE_FAULT_ESCALATE_S must be positive (seconds)")
-    if settings.store_busy_timeout_s <= 0 or settings.engine_sweep_s <= 0:
-        raise SettingsError("CONSOLE_STORE_BUSY_TIMEOUT_S and CONSOLE_ENGINE_SWEEP_S must be positive")
-    if settings.intake_budget < 1 or settings.alerts_per_delivery < 1:
-        raise SettingsError("CONSOLE_INTAKE_BUDGET and CONSOLE_ALERTS_PER_DELIVERY must be at least 1")
-    _check_identity(settings)
-    return settings
+    return values
+
+
+Bounds = tuple[tuple[Callable[[Settings], bool], str], ...]
+"""(is out of bounds, the message), checked in order: the first that holds is the error."""
+
+_POLICY_BOUNDS: Bounds = (
+    (
+        lambda s: not 0.0 <= s.auto_approve_confidence <= 1.0,
+        "AUTO_APPROVE_CONFIDENCE must be between 0 and 1",
+    ),
+    (lambda s: s.approval_timeout_minutes <= 0, "APPROVAL_TIMEOUT_MINUTES must be positive"),
+)
+_RUNTIME_BOUNDS: Bounds = (
+    (
+        lambda s: not s.api_rate_per_minute > 0 or s.api_burst < 1,
+        "CONSOLE_API_RATE_PER_MINUTE must be positive and CONSOLE_API_BURST at least 1",
+    ),
+    (lambda s: s.api_max_body_bytes < 1024, "CONSOLE_API_MAX_BODY_BYTES must be at least 1024"),
+    (lambda s: s.live_poll_s <= 0, "LIVE_POLL_S must be positive"),
+    (lambda s: s.live_reconcile_s < 0, "LIVE_RECONCILE_S must be zero or more"),
+    (lambda s: s.incident_lookback_s < 0, "CONSOLE_INCIDENT_LOOKBACK_S must be 0 or more (seconds)"),
+    (lambda s: s.live_telemetry_grace_s < 0, "LIVE_TELEMETRY_GRACE_S must be 0 or more (seconds)"),
+    (lambda s: s.store_fault_escalate_s <= 0, "CONSOLE_STORE_FAULT_ESCALATE_S must be positive (seconds)"),
+    (
+        lambda s: s.store_busy_timeout_s <= 0 or s.engine_sweep_s <= 0,
+        "CONSOLE_STORE_BUSY_TIMEOUT_S and CONSOLE_ENGINE_SWEEP_S must be positive",
+    ),
+    (
+        lambda s: s.intake_budget < 1 or s.alerts_per_delivery < 1,
+        "CONSOLE_INTAKE_BUDGET and CONSOLE_ALERTS_PER_DELIVERY must be at least 1",
+    ),
+)
+
+
+def _check_bounds(settings: Settings, bounds: Bounds) -> None:
+    for out_of_bounds, message in bounds:
+        if out_of_bounds(settings):
+            raise SettingsError(message)
 
 
 def _check_identity(settings: Settings) -> None:

@@ -11,10 +11,12 @@ engine whose task outputs have the steps' shapes (docs/ARCHITECTURE.md) can driv
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from console.domain.actions import ROLLBACK, changes_service
-from console.domain.executions import Execution, State
+from console.domain.executions import Execution, State, TaskRun
 from console.domain.models import format_time
 from console.domain.vocabulary import (
     APPROVAL_TASK,
@@ -183,27 +185,21 @@ class Projection:
             source=source,
             at=at or deployment.get("deployed_at") or "",
         )
-        for task_id in LOOP_TASKS:
-            run = execution.task_run(task_id)
-            if run is None or task_id == APPROVAL_TASK or run.state != State.SUCCESS:
-                continue
-            outputs = run.outputs or {}
-            if _has_step_outputs(task_id, outputs):
-                ended = run.end or started
-                self.task_finished(
-                    conn, execution.id, task_id, outputs, at=format_time(ended) if ended else at or ""
-                )
+        for task_id, run in _finished_steps(execution):
+            self.task_finished(conn, execution.id, task_id, run.outputs or {}, at=_ended_at(run, started, at))
         pause = execution.task_run(APPROVAL_TASK)
         if pause is not None and pause.state == State.SUCCESS and "approved" in (pause.outputs or {}):
-            resumed = pause.outputs
-            ended = pause.end or started
             self.resumed(
                 conn,
                 execution.id,
-                approved=resumed.get("approved") in (True, "true", "True"),
-                approver=str(resumed.get("approver") or ""),
-                at=format_time(ended) if ended else at or "",
+                approved=pause.outputs.get("approved") in (True, "true", "True"),
+                approver=str(pause.outputs.get("approver") or ""),
+                at=_ended_at(pause, started, at),
             )
+        self._project_end(conn, execution, pause)
+
+    def _project_end(self, conn: Connection, execution: Execution, pause: TaskRun | None) -> None:
+        """Paused on the approval, failed, or killed/cancelled (a success ends with its record step)."""
         if execution.state == State.PAUSED and pause is not None and pause.state == State.PAUSED:
             self.paused(conn, execution.id)
         elif execution.state == State.FAILED:
@@ -288,6 +284,23 @@ class Projection:
             values["measured_status"] = measured["status"]
         if values:
             self.store.deployments.update_in(conn, execution_id, **values)
+
+
+def _finished_steps(execution: Execution) -> Iterator[tuple[str, TaskRun]]:
+    """The loop's steps (not the approval) that succeeded with the outputs their projection reads,
+    in the loop's order."""
+    for task_id in LOOP_TASKS:
+        run = execution.task_run(task_id)
+        if run is None or task_id == APPROVAL_TASK or run.state != State.SUCCESS:
+            continue
+        if _has_step_outputs(task_id, run.outputs or {}):
+            yield task_id, run
+
+
+def _ended_at(run: TaskRun, started: datetime | None, at: str | None) -> str:
+    """When a task run ended (else when the execution started; else ``at``, else nothing)."""
+    ended = run.end or started
+    return format_time(ended) if ended else at or ""
 
 
 def _has_step_outputs(task_id: str, outputs: dict[str, Any]) -> bool:

@@ -177,13 +177,35 @@ def latency_counts(
 ) -> Latency:
     """Requests per latency bucket (not cumulative) per dimension, per real scrape. Bounds in
     seconds (``unit: ms`` histograms are converted)."""
+    usable = _usable_buckets(series, notes, what)
+    if not usable:
+        return Latency()
+    shared = _shared_bounds(usable, notes, what)
+    finite = sorted(b for b in shared if math.isfinite(b))
+    if math.inf not in shared:
+        notes.add(f"{what}: no +Inf bucket: latency is left out")
+        return Latency()
+    increments_ = counter_increments(
+        [s for s in usable if _le(s.labels) in shared], scrape_interval_s, notes, what
+    )
+    cumulative = _cumulative_per_scrape(increments_, dimension_label, finite)
+    scale = 0.001 if unit == "ms" else 1.0
+    histograms = tuple(_histogram(dimension, cumulative[dimension]) for dimension in sorted(cumulative))
+    return Latency(tuple(b * scale for b in finite), histograms)
+
+
+def _usable_buckets(series: Sequence[Raw], notes: Notes, what: str) -> list[Raw]:
+    """The bucket series with a numeric ``le``; the others are left out with a note."""
     usable = [s for s in series if _le(s.labels) is not None]
     if len(usable) < len(series):
         notes.add(f"{what}: {len(series) - len(usable)} bucket series without a usable le label: left out")
-    if not usable:
-        if series:
-            notes.add(f"{what}: a histogram without le: latency is left out")
-        return Latency()
+    if not usable and series:
+        notes.add(f"{what}: a histogram without le: latency is left out")
+    return usable
+
+
+def _shared_bounds(usable: Sequence[Raw], notes: Notes, what: str) -> set[float]:
+    """The ``le`` bounds every series' layout has (a layout: the bounds of one label set but ``le``)."""
     layouts: dict[str, set[float]] = defaultdict(set)
     for s in usable:
         key = ",".join(f"{k}={v}" for k, v in sorted(s.labels.items()) if k != "le")
@@ -193,33 +215,36 @@ def latency_counts(
         notes.add(
             f"{what}: bucket layouts differ between series: compared on the {len(shared)} shared bounds"
         )
-    finite = sorted(b for b in shared if math.isfinite(b))
-    if math.inf not in shared:
-        notes.add(f"{what}: no +Inf bucket: latency is left out")
-        return Latency()
+    return shared
+
+
+def _cumulative_per_scrape(
+    increments_: Sequence[tuple[Raw, list[float], list[float]]],
+    dimension_label: str | None,
+    finite: Sequence[float],
+) -> dict[str, dict[float, list[float]]]:
+    """Per dimension and scrape time, the cumulative bucket increments (``finite``'s bounds, then +Inf)."""
     index = {b: i for i, b in enumerate(finite)}
     index[math.inf] = len(finite)
     cumulative: dict[str, dict[float, list[float]]] = defaultdict(
         lambda: defaultdict(lambda: [0.0] * len(index))
     )
-    for s, times, counts in counter_increments(
-        [s for s in usable if _le(s.labels) in shared], scrape_interval_s, notes, what
-    ):
+    for s, times, counts in increments_:
         dimension = s.labels.get(dimension_label, "") if dimension_label else ""
         slot = index[_le(s.labels)]  # type: ignore[index]
         for t, c in zip(times, counts, strict=True):
             cumulative[dimension][t][slot] += c
-    scale = 0.001 if unit == "ms" else 1.0
-    out = []
-    for dimension in sorted(cumulative):
-        rows = cumulative[dimension]
-        times = sorted(rows)
-        counts = []
-        for t in times:
-            cum = rows[t]
-            counts.append(tuple(max(cum[i] - (cum[i - 1] if i else 0.0), 0.0) for i in range(len(cum))))
-        out.append(HistogramSeries(dimension, tuple(times), tuple(counts)))
-    return Latency(tuple(b * scale for b in finite), tuple(out))
+    return cumulative
+
+
+def _histogram(dimension: str, rows: Mapping[float, list[float]]) -> HistogramSeries:
+    """One dimension's cumulative rows as counts per bucket (a negative difference counts 0)."""
+    times = sorted(rows)
+    counts = []
+    for t in times:
+        cum = rows[t]
+        counts.append(tuple(max(cum[i] - (cum[i - 1] if i else 0.0), 0.0) for i in range(len(cum))))
+    return HistogramSeries(dimension, tuple(times), tuple(counts))
 
 
 def _grouped(series: Sequence[Raw], group_by: Sequence[str]) -> dict[str, dict[float, float]]:
@@ -328,7 +353,7 @@ def derived_points(
     latency: Latency,
     gauges_: Sequence[GaugeSeries],
     cpu: Mapping[str, list[tuple[float, float]]],
-    restarts: Sequence[float],
+    restarts: Sequence[float] | None,
     scrapes: Sequence[float],
     start: float,
     end: float,
@@ -336,47 +361,92 @@ def derived_points(
 ) -> dict[str, list[tuple[float, float]]]:
     """Per step bin with at least one real scrape: error_rate (5xx of all requests),
     requests_per_second, latency_p95_ms (from the bin's bucket counts), memory_utilization (the
-    instance nearest its limit), cpu_utilization (the busiest instance), pod_restarts."""
-    out: dict[str, list[tuple[float, float]]] = {}
+    instance nearest its limit), cpu_utilization (the busiest instance), pod_restarts (None:
+    restarts are not counted). A metric without a point is left out."""
+    grid = StepWindow(start, end, step)
+    out = {
+        **_request_points(requests, scrapes, grid),
+        "latency_p95_ms": _latency_p95(latency, grid),
+        "memory_utilization": _memory_utilization(gauges_, grid),
+        "cpu_utilization": _busiest_cpu(cpu, grid),
+        "pod_restarts": _restarts_per_bin(restarts, scrapes, grid),
+    }
+    return {k: v for k, v in out.items() if v}
+
+
+@dataclass(frozen=True)
+class StepWindow:
+    """A window [start, end] (Unix seconds) and the step of its query grid."""
+
+    start: float
+    end: float
+    step: float
+
+    def bins(self, times: Iterable[float]) -> dict[float, list[int]]:
+        """The indexes of ``times`` per step bin (see :func:`_bins`)."""
+        return _bins(times, self.start, self.end, self.step)
+
+
+def _request_points(
+    requests: Sequence[CountSeries], scrapes: Sequence[float], grid: StepWindow
+) -> dict[str, list[tuple[float, float]]]:
+    """requests_per_second over the seconds each bin's requests were counted in, and error_rate
+    (when a status is known) per bin with requests."""
     total: dict[float, float] = defaultdict(float)
     errors: dict[float, float] = defaultdict(float)
     for s in requests:
-        for at, idx in _bins(s.times, start, end, step).items():
+        for at, idx in grid.bins(s.times).items():
             n = sum(s.counts[i] for i in idx)
             total[at] += n
             if s.status == "5xx":
                 errors[at] += n
-    if total:
-        covered = _covered(scrapes, start, end, step)
-        out["requests_per_second"] = [(t, total[t] / covered.get(t, step)) for t in sorted(total)]
-        if any(s.status != "other" for s in requests):
-            out["error_rate"] = [(t, errors[t] / total[t]) for t in sorted(total) if total[t] > 0]
-    if latency.series:
-        width = len(latency.bounds) + 1
-        buckets: dict[float, list[float]] = defaultdict(lambda: [0.0] * width)
-        for h in latency.series:
-            for at, idx in _bins(h.times, start, end, step).items():
-                for i in idx:
-                    for k, c in enumerate(h.counts[i]):
-                        buckets[at][k] += c
-        p95 = [(t, bucket_quantile(latency.bounds, buckets[t], 0.95)) for t in sorted(buckets)]
-        out["latency_p95_ms"] = [(t, 1000 * q) for t, q in p95 if q is not None]
+    if not total:
+        return {}
+    covered = _covered(scrapes, grid.start, grid.end, grid.step)
+    out = {"requests_per_second": [(t, total[t] / covered.get(t, grid.step)) for t in sorted(total)]}
+    if any(s.status != "other" for s in requests):
+        out["error_rate"] = [(t, errors[t] / total[t]) for t in sorted(total) if total[t] > 0]
+    return out
+
+
+def _latency_p95(latency: Latency, grid: StepWindow) -> list[tuple[float, float]]:
+    """Milliseconds, from the bucket counts of each bin summed over the dimensions."""
+    width = len(latency.bounds) + 1
+    buckets: dict[float, list[float]] = defaultdict(lambda: [0.0] * width)
+    for h in latency.series:
+        for at, idx in grid.bins(h.times).items():
+            for i in idx:
+                for k, c in enumerate(h.counts[i]):
+                    buckets[at][k] += c
+    p95 = [(t, bucket_quantile(latency.bounds, buckets[t], 0.95)) for t in sorted(buckets)]
+    return [(t, 1000 * q) for t, q in p95 if q is not None]
+
+
+def _memory_utilization(gauges_: Sequence[GaugeSeries], grid: StepWindow) -> list[tuple[float, float]]:
+    """Per bin, the highest last value of a gauge against its limit (gauges without one are skipped)."""
     levels: dict[float, float] = {}
     for g in gauges_:
         if not g.limit:
             continue
-        for at, idx in _bins(g.times, start, end, step).items():
+        for at, idx in grid.bins(g.times).items():
             levels[at] = max(levels.get(at, 0.0), g.values[idx[-1]] / g.limit)
-    if levels:
-        out["memory_utilization"] = sorted(levels.items())
+    return sorted(levels.items())
+
+
+def _busiest_cpu(cpu: Mapping[str, list[tuple[float, float]]], grid: StepWindow) -> list[tuple[float, float]]:
+    """Per bin, the highest CPU rate of any instance."""
     busiest: dict[float, float] = {}
     for rates in cpu.values():
-        for at, idx in _bins([t for t, _ in rates], start, end, step).items():
+        for at, idx in grid.bins([t for t, _ in rates]).items():
             busiest[at] = max(busiest.get(at, 0.0), max(rates[i][1] for i in idx))
-    if busiest:
-        out["cpu_utilization"] = sorted(busiest.items())
-    if scrapes and restarts is not None:
-        seen = _bins(scrapes, start, end, step)
-        counted = _bins(restarts, start, end, step)
-        out["pod_restarts"] = [(t, float(len(counted.get(t, [])))) for t in sorted(seen)]
-    return {k: v for k, v in out.items() if v}
+    return sorted(busiest.items())
+
+
+def _restarts_per_bin(
+    restarts: Sequence[float] | None, scrapes: Sequence[float], grid: StepWindow
+) -> list[tuple[float, float]]:
+    """Restarts counted in each bin with a scrape (none when restarts are not counted)."""
+    if not scrapes or restarts is None:
+        return []
+    counted = grid.bins(restarts)
+    return [(t, float(len(counted.get(t, [])))) for t in sorted(grid.bins(scrapes))]

@@ -11,7 +11,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -153,62 +153,57 @@ class JsonlLogSource:
         start_s, end_s = to_epoch(start), to_epoch(end)
         limit = self.max_lines if max_lines is None else max_lines
         result = LogsResult()
-        try:
-            fh = self.path.open("rb")
-        except FileNotFoundError:
-            raise LogSourceError(f"log file {self.path} does not exist") from None
-        except OSError as exc:
-            raise LogSourceError(f"log file {self.path} cannot be read: {exc.strerror or exc}") from None
         first_bad: tuple[int, str] | None = None
         kept: list[tuple[float, dict[str, Any]]] = []
-        last_kept = 0.0
-        with fh:
-            size = os.fstat(fh.fileno()).st_size
-            offset = self._seek_start(fh, size, start_s - self.slack_s)
-            fh.seek(offset)
-            stop_after = end_s + self.slack_s
-            while True:
-                line = fh.readline()
-                if not line:
-                    break
-                if not line.strip():
-                    offset += len(line)
-                    continue
+        with self._open() as fh:
+            offset = self._seek_start(fh, os.fstat(fh.fileno()).st_size, start_s - self.slack_s)
+            for at, line in _lines_from(fh, offset):
                 try:
-                    obj = json.loads(line)
-                    ts = _line_time(obj)
-                    message = obj["message"]
+                    ts, obj, message = _parsed(line)
                 except (ValueError, TypeError, KeyError, AttributeError) as exc:
                     result.malformed += 1
-                    if first_bad is None:
-                        first_bad = (offset, _why_malformed(exc))
-                    offset += len(line)
+                    first_bad = first_bad or (at, _why_malformed(exc))
                     continue
-                offset += len(line)
-                if ts > stop_after:
-                    break
+                if ts > end_s + self.slack_s:
+                    break  # past the window and the slack of lines out of order
                 if ts < start_s or ts > end_s or (ts == end_s and not include_end):
                     continue
                 if len(kept) >= limit:
                     result.cut = True
                     break
                 kept.append((ts, _record(ts, obj.get("level"), message, self._source_of(obj))))
-                last_kept = max(last_kept, ts)
         kept.sort(key=lambda item: item[0])  # stable: lines at the same moment keep file order
         result.records = [record for _, record in kept]
+        last_kept = max([0.0, *(ts for ts, _ in kept)])
+        result.notes.extend(self._notes(result, first_bad, limit, last_kept))
+        return result
+
+    def _open(self) -> IO[bytes]:
+        try:
+            return self.path.open("rb")
+        except FileNotFoundError:
+            raise LogSourceError(f"log file {self.path} does not exist") from None
+        except OSError as exc:
+            raise LogSourceError(f"log file {self.path} cannot be read: {exc.strerror or exc}") from None
+
+    def _notes(
+        self, result: LogsResult, first_bad: tuple[int, str] | None, limit: int, last_kept: float
+    ) -> list[str]:
+        """What the reader skipped (malformed lines, the first one's place and why) and where it cut."""
+        notes = []
         name = self.path.name
         if result.malformed and first_bad is not None:
             plural = "s" if result.malformed != 1 else ""
-            result.notes.append(
+            notes.append(
                 f"logs: skipped {result.malformed} malformed line{plural} in {name} "
                 f"(first at byte {first_bad[0]}: {first_bad[1]})"
             )
         if result.cut:
-            result.notes.append(
+            notes.append(
                 f"logs: cut at {limit:,} lines from {name}: lines after {format_ts(last_kept)} "
                 "in that window were left out"
             )
-        return result
+        return notes
 
     def _source_of(self, obj: dict[str, Any]) -> str | None:
         """The configured source, else ``service@version`` of the line (which instance wrote it)."""
@@ -220,6 +215,21 @@ class JsonlLogSource:
         if isinstance(service, str):
             return service
         return self.path.name
+
+
+def _lines_from(fh: IO[bytes], offset: int) -> Iterator[tuple[int, bytes]]:
+    """The lines that are not blank from ``offset`` (a line start) on, each with its byte offset."""
+    fh.seek(offset)
+    for line in iter(fh.readline, b""):
+        if line.strip():
+            yield offset, line
+        offset += len(line)
+
+
+def _parsed(line: bytes) -> tuple[float, dict[str, Any], Any]:
+    """(ts, the object, its message) of one line; raises on a line that is not one."""
+    obj = json.loads(line)
+    return _line_time(obj), obj, obj["message"]
 
 
 def _why_malformed(exc: Exception) -> str:

@@ -32,7 +32,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from console.domain.evidence import Evidence
+from console.domain.evidence import Evidence, GaugeSeries
 from console.settings import Secret
 from console.telemetry import counts
 from console.telemetry._http import ErrorKinds, HttpClient, body_excerpt, display_url
@@ -316,6 +316,33 @@ class _Plan:
     names: set[str] | None = None
 
 
+@dataclass(frozen=True)
+class _Answers:
+    """What one fetch read."""
+
+    ranges: dict[str, RangeResult]
+    """Metric -> its query_range answer."""
+    clocks: dict[str, str | None]
+    """Metric -> the selector whose raw samples are its real samples (None: the scrapes')."""
+    samples: dict[str, RangeResult]
+    """Clock selector -> its raw samples."""
+    families: dict[str, RangeResult]
+    """Family kind (and ``memory_limit``, ``up``) -> its raw samples."""
+
+    def sample_times(
+        self, name: str, points: Sequence[tuple[float, float]], scrapes: Sequence[float], notes: list[str]
+    ) -> list[float]:
+        """When a metric's real samples were taken: its clock's samples, else the scrapes, else
+        (nothing to count them on, said in a note) its own points."""
+        clock = self.clocks[name]
+        if clock:
+            return [t for s in self.samples[clock].series for t, _ in s.points]
+        if scrapes:
+            return list(scrapes)
+        notes.append(f"{name}: no series to count its real samples on: its points are kept as they are")
+        return [t for t, _ in points]
+
+
 class PrometheusSource:
     """One Prometheus server and one service's selector and profile (see the module docstring)."""
 
@@ -584,15 +611,33 @@ class PrometheusSource:
         them (see the module docstring). ``step_s`` None chooses it from the window."""
         start_s, end_s = to_epoch(start), to_epoch(end)
         choice = choose_step(end_s - start_s, self.config.scrape_interval_s, requested_s=step_s)
-        step = choice.step_s
+        window = counts.StepWindow(start_s, end_s, choice.step_s)
         notes = [f"metrics: {choice.note}"] if choice.note else []
         plan = self._plan(start_s, end_s, notes)
         if plan is None:
-            return MetricsResult({}, notes, {}, {}, step, {}, None)
-        promql = self.queries(step, plan.profile)
+            return MetricsResult({}, notes, {}, {}, window.step, {}, None)
         wanted = set(metrics) if metrics is not None else None
-        if wanted is not None:
-            promql = {name: q for name, q in promql.items() if name in wanted}
+        promql = {
+            name: q
+            for name, q in self.queries(window.step, plan.profile).items()
+            if wanted is None or name in wanted
+        }
+        answers = self._read(plan, promql, window)
+        evidence, derived = self._evidence(plan, answers.families, start_s, end_s, window.step, notes)
+        out = self._real_points(answers, _scrape_times(evidence), window.step, notes)
+        queries = dict(promql)
+        for name, points in derived.items():
+            if name not in out and name not in promql and self._computed_metric_wanted(name, wanted):
+                out[name] = points
+                queries[name] = _derived_query(name, plan, self)
+        counted = {name: len(points) for name, points in out.items()}
+        links = self._links(out, promql, queries, plan, window)
+        return MetricsResult(out, notes, queries, links, window.step, counted, evidence)
+
+    def _read(self, plan: _Plan, promql: Mapping[str, str], window: counts.StepWindow) -> _Answers:
+        """Every query of one window, at most :attr:`max_parallel` in flight: the PromQL metrics,
+        the raw samples behind each, the families' raw samples."""
+        start_s, end_s, step = window.start, window.end, window.step
         clocks = {name: self._clock(name, q, plan.profile) for name, q in promql.items()}
         with ThreadPoolExecutor(max_workers=self.max_parallel) as pool:
             ranges = {
@@ -605,26 +650,23 @@ class PrometheusSource:
                 if sel is not None
             }
             raws = self._submit_families(pool, plan, start_s, end_s)
-            answers = {name: f.result() for name, f in ranges.items()}
-            clock_answers = {sel: f.result() for sel, f in samples.items()}
-            raw_answers = {key: f.result() for key, f in raws.items()}
-        evidence, derived = self._evidence(plan, raw_answers, start_s, end_s, step, notes)
-        scrapes = _scrape_times(evidence)
+            return _Answers(
+                ranges={name: f.result() for name, f in ranges.items()},
+                clocks=clocks,
+                samples={sel: f.result() for sel, f in samples.items()},
+                families={key: f.result() for key, f in raws.items()},
+            )
+
+    def _real_points(
+        self, answers: _Answers, scrapes: Sequence[float], step: float, notes: list[str]
+    ) -> dict[str, list[tuple[float, float]]]:
+        """Each PromQL metric's points that rest on a real sample (see :func:`backed`)."""
         out: dict[str, list[tuple[float, float]]] = {}
-        counted: dict[str, int] = {}
-        queries = dict(promql)
-        for name, result in answers.items():
+        for name, result in answers.ranges.items():
             points = self._points(name, result, notes)
             if points is None:
                 continue
-            sel = clocks[name]
-            stamps = [t for s in clock_answers[sel].series for t, _ in s.points] if sel else list(scrapes)
-            if not sel and not stamps:
-                notes.append(
-                    f"{name}: no series to count its real samples on: its points are kept as they are"
-                )
-                stamps = [t for t, _ in points]
-            real = backed(points, stamps, step)
+            real = backed(points, answers.sample_times(name, points, scrapes, notes), step)
             if len(real) < len(points):
                 notes.append(
                     f"{name}: {len(points) - len(real)} of {len(points)} points had no real sample behind "
@@ -633,23 +675,36 @@ class PrometheusSource:
             if not real:
                 notes.append(f"no data for {name} in that window")
                 continue
-            out[name], counted[name] = real, len(real)
-        for name, points in derived.items():
-            if name in out or name in promql or (wanted is not None and name not in wanted):
-                continue
-            if self.config.metrics is not None and name not in self.config.metrics:
-                continue
-            if self.config.queries.get(name, "") is None:
-                continue  # dropped in the services file
-            out[name], counted[name] = points, len(points)
-            queries[name] = _derived_query(name, plan, self)
+            out[name] = real
+        return out
+
+    def _computed_metric_wanted(self, name: str, wanted: set[str] | None) -> bool:
+        """Whether a metric computed from the counts is asked for: by the caller, by the services
+        file's ``metrics``, and not dropped (``null``) under its ``queries``."""
+        if wanted is not None and name not in wanted:
+            return False
+        if self.config.metrics is not None and name not in self.config.metrics:
+            return False
+        return self.config.queries.get(name, "") is not None
+
+    def _links(
+        self,
+        out: Mapping[str, list[tuple[float, float]]],
+        promql: Mapping[str, str],
+        queries: Mapping[str, str],
+        plan: _Plan,
+        window: counts.StepWindow,
+    ) -> dict[str, str]:
+        """A graph link per metric with points (a computed one drawn by an equivalent PromQL where
+        there is one), then per PromQL metric without points."""
+        start_s, end_s, step = window.start, window.end, window.step
         links = {}
         for name in out:
             shown = promql.get(name) or _link_promql(name, plan.profile, self.config, step, plan)
             links[name] = self.graph_url(shown or queries[name], start_s, end_s, step)
         for name in promql:
             links.setdefault(name, self.graph_url(promql[name], start_s, end_s, step))
-        return MetricsResult(out, notes, queries, links, step, counted, evidence)
+        return links
 
     def _clock(self, name: str, promql: str, profile: Profile) -> str | None:
         template = profile.samples.get(name)
@@ -746,17 +801,8 @@ def build_evidence(
             log.add(_dropped_note(f"{key} samples", result.dropped))
     req_raw, lat_raw = _raws(raw.get("requests")), _raws(raw.get("latency"))
     dimension = counts.pick_label(req_raw or lat_raw, counts.DIMENSION_LABELS, config.dimension_label)
-    status = counts.pick_label(req_raw, counts.STATUS_LABELS, config.status_label)
-    if status == "outcome" and any("status" in s.labels for s in req_raw):
-        status = "status"
-    for kind, (metric, _) in plan.families.items():
-        if kind in raw and not raw[kind].series:
-            log.add(f"{kind}: the selector matches no {metric} series in that window")
-    missing = [k for k in ("requests", "latency") if k in plan.profile.families and k not in plan.families]
-    if missing and plan.names is not None:
-        log.add(f"{' and '.join(missing)}: the target exports none of the profile's names for it")
-    if req_raw and status is None:
-        log.add("requests: no status label (code, status, ...): errors cannot be counted; set status_label")
+    status = _status_label(req_raw, config)
+    _note_what_is_missing(plan, raw, log, no_status=bool(req_raw) and status is None)
     requests_ = counts.request_counts(
         req_raw, dimension_label=dimension, status_label=status, scrape_interval_s=scrape, notes=log,
         what="requests",
@@ -765,19 +811,7 @@ def build_evidence(
     latency = counts.latency_counts(
         lat_raw, dimension_label=dimension, unit=unit, scrape_interval_s=scrape, notes=log, what="latency"
     )
-    memory = plan.profile.families.get("memory")
-    gauges = ()
-    if "memory" in plan.families and memory is not None:
-        gauges = counts.gauges(
-            _raws(raw.get("memory")),
-            name="memory",
-            group_by=memory.group_by,
-            limits=_raws(raw.get("memory_limit")),
-            configured_limit=config.memory_limit_bytes,
-            limit_metric=memory.limit.candidates[0].metric if memory.limit else None,
-        )
-        if gauges and all(g.limit is None for g in gauges):
-            log.add("memory: no limit known: set prometheus.memory_limit_bytes to judge a climb against it")
+    gauges = _memory_gauges(plan, raw, config, log)
     cpu_family = plan.profile.families.get("cpu")
     cpu = counts.cpu_rates(_raws(raw.get("cpu")), cpu_family.group_by if cpu_family else ("instance",))
     restart_family = plan.profile.families.get("restarts")
@@ -788,7 +822,7 @@ def build_evidence(
     scrapes = up or tuple(sorted({t for s in requests_ for t in s.times}))
     derived = counts.derived_points(
         requests=requests_, latency=latency, gauges_=gauges, cpu=cpu,
-        restarts=restarts if "restarts" in plan.families else None,  # type: ignore[arg-type]
+        restarts=restarts if "restarts" in plan.families else None,
         scrapes=scrapes, start=start_s, end=end_s, step=step,
     )  # fmt: skip
     notes.extend(log.lines)
@@ -808,6 +842,50 @@ def build_evidence(
         notes=tuple(log.lines),
     )
     return evidence, derived
+
+
+def _status_label(req_raw: Sequence[counts.Raw], config: PrometheusConfig) -> str | None:
+    """The requests' status label; Micrometer's ``outcome`` gives way to ``status`` where the
+    series carry both (``status`` holds the code)."""
+    status = counts.pick_label(req_raw, counts.STATUS_LABELS, config.status_label)
+    if status == "outcome" and any("status" in s.labels for s in req_raw):
+        return "status"
+    return status
+
+
+def _note_what_is_missing(
+    plan: _Plan, raw: Mapping[str, RangeResult], log: counts.Notes, *, no_status: bool
+) -> None:
+    """Notes for the families the selector matches nothing of, those the target exports none of
+    the profile's names for, and requests without a status label."""
+    for kind, (metric, _) in plan.families.items():
+        if kind in raw and not raw[kind].series:
+            log.add(f"{kind}: the selector matches no {metric} series in that window")
+    missing = [k for k in ("requests", "latency") if k in plan.profile.families and k not in plan.families]
+    if missing and plan.names is not None:
+        log.add(f"{' and '.join(missing)}: the target exports none of the profile's names for it")
+    if no_status:
+        log.add("requests: no status label (code, status, ...): errors cannot be counted; set status_label")
+
+
+def _memory_gauges(
+    plan: _Plan, raw: Mapping[str, RangeResult], config: PrometheusConfig, log: counts.Notes
+) -> tuple[GaugeSeries, ...]:
+    """The memory gauges with their limits (none when the plan reads no memory)."""
+    memory = plan.profile.families.get("memory")
+    if "memory" not in plan.families or memory is None:
+        return ()
+    gauges = counts.gauges(
+        _raws(raw.get("memory")),
+        name="memory",
+        group_by=memory.group_by,
+        limits=_raws(raw.get("memory_limit")),
+        configured_limit=config.memory_limit_bytes,
+        limit_metric=memory.limit.candidates[0].metric if memory.limit else None,
+    )
+    if gauges and all(g.limit is None for g in gauges):
+        log.add("memory: no limit known: set prometheus.memory_limit_bytes to judge a climb against it")
+    return gauges
 
 
 def _scrape_times(evidence: Evidence | None) -> tuple[float, ...]:

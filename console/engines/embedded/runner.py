@@ -427,15 +427,8 @@ class EmbeddedEngine:
             self.fail(execution_id, f"internal error: {one_line(exc)}")
 
     def _run_tasks(self, execution_id: str) -> None:
-        row = self.store.executions.state_in(self.store.db.conn, execution_id)  # a read: the claim holds it
-        if row is None or row.state not in (State.CREATED, State.RUNNING) or row.owner != self.owner:
+        if not self._claim_running(execution_id):
             return
-        if row.state == State.CREATED:
-            with self.store.db.write() as conn:
-                row = self.store.executions.state_in(conn, execution_id)
-                if row is None or row.state != State.CREATED or row.owner != self.owner:
-                    return
-                self.store.executions.transition_in(conn, execution_id, State.RUNNING, owner=self.owner)
         launch = self.store.executions.launch_input(execution_id)
         runs = self.store.executions.task_runs_by_task(execution_id)
         outputs: dict[str, dict[str, Any]] = {wiring.EXECUTION: {"id": execution_id}}
@@ -446,26 +439,8 @@ class EmbeddedEngine:
                 continue
             if run is not None and run.state == State.PAUSED:
                 return
-            self._start_task(execution_id, seq, task_id, run)
-            if task_id == APPROVAL_TASK:
-                if self._approval(execution_id, outputs):
-                    return  # paused
-                continue
-            if run is not None and run.state == State.RUNNING:
-                outputs[task_id] = dict(run.outputs or {})  # a look in progress: its watch
-            try:
-                result = self._call(task_id, execution_id, launch, outputs, run)
-            except (_Killed, StoreFault):
-                raise
-            except Exception as exc:
-                if not isinstance(exc, StepError | ValueError):
-                    log.warning("execution %s task %s failed", execution_id, task_id, exc_info=True)
-                self._fail_task(execution_id, task_id, one_line(exc))
+            if not self._run_task(execution_id, seq, task_id, run, launch, outputs):
                 return
-            if result.get("done") is False:
-                self._wait(execution_id, task_id, launch, result)
-                return
-            outputs[task_id] = self._finish_task(execution_id, task_id, result, outputs)
         # every task had already finished (an execution marked RUNNING after its last task): close it
         with self.store.db.write() as conn:
             row = self.store.executions.state_in(conn, execution_id)
@@ -477,6 +452,51 @@ class EmbeddedEngine:
                 and record is not None
             ):
                 self._succeed(conn, execution_id, record.outputs)
+
+    def _claim_running(self, execution_id: str) -> bool:
+        """Whether this engine runs the execution now: RUNNING and ours, or CREATED and ours, then
+        moved to RUNNING (checked again inside the write)."""
+        row = self.store.executions.state_in(self.store.db.conn, execution_id)  # a read: the claim holds it
+        if row is None or row.state not in (State.CREATED, State.RUNNING) or row.owner != self.owner:
+            return False
+        if row.state == State.CREATED:
+            with self.store.db.write() as conn:
+                row = self.store.executions.state_in(conn, execution_id)
+                if row is None or row.state != State.CREATED or row.owner != self.owner:
+                    return False
+                self.store.executions.transition_in(conn, execution_id, State.RUNNING, owner=self.owner)
+        return True
+
+    def _run_task(
+        self,
+        execution_id: str,
+        seq: int,
+        task_id: str,
+        run: StoredTaskRun | None,
+        launch: dict[str, Any],
+        outputs: dict[str, dict[str, Any]],
+    ) -> bool:
+        """Run one unfinished task; True when the run goes on to the next one, False when it paused,
+        waits for its next look or failed. A finished task's outputs are added to ``outputs``."""
+        self._start_task(execution_id, seq, task_id, run)
+        if task_id == APPROVAL_TASK:
+            return not self._approval(execution_id, outputs)  # _approval says whether it paused
+        if run is not None and run.state == State.RUNNING:
+            outputs[task_id] = dict(run.outputs or {})  # a look in progress: its watch
+        try:
+            result = self._call(task_id, execution_id, launch, outputs, run)
+        except (_Killed, StoreFault):
+            raise
+        except Exception as exc:
+            if not isinstance(exc, StepError | ValueError):
+                log.warning("execution %s task %s failed", execution_id, task_id, exc_info=True)
+            self._fail_task(execution_id, task_id, one_line(exc))
+            return False
+        if result.get("done") is False:
+            self._wait(execution_id, task_id, launch, result)
+            return False
+        outputs[task_id] = self._finish_task(execution_id, task_id, result, outputs)
+        return True
 
     def _readable(self, execution_id: str, task_id: str, stored: dict[str, Any]) -> dict[str, Any]:
         """A finished task's outputs as later steps read them (collect's snapshot document put back

@@ -258,12 +258,32 @@ def _lint_flow(flow: _Flow, by_ref: Mapping[tuple[Any, Any], dict[str, Any]]) ->
     if not isinstance(doc, dict):
         flow.add("", "kestra/flow", "a flow must be a YAML mapping")
         return
+    _flow_keys(flow, doc)
+    _flow_identity(flow, doc)
+    inputs = _inputs(flow, doc.get("inputs"), "inputs")
+    tasks = _tasks(flow, doc)
+    order = {t.doc.get("id"): i for i, t in enumerate(tasks)}
+    by_id = {t.doc.get("id"): t for t in tasks}
+    scope = _Scope(flow, inputs, by_id, order, by_ref, _webhooks(doc))
+    for i, task in enumerate(tasks):
+        _lint_task(flow, task, by_ref)
+        for where, text in _templates(_own_properties(task.doc), task.path):
+            scope.check(where, text, reader=task, position=i)
+    _outputs(flow, doc.get("outputs"), scope, len(tasks))
+    _triggers(flow, doc.get("triggers"), inputs, scope)
+
+
+def _flow_keys(flow: _Flow, doc: dict[str, Any]) -> None:
     for key in ("id", "namespace", "tasks"):
         if key not in doc:
             flow.add(key, "kestra/flow-property", f"missing '{key}'")
     for key in doc:
         if key not in FLOW_KEYS:
             flow.add(str(key), "kestra/flow-property", f"unknown flow property '{key}'")
+
+
+def _flow_identity(flow: _Flow, doc: dict[str, Any]) -> None:
+    """The flow's id and namespace as Kestra accepts them, and the file named after the id."""
     fid, ns = doc.get("id"), doc.get("namespace")
     if not isinstance(fid, str) or not rules.FLOW_ID.match(fid) or len(fid) > rules.MAX_ID:
         flow.add("id", "kestra/id", f"flow id {fid!r} does not match {rules.FLOW_ID.pattern}")
@@ -271,8 +291,10 @@ def _lint_flow(flow: _Flow, by_ref: Mapping[tuple[Any, Any], dict[str, Any]]) ->
         flow.add("namespace", "kestra/id", f"namespace {ns!r} does not match {rules.NAMESPACE.pattern}")
     if isinstance(fid, str) and Path(flow.file).stem != fid:
         flow.add("id", "project/file-name", f"the file should be named {fid}.yaml")
-    inputs = _inputs(flow, doc.get("inputs"), "inputs")
 
+
+def _tasks(flow: _Flow, doc: dict[str, Any]) -> list[_Task]:
+    """Every task of the flow, nested ones included, in the order they are declared."""
     tasks: list[_Task] = []
     if not isinstance(doc.get("tasks"), list) or not doc["tasks"]:
         flow.add("tasks", "kestra/flow-property", "'tasks' must be a non-empty list")
@@ -280,18 +302,12 @@ def _lint_flow(flow: _Flow, by_ref: Mapping[tuple[Any, Any], dict[str, Any]]) ->
         _walk(flow, doc["tasks"], "tasks", (), tasks)
     for tid in _duplicates([t.doc.get("id") for t in tasks]):
         flow.add("tasks", "kestra/duplicate-id", f"Duplicate task id with name [{tid}] (FlowValidator)")
-    order = {t.doc.get("id"): i for i, t in enumerate(tasks)}
-    by_id = {t.doc.get("id"): t for t in tasks}
-    triggers = doc.get("triggers") if isinstance(doc.get("triggers"), list) else []
-    webhooks = [t for t in triggers if isinstance(t, dict) and t.get("type") == WEBHOOK]
-    scope = _Scope(flow, inputs, by_id, order, by_ref, webhooks)
+    return tasks
 
-    for i, task in enumerate(tasks):
-        _lint_task(flow, task, by_ref)
-        for where, text in _templates(_own_properties(task.doc), task.path):
-            scope.check(where, text, reader=task, position=i)
-    _outputs(flow, doc.get("outputs"), scope, len(tasks))
-    _triggers(flow, doc.get("triggers"), inputs, scope)
+
+def _webhooks(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    triggers = doc.get("triggers") if isinstance(doc.get("triggers"), list) else []
+    return [t for t in triggers if isinstance(t, dict) and t.get("type") == WEBHOOK]
 
 
 def _entries(flow: _Flow, value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
@@ -669,7 +685,7 @@ class _Scope:
             self._check_read(where, read, reader, position)
 
     def _check_read(self, where: str, read: Read, reader: _Task | None, position: int) -> None:
-        path, shown = read.path, "`" + ".".join(read.path) + "`"
+        path, shown = read.path, _shown(read)
         root = path[0]
         if root not in EXECUTION_ROOTS:
             self.flow.add(
@@ -700,11 +716,28 @@ class _Scope:
             self._check_output(where, read, reader, position)
 
     def _check_output(self, where: str, read: Read, reader: _Task | None, position: int) -> None:
-        path, shown = read.path, "`" + ".".join(read.path) + "`"
+        path, shown = read.path, _shown(read)
         task = self.tasks.get(path[1])
         if task is None:
             self.flow.add(where, "runtime/output-ref", f"{shown} refers to no task of this flow")
             return
+        self._check_output_runs(where, read, task, reader, position)
+        spec = TASK_TYPES.get(task.doc.get("type"))
+        if spec is None or len(path) < 3:
+            return
+        if path[2] not in spec.output_attrs:
+            kind = str(task.doc.get("type")).rsplit(".", 1)[-1]
+            self.flow.add(where, "runtime/output-ref", f"{shown}: a {kind} task has no '{path[2]}' output")
+            return
+        if len(path) >= 4:
+            self._check_output_field(where, read, task)
+
+    def _check_output_runs(
+        self, where: str, read: Read, task: _Task, reader: _Task | None, position: int
+    ) -> None:
+        """The task read has run before the reader, and on every execution the reader runs on (or
+        the read is guarded)."""
+        path, shown = read.path, _shown(read)
         if reader is not None and self.order[path[1]] >= position and not _inside(reader, task):
             self.flow.add(where, "runtime/output-ref", f"{shown}: task {path[1]} has not run yet")
         reader_branch = reader.branch if reader is not None else ()
@@ -714,28 +747,34 @@ class _Scope:
                 "runtime/conditional-output",
                 f"{shown}: task {path[1]} runs only on some executions: guard the read with `??`",
             )
-        spec = TASK_TYPES.get(task.doc.get("type"))
-        if spec is None or len(path) < 3:
-            return
-        if path[2] not in spec.output_attrs:
-            kind = str(task.doc.get("type")).rsplit(".", 1)[-1]
-            self.flow.add(where, "runtime/output-ref", f"{shown}: a {kind} task has no '{path[2]}' output")
-            return
-        if len(path) < 4:
-            return
-        if task.doc.get("type") == SUBFLOW and path[2] == "outputs":
-            target = self.by_ref.get((task.doc.get("namespace"), task.doc.get("flowId")))
-            declared = {o.get("id") for o in (target or {}).get("outputs") or [] if isinstance(o, dict)}
-            if target is not None and path[3] not in declared:
-                self.flow.add(
-                    where,
-                    "runtime/output-ref",
-                    f"{shown}: '{path[3]}' is not an output of {task.doc.get('flowId')}",
-                )
-        if task.doc.get("type") == PAUSE and path[2] == "onResume":
+
+    def _check_output_field(self, where: str, read: Read, task: _Task) -> None:
+        """``outputs.<subflow>.outputs.X`` is an output the called flow declares (when it is known);
+        ``outputs.<pause>.onResume.X`` an input the Pause declares."""
+        kind, attr = task.doc.get("type"), read.path[2]
+        if kind == SUBFLOW and attr == "outputs":
+            self._check_subflow_output(where, read, task.doc)
+        if kind == PAUSE and attr == "onResume":
             declared = {i.get("id") for i in task.doc.get("onResume") or [] if isinstance(i, dict)}
-            if path[3] not in declared:
-                self.flow.add(where, "runtime/output-ref", f"{shown}: '{path[3]}' is not an onResume input")
+            if read.path[3] not in declared:
+                self.flow.add(
+                    where, "runtime/output-ref", f"{_shown(read)}: '{read.path[3]}' is not an onResume input"
+                )
+
+    def _check_subflow_output(self, where: str, read: Read, doc: dict[str, Any]) -> None:
+        target = self.by_ref.get((doc.get("namespace"), doc.get("flowId")))
+        declared = {o.get("id") for o in (target or {}).get("outputs") or [] if isinstance(o, dict)}
+        if target is not None and read.path[3] not in declared:
+            self.flow.add(
+                where,
+                "runtime/output-ref",
+                f"{_shown(read)}: '{read.path[3]}' is not an output of {doc.get('flowId')}",
+            )
+
+
+def _shown(read: Read) -> str:
+    """A read as messages quote it: `outputs.collect.vars.snapshot`."""
+    return "`" + ".".join(read.path) + "`"
 
 
 def _inside(reader: _Task, task: _Task) -> bool:

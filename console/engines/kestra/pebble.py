@@ -37,7 +37,7 @@ import functools
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from console.engines.kestra.jackson import java_double, to_json
 
@@ -389,6 +389,18 @@ def _outside(what: str, line: int, known: frozenset[str] = frozenset()) -> Pebbl
     return PebbleSyntaxError(f"{what} is outside the Pebble subset the console evaluates{supported}")
 
 
+_WORD_LITERALS: dict[str, Any] = {"true": True, "false": False, "null": None, "none": None}
+_T = TypeVar("_T")
+
+
+def _string(tok: _Tok) -> _Literal:
+    """A quoted string without its quotes and backslash escapes (no interpolation in double quotes)."""
+    body = tok.text[1:-1]
+    if tok.text.startswith('"') and "#{" in body:
+        raise _outside("string interpolation", tok.line)
+    return _Literal(re.sub(r"\\(.)", r"\1", body))
+
+
 _OUTSIDE = {"contains", "equals", "<", ">", "<=", ">=", "+", "-", "*", "/", "%", "~", ".."}
 
 
@@ -487,52 +499,51 @@ class _Parser:
     def primary(self) -> _Node:
         tok = self.take()
         if tok.kind == "string":
-            body = tok.text[1:-1]
-            if tok.text.startswith('"') and "#{" in body:
-                raise _outside("string interpolation", tok.line)
-            return _Literal(re.sub(r"\\(.)", r"\1", body))
+            return _string(tok)
         if tok.kind == "number":
             return _Literal(float(tok.text) if "." in tok.text else int(tok.text))
         if tok.kind == "name":
-            word = tok.text
-            if word in ("true", "false"):
-                return _Literal(word == "true")
-            if word in ("null", "none"):
-                return _Literal(None)
-            if word in _WORD_OPERATORS:
-                raise PebbleSyntaxError(f"unexpected {word!r} at line {tok.line}")
-            if self.peek().text == "(":
-                if word not in FUNCTIONS:
-                    raise _outside(f"function {word!r}", tok.line)
-                return _Call(word, self.arguments(), tok.line)
-            return _Var(word, tok.line)
+            return self._word(tok)
         if tok.text == "(":
             inner = self.expression()
             self.expect(")")
             return inner
         if tok.text == "[":
-            items: list[_Node] = []
-            while self.peek().text != "]":
-                items.append(self.expression())
-                if self.peek().text == ",":
-                    self.take()
-                elif self.peek().text != "]":
-                    raise PebbleSyntaxError(f"expected ',' or ']' at line {self.peek().line}")
-            self.take()
-            return _List(items)
+            return _List(self._items("]", self.expression))
         if tok.text == "{":
-            pairs: list[tuple[_Node, _Node]] = []
-            while self.peek().text != "}":
-                key = self.expression()
-                self.expect(":")
-                pairs.append((key, self.expression()))
-                if self.peek().text == ",":
-                    self.take()
-                elif self.peek().text != "}":
-                    raise PebbleSyntaxError(f"expected ',' or '}}' at line {self.peek().line}")
-            self.take()
-            return _Map(pairs)
+            return _Map(self._items("}", self._pair))
         raise PebbleSyntaxError(f"unexpected {tok.text or 'end of expression'!r} at line {tok.line}")
+
+    def _word(self, tok: _Tok) -> _Node:
+        """A literal word (true, false, null, none), a function call or a variable."""
+        word = tok.text
+        if word in _WORD_LITERALS:
+            return _Literal(_WORD_LITERALS[word])
+        if word in _WORD_OPERATORS:
+            raise PebbleSyntaxError(f"unexpected {word!r} at line {tok.line}")
+        if self.peek().text == "(":
+            if word not in FUNCTIONS:
+                raise _outside(f"function {word!r}", tok.line)
+            return _Call(word, self.arguments(), tok.line)
+        return _Var(word, tok.line)
+
+    def _items(self, close: str, item: Callable[[], _T]) -> list[_T]:
+        """The items of a list or map literal up to ``close`` (taken), comma-separated (a trailing
+        comma is allowed)."""
+        items: list[_T] = []
+        while self.peek().text != close:
+            items.append(item())
+            if self.peek().text == ",":
+                self.take()
+            elif self.peek().text != close:
+                raise PebbleSyntaxError(f"expected ',' or '{close}' at line {self.peek().line}")
+        self.take()
+        return items
+
+    def _pair(self) -> tuple[_Node, _Node]:
+        key = self.expression()
+        self.expect(":")
+        return key, self.expression()
 
     def postfix(self, node: _Node) -> _Node:
         while True:
