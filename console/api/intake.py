@@ -60,11 +60,40 @@ def _inbound_error(exc: InboundError) -> ApiError:
 # -- alerts ------------------------------------------------------------------------------------------
 
 
+def _alerts_body(outcomes: list[Outcome]) -> dict[str, Any]:
+    """The answer to a delivery: each alert's outcome, the runs started (each once), how many were
+    launched and how many deferred."""
+    runs = list(dict.fromkeys(o.execution_id for o in outcomes if o.execution_id))
+    deferred = sum(1 for o in outcomes if o.status == DEFERRED)
+    return {
+        "status": "partly deferred" if deferred else "accepted",
+        "execution_id": runs[0] if runs else None,
+        "execution_ids": runs,
+        "launched": sum(1 for o in outcomes if o.status == LAUNCHED),
+        "deferred": deferred,
+        "alerts": [o.to_dict() for o in outcomes],
+    }
+
+
+def _alerts_answer(outcomes: list[Outcome]) -> JsonAnswer:
+    """422 when no alert could be handled (each names a service without a telemetry source); 503
+    with Retry-After when some were deferred; else 202 when a run was launched, 200 when not."""
+    if all(o.status == IGNORED and o.not_configured for o in outcomes):
+        reasons = list(dict.fromkeys(o.reason for o in outcomes if o.reason))
+        raise ApiError(422, "; ".join(reasons)[:500] or "no alert could be handled")
+    answer = _alerts_body(outcomes)
+    if answer["deferred"]:  # 5xx: Alertmanager sends the delivery again (a 4xx it would drop)
+        answer["error"] = f"{answer['deferred']} alert(s) deferred: send the delivery again after Retry-After"
+        return JsonAnswer(answer, 503, {"Retry-After": DEFERRED_RETRY_S})
+    return JsonAnswer(answer, 202 if answer["launched"] else 200)
+
+
 async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
     body = await read_json(request, ctx.settings.api_max_body_bytes)
     inbound = ctx.inbound()
-    caller = ctx.token.identity.name if ctx.token is not None else "alertmanager"
-    caller_source = ctx.token.caller_source if ctx.token is not None else None
+    token = ctx.token
+    caller = token.identity.name if token is not None else "alertmanager"
+    caller_source = token.caller_source if token is not None else None
     try:
         outcomes: list[Outcome] = await run_in_threadpool(
             lambda: inbound.receive_alerts(body, received_by=caller, caller_source=caller_source)
@@ -73,25 +102,7 @@ async def post_alerts(request: Request, ctx: Context) -> JsonAnswer:
         raise ApiError(400, str(exc)) from None
     except InboundError as exc:
         raise _inbound_error(exc) from None
-    runs = list(dict.fromkeys(o.execution_id for o in outcomes if o.execution_id))
-    handled = [o for o in outcomes if not (o.status == IGNORED and o.not_configured)]
-    if not handled:
-        reasons = list(dict.fromkeys(o.reason for o in outcomes if o.reason))
-        raise ApiError(422, "; ".join(reasons)[:500] or "no alert could be handled")
-    launched = any(o.status == LAUNCHED for o in outcomes)
-    deferred = sum(1 for o in outcomes if o.status == DEFERRED)
-    answer: dict[str, Any] = {
-        "status": "partly deferred" if deferred else "accepted",
-        "execution_id": runs[0] if runs else None,
-        "execution_ids": runs,
-        "launched": sum(1 for o in outcomes if o.status == LAUNCHED),
-        "deferred": deferred,
-        "alerts": [o.to_dict() for o in outcomes],
-    }
-    if deferred:  # 5xx: Alertmanager sends the delivery again (a 4xx it would drop)
-        answer["error"] = f"{deferred} alert(s) deferred: send the delivery again after Retry-After"
-        return JsonAnswer(answer, 503, {"Retry-After": DEFERRED_RETRY_S})
-    return JsonAnswer(answer, 202 if launched else 200)
+    return _alerts_answer(outcomes)
 
 
 # -- deployments ---------------------------------------------------------------------------------------

@@ -90,6 +90,45 @@ def _step(points: Points) -> float:
     return statistics.median(gaps) if gaps else 0.0
 
 
+def _bad_stretch(
+    metric: str, during: Points, baseline: float | None, cap: float
+) -> tuple[float, float | None, float | None]:
+    """(seconds bad, first bad sample, last bad sample) of ``during``: each bad sample counts until
+    the next sample, at most ``cap`` seconds (no cap when 0); the last sample counts nothing."""
+    bad_s, first, last = 0.0, None, None
+    for (t, v), nxt in zip(during, [*during[1:], None], strict=True):
+        if not is_bad(metric, v, baseline):
+            continue
+        first = t if first is None else first
+        last = t
+        if nxt is not None:
+            bad_s += min(nxt[0] - t, cap) if cap else nxt[0] - t
+    return bad_s, first, last
+
+
+def _worst_sample(metric: str, during: Points) -> tuple[float, float]:
+    """The sample furthest in the metric's bad direction."""
+    if direction_of(metric) is Direction.DECREASE:
+        return min(during, key=lambda p: p[1])
+    return max(during, key=lambda p: p[1])
+
+
+def _impact_row(metric: str, series: Points, deployed_at: float, end: float | None) -> ImpactRow | None:
+    """How ``metric`` fared from the deploy to ``end``, against its median before the deploy; None
+    when it has no sample in that span or none of them was bad."""
+    points = sorted((t, v) for t, v in series if math.isfinite(v))
+    before = [v for t, v in points if t < deployed_at]
+    baseline = statistics.median(before) if before else None
+    during = [(t, v) for t, v in points if t >= deployed_at and (end is None or t <= end)]
+    if not during:
+        return None
+    bad_s, first, last = _bad_stretch(metric, during, baseline, 2 * _step(points) or 0.0)
+    if first is None or last is None:
+        return None
+    worst = _worst_sample(metric, during)
+    return ImpactRow(metric, worst[1], worst[0], bad_s, first, last, baseline)
+
+
 def impact(
     series: Mapping[str, Points],
     *,
@@ -100,33 +139,10 @@ def impact(
     """The incident's impact over ``series`` (``{metric: [(epoch, value), ...]}``, real samples only):
     the baseline is the samples before ``deployed_at``, the incident from the first bad sample after
     it to ``recovered_at`` (a verified recovery) or the last sample."""
-    rows: list[ImpactRow] = []
     last_sample = max((p[-1][0] for p in series.values() if p), default=None)
     end = recovered_at if recovered_at is not None else last_sample
-    for metric in USER_FACING:
-        points = sorted((t, v) for t, v in series.get(metric, []) if math.isfinite(v))
-        before = [v for t, v in points if t < deployed_at]
-        baseline = statistics.median(before) if before else None
-        during = [(t, v) for t, v in points if t >= deployed_at and (end is None or t <= end)]
-        if not during:
-            continue
-        cap = 2 * _step(points) or 0.0
-        bad_s, first, last = 0.0, None, None
-        for (t, v), nxt in zip(during, [*during[1:], None], strict=True):
-            if not is_bad(metric, v, baseline):
-                continue
-            first = t if first is None else first
-            last = t
-            if nxt is not None:
-                bad_s += min(nxt[0] - t, cap) if cap else nxt[0] - t
-        if first is None or last is None:
-            continue
-        worst = (
-            min(during, key=lambda p: p[1])
-            if direction_of(metric) is Direction.DECREASE
-            else max(during, key=lambda p: p[1])
-        )
-        rows.append(ImpactRow(metric, worst[1], worst[0], bad_s, first, last, baseline))
+    found = (_impact_row(metric, series.get(metric, []), deployed_at, end) for metric in USER_FACING)
+    rows = [row for row in found if row is not None]
     onset = min((r.first_bad for r in rows), default=None)
     return Impact(onset, end, recovered_at is not None, rows, source)
 

@@ -441,6 +441,50 @@ def _impact_lines(found: incident_impact.Impact, t: _Text) -> list[str]:
     return [*lines, ""]
 
 
+def _moved_metrics(decision: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The decision's metrics that moved after the deploy (classified High or Low)."""
+    return [m for m in _metric_items(decision) if m.get("classification") in ("High", "Low")]
+
+
+def _moved_table(decision: Mapping[str, Any], t: _Text) -> list[str]:
+    moved = _moved_metrics(decision)
+    if not moved:
+        return []
+    rows = [
+        f"| {t.md(m.get('name'), 60)} | {t.md(m.get('reason'), 300)} | {t.md(m.get('guard') or '—', 200)} |"
+        for m in moved
+    ]
+    return ["| Metric | What changed after the deploy | Hard guard |", "|---|---|---|", *rows, ""]
+
+
+def _exposure(story: Story, facts: Facts, timeline: list[TimelineEvent], t: _Text) -> list[str]:
+    """How long the deployed version served traffic: to the end of a rollback that was done, else
+    that it still runs unless a human acted."""
+    deployed = as_time(story.deployment.get("deployed_at"))
+    rollback = next(
+        (e for e in timeline if e.kind == "action" and (e.data.get("name") == ROLLBACK) and e.status == DONE),
+        None,
+    )
+    version = t.md(facts.version, 60)
+    if deployed and rollback and rollback.at:
+        served = duration_text(rollback.at.timestamp() + (rollback.duration_s or 0.0) - deployed.timestamp())
+        end = " (simulated)." if rollback.simulated else "."
+        return [f"- {version} served traffic for {served} from the deploy to the end of the rollback{end}"]
+    if facts.verdict == Verdict.ESCALATE.value or not rollback:
+        return [f"- {version} was not rolled back by the loop: it still runs unless a human acted."]
+    return []
+
+
+def _time_to_decide(timeline: list[TimelineEvent]) -> list[str]:
+    """From the loop's start to its decision, when both times are known (not estimated)."""
+    started = next((e for e in timeline if e.kind == "loop_started"), None)
+    decided = next((e for e in timeline if e.kind == "decision"), None)
+    if not (started and decided and started.at and decided.at) or decided.data.get("time_estimated"):
+        return []
+    took = duration_text((decided.at - started.at).total_seconds())
+    return [f"- From the loop's start to its decision: {took}."]
+
+
 def _impact(
     story: Story,
     facts: Facts,
@@ -454,38 +498,7 @@ def _impact(
         lines += [t.md(d.get("impact"), 1200), ""]
     if measured is not None:
         lines += _impact_lines(measured, t)
-    moved = [m for m in _metric_items(d) if m.get("classification") in ("High", "Low")]
-    if moved:
-        lines += ["| Metric | What changed after the deploy | Hard guard |", "|---|---|---|"]
-        lines += [
-            f"| {t.md(m.get('name'), 60)} | {t.md(m.get('reason'), 300)} | "
-            f"{t.md(m.get('guard') or '—', 200)} |"
-            for m in moved
-        ]
-        lines.append("")
-    deployed = as_time(story.deployment.get("deployed_at"))
-    rollback = next(
-        (e for e in timeline if e.kind == "action" and (e.data.get("name") == ROLLBACK) and e.status == DONE),
-        None,
-    )
-    if deployed and rollback and rollback.at:
-        end = rollback.at.timestamp() + (rollback.duration_s or 0.0)
-        lines.append(
-            f"- {t.md(facts.version, 60)} served traffic for {duration_text(end - deployed.timestamp())} "
-            "from the deploy to the end of the rollback" + (" (simulated)." if rollback.simulated else ".")
-        )
-    elif facts.verdict == Verdict.ESCALATE.value or not rollback:
-        lines.append(
-            f"- {t.md(facts.version, 60)} was not rolled back by the loop: "
-            "it still runs unless a human acted."
-        )
-    started = next((e for e in timeline if e.kind == "loop_started"), None)
-    decided = next((e for e in timeline if e.kind == "decision"), None)
-    if started and decided and started.at and decided.at and not decided.data.get("time_estimated"):
-        lines.append(
-            "- From the loop's start to its decision: "
-            f"{duration_text((decided.at - started.at).total_seconds())}."
-        )
+    lines += [*_moved_table(d, t), *_exposure(story, facts, timeline, t), *_time_to_decide(timeline)]
     return "\n".join(lines)
 
 
@@ -508,41 +521,60 @@ def _timeline_section(timeline: list[TimelineEvent], t: _Text) -> str:
     return "\n".join(lines)
 
 
-def _root_cause(story: Story, t: _Text) -> str:
-    d = story.decision
-    lines = ["## Root cause", ""]
-    lines.append(t.md(d.get("root_cause") or "The analysis did not attribute a root cause.", 1200))
-    evidence = [f"- Hard guard: {t.md(g, 300)}" for g in d.get("guards") or [] if isinstance(g, str)]
-    for m in _metric_items(d):
-        if m.get("classification") in ("High", "Low") and not m.get("guard"):
-            evidence.append(f"- {t.md(m.get('name'), 60)}: {t.md(m.get('reason'), 300)}")
-    patterns = [
+_ALARMING_LEVELS = ("ERROR", "FATAL", "CRITICAL", "WARN", "WARNING")
+
+
+def _alarming_patterns(decision: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Log patterns new or surging since the deploy at a warning level or worse."""
+    return [
         p
-        for p in d.get("log_patterns") or []
+        for p in decision.get("log_patterns") or []
         if isinstance(p, dict)
         and p.get("status") in ("new", "surging")
-        and str(p.get("level") or "").upper() in ("ERROR", "FATAL", "CRITICAL", "WARN", "WARNING")
+        and str(p.get("level") or "").upper() in _ALARMING_LEVELS
     ]
-    for p in patterns[:5]:
-        category = f" ({t.md(p.get('category'), 40)})" if p.get("category") else ""
-        evidence.append(
-            f"- {t.md(p.get('status'), 20)} {t.md(p.get('level'), 10)} log pattern{category}, "
-            f"{int(p.get('count_before') or 0)} → {int(p.get('count_after') or 0)} lines: "
-            f"{t.code(p.get('template'))}"
-        )
+
+
+def _pattern_line(p: Mapping[str, Any], t: _Text) -> str:
+    category = f" ({t.md(p.get('category'), 40)})" if p.get("category") else ""
+    return (
+        f"- {t.md(p.get('status'), 20)} {t.md(p.get('level'), 10)} log pattern{category}, "
+        f"{int(p.get('count_before') or 0)} → {int(p.get('count_after') or 0)} lines: "
+        f"{t.code(p.get('template'))}"
+    )
+
+
+def _evidence(decision: Mapping[str, Any], t: _Text) -> list[str]:
+    """What the root cause rests on: the hard guards, the metrics that moved without a guard, up to
+    five alarming log patterns."""
+    guards = [f"- Hard guard: {t.md(g, 300)}" for g in decision.get("guards") or [] if isinstance(g, str)]
+    metrics = [
+        f"- {t.md(m.get('name'), 60)}: {t.md(m.get('reason'), 300)}"
+        for m in _moved_metrics(decision)
+        if not m.get("guard")
+    ]
+    patterns = [_pattern_line(p, t) for p in _alarming_patterns(decision)[:5]]
+    return [*guards, *metrics, *patterns]
+
+
+def _analyzer_line(decision: Mapping[str, Any], t: _Text) -> str:
+    analyzer = str(decision.get("analyzer") or "rules")
+    rules = decision.get("rules_verdict")
+    beside = f" (the rules' verdict: {t.md(rules, 20)})" if analyzer != "rules" and rules else ""
+    return f"Analysis by {t.md(analyzer, 80)}{beside}."
+
+
+def _root_cause(story: Story, t: _Text) -> str:
+    d = story.decision
+    lines = [
+        "## Root cause",
+        "",
+        t.md(d.get("root_cause") or "The analysis did not attribute a root cause.", 1200),
+    ]
+    evidence = _evidence(d, t)
     if evidence:
         lines += ["", "Evidence:", "", *evidence]
-    analyzer = str(d.get("analyzer") or "rules")
-    lines += [
-        "",
-        f"Analysis by {t.md(analyzer, 80)}"
-        + (
-            f" (the rules' verdict: {t.md(d.get('rules_verdict'), 20)})"
-            if analyzer != "rules" and d.get("rules_verdict")
-            else ""
-        )
-        + ".",
-    ]
+    lines += ["", _analyzer_line(d, t)]
     return "\n".join(lines)
 
 
@@ -579,16 +611,13 @@ def _actions(story: Story, approval: Mapping[str, Any] | None, votes: list[dict[
     return "\n".join(lines)
 
 
-def _outcome(
-    story: Story, facts: Facts, approval: Mapping[str, Any] | None, execution: Execution | None, t: _Text
-) -> str:
+def _measured_lines(story: Story, facts: Facts, t: _Text) -> list[str]:
+    """The deployment status, the measured outcome (with its window and up to eight metrics)."""
     bare, text = measured_text(story.measured)
     status = measured_label(story.measured)
     if status != bare:  # the label says the source and "simulated" already
         text = str((story.measured or {}).get("reason") or "")
     lines = [
-        "## Outcome",
-        "",
         f"- Deployment status: {t.md(facts.deployment_status, 60)}"
         + (" · simulated" if facts.simulated else ""),
         f"- Measured outcome: {status}" + (f" — {t.md(text, 400)}" if text else ""),
@@ -597,28 +626,47 @@ def _outcome(
     window = measured.get("window") if isinstance(measured.get("window"), dict) else None
     if window:
         lines.append(f"- Measured over {t.md(window.get('start'), 40)} → {t.md(window.get('end'), 40)}")
-    measured_metrics = measured.get("metrics")
-    if isinstance(measured_metrics, dict) and measured_metrics:
-        for name, m in list(measured_metrics.items())[:8]:
-            reason = m.get("reason") if isinstance(m, dict) else m
-            lines.append(f"  - {t.md(name, 60)}: {t.md(reason, 300)}")
+    metrics = measured.get("metrics")
+    for name, m in list(metrics.items())[:8] if isinstance(metrics, dict) else []:
+        reason = m.get("reason") if isinstance(m, dict) else m
+        lines.append(f"  - {t.md(name, 60)}: {t.md(reason, 300)}")
+    return lines
+
+
+def _expected_lines(story: Story, facts: Facts, t: _Text) -> list[str]:
+    """Whether the verdict matches the one a recorded scenario expects (nothing outside scenarios)."""
     record = story.record or {}
-    expected = record.get("expected") if isinstance(record.get("expected"), dict) else None
-    expected_verdict = (expected or {}).get("verdict") or (story.scenario or {}).get("expected_verdict")
-    if expected_verdict:
-        matches = (expected or {}).get("matches")
-        if matches is None:
-            matches = expected_verdict == facts.verdict
-        lines.append(
-            f"- Expected verdict of the recorded scenario (simulated): {t.md(expected_verdict, 20)} — "
-            + ("matches" if matches else f"does not match {facts.verdict}")
-        )
+    expected = record.get("expected") if isinstance(record.get("expected"), dict) else {}
+    expected_verdict = expected.get("verdict") or (story.scenario or {}).get("expected_verdict")
+    if not expected_verdict:
+        return []
+    matches = expected.get("matches")
+    if matches is None:
+        matches = expected_verdict == facts.verdict
+    return [
+        f"- Expected verdict of the recorded scenario (simulated): {t.md(expected_verdict, 20)} — "
+        + ("matches" if matches else f"does not match {facts.verdict}")
+    ]
+
+
+def _approval_lines(approval: Mapping[str, Any] | None, t: _Text) -> list[str]:
     a = dict(approval or {})
-    if a:
-        comment = f" — “{t.md(a.get('comment'), 300)}”" if a.get("comment") else ""
-        lines.append(
-            f"- Approval: {t.md(a.get('status'), 20)} by {t.md(a.get('decided_by') or '—', 120)}{comment}"
-        )
+    if not a:
+        return []
+    comment = f" — “{t.md(a.get('comment'), 300)}”" if a.get("comment") else ""
+    return [f"- Approval: {t.md(a.get('status'), 20)} by {t.md(a.get('decided_by') or '—', 120)}{comment}"]
+
+
+def _outcome(
+    story: Story, facts: Facts, approval: Mapping[str, Any] | None, execution: Execution | None, t: _Text
+) -> str:
+    lines = [
+        "## Outcome",
+        "",
+        *_measured_lines(story, facts, t),
+        *_expected_lines(story, facts, t),
+        *_approval_lines(approval, t),
+    ]
     if execution is not None and execution.duration_s is not None:
         lines.append(f"- The loop ran {duration_text(execution.duration_s)} ({execution.state.value}).")
     return "\n".join(lines)
@@ -636,71 +684,131 @@ _CATEGORY_FOLLOW_UPS = {
 }
 
 
-def _follow_ups(story: Story, facts: Facts, approval: Mapping[str, Any] | None, t: _Text) -> str:
-    d = story.decision
-    items: list[str] = []
-    version, service = t.md(facts.version, 60), t.md(facts.service, 80)
-    rollback_missed = [name for name, word in facts.actions if name == ROLLBACK and word in (FAILED, REFUSED)]
-    if rollback_missed:
-        items.append(
-            f"Roll {version} back by hand, or check that it is rolled back: the loop's {ROLLBACK} "
-            f"{dict(facts.actions)[ROLLBACK]}."
-        )
-    if facts.verdict == Verdict.ROLLBACK.value:
-        known_good = t.md(facts.previous_version or "the previous version", 60)
-        items.append(
-            f"Fix the regression in {version} before deploying it again; {known_good} is the known "
+@dataclass(frozen=True)
+class _Case:
+    """What the follow-ups are written from, the version and service already Markdown-safe."""
+
+    story: Story
+    facts: Facts
+    approval: dict[str, Any]
+    t: _Text
+
+    @property
+    def version(self) -> str:
+        return self.t.md(self.facts.version, 60)
+
+    @property
+    def service(self) -> str:
+        return self.t.md(self.facts.service, 80)
+
+
+def _rollback_by_hand(case: _Case) -> list[str]:
+    actions = case.facts.actions
+    if not any(name == ROLLBACK and word in (FAILED, REFUSED) for name, word in actions):
+        return []
+    return [
+        f"Roll {case.version} back by hand, or check that it is rolled back: the loop's {ROLLBACK} "
+        f"{dict(actions)[ROLLBACK]}."
+    ]
+
+
+def _fix_or_investigate(case: _Case) -> list[str]:
+    if case.facts.verdict == Verdict.ROLLBACK.value:
+        known_good = case.t.md(case.facts.previous_version or "the previous version", 60)
+        return [
+            f"Fix the regression in {case.version} before deploying it again; {known_good} is the known "
             "good version."
-        )
-    else:
-        items.append(
-            f"Investigate {service} by hand: the loop escalated instead of attributing the regression "
-            f"to {version}."
-        )
-    seen: set[str] = set()
-    for p in d.get("log_patterns") or []:
-        category = p.get("category") if isinstance(p, dict) else None
-        if category in _CATEGORY_FOLLOW_UPS and category not in seen:
-            seen.add(category)
-            items.append(_CATEGORY_FOLLOW_UPS[category].format(version=version, service=service))
-    guards = [t.md(g, 200) for g in d.get("guards") or [] if isinstance(g, str)]
-    if guards:
-        items.append(
-            "Catch this before production: add pre-release checks on what the hard guards caught "
-            f"({'; '.join(guards[:3])})."
-        )
-    for item in story.executed:
+        ]
+    return [
+        f"Investigate {case.service} by hand: the loop escalated instead of attributing the regression "
+        f"to {case.version}."
+    ]
+
+
+def _category_follow_ups(case: _Case) -> list[str]:
+    """One follow-up per log category the decision found (the first time each is seen)."""
+    patterns = case.story.decision.get("log_patterns") or []
+    categories = [p.get("category") if isinstance(p, dict) else None for p in patterns]
+    found = [c for c in dict.fromkeys(categories) if c in _CATEGORY_FOLLOW_UPS]
+    return [_CATEGORY_FOLLOW_UPS[c].format(version=case.version, service=case.service) for c in found]
+
+
+def _guard_checks(case: _Case) -> list[str]:
+    guards = [case.t.md(g, 200) for g in case.story.decision.get("guards") or [] if isinstance(g, str)]
+    if not guards:
+        return []
+    return [
+        "Catch this before production: add pre-release checks on what the hard guards caught "
+        f"({'; '.join(guards[:3])})."
+    ]
+
+
+def _failed_actions(case: _Case) -> list[str]:
+    t = case.t
+    out = []
+    for item in case.story.executed:
         status, _ = action_status(item)
         if status in (FAILED, REFUSED):
-            items.append(
+            out.append(
                 f"Find out why {t.md(item.get('name') or item.get('action'), 60)} "
                 f"{'failed' if status == FAILED else 'was refused'} "
                 f"({t.md(item.get('detail') or 'no reason given', 200)}) and fix its executor or runbook."
             )
-    a = dict(approval or {})
-    if a.get("status") == "rejected":
-        items.append(
-            f"Decide what happens to {version}: the approval was rejected "
-            f"({t.md(a.get('comment') or 'no comment', 200)})."
-        )
-    elif a.get("status") == "expired":
-        items.append(
+    return out
+
+
+def _approval_follow_up(case: _Case) -> list[str]:
+    status = case.approval.get("status")
+    if status == "rejected":
+        comment = case.t.md(case.approval.get("comment") or "no comment", 200)
+        return [f"Decide what happens to {case.version}: the approval was rejected ({comment})."]
+    if status == "expired":
+        return [
             "Nobody decided in time: check who is paged for approvals (notifications) and the "
             "approval timeout."
-        )
-    status, text = measured_text(story.measured)
-    if status == "not resolved":
-        items.append(f"The actions did not resolve the regression ({t.md(text, 200)}): keep investigating.")
-    elif status == "inconclusive":
-        items.append(f"Confirm the recovery on {service}'s dashboards: the measured outcome is inconclusive.")
-    elif status == "not measured":
-        items.append(
-            f"Confirm the recovery on {service}'s dashboards: this run recorded no measured outcome."
-        )
-    if facts.simulated:
-        items.append(
-            "This run was simulated: check what actually runs in the environment before closing the incident."
-        )
+        ]
+    return []
+
+
+_MEASURED_FOLLOW_UPS = {
+    "not resolved": "The actions did not resolve the regression ({text}): keep investigating.",
+    "inconclusive": "Confirm the recovery on {service}'s dashboards: the measured outcome is inconclusive.",
+    "not measured": "Confirm the recovery on {service}'s dashboards: this run recorded no measured outcome.",
+}
+"""What to do after the measured outcome, by its status (nothing after ``resolved``)."""
+
+
+def _measured_follow_up(case: _Case) -> list[str]:
+    status, text = measured_text(case.story.measured)
+    if status not in _MEASURED_FOLLOW_UPS:
+        return []
+    return [_MEASURED_FOLLOW_UPS[status].format(text=case.t.md(text, 200), service=case.service)]
+
+
+def _simulated_follow_up(case: _Case) -> list[str]:
+    if not case.facts.simulated:
+        return []
+    return [
+        "This run was simulated: check what actually runs in the environment before closing the incident."
+    ]
+
+
+_FOLLOW_UPS = (
+    _rollback_by_hand,
+    _fix_or_investigate,
+    _category_follow_ups,
+    _guard_checks,
+    _failed_actions,
+    _approval_follow_up,
+    _measured_follow_up,
+    _simulated_follow_up,
+)
+"""The follow-ups' sources, in the order the section lists them."""
+
+
+def _follow_ups(story: Story, facts: Facts, approval: Mapping[str, Any] | None, t: _Text) -> str:
+    case = _Case(story, facts, dict(approval or {}), t)
+    items = [item for source in _FOLLOW_UPS for item in source(case)]
     return "## Follow-ups\n\n" + "\n".join(f"- [ ] {item}" for item in items)
 
 
@@ -780,21 +888,21 @@ def _sections(markdown: str) -> dict[str, str]:
     return out
 
 
-def check_rewrite(markdown: str, draft: str, facts: Facts) -> None:
-    """LLMFailure(unavailable=False) naming the first thing the rewrite lost or added."""
-
-    def lost(what: str) -> LLMFailure:
-        return LLMFailure(f"the rewrite lost {what}", unavailable=False)
-
-    headings = [h for h in re.findall(r"(?m)^##\s+(.+?)\s*#*\s*$", markdown)]
+def _structure_problem(markdown: str) -> str | None:
+    """What is wrong with the rewrite's headings or title, or None."""
+    headings = re.findall(r"(?m)^##\s+(.+?)\s*#*\s*$", markdown)
     if headings != list(SECTIONS):
         missing = [s for s in SECTIONS if s not in headings]
         if missing:
-            raise lost(f"the section {missing[0]}")
-        raise LLMFailure("the rewrite changed the sections or their order", unavailable=False)
+            return f"the rewrite lost the section {missing[0]}"
+        return "the rewrite changed the sections or their order"
     if not re.match(r"^# \S", markdown):
-        raise lost("its title")
-    sections = _sections(markdown)
+        return "the rewrite lost its title"
+    return None
+
+
+def _lost_fact(markdown: str, facts: Facts) -> str | None:
+    """The first fact the rewrite lost, in words (the sections are known to be all there), or None."""
     lowered = markdown.lower()
     for label, value in (
         ("the verdict", facts.verdict),
@@ -803,31 +911,49 @@ def check_rewrite(markdown: str, draft: str, facts: Facts) -> None:
         ("the previous version", facts.previous_version),
     ):
         if value and value.lower() not in lowered:
-            raise lost(label)
-    actions = sections["Actions"].lower()
-    lines = actions.splitlines()
+            return label
+    sections = {name: text.lower() for name, text in _sections(markdown).items()}
+    lines = sections["Actions"].splitlines()
     for name, word in facts.actions:
         if not any(name.lower() in line and word in line for line in lines):
-            raise lost(f"the result of {name} ({word})")
-    outcome = sections["Outcome"].lower()
-    if facts.deployment_status.lower() not in outcome:
-        raise lost("the deployment status")
-    if facts.measured_status.lower() not in outcome:
-        raise lost("the measured outcome")
-    if facts.simulated and ("simulated" not in outcome or "simulated" not in sections["Summary"].lower()):
-        raise lost("the word simulated")
-    if facts.simulated_actions and "simulated" not in actions:
-        raise lost("the word simulated in the actions")
-    if "| time (utc) |" not in sections["Timeline"].lower():
-        raise lost("the timeline table")
+            return f"the result of {name} ({word})"
+    outcome = sections["Outcome"]
+    kept = (
+        ("the deployment status", facts.deployment_status.lower() in outcome),
+        ("the measured outcome", facts.measured_status.lower() in outcome),
+        (
+            "the word simulated",
+            not facts.simulated or ("simulated" in outcome and "simulated" in sections["Summary"]),
+        ),
+        (
+            "the word simulated in the actions",
+            not facts.simulated_actions or "simulated" in sections["Actions"],
+        ),
+        ("the timeline table", "| time (utc) |" in sections["Timeline"]),
+    )
+    return next((what for what, there in kept if not there), None)
+
+
+def _addition(markdown: str, draft: str) -> str | None:
+    """What the rewrite added that the draft did not have (a link, an image, HTML), or None."""
     known = set(_URL.findall(draft))
-    added = [u for u in _URL.findall(markdown) if u not in known]
-    if added:
-        raise LLMFailure("the rewrite added a link", unavailable=False)
+    if any(u not in known for u in _URL.findall(markdown)):
+        return "the rewrite added a link"
     if "![" in markdown and "![" not in draft:
-        raise LLMFailure("the rewrite added an image", unavailable=False)
+        return "the rewrite added an image"
     if _HTML.search(_CODE.sub("", markdown).replace("\\<", "")):  # a code span shows "<PATH>" as text
-        raise LLMFailure("the rewrite added HTML", unavailable=False)
+        return "the rewrite added HTML"
+    return None
+
+
+def check_rewrite(markdown: str, draft: str, facts: Facts) -> None:
+    """LLMFailure(unavailable=False) naming the first thing the rewrite lost or added."""
+    problem = _structure_problem(markdown)
+    if problem is None:
+        lost = _lost_fact(markdown, facts)
+        problem = f"the rewrite lost {lost}" if lost is not None else _addition(markdown, draft)
+    if problem is not None:
+        raise LLMFailure(problem, unavailable=False)
 
 
 def rewrite_postmortem(

@@ -322,15 +322,14 @@ def _sample_interval(series: Mapping[str, list[tuple[float, float]]]) -> float:
     return gaps[len(gaps) // 2] if gaps else 0.0
 
 
-def baseline_health(snapshot: Mapping[str, Any], baseline_s: float) -> dict[str, Any]:
-    """Whether the pre-deploy baseline of a snapshot was a full, healthy window: points spanning at
-    least ``BASELINE_MIN_COVERAGE`` of ``baseline_s`` (measured between the first and the last real
-    sample, each of which may sit up to one sample interval inside the window's edges), error rate
-    never over ``BASELINE_ERROR_BURST`` (the analysis's own bound for a failing baseline), memory
-    never at its guard, no crash restart. ``{"healthy", "reason", "start", "end"}``."""
-    deployment = snapshot.get("deployment") or {}
-    deployed = _epoch(deployment.get("deployed_at"))
-    metrics = snapshot.get("metrics") or {}
+def _mapping(value: Any) -> Mapping[str, Any]:
+    """``value`` when it is a mapping, else an empty one (a record's parts may be missing or junk)."""
+    return value if isinstance(value, Mapping) else {}
+
+
+def _points_before(metrics: Any, deployed: float) -> dict[str, list[tuple[float, float]]]:
+    """Each metric's finite samples from before the deploy, as (epoch, value); malformed points and
+    metrics without such a sample are left out."""
     before: dict[str, list[tuple[float, float]]] = {}
     for name, points in metrics.items() if isinstance(metrics, Mapping) else []:
         kept = []
@@ -343,30 +342,49 @@ def baseline_health(snapshot: Mapping[str, Any], baseline_s: float) -> dict[str,
                 kept.append((at, value))
         if kept:
             before[str(name)] = kept
+    return before
+
+
+def _worst(before: Mapping[str, list[tuple[float, float]]], metric: str) -> float:
+    """The highest value of ``metric`` in the baseline (-inf without a sample)."""
+    return max((v for _, v in before.get(metric, [])), default=-math.inf)
+
+
+def _baseline_problem(
+    before: Mapping[str, list[tuple[float, float]]], start: float, end: float, baseline_s: float
+) -> str | None:
+    """Why the baseline sampled from ``start`` to ``end`` is not a full, healthy window (None when it
+    is), the first problem found: too short, an error burst, memory at its guard, a crash restart."""
+    if end - start < BASELINE_MIN_COVERAGE * baseline_s - 2 * _sample_interval(before):
+        return f"the baseline spans {end - start:.0f} s of {baseline_s:g} s"
+    worst_errors = _worst(before, "error_rate")
+    if worst_errors > BASELINE_ERROR_BURST:
+        return f"error rate reached {worst_errors * 100:.1f}%"
+    worst_memory = _worst(before, "memory_utilization")
+    if worst_memory >= MEMORY_GUARD:
+        return f"memory reached {worst_memory * 100:.0f}% of its limit"
+    restarts = sum(v for _, v in before.get("pod_restarts", []))
+    if restarts > 0:
+        return f"{restarts:.0f} crash restart(s)"
+    return None
+
+
+def baseline_health(snapshot: Mapping[str, Any], baseline_s: float) -> dict[str, Any]:
+    """Whether the pre-deploy baseline of a snapshot was a full, healthy window: points spanning at
+    least ``BASELINE_MIN_COVERAGE`` of ``baseline_s`` (measured between the first and the last real
+    sample, each of which may sit up to one sample interval inside the window's edges), error rate
+    never over ``BASELINE_ERROR_BURST`` (the analysis's own bound for a failing baseline), memory
+    never at its guard, no crash restart. ``{"healthy", "reason", "start", "end"}``."""
+    deployed = _epoch((snapshot.get("deployment") or {}).get("deployed_at"))
+    before = _points_before(snapshot.get("metrics") or {}, deployed)
     stamps = [at for points in before.values() for at, _ in points]
     if not stamps:
         return {"healthy": False, "reason": "no point before the deploy", "start": None, "end": None}
     start, end = min(stamps), max(stamps)
     window = {"start": _iso(start), "end": _iso(end)}
-    if end - start < BASELINE_MIN_COVERAGE * baseline_s - 2 * _sample_interval(before):
-        return {
-            **window,
-            "healthy": False,
-            "reason": f"the baseline spans {end - start:.0f} s of {baseline_s:g} s",
-        }
-    worst_errors = max((v for _, v in before.get("error_rate", [])), default=None)
-    if worst_errors is not None and worst_errors > BASELINE_ERROR_BURST:
-        return {**window, "healthy": False, "reason": f"error rate reached {worst_errors * 100:.1f}%"}
-    worst_memory = max((v for _, v in before.get("memory_utilization", [])), default=None)
-    if worst_memory is not None and worst_memory >= MEMORY_GUARD:
-        return {
-            **window,
-            "healthy": False,
-            "reason": f"memory reached {worst_memory * 100:.0f}% of its limit",
-        }
-    restarts = sum(v for _, v in before.get("pod_restarts", []))
-    if restarts > 0:
-        return {**window, "healthy": False, "reason": f"{restarts:.0f} crash restart(s)"}
+    problem = _baseline_problem(before, start, end, baseline_s)
+    if problem is not None:
+        return {**window, "healthy": False, "reason": problem}
     return {
         **window,
         "healthy": True,
@@ -438,93 +456,139 @@ def events_from_collect(
     return out
 
 
+@dataclass(frozen=True)
+class _Run:
+    """The finished run of a watched deployment whose record the events come from."""
+
+    service: str
+    version: str
+    execution_id: str
+    at: str
+    """When the record was read: the time of an event without a time of its own."""
+
+    @classmethod
+    def of(cls, record: Mapping[str, Any], at: str) -> _Run | None:
+        """The run of ``record``; None for a simulation (a scenario's versions are fictional) or a
+        record that does not name the service, the version and the execution."""
+        if record.get("scenario") or (record.get("outcome") or {}).get("simulated"):
+            return None
+        deployment = record.get("deployment") or {}
+        run = cls(
+            str(deployment.get("service") or ""),
+            str(deployment.get("version") or ""),
+            str(record.get("execution_id") or ""),
+            at,
+        )
+        return run if run.service and run.version and run.execution_id else None
+
+    def event(
+        self,
+        version: str,
+        kind: str,
+        at: str,
+        reason: str,
+        *,
+        source: str = "loop",
+        window: tuple[str | None, str | None] = (None, None),
+    ) -> dict[str, Any]:
+        return event(
+            self.service,
+            version,
+            kind,
+            at,
+            reason,
+            source=source,
+            execution_id=self.execution_id,
+            window=window,
+        )
+
+
+def _done_rollback(executed: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The rollback that was done for real (not simulated), if any."""
+    return next(
+        (
+            a
+            for a in executed
+            if a.get("name") == ROLLBACK and a.get("status") == "done" and not a.get("simulated")
+        ),
+        None,
+    )
+
+
+def _judgement(
+    run: _Run, rollback: Mapping[str, Any] | None, record: Mapping[str, Any]
+) -> list[dict[str, Any]]:
+    """The run's verdict on the deployed version: rolled back, or judged faulty when the rollback
+    it called for did not run."""
+    if rollback is not None:
+        return [
+            run.event(run.version, ROLLED_BACK, str(rollback.get("finished_at") or run.at), "rolled back")
+        ]
+    if (record.get("decision") or {}).get("verdict") == "ROLLBACK":
+        status = (record.get("approval") or {}).get("status")
+        why = f"ROLLBACK; the rollback {status or 'did not run'}"
+        return [run.event(run.version, JUDGED_FAULTY, run.at, why)]
+    return []
+
+
+def _crash_looping(run: _Run, health: Mapping[str, Any], end: str) -> list[dict[str, Any]]:
+    """The version the target said was not ready or crash-looping at the window's end."""
+    restarts = health.get("restarts")
+    crashing = health.get("ready") is False or (isinstance(restarts, int) and restarts >= 2)
+    if not health.get("version") or not crashing:
+        return []
+    reason = str(health.get("text") or "not ready")
+    return [run.event(str(health["version"]), CRASH_LOOPING, end, reason, source="probe")]
+
+
+def _verified_healthy(
+    run: _Run,
+    rollback: Mapping[str, Any] | None,
+    record: Mapping[str, Any],
+    executed: Sequence[Mapping[str, Any]],
+    window: Mapping[str, Any],
+) -> list[dict[str, Any]]:
+    """The version a resolved post-action window measured healthy: the rollback's target (when the
+    target runs it), or a CONTINUE's version when no action changed the service."""
+    end = str(window.get("end") or run.at)
+    if rollback is not None:
+        target = (rollback.get("params") or {}).get("to_version")
+        running = _mapping(_mapping(record.get("measured")).get("health")).get("version")
+        if not target or running not in (None, target):
+            return []
+        span = (window.get("start"), window.get("end"))
+        return [run.event(str(target), VERIFIED_HEALTHY, end, "measured after the rollback", window=span)]
+    if (record.get("decision") or {}).get("verdict") != "CONTINUE" or any(
+        a.get("status") == "done" and changes_service(a.get("name")) for a in executed
+    ):
+        return []
+    whole = ((record.get("deployment") or {}).get("deployed_at"), window.get("end"))
+    return [run.event(run.version, VERIFIED_HEALTHY, end, "measured after the deploy", window=whole)]
+
+
+def _measured_for_real(measured: Mapping[str, Any]) -> bool:
+    """A post-action window measured resolved on the service's own Prometheus (not simulated)."""
+    return (
+        measured.get("status") == "resolved"
+        and measured.get("source") == "prometheus"
+        and not measured.get("simulated")
+    )
+
+
 def events_from_record(record: Mapping[str, Any], *, at: str) -> list[dict[str, Any]]:
     """What a finished run of a watched live deployment tells the history (its outcome record):
     the version it rolled back (bad), the version it judged faulty and did not roll back (bad), a
     version the target said was crash-looping after the actions (bad), and the version measured
     healthy through the post-action window (good): the rollback's target, or a CONTINUE's version."""
-    if record.get("scenario") or (record.get("outcome") or {}).get("simulated"):
+    run = _Run.of(record, at)
+    if run is None:
         return []
-    deployment = record.get("deployment") or {}
-    service, version = str(deployment.get("service") or ""), str(deployment.get("version") or "")
-    execution_id = str(record.get("execution_id") or "")
-    if not service or not version or not execution_id:
-        return []
-    decision = record.get("decision") or {}
-    measured = record.get("measured") if isinstance(record.get("measured"), Mapping) else {}
+    measured = _mapping(record.get("measured"))
+    window = _mapping(measured.get("window"))
     executed = [a for a in record.get("executed") or [] if isinstance(a, Mapping)]
-    rollbacks = [a for a in executed if a.get("name") == ROLLBACK]
-    done = next((a for a in rollbacks if a.get("status") == "done" and not a.get("simulated")), None)
-    out: list[dict[str, Any]] = []
-    window = measured.get("window") if isinstance(measured.get("window"), Mapping) else {}
-    end = str(window.get("end") or at)
-    if done is not None:
-        out.append(
-            event(
-                service,
-                version,
-                ROLLED_BACK,
-                str(done.get("finished_at") or at),
-                "rolled back",
-                source="loop",
-                execution_id=execution_id,
-            )
-        )
-    elif decision.get("verdict") == "ROLLBACK":
-        approval = record.get("approval") or {}
-        why = f"ROLLBACK; the rollback {approval.get('status') or 'did not run'}"
-        out.append(event(service, version, JUDGED_FAULTY, at, why, source="loop", execution_id=execution_id))
-    health = measured.get("health") if isinstance(measured.get("health"), Mapping) else None
-    if health and health.get("version"):
-        restarts = health.get("restarts")
-        if health.get("ready") is False or (isinstance(restarts, int) and restarts >= 2):
-            out.append(
-                event(
-                    service,
-                    str(health["version"]),
-                    CRASH_LOOPING,
-                    end,
-                    str(health.get("text") or "not ready"),
-                    source="probe",
-                    execution_id=execution_id,
-                )
-            )
-    if (
-        measured.get("status") != "resolved"
-        or measured.get("source") != "prometheus"
-        or measured.get("simulated")
-    ):
-        return out
-    span = (window.get("start"), window.get("end"))
-    if done is not None:
-        target = (done.get("params") or {}).get("to_version")
-        if target and (not health or health.get("version") in (None, target)):
-            out.append(
-                event(
-                    service,
-                    str(target),
-                    VERIFIED_HEALTHY,
-                    end,
-                    "measured after the rollback",
-                    source="loop",
-                    execution_id=execution_id,
-                    window=span,
-                )
-            )
-    elif decision.get("verdict") == "CONTINUE" and not any(
-        a.get("status") == "done" and changes_service(a.get("name")) for a in executed
-    ):
-        whole = (deployment.get("deployed_at"), window.get("end"))
-        out.append(
-            event(
-                service,
-                version,
-                VERIFIED_HEALTHY,
-                end,
-                "measured after the deploy",
-                source="loop",
-                execution_id=execution_id,
-                window=whole,
-            )
-        )
+    rollback = _done_rollback(executed)
+    out = _judgement(run, rollback, record)
+    out += _crash_looping(run, _mapping(measured.get("health")), str(window.get("end") or at))
+    if _measured_for_real(measured):
+        out += _verified_healthy(run, rollback, record, executed, window)
     return out

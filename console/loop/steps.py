@@ -759,6 +759,160 @@ def _approver(mode: str, approval: Mapping[str, Any] | None) -> str:
     return _text(approval.get("approver")) or "approver"
 
 
+def _unapproved_reason(approval: dict[str, Any] | None) -> str:
+    """Why risky actions were skipped: the approval service closed the approval (superseded), it
+    expired, it was rejected, or there was none."""
+    if _superseded(approval):
+        return "superseded"
+    if _expired(approval):
+        return "expired"
+    return "no approval" if approval is None else "rejected"
+
+
+def _approval_gate(
+    plan: dict[str, Any], approval: dict[str, Any] | None
+) -> tuple[list[tuple[str, dict[str, Any]]], list[dict[str, Any]], dict[str, Any] | None]:
+    """(the actions to run, each with its mode; the actions skipped, each saying why; the
+    supersession when the approval service closed the approval because the service moved on).
+    Auto actions always run; approval actions only when approved."""
+    runs: list[tuple[str, dict[str, Any]]] = [
+        ("auto", a) for a in _objects(plan.get("auto"), "execute: plan.auto")
+    ]
+    skipped = list(_objects(plan.get("escalated"), "execute: plan.escalated"))
+    risky = _objects(plan.get("approval"), "execute: plan.approval")
+    if not risky:
+        return runs, skipped, None
+    if is_approved(approval):
+        return [*runs, *(("approved", a) for a in risky)], skipped, None
+    reason = _unapproved_reason(approval)
+    superseded = None
+    if reason == "superseded":
+        superseded = {"reason": str((approval or {}).get("comment") or "superseded"), "by": "approval"}
+    return runs, [*skipped, *({**a, "skipped": reason} for a in risky)], superseded
+
+
+def _restored(progress: Progress | None) -> Progress:
+    """A copy of what an interrupted run of the step reported, one entry per action."""
+    return {k: dict(v) for k, v in (progress or {}).items() if isinstance(v, dict)}
+
+
+def _action_params(action: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(action.get("params")) if isinstance(action.get("params"), dict) else {}
+
+
+def _kept_beside(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """What a progress entry keeps beside an action's result (its target, precondition, request)."""
+    return {k: entry[k] for k in ("target", "precondition", "request") if entry.get(k) is not None}
+
+
+def _resumed(
+    entry: Mapping[str, Any], action: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(result, the params sent, what is kept beside) of an action the interrupted run settled."""
+    params = (entry.get("request") or {}).get("params") or _action_params(action)
+    return entry["result"], params, _kept_beside(entry)
+
+
+@dataclass
+class _Attempts:
+    """The actions of one execute call as they run: where they act (``executor``, or ``problem``
+    when the service's executor cannot be used), what an interrupted run of the step reported
+    (``state``, reported through ``on_progress`` as each action moves on) and, once known, why the
+    decision is superseded (every later change is then refused)."""
+
+    data: Mapping[str, Any]
+    approval: dict[str, Any] | None
+    executor: Executor | None
+    problem: str | None
+    deployment: dict[str, Any]
+    real: bool
+    version: str | None
+    sleep: Sleep
+    state: Progress
+    on_progress: Callable[[Progress], None] | None
+    superseded: dict[str, Any] | None
+
+    def save(self) -> None:
+        if self.on_progress:
+            self.on_progress(self.state)
+
+    def run(self, index: int, mode: str, action: dict[str, Any], watch: list[Any]) -> dict[str, Any]:
+        """The executed entry of one action: its recorded result, or the reconciled result of a call
+        the interrupted run made, or a new attempt."""
+        key = f"{index}:{mode}:{action.get('name')}"
+        entry = self.state.get(key)
+        if entry is not None and isinstance(entry.get("result"), dict):
+            result, params, extra = _resumed(entry, action)
+        elif entry is not None and self._may_have_acted(entry):
+            result, params, extra = _resumed(self._reconciled(key, entry), action)
+        else:  # not started, interrupted before its call (nothing was sent), or a simulation
+            result, params, extra = self._attempt(key, mode, action)
+        reason = acting.superseded_reason(result)
+        if reason and self.superseded is None:
+            self.superseded = {"reason": reason, "by": "precondition", "at": now_text()}
+        return {**action, "mode": mode, **result, "params": params, "watch": watch, **extra}
+
+    def _may_have_acted(self, entry: Mapping[str, Any]) -> bool:
+        """Whether an action interrupted without a result may have reached a real target (it was
+        past its check)."""
+        return self.executor is not None and not self.executor.simulated and entry.get("phase") != "checking"
+
+    def _reconciled(self, key: str, entry: dict[str, Any]) -> dict[str, Any]:
+        """The interrupted action's entry with its result read from the target (never called twice
+        on a target without idempotency keys)."""
+        assert self.executor is not None
+        result = acting.reconcile_interrupted(self.executor, entry, sleep=self.sleep).to_dict()
+        self.state[key] = {**entry, "result": result}
+        self.save()
+        return self.state[key]
+
+    def _attempt(
+        self, key: str, mode: str, action: dict[str, Any]
+    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        executor = self.executor
+        started = now_text()
+        self.state[key] = {
+            "started_at": started,
+            "executor": executor.name if executor else "unconfigured",
+            "phase": "checking",
+        }
+        self.save()
+        if executor is None:
+            result = _unusable(str(action.get("name")), self.problem, started)
+            params, extra = _action_params(action), {}
+        else:
+            result, params, extra = _act(
+                executor,
+                action,
+                mode=mode,
+                approval=self.approval,
+                dep=self.deployment,
+                data=self.data,
+                real=self.real,
+                version=self.version,
+                superseded=self.superseded,
+                state=self.state[key],
+                save=self.save,
+                sleep=self.sleep,
+            )
+        self.state[key].update({"result": result, **extra})
+        self.save()
+        return result, params, extra
+
+
+def _unusable(name: str, problem: str | None, started_at: str) -> dict[str, Any]:
+    """The failed result of an action whose service's executor cannot be used."""
+    return ActionResult(
+        action=name,
+        status=FAILED,
+        simulated=False,
+        executor="unconfigured",
+        detail=f"executor not usable: {problem}",
+        started_at=started_at,
+        finished_at=now_text(),
+    ).to_dict()
+
+
 def execute(
     data: dict[str, Any],
     settings: Settings | None,
@@ -789,104 +943,32 @@ def execute(
     deployment, scenario = _target(data)
     live = watched(data)
     executor, problem = executor_for(deployment, scenario, settings, live=live)
-    real = live and executor is not None and not executor.simulated
-    sleep = sleep or time.sleep
-    runs: list[tuple[str, dict[str, Any]]] = [
-        ("auto", a) for a in _objects(plan.get("auto"), "execute: plan.auto")
-    ]
-    skipped: list[dict[str, Any]] = list(_objects(plan.get("escalated"), "execute: plan.escalated"))
-    superseded: dict[str, Any] | None = None
-    approval_actions = _objects(plan.get("approval"), "execute: plan.approval")
-    if approval_actions:
-        if is_approved(approval):
-            runs += [("approved", a) for a in approval_actions]
-        else:
-            reason = "no approval" if approval is None else "rejected"
-            if _expired(approval):
-                reason = "expired"
-            if _superseded(approval):
-                reason = "superseded"
-                superseded = {
-                    "reason": str((approval or {}).get("comment") or "superseded"),
-                    "by": "approval",
-                }
-            skipped += [{**a, "skipped": reason} for a in approval_actions]
-    state: Progress = {k: dict(v) for k, v in (progress or {}).items() if isinstance(v, dict)}
-    executed = []
+    runs, skipped, superseded = _approval_gate(plan, approval)
     dep = deployment or {}
-    version = acting.decided_version(dep, data.get("verification"))
+    attempts = _Attempts(
+        data=data,
+        approval=approval,
+        executor=executor,
+        problem=problem,
+        deployment=dep,
+        real=live and executor is not None and not executor.simulated,
+        version=acting.decided_version(dep, data.get("verification")),
+        sleep=sleep or time.sleep,
+        state=_restored(progress),
+        on_progress=on_progress,
+        superseded=superseded,
+    )
     watch = list(plan.get("watch") or [])
-
-    def save() -> None:
-        if on_progress:
-            on_progress(state)
-
-    for index, (mode, action) in enumerate(runs):
-        name = str(action.get("name"))
-        key = f"{index}:{mode}:{name}"
-        entry = state.get(key)
-        params = dict(action.get("params")) if isinstance(action.get("params"), dict) else {}
-        extra: dict[str, Any] = {}
-        if entry is not None and isinstance(entry.get("result"), dict):
-            result = entry["result"]
-            extra = {k: entry[k] for k in ("target", "precondition", "request") if entry.get(k) is not None}
-            params = (entry.get("request") or {}).get("params") or params
-        elif (
-            entry is not None
-            and executor is not None
-            and not executor.simulated
-            and entry.get("phase") != "checking"
-        ):
-            result = acting.reconcile_interrupted(executor, entry, sleep=sleep).to_dict()
-            params = (entry.get("request") or {}).get("params") or params
-            extra = {k: entry[k] for k in ("target", "precondition", "request") if entry.get(k) is not None}
-            state[key] = {**entry, "result": result}
-            save()
-        else:  # not started, interrupted before its call (nothing was sent), or a simulation
-            state[key] = {"started_at": now_text(), "executor": executor.name if executor else "unconfigured"}
-            state[key]["phase"] = "checking"
-            save()
-            if executor is None:
-                result = ActionResult(
-                    action=name,
-                    status=FAILED,
-                    simulated=False,
-                    executor="unconfigured",
-                    detail=f"executor not usable: {problem}",
-                    started_at=state[key]["started_at"],
-                    finished_at=now_text(),
-                ).to_dict()
-            else:
-                result, params, extra = _act(
-                    executor,
-                    action,
-                    mode=mode,
-                    approval=approval,
-                    dep=dep,
-                    data=data,
-                    real=real,
-                    version=version,
-                    superseded=superseded,
-                    state=state[key],
-                    save=save,
-                    sleep=sleep,
-                )
-            state[key].update({"result": result, **extra})
-            save()
-        reason = acting.superseded_reason(result)
-        if reason and superseded is None:
-            superseded = {"reason": reason, "by": "precondition", "at": now_text()}
-        executed.append({**action, "mode": mode, **result, "params": params, "watch": watch, **extra})
-    verdict = data.get("verdict") or plan.get("verdict")
-    status = deployment_status(verdict, executed, approval)
-    if superseded is not None:
+    executed = [attempts.run(index, mode, action, watch) for index, (mode, action) in enumerate(runs)]
+    status = deployment_status(data.get("verdict") or plan.get("verdict"), executed, approval)
+    if attempts.superseded is not None:
         status = DeploymentStatus.SUPERSEDED
     return {
         "executed": executed,
         "skipped": skipped,
         "deployment_status": status.value,
-        "simulated": bool(executor.simulated) if executor is not None else False,
-        "superseded": superseded,
+        "simulated": executor is not None and bool(executor.simulated),
+        "superseded": attempts.superseded,
     }
 
 
@@ -971,6 +1053,33 @@ def _rollback_changed(action: Mapping[str, Any]) -> bool:
     return action.get("status") == DONE and not action.get("dry_run")
 
 
+def _rollback_outcome(rollbacks: list[dict[str, Any]]) -> DeploymentStatus | None:
+    """What the rollbacks' results settle: ``rolled back`` when one was done and changed the target,
+    ``result unknown`` while one's result is not known; None when they settle nothing."""
+    if any(_rollback_changed(a) for a in rollbacks):
+        return DeploymentStatus.ROLLED_BACK
+    if any(a.get("status") == UNKNOWN for a in rollbacks):
+        return DeploymentStatus.RESULT_UNKNOWN
+    return None
+
+
+def _changed_service(action: Mapping[str, Any]) -> bool:
+    """An action that changed the service (done, or simulated for a scenario; not a dry run)."""
+    return (
+        changes_service(action.get("name"))
+        and action.get("status") in ("done", "simulated")
+        and not action.get("dry_run")
+    )
+
+
+def _escalated(verdict: str | None, approval: dict[str, Any] | None) -> bool:
+    """Whether the deployment is left to a human: one kept risky actions from running (or nobody
+    answered), the verdict was ESCALATE, or a ROLLBACK was called for and did not run."""
+    if approval is not None and not is_approved(approval):
+        return True
+    return verdict in (Verdict.ESCALATE.value, Verdict.ROLLBACK.value)
+
+
 def deployment_status(
     verdict: str | None, executed: list[dict[str, Any]], approval: dict[str, Any] | None
 ) -> DeploymentStatus:
@@ -978,43 +1087,27 @@ def deployment_status(
     was done and changed the target; ``result unknown`` while a rollback's result is not known;
     ``superseded`` when the service had moved past the decision; ``rollback failed`` when one was
     attempted and failed or was refused."""
-    rollbacks = [a for a in executed if isinstance(a, dict) and a.get("name") == ROLLBACK]
-    if any(_rollback_changed(a) for a in rollbacks):
-        return DeploymentStatus.ROLLED_BACK
-    if any(a.get("status") == UNKNOWN for a in rollbacks):
-        return DeploymentStatus.RESULT_UNKNOWN
-    if any(acting.superseded_reason(a) for a in executed if isinstance(a, dict)) or _superseded(approval):
+    actions = [a for a in executed if isinstance(a, dict)]
+    rollbacks = [a for a in actions if a.get("name") == ROLLBACK]
+    settled = _rollback_outcome(rollbacks)
+    if settled is not None:
+        return settled
+    if any(acting.superseded_reason(a) for a in actions) or _superseded(approval):
         return DeploymentStatus.SUPERSEDED
     if any(a.get("status") in (FAILED, REFUSED) for a in rollbacks):
         return DeploymentStatus.ROLLBACK_FAILED
-    if approval is not None and not is_approved(approval):
-        return DeploymentStatus.ESCALATED  # a human kept risky actions from running, or nobody answered
-    if verdict == Verdict.ESCALATE.value:
+    if _escalated(verdict, approval):
         return DeploymentStatus.ESCALATED
-    if verdict == Verdict.ROLLBACK.value:
-        return DeploymentStatus.ESCALATED  # a rollback was called for but did not run
-    remediated = [
-        a
-        for a in executed
-        if isinstance(a, dict)
-        and changes_service(a.get("name"))
-        and a.get("status") in ("done", "simulated")
-        and not a.get("dry_run")
-    ]
-    return DeploymentStatus.REMEDIATED if remediated else DeploymentStatus.HEALTHY
+    return (
+        DeploymentStatus.REMEDIATED if any(_changed_service(a) for a in actions) else DeploymentStatus.HEALTHY
+    )
 
 
 def status_after_verify(executed: list[dict[str, Any]], current: str | None) -> str | None:
     """The deployment's status once verify reconciled its actions: what the reconciled rollback
     says (rolled back, still unknown, failed), else ``current`` unchanged."""
-    rollbacks = [a for a in executed if isinstance(a, dict) and a.get("name") == ROLLBACK]
-    if not rollbacks:
-        return current
-    if any(_rollback_changed(a) for a in rollbacks):
-        return DeploymentStatus.ROLLED_BACK.value
-    if any(a.get("status") == UNKNOWN for a in rollbacks):
-        return DeploymentStatus.RESULT_UNKNOWN.value
-    return current
+    settled = _rollback_outcome([a for a in executed if isinstance(a, dict) and a.get("name") == ROLLBACK])
+    return settled.value if settled is not None else current
 
 
 # -- verify ----------------------------------------------------------------------------------------------
@@ -1143,6 +1236,58 @@ def _verify_scenario(
     return measured
 
 
+def _reconcile_look(
+    settled: list[dict[str, Any]],
+    executor: Executor,
+    watch: Mapping[str, Any],
+    now: float,
+    clock: Clock,
+    settings: Settings,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """One reading of the target for the actions whose result is unknown: (the actions as settled so
+    far, verify's waiting outputs while some are still unknown, for at most ``live_reconcile_s``)."""
+    settled = reconcile_pending(settled, executor, 0.0, clock, lambda _s: None)
+    until = _epoch(watch.get("reconcile_until")) or now + settings.live_reconcile_s
+    if not any(a.get("status") == UNKNOWN for a in settled) or now >= until:
+        return settled, None
+    pause = min(max(_epoch(watch.get("pause")) or 1.0, 1.0), 5.0)
+    progress = {"actions": settled, "reconcile_until": until, "pause": min(pause * 2, 5.0)}
+    what = "the action's result (reading the target)"
+    return settled, waiting(
+        min(now + pause, until), progress, what, now=now, urgent=False, finals=("measured",)
+    )
+
+
+def _measurable(deployment: Mapping[str, Any], settings: Settings) -> tuple[ServiceConfig, float] | str:
+    """(the service's configuration, when it was deployed) for measuring its post-action window, or
+    why the window cannot be measured."""
+    try:
+        config = _service_config(deployment, settings, "verify")
+    except StepError as exc:
+        return str(exc).removeprefix("verify: ")
+    if config.metrics is None:
+        return f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
+    try:
+        return config, to_epoch(str(deployment["deployed_at"]))
+    except (KeyError, ValueError, TypeError, OverflowError):
+        return "deployment.deployed_at is missing or not a timestamp"
+
+
+def _gated_on_health(
+    measured: dict[str, Any], executor: Executor | None, deployment: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``measured`` gated by the instance's state at the window's end, when the target can say it
+    (a service not ready or crash-looping is never resolved); a state that cannot be read is noted."""
+    if executor is None or not executor.can_probe():
+        return measured
+    try:
+        health = executor.probe(str(deployment.get("service") or ""))
+    except ProbeError as exc:
+        measured["notes"] = [*measured.get("notes", []), f"the instance's state could not be read: {exc}"]
+        return measured
+    return outcome.gate_on_health(measured, health.to_dict())
+
+
 def _verify_live(
     deployment: dict[str, Any],
     settings: Settings,
@@ -1161,19 +1306,14 @@ def _verify_live(
     (``watch`` of the plan), and the instance's state at the window's end gates it: a service not
     ready or crash-looping is never resolved."""
     now = clock()
-    finals = ("measured",)
     executor, _ = executor_for(deployment, None, settings, live=True)
     real = executor if executor is not None and not executor.simulated else None
     settled = _objects(watch.get("actions"), "verify: 'watch.actions'") if "actions" in watch else executed
     start = _epoch(watch.get("start"))
     if start is None and real is not None:  # reconciling: the window starts once the results are known
-        settled = reconcile_pending(settled, real, 0.0, clock, lambda _s: None)
-        until = _epoch(watch.get("reconcile_until")) or now + settings.live_reconcile_s
-        if any(a.get("status") == UNKNOWN for a in settled) and now < until:
-            pause = min(max(_epoch(watch.get("pause")) or 1.0, 1.0), 5.0)
-            progress = {"actions": settled, "reconcile_until": until, "pause": min(pause * 2, 5.0)}
-            return waiting(min(now + pause, until), progress, "the action's result (reading the target)",
-                           now=now, urgent=False, finals=finals)  # fmt: skip
+        settled, still_unknown = _reconcile_look(settled, real, watch, now, clock, settings)
+        if still_unknown is not None:
+            return still_unknown
 
     def done(measured: dict[str, Any]) -> dict[str, Any]:
         if settled != executed:  # what reconciliation learnt: the record and the status follow it
@@ -1181,34 +1321,19 @@ def _verify_live(
             measured["deployment_status"] = status_after_verify(settled, status)
         return looked({"measured": measured})
 
-    try:
-        config = _service_config(deployment, settings, "verify")
-    except StepError as exc:
-        return done(outcome.inconclusive(str(exc).removeprefix("verify: ")))
-    if config.metrics is None:
-        return done(outcome.inconclusive(
-            f"no Prometheus configured for service {config.name!r}: recovery is measured on metrics"
-        ))  # fmt: skip
-    try:
-        deployed = to_epoch(str(deployment["deployed_at"]))
-    except (KeyError, ValueError, TypeError, OverflowError):
-        return done(outcome.inconclusive("deployment.deployed_at is missing or not a timestamp"))
+    measurable = _measurable(deployment, settings)
+    if isinstance(measurable, str):
+        return done(outcome.inconclusive(measurable))
+    config, deployed = measurable
     start = start if start is not None else now
     end = start + config.windows.post_action_s
     if now < end:
         kept = {"actions": settled, "start": start}
-        return waiting(end, kept, "the post-action window", now=now, urgent=False, finals=finals)
+        return waiting(end, kept, "the post-action window", now=now, urgent=False, finals=("measured",))
     measured = _measure_window(deployment, config, deployed, (start, end), settled, watch, now, settings)
     if measured.get("done") is False:
         return measured
-    if real is not None and real.can_probe():
-        try:
-            health = real.probe(str(deployment.get("service") or ""))
-        except ProbeError as exc:
-            measured["notes"] = [*measured.get("notes", []), f"the instance's state could not be read: {exc}"]
-        else:
-            measured = outcome.gate_on_health(measured, health.to_dict())
-    return done(measured)
+    return done(_gated_on_health(measured, real, deployment))
 
 
 def _measure_window(
@@ -1314,6 +1439,62 @@ def approval_status(plan: dict[str, Any], approval: dict[str, Any] | None) -> st
     return "auto" if plan.get("auto") else "not_required"
 
 
+def _expected(scenario: dict[str, Any] | None, decision: dict[str, Any]) -> tuple[Any, dict[str, Any] | None]:
+    """(the scenario's expected verdict, ``{"verdict", "matches"}`` or None outside scenarios)."""
+    expected_verdict = scenario.get("expected_verdict") if scenario else None
+    if not expected_verdict:
+        return expected_verdict, None
+    return expected_verdict, {
+        "verdict": expected_verdict,
+        "matches": decision.get("verdict") == expected_verdict,
+    }
+
+
+def _recorded_simulated(
+    scenario: dict[str, Any] | None, measured: dict[str, Any] | None, executed: list[dict[str, Any]]
+) -> bool:
+    """A recorded scenario, a simulated measurement or any simulated action: the record says so."""
+    return (
+        scenario is not None
+        or bool(measured and measured.get("simulated") is True)
+        or any(a.get("simulated") is True for a in executed)
+    )
+
+
+def _recorded_status(
+    data: Mapping[str, Any],
+    measured: dict[str, Any] | None,
+    decision: dict[str, Any],
+    executed: list[dict[str, Any]],
+    approval: dict[str, Any] | None,
+) -> str:
+    """The deployment's status: as verify reconciled it, else as the input says, else from the results."""
+    return (
+        (measured or {}).get("deployment_status")
+        or data.get("deployment_status")
+        or deployment_status(decision.get("verdict"), executed, approval).value
+    )
+
+
+def _approvers(approval: dict[str, Any] | None) -> list[str]:
+    """Who approved (the approver field lists them, comma-separated); nobody when it expired."""
+    if not approval or not approval.get("approver") or _expired(approval):
+        return []
+    return [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
+
+
+def _incident_part(data: Mapping[str, Any]) -> dict[str, Any]:
+    """For an incident run, which alert started it and how its severity routed it; else nothing."""
+    incident = _object(data.get("incident"), "record: 'incident'", optional=True)
+    if not incident:
+        return {}
+    part = {key: incident.get(key) for key in ("id", "alertname", "severity", "starts_at", "fingerprint")}
+    routing = _object(data.get("routing"), "record: 'routing'", optional=True)
+    if routing:
+        part["route"] = routing.get("route")
+    return {"incident": part}
+
+
 def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The outcome record kept for the Learning page and the training export.
 
@@ -1329,38 +1510,21 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     if measured and isinstance(measured.get("actions"), list):  # verify reconciled what was unknown
         executed = _objects(measured["actions"], "record: 'measured.actions'")
     assert snapshot is not None and decision is not None
-    status = approval_status(plan, approval)
     scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
-    expected_verdict = scenario.get("expected_verdict") if scenario else None
-    expected = (
-        {"verdict": expected_verdict, "matches": decision.get("verdict") == expected_verdict}
-        if expected_verdict
-        else None
-    )
+    expected_verdict, expected = _expected(scenario, decision)
     measured_status = measured.get("status") if measured else None
-    held = outcome.decision_held(decision.get("verdict"), executed, measured_status)
-    simulated = (
-        scenario is not None
-        or bool(measured and measured.get("simulated") is True)
-        or any(a.get("simulated") is True for a in executed)
-    )
-    status_text = (
-        (measured or {}).get("deployment_status")
-        or data.get("deployment_status")
-        or deployment_status(decision.get("verdict"), executed, approval).value
-    )
-    approvers = []
-    if approval and approval.get("approver") and not _expired(approval):
-        approvers = [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
-    extra: dict[str, Any] = {}
-    incident = _object(data.get("incident"), "record: 'incident'", optional=True)
-    if incident:  # an incident run: which alert started it, and how its severity routed it
-        extra["incident"] = {
-            key: incident.get(key) for key in ("id", "alertname", "severity", "starts_at", "fingerprint")
-        }
-        routing = _object(data.get("routing"), "record: 'routing'", optional=True)
-        if routing:
-            extra["incident"]["route"] = routing.get("route")
+    outcome_part = {
+        "deployment_status": _recorded_status(data, measured, decision, executed, approval),
+        "measured_status": measured_status,
+        "held": outcome.decision_held(decision.get("verdict"), executed, measured_status),
+        "simulated": _recorded_simulated(scenario, measured, executed),
+    }
+    approval_part = {
+        "status": approval_status(plan, approval),
+        "approvers": _approvers(approval),
+        "comment": (approval or {}).get("comment"),
+    }
+    incident_part = _incident_part(data)
     return {
         "outcome": {
             "execution_id": data.get("execution_id"),
@@ -1370,22 +1534,12 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
             else None,
             "decision": decision,
             "plan": plan,
-            "approval": {
-                "status": status,
-                "approvers": approvers,
-                "comment": (approval or {}).get("comment"),
-            },
+            "approval": approval_part,
             "executed": executed,
             "measured": measured,
             "expected": expected,
-            "outcome": {
-                "deployment_status": status_text,
-                "measured_status": measured_status,
-                "held": held,
-                "simulated": simulated,
-                "category": effectiveness.root_cause_category(decision),
-            },
-            **extra,
+            "outcome": {**outcome_part, "category": effectiveness.root_cause_category(decision)},
+            **incident_part,
         }
     }
 

@@ -418,31 +418,47 @@ class ApprovalCard:
 _ROLE_LABELS = {"deployer": "deployed", "launcher": "launched", "requester": "requested"}
 
 
+def _with_requester(
+    approval: Mapping[str, Any], starters: Sequence[Mapping[str, Any]]
+) -> list[dict[str, Any]]:
+    """The run's starters, with the approval's requester added when no starter is the requester."""
+    people = [dict(p) for p in starters]
+    requester = str(field(approval, "requested_by", "") or "")
+    if requester and not any("requester" in (p.get("roles") or []) for p in people):
+        people.append({"name": requester, "roles": ["requester"], "sources": {}})
+    return people
+
+
+def _where_from(roles: list[str], sources: Mapping[str, Any], approval: Mapping[str, Any]) -> list[str]:
+    """Where the console got a person's name, once per distinct source, in the order of ``roles``."""
+    requester_source = requester_source_text(field(approval, "requested_by_source"))
+    # "the deployer named in the scenario file" is said once, not again for the request
+    scenario_twice = (
+        "deployer" in roles
+        and sources.get("deployer") == "the scenario file"
+        and field(approval, "requested_by_source") == RequesterSource.SCENARIO
+    )
+    words: list[str] = []
+    for role in roles:
+        if role == "requester" and scenario_twice:
+            continue
+        text = requester_source if role == "requester" else _source_words(str(sources.get(role) or ""))
+        if text not in words:
+            words.append(text)
+    return words
+
+
 def people_of(approval: Mapping[str, Any], starters: Sequence[Mapping[str, Any]]) -> list[Person]:
     """Who deployed, launched and requested the run, one entry per person (``deployed and requested
     by``), each with where the console got the name."""
-    people = [dict(p) for p in starters]
-    requester = str(field(approval, "requested_by", "") or "")
-    requester_source = requester_source_text(field(approval, "requested_by_source"))
-    requester_from_scenario = field(approval, "requested_by_source") == RequesterSource.SCENARIO
-    if requester and not any("requester" in (p.get("roles") or []) for p in people):
-        people.append({"name": requester, "roles": ["requester"], "sources": {}})
     out: list[Person] = []
-    for person in people:
+    for person in _with_requester(approval, starters):
         roles = [r for r in ("deployer", "launcher", "requester") if r in (person.get("roles") or [])]
         if not roles:
             continue
         sources = person.get("sources") if isinstance(person.get("sources"), Mapping) else {}
-        words = []
-        for role in roles:
-            scenario_twice = sources.get("deployer") == "the scenario file" and requester_from_scenario
-            if role == "requester" and "deployer" in roles and scenario_twice:
-                continue  # "the deployer named in the scenario file": said once
-            text = requester_source if role == "requester" else _source_words(str(sources.get(role) or ""))
-            if text not in words:
-                words.append(text)
         label = _join([_ROLE_LABELS[r] for r in roles]) + " by"
-        out.append(Person(label, str(person.get("name")), "; ".join(words)))
+        out.append(Person(label, str(person.get("name")), "; ".join(_where_from(roles, sources, approval))))
     return out
 
 
@@ -548,6 +564,45 @@ def effectiveness_lines(
     return out
 
 
+def _decided(approval: Mapping[str, Any], decision: Mapping[str, Any], key: str) -> str:
+    """The approval's ``verdict`` or ``severity``, else the decision's, else empty."""
+    return str(field(approval, key, "") or decision.get(key) or "")
+
+
+def _rejecting_is_dangerous(metrics: Sequence[DecisiveMetric], verdict: str, severity: str) -> bool:
+    """Rejecting (or letting it expire) leaves a regression live: a decisive metric got worse and the
+    verdict is ROLLBACK, a hard guard fired or the severity is high."""
+    bad = any(m.worse for m in metrics)
+    return bad and (verdict == "ROLLBACK" or any(m.guard for m in metrics) or severity in OPEN_EVIDENCE_RISKS)
+
+
+def _target_fields(target: Target | None) -> dict[str, Any]:
+    """What the card says of the rollback's target (nothing without a rollback on a live service)."""
+    if target is None:
+        return {
+            "target": None,
+            "target_notes": [],
+            "alternatives": [],
+            "target_version": None,
+            "no_target": False,
+        }
+    return {
+        "target": target.text,
+        "target_notes": list(target.notes),
+        "alternatives": [v for v in target.alternatives if v != target.version],
+        "target_version": target.version,
+        "no_target": target.version is None,
+    }
+
+
+def _voters(votes: Sequence[Any]) -> list[str]:
+    return [str(v.get("actor")) for v in votes if isinstance(v, Mapping) and v.get("actor")]
+
+
+def _card_actions(approval: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [a for a in field(approval, "actions", []) or [] if isinstance(a, Mapping)]
+
+
 def build_card(
     approval: Mapping[str, Any],
     *,
@@ -567,15 +622,13 @@ def build_card(
     dep = dict(deployment or {})
     dep.setdefault("service", field(approval, "service", "?"))
     decision = field(approval, "decision", {}) or {}
-    actions = [a for a in field(approval, "actions", []) or [] if isinstance(a, Mapping)]
+    actions = _card_actions(approval)
     metrics = decisive_metrics(decision, levels)
-    verdict = str(field(approval, "verdict", "") or decision.get("verdict") or "")
-    severity = str(field(approval, "severity", "") or decision.get("severity") or "")
+    verdict, severity = _decided(approval, decision, "verdict"), _decided(approval, decision, "severity")
     risk = str(field(approval, "risk", "") or "")
     votes = list(field(approval, "votes", []) or [])
     required = int(field(approval, "required_approvals", 1) or 1)
     sentences = [action_sentence(a, dep, target) for a in actions]
-    bad = any(m.worse for m in metrics)
     return ApprovalCard(
         id=str(field(approval, "id", "")),
         execution_id=str(field(approval, "execution_id", "")),
@@ -590,8 +643,7 @@ def build_card(
         how=list(how),
         simulated=simulated,
         reject=reject_sentence(actions, dep, metrics),
-        dangerous=bad
-        and (verdict == "ROLLBACK" or any(m.guard for m in metrics) or severity in OPEN_EVIDENCE_RISKS),
+        dangerous=_rejecting_is_dangerous(metrics, verdict, severity),
         timeout=timeout_sentence(field(approval, "expires_at")),
         evidence_open=risk.upper() in OPEN_EVIDENCE_RISKS,
         metrics=metrics,
@@ -603,17 +655,11 @@ def build_card(
         effectiveness=effectiveness_lines(decision, actions, effectiveness),
         notification=notification_line(notifications),
         expires_at=field(approval, "expires_at"),
-        target=target.text if target is not None else None,
-        target_notes=list(target.notes) if target is not None else [],
-        alternatives=[
-            v for v in (target.alternatives if target else ()) if v != (target.version if target else None)
-        ],
-        target_version=target.version if target is not None else None,
-        no_target=target is not None and target.version is None,
         superseded=superseded,
         watch=watched_metrics(decision, levels),
         verdict_rule=str(decision.get("rule") or ""),
-        voters=[str(v.get("actor")) for v in votes if isinstance(v, Mapping) and v.get("actor")],
+        voters=_voters(votes),
+        **_target_fields(target),
     )
 
 

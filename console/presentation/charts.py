@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -381,6 +382,49 @@ def _change_text(ratio: float) -> str:
     return f"{change:+,.0f}%".replace("-", "−")
 
 
+_Bar = tuple[str, float, str, str]
+"""(metric title, log10 of the after/before ratio, worse | better | same, ``before → after (+x%)``)."""
+
+
+def _bar(result: MetricResult, before: float, after: float) -> _Bar:
+    """One bar: the after/before ratio clipped to [1/100, 100] (from a level of zero, a rise counts
+    as 100, no rise as no change)."""
+    raw = after / before if before > 0 else (100.0 if after > 0 else 1.0)
+    ratio = float(np.clip(raw, 0.01, 100.0))
+    kind = change_kind(result.name, before, after, result.classification.value in ("High", "Low"))
+    text = f"{format_value(result.name, before)} → {format_value(result.name, after)} ({_change_text(ratio)})"
+    return metric_title(result.name), float(np.log10(ratio)), kind, text
+
+
+def _bars(
+    results: Sequence[MetricResult], levels: dict[str, tuple[float | None, float | None]] | None
+) -> list[_Bar]:
+    """The bars, worse first, then better, then unchanged, the largest change first within each;
+    a metric without a before or an after level is left out."""
+    rows = []
+    for r in results:
+        before, after = (levels or {}).get(r.name, (r.baseline_median, r.after_median))
+        if before is not None and after is not None:
+            rows.append(_bar(r, before, after))
+    rows.sort(key=lambda row: (list(CHANGE_COLORS).index(row[2]), -abs(row[1])))
+    return rows
+
+
+def _change_axis(rows: list[_Bar]) -> dict[str, Any]:
+    """The x axis: the change in % on a log scale, wide enough for the largest change and the bars'
+    labels (on both sides only when something went down)."""
+    span = max([abs(row[1]) for row in rows] + [np.log10(2.0)])
+    ticks = [np.log10(v) for v in _RATIO_TICKS if abs(np.log10(v)) <= span * 1.05]
+    return {
+        "title": {"text": "change vs before the deploy (log scale)"},
+        "tickvals": ticks,
+        "ticktext": [_change_text(10**v) for v in ticks],
+        "range": [-span * 1.9 if any(row[1] < 0 for row in rows) else -span * 0.05, span * 1.9],
+        "zeroline": True,
+        "zerolinecolor": "#888888",
+    }
+
+
 def comparison_figure(
     results: Sequence[MetricResult],
     levels: dict[str, tuple[float | None, float | None]] | None = None,
@@ -390,17 +434,7 @@ def comparison_figure(
     and a +20% CPU are both readable), red where the metric got worse, green where it got better,
     grey where it did not move; each bar says ``before → after`` in the metric's unit. ``levels``
     gives the summary's numbers (before, now) per metric; else the results' medians are used."""
-    rows = []
-    for r in results:
-        before, after = (levels or {}).get(r.name, (r.baseline_median, r.after_median))
-        if before is None or after is None:
-            continue
-        raw = after / before if before > 0 else (100.0 if after > 0 else 1.0)
-        ratio = float(np.clip(raw, 0.01, 100.0))
-        kind = change_kind(r.name, before, after, r.classification.value in ("High", "Low"))
-        text = f"{format_value(r.name, before)} → {format_value(r.name, after)} ({_change_text(ratio)})"
-        rows.append((metric_title(r.name), float(np.log10(ratio)), kind, text))
-    rows.sort(key=lambda row: (list(CHANGE_COLORS).index(row[2]), -abs(row[1])))
+    rows = _bars(results, levels)
     fig = go.Figure()
     for kind, color in CHANGE_COLORS.items():
         part = [row for row in rows if row[2] == kind]
@@ -418,18 +452,9 @@ def comparison_figure(
                     hovertemplate="%{y}: %{text}<extra>" + kind + "</extra>",
                 )
             )
-    span = max([abs(row[1]) for row in rows] + [np.log10(2.0)])
-    ticks = [np.log10(v) for v in _RATIO_TICKS if abs(np.log10(v)) <= span * 1.05]
     fig.update_layout(
         title={"text": "Before vs after the deploy", "x": 0, "font": {"size": 14}},
-        xaxis={
-            "title": {"text": "change vs before the deploy (log scale)"},
-            "tickvals": ticks,
-            "ticktext": [_change_text(10**v) for v in ticks],
-            "range": [-span * 1.9 if any(row[1] < 0 for row in rows) else -span * 0.05, span * 1.9],
-            "zeroline": True,
-            "zerolinecolor": "#888888",
-        },
+        xaxis=_change_axis(rows),
         yaxis={"categoryorder": "array", "categoryarray": [row[0] for row in reversed(rows)]},
         barmode="overlay",
         height=height or 90 + 34 * max(len(rows), 1),

@@ -168,42 +168,27 @@ def _when(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
 
 
-def live_figure(
-    metric: str,
-    points: Sequence[tuple[float, float]],
-    markers: Sequence[Marker],
-    start: float,
-    end: float,
-    *,
-    height: int = 200,
-) -> go.Figure:
-    """One metric over [start, end] (a fixed range, so the chart moves with time; it starts near
-    the first point or marker when those begin later), its latest value in the title, deploys and
-    rollbacks as labelled vertical lines at the top, the loop's actions as dotted lines labelled at
-    the bottom (the full text on hover)."""
-    factor, unit, axis = _SCALES.get(metric, (1.0, "", metric_title(metric)))
-    gap_t, gap_v = with_gaps(np.asarray([t for t, _ in points]), np.asarray([v for _, v in points]))
-    x = [_when(t) for t in gap_t]
-    y = [None if math.isnan(v) else v * factor for v in gap_v]
-    shown = [value for value in y if value is not None]
-    latest = value_text(metric, points[-1][1]) if points else "no data"
-    data: list[dict[str, Any]] = [
-        {
-            "type": "scatter",
-            "x": x,
-            "y": y,
-            "mode": "lines",
-            "connectgaps": False,
-            "name": live_title(metric),
-            "line": {"color": COLORS["line"], "width": 2},
-            "hovertemplate": f"%{{y:.3g}} {unit}<extra></extra>",
-        }
-    ]
+def _line_trace(metric: str, x: list[datetime], y: list[float | None], unit: str) -> dict[str, Any]:
+    return {
+        "type": "scatter",
+        "x": x,
+        "y": y,
+        "mode": "lines",
+        "connectgaps": False,
+        "name": live_title(metric),
+        "line": {"color": COLORS["line"], "width": 2},
+        "hovertemplate": f"%{{y:.3g}} {unit}<extra></extra>",
+    }
+
+
+def _marker_lines(
+    markers: Sequence[Marker], middle: float
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(vertical lines, their labels) of the markers: deploys and rollbacks dashed and labelled at
+    the top, the loop's actions dotted and labelled at the bottom; a label right of the chart's
+    ``middle`` is anchored on its right so it stays inside."""
     shapes: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
-    first = min([t for t, _ in points[:1]] + [m.at for m in markers[:1]], default=start)
-    shown_from = max(start, first - 10.0)  # a stack younger than the window: start near its first data
-    middle = shown_from + (end - shown_from) / 2
     tops = 0
     for marker in markers:
         color = MARKER_COLORS.get(marker.kind, COLORS["deploy"])
@@ -228,12 +213,43 @@ def live_figure(
                 "font": {"size": 10, "color": color}, "bgcolor": "rgba(255,255,255,0.8)",
             }
         )  # fmt: skip
+    return shapes, annotations
+
+
+def _percent_range(metric: str, shown: list[float]) -> list[float] | None:
+    """A fixed y range for a share (errors from 0 to at least 5%, memory 0 to 100%) while the values
+    fit in it; None to let the chart scale itself."""
+    if metric not in ("error_rate", "memory_utilization") or (shown and max(shown) > 100):
+        return None
+    return [0, 100 if metric == "memory_utilization" else max(5.0, max(shown or [0]) * 1.2)]
+
+
+def live_figure(
+    metric: str,
+    points: Sequence[tuple[float, float]],
+    markers: Sequence[Marker],
+    start: float,
+    end: float,
+    *,
+    height: int = 200,
+) -> go.Figure:
+    """One metric over [start, end] (a fixed range, so the chart moves with time; it starts near
+    the first point or marker when those begin later), its latest value in the title, deploys and
+    rollbacks as labelled vertical lines at the top, the loop's actions as dotted lines labelled at
+    the bottom (the full text on hover)."""
+    factor, unit, axis = _SCALES.get(metric, (1.0, "", metric_title(metric)))
+    gap_t, gap_v = with_gaps(np.asarray([t for t, _ in points]), np.asarray([v for _, v in points]))
+    y = [None if math.isnan(v) else v * factor for v in gap_v]
+    shown = [value for value in y if value is not None]
+    latest = value_text(metric, points[-1][1]) if points else "no data"
+    first = min([t for t, _ in points[:1]] + [m.at for m in markers[:1]], default=start)
+    shown_from = max(start, first - 10.0)  # a stack younger than the window: start near its first data
+    shapes, annotations = _marker_lines(markers, shown_from + (end - shown_from) / 2)
     if not points:
         annotations.append(
             {"text": "no data in this window", "xref": "paper", "yref": "paper", "x": 0.5, "y": 0.5,
              "showarrow": False, "font": {"color": "#5F6B7A"}}
         )  # fmt: skip
-    rangemode = "tozero"
     layout = {
         "title": {"text": f"{live_title(metric)} · {latest}", "x": 0, "font": {"size": 14}},
         "height": height,
@@ -249,15 +265,14 @@ def live_figure(
             "nticks": 4,
             "tickfont": {"size": 10},
         },
-        "yaxis": {"title": {"text": axis, "font": {"size": 11}}, "rangemode": rangemode},
+        "yaxis": {"title": {"text": axis, "font": {"size": 11}}, "rangemode": "tozero"},
         "shapes": shapes,
         "annotations": annotations,
     }
-    if metric in ("error_rate", "memory_utilization") and (not shown or max(shown) <= 100):
-        layout["yaxis"]["range"] = [
-            0,
-            100 if metric == "memory_utilization" else max(5.0, max(shown or [0]) * 1.2),
-        ]
+    y_range = _percent_range(metric, shown)
+    if y_range is not None:
+        layout["yaxis"]["range"] = y_range
+    data = [_line_trace(metric, [_when(t) for t in gap_t], y, unit)]
     return go.Figure({"data": data, "layout": layout})
 
 
