@@ -29,7 +29,7 @@ from console.access import signin
 from console.access.approvals import launch_source
 from console.access.auth import Identity
 from console.domain.models import format_time
-from console.executors.config import ExecutorConfigError
+from console.executors.base import ExecutorConfigError
 from console.executors.deployer_api import DeployerClient, DeployerUnavailable
 from console.inbound import Inbound
 from console.presentation import formatting as fmt
