@@ -65,14 +65,14 @@ from typing import Any, Literal
 from console.access.auth import Identity, InvalidIdentity, PermissionDenied, require_approver, validate_name
 from console.access.signin import sign_in
 from console.domain.actions import ROLLBACK
-from console.domain.models import parse_time
+from console.domain.models import now_text, parse_time
 from console.domain.names import RequesterSource, requester_name, same_person
 from console.domain.vocabulary import SUPERSEDED_ACTOR, TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.loop import acting, revisions
 from console.loop.steps import acts_for_real, executor_for
 from console.settings import Settings
-from console.storage import Connection, Store, now_text
+from console.storage import Connection, Store
 
 log = logging.getLogger(__name__)
 

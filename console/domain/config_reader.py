@@ -17,28 +17,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from console.domain.redaction import mask_url
+from console.domain.text import kind_of
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 SECRET_KEYS = ("token", "password", "bearer_token", "api_key", "secret")
 """Keys that would hold a secret itself: refused, the file names environment variables instead."""
 URL_EXAMPLE = "http://host:port or https://..."
-
-
-def kind_of(value: Any) -> str:
-    """What a decoded value is, in words, for messages (never the value itself)."""
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string" if value.strip() else "an empty string"
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list | tuple):
-        return "a list"
-    return type(value).__name__
 
 
 class ConfigReader:
@@ -231,4 +215,4 @@ def _number_range(integer: bool, zero_ok: bool, maximum: float | None) -> str:
     return f"a number above 0, at most {maximum:g}"
 
 
-__all__ = ["ENV_NAME", "SECRET_KEYS", "ConfigReader", "kind_of"]
+__all__ = ["ENV_NAME", "SECRET_KEYS", "ConfigReader"]

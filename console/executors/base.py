@@ -29,7 +29,6 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 from console.domain.actions import (
@@ -41,6 +40,7 @@ from console.domain.actions import (
     changes_service,
     wording,
 )
+from console.domain.models import now_text
 from console.domain.text import one_line
 
 logger = logging.getLogger("console.executors")
@@ -60,11 +60,6 @@ CRASH_LOOP_RESTARTS = 2
 
 
 # -- small pure helpers ---------------------------------------------------------------------------------
-
-
-def now_text() -> str:
-    """The current time as RFC 3339 UTC with milliseconds and a trailing Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def last_line(text: str) -> str:

@@ -33,6 +33,7 @@ import requests
 
 from console.domain.actions import COLLECT_DIAGNOSTICS, NOTIFY_ONLY, RESTART, ROLLBACK
 from console.domain.config_reader import ConfigReader
+from console.domain.models import now_text
 from console.domain.redaction import mask_url
 from console.executors.base import (
     ActionFailed,
@@ -45,7 +46,6 @@ from console.executors.base import (
     RunLog,
     ServiceState,
     bounded_json,
-    now_text,
 )
 from console.executors.http_support import answer_excerpt, json_body, maybe_sent, read_secret, request_error
 

@@ -8,7 +8,8 @@ import os
 import requests
 
 from console.domain.redaction import mask_url
-from console.executors.base import ActionFailed, one_line
+from console.domain.text import one_line
+from console.executors.base import ActionFailed
 
 
 def read_secret(env_name: str | None, what: str) -> str | None:

@@ -63,6 +63,7 @@ from console.domain.actions import (
     SCALE,
 )
 from console.domain.config_reader import ConfigReader
+from console.domain.models import now_text
 from console.executors.base import (
     ActionFailed,
     ActionRefused,
@@ -76,7 +77,6 @@ from console.executors.base import (
     ServiceState,
     bounded,
     last_line,
-    now_text,
 )
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")

@@ -44,7 +44,9 @@ import requests
 
 from console.domain.actions import ACTION_NAMES, changes_service
 from console.domain.config_reader import ConfigReader
+from console.domain.models import now_text
 from console.domain.redaction import mask_url
+from console.domain.text import one_line
 from console.executors.base import (
     ActionFailed,
     ActionRequest,
@@ -57,8 +59,6 @@ from console.executors.base import (
     ServiceState,
     bounded_json,
     effect_seen,
-    now_text,
-    one_line,
 )
 from console.executors.http_support import answer_excerpt, json_body, maybe_sent, read_secret, request_error
 

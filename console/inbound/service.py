@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from console.domain.models import format_time, now_text
 from console.domain.names import is_system_name
 from console.domain.text import one_line
 from console.engines.backend import Backend, BackendError, BackendUnavailable
@@ -50,7 +51,6 @@ from console.intake import (
 from console.loop.incidents import INCIDENT_SOURCE, incident_of
 from console.settings import Settings
 from console.storage import Connection, DeliveryClaim, Store
-from console.storage.database import now_text
 from console.telemetry import TelemetryError, service_config
 from console.telemetry.errors import NoSourceConfigured
 
@@ -716,7 +716,7 @@ def _deployment(given: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         return None
 
     service, version = pick("service"), pick("version")
-    deployed_at = pick("deployed_at", "at") or now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    deployed_at = pick("deployed_at", "at") or format_time(now)
     return {
         "id": pick("id", "deployment_id") or f"{service}-{version}-{deployed_at}",
         "service": service,

@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from console.domain.models import Severity
+from console.domain.models import Severity, format_time
+from console.domain.text import kind_of
 from console.intake import fields
-from console.intake.errors import IntakeConfigError, PayloadError, kind
+from console.intake.errors import IntakeConfigError, PayloadError
 from console.settings import Settings
 
 VERSION = "4"
@@ -244,7 +245,7 @@ def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping, now: dat
     ends = fields.timestamp(item, "endsAt", where, required=False)
     assert starts is not None and starts_raw is not None
     fields.sane_time(starts, fields.path(where, "startsAt"), now)
-    ends_at = None if ends is None or ends.year == ZERO_TIME_YEAR else fields.rfc3339(ends)
+    ends_at = None if ends is None or ends.year == ZERO_TIME_YEAR else format_time(ends)
     if ends is not None and ends_at is not None:
         fields.sane_time(ends, fields.path(where, "endsAt"), now, future=ENDS_AT_FUTURE)
     if status == "resolved" and ends_at is None:
@@ -267,7 +268,7 @@ def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping, now: dat
         status=status,
         labels=labels,
         annotations=annotations,
-        starts_at=fields.rfc3339(starts),
+        starts_at=format_time(starts),
         ends_at=ends_at,
         generator_url=_string(item, "generatorURL", where),
         fingerprint=fingerprint.lower(),
@@ -291,7 +292,7 @@ def parse_alertmanager(
     if version is None:
         raise PayloadError("version", 'missing (Alertmanager sends "4")')
     if version != VERSION:
-        shown = version if isinstance(version, str) and len(version) <= 10 else kind(version)
+        shown = version if isinstance(version, str) and len(version) <= 10 else kind_of(version, json=True)
         raise PayloadError("version", f'unsupported payload version {shown!r} (this receiver reads "4")')
     group_key = fields.text(top, "groupKey", max_len=MAX_GROUP_KEY, single_line=False)
     assert group_key is not None
@@ -300,12 +301,13 @@ def parse_alertmanager(
     assert receiver is not None
     truncated = top.get("truncatedAlerts", 0)
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
-        raise PayloadError("truncatedAlerts", f"must be a whole number >= 0, got {kind(truncated)}")
+        got = kind_of(truncated, json=True)
+        raise PayloadError("truncatedAlerts", f"must be a whole number >= 0, got {got}")
     raw_alerts = top.get("alerts")
     if raw_alerts is None:
         raise PayloadError("alerts", "missing")
     if not isinstance(raw_alerts, list):
-        raise PayloadError("alerts", f"must be an array, got {kind(raw_alerts)}")
+        raise PayloadError("alerts", f"must be an array, got {kind_of(raw_alerts, json=True)}")
     if not raw_alerts:
         raise PayloadError("alerts", "empty (a delivery carries at least one alert)")
     if len(raw_alerts) > MAX_ALERTS:

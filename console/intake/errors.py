@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 
 class PayloadError(ValueError):
     """A payload that does not have the expected shape. ``field`` is the path of the first field at
@@ -17,20 +15,3 @@ class PayloadError(ValueError):
 
 class IntakeConfigError(ValueError):
     """A mapping setting that cannot be used (the message names the setting)."""
-
-
-def kind(value: Any) -> str:
-    """The JSON kind of a value, for messages (never the value itself)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__

@@ -9,7 +9,6 @@ from console.storage.database import (
     StoreFull,
     dumps,
     loads,
-    now_text,
 )
 from console.storage.inbound import DeliveryClaim
 from console.storage.migrations import SchemaTooNew
@@ -29,5 +28,4 @@ __all__ = [
     "dumps",
     "learning_fields",
     "loads",
-    "now_text",
 ]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.storage.database import Connection, dumps, loads, now_text
+from console.domain.models import now_text
+from console.storage.database import Connection, dumps, loads
 from console.storage.documents import DocumentStore
 
 

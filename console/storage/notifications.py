@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import format_time
-from console.storage.database import dumps, loads, now_text
+from console.domain.models import format_time, now_text
+from console.storage.database import dumps, loads
 from console.storage.read_models import ReadModelStore
 
 NOTIFICATION_STATUSES = ("pending", "sending", "delivered", "failed")

@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import Verdict, format_time
+from console.domain.models import Verdict, format_time, now_text
 from console.domain.vocabulary import DeploymentStatus
 from console.storage.approvals import ApprovalStore
 from console.storage.codec import pack, put_large_in
-from console.storage.database import Connection, dumps, loads, now_text
+from console.storage.database import Connection, dumps, loads
 
 
 @dataclass

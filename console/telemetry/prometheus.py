@@ -34,6 +34,7 @@ import requests
 
 from console.domain.config_reader import ConfigReader
 from console.domain.evidence import Evidence
+from console.domain.text import one_line
 from console.settings import Secret
 from console.telemetry import counts
 from console.telemetry._http import ErrorKinds, HttpClient, body_excerpt, display_url
@@ -47,7 +48,6 @@ from console.telemetry.errors import (
     PrometheusServerError,
     PrometheusTimeout,
     PrometheusUnreachable,
-    one_line,
 )
 from console.telemetry.promql import (
     Family,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from console.domain.config_reader import ConfigReader, kind_of
+from console.domain.config_reader import ConfigReader
+from console.domain.text import kind_of
 
 
 @pytest.mark.parametrize(
@@ -98,6 +99,7 @@ def test_env_names_and_paths(tmp_path: Path) -> None:
 
 
 def test_kind_of_names_the_kind_never_the_value() -> None:
-    kinds = [kind_of(v) for v in (None, True, 3, 2.5, "x", " ", {}, [], ())]
-    assert kinds[:6] == ["nothing", "a boolean", "a number", "a number", "a string", "an empty string"]
-    assert kinds[6:] == ["a mapping", "a list", "a list"]
+    values = (None, True, 3, 2.5, "x", " ", {}, [], ())
+    same = ["a boolean", "a number", "a number", "a string", "an empty string"]
+    assert [kind_of(v) for v in values] == ["nothing", *same, "a mapping", "a list", "a list"]
+    assert [kind_of(v, json=True) for v in values] == ["null", *same, "an object", "an array", "an array"]

@@ -10,6 +10,7 @@ import pytest
 
 from console.domain.actions import ACTION_NAMES, ACTIONS
 from console.domain.redaction import mask_url
+from console.domain.text import one_line
 from console.executors import (
     EXECUTOR_TYPES,
     ActionRequest,
@@ -18,7 +19,7 @@ from console.executors import (
     effect_seen,
     result_label,
 )
-from console.executors.base import ActionFailed, BaseExecutor, Handler, RunLog, bounded_json, one_line, scrub
+from console.executors.base import ActionFailed, BaseExecutor, Handler, RunLog, bounded_json, scrub
 
 
 def make_result(action: str = "rollback_deployment", status: str = "done", **kw) -> ActionResult:
