@@ -254,7 +254,7 @@ def open_services(settings: Settings | None = None) -> Services:
             log.exception("notifications unavailable")
             errors.append(f"Notifications unavailable: {one_line(exc)}")
     inbound = None
-    if store is not None and backend is not None:  # on the embedded engine, intake and launch commit together
+    if store is not None and backend is not None:  # embedded engine: delivery and launch commit together
         local = backend if isinstance(backend, EmbeddedEngine) else None
         inbound = Inbound(store, backend, settings, local=local)
     sessions: Sessions | None = None

@@ -187,7 +187,7 @@ class Settings:
     signin_max_lock_s: float = 900.0
     """The longest such lock-out."""
 
-    # incoming alerts (console/intake/alertmanager.py): which labels name the service and the
+    # incoming alerts (console/payloads/alertmanager.py): which labels name the service and the
     # severity, and how severity values map to LOW/MEDIUM/HIGH/CRITICAL
     alert_service_labels: str = "service,job,app"
     """Labels tried in order for an alert's service."""

@@ -131,7 +131,7 @@ def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, 
 
     first = EmbeddedEngine(settings, store, synchronous=True)
     execution, approval = run_paused(first)
-    ApprovalService(store, DeadBackend(), settings).decide(
+    ApprovalService(store, DeadBackend(), settings).vote(
         approval["id"], Identity("bob", Role.APPROVER), True, ""
     )
     assert first.get_execution(execution.id).state == State.PAUSED

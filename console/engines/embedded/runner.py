@@ -181,7 +181,7 @@ class EmbeddedEngine:
         source: str,
         labels: dict[str, str] | None = None,
     ) -> str:
-        """:meth:`launch_deployment` inside the caller's transaction (the intake: the delivery, and
+        """:meth:`launch_deployment` inside the caller's transaction (the inbound service: the delivery, and
         the run it starts, commit together). The run starts once the caller has committed and
         called :meth:`wake`."""
         launch, doc, merged = self._deployment_launch(deployment, source, labels)

@@ -9,7 +9,7 @@ fills them from the services file and the announcing token). Each parser returns
 :class:`Announcement` with a ``delivery_key`` that is the same on every retry of the same
 announcement (the idempotency key of ``inbound_deliveries``), or, for a payload that announces
 nothing (a GitHub status that is not ``success``, an Argo CD sync still running), ``ignored`` saying
-why. A payload of the wrong shape raises :class:`~console.intake.errors.PayloadError` naming the
+why. A payload of the wrong shape raises :class:`~console.payloads.errors.PayloadError` naming the
 field. Everything here is pure: ``now`` is passed in.
 """
 
@@ -28,8 +28,8 @@ from console.domain.models import format_time
 from console.domain.names import is_system_name
 from console.domain.text import kind_of
 from console.domain.vocabulary import CLAIMED_PREFIX, outside_labels
-from console.intake import fields
-from console.intake.errors import PayloadError
+from console.payloads import fields
+from console.payloads.errors import PayloadError
 
 NATIVE_KEYS = (
     "service",
@@ -95,7 +95,7 @@ def _digest(*parts: str) -> str:
 
 
 def _not_future(moment: datetime, at: str, now: datetime) -> None:
-    """A deployment's time within the sane range (:func:`console.intake.fields.sane_time`)."""
+    """A deployment's time within the sane range (:func:`console.payloads.fields.sane_time`)."""
     fields.sane_time(moment, at, now)
 
 

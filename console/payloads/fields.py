@@ -9,7 +9,7 @@ from typing import Any
 
 from console.domain.models import format_time
 from console.domain.text import kind_of
-from console.intake.errors import PayloadError
+from console.payloads.errors import PayloadError
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

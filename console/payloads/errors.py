@@ -1,4 +1,4 @@
-"""What the intake parsers raise: one line naming the field at fault."""
+"""What the payload parsers raise: one line naming the field at fault."""
 
 from __future__ import annotations
 
@@ -13,5 +13,5 @@ class PayloadError(ValueError):
         super().__init__(f"{field}: {problem}" if field else problem)
 
 
-class IntakeConfigError(ValueError):
+class AlertMappingError(ValueError):
     """A mapping setting that cannot be used (the message names the setting)."""
