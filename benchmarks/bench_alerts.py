@@ -1,5 +1,5 @@
 """The alert path's figures on real processes (tests/api/alert_stack.py): the demo service under load,
-Debian's Prometheus (1 s scrapes and evaluations, live/prometheus/alerts.yml), Debian's Alertmanager
+Debian's Prometheus (1 s scrapes and evaluations, livestack/prometheus/alerts.yml), Debian's Alertmanager
 (group_wait 0 s, group_interval 1 s) posting to a real console server (``streamlit run server.py``).
 Each cycle deploys v1.2.0-leak, lets the rule fire, waits for the incident run to pause for an
 approval, approves it through the API (bob, through a chat-ops token), and waits for the rollback

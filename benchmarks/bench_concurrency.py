@@ -116,8 +116,8 @@ def main() -> int:
         decided = [a for a in attempts if a.outcome in ("approved", "rejected", "recorded")]
         print(f"attempts: {len(attempts)} in {elapsed:.2f} s ({len(attempts) / elapsed:.1f} attempts/s)")
         print(f"outcomes: {dict(outcomes)}")
-        print(f"decide() latency, accepted votes: {summary([a.latency_s for a in decided])}")
-        print(f"decide() latency, all attempts:   {summary([a.latency_s for a in attempts])}")
+        print(f"vote() latency, accepted votes: {summary([a.latency_s for a in decided])}")
+        print(f"vote() latency, all attempts:     {summary([a.latency_s for a in attempts])}")
         problems = check_decisions(service, ids, attempts)
         print(
             f"{args.readers} reader threads meanwhile: one round of page reads {summary(readers.latencies_s)}"

@@ -147,7 +147,7 @@ def healthy(lane: LiveLane, n: int, log: list[str]) -> list[dict[str, Any]]:
             if names <= {"notify_only", "collect_diagnostics"}:  # LOW-risk only, below the confidence bar
                 lane.approve(execution_id, "bob", comment="healthy: notify")
             elif approval is not None:  # a rollback of a healthy deploy: counted, and kept from running
-                lane.runtime.approvals.decide(
+                lane.runtime.approvals.vote(
                     approval["id"],
                     Identity("bob", Role.APPROVER, source="password"),
                     False,

@@ -91,7 +91,7 @@ def seed_templates(data_dir: Path) -> dict[str, Any]:
     ids = [engine.launch_scenario(s.id, "bench") for s in list_scenarios(settings.mock_data_dir)]
     for n, item in enumerate(service.pending()):
         for who in (Identity("carol", Role.ADMIN), Identity("dave", Role.APPROVER)):
-            result = service.decide(item["id"], who, n % 3 != 0, "bench decision")
+            result = service.vote(item["id"], who, n % 3 != 0, "bench decision")
             if result.status != "recorded":
                 break
     real_s = time.perf_counter() - t0

@@ -30,7 +30,7 @@ from console.telemetry.config import PrometheusConfig  # noqa: E402
 from console.telemetry.logs import JsonlLogSource  # noqa: E402
 from console.telemetry.prometheus import PrometheusSource  # noqa: E402
 from console.telemetry.times import format_ts  # noqa: E402
-from live.processes import backfill, missing_reason, openmetrics_text, start_prometheus  # noqa: E402
+from livestack.processes import backfill, missing_reason, openmetrics_text, start_prometheus  # noqa: E402
 
 RULES = (
     "service:http_requests_errors:ratio_rate5s",

@@ -1,4 +1,4 @@
-"""The loop on a service this project did not write: ``live/unseen/`` (prometheus_client's default
+"""The loop on a service this project did not write: ``livestack/unseen/`` (prometheus_client's default
 names only, five handlers, 20 req/s), scraped every second by Debian's Prometheus, configured with
 ``profile: auto``, a selector and a memory limit, and judged by the loop's own collect/analyze
 steps (the early decision included) on real processes.
@@ -31,8 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from live.processes import missing_reason  # noqa: E402
-from live.unseen.lane import UnseenLane  # noqa: E402
+from livestack.processes import missing_reason  # noqa: E402
+from livestack.unseen.lane import UnseenLane  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -40,8 +40,8 @@ from console.runtime import embedded_runtime  # noqa: E402
 from console.settings import Settings  # noqa: E402
 from console.telemetry.times import format_ts  # noqa: E402
 from demo_service.testing import start_demo_stack  # noqa: E402
-from live.processes import start_prometheus  # noqa: E402
-from live.stack import instant_query, wait_steady  # noqa: E402
+from livestack.processes import start_prometheus  # noqa: E402
+from livestack.stack import instant_query, wait_steady  # noqa: E402
 
 BASELINE_S, VERIFY_S, POST_ACTION_S = 15.0, 30.0, 15.0
 RPS = 20.0

@@ -50,7 +50,7 @@ if str(ROOT) not in sys.path:
 
 from console.telemetry.times import format_ts  # noqa: E402
 from demo_service.testing import start_demo_stack  # noqa: E402
-from live.processes import start_prometheus  # noqa: E402
+from livestack.processes import start_prometheus  # noqa: E402
 from tests.browser_support import ConsoleServer, start_console_server  # noqa: E402
 
 TOKEN = "soak-token-0123456789abcdef0123"

@@ -127,7 +127,7 @@ def _check_run_options(args: argparse.Namespace) -> str | None:
         raise CliError(f"--as/--decide-as: {exc}") from None
 
 
-def _decide_paused(runtime: Any, execution: Any, identity: Any, args: argparse.Namespace) -> Any:
+def _vote_on_paused(runtime: Any, execution: Any, identity: Any, args: argparse.Namespace) -> Any:
     """Decide the run's approval as ``identity``; the execution after the decision (None when the
     decision was refused, with the reason on stderr)."""
     from console.access.approvals import AlreadyDecided, ApprovalError
@@ -137,7 +137,7 @@ def _decide_paused(runtime: Any, execution: Any, identity: Any, args: argparse.N
     if approval is None:
         raise CliError(f"execution {execution.id} is paused but has no approval")
     try:
-        result = runtime.approvals.decide(approval["id"], identity, bool(args.approve), args.comment or "")
+        result = runtime.approvals.vote(approval["id"], identity, bool(args.approve), args.comment or "")
     except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
         _print_json(execution.to_kestra())
         sys.stderr.write(f"error: {exc}\n")
@@ -159,7 +159,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     except BackendError as exc:
         raise CliError(str(exc)) from None
     if execution.state == State.PAUSED and identity is not None:
-        execution = _decide_paused(runtime, execution, identity, args)
+        execution = _vote_on_paused(runtime, execution, identity, args)
         if execution is None:
             return 2
     _print_json(execution.to_kestra())
@@ -182,7 +182,7 @@ def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
     service = runtime.approvals
     identity = _decider(args, settings, runtime.store, args.as_name)
     try:
-        result = service.decide(args.approval_id, identity, not args.reject, args.comment or "")
+        result = service.vote(args.approval_id, identity, not args.reject, args.comment or "")
     except (PermissionDenied, AlreadyDecided, ApprovalError, ValueError) as exc:
         raise CliError(str(exc)) from None
     approval = service.get(args.approval_id)

@@ -234,7 +234,7 @@ def _wired(settings: Settings) -> Services:
     inbound: Inbound | None = None
     if backend is not None:
         approvals, recovery = _approvals(settings, store, backend, mirror, errors)
-        # on the embedded engine, intake and launch commit together
+        # embedded engine: delivery and launch commit together
         inbound = Inbound(
             store, backend, settings, local=backend if isinstance(backend, EmbeddedEngine) else None
         )

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
-from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit
+
+from console.domain.redaction import mask_url
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -186,7 +188,7 @@ class Settings:
     signin_max_lock_s: float = 900.0
     """The longest such lock-out."""
 
-    # incoming alerts (console/intake/alertmanager.py): which labels name the service and the
+    # incoming alerts (console/payloads/alertmanager.py): which labels name the service and the
     # severity, and how severity values map to LOW/MEDIUM/HIGH/CRITICAL
     alert_service_labels: str = "service,job,app"
     """Labels tried in order for an alert's service."""
@@ -271,31 +273,6 @@ class Settings:
             else:
                 out[f.name] = value
         return out
-
-
-def mask_url(url: str) -> str:
-    """A URL fit to show: user and password replaced by ``***`` (``https://***@host``), every
-    query value and the fragment masked (they may carry tokens). Text that is not a URL is
-    returned as is when it holds no ``@``, else masked up to its last ``@``."""
-    text = str(url).strip()
-    if not text:
-        return text
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - raises ValueError for a malformed port
-    except ValueError:
-        return "(not a valid URL)"
-    if not parts.scheme or not parts.netloc:
-        return "***@" + text.rsplit("@", 1)[1] if "@" in text else text
-    netloc = parts.netloc
-    if "@" in netloc:
-        netloc = "***@" + netloc.rsplit("@", 1)[1]
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        query = urlencode([(k, "***") for k, _ in pairs], safe="*") if pairs else "***"
-    fragment = "***" if parts.fragment else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, query, fragment))
 
 
 def flag(text: str) -> bool:

@@ -60,7 +60,7 @@ def approve(approval_id: str, default_target: str | None) -> None:
     picked = st.session_state.get(f"rollback_to_{approval_id}")
     rollback_to = picked if picked and picked != default_target else None
     st.session_state.pop("approval_request", None)
-    if decide(approval_id, True, "", rollback_to):
+    if vote(approval_id, True, "", rollback_to):
         decided_here.append(approval_id)
 
 
@@ -79,14 +79,14 @@ def sign_in_form(card_id: str) -> None:
     sign_in_here(services.settings, "card_login")
 
 
-def decide(approval_id: str, approved: bool, comment: str, rollback_to: str | None = None) -> bool:
+def vote(approval_id: str, approved: bool, comment: str, rollback_to: str | None = None) -> bool:
     """Call the service and keep its one-line answer for the next run; True when it was taken."""
     who = current_identity()
     verb = "approved" if approved else "rejected"
     try:
         if who is None:
             raise PermissionDenied("sign in first")
-        result = approvals.decide(approval_id, who, approved, comment, rollback_to=rollback_to)
+        result = approvals.vote(approval_id, who, approved, comment, rollback_to=rollback_to)
     except PermissionDenied as exc:
         st.session_state["approval_result"] = ("error", f"Not allowed: {exc}")
     except Superseded as exc:
@@ -129,7 +129,7 @@ def reject_dialog(request: dict) -> None:
         if not comment.strip():
             st.error("A rejection needs a comment saying why.")
             return
-        decide(request["id"], False, comment.strip())
+        vote(request["id"], False, comment.strip())
         clear_request()
         st.session_state.pop("approval_comment", None)
         st.rerun()

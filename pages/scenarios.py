@@ -1,4 +1,4 @@
-"""Scenarios: the Live section (a real service, when one is configured: ui/live.py) and the demo
+"""Scenarios: the Live section (a real service, when one is configured: ui/live_section.py) and the demo
 scenarios (recorded deployments, simulated: ui/scenario_cards.py), then how to start a live stack
 when none is configured."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import streamlit as st
 
 from console.presentation import formatting as fmt
-from ui import live, reads, scenario_cards
+from ui import live_section, reads, scenario_cards
 from ui.services import get_services, safe
 from ui.shell import require_app_shell
 
@@ -25,7 +25,7 @@ if not reads.require_store(services) or services.store is None:
 store = services.store
 backend = services.backend
 
-live_shown = live.render_live_section(services)
+live_shown = live_section.render_live_section(services)
 
 st.subheader(":material/theater_comedy: Demo scenarios · simulated")
 st.caption(
@@ -39,9 +39,9 @@ scenarios = safe(reads.read_scenarios, str(services.settings.mock_data_dir), def
 if not scenarios:
     st.info(f"No scenarios found in {esc(services.settings.mock_data_dir)}.")
     if not live_shown:
-        live.render_live_hint()
+        live_section.render_live_hint()
     st.stop()
 scenario_cards.render_scenarios(services, store, backend, scenarios)
 
 if not live_shown:
-    live.render_live_hint()
+    live_section.render_live_hint()

@@ -42,7 +42,7 @@ def main(argv: list[str]) -> int:
             runtime.engine.launch_scenario(scenario.id, "dictionary")
         for item in runtime.approvals.pending():
             for who in ("carol", "dave"):
-                result = runtime.approvals.decide(item["id"], Identity(who, Role.APPROVER), True, "ok")
+                result = runtime.approvals.vote(item["id"], Identity(who, Role.APPROVER), True, "ok")
                 if result.status != "recorded":
                     break
         rows = runtime.store.db.conn.execute(

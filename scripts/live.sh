@@ -10,4 +10,4 @@ if [ "${LIVE_SKIP_BOOTSTRAP:-0}" != "1" ] || [ ! -x "$ROOT/.venv/bin/python" ]; 
   "$ROOT/scripts/bootstrap.sh" requirements.txt
 fi
 cd "$ROOT"
-exec .venv/bin/python -m live.stack "$@"
+exec .venv/bin/python -m livestack.stack "$@"

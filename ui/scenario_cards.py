@@ -22,7 +22,7 @@ import streamlit as st
 from console.engines.backend import Backend
 from console.loop.scenarios import DEMO_SCENARIO
 from console.presentation import formatting as fmt
-from console.presentation import live as live_view
+from console.presentation import live_section as live_view
 from console.presentation import tables
 from console.runtime import Services
 from console.storage import Store

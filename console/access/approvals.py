@@ -14,7 +14,7 @@ is never the only one to decide its risky action, in either direction (GitHub En
 - on an action that needs two or more approvers (CRITICAL), at most one of the approvals may come
   from a deployer or launcher: the others must come from people who started nothing.
 
-:func:`starter_refusal` is the rule as a pure function; :meth:`ApprovalService.decide` applies it
+:func:`starter_refusal` is the rule as a pure function; :meth:`ApprovalService.vote` applies it
 inside the vote's transaction and :meth:`ApprovalService.vote_refusal` lets a page say beforehand
 why a button is off.
 
@@ -65,14 +65,14 @@ from typing import Any, Literal
 from console.access.auth import Identity, InvalidIdentity, PermissionDenied, require_approver, validate_name
 from console.access.signin import sign_in
 from console.domain.actions import ROLLBACK
-from console.domain.models import parse_time
+from console.domain.models import now_text, parse_time
 from console.domain.names import RequesterSource, requester_name, same_person
 from console.domain.vocabulary import SUPERSEDED_ACTOR, TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError, BackendUnavailable
 from console.loop import acting, revisions
 from console.loop.steps import acts_for_real, executor_for
 from console.settings import Settings
-from console.storage import Connection, Store, now_text
+from console.storage import Connection, Store
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class NoRollbackTarget(ApprovalError):
 
 
 @dataclass
-class DecisionResult:
+class VoteResult:
     status: Literal["approved", "rejected", "recorded"]
     message: str
     resumed: bool = False
@@ -268,16 +268,16 @@ class ApprovalService:
             )
         return approval_id
 
-    # -- deciding -----------------------------------------------------------------------------------
+    # -- voting -------------------------------------------------------------------------------------
 
-    def decide(
+    def vote(
         self,
         approval_id: str,
         identity: Identity,
         approved: bool,
         comment: str = "",
         rollback_to: str | None = None,
-    ) -> DecisionResult:
+    ) -> VoteResult:
         """One vote. ``rollback_to``: another known-good version the approver picks for the plan's
         rollback (checked against the revision history here; audited)."""
         comment = (comment or "").strip()
@@ -294,7 +294,7 @@ class ApprovalService:
                 )
             if approved:
                 target = self._before_approving(approval_id, identity, rollback_to)
-            outcome = self._vote(approval_id, identity, approved, comment)
+            outcome = self._record_vote(approval_id, identity, approved, comment)
         except (PermissionDenied, AlreadyDecided, ApprovalNotFound, ValueError, NoRollbackTarget) as exc:
             actor, detail = _audit_actor(claimed)
             self.store.audit.record(
@@ -315,7 +315,7 @@ class ApprovalService:
         if status == "recorded":
             votes = self.store.approvals.votes(approval_id)
             missing = approval["required_approvals"] - sum(1 for v in votes if v["approved"])
-            return DecisionResult(
+            return VoteResult(
                 "recorded", f"approval recorded; {missing} more approver(s) needed from someone else"
             )
         approvers = ", ".join(v["actor"] for v in self.store.approvals.votes(approval_id) if v["approved"])
@@ -334,7 +334,7 @@ class ApprovalService:
             message += (
                 f"; the decision is saved but the engine could not be resumed ({error}); retry it later"
             )
-        return DecisionResult(status, message, resumed=resumed)  # type: ignore[arg-type]
+        return VoteResult(status, message, resumed=resumed)  # type: ignore[arg-type]
 
     # -- the world as it is now (see the module docstring) --------------------------------------------
 
@@ -474,7 +474,7 @@ class ApprovalService:
         name = validate_name(identity.name)
         return identity if name == identity.name else replace(identity, name=name)
 
-    def _vote(
+    def _record_vote(
         self, approval_id: str, identity: Identity, approved: bool, comment: str
     ) -> tuple[str, dict[str, Any], bool]:
         """Record one vote in one transaction. Returns (status, approval row, expired_now)."""
@@ -686,13 +686,13 @@ class ApprovalService:
     def resume_failed(self) -> list[dict[str, Any]]:
         return [self.get(approval_id) for approval_id in self.store.approvals.resume_failed_ids()]
 
-    def retry_resume(self, approval_id: str) -> DecisionResult:
+    def retry_resume(self, approval_id: str) -> VoteResult:
         """Resume the engine again for a decision whose resume failed."""
         approval = self.get(approval_id)
         if approval["status"] not in ("approved", "rejected", "expired", "superseded"):
             raise ApprovalError(f"approval {approval_id} is {approval['status']}; nothing to resume")
         if approval.get("resume_state") == "done":
-            return DecisionResult(_result_status(approval), "already resumed", resumed=True)
+            return VoteResult(_result_status(approval), "already resumed", resumed=True)
         target = None
         if approval["status"] == "expired":
             approved, comment, approver = (
@@ -715,8 +715,8 @@ class ApprovalService:
             "system", "approval.resume_retried", approval_id, {"ok": resumed, "error": error or None}
         )
         if not resumed:
-            return DecisionResult(_result_status(approval), f"the engine still cannot be resumed ({error})")
-        return DecisionResult(_result_status(approval), "engine resumed", resumed=True)
+            return VoteResult(_result_status(approval), f"the engine still cannot be resumed ({error})")
+        return VoteResult(_result_status(approval), "engine resumed", resumed=True)
 
 
 _ROLE_WORDS = {
@@ -795,9 +795,9 @@ __all__ = [
     "ApprovalError",
     "ApprovalNotFound",
     "ApprovalService",
-    "DecisionResult",
     "NoRollbackTarget",
     "Superseded",
+    "VoteResult",
     "already_message",
     "starter_refusal",
 ]

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from console.access.approvals import ApprovalService
 from console.access.auth import Identity, PermissionDenied, require_approver
+from console.domain.models import now_text
 from console.domain.names import requester_name
 from console.loop import revisions
-from console.storage import now_text
 
 MAX_REASON = 500
 

@@ -30,9 +30,10 @@ from pathlib import Path
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from console.access.auth import Identity, InvalidIdentity, configured_users, parse_role
+from console.domain.models import now_text
 from console.domain.names import same_person
 from console.settings import Settings
-from console.storage import Store, now_text
+from console.storage import Store
 
 log = logging.getLogger(__name__)
 

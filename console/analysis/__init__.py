@@ -12,7 +12,7 @@ Steps:
    incident; ``metrics.explain_by_load``: latency/cpu rises that only follow a traffic rise are load;
 4. ``logs.mine_log_patterns`` (drain3 templates, before/after counts, root-cause category), optional:
    if it is missing or fails, the metrics still decide and a note says so;
-5. ``verdict.decide``: the first rule of the verdict table that applies, severity, confidence,
+5. ``verdict.apply_rules``: the first rule of the verdict table that applies, severity, confidence,
    summary, root cause, actions.
 """
 
@@ -42,7 +42,7 @@ from console.analysis.trends import (
     projection_text,
     trend_strength,
 )
-from console.analysis.verdict import decide
+from console.analysis.verdict import apply_rules
 from console.domain.models import Classification, Decision, LogPattern, Snapshot
 from console.settings import Settings
 
@@ -199,7 +199,7 @@ def analyze(
     if patterns is None:
         patterns = _patterns(snapshot, notes)
     history = snapshot.evidence.history if snapshot.evidence is not None else None
-    return decide(
+    return apply_rules(
         snapshot.deployment,
         judgements,
         patterns,

@@ -518,7 +518,7 @@ def confidence(verdict: Verdict, f: Facts, evidence: list[float]) -> float:
     return round(max(0.0, min(value, 0.99)), 4)
 
 
-def decide(
+def apply_rules(
     deployment: Deployment,
     judgements: list[MetricJudgement],
     patterns: list[LogPattern],

@@ -23,13 +23,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from console.api.approvals import decide, list_approvals
+from console.api.approvals import list_approvals, post_decision
 from console.api.context import Context
 from console.api.executions import get_execution
 from console.api.guard import Guard
 from console.api.health import HealthChecker
 from console.api.http import ApiError, JsonAnswer, error_answer
-from console.api.intake import GITHUB_CALLER, GITHUB_SIGNATURE, post_alerts, post_deployments
+from console.api.inbound import GITHUB_CALLER, GITHUB_SIGNATURE, post_alerts, post_deployments
 from console.runtime import Services, shared_services
 from console.storage import StoreFault, StoreFull
 
@@ -105,7 +105,7 @@ class Api:
         return [
             Route("/health", self.endpoint(self.health, auth=False), methods=["GET"]),
             Route("/approvals", self.endpoint(list_approvals), methods=["GET"]),
-            Route("/approvals/{approval_id}/decision", self.endpoint(decide), methods=["POST"]),
+            Route("/approvals/{approval_id}/decision", self.endpoint(post_decision), methods=["POST"]),
             Route("/executions/{execution_id}", self.endpoint(get_execution), methods=["GET"]),
             Route("/alerts", self.endpoint(post_alerts), methods=["POST"]),
             Route("/deployments", self.endpoint(self.deployments, github=True), methods=["POST"]),

@@ -173,7 +173,7 @@ def parse_decision(body: Any) -> DecisionBody:
     return DecisionBody(decision == "approve", comment, actor, rollback_to.strip() if rollback_to else None)
 
 
-async def decide(request: Request, ctx: Context) -> JsonAnswer:
+async def post_decision(request: Request, ctx: Context) -> JsonAnswer:
     approval_id = request.path_params["approval_id"]
     if not ID.match(approval_id):
         raise ApiError(404, "approval not found")
@@ -190,7 +190,7 @@ async def decide(request: Request, ctx: Context) -> JsonAnswer:
     service = ctx.approval_service()
     try:
         result = await run_in_threadpool(
-            service.decide, approval_id, identity, asked.approve, asked.comment, asked.rollback_to
+            service.vote, approval_id, identity, asked.approve, asked.comment, asked.rollback_to
         )
     except PermissionDenied as exc:
         raise ApiError(403, str(exc)) from None

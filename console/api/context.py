@@ -46,5 +46,5 @@ class Context:
 
     def inbound(self) -> Inbound:
         if self.services.inbound is None:
-            raise self._unavailable("intake")
+            raise self._unavailable("inbound service")
         return self.services.inbound

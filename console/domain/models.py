@@ -30,7 +30,16 @@ def parse_time(value: str) -> datetime:
 
 
 def format_time(value: datetime) -> str:
+    """The one format the console writes a moment in: RFC 3339 in UTC with a trailing Z, to the
+    microsecond when the moment has a fraction of a second."""
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def now_text() -> str:
+    """The current time as the console stores it: :func:`format_time`, always to the microsecond (a
+    fixed width, so that stored times taken now sort as text, and two events of one millisecond keep
+    their order)."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 class Verdict(StrEnum):

@@ -10,6 +10,8 @@ and :func:`one_line` (which every one-line message of the console goes through) 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 BIDI_CONTROLS = "\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c"
 """Embeddings, overrides and isolates, the left-to-right, right-to-left and Arabic letter marks."""
@@ -37,4 +39,23 @@ def one_line(text: object, limit: int = DEFAULT_LIMIT) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-__all__ = ["BIDI_CONTROLS", "ZERO_WIDTH", "one_line", "strip_invisible"]
+def kind_of(value: Any, *, json: bool = False) -> str:
+    """What a decoded value is, in words, for a message that must not repeat the value itself:
+    YAML's words (``a mapping``, ``a list``, ``nothing``), or with ``json`` JSON's (``an object``,
+    ``an array``, ``null``)."""
+    if value is None:
+        return "null" if json else "nothing"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string" if value.strip() else "an empty string"
+    if isinstance(value, Mapping):
+        return "an object" if json else "a mapping"
+    if isinstance(value, list | tuple):
+        return "an array" if json else "a list"
+    return type(value).__name__
+
+
+__all__ = ["BIDI_CONTROLS", "ZERO_WIDTH", "kind_of", "one_line", "strip_invisible"]

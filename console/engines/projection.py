@@ -17,7 +17,7 @@ from typing import Any
 
 from console.domain.actions import ROLLBACK, changes_service
 from console.domain.executions import Execution, State, TaskRun
-from console.domain.models import format_time
+from console.domain.models import format_time, now_text
 from console.domain.vocabulary import (
     APPROVAL_TASK,
     LOOP_TASKS,
@@ -27,7 +27,7 @@ from console.domain.vocabulary import (
 )
 from console.loop import revisions
 from console.loop.verification import TELEMETRY_LOST
-from console.storage import Connection, Store, now_text
+from console.storage import Connection, Store
 from console.storage.codec import put_document_in
 
 ESCALATED_EVENT = "deployment.escalated"

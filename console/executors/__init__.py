@@ -57,13 +57,13 @@ from console.executors.base import (
     ActionRequest,
     ActionResult,
     Executor,
+    ExecutorConfigError,
     ProbeError,
     ServiceState,
     effect_seen,
     result_label,
 )
 from console.executors.build import EXECUTOR_TYPES, build_executor
-from console.executors.config import ExecutorConfigError
 from console.executors.demo_service import DemoServiceExecutor
 from console.executors.kubectl import KubectlExecutor
 from console.executors.simulated import SimulatedExecutor

@@ -29,9 +29,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from console.domain.actions import (
     ACTION_NAMES,
@@ -42,6 +40,7 @@ from console.domain.actions import (
     changes_service,
     wording,
 )
+from console.domain.models import now_text
 from console.domain.text import one_line
 
 logger = logging.getLogger("console.executors")
@@ -63,11 +62,6 @@ CRASH_LOOP_RESTARTS = 2
 # -- small pure helpers ---------------------------------------------------------------------------------
 
 
-def now_text() -> str:
-    """The current time as RFC 3339 UTC with milliseconds and a trailing Z."""
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def last_line(text: str) -> str:
     """The last non-empty line of a command's output (where kubectl puts its error)."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
@@ -85,30 +79,6 @@ def bounded_json(value: Any, limit: int = 4000) -> Any:
     if len(text) <= limit:
         return value
     return {"truncated": True, "excerpt": text[: limit - 1] + "…"}
-
-
-_SENSITIVE_QUERY = ("token", "secret", "key", "password", "passwd", "sig", "auth", "code")
-
-
-def mask_url(url: str) -> str:
-    """``url`` with a password in the user part and sensitive query values replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparsable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{user}@{host}"
-    query = parts.query
-    if query:
-        pairs = [
-            (k, MASK if any(word in k.lower() for word in _SENSITIVE_QUERY) else v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-        ]
-        query = urlencode(pairs, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
 
 
 def scrub(value: Any, secrets: list[str]) -> Any:
@@ -521,6 +491,15 @@ class Executor(Protocol):
         backoff_s: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
     ) -> ActionResult: ...
+
+
+class ExecutorConfigError(ValueError):
+    """An executor section is not usable. ``problems`` holds one line per problem, each naming the
+    key's path (:class:`console.domain.config_reader.ConfigReader`); ``str`` joins them."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(self.problems))
 
 
 class ActionFailed(Exception):

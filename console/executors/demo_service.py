@@ -32,20 +32,21 @@ from urllib.parse import urlencode
 import requests
 
 from console.domain.actions import COLLECT_DIAGNOSTICS, NOTIFY_ONLY, RESTART, ROLLBACK
+from console.domain.config_reader import ConfigReader
+from console.domain.models import now_text
+from console.domain.redaction import mask_url
 from console.executors.base import (
     ActionFailed,
     ActionRefused,
     ActionRequest,
     ActionUnknown,
     BaseExecutor,
+    ExecutorConfigError,
     Handler,
     RunLog,
     ServiceState,
     bounded_json,
-    mask_url,
-    now_text,
 )
-from console.executors.config import ConfigReader
 from console.executors.http_support import answer_excerpt, json_body, maybe_sent, read_secret, request_error
 
 DEFAULT_TOKEN_ENV = "DEMO_DEPLOYER_TOKEN"  # noqa: S105 -- the name of the variable, not a token
@@ -159,13 +160,15 @@ class DemoServiceExecutor(BaseExecutor):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], where: str = "executor") -> DemoServiceExecutor:
-        read = ConfigReader(config, where, cls.name, cls.KEYS)
-        url = read.url("url")
-        token_env = read.env_name("token_env", default=DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
-        timeout_s = read.number("timeout_s", 30.0, maximum=600)
-        verify_timeout_s = read.number("verify_timeout_s", 10.0, maximum=600)
-        poll_interval_s = read.number("poll_interval_s", 0.25, maximum=10)
-        read.finish()
+        check = ConfigReader()
+        check.keys(config, where, ("type", *cls.KEYS), kind=cls.name)
+        url = check.url(config, "url", where)
+        token_env = check.env_name(config, "token_env", where, default=DEFAULT_TOKEN_ENV) or DEFAULT_TOKEN_ENV
+        timeout_s = check.number(config, "timeout_s", where, 30.0, maximum=600)
+        verify_timeout_s = check.number(config, "verify_timeout_s", where, 10.0, maximum=600)
+        poll_interval_s = check.number(config, "poll_interval_s", where, 0.25, maximum=10)
+        if check.problems:
+            raise ExecutorConfigError(check.problems)
         assert url is not None
         return cls(
             url,

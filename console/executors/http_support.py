@@ -7,7 +7,9 @@ import os
 
 import requests
 
-from console.executors.base import ActionFailed, mask_url, one_line
+from console.domain.redaction import mask_url
+from console.domain.text import one_line
+from console.executors.base import ActionFailed
 
 
 def read_secret(env_name: str | None, what: str) -> str | None:

@@ -62,21 +62,22 @@ from console.domain.actions import (
     ROLLBACK,
     SCALE,
 )
+from console.domain.config_reader import ConfigReader
+from console.domain.models import now_text
 from console.executors.base import (
     ActionFailed,
     ActionRefused,
     ActionRequest,
     ActionUnknown,
     BaseExecutor,
+    ExecutorConfigError,
     Handler,
     ProbeError,
     RunLog,
     ServiceState,
     bounded,
     last_line,
-    now_text,
 )
-from console.executors.config import ConfigReader
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -188,22 +189,28 @@ class KubectlExecutor(BaseExecutor):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], where: str = "executor") -> KubectlExecutor:
-        read = ConfigReader(config, where, cls.name, cls.KEYS)
-        namespace = read.name("namespace", DNS_LABEL, "a Kubernetes namespace name", required=True)
-        deployment = read.name("deployment", DNS_SUBDOMAIN, "a Kubernetes Deployment name", required=True)
-        context = read.name("context", CONTEXT_NAME, "a kubeconfig context name")
-        kubeconfig = read.string("kubeconfig")
-        container = read.name("container", DNS_LABEL, "a container name")
+        check = ConfigReader()
+        check.keys(config, where, ("type", *cls.KEYS), kind=cls.name)
+        namespace = check.name(
+            config, "namespace", where, DNS_LABEL, "a Kubernetes namespace name", required=True
+        )
+        deployment = check.name(
+            config, "deployment", where, DNS_SUBDOMAIN, "a Kubernetes Deployment name", required=True
+        )
+        context = check.name(config, "context", where, CONTEXT_NAME, "a kubeconfig context name")
+        kubeconfig = check.string(config, "kubeconfig", where)
+        container = check.name(config, "container", where, DNS_LABEL, "a container name")
         raw_dry_run = config.get("dry_run")
         if isinstance(raw_dry_run, bool):  # YAML reads `dry_run: no` as false
             dry_run = "server" if raw_dry_run else "none"
         else:
-            dry_run = read.choice("dry_run", ("server", "none"), "none")
-        rollout_timeout_s = read.number("rollout_timeout_s", 300.0, maximum=3600)
-        command_timeout_s = read.number("command_timeout_s", 60.0, maximum=3600)
-        kubectl = read.string("kubectl", default="kubectl") or "kubectl"
-        max_replicas = read.integer("max_replicas", 20, minimum=1, maximum=1000)
-        read.finish()
+            dry_run = check.choice(config, "dry_run", where, ("server", "none"), "none")
+        rollout_timeout_s = check.number(config, "rollout_timeout_s", where, 300.0, maximum=3600)
+        command_timeout_s = check.number(config, "command_timeout_s", where, 60.0, maximum=3600)
+        kubectl = check.string(config, "kubectl", where, default="kubectl") or "kubectl"
+        max_replicas = int(check.number(config, "max_replicas", where, 20, integer=True, maximum=1000))
+        if check.problems:
+            raise ExecutorConfigError(check.problems)
         assert namespace is not None and deployment is not None
         return cls(
             namespace,

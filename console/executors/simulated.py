@@ -15,8 +15,8 @@ from console.domain.actions import (
     ROLLBACK,
     SCALE,
 )
-from console.executors.base import ActionRequest, BaseExecutor, Handler, RunLog
-from console.executors.config import ConfigReader
+from console.domain.config_reader import ConfigReader
+from console.executors.base import ActionRequest, BaseExecutor, ExecutorConfigError, Handler, RunLog
 
 
 def _would(request: ActionRequest) -> str:
@@ -44,7 +44,10 @@ class SimulatedExecutor(BaseExecutor):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], where: str = "executor") -> SimulatedExecutor:
-        ConfigReader(config, where, cls.name, ()).finish()
+        check = ConfigReader()
+        check.keys(config, where, ("type",), kind=cls.name)
+        if check.problems:
+            raise ExecutorConfigError(check.problems)
         return cls()
 
     def _handlers(self) -> Mapping[str, Handler]:

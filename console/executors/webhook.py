@@ -43,22 +43,23 @@ from typing import Any
 import requests
 
 from console.domain.actions import ACTION_NAMES, changes_service
+from console.domain.config_reader import ConfigReader
+from console.domain.models import now_text
+from console.domain.redaction import mask_url
+from console.domain.text import one_line
 from console.executors.base import (
     ActionFailed,
     ActionRequest,
     ActionUnknown,
     BaseExecutor,
+    ExecutorConfigError,
     Handler,
     ProbeError,
     RunLog,
     ServiceState,
     bounded_json,
     effect_seen,
-    mask_url,
-    now_text,
-    one_line,
 )
-from console.executors.config import ConfigReader
 from console.executors.http_support import answer_excerpt, json_body, maybe_sent, read_secret, request_error
 
 SIGNATURE_HEADER = "X-Signature-256"
@@ -130,16 +131,18 @@ class WebhookExecutor(BaseExecutor):
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any], where: str = "executor") -> WebhookExecutor:
-        read = ConfigReader(config, where, cls.name, cls.KEYS)
-        url = read.url("url")
-        token_env = read.env_name("token_env")
-        secret_env = read.env_name("secret_env")
-        timeout_s = read.number("timeout_s", 10.0, maximum=300)
-        retries = read.integer("retries", 2, minimum=0, maximum=5)
-        backoff_s = read.number("backoff_s", 0.5, maximum=30, zero_ok=True)
-        state_url = read.url("state_url", required=False)
-        confirm_timeout_s = read.number("confirm_timeout_s", 30.0, maximum=600)
-        read.finish()
+        check = ConfigReader()
+        check.keys(config, where, ("type", *cls.KEYS), kind=cls.name)
+        url = check.url(config, "url", where)
+        token_env = check.env_name(config, "token_env", where)
+        secret_env = check.env_name(config, "secret_env", where)
+        timeout_s = check.number(config, "timeout_s", where, 10.0, maximum=300)
+        retries = int(check.number(config, "retries", where, 2, integer=True, zero_ok=True, maximum=5))
+        backoff_s = check.number(config, "backoff_s", where, 0.5, zero_ok=True, maximum=30)
+        state_url = check.url(config, "state_url", where, required=False)
+        confirm_timeout_s = check.number(config, "confirm_timeout_s", where, 30.0, maximum=600)
+        if check.problems:
+            raise ExecutorConfigError(check.problems)
         assert url is not None
         return cls(
             url,

@@ -36,21 +36,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from console.domain.models import format_time, now_text
 from console.domain.names import is_system_name
 from console.domain.text import one_line
 from console.engines.backend import Backend, BackendError, BackendUnavailable
-from console.intake import (
+from console.loop.incidents import INCIDENT_SOURCE, incident_of
+from console.payloads import (
     Alert,
     AlertmanagerDelivery,
     AlertMapping,
-    IntakeConfigError,
+    AlertMappingError,
     parse_alertmanager,
     parse_announcement,
 )
-from console.loop.incidents import INCIDENT_SOURCE, incident_of
 from console.settings import Settings
 from console.storage import Connection, DeliveryClaim, Store
-from console.storage.database import now_text
 from console.telemetry import TelemetryError, service_config
 from console.telemetry.errors import NoSourceConfigured
 
@@ -176,7 +176,7 @@ class Inbound:
         self.wait_s = wait_s
         self.now = now
         self.local = local
-        """Set when the engine's runs live in this store: intake and launch commit together."""
+        """Set when the engine's runs live in this store: a delivery and its launch commit together."""
 
     # -- shared ------------------------------------------------------------------------------------
 
@@ -346,7 +346,7 @@ class Inbound:
         delivery_id: str | None = None,
     ) -> Outcome:
         """A payload as it arrives (the console's shape, GitHub's ``deployment_status``, Argo CD's
-        notification): parsed (:class:`~console.intake.PayloadError` naming the field), then
+        notification): parsed (:class:`~console.payloads.PayloadError` naming the field), then
         :meth:`announce`; a payload that announces nothing is ``ignored`` with the reason."""
         announcement = parse_announcement(
             body, now=self.now(), github_event=github_event, delivery_id=delivery_id
@@ -366,11 +366,11 @@ class Inbound:
     def mapping(self) -> AlertMapping:
         try:
             return AlertMapping.from_settings(self.settings)
-        except IntakeConfigError as exc:
+        except AlertMappingError as exc:
             raise Unavailable(f"the alert label mapping cannot be used: {exc}") from None
 
     def parse_alerts(self, body: Any) -> AlertmanagerDelivery:
-        """Check an Alertmanager delivery (:class:`~console.intake.PayloadError` names the field)."""
+        """Check an Alertmanager delivery (:class:`~console.payloads.PayloadError` names the field)."""
         return parse_alertmanager(body, self.mapping(), now=self.now())
 
     def receive_alerts(
@@ -382,7 +382,7 @@ class Inbound:
         ``received_by`` is the authenticated person who posted it (a token's person): the launcher
         of the runs it starts, so whoever posts an alert never decides its rollback alone;
         ``caller_source`` says how they were authenticated.
-        Raises :class:`~console.intake.PayloadError` for a malformed delivery, :class:`Unavailable`
+        Raises :class:`~console.payloads.PayloadError` for a malformed delivery, :class:`Unavailable`
         or :class:`Refused` when a run could not be started (nothing of that alert is kept: the
         sender's retry starts it). Past the delivery's cap or the caller's budget an alert is
         ``deferred`` (see the module's doc)."""
@@ -718,7 +718,7 @@ def _deployment(given: Mapping[str, Any], now: datetime) -> dict[str, Any]:
         return None
 
     service, version = pick("service"), pick("version")
-    deployed_at = pick("deployed_at", "at") or now.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    deployed_at = pick("deployed_at", "at") or format_time(now)
     return {
         "id": pick("id", "deployment_id") or f"{service}-{version}-{deployed_at}",
         "service": service,

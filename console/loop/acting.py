@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from console.domain.models import parse_time
+from console.domain.models import now_text, parse_time
 from console.executors import (
     REFUSED,
     UNKNOWN,
@@ -34,7 +34,6 @@ from console.executors import (
     ProbeError,
     ServiceState,
 )
-from console.executors.base import now_text
 
 Sleep = Callable[[float], None]
 

@@ -4,7 +4,7 @@
 What differs from a deployment run, in one place:
 
 - **the input**: an incident (:func:`incident_input`) — the alert's service, severity (mapped from
-  its labels by the intake), ``startsAt``, name, labels, and optionally the *suspect deployment*:
+  its labels by the payload parser), ``startsAt``, name, labels, and optionally the *suspect deployment*:
   the service's latest deployment the console knew of shortly before the alert started (the
   console looks it up when it launches the run; ``CONSOLE_INCIDENT_LOOKBACK_S``);
 - **the window** (:func:`incident_deployment`): with a suspect, the run is judged like that
@@ -28,7 +28,7 @@ from typing import Any
 
 from console.domain.actions import required_approvals
 from console.domain.models import Severity, format_time, parse_time
-from console.intake import Alert, AlertMapping, PayloadError, parse_alertmanager
+from console.payloads import Alert, AlertMapping, PayloadError, parse_alertmanager
 from console.settings import Settings
 
 CHANGE_FREE = frozenset({"notify_only", "collect_diagnostics"})

@@ -32,7 +32,7 @@ from typing import Any
 import requests
 
 from console.domain.actions import ROLLBACK, changes_service
-from console.domain.models import Decision, Severity, Verdict, format_time, parse_time
+from console.domain.models import Decision, Severity, Verdict, format_time, now_text, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
 from console.domain.vocabulary import STEP_TASKS, SUPERSEDED_ACTOR, TIMEOUT_ACTOR, DeploymentStatus
 from console.executors import (
@@ -47,7 +47,7 @@ from console.executors import (
     ServiceState,
     build_executor,
 )
-from console.executors.base import AUTO, now_text
+from console.executors.base import AUTO
 from console.executors.simulated import SimulatedExecutor
 from console.loop import (
     acting,

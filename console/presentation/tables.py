@@ -19,6 +19,7 @@ import pandas as pd
 
 from console.domain.executions import Execution, LogEntry, State
 from console.domain.models import Decision
+from console.domain.redaction import mask_url
 from console.domain.vocabulary import LOOP_TASKS
 from console.presentation.charts import metric_title
 from console.presentation.formatting import (
@@ -33,7 +34,6 @@ from console.presentation.formatting import (
     state_badge,
 )
 from console.presentation.queue import run_progress
-from console.settings import mask_url
 
 # ---------------------------------------------------------------------------------------------
 # Executions

@@ -11,7 +11,6 @@ from console.storage.database import (
     StoreFull,
     dumps,
     loads,
-    now_text,
 )
 from console.storage.deliveries import DeliveryClaim
 from console.storage.deployments import DashboardKpis
@@ -33,5 +32,4 @@ __all__ = [
     "dumps",
     "learning_fields",
     "loads",
-    "now_text",
 ]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.domain.models import now_text
+from console.storage.database import Connection, Database, dumps, loads
 
 
 class Audit:

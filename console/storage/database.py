@@ -24,11 +24,9 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from console.domain.models import format_time
 from console.storage import migrations
 
 BUSY_TIMEOUT_MS = 5000
@@ -96,10 +94,6 @@ def classify(exc: BaseException) -> StoreFault | None:
     if "disk is full" in text or "disk i/o error" in text or "no space left" in text:
         return StoreFull(f"the console database cannot write: {' '.join(str(exc).split())} (disk full?)")
     return None
-
-
-def now_text() -> str:
-    return format_time(datetime.now(UTC))
 
 
 def dumps(value: Any) -> str:

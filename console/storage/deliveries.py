@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import format_time, parse_time
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.domain.models import format_time, now_text, parse_time
+from console.storage.database import Connection, Database, dumps, loads
 
 DELIVERY_STATUSES = ("received", "launched", "attached", "resolved", "ignored", "failed")
 FINISHED_STATUSES = ("launched", "attached", "resolved", "ignored", "failed")

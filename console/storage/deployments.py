@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import Verdict, format_time, parse_time
+from console.domain.models import Verdict, format_time, now_text, parse_time
 from console.domain.vocabulary import DeploymentStatus
-from console.storage.database import Connection, Database, dumps, now_text
+from console.storage.database import Connection, Database, dumps
 from console.storage.documents import Documents
 
 

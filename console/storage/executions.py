@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State, StateHistory, TaskRun, history_with
-from console.domain.models import format_time, parse_time
+from console.domain.models import format_time, now_text, parse_time
 from console.storage.codec import pack
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.storage.database import Connection, Database, dumps, loads
 from console.storage.documents import Documents
 
 

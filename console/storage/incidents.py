@@ -7,8 +7,8 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from console.domain.models import SEVERITY_ORDER, Severity, format_time
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.domain.models import SEVERITY_ORDER, Severity, format_time, now_text
+from console.storage.database import Connection, Database, dumps, loads
 
 
 class Incidents:

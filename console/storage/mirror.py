@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from console.storage.database import Connection, Database, now_text
+from console.domain.models import now_text
+from console.storage.database import Connection, Database
 
 
 class Mirror:

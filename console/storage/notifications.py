@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from console.domain.models import format_time
+from console.domain.models import format_time, now_text
 from console.storage.approvals import Approvals
-from console.storage.database import Database, dumps, loads, now_text
+from console.storage.database import Database, dumps, loads
 
 NOTIFICATION_STATUSES = ("pending", "sending", "delivered", "failed")
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from console.domain.models import now_text
 from console.storage.approvals import Approvals
 from console.storage.codec import pack, put_large_in
-from console.storage.database import Connection, Database, dumps, loads, now_text
+from console.storage.database import Connection, Database, dumps, loads
 from console.storage.documents import Documents
 
 

@@ -1,8 +1,8 @@
 """Telemetry sources of live mode: the services file, Prometheus, JSON-lines logs, Loki, and the
 snapshot built from them.
 
-Imports only ``console.settings`` and standard/third-party libraries (its layer in the
-import-linter contract). Typical use::
+Imports only ``console.settings``, ``console.domain`` and standard/third-party libraries (its layer
+in the import-linter contract). Typical use::
 
     config = service_config("demo-service", settings)          # NoSourceConfigured if absent
     collected = build_snapshot(config, deployment, start, end)  # CollectedSnapshot

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import requests
 
+from console.domain.text import one_line
 from console.settings import Secret
-from console.telemetry.errors import SourceError, one_line
+from console.telemetry.errors import SourceError
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,10 @@ from typing import Any, Literal
 
 import yaml
 
+from console.domain.config_reader import ConfigReader
 from console.domain.evidence import Objectives
 from console.settings import Settings
-from console.telemetry.checks import Checker, auth_pair, resolve_secret
+from console.telemetry.checks import auth_pair, resolve_secret
 from console.telemetry.errors import ConfigError, NoSourceConfigured
 from console.telemetry.prometheus import PrometheusConfig
 from console.telemetry.registry import SOURCES
@@ -181,7 +182,7 @@ LOKI_KEYS = (
 SERVICE_KEYS = ("environment", "windows", "objectives", "trend_horizon_s", "logs", "executor", *SOURCES)
 
 
-def _logs(check: Checker, raw: Any, where: str, base: Path) -> LogsConfig | None:
+def _logs(check: ConfigReader, raw: Any, where: str, base: Path) -> LogsConfig | None:
     section = check.mapping(raw, where)
     if section is None:
         return None
@@ -227,7 +228,7 @@ def _logs(check: Checker, raw: Any, where: str, base: Path) -> LogsConfig | None
     return None
 
 
-def _windows(check: Checker, raw: Any, where: str, defaults: Windows) -> Windows:
+def _windows(check: ConfigReader, raw: Any, where: str, defaults: Windows) -> Windows:
     if raw is None:
         return defaults
     section = check.mapping(raw, where)
@@ -241,7 +242,7 @@ def _windows(check: Checker, raw: Any, where: str, defaults: Windows) -> Windows
     )
 
 
-def _metric_source(check: Checker, section: dict[str, Any], where: str, base: Path) -> Any | None:
+def _metric_source(check: ConfigReader, section: dict[str, Any], where: str, base: Path) -> Any | None:
     """The one metric-source section a service has (``prometheus``, or another registered kind)."""
     present = [key for key in SOURCES if section.get(key) is not None]
     if len(present) > 1:
@@ -253,7 +254,7 @@ def _metric_source(check: Checker, section: dict[str, Any], where: str, base: Pa
     return SOURCES[key].parse(check, section[key], f"{where}.{key}", base)
 
 
-def _objectives(check: Checker, raw: Any, where: str) -> Objectives:
+def _objectives(check: ConfigReader, raw: Any, where: str) -> Objectives:
     if raw is None:
         return Objectives()
     section = check.mapping(raw, where)
@@ -271,7 +272,7 @@ def parse_services(
     doc: Any, *, base_dir: Path, defaults: Windows, source: str = "services file"
 ) -> dict[str, ServiceConfig]:
     """Validate a decoded services document; raise :class:`ConfigError` listing every problem."""
-    check = Checker()
+    check = ConfigReader()
     top = check.mapping(doc, "(document)")
     services_raw: dict[str, Any] = {}
     if top is not None:

@@ -6,20 +6,16 @@ tell "fix the query" from "the server is down" without parsing text.
 
 from __future__ import annotations
 
+from console.domain.text import one_line
+
 MAX_MESSAGE = 400
-
-
-def one_line(text: object, limit: int = MAX_MESSAGE) -> str:
-    """Collapse whitespace and control characters, bound the length."""
-    flat = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 class TelemetryError(Exception):
     """Base class: str(exc) is one clear line."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(one_line(message))
+        super().__init__(one_line(message, MAX_MESSAGE))
 
 
 class ConfigError(TelemetryError):
@@ -27,7 +23,7 @@ class ConfigError(TelemetryError):
     path of the offending key (``services.demo-service.prometheus.url: not a URL``)."""
 
     def __init__(self, source: str, problems: list[str]) -> None:
-        self.problems = [one_line(p) for p in problems]
+        self.problems = [one_line(p, MAX_MESSAGE) for p in problems]
         count = len(self.problems)
         head = f"{source}: " + (self.problems[0] if count == 1 else f"{count} problems")
         Exception.__init__(self, head if count == 1 else head + "\n" + "\n".join(self.problems))

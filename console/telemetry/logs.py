@@ -18,6 +18,7 @@ from typing import IO, Any
 
 import requests
 
+from console.domain.text import one_line
 from console.settings import Secret
 from console.telemetry._http import ErrorKinds, HttpClient, body_excerpt
 from console.telemetry.config import JsonlLogsConfig, LokiLogsConfig, resolve_secret
@@ -30,7 +31,6 @@ from console.telemetry.errors import (
     LokiServerError,
     LokiTimeout,
     LokiUnreachable,
-    one_line,
 )
 from console.telemetry.times import Instant, format_ts, parse_rfc3339, to_epoch
 

@@ -32,11 +32,13 @@ from urllib.parse import urlencode
 
 import requests
 
+from console.domain.config_reader import ConfigReader
 from console.domain.evidence import Evidence, GaugeSeries
+from console.domain.text import one_line
 from console.settings import Secret
 from console.telemetry import counts
 from console.telemetry._http import ErrorKinds, HttpClient, body_excerpt, display_url
-from console.telemetry.checks import Checker, auth_pair, resolve_secret
+from console.telemetry.checks import auth_pair, resolve_secret
 from console.telemetry.errors import (
     ConfigError,
     PrometheusAuthError,
@@ -46,7 +48,6 @@ from console.telemetry.errors import (
     PrometheusServerError,
     PrometheusTimeout,
     PrometheusUnreachable,
-    one_line,
 )
 from console.telemetry.promql import (
     Family,
@@ -131,7 +132,7 @@ def profile_metrics(profile: Profile) -> set[str]:
     return names
 
 
-def _label(check: Checker, section: dict[str, Any], key: str, where: str) -> str | None:
+def _label(check: ConfigReader, section: dict[str, Any], key: str, where: str) -> str | None:
     value = check.string(section, key, where)
     if value is not None and not value.replace("_", "a").isalnum():
         check.problem(f"{where}.{key}", f"{value!r} is not a Prometheus label name")
@@ -139,7 +140,7 @@ def _label(check: Checker, section: dict[str, Any], key: str, where: str) -> str
     return value
 
 
-def _queries(check: Checker, raw: Any, where: str) -> dict[str, str | None]:
+def _queries(check: ConfigReader, raw: Any, where: str) -> dict[str, str | None]:
     queries: dict[str, str | None] = {}
     if raw is None or check.mapping(raw, f"{where}.queries") is None:
         return queries
@@ -154,7 +155,7 @@ def _queries(check: Checker, raw: Any, where: str) -> dict[str, str | None]:
 
 
 def _metrics(
-    check: Checker, raw: Any, where: str, profile: str, queries: Mapping[str, str | None]
+    check: ConfigReader, raw: Any, where: str, profile: str, queries: Mapping[str, str | None]
 ) -> tuple[str, ...] | None:
     if raw is None:
         return None
@@ -175,7 +176,7 @@ def _metrics(
     return tuple(raw)
 
 
-def parse_section(check: Checker, raw: Any, where: str, base: Path) -> PrometheusConfig | None:
+def parse_section(check: ConfigReader, raw: Any, where: str, base: Path) -> PrometheusConfig | None:
     """The ``prometheus`` section of a service; problems go to ``check`` (None when any)."""
     section = check.mapping(raw, where)
     if section is None:

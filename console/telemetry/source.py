@@ -16,8 +16,8 @@ from typing import Any, Protocol
 
 import requests
 
+from console.domain.config_reader import ConfigReader
 from console.domain.evidence import Evidence
-from console.telemetry.checks import Checker
 from console.telemetry.times import Instant
 
 
@@ -82,5 +82,5 @@ class SourceKind:
     (problems go to the checker; None when there are any) and how a source is built from it."""
 
     name: str
-    parse: Callable[[Checker, Any, str, Path], Any | None]
+    parse: Callable[[ConfigReader, Any, str, Path], Any | None]
     build: Callable[[Any, Mapping[str, str] | None, requests.Session | None], MetricSource]

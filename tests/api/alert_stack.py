@@ -1,5 +1,5 @@
 """The alert path on real parts, for the live test and benchmarks/bench_alerts.py: the demo service
-under load, Debian's Prometheus scraping it every second with live/prometheus/alerts.yml, Debian's
+under load, Debian's Prometheus scraping it every second with livestack/prometheus/alerts.yml, Debian's
 Alertmanager routing to the console's ``/api/alerts`` with a bearer token, and the console as a real
 server (``streamlit run server.py``) with bob, a password-signed-in approver, and a chat-ops token
 acting for people.
@@ -29,7 +29,7 @@ from console.access.tokens import hash_token
 from console.loop import revisions
 from console.storage import Store
 from demo_service.testing import DemoStack, start_demo_stack
-from live.processes import (
+from livestack.processes import (
     ALERTS_FILE,
     RULES_FILE,
     AlertmanagerProcess,

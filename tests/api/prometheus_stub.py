@@ -1,4 +1,4 @@
-"""A stand-in Prometheus for the intake tests: answers ``/api/v1/query_range`` with one series per
+"""A stand-in Prometheus for the inbound tests: answers ``/api/v1/query_range`` with one series per
 query, its values a function of time; the raw samples of a recording rule (a range vector at an
 instant, ``/api/v1/query``, one sample a second: what the source counts as real samples); the metric
 names of the selector (the recording rules only: no raw counters, so the runs are judged on points);
@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from live.processes import duration_seconds
+from livestack.processes import duration_seconds
 
 Profile = Callable[[float], dict[str, float]]
 """Unix seconds -> the canonical metrics' values at that moment."""

@@ -9,8 +9,8 @@ from dataclasses import replace
 import pytest
 
 from console.domain.models import Severity
-from console.intake import AlertMapping, IntakeConfigError, PayloadError, parse_alertmanager
-from console.intake.alertmanager import MAX_ALERTS, starts_at_time
+from console.payloads import AlertMapping, AlertMappingError, PayloadError, parse_alertmanager
+from console.payloads.alertmanager import MAX_ALERTS, starts_at_time
 from tests.api.payloads import alertmanager_payload
 
 
@@ -234,5 +234,5 @@ def test_the_mapping_comes_from_the_settings(settings):
     ],
 )
 def test_a_bad_mapping_setting_is_named(settings, change, named):
-    with pytest.raises(IntakeConfigError, match=named):
+    with pytest.raises(AlertMappingError, match=named):
         AlertMapping.from_settings(replace(settings, **change))

@@ -19,7 +19,7 @@ from console.domain.executions import State
 from console.engines.backend import BackendUnavailable
 from console.inbound import DUPLICATE, LAUNCHED
 from tests.api.conftest import AUTH
-from tests.api.intake_support import Console, alert, delivery, start_console, stop_console
+from tests.api.inbound_support import Console, alert, delivery, start_console, stop_console
 
 ONCALL = "oncall-token-0123456789abcdef"
 
@@ -244,7 +244,9 @@ def test_an_alert_for_a_service_without_sources_is_422_and_starts_nothing(consol
 
 def test_a_run_that_cannot_start_is_a_503_and_the_retry_starts_it(console, monkeypatch):
     engine = console.runtime.engine
-    real = engine.launch_incident_in  # on the embedded engine the run is made in the intake's transaction
+    real = (
+        engine.launch_incident_in
+    )  # on the embedded engine the run is made in the inbound service's transaction
     calls = {"n": 0}
 
     def flaky(*args, **kwargs):
@@ -274,6 +276,6 @@ def test_the_approver_cannot_be_alertmanager_itself(console):
     console.wait(execution_id)
     approval = console.runtime.approvals.for_execution(execution_id)
     with pytest.raises(Exception, match="own"):
-        console.runtime.approvals.decide(
+        console.runtime.approvals.vote(
             approval["id"], Identity("alertmanager", Role.APPROVER, source="password"), True, "me"
         )

@@ -1,5 +1,5 @@
 """The alert path end to end on real parts (tests/api/alert_stack.py): the demo service under load,
-Debian's Prometheus with live/prometheus/alerts.yml, Debian's Alertmanager routing to the console's
+Debian's Prometheus with livestack/prometheus/alerts.yml, Debian's Alertmanager routing to the console's
 ``/api/alerts`` with a bearer token, and the console as a real server. A leaky deploy makes the rule
 fire; Alertmanager posts; an incident run starts, escalates (critical) and waits for an approval;
 bob, a signed-in approver, approves through the API (a chat-ops token acting for him); the

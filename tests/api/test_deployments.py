@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from console.intake import (
+from console.payloads import (
     PayloadError,
     parse_announcement,
     parse_argocd,

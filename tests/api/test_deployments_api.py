@@ -17,7 +17,7 @@ from console.domain.executions import State
 from console.inbound import DUPLICATE, LAUNCHED
 from console.settings import Secret
 from tests.api.conftest import AUTH
-from tests.api.intake_support import Console, stamp, start_console, stop_console
+from tests.api.inbound_support import Console, stamp, start_console, stop_console
 from tests.api.test_deployments import SHA, github_event
 
 SECRET = "gh-webhook-secret-0123456789"

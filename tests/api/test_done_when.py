@@ -21,8 +21,8 @@ import pytest
 import requests
 
 from console.storage import Store
-from live.processes import start_alertmanager
-from tests.api.intake_support import alert, delivery, stamp
+from livestack.processes import start_alertmanager
+from tests.api.inbound_support import alert, delivery, stamp
 from tests.api.prometheus_stub import PrometheusStub, leak_from, services_yaml
 from tests.browser_support import CHROMIUM, PROJECT_ROOT, SCRUBBED_ENV, free_port, wait_ready
 from tests.telemetry.conftest import require

@@ -23,7 +23,7 @@ from console.domain.executions import State
 from console.domain.text import BIDI_CONTROLS, ZERO_WIDTH
 from console.presentation.approval_card import people_of
 from tests.api.conftest import AUTH, TestClient, services_of
-from tests.api.intake_support import Console, stamp, start_console, stop_console
+from tests.api.inbound_support import Console, stamp, start_console, stop_console
 
 pytestmark = [pytest.mark.identity]
 
@@ -109,7 +109,7 @@ def test_the_token_that_announced_a_deployment_cannot_approve_its_rollback_alone
 
 
 def test_the_token_that_posted_an_alert_cannot_approve_its_rollback_alone(console):
-    from tests.api.intake_support import alert, delivery
+    from tests.api.inbound_support import alert, delivery
 
     answer = console.client.post(
         "/api/alerts", json=delivery(alert(starts=console.onset)), headers=bearer(CI)

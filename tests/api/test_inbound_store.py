@@ -1,4 +1,4 @@
-"""The storage the intake of phase 2 needs: idempotent webhook deliveries (claimed once, duplicates
+"""The storage the inbound service of phase 2 needs: idempotent webhook deliveries (claimed once, duplicates
 answered from the row, failed or abandoned ones claimed again) and incidents (one open per service
 and alert, alerts attached, resolved when the last alert resolves), added by one migration that
 upgrades an older file in place."""

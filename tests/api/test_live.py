@@ -16,8 +16,8 @@ import requests
 import yaml
 
 from console.domain.models import Severity
-from console.intake import parse_alertmanager
-from live.processes import find_binary, free_port, start_prometheus
+from console.payloads import parse_alertmanager
+from livestack.processes import find_binary, free_port, start_prometheus
 from tests.api.conftest import services_of
 from tests.telemetry.conftest import require
 

@@ -16,8 +16,8 @@ from starlette.routing import Route
 
 from console.api.app import Api
 from console.api.guard import FAILURES_PER_MINUTE
-from console.intake import parse_alertmanager, parse_announcement
-from console.intake.deployments import ARGOCD_TEMPLATE
+from console.payloads import parse_alertmanager, parse_announcement
+from console.payloads.deployments import ARGOCD_TEMPLATE
 from console.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +54,7 @@ def test_the_curl_bodies_are_payloads_the_api_accepts() -> None:
 
 
 def test_the_alertmanager_receiver_routes_to_the_console_and_passes_amtool(tmp_path: Path) -> None:
-    from live.processes import check_alertmanager_config, missing_reason
+    from livestack.processes import check_alertmanager_config, missing_reason
 
     [block] = [b for b in _yaml_blocks() if "receivers:" in b]
     config = yaml.safe_load(block)

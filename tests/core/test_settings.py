@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from console.settings import Secret, SettingsError, load_settings, mask_url
+from console.domain.redaction import mask_url
+from console.settings import Secret, SettingsError, load_settings
 
 
 def test_defaults_are_embedded_and_rules(tmp_path: Path) -> None:

@@ -113,7 +113,7 @@ def test_the_approval_service_refuses_everyone_while_it_is_broken(tmp_path, shap
     with pending_approval(settings_from(tmp_path, BROKEN[shape][0])) as (service, approval_id):
         for source in ("password", "oidc", "demo", "cli"):
             with pytest.raises(PermissionDenied, match="sign-in configuration is broken"):
-                service.decide(approval_id, Identity("zoe", Role.ADMIN, source=source), True, "")
+                service.vote(approval_id, Identity("zoe", Role.ADMIN, source=source), True, "")
         assert service.get(approval_id)["status"] == "pending"
 
 
@@ -231,5 +231,5 @@ def test_the_service_refuses_a_demo_identity_where_demo_is_off(tmp_path):
     settings = settings_from(tmp_path, "", CONSOLE_API_TOKEN="t")  # the embedded engine, API on
     with pending_approval(settings) as (service, approval_id):
         with pytest.raises(PermissionDenied, match="demo identity cannot decide here"):
-            service.decide(approval_id, Identity("zoe", Role.ADMIN, source="demo"), True, "")
-        assert service.decide(approval_id, Identity("zoe", Role.ADMIN, source="password"), True, "").resumed
+            service.vote(approval_id, Identity("zoe", Role.ADMIN, source="demo"), True, "")
+        assert service.vote(approval_id, Identity("zoe", Role.ADMIN, source="password"), True, "").resumed

@@ -24,7 +24,7 @@ def events(store, subject):
 def test_viewer_is_denied_on_the_server_side_and_audited(engine, approvals, viewer):
     execution, approval = run_paused(engine)
     with pytest.raises(PermissionDenied, match="viewer"):
-        approvals.decide(approval["id"], viewer, True, "")
+        approvals.vote(approval["id"], viewer, True, "")
     assert engine.store.approvals.get(approval["id"])["status"] == "pending"
     assert engine.get_execution(execution.id).state == State.PAUSED
     assert ("victor", "approval.refused") in events(engine.store, approval["id"])
@@ -34,7 +34,7 @@ def test_nobody_approves_their_own_request(engine, approvals):
     _, approval = run_paused(engine)
     requester = Identity(approval["requested_by"], Role.ADMIN)
     with pytest.raises(PermissionDenied, match="you cannot approve your own request"):
-        approvals.decide(approval["id"], requester, True, "")
+        approvals.vote(approval["id"], requester, True, "")
     assert engine.store.approvals.votes(approval["id"]) == []
 
 
@@ -42,20 +42,20 @@ def test_names_compare_case_insensitively_for_self_approval_and_second_approver(
     _, approval = run_paused(engine)
     shouting_requester = Identity(approval["requested_by"].upper(), Role.APPROVER)
     with pytest.raises(PermissionDenied, match="your own request"):
-        approvals.decide(approval["id"], shouting_requester, True, "")
+        approvals.vote(approval["id"], shouting_requester, True, "")
     with engine.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
-    assert approvals.decide(approval["id"], bob, True, "").status == "recorded"
+    assert approvals.vote(approval["id"], bob, True, "").status == "recorded"
     with pytest.raises(AlreadyDecided, match="already voted"):
-        approvals.decide(approval["id"], Identity("BOB", Role.APPROVER), True, "")
+        approvals.vote(approval["id"], Identity("BOB", Role.APPROVER), True, "")
     assert engine.store.approvals.get(approval["id"])["status"] == "pending"
 
 
 def test_reject_needs_a_comment_then_nothing_risky_runs(engine, approvals, bob):
     execution, approval = run_paused(engine)
     with pytest.raises(ValueError, match="comment"):
-        approvals.decide(approval["id"], bob, False, "   ")
-    result = approvals.decide(approval["id"], bob, False, "the leak is in a dependency, keep it")
+        approvals.vote(approval["id"], bob, False, "   ")
+    result = approvals.vote(approval["id"], bob, False, "the leak is in a dependency, keep it")
     assert result.status == "rejected"
     done = engine.wait(execution.id, timeout=30)
     assert done.state == State.SUCCESS
@@ -71,9 +71,9 @@ def test_reject_needs_a_comment_then_nothing_risky_runs(engine, approvals, bob):
 
 def test_double_click_gives_a_clear_message_and_no_second_effect(engine, approvals, bob):
     execution, approval = run_paused(engine)
-    approvals.decide(approval["id"], bob, True, "")
+    approvals.vote(approval["id"], bob, True, "")
     with pytest.raises(AlreadyDecided, match=r"already approved by bob at \d\d:\d\d"):
-        approvals.decide(approval["id"], bob, True, "")
+        approvals.vote(approval["id"], bob, True, "")
     done = engine.wait(execution.id, timeout=30)
     assert [h.state.value for h in done.histories].count("RUNNING") == 2  # resumed once
 
@@ -84,12 +84,12 @@ def test_critical_needs_two_different_approvers(engine, approvals, bob, carol):
         engine.store.db.write() as conn
     ):  # make this plan a CRITICAL one (the policy's rule is tested in core)
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
-    first = approvals.decide(approval["id"], bob, True, "")
+    first = approvals.vote(approval["id"], bob, True, "")
     assert first.status == "recorded" and "1 more approver" in first.message
     assert engine.get_execution(execution.id).state == State.PAUSED
     with pytest.raises(AlreadyDecided, match="bob already voted"):
-        approvals.decide(approval["id"], bob, True, "")
-    second = approvals.decide(approval["id"], carol, True, "")
+        approvals.vote(approval["id"], bob, True, "")
+    second = approvals.vote(approval["id"], carol, True, "")
     assert second.status == "approved"
     done = engine.wait(execution.id, timeout=30)
     assert done.outputs["deployment_status"] == "rolled back"
@@ -103,8 +103,8 @@ def test_any_reject_rejects_a_two_approver_plan(engine, approvals, bob, carol):
     execution, approval = run_paused(engine)
     with engine.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
-    approvals.decide(approval["id"], bob, True, "")
-    assert approvals.decide(approval["id"], carol, False, "not during the sale").status == "rejected"
+    approvals.vote(approval["id"], bob, True, "")
+    assert approvals.vote(approval["id"], carol, False, "not during the sale").status == "rejected"
     assert engine.wait(execution.id, timeout=30).outputs["deployment_status"] == "escalated"
     [record] = engine.store.outcomes.records()
     assert record["approval"]["status"] == "rejected" and record["approval"]["approvers"] == ["carol"]
@@ -119,7 +119,7 @@ def test_concurrent_deciders_get_exactly_one_decision(engine, approvals):
     def decide(identity):
         barrier.wait()
         try:
-            results[identity.name] = approvals.decide(approval["id"], identity, True, "")
+            results[identity.name] = approvals.vote(approval["id"], identity, True, "")
         except AlreadyDecided as exc:
             results[identity.name] = exc
 
@@ -159,7 +159,7 @@ def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
         assert row["status"] == "expired" and row["decided_by"] == "system:timeout"
         assert ("system:timeout", "approval.expired") in events(engine.store, approval["id"])
         with pytest.raises(AlreadyDecided, match=r"expired .* and was rejected"):
-            service.decide(approval["id"], bob, True, "")
+            service.vote(approval["id"], bob, True, "")
         [record] = engine.store.outcomes.records()
         assert record["approval"]["status"] == "expired"
         assert engine.store.deployments.for_execution(execution.id)["approval"] == "expired"
@@ -174,7 +174,7 @@ def test_deciding_an_overdue_approval_expires_it_instead(fast_expiry_settings, b
         execution, approval = run_paused(engine)
         time.sleep(0.8)  # overdue, but nothing has expired it yet
         with pytest.raises(AlreadyDecided, match="expired"):
-            service.decide(approval["id"], bob, True, "")
+            service.vote(approval["id"], bob, True, "")
         assert engine.store.approvals.get(approval["id"])["status"] == "expired"
         assert engine.wait(execution.id, timeout=30).task_run("approval").outputs["approved"] is False
     finally:
@@ -204,7 +204,7 @@ class FlakyBackend:
 def test_a_failed_resume_keeps_the_decision_and_can_be_retried(engine, settings, bob):
     execution, approval = run_paused(engine)
     service = ApprovalService(engine.store, FlakyBackend(engine, failures=2), settings)
-    result = service.decide(approval["id"], bob, True, "")
+    result = service.vote(approval["id"], bob, True, "")
     assert result.status == "approved" and not result.resumed
     assert "could not be resumed" in result.message
     row = engine.store.approvals.get(approval["id"])
@@ -220,7 +220,7 @@ def test_a_failed_resume_keeps_the_decision_and_can_be_retried(engine, settings,
 
 def test_audit_trail_is_append_only(engine, approvals, bob):
     _, approval = run_paused(engine)
-    approvals.decide(approval["id"], bob, True, "")
+    approvals.vote(approval["id"], bob, True, "")
     before = engine.store.audit.trail()
     assert before
     with pytest.raises(sqlite3.DatabaseError, match="append-only"), engine.store.db.write() as conn:
@@ -239,11 +239,11 @@ def test_pending_lists_votes_and_unknown_id_is_clear(engine, approvals, bob, car
     _, approval = run_paused(engine)
     with engine.store.db.write() as conn:
         conn.execute("UPDATE approvals SET required_approvals = 2 WHERE id = ?", (approval["id"],))
-    approvals.decide(approval["id"], bob, True, "")
+    approvals.vote(approval["id"], bob, True, "")
     [pending] = approvals.pending()
     assert [v["actor"] for v in pending["votes"]] == ["bob"]
     with pytest.raises(ApprovalNotFound, match="approval nope not found"):
-        approvals.decide("nope", carol, True, "")
+        approvals.vote("nope", carol, True, "")
 
 
 def test_request_is_idempotent_per_execution(engine, approvals):
@@ -276,8 +276,8 @@ def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
 def test_overlong_comment_is_refused_and_truthy_values_do_not_approve(engine, approvals, bob):
     _, approval = run_paused(engine)
     with pytest.raises(ValueError, match="too long"):
-        approvals.decide(approval["id"], bob, False, "x" * 5000)
+        approvals.vote(approval["id"], bob, False, "x" * 5000)
     # only True approves: a truthy non-bool from a sloppy caller is treated as a reject (needs a comment)
     with pytest.raises(ValueError, match="needs a comment"):
-        approvals.decide(approval["id"], bob, "yes", "")
+        approvals.vote(approval["id"], bob, "yes", "")
     assert engine.store.approvals.get(approval["id"])["status"] == "pending"

@@ -106,7 +106,7 @@ def test_cli_cannot_act_as_the_system(cli):
 def test_service_self_review_holds_for_every_spelling(engine, approvals, alias):
     approval = bob_request(engine, approvals)
     with pytest.raises(PermissionDenied, match="your own request"):
-        approvals.decide(approval["id"], Identity(alias, Role.ADMIN, source="cli"), True, "")
+        approvals.vote(approval["id"], Identity(alias, Role.ADMIN, source="cli"), True, "")
     assert engine.store.approvals.votes(approval["id"]) == []
 
 
@@ -124,7 +124,7 @@ def test_service_self_review_holds_for_every_spelling(engine, approvals, alias):
 def test_service_refuses_invalid_names_whoever_built_the_identity(engine, approvals, name, why):
     approval = bob_request(engine, approvals)
     with pytest.raises(InvalidIdentity, match=why):
-        approvals.decide(approval["id"], Identity(name, Role.ADMIN, source="api"), True, "")
+        approvals.vote(approval["id"], Identity(name, Role.ADMIN, source="api"), True, "")
     assert engine.store.approvals.get(approval["id"])["status"] == "pending"
     assert engine.store.approvals.votes(approval["id"]) == []
 
@@ -133,11 +133,11 @@ def test_service_counts_one_vote_per_person_however_spelled(engine, approvals):
     execution = engine.run_sync(scenario=CRITICAL_SCENARIO, triggered_by="seed", timeout=60)
     approval = approvals.for_execution(execution.id)
     assert approval["required_approvals"] == 2
-    first = approvals.decide(approval["id"], Identity("Émile", Role.APPROVER, source="cli"), True, "")
+    first = approvals.vote(approval["id"], Identity("Émile", Role.APPROVER, source="cli"), True, "")
     assert first.status == "recorded"
     for alias in ("émile", "E\u0301MILE ", "ÉMILE"):
         with pytest.raises(AlreadyDecided, match="already voted"):
-            approvals.decide(approval["id"], Identity(alias, Role.APPROVER, source="cli"), True, "")
+            approvals.vote(approval["id"], Identity(alias, Role.APPROVER, source="cli"), True, "")
     assert engine.store.approvals.get(approval["id"])["status"] == "pending"
     # the vote is stored under the canonical name
     assert [v["actor"] for v in engine.store.approvals.votes(approval["id"])] == ["Émile"]
@@ -147,7 +147,7 @@ def test_requested_by_is_stored_in_canonical_form(engine, approvals):
     approval = bob_request(engine, approvals, requested_by="  Bob\u200b \u00a0")
     assert approval["requested_by"] == "Bob"
     with pytest.raises(PermissionDenied, match="your own request"):
-        approvals.decide(approval["id"], Identity("bob", Role.APPROVER, source="cli"), True, "")
+        approvals.vote(approval["id"], Identity("bob", Role.APPROVER, source="cli"), True, "")
     requested = [
         r for r in engine.store.audit.trail(subject=approval["id"]) if r["event"] == "approval.requested"
     ]
@@ -165,4 +165,4 @@ def test_request_through_the_service_normalises_the_requester(engine, approvals:
     row = approvals.get(approval_id)
     assert row["requested_by"] == "CAROL"
     with pytest.raises(PermissionDenied, match="your own request"):
-        approvals.decide(approval_id, Identity("carol", Role.ADMIN, source="cli"), True, "")
+        approvals.vote(approval_id, Identity("carol", Role.ADMIN, source="cli"), True, "")

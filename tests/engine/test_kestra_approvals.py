@@ -30,18 +30,18 @@ def test_paused_kestra_execution_is_mirrored_once_and_decided(kestra, tmp_path):
     assert pending["execution_id"] == execution_id and pending["status"] == "pending"
     assert "rollback_deployment" in {a["name"] for a in pending["actions"]}
     with pytest.raises(PermissionDenied):
-        service.decide(pending["id"], Identity("vera", Role.VIEWER, source="password"), True, "")
+        service.vote(pending["id"], Identity("vera", Role.VIEWER, source="password"), True, "")
     with pytest.raises(PermissionDenied, match="your own request"):
-        service.decide(
+        service.vote(
             pending["id"], Identity(pending["requested_by"], Role.ADMIN, source="password"), True, ""
         )
 
-    result = service.decide(
+    result = service.vote(
         pending["id"], Identity("bob", Role.APPROVER, source="password"), True, "leak confirmed"
     )
     assert result.status == "approved" and result.resumed
     done = wait_kestra(backend, execution_id, {State.SUCCESS, State.FAILED})
     assert done.state == State.SUCCESS
     with pytest.raises(AlreadyDecided, match="already approved by bob"):
-        service.decide(pending["id"], Identity("carol", Role.APPROVER, source="password"), True, "")
+        service.vote(pending["id"], Identity("carol", Role.APPROVER, source="password"), True, "")
     assert service.pending() == []  # the decided execution is not mirrored again

@@ -55,7 +55,7 @@ def test_rollback_scenario_pauses_then_approval_rolls_back(engine, approvals, bo
     assert execution.labels["launched_by"] == "alice"
     assert approval["risk"] == "HIGH"
 
-    result = approvals.decide(approval["id"], bob, True, "go")
+    result = approvals.vote(approval["id"], bob, True, "go")
     assert result.status == "approved" and result.resumed
     done = engine.wait(execution.id, timeout=30)
 
@@ -181,7 +181,7 @@ def test_kill_a_paused_execution_cancels_its_approval(engine, approvals, bob):
     assert killed.task_run("approval").state == State.KILLED
     assert engine.store.approvals.get(approval["id"])["status"] == "cancelled"
     with pytest.raises(AlreadyDecided, match="cancelled"):
-        approvals.decide(approval["id"], bob, True, "")
+        approvals.vote(approval["id"], bob, True, "")
     with pytest.raises(BackendError, match="already KILLED"):
         engine.kill(execution.id)
 
@@ -206,7 +206,7 @@ def test_dashboard_read_models(engine, approvals, bob):
     kpis = engine.store.deployments.dashboard_kpis()
     assert kpis.executions_today == 2 and kpis.pending_approvals == 1
     assert kpis.auto_approved_share == 1.0  # the only decided deployment ran on its own
-    approvals.decide(approval["id"], bob, True, "")
+    approvals.vote(approval["id"], bob, True, "")
     engine.wait(execution.id, timeout=30)
     kpis = engine.store.deployments.dashboard_kpis()
     assert kpis.pending_approvals == 0 and kpis.rollbacks_today == 1

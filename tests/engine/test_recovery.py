@@ -9,10 +9,11 @@ import sys
 import textwrap
 
 from console.domain.executions import State
+from console.domain.models import now_text
 from console.engines.embedded.recovery import INTERRUPTED, MAX_RESTARTS
 from console.engines.embedded.runner import EmbeddedEngine
 from console.runtime import embedded_runtime
-from console.storage import Store, dumps, now_text
+from console.storage import Store, dumps
 from tests.engine.conftest import HEALTHY_SCENARIO, PROJECT_ROOT_DIR, run_paused
 
 DIE_IN_SUMMARIZE = textwrap.dedent(
@@ -130,7 +131,7 @@ def test_a_decision_whose_resume_never_happened_is_applied_at_restart(settings, 
 
     first = EmbeddedEngine(settings, store, synchronous=True)
     execution, approval = run_paused(first)
-    ApprovalService(store, DeadBackend(), settings).decide(
+    ApprovalService(store, DeadBackend(), settings).vote(
         approval["id"], Identity("bob", Role.APPROVER), True, ""
     )
     assert first.get_execution(execution.id).state == State.PAUSED

@@ -76,7 +76,7 @@ def test_kestra_typed_requester_is_marked_unverified_and_still_cannot_self_revie
     assert pending["requested_by"] == "CI-Bot"
     assert pending["requested_by_source"] == RequesterSource.KESTRA_INPUT
     with pytest.raises(PermissionDenied, match="your own request"):
-        service.decide(pending["id"], Identity("ci-bot", Role.ADMIN, source="password"), True, "")
+        service.vote(pending["id"], Identity("ci-bot", Role.ADMIN, source="password"), True, "")
 
 
 @pytest.mark.slow
@@ -105,6 +105,6 @@ def test_kestra_run_the_console_launched_names_the_signed_in_person(on_kestra):
         RequesterSource.CONSOLE_SIGN_IN,
     )
     with pytest.raises(PermissionDenied, match="your own request"):
-        service.decide(pending["id"], dana, True, "")
+        service.vote(pending["id"], dana, True, "")
     erin = Identity("erin", Role.APPROVER, source="password")
-    assert service.decide(pending["id"], erin, True, "ok").status == "approved"
+    assert service.vote(pending["id"], erin, True, "ok").status == "approved"

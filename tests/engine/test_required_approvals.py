@@ -62,9 +62,9 @@ def test_embedded_request_needs_two_for_a_critical_action_whatever_the_plan_says
         approval = service.for_execution(execution.id)
         assert approval["required_approvals"] == 2
         assert approval["risk"] == "CRITICAL"
-        assert service.decide(approval["id"], bob(), True, "").status == "recorded"
+        assert service.vote(approval["id"], bob(), True, "").status == "recorded"
         assert engine.store.approvals.get(approval["id"])["status"] == "pending"
-        assert service.decide(approval["id"], carol(), True, "").status == "approved"
+        assert service.vote(approval["id"], carol(), True, "").status == "approved"
     finally:
         engine.close()
 
@@ -140,7 +140,7 @@ def test_kestra_mirror_needs_two_for_a_critical_action_whatever_the_plan_says(
         assert item["plan"].get("required_approvals") == claimed
         [pending] = service.pending()  # request_approval_in, the mirror's path
         assert pending["required_approvals"] == 2 and pending["risk"] == "CRITICAL"
-        assert service.decide(pending["id"], bob(), True, "").status == "recorded"
+        assert service.vote(pending["id"], bob(), True, "").status == "recorded"
         assert store.approvals.get(pending["id"])["status"] == "pending"
     finally:
         store.close()

@@ -78,11 +78,11 @@ def test_an_approver_may_pick_another_known_good_target_never_a_known_bad_one(la
     choice = runtime.approvals.rollback_choice(approval)
     assert choice.version == "v1.1.0" and "v1.0.0" in choice.alternatives
     with pytest.raises(TargetRefused, match="cannot be the rollback target: it is known-bad"):
-        runtime.approvals.decide(approval["id"], BOB, True, "", rollback_to="v1.5.0-crashloop")
+        runtime.approvals.vote(approval["id"], BOB, True, "", rollback_to="v1.5.0-crashloop")
     assert runtime.approvals.get(approval["id"])["status"] == "pending"  # refused: nothing decided
     refused = [a for a in runtime.store.audit.trail(limit=50) if a["event"] == "approval.refused"]
     assert "known-bad" in refused[0]["detail"]["reason"]
-    runtime.approvals.decide(approval["id"], BOB, True, "v1.0.0 ran for a year", rollback_to="v1.0.0")
+    runtime.approvals.vote(approval["id"], BOB, True, "v1.0.0 ran for a year", rollback_to="v1.0.0")
     row = finished(parts_of(runtime), execution_id)
     assert [p["to"] for p in deployer.posts("/rollback")] == ["v1.0.0"]
     assert row["status"] == "rolled back" and row["running_version"] == "v1.0.0"
@@ -111,9 +111,9 @@ def test_approving_a_rollback_with_no_known_good_version_is_refused(lane, monkey
     with runtime.store.db.write() as conn:
         conn.execute("DELETE FROM revision_events")
     with pytest.raises(NoRollbackTarget, match="nothing safe to roll back to; reject it"):
-        runtime.approvals.decide(approval["id"], BOB, True, "")
+        runtime.approvals.vote(approval["id"], BOB, True, "")
     assert runtime.approvals.get(approval["id"])["status"] == "pending"
-    runtime.approvals.decide(approval["id"], BOB, False, "nothing to roll back to")
+    runtime.approvals.vote(approval["id"], BOB, False, "nothing to roll back to")
     assert finished(parts_of(runtime), execution_id)["status"] == "escalated"
     assert deployer.posts("/rollback") == []
 

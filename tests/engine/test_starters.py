@@ -34,44 +34,44 @@ def test_the_launcher_can_neither_approve_nor_reject_a_one_approver_action(engin
     people = {p["name"]: p["roles"] for p in approvals.starters(execution.id)}
     assert people == {approval["requested_by"]: ["requester", "deployer"], "alice": ["launcher"]}
     with pytest.raises(PermissionDenied, match="you launched this run: this action needs one approver"):
-        approvals.decide(approval["id"], who("Alice "), True, "")
+        approvals.vote(approval["id"], who("Alice "), True, "")
     with pytest.raises(PermissionDenied, match="a rejection decides on its own"):
-        approvals.decide(approval["id"], who("alice"), False, "it is fine")
+        approvals.vote(approval["id"], who("alice"), False, "it is fine")
     assert engine.store.approvals.votes(approval["id"]) == []
     assert [r["event"] for r in engine.store.audit.trail(subject=approval["id"])][:2] == [
         "approval.refused",
         "approval.refused",
     ]
-    assert approvals.decide(approval["id"], bob, True, "").status == "approved"
+    assert approvals.vote(approval["id"], bob, True, "").status == "approved"
     assert engine.wait(execution.id, timeout=30).state == State.SUCCESS
 
 
 def test_the_deployer_and_a_console_launcher_are_starters_too(engine, approvals, bob):
     approval = launched(engine, "memory-leak", deployer="dave", requester="api", launcher="api")
     with pytest.raises(PermissionDenied, match="you deployed this version"):
-        approvals.decide(approval["id"], who("dave"), True, "")
+        approvals.vote(approval["id"], who("dave"), True, "")
     approvals.record_launch(approval["execution_id"], who("erin"))  # the console launched it for erin
     with pytest.raises(PermissionDenied, match="you launched this run"):
-        approvals.decide(approval["id"], who("erin"), True, "")
-    assert approvals.decide(approval["id"], bob, True, "").status == "approved"
+        approvals.vote(approval["id"], who("erin"), True, "")
+    assert approvals.vote(approval["id"], bob, True, "").status == "approved"
 
 
 def test_two_approvers_take_at_most_one_starter(engine, approvals, bob, carol):
     approval = launched(engine, CRITICAL_SCENARIO, deployer="dave", requester="ci", launcher="alice")
     assert approval["required_approvals"] == 2
-    assert approvals.decide(approval["id"], who("alice"), True, "").status == "recorded"
+    assert approvals.vote(approval["id"], who("alice"), True, "").status == "recorded"
     with pytest.raises(PermissionDenied, match="alice, who also started it, already approved"):
-        approvals.decide(approval["id"], who("dave"), True, "")
+        approvals.vote(approval["id"], who("dave"), True, "")
     with pytest.raises(PermissionDenied, match="your own request"):
-        approvals.decide(approval["id"], who("ci"), True, "")
-    assert approvals.decide(approval["id"], bob, True, "").status == "approved"
+        approvals.vote(approval["id"], who("ci"), True, "")
+    assert approvals.vote(approval["id"], bob, True, "").status == "approved"
     assert engine.store.approvals.get(approval["id"])["decided_by"] == "alice, bob"
 
     other = launched(engine, CRITICAL_SCENARIO, deployer="dave", requester="ci", launcher="alice")
-    assert approvals.decide(other["id"], carol, True, "").status == "recorded"
-    assert approvals.decide(other["id"], who("dave"), True, "").status == "approved"  # one starter is fine
+    assert approvals.vote(other["id"], carol, True, "").status == "recorded"
+    assert approvals.vote(other["id"], who("dave"), True, "").status == "approved"  # one starter is fine
     with pytest.raises(AlreadyDecided):
-        approvals.decide(other["id"], bob, True, "")
+        approvals.vote(other["id"], bob, True, "")
 
 
 def test_the_rule_as_a_pure_function():

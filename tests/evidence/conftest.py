@@ -1,4 +1,4 @@
-"""The evidence tests run the unseen service (live/unseen) under load with Debian's Prometheus on
+"""The evidence tests run the unseen service (livestack/unseen) under load with Debian's Prometheus on
 loopback: skipped, with the reason printed, where the prometheus binary is missing. Their lanes run
 side by side in one session fixture, so they are kept on one xdist worker."""
 

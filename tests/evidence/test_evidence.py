@@ -1,4 +1,4 @@
-"""Evidence you can trust, on real processes: the unseen service (live/unseen: prometheus_client's
+"""Evidence you can trust, on real processes: the unseen service (livestack/unseen: prometheus_client's
 default names, five handlers, steady load), Debian's Prometheus scraping it every second, the loop's
 own collect and analyze steps (the early decision included), configured with ``profile: auto``.
 
@@ -34,7 +34,7 @@ from console.loop import outcome
 from console.storage import Store
 from console.telemetry import build_snapshot, load_services
 from console.telemetry.prometheus import PrometheusConfig, PrometheusSource
-from live.unseen.lane import MB, UnseenLane
+from livestack.unseen.lane import MB, UnseenLane
 from tests.evidence.conftest import require_prometheus
 from tests.evidence.exporters import Exporter
 from tests.loop.conftest import record_revision

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 import pytest
 
 from console.domain.actions import ACTION_NAMES, ACTIONS
+from console.domain.redaction import mask_url
+from console.domain.text import one_line
 from console.executors import (
     EXECUTOR_TYPES,
     ActionRequest,
@@ -17,16 +19,7 @@ from console.executors import (
     effect_seen,
     result_label,
 )
-from console.executors.base import (
-    ActionFailed,
-    BaseExecutor,
-    Handler,
-    RunLog,
-    bounded_json,
-    mask_url,
-    one_line,
-    scrub,
-)
+from console.executors.base import ActionFailed, BaseExecutor, Handler, RunLog, bounded_json, scrub
 
 
 def make_result(action: str = "rollback_deployment", status: str = "done", **kw) -> ActionResult:
@@ -199,7 +192,7 @@ def test_helpers() -> None:
     assert len(one_line("x" * 1000)) == 300
     assert scrub({"k": ["Bearer s3cr3t!", ("s3cr3t!",)]}, ["s3cr3t!"]) == {"k": ["Bearer ***", ("***",)]}
     assert scrub("nothing", [""]) == "nothing"
-    assert mask_url("https://u:pw@host:8443/p?token=abc&x=1") == "https://u:***@host:8443/p?token=***&x=1"
+    assert mask_url("https://u:pw@host:8443/p?token=abc&x=1") == "https://***@host:8443/p?token=***&x=***"
     assert mask_url("http://127.0.0.1:8700") == "http://127.0.0.1:8700"
     assert bounded_json({"a": 1}) == {"a": 1}
     assert bounded_json({"a": "x" * 100}, limit=50)["truncated"] is True

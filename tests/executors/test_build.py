@@ -93,13 +93,13 @@ max_replicas: 12
 
 def test_unknown_type() -> None:
     assert problems({"type": "kubctl"}) == [
-        "executor.type: unknown 'kubctl' (one of simulated, demo-service, kubectl, webhook)"
+        "executor.type: must be one of simulated, demo-service, kubectl, webhook, got 'kubctl'"
     ]
     assert problems({"url": "http://x"}) == [
-        "executor.type: required (one of simulated, demo-service, kubectl, webhook)"
+        "executor.type: missing (one of simulated, demo-service, kubectl, webhook)"
     ]
     assert problems(["kubectl"], where="services.api.executor") == [
-        "services.api.executor: must be a mapping, got list"
+        "services.api.executor: must be a mapping, got a list"
     ]
 
 
@@ -114,24 +114,24 @@ def test_every_problem_is_listed_once() -> None:
             "replicas": 3,
         }
     ) == [
-        "executor.replicas: unknown key for type kubectl (known: command_timeout_s, container, context, "
-        "deployment, dry_run, kubeconfig, kubectl, max_replicas, namespace, rollout_timeout_s, type)",
+        "executor.replicas: unknown key for type kubectl (allowed: type, namespace, deployment, context, "
+        "kubeconfig, container, dry_run, rollout_timeout_s, command_timeout_s, kubectl, max_replicas)",
         "executor.namespace: must be a Kubernetes namespace name, got 'Shop_NS'",
-        "executor.deployment: required for type kubectl",
+        "executor.deployment: missing (required for type kubectl)",
         "executor.dry_run: must be one of server, none, got 'client'",
-        "executor.rollout_timeout_s: must be a number above 0 to 3600, got -5",
+        "executor.rollout_timeout_s: must be a number above 0, at most 3600, got -5",
         "executor.max_replicas: must be a whole number from 1 to 1000, got 0",
     ]
 
 
 def test_demo_service_and_webhook_problems() -> None:
-    assert problems({"type": "demo-service"}) == ["executor.url: required for type demo-service"]
+    assert problems({"type": "demo-service"}) == ["executor.url: missing (required for type demo-service)"]
     assert problems({"type": "demo-service", "url": "ftp://host", "timeout_s": "fast"}) == [
-        "executor.url: must be an http(s) URL with a host, got 'ftp://host'",
-        "executor.timeout_s: must be a number, got 'fast'",
+        "executor.url: must be an http(s) URL with a host (http://host:port or https://...), got 'ftp://host'",
+        "executor.timeout_s: must be a number above 0, at most 600, got 'fast'",
     ]
     assert problems({"type": "webhook", "url": "http://:80/x", "retries": 9, "backoff_s": -1}) == [
-        "executor.url: must be an http(s) URL with a host, got 'http://:80/x'",
+        "executor.url: must be an http(s) URL with a host (http://host:port or https://...), got 'http://:80/x'",
         "executor.retries: must be a whole number from 0 to 5, got 9",
         "executor.backoff_s: must be a number from 0 to 30, got -1",
     ]
@@ -145,16 +145,23 @@ def test_a_pasted_secret_is_never_echoed() -> None:
         "executor.token_env: must be the name of an environment variable (letters, digits, _), "
         "never the secret itself"
     )
-    [line] = problems({"type": "demo-service", "url": "https://user:hunter2@h/x", "foo": 1})
-    assert "hunter2" not in line
+    lines = problems({"type": "demo-service", "url": "https://user:hunter2@h/x", "foo": 1})
+    assert lines[1].startswith("executor.url: credentials in the URL are not allowed")
+    assert not any("hunter2" in line for line in lines)
     assert problems({"type": "webhook", "url": "https://user:hunter2@h:99999/x"}) == [
-        "executor.url: must be an http(s) URL with a host, got 'https://user:***@h:99999/x'"
+        "executor.url: not a valid URL (expected http://host:port or https://...)"
+    ]
+    assert problems({"type": "webhook", "url": "ftp://h/x?sig=abc", "token": "s3cr3t"}) == [
+        "executor.token: secrets are never written in this file: put it in an environment variable and "
+        "give that variable's name (token_env / password_env)",
+        "executor.url: must be an http(s) URL with a host (http://host:port or https://...), "
+        "got 'ftp://h/x?sig=***'",
     ]
 
 
 def test_simulated_takes_no_options() -> None:
     assert problems({"type": "simulated", "url": "http://x"}) == [
-        "executor.url: unknown key for type simulated (known: type)"
+        "executor.url: unknown key for type simulated (allowed: type)"
     ]
 
 

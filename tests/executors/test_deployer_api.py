@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from console.executors.config import ExecutorConfigError
+from console.executors.base import ExecutorConfigError
 from console.executors.deployer_api import DeployerClient, DeployerUnavailable
 from tests.executors.conftest import GOOD_VERSION, LEAKY_VERSION, TOKEN_ENV
 from tests.executors.servers import FakeDeployer, Reply, Request, serve

@@ -1,4 +1,4 @@
-"""A console under faults: the embedded engine, its approval service and intake, the HTTP API on them
+"""A console under faults: the embedded engine, its approval service and inbound service, the HTTP API on them
 (two callers: Alertmanager's viewer token and a deployer's), a stand-in Prometheus whose demo-service
 leaks from a moment the test sets (or answers 503 while ``failing``), short windows so a run decides
 in seconds; and the invariants every fault test ends with."""

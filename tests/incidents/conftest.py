@@ -28,7 +28,7 @@ def run(rt: EmbeddedRuntime, scenario: str, *, approve: bool | None = True, comm
     execution = rt.engine.run_sync(scenario=scenario, triggered_by="alice")
     if execution.state == State.PAUSED and approve is not None:
         approval = rt.store.approvals.for_execution(execution.id)
-        rt.approvals.decide(approval["id"], Identity(by, Role.APPROVER), approve, comment)
+        rt.approvals.vote(approval["id"], Identity(by, Role.APPROVER), approve, comment)
         execution = rt.engine.wait(execution.id)
     return execution
 

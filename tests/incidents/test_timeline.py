@@ -93,7 +93,7 @@ def test_an_expired_approval_and_a_refused_attempt_are_in_the_story(settings):
         execution = rt.engine.run_sync(scenario="memory-leak", triggered_by="alice")
         approval = rt.store.approvals.for_execution(execution.id)
         with pytest.raises(PermissionDenied):  # ci-bot asked for it: no self-approval
-            rt.approvals.decide(approval["id"], Identity("ci-bot", Role.APPROVER), True, "")
+            rt.approvals.vote(approval["id"], Identity("ci-bot", Role.APPROVER), True, "")
         time.sleep(0.15)
         assert rt.approvals.expire_overdue() == [approval["id"]]
         done = rt.engine.wait(execution.id)

@@ -141,11 +141,11 @@ def test_prometheus_is_the_pinned_official_image_with_the_projects_rules() -> No
     assert re.fullmatch(r"prom/prometheus:v\d+\.\d+\.\d+", prom["image"]), prom["image"]
     mounts = _mounts(prom)
     flags = dict(arg.removeprefix("--").split("=", 1) for arg in prom["command"] if "=" in arg)
-    assert mounts[flags["config.file"]] == "./live/compose/prometheus.yml"
-    config = yaml.safe_load((ROOT / "live" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
+    assert mounts[flags["config.file"]] == "./livestack/compose/prometheus.yml"
+    config = yaml.safe_load((ROOT / "livestack" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
     rules, alerts = config["rule_files"]
-    assert mounts[rules] == "./live/prometheus/rules.yml"
-    assert mounts[alerts] == "./live/prometheus/alerts.yml"
+    assert mounts[rules] == "./livestack/prometheus/rules.yml"
+    assert mounts[alerts] == "./livestack/prometheus/alerts.yml"
     [manager] = config["alerting"]["alertmanagers"]
     assert manager["static_configs"][0]["targets"] == ["alertmanager:9093"]
     targets = {c["job_name"]: c["static_configs"][0]["targets"] for c in config["scrape_configs"]}
@@ -154,12 +154,12 @@ def test_prometheus_is_the_pinned_official_image_with_the_projects_rules() -> No
 
 
 def test_prometheus_config_passes_promtool(tmp_path: Path) -> None:
-    from live.processes import check_config, missing_reason
+    from livestack.processes import check_config, missing_reason
 
     if missing_reason("promtool"):
         pytest.skip(missing_reason("promtool"))
-    config = yaml.safe_load((ROOT / "live" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
-    config["rule_files"] = [str(ROOT / "live" / "prometheus" / n) for n in ("rules.yml", "alerts.yml")]
+    config = yaml.safe_load((ROOT / "livestack" / "compose" / "prometheus.yml").read_text(encoding="utf-8"))
+    config["rule_files"] = [str(ROOT / "livestack" / "prometheus" / n) for n in ("rules.yml", "alerts.yml")]
     path = tmp_path / "prometheus.yml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     assert "SUCCESS" in check_config(path)
@@ -232,9 +232,9 @@ def test_alertmanager_is_the_pinned_official_image_on_loopback_routed_to_the_con
     assert "--cluster.listen-address=" in manager["command"]
     flags = dict(arg.removeprefix("--").split("=", 1) for arg in manager["command"] if "=" in arg)
     mounts = _mounts(manager)
-    assert mounts[flags["config.file"]] == "./live/compose/alertmanager.yml"
+    assert mounts[flags["config.file"]] == "./livestack/compose/alertmanager.yml"
     assert "alertmanager" in compose["services"]["prometheus"]["depends_on"]
-    config = yaml.safe_load((ROOT / "live" / "compose" / "alertmanager.yml").read_text(encoding="utf-8"))
+    config = yaml.safe_load((ROOT / "livestack" / "compose" / "alertmanager.yml").read_text(encoding="utf-8"))
     [receiver] = [r for r in config["receivers"] if r["name"] == config["route"]["receiver"]]
     [hook] = receiver["webhook_configs"]
     assert hook["url"] == "http://console:8501/api/alerts" and hook["send_resolved"] is True
@@ -251,11 +251,11 @@ def test_alertmanager_is_the_pinned_official_image_on_loopback_routed_to_the_con
 
 
 def test_alertmanager_config_passes_amtool() -> None:
-    from live.processes import check_alertmanager_config, missing_reason
+    from livestack.processes import check_alertmanager_config, missing_reason
 
     if missing_reason("amtool"):
         pytest.skip(missing_reason("amtool"))
-    assert "SUCCESS" in check_alertmanager_config(ROOT / "live" / "compose" / "alertmanager.yml")
+    assert "SUCCESS" in check_alertmanager_config(ROOT / "livestack" / "compose" / "alertmanager.yml")
 
 
 # -- the webhook's security ------------------------------------------------------------------------------

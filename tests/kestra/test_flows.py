@@ -77,7 +77,7 @@ def test_devops_loop_shape() -> None:
     assert timer["type"] == "io.kestra.plugin.core.flow.Pause" and timer["behavior"] == "RESUME"
     assert "outputs.verify.vars.wait" in timer["pauseDuration"] and "onResume" not in timer
     for task in (execute, verify):
-        assert task["env"]["CONSOLE_SERVICES_FILE"] == "/app/live/compose/services.yaml"
+        assert task["env"]["CONSOLE_SERVICES_FILE"] == "/app/livestack/compose/services.yaml"
     assert "secret('DEMO_DEPLOYER_TOKEN')" in execute["env"]["DEMO_DEPLOYER_TOKEN"]
     assert "outputs.execute.vars.executed" in verify["inputFiles"]["input.json"]
     assert "outputs.verify.vars.measured" in record["inputFiles"]["input.json"]

@@ -21,7 +21,7 @@ from console.engines.kestra.mirror import KestraMirror
 from console.inbound import Inbound
 from console.settings import Secret, Settings
 from console.storage import Store
-from tests.api.intake_support import alert, delivery
+from tests.api.inbound_support import alert, delivery
 from tests.api.prometheus_stub import PrometheusStub, leak_from, services_yaml
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
@@ -108,7 +108,7 @@ def test_an_alert_runs_incident_handler_on_kestra_and_the_console_decides_it(par
     assert row["source"] == "alertmanager" and row["engine"] == "kestra" and row["incident_status"] == "open"
     assert parts.backend.ui_link(execution_id).endswith(f"/devops.loop/incident-handler/{execution_id}")
 
-    result = parts.approvals.decide(
+    result = parts.approvals.vote(
         pending["id"], Identity("bob", Role.APPROVER, source="password"), True, "ok"
     )
     assert result.resumed

@@ -88,7 +88,7 @@ def test_the_approval_decided_in_the_console_resumes_kestra_and_the_outcome_come
     leak = backend.launch_scenario("memory-leak", "alice")
     _wait(backend, leak, {State.PAUSED})
     [pending] = approvals.pending()  # the mirror brings the request in
-    result = approvals.decide(
+    result = approvals.vote(
         pending["id"], Identity("bob", Role.APPROVER, source="password"), True, "leak confirmed"
     )
     assert result.status == "approved" and result.resumed

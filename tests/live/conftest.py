@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from live.processes import missing_reason
+from livestack.processes import missing_reason
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

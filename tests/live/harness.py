@@ -6,7 +6,7 @@ lane's own directory. Used by the live tests (tests/live/) and benchmarks/bench_
     try:
         lane.wait_steady()                          # a full, steady baseline in Prometheus
         record = lane.stack.deploy("v1.2.0-leak", by="alice")
-        execution_id = lane.launch(record)          # launch_deployment, as a deployer's intake would
+        execution_id = lane.launch(record)          # launch_deployment, as a deployer's announcement would
         ...
     finally:
         lane.stop()                                 # every process, also on failure
@@ -27,15 +27,15 @@ from typing import Any
 
 import requests
 
-from console.access.approvals import DecisionResult
+from console.access.approvals import VoteResult
 from console.access.auth import Identity, Role
 from console.domain.executions import Execution, State
 from console.engines.backend import BackendError
 from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Settings
 from demo_service.testing import DemoStack, start_demo_stack
-from live.processes import PrometheusProcess, missing_reason, start_prometheus
-from live.stack import instant_query, wait_steady
+from livestack.processes import PrometheusProcess, missing_reason, start_prometheus
+from livestack.stack import instant_query, wait_steady
 
 SERVICE = "demo-service"
 
@@ -121,12 +121,12 @@ class LiveLane:
     # -- Prometheus -----------------------------------------------------------------------------------
 
     def query(self, promql: str) -> float | None:
-        """One instant query (:func:`live.stack.instant_query`)."""
+        """One instant query (:func:`livestack.stack.instant_query`)."""
         return instant_query(self.prom.url, promql)
 
     def wait_steady(self, timeout: float = 90.0) -> float:
         """Wait until Prometheus holds a whole baseline window of steady, healthy traffic
-        (:func:`live.stack.wait_steady`). Returns the seconds waited."""
+        (:func:`livestack.stack.wait_steady`). Returns the seconds waited."""
         return wait_steady(self.query, self.windows.baseline_s, self.rps, timeout)
 
     # -- the loop -------------------------------------------------------------------------------------
@@ -144,13 +144,13 @@ class LiveLane:
         """Until the execution pauses for a human or ends."""
         return self.runtime.engine.wait(execution_id, timeout=timeout)
 
-    def approve(self, execution_id: str, who: str = "bob", comment: str = "leak confirmed") -> DecisionResult:
+    def approve(self, execution_id: str, who: str = "bob", comment: str = "leak confirmed") -> VoteResult:
         """Approve the pending request through the approval service, as ``who`` (an approver)."""
         approval = self.runtime.approvals.for_execution(execution_id)
         if approval is None:
             raise AssertionError(f"execution {execution_id} has no approval request")
         signed_in = Identity(who, Role.APPROVER, source="password")  # a live console has no demo identity
-        result = self.runtime.approvals.decide(approval["id"], signed_in, True, comment)
+        result = self.runtime.approvals.vote(approval["id"], signed_in, True, comment)
         self.events.append((f"approved by {who}", time.time()))
         return result
 

@@ -1,5 +1,5 @@
 """The live demo from the Scenarios page, in Debian's Chromium, on the live stack as
-``./scripts/live.sh`` starts it (live/stack.py: the demo service with its load, Prometheus, the
+``./scripts/live.sh`` starts it (livestack/stack.py: the demo service with its load, Prometheus, the
 console, two password users), with tight windows:
 
 alice signs in and double-clicks "v1.2.0-leak" in the Live section (one deploy, one run) → the
@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from console.storage import Store
-from live.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
+from livestack.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
 from tests.browser_support import wait_ready
 from tests.live.conftest import require_prometheus
 

@@ -1,4 +1,4 @@
-"""The Scenarios page's Live section on a real deployer and a real Prometheus (live/stack.py without
+"""The Scenarios page's Live section on a real deployer and a real Prometheus (livestack/stack.py without
 its console: the page runs under AppTest), and ``scripts/live.sh`` itself: its checks, and a start
 and a Ctrl-C that leave no process behind."""
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from live.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
+from livestack.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
 from tests.live.conftest import require_prometheus
 from tests.ui.conftest import (
     app_env,  # noqa: F401 -- the fixture (a private data dir, clean caches), used by name below
@@ -135,7 +135,7 @@ def test_live_sh_check_says_what_is_missing_in_one_line_each(tmp_path):
 def test_a_second_start_while_the_stack_runs_is_one_clear_line(tmp_path):
     from contextlib import ExitStack
 
-    from live.stack import DEFAULT_PORTS, StackError
+    from livestack.stack import DEFAULT_PORTS, StackError
 
     with ExitStack() as held:
         ports = {}

@@ -83,7 +83,7 @@ def _history_lane(lane: LiveLane) -> dict[str, Any]:
     out: dict[str, Any] = {"crash_id": crash_id, "crash_paused": paused.state.value}
     if paused.state == State.PAUSED:
         approval = lane.runtime.approvals.for_execution(crash_id)
-        lane.runtime.approvals.decide(approval["id"], BOB, False, "not now, we look at it by hand")
+        lane.runtime.approvals.vote(approval["id"], BOB, False, "not now, we look at it by hand")
     out["crash_done"] = lane.finish(crash_id)
     out["history_after_crash"] = history(lane)
     slow = lane.deploy("v1.3.0-slow")  # its announced previous version: the crash loop
@@ -92,7 +92,7 @@ def _history_lane(lane: LiveLane) -> dict[str, Any]:
     out["slow_paused"] = lane.wait(slow_id, timeout=90)
     approval = lane.runtime.approvals.for_execution(slow_id)
     out["slow_target"] = lane.runtime.approvals.rollback_choice(approval)
-    lane.runtime.approvals.decide(approval["id"], BOB, True, "latency is way up")
+    lane.runtime.approvals.vote(approval["id"], BOB, True, "latency is way up")
     out["slow_done"] = lane.finish(slow_id)
     return out
 
@@ -108,7 +108,7 @@ def _race_lane(lane: LiveLane) -> dict[str, Any]:
     approval = lane.runtime.approvals.for_execution(first)
     out["first_target"] = lane.runtime.approvals.rollback_choice(approval)
     with frozen(lane):
-        lane.runtime.approvals.decide(approval["id"], BOB, True, "leak")
+        lane.runtime.approvals.vote(approval["id"], BOB, True, "leak")
         # execute gives up on the frozen deployer: its result is unknown, the deployment says so
         wait_for(
             lambda: row(lane, first).get("status") == "result unknown", 120, what="execute's unknown result"
@@ -119,7 +119,7 @@ def _race_lane(lane: LiveLane) -> dict[str, Any]:
     lane.deploy("v1.1.0-fast")  # the service moves on while the second approval waits
     approval = lane.runtime.approvals.for_execution(second)
     try:
-        lane.runtime.approvals.decide(approval["id"], BOB, True, "")
+        lane.runtime.approvals.vote(approval["id"], BOB, True, "")
     except Superseded as exc:
         out["superseded"] = str(exc)
     out["after_supersede"] = [d["kind"] for d in lane.stack.deployments()]

@@ -134,7 +134,8 @@ def test_an_unusable_executor_section_fails_every_action_with_its_line(live):
     assert out["deployment_status"] == "rollback failed" and out["simulated"] is False
     assert {a["status"] for a in out["executed"]} == {"failed"}
     assert out["executed"][1]["detail"].startswith(
-        "executor not usable: services.demo-service.executor.type: unknown 'kubctl'"
+        "executor not usable: services.demo-service.executor.type: must be one of simulated, demo-service, "
+        "kubectl, webhook, got 'kubctl'"
     )
 
 

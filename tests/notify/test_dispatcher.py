@@ -77,7 +77,7 @@ def test_a_decision_posts_who_when_and_the_comment(runtime, receiver):
     _, approval = paused(runtime)
     d = dispatcher(runtime)
     d.run_once()
-    runtime.approvals.decide(approval["id"], BOB, True, "ship the rollback")
+    runtime.approvals.vote(approval["id"], BOB, True, "ship the rollback")
     assert d.run_once().delivered == 2
     s, w = slack(receiver)[-1], webhook(receiver)[-1]
     text = slack_text(s.body)
@@ -96,8 +96,8 @@ def test_a_vote_short_of_the_quorum_and_the_final_rejection_are_posted(runtime, 
     assert approval["required_approvals"] == 2
     d = dispatcher(runtime)
     d.run_once()
-    runtime.approvals.decide(approval["id"], BOB, True, "failover looks right")
-    runtime.approvals.decide(approval["id"], CAROL, False, "the primary is back")
+    runtime.approvals.vote(approval["id"], BOB, True, "failover looks right")
+    runtime.approvals.vote(approval["id"], CAROL, False, "the primary is back")
     d.run_once()
     kinds = [w.body["kind"] for w in webhook(receiver)]
     assert kinds == ["pending", "vote", "rejected"]
@@ -139,7 +139,7 @@ def test_untrusted_text_cannot_make_links_or_mentions_in_slack(runtime, receiver
     d = dispatcher(runtime)
     d.run_once()
     comment = "no <!channel> <@U024BE7LH> & <https://evil.example/login|click here> *now*"
-    runtime.approvals.decide(approval["id"], BOB, False, comment)
+    runtime.approvals.vote(approval["id"], BOB, False, comment)
     d.run_once()
     body = slack(receiver)[-1].body
     raw = json.dumps(body)
@@ -238,7 +238,7 @@ def test_delivery_never_holds_up_the_loop(notify_settings):
             approval = rt.store.approvals.for_execution(execution_id)
             slow.wait_for(1, timeout=5)  # a delivery is in flight
             decided = time.monotonic()
-            rt.approvals.decide(approval["id"], BOB, True, "go")
+            rt.approvals.vote(approval["id"], BOB, True, "go")
             assert time.monotonic() - decided < 1.0
             execution = rt.engine.wait(execution_id, timeout=20)
             assert execution.state == State.SUCCESS
@@ -264,7 +264,7 @@ def test_a_restarted_dispatcher_sends_nothing_twice_and_carries_on(runtime, rece
         second = Dispatcher(store, notify_settings, backoff_s=0.02)
         assert second.run_once().queued == 0
         assert len(receiver.received) == 2
-        ApprovalService(store, runtime.engine, notify_settings).decide(approval["id"], BOB, True, "")
+        ApprovalService(store, runtime.engine, notify_settings).vote(approval["id"], BOB, True, "")
         assert second.run_once().delivered == 2
         assert [w.body["kind"] for w in webhook(receiver)] == ["pending", "approved"]
     finally:
@@ -315,7 +315,7 @@ def test_no_secret_appears_in_any_message_the_store_or_the_logs(runtime, receive
         f"see http://admin:{notify_settings.kestra_password.get()}@kestra.local/ui "
         f"and {notify_settings.notify_slack_webhook_url.get()} with Bearer {WEBHOOK_TOKEN}"
     )
-    runtime.approvals.decide(approval["id"], BOB, False, leaky)
+    runtime.approvals.vote(approval["id"], BOB, False, leaky)
     d.run_once()
     assert len(receiver.received) == 4
     everything = [r.raw.decode() for r in receiver.received]
@@ -376,8 +376,8 @@ def test_the_cursor_moves_past_the_events_it_does_not_announce(runtime, receiver
 
 def test_a_vote_read_after_the_quorum_still_says_how_many_had_voted_then(runtime, receiver):
     _, approval = paused(runtime, "database-outage-before-deploy")
-    runtime.approvals.decide(approval["id"], BOB, True, "")
-    runtime.approvals.decide(approval["id"], CAROL, True, "")
+    runtime.approvals.vote(approval["id"], BOB, True, "")
+    runtime.approvals.vote(approval["id"], CAROL, True, "")
     dispatcher(runtime).run_once()  # the outbox reads all three events after the fact
     bodies = [w.body for w in webhook(receiver)]
     assert [b["kind"] for b in bodies] == ["pending", "vote", "approved"]

@@ -27,7 +27,7 @@ def test_bidi_and_zero_width_controls_of_a_comment_never_reach_slack_or_the_webh
     d.run_once()
     # "approve" written backwards behind a right-to-left override reads as "approve" on screen
     comment = "\u202eevorppa\u202c looks fine to me" + CONTROLS
-    runtime.approvals.decide(approval["id"], Identity("bob", Role.APPROVER), False, comment)
+    runtime.approvals.vote(approval["id"], Identity("bob", Role.APPROVER), False, comment)
     assert d.run_once().delivered == 2
     bodies = [r.body for r in receiver.received]
     assert bodies, "nothing was posted"

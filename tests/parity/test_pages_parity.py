@@ -54,7 +54,7 @@ def _decide_all(approvals: ApprovalService, store: Store) -> None:
             verb, who = how
             comment = "" if verb == "approve" else "not now"
             who_signed_in = Identity(who, Role.APPROVER, source="password")
-            approvals.decide(item["id"], who_signed_in, verb == "approve", comment)
+            approvals.vote(item["id"], who_signed_in, verb == "approve", comment)
 
 
 def _wait(read_state, ids: list[str], done: set[State], timeout: float = 90.0) -> None:

@@ -187,10 +187,10 @@ def run_case(kind: str, root: Path, case: str) -> dict[str, Any]:
             if case == "superseded":
                 deployer.deploy("v1.1.0")
                 with pytest.raises(Superseded) as refused:
-                    parts["approvals"].decide(approval["id"], BOB, True, "")
+                    parts["approvals"].vote(approval["id"], BOB, True, "")
                 out["refusal"] = str(refused.value).split(" at ")[0]
             else:
-                parts["approvals"].decide(approval["id"], BOB, True, "leak confirmed")
+                parts["approvals"].vote(approval["id"], BOB, True, "leak confirmed")
             row = finished(parts, execution_id)
             out["status"] = row["status"]
             out["running"] = row["running_version"]

@@ -55,7 +55,7 @@ def main() -> None:
                 item = pending[-1]
                 who = carol if i % 2 else dave
                 try:
-                    result = service.decide(
+                    result = service.vote(
                         item["id"], who, i % 4 != 0, f"decided by {who.name} in the crash test"
                     )
                 except AlreadyDecided:

@@ -207,7 +207,7 @@ def decide_storm(
             comment = f"{who.name} round {round_no}: {'ok' if approved else 'not now'}"
             t0 = time.perf_counter()
             try:
-                result = service.decide(target, who, approved, comment)
+                result = service.vote(target, who, approved, comment)
                 outcome = result.status
             except (AlreadyDecided, PermissionDenied) as exc:
                 outcome = f"refused:{type(exc).__name__}"

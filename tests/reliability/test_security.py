@@ -54,7 +54,7 @@ def test_roles_and_self_approval_are_enforced_by_the_service(
     identity = Identity(name, who)
     if not allowed:
         with pytest.raises(PermissionDenied):
-            service.decide(item["id"], identity, approved, "a reason")
+            service.vote(item["id"], identity, approved, "a reason")
         row = engine.store.approvals.get(item["id"])
         assert row["status"] == "pending" and engine.store.approvals.votes(item["id"]) == []
         assert engine.get_execution(execution.id).state == State.PAUSED
@@ -63,11 +63,11 @@ def test_roles_and_self_approval_are_enforced_by_the_service(
         ]
         assert refusal["actor"] == name and refusal["detail"]["role"] == who.value
     else:
-        result = service.decide(item["id"], identity, approved, "a reason")
+        result = service.vote(item["id"], identity, approved, "a reason")
         assert result.status == ("approved" if approved else "rejected")
         # and nobody can decide it again, whatever their role
         with pytest.raises((AlreadyDecided, PermissionDenied)):
-            service.decide(item["id"], Identity("yann", Role.ADMIN), not approved, "again")
+            service.vote(item["id"], Identity("yann", Role.ADMIN), not approved, "again")
 
 
 def test_a_role_cannot_be_smuggled_in_as_text(engine, settings):
@@ -76,7 +76,7 @@ def test_a_role_cannot_be_smuggled_in_as_text(engine, settings):
     service = ApprovalService(engine.store, engine, settings)
     [item] = service.pending()
     with pytest.raises(PermissionDenied):
-        service.decide(item["id"], Identity("admin", Role.VIEWER), True, "")
+        service.vote(item["id"], Identity("admin", Role.VIEWER), True, "")
     assert engine.store.approvals.get(item["id"])["status"] == "pending"
 
 

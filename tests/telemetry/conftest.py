@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from live.processes import missing_reason
+from livestack.processes import missing_reason
 
 
 def require(binary: str) -> None:

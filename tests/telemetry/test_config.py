@@ -107,8 +107,13 @@ def test_overrides_drop_and_add_metrics(services_file) -> None:
         ("services: [a, b", "not valid YAML at line"),
         ("- just a list", "(document): must be a mapping, got a list"),
         ("other: 1", "services: missing"),
-        ("services: {x: {prometheus: {url: 'localhost:9090'}}}", "services.x.prometheus.url: not a URL"),
-        ("services: {x: {prometheus: {url: 'ftp://h:1'}}}", "services.x.prometheus.url: not a URL"),
+        (
+            "services: {x: {prometheus: {url: 'localhost:9090'}}}",
+            "services.x.prometheus.url: must be an http(s) URL with a host "
+            "(http://host:port or https://...), got 'localhost:9090'",
+        ),
+        ("services: {x: {prometheus: {url: 'ftp://h:1'}}}", "prometheus.url: must be an http(s) URL"),
+        ("services: {x: {prometheus: {url: 'http://h:x'}}}", "prometheus.url: not a valid URL"),
         (
             "services: {x: {prometheus: {url: 'http://u:p@h:9090'}}}",
             "services.x.prometheus.url: credentials in the URL are not allowed",
@@ -202,7 +207,8 @@ def test_every_problem_is_reported_on_its_own_line(services_file) -> None:
     lines = str(caught.value).splitlines()
     assert lines[0] == f"{path}: 3 problems"
     assert lines[1:] == [
-        "services.a.prometheus.url: not a URL (expected http://host:port or https://...)",
+        "services.a.prometheus.url: must be an http(s) URL with a host (http://host:port or https://...), "
+        "got 'nope'",
         "services.b.logs.path: missing",
         "services.c.windows.baseline_s: must be a positive number, got -5",
     ]
@@ -218,7 +224,7 @@ def test_a_secret_written_in_the_file_is_refused_and_never_echoed(services_file)
         load_services(path)
     text = str(caught.value)
     assert "services.x.prometheus.token: secrets are never written in this file" in text
-    assert "services.x.prometheus.password_env: not an environment variable name" in text
+    assert "services.x.prometheus.password_env: must be the name of an environment variable" in text
     assert "s3cr3t" not in text and "hunter2" not in text
 
 

@@ -34,7 +34,7 @@ from console.telemetry.prometheus import PrometheusSource
 from console.telemetry.promql import load_profiles
 from console.telemetry.snapshot import build_snapshot
 from console.telemetry.times import format_ts
-from live.processes import PrometheusProcess, backfill, openmetrics_text, start_prometheus
+from livestack.processes import PrometheusProcess, backfill, openmetrics_text, start_prometheus
 from tests.telemetry.conftest import require
 
 pytestmark = pytest.mark.live

@@ -22,7 +22,7 @@ from console.telemetry.promql import (
     render,
     sample_selector,
 )
-from live.processes import (
+from livestack.processes import (
     RULES_FILE,
     check_config,
     check_rules,
@@ -270,7 +270,7 @@ def test_promtool_reports_a_broken_rule(tmp_path: Path) -> None:
     require("promtool")
     path = tmp_path / "bad.yml"
     path.write_text("groups: [{name: g, rules: [{record: 'a:b', expr: 'sum(rate(x[5s])'}]}]\n")
-    from live.processes import LiveStackError
+    from livestack.processes import LiveStackError
 
     with pytest.raises(LiveStackError, match="unclosed left parenthesis"):
         check_rules(path)

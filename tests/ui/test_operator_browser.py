@@ -61,11 +61,11 @@ def _seed(data_dir: Path) -> dict[str, str]:
         improved = engine.run_sync(scenario="performance-improvement", triggered_by="seed", timeout=60)
         crash = paused("crash-loop")
         bob, carol = (Identity(name, Role.APPROVER, source="password") for name in ("bob", "carol"))
-        approvals.decide(crash, bob, True, "crash loop confirmed")
+        approvals.vote(crash, bob, True, "crash loop confirmed")
         rolled = approvals.get(crash)["execution_id"]
         assert engine.wait(rolled).state.value == "SUCCESS"
         critical = paused("database-outage-before-deploy")
-        approvals.decide(critical, carol, True, "primary is down")
+        approvals.vote(critical, carol, True, "primary is down")
         ids = {"leak": paused("memory-leak"), "latency": paused("latency-regression"), "critical": critical}
         store = engine.store
         ids["rolled_execution"] = rolled

@@ -369,7 +369,7 @@ def test_learning_what_if_threshold(app_env, paused_leak, engine):
     from console.access.approvals import ApprovalService
     from console.access.auth import Identity, Role
 
-    ApprovalService(engine.store, engine, app_env).decide(approval_id, Identity("zoe", Role.APPROVER), True)
+    ApprovalService(engine.store, engine, app_env).vote(approval_id, Identity("zoe", Role.APPROVER), True)
     engine.wait(paused_leak.id, timeout=60)
     engine.run_sync(scenario="healthy-hotfix", triggered_by="seed", timeout=60)
     at = make_app(page="learning")

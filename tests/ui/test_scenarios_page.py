@@ -12,7 +12,7 @@ import pytest
 
 from console.domain.executions import State
 from console.engines.embedded.runner import EmbeddedEngine
-from console.presentation import live as live_view
+from console.presentation import live_section as live_view
 from console.presentation.formatting import plain
 from tests.ui.conftest import make_app, texts
 

@@ -94,7 +94,7 @@ def test_on_kestra_nobody_approves_until_a_sign_in_is_configured(kestra, tmp_pat
 
     service = get_services().approvals
     with pytest.raises(PermissionDenied, match="demo identity cannot decide here"):
-        service.decide(approval_id, Identity("carol", Role.ADMIN, source="demo"), True, "")
+        service.vote(approval_id, Identity("carol", Role.ADMIN, source="demo"), True, "")
     assert service.get(approval_id)["status"] == "pending"
 
     # Configure a password user and restart: the same person signs in and approves.

@@ -28,8 +28,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console.domain.executions import Execution, LogEntry, State
-from console.domain.models import format_time, parse_time
+from console.domain.models import format_time, now_text, parse_time
 from console.domain.names import RequesterSource
+from console.domain.text import one_line
 from console.domain.vocabulary import APPROVAL_TASK, LOOP_TASKS
 from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError, Health, Page
 from console.engines.embedded import recovery
@@ -38,7 +39,7 @@ from console.engines.projection import Projection
 from console.loop import incidents, outcome, scenarios, steps, wiring
 from console.loop.steps import StepError
 from console.settings import Settings
-from console.storage import Connection, Store, StoreFault, loads, now_text
+from console.storage import Connection, Store, StoreFault, loads
 from console.storage.codec import put_document_in
 from console.storage.executions import StoredTaskRun
 
@@ -52,11 +53,16 @@ def new_id(length: int = 22) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
+ERROR_LINE_LIMIT = 500
+
+
+def error_line(exc: BaseException) -> str:
+    """The exception on one line (``domain.text.one_line``), its type named unless it is one of the
+    loop's own errors."""
+    text = one_line(exc, ERROR_LINE_LIMIT)
     if isinstance(exc, StepError | BackendError | ValueError):
-        return text[:500]
-    return f"{type(exc).__name__}: {text}"[:500]
+        return text
+    return one_line(f"{type(exc).__name__}: {text}", ERROR_LINE_LIMIT)
 
 
 class _Killed(Exception):
@@ -175,7 +181,7 @@ class EmbeddedEngine:
         source: str,
         labels: dict[str, str] | None = None,
     ) -> str:
-        """:meth:`launch_deployment` inside the caller's transaction (the intake: the delivery, and
+        """:meth:`launch_deployment` inside the caller's transaction (the inbound service: the delivery, and
         the run it starts, commit together). The run starts once the caller has committed and
         called :meth:`wake`."""
         launch, doc, merged = self._deployment_launch(deployment, source, labels)
@@ -424,7 +430,7 @@ class EmbeddedEngine:
             raise
         except Exception as exc:  # never leave an execution RUNNING because of a bug
             log.exception("execution %s: unexpected error", execution_id)
-            self.fail(execution_id, f"internal error: {one_line(exc)}")
+            self.fail(execution_id, f"internal error: {error_line(exc)}")
 
     def _run_tasks(self, execution_id: str) -> None:
         if not self._claim_running(execution_id):
@@ -490,7 +496,7 @@ class EmbeddedEngine:
         except Exception as exc:
             if not isinstance(exc, StepError | ValueError):
                 log.warning("execution %s task %s failed", execution_id, task_id, exc_info=True)
-            self._fail_task(execution_id, task_id, one_line(exc))
+            self._fail_task(execution_id, task_id, error_line(exc))
             return False
         if result.get("done") is False:
             self._wait(execution_id, task_id, launch, result)
@@ -857,7 +863,7 @@ class EmbeddedEngine:
             count = self.store.executions.count()
             due, waiting = self.store.queue.depth(self.clock())
         except Exception as exc:
-            return Health(ok=False, backend=self.name, message=f"database unavailable: {one_line(exc)}")
+            return Health(ok=False, backend=self.name, message=f"database unavailable: {error_line(exc)}")
         details: dict[str, Any] = {
             "database": str(self.store.db.path),
             "executions": count,

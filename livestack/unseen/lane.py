@@ -31,10 +31,10 @@ from typing import Any
 
 import requests
 
-from live.processes import PrometheusProcess, free_port, start_prometheus
-from live.stack import _terminate as terminate
-from live.stack import instant_query
-from live.unseen.app import HANDLERS
+from livestack.processes import PrometheusProcess, free_port, start_prometheus
+from livestack.stack import _terminate as terminate
+from livestack.stack import instant_query
+from livestack.unseen.app import HANDLERS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SERVICE = "shop-api"
@@ -166,7 +166,7 @@ class UnseenLane:
         env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
         self.started_at = time.time()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "live.unseen.app", "--port", str(self.port), "--version", version,
+            [sys.executable, "-m", "livestack.unseen.app", "--port", str(self.port), "--version", version,
              "--behaviour", json.dumps(behaviour)],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=PROJECT_ROOT,
         )  # fmt: skip

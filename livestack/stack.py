@@ -1,11 +1,11 @@
-"""The live stack on loopback, in one command: ``./scripts/live.sh`` (``python -m live.stack``).
+"""The live stack on loopback, in one command: ``./scripts/live.sh`` (``python -m livestack.stack``).
 
 It starts, each on 127.0.0.1:
 
 - the demo service's deployer and its instance (``demo_service/``), starting at ``v1.0.0``, with
   its bounded load generator (20 requests a second);
 - Debian's Prometheus scraping the service and the deployer every second, with the recording rules
-  of ``live/prometheus/rules.yml``;
+  of ``livestack/prometheus/rules.yml``;
 - a services file (``CONSOLE_SERVICES_FILE``) pointing the console at them: Prometheus, the
   service's JSON-lines log, and the ``demo-service`` executor, with windows of seconds;
 - a sign-in file (``CONSOLE_SECRETS``) with two password users, ``alice`` and ``bob`` (approvers),
@@ -52,7 +52,7 @@ from typing import IO
 import requests
 
 from demo_service.testing import DemoStack, start_demo_stack
-from live.processes import LiveStackError, PrometheusProcess, missing_reason, start_prometheus
+from livestack.processes import LiveStackError, PrometheusProcess, missing_reason, start_prometheus
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SERVICE = "demo-service"
@@ -156,7 +156,7 @@ def problems(options: StackOptions) -> list[str]:
 def services_yaml(prom_url: str, demo: DemoStack, windows: Windows) -> str:
     """The services file: Prometheus, the JSON-lines log and the demo-service executor."""
     return (
-        "# Written by live/stack.py (./scripts/live.sh) at each start: the live stack's demo service.\n"
+        "# Written by livestack/stack.py (./scripts/live.sh) at each start: the live stack's demo service.\n"
         "services:\n"
         f"  {SERVICE}:\n"
         "    environment: live-demo\n"
@@ -178,7 +178,7 @@ def secrets_toml(passwords: dict[str, str]) -> str:
         f'[console_auth.users.{name}]\npassword_hash = "{hash_password(password)}"\nrole = "approver"\n'
         for name, password in passwords.items()
     ]
-    return "# Written by live/stack.py at each start: the live demo's sign-in.\n" + "\n".join(tables)
+    return "# Written by livestack/stack.py at each start: the live demo's sign-in.\n" + "\n".join(tables)
 
 
 def _private(path: Path, text: str) -> Path:

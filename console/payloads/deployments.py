@@ -9,7 +9,7 @@ fills them from the services file and the announcing token). Each parser returns
 :class:`Announcement` with a ``delivery_key`` that is the same on every retry of the same
 announcement (the idempotency key of ``inbound_deliveries``), or, for a payload that announces
 nothing (a GitHub status that is not ``success``, an Argo CD sync still running), ``ignored`` saying
-why. A payload of the wrong shape raises :class:`~console.intake.errors.PayloadError` naming the
+why. A payload of the wrong shape raises :class:`~console.payloads.errors.PayloadError` naming the
 field. Everything here is pure: ``now`` is passed in.
 """
 
@@ -24,10 +24,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from console.domain.models import format_time
 from console.domain.names import is_system_name
+from console.domain.text import kind_of
 from console.domain.vocabulary import CLAIMED_PREFIX, outside_labels
-from console.intake import fields
-from console.intake.errors import PayloadError, kind
+from console.payloads import fields
+from console.payloads.errors import PayloadError
 
 NATIVE_KEYS = (
     "service",
@@ -83,7 +85,7 @@ def _deployment(
         "version": version,
         "previous_version": previous_version,
         "environment": environment,
-        "deployed_at": fields.rfc3339(deployed_at),
+        "deployed_at": format_time(deployed_at),
         "deployed_by": deployed_by,
     }
 
@@ -93,7 +95,7 @@ def _digest(*parts: str) -> str:
 
 
 def _not_future(moment: datetime, at: str, now: datetime) -> None:
-    """A deployment's time within the sane range (:func:`console.intake.fields.sane_time`)."""
+    """A deployment's time within the sane range (:func:`console.payloads.fields.sane_time`)."""
     fields.sane_time(moment, at, now)
 
 
@@ -130,7 +132,7 @@ def parse_native(doc: Any, *, now: datetime) -> Announcement:
     given_id = _name(body, "deployment_id") or _name(body, "id")
     raw_source = fields.text(body, "source", required=False, max_len=64)
     source = SOURCES.get((raw_source or "").lower(), "api")
-    stamp = fields.rfc3339(deployed_at)
+    stamp = format_time(deployed_at)
     if given_id:
         key = f"deployment:{source}:{given_id}"
     elif given_at is not None:
@@ -229,7 +231,7 @@ def parse_github_deployment_status(
     repo_name = _name(repository, "name", "repository", required=True)
     dep_id = deployment.get("id")
     if isinstance(dep_id, bool) or not isinstance(dep_id, int) or dep_id < 0:
-        raise PayloadError("deployment.id", f"must be a whole number, got {kind(dep_id)}")
+        raise PayloadError("deployment.id", f"must be a whole number, got {kind_of(dep_id, json=True)}")
     key = f"deployment:github:{full_name}:{dep_id}"
     state = fields.one_of(status, "state", GITHUB_STATES, "deployment_status")
     if action != "created":
@@ -425,7 +427,7 @@ def _argocd_application(body: Mapping[str, Any], app: Mapping[str, Any], now: da
     initiated = _child(operation, "initiatedBy", "app.status.operationState.operation")
     history = status.get("history") or []
     if not isinstance(history, list):
-        raise PayloadError("app.status.history", f"must be an array, got {kind(history)}")
+        raise PayloadError("app.status.history", f"must be an array, got {kind_of(history, json=True)}")
     previous = None
     deployed_at = finished
     if history:
@@ -482,7 +484,7 @@ def _argocd_result(
     now: datetime,
 ) -> Announcement:
     deployed_at = finished or now
-    stamp = fields.rfc3339(deployed_at)
+    stamp = format_time(deployed_at)
     key = f"deployment:argocd:{name}:{revision}:{stamp if finished else 'received ' + stamp}"
     if sync_status != "Synced":
         why = f"sync status {str(sync_status)[:30]!r}: only 'Synced' announces"

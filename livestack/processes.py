@@ -3,7 +3,7 @@
 Used by ``scripts/live.sh`` and the live tests; importable on its own (standard library,
 ``requests`` and ``pyyaml`` only)::
 
-    from live.processes import start_alertmanager, start_prometheus, backfill, openmetrics_text
+    from livestack.processes import start_alertmanager, start_prometheus, backfill, openmetrics_text
 
     with start_prometheus(tmp_dir, {"demo-service": ["127.0.0.1:8701"]}) as prom:
         print(prom.url)            # http://127.0.0.1:PORT, ready to answer queries

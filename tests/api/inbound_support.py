@@ -1,4 +1,4 @@
-"""What the intake tests share: an embedded console (the API's parts) whose demo-service is read from
+"""What the inbound tests share: an embedded console (the API's parts) whose demo-service is read from
 a stand-in Prometheus showing a leak that began 15 s ago, and Alertmanager deliveries built like
 Alertmanager 0.25 builds them."""
 
@@ -71,7 +71,7 @@ def delivery(*alerts: dict[str, Any], group_key: str = GROUP_KEY) -> dict[str, A
 
 @dataclass
 class Console:
-    """The embedded engine, approval service and intake, the API on them, and the stand-in
+    """The embedded engine, approval service and inbound service, the API on them, and the stand-in
     Prometheus (``rolled_back()`` makes the leak stop, as a rollback does)."""
 
     runtime: EmbeddedRuntime

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from console.domain.models import format_time
-from console.intake.errors import PayloadError, kind
+from console.domain.text import kind_of
+from console.payloads.errors import PayloadError
 
 RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:[Zz]|[+-]\d{2}:\d{2})$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -31,7 +32,7 @@ def path(where: str, key: str | int) -> str:
 
 def mapping(value: Any, where: str) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
-        raise PayloadError(where or "(body)", f"must be a JSON object, got {kind(value)}")
+        raise PayloadError(where or "(body)", f"must be a JSON object, got {kind_of(value, json=True)}")
     return value
 
 
@@ -53,7 +54,7 @@ def text(
             raise PayloadError(at, "missing")
         return None
     if not isinstance(value, str):
-        raise PayloadError(at, f"must be a string, got {kind(value)}")
+        raise PayloadError(at, f"must be a string, got {kind_of(value, json=True)}")
     value = value.strip()
     if not value and not allow_empty:
         if required:
@@ -75,13 +76,13 @@ def labels(doc: Mapping[str, Any], key: str, where: str = "", *, required: bool 
             raise PayloadError(at, "missing")
         return {}
     if not isinstance(value, Mapping):
-        raise PayloadError(at, f"must be an object of strings, got {kind(value)}")
+        raise PayloadError(at, f"must be an object of strings, got {kind_of(value, json=True)}")
     if len(value) > MAX_LABELS:
         raise PayloadError(at, f"too many entries ({len(value)}; at most {MAX_LABELS})")
     out: dict[str, str] = {}
     for name, item in value.items():
         if not isinstance(item, str):
-            raise PayloadError(path(at, str(name)), f"must be a string, got {kind(item)}")
+            raise PayloadError(path(at, str(name)), f"must be a string, got {kind_of(item, json=True)}")
         if len(item) > MAX_LABEL_VALUE:
             raise PayloadError(path(at, str(name)), f"too long (at most {MAX_LABEL_VALUE} characters)")
         out[str(name)] = item
@@ -116,11 +117,6 @@ def sane_time(moment: datetime, at: str, now: datetime, *, future: timedelta = M
         raise PayloadError(at, "is in the future")
     if moment < now - MAX_PAST:
         raise PayloadError(at, f"is more than {MAX_PAST.days} days before now ({format_time(now)})")
-
-
-def rfc3339(moment: datetime) -> str:
-    """The one format the console stores: RFC 3339 UTC with a trailing Z."""
-    return format_time(moment)
 
 
 def one_of(doc: Mapping[str, Any], key: str, allowed: tuple[str, ...], where: str = "") -> str:

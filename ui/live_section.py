@@ -6,7 +6,7 @@ goes. Nothing here is made up: what cannot be read is one line saying why.
 A deploy starts from the button's ``on_click`` and runs in a background thread (:class:`DeployJobs`,
 one per console process): while a deploy of a service is in flight, or for a moment after it, more
 clicks do nothing, so a double click never deploys twice. The thread calls the deployer's
-``POST /deploy`` as the signed-in person, then announces the deployer's record through the intake
+``POST /deploy`` as the signed-in person, then announces the deployer's record through the inbound service
 service (:meth:`console.inbound.Inbound.announce`, ``source="console"``) and records who launched
 it, so the approval it may ask for names that person and someone else has to approve. A deployer
 that announces its deploys itself (``scripts/live.sh`` points it at ``/api/deployments``) announces
@@ -29,11 +29,11 @@ from console.access import signin
 from console.access.approvals import launch_source
 from console.access.auth import Identity
 from console.domain.models import format_time
-from console.executors.config import ExecutorConfigError
+from console.executors.base import ExecutorConfigError
 from console.executors.deployer_api import DeployerClient, DeployerUnavailable
 from console.inbound import Inbound
 from console.presentation import formatting as fmt
-from console.presentation import live as view
+from console.presentation import live_section as view
 from console.presentation import tables
 from console.runtime import Services
 from console.settings import Settings

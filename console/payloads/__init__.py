@@ -5,7 +5,7 @@ notifications). The HTTP API (console/api) and the loop's steps use the same par
 Imports only ``console.domain`` and ``console.settings`` (its layer in the import-linter contract).
 """
 
-from console.intake.alertmanager import (
+from console.payloads.alertmanager import (
     DEFAULT_MAPPING,
     DEFAULT_SEVERITY_MAP,
     Alert,
@@ -13,7 +13,7 @@ from console.intake.alertmanager import (
     AlertMapping,
     parse_alertmanager,
 )
-from console.intake.deployments import (
+from console.payloads.deployments import (
     Announcement,
     parse_announcement,
     parse_argocd,
@@ -21,16 +21,16 @@ from console.intake.deployments import (
     parse_native,
     verify_github_signature,
 )
-from console.intake.errors import IntakeConfigError, PayloadError
+from console.payloads.errors import AlertMappingError, PayloadError
 
 __all__ = [
     "DEFAULT_MAPPING",
     "DEFAULT_SEVERITY_MAP",
     "Alert",
     "AlertMapping",
+    "AlertMappingError",
     "AlertmanagerDelivery",
     "Announcement",
-    "IntakeConfigError",
     "PayloadError",
     "parse_alertmanager",
     "parse_announcement",

@@ -13,7 +13,7 @@ Alertmanager 0.25 in ``../shared/observability/NOTES.md``)::
                  "startsAt": "2026-11-29T17:00:00.123456789Z", "endsAt": "0001-01-01T00:00:00Z",
                  "generatorURL": "http://prometheus:9090/graph?...", "fingerprint": "c7a0b1f3e2d4a5b6"}]}
 
-Every field is checked (one :class:`~console.intake.errors.PayloadError` naming the first field at
+Every field is checked (one :class:`~console.payloads.errors.PayloadError` naming the first field at
 fault); fields a later Alertmanager may add are ignored, so an upgrade does not break the receiver.
 Alertmanager retries a delivery that did not get a 2xx, so a receiver must be idempotent: an alert's
 :attr:`Alert.delivery_key` (group key + fingerprint + startsAt) is the same on every retry.
@@ -34,9 +34,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from console.domain.models import Severity
-from console.intake import fields
-from console.intake.errors import IntakeConfigError, PayloadError, kind
+from console.domain.models import Severity, format_time
+from console.domain.text import kind_of
+from console.payloads import fields
+from console.payloads.errors import AlertMappingError, PayloadError
 from console.settings import Settings
 
 VERSION = "4"
@@ -77,28 +78,28 @@ class AlertMapping:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AlertMapping:
-        """The mapping the settings describe; :class:`IntakeConfigError` names a bad setting."""
+        """The mapping the settings describe; :class:`AlertMappingError` names a bad setting."""
         names = tuple(n.strip() for n in settings.alert_service_labels.split(",") if n.strip())
         if not names or not all(_LABEL_NAME.match(n) for n in names):
-            raise IntakeConfigError(
+            raise AlertMappingError(
                 "CONSOLE_ALERT_SERVICE_LABELS must be label names separated by commas (e.g. service,job,app)"
             )
         severity_label = settings.alert_severity_label.strip()
         if not _LABEL_NAME.match(severity_label):
-            raise IntakeConfigError("CONSOLE_ALERT_SEVERITY_LABEL must be a label name")
+            raise AlertMappingError("CONSOLE_ALERT_SEVERITY_LABEL must be a label name")
         severity_map = dict(DEFAULT_SEVERITY_MAP)
         for pair in filter(None, (p.strip() for p in settings.alert_severity_map.split(","))):
             value, sep, target = pair.partition("=")
             severity = _severity(target) if sep else None
             if not value.strip() or severity is None:
-                raise IntakeConfigError(
+                raise AlertMappingError(
                     "CONSOLE_ALERT_SEVERITY_MAP must be value=SEVERITY pairs separated by commas "
                     "(e.g. sev1=CRITICAL,sev2=HIGH), SEVERITY one of LOW, MEDIUM, HIGH, CRITICAL"
                 )
             severity_map[value.strip().lower()] = severity
         default = _severity(settings.alert_default_severity)
         if default is None:
-            raise IntakeConfigError("CONSOLE_ALERT_DEFAULT_SEVERITY must be LOW, MEDIUM, HIGH or CRITICAL")
+            raise AlertMappingError("CONSOLE_ALERT_DEFAULT_SEVERITY must be LOW, MEDIUM, HIGH or CRITICAL")
         return cls(names, severity_label, severity_map, default)
 
     def service_of(self, labels: Mapping[str, str]) -> tuple[str | None, str | None]:
@@ -244,7 +245,7 @@ def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping, now: dat
     ends = fields.timestamp(item, "endsAt", where, required=False)
     assert starts is not None and starts_raw is not None
     fields.sane_time(starts, fields.path(where, "startsAt"), now)
-    ends_at = None if ends is None or ends.year == ZERO_TIME_YEAR else fields.rfc3339(ends)
+    ends_at = None if ends is None or ends.year == ZERO_TIME_YEAR else format_time(ends)
     if ends is not None and ends_at is not None:
         fields.sane_time(ends, fields.path(where, "endsAt"), now, future=ENDS_AT_FUTURE)
     if status == "resolved" and ends_at is None:
@@ -267,7 +268,7 @@ def _alert(doc: Any, where: str, group_key: str, mapping: AlertMapping, now: dat
         status=status,
         labels=labels,
         annotations=annotations,
-        starts_at=fields.rfc3339(starts),
+        starts_at=format_time(starts),
         ends_at=ends_at,
         generator_url=_string(item, "generatorURL", where),
         fingerprint=fingerprint.lower(),
@@ -284,14 +285,14 @@ def parse_alertmanager(
     doc: Any, mapping: AlertMapping = DEFAULT_MAPPING, *, now: datetime | None = None
 ) -> AlertmanagerDelivery:
     """Check one webhook delivery and map its alerts; :class:`PayloadError` names the field at fault
-    (a ``startsAt`` or ``endsAt`` outside the sane range too: :func:`console.intake.fields.sane_time`)."""
+    (a ``startsAt`` or ``endsAt`` outside the sane range too: :func:`console.payloads.fields.sane_time`)."""
     now = now or datetime.now(UTC)
     top = fields.mapping(doc, "")
     version = top.get("version")
     if version is None:
         raise PayloadError("version", 'missing (Alertmanager sends "4")')
     if version != VERSION:
-        shown = version if isinstance(version, str) and len(version) <= 10 else kind(version)
+        shown = version if isinstance(version, str) and len(version) <= 10 else kind_of(version, json=True)
         raise PayloadError("version", f'unsupported payload version {shown!r} (this receiver reads "4")')
     group_key = fields.text(top, "groupKey", max_len=MAX_GROUP_KEY, single_line=False)
     assert group_key is not None
@@ -300,12 +301,13 @@ def parse_alertmanager(
     assert receiver is not None
     truncated = top.get("truncatedAlerts", 0)
     if isinstance(truncated, bool) or not isinstance(truncated, int) or truncated < 0:
-        raise PayloadError("truncatedAlerts", f"must be a whole number >= 0, got {kind(truncated)}")
+        got = kind_of(truncated, json=True)
+        raise PayloadError("truncatedAlerts", f"must be a whole number >= 0, got {got}")
     raw_alerts = top.get("alerts")
     if raw_alerts is None:
         raise PayloadError("alerts", "missing")
     if not isinstance(raw_alerts, list):
-        raise PayloadError("alerts", f"must be an array, got {kind(raw_alerts)}")
+        raise PayloadError("alerts", f"must be an array, got {kind_of(raw_alerts, json=True)}")
     if not raw_alerts:
         raise PayloadError("alerts", "empty (a delivery carries at least one alert)")
     if len(raw_alerts) > MAX_ALERTS:

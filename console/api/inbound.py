@@ -33,7 +33,7 @@ from console.api.context import Context
 from console.api.guard import Guard
 from console.api.http import ApiError, JsonAnswer, parse_json, read_body, read_json
 from console.inbound import DEFERRED, IGNORED, LAUNCHED, InboundError, Outcome
-from console.intake import PayloadError, verify_github_signature
+from console.payloads import PayloadError, verify_github_signature
 
 GITHUB_SIGNATURE = "x-hub-signature-256"
 GITHUB_CALLER = "github"

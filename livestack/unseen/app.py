@@ -1,6 +1,6 @@
 """The unseen service: five handlers, each with its own latency and error behaviour.
 
-    python -m live.unseen.app --port 8801 --version v1 --behaviour '{"errors": {"/api/cart": 0.25}}'
+    python -m livestack.unseen.app --port 8801 --version v1 --behaviour '{"errors": {"/api/cart": 0.25}}'
 
 Behaviour (JSON, every key optional):
 

@@ -1,4 +1,4 @@
-"""What arrives cannot rot the intake or flood the engine: an alert from year 1 is a 400 naming the
+"""What arrives cannot rot the inbound service or flood the engine: an alert from year 1 is a 400 naming the
 field and keeps nothing (the real alert after it starts its run); an incident left without a run
 gets it; a delivery of 1,000 alerts is taken a capped number at a time within its caller's budget,
 the rest answered 503 so Alertmanager sends them again, and a deployment posted after it is not
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from console.domain.executions import State
-from tests.api.intake_support import alert, delivery
+from tests.api.inbound_support import alert, delivery
 from tests.faults.support import DEPLOYER, HEALTHY, SLOW, check_invariants, start_lab, wait_for
 
 pytestmark = pytest.mark.faults
