@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +21,7 @@ from console.settings import Secret, Settings
 from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
+from tests.waiting import wait_until
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parents[2]
 ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver
@@ -52,11 +51,6 @@ def engine(runtime: EmbeddedRuntime) -> EmbeddedEngine:
 @pytest.fixture
 def approvals(runtime: EmbeddedRuntime) -> ApprovalService:
     return runtime.approvals
-
-
-@pytest.fixture
-def fast_expiry_settings(settings: Settings) -> Settings:
-    return replace(settings, approval_timeout_minutes=0.01)  # 0.6 s
 
 
 @pytest.fixture
@@ -141,10 +135,8 @@ def kestra_settings(kestra: FakeKestra, tmp_path: Path) -> Settings:
 
 
 def wait_kestra(backend: KestraBackend, execution_id: str, states, timeout: float = 60.0) -> Execution:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def reached() -> Execution | None:
         execution = backend.get_execution(execution_id)
-        if execution.state in states:
-            return execution
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_id} never reached {states}")
+        return execution if execution.state in states else None
+
+    return wait_until(reached, timeout, what=f"{execution_id} reaching {states}")
