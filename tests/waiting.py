@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Collection
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -54,3 +54,13 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise AssertionError(f"{what} did not happen within {bound:g} s")
         time.sleep(step)
+
+
+def wait_for_state(backend: Any, execution_id: str, states: Collection[Any], timeout: float = 60.0) -> Any:
+    """The execution, read through ``backend.get_execution``, once it is in one of ``states``."""
+
+    def reached() -> Any:
+        execution = backend.get_execution(execution_id)
+        return execution if execution.state in states else None
+
+    return wait_until(reached, timeout, what=f"{execution_id} reaching {sorted(map(str, states))}")

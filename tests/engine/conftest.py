@@ -15,13 +15,11 @@ from console.access.approvals import ApprovalService
 from console.access.auth import Identity, Role
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
-from console.engines.kestra.backend import KestraBackend
 from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Secret, Settings
 from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
-from tests.waiting import wait_until
 
 PROJECT_ROOT_DIR = Path(__file__).resolve().parents[2]
 ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver
@@ -132,11 +130,3 @@ def kestra_settings(kestra: FakeKestra, tmp_path: Path) -> Settings:
         kestra_password=Secret(PASSWORD),
         kestra_timeout_s=2.0,
     )
-
-
-def wait_kestra(backend: KestraBackend, execution_id: str, states, timeout: float = 60.0) -> Execution:
-    def reached() -> Execution | None:
-        execution = backend.get_execution(execution_id)
-        return execution if execution.state in states else None
-
-    return wait_until(reached, timeout, what=f"{execution_id} reaching {states}")
