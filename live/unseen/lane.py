@@ -271,11 +271,18 @@ class UnseenLane:
         )
 
     def judge(self, record: dict[str, Any], settings: Any = None) -> dict[str, Any]:
-        """The loop's collect (it watches the window, deciding early when it can) and analyze."""
+        """The loop's collect (it watches the window, deciding early when it can) and analyze.
+        Each collect is one look: until it is done, wait until the time it gives and look again
+        with the watch it returned, as the engine does."""
         from console.loop import steps
+        from console.telemetry.times import to_epoch
 
         settings = settings or self.settings()
-        collected = steps.collect({"deployment": record, "source": "bench"}, settings)
+        data = {"deployment": record, "source": "bench"}
+        collected = steps.collect(data, settings)
+        while collected.get("done") is False:
+            time.sleep(max(0.0, to_epoch(collected["until"]) - time.time()))
+            collected = steps.collect({**data, "watch": collected["watch"]}, settings)
         decision = steps.analyze({"snapshot": collected["snapshot"]}, settings)["decision"]
         return {"collect": collected, "decision": decision}
 
