@@ -9,7 +9,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from console.settings import Settings
-from tests.waiting import TIME_SCALE
+from tests.waiting import TIME_SCALE, patience
 
 # The suite's property tests draw the same inputs on every run, so CI passes or fails on the code,
 # never on the luck of a seed. `HYPOTHESIS_PROFILE=explore` draws fresh inputs (and
@@ -83,6 +83,21 @@ def chromium():
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        # Playwright's default 30 s for an action or a wait, scaled like every other bound
+        default_ms = patience(30) * 1000
+        new_context, new_page = browser.new_context, browser.new_page
+
+        def scaled_context(*args, **kwargs):
+            context = new_context(*args, **kwargs)
+            context.set_default_timeout(default_ms)
+            return context
+
+        def scaled_page(*args, **kwargs):
+            page = new_page(*args, **kwargs)
+            page.set_default_timeout(default_ms)
+            return page
+
+        browser.new_context, browser.new_page = scaled_context, scaled_page
         yield browser
         browser.close()
 
