@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from console.analysis import analyze, judge_snapshot_metrics  # noqa: E402
+from console.domain.models import LogRecord  # noqa: E402
 from console.domain.snapshot import loads_snapshot, parse_snapshot  # noqa: E402
 
 MOCK = ROOT / "mock-data"
@@ -174,6 +175,13 @@ def bench_large() -> None:
 
     _, logs_s = timed(mine_log_patterns, snap.logs, snap.deployment.deployed_at)
     print(f"    log miner alone:    {logs_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
+    at = snap.deployment.deployed_at
+    hostile = [
+        LogRecord(at, "ERROR", text)
+        for text in ("1 " * 50_000, "upstream " * 20_000, "/a" * 50_000, "abcdef" * 20_000)
+    ]
+    _, hostile_s = timed(mine_log_patterns, hostile, at)
+    print(f"    4 hostile lines of 100k chars: {hostile_s:.2f} s wall, {LAST_CPU[0]:.2f} s CPU")
     print(
         f"  verdict {decision.verdict.value}, {len(decision.guards)} guard(s), "
         f"confidence {decision.confidence:.2f}"

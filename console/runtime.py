@@ -35,9 +35,10 @@ import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, TypeVar
 
-from console.access.approvals import ApprovalService
+from console.access.approvals import ApprovalService, utc_now
 from console.access.sessions import Sessions
 from console.domain.text import one_line
 from console.engines.backend import Backend
@@ -187,13 +188,21 @@ def embedded_runtime(
     expiry_timer_s: float | None = EXPIRY_TIMER_S,
     expire_every_s: float = READ_EXPIRY_EVERY_S,
     notify_poll_s: float = NOTIFY_POLL_S,
+    approval_clock: Callable[[], datetime] = utc_now,
 ) -> EmbeddedRuntime:
     """The embedded engine on ``store`` (or on ``settings.db_path``) with its approval service and,
-    unless ``synchronous``, the notifications dispatcher when a channel is configured."""
+    unless ``synchronous``, the notifications dispatcher when a channel is configured.
+    ``approval_clock`` is the approval service's now (tests move it instead of sleeping)."""
     engine = EmbeddedEngine(
         settings, store, max_workers=max_workers, synchronous=synchronous, recover=recover
     )
-    approvals = ApprovalService(engine.store, engine, settings, expire_every_s=expire_every_s)
+    approvals = ApprovalService(
+        engine.store,
+        engine,
+        settings,
+        expire_every_s=expire_every_s,
+        clock=approval_clock,
+    )
     report = wire_embedded(engine, approvals, recover=recover, expiry_timer_s=expiry_timer_s)
     notifier = None if synchronous else start_notifications(settings, engine.store, poll_s=notify_poll_s)
     inbound = Inbound(engine.store, engine, settings, local=engine)

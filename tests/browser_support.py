@@ -15,6 +15,8 @@ from pathlib import Path
 
 import requests
 
+from tests.waiting import patience
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = "/usr/bin/chromium"  # Debian's package; a browser is never downloaded
 CHROMIUM_ARGS = [
@@ -100,7 +102,7 @@ def start_console_server(workdir: Path, name: str, *args: str, **env: str) -> Co
             cwd=PROJECT_ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
     server = ConsoleServer(f"http://127.0.0.1:{port}", data_dir, log_path, proc)
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + patience(60)
     while True:
         try:
             if requests.get(f"{server.url}/_stcore/health", timeout=1).text == "ok":
@@ -113,14 +115,14 @@ def start_console_server(workdir: Path, name: str, *args: str, **env: str) -> Co
         time.sleep(0.2)
 
 
-def wait_ready(page, timeout: float = 60_000) -> None:
+def wait_ready(page, timeout: float = patience(60) * 1000) -> None:
     """The app is connected, its script has finished, and no skeleton is left."""
     page.wait_for_selector("[data-testid='stApp'][data-test-connection-state='CONNECTED']", timeout=timeout)
     page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=timeout)
     page.wait_for_selector("[data-testid='stSkeleton']", state="detached", timeout=timeout)
 
 
-def open_page(page, url: str, timeout: float = 60_000) -> float:
+def open_page(page, url: str, timeout: float = patience(60) * 1000) -> float:
     """Navigate and wait until rendered; returns the seconds it took."""
     started = time.perf_counter()
     page.goto(url)

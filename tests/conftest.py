@@ -9,6 +9,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from console.settings import Settings
+from tests.waiting import TIME_SCALE, patience
 
 # The suite's property tests draw the same inputs on every run, so CI passes or fails on the code,
 # never on the luck of a seed. `HYPOTHESIS_PROFILE=explore` draws fresh inputs (and
@@ -16,6 +17,16 @@ from console.settings import Settings
 hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
 hypothesis_settings.register_profile("explore")
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """``TEST_TIME_SCALE`` raises pytest-timeout's per-test limit too (unless ``--timeout`` or
+    ``PYTEST_TIMEOUT`` sets one): it reads ``PYTEST_TIMEOUT`` before the ini file's ``timeout``."""
+    ini = config.getini("timeout")
+    if TIME_SCALE != 1 and ini and "PYTEST_TIMEOUT" not in os.environ:
+        os.environ["PYTEST_TIMEOUT"] = f"{float(ini) * TIME_SCALE:g}"
+
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
@@ -26,6 +37,14 @@ MOCK_DATA = PROJECT_ROOT / "mock-data"
 def settings(tmp_path: Path) -> Settings:
     """Embedded-engine settings with a private data directory and no LLM, no Kestra."""
     return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+def approval_clock():
+    """The approval service's now, moved by the test past a deadline (tests/clocks.py)."""
+    from tests.clocks import ShiftedClock
+
+    return ShiftedClock()
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +83,21 @@ def chromium():
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        # Playwright's default 30 s for an action or a wait, scaled like every other bound
+        default_ms = patience(30) * 1000
+        new_context, new_page = browser.new_context, browser.new_page
+
+        def scaled_context(*args, **kwargs):
+            context = new_context(*args, **kwargs)
+            context.set_default_timeout(default_ms)
+            return context
+
+        def scaled_page(*args, **kwargs):
+            page = new_page(*args, **kwargs)
+            page.set_default_timeout(default_ms)
+            return page
+
+        browser.new_context, browser.new_page = scaled_context, scaled_page
         yield browser
         browser.close()
 

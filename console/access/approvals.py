@@ -65,7 +65,7 @@ from typing import Any, Literal
 from console.access.auth import Identity, InvalidIdentity, PermissionDenied, require_approver, validate_name
 from console.access.signin import sign_in
 from console.domain.actions import ROLLBACK
-from console.domain.models import now_text, parse_time
+from console.domain.models import format_time, parse_time
 from console.domain.names import RequesterSource, requester_name, same_person
 from console.domain.vocabulary import SUPERSEDED_ACTOR, TIMEOUT_ACTOR
 from console.engines.backend import Backend, BackendError, BackendUnavailable
@@ -154,6 +154,10 @@ def launch_source(identity: Identity) -> str:
     return f"console ({identity.source})"
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class ApprovalService:
     """Backend-agnostic approvals on top of the store."""
 
@@ -165,11 +169,15 @@ class ApprovalService:
         *,
         expire_every_s: float = 2.0,
         refresh: Callable[[], str | None] | None = None,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self.store = store
         self.backend = backend
         self.settings = settings
         self.refresh = refresh
+        self.clock = clock
+        """Now, in UTC: what deadlines are judged by (an approval is overdue once its ``expires_at``
+        is past) and what decisions are stamped with. Tests move it instead of sleeping."""
         """Brings the engine's paused executions into the store (the Kestra mirror's sync); returns
         why it could not, or None."""
         self.sync_error: str | None = None
@@ -180,6 +188,9 @@ class ApprovalService:
         self._expiry_lock = threading.Lock()
         self._stop = threading.Event()
         self._timer: threading.Thread | None = None
+
+    def _now_text(self) -> str:
+        return format_time(self.clock())
 
     # -- reads --------------------------------------------------------------------------------------
 
@@ -199,7 +210,11 @@ class ApprovalService:
         execution's ``triggered_by`` input says)."""
         with self.store.db.write() as conn:
             self.store.launches.record_in(
-                conn, execution_id, launched_by=identity.name, source=launch_source(identity), at=now_text()
+                conn,
+                execution_id,
+                launched_by=identity.name,
+                source=launch_source(identity),
+                at=self._now_text(),
             )
 
     def pending(self) -> list[dict[str, Any]]:
@@ -408,7 +423,7 @@ class ApprovalService:
     def supersede(self, approval: dict[str, Any], reason: str) -> bool:
         """Close a pending approval as superseded (the service moved past its decision) and resume its
         run so that nothing runs. False when it was not pending any more."""
-        now = now_text()
+        now = self._now_text()
         with self.store.db.write() as conn:
             closed = self.store.approvals.close_in(
                 conn,
@@ -478,14 +493,14 @@ class ApprovalService:
         self, approval_id: str, identity: Identity, approved: bool, comment: str
     ) -> tuple[str, dict[str, Any], bool]:
         """Record one vote in one transaction. Returns (status, approval row, expired_now)."""
-        now = now_text()
+        now = self._now_text()
         with self.store.db.write() as conn:
             approval = self.store.approvals.get(approval_id, conn)
             if approval is None:
                 raise ApprovalNotFound(f"approval {approval_id} not found")
             if approval["status"] != "pending":
                 raise AlreadyDecided(already_message(approval))
-            if parse_time(approval["expires_at"]) <= datetime.now(UTC):
+            if parse_time(approval["expires_at"]) <= self.clock():
                 self._expire_in(conn, approval, now)
                 return "expired", self.store.approvals.get(approval_id, conn) or approval, True
             # canonical names compare case-insensitively: "Alice" and "alice " are one person
@@ -570,11 +585,12 @@ class ApprovalService:
 
     def expire_overdue(self, now: datetime | None = None) -> list[str]:
         """Reject every pending approval past its deadline and resume its execution with approved=False."""
+        now = now or self.clock()
         expired: list[dict[str, Any]] = []
         ids = self.store.approvals.overdue_ids(now)
         if not ids:
             return []
-        stamp = now_text()
+        stamp = format_time(now)
         with self.store.db.write() as conn:
             for approval_id in ids:
                 approval = self.store.approvals.get(approval_id, conn)
@@ -592,7 +608,7 @@ class ApprovalService:
             return
         try:
             self._last_expiry = now
-            if self.store.approvals.overdue_ids():
+            if self.store.approvals.overdue_ids(self.clock()):
                 self.expire_overdue()
         except Exception:
             log.warning("approval expiry failed", exc_info=True)

@@ -271,7 +271,9 @@ class UnseenLane:
         )
 
     def judge(self, record: dict[str, Any], settings: Any = None) -> dict[str, Any]:
-        """The loop's collect (it watches the window, deciding early when it can) and analyze."""
+        """The loop's collect (it watches the window, deciding early when it can) and analyze.
+        Each collect is one look: until it is done, wait until the time it gives and look again
+        with the watch it returned, as the engine does."""
         from console.loop import steps
 
         settings = settings or self.settings()

@@ -15,7 +15,6 @@ acting for people.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from livestack.processes import (
     start_prometheus,
 )
 from tests.browser_support import ConsoleServer, start_console_server
+from tests.waiting import wait_until
 
 ALERTMANAGER_TOKEN = "am-token-0123456789abcdef"
 CHATOPS_TOKEN = "chatops-token-0123456789abcdef"
@@ -50,14 +50,7 @@ T = TypeVar("T")
 
 
 def wait_for(what: str, predicate: Callable[[], T], timeout: float = 60.0, every: float = 0.2) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(every)
+    return wait_until(predicate, timeout, step=every, what=what)
 
 
 def secrets_toml(path: Path) -> Path:

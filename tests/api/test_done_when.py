@@ -26,6 +26,7 @@ from tests.api.inbound_support import alert, delivery, stamp
 from tests.api.prometheus_stub import PrometheusStub, leak_from, services_yaml
 from tests.browser_support import CHROMIUM, PROJECT_ROOT, SCRUBBED_ENV, free_port, wait_ready
 from tests.telemetry.conftest import require
+from tests.waiting import patience
 
 TOKEN = "t"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -85,7 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while True:
             try:
                 if requests.get(f"{url}/_stcore/health", timeout=1).text == "ok":
@@ -125,7 +126,7 @@ def test_issue_12_done_when(server: Server, request: pytest.FixtureRequest):
     bad = requests.post(f"{server.url}/api/alerts", json=malformed, headers=AUTH, timeout=10)
     assert bad.status_code == 400 and bad.json() == {"error": "alerts[0].labels: must not be empty"}
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while True:
         view = requests.get(f"{server.url}/api/executions/{execution_id}", headers=AUTH, timeout=10).json()
         if view["state"] == "PAUSED" or time.monotonic() > deadline:
@@ -171,7 +172,7 @@ def test_a_real_alertmanager_delivery_posted_again_and_at_once_starts_one_run(
                 }
             ]
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + patience(20)
         while not received and time.monotonic() < deadline:
             time.sleep(0.1)
     finally:
@@ -223,7 +224,7 @@ def test_the_demo_deployer_s_announcement_starts_the_loop_once(server: Server, t
     store = server.store()
     try:
         key = f"deployment:demo-service:{record['id']}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + patience(20)
         while (row := store.deliveries.get("deployment", key)) is None or row["status"] == "received":
             assert time.monotonic() < deadline, "the deployer's announcement did not arrive"
             time.sleep(0.1)

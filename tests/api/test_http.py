@@ -444,15 +444,12 @@ def test_a_chatops_bot_decides_for_configured_people_and_critical_needs_two(
     )
 
 
-def test_an_overdue_approval_is_expired_not_approved(api_settings, make_client):
-    settings = replace(api_settings, approval_timeout_minutes=0.005)  # 0.3 s
-    rt = embedded_runtime(settings, max_workers=1, expiry_timer_s=None)
+def test_an_overdue_approval_is_expired_not_approved(api_settings, make_client, approval_clock):
+    rt = embedded_runtime(api_settings, max_workers=1, expiry_timer_s=None, approval_clock=approval_clock)
     try:
         client = make_client(services_of(rt))
         execution, approval = run_paused(rt.engine)
-        import time
-
-        time.sleep(0.5)
+        approval_clock.advance(minutes=api_settings.approval_timeout_minutes + 1)
         assert_json_error(decide(client, approval["id"], decision="approve"), 409, "expired")
         assert rt.store.approvals.get(approval["id"])["status"] == "expired"
         assert rt.engine.wait(execution.id, timeout=30).state == State.SUCCESS

@@ -17,6 +17,7 @@ from console.engines.kestra.backend import KestraBackend
 from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
+from tests.waiting import patience
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +41,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 def pending(url: str, timeout: float = 30.0) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while True:
         listed = requests.get(f"{url}/api/approvals", headers=bearer(READER), timeout=10).json()
         if listed.get("approvals") or time.monotonic() > deadline:

@@ -20,6 +20,7 @@ from console.payloads import parse_alertmanager
 from livestack.processes import find_binary, free_port, start_prometheus
 from tests.api.conftest import services_of
 from tests.telemetry.conftest import require
+from tests.waiting import patience, wait_until
 
 pytestmark = pytest.mark.live
 
@@ -53,7 +54,7 @@ class Alertmanager:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + patience(20)
         while True:
             try:
                 if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
@@ -79,13 +80,7 @@ class Alertmanager:
 
 
 def wait_for(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("nothing arrived in time")
+    return wait_until(predicate, timeout, step=0.1, what="the delivery")
 
 
 def stamp(moment: datetime) -> str:

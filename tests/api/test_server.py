@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from tests.browser_support import CHROMIUM, PROJECT_ROOT, SCRUBBED_ENV, wait_ready
+from tests.waiting import patience
 
 TOKEN = "t0k3n-that-must-never-be-logged"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -42,7 +43,7 @@ def launch_from_cli(data_dir: Path, scenario: str = "memory-leak") -> str:
 
 
 def wait_state(url: str, execution_id: str, state: str, timeout: float = 60) -> dict:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while True:
         body = requests.get(f"{url}/api/executions/{execution_id}", headers=AUTH, timeout=10).json()
         if body.get("state") == state or time.monotonic() > deadline:

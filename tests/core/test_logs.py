@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -343,21 +342,20 @@ def service_logs(n: int) -> list[LogRecord]:
 
 
 @pytest.mark.slow  # ~3 s alone (half of it generating the lines), more on a busy machine
-def test_200k_distinct_lines_mine_well_under_the_budget():
+def test_200k_distinct_lines_mine_into_the_few_templates_they_share():
+    """At scale the miner still finds the new error first; how long it takes is
+    benchmarks/bench_analysis.py's to say (its "log miner alone" line)."""
     logs = service_logs(200_000)
-    start = time.process_time()  # CPU time: robust to other tests running on the same cores
     patterns = mine_log_patterns(logs, DEPLOY)
-    elapsed = time.process_time() - start
-    assert elapsed < 4.0, f"mining 200k lines took {elapsed:.2f}s of CPU"
     assert patterns[0].category == "connection_pool"
     assert patterns[0].status == "new"
     assert sum(p.count_before + p.count_after for p in patterns) == len(logs)
 
 
-def test_huge_untrusted_lines_stay_fast():
+def test_huge_untrusted_lines_are_mined_and_cut():
+    """Lines of 100k characters (a backtracking pattern would hang on them until the test's
+    timeout); benchmarks/bench_analysis.py times them."""
     hostile = ["1 " * 50_000, "upstream " * 20_000, "/a" * 50_000, "abcdef" * 20_000]
-    start = time.process_time()
     patterns = mine_log_patterns(after("ERROR", hostile), DEPLOY)
-    assert time.process_time() - start < 2.0
     assert sum(p.count_after for p in patterns) == len(hostile)
     assert all(len(p.example) <= EXAMPLE_CHARS for p in patterns)

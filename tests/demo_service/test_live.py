@@ -21,19 +21,14 @@ import requests
 
 from demo_service.load import LoadGenerator
 from demo_service.testing import PACKAGE_PARENT, free_port
+from tests.waiting import patience, wait_until
 
 pytestmark = pytest.mark.live
 MB = 1024 * 1024
 
 
 def wait_for(predicate, timeout: float, interval: float = 0.1, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+    return wait_until(predicate, timeout, step=interval, what=what)
 
 
 def served_version(url: str) -> str | None:
@@ -117,7 +112,13 @@ def test_rolling_deploys_under_load_lose_no_request(demo_stack):
     switch_ms = []
     versions = ["v1.0.1", "v1.1.0-fast", "v1.0.0"] * 2
     with LoadGenerator(stack.service_url, rps=20, workers=4) as load:
-        time.sleep(1.0)
+
+        def more_requests(count: int) -> None:
+            """Wait until the load has sent ``count`` more requests (traffic on the version serving)."""
+            target = load.stats.sent + count
+            wait_for(lambda: load.stats.sent >= target, 30, 0.02, f"{count} more requests")
+
+        more_requests(20)
         for version in versions:
             started = time.monotonic()
             done = threading.Event()
@@ -128,8 +129,8 @@ def test_rolling_deploys_under_load_lose_no_request(demo_stack):
             switch_ms.append((time.monotonic() - started) * 1000)
             thread.join(timeout=30)
             assert done.is_set()
-            time.sleep(0.4)
-        time.sleep(0.5)
+            more_requests(8)
+        more_requests(10)
     stats = load.stats
     lost = stats.failed + stats.server_errors
     print(
@@ -302,10 +303,14 @@ class Receiver(BaseHTTPRequestHandler):
     received: ClassVar[list] = []
     calls = 0
 
+    deployed = threading.Event()
+    held_until_deployed = False
+
     def do_POST(self):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).calls += 1
-        if type(self).calls == 1:
+        if type(self).calls == 1:  # held until the deploy returned, then a failure
+            type(self).held_until_deployed = type(self).deployed.wait(patience(30))
             self.send_response(500)
         else:
             type(self).received.append((self.headers.get("Authorization"), json.loads(body)))
@@ -317,7 +322,7 @@ class Receiver(BaseHTTPRequestHandler):
 
 
 def test_deploys_are_announced_in_the_background_with_retry(demo_stack):
-    Receiver.received, Receiver.calls = [], 0
+    Receiver.received, Receiver.calls, Receiver.deployed = [], 0, threading.Event()
     server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     receiver_url = f"http://127.0.0.1:{server.server_address[1]}/hooks/deploy"
@@ -328,10 +333,10 @@ def test_deploys_are_announced_in_the_background_with_retry(demo_stack):
             notify_token_env="DEMO_NOTIFY_TOKEN",
             env={"DEMO_NOTIFY_TOKEN": "n0tify-secret"},
         )
-        started = time.monotonic()
-        deployment = stack.deploy("v1.0.1", by="alice")
-        assert time.monotonic() - started < 3  # neither the dead URL nor the retry held the deploy
+        deployment = stack.deploy("v1.0.1", by="alice")  # returns while the receiver holds its answer
+        Receiver.deployed.set()
         wait_for(lambda: Receiver.received, 10, 0.05, "the announcement")
+        assert Receiver.held_until_deployed  # neither the dead URL nor the receiver held the deploy
         authorization, payload = Receiver.received[0]
         assert authorization == "Bearer n0tify-secret"
         assert payload == {
@@ -354,8 +359,9 @@ def test_deploys_are_announced_in_the_background_with_retry(demo_stack):
             0.1,
             "the dead URL given up",
         )
-        time.sleep(0.5)
-        assert len(Receiver.received) == 1
+        again = stack.deploy("v1.1.0-fast", by="alice")  # announced after anything the rollback had queued
+        wait_for(lambda: len(Receiver.received) >= 2, 10, 0.05, "the second announcement")
+        assert [p["deployment_id"] for _, p in Receiver.received] == [deployment["id"], again["id"]]
         messages = [line["message"] for line in stack.log_lines()]
         assert any(f"announced to {receiver_url} (attempt 2)" in m for m in messages)
         assert any(m.endswith("after 3 attempts: ConnectionError") for m in messages)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,6 @@ from console.access.approvals import ApprovalService
 from console.access.auth import Identity, Role
 from console.domain.executions import Execution, State
 from console.engines.embedded.runner import EmbeddedEngine
-from console.engines.kestra.backend import KestraBackend
 from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Secret, Settings
 from console.storage import Store
@@ -52,11 +49,6 @@ def engine(runtime: EmbeddedRuntime) -> EmbeddedEngine:
 @pytest.fixture
 def approvals(runtime: EmbeddedRuntime) -> ApprovalService:
     return runtime.approvals
-
-
-@pytest.fixture
-def fast_expiry_settings(settings: Settings) -> Settings:
-    return replace(settings, approval_timeout_minutes=0.01)  # 0.6 s
 
 
 @pytest.fixture
@@ -138,13 +130,3 @@ def kestra_settings(kestra: FakeKestra, tmp_path: Path) -> Settings:
         kestra_password=Secret(PASSWORD),
         kestra_timeout_s=2.0,
     )
-
-
-def wait_kestra(backend: KestraBackend, execution_id: str, states, timeout: float = 60.0) -> Execution:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        execution = backend.get_execution(execution_id)
-        if execution.state in states:
-            return execution
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_id} never reached {states}")

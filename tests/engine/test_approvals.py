@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from console.engines.backend import BackendUnavailable
 from console.engines.embedded.runner import EmbeddedEngine
 from console.runtime import embedded_runtime
 from tests.engine.conftest import run_paused
+from tests.waiting import wait_until
 
 
 def events(store, subject):
@@ -143,12 +143,16 @@ def test_concurrent_deciders_get_exactly_one_decision(engine, approvals):
     assert sum(1 for _, e in audit if e == "approval.refused") == len(people) - 1
 
 
-def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
-    runtime = embedded_runtime(fast_expiry_settings, max_workers=1, expire_every_s=0)
+def test_expired_approval_is_rejected_never_approved(settings, bob, approval_clock):
+    runtime = embedded_runtime(
+        settings, max_workers=1, expire_every_s=0, expiry_timer_s=None, approval_clock=approval_clock
+    )
     engine, service = runtime.engine, runtime.approvals
     try:
         execution, approval = run_paused(engine)
-        time.sleep(0.8)
+        engine.search_executions()
+        assert engine.store.approvals.get(approval["id"])["status"] == "pending"  # not due yet
+        approval_clock.advance(minutes=settings.approval_timeout_minutes + 1)
         engine.search_executions()  # list paths expire overdue approvals (the wired read hook)
         done = engine.wait(execution.id, timeout=30)
         assert done.state == State.SUCCESS
@@ -167,12 +171,13 @@ def test_expired_approval_is_rejected_never_approved(fast_expiry_settings, bob):
         runtime.close()
 
 
-def test_deciding_an_overdue_approval_expires_it_instead(fast_expiry_settings, bob):
-    engine = EmbeddedEngine(fast_expiry_settings, max_workers=1)  # nothing wired expires it
-    service = ApprovalService(engine.store, engine, fast_expiry_settings)
+def test_deciding_an_overdue_approval_expires_it_instead(settings, bob, approval_clock):
+    engine = EmbeddedEngine(settings, max_workers=1)  # nothing wired expires it
+    service = ApprovalService(engine.store, engine, settings, clock=approval_clock)
     try:
         execution, approval = run_paused(engine)
-        time.sleep(0.8)  # overdue, but nothing has expired it yet
+        approval_clock.advance(minutes=settings.approval_timeout_minutes, seconds=1)  # overdue, not expired
+        assert engine.store.approvals.get(approval["id"])["status"] == "pending"
         with pytest.raises(AlreadyDecided, match="expired"):
             service.vote(approval["id"], bob, True, "")
         assert engine.store.approvals.get(approval["id"])["status"] == "expired"
@@ -256,17 +261,19 @@ def test_request_is_idempotent_per_execution(engine, approvals):
     assert len(engine.store.approvals.list()) == 1
 
 
-def test_the_expiry_timer_rejects_without_any_page_open(fast_expiry_settings):
-    runtime = embedded_runtime(fast_expiry_settings, max_workers=1, expire_every_s=0, expiry_timer_s=0.05)
+def test_the_expiry_timer_rejects_without_any_page_open(settings, approval_clock):
+    runtime = embedded_runtime(
+        settings, max_workers=1, expire_every_s=0, expiry_timer_s=0.05, approval_clock=approval_clock
+    )
     engine = runtime.engine
     try:
         execution, approval = run_paused(engine)
-        deadline = time.monotonic() + 10
-        while (
-            engine.store.approvals.get(approval["id"])["status"] == "pending" and time.monotonic() < deadline
-        ):
-            time.sleep(0.05)
-        assert engine.store.approvals.get(approval["id"])["status"] == "expired"
+        approval_clock.advance(minutes=settings.approval_timeout_minutes + 1)
+        wait_until(
+            lambda: engine.store.approvals.get(approval["id"])["status"] == "expired",
+            10,
+            what="the timer expiring the overdue approval",
+        )
         done = engine.wait(execution.id, timeout=30)
         assert done.task_run("approval").outputs["approved"] is False
     finally:

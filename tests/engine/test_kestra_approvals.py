@@ -11,7 +11,8 @@ from console.domain.executions import State
 from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
 from console.storage import Store
-from tests.engine.conftest import kestra_settings, wait_kestra
+from tests.engine.conftest import kestra_settings
+from tests.waiting import wait_for_state
 
 
 @pytest.mark.slow
@@ -22,7 +23,7 @@ def test_paused_kestra_execution_is_mirrored_once_and_decided(kestra, tmp_path):
     mirror = KestraMirror(store, backend, settings)
     service = ApprovalService(store, backend, settings, refresh=lambda: mirror.sync().error)
     execution_id = backend.launch_scenario("memory-leak", "alice")
-    assert wait_kestra(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
+    assert wait_for_state(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
 
     # identities signed in with a password: on Kestra a picked demo identity decides nothing
     [pending] = service.pending()
@@ -40,7 +41,7 @@ def test_paused_kestra_execution_is_mirrored_once_and_decided(kestra, tmp_path):
         pending["id"], Identity("bob", Role.APPROVER, source="password"), True, "leak confirmed"
     )
     assert result.status == "approved" and result.resumed
-    done = wait_kestra(backend, execution_id, {State.SUCCESS, State.FAILED})
+    done = wait_for_state(backend, execution_id, {State.SUCCESS, State.FAILED})
     assert done.state == State.SUCCESS
     with pytest.raises(AlreadyDecided, match="already approved by bob"):
         service.vote(pending["id"], Identity("carol", Role.APPROVER, source="password"), True, "")

@@ -17,7 +17,8 @@ from console.loop import steps
 from console.loop.steps import load_scenario
 from console.presentation.formatting import requester_source_text
 from console.storage import Store
-from tests.engine.conftest import kestra_settings, wait_kestra
+from tests.engine.conftest import kestra_settings
+from tests.waiting import wait_for_state
 
 SCENARIO = "memory-leak"
 
@@ -62,7 +63,7 @@ def on_kestra(kestra, tmp_path):
 
 
 def wait_paused(backend: KestraBackend, execution_id: str) -> None:
-    assert wait_kestra(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
+    assert wait_for_state(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
 
 
 @pytest.mark.slow

@@ -16,7 +16,8 @@ from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
 from console.loop import steps
 from console.storage import Store
-from tests.engine.conftest import kestra_settings, wait_kestra
+from tests.engine.conftest import kestra_settings
+from tests.waiting import wait_for_state
 
 CRITICAL_SCENARIO = "database-outage-before-deploy"  # recommends failover_database (CRITICAL)
 REAL_DECIDE = steps.decide
@@ -135,7 +136,7 @@ def test_kestra_mirror_needs_two_for_a_critical_action_whatever_the_plan_says(
         mirror = KestraMirror(store, backend, settings)
         service = ApprovalService(store, backend, settings, refresh=mirror.refresh)
         execution_id = backend.launch_scenario(CRITICAL_SCENARIO, "seed")
-        assert wait_kestra(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
+        assert wait_for_state(backend, execution_id, {State.PAUSED, State.FAILED}).state == State.PAUSED
         item = backend.approval_request(backend.get_execution(execution_id))
         assert item["plan"].get("required_approvals") == claimed
         [pending] = service.pending()  # request_approval_in, the mirror's path

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,6 +39,30 @@ def test_documents_are_stored_once_compressed_and_read_back_whole(store):
         store.documents.get("0" * 32)
 
 
+def unindexed_reads(store: Store, call) -> tuple[object, list[str]]:
+    """Run ``call`` and return (its result, each query it ran that reads a table with no index:
+    the query's text and SQLite's plan line). What keeps a read fast on 100k rows is that none does;
+    how fast it is on this machine is benchmarks/bench_scale.py's to say."""
+    statements: list[str] = []
+    store.db.conn.set_trace_callback(statements.append)
+    try:
+        result = call()
+    finally:
+        store.db.conn.set_trace_callback(None)
+    assert statements, "the call ran no query on store.db.conn"
+    full_scans = []
+    for sql in statements:
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            continue
+        steps = [row[3] for row in store.db.conn.execute("EXPLAIN QUERY PLAN " + sql)]
+        derived = {step.split()[-1] for step in steps if step.startswith(("MATERIALIZE ", "CO-ROUTINE "))}
+        for step in steps:  # "SCAN <table>" with no index; a derived table's rows are already few
+            words = step.split()
+            if words[0] == "SCAN" and len(words) == 2 and words[1] not in derived:
+                full_scans.append(f"{step}: {' '.join(sql.split())[:200]}")
+    return result, full_scans
+
+
 def _fill_executions(store: Store, n: int) -> None:
     base = datetime(2026, 1, 1, tzinfo=UTC)
     states = ["SUCCESS", "FAILED", "PAUSED", "RUNNING"]
@@ -70,24 +93,22 @@ def _fill_executions(store: Store, n: int) -> None:
 
 def test_listing_stays_fast_with_100k_executions(store):
     _fill_executions(store, 100_000)
-    timings = {}
     for label, kwargs in {
         "first page": {},
         "page 1000": {"page": 1000, "size": 50},
         "PAUSED only": {"states": ["PAUSED"]},
         "FAILED page 200": {"states": ["FAILED"], "page": 200},
     }.items():
-        start = time.perf_counter()
-        items, total = store.executions.search(**kwargs)
-        timings[label] = (time.perf_counter() - start) * 1000
+        (items, total), full_scans = unindexed_reads(
+            store, lambda kwargs=kwargs: store.executions.search(**kwargs)
+        )
         assert len(items) == 50
+        assert full_scans == [], label
     assert total == 25_000
     deep, _ = store.executions.search(page=1000, size=50)
     assert [e.id for e in deep] == [f"e{i:06d}" for i in range(50049, 49999, -1)]
     items, _ = store.executions.search(states=["PAUSED"])
     assert items[0].id == "e099998" and all(e.state.value == "PAUSED" for e in items)
-    print("listing over 100k executions (ms):", {k: round(v, 1) for k, v in timings.items()})
-    assert max(timings.values()) < 250, timings
     plan = " ".join(
         r[3]
         for r in store.db.conn.execute(
@@ -260,23 +281,19 @@ def test_dashboard_reads_stay_fast_with_100k_deployments(store):
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
-    timings = {}
     for label, call in {
         "dashboard_kpis": lambda: store.deployments.dashboard_kpis(now),
         "latest_decisions": lambda: store.deployments.latest_decisions(10),
         "service_health": store.deployments.service_health,
         "list_deployments(service)": lambda: store.deployments.list(service="svc7", limit=50),
     }.items():
-        start = time.perf_counter()
-        result = call()
-        timings[label] = (time.perf_counter() - start) * 1000
+        result, full_scans = unindexed_reads(store, call)
         assert result
-    print("reads over 100k deployments (ms):", {k: round(v, 1) for k, v in timings.items()})
+        assert full_scans == [], label
     kpis = store.deployments.dashboard_kpis(now)
     today = now.hour * 60 + now.minute + 1  # one deployment per minute since midnight
     assert kpis.deployments_today == today
     assert len(store.deployments.service_health()) == 40
-    assert max(timings.values()) < 500, timings
 
 
 def test_overview_kpis_keep_the_loops_time_and_the_humans_apart_and_an_escalate_needs_a_human(store):

@@ -4,8 +4,6 @@ and of records in the live loop's shapes and in the first shapes."""
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import replace
 
 import pytest
 
@@ -87,14 +85,14 @@ def test_a_rejection_shows_the_vote_and_what_did_not_run(rt):
     assert first(events, "outcome").title.startswith("Outcome: escalated")
 
 
-def test_an_expired_approval_and_a_refused_attempt_are_in_the_story(settings):
-    rt = embedded_runtime(replace(settings, approval_timeout_minutes=0.002), synchronous=True)
+def test_an_expired_approval_and_a_refused_attempt_are_in_the_story(settings, approval_clock):
+    rt = embedded_runtime(settings, synchronous=True, approval_clock=approval_clock)
     try:
         execution = rt.engine.run_sync(scenario="memory-leak", triggered_by="alice")
         approval = rt.store.approvals.for_execution(execution.id)
         with pytest.raises(PermissionDenied):  # ci-bot asked for it: no self-approval
             rt.approvals.vote(approval["id"], Identity("ci-bot", Role.APPROVER), True, "")
-        time.sleep(0.15)
+        approval_clock.advance(minutes=settings.approval_timeout_minutes + 1)
         assert rt.approvals.expire_overdue() == [approval["id"]]
         done = rt.engine.wait(execution.id)
         events = build_timeline(done, **material(rt, execution.id))

@@ -57,6 +57,7 @@ from console.engines.kestra import flow_lint, rules
 from console.engines.kestra.jackson import without_nulls
 from console.engines.kestra.pebble import PebbleError, render, render_value
 from console.settings import Settings
+from tests.waiting import patience
 
 TERMINAL = {"SUCCESS", "WARNING", "FAILED", "KILLED", "CANCELLED", "RETRIED", "SKIPPED", "RESUBMITTED"}
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
@@ -210,7 +211,7 @@ class FakeKestra:
                 self.skipped.append(exc.message)
 
     def wait_state(self, execution_id: str, states: set[str], timeout: float = 30.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while time.monotonic() < deadline:
             with self.lock:
                 ex = self.executions.get(execution_id)

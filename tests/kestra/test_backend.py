@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,7 @@ from console.presentation import tables
 from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra, free_port
+from tests.waiting import wait_for_state
 
 pytestmark = pytest.mark.kestra
 
@@ -37,16 +37,6 @@ def backend(loaded: FakeKestra, tmp_path: Path) -> KestraBackend:
     return KestraBackend(_settings(loaded.url, tmp_path))
 
 
-def _wait(backend: KestraBackend, execution_id: str, states: set[State], timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        execution = backend.get_execution(execution_id)
-        if execution.state in states:
-            return execution
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_id} never reached {states}")
-
-
 def test_make_backend_picks_kestra_when_url_set(tmp_path: Path) -> None:
     backend = make_backend(_settings("http://127.0.0.1:9", tmp_path))
     assert isinstance(backend, KestraBackend) and backend.name == "kestra"
@@ -55,7 +45,7 @@ def test_make_backend_picks_kestra_when_url_set(tmp_path: Path) -> None:
 @pytest.mark.slow  # runs the whole loop (analysis included) through the fake: ~3-7 s
 def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loaded: FakeKestra) -> None:
     execution_id = backend.launch_scenario("memory-leak", "alice")
-    paused = _wait(backend, execution_id, {State.PAUSED, State.FAILED})
+    paused = wait_for_state(backend, execution_id, {State.PAUSED, State.FAILED})
     assert paused.state == State.PAUSED
     assert paused.labels["launched_by"] == "alice" and paused.labels["scenario"] == "memory-leak"
 
@@ -76,7 +66,7 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
     assert request["decision"]["verdict"] == "ROLLBACK"
 
     backend.resume(execution_id, approved=True, comment="leak confirmed", approver="bob")
-    done = _wait(backend, execution_id, {State.SUCCESS, State.FAILED, State.CANCELLED})
+    done = wait_for_state(backend, execution_id, {State.SUCCESS, State.FAILED, State.CANCELLED})
     assert done.state == State.SUCCESS
     assert done.outputs["deployment_status"] == "rolled back"
     assert task_values(done.task_run("approval")) == {
@@ -106,9 +96,9 @@ def test_memory_leak_pauses_then_approved_rolls_back(backend: KestraBackend, loa
 
 def test_rejected_approval_runs_nothing_risky(backend: KestraBackend) -> None:
     execution_id = backend.launch_scenario("memory-leak", "alice")
-    _wait(backend, execution_id, {State.PAUSED})
+    wait_for_state(backend, execution_id, {State.PAUSED})
     backend.resume(execution_id, approved=False, comment="not now", approver="bob")
-    done = _wait(backend, execution_id, {State.SUCCESS, State.FAILED})
+    done = wait_for_state(backend, execution_id, {State.SUCCESS, State.FAILED})
     values = task_values(done.task_run("execute"))
     assert values["skipped"] and all(a["skipped"] == "rejected" for a in values["skipped"])
     assert done.outputs["deployment_status"] != "rolled back"
@@ -117,7 +107,7 @@ def test_rejected_approval_runs_nothing_risky(backend: KestraBackend) -> None:
 def test_expired_pause_cancels_never_approves(loaded: FakeKestra, backend: KestraBackend) -> None:
     loaded.pause_seconds = 0.3  # stands for PT30M
     execution_id = backend.launch_scenario("memory-leak", "alice")
-    done = _wait(backend, execution_id, {State.CANCELLED, State.SUCCESS, State.FAILED})
+    done = wait_for_state(backend, execution_id, {State.CANCELLED, State.SUCCESS, State.FAILED})
     assert done.state == State.CANCELLED
     assert done.task_run("execute") is None  # nothing ran after the expired approval
 
@@ -127,7 +117,7 @@ def test_healthy_snapshot_launch_runs_to_success(backend: KestraBackend, loaded:
 
     doc = json.loads((Path(__file__).resolve().parents[2] / "mock-data" / "healthy-hotfix.json").read_text())
     execution_id = backend.launch(doc, triggered_by="ci-pipeline", labels={"Team Name": "sre"})
-    done = _wait(backend, execution_id, {State.SUCCESS, State.FAILED, State.PAUSED})
+    done = wait_for_state(backend, execution_id, {State.SUCCESS, State.FAILED, State.PAUSED})
     assert done.state == State.SUCCESS
     assert done.inputs["service"] == doc["deployment"]["service"]
     assert done.labels["team_name"] == "sre"  # label keys made valid for Kestra
@@ -136,7 +126,7 @@ def test_healthy_snapshot_launch_runs_to_success(backend: KestraBackend, loaded:
 
 def test_search_get_logs_kill_and_link(backend: KestraBackend, loaded: FakeKestra) -> None:
     first = backend.launch_scenario("memory-leak", "alice")
-    _wait(backend, first, {State.PAUSED})
+    wait_for_state(backend, first, {State.PAUSED})
     page = backend.search_executions(flow_id="devops-loop", states=[State.PAUSED])
     assert page.total == 1 and page.items[0].id == first and page.items[0].task_runs
     whole = backend.search_executions()  # the namespace, subflow children included
@@ -144,7 +134,7 @@ def test_search_get_logs_kill_and_link(backend: KestraBackend, loaded: FakeKestr
     assert any("paused" in e.message.lower() for e in backend.execution_logs(first))
     assert backend.ui_link(first) == f"{loaded.url}/ui/main/executions/devops.loop/devops-loop/{first}"
     backend.kill(first)
-    _wait(backend, first, {State.KILLED})
+    wait_for_state(backend, first, {State.KILLED})
     with pytest.raises(BackendError, match="already ended"):
         backend.kill(first)
     with pytest.raises(BackendError, match="not found"):
@@ -154,7 +144,7 @@ def test_search_get_logs_kill_and_link(backend: KestraBackend, loaded: FakeKestr
 def test_2x_search_fills_task_runs(loaded2: FakeKestra, tmp_path: Path) -> None:
     backend = KestraBackend(_settings(loaded2.url, tmp_path))
     execution_id = backend.launch_scenario("memory-leak", "alice")
-    _wait(backend, execution_id, {State.PAUSED})
+    wait_for_state(backend, execution_id, {State.PAUSED})
     page = backend.search_executions(flow_id="devops-loop")
     assert page.items[0].task_run("decide") is not None
     assert page.items[0].task_run("decide").outputs["plan"]["needs_approval"] is True
@@ -163,7 +153,7 @@ def test_2x_search_fills_task_runs(loaded2: FakeKestra, tmp_path: Path) -> None:
     assert request["plan"]["needs_approval"] is True
     backend.resume(execution_id, approved=True, comment="", approver="bob")
     assert (
-        _wait(backend, execution_id, {State.SUCCESS, State.FAILED}).outputs["deployment_status"]
+        wait_for_state(backend, execution_id, {State.SUCCESS, State.FAILED}).outputs["deployment_status"]
         == "rolled back"
     )
 
@@ -190,10 +180,8 @@ def test_failures_become_backend_errors(loaded: FakeKestra, tmp_path: Path) -> N
     with pytest.raises(BackendUnavailable, match="credentials"):
         backend.launch_scenario("memory-leak", "alice")
     loaded.fault, loaded.slow_seconds = "slow", 1.0
-    t0 = time.monotonic()
-    with pytest.raises(BackendUnavailable, match="did not answer"):
+    with pytest.raises(BackendUnavailable, match="did not answer"):  # the 0.3 s timeout, not the 1 s answer
         backend.execution_logs("x")
-    assert time.monotonic() - t0 < 2.5
     loaded.fault = None
     loaded.down()
     with pytest.raises(BackendUnavailable, match="cannot be reached"):
@@ -231,7 +219,7 @@ def test_launch_deployment_sends_the_live_inputs_and_the_flow_collects_from_the_
     record = {"id": "dep-5", "service": "demo-service", "version": "v1.0.1", "previous_version": "v1.0.0",
               "by": "alice", "at": format_ts(now), "kind": "deploy"}  # fmt: skip
     execution_id = backend.launch_deployment(record, triggered_by="alice", source="deployer")
-    execution = _wait(backend, execution_id, {State.PAUSED, State.SUCCESS, State.FAILED})
+    execution = wait_for_state(backend, execution_id, {State.PAUSED, State.SUCCESS, State.FAILED})
     assert execution.state in (State.PAUSED, State.SUCCESS), backend.execution_logs(execution_id)
     assert {k: v for k, v in execution.inputs.items() if v is not None} == {
         "deployment_id": "dep-5",

@@ -4,7 +4,6 @@ is down. The real client talks HTTP to the fake Kestra, which runs the project's
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ from console.settings import Secret, Settings
 from console.storage import Store
 from tests.kestra.conftest import PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
+from tests.waiting import wait_for_state
 
 pytestmark = [pytest.mark.kestra, pytest.mark.slow]
 
@@ -30,15 +30,6 @@ def _settings(url: str, tmp_path: Path) -> Settings:
         kestra_password=Secret(PASSWORD),
         kestra_timeout_s=2.0,
     )
-
-
-def _wait(backend: KestraBackend, execution_id: str, states: set[State], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if backend.get_execution(execution_id).state in states:
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{execution_id} never reached {states}")
 
 
 @pytest.fixture
@@ -56,8 +47,8 @@ def test_a_sync_copies_runs_once_and_a_second_sync_changes_nothing(parts):
     _, backend, store, mirror, _ = parts
     healthy = backend.launch_scenario("healthy-hotfix", "alice")
     leak = backend.launch_scenario("memory-leak", "alice")
-    _wait(backend, healthy, {State.SUCCESS})
-    _wait(backend, leak, {State.PAUSED})
+    wait_for_state(backend, healthy, {State.SUCCESS})
+    wait_for_state(backend, leak, {State.PAUSED})
 
     first = mirror.sync()
     assert first.error is None and first.projected == 2 and first.approvals_requested == 1
@@ -86,13 +77,13 @@ def test_a_sync_copies_runs_once_and_a_second_sync_changes_nothing(parts):
 def test_the_approval_decided_in_the_console_resumes_kestra_and_the_outcome_comes_back(parts):
     _, backend, store, mirror, approvals = parts
     leak = backend.launch_scenario("memory-leak", "alice")
-    _wait(backend, leak, {State.PAUSED})
+    wait_for_state(backend, leak, {State.PAUSED})
     [pending] = approvals.pending()  # the mirror brings the request in
     result = approvals.vote(
         pending["id"], Identity("bob", Role.APPROVER, source="password"), True, "leak confirmed"
     )
     assert result.status == "approved" and result.resumed
-    _wait(backend, leak, {State.SUCCESS})
+    wait_for_state(backend, leak, {State.SUCCESS})
     mirror.sync()
     deployment = store.deployments.for_execution(leak)
     assert deployment["status"] == "rolled back" and deployment["running_version"] == "v1.2.2"
@@ -108,11 +99,11 @@ def test_the_approval_decided_in_the_console_resumes_kestra_and_the_outcome_come
 def test_a_new_mirror_resumes_from_the_stored_cursor(parts, tmp_path):
     settings, backend, store, mirror, _ = parts
     first = backend.launch_scenario("healthy-hotfix", "alice")
-    _wait(backend, first, {State.SUCCESS})
+    wait_for_state(backend, first, {State.SUCCESS})
     mirror.sync()
     restarted = KestraMirror(Store(settings.db_path), backend, settings)  # a console restart
     second = backend.launch_scenario("performance-improvement", "alice")
-    _wait(backend, second, {State.SUCCESS, State.PAUSED})
+    wait_for_state(backend, second, {State.SUCCESS, State.PAUSED})
     report = restarted.sync()
     assert report.projected == 1 and report.projected_ids == [second]
     assert {d["execution_id"] for d in store.deployments.list()} == {first, second}
@@ -129,7 +120,7 @@ def test_kestra_down_is_one_line_and_the_next_sync_catches_up(parts, loaded: Fak
     assert approvals.sync_error
     loaded.start()
     execution_id = backend.launch_scenario("healthy-hotfix", "alice")
-    _wait(backend, execution_id, {State.SUCCESS})
+    wait_for_state(backend, execution_id, {State.SUCCESS})
     again = mirror.sync()
     assert again.error is None and store.deployments.for_execution(execution_id)["status"] == "healthy"
     assert store.mirror.state("kestra")["last_error"] is None
@@ -139,16 +130,16 @@ def test_killed_failed_and_deleted_executions(parts, loaded: FakeKestra):
     _, backend, store, mirror, _ = parts
     killed = backend.launch_scenario("memory-leak", "alice")
     deleted = backend.launch_scenario("crash-loop", "alice")
-    _wait(backend, killed, {State.PAUSED})
-    _wait(backend, deleted, {State.PAUSED})
+    wait_for_state(backend, killed, {State.PAUSED})
+    wait_for_state(backend, deleted, {State.PAUSED})
     # launched by someone else (Kestra's UI, a CI job) with a scenario the task image cannot load
     failed = backend.client.trigger(backend.namespace, "devops-loop", {"scenario": "no-such-scenario"}).id
-    _wait(backend, failed, {State.FAILED})
+    wait_for_state(backend, failed, {State.FAILED})
     mirror.sync()
     assert store.approvals.for_execution(killed)["status"] == "pending"
 
     backend.kill(killed)
-    _wait(backend, killed, {State.KILLED})
+    wait_for_state(backend, killed, {State.KILLED})
     loaded.delete(deleted)
     report = mirror.sync()
     assert report.error is None and report.gone == 1

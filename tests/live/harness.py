@@ -36,6 +36,7 @@ from console.settings import Settings
 from demo_service.testing import DemoStack, start_demo_stack
 from livestack.processes import PrometheusProcess, missing_reason, start_prometheus
 from livestack.stack import instant_query, wait_steady
+from tests.waiting import patience
 
 SERVICE = "demo-service"
 
@@ -127,7 +128,7 @@ class LiveLane:
     def wait_steady(self, timeout: float = 90.0) -> float:
         """Wait until Prometheus holds a whole baseline window of steady, healthy traffic
         (:func:`livestack.stack.wait_steady`). Returns the seconds waited."""
-        return wait_steady(self.query, self.windows.baseline_s, self.rps, timeout)
+        return wait_steady(self.query, self.windows.baseline_s, self.rps, patience(timeout))
 
     # -- the loop -------------------------------------------------------------------------------------
 
@@ -142,7 +143,7 @@ class LiveLane:
 
     def wait(self, execution_id: str, timeout: float = 120.0) -> Execution:
         """Until the execution pauses for a human or ends."""
-        return self.runtime.engine.wait(execution_id, timeout=timeout)
+        return self.runtime.engine.wait(execution_id, timeout=patience(timeout))
 
     def approve(self, execution_id: str, who: str = "bob", comment: str = "leak confirmed") -> VoteResult:
         """Approve the pending request through the approval service, as ``who`` (an approver)."""

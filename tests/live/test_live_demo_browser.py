@@ -24,6 +24,7 @@ from console.storage import Store
 from livestack.stack import FREE_PORTS, LiveStack, StackOptions, Windows, start_live_stack
 from tests.browser_support import wait_ready
 from tests.live.conftest import require_prometheus
+from tests.waiting import patience
 
 pytestmark = [pytest.mark.live, pytest.mark.browser, pytest.mark.slow]
 
@@ -71,7 +72,7 @@ def read_at(strip) -> str:
 
 def wait_for_approval(stack: LiveStack, deployment_id: str, timeout_s: float = 90) -> dict:
     """The pending approval of the run the deployer's announcement of ``deployment_id`` started."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + patience(timeout_s)
     store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
     try:
         while True:
@@ -149,7 +150,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         approved = time.monotonic()
 
         # the previous version serves again, and the section shows the measured outcome
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + patience(30)
         while stack.demo.status()["version"] != "v1.0.0":
             assert time.monotonic() < deadline, "the deployer did not run v1.0.0 again"
             time.sleep(0.2)
@@ -199,7 +200,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         assert not bob.locator(f".st-key-approve_{pending['id']} button").is_enabled()
         if os.environ.get("LIVE_SCREENS_DIR"):
             bob.screenshot(path=str(Path(os.environ["LIVE_SCREENS_DIR"]) / "live-card-superseded.png"))
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + patience(20)
         store = Store(stack.options.state_dir / "console-data" / "console.sqlite3")
         try:
             while not (rows := [r for r in store.deployments.list(service="demo-service", limit=10)

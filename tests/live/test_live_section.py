@@ -23,6 +23,7 @@ from tests.ui.conftest import (
     texts,
     wait_for,
 )
+from tests.waiting import patience
 
 pytestmark = [pytest.mark.live]
 
@@ -205,7 +206,7 @@ def test_live_sh_starts_everything_and_ctrl_c_stops_everything(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert out.read_text().rstrip().endswith("live: stopped."), out.read_text()
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + patience(10)
     while any(_own_processes(mark) for mark in marks) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [line for mark in marks for line in _own_processes(mark)] == []

@@ -1,17 +1,25 @@
-"""Every failure falls back to the rules decision, within a bounded time, without leaking the key."""
+"""Every failure falls back to the rules decision, within its budget, without leaking the key.
+
+No test here times the call (timings belong in benchmarks/bench_llm.py): each shows by the note
+which way the call ended. A call that outlived its budget is cut by the watchdog and says "timeout";
+a note that names the failure instead (refused, rate limited, a retry that would cross the budget)
+proves the call gave up before the budget ran out. A lower bound (the budget was used, not cut
+short) cannot fail on a slow machine and is kept."""
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from dataclasses import replace
 
 import pytest
 
-from console.loop.narrative import WATCHDOG_GRACE_S, LLMFailure, _run_with_watchdog, summarize
+from console.loop.narrative import LLMFailure, _run_with_watchdog, summarize
 from tests.llm.conftest import API_KEY
 from tests.llm.fake_llm import DEFAULT_ANSWER, closed_port, content, slow, status, valid
+from tests.waiting import patience
 
 
 def assert_fallback(out, rules, fragment: str) -> str:
@@ -36,20 +44,18 @@ def timed(fn):
 
 def test_timeout_falls_back_within_the_budget(llm_settings, fake, snapshot, rollback_decision):
     settings = replace(llm_settings, llm_timeout_s=0.6)
-    fake.then(slow(5.0))
+    fake.then(slow(30.0))  # a valid answer, had the call waited for it
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
     note = assert_fallback(out, rollback_decision, "timeout after 0.6 s")
     assert note == "LLM unavailable (timeout after 0.6 s): rules summary used"
-    # the budget counts from the call's start; 0.2 s of slack for thread scheduling on a loaded machine
-    assert 0.5 <= elapsed < 0.6 + WATCHDOG_GRACE_S + 0.2
+    assert elapsed >= 0.5  # the budget was used, not cut short
     assert len(fake.requests) == 1  # a timed-out attempt used the whole budget: no retry
 
 
 def test_connection_refused(llm_settings, snapshot, rollback_decision):
     settings = replace(llm_settings, llm_base_url=f"http://127.0.0.1:{closed_port()}/v1")
-    out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
-    assert_fallback(out, rollback_decision, "connection failed")
-    assert elapsed < 1.5
+    out = summarize(snapshot, rollback_decision, settings)
+    assert_fallback(out, rollback_decision, "connection failed")  # not "timeout": before the budget ran out
 
 
 def test_wrong_key_is_401_and_not_retried(llm_settings, fake, snapshot, rollback_decision):
@@ -72,18 +78,17 @@ def test_429_with_short_retry_after_is_retried_then_succeeds(llm_settings, fake,
 def test_429_storm_falls_back_after_the_allowed_retries(llm_settings, fake, snapshot, rollback_decision):
     fake.reset(default=status(429, retry_after=0.1))
     settings = replace(llm_settings, llm_max_retries=2)
-    out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
-    assert_fallback(out, rollback_decision, "rate limited (429)")
+    out = summarize(snapshot, rollback_decision, settings)
+    assert_fallback(out, rollback_decision, "rate limited (429)")  # not "timeout": within the budget
     assert len(fake.requests) == 3
-    assert elapsed < settings.llm_timeout_s
 
 
 def test_retry_after_longer_than_budget_gives_up_at_once(llm_settings, fake, snapshot, rollback_decision):
     fake.reset(default=status(429, retry_after=30))
-    out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, llm_settings))
+    out = summarize(snapshot, rollback_decision, llm_settings)
+    # said before any wait: a 30 s wait would have been cut by the watchdog as a "timeout"
     assert_fallback(out, rollback_decision, "rate limited (429), retry after 30 s exceeds the budget")
     assert len(fake.requests) == 1
-    assert elapsed < 1.0  # no waiting at all (typically ~30 ms)
 
 
 @pytest.mark.parametrize("code", [500, 503])
@@ -158,14 +163,17 @@ def test_bad_base_url_is_a_clear_note(llm_settings, snapshot, rollback_decision)
 
 
 def test_watchdog_bounds_a_call_the_http_timeouts_miss():
-    def hangs() -> str:
-        time.sleep(3)
-        return "late"
+    released = threading.Event()
 
-    start = time.monotonic()
-    with pytest.raises(LLMFailure) as info:
-        _run_with_watchdog(hangs, 0.2)
-    assert time.monotonic() - start < 0.2 + WATCHDOG_GRACE_S + 0.8
+    def hangs() -> str:
+        released.wait(patience(30))
+        return "late"  # what the caller would get, had the watchdog waited for the call
+
+    try:
+        with pytest.raises(LLMFailure) as info:
+            _run_with_watchdog(hangs, 0.2)
+    finally:
+        released.set()
     assert info.value.reason == "timeout after 0.2 s"
 
 
@@ -177,7 +185,7 @@ def test_watchdog_passes_results_and_errors_through():
 
 def test_key_never_logged_even_at_debug(llm_settings, fake, snapshot, rollback_decision, caplog):
     caplog.set_level(logging.DEBUG)
-    fake.then(status(401), status(429, retry_after=0.05), status(503), content("nope"), slow(3.0))
+    fake.then(status(401), status(429, retry_after=0.05), status(503), content("nope"), slow(30.0))
     fast = replace(llm_settings, llm_timeout_s=0.3, llm_max_retries=0)
     notes = []
     for _ in range(5):
@@ -225,10 +233,9 @@ def test_answer_cut_off_at_max_tokens(llm_settings, fake, snapshot, rollback_dec
 def test_retries_stop_before_the_budget_runs_out(llm_settings, fake, snapshot, rollback_decision):
     fake.reset(default=status(503, retry_after=0.4))
     settings = replace(llm_settings, llm_timeout_s=0.8, llm_max_retries=3)
-    out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
+    out = summarize(snapshot, rollback_decision, settings)
     assert_fallback(out, rollback_decision, "server error (503), retry after 0.4 s exceeds the budget")
     assert len(fake.requests) == 2  # a second wait would have crossed the 0.8 s budget
-    assert elapsed < 0.8 + 0.2
 
 
 @pytest.mark.parametrize(
@@ -253,8 +260,8 @@ def test_trickling_server_is_cut_off_by_the_total_deadline(llm_settings, fake, s
     settings = replace(llm_settings, llm_timeout_s=0.5)
     fake.then(trickle(0.1))  # each byte arrives well within the read timeout
     out, elapsed = timed(lambda: summarize(snapshot, rollback_decision, settings))
-    assert_fallback(out, rollback_decision, "timeout after 0.5 s")
-    assert 0.5 <= elapsed < 0.5 + WATCHDOG_GRACE_S + 0.2
+    assert_fallback(out, rollback_decision, "timeout after 0.5 s")  # the whole answer was never read
+    assert elapsed >= 0.5
 
 
 def test_huge_number_is_invalid_json_not_a_crash(llm_settings, fake, snapshot, rollback_decision):

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.waiting import wait_until
+
 
 @dataclass
 class Received:
@@ -26,13 +28,14 @@ class Received:
 
 
 class Receiver:
-    """``Receiver().then(500, 200)``: the next answers, in order; 200 after them. ``delay_s`` makes
-    every answer wait (a slow receiver)."""
+    """``Receiver().then(500, 200)``: the next answers, in order; 200 after them. ``hold=True``
+    keeps every answer until the receiver closes (a receiver that never answers in time)."""
 
-    def __init__(self, default: int = 200, delay_s: float = 0.0) -> None:
+    def __init__(self, default: int = 200, *, hold: bool = False) -> None:
         self.default = default
-        self.delay_s = delay_s
+        self.hold = hold
         self.received: list[Received] = []
+        self.answered = 0
         self._answers: deque[tuple[int, dict[str, str]]] = deque()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -64,9 +67,8 @@ class Receiver:
         return [r.body for r in self.received if path is None or r.path == path]
 
     def wait_for(self, count: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while len(self.received) < count and time.monotonic() < deadline:
-            time.sleep(0.02)
+        """The requests received, once there are ``count`` of them (the test fails otherwise)."""
+        wait_until(lambda: len(self.received) >= count, timeout, step=0.02, what=f"{count} request(s)")
         return list(self.received)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
@@ -89,8 +91,8 @@ class Receiver:
                     code, headers = (
                         receiver._answers.popleft() if receiver._answers else (receiver.default, {})
                     )
-                if receiver.delay_s:
-                    receiver._stop.wait(receiver.delay_s)
+                if receiver.hold:
+                    receiver._stop.wait()
                 body = b"ok" if code < 400 else f"answer {code}".encode()  # Slack answers in plain text
                 try:
                     self.send_response(code)
@@ -101,6 +103,8 @@ class Receiver:
                     self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
+                with receiver._lock:
+                    receiver.answered += 1
 
         return Handler
 

@@ -4,7 +4,6 @@ root starting and stopping the dispatcher for both engines."""
 from __future__ import annotations
 
 import sqlite3
-import time
 from dataclasses import replace
 
 import pytest
@@ -177,12 +176,10 @@ def test_on_kestra_a_pause_is_announced_with_no_page_open(tmp_path, monkeypatch)
             try:
                 assert services.backend.name == "kestra" and services.notifier is not None
                 execution_id = services.backend.launch_scenario("memory-leak", "alice")
-                started = time.monotonic()
                 [message] = receiver.wait_for(1, timeout=60)
                 body = message.body
                 assert body["kind"] == "pending" and body["approval"]["execution_id"] == execution_id
                 assert body["link"].startswith(f"{PUBLIC_URL}/approvals?approval=ap-")
-                assert time.monotonic() - started < 60
             finally:
                 services.close()
     finally:

@@ -15,6 +15,7 @@ from console.settings import Secret, Settings
 from tests.browser_support import CHROMIUM, wait_ready
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
+from tests.waiting import patience
 
 pytestmark = [
     pytest.mark.browser,
@@ -37,7 +38,7 @@ def test_kestra_runs_show_on_the_pages(start_console, chromium, tmp_path: Path):
             )
         )
         ids = [backend.launch_scenario(s, "alice") for s in ("memory-leak", "healthy-hotfix")]
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + patience(60)
         while any(backend.get_execution(i).state not in (State.PAUSED, State.SUCCESS) for i in ids):
             assert time.monotonic() < deadline, "the fake Kestra did not run the scenarios"
             time.sleep(0.1)

@@ -31,6 +31,7 @@ from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 from tests.ui.conftest import APP, series
+from tests.waiting import patience
 
 pytestmark = [pytest.mark.parity, pytest.mark.slow]
 
@@ -58,7 +59,7 @@ def _decide_all(approvals: ApprovalService, store: Store) -> None:
 
 
 def _wait(read_state, ids: list[str], done: set[State], timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     while time.monotonic() < deadline:
         if all(read_state(i) in done for i in ids):
             return

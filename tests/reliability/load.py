@@ -17,6 +17,7 @@ from console.access.approvals import AlreadyDecided, ApprovalService
 from console.access.auth import Identity, PermissionDenied, Role
 from console.domain.executions import State
 from console.engines.embedded.runner import EmbeddedEngine
+from tests.waiting import patience
 
 # Scenarios that pause for approval: HIGH risk (one approver), CRITICAL (two approvers), and one
 # requested by "bob" (bob's attempts on it are self-approvals and must be refused).
@@ -80,7 +81,7 @@ def launch_parallel(
 
 def wait_all(engine: EmbeddedEngine, ids: list[str], timeout: float) -> dict[str, State]:
     """Wait until every execution is PAUSED or finished; returns the states seen last."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + patience(timeout)
     states: dict[str, State] = {}
     pending = set(ids)
     while pending and time.monotonic() < deadline:

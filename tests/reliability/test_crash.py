@@ -26,6 +26,7 @@ from console.runtime import embedded_runtime
 from console.settings import Settings
 from console.storage import Store
 from tests.reliability.load import wait_all
+from tests.waiting import patience
 
 CHILD = Path(__file__).with_name("crash_child.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,7 @@ def run_and_kill(
 
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + patience(90)
     try:
         while time.monotonic() < deadline and proc.poll() is None:
             launched = sum(x.startswith("launched ") for x in lines)

@@ -4,7 +4,6 @@ read without reading it whole."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -125,9 +124,7 @@ def test_a_large_file_is_not_read_whole(tmp_path: Path) -> None:
     size = path.stat().st_size
     source = JsonlLogSource(path)
     start, end = T0 + 99_940, T0 + 99_999
-    began = time.perf_counter()
     result = source.read(start, end)
-    elapsed = time.perf_counter() - began
     assert len(result.records) == 60
     assert result.records[0]["message"] == "GET /items/99940 200"
     assert result.records[-1]["message"] == "GET /items/99999 200"
@@ -141,7 +138,6 @@ def test_a_large_file_is_not_read_whole(tmp_path: Path) -> None:
             scanned_to_window += len(raw)
     assert offset > size - 200_000
     assert scanned_to_window <= JsonlLogSource.LINEAR_BYTES + 20 * 200
-    assert elapsed < 0.5, f"{elapsed:.3f} s for a 1-minute window at the end of {size:,} bytes"
     # a window in the middle, and one spanning a malformed line
     middle = source.read(T0 + 50_000, T0 + 50_009)
     assert middle.records[0]["message"] == "GET /items/50000 200" and len(middle.records) == 10

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -15,11 +14,12 @@ from console.domain.executions import Execution
 from console.engines.embedded.runner import EmbeddedEngine
 from console.presentation.formatting import plain
 from console.settings import Settings, load_settings
+from tests.waiting import patience, wait_until
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 APP = str(PROJECT_ROOT / "app.py")
 PAGES = ["overview", "deployments", "approvals", "executions", "metrics", "scenarios", "learning", "settings"]
-TIMEOUT = 30
+TIMEOUT = patience(30)  # seconds an AppTest run may take
 
 
 @pytest.fixture
@@ -109,13 +109,7 @@ def signed_in_app(name: str, page: str | None = None) -> AppTest:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float = 30.0, step: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
+    return wait_until(predicate, timeout, step=step)
 
 
 def series(values: object) -> list:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from console.loop.revisions import Target
 from console.presentation import approval_card as cards
-from console.presentation import charts, live
+from console.presentation import charts, live_section
 from tests.ui.test_operator_views import _result
 
 APPROVAL = {
@@ -82,11 +82,11 @@ def when(seconds: float) -> datetime:
 def test_a_live_chart_draws_markers_labelled_where_they_stay_readable() -> None:
     points = [(START + 30 + i, 0.02 * i) for i in range(5)]
     markers = [
-        live.Marker(START + 31, "deployed v2 by alice", "deploy", "v2"),
-        live.Marker(START + 33, "rolled back to v1", "rollback"),
-        live.Marker(START + 100, "restart_pod done", "action", "restart"),
+        live_section.Marker(START + 31, "deployed v2 by alice", "deploy", "v2"),
+        live_section.Marker(START + 33, "rolled back to v1", "rollback"),
+        live_section.Marker(START + 100, "restart_pod done", "action", "restart"),
     ]
-    figure = live.live_figure("error_rate", points, markers, START, START + 120).to_dict()
+    figure = live_section.live_figure("error_rate", points, markers, START, START + 120).to_dict()
     layout = figure["layout"]
     assert layout["title"]["text"] == "Error rate · 8.0 %"
     assert layout["xaxis"]["range"] == [when(20), when(120)]  # starts 10 s before the first point
@@ -109,13 +109,15 @@ def test_a_live_chart_draws_markers_labelled_where_they_stay_readable() -> None:
 
 
 def test_an_empty_window_says_so_and_a_share_keeps_its_scale_only_while_it_fits() -> None:
-    empty = live.live_figure("memory_utilization", [], [], START, START + 120).to_dict()["layout"]
+    empty = live_section.live_figure("memory_utilization", [], [], START, START + 120).to_dict()["layout"]
     assert empty["title"]["text"] == "Memory use · no data"
     assert [a["text"] for a in empty["annotations"]] == ["no data in this window"]
     assert empty["yaxis"]["range"] == [0, 100] and empty["xaxis"]["range"] == [when(0), when(120)]
-    over = live.live_figure("error_rate", [(START, 2.0)], [], START, START + 120).to_dict()["layout"]
+    over = live_section.live_figure("error_rate", [(START, 2.0)], [], START, START + 120).to_dict()["layout"]
     assert "range" not in over["yaxis"]  # 200 %: the axis scales itself
-    latency = live.live_figure("latency_p95_ms", [(START, 412.3)], [], START, START + 120).to_dict()["layout"]
+    latency = live_section.live_figure("latency_p95_ms", [(START, 412.3)], [], START, START + 120).to_dict()[
+        "layout"
+    ]
     assert latency["title"]["text"] == "p95 latency · 412 ms" and "range" not in latency["yaxis"]
 
 

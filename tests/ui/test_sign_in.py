@@ -19,6 +19,7 @@ from console.settings import Secret, Settings
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 from tests.ui.conftest import APP, PAGES, TIMEOUT, crafted_reject, make_app, signed_in_app, texts, write_users
+from tests.waiting import patience
 
 
 @pytest.fixture
@@ -123,7 +124,7 @@ def test_a_scenario_the_console_launches_on_kestra_is_requested_by_its_deployer(
     at.button(key="launch_memory-leak").click().run()
     execution_id = at.session_state["launches"]["memory-leak"]["execution_id"]
     kestra.wait_state(execution_id, {"PAUSED", "FAILED"})
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience(30)
     while True:
         at.switch_page("pages/approvals.py").run()
         cards = [m for m in texts(at, "markdown") if "requested by **" in m]
