@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from console.domain.executions import Execution
 from console.domain.models import format_time
+from console.engines.backend import BackendError
 from console.runtime import EmbeddedRuntime, embedded_runtime
 from console.settings import Secret, Settings
 from tests.api.conftest import TOKEN, services_of
@@ -113,7 +114,10 @@ def stop_console(console: Console) -> None:
     try:
         for execution in console.runtime.engine.search_executions().items:
             if not execution.state.terminal:
-                console.runtime.engine.kill(execution.id, by="test teardown")
+                try:
+                    console.runtime.engine.kill(execution.id, by="test teardown")
+                except BackendError:  # it finished between the read and the kill
+                    pass
     finally:
         console.runtime.close()
         console.prometheus.stop()
