@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import settings as hypothesis_settings
 
-from console.settings import Settings
+from console.access.approvals import ApprovalService
+from console.access.auth import Identity, Role
+from console.domain.executions import Execution, State
+from console.engines.embedded.runner import EmbeddedEngine
+from console.runtime import EmbeddedRuntime, embedded_runtime
+from console.settings import Secret, Settings
+from console.storage import Store
+from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
+from tests.kestra.fake_kestra import FakeKestra
 from tests.waiting import TIME_SCALE, patience
 
 # The suite's property tests draw the same inputs on every run, so CI passes or fails on the code,
@@ -128,3 +142,150 @@ def logs_only_service(directory: Path, *, lines: int = 1) -> tuple[Path, float]:
         encoding="utf-8",
     )
     return services, now
+
+
+GENERATOR = PROJECT_ROOT / "mock-data" / "generate.py"
+DEPLOYED_AT = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
+
+
+def load_generator() -> ModuleType:
+    name = "mock_data_generate"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, GENERATOR)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses need the module registered
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def gen() -> ModuleType:
+    return load_generator()
+
+
+def series(values, start_min: int = -60, deployed_at: datetime = DEPLOYED_AT) -> list[list]:
+    """[[iso, value], ...] at 1-minute steps starting ``start_min`` minutes from the deploy."""
+    out = []
+    for i, v in enumerate(values):
+        t = deployed_at + timedelta(minutes=start_min + i)
+        out.append([t.isoformat().replace("+00:00", "Z"), float(v)])
+    return out
+
+
+def snapshot_doc(metrics: dict[str, list], logs: list[dict] | None = None, **deployment) -> dict:
+    dep = {
+        "id": "deploy-test",
+        "service": "svc",
+        "version": "v2",
+        "previous_version": "v1",
+        "deployed_at": DEPLOYED_AT.isoformat().replace("+00:00", "Z"),
+    }
+    dep.update(deployment)
+    return {"deployment": dep, "metrics": metrics, "logs": logs or []}
+
+
+ROLLBACK_SCENARIO = "memory-leak"  # expected ROLLBACK: a HIGH-risk rollback needs one approver
+HEALTHY_SCENARIO = "healthy-hotfix"  # expected CONTINUE: only LOW-risk actions, confident
+
+
+@pytest.fixture
+def store(settings: Settings) -> Iterator[Store]:
+    s = Store(settings.db_path)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def runtime(settings: Settings, store: Store) -> Iterator[EmbeddedRuntime]:
+    """The engine and its approval service as the console wires them: a background worker pool."""
+    rt = embedded_runtime(settings, store, max_workers=2)
+    yield rt
+    rt.close()
+
+
+@pytest.fixture
+def engine(runtime: EmbeddedRuntime) -> EmbeddedEngine:
+    return runtime.engine
+
+
+@pytest.fixture
+def approvals(runtime: EmbeddedRuntime) -> ApprovalService:
+    return runtime.approvals
+
+
+@pytest.fixture
+def bob() -> Identity:
+    return Identity("bob", Role.APPROVER)
+
+
+@pytest.fixture
+def carol() -> Identity:
+    return Identity("carol", Role.ADMIN)
+
+
+def run_paused(engine: EmbeddedEngine, scenario: str = ROLLBACK_SCENARIO) -> tuple[Execution, dict]:
+    """Run a scenario that needs approval; return the PAUSED execution and its approval row."""
+    execution = engine.run_sync(scenario=scenario, triggered_by="alice", timeout=30)
+    assert execution.state == State.PAUSED, engine.execution_logs(execution.id)
+    approval = engine.store.approvals.for_execution(execution.id)
+    assert approval is not None
+    return execution, approval
+
+
+@pytest.fixture
+def cli(tmp_path):
+    """``cli(*args)``: ``python -m console`` as a user runs it, on a private data dir with no secrets,
+    no Kestra and no LLM (``cli.env`` is that environment)."""
+    env = {
+        **os.environ,
+        "CONSOLE_DATA_DIR": str(tmp_path / "data"),
+        "CONSOLE_SECRETS": str(tmp_path / "none.toml"),
+    }
+    for name in ("TOGETHER_API_KEY", "KESTRA_URL", "CONSOLE_SERVICES_FILE", "CONSOLE_API_TOKEN"):
+        env.pop(name, None)
+
+    class Cli:
+        data_dir = env["CONSOLE_DATA_DIR"]
+        secrets = env["CONSOLE_SECRETS"]
+
+        def __init__(self) -> None:
+            self.env = env
+
+        def __call__(self, *args, stdin=None):
+            return subprocess.run(
+                [sys.executable, "-m", "console", *args],
+                cwd=PROJECT_ROOT,
+                env=env,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+
+    return Cli()
+
+
+@pytest.fixture
+def kestra(tmp_path) -> Iterator[FakeKestra]:
+    """The project's fake Kestra (1.3) with the flows deployed."""
+    fake = FakeKestra(
+        version="1.3.21", username=USER, password=PASSWORD, settings=Settings(data_dir=tmp_path / "fake-data")
+    ).start()
+    fake.deploy_dir(FLOWS_DIR)
+    try:
+        yield fake
+    finally:
+        fake.stop()
+
+
+def kestra_settings(kestra: FakeKestra, tmp_path: Path) -> Settings:
+    """The console's settings on the fake Kestra, with a private data dir."""
+    return Settings(
+        data_dir=tmp_path / "console",
+        kestra_url=kestra.url,
+        kestra_username=USER,
+        kestra_password=Secret(PASSWORD),
+        kestra_timeout_s=2.0,
+    )

@@ -18,7 +18,7 @@ from console.inbound import DUPLICATE, LAUNCHED
 from console.settings import Secret
 from tests.api.conftest import AUTH
 from tests.api.inbound_support import Console, stamp, start_console, stop_console
-from tests.api.test_deployments import SHA, github_event
+from tests.payloads.test_deployments import SHA, github_event
 
 SECRET = "gh-webhook-secret-0123456789"
 

@@ -20,7 +20,7 @@ from console.runtime import Services, embedded_runtime
 from console.settings import Secret
 from console.storage import database, migrations
 from tests.api.conftest import AUTH, TOKEN, services_of
-from tests.engine.conftest import HEALTHY_SCENARIO, run_paused
+from tests.conftest import HEALTHY_SCENARIO, run_paused
 
 JSON_TYPE = "application/json"
 

@@ -12,9 +12,9 @@ import pytest
 
 from console.loop.narrative import FENCE_CLOSE, FENCE_OPEN
 from console.loop.postmortem import SECTIONS, build_postmortem, write_postmortem
-from tests.incidents.conftest import LIVE_APPROVAL, LIVE_AUDIT, LIVE_VOTES, live_record
 from tests.llm.conftest import INJECTION
 from tests.llm.fake_llm import computed, content, slow
+from tests.loop.conftest import LIVE_APPROVAL, LIVE_AUDIT, LIVE_VOTES, live_record
 
 MATERIAL = {"approval": LIVE_APPROVAL, "votes": LIVE_VOTES, "audit": LIVE_AUDIT}
 MARKER = "In short: the rollback of v1.4.0 failed and errors stayed high."

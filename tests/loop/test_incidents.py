@@ -13,7 +13,7 @@ from console.domain.models import format_time
 from console.loop import incidents
 from console.settings import Settings
 from console.storage import Store
-from tests.api.payloads import alertmanager_payload
+from tests.payloads.payloads import alertmanager_payload
 
 ROLLBACK = {"name": "rollback_deployment", "risk": "HIGH", "reason": "leak", "params": {}}
 RESTART = {"name": "restart_pod", "risk": "LOW", "reason": "stuck", "params": {}}
