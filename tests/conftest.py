@@ -47,6 +47,55 @@ SHARED_DATA = PROJECT_ROOT.parent / "shared" / "data"
 MOCK_DATA = PROJECT_ROOT / "mock-data"
 
 
+LONG_RUNNING = ("live", "evidence", "browser", "slow")
+"""Markers of the tests that take seconds to minutes of wall-clock time (real processes, windows,
+a browser): an xdist worker starts them first, so none is left alone at the end of the run."""
+
+
+def shares_module_fixtures(item: pytest.Item) -> bool:
+    """Whether ``item`` uses a fixture made once per module (module scope, or session scope
+    defined in the test module itself: a live stack, a seeded console, a browser)."""
+    info = getattr(item, "_fixtureinfo", None)
+    for name in info.names_closure if info is not None else ():
+        defs = info.name2fixturedefs.get(name)
+        if not defs:
+            continue
+        fixture = defs[-1]
+        if fixture.scope == "module" or (fixture.scope == "session" and fixture.baseid.endswith(".py")):
+            return True
+    return False
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """How ``--dist loadgroup`` (pyproject.toml) shares the tests out, on each xdist worker:
+
+    - a module's tests that share a fixture made once per module stay on one worker (their
+      ``xdist_group`` is the module), so the fixture is made once, not once per worker: a live
+      stack, a seeded console server, a Chromium;
+    - the long-running tests (:data:`LONG_RUNNING`) come first, so they overlap the rest.
+
+    xdist marks a test's group by a suffix on its node id ("...::test@group"). pytest-xdist 3.8
+    writes it where pytest up to 9.1 kept the id; pytest 9.2 keeps it elsewhere, so every group
+    was spread over the workers and each of them started the same live stack, ~70 s each
+    (pytest-xdist issue 1386): the suffix is set here, unless xdist set it already.
+    tests/test_xdist_groups.py checks both."""
+    if not getattr(config.option, "loadgroup", False):
+        return
+    from _pytest.nodeid import NodeId
+
+    for item in items:
+        names = {
+            str(m.args[0] if m.args else m.kwargs.get("name", "default"))
+            for m in item.iter_markers("xdist_group")
+        }
+        if shares_module_fixtures(item):
+            names.add(item.nodeid.split("::")[0])
+        if names and "@" not in item.nodeid.rsplit("]", 1)[-1]:
+            item._id = NodeId.parse(f"{item.nodeid}@{'+'.join(sorted(names))}")
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in LONG_RUNNING))
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     """Embedded-engine settings with a private data directory and no LLM, no Kestra."""
