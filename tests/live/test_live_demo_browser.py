@@ -182,7 +182,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         comment.fill("checking the heap first")
         opened = time.monotonic()
         while read_at(strip) == first:
-            assert time.monotonic() < opened + 30, f"the now strip was not read again: {first}"
+            assert time.monotonic() < opened + patience(30), f"the now strip was not read again: {first}"
             bob.wait_for_timeout(250)
         print(f"the now strip was read again {time.monotonic() - opened:.1f} s later, the dialog open")
         assert comment.input_value() == "checking the heap first"

@@ -15,6 +15,7 @@ from playwright.sync_api import expect
 
 from console.storage import Store
 from tests.browser_support import CHROMIUM, wait_ready
+from tests.waiting import patience
 
 pytestmark = [
     pytest.mark.browser,
@@ -93,7 +94,7 @@ def test_launch_approve_rollback_and_deep_link(start_console, chromium):
     assert store.approvals.get(href.split("approval=")[1])["decided_by"] == "bob"
 
     # the first browser's card follows on its own (no reload): not awaiting within 5 s, then the outcome
-    card.get_by_text("Awaiting approval").wait_for(state="detached", timeout=5_000)
+    card.get_by_text("Awaiting approval").wait_for(state="detached", timeout=patience(5) * 1000)
     print(f"the scenario card left 'Awaiting approval' {time.monotonic() - decided:.1f} s after the approval")
     card.get_by_text("rolled back", exact=False).first.wait_for(timeout=60_000)
     assert (store.deployments.for_execution(execution_id) or {}).get("status") == "rolled back"

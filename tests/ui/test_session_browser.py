@@ -23,6 +23,7 @@ from console.storage import Store
 from tests.api.test_server import launch_from_cli
 from tests.browser_support import wait_ready
 from tests.ui.conftest import wait_for
+from tests.waiting import patience
 
 pytestmark = [pytest.mark.browser, pytest.mark.identity]
 
@@ -133,8 +134,8 @@ def test_a_sign_in_survives_a_reload_and_a_deep_link_in_a_new_tab_until_sign_out
         finally:
             phone.close()
         # bob's first browser follows on its own: the card leaves and the menu's count goes
-        page.locator(f".st-key-approval_{second_id}").wait_for(state="detached", timeout=5_000)
-        page.get_by_text("Nothing is waiting for a decision.").wait_for(timeout=5_000)
+        page.locator(f".st-key-approval_{second_id}").wait_for(state="detached", timeout=patience(5) * 1000)
+        page.get_by_text("Nothing is waiting for a decision.").wait_for(timeout=patience(5) * 1000)
         assert page.get_by_test_id("stSidebarNav").get_by_text("Approvals (1)").count() == 0
         print(f"the other browser's approval showed here {time.monotonic() - decided:.2f} s later")
 
