@@ -156,7 +156,7 @@ def test_pages_and_deep_links_under_server_py_show_what_the_api_decided(start_co
     wait_ready(fresh)
     assert fresh.get_by_text("Page not found").count() == 0
     fresh.get_by_text(execution_id).first.wait_for(timeout=10_000)
-    fresh.get_by_text("SUCCESS").first.wait_for(timeout=10_000)
+    fresh.get_by_text("loop finished").first.wait_for(timeout=10_000)  # SUCCESS beside its deployment
     page.goto(f"{console.url}/approvals")
     wait_ready(page)
     assert page.get_by_test_id("stButton").filter(has_text="Approve").count() == 0  # nothing pending any more
