@@ -135,9 +135,10 @@ def start_console(tmp_path: Path):
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def chromium():
-    """Debian's headless Chromium through Playwright; the test is skipped where it is absent."""
+    """Debian's headless Chromium through Playwright, one per worker (each test opens its own
+    context); the test is skipped where it is absent."""
     from tests.browser_support import CHROMIUM, CHROMIUM_ARGS
 
     if not Path(CHROMIUM).exists():

@@ -79,7 +79,7 @@ def run_pytest(directory: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     env.pop("PYTEST_ADDOPTS", None)
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "-p", "no:cacheprovider", "-v"],
+        [sys.executable, "-m", "pytest", "-n", "2", "--dist", "loadgroup", "--no-loadscope-reorder", "-v"],
         cwd=directory,
         env=env,
         capture_output=True,
@@ -88,20 +88,14 @@ def run_pytest(directory: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_a_groups_tests_run_on_one_worker(tmp_path: Path) -> None:
+def test_groups_and_module_fixtures_stay_on_one_worker_and_long_tests_start_first(tmp_path: Path) -> None:
     (tmp_path / "test_grouping.py").write_text(TESTS, encoding="utf-8")
-    result = run_pytest(tmp_path)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    seen = {path.name: path.read_text() for path in (tmp_path / "seen").iterdir()}
-    assert len(seen) == 12
-    assert len({worker for name, worker in seen.items() if name.startswith("grouped-")}) == 1
-
-
-def test_a_module_fixture_is_made_once_and_long_tests_start_first(tmp_path: Path) -> None:
     (tmp_path / "test_shared.py").write_text(SHARED, encoding="utf-8")
     result = run_pytest(tmp_path)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    seen = {path.name: path.read_text() for path in (tmp_path / "seen").iterdir()}
+    assert len(seen) == 13
+    assert len({worker for name, worker in seen.items() if name.startswith("grouped-")}) == 1
     assert len(list((tmp_path / "starts").iterdir())) == 1  # one worker made the module's stack
-    worker = (tmp_path / "seen" / "long").read_text()
-    ran = [line for line in result.stdout.splitlines() if f"[{worker}]" in line and "PASSED" in line]
+    ran = [line for line in result.stdout.splitlines() if f"[{seen['long']}]" in line and "PASSED" in line]
     assert "test_long" in ran[0], ran  # its worker's first test

@@ -14,7 +14,7 @@ from console.engines.backend import BackendUnavailable
 from console.engines.embedded.runner import EmbeddedEngine
 from console.runtime import embedded_runtime
 from tests.conftest import run_paused
-from tests.waiting import wait_until
+from tests.waiting import wait_for_state
 
 
 def events(store, subject):
@@ -269,12 +269,9 @@ def test_the_expiry_timer_rejects_without_any_page_open(settings, approval_clock
     try:
         execution, approval = run_paused(engine)
         approval_clock.advance(minutes=settings.approval_timeout_minutes + 1)
-        wait_until(
-            lambda: engine.store.approvals.get(approval["id"])["status"] == "expired",
-            10,
-            what="the timer expiring the overdue approval",
-        )
-        done = engine.wait(execution.id, timeout=30)
+        # the timer expires it, then resumes the run: wait for the run's end, not only the expiry
+        done = wait_for_state(engine, execution.id, {s for s in State if s.terminal}, 30)
+        assert engine.store.approvals.get(approval["id"])["status"] == "expired"
         assert done.task_run("approval").outputs["approved"] is False
     finally:
         runtime.close()

@@ -9,8 +9,6 @@ second."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from tests.api.alert_stack import ALERTMANAGER_TOKEN, CHATOPS_TOKEN, AlertStack, wait_for
@@ -77,9 +75,9 @@ def test_a_leak_fires_the_alert_the_incident_run_waits_is_approved_rolls_back_an
             assert len(store.incidents.list(service="demo-service")) == 1  # one alert, one incident, one run
         finally:
             store.close()
-        time.sleep(0.2)
+        access = "API POST /api/alerts -> 202 (token env"  # Alertmanager's delivery, authenticated
+        wait_for("the delivery's access line", lambda: access in stack.console.log_text(), 10)
         log = stack.console.log_text()
-        assert "API POST /api/alerts -> 202 (token env" in log  # Alertmanager's delivery, authenticated
         assert ALERTMANAGER_TOKEN not in log and CHATOPS_TOKEN not in log
     finally:
         stack.stop()

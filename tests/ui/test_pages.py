@@ -20,6 +20,7 @@ from tests.ui.conftest import (
     wait_for,
     write_users,
 )
+from tests.waiting import patience
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -56,10 +57,24 @@ def test_overview_tiles_count_the_pending_approval(app_env, paused_leak):
     assert tiles["Deployments today"] == "1"
 
 
-def test_launch_scenario_once_even_on_double_click(app_env, engine):
+def test_launch_scenario_once_even_on_double_click(app_env, engine, monkeypatch):
+    import threading
+
+    import console.loop.steps as steps
+
+    release, collect = threading.Event(), steps.collect
+
+    def held(*args, **kwargs):  # the run stays RUNNING until both clicks are in
+        release.wait(patience(30))
+        return collect(*args, **kwargs)
+
+    monkeypatch.setattr(steps, "collect", held)
     at = make_app(page="scenarios")
-    at.button(key="launch_memory-leak").click().run()
-    at.button(key="launch_memory-leak").click().run()  # a second click while it runs
+    try:
+        at.button(key="launch_memory-leak").click().run()
+        at.button(key="launch_memory-leak").click().run()  # a second click while it runs
+    finally:
+        release.set()
     assert "memory-leak is already running; not launched again." in texts(at, "warning")
     launches = at.session_state["launches"]
     assert list(launches) == ["memory-leak"]
