@@ -47,6 +47,7 @@ from console.engines.factory import make_backend
 from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
 from console.inbound import Inbound
+from console.loop import narrative
 from console.notify import Dispatcher
 from console.presentation.health import StoreCondition
 from console.settings import Settings, SettingsError, load_settings
@@ -232,6 +233,7 @@ def _wired(settings: Settings) -> Services:
         lambda: Store(settings.db_path, busy_timeout_ms=int(settings.store_busy_timeout_s * 1000)),
     )
     backend = _started(errors, "backend", "Engine unavailable", lambda: make_backend(settings, store))
+    narrative.warm_up(settings)
     if store is None:
         return Services(settings, None, backend, None, error="; ".join(errors))
     mirror: KestraMirror | None = None

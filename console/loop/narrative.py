@@ -467,6 +467,24 @@ def make_client(settings: Settings):
         return client
 
 
+def warm_up(settings: Settings) -> threading.Thread | None:
+    """Import the SDK and build the client in the background when an LLM is configured, so the
+    first decision's budget times the answer, not the process's cold start (seconds on a busy
+    machine). Failures are left to the first real call, which reports them."""
+    if not settings.llm_enabled:
+        return None
+
+    def build() -> None:
+        try:
+            make_client(settings)
+        except Exception:  # the first call says what is wrong
+            log.debug("LLM client warm-up failed", exc_info=True)
+
+    thread = threading.Thread(target=build, name="llm-warm-up", daemon=True)
+    thread.start()
+    return thread
+
+
 def close_clients() -> None:
     """Close the cached clients (tests, shutdown)."""
     with _clients_lock:

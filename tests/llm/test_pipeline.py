@@ -61,3 +61,22 @@ def test_planted_instructions_change_neither_verdict_nor_routing(path, llm_setti
     user = fake.requests[-1].message_text("user")
     assert user.index(INJECTION) > user.index("<<<UNTRUSTED_DATA")
     assert INJECTION not in fake.requests[-1].message_text("system")
+
+
+def test_a_configured_llm_is_warmed_up_in_the_background_and_an_unset_one_is_not():
+    """The SDK's import and the client are ready before the first decision, so its budget times the
+    answer; with no key nothing is imported or built."""
+    from console.loop import narrative
+    from console.settings import Secret, Settings
+
+    assert narrative.warm_up(Settings()) is None
+    settings = Settings(together_api_key=Secret("warm-up-key-0123456789"), llm_base_url="http://127.0.0.1:9/v1")
+    narrative.close_clients()
+    thread = narrative.warm_up(settings)
+    assert thread is not None
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert len(narrative._clients) == 1  # built by the warm-up, before any call
+    built = next(iter(narrative._clients.values()))
+    assert narrative.make_client(settings) is built  # the first call reuses it
+    narrative.close_clients()
