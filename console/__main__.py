@@ -193,7 +193,8 @@ def cmd_approve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_step(args: argparse.Namespace, settings: Settings) -> int:
-    from console.loop.steps import StepError, run_step
+    from console.loop.step_io import StepError
+    from console.loop.steps import run_step
 
     data = _read_json(args.input)
     if not isinstance(data, dict):

@@ -32,7 +32,7 @@ from typing import Any
 import requests
 
 from console.domain.actions import ROLLBACK, changes_service
-from console.domain.models import Decision, Severity, Verdict, format_time, now_text, parse_time
+from console.domain.models import Decision, Severity, Snapshot, Verdict, format_time, now_text, parse_time
 from console.domain.snapshot import SnapshotError, parse_snapshot, validate_document
 from console.domain.vocabulary import STEP_TASKS, SUPERSEDED_ACTOR, TIMEOUT_ACTOR, DeploymentStatus
 from console.executors import (
@@ -59,6 +59,26 @@ from console.loop import (
     scenarios,
     verification,
 )
+from console.loop.step_io import (
+    AnalyzeInput,
+    AnalyzeOutput,
+    CollectInput,
+    CollectOutput,
+    DecideInput,
+    DecideOutput,
+    ExecuteInput,
+    ExecuteOutput,
+    Look,
+    RecordInput,
+    RecordOutput,
+    StepError,
+    SummarizeInput,
+    SummarizeOutput,
+    VerifyInput,
+    VerifyOutput,
+    objects,
+    text,
+)
 from console.settings import Settings
 from console.telemetry import (
     MetricSource,
@@ -80,59 +100,7 @@ STALE_DEPLOY_FACTOR = 10
 """A deployed_at older than this many windows is said to be old in the run's notes."""
 
 
-class StepError(ValueError):
-    """A step's input is not usable; the message is one line naming what is wrong."""
-
-
 # -- helpers ---------------------------------------------------------------------------------------------
-
-
-def _require(data: Any, key: str, step: str) -> Any:
-    if not isinstance(data, dict):
-        raise StepError(f"{step}: input must be a JSON object")
-    if data.get(key) is None:
-        raise StepError(f"{step}: input needs {key!r}")
-    return data[key]
-
-
-def _object(value: Any, what: str, *, optional: bool = False) -> dict[str, Any] | None:
-    """``value`` when it is a JSON object (or null when ``optional``), else StepError."""
-    if value is None and optional:
-        return None
-    if not isinstance(value, dict):
-        raise StepError(f"{what} must be an object{' or null' if optional else ''}")
-    return value
-
-
-def _objects(value: Any, what: str) -> list[dict[str, Any]]:
-    """A list of JSON objects (null counts as empty), else StepError."""
-    if value is None:
-        return []
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise StepError(f"{what} must be a list of objects")
-    return value
-
-
-def _plan(data: dict[str, Any], step: str) -> dict[str, Any]:
-    plan = _object(_require(data, "plan", step), f"{step}: 'plan'")
-    assert plan is not None
-    for key in ("auto", "approval"):
-        _objects(plan.get(key), f"{step}: plan.{key}")
-    return plan
-
-
-def _decision(doc: Any, step: str) -> Decision:
-    """Decision.from_dict with a bounded one-line StepError for anything it cannot read."""
-    try:
-        decision = Decision.from_dict(_object(doc, f"{step}: 'decision'"))
-        json.dumps(decision.to_dict())  # fields of the wrong type (a list as a metric name) fail here
-        return decision
-    except StepError:
-        raise
-    except (KeyError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-        detail = " ".join(str(exc).split())
-        detail = detail if len(detail) <= 120 else detail[:119] + "…"
-        raise StepError(f"{step}: decision is not understood ({type(exc).__name__}: {detail})") from None
 
 
 def shift_document(doc: dict[str, Any], delta: timedelta) -> dict[str, Any]:
@@ -203,62 +171,44 @@ def collect(
     Output: ``{"snapshot": doc, "verification": {...} or null}`` (null for scenarios and given
     snapshots: nothing was watched), plus the look's keys (``done: true``).
     """
-    if not isinstance(data, dict):
-        raise StepError("collect: input must be a JSON object")
+    given = CollectInput.from_dict(data)
     now = now or datetime.now(UTC)
-    if data.get("snapshot") is not None:
-        doc = data["snapshot"]
-        try:
-            validate_document(doc)
-        except SnapshotError as exc:
-            raise StepError(f"collect: snapshot {exc}") from None
-        return looked({"snapshot": doc, "verification": None})
-    if data.get("scenario") is not None:
-        doc = {k: v for k, v in load_scenario(str(data["scenario"]), settings).items() if k != "post_action"}
-        try:
-            validate_document(doc)
-        except SnapshotError as exc:
-            raise StepError(f"collect: snapshot {exc}") from None
-        return looked({"snapshot": shift_document(doc, now - latest_time(doc)), "verification": None})
-    watch = _watch_doc(data, "collect")
-    if data.get("incident") is not None or data.get("alertmanager") is not None:
-        return collect_incident(data, settings, watch, clock=clock or time.time)
-    deployment = live_deployment(data)
-    if deployment is None:
-        raise StepError("collect: input needs 'scenario', 'snapshot', 'deployment', 'service' or 'incident'")
-    return collect_live(deployment, settings, watch, clock=clock or time.time)
+    if given.snapshot is not None:
+        return CollectOutput(_valid_document(given.snapshot)).to_dict()
+    if given.scenario is not None:
+        doc = {k: v for k, v in load_scenario(given.scenario, settings).items() if k != "post_action"}
+        doc = _valid_document(doc)
+        return CollectOutput(shift_document(doc, now - latest_time(doc))).to_dict()
+    if given.incident:
+        return collect_incident(given.launch, settings, given.watch, clock=clock or time.time).to_dict()
+    assert given.deployment is not None
+    return collect_live(given.deployment, settings, given.watch, clock=clock or time.time).to_dict()
+
+
+def _valid_document(doc: Any) -> dict[str, Any]:
+    try:
+        validate_document(doc)
+    except SnapshotError as exc:
+        raise StepError(f"collect: snapshot {exc}") from None
+    return doc
 
 
 # -- looks: a step that waits returns when to look again instead of sleeping -----------------------------
 
-LOOK_KEYS = ("done", "wait", "until", "watch", "waiting_for", "urgent")
-"""The keys every output of ``collect`` and ``verify`` carries (always present: Kestra reads them
-with strict Pebble, and merges a looping task's outputs key by key, a null never replacing a value)."""
 TELEMETRY_LOST = verification.TELEMETRY_LOST
 
 
-def looked(outputs: dict[str, Any]) -> dict[str, Any]:
-    """A step's final outputs, marked done."""
-    return {**outputs, "done": True, "wait": None, "until": None, "watch": None, "waiting_for": None,
-            "urgent": False}  # fmt: skip
-
-
-def waiting(
-    until: float, watch: dict[str, Any], reason: str, *, now: float, urgent: bool, finals: tuple[str, ...]
-) -> dict[str, Any]:
-    """A look that is not the last: ``wait`` (ISO-8601 duration, for a Kestra Pause), ``until``
-    (RFC 3339), ``watch`` (the progress to give the next look, a JSON string: Kestra merges a
-    string whole), ``waiting_for`` (a few words), ``urgent`` (the next look may decide); the final
-    keys ``finals`` are null."""
-    return {
-        **dict.fromkeys(finals),
-        "done": False,
-        "wait": f"PT{max(until - now, 0.001):.3f}S",
-        "until": format_ts(until),
-        "watch": json.dumps(watch, separators=(",", ":")),
-        "waiting_for": reason,
-        "urgent": bool(urgent),
-    }
+def waiting(until: float, watch: dict[str, Any], reason: str, *, now: float, urgent: bool) -> Look:
+    """A look that is not the last: when to look again, the progress to give the next look and
+    what it waits for (:class:`~console.loop.step_io.Look`)."""
+    return Look(
+        done=False,
+        wait=f"PT{max(until - now, 0.001):.3f}S",
+        until=format_ts(until),
+        watch=json.dumps(watch, separators=(",", ":")),
+        waiting_for=reason,
+        urgent=bool(urgent),
+    )
 
 
 def run_looks(
@@ -295,21 +245,6 @@ def http_session() -> requests.Session:
     return session
 
 
-def _watch_doc(data: Mapping[str, Any], step: str) -> dict[str, Any]:
-    """What the previous look gave this one (``watch``: a JSON string or an object; {} at first)."""
-    given = data.get("watch")
-    if given is None or given == "":
-        return {}
-    if isinstance(given, str):
-        try:
-            given = json.loads(given)
-        except ValueError:
-            raise StepError(f"{step}: 'watch' is not the JSON a previous look returned") from None
-    if not isinstance(given, dict):
-        raise StepError(f"{step}: 'watch' must be an object")
-    return given
-
-
 def _epoch(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
@@ -328,37 +263,6 @@ def _lost_verification(
         "notes": list(state.notes),
         "links": dict(state.links),
     }
-
-
-def live_deployment(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The deployment a live run is about: ``data["deployment"]`` (the deployer's record and
-    announcement spellings accepted: ``deployment_id``/``id``, ``by``/``deployed_by``,
-    ``at``/``deployed_at``), or the flat inputs naming a ``service``; None when neither is there.
-    Empty strings (Kestra's absent inputs) count as absent."""
-    given = data.get("deployment")
-    source: Mapping[str, Any] = given if isinstance(given, Mapping) else data
-    if not isinstance(given, Mapping) and not _text(data.get("service")):
-        return None
-
-    def pick(*keys: str) -> str | None:
-        return next((_text(source.get(k)) for k in keys if _text(source.get(k))), None)
-
-    return {
-        "id": pick("id", "deployment_id"),
-        "service": pick("service"),
-        "version": pick("version"),
-        "previous_version": pick("previous_version"),
-        "environment": pick("environment"),
-        "deployed_at": pick("deployed_at", "at"),
-        "deployed_by": pick("deployed_by", "by"),
-    }
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, bool | dict | list):
-        return None
-    text = str(value).strip()
-    return text or None
 
 
 def service_environment(service: str, settings: Settings) -> str | None:
@@ -435,7 +339,7 @@ class _Watched:
 
 def collect_live(
     deployment: dict[str, Any], settings: Settings, watch: dict[str, Any], *, clock: Clock = time.time
-) -> dict[str, Any]:
+) -> CollectOutput:
     """One look at a live deployment's window (``watch``: what the previous look returned)."""
     config = _service_config(deployment, settings, "collect")
     if not deployment.get("version"):
@@ -470,13 +374,13 @@ def collect_live(
     out = _look_at_window(deployed, windows.verify_s, fetch, watch, settings, now=now, deployment=deployment,
                           progress={"deployed_at": deployed},
                           wait_for_samples=watched.source is not None)  # fmt: skip
-    if isinstance(out, dict):
+    if isinstance(out, CollectOutput):
         return out
     summary = out.to_dict()
     summary["notes"] = notes + summary["notes"]
     summary["baseline_health"] = revisions.baseline_health(out.snapshot, windows.baseline_s)
     summary["target_state"] = target_state(deployment, settings)
-    return looked({"snapshot": out.snapshot, "verification": summary})
+    return CollectOutput(out.snapshot, summary)
 
 
 def target_state(deployment: Mapping[str, Any], settings: Settings | None) -> dict[str, Any] | None:
@@ -493,7 +397,7 @@ def target_state(deployment: Mapping[str, Any], settings: Settings | None) -> di
 
 def collect_incident(
     data: Mapping[str, Any], settings: Settings, watch: dict[str, Any], *, clock: Clock = time.time
-) -> dict[str, Any]:
+) -> CollectOutput:
     """An incident's snapshot (:mod:`console.loop.incidents`): the service's configured sources over
     the baseline before the suspect deploy (or before the alert started) and the window since,
     watched like a deployment's verification window: it ends early when the evidence is
@@ -525,15 +429,15 @@ def collect_incident(
 
     incident["deployment"] = deployment
     out = _look_at_window(start, span, fetch, watch, settings, now=now, deployment=deployment,
-                          progress={"start": start, "span": span}, extra={"incident": incident},
+                          progress={"start": start, "span": span}, incident=incident,
                           wait_for_samples=watched.source is not None)  # fmt: skip
-    if isinstance(out, dict):
+    if isinstance(out, CollectOutput):
         return out
     summary = out.to_dict()
     summary["notes"] = [incidents.window_note(incident, out.snapshot["deployment"]), *summary["notes"]]
     summary["target_state"] = target_state(deployment, settings)
     incident["deployment"] = out.snapshot["deployment"]
-    return looked({"snapshot": out.snapshot, "verification": summary, "incident": incident})
+    return CollectOutput(out.snapshot, summary, incident)
 
 
 def _look_at_window(
@@ -546,14 +450,13 @@ def _look_at_window(
     now: float,
     deployment: dict[str, Any],
     progress: dict[str, Any],
-    extra: dict[str, Any] | None = None,
+    incident: dict[str, Any] | None = None,
     wait_for_samples: bool = True,
-) -> dict[str, Any] | verification.WatchResult:
+) -> CollectOutput | verification.WatchResult:
     """One look at the watched window ``[start, start + span]``: the watch's result, or collect's
     outputs when it is not decided (waiting) or the telemetry was lost (done, escalating).
-    ``progress`` is what the next look needs besides the watch's state; ``extra`` final outputs
-    besides the snapshot and the verification."""
-    extra = extra or {}
+    ``progress`` is what the next look needs besides the watch's state; ``incident`` the incident
+    an incident run's outputs carry."""
     state = verification.WatchState.from_dict(watch.get("state"))
     try:
         out = verification.look(
@@ -569,34 +472,37 @@ def _look_at_window(
     except verification.TelemetryLost as exc:
         empty = {"deployment": deployment, "metrics": {}, "logs": []}
         lost = _lost_verification(exc, state, now - start)
-        return looked({"snapshot": empty, "verification": lost, **extra})
+        return CollectOutput(empty, lost, incident)
     except TelemetryError as exc:  # a problem of the deployment itself (InvalidDeployment)
         raise StepError(f"collect: {exc}") from None
     if isinstance(out, verification.Wait):
-        finals = ("snapshot", "verification", *extra)
         next_look = {**progress, "state": out.state.to_dict()}
-        return waiting(out.until, next_look, out.reason, now=now, urgent=out.urgent, finals=finals)
+        return CollectOutput(look=waiting(out.until, next_look, out.reason, now=now, urgent=out.urgent))
     return out
 
 
 def analyze(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from console.analysis import analyze as run_analysis
 
-    doc = _require(data, "snapshot", "analyze")
+    given = AnalyzeInput.from_dict(data)
+    snapshot = _parsed_snapshot(given.snapshot, "analyze")
+    watched_window = given.verification
+    if watched_window is not None and watched_window.get("ended") == TELEMETRY_LOST:
+        return AnalyzeOutput(telemetry_lost_decision(watched_window)).to_dict()
+    return AnalyzeOutput(run_analysis(snapshot, settings)).to_dict()
+
+
+def _parsed_snapshot(doc: Any, step: str) -> Snapshot:
     try:
-        snapshot = parse_snapshot(doc)
+        return parse_snapshot(doc)
     except SnapshotError as exc:
-        raise StepError(f"analyze: snapshot {exc}") from None
-    watched_window = data.get("verification")
-    if isinstance(watched_window, Mapping) and watched_window.get("ended") == TELEMETRY_LOST:
-        return {"decision": telemetry_lost_decision(watched_window).to_dict()}
-    return {"decision": run_analysis(snapshot, settings).to_dict()}
+        raise StepError(f"{step}: snapshot {exc}") from None
 
 
 def telemetry_lost_decision(watched_window: Mapping[str, Any]) -> Decision:
     """The decision when the window could not be read at all when it had to be judged: nobody can
     say the deployment is healthy, so a person must (ESCALATE, no action), with the reason."""
-    reason = _text(watched_window.get("reason")) or "telemetry lost"
+    reason = text(watched_window.get("reason")) or "telemetry lost"
     return Decision(
         verdict=Verdict.ESCALATE,
         severity=Severity.HIGH,
@@ -616,49 +522,37 @@ def telemetry_lost_decision(watched_window: Mapping[str, Any]) -> Decision:
 
 def summarize(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     """The LLM narrative; never fails on the LLM's account (llm.summarize falls back to the rules)."""
-    doc = _require(data, "snapshot", "summarize")
-    decision_doc = _require(data, "decision", "summarize")
     from console.loop.narrative import summarize as llm_summarize
 
-    try:
-        snapshot = parse_snapshot(doc)
-    except SnapshotError as exc:
-        raise StepError(f"summarize: snapshot {exc}") from None
-    decision = _decision(decision_doc, "summarize")
-    return {"decision": llm_summarize(snapshot, decision, settings).to_dict()}
+    given = SummarizeInput.from_dict(data)
+    snapshot = _parsed_snapshot(given.snapshot, "summarize")
+    return SummarizeOutput(llm_summarize(snapshot, given.decision, settings)).to_dict()
 
 
 def decide(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     from console.loop.policy import plan_actions
 
-    decision = _decision(_require(data, "decision", "decide"), "decide")
+    given = DecideInput.from_dict(data)
+    decision = given.decision
     table = None
     if settings is not None and settings.policy_use_effectiveness:
         table = effectiveness.load_effectiveness(settings)
     plan = plan_actions(decision, settings, effectiveness=table)
     plan_doc = {**plan.to_dict(), "needs_approval": bool(plan.needs_approval)}
     plan_doc["watch"] = outcome.decisive_metrics(decision.to_dict())
-    history = data.get("revisions")
-    deployment = data.get("deployment")
-    if isinstance(history, list) and isinstance(deployment, dict) and acts_for_real(deployment, settings):
+    history, deployment = given.revisions, given.deployment
+    if history is not None and deployment is not None and acts_for_real(deployment, settings):
         plan_doc = plan_rollback_target(plan_doc, revisions.revisions(history), deployment)
-    out: dict[str, Any] = {
-        "plan": plan_doc,
-        "verdict": decision.verdict.value,
-        "severity": decision.severity.value,
-        "confidence": round(decision.confidence, 4),
-    }
-    incident = data.get("incident")
-    if incident is not None:  # an incident run: the alert's severity routes the plan
-        if not isinstance(incident, dict):
-            raise StepError("decide: 'incident' must be an object")
+    routing = None
+    if given.incident is not None:  # an incident run: the alert's severity routes the plan
         try:
-            out["plan"], out["routing"] = incidents.route(
-                plan_doc, incident.get("severity"), critical_approvers=settings.critical_approvers
+            plan_doc, routing = incidents.route(
+                plan_doc, given.incident.get("severity"), critical_approvers=settings.critical_approvers
             )
         except incidents.IncidentError as exc:
             raise StepError(f"decide: {exc}") from None
-    return out
+    verdict, severity = decision.verdict.value, decision.severity.value
+    return DecideOutput(plan_doc, verdict, severity, round(decision.confidence, 4), routing).to_dict()
 
 
 def acts_for_real(deployment: Mapping[str, Any], settings: Settings | None) -> bool:
@@ -678,7 +572,7 @@ def plan_rollback_target(
     current one, never the announced previous version (a hint, only checked). With no known-good
     version the rollback leaves the plan, which says so: the run escalates."""
     current = str(deployment.get("version"))
-    target = revisions.rollback_target(history, current, hint=_text(deployment.get("previous_version")))
+    target = revisions.rollback_target(history, current, hint=text(deployment.get("previous_version")))
     out = {**plan, "notes": list(plan.get("notes") or [])}
     out["notes"] += [f"rollback target: {note}" for note in target.notes]
     escalated = []
@@ -707,26 +601,6 @@ def plan_rollback_target(
 # -- execute -------------------------------------------------------------------------------------------
 
 
-def _target(data: Mapping[str, Any]) -> tuple[dict[str, Any] | None, str | None]:
-    """(deployment, scenario id) the actions are about, from ``deployment``/``scenario`` or a
-    ``snapshot`` in the input."""
-    snapshot = data.get("snapshot") if isinstance(data.get("snapshot"), Mapping) else {}
-    deployment = data.get("deployment") if isinstance(data.get("deployment"), Mapping) else None
-    deployment = deployment or (
-        snapshot.get("deployment") if isinstance(snapshot.get("deployment"), Mapping) else None
-    )
-    scenario = data.get("scenario") if data.get("scenario") is not None else snapshot.get("scenario")
-    if isinstance(scenario, Mapping):
-        scenario = scenario.get("id")
-    return (dict(deployment) if deployment else None), (_text(scenario))
-
-
-def watched(data: Mapping[str, Any]) -> bool:
-    """Whether the run is about a live deployment the loop watched (``collect``'s ``verification``
-    is in the input), as opposed to a scenario or a snapshot given as evidence."""
-    return isinstance(data.get("verification"), Mapping)
-
-
 def executor_for(
     deployment: Mapping[str, Any] | None, scenario: str | None, settings: Settings | None, *, live: bool
 ) -> tuple[Executor | None, str | None]:
@@ -737,7 +611,7 @@ def executor_for(
     then fail with it rather than run on a guess."""
     if not live or scenario or deployment is None or settings is None or settings.services_file is None:
         return SimulatedExecutor(), None
-    service = _text(deployment.get("service"))
+    service = text(deployment.get("service"))
     try:
         services = load_services(settings.services_file, settings).services
     except TelemetryError as exc:
@@ -756,7 +630,7 @@ def executor_for(
 def _approver(mode: str, approval: Mapping[str, Any] | None) -> str:
     if mode == "auto" or not approval:
         return AUTO
-    return _text(approval.get("approver")) or "approver"
+    return text(approval.get("approver")) or "approver"
 
 
 def _unapproved_reason(approval: dict[str, Any] | None) -> str:
@@ -776,10 +650,10 @@ def _approval_gate(
     supersession when the approval service closed the approval because the service moved on).
     Auto actions always run; approval actions only when approved."""
     runs: list[tuple[str, dict[str, Any]]] = [
-        ("auto", a) for a in _objects(plan.get("auto"), "execute: plan.auto")
+        ("auto", a) for a in objects(plan.get("auto"), "execute: plan.auto")
     ]
-    skipped = list(_objects(plan.get("escalated"), "execute: plan.escalated"))
-    risky = _objects(plan.get("approval"), "execute: plan.approval")
+    skipped = list(objects(plan.get("escalated"), "execute: plan.escalated"))
+    risky = objects(plan.get("approval"), "execute: plan.approval")
     if not risky:
         return runs, skipped, None
     if is_approved(approval):
@@ -820,7 +694,7 @@ class _Attempts:
     (``state``, reported through ``on_progress`` as each action moves on) and, once known, why the
     decision is superseded (every later change is then refused)."""
 
-    data: Mapping[str, Any]
+    execution_id: str | None
     approval: dict[str, Any] | None
     executor: Executor | None
     problem: str | None
@@ -887,7 +761,7 @@ class _Attempts:
                 mode=mode,
                 approval=self.approval,
                 dep=self.deployment,
-                data=self.data,
+                execution_id=self.execution_id,
                 real=self.real,
                 version=self.version,
                 superseded=self.superseded,
@@ -936,23 +810,19 @@ def execute(
     interrupted during its call is reconciled through the target's state (never reported failed
     while the change happened, never called twice on a target without idempotency keys); one
     interrupted before its call runs now."""
-    plan = _plan(data, "execute")
-    approval = data.get("approval")
-    if approval is not None and not isinstance(approval, dict):
-        raise StepError("execute: 'approval' must be an object or null")
-    deployment, scenario = _target(data)
-    live = watched(data)
-    executor, problem = executor_for(deployment, scenario, settings, live=live)
+    given = ExecuteInput.from_dict(data)
+    plan, approval, live = given.plan, given.approval, given.watched
+    executor, problem = executor_for(given.deployment, given.scenario, settings, live=live)
     runs, skipped, superseded = _approval_gate(plan, approval)
-    dep = deployment or {}
+    dep = given.deployment or {}
     attempts = _Attempts(
-        data=data,
+        execution_id=given.execution_id,
         approval=approval,
         executor=executor,
         problem=problem,
         deployment=dep,
         real=live and executor is not None and not executor.simulated,
-        version=acting.decided_version(dep, data.get("verification")),
+        version=acting.decided_version(dep, given.verification),
         sleep=sleep or time.sleep,
         state=_restored(progress),
         on_progress=on_progress,
@@ -960,16 +830,11 @@ def execute(
     )
     watch = list(plan.get("watch") or [])
     executed = [attempts.run(index, mode, action, watch) for index, (mode, action) in enumerate(runs)]
-    status = deployment_status(data.get("verdict") or plan.get("verdict"), executed, approval)
+    status = deployment_status(given.verdict, executed, approval)
     if attempts.superseded is not None:
         status = DeploymentStatus.SUPERSEDED
-    return {
-        "executed": executed,
-        "skipped": skipped,
-        "deployment_status": status.value,
-        "simulated": executor is not None and bool(executor.simulated),
-        "superseded": attempts.superseded,
-    }
+    simulated = executor is not None and bool(executor.simulated)
+    return ExecuteOutput(executed, skipped, status.value, simulated, attempts.superseded).to_dict()
 
 
 def _act(
@@ -979,7 +844,7 @@ def _act(
     mode: str,
     approval: Mapping[str, Any] | None,
     dep: Mapping[str, Any],
-    data: Mapping[str, Any],
+    execution_id: str | None,
     real: bool,
     version: str | None,
     superseded: Mapping[str, Any] | None,
@@ -997,12 +862,12 @@ def _act(
     checked = real and changes_service(name)
     request = ActionRequest(
         action=name,
-        service=_text(dep.get("service")) or "unknown",
+        service=text(dep.get("service")) or "unknown",
         params=params,
-        version=_text(dep.get("version")),
-        previous_version=_text(dep.get("previous_version")),
-        deployment_id=_text(dep.get("id")),
-        execution_id=_text(data.get("execution_id")),
+        version=text(dep.get("version")),
+        previous_version=text(dep.get("previous_version")),
+        deployment_id=text(dep.get("id")),
+        execution_id=execution_id,
         approved_by=_approver(mode, approval),
         expected_version=version if checked else None,
     )
@@ -1133,24 +998,16 @@ def verify(
     watched). A source that fails is waited for up to ``live_telemetry_grace_s``, then gives
     ``inconclusive`` with the reason, never a failed step: the actions have run by now and the
     record must be kept."""
-    if not isinstance(data, dict):
-        raise StepError("verify: input must be a JSON object")
-    deployment, scenario = _target(data)
-    if deployment is None:
-        raise StepError("verify: input needs 'snapshot' or 'deployment'")
-    executed = _objects(data.get("executed"), "verify: 'executed'")
-    if scenario:
-        measured = _verify_scenario(scenario, deployment, executed, settings)
-    elif watched(data):
-        return _verify_live(
-            deployment, settings, _watch_doc(data, "verify"), clock or time.time,
-            executed=executed, status=_text(data.get("deployment_status")),
-        )  # fmt: skip
+    given = VerifyInput.from_dict(data)
+    if given.scenario:
+        measured = _verify_scenario(given.scenario, given.deployment, given.executed, settings)
+    elif given.verification is not None:
+        return _verify_live(given, settings, clock or time.time).to_dict()
     else:
         measured = outcome.inconclusive(
             "a snapshot given as evidence, not a deployment the loop watched: nothing to measure after it"
         )
-    return looked({"measured": measured})
+    return VerifyOutput(measured).to_dict()
 
 
 def reconcile_pending(
@@ -1243,9 +1100,9 @@ def _reconcile_look(
     now: float,
     clock: Clock,
     settings: Settings,
-) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+) -> tuple[list[dict[str, Any]], Look | None]:
     """One reading of the target for the actions whose result is unknown: (the actions as settled so
-    far, verify's waiting outputs while some are still unknown, for at most ``live_reconcile_s``)."""
+    far, verify's next look while some are still unknown, for at most ``live_reconcile_s``)."""
     settled = reconcile_pending(settled, executor, 0.0, clock, lambda _s: None)
     until = _epoch(watch.get("reconcile_until")) or now + settings.live_reconcile_s
     if not any(a.get("status") == UNKNOWN for a in settled) or now >= until:
@@ -1253,9 +1110,7 @@ def _reconcile_look(
     pause = min(max(_epoch(watch.get("pause")) or 1.0, 1.0), 5.0)
     progress = {"actions": settled, "reconcile_until": until, "pause": min(pause * 2, 5.0)}
     what = "the action's result (reading the target)"
-    return settled, waiting(
-        min(now + pause, until), progress, what, now=now, urgent=False, finals=("measured",)
-    )
+    return settled, waiting(min(now + pause, until), progress, what, now=now, urgent=False)
 
 
 def _measurable(deployment: Mapping[str, Any], settings: Settings) -> tuple[ServiceConfig, float] | str:
@@ -1288,15 +1143,7 @@ def _gated_on_health(
     return outcome.gate_on_health(measured, health.to_dict())
 
 
-def _verify_live(
-    deployment: dict[str, Any],
-    settings: Settings,
-    watch: dict[str, Any],
-    clock: Clock,
-    *,
-    executed: list[dict[str, Any]],
-    status: str | None,
-) -> dict[str, Any]:
+def _verify_live(given: VerifyInput, settings: Settings, clock: Clock) -> VerifyOutput:
     """One look at the post-action window (``watch``: what the looks before kept: the actions as
     reconciled so far, when the window started, since when the source fails): verify's outputs,
     done or waiting. First, an action whose result is unknown is settled by reading the target, one
@@ -1306,20 +1153,21 @@ def _verify_live(
     (``watch`` of the plan), and the instance's state at the window's end gates it: a service not
     ready or crash-looping is never resolved."""
     now = clock()
+    deployment, watch, executed = given.deployment, given.watch, given.executed
     executor, _ = executor_for(deployment, None, settings, live=True)
     real = executor if executor is not None and not executor.simulated else None
-    settled = _objects(watch.get("actions"), "verify: 'watch.actions'") if "actions" in watch else executed
+    settled = objects(watch.get("actions"), "verify: 'watch.actions'") if "actions" in watch else executed
     start = _epoch(watch.get("start"))
     if start is None and real is not None:  # reconciling: the window starts once the results are known
         settled, still_unknown = _reconcile_look(settled, real, watch, now, clock, settings)
         if still_unknown is not None:
-            return still_unknown
+            return VerifyOutput(look=still_unknown)
 
-    def done(measured: dict[str, Any]) -> dict[str, Any]:
+    def done(measured: dict[str, Any]) -> VerifyOutput:
         if settled != executed:  # what reconciliation learnt: the record and the status follow it
             measured["actions"] = settled
-            measured["deployment_status"] = status_after_verify(settled, status)
-        return looked({"measured": measured})
+            measured["deployment_status"] = status_after_verify(settled, given.deployment_status)
+        return VerifyOutput(measured)
 
     measurable = _measurable(deployment, settings)
     if isinstance(measurable, str):
@@ -1329,10 +1177,10 @@ def _verify_live(
     end = start + config.windows.post_action_s
     if now < end:
         kept = {"actions": settled, "start": start}
-        return waiting(end, kept, "the post-action window", now=now, urgent=False, finals=("measured",))
+        return VerifyOutput(look=waiting(end, kept, "the post-action window", now=now, urgent=False))
     measured = _measure_window(deployment, config, deployed, (start, end), settled, watch, now, settings)
-    if measured.get("done") is False:
-        return measured
+    if isinstance(measured, Look):
+        return VerifyOutput(look=measured)
     return done(_gated_on_health(measured, real, deployment))
 
 
@@ -1345,8 +1193,8 @@ def _measure_window(
     watch: dict[str, Any],
     now: float,
     settings: Settings,
-) -> dict[str, Any]:
-    """The measured document of the post-action window ``span``, or verify's waiting outputs while
+) -> dict[str, Any] | Look:
+    """The measured document of the post-action window ``span``, or verify's next look while
     the source fails (up to ``live_telemetry_grace_s``, then inconclusive, saying since when)."""
     start, end = span
     windows = config.windows
@@ -1370,7 +1218,6 @@ def _measure_window(
                 f"telemetry to come back (failing since {since})",
                 now=now,
                 urgent=False,
-                finals=("measured",),
             )
         why = f"could not read the post-action window: {exc} (telemetry lost since {since})"
         return outcome.inconclusive(why, window=window_span, baseline=baseline_span)
@@ -1461,18 +1308,12 @@ def _recorded_simulated(
     )
 
 
-def _recorded_status(
-    data: Mapping[str, Any],
-    measured: dict[str, Any] | None,
-    decision: dict[str, Any],
-    executed: list[dict[str, Any]],
-    approval: dict[str, Any] | None,
-) -> str:
+def _recorded_status(given: RecordInput) -> str:
     """The deployment's status: as verify reconciled it, else as the input says, else from the results."""
     return (
-        (measured or {}).get("deployment_status")
-        or data.get("deployment_status")
-        or deployment_status(decision.get("verdict"), executed, approval).value
+        (given.measured or {}).get("deployment_status")
+        or given.deployment_status
+        or deployment_status(given.decision.get("verdict"), given.executed, given.approval).value
     )
 
 
@@ -1483,15 +1324,14 @@ def _approvers(approval: dict[str, Any] | None) -> list[str]:
     return [p.strip() for p in str(approval["approver"]).split(",") if p.strip()]
 
 
-def _incident_part(data: Mapping[str, Any]) -> dict[str, Any]:
+def _incident_part(given: RecordInput) -> dict[str, Any]:
     """For an incident run, which alert started it and how its severity routed it; else nothing."""
-    incident = _object(data.get("incident"), "record: 'incident'", optional=True)
-    if not incident:
+    if not given.incident:
         return {}
-    part = {key: incident.get(key) for key in ("id", "alertname", "severity", "starts_at", "fingerprint")}
-    routing = _object(data.get("routing"), "record: 'routing'", optional=True)
-    if routing:
-        part["route"] = routing.get("route")
+    keys = ("id", "alertname", "severity", "starts_at", "fingerprint")
+    part = {key: given.incident.get(key) for key in keys}
+    if given.routing:
+        part["route"] = given.routing.get("route")
     return {"incident": part}
 
 
@@ -1501,47 +1341,39 @@ def record(data: dict[str, Any], settings: Settings) -> dict[str, Any]:
     ``measured`` is verify's measurement (optional); ``outcome.held`` comes from it (see
     :func:`console.loop.outcome.decision_held`), never from a scenario's expected verdict, which
     is kept apart in ``expected`` (``{"verdict", "matches"}``, null outside scenarios)."""
-    snapshot = _object(_require(data, "snapshot", "record"), "record: 'snapshot'")
-    decision = _object(_require(data, "decision", "record"), "record: 'decision'")
-    plan = _plan(data, "record")
-    approval = _object(data.get("approval"), "record: 'approval'", optional=True)
-    executed = _objects(data.get("executed"), "record: 'executed'")
-    measured = _object(data.get("measured"), "record: 'measured'", optional=True)
-    if measured and isinstance(measured.get("actions"), list):  # verify reconciled what was unknown
-        executed = _objects(measured["actions"], "record: 'measured.actions'")
-    assert snapshot is not None and decision is not None
+    given = RecordInput.from_dict(data)
+    snapshot, decision, measured, executed = given.snapshot, given.decision, given.measured, given.executed
     scenario = snapshot.get("scenario") if isinstance(snapshot.get("scenario"), dict) else None
     expected_verdict, expected = _expected(scenario, decision)
     measured_status = measured.get("status") if measured else None
     outcome_part = {
-        "deployment_status": _recorded_status(data, measured, decision, executed, approval),
+        "deployment_status": _recorded_status(given),
         "measured_status": measured_status,
         "held": outcome.decision_held(decision.get("verdict"), executed, measured_status),
         "simulated": _recorded_simulated(scenario, measured, executed),
     }
     approval_part = {
-        "status": approval_status(plan, approval),
-        "approvers": _approvers(approval),
-        "comment": (approval or {}).get("comment"),
+        "status": approval_status(given.plan, given.approval),
+        "approvers": _approvers(given.approval),
+        "comment": (given.approval or {}).get("comment"),
     }
-    incident_part = _incident_part(data)
-    return {
-        "outcome": {
-            "execution_id": data.get("execution_id"),
+    return RecordOutput(
+        {
+            "execution_id": given.execution_id,
             "deployment": snapshot.get("deployment"),
             "scenario": {"id": scenario.get("id"), "expected_verdict": expected_verdict}
             if scenario
             else None,
             "decision": decision,
-            "plan": plan,
+            "plan": given.plan,
             "approval": approval_part,
             "executed": executed,
             "measured": measured,
             "expected": expected,
             "outcome": {**outcome_part, "category": effectiveness.root_cause_category(decision)},
-            **incident_part,
+            **_incident_part(given),
         }
-    }
+    ).to_dict()
 
 
 STEPS: dict[str, Callable[..., dict[str, Any]]] = {

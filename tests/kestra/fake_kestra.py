@@ -630,7 +630,8 @@ class FakeKestra:
     def _commands(self, ex: dict[str, Any], task: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
         """``python -m console step NAME FILE --kestra`` on the rendered ``inputFiles``; the step's
         ``Kestra.outputs`` become ``vars`` (nulls kept: ``TaskRun.outputs`` is ``@JsonInclude(ALWAYS)``)."""
-        from console.loop.steps import StepError, run_step
+        from console.loop.step_io import StepError
+        from console.loop.steps import run_step
 
         working_dir = f"/tmp/kestra-wd/tmp/{run['id']}"
         variables = {**self._variables(ex), "workingDir": working_dir}

@@ -26,7 +26,7 @@ from console.domain.executions import State
 from console.domain.models import parse_time
 from console.engines.kestra.backend import KestraBackend
 from console.engines.kestra.mirror import KestraMirror
-from console.loop import revisions, steps
+from console.loop import revisions, step_io, steps
 from console.loop.scenarios import load_scenario_document
 from console.runtime import embedded_runtime
 from console.settings import Secret, Settings
@@ -52,14 +52,14 @@ WATCHED = {
 def watched_collect(data: dict[str, Any], settings: Settings, **_: Any) -> dict[str, Any]:
     """collect for a watched live deployment without Prometheus: the memory-leak evidence moved to
     the announced deploy, the deployment as announced (its ``previous_version`` a hint)."""
-    dep = steps.live_deployment(data) or {}
+    dep = step_io.live_deployment(data) or {}
     doc = {
         k: v for k, v in load_scenario_document("memory-leak").items() if k not in ("scenario", "post_action")
     }
     delta = parse_time(str(dep["deployed_at"])) - parse_time(doc["deployment"]["deployed_at"])
     doc = steps.shift_document(doc, delta)
     doc["deployment"] = {**doc["deployment"], **{k: v for k, v in dep.items() if v}}
-    return steps.looked({"snapshot": doc, "verification": WATCHED})
+    return step_io.CollectOutput(doc, WATCHED).to_dict()
 
 
 def services_yaml(path: Path, deployer: str) -> Path:

@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.domain.vocabulary import STEP_TASKS
-from console.loop.steps import StepError, analyze, decide, execute, load_scenario, record, run_step
+from console.loop.step_io import StepError
+from console.loop.steps import analyze, decide, execute, load_scenario, record, run_step
 from console.settings import Settings
 from tests.reliability.strategies import JSON, mutated
 from tests.reliability.test_bad_input import assert_clean

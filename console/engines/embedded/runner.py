@@ -36,8 +36,8 @@ from console.engines.backend import INCIDENT_FLOW_ID, LOOP_FLOW_ID, BackendError
 from console.engines.embedded import recovery
 from console.engines.embedded.scheduler import Scheduler, run_priority
 from console.engines.projection import Projection
-from console.loop import incidents, outcome, scenarios, steps, wiring
-from console.loop.steps import StepError
+from console.loop import incidents, outcome, scenarios, step_io, steps, wiring
+from console.loop.step_io import StepError
 from console.settings import Settings
 from console.storage import Connection, Store, StoreFault, loads
 from console.storage.codec import put_document_in
@@ -147,7 +147,7 @@ class EmbeddedEngine:
     def _deployment_launch(
         self, deployment: dict[str, Any], source: str, labels: dict[str, str] | None
     ) -> tuple[dict[str, Any], dict[str, Any], dict[str, str]]:
-        dep = steps.live_deployment({"deployment": deployment}) if isinstance(deployment, dict) else None
+        dep = step_io.live_deployment({"deployment": deployment}) if isinstance(deployment, dict) else None
         if dep is None or not dep.get("service") or not dep.get("version"):
             raise BackendError("the deployment needs at least 'service' and 'version'")
         if not dep.get("environment"):
@@ -609,7 +609,7 @@ class EmbeddedEngine:
         self, execution_id: str, task_id: str, outputs: dict[str, Any], before: dict[str, dict[str, Any]]
     ) -> dict[str, Any]:
         """The step's outputs stored, the read model projected; returns them as later steps read them."""
-        stored = {k: v for k, v in outputs.items() if k not in steps.LOOK_KEYS}
+        stored = {k: v for k, v in outputs.items() if k not in step_io.Look.KEYS}
         readable = dict(stored)
         with self.store.db.write() as conn:
             self._guard_running(conn, execution_id)

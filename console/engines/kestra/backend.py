@@ -33,7 +33,7 @@ from console.engines.kestra.client import (
     KestraUnreachable,
 )
 from console.engines.kestra.flow_lint import lint_path
-from console.loop import incidents, scenarios, steps
+from console.loop import incidents, scenarios, step_io, steps
 from console.settings import Settings
 
 APPROVAL_TASK = "approval"
@@ -148,7 +148,7 @@ class KestraBackend:
         clicked) is kept in the label ``launched_by``."""
         try:
             requester = scenarios.requester_of(steps.load_scenario(scenario_id, self.settings))
-        except steps.StepError as exc:
+        except step_io.StepError as exc:
             raise BackendError(str(exc)) from None
         merged = {"launched_by": triggered_by, "scenario": scenario_id, **(labels or {})}
         return self._trigger({"scenario": scenario_id, "triggered_by": requester}, merged)

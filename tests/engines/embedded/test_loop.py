@@ -285,13 +285,13 @@ def test_kill_while_a_task_runs_stops_the_worker(engine, monkeypatch):
 
 
 def test_collect_for_a_service_without_a_source_is_a_clear_error_never_mock_data(settings):
-    from console.loop import steps
+    from console.loop import step_io, steps
 
     for data in (
         {"deployment_id": "dep-77", "service": "payment-service", "version": "v9"},
         {"deployment": {"id": "dep-77", "service": "payment-service", "version": "v9"}, "source": "api"},
     ):
-        with pytest.raises(steps.StepError) as caught:
+        with pytest.raises(step_io.StepError) as caught:
             steps.collect(data, settings)
         message = str(caught.value)
         assert "no telemetry source configured for service 'payment-service'" in message
@@ -336,3 +336,4 @@ def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_liv
             engine.launch_deployment({"service": "demo-service"}, triggered_by="alice", source="api")
     finally:
         engine.close()
+
