@@ -264,8 +264,26 @@ class EmbeddedEngine:
     ) -> str:
         with self.store.db.write() as conn:
             execution_id = self._create_in(conn, launch_input, doc, triggered_by, labels, flow_id=flow_id)
-        self.submit(execution_id)
+            # the command line (no scheduler) runs what it launched: taken in the launch's own
+            # transaction, so a console running on the same data never takes it in between
+            held = self.scheduler is None and self.store.queue.claim_in(
+                conn, execution_id, owner=self.owner, now=self.clock()
+            )
+        if held:
+            self._run_held(execution_id)
+        else:
+            self.submit(execution_id)
         return execution_id
+
+    def _run_held(self, execution_id: str) -> None:
+        """Run a run this engine took when it launched it, then follow its waits (:meth:`_drive`)."""
+        try:
+            self.run_unit(execution_id)
+        except StoreFault as fault:
+            log.warning("execution %s: %s; queued again", execution_id, fault)
+            self.submit(execution_id)
+            return
+        self._drive(execution_id)
 
     def _create_in(
         self,

@@ -337,3 +337,33 @@ def test_launch_deployment_stores_the_deployment_and_its_source_and_runs_the_liv
     finally:
         engine.close()
 
+
+def test_the_command_line_runs_what_it_launched_no_console_can_take_it_in_between(settings, monkeypatch):
+    """The command line (a synchronous engine) takes its run in the launch's own transaction: a
+    console on the same data that looks for queued runs right after every commit finds none."""
+    from contextlib import contextmanager
+
+    from console.storage import Store
+
+    cli = EmbeddedEngine(settings, synchronous=True)
+    console = Store(settings.db_path)
+    taken: list[str] = []
+    write = cli.store.db.write
+
+    @contextmanager
+    def write_then_a_console_looks():
+        with write() as conn:
+            yield conn
+        with console.db.write() as other:
+            for (queued,) in other.execute("SELECT execution_id FROM run_queue").fetchall():
+                if console.queue.claim_in(other, queued, owner="another-console", now=9e12):
+                    taken.append(queued)
+
+    monkeypatch.setattr(cli.store.db, "write", write_then_a_console_looks)
+    try:
+        run = cli.launch_scenario(HEALTHY_SCENARIO, "alice")
+        assert taken == []
+        assert cli.get_execution(run).state == State.SUCCESS
+    finally:
+        console.close()
+        cli.close()
