@@ -7,6 +7,7 @@ so that printing, logging or rendering a settings object never shows them.
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Callable
@@ -275,6 +276,15 @@ class Settings:
         return out
 
 
+def number(text: str) -> float:
+    """A finite float: ``nan`` and ``inf`` parse as floats but would slip past every bound below
+    (``nan <= 0`` is false), so they are refused here."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(text)
+    return value
+
+
 def flag(text: str) -> bool:
     """An on/off setting: 1/true/yes/on or 0/false/no/off (any case)."""
     value = str(text).strip().lower()
@@ -290,8 +300,8 @@ _ENV: dict[str, tuple[str, Any]] = {
     "CONSOLE_DATA_DIR": ("data_dir", Path),
     "CONSOLE_MOCK_DATA_DIR": ("mock_data_dir", Path),
     "CONSOLE_FLOWS_DIR": ("flows_dir", Path),
-    "AUTO_APPROVE_CONFIDENCE": ("auto_approve_confidence", float),
-    "APPROVAL_TIMEOUT_MINUTES": ("approval_timeout_minutes", float),
+    "AUTO_APPROVE_CONFIDENCE": ("auto_approve_confidence", number),
+    "APPROVAL_TIMEOUT_MINUTES": ("approval_timeout_minutes", number),
     "KESTRA_URL": ("kestra_url", str),
     "KESTRA_UI_URL": ("kestra_ui_url", str),
     "KESTRA_TENANT": ("kestra_tenant", str),
@@ -299,50 +309,50 @@ _ENV: dict[str, tuple[str, Any]] = {
     "KESTRA_USERNAME": ("kestra_username", str),
     "KESTRA_PASSWORD": ("kestra_password", Secret),
     "KESTRA_TOKEN": ("kestra_token", Secret),
-    "KESTRA_TIMEOUT_S": ("kestra_timeout_s", float),
-    "KESTRA_MIRROR_INTERVAL_S": ("kestra_mirror_interval_s", float),
-    "KESTRA_MIRROR_DAYS": ("kestra_mirror_days", float),
+    "KESTRA_TIMEOUT_S": ("kestra_timeout_s", number),
+    "KESTRA_MIRROR_INTERVAL_S": ("kestra_mirror_interval_s", number),
+    "KESTRA_MIRROR_DAYS": ("kestra_mirror_days", number),
     "TOGETHER_API_KEY": ("together_api_key", Secret),
     "LLM_MODEL": ("llm_model", str),
     "LLM_BASE_URL": ("llm_base_url", str),
-    "LLM_TIMEOUT_S": ("llm_timeout_s", float),
+    "LLM_TIMEOUT_S": ("llm_timeout_s", number),
     "LLM_MAX_RETRIES": ("llm_max_retries", int),
     "CONSOLE_SERVICES_FILE": ("services_file", Path),
-    "LIVE_BASELINE_S": ("live_baseline_s", float),
-    "LIVE_VERIFY_S": ("live_verify_s", float),
-    "LIVE_POST_ACTION_S": ("live_post_action_s", float),
+    "LIVE_BASELINE_S": ("live_baseline_s", number),
+    "LIVE_VERIFY_S": ("live_verify_s", number),
+    "LIVE_POST_ACTION_S": ("live_post_action_s", number),
     "CONSOLE_PUBLIC_URL": ("public_url", str),
     "NOTIFY_SLACK_WEBHOOK_URL": ("notify_slack_webhook_url", Secret),
     "NOTIFY_WEBHOOK_URL": ("notify_webhook_url", Secret),
     "NOTIFY_WEBHOOK_TOKEN": ("notify_webhook_token", Secret),
-    "NOTIFY_TIMEOUT_S": ("notify_timeout_s", float),
+    "NOTIFY_TIMEOUT_S": ("notify_timeout_s", number),
     "NOTIFY_MAX_ATTEMPTS": ("notify_max_attempts", int),
     "CONSOLE_API_TOKEN": ("api_token", Secret),
     "CONSOLE_API_TOKEN_NAME": ("api_identity", str),
     "CONSOLE_API_TOKEN_ROLE": ("api_role", str),
-    "CONSOLE_API_RATE_PER_MINUTE": ("api_rate_per_minute", float),
+    "CONSOLE_API_RATE_PER_MINUTE": ("api_rate_per_minute", number),
     "CONSOLE_API_BURST": ("api_burst", int),
     "CONSOLE_API_MAX_BODY_BYTES": ("api_max_body_bytes", int),
     "CONSOLE_ALERT_SERVICE_LABELS": ("alert_service_labels", str),
     "CONSOLE_ALERT_SEVERITY_LABEL": ("alert_severity_label", str),
     "CONSOLE_ALERT_SEVERITY_MAP": ("alert_severity_map", str),
     "CONSOLE_ALERT_DEFAULT_SEVERITY": ("alert_default_severity", str),
-    "CONSOLE_INCIDENT_LOOKBACK_S": ("incident_lookback_s", float),
+    "CONSOLE_INCIDENT_LOOKBACK_S": ("incident_lookback_s", number),
     "CONSOLE_GITHUB_WEBHOOK_SECRET": ("github_webhook_secret", Secret),
     "CONSOLE_TRUSTED_PROXIES": ("trusted_proxies", str),
     "CONSOLE_SESSION_SECRET": ("session_secret", Secret),
-    "CONSOLE_SESSION_HOURS": ("session_hours", float),
+    "CONSOLE_SESSION_HOURS": ("session_hours", number),
     "CONSOLE_SIGNIN_ATTEMPTS": ("signin_attempts", int),
-    "CONSOLE_SIGNIN_MAX_LOCK_S": ("signin_max_lock_s", float),
+    "CONSOLE_SIGNIN_MAX_LOCK_S": ("signin_max_lock_s", number),
     "CONSOLE_DEMO_IDENTITY": ("demo_identity", flag),
-    "LIVE_POLL_S": ("live_poll_s", float),
-    "LIVE_TELEMETRY_GRACE_S": ("live_telemetry_grace_s", float),
-    "CONSOLE_STORE_BUSY_TIMEOUT_S": ("store_busy_timeout_s", float),
-    "CONSOLE_STORE_FAULT_ESCALATE_S": ("store_fault_escalate_s", float),
-    "CONSOLE_ENGINE_SWEEP_S": ("engine_sweep_s", float),
+    "LIVE_POLL_S": ("live_poll_s", number),
+    "LIVE_TELEMETRY_GRACE_S": ("live_telemetry_grace_s", number),
+    "CONSOLE_STORE_BUSY_TIMEOUT_S": ("store_busy_timeout_s", number),
+    "CONSOLE_STORE_FAULT_ESCALATE_S": ("store_fault_escalate_s", number),
+    "CONSOLE_ENGINE_SWEEP_S": ("engine_sweep_s", number),
     "CONSOLE_INTAKE_BUDGET": ("intake_budget", int),
     "CONSOLE_ALERTS_PER_DELIVERY": ("alerts_per_delivery", int),
-    "LIVE_RECONCILE_S": ("live_reconcile_s", float),
+    "LIVE_RECONCILE_S": ("live_reconcile_s", number),
     "POLICY_USE_EFFECTIVENESS": ("policy_use_effectiveness", flag),
 }
 

@@ -23,8 +23,8 @@ def test_settings_that_cannot_load_give_defaults_marked_as_such(
     monkeypatch.setenv("CONSOLE_SECRETS", str(tmp_path / "none.toml"))
     monkeypatch.setenv("AUTO_APPROVE_CONFIDENCE", "high")
     services = open_services()
-    assert services.error == "Settings: AUTO_APPROVE_CONFIDENCE must be a float, got 'high'"
-    assert services.settings.load_error == "AUTO_APPROVE_CONFIDENCE must be a float, got 'high'"
+    assert services.error == "Settings: AUTO_APPROVE_CONFIDENCE must be a number, got 'high'"
+    assert services.settings.load_error == "AUTO_APPROVE_CONFIDENCE must be a number, got 'high'"
     assert (services.store, services.backend, services.approvals, services.sessions) == (None,) * 4
 
 

@@ -37,7 +37,11 @@ def test_env_wins_over_secrets_and_secrets_never_print(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"AUTO_APPROVE_CONFIDENCE": "high"}, "AUTO_APPROVE_CONFIDENCE must be a float"),
+        ({"AUTO_APPROVE_CONFIDENCE": "high"}, "AUTO_APPROVE_CONFIDENCE must be a number, got 'high'"),
+        # nan compares false with everything, so it would pass every bound written as `<= 0`
+        ({"LIVE_POLL_S": "nan"}, "LIVE_POLL_S must be a number, got 'nan'"),
+        ({"APPROVAL_TIMEOUT_MINUTES": "NaN"}, "APPROVAL_TIMEOUT_MINUTES must be a number"),
+        ({"CONSOLE_SESSION_HOURS": "inf"}, "CONSOLE_SESSION_HOURS must be a number"),
         ({"AUTO_APPROVE_CONFIDENCE": "1.5"}, "between 0 and 1"),
         ({"APPROVAL_TIMEOUT_MINUTES": "0"}, "positive"),
     ],
