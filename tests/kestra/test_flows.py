@@ -4,6 +4,7 @@ refuses deliberately broken copies with the rule that applies (so a clean run me
 
 from __future__ import annotations
 
+import copy
 import shutil
 import subprocess
 import sys
@@ -13,8 +14,11 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from console.engines.kestra.flow_lint import lint_documents, lint_path, load_documents
+from console.engines.kestra.flow_lint import Violation, lint_documents, lint_path, load_documents
+from tests.reliability.strategies import JSON, mutated
 
 pytestmark = pytest.mark.kestra
 
@@ -417,3 +421,18 @@ def test_untouched_copy_round_trips(tmp_path: Path) -> None:
         (tmp_path / file).write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
     assert lint_path(tmp_path) == []
     assert lint_documents(_docs()) == []
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_a_flow_of_any_shape_gives_violations_never_a_crash(data) -> None:
+    """The linter reads what a person wrote: an id that is a list, a mapping where a list belongs, an
+    int for a task, a newline in a name. Each is a one-line violation, never a traceback."""
+    docs = copy.deepcopy(_PARSED)
+    name = data.draw(st.sampled_from(sorted(docs)))
+    docs[name] = data.draw(mutated(st.just(docs[name]), JSON | st.dates()))
+    found = lint_documents(docs)
+    assert all(isinstance(v, Violation) and "\n" not in str(v) for v in found)
+
+
+_PARSED = _docs()

@@ -22,7 +22,7 @@ Kestra's rules are implemented once, in :mod:`console.engines.kestra.rules` and
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -119,7 +119,9 @@ TASK_TYPES: dict[str, TaskType] = {
     ),
     LOG: _type("id type message", "level", ""),
     LOOP_UNTIL: _type(
-        "id type condition tasks", "checkFrequency failOnMaxReached errors finally", "iterationCount",
+        "id type condition tasks",
+        "checkFrequency failOnMaxReached errors finally",
+        "iterationCount",
         ("tasks", "errors", "finally"),
     ),
 }
@@ -188,7 +190,9 @@ class _Flow:
         return str(self.doc.get("id")) if isinstance(self.doc, dict) else "?"
 
     def add(self, path: str, rule: str, message: str) -> None:
-        violation = Violation(self.file, self.name, path, rule, message)
+        """One violation, on one line: a control character from the flow (a newline in an id) is
+        shown escaped."""
+        violation = Violation(self.file, _printable(self.name), _printable(path), rule, _printable(message))
         if violation not in self.problems:  # one template may read the same thing twice
             self.problems.append(violation)
 
@@ -228,11 +232,11 @@ def lint_documents(docs: Mapping[str, Any], known: Mapping[str, Any] | None = No
     by_ref: dict[tuple[Any, Any], dict[str, Any]] = {}
     for doc in (known or {}).values():
         if isinstance(doc, dict):
-            by_ref[(doc.get("namespace"), doc.get("id"))] = doc
+            by_ref[_ref(doc)] = doc
     seen: set[tuple[Any, Any]] = set()
     for flow in flows:
         if isinstance(flow.doc, dict):
-            key = (flow.doc.get("namespace"), flow.doc.get("id"))
+            key = _ref(flow.doc)
             if key in seen:
                 flow.add("id", "project/duplicate-flow", f"flow {key[0]}.{key[1]} is defined twice")
             seen.add(key)
@@ -240,6 +244,22 @@ def lint_documents(docs: Mapping[str, Any], known: Mapping[str, Any] | None = No
     for flow in flows:
         _lint_flow(flow, by_ref)
     return [v for flow in flows for v in flow.problems]
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _ref(
+    doc: Mapping[str, Any], namespace: str = "namespace", flow_id: str = "id"
+) -> tuple[Hashable, Hashable]:
+    """(namespace, id) of a flow or a Subflow task's target, usable as a key whatever was written."""
+    return rules.name_of(doc.get(namespace)), rules.name_of(doc.get(flow_id))
+
+
+def _listed(value: Any) -> list[Any]:
+    """A list property as a list ([] for anything else, which its own check reports)."""
+    return value if isinstance(value, list) else []
 
 
 def _first_line(exc: Exception) -> str:
@@ -262,8 +282,8 @@ def _lint_flow(flow: _Flow, by_ref: Mapping[tuple[Any, Any], dict[str, Any]]) ->
     _flow_identity(flow, doc)
     inputs = _inputs(flow, doc.get("inputs"), "inputs")
     tasks = _tasks(flow, doc)
-    order = {t.doc.get("id"): i for i, t in enumerate(tasks)}
-    by_id = {t.doc.get("id"): t for t in tasks}
+    order = {rules.name_of(t.doc.get("id")): i for i, t in enumerate(tasks)}
+    by_id = {rules.name_of(t.doc.get("id")): t for t in tasks}
     scope = _Scope(flow, inputs, by_id, order, by_ref, _webhooks(doc))
     for i, task in enumerate(tasks):
         _lint_task(flow, task, by_ref)
@@ -345,7 +365,7 @@ def _inputs(flow: _Flow, inputs: Any, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _legacy_type(flow: _Flow, where: str, spec: dict[str, Any]) -> None:
-    newer = rules.LEGACY_INPUT_TYPES.get(spec.get("type"))
+    newer = rules.LEGACY_INPUT_TYPES.get(rules.name_of(spec.get("type")))
     if newer is not None:
         flow.add(where, "project/legacy-type", f"type {spec['type']} is the older spelling: use {newer}")
 
@@ -362,7 +382,7 @@ def _walk(
             continue
         path = f"{where}[{task.get('id')}]"
         out.append(_Task(task, path, branch, loop))
-        spec = TASK_TYPES.get(task.get("type"))
+        spec = TASK_TYPES.get(rules.name_of(task.get("type")))
         if spec is None:
             continue
         inner_loop = str(task.get("id")) if task.get("type") == LOOP_UNTIL else loop
@@ -378,7 +398,7 @@ def _walk(
 
 def _own_properties(task: dict[str, Any]) -> dict[str, Any]:
     """A task's properties Kestra renders, without its child tasks and onResume inputs."""
-    spec = TASK_TYPES.get(task.get("type"))
+    spec = TASK_TYPES.get(rules.name_of(task.get("type")))
     drop = set(spec.children if spec else ()) | {"cases", "onResume"} | NOT_RENDERED
     return {k: v for k, v in task.items() if k not in drop}
 
@@ -409,7 +429,7 @@ def _lint_task(flow: _Flow, task: _Task, by_ref: Mapping[tuple[Any, Any], dict[s
     tid, ttype = doc.get("id"), doc.get("type")
     if not isinstance(tid, str) or not rules.TASK_ID.match(tid) or len(tid) > rules.MAX_ID:
         flow.add(where, "kestra/id", f"task id {tid!r} does not match {rules.TASK_ID.pattern}")
-    spec = TASK_TYPES.get(ttype)
+    spec = TASK_TYPES.get(rules.name_of(ttype))
     if spec is None:
         flow.add(where, "kestra/task-type", f"task type {ttype!r} is not in the table of known types")
         return
@@ -424,7 +444,7 @@ def _lint_task(flow: _Flow, task: _Task, by_ref: Mapping[tuple[Any, Any], dict[s
         _lint_loop(flow, doc, where)
     elif ttype == SWITCH and (not isinstance(doc.get("cases"), dict) or not doc["cases"]):
         flow.add(where, "kestra/task-property", "'cases' must be a non-empty mapping")
-    elif ttype == LOG and doc.get("level", "INFO") not in LOG_LEVELS:
+    elif ttype == LOG and rules.name_of(doc.get("level", "INFO")) not in LOG_LEVELS:
         flow.add(where, "kestra/task-property", f"level {doc.get('level')!r} is not a log level")
 
 
@@ -435,14 +455,14 @@ def _lint_commands(flow: _Flow, doc: dict[str, Any], where: str) -> None:
         )
     runner = doc.get("taskRunner")
     if runner is not None:
-        rtype = runner.get("type") if isinstance(runner, dict) else None
+        rtype = rules.name_of(runner.get("type")) if isinstance(runner, dict) else None
         if rtype not in RUNNER_KEYS:
             flow.add(f"{where}.taskRunner", "kestra/task-type", f"task runner type {rtype!r} is not known")
         else:
             for key in runner:
                 if key not in RUNNER_KEYS[rtype]:
                     flow.add(f"{where}.taskRunner", "kestra/task-property", f"unknown property '{key}'")
-            if "pullPolicy" in runner and runner["pullPolicy"] not in PULL_POLICIES:
+            if "pullPolicy" in runner and rules.name_of(runner["pullPolicy"]) not in PULL_POLICIES:
                 flow.add(
                     f"{where}.taskRunner",
                     "kestra/task-property",
@@ -463,7 +483,7 @@ def _lint_commands(flow: _Flow, doc: dict[str, Any], where: str) -> None:
                 "project/step-command",
                 f"command {cmd!r} is not `python -m console step NAME FILE --kestra`",
             )
-        elif m.group(2) not in (doc.get("inputFiles") or {}):
+        elif not isinstance(doc.get("inputFiles"), dict) or m.group(2) not in doc["inputFiles"]:
             flow.add(
                 f"{where}.commands",
                 "project/input-file",
@@ -474,8 +494,8 @@ def _lint_commands(flow: _Flow, doc: dict[str, Any], where: str) -> None:
 def _lint_subflow(
     flow: _Flow, doc: dict[str, Any], where: str, by_ref: Mapping[tuple[Any, Any], dict[str, Any]]
 ) -> None:
-    target_ref = (doc.get("namespace"), doc.get("flowId"))
-    if isinstance(flow.doc, dict) and target_ref == (flow.doc.get("namespace"), flow.doc.get("id")):
+    target_ref = _ref(doc, flow_id="flowId")
+    if isinstance(flow.doc, dict) and target_ref == _ref(flow.doc):
         flow.add(
             where,
             "kestra/recursive-subflow",
@@ -485,8 +505,11 @@ def _lint_subflow(
     if target is None:
         flow.add(where, "project/subflow-target", f"subflow {target_ref[0]}.{target_ref[1]} is not in flows/")
     else:
-        declared = {i.get("id"): i for i in target.get("inputs") or [] if isinstance(i, dict)}
-        _given_inputs(flow, where, doc.get("inputs") or {}, declared, "subflow-input", str(target_ref[1]))
+        declared = {
+            rules.name_of(i.get("id")): i for i in _listed(target.get("inputs")) if isinstance(i, dict)
+        }
+        given = doc.get("inputs") if isinstance(doc.get("inputs"), dict) else {}
+        _given_inputs(flow, where, given, declared, "subflow-input", str(target_ref[1]))
     if doc.get("wait") is not True or doc.get("transmitFailed") is not True:
         flow.add(where, "project/subflow-wait", "subflows must set wait: true and transmitFailed: true")
 
@@ -524,7 +547,7 @@ def _lint_pause(flow: _Flow, doc: dict[str, Any], where: str, task: _Task) -> No
     if not valid:
         flow.add(where, "project/pause-duration", "a Pause needs an ISO-8601 pauseDuration")
     if doc.get("onResume"):
-        if doc.get("behavior") not in PAUSE_BEHAVIORS_REJECTING:
+        if rules.name_of(doc.get("behavior")) not in PAUSE_BEHAVIORS_REJECTING:
             flow.add(
                 where,
                 "project/pause-behavior",
@@ -595,7 +618,7 @@ def _outputs(flow: _Flow, outputs: Any, scope: _Scope, after: int) -> None:
                 flow.add(where, "kestra/output-property", f"unknown output property '{key}'")
         if not isinstance(out.get("id"), str) or not rules.INPUT_ID.match(out["id"]):
             flow.add(where, "kestra/id", f"output id {out.get('id')!r} is not valid")
-        if out.get("type") not in rules.INPUT_TYPES:
+        if rules.name_of(out.get("type")) not in rules.INPUT_TYPES:
             flow.add(where, "kestra/output-property", f"type {out.get('type')!r} is not a Kestra type (Type)")
         _legacy_type(flow, where, out)
         if "value" not in out:
@@ -609,7 +632,7 @@ def _outputs(flow: _Flow, outputs: Any, scope: _Scope, after: int) -> None:
 def _triggers(flow: _Flow, triggers: Any, inputs: Mapping[str, dict[str, Any]], scope: _Scope) -> None:
     entries = _entries(flow, triggers, "triggers")
     for where, trig in entries:
-        spec = TRIGGER_TYPES.get(trig.get("type"))
+        spec = TRIGGER_TYPES.get(rules.name_of(trig.get("type")))
         if spec is None:
             flow.add(where, "kestra/task-type", f"trigger type {trig.get('type')!r} is not in the table")
             continue
@@ -722,7 +745,7 @@ class _Scope:
             self.flow.add(where, "runtime/output-ref", f"{shown} refers to no task of this flow")
             return
         self._check_output_runs(where, read, task, reader, position)
-        spec = TASK_TYPES.get(task.doc.get("type"))
+        spec = TASK_TYPES.get(rules.name_of(task.doc.get("type")))
         if spec is None or len(path) < 3:
             return
         if path[2] not in spec.output_attrs:
@@ -755,15 +778,19 @@ class _Scope:
         if kind == SUBFLOW and attr == "outputs":
             self._check_subflow_output(where, read, task.doc)
         if kind == PAUSE and attr == "onResume":
-            declared = {i.get("id") for i in task.doc.get("onResume") or [] if isinstance(i, dict)}
+            declared = {
+                rules.name_of(i.get("id")) for i in _listed(task.doc.get("onResume")) if isinstance(i, dict)
+            }
             if read.path[3] not in declared:
                 self.flow.add(
                     where, "runtime/output-ref", f"{_shown(read)}: '{read.path[3]}' is not an onResume input"
                 )
 
     def _check_subflow_output(self, where: str, read: Read, doc: dict[str, Any]) -> None:
-        target = self.by_ref.get((doc.get("namespace"), doc.get("flowId")))
-        declared = {o.get("id") for o in (target or {}).get("outputs") or [] if isinstance(o, dict)}
+        target = self.by_ref.get(_ref(doc, flow_id="flowId"))
+        declared = {
+            rules.name_of(o.get("id")) for o in _listed((target or {}).get("outputs")) if isinstance(o, dict)
+        }
         if target is not None and read.path[3] not in declared:
             self.flow.add(
                 where,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
 from console.engines.kestra.jackson import java_float, without_nulls
@@ -45,6 +45,12 @@ class InputError(ValueError):
 # -- declarations -------------------------------------------------------------------------------------
 
 
+def name_of(value: Any) -> Hashable:
+    """A value read from a flow, usable as a key or in a set of names: itself when hashable, else
+    its repr (a list or a mapping where a name belongs is then simply a name nobody declared)."""
+    return value if isinstance(value, Hashable) else repr(value)
+
+
 def input_problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(rule, message) for one declared input, as Kestra validates it when a flow is saved: the
     ``@Pattern`` of ``Input.id``, the ``Type`` enum, ``SelectInput.values``, and
@@ -56,7 +62,7 @@ def input_problems(spec: Mapping[str, Any]) -> list[tuple[str, str]]:
     if not isinstance(iid, str) or not INPUT_ID.match(iid):
         problems.append(("kestra/id", f"input id {iid!r} does not match {INPUT_ID.pattern} (Input.id)"))
     kind = spec.get("type")
-    if kind not in INPUT_TYPES:
+    if name_of(kind) not in INPUT_TYPES:
         problems.append(("kestra/input-type", f"type {kind!r} is not a Kestra input type (Type)"))
     if kind in ("SELECT", "MULTISELECT") and not spec.get("values") and not spec.get("expression"):
         problems.append(("kestra/input-values", f"{kind} needs 'values' or 'expression' (SelectInput)"))
