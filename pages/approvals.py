@@ -135,10 +135,19 @@ def reject_dialog(request: dict) -> None:
         st.rerun()
 
 
-@st.fragment(run_every=1.0)
 def countdown(expires_at: str | None) -> None:
-    """Ticks every second on its own (only this fragment reruns); on expiry the page reruns so
-    the service expires the request (expiry = rejection) and the card leaves the list."""
+    """The card's deadline, drawn by a fragment that reruns on its own (only it): every second
+    while it counts seconds, every 10 s while it counts minutes (fmt.countdown_every_s)."""
+    if fmt.countdown_every_s(expires_at) == 1.0:
+        countdown_seconds(expires_at)
+    else:
+        countdown_minutes(expires_at)
+
+
+def _countdown(expires_at: str | None, counting_seconds: bool) -> None:
+    """On expiry the page reruns so the service expires the request (expiry = rejection) and the
+    card leaves the list; when the countdown must start counting seconds the page reruns too (the
+    fragment that ticks every second takes over), unless the operator is typing in a dialog."""
     left = fmt.seconds_left(expires_at)
     text = fmt.countdown_text(expires_at)
     if left is not None and left <= 0:
@@ -147,8 +156,20 @@ def countdown(expires_at: str | None) -> None:
             clear_caches()
             st.rerun(scope="app")
         return
-    colour = "orange" if left is not None and left < 300 else "blue"
+    if not counting_seconds and fmt.countdown_every_s(expires_at) == 1.0 and not refresh.held():
+        st.rerun(scope="app")
+    colour = "orange" if left is not None and left < fmt.COUNTDOWN_SECONDS_FROM_S else "blue"
     st.markdown(f":{colour}-badge[:material/timer: {text}] rejected automatically on expiry")
+
+
+@st.fragment(run_every=1.0)
+def countdown_seconds(expires_at: str | None) -> None:
+    _countdown(expires_at, counting_seconds=True)
+
+
+@st.fragment(run_every=fmt.COUNTDOWN_MINUTES_EVERY_S)
+def countdown_minutes(expires_at: str | None) -> None:
+    _countdown(expires_at, counting_seconds=False)
 
 
 result = st.session_state.get("approval_result")

@@ -32,6 +32,11 @@ def hold(on: bool) -> None:
     st.session_state[HOLD_KEY] = bool(on)
 
 
+def held() -> bool:
+    """Whether the page is kept as it is now (:func:`hold`)."""
+    return bool(st.session_state.get(HOLD_KEY))
+
+
 def watch(
     name: str,
     read: Callable[[], object],
@@ -44,7 +49,7 @@ def watch(
 
     @st.fragment(run_every=every_s, key=f"refresh_{name}")
     def poll() -> None:
-        if st.session_state.get(HOLD_KEY):
+        if held():
             return
         try:
             now = read()

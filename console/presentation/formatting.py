@@ -91,8 +91,15 @@ def format_percent(value: float | None, digits: int = 0) -> str:
     return f"{value * 100:.{digits}f}%"
 
 
+COUNTDOWN_SECONDS_FROM_S = 300.0
+"""In its last five minutes an approval's countdown counts seconds; before that, minutes."""
+COUNTDOWN_MINUTES_EVERY_S = 10.0
+"""How often a countdown that counts minutes is drawn again (its text changes once a minute)."""
+
+
 def countdown_text(expires_at: Any, now: datetime | None = None) -> str:
-    """Text for an approval's deadline: ``expires in 12m 30s`` or ``expired 3m ago``."""
+    """Text for an approval's deadline: ``expires in 12 min`` (minutes left, rounded down),
+    ``expires in 4m 30s`` in the last five minutes, or ``expired 3m 00s ago``."""
     deadline = as_time(expires_at)
     if deadline is None:
         return "no deadline"
@@ -100,7 +107,19 @@ def countdown_text(expires_at: Any, now: datetime | None = None) -> str:
     left = (deadline - now).total_seconds()
     if left <= 0:
         return f"expired {_clock(-left)} ago"
+    if left > COUNTDOWN_SECONDS_FROM_S and left < 3600:
+        return f"expires in {int(left // 60)} min"
     return f"expires in {_clock(left)}"
+
+
+def countdown_every_s(expires_at: Any, now: datetime | None = None) -> float:
+    """How often the countdown is drawn again: every second while it counts seconds (the last five
+    minutes, and once expired until the page reruns), else every :data:`COUNTDOWN_MINUTES_EVERY_S`.
+    An open page redrawn every second costs its browser and the server a third of a core."""
+    left = seconds_left(expires_at, now)
+    if left is None:
+        return COUNTDOWN_MINUTES_EVERY_S
+    return 1.0 if left <= COUNTDOWN_SECONDS_FROM_S + COUNTDOWN_MINUTES_EVERY_S else COUNTDOWN_MINUTES_EVERY_S
 
 
 def _clock(seconds: float) -> str:

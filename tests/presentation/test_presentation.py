@@ -199,9 +199,24 @@ def test_every_deployment_status_is_in_the_filter_and_coloured():
     assert colours[DeploymentStatus.ANALYZING] == "blue" and colours[DeploymentStatus.ESCALATED] == "orange"
 
 
+def test_a_countdown_is_redrawn_every_second_only_while_it_counts_seconds():
+    """A page that redraws every second costs an open browser tab a third of a core: minutes are
+    redrawn every 10 s, and the switch to seconds comes before the last five minutes start."""
+    minutes_left = T0 + timedelta(minutes=30)
+    assert fmt.countdown_every_s(minutes_left, T0) == fmt.COUNTDOWN_MINUTES_EVERY_S
+    switch = fmt.COUNTDOWN_SECONDS_FROM_S + fmt.COUNTDOWN_MINUTES_EVERY_S
+    # the last redraw that counts minutes happens at most 10 s before the text must count seconds
+    assert fmt.countdown_every_s(T0 + timedelta(seconds=switch + 1), T0) == fmt.COUNTDOWN_MINUTES_EVERY_S
+    assert fmt.countdown_every_s(T0 + timedelta(seconds=switch), T0) == 1.0
+    assert fmt.countdown_every_s(T0 + timedelta(seconds=-2), T0) == 1.0  # expired: the page reruns
+    assert fmt.countdown_every_s(None, T0) == fmt.COUNTDOWN_MINUTES_EVERY_S
+
+
 def test_countdown_and_durations():
     now = T0
-    assert fmt.countdown_text(T0 + timedelta(minutes=12, seconds=30), now) == "expires in 12m 30s"
+    assert fmt.countdown_text(T0 + timedelta(minutes=12, seconds=30), now) == "expires in 12 min"
+    assert fmt.countdown_text(T0 + timedelta(minutes=4, seconds=30), now) == "expires in 4m 30s"
+    assert fmt.countdown_text(T0 + timedelta(hours=2, minutes=5), now) == "expires in 2h 05m"
     assert fmt.countdown_text("2026-11-20T13:57:00Z", now) == "expired 3m 00s ago"
     assert fmt.countdown_text(None, now) == "no deadline"
     assert fmt.format_duration(0.25) == "250 ms"
