@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest, linregress, mannwhitneyu
 
 from console.domain.models import Classification, Direction, MetricResult
 
@@ -200,6 +199,8 @@ def _count_p_value(ref: np.ndarray, test: np.ndarray) -> float | None:
     k_test, k_ref = round(float(test.sum())), round(float(ref.sum()))
     if k_test + k_ref == 0:
         return 1.0
+    from scipy.stats import binomtest  # imported when first used (console/analysis/__init__.py)
+
     return float(binomtest(k_test, k_test + k_ref, test.size / (test.size + ref.size)).pvalue)
 
 
@@ -212,6 +213,8 @@ def compare(name: str, ref: np.ndarray, test: np.ndarray, level: Level = NORMAL)
     if np.ptp(np.concatenate([a, b])) == 0:
         p_value, delta = 1.0, 0.0
     else:
+        from scipy.stats import mannwhitneyu  # imported when first used (console/analysis/__init__.py)
+
         u, p_value = mannwhitneyu(a, b, alternative="two-sided", method="asymptotic")
         delta = 2.0 * float(u) / (a.size * b.size) - 1.0  # U counts ties as 1/2: this is Cliff's delta
         p_value = float(p_value)
@@ -267,6 +270,8 @@ def _trend_explains(
     the bad direction over at least ``TREND_MIN_POINTS`` pre-deploy points."""
     if pre.size < TREND_MIN_POINTS or np.ptp(pre) == 0:
         return None
+    from scipy.stats import linregress  # imported when first used (console/analysis/__init__.py)
+
     fit = linregress(pre_t - pre_t[0], pre)
     slope_sign = 1 if fit.slope > 0 else -1
     if fit.pvalue >= TREND_ALPHA or not is_bad(direction, slope_sign):

@@ -41,8 +41,6 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy.special import betaincc, betaln
-from scipy.stats import beta as beta_dist
-from scipy.stats import false_discovery_control
 
 
 def upper_bound(events: float, trials: float, alpha: float) -> float:
@@ -52,7 +50,9 @@ def upper_bound(events: float, trials: float, alpha: float) -> float:
     events = min(max(events, 0.0), trials)
     if events >= trials:
         return 1.0
-    return float(beta_dist.ppf(1.0 - alpha, events + 1.0, trials - events))
+    from scipy.stats import beta  # imported when first used (console/analysis/__init__.py)
+
+    return float(beta.ppf(1.0 - alpha, events + 1.0, trials - events))
 
 
 def null_rate(
@@ -91,14 +91,15 @@ def discoveries(p_values: Sequence[float], alpha: float) -> list[bool]:
     """Which tests Benjamini–Hochberg rejects at ``alpha`` (e-BH on always-valid p-values)."""
     if not p_values:
         return []
-    adjusted = false_discovery_control(np.asarray(p_values, dtype=float), method="bh")
-    return [bool(a <= alpha) for a in adjusted]
+    return [bool(a <= alpha) for a in adjusted(p_values)]
 
 
 def adjusted(p_values: Sequence[float]) -> list[float]:
     """Benjamini–Hochberg adjusted p-values, for the reasons."""
     if not p_values:
         return []
+    from scipy.stats import false_discovery_control  # imported when first used (console/analysis/__init__.py)
+
     return [float(a) for a in false_discovery_control(np.asarray(p_values, dtype=float), method="bh")]
 
 

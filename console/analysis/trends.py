@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import theilslopes
 
 from console.analysis.sequential import spent_alpha
 
@@ -82,6 +81,8 @@ def _slope(times: np.ndarray, values: np.ndarray, confidence: float) -> tuple[fl
     """(slope, intercept, low, high); a constant series has a zero slope."""
     if np.ptp(values) == 0:
         return 0.0, float(values[0]), 0.0, 0.0
+    from scipy.stats import theilslopes  # imported when first used (console/analysis/__init__.py)
+
     slope, intercept, low, high = theilslopes(values, times, alpha=confidence)
     return float(slope), float(intercept), float(low), float(high)
 
