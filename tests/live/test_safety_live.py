@@ -187,8 +187,10 @@ def _crash_lane(lane: LiveLane) -> dict[str, Any]:
         60,
         what="the deployer's rollback",
     )
-    out["recovery"] = lane.runtime.engine.recover()
+    lane.runtime.engine.recover()  # the next console takes over (unless its sweep already did)
     out["done"] = lane.finish(execution_id, timeout=120)
+    trail = lane.runtime.store.audit.trail(subject=execution_id)
+    out["recovery"] = [r["detail"].get("action") for r in trail if r["event"] == "execution.recovered"]
     return out
 
 
@@ -315,7 +317,8 @@ def test_a_frozen_deployer_is_result_unknown_then_reconciled_to_done_once(safety
 
 def test_a_console_killed_mid_call_is_reconciled_never_failed(safety_lanes):
     out = _lane(safety_lanes, "crash")
-    assert [r["action"] for r in out["recovery"]] == ["resumed from execute"]
+    # taken over once, by the explicit recover() or by the running console's sweep, whichever came first
+    assert out["recovery"] == ["resumed from execute"]
     done = out["done"]
     assert done.state == State.SUCCESS
     record = _record(out, out["execution_id"])
