@@ -230,7 +230,11 @@ def test_c_timeouts_auth_and_an_unreachable_server(tmp_path: Path) -> None:
     heavy = "count_over_time(vector(1)[1h:1ms])"
     now = time.time()
     with start_prometheus(tmp_path / "slow", {}, extra_args=["--query.timeout=1ms"]) as prom:
-        config = PrometheusConfig(url=prom.url, queries={"error_rate": heavy}, metrics=("error_rate",))
+        # the client waits longer than the server's own 1 ms limit takes to answer, however busy the
+        # machine (its 10 s default was passed once beside stress-ng --cpu 2)
+        config = PrometheusConfig(
+            url=prom.url, queries={"error_rate": heavy}, metrics=("error_rate",), timeout_s=patience(60)
+        )
         with pytest.raises(PrometheusTimeout) as caught:
             PrometheusSource(config).fetch(now - 60, now)
         assert str(caught.value) == (
