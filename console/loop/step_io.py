@@ -202,7 +202,7 @@ class CollectInput:
     previous look's."""
 
     launch: Mapping[str, Any]
-    snapshot: Doc | None = None
+    snapshot: Any = None  # checked by collect (console.domain.snapshot.validate_document)
     scenario: str | None = None
     deployment: Doc | None = None
     incident: bool = False
