@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from console.domain.text import one_line
 from console.domain.vocabulary import STEP_TASKS
 from console.engines.kestra import rules
 from console.engines.kestra.pebble import PebbleSyntaxError, Read, compile_template, is_template
@@ -149,6 +150,8 @@ PROJECT_IMAGE = "devops-loop-console:latest"
 STEP_COMMAND = re.compile(r"^python -m console step (\w+) (?:\{\{ ?workingDir ?\}\}/)?([\w.-]+) --kestra$")
 ISO_DURATION = re.compile(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$")
 SECRET_KEY = re.compile(r"^\{\{\s*secret\('[A-Z0-9_]+'\)\s*\}\}$")
+VIOLATION_LIMIT = 1000
+"""A violation's parts are one line each, cut at this many characters (a template can be long)."""
 APPROVAL_INPUTS = {"approved": "BOOL", "comment": "STRING", "approver": "STRING", "rollback_target": "JSON"}
 """The approval Pause's onResume inputs, as the console's resume sends them."""
 OPTIONAL_APPROVAL_INPUTS = ("comment", "rollback_target")
@@ -190,9 +193,8 @@ class _Flow:
         return str(self.doc.get("id")) if isinstance(self.doc, dict) else "?"
 
     def add(self, path: str, rule: str, message: str) -> None:
-        """One violation, on one line: a control character from the flow (a newline in an id) is
-        shown escaped."""
-        violation = Violation(self.file, _printable(self.name), _printable(path), rule, _printable(message))
+        """One violation, on one line (a newline in an id from the flow becomes a space)."""
+        violation = Violation(self.file, _line(self.name), _line(path), rule, _line(message))
         if violation not in self.problems:  # one template may read the same thing twice
             self.problems.append(violation)
 
@@ -246,8 +248,8 @@ def lint_documents(docs: Mapping[str, Any], known: Mapping[str, Any] | None = No
     return [v for flow in flows for v in flow.problems]
 
 
-def _printable(text: str) -> str:
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+def _line(text: str) -> str:
+    return one_line(text, limit=VIOLATION_LIMIT)
 
 
 def _ref(
