@@ -137,8 +137,8 @@ def reject_dialog(request: dict) -> None:
 
 def countdown(expires_at: str | None) -> None:
     """The card's deadline, drawn by a fragment that reruns on its own (only it): every second
-    while it counts seconds, every 10 s while it counts minutes (fmt.countdown_every_s)."""
-    if fmt.countdown_every_s(expires_at) == 1.0:
+    while it counts seconds, every 10 s while it counts minutes (fmt.countdown_ticks_every_second)."""
+    if fmt.countdown_ticks_every_second(expires_at):
         countdown_seconds(expires_at)
     else:
         countdown_minutes(expires_at)
@@ -156,7 +156,7 @@ def _countdown(expires_at: str | None, counting_seconds: bool) -> None:
             clear_caches()
             st.rerun(scope="app")
         return
-    if not counting_seconds and fmt.countdown_every_s(expires_at) == 1.0 and not refresh.held():
+    if not counting_seconds and fmt.countdown_ticks_every_second(expires_at) and not refresh.held():
         st.rerun(scope="app")
     colour = "orange" if left is not None and left < fmt.COUNTDOWN_SECONDS_FROM_S else "blue"
     st.markdown(f":{colour}-badge[:material/timer: {text}] rejected automatically on expiry")

@@ -112,14 +112,13 @@ def countdown_text(expires_at: Any, now: datetime | None = None) -> str:
     return f"expires in {_clock(left)}"
 
 
-def countdown_every_s(expires_at: Any, now: datetime | None = None) -> float:
-    """How often the countdown is drawn again: every second while it counts seconds (the last five
-    minutes, and once expired until the page reruns), else every :data:`COUNTDOWN_MINUTES_EVERY_S`.
-    An open page redrawn every second costs its browser and the server a third of a core."""
+def countdown_ticks_every_second(expires_at: Any, now: datetime | None = None) -> bool:
+    """Whether the countdown is drawn again every second: while it counts seconds (from one
+    :data:`COUNTDOWN_MINUTES_EVERY_S` before its last five minutes, and once expired until the page
+    reruns); otherwise every :data:`COUNTDOWN_MINUTES_EVERY_S`. An open page redrawn every second
+    cost its browser and the server a third of a core."""
     left = seconds_left(expires_at, now)
-    if left is None:
-        return COUNTDOWN_MINUTES_EVERY_S
-    return 1.0 if left <= COUNTDOWN_SECONDS_FROM_S + COUNTDOWN_MINUTES_EVERY_S else COUNTDOWN_MINUTES_EVERY_S
+    return left is not None and left <= COUNTDOWN_SECONDS_FROM_S + COUNTDOWN_MINUTES_EVERY_S
 
 
 def _clock(seconds: float) -> str:

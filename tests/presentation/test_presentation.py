@@ -203,13 +203,14 @@ def test_a_countdown_is_redrawn_every_second_only_while_it_counts_seconds():
     """A page that redraws every second costs an open browser tab a third of a core: minutes are
     redrawn every 10 s, and the switch to seconds comes before the last five minutes start."""
     minutes_left = T0 + timedelta(minutes=30)
-    assert fmt.countdown_every_s(minutes_left, T0) == fmt.COUNTDOWN_MINUTES_EVERY_S
+    assert fmt.countdown_ticks_every_second(minutes_left, T0) is False
     switch = fmt.COUNTDOWN_SECONDS_FROM_S + fmt.COUNTDOWN_MINUTES_EVERY_S
     # the last redraw that counts minutes happens at most 10 s before the text must count seconds
-    assert fmt.countdown_every_s(T0 + timedelta(seconds=switch + 1), T0) == fmt.COUNTDOWN_MINUTES_EVERY_S
-    assert fmt.countdown_every_s(T0 + timedelta(seconds=switch), T0) == 1.0
-    assert fmt.countdown_every_s(T0 + timedelta(seconds=-2), T0) == 1.0  # expired: the page reruns
-    assert fmt.countdown_every_s(None, T0) == fmt.COUNTDOWN_MINUTES_EVERY_S
+    assert fmt.countdown_ticks_every_second(T0 + timedelta(seconds=switch + 1), T0) is False
+    assert fmt.countdown_ticks_every_second(T0 + timedelta(seconds=switch), T0) is True
+    # expired: the page reruns
+    assert fmt.countdown_ticks_every_second(T0 + timedelta(seconds=-2), T0) is True
+    assert fmt.countdown_ticks_every_second(None, T0) is False
 
 
 def test_countdown_and_durations():
