@@ -155,7 +155,10 @@ def test_the_reject_dialog_keeps_cancel_after_asking_for_a_comment(seeded, page)
     dialog.wait_for(timeout=10_000)
     assert "Nothing runs: v1.2.3 stays live" in shown(dialog)  # what rejecting does
     page.locator(".st-key-approval_confirm button").click()
-    dialog.get_by_text("A rejection needs a comment").wait_for(timeout=10_000)
+    # the error, not the comment box's label (which says the same while the dialog redraws)
+    dialog.get_by_test_id("stAlertContentError").get_by_text("A rejection needs a comment").wait_for(
+        timeout=10_000
+    )
     cancel = page.locator(".st-key-approval_cancel button")
     assert cancel.is_visible()
     cancel.click()
