@@ -155,3 +155,17 @@ def test_bench_passes_only_its_own_options(tmp_path, monkeypatch, argv, expected
     monkeypatch.setattr(sys, "argv", ["python -m console", *argv])
     assert cli.main(argv) == 0
     assert json.loads(record.read_text()) == expected
+
+
+def test_the_approval_path_does_not_import_scipy():
+    """``python -m console approve`` (and the API) reach the store, the approval rules and the
+    engines without analysing anything: importing scipy there would cost every approval about a
+    second of start-up (console/analysis/__init__.py)."""
+    probe = (
+        "import sys, console.__main__, console.runtime, console.access.approvals;"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'drain3', 'plotly', 'streamlit'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]", result.stdout

@@ -15,9 +15,9 @@ Steps:
 5. ``verdict.apply_rules``: the first rule of the verdict table that applies, severity, confidence,
    summary, root cause, actions.
 
-``scipy.stats`` is imported inside the functions that use it: importing it takes about 0.9 s, and
-the approval path (``python -m console approve``, the API) imports this package for a few limits
-without analysing anything.
+``scipy.stats`` and ``scipy.special`` are imported inside the functions that use them: importing
+them takes about 1 s, and the approval path (``python -m console approve``, the API) imports this
+package for a few limits without analysing anything.
 """
 
 from __future__ import annotations

@@ -40,7 +40,6 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import betaincc, betaln
 
 
 def upper_bound(events: float, trials: float, alpha: float) -> float:
@@ -71,6 +70,8 @@ def log_e_value(events: float, trials: float, p0: float) -> float:
     """``log E_n`` of the uniform-mixture test of ``rate <= p0`` (see the module docstring)."""
     if trials <= 0:
         return 0.0
+    from scipy.special import betaincc, betaln  # imported when first used (console/analysis/__init__.py)
+
     s, f = float(events), float(trials - events)
     # ∫_{p0}^1 p^s (1-p)^f dp = B(s+1, f+1) * (1 - I_{p0}(s+1, f+1)); the prior's density is 1 / (1 - p0)
     upper = float(betaincc(s + 1.0, f + 1.0, p0))
