@@ -12,8 +12,8 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hypothesis import settings as hypothesis_settings
 
+import tests.properties  # noqa: F401  (loads the property tests' hypothesis profile)
 from console.access.approvals import ApprovalService
 from console.access.auth import Identity, Role
 from console.domain.executions import Execution, State
@@ -24,13 +24,6 @@ from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 from tests.waiting import TIME_SCALE, patience
-
-# The suite's property tests draw the same inputs on every run, so CI passes or fails on the code,
-# never on the luck of a seed. `HYPOTHESIS_PROFILE=explore` draws fresh inputs (and
-# `--hypothesis-seed=N` replays one run) to look for new failures; each found is kept as a test.
-hypothesis_settings.register_profile("deterministic", derandomize=True, database=None)
-hypothesis_settings.register_profile("explore")
-hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 @pytest.hookimpl(tryfirst=True)

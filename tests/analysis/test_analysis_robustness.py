@@ -10,6 +10,7 @@ from console.analysis import analyze_document
 from console.domain.actions import ACTIONS
 from console.domain.models import Verdict
 from tests.conftest import series, snapshot_doc
+from tests.properties import examples
 
 NAMES = ["error_rate", "latency_p95_ms", "cpu_utilization", "memory_utilization", "pod_restarts",
          "requests_per_second", "queue_depth"]  # fmt: skip
@@ -41,7 +42,7 @@ def documents(draw):
     return snapshot_doc(metrics, logs)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(documents())
 def test_any_valid_snapshot_gets_a_well_formed_decision(doc):
     d = analyze_document(doc)

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from console.engines.kestra.flow_lint import Violation, lint_documents, lint_path, load_documents
+from tests.properties import examples
 from tests.reliability.strategies import JSON, mutated
 
 pytestmark = pytest.mark.kestra
@@ -423,7 +424,7 @@ def test_untouched_copy_round_trips(tmp_path: Path) -> None:
     assert lint_documents(_docs()) == []
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_a_flow_of_any_shape_gives_violations_never_a_crash(data) -> None:
     """The linter reads what a person wrote: an id that is a list, a mapping where a list belongs, an

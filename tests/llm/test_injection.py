@@ -23,6 +23,7 @@ from console.loop.narrative import (
 from console.loop.policy import plan_actions
 from tests.llm.conftest import INJECTION
 from tests.llm.fake_llm import OBEYED_ANSWER, obey_injection, valid
+from tests.properties import examples
 
 
 def routing(decision, settings):
@@ -122,7 +123,9 @@ names = st.sampled_from([*ACTIONS, "approve_all", "drop_tables", ""])
 
 
 # the decision fixtures are read-only here (merge copies), so sharing them across examples is safe
-@hyp_settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@hyp_settings(
+    max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     llm_verdict=verdicts,
     llm_actions=st.lists(st.tuples(names, st.text(max_size=30)), max_size=10),

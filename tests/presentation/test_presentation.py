@@ -23,6 +23,7 @@ from console.loop.policy import plan_actions
 from console.presentation import charts, learning, tables
 from console.presentation import formatting as fmt
 from console.storage import DashboardKpis
+from tests.properties import examples
 
 T0 = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
@@ -35,7 +36,7 @@ def _execution(exec_id: str, start: datetime, state: State, runs: list[TaskRun] 
 # --- downsampling ---------------------------------------------------------------------------
 
 
-@hsettings(max_examples=60, deadline=None)
+@hsettings(max_examples=examples(60), deadline=None)
 @given(
     values=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=1, max_size=3000),
     max_points=st.integers(4, 500),

@@ -23,6 +23,7 @@ from console.domain.snapshot import SnapshotError, loads_snapshot, parse_snapsho
 from console.engines.kestra.client import KestraClient, KestraError
 from console.loop.narrative import MAX_NARRATIVE, LLMFailure, parse_answer
 from console.loop.scenarios import ScenarioError, load_scenario_document, read_scenario, scan_scenarios
+from tests.properties import examples
 from tests.reliability.garbage_http import GarbageServer
 from tests.reliability.strategies import (
     JSON,
@@ -39,11 +40,11 @@ DEEP = "[" * 50_000 + "]" * 50_000
 HUGE_INT = "1" * 5000  # beyond Python's 4300-digit int limit: json.loads raises a bare ValueError
 OVERFLOW_TS = "9999-12-31T23:59:59-01:00"  # valid ISO text whose UTC conversion overflows
 
-# Example counts keep this file near 30 s on 2 idle cores (~6,000 generated inputs in total).
+# The suite's fixed sample (tests/properties.py): ~2,300 generated inputs in total.
 _QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
-CHEAP = settings(max_examples=1000, deadline=None, suppress_health_check=_QUIET)
-MANY = settings(max_examples=400, deadline=None, suppress_health_check=_QUIET)
-FAST = settings(max_examples=200, deadline=None, suppress_health_check=_QUIET)
+CHEAP = settings(max_examples=examples(300), deadline=None, suppress_health_check=_QUIET)
+MANY = settings(max_examples=examples(150), deadline=None, suppress_health_check=_QUIET)
+FAST = settings(max_examples=examples(80), deadline=None, suppress_health_check=_QUIET)
 
 
 def assert_clean(exc: BaseException, kind: type[BaseException]) -> str:
@@ -258,7 +259,7 @@ CALLS = {
 }
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=_QUIET)
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=_QUIET)
 @given(
     call=st.sampled_from(sorted(CALLS)),
     status=st.sampled_from([200, 201, 204, 302, 400, 401, 403, 404, 409, 418, 422, 500, 502, 503])
@@ -345,7 +346,7 @@ def _scenario_bytes() -> st.SearchStrategy[bytes]:
     )
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=_QUIET)
+@settings(max_examples=examples(80), deadline=None, suppress_health_check=_QUIET)
 @given(st.lists(_scenario_bytes(), min_size=1, max_size=3))
 def test_scenario_files(scenario_dir: Path, contents: list[bytes]) -> None:
     for old in scenario_dir.glob("*.json"):
@@ -369,7 +370,7 @@ def test_scenario_files(scenario_dir: Path, contents: list[bytes]) -> None:
         assert load_scenario_document(scenario.id, scenario_dir)["scenario"]["id"] == scenario.id
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=_QUIET)
+@settings(max_examples=examples(50), deadline=None, suppress_health_check=_QUIET)
 @given(scenario_docs())
 def test_valid_scenario_files_are_listed(scenario_dir: Path, doc: dict[str, Any]) -> None:
     for old in scenario_dir.glob("*.json"):

@@ -18,6 +18,7 @@ from console.domain.vocabulary import STEP_TASKS
 from console.loop.step_io import StepError
 from console.loop.steps import analyze, decide, execute, load_scenario, record, run_step
 from console.settings import Settings
+from tests.properties import examples
 from tests.reliability.strategies import JSON, mutated
 from tests.reliability.test_bad_input import assert_clean
 
@@ -48,13 +49,13 @@ def _run(name: str, data: Any, step_settings: Settings) -> None:
         json.dumps(out)  # outputs are JSON
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=QUIET)
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=QUIET)
 @given(st.sampled_from(STEP_TASKS), JSON)
 def test_every_step_on_arbitrary_json(step_settings, name, data):
     _run(name, data, step_settings)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=QUIET)
+@settings(max_examples=examples(120), deadline=None, suppress_health_check=QUIET)
 @given(data=st.data())
 def test_decide_and_execute_on_near_valid_input(step_settings, real, data):
     decision = data.draw(mutated(st.just(copy.deepcopy(real["decision"]))))
@@ -65,7 +66,7 @@ def test_decide_and_execute_on_near_valid_input(step_settings, real, data):
     _run("execute", {"plan": plan, "approval": approval, "verdict": real["plan"]["verdict"]}, step_settings)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=QUIET)
+@settings(max_examples=examples(60), deadline=None, suppress_health_check=QUIET)
 @given(data=st.data())
 def test_record_on_near_valid_input(step_settings, real, data):
     base = {
