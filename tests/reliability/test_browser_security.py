@@ -2,9 +2,14 @@
 secrets never reach a page or the server log.
 
 A scenario is planted whose log lines, title, description, version and deployer all carry a script
-tag and an ``onerror`` image. It is launched and its scenario card, execution (task outputs, logs),
-approval card (evidence), deployment detail and the admin Settings page are opened: the payload
-must show as literal text and ``window.__pwned`` must stay undefined.
+tag and an ``onerror`` image. One browser session does it all, on one page load: it launches the
+scenario from its card (the run, and the LLM call that fails, happen in the console server, whose log
+is checked at the end), switches to the admin role, follows the card's link to the approval card
+(evidence), the card's link to the execution (task outputs, logs), the execution's link to the
+deployment detail (the list and the story), then opens the remaining pages from the sidebar
+(Overview, the Executions list, Metrics, Learning, Settings with the effective configuration). On
+every page the payload must show as literal text, no payload element may exist, ``window.__pwned``
+must stay undefined and no secret may be in the HTML.
 """
 
 from __future__ import annotations
@@ -15,11 +20,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from console.domain.models import format_time, parse_time
 from console.storage import Store
-from tests.browser_support import PROJECT_ROOT, free_port, open_page
+from tests.browser_support import PROJECT_ROOT, free_port, open_page, wait_ready
 from tests.reliability.conftest import KESTRA_PASSWORD_SENTINEL, TOGETHER_KEY_SENTINEL
+from tests.waiting import patience
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -58,18 +65,48 @@ def assert_not_pwned(page) -> None:
 
 def shows_payload_literally(page, where) -> None:
     """The payload is in the DOM as text (visible, or in a data grid's accessible cell table)."""
-    where.get_by_text("window.__pwned=1", exact=False).first.wait_for(state="attached", timeout=15_000)
+    found = where.get_by_text("window.__pwned=1", exact=False).first
+    found.wait_for(state="attached", timeout=patience(15) * 1000)
     text = where.text_content() or ""
     assert "<script>window.__pwned=1</script>" in text, text[:2000]
     assert 'onerror="window.__pwned=2"' in text
     assert_not_pwned(page)
 
 
+def assert_page_sound(page) -> None:
+    assert_not_pwned(page)
+    assert "Traceback" not in page.locator("body").inner_text()
+
+
 def choose_role(page, role: str) -> None:
+    """Pick ``role`` in the demo identity's selectbox; returns once the rerun it starts has finished
+    with the Settings page in the menu (only an admin has it)."""
     box = page.get_by_test_id("stSelectbox").filter(has_text="Role")
     box.click()
     page.get_by_role("option", name=role, exact=True).click()
-    page.wait_for_timeout(500)
+    nav = page.get_by_test_id("stSidebarNav").get_by_text("Settings", exact=True)
+    nav.wait_for(timeout=patience(30) * 1000)
+    wait_ready(page)
+
+
+def arrive(page, title: str) -> None:
+    """Wait until the page navigated to (a link, the menu) has drawn its title and finished its run."""
+    heading = page.get_by_test_id("stMain").locator("h1").filter(has_text=re.compile(rf"{title}$"))
+    heading.wait_for(timeout=patience(60) * 1000)
+    wait_ready(page)
+
+
+def follow(page, link, title: str) -> None:
+    """Click an in-app link (``st.page_link``): the same session goes to the page, no reload."""
+    link.click()
+    arrive(page, title)
+
+
+def open_tab(where, name: str) -> None:
+    """Click a tab and wait until its panel is the one shown (every panel is in the DOM already)."""
+    tab = where.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
 
 
 def test_log_text_and_outputs_are_never_html_and_secrets_never_shown(start_console, chromium, tmp_path):
@@ -85,12 +122,14 @@ def test_log_text_and_outputs_are_never_html_and_secrets_never_shown(start_conso
     context = chromium.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
 
+    # the scenario card, then its launch (the run and the failing LLM call are the server's)
     open_page(page, f"{console.url}/scenarios")
     card = page.locator(f".st-key-scenario_{SCENARIO}")
     shows_payload_literally(page, card)
     card.locator("button").click()
-    page.get_by_text("Open its approval card").first.wait_for(timeout=90_000)
-    assert_not_pwned(page)
+    to_approval = card.get_by_role("link", name="Open its approval card")
+    to_approval.wait_for(timeout=patience(90) * 1000)
+    assert_page_sound(page)
 
     store = Store(console.data_dir / "console.sqlite3")
     try:
@@ -101,43 +140,46 @@ def test_log_text_and_outputs_are_never_html_and_secrets_never_shown(start_conso
         store.close()
     assert approval is not None and PAYLOAD in approval["requested_by"]
 
-    # the execution: task outputs (collect carries the deployment, analyze the log patterns)
-    open_page(page, f"{console.url}/executions?execution={execution_id}")
-    main = page.get_by_test_id("stMain")
-    for task in ("collect", "analyze"):
-        page.get_by_role("tab", name=task, exact=True).click()
-        page.wait_for_timeout(300)
-        assert_not_pwned(page)
-    page.get_by_role("tab", name="collect", exact=True).click()
-    shows_payload_literally(page, main)
+    # from here on as an admin, who sees every page (Settings: the effective configuration, masked)
+    choose_role(page, "admin")
+    shows_payload_literally(page, card)
 
     # the approval card: requested by, and the evidence
-    open_page(page, f"{console.url}/approvals")
+    follow(page, to_approval, "Approvals")
+    assert f"approval={approval['id']}" in page.url
     card = page.locator(f".st-key-approval_{approval['id']}")
     shows_payload_literally(page, card)
     if not card.get_by_text("Summary").first.is_visible():  # HIGH and CRITICAL open it already
         card.get_by_text("Evidence").first.click()
-    card.get_by_text("Summary").first.wait_for(timeout=10_000)
-    assert_not_pwned(page)
+    card.get_by_text("Summary").first.wait_for(timeout=patience(10) * 1000)
+    assert_page_sound(page)
     for tab in ("New log patterns", "Recommended actions"):
-        card.get_by_role("tab", name=tab).click()
-        page.wait_for_timeout(300)
+        open_tab(card, tab)
         assert_not_pwned(page)
 
-    # the deployment detail (deep link): version and decision card
-    open_page(page, f"{console.url}/deployments?deployment={deployment['id']}")
-    shows_payload_literally(page, page.get_by_test_id("stMain"))
-
-    # every page as an admin (Settings shows the effective configuration, secrets masked)
-    choose_role(page, "admin")
-    for name in ("overview", "deployments", "approvals", "executions", "metrics", "learning", "settings"):
-        title = re.compile(rf"^{name.capitalize()}( \(\d+\))?$")  # "Approvals (1)": the pending count
-        page.get_by_test_id("stSidebarNav").get_by_text(title).click()
-        page.wait_for_timeout(200)
-        page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=60_000)
+    # the execution: task outputs (collect carries the deployment, analyze the log patterns)
+    follow(page, card.get_by_role("link", name="Open the execution"), "Executions")
+    assert f"execution={execution_id}" in page.url
+    main = page.get_by_test_id("stMain")
+    for task in ("collect", "analyze"):
+        open_tab(main, task)
         assert_not_pwned(page)
-        assert "Traceback" not in page.locator("body").inner_text()
-    page.get_by_text("Effective settings").wait_for(timeout=10_000)
+    open_tab(main, "collect")
+    shows_payload_literally(page, main)
+    assert_page_sound(page)
+
+    # the deployment detail (the list above it): version, deployer and decision card
+    follow(page, main.get_by_role("link", name="The deployment's story"), "Deployments")
+    assert f"deployment={deployment['id']}" in page.url
+    shows_payload_literally(page, main)
+    assert_page_sound(page)
+
+    # the other pages, from the menu (Scenarios, Approvals and Deployments were seen as an admin above)
+    for name in ("overview", "executions", "metrics", "learning", "settings"):
+        page.get_by_test_id("stSidebarNav").get_by_text(name.capitalize(), exact=True).click()
+        arrive(page, name.capitalize())
+        assert_page_sound(page)
+    page.get_by_text("Effective settings").wait_for(timeout=patience(10) * 1000)
 
     log = console.log_text()
     assert KESTRA_PASSWORD_SENTINEL not in log and TOGETHER_KEY_SENTINEL not in log
