@@ -1,7 +1,8 @@
 """The API on the real server, as ``./scripts/console.sh`` runs it (``streamlit run server.py``): one
 port for the pages and ``/api/``, a run launched from the command line decided through the API,
-the error answers over real HTTP, and the token never in the server's output. Then, in Chromium,
-the pages and deep links under server.py, with a decision made through the API on the page."""
+the error answers over real HTTP, and the token never in the server's output. Then, in one
+Chromium page, the pages and deep links under server.py, with a decision made through the API on
+the page."""
 
 from __future__ import annotations
 
@@ -130,14 +131,18 @@ def test_with_no_token_the_write_and_read_endpoints_are_off(start_console):
 @pytest.mark.browser
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed")
 def test_pages_and_deep_links_under_server_py_show_what_the_api_decided(start_console, chromium):
+    """One browser page: the approvals deep link (the server's first session), then after the API's
+    decision the execution's deep link (a new session) and, from its menu, the approvals page."""
     console = start_console(CONSOLE_API_TOKEN=TOKEN, CONSOLE_API_TOKEN_ROLE="approver")
     approval_id = launch_from_cli(console.data_dir)
-    page = chromium.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    wait_ms = patience(10) * 1000
+    context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
     page.goto(f"{console.url}/approvals")  # a deep link is the first session of this server
     wait_ready(page)
     assert page.get_by_text("Page not found").count() == 0
-    page.get_by_test_id("stSidebar").get_by_text("DevOps Loop").wait_for(timeout=10_000)
-    page.get_by_test_id("stButton").filter(has_text="Approve").first.wait_for(timeout=10_000)
+    page.get_by_test_id("stSidebar").get_by_text("DevOps Loop").wait_for(timeout=wait_ms)
+    page.get_by_test_id("stButton").filter(has_text="Approve").first.wait_for(timeout=wait_ms)
 
     execution_id = requests.get(f"{console.url}/api/approvals", headers=AUTH, timeout=10).json()["approvals"][
         0
@@ -149,16 +154,16 @@ def test_pages_and_deep_links_under_server_py_show_what_the_api_decided(start_co
         timeout=10,
     )
     assert decided.status_code == 200
-    wait_state(console.url, execution_id, "SUCCESS")
+    assert wait_state(console.url, execution_id, "SUCCESS")["state"] == "SUCCESS"
 
-    fresh = chromium.new_context().new_page()
-    fresh.goto(f"{console.url}/executions?execution={execution_id}")
-    wait_ready(fresh)
-    assert fresh.get_by_text("Page not found").count() == 0
-    fresh.get_by_text(execution_id).first.wait_for(timeout=10_000)
-    fresh.get_by_text("loop finished").first.wait_for(timeout=10_000)  # SUCCESS, beside its deployment
-    page.goto(f"{console.url}/approvals")
+    page.goto(f"{console.url}/executions?execution={execution_id}")
+    wait_ready(page)
+    assert page.get_by_text("Page not found").count() == 0
+    page.get_by_text(execution_id).first.wait_for(timeout=wait_ms)
+    page.get_by_text("loop finished").first.wait_for(timeout=wait_ms)  # SUCCESS, beside its deployment
+    # the menu says "Approvals", not "Approvals (1)"; the page, drawn afresh, has nothing to approve
+    page.get_by_test_id("stSidebarNav").get_by_text("Approvals", exact=True).click()
+    page.get_by_test_id("stMain").locator("h1").filter(has_text="Approvals").wait_for(timeout=wait_ms)
     wait_ready(page)
     assert page.get_by_test_id("stButton").filter(has_text="Approve").count() == 0  # nothing pending any more
-    page.context.close()
-    fresh.context.close()
+    context.close()
