@@ -155,8 +155,27 @@ def chromium():
             return page
 
         browser.new_context, browser.new_page = scaled_context, scaled_page
+        BROWSERS.append(browser)
         yield browser
+        BROWSERS.remove(browser)
         browser.close()
+
+
+BROWSERS: list = []
+"""The Chromium of this worker, once a test asked for it (:func:`chromium`)."""
+
+
+@pytest.fixture(autouse=True)
+def close_the_tests_browser_contexts() -> Iterator[None]:
+    """Close the browser contexts (and their pages) a test opened and left open, when it ends: a
+    page left open keeps polling its console, or retrying one that has stopped, for the rest of the
+    worker's life. A context a module's fixture holds was opened before the test and stays."""
+    before = [context for browser in BROWSERS for context in browser.contexts]
+    yield
+    for browser in BROWSERS:
+        for context in browser.contexts:
+            if context not in before:
+                context.close()
 
 
 def logs_only_service(directory: Path, *, lines: int = 1) -> tuple[Path, float]:
