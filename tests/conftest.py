@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import subprocess
@@ -24,6 +25,20 @@ from console.storage import Store
 from tests.kestra.conftest import FLOWS_DIR, PASSWORD, USER
 from tests.kestra.fake_kestra import FakeKestra
 from tests.waiting import TIME_SCALE, patience
+
+
+def scan_streamlit_components_once() -> None:
+    """Every new ``AppTest`` scans the metadata of every installed distribution for Streamlit
+    components (about 0.2 CPU-s, half of drawing a page; ``streamlit run`` does it once at start).
+    The installed packages do not change during a run, so each test process scans once."""
+    from streamlit.components.v2 import manifest_scanner
+
+    scan = getattr(manifest_scanner, "scan_component_manifests", None)
+    if scan is not None and not hasattr(scan, "cache_info"):
+        manifest_scanner.scan_component_manifests = functools.cache(scan)
+
+
+scan_streamlit_components_once()
 
 
 @pytest.hookimpl(tryfirst=True)
