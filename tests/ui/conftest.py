@@ -59,9 +59,10 @@ def make_app(name: str = "alice", role: str = "approver", page: str | None = Non
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.session_state["demo_name"] = name
     at.session_state["demo_role"] = role
-    if page:  # the first run lands on the page (a deep link), not on the Overview first
-        at.switch_page(f"pages/{page}.py")
-    return at.run()
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    return at
 
 
 def crafted_reject(at: AppTest, approval_id: str) -> None:
