@@ -4,10 +4,9 @@ runs, collapsed below (pages/scenarios.py draws them with :func:`render_scenario
 The cards and the scoreboard read the store (the latest run of each scenario), so they survive a
 reload and show runs launched elsewhere. A launch starts from the button's ``on_click`` and is
 idempotent per scenario: while a run of it is analysing, or for a moment after a launch, more clicks
-do nothing (a double click never launches twice). While a run is analysing a fragment redraws the
-cards every second; otherwise they are drawn once and the page reruns when the latest runs change
-(``ui/refresh.py``: a digest read every few seconds), so a run launched or decided in another
-browser shows here on its own; a run waiting for a human says "Awaiting
+do nothing (a double click never launches twice). A fragment re-reads the cards from the store every
+second while a run is analysing and every few seconds otherwise (``ui/refresh.py``'s pace), so a
+decision taken in another browser shows here on its own; a run waiting for a human says "Awaiting
 approval" with a link to its card and, for a CONTINUE, why it waits.
 """
 
@@ -116,31 +115,23 @@ class ScenarioCards:
         if notice:
             st.warning(esc(notice))
         polling = self.running_now(self.latest_runs())
-        if polling:  # a run analyses: the cards follow it every second
 
-            @st.fragment(run_every=1.0)
-            def scenario_cards() -> None:
-                self.cards(polling)
+        @st.fragment(run_every=1.0 if polling else refresh.EVERY_S)
+        def scenario_cards() -> None:
+            rows = self.latest_runs()
+            decided = safe(
+                self.store.scenario_runs.latest, self.ids, decided=True, default={}, what="scoreboard"
+            )
+            scoreboard(len(self.ids), decided)
+            cols = st.columns(3)
+            for i, card in enumerate(self.scenarios):
+                with cols[i % 3], st.container(border=True, key=f"scenario_{card.id}"):
+                    self.card(card, rows.get(card.id), self.starting(card.id, rows))
+            if self.running_now(rows) != polling:
+                st.rerun()  # a run started or every run finished: a full run starts or stops the polling
 
-            scenario_cards()
-        else:  # nothing runs: drawn once, and again only when a run starts or ends anywhere
-            refresh.drawn("scenarios", self.latest_runs())
-            self.cards(polling)
-            refresh.watch("scenarios", self.latest_runs)
+        scenario_cards()
         self.past_runs()
-
-    def cards(self, polling: bool) -> None:
-        """The scoreboard and one card per scenario; the page reruns when a run starts or every run
-        finished (polling starts or stops)."""
-        rows = self.latest_runs()
-        decided = safe(self.store.scenario_runs.latest, self.ids, decided=True, default={}, what="scoreboard")
-        scoreboard(len(self.ids), decided)
-        cols = st.columns(3)
-        for i, card in enumerate(self.scenarios):
-            with cols[i % 3], st.container(border=True, key=f"scenario_{card.id}"):
-                self.card(card, rows.get(card.id), self.starting(card.id, rows))
-        if self.running_now(rows) != polling:
-            st.rerun()
 
     def card(self, card: reads.ScenarioCard, row: dict[str, Any] | None, pending: str | None) -> None:
         demo = " :blue-badge[:material/star: the one-click demo]" if card.id == DEMO_SCENARIO else ""
