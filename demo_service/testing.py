@@ -303,8 +303,37 @@ def start_demo_stack(
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     token = token or secrets.token_urlsafe(24)
-    deployer_port = deployer_port or free_port()
-    service_port = service_port or free_port()
+    # a port the OS picked is free when picked, not when the deployer binds it: another process may
+    # take it in between, and then the deployer starts again on newly picked ports
+    attempts = PORT_ATTEMPTS if not (deployer_port and service_port) else 1
+    for attempt in range(1, attempts + 1):
+        try:
+            return _start_demo_stack(
+                workdir, initial_version, load_rps, notify_urls, notify_token_env, env, versions_file,
+                extra_args, token, deployer_port or free_port(), service_port or free_port(),
+            )  # fmt: skip
+        except RuntimeError as exc:
+            if attempt == attempts or "Address already in use" not in str(exc):
+                raise
+    raise AssertionError("unreachable")
+
+
+PORT_ATTEMPTS = 3
+
+
+def _start_demo_stack(
+    workdir: Path,
+    initial_version: str,
+    load_rps: float | None,
+    notify_urls: tuple[str, ...] | list[str],
+    notify_token_env: str | None,
+    env: dict[str, str] | None,
+    versions_file: Path | None,
+    extra_args: tuple[str, ...] | list[str],
+    token: str,
+    deployer_port: int,
+    service_port: int,
+) -> DemoStack:
     while service_port == deployer_port:
         service_port = free_port()
     log_file = workdir / "demo-service.log"

@@ -575,3 +575,23 @@ def test_a_keyed_switch_acts_once_and_an_expected_version_guards_it(demo_stack):
     assert (
         post("/restart", {"by": "carol"}, {**stack.headers, "Idempotency-Key": "bad key"}).status_code == 400
     )
+
+
+def test_a_port_taken_between_its_pick_and_the_deployers_bind_is_picked_again(tmp_path, monkeypatch):
+    """The OS-picked service port is taken by another process before the deployer binds it (as
+    parallel tests do): the stack starts on newly picked ports instead of failing."""
+    import demo_service.testing as testing
+
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    busy = taken.getsockname()[1]
+    picks = iter([free_port(), busy])  # the deployer's port, then the service's: already taken
+    monkeypatch.setattr(testing, "free_port", lambda: next(picks, None) or free_port())
+    stack = testing.start_demo_stack(tmp_path / "stack")
+    try:
+        assert stack.service_port != busy
+        assert requests.get(f"{stack.service_url}/healthz", timeout=5).status_code == 200
+    finally:
+        stack.stop()
+        taken.close()
