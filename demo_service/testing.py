@@ -280,6 +280,10 @@ class DemoStack:
         self.stop()
 
 
+PORT_ATTEMPTS = 3
+"""Starts of the deployer on newly picked ports when one it was given is taken before it binds it."""
+
+
 def start_demo_stack(
     workdir: Path,
     *,
@@ -305,20 +309,17 @@ def start_demo_stack(
     token = token or secrets.token_urlsafe(24)
     # a port the OS picked is free when picked, not when the deployer binds it: another process may
     # take it in between, and then the deployer starts again on newly picked ports
-    attempts = PORT_ATTEMPTS if not (deployer_port and service_port) else 1
-    for attempt in range(1, attempts + 1):
+    attempts_left = PORT_ATTEMPTS if not (deployer_port and service_port) else 1
+    while True:
+        attempts_left -= 1
         try:
             return _start_demo_stack(
                 workdir, initial_version, load_rps, notify_urls, notify_token_env, env, versions_file,
                 extra_args, token, deployer_port or free_port(), service_port or free_port(),
             )  # fmt: skip
         except RuntimeError as exc:
-            if attempt == attempts or "Address already in use" not in str(exc):
+            if not attempts_left or "Address already in use" not in str(exc):
                 raise
-    raise AssertionError("unreachable")
-
-
-PORT_ATTEMPTS = 3
 
 
 def _start_demo_stack(
