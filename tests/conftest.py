@@ -143,6 +143,10 @@ def start_console(tmp_path: Path):
         server.stop()
 
 
+BROWSERS: list = []
+"""The Chromium of this worker, once a test asked for it (:func:`chromium`)."""
+
+
 @pytest.fixture(scope="session")
 def chromium():
     """Debian's headless Chromium through Playwright, one per worker (each test opens its own
@@ -174,10 +178,6 @@ def chromium():
         yield browser
         BROWSERS.remove(browser)
         browser.close()
-
-
-BROWSERS: list = []
-"""The Chromium of this worker, once a test asked for it (:func:`chromium`)."""
 
 
 @pytest.fixture(autouse=True)
