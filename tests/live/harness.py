@@ -170,6 +170,11 @@ class LiveLane:
     def logs(self, execution_id: str) -> str:
         return "\n".join(e.message for e in self.runtime.engine.execution_logs(execution_id))
 
+    def every_log(self) -> str:
+        """Every execution's log, for a failure's message (the failure may come before the test
+        learnt its execution's id)."""
+        return "\n".join(self.logs(e.id) for e in self.runtime.engine.search_executions().items)
+
     def stop(self) -> None:
         """The engine (its unfinished executions killed, so no worker keeps waiting on a window),
         Prometheus and the demo stack; each even if another fails."""

@@ -33,23 +33,21 @@ WRONG_TOKEN = "not-the-deployer-token-0123456789"
 WINDOWS = Windows(baseline_s=8.0, verify_s=20.0, post_action_s=8.0)
 
 
-def _leak(lane: LiveLane, approve: bool = True) -> dict[str, Any]:
+def _leak(lane: LiveLane, out: dict[str, Any]) -> None:
     lane.wait_steady()
-    record = lane.deploy("v1.2.0-leak")
-    execution_id = lane.launch(record)
-    paused = lane.wait(execution_id, timeout=60)
-    out: dict[str, Any] = {"record": record, "execution_id": execution_id, "paused": paused}
+    out["record"] = lane.deploy("v1.2.0-leak")
+    out["execution_id"] = execution_id = lane.launch(out["record"])
+    out["paused"] = lane.wait(execution_id, timeout=60)
     out["approval"] = lane.runtime.approvals.for_execution(execution_id)
     out["decision"] = lane.approve(execution_id, "bob")
     out["done"] = lane.finish(execution_id)
-    return out
 
 
-def _healthy(lane: LiveLane) -> dict[str, Any]:
+def _healthy(lane: LiveLane, out: dict[str, Any]) -> None:
     lane.wait_steady()
-    record = lane.deploy("v1.0.1")
-    execution_id = lane.launch(record)
-    return {"record": record, "execution_id": execution_id, "done": lane.finish(execution_id)}
+    out["record"] = lane.deploy("v1.0.1")
+    out["execution_id"] = lane.launch(out["record"])
+    out["done"] = lane.finish(out["execution_id"])
 
 
 def _finish(lane: LiveLane, out: dict[str, Any]) -> dict[str, Any]:
@@ -64,7 +62,7 @@ def _finish(lane: LiveLane, out: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _leak_known_good(lane: LiveLane) -> dict[str, Any]:
+def _leak_known_good(lane: LiveLane, out: dict[str, Any]) -> None:
     """The leak where the executor cannot reach the deployer: v1.0.0 is known-good because an
     operator marked it so (the loop cannot read the deployer to learn it), so the rollback is planned."""
     marked = revisions.event(
@@ -73,7 +71,7 @@ def _leak_known_good(lane: LiveLane) -> dict[str, Any]:
     )  # fmt: skip
     with lane.runtime.store.db.write() as conn:
         lane.runtime.store.revisions.add_in(conn, [marked])
-    return _leak(lane)
+    _leak(lane, out)
 
 
 LANES = {
@@ -99,12 +97,12 @@ def lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]
             lane = LiveLane.start(
                 Path(base) / name, token_env=f"LIVE_TOKEN_{name.upper()}", token=token, windows=WINDOWS
             )
-            out = body(lane)
+            body(lane, out)
             return _finish(lane, out)
         except BaseException:
             out["error"] = traceback.format_exc()
-            if lane is not None and out.get("execution_id"):
-                out["logs"] = lane.logs(out["execution_id"])
+            if lane is not None:
+                out["logs"] = lane.every_log()
             return out
         finally:
             if lane is not None:

@@ -224,9 +224,7 @@ def safety_lanes(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str
         except BaseException:
             out["error"] = traceback.format_exc()
             if lane is not None:
-                out["logs"] = "\n".join(
-                    lane.logs(e.id) for e in lane.runtime.engine.search_executions().items
-                )
+                out["logs"] = lane.every_log()
             return out
         finally:
             out["seconds"] = round(time.monotonic() - started, 1)

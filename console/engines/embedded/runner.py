@@ -1007,10 +1007,13 @@ def task_log_line(task_id: str, outputs: dict[str, Any]) -> str:
         return line
     if task_id in ("analyze", "summarize"):
         d = outputs["decision"]
-        return (
+        line = (
             f"{task_id}: verdict {d['verdict']} ({d['severity']}, confidence {d['confidence']:.2f}) "
             f"by {d.get('analyzer')}"
         )
+        if d.get("rule"):
+            line += f", rule {d['rule']}: {one_line(d.get('reasoning') or d.get('summary', ''))}"
+        return line
     if task_id == "decide":
         plan = outputs["plan"]
         line = (

@@ -91,6 +91,9 @@ def test_healthy_scenario_runs_to_success_without_approval(engine):
     lines = {e.task_id: e.message for e in engine.execution_logs(execution.id)}
     assert lines["verify"].startswith("measured (simulated): resolved")
     assert lines["record"].startswith("outcome recorded (simulated): healthy")
+    # the log says which verdict rule fired and why, so a surprising verdict is explained there
+    decision = execution.task_run("summarize").outputs["decision"]
+    assert lines["analyze"].endswith(f"by rules, rule healthy: {decision['reasoning']}")
 
 
 def test_launch_returns_at_once_and_the_worker_finishes(engine, monkeypatch):
