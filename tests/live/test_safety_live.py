@@ -267,9 +267,8 @@ def test_a_crash_looping_version_is_never_resolved_and_never_a_rollback_target(s
 def test_after_a_rejected_crash_loop_a_slow_deploy_rolls_back_to_v1_0_0_never_the_crash_loop(safety_lanes):
     out = _lane(safety_lanes, "history")
     target, decision = out["slow_target"], out["slow_decision"] or {}
-    assert target is not None, (
-        f"no rollback planned: {decision.get('verdict')} by rule {decision.get('rule')}: {decision.get('reasoning')}"
-    )
+    why = f"{decision.get('verdict')} by rule {decision.get('rule')}: {decision.get('reasoning')}"
+    assert target is not None, f"no rollback planned: {why}"
     assert target.version == "v1.0.0", target
     assert target.notes[0].startswith("the announced previous version v1.5.0-crashloop is known-bad")
     done = out["slow_done"]
