@@ -239,9 +239,9 @@ def test_c_timeouts_auth_and_an_unreachable_server(tmp_path: Path) -> None:
             PrometheusSource(config).fetch(now - 60, now)
         # Prometheus' own reason follows, naming the stage its 1 ms ran out in ("query timed out in
         # expression evaluation", or "in query execution" when the machine is busy)
-        said = str(caught.value)
         prefix = f"Prometheus at {prom.url} gave up on the query for error_rate (HTTP 503 timeout): "
-        assert said.startswith(prefix + "query timed out in "), said
+        stages = ("query queue", "query execution", "expression evaluation")
+        assert str(caught.value) in [f"{prefix}query timed out in {stage}" for stage in stages]
     with pytest.raises(PrometheusUnreachable) as caught:
         PrometheusSource(config).fetch(now - 60, now)
     assert str(caught.value) == f"Prometheus at {prom.url} is unreachable (connection refused)"
