@@ -24,6 +24,25 @@ def test_cliffs_delta_is_derived_from_u_exactly():
     assert c.delta == pytest.approx(brute)
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_the_rank_sum_test_gives_scipys_numbers(seed):
+    """U and the asymptotic two-sided p-value as scipy.stats.mannwhitneyu computes them, on samples
+    of every size the judge sees, rounded so that ties are common (and all-but-one tied)."""
+    from scipy.stats import mannwhitneyu
+
+    rng = np.random.default_rng(seed)
+    n1, n2 = int(rng.integers(1, 80)), int(rng.integers(1, 80))
+    decimals = int(rng.integers(0, 3))
+    test = np.round(rng.normal(rng.normal(0, 1), 1, n1), decimals)
+    ref = np.round(rng.normal(0, 1, n2), decimals)
+    if seed % 10 == 0:
+        test, ref = np.zeros(n1), np.append(np.zeros(n2 - 1), 1.0) if n2 > 1 else np.ones(1)
+    u, p = M.rank_sum_test(test, ref)
+    expected = mannwhitneyu(test, ref, alternative="two-sided", method="asymptotic")
+    assert u == float(expected.statistic)
+    assert p == pytest.approx(float(expected.pvalue), rel=1e-9, abs=1e-15)
+
+
 def test_directions_of_known_and_unknown_metrics():
     assert M.direction_of("error_rate") is Direction.INCREASE
     assert M.direction_of("requests_per_second") is Direction.DECREASE
