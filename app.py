@@ -25,14 +25,15 @@ identity = identity_sidebar(settings)
 sidebar_status(services)
 
 refresh.hold(False)  # a page with a dialog open holds its refresh again (pages/approvals.py)
+with st.sidebar:
+    refresh.poll()  # the page's one poll of what it drew (ui/refresh.py)
 pending = 0
 if services.store is not None:  # the count in the menu: "Approvals (3)", current on every page
     store = services.store
     digest = safe(store.approvals.digest, default=(), what="pending approvals")
     refresh.drawn("approvals", digest)
     pending = sum(1 for _, state, _ in digest if state == "pending")
-    with st.sidebar:
-        refresh.watch("approvals", store.approvals.digest)
+    refresh.watch("approvals", store.approvals.digest)
 approvals_title = f"Approvals ({pending})" if pending else "Approvals"
 
 pages = {

@@ -4,10 +4,11 @@ runs, collapsed below (pages/scenarios.py draws them with :func:`render_scenario
 The cards and the scoreboard read the store (the latest run of each scenario), so they survive a
 reload and show runs launched elsewhere. A launch starts from the button's ``on_click`` and is
 idempotent per scenario: while a run of it is analysing, or for a moment after a launch, more clicks
-do nothing (a double click never launches twice). A fragment re-reads the cards from the store every
-second while a run is analysing and every few seconds otherwise (``ui/refresh.py``'s pace), so a
-decision taken in another browser shows here on its own; a run waiting for a human says "Awaiting
-approval" with a link to its card and, for a CONTINUE, why it waits.
+do nothing (a double click never launches twice). While a run is analysing, a fragment draws the
+cards again every second (its progress); otherwise the page notes the runs it drew and is drawn again
+only when they change (``ui/refresh.py``), so a decision taken in another browser shows here on its
+own and an idle page costs the browser nothing. A run waiting for a human says "Awaiting approval"
+with a link to its card and, for a CONTINUE, why it waits.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ class ScenarioCards:
     def latest_runs(self) -> dict[str, dict[str, Any]]:
         return safe(self.store.scenario_runs.latest, self.ids, default={}, what="scenario runs")
 
+    def drawn_from(self) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+        """What the cards and the scoreboard are drawn from: each scenario's latest run and latest
+        decided run (raises when the store cannot be read: ``refresh.watch`` tries again)."""
+        runs = self.store.scenario_runs
+        return runs.latest(self.ids), runs.latest(self.ids, decided=True)
+
     def launch(self, scenario_id: str) -> None:
         """on_click: start a run unless one of this scenario is analysing or was launched a moment ago."""
         with launch_lock():
@@ -115,8 +122,11 @@ class ScenarioCards:
         if notice:
             st.warning(esc(notice))
         polling = self.running_now(self.latest_runs())
+        if not polling:  # drawn again when the runs change; read before the cards read them
+            refresh.drawn("scenario_runs", safe(self.drawn_from, default=None, what="scenario runs"))
+            refresh.watch("scenario_runs", self.drawn_from)
 
-        @st.fragment(run_every=1.0 if polling else refresh.EVERY_S)
+        @st.fragment(run_every=1.0 if polling else None)
         def scenario_cards() -> None:
             rows = self.latest_runs()
             decided = safe(
