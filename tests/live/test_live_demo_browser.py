@@ -105,11 +105,13 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         bob_ctx = chromium.new_context(viewport={"width": 1440, "height": 900})
         contexts += [alice_ctx, bob_ctx]
         alice, bob = alice_ctx.new_page(), bob_ctx.new_page()
+        # the baseline first: a page left open redraws its Live section every 2 s, which costs the
+        # browser CPU while nothing happens
+        print(f"\nsteady baseline after {stack.wait_steady():.1f} s")
         sign_in(alice, f"{stack.console_url}/scenarios", "alice")
         section = alice.locator(SECTION)
         section.get_by_text("runs v1.0.0", exact=False).wait_for(timeout=30_000)
         print(f"alice signed in, Live section shown: {time.monotonic() - began:.1f} s from the start")
-        print(f"\nsteady baseline after {stack.wait_steady():.1f} s more")
 
         # a double click deploys once and starts one run
         clicked = time.monotonic()
@@ -148,6 +150,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         bob.locator(f".st-key-approve_{approval['id']} button").click()  # one click decides
         bob.get_by_text("approved by bob", exact=False).first.wait_for(timeout=30_000)
         approved = time.monotonic()
+        bob.goto("about:blank")  # bob is done for now: an open card keeps polling (his cookie stays)
 
         # the previous version serves again, and the section shows the measured outcome
         deadline = time.monotonic() + patience(30)
@@ -160,6 +163,7 @@ def test_live_demo_deploy_leak_rollback_approved_recovered(tmp_path, chromium):
         section.get_by_text("resolved", exact=True).first.wait_for(timeout=5_000)
         print(f"approve → measured outcome shown: {time.monotonic() - approved:.1f} s")
         screenshot(alice, "live-after-recovery.png")
+        alice_ctx.close()  # alice is done: her open Live section would only keep redrawing
 
         # the card shows now: alice deploys the leak again; bob keeps its card open; its now strip
         # changes while it is open; a deploy made meanwhile supersedes it and Approve goes off
