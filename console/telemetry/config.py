@@ -56,7 +56,7 @@ from typing import Any, Literal
 
 import yaml
 
-from console.domain.config_reader import ConfigReader
+from console.domain.config_reader import ConfigReader, load_yaml
 from console.domain.evidence import Objectives
 from console.settings import Settings
 from console.telemetry.checks import auth_pair, resolve_secret
@@ -357,7 +357,7 @@ def _read_services(path: Path, defaults: Windows) -> ServicesConfig:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(str(path), [f"cannot be read: {type(exc).__name__}: {exc}"]) from None
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

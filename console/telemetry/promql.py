@@ -14,7 +14,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
-import yaml
+from console.domain.config_reader import load_yaml
 
 PROFILES_PATH = Path(__file__).with_name("promql.yaml")
 
@@ -116,7 +116,7 @@ def _flat(expr: object) -> str:
 @lru_cache(maxsize=1)
 def load_profiles() -> Mapping[str, Profile]:
     """The packaged profiles (read once), in the order ``profile: auto`` tries them."""
-    doc = yaml.safe_load(PROFILES_PATH.read_text(encoding="utf-8"))
+    doc = load_yaml(PROFILES_PATH.read_text(encoding="utf-8"))
     profiles: dict[str, Profile] = {}
     for name, body in doc["profiles"].items():
         detect = body.get("detect") or {}

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from console.domain.config_reader import ConfigReader
+from console.domain.config_reader import ConfigReader, load_yaml
 from console.domain.text import kind_of
 
 
@@ -103,3 +104,35 @@ def test_kind_of_names_the_kind_never_the_value() -> None:
     same = ["a boolean", "a number", "a number", "a string", "an empty string"]
     assert [kind_of(v) for v in values] == ["nothing", *same, "a mapping", "a list", "a list"]
     assert [kind_of(v, json=True) for v in values] == ["null", *same, "an object", "an array", "an array"]
+
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_YAML = sorted(
+    p.relative_to(ROOT)
+    for pattern in ("flows/*.yaml", "console/telemetry/*.yaml", "livestack/compose/*.y*ml", "*.yaml")
+    for p in ROOT.glob(pattern)
+)
+
+
+@pytest.mark.parametrize("path", PROJECT_YAML, ids=str)
+def test_load_yaml_reads_the_projects_files_as_safe_load_does(path: Path):
+    text = (ROOT / path).read_text(encoding="utf-8")
+    assert load_yaml(text) == yaml.safe_load(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: [1, 2\nb: 3\n",  # an unclosed flow sequence
+        "a: 1\n  b: 2\n",  # a bad indentation
+        "!!python/object:os.system ['true']\n",  # no Python object is ever built
+        "a: *nowhere\n",  # an alias to no anchor
+    ],
+)
+def test_load_yaml_refuses_what_safe_load_refuses_naming_the_line(text: str):
+    with pytest.raises(yaml.YAMLError) as expected:
+        yaml.safe_load(text)
+    with pytest.raises(type(expected.value)) as got:
+        load_yaml(text)
+    mark, expected_mark = got.value.problem_mark, expected.value.problem_mark
+    assert (mark.line, mark.column) == (expected_mark.line, expected_mark.column)

@@ -26,6 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, ReadTimeoutError
 from urllib3.util.retry import Retry
 
+from console.domain.config_reader import load_yaml
 from console.domain.executions import Execution, LogEntry, MalformedExecutionError, State
 from console.engines.kestra.rules import KILL_MEDIA_TYPE
 from console.settings import Secret
@@ -83,7 +84,7 @@ class FlowRef:
 def flow_ref(source: str) -> FlowRef:
     """Namespace and id of a flow's YAML source; KestraBadRequest if they are missing."""
     try:
-        doc = yaml.safe_load(source)
+        doc = load_yaml(source)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -423,7 +424,7 @@ class KestraClient:
                 lines = [ln.strip() for ln in str(result["constraints"]).splitlines() if ln.strip()]
                 more = f" (and {len(lines) - 1} more)" if len(lines) > 1 else ""
                 raise KestraBadRequest(f"flow {name} is invalid: {lines[0][:300]}{more}")
-        order = deploy_order([yaml.safe_load(source) for source in sources])
+        order = deploy_order([load_yaml(source) for source in sources])
         return [{**self.deploy_flow(sources[i]), "file": files[i].name} for i in order]
 
     # ------------------------------------------------------------------ executions

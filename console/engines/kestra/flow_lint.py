@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from console.domain.config_reader import load_yaml
 from console.domain.text import one_line
 from console.domain.vocabulary import STEP_TASKS
 from console.engines.kestra import rules
@@ -207,7 +208,7 @@ def load_documents(path: Path) -> tuple[dict[str, Any], list[Violation]]:
     broken: list[Violation] = []
     for file in files:
         try:
-            docs[str(file)] = yaml.safe_load(file.read_text(encoding="utf-8"))
+            docs[str(file)] = load_yaml(file.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             broken.append(
                 Violation(str(file), "?", "", "kestra/yaml", f"YAML does not parse: {_first_line(exc)}")
