@@ -71,6 +71,17 @@ def test_the_null_rate_covers_the_baselines_uncertainty_and_the_minimum_change()
     assert upper_bound(0, 0, 0.005) == 1.0
 
 
+@pytest.mark.parametrize(("events", "trials"), [(0, 1), (0, 120), (3, 120), (59, 60), (17, 4000), (2.5, 9.5)])
+def test_the_upper_bound_is_the_clopper_pearson_quantile(events, trials):
+    from scipy.stats import beta
+
+    for alpha in (0.005, 0.05):
+        expected = beta.ppf(1 - alpha, events + 1, trials - events)
+        assert upper_bound(events, trials, alpha) == pytest.approx(expected, rel=1e-12)
+    # a share of events above the bound is rarer than alpha: the bound is an upper one
+    assert upper_bound(events, trials, 0.005) > events / trials
+
+
 def test_benjamini_hochberg_finds_the_one_faulty_route_among_many():
     rng = np.random.default_rng(2)
     noise = list(rng.uniform(0.05, 1, size=24))
