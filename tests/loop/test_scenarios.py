@@ -122,6 +122,30 @@ def test_loading_an_unusable_scenario_raises_scenario_error(messy_dir):
         load_scenario_document("bad-schema", messy_dir)
 
 
+def test_a_file_is_checked_once_per_content(tmp_path, monkeypatch):
+    """The schema check runs once per file content: reading it again skips it, a file rewritten
+    with a broken snapshot is checked (and refused) again."""
+    from console.loop import scenarios
+
+    checked = []
+    real = scenarios.validate_document
+    monkeypatch.setattr(scenarios, "validate_document", lambda doc: checked.append(1) or real(doc))
+    monkeypatch.setattr(scenarios, "_checked", set())
+    doc = json.loads((MOCK / "healthy-hotfix.json").read_text())
+    path = tmp_path / "healthy-hotfix.json"
+    path.write_text(json.dumps(doc))
+    for _ in range(3):
+        assert load_scenario_document("healthy-hotfix", tmp_path) == doc
+    assert len(checked) == 1
+    doc["deployment"].pop("service")
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ScenarioError, match="service"):
+        load_scenario_document("healthy-hotfix", tmp_path)
+    with pytest.raises(ScenarioError, match="service"):  # a refused content is never remembered
+        load_scenario_document("healthy-hotfix", tmp_path)
+    assert len(checked) == 3
+
+
 def test_missing_directory_is_a_problem_not_a_crash(tmp_path):
     scenarios, problems = scan_scenarios(tmp_path / "absent")
     assert scenarios == [] and "not found" in problems[0].message
