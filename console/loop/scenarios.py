@@ -24,11 +24,11 @@ log = logging.getLogger(__name__)
 
 SCENARIO_ID = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 DEMO_SCENARIO = "memory-leak"
+"""The one-click demo the README names: the Scenarios page shows it first."""
 _CHECKED_MAX = 1024
 _checked: set[bytes] = set()
 """Digests of the scenario files whose snapshot passed the schema: a file is checked once per
 content, not on each read (the Scenarios page lists every file, each launch reads its own)."""
-"""The one-click demo the README names: the Scenarios page shows it first."""
 
 
 class ScenarioError(ValueError):
